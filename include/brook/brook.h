@@ -1,0 +1,17 @@
+/* brook: an embeddable stream-processing library. Include this one header. */
+#ifndef BROOK_BROOK_H
+#define BROOK_BROOK_H
+
+#include <brook/alloc.h>
+#include <brook/error.h>
+#include <brook/operator.h>
+#include <brook/record.h>
+#include <brook/runtime.h>
+#include <brook/sink.h>
+#include <brook/source.h>
+#include <brook/stateless.h>
+#include <brook/timestamp.h>
+#include <brook/topology.h>
+#include <brook/version.h>
+
+#endif

@@ -1,0 +1,125 @@
+/* The operator interface: how users write custom operators in C. The built-in operators
+ * (map, filter, ..., sinks) are implemented on this same interface.
+ *
+ * Life cycle, per runtime: open() once before the first record; then process() (or
+ * process_batch()) for every input record; end_of_input() once all inputs have ended (a
+ * bounded source is exhausted); flush() at commit points, when the runtime goes idle and
+ * before close; close() once at the end, also after a failure. All callbacks run on the
+ * runtime's loop thread, one at a time: an operator needs no locking for its own state.
+ *
+ * Records handed to process() are borrowed for the call (see record.h). Records emitted
+ * with brook_emit() are copied as structs; the bytes they point at must live until the
+ * current batch is done: point into the input record or allocate with brook_ctx_alloc().
+ *
+ * Later versions add timers and keyed state to the context; the function table only grows
+ * by appending (check `version`). */
+#ifndef BROOK_OPERATOR_H
+#define BROOK_OPERATOR_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <brook/error.h>
+#include <brook/record.h>
+#include <brook/topology.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct brook_ctx brook_ctx_t;
+
+#define BROOK_OPERATOR_VERSION 1
+
+typedef struct brook_operator {
+  uint32_t version;      /* BROOK_OPERATOR_VERSION */
+  const char *type_name; /* e.g. "dedupe"; used for default node names. Static string. */
+
+  /* Optional. Creates per-runtime state in *state (passed to every other callback).
+   * `opaque` is the pointer given to brook_operator_add. */
+  brook_err_t (*open)(brook_ctx_t *ctx, void *opaque, void **state);
+
+  /* Required (unless process_batch is set). One input record. Returning an error applies the
+   * topology's error policy to `rec`. */
+  brook_err_t (*process)(brook_ctx_t *ctx, void *state, const brook_record_t *rec);
+
+  /* Optional, faster path: `n` records of one input at once. Per-record failures inside must
+   * be reported with brook_ctx_fail_record(); returning an error fails the pipeline. */
+  brook_err_t (*process_batch)(brook_ctx_t *ctx, void *state, const brook_record_t *recs, size_t n);
+
+  /* Optional. All inputs have ended: emit any final results. */
+  brook_err_t (*end_of_input)(brook_ctx_t *ctx, void *state);
+
+  /* Optional. Make everything received so far visible/durable (write buffers out). */
+  brook_err_t (*flush)(brook_ctx_t *ctx, void *state);
+
+  /* Optional. Release `state`. Called exactly once per successful open(). */
+  void (*close)(void *state, void *opaque);
+} brook_operator_t;
+
+typedef struct brook_operator_opts {
+  uint32_t struct_size;      /* set by brook_operator_opts_init() */
+  const char *name;          /* copied; NULL = "<type_name>#<n>" */
+  const char *const *config; /* NULL or NULL-terminated key, value, key, value ...; copied */
+  size_t n_outputs;          /* output streams (0 = a sink); default 1 */
+} brook_operator_opts_t;
+
+void brook_operator_opts_init(brook_operator_opts_t *opts);
+
+/* Adds a custom operator reading `n_inputs` streams (all of the same topology) and
+ * producing opts->n_outputs streams, stored in outputs[0..n_outputs-1]. `op` is copied;
+ * `opaque` is borrowed and must outlive every runtime built from the topology. Returns
+ * BROOK_OK or an error (also recorded in the topology). */
+brook_err_t brook_operator_add(brook_stream_t *const *inputs, size_t n_inputs,
+                               const brook_operator_t *op, void *opaque,
+                               const brook_operator_opts_t *opts, brook_stream_t **outputs);
+
+/* Shorthand: one input, one output, default options. NULL on error. */
+brook_stream_t *brook_apply(brook_stream_t *in, const brook_operator_t *op, void *opaque);
+
+/* ---- the context, usable only inside the operator's callbacks (loop thread) ---- */
+
+/* Emits `rec` (struct copied) to output 0 / to output `port`. Returns BROOK_OK, or an error
+ * a downstream operator failed with, which the caller should return. */
+brook_err_t brook_emit(brook_ctx_t *ctx, const brook_record_t *rec);
+brook_err_t brook_emit_to(brook_ctx_t *ctx, size_t port, const brook_record_t *rec);
+
+/* Emits `n` records to output `port` at once, in order. The array is borrowed for the call
+ * (it may be passed downstream without copying), so an operator can forward the batch it
+ * was given. Same return as brook_emit. */
+brook_err_t brook_emit_batch(brook_ctx_t *ctx, size_t port, const brook_record_t *recs, size_t n);
+
+/* Memory that lives until the current batch has passed through the whole pipeline. No free
+ * needed. Aligned for any type. NULL if out of memory. */
+void *brook_ctx_alloc(brook_ctx_t *ctx, size_t size);
+
+/* Applies the error policy to `rec`, which failed with `err` (negative). Returns BROOK_OK if
+ * the record was skipped or routed (carry on), else `err` (return it). `fmt` may be NULL. */
+brook_err_t brook_ctx_fail_record(brook_ctx_t *ctx, const brook_record_t *rec, int err,
+                                  const char *fmt, ...);
+
+/* Index of the input the current record came from (0 for single-input operators). */
+size_t brook_ctx_input(const brook_ctx_t *ctx);
+
+/* The operator's configuration value for `key` (from opts.config), or NULL. */
+const char *brook_ctx_config(const brook_ctx_t *ctx, const char *key);
+
+/* The operator's node name. */
+const char *brook_ctx_name(const brook_ctx_t *ctx);
+
+/* Processing time: wall-clock ms since the epoch, cached per batch. */
+brook_time_t brook_ctx_now(const brook_ctx_t *ctx);
+
+/* Sends a message to the runtime's log callback (nothing if none). level: BROOK_LOG_*. */
+void brook_ctx_log(brook_ctx_t *ctx, int level, const char *fmt, ...);
+
+#define BROOK_LOG_ERROR 3
+#define BROOK_LOG_WARN 4
+#define BROOK_LOG_INFO 6
+#define BROOK_LOG_DEBUG 7
+
+#ifdef __cplusplus
+}
+#endif
+#endif

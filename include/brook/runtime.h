@@ -1,0 +1,104 @@
+/* The runtime: runs a topology on a libuv loop, either its own (brook_runtime_run) or the
+ * application's (brook_runtime_start), in bounded slices so other handles on that loop keep
+ * firing.
+ *
+ * Threading: every function here runs on the thread that drives the runtime's loop, except
+ * brook_runtime_stop() (any thread, and async-signal-safe) and the push functions in
+ * source.h (any thread). Several runtimes may live in one process; none shares state. */
+#ifndef BROOK_RUNTIME_H
+#define BROOK_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include <brook/error.h>
+#include <brook/source.h>
+#include <brook/topology.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct brook_runtime brook_runtime_t;
+
+/* Called on the loop thread once the runtime has finished (all sources ended, stopped, or
+ * failed) and has closed all its handles: the loop holds nothing of brook any more.
+ * `status` is BROOK_OK or the error that failed the pipeline. The runtime may be freed
+ * from inside this callback. */
+typedef void (*brook_done_cb)(brook_runtime_t *rt, brook_err_t status, void *opaque);
+
+/* Receives the library's log messages (it never prints). level: BROOK_LOG_* (operator.h). */
+typedef void (*brook_log_cb)(int level, const char *msg, void *opaque);
+
+typedef struct brook_runtime_opts {
+  uint32_t struct_size; /* set by brook_runtime_opts_init() */
+  size_t batch_size;    /* records per batch; default 1024 */
+  uint64_t slice_us;    /* max processing time before yielding to the loop; default 1000 */
+  brook_done_cb on_done;
+  void *on_done_opaque;
+  brook_log_cb log;
+  void *log_opaque;
+} brook_runtime_opts_t;
+
+void brook_runtime_opts_init(brook_runtime_opts_t *opts);
+
+/* Builds a runtime for `t`: validates it (build errors, cycles, dangling streams) and
+ * freezes it. `t` is borrowed but kept alive by the runtime (the topology's memory outlives
+ * brook_topology_free until the runtime is freed). `opts` may be NULL; copied.
+ * On error *out is NULL and brook_topology_last_error(t) says why. */
+brook_err_t brook_runtime_new(brook_runtime_t **out, brook_topology_t *t,
+                              const brook_runtime_opts_t *opts);
+
+/* Runs on a loop of its own until every source has ended or brook_runtime_stop() is called,
+ * then drains, flushes the sinks and closes. Returns BROOK_OK or the error that failed the
+ * pipeline (message: brook_runtime_last_error). A runtime runs once: BROOK_ERR_STATE if it
+ * was already started. */
+brook_err_t brook_runtime_run(brook_runtime_t *rt);
+
+/* Attaches to the application's `loop` and returns at once; the pipeline then runs as the
+ * application runs its loop, in slices of at most opts.slice_us. When it has finished,
+ * opts.on_done is called. Returns BROOK_ERR_STATE if already started. */
+brook_err_t brook_runtime_start(brook_runtime_t *rt, uv_loop_t *loop);
+
+/* Asks the runtime to stop: sources stop taking new input, records already accepted
+ * (including queued pushes) are processed, sinks are flushed, then the runtime finishes.
+ * Any thread; async-signal-safe (a signal handler may call it). Idempotent. */
+void brook_runtime_stop(brook_runtime_t *rt);
+
+/* 1 once the runtime has finished (on_done has run or run() returned), else 0. */
+int brook_runtime_done(const brook_runtime_t *rt);
+
+/* The final status (BROOK_OK while running or on success). */
+brook_err_t brook_runtime_status(const brook_runtime_t *rt);
+
+/* A message about the most recent error, "" if none. Valid until the next call on `rt`. */
+const char *brook_runtime_last_error(const brook_runtime_t *rt);
+
+/* The push-source handle named `name`, or NULL if there is none. Borrowed: valid until the
+ * runtime is freed. */
+brook_push_source_t *brook_runtime_push_source(brook_runtime_t *rt, const char *name);
+
+typedef struct brook_runtime_stats {
+  uint32_t struct_size;     /* set by the caller: sizeof(brook_runtime_stats_t) */
+  uint64_t records_in;      /* records produced by sources */
+  uint64_t records_out;     /* records delivered to sinks */
+  uint64_t records_skipped; /* failed records dropped by BROOK_ON_ERROR_SKIP */
+  uint64_t records_routed;  /* failed records sent to the error stream */
+  uint64_t batches;         /* source batches processed */
+  uint64_t slices;          /* times the runtime yielded back to the loop */
+} brook_runtime_stats_t;
+
+/* Copies the counters. Loop thread, or after the runtime finished. */
+brook_err_t brook_runtime_stats(const brook_runtime_t *rt, brook_runtime_stats_t *stats);
+
+/* Frees the runtime. NULL is a no-op. If it is still attached to a loop and running, it is
+ * stopped and its memory is released after it has closed its handles (before on_done's
+ * point, no callback is called after this). */
+void brook_runtime_free(brook_runtime_t *rt);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,98 @@
+/* Sources: where records enter a pipeline. Each returns its output stream, or NULL on error
+ * (recorded in the topology). `name` is copied; it names the source in errors and stats and
+ * must be unique (NULL = "<kind>#<n>"). */
+#ifndef BROOK_SOURCE_H
+#define BROOK_SOURCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <brook/operator.h>
+#include <brook/topology.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- generator: a user callback fills records ---- */
+
+/* Fills *out with the next record and returns BROOK_OK, or returns BROOK_DONE when there are
+ * no more (the source then ends), or a negative error (fails the pipeline). *out starts
+ * zeroed. Bytes must come from brook_ctx_alloc(ctx, ...) or outlive the runtime. Runs on
+ * the loop thread. */
+typedef brook_err_t (*brook_generator_fn)(brook_record_t *out, brook_ctx_t *ctx, void *opaque);
+
+typedef struct brook_generator_opts {
+  uint32_t struct_size; /* set by brook_generator_opts_init() */
+  uint64_t limit;       /* stop after this many records; 0 = until BROOK_DONE (default) */
+} brook_generator_opts_t;
+
+void brook_generator_opts_init(brook_generator_opts_t *opts);
+
+/* `opts` may be NULL (defaults); copied. `opaque` is borrowed. */
+brook_stream_t *brook_source_generator(brook_topology_t *t, const char *name, brook_generator_fn fn,
+                                       void *opaque, const brook_generator_opts_t *opts);
+
+/* ---- lines: one record per line of a file or of standard input ---- */
+
+typedef struct brook_lines_opts {
+  uint32_t struct_size; /* set by brook_lines_opts_init() */
+  size_t max_line;      /* longer lines follow the error policy (BROOK_ERR_TOO_LARGE), the
+                           record carrying the first max_line bytes; default 1 MiB */
+  size_t read_size;     /* bytes per read; default 256 KiB */
+  int keep_cr;          /* keep a trailing '\r'; default 0 (stripped) */
+} brook_lines_opts_t;
+
+void brook_lines_opts_init(brook_lines_opts_t *opts);
+
+/* Reads `path` (copied; NULL or "-" = standard input, which may be a file, pipe or tty).
+ * Each record: value = the line without its '\n', no key, timestamp = wall-clock time the
+ * batch was read (ingestion time). The source ends at end of file. */
+brook_stream_t *brook_source_lines(brook_topology_t *t, const char *name, const char *path,
+                                   const brook_lines_opts_t *opts);
+
+/* ---- push: the application pushes records from any thread ---- */
+
+typedef struct brook_push_source brook_push_source_t;
+
+typedef struct brook_push_opts {
+  uint32_t struct_size; /* set by brook_push_opts_init() */
+  size_t max_records;   /* queue bound in records; default 65536 */
+  size_t max_bytes;     /* queue bound in key+value+header bytes; default 16 MiB */
+  /* Optional: called on the loop thread when credit becomes available again after a push
+   * was refused with BROOK_ERR_FULL (to resume a paused producer on the same loop). */
+  void (*on_credit)(brook_push_source_t *src, void *opaque);
+  void *on_credit_opaque;
+} brook_push_opts_t;
+
+void brook_push_opts_init(brook_push_opts_t *opts);
+
+/* Declares a push source. The handle to push into exists per runtime:
+ * brook_runtime_push_source(rt, name). `name` is required. */
+brook_stream_t *brook_source_push(brook_topology_t *t, const char *name,
+                                  const brook_push_opts_t *opts);
+
+/* Pushes a copy of `rec` (key, value, headers copied). Never blocks. Returns BROOK_OK;
+ * BROOK_ERR_FULL when the queue bound is reached (nothing was queued: retry when
+ * brook_push_credit() > 0, after on_credit, or use brook_push_wait); BROOK_ERR_TOO_LARGE if
+ * the record alone exceeds max_bytes; BROOK_ERR_STOPPED after brook_push_end() or once the
+ * runtime stops; BROOK_ERR_NOMEM. Thread-safe: any thread, concurrently. */
+brook_err_t brook_push(brook_push_source_t *src, const brook_record_t *rec);
+
+/* Like brook_push but waits up to `timeout_ms` (< 0: forever) for credit. Returns
+ * BROOK_ERR_TIMEOUT if none came. Must not be called on the runtime's loop thread (it would
+ * wait for itself). Thread-safe. */
+brook_err_t brook_push_wait(brook_push_source_t *src, const brook_record_t *rec,
+                            int64_t timeout_ms);
+
+/* How many records could be pushed right now (0 = no credit). Thread-safe. */
+size_t brook_push_credit(brook_push_source_t *src);
+
+/* Ends the source: records already queued are still processed, further pushes fail with
+ * BROOK_ERR_STOPPED. Idempotent. Thread-safe. */
+brook_err_t brook_push_end(brook_push_source_t *src);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

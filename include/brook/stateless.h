@@ -1,0 +1,73 @@
+/* Stateless operators: map, filter, flat_map, branch, merge, peek, key_by.
+ *
+ * Every callback gets the user's `opaque` (given when the operator is added) as its last
+ * argument; it is borrowed and must outlive every runtime built from the topology.
+ * Callbacks run on the runtime's loop thread. A callback that returns a negative value fails
+ * for that record, and the topology's error policy decides what happens (fail the pipeline,
+ * skip the record, or route it to brook_error_stream()).
+ *
+ * Each builder returns the new stream, or NULL on error (recorded in the topology). */
+#ifndef BROOK_STATELESS_H
+#define BROOK_STATELESS_H
+
+#include <stddef.h>
+
+#include <brook/operator.h>
+#include <brook/record.h>
+#include <brook/topology.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Rewrites `rec` in place: it starts as a copy of the input record (same pointers); change
+ * any field. New bytes must come from brook_ctx_alloc(ctx, ...) or outlive the runtime. */
+typedef brook_err_t (*brook_map_fn)(brook_record_t *rec, brook_ctx_t *ctx, void *opaque);
+
+/* Returns > 0 to keep the record, 0 to drop it, < 0 (an error code) on failure. */
+typedef int (*brook_predicate_fn)(const brook_record_t *rec, void *opaque);
+
+/* Emits 0..n records with brook_emit(ctx, ...) for one input record. */
+typedef brook_err_t (*brook_flat_map_fn)(const brook_record_t *rec, brook_ctx_t *ctx, void *opaque);
+
+/* Looks at a record (logging, metrics); cannot change it. */
+typedef brook_err_t (*brook_peek_fn)(const brook_record_t *rec, void *opaque);
+
+/* Sets the new key in *key / *key_len (same memory rules as brook_map_fn). */
+typedef brook_err_t (*brook_key_fn)(const brook_record_t *rec, const void **key, size_t *key_len,
+                                    brook_ctx_t *ctx, void *opaque);
+
+brook_stream_t *brook_map(brook_stream_t *in, brook_map_fn fn, void *opaque);
+brook_stream_t *brook_filter(brook_stream_t *in, brook_predicate_fn fn, void *opaque);
+brook_stream_t *brook_flat_map(brook_stream_t *in, brook_flat_map_fn fn, void *opaque);
+brook_stream_t *brook_peek(brook_stream_t *in, brook_peek_fn fn, void *opaque);
+
+/* Re-keys the stream. The value and timestamp are unchanged. In-process for now (no
+ * repartitioning across instances yet). */
+brook_stream_t *brook_key_by(brook_stream_t *in, brook_key_fn fn, void *opaque);
+
+/* One stream from several (fan-in), all from the same topology. Order between inputs is
+ * the order the runtime processes their batches; order within one input is kept. */
+brook_stream_t *brook_merge(brook_stream_t *const *ins, size_t n);
+
+/* Adds one more input to a stream made by brook_merge (for building merges incrementally;
+ * a merge fed from its own downstream is a cycle, which validation rejects). */
+brook_err_t brook_merge_add(brook_stream_t *merged, brook_stream_t *in);
+
+/* One branch: records for which `pred` returns > 0. */
+typedef struct brook_branch {
+  brook_predicate_fn pred;
+  void *opaque;
+} brook_branch_t;
+
+/* Routes each record to the FIRST branch whose predicate accepts it (like Kafka Streams'
+ * split()). outs[i] receives branches[i]'s records. If `default_out` is not NULL it
+ * receives records no predicate accepted; otherwise those are dropped. Returns BROOK_OK or
+ * an error (also recorded in the topology). */
+brook_err_t brook_branch(brook_stream_t *in, const brook_branch_t *branches, size_t n,
+                         brook_stream_t **outs, brook_stream_t **default_out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,88 @@
+/* The topology: a DAG of sources, operators and sinks, built before a runtime runs it.
+ *
+ * Building: every builder function takes an input stream (owned by its topology) and
+ * returns a new stream, also owned by the topology and freed with it. A builder that fails
+ * returns NULL (or an error code) and records the error in the topology; builders given a
+ * NULL input return NULL, so a chain of calls can be checked once at the end with
+ * brook_topology_error() or by brook_runtime_new(), which refuses a topology with build
+ * errors. Building is single-threaded: one thread at a time per topology.
+ *
+ * A topology can be run by several runtimes (each gets its own operator instances); it is
+ * FROZEN from the first brook_runtime_new() on: every builder then fails with
+ * BROOK_ERR_FROZEN. */
+#ifndef BROOK_TOPOLOGY_H
+#define BROOK_TOPOLOGY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <brook/alloc.h>
+#include <brook/error.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct brook_topology brook_topology_t;
+typedef struct brook_stream brook_stream_t;
+
+/* What happens when a user callback returns an error for a record. */
+typedef enum brook_error_policy {
+  BROOK_ON_ERROR_FAIL = 0, /* default: the pipeline stops with that error */
+  BROOK_ON_ERROR_SKIP = 1, /* drop the record, count it (stats.records_skipped), go on */
+  BROOK_ON_ERROR_ROUTE = 2 /* send the record to brook_error_stream(), go on */
+} brook_error_policy_t;
+
+typedef struct brook_topology_opts {
+  uint32_t struct_size;               /* set by brook_topology_opts_init() */
+  const brook_allocator_t *allocator; /* copied; NULL = malloc/realloc/free */
+  brook_error_policy_t error_policy;  /* default BROOK_ON_ERROR_FAIL */
+} brook_topology_opts_t;
+
+/* Fills `opts` with the defaults. */
+void brook_topology_opts_init(brook_topology_opts_t *opts);
+
+/* Creates an empty topology. `opts` may be NULL (defaults) and is copied. On success *out
+ * owns the topology (free it with brook_topology_free). Returns BROOK_ERR_INVALID_ARG for a
+ * NULL `out` or a bad struct_size, BROOK_ERR_NOMEM if allocation fails (*out is NULL). */
+brook_err_t brook_topology_new(brook_topology_t **out, const brook_topology_opts_t *opts);
+
+/* Releases the caller's reference. The topology's memory is freed once no runtime built
+ * from it remains. NULL is a no-op. */
+void brook_topology_free(brook_topology_t *t);
+
+/* Sets the error policy (see brook_error_policy_t). BROOK_ERR_FROZEN once a runtime exists. */
+brook_err_t brook_topology_set_error_policy(brook_topology_t *t, brook_error_policy_t policy);
+
+/* The stream of records that failed in a user callback when the policy is
+ * BROOK_ON_ERROR_ROUTE. Each carries the failed input record's key, value and timestamp plus
+ * headers "brook.error" (error name), "brook.error.operator" and "brook.error.message".
+ * Records failing downstream of this stream fail the pipeline (no error loops). Calling it
+ * again returns the same stream. NULL on error (recorded in the topology). */
+brook_stream_t *brook_error_stream(brook_topology_t *t);
+
+/* Checks the topology: no build errors, no cycle, every stream consumed, every operator fed.
+ * On failure returns the code and sets the message (brook_topology_last_error). */
+brook_err_t brook_topology_validate(brook_topology_t *t);
+
+/* The first error recorded by a builder call (sticky), or BROOK_OK. */
+brook_err_t brook_topology_error(const brook_topology_t *t);
+
+/* The message of the most recent error, "" if none. Valid until the next call on `t`. */
+const char *brook_topology_last_error(const brook_topology_t *t);
+
+/* The topology a stream belongs to (NULL for NULL). */
+brook_topology_t *brook_stream_topology(const brook_stream_t *s);
+
+/* Names the operator or source that produces `s` (copied). Names appear in error messages
+ * and stats and must be unique within the topology; push sources are looked up by name.
+ * Unnamed nodes get "<kind>#<n>". Returns `s`, or NULL on error. */
+brook_stream_t *brook_stream_set_name(brook_stream_t *s, const char *name);
+
+/* The name of the node producing `s`. Valid while the topology lives. */
+const char *brook_stream_name(const brook_stream_t *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

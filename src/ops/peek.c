@@ -1,0 +1,33 @@
+/* peek: show each record to a user callback, then pass the batch on unchanged (no copy). */
+#include <brook/stateless.h>
+
+#include "ops/fn_op.h"
+
+static brook_err_t peek_batch(brook_ctx_t *ctx, void *state, const brook_record_t *recs, size_t n) {
+  const bk_fn_cfg_t *cfg = state;
+  brook_peek_fn fn = (brook_peek_fn)cfg->fn;
+  size_t from = 0; /* records [from, i) passed and are not yet forwarded */
+  for (size_t i = 0; i < n; i++) {
+    brook_err_t err = fn(&recs[i], cfg->opaque);
+    if (err >= 0)
+      continue;
+    /* A failed record leaves the stream: forward what passed before it, then apply the
+     * policy to it. */
+    if ((err = brook_emit_batch(ctx, 0, recs + from, i - from)) < 0 ||
+        (err = brook_ctx_fail_record(ctx, &recs[i], err, "peek callback failed")) < 0)
+      return err;
+    from = i + 1;
+  }
+  return brook_emit_batch(ctx, 0, recs + from, n - from);
+}
+
+static const brook_operator_t peek_op = {
+    .version = BROOK_OPERATOR_VERSION,
+    .type_name = "peek",
+    .open = bk_fn_open,
+    .process_batch = peek_batch,
+};
+
+brook_stream_t *brook_peek(brook_stream_t *in, brook_peek_fn fn, void *opaque) {
+  return bk_fn_op_add1(in, &peek_op, (bk_any_fn)fn, opaque);
+}

@@ -1,0 +1,179 @@
+/* Moving records through the fused pipeline: emit into a port, deliver a port's buffer to
+ * its targets with direct calls, run an operator over a batch, and apply the error policy.
+ * Everything here runs on the runtime's loop thread. */
+#include <stdio.h>
+#include <string.h>
+
+#include "runtime/runtime_impl.h"
+
+void bk_runtime_fail(brook_runtime_t *rt, brook_err_t err, const char *fmt, ...) {
+  if (rt->status != BROOK_OK)
+    return; /* the first failure is the one the user needs to see */
+  rt->status = err;
+  if (fmt) {
+    va_list ap;
+    va_start(ap, fmt);
+    bk_errmsg_vset(&rt->msg, fmt, ap);
+    va_end(ap);
+  } else {
+    bk_errmsg_set(&rt->msg, "pipeline failed: %s", brook_strerror(err));
+  }
+}
+
+brook_err_t bk_port_deliver(brook_ctx_t *from, bk_port_t *p) {
+  (void)from;
+  size_t n = p->n;
+  p->n = 0; /* targets are done with buf before we append again: delivery is synchronous */
+  for (size_t i = 0; i < p->n_to; i++) {
+    brook_err_t err = bk_ctx_process(p->to[i].ctx, p->to[i].input, p->buf, n);
+    if (err < 0)
+      return err;
+  }
+  return BROOK_OK;
+}
+
+brook_err_t bk_ctx_flush_ports(brook_ctx_t *ctx) {
+  for (size_t i = 0; i < ctx->n_ports; i++) {
+    if (ctx->ports[i].n) {
+      brook_err_t err = bk_port_deliver(ctx, &ctx->ports[i]);
+      if (err < 0)
+        return err;
+    }
+  }
+  return BROOK_OK;
+}
+
+brook_err_t bk_ctx_process(brook_ctx_t *ctx, size_t input, const brook_record_t *recs, size_t n) {
+  const brook_operator_t *op = &ctx->node->op;
+  brook_err_t err = BROOK_OK;
+  ctx->input = input;
+  if (ctx->n_ports == 0)
+    ctx->rt->stats.records_out += n;
+  if (op->process_batch) {
+    err = op->process_batch(ctx, ctx->state, recs, n);
+  } else {
+    for (size_t i = 0; i < n; i++) {
+      err = op->process(ctx, ctx->state, &recs[i]);
+      if (err < 0 && (err = brook_ctx_fail_record(ctx, &recs[i], err, NULL)) < 0)
+        break;
+    }
+  }
+  if (err >= 0)
+    err = bk_ctx_flush_ports(ctx);
+  if (err < 0) {
+    bk_runtime_fail(ctx->rt, err, "operator '%s' failed: %s", ctx->node->name, brook_strerror(err));
+    return err;
+  }
+  return BROOK_OK;
+}
+
+brook_err_t brook_emit_to(brook_ctx_t *ctx, size_t port, const brook_record_t *rec) {
+  if (!ctx || !rec || port >= ctx->n_ports) {
+    if (ctx)
+      bk_runtime_fail(ctx->rt, BROOK_ERR_INVALID_ARG,
+                      "operator '%s' emitted to output %zu but has %zu output(s)", ctx->node->name,
+                      port, ctx->n_ports);
+    return BROOK_ERR_INVALID_ARG;
+  }
+  bk_port_t *p = &ctx->ports[port];
+  p->buf[p->n++] = *rec;
+  if (p->n == p->cap)
+    return bk_port_deliver(ctx, p);
+  return BROOK_OK;
+}
+
+brook_err_t brook_emit(brook_ctx_t *ctx, const brook_record_t *rec) {
+  return brook_emit_to(ctx, 0, rec);
+}
+
+brook_err_t brook_emit_batch(brook_ctx_t *ctx, size_t port, const brook_record_t *recs, size_t n) {
+  if (!ctx || (!recs && n) || port >= ctx->n_ports) {
+    if (ctx)
+      bk_runtime_fail(ctx->rt, BROOK_ERR_INVALID_ARG,
+                      "operator '%s' emitted a batch to output %zu but has %zu output(s)",
+                      ctx->node->name, port, ctx->n_ports);
+    return BROOK_ERR_INVALID_ARG;
+  }
+  bk_port_t *p = &ctx->ports[port];
+  if (p->n) { /* keep order: what was emitted one by one goes first */
+    brook_err_t err = bk_port_deliver(ctx, p);
+    if (err < 0)
+      return err;
+  }
+  if (n == 0)
+    return BROOK_OK;
+  for (size_t i = 0; i < p->n_to; i++) {
+    brook_err_t err = bk_ctx_process(p->to[i].ctx, p->to[i].input, recs, n);
+    if (err < 0)
+      return err;
+  }
+  return BROOK_OK;
+}
+
+brook_err_t bk_src_emit_array(bk_src_t *src, const brook_record_t *recs, size_t n) {
+  src->rt->stats.records_in += n;
+  return brook_emit_batch(src->ctx, 0, recs, n);
+}
+
+/* Builds the error-stream record: the failed record plus three error headers, all in the
+ * batch arena. */
+static brook_err_t route_to_errors(brook_ctx_t *ctx, const brook_record_t *rec, int err,
+                                   const char *message) {
+  brook_runtime_t *rt = ctx->rt;
+  size_t nh = rec->header_count + 3;
+  brook_header_t *h = bk_arena_alloc(&rt->arena, nh * sizeof(*h));
+  size_t mlen = strlen(message);
+  char *mcopy = bk_arena_alloc(&rt->arena, mlen + 1);
+  if (!h || !mcopy)
+    return BROOK_ERR_NOMEM;
+  memcpy(mcopy, message, mlen + 1);
+  if (rec->header_count)
+    memcpy(h, rec->headers, rec->header_count * sizeof(*h));
+  const char *ename = brook_errname(err);
+  h[nh - 3] = (brook_header_t){"brook.error", ename, strlen(ename)};
+  h[nh - 2] = (brook_header_t){"brook.error.operator", ctx->node->name, strlen(ctx->node->name)};
+  h[nh - 1] = (brook_header_t){"brook.error.message", mcopy, mlen};
+  brook_record_t erec = *rec;
+  erec.headers = h;
+  erec.header_count = nh;
+  rt->stats.records_routed++;
+  return brook_emit_to(rt->errors_inst, 0, &erec);
+}
+
+brook_err_t brook_ctx_fail_record(brook_ctx_t *ctx, const brook_record_t *rec, int err,
+                                  const char *fmt, ...) {
+  if (!ctx)
+    return BROOK_ERR_INVALID_ARG;
+  if (err >= 0)
+    err = BROOK_ERR_USER;
+  brook_runtime_t *rt = ctx->rt;
+  char message[384];
+  if (fmt) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof(message), fmt, ap);
+    va_end(ap);
+  } else {
+    snprintf(message, sizeof(message), "%s", brook_strerror(err));
+  }
+  brook_error_policy_t policy = rt->topo->error_policy;
+  if (ctx->after_errors || !rec)
+    policy = BROOK_ON_ERROR_FAIL;
+  switch (policy) {
+  case BROOK_ON_ERROR_SKIP:
+    rt->stats.records_skipped++;
+    return BROOK_OK;
+  case BROOK_ON_ERROR_ROUTE: {
+    brook_err_t rerr = route_to_errors(ctx, rec, err, message);
+    if (rerr < 0)
+      bk_runtime_fail(rt, rerr, "operator '%s': could not route a failed record: %s",
+                      ctx->node->name, brook_strerror(rerr));
+    return rerr;
+  }
+  case BROOK_ON_ERROR_FAIL:
+  default:
+    bk_runtime_fail(rt, err, "operator '%s' failed on a record: %s (%s)", ctx->node->name, message,
+                    brook_errname(err));
+    return err;
+  }
+}

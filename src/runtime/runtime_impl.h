@@ -1,0 +1,151 @@
+/* Runtime internals shared by the runtime's files: node instances (the operator context),
+ * ports, sources and the runtime object itself. */
+#ifndef BROOK_RUNTIME_IMPL_H
+#define BROOK_RUNTIME_IMPL_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include <uv.h>
+
+#include <brook/runtime.h>
+
+#include "core/arena.h"
+#include "core/errmsg.h"
+#include "core/topology.h"
+#include "plan/plan.h"
+
+typedef struct bk_src bk_src_t;
+
+typedef struct bk_target {
+  brook_ctx_t *ctx;
+  size_t input;
+} bk_target_t;
+
+/* An output port: records emitted but not yet delivered, and where they go. Invariant:
+ * n < cap between calls (a full buffer is delivered at once). */
+typedef struct bk_port {
+  brook_record_t *buf;
+  size_t n, cap;
+  bk_target_t *to;
+  size_t n_to;
+} bk_port_t;
+
+/* One node's instance in one runtime; the context operators see. */
+struct brook_ctx {
+  brook_runtime_t *rt;
+  bk_node_t *node;
+  void *state;
+  int opened;
+  bk_port_t *ports;
+  size_t n_ports;
+  size_t input;     /* input of the batch being processed */
+  int after_errors; /* fed by the error stream: failures here fail the pipeline */
+  bk_src_t *src;    /* for sources */
+};
+
+/* A source kind's runtime side (the bk_source_type_t's runtime_vt). Runs on the loop thread
+ * except create/destroy, which run where the runtime is created and freed. */
+typedef struct bk_source_vt {
+  brook_err_t (*create)(bk_src_t *src);
+  /* Acquires synchronous resources (opens files); no loop handles yet. On failure it must
+   * leave nothing behind: the runtime then fails to start cleanly. */
+  brook_err_t (*start)(bk_src_t *src);
+  /* Opens handles on rt->loop and sets src->ready (bk_sched_ready) when data is available.
+   * A failure here is reported through the runtime's status. */
+  brook_err_t (*attach)(bk_src_t *src);
+  /* Optional: the runtime's async handle fired (another thread may have queued data). */
+  void (*on_wake)(bk_src_t *src);
+  /* Emits at most one batch (bk_src_port(src) or bk_src_emit_array). Returns BROOK_OK,
+   * BROOK_DONE when the source has ended (it may have emitted records too), or an error. */
+  brook_err_t (*produce)(bk_src_t *src);
+  /* The batch has passed through the pipeline: its memory may be reused. */
+  void (*batch_done)(bk_src_t *src);
+  /* A stop was requested: take no new input; end once what was accepted is processed. */
+  void (*stop)(bk_src_t *src);
+  /* Close handles with bk_runtime_close_handle / release holds. Called once, after start
+   * succeeded (whether or not attach ran). */
+  void (*close)(bk_src_t *src);
+  void (*destroy)(bk_src_t *src);
+} bk_source_vt_t;
+
+struct bk_src {
+  brook_runtime_t *rt;
+  brook_ctx_t *ctx;
+  const bk_source_vt_t *vt;
+  const void *cfg;
+  void *impl;
+  int ready; /* has data to produce now */
+  int ended;
+  int started; /* start succeeded: close must run */
+};
+
+typedef enum bk_rt_state {
+  BK_RT_NEW,
+  BK_RT_RUNNING,
+  BK_RT_DRAINING, /* stop requested: sources finish what they accepted */
+  BK_RT_CLOSING,  /* waiting for handle close callbacks */
+  BK_RT_DONE
+} bk_rt_state_t;
+
+struct brook_runtime {
+  brook_allocator_t alloc;
+  brook_topology_t *topo;
+  brook_runtime_opts_t opts;
+  bk_plan_t plan;
+  brook_ctx_t *insts; /* indexed like plan.order */
+  brook_ctx_t *errors_inst;
+  bk_src_t *sources;
+  size_t n_sources;
+  size_t next_source; /* round-robin start */
+  bk_arena_t arena;
+  brook_time_t now_ms;
+
+  uv_loop_t own_loop;
+  uv_loop_t *loop;
+  uv_idle_t idle;
+  uv_async_t async;
+  int idle_active;
+  int handles_open; /* idle and async were initialised */
+  int holds;        /* close callbacks and requests still outstanding */
+
+  bk_rt_state_t state;
+  atomic_int stop_flag;
+  atomic_int async_live; /* async may be sent to */
+  atomic_int senders;    /* threads inside bk_runtime_wake */
+  int free_on_done;
+  int in_callback; /* on_done is running: free must be immediate and safe */
+
+  brook_err_t status;
+  bk_errmsg_t msg;
+  brook_runtime_stats_t stats;
+};
+
+/* ---- exec.c: moving records ---- */
+brook_err_t bk_ctx_process(brook_ctx_t *ctx, size_t input, const brook_record_t *recs, size_t n);
+brook_err_t bk_ctx_flush_ports(brook_ctx_t *ctx);
+brook_err_t bk_port_deliver(brook_ctx_t *from, bk_port_t *p);
+/* Records `err` as the pipeline's failure unless one is already recorded. */
+void bk_runtime_fail(brook_runtime_t *rt, brook_err_t err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- scheduler.c: the loop side ---- */
+brook_err_t bk_sched_start(brook_runtime_t *rt, uv_loop_t *loop);
+/* Marks `src` ready and makes sure the idle handle runs. Loop thread. */
+void bk_sched_ready(bk_src_t *src);
+/* Wakes the loop from any thread (async-signal-safe). */
+void bk_runtime_wake(brook_runtime_t *rt);
+/* Closes a handle on behalf of the runtime; finishing waits for its callback. */
+void bk_runtime_close_handle(brook_runtime_t *rt, uv_handle_t *h);
+void bk_runtime_hold(brook_runtime_t *rt);
+void bk_runtime_release(brook_runtime_t *rt);
+/* Called when the loop thread should look at source states (ended, stop). */
+void bk_sched_poke(brook_runtime_t *rt);
+
+/* ---- sources ---- */
+static inline bk_port_t *bk_src_port(bk_src_t *src) { return &src->ctx->ports[0]; }
+/* Delivers an array of records produced by a source without copying. */
+brook_err_t bk_src_emit_array(bk_src_t *src, const brook_record_t *recs, size_t n);
+brook_time_t bk_wallclock_ms(void);
+
+#endif

@@ -1,0 +1,278 @@
+/* The loop side of the runtime: attaching to a uv loop, running sources' batches in bounded
+ * slices from an idle handle (so the loop's other handles keep firing), waking up from other
+ * threads and signal handlers, draining on stop, and closing everything in order.
+ * Everything here runs on the loop thread except bk_runtime_wake. */
+#include <string.h>
+
+#include "runtime/runtime_impl.h"
+
+void bk_runtime_destroy_if_requested(brook_runtime_t *rt);
+
+static void finish(brook_runtime_t *rt);
+
+static void runtime_done(brook_runtime_t *rt) {
+  rt->state = BK_RT_DONE;
+  if (rt->free_on_done) {
+    bk_runtime_destroy_if_requested(rt);
+    return;
+  }
+  brook_done_cb cb = rt->opts.on_done;
+  if (cb)
+    cb(rt, rt->status, rt->opts.on_done_opaque); /* may free rt: touch nothing after */
+}
+
+void bk_runtime_hold(brook_runtime_t *rt) { rt->holds++; }
+
+void bk_runtime_release(brook_runtime_t *rt) {
+  if (--rt->holds == 0 && rt->state == BK_RT_CLOSING)
+    runtime_done(rt);
+}
+
+static void on_handle_closed(uv_handle_t *h) { bk_runtime_release(h->data); }
+
+void bk_runtime_close_handle(brook_runtime_t *rt, uv_handle_t *h) {
+  bk_runtime_hold(rt);
+  h->data = rt;
+  uv_close(h, on_handle_closed);
+}
+
+void bk_runtime_wake(brook_runtime_t *rt) {
+  /* Async-signal-safe: atomics and uv_async_send only. `senders` lets the loop thread wait
+   * for in-flight sends before it closes the async handle. */
+  atomic_fetch_add(&rt->senders, 1);
+  if (atomic_load(&rt->async_live))
+    uv_async_send(&rt->async);
+  atomic_fetch_sub(&rt->senders, 1);
+}
+
+static int all_sources_ended(const brook_runtime_t *rt) {
+  for (size_t i = 0; i < rt->n_sources; i++)
+    if (!rt->sources[i].ended)
+      return 0;
+  return 1;
+}
+
+static int any_source_ready(const brook_runtime_t *rt) {
+  for (size_t i = 0; i < rt->n_sources; i++)
+    if (rt->sources[i].ready && !rt->sources[i].ended)
+      return 1;
+  return 0;
+}
+
+static void idle_set(brook_runtime_t *rt, int on);
+
+void bk_sched_ready(bk_src_t *src) {
+  src->ready = 1;
+  brook_runtime_t *rt = src->rt;
+  if (rt->state == BK_RT_RUNNING || rt->state == BK_RT_DRAINING)
+    idle_set(rt, 1);
+}
+
+static void begin_drain(brook_runtime_t *rt) {
+  rt->state = BK_RT_DRAINING;
+  for (size_t i = 0; i < rt->n_sources; i++)
+    if (!rt->sources[i].ended)
+      rt->sources[i].vt->stop(&rt->sources[i]);
+}
+
+void bk_sched_poke(brook_runtime_t *rt) {
+  if (rt->state != BK_RT_RUNNING && rt->state != BK_RT_DRAINING)
+    return;
+  if (rt->state == BK_RT_RUNNING && atomic_load(&rt->stop_flag))
+    begin_drain(rt);
+  if (rt->status != BROOK_OK || all_sources_ended(rt)) {
+    finish(rt);
+    return;
+  }
+  idle_set(rt, any_source_ready(rt));
+}
+
+/* Runs one batch of `src` through the pipeline and releases its memory. */
+static void run_batch(brook_runtime_t *rt, bk_src_t *src) {
+  rt->now_ms = bk_wallclock_ms();
+  bk_port_t *port = bk_src_port(src);
+  brook_err_t err = src->vt->produce(src);
+  if (err == BROOK_DONE) {
+    src->ended = 1;
+    err = BROOK_OK;
+  }
+  if (err >= 0 && port->n) {
+    rt->stats.records_in += port->n;
+    err = bk_port_deliver(src->ctx, port);
+  }
+  if (err >= 0 && rt->errors_inst)
+    err = bk_ctx_flush_ports(rt->errors_inst);
+  port->n = 0;
+  src->vt->batch_done(src);
+  bk_arena_reset(&rt->arena);
+  rt->stats.batches++;
+  if (err < 0)
+    bk_runtime_fail(rt, err, "source '%s' failed: %s", src->ctx->node->name, brook_strerror(err));
+}
+
+static void on_idle(uv_idle_t *h) {
+  brook_runtime_t *rt = h->data;
+  if (rt->state == BK_RT_RUNNING && atomic_load(&rt->stop_flag))
+    begin_drain(rt);
+  uint64_t deadline = uv_hrtime() + rt->opts.slice_us * 1000;
+  int progressed = 1;
+  while (progressed && rt->status == BROOK_OK) {
+    progressed = 0;
+    for (size_t k = 0; k < rt->n_sources && rt->status == BROOK_OK; k++) {
+      bk_src_t *src = &rt->sources[(rt->next_source + k) % rt->n_sources];
+      if (!src->ready || src->ended)
+        continue;
+      run_batch(rt, src);
+      progressed = 1;
+      if (uv_hrtime() >= deadline) {
+        rt->next_source = (rt->next_source + k + 1) % rt->n_sources;
+        progressed = 0;
+        break;
+      }
+    }
+  }
+  rt->stats.slices++;
+  bk_sched_poke(rt);
+}
+
+static void idle_set(brook_runtime_t *rt, int on) {
+  if (on && !rt->idle_active)
+    uv_idle_start(&rt->idle, on_idle);
+  else if (!on && rt->idle_active)
+    uv_idle_stop(&rt->idle);
+  rt->idle_active = on;
+}
+
+static void on_async(uv_async_t *h) {
+  brook_runtime_t *rt = h->data;
+  for (size_t i = 0; i < rt->n_sources; i++)
+    if (rt->sources[i].vt->on_wake && !rt->sources[i].ended)
+      rt->sources[i].vt->on_wake(&rt->sources[i]);
+  bk_sched_poke(rt);
+}
+
+/* Calls `fn` on every operator instance in topological order, delivering what each emits
+ * (and any routed errors) before moving on. Stops at the first failure. */
+static void for_each_operator(brook_runtime_t *rt, brook_err_t (*fn)(brook_ctx_t *, void *state)) {
+  for (size_t i = 0; i < rt->plan.n && rt->status == BROOK_OK; i++) {
+    brook_ctx_t *c = &rt->insts[i];
+    if (c->node->kind != BK_NODE_OPERATOR)
+      continue;
+    rt->now_ms = bk_wallclock_ms();
+    brook_err_t err = fn(c, c->state);
+    if (err >= 0)
+      err = bk_ctx_flush_ports(c);
+    if (err >= 0 && rt->errors_inst)
+      err = bk_ctx_flush_ports(rt->errors_inst);
+    bk_arena_reset(&rt->arena);
+    if (err < 0)
+      bk_runtime_fail(rt, err, "operator '%s' failed at end of input or flush: %s", c->node->name,
+                      brook_strerror(err));
+  }
+}
+
+static brook_err_t call_end_of_input(brook_ctx_t *c, void *state) {
+  return c->node->op.end_of_input ? c->node->op.end_of_input(c, state) : BROOK_OK;
+}
+
+static brook_err_t call_flush(brook_ctx_t *c, void *state) {
+  return c->node->op.flush ? c->node->op.flush(c, state) : BROOK_OK;
+}
+
+static void close_operators(brook_runtime_t *rt) {
+  for (size_t i = 0; i < rt->plan.n; i++) {
+    brook_ctx_t *c = &rt->insts[i];
+    if (c->opened && c->node->op.close)
+      c->node->op.close(c->state, c->node->opaque);
+    c->opened = 0;
+  }
+}
+
+static void finish(brook_runtime_t *rt) {
+  if (rt->status == BROOK_OK && rt->state == BK_RT_RUNNING)
+    for_each_operator(rt, call_end_of_input); /* natural end: emit final results */
+  if (rt->status == BROOK_OK)
+    for_each_operator(rt, call_flush);
+  close_operators(rt);
+  rt->state = BK_RT_CLOSING;
+  bk_runtime_hold(rt); /* released below, so done happens once everything is closed */
+  idle_set(rt, 0);
+  bk_runtime_close_handle(rt, (uv_handle_t *)&rt->idle);
+  atomic_store(&rt->async_live, 0);
+  while (atomic_load(&rt->senders)) /* a sender is inside uv_async_send: a few instructions */
+    ;
+  bk_runtime_close_handle(rt, (uv_handle_t *)&rt->async);
+  for (size_t i = 0; i < rt->n_sources; i++)
+    if (rt->sources[i].started)
+      rt->sources[i].vt->close(&rt->sources[i]);
+  bk_runtime_release(rt);
+}
+
+static brook_err_t open_operators(brook_runtime_t *rt) {
+  for (size_t i = 0; i < rt->plan.n; i++) {
+    brook_ctx_t *c = &rt->insts[i];
+    if (c->node->kind != BK_NODE_OPERATOR)
+      continue;
+    brook_err_t err = BROOK_OK;
+    if (c->node->op.open)
+      err = c->node->op.open(c, c->node->opaque, &c->state);
+    if (err < 0) {
+      bk_runtime_fail(rt, err, "operator '%s' failed to open: %s", c->node->name,
+                      rt->msg.text[0] ? rt->msg.text : brook_strerror(err));
+      return err;
+    }
+    c->opened = 1;
+  }
+  return BROOK_OK;
+}
+
+/* Start-up failed before anything was attached to the loop: undo and report. */
+static brook_err_t start_failed(brook_runtime_t *rt, brook_err_t err) {
+  close_operators(rt);
+  for (size_t i = 0; i < rt->n_sources; i++)
+    if (rt->sources[i].started) {
+      rt->sources[i].vt->close(&rt->sources[i]);
+      rt->sources[i].started = 0;
+    }
+  rt->state = BK_RT_DONE;
+  return err;
+}
+
+brook_err_t bk_sched_start(brook_runtime_t *rt, uv_loop_t *loop) {
+  rt->loop = loop;
+  rt->now_ms = bk_wallclock_ms();
+  brook_err_t err;
+  for (size_t i = 0; i < rt->n_sources; i++) {
+    bk_src_t *src = &rt->sources[i];
+    if ((err = src->vt->start(src))) {
+      bk_runtime_fail(rt, err, "source '%s' failed to start: %s", src->ctx->node->name,
+                      rt->msg.text[0] ? rt->msg.text : brook_strerror(err));
+      return start_failed(rt, err);
+    }
+    src->started = 1;
+  }
+  if ((err = open_operators(rt)))
+    return start_failed(rt, err);
+  int rc = uv_async_init(loop, &rt->async, on_async);
+  if (rc) {
+    bk_runtime_fail(rt, BROOK_ERR_LOOP, "runtime: uv_async_init: %s", uv_strerror(rc));
+    return start_failed(rt, BROOK_ERR_LOOP);
+  }
+  rt->async.data = rt;
+  uv_idle_init(loop, &rt->idle);
+  rt->idle.data = rt;
+  rt->state = BK_RT_RUNNING;
+  atomic_store(&rt->async_live, 1);
+  for (size_t i = 0; i < rt->n_sources && rt->status == BROOK_OK; i++) {
+    bk_src_t *src = &rt->sources[i];
+    if (src->vt->attach && (err = src->vt->attach(src)))
+      bk_runtime_fail(rt, err, "source '%s' failed to attach: %s", src->ctx->node->name,
+                      brook_strerror(err));
+  }
+  /* Pushes may have arrived before start; treat start like a wake-up. */
+  for (size_t i = 0; i < rt->n_sources; i++)
+    if (rt->sources[i].vt->on_wake)
+      rt->sources[i].vt->on_wake(&rt->sources[i]);
+  bk_sched_poke(rt);
+  return BROOK_OK;
+}

@@ -1,0 +1,110 @@
+/* The generator source: a user callback fills records, one batch at a time, written straight
+ * into the source's output buffer (no copy). */
+#include <string.h>
+
+#include "core/alloc.h"
+#include "runtime/runtime_impl.h"
+
+typedef struct gen_cfg {
+  brook_generator_fn fn;
+  void *opaque;
+  uint64_t limit;
+} gen_cfg_t;
+
+typedef struct gen_state {
+  uint64_t produced;
+} gen_state_t;
+
+void brook_generator_opts_init(brook_generator_opts_t *opts) {
+  if (!opts)
+    return;
+  memset(opts, 0, sizeof(*opts));
+  opts->struct_size = sizeof(*opts);
+}
+
+static brook_err_t gen_create(bk_src_t *src) {
+  src->impl = bk_calloc(&src->rt->alloc, 1, sizeof(gen_state_t));
+  return src->impl ? BROOK_OK : BROOK_ERR_NOMEM;
+}
+
+static brook_err_t gen_start(bk_src_t *src) {
+  src->ready = 1; /* always has data until it ends */
+  return BROOK_OK;
+}
+
+static brook_err_t gen_produce(bk_src_t *src) {
+  const gen_cfg_t *cfg = src->cfg;
+  gen_state_t *st = src->impl;
+  bk_port_t *port = bk_src_port(src);
+  size_t max = port->cap;
+  if (cfg->limit && cfg->limit - st->produced < max)
+    max = (size_t)(cfg->limit - st->produced);
+  brook_generator_fn fn = cfg->fn;
+  void *opaque = cfg->opaque;
+  brook_ctx_t *ctx = src->ctx;
+  while (port->n < max) {
+    brook_record_t *rec = &port->buf[port->n];
+    memset(rec, 0, sizeof(*rec));
+    brook_err_t err = fn(rec, ctx, opaque);
+    if (err == BROOK_DONE)
+      return BROOK_DONE;
+    if (err < 0) {
+      if ((err = brook_ctx_fail_record(ctx, rec, err, "generator callback failed")) < 0)
+        return err;
+      continue; /* skipped or routed: not part of the batch */
+    }
+    port->n++;
+    st->produced++;
+  }
+  if (cfg->limit && st->produced >= cfg->limit)
+    return BROOK_DONE;
+  return BROOK_OK;
+}
+
+static void gen_batch_done(bk_src_t *src) { (void)src; }
+
+static void gen_stop(bk_src_t *src) { src->ended = 1; }
+
+static void gen_close(bk_src_t *src) { (void)src; }
+
+static void gen_destroy(bk_src_t *src) { bk_free(&src->rt->alloc, src->impl); }
+
+static const bk_source_vt_t gen_vt = {
+    .create = gen_create,
+    .start = gen_start,
+    .produce = gen_produce,
+    .batch_done = gen_batch_done,
+    .stop = gen_stop,
+    .close = gen_close,
+    .destroy = gen_destroy,
+};
+
+static void gen_cfg_free(void *cfg, const brook_allocator_t *a) { bk_free(a, cfg); }
+
+static const bk_source_type_t gen_type = {"generator", &gen_vt, gen_cfg_free};
+
+brook_stream_t *brook_source_generator(brook_topology_t *t, const char *name, brook_generator_fn fn,
+                                       void *opaque, const brook_generator_opts_t *opts) {
+  if (!t)
+    return NULL;
+  brook_generator_opts_t o;
+  brook_generator_opts_init(&o);
+  if (opts) {
+    if (opts->struct_size < sizeof(uint32_t) || opts->struct_size > sizeof(o)) {
+      bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_generator: bad opts struct_size");
+      return NULL;
+    }
+    memcpy(&o, opts, opts->struct_size);
+  }
+  if (!fn) {
+    bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_generator: callback is NULL");
+    return NULL;
+  }
+  gen_cfg_t *cfg = bk_malloc(&t->alloc, sizeof(*cfg));
+  if (!cfg) {
+    bk_topology_fail(t, BROOK_ERR_NOMEM, "source_generator: out of memory");
+    return NULL;
+  }
+  *cfg = (gen_cfg_t){fn, opaque, o.limit};
+  return bk_topology_add_source(t, &gen_type, cfg, name);
+}

@@ -1,0 +1,409 @@
+/* The push source: application threads push copies of records into a bounded queue of
+ * chunks; the loop thread takes one chunk per batch and passes its records downstream
+ * without copying. The bound (records and bytes) is the credit: a push beyond it is refused
+ * with BROOK_ERR_FULL, so a fast producer cannot grow memory without limit.
+ *
+ * Locking: `mu` guards the queue and counters. Producers hold it for one copy; the loop
+ * thread holds it once per batch (take a chunk, give it back). */
+#include <stdalign.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "runtime/runtime_impl.h"
+
+#define PUSH_CHUNK_BYTES (64 * 1024)
+#define PUSH_FREE_CHUNKS 4
+
+typedef struct push_chunk push_chunk_t;
+struct push_chunk {
+  push_chunk_t *next;
+  size_t n, cap;        /* records */
+  size_t used, size;    /* bytes in data */
+  size_t accounted;     /* bytes counted against max_bytes */
+  brook_record_t *recs; /* cap records, inside this allocation */
+  unsigned char *data;  /* size bytes, inside this allocation */
+};
+
+typedef struct push_cfg {
+  brook_push_opts_t opts;
+} push_cfg_t;
+
+struct brook_push_source {
+  bk_src_t *src;
+  brook_runtime_t *rt;
+  uv_mutex_t mu;
+  uv_cond_t cv;
+  push_chunk_t *head, *tail; /* queued, oldest first; producers append to tail */
+  push_chunk_t *free_list;
+  size_t n_free;
+  push_chunk_t *processing;  /* loop thread only */
+  size_t q_records, q_bytes; /* queued + processing */
+  size_t max_records, max_bytes;
+  size_t chunk_records;
+  int ended;   /* brook_push_end */
+  int closed;  /* runtime stopping or done */
+  int refused; /* a push was refused since credit was last signalled */
+  int waiters;
+};
+
+void brook_push_opts_init(brook_push_opts_t *opts) {
+  if (!opts)
+    return;
+  memset(opts, 0, sizeof(*opts));
+  opts->struct_size = sizeof(*opts);
+  opts->max_records = 65536;
+  opts->max_bytes = 16u << 20;
+}
+
+static size_t align8(size_t n) { return (n + 7) & ~(size_t)7; }
+
+static size_t record_bytes(const brook_record_t *rec) {
+  size_t n = align8(rec->key_len) + align8(rec->value_len);
+  if (rec->header_count) {
+    n += rec->header_count * sizeof(brook_header_t);
+    for (size_t i = 0; i < rec->header_count; i++)
+      n += align8(strlen(rec->headers[i].name) + 1) + align8(rec->headers[i].value_len);
+  }
+  return n;
+}
+
+static push_chunk_t *chunk_get(brook_push_source_t *p, size_t need) {
+  if (p->free_list && p->free_list->size >= need) {
+    push_chunk_t *c = p->free_list;
+    p->free_list = c->next;
+    p->n_free--;
+    c->next = NULL;
+    c->n = c->used = c->accounted = 0;
+    return c;
+  }
+  size_t size = need > PUSH_CHUNK_BYTES ? need : PUSH_CHUNK_BYTES;
+  size_t head = align8(sizeof(push_chunk_t));
+  size_t recs = p->chunk_records * sizeof(brook_record_t);
+  push_chunk_t *c = bk_malloc(&p->rt->alloc, head + recs + size);
+  if (!c)
+    return NULL;
+  memset(c, 0, sizeof(*c));
+  c->cap = p->chunk_records;
+  c->size = size;
+  c->recs = (brook_record_t *)((unsigned char *)c + head);
+  c->data = (unsigned char *)c->recs + recs;
+  return c;
+}
+
+static void chunk_put(brook_push_source_t *p, push_chunk_t *c) {
+  if (p->n_free < PUSH_FREE_CHUNKS && c->size == PUSH_CHUNK_BYTES) {
+    c->next = p->free_list;
+    p->free_list = c;
+    p->n_free++;
+  } else {
+    bk_free(&p->rt->alloc, c);
+  }
+}
+
+static void *chunk_copy(push_chunk_t *c, const void *src, size_t n) {
+  void *dst = c->data + c->used;
+  if (n)
+    memcpy(dst, src, n);
+  c->used += align8(n);
+  return dst;
+}
+
+/* Copies rec into chunk c, which has room for it. */
+static void chunk_append(push_chunk_t *c, const brook_record_t *rec, size_t need) {
+  brook_record_t *r = &c->recs[c->n++];
+  *r = *rec;
+  r->key = rec->key ? chunk_copy(c, rec->key, rec->key_len) : NULL;
+  r->value = rec->value ? chunk_copy(c, rec->value, rec->value_len) : NULL;
+  if (rec->header_count) {
+    brook_header_t *h = (brook_header_t *)(c->data + c->used);
+    c->used += rec->header_count * sizeof(*h);
+    for (size_t i = 0; i < rec->header_count; i++) {
+      h[i].name = chunk_copy(c, rec->headers[i].name, strlen(rec->headers[i].name) + 1);
+      h[i].value = rec->headers[i].value
+                       ? chunk_copy(c, rec->headers[i].value, rec->headers[i].value_len)
+                       : NULL;
+      h[i].value_len = rec->headers[i].value_len;
+    }
+    r->headers = h;
+  } else {
+    r->headers = NULL;
+  }
+  c->accounted += need;
+}
+
+static int record_valid(const brook_record_t *rec) {
+  if ((!rec->key && rec->key_len) || (!rec->value && rec->value_len) ||
+      (!rec->headers && rec->header_count))
+    return 0;
+  for (size_t i = 0; i < rec->header_count; i++)
+    if (!rec->headers[i].name || (!rec->headers[i].value && rec->headers[i].value_len))
+      return 0;
+  return 1;
+}
+
+/* Tries to queue rec; caller holds mu. */
+static brook_err_t push_locked(brook_push_source_t *p, const brook_record_t *rec, size_t need,
+                               int *wake) {
+  if (p->ended || p->closed)
+    return BROOK_ERR_STOPPED;
+  if (p->q_records + 1 > p->max_records || p->q_bytes + need > p->max_bytes) {
+    p->refused = 1;
+    return BROOK_ERR_FULL;
+  }
+  push_chunk_t *c = p->tail;
+  if (!c || c->n == c->cap || c->size - c->used < need) {
+    if (!(c = chunk_get(p, need)))
+      return BROOK_ERR_NOMEM;
+    if (p->tail)
+      p->tail->next = c;
+    else
+      p->head = c;
+    p->tail = c;
+  }
+  *wake = p->head == c && c->n == 0; /* the loop may be idle: tell it */
+  chunk_append(c, rec, need);
+  p->q_records++;
+  p->q_bytes += need;
+  return BROOK_OK;
+}
+
+static brook_err_t push_check(brook_push_source_t *p, const brook_record_t *rec, size_t *need) {
+  if (!p || !rec || !record_valid(rec))
+    return BROOK_ERR_INVALID_ARG;
+  *need = record_bytes(rec);
+  if (*need > p->max_bytes)
+    return BROOK_ERR_TOO_LARGE;
+  return BROOK_OK;
+}
+
+brook_err_t brook_push(brook_push_source_t *p, const brook_record_t *rec) {
+  size_t need;
+  brook_err_t err = push_check(p, rec, &need);
+  if (err)
+    return err;
+  int wake = 0;
+  uv_mutex_lock(&p->mu);
+  err = push_locked(p, rec, need, &wake);
+  uv_mutex_unlock(&p->mu);
+  if (wake)
+    bk_runtime_wake(p->rt);
+  return err;
+}
+
+brook_err_t brook_push_wait(brook_push_source_t *p, const brook_record_t *rec, int64_t timeout_ms) {
+  size_t need;
+  brook_err_t err = push_check(p, rec, &need);
+  if (err)
+    return err;
+  uint64_t deadline = timeout_ms < 0 ? 0 : uv_hrtime() + (uint64_t)timeout_ms * 1000000u;
+  int wake = 0;
+  uv_mutex_lock(&p->mu);
+  while ((err = push_locked(p, rec, need, &wake)) == BROOK_ERR_FULL) {
+    p->waiters++;
+    if (timeout_ms < 0) {
+      uv_cond_wait(&p->cv, &p->mu);
+    } else {
+      uint64_t now = uv_hrtime();
+      if (now >= deadline || uv_cond_timedwait(&p->cv, &p->mu, deadline - now) != 0) {
+        p->waiters--;
+        err = BROOK_ERR_TIMEOUT;
+        break;
+      }
+    }
+    p->waiters--;
+  }
+  uv_mutex_unlock(&p->mu);
+  if (wake)
+    bk_runtime_wake(p->rt);
+  return err;
+}
+
+size_t brook_push_credit(brook_push_source_t *p) {
+  if (!p)
+    return 0;
+  uv_mutex_lock(&p->mu);
+  size_t credit = 0;
+  if (!p->ended && !p->closed && p->q_bytes < p->max_bytes)
+    credit = p->max_records - p->q_records;
+  uv_mutex_unlock(&p->mu);
+  return credit;
+}
+
+brook_err_t brook_push_end(brook_push_source_t *p) {
+  if (!p)
+    return BROOK_ERR_INVALID_ARG;
+  uv_mutex_lock(&p->mu);
+  p->ended = 1;
+  uv_cond_broadcast(&p->cv);
+  uv_mutex_unlock(&p->mu);
+  bk_runtime_wake(p->rt);
+  return BROOK_OK;
+}
+
+/* ---- the loop side ---- */
+
+static brook_err_t push_create(bk_src_t *src) {
+  const push_cfg_t *cfg = src->cfg;
+  brook_push_source_t *p = bk_calloc(&src->rt->alloc, 1, sizeof(*p));
+  if (!p)
+    return BROOK_ERR_NOMEM;
+  p->src = src;
+  p->rt = src->rt;
+  p->max_records = cfg->opts.max_records;
+  p->max_bytes = cfg->opts.max_bytes;
+  p->chunk_records = src->rt->opts.batch_size;
+  if (uv_mutex_init(&p->mu)) {
+    bk_free(&src->rt->alloc, p);
+    return BROOK_ERR_NOMEM;
+  }
+  if (uv_cond_init(&p->cv)) {
+    uv_mutex_destroy(&p->mu);
+    bk_free(&src->rt->alloc, p);
+    return BROOK_ERR_NOMEM;
+  }
+  src->impl = p;
+  return BROOK_OK;
+}
+
+static brook_err_t push_start(bk_src_t *src) {
+  (void)src;
+  return BROOK_OK;
+}
+
+static void push_on_wake(bk_src_t *src) {
+  brook_push_source_t *p = src->impl;
+  uv_mutex_lock(&p->mu);
+  int ready = p->head || p->ended || p->closed;
+  uv_mutex_unlock(&p->mu);
+  if (ready)
+    bk_sched_ready(src);
+}
+
+static brook_err_t push_produce(bk_src_t *src) {
+  brook_push_source_t *p = src->impl;
+  uv_mutex_lock(&p->mu);
+  push_chunk_t *c = p->head;
+  if (c) {
+    p->head = c->next;
+    if (!p->head)
+      p->tail = NULL;
+    c->next = NULL;
+  }
+  int finished = !c && (p->ended || p->closed);
+  uv_mutex_unlock(&p->mu);
+  if (finished)
+    return BROOK_DONE;
+  if (!c) {
+    src->ready = 0;
+    return BROOK_OK;
+  }
+  p->processing = c;
+  return bk_src_emit_array(src, c->recs, c->n);
+}
+
+static void push_batch_done(bk_src_t *src) {
+  brook_push_source_t *p = src->impl;
+  push_chunk_t *c = p->processing;
+  if (!c)
+    return;
+  p->processing = NULL;
+  uv_mutex_lock(&p->mu);
+  p->q_records -= c->n;
+  p->q_bytes -= c->accounted;
+  chunk_put(p, c);
+  int credit = p->refused;
+  p->refused = 0;
+  if (p->waiters)
+    uv_cond_broadcast(&p->cv);
+  src->ready = p->head || p->ended || p->closed;
+  uv_mutex_unlock(&p->mu);
+  const push_cfg_t *cfg = src->cfg;
+  if (credit && cfg->opts.on_credit)
+    cfg->opts.on_credit(p, cfg->opts.on_credit_opaque);
+}
+
+static void push_close_for_pushes(brook_push_source_t *p) {
+  uv_mutex_lock(&p->mu);
+  p->closed = 1;
+  uv_cond_broadcast(&p->cv);
+  uv_mutex_unlock(&p->mu);
+}
+
+static void push_stop(bk_src_t *src) {
+  push_close_for_pushes(src->impl);
+  bk_sched_ready(src); /* drain what is queued, then end */
+}
+
+static void push_close(bk_src_t *src) { push_close_for_pushes(src->impl); }
+
+static void push_destroy(bk_src_t *src) {
+  brook_push_source_t *p = src->impl;
+  const brook_allocator_t *a = &src->rt->alloc;
+  push_chunk_t *lists[] = {p->head, p->free_list, p->processing};
+  for (size_t i = 0; i < 3; i++) {
+    while (lists[i]) {
+      push_chunk_t *c = lists[i];
+      lists[i] = c->next;
+      bk_free(a, c);
+    }
+  }
+  uv_cond_destroy(&p->cv);
+  uv_mutex_destroy(&p->mu);
+  bk_free(a, p);
+}
+
+static const bk_source_vt_t push_vt = {
+    .create = push_create,
+    .start = push_start,
+    .on_wake = push_on_wake,
+    .produce = push_produce,
+    .batch_done = push_batch_done,
+    .stop = push_stop,
+    .close = push_close,
+    .destroy = push_destroy,
+};
+
+static void push_cfg_free(void *cfg, const brook_allocator_t *a) { bk_free(a, cfg); }
+
+static const bk_source_type_t push_type = {"push", &push_vt, push_cfg_free};
+
+brook_stream_t *brook_source_push(brook_topology_t *t, const char *name,
+                                  const brook_push_opts_t *opts) {
+  if (!t)
+    return NULL;
+  brook_push_opts_t o;
+  brook_push_opts_init(&o);
+  if (opts) {
+    if (opts->struct_size < sizeof(uint32_t) || opts->struct_size > sizeof(o)) {
+      bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_push: bad opts struct_size");
+      return NULL;
+    }
+    memcpy(&o, opts, opts->struct_size);
+  }
+  if (!name || !*name) {
+    bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_push: a name is required");
+    return NULL;
+  }
+  if (o.max_records == 0 || o.max_bytes == 0) {
+    bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_push '%s': bounds must be > 0", name);
+    return NULL;
+  }
+  push_cfg_t *cfg = bk_malloc(&t->alloc, sizeof(*cfg));
+  if (!cfg) {
+    bk_topology_fail(t, BROOK_ERR_NOMEM, "source_push: out of memory");
+    return NULL;
+  }
+  cfg->opts = o;
+  return bk_topology_add_source(t, &push_type, cfg, name);
+}
+
+brook_push_source_t *brook_runtime_push_source(brook_runtime_t *rt, const char *name) {
+  if (!rt || !name)
+    return NULL;
+  for (size_t i = 0; i < rt->n_sources; i++) {
+    bk_src_t *src = &rt->sources[i];
+    if (src->ctx->node->source_type == &push_type && strcmp(src->ctx->node->name, name) == 0)
+      return src->impl;
+  }
+  return NULL;
+}
