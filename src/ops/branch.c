@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/context.h"
 #include "core/topology.h"
 
 typedef struct branch_cfg {
@@ -28,7 +29,7 @@ static brook_err_t branch_batch(brook_ctx_t *ctx, void *state, const brook_recor
     for (; b < cfg->n; b++) {
       int hit = cfg->branches[b].pred(&recs[i], cfg->branches[b].opaque);
       if (hit > 0) {
-        err = brook_emit_to(ctx, b, &recs[i]);
+        err = bk_emit_fast(ctx, b, &recs[i]);
         break;
       }
       if (hit < 0) {
@@ -37,7 +38,7 @@ static brook_err_t branch_batch(brook_ctx_t *ctx, void *state, const brook_recor
       }
     }
     if (b == cfg->n && cfg->has_default)
-      err = brook_emit_to(ctx, cfg->n, &recs[i]);
+      err = bk_emit_fast(ctx, cfg->n, &recs[i]);
     if (err < 0)
       return err;
   }

@@ -1,6 +1,7 @@
 /* filter: keep the records a user predicate accepts. */
 #include <brook/stateless.h>
 
+#include "core/context.h"
 #include "ops/fn_op.h"
 
 static brook_err_t filter_batch(brook_ctx_t *ctx, void *state, const brook_record_t *recs,
@@ -12,7 +13,7 @@ static brook_err_t filter_batch(brook_ctx_t *ctx, void *state, const brook_recor
     int keep = fn(&recs[i], opaque);
     brook_err_t err = BROOK_OK;
     if (keep > 0)
-      err = brook_emit(ctx, &recs[i]);
+      err = bk_emit_fast(ctx, 0, &recs[i]);
     else if (keep < 0)
       err = brook_ctx_fail_record(ctx, &recs[i], keep, "filter predicate failed");
     if (err < 0)

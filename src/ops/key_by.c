@@ -1,6 +1,7 @@
 /* key_by: give each record a new key computed by a user callback. */
 #include <brook/stateless.h>
 
+#include "core/context.h"
 #include "ops/fn_op.h"
 
 static brook_err_t key_by_batch(brook_ctx_t *ctx, void *state, const brook_record_t *recs,
@@ -15,7 +16,7 @@ static brook_err_t key_by_batch(brook_ctx_t *ctx, void *state, const brook_recor
     if (err < 0)
       err = brook_ctx_fail_record(ctx, &recs[i], err, "key_by callback failed");
     else
-      err = brook_emit(ctx, &r);
+      err = bk_emit_fast(ctx, 0, &r);
     if (err < 0)
       return err;
   }

@@ -1,19 +1,27 @@
 /* map: rewrite each record in place with a user callback. */
 #include <brook/stateless.h>
 
+#include "core/context.h"
 #include "ops/fn_op.h"
 
 static brook_err_t map_batch(brook_ctx_t *ctx, void *state, const brook_record_t *recs, size_t n) {
   const bk_fn_cfg_t *cfg = state;
   brook_map_fn fn = (brook_map_fn)cfg->fn;
   void *opaque = cfg->opaque;
+  bk_port_t *port = &ctx->ports[0];
   for (size_t i = 0; i < n; i++) {
-    brook_record_t r = recs[i];
-    brook_err_t err = fn(&r, ctx, opaque);
-    if (err < 0)
+    /* The callback rewrites the output slot itself: one copy per record. */
+    size_t at = port->n;
+    brook_record_t *slot = bk_emit_slot(ctx, 0);
+    *slot = recs[i];
+    brook_err_t err = fn(slot, ctx, opaque);
+    if (port->n != at) /* it called brook_emit on the slot it was rewriting */
+      err = brook_ctx_fail_record(ctx, &recs[i], BROOK_ERR_STATE,
+                                  "map callback must not emit (use flat_map)");
+    else if (err < 0)
       err = brook_ctx_fail_record(ctx, &recs[i], err, "map callback failed");
     else
-      err = brook_emit(ctx, &r);
+      err = bk_emit_commit(ctx, 0);
     if (err < 0)
       return err;
   }

@@ -11,38 +11,12 @@
 #include <brook/runtime.h>
 
 #include "core/arena.h"
+#include "core/context.h"
 #include "core/errmsg.h"
 #include "core/topology.h"
 #include "plan/plan.h"
 
 typedef struct bk_src bk_src_t;
-
-typedef struct bk_target {
-  brook_ctx_t *ctx;
-  size_t input;
-} bk_target_t;
-
-/* An output port: records emitted but not yet delivered, and where they go. Invariant:
- * n < cap between calls (a full buffer is delivered at once). */
-typedef struct bk_port {
-  brook_record_t *buf;
-  size_t n, cap;
-  bk_target_t *to;
-  size_t n_to;
-} bk_port_t;
-
-/* One node's instance in one runtime; the context operators see. */
-struct brook_ctx {
-  brook_runtime_t *rt;
-  bk_node_t *node;
-  void *state;
-  int opened;
-  bk_port_t *ports;
-  size_t n_ports;
-  size_t input;     /* input of the batch being processed */
-  int after_errors; /* fed by the error stream: failures here fail the pipeline */
-  bk_src_t *src;    /* for sources */
-};
 
 /* A source kind's runtime side (the bk_source_type_t's runtime_vt). Runs on the loop thread
  * except create/destroy, which run where the runtime is created and freed. */
@@ -124,7 +98,6 @@ struct brook_runtime {
 /* ---- exec.c: moving records ---- */
 brook_err_t bk_ctx_process(brook_ctx_t *ctx, size_t input, const brook_record_t *recs, size_t n);
 brook_err_t bk_ctx_flush_ports(brook_ctx_t *ctx);
-brook_err_t bk_port_deliver(brook_ctx_t *from, bk_port_t *p);
 /* Records `err` as the pipeline's failure unless one is already recorded. */
 void bk_runtime_fail(brook_runtime_t *rt, brook_err_t err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -1,0 +1,239 @@
+/* bench_stateless: generator -> filter -> map -> counting sink, against a hand-written loop
+ * that calls the very same callbacks through function pointers (no framework). The ratio
+ * brook/loop is brook's own overhead: batching, fused dispatch, emit.
+ *
+ *   bench_stateless [records] [runs]      (BROOK_BENCH_SMOKE=1: tiny run, for ctest)
+ *
+ * Prints per-run figures, medians, end-to-end latency percentiles (sampled records carry
+ * their creation time to the sink), peak RSS, and a final key=value line. */
+#include <brook/brook.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#define VALUE_SIZE 32
+#define RING 8192 /* value buffers: more than a batch, so values live until the batch ends */
+#define SAMPLE_EVERY 4096
+#define MAX_SAMPLES (1 << 16)
+
+typedef struct gen_state {
+  uint64_t next;
+  uint64_t limit;
+  unsigned char ring[RING][VALUE_SIZE];
+} gen_state_t;
+
+typedef struct sink_state {
+  uint64_t count;
+  uint64_t checksum;
+  uint64_t *lat_ns; /* sampled latencies */
+  size_t n_lat;
+} sink_state_t;
+
+/* ---- the user callbacks, shared by brook and the baseline ---- */
+
+static brook_err_t gen_cb(brook_record_t *out, brook_ctx_t *ctx, void *opaque) {
+  (void)ctx;
+  gen_state_t *g = opaque;
+  if (g->next == g->limit)
+    return BROOK_DONE;
+  uint64_t i = g->next++;
+  unsigned char *v = g->ring[i % RING];
+  memcpy(v, &i, sizeof(i));
+  uint64_t stamp = (i % SAMPLE_EVERY == 0) ? uv_hrtime() : 0;
+  memcpy(v + 8, &stamp, sizeof(stamp));
+  memset(v + 16, (int)(i & 0xff), VALUE_SIZE - 16);
+  out->value = v;
+  out->value_len = VALUE_SIZE;
+  out->timestamp = (brook_time_t)i;
+  return BROOK_OK;
+}
+
+static int filter_cb(const brook_record_t *rec, void *opaque) {
+  (void)opaque;
+  const unsigned char *v = rec->value;
+  return (v[0] & 3) != 3; /* keeps 75% */
+}
+
+static brook_err_t map_cb(brook_record_t *rec, brook_ctx_t *ctx, void *opaque) {
+  (void)ctx;
+  (void)opaque;
+  rec->key = rec->value; /* key = the first 8 bytes (the sequence number) */
+  rec->key_len = 8;
+  rec->timestamp += 1000;
+  return BROOK_OK;
+}
+
+static brook_err_t sink_cb(const brook_record_t *rec, void *opaque) {
+  sink_state_t *s = opaque;
+  const unsigned char *v = rec->value;
+  uint64_t stamp;
+  memcpy(&stamp, v + 8, sizeof(stamp));
+  if (stamp && s->n_lat < MAX_SAMPLES)
+    s->lat_ns[s->n_lat++] = uv_hrtime() - stamp;
+  s->count++;
+  s->checksum += v[16] + (uint64_t)rec->timestamp;
+  return BROOK_OK;
+}
+
+/* Called through volatile pointers so the compiler cannot inline them into the baseline. */
+static brook_generator_fn volatile p_gen = gen_cb;
+static brook_predicate_fn volatile p_filter = filter_cb;
+static brook_map_fn volatile p_map = map_cb;
+static brook_sink_fn volatile p_sink = sink_cb;
+
+static double run_baseline(gen_state_t *g, sink_state_t *s) {
+  brook_generator_fn gen = p_gen;
+  brook_predicate_fn filt = p_filter;
+  brook_map_fn map = p_map;
+  brook_sink_fn sink = p_sink;
+  uint64_t t0 = uv_hrtime();
+  for (;;) {
+    brook_record_t r;
+    memset(&r, 0, sizeof(r));
+    if (gen(&r, NULL, g) != BROOK_OK)
+      break;
+    int keep = filt(&r, NULL);
+    if (keep < 0)
+      abort();
+    if (keep == 0)
+      continue;
+    if (map(&r, NULL, NULL) < 0 || sink(&r, s) < 0)
+      abort();
+  }
+  return (double)(uv_hrtime() - t0) / 1e9;
+}
+
+static double run_brook(gen_state_t *g, sink_state_t *s) {
+  brook_topology_t *t = NULL;
+  brook_runtime_t *rt = NULL;
+  if (brook_topology_new(&t, NULL) != BROOK_OK)
+    abort();
+  brook_stream_t *src = brook_source_generator(t, "gen", gen_cb, g, NULL);
+  brook_stream_t *out = brook_map(brook_filter(src, filter_cb, NULL), map_cb, NULL);
+  brook_sink_callback(out, sink_cb, NULL, s);
+  if (brook_runtime_new(&rt, t, NULL) != BROOK_OK) {
+    fprintf(stderr, "runtime_new: %s\n", brook_topology_last_error(t));
+    exit(1);
+  }
+  uint64_t t0 = uv_hrtime();
+  brook_err_t err = brook_runtime_run(rt);
+  double secs = (double)(uv_hrtime() - t0) / 1e9;
+  if (err != BROOK_OK) {
+    fprintf(stderr, "run: %s\n", brook_runtime_last_error(rt));
+    exit(1);
+  }
+  brook_runtime_free(rt);
+  brook_topology_free(t);
+  return secs;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+  qsort(v, (size_t)n, sizeof(*v), cmp_double);
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static uint64_t pct(const uint64_t *v, size_t n, double p) {
+  if (!n)
+    return 0;
+  size_t i = (size_t)(p * (double)(n - 1));
+  return v[i];
+}
+
+static long peak_rss_kb(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss;
+}
+
+int main(int argc, char **argv) {
+  int smoke = getenv("BROOK_BENCH_SMOKE") != NULL;
+  uint64_t records = smoke ? 200000 : 50000000;
+  int runs = smoke ? 1 : 5;
+  if (argc > 1)
+    records = strtoull(argv[1], NULL, 10);
+  if (argc > 2)
+    runs = atoi(argv[2]);
+  if (runs < 1 || runs > 99 || records == 0) {
+    fprintf(stderr, "usage: bench_stateless [records] [runs 1..99]\n");
+    return 2;
+  }
+  gen_state_t *g = malloc(sizeof(*g));
+  sink_state_t s = {0};
+  s.lat_ns = malloc(MAX_SAMPLES * sizeof(*s.lat_ns));
+  uint64_t *brook_lat = malloc(MAX_SAMPLES * sizeof(*brook_lat));
+  size_t n_brook_lat = 0;
+  if (!g || !s.lat_ns || !brook_lat)
+    return 1;
+  double tb[99], tl[99];
+  uint64_t expect_count = 0, expect_sum = 0;
+  printf("bench_stateless: generator -> filter(75%%) -> map -> counting sink, %" PRIu64
+         " records of %d bytes, %d runs each, alternating\n",
+         records, VALUE_SIZE, runs);
+  for (int r = 0; r < runs; r++) {
+    /* baseline */
+    memset(g, 0, sizeof(*g));
+    g->limit = records;
+    s.count = s.checksum = 0;
+    s.n_lat = 0;
+    tl[r] = run_baseline(g, &s);
+    expect_count = s.count;
+    expect_sum = s.checksum;
+    /* brook */
+    memset(g, 0, sizeof(*g));
+    g->limit = records;
+    s.count = s.checksum = 0;
+    s.n_lat = 0;
+    tb[r] = run_brook(g, &s);
+    if (s.count != expect_count || s.checksum != expect_sum) {
+      fprintf(stderr,
+              "MISMATCH: brook count=%" PRIu64 " sum=%" PRIu64 ", loop count=%" PRIu64
+              " sum=%" PRIu64 "\n",
+              s.count, s.checksum, expect_count, expect_sum);
+      return 1;
+    }
+    memcpy(brook_lat, s.lat_ns, s.n_lat * sizeof(*brook_lat));
+    n_brook_lat = s.n_lat;
+    printf("  run %d: loop %.1f M rec/s (%.2f ns/rec)   brook %.1f M rec/s (%.2f ns/rec)   "
+           "ratio %.3f\n",
+           r + 1, (double)records / tl[r] / 1e6, tl[r] * 1e9 / (double)records,
+           (double)records / tb[r] / 1e6, tb[r] * 1e9 / (double)records, tl[r] / tb[r]);
+  }
+  double mb = median(tb, runs), ml = median(tl, runs);
+  double brook_rps = (double)records / mb, loop_rps = (double)records / ml;
+  qsort(brook_lat, n_brook_lat, sizeof(*brook_lat), cmp_u64);
+  long rss = peak_rss_kb();
+  printf("median: brook %.1f M records/s (%.2f ns/record), loop %.1f M records/s (%.2f "
+         "ns/record), ratio brook/loop %.3f\n",
+         brook_rps / 1e6, mb * 1e9 / (double)records, loop_rps / 1e6, ml * 1e9 / (double)records,
+         brook_rps / loop_rps);
+  printf("brook source-to-sink latency (sampled, last run): p50 %.1f us, p99 %.1f us, p99.9 "
+         "%.1f us, max %.1f us\n",
+         (double)pct(brook_lat, n_brook_lat, 0.50) / 1e3,
+         (double)pct(brook_lat, n_brook_lat, 0.99) / 1e3,
+         (double)pct(brook_lat, n_brook_lat, 0.999) / 1e3,
+         (double)pct(brook_lat, n_brook_lat, 1.0) / 1e3);
+  printf("peak RSS %ld KiB; records kept by the sink %" PRIu64 "; checksum %" PRIu64 "\n", rss,
+         expect_count, expect_sum);
+  printf("bench=stateless records=%" PRIu64 " records_per_s=%.0f ns_per_record=%.2f "
+         "loop_records_per_s=%.0f ratio=%.3f p50_us=%.1f p99_us=%.1f peak_rss_kb=%ld\n",
+         records, brook_rps, mb * 1e9 / (double)records, loop_rps, brook_rps / loop_rps,
+         (double)pct(brook_lat, n_brook_lat, 0.50) / 1e3,
+         (double)pct(brook_lat, n_brook_lat, 0.99) / 1e3, rss);
+  free(g);
+  free(s.lat_ns);
+  free(brook_lat);
+  return 0;
+}
