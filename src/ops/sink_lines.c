@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "core/opts.h"
 #include "core/topology.h"
 
 typedef struct line_sink_cfg {
@@ -140,11 +141,8 @@ brook_err_t brook_sink_lines(brook_stream_t *in, const char *path,
   brook_topology_t *t = in->node->topo;
   brook_line_sink_opts_t o;
   brook_line_sink_opts_init(&o);
-  if (opts) {
-    if (opts->struct_size < sizeof(uint32_t) || opts->struct_size > sizeof(o))
-      return bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "sink_lines: bad opts struct_size");
-    memcpy(&o, opts, opts->struct_size);
-  }
+  if (bk_opts_copy(&o, sizeof(o), opts))
+    return bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "sink_lines: bad opts struct_size");
   if (o.buffer_size < 2)
     return bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "sink_lines: buffer_size must be >= 2");
   line_sink_cfg_t *cfg = bk_calloc(&t->alloc, 1, sizeof(*cfg));

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/opts.h"
 #include "runtime/runtime_impl.h"
 
 void brook_runtime_opts_init(brook_runtime_opts_t *opts) {
@@ -99,12 +100,9 @@ brook_err_t brook_runtime_new(brook_runtime_t **out, brook_topology_t *t,
     return BROOK_ERR_INVALID_ARG;
   brook_runtime_opts_t o;
   brook_runtime_opts_init(&o);
-  if (opts) {
-    if (opts->struct_size < sizeof(uint32_t) || opts->struct_size > sizeof(o)) {
-      bk_errmsg_set(&t->msg, "runtime_new: bad opts struct_size %u", opts->struct_size);
-      return BROOK_ERR_INVALID_ARG;
-    }
-    memcpy(&o, opts, opts->struct_size);
+  if (bk_opts_copy(&o, sizeof(o), opts)) {
+    bk_errmsg_set(&t->msg, "runtime_new: bad opts struct_size %u", opts->struct_size);
+    return BROOK_ERR_INVALID_ARG;
   }
   if (o.batch_size == 0 || o.batch_size > (1u << 20)) {
     bk_errmsg_set(&t->msg, "runtime_new: batch_size must be 1..1048576, got %zu", o.batch_size);

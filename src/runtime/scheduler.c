@@ -75,6 +75,34 @@ static void begin_drain(brook_runtime_t *rt) {
       rt->sources[i].vt->stop(&rt->sources[i]);
 }
 
+/* Calls `fn` on every operator instance in topological order, delivering what each emits
+ * (and any routed errors) before moving on. Stops at the first failure. */
+static void for_each_operator(brook_runtime_t *rt, brook_err_t (*fn)(brook_ctx_t *, void *state)) {
+  for (size_t i = 0; i < rt->plan.n && rt->status == BROOK_OK; i++) {
+    brook_ctx_t *c = &rt->insts[i];
+    if (c->node->kind != BK_NODE_OPERATOR)
+      continue;
+    rt->now_ms = bk_wallclock_ms();
+    brook_err_t err = fn(c, c->state);
+    if (err >= 0)
+      err = bk_ctx_flush_ports(c);
+    if (err >= 0 && rt->errors_inst)
+      err = bk_ctx_flush_ports(rt->errors_inst);
+    bk_arena_reset(&rt->arena);
+    if (err < 0)
+      bk_runtime_fail(rt, err, "operator '%s' failed at end of input or flush: %s", c->node->name,
+                      brook_strerror(err));
+  }
+}
+
+static brook_err_t call_end_of_input(brook_ctx_t *c, void *state) {
+  return c->node->op.end_of_input ? c->node->op.end_of_input(c, state) : BROOK_OK;
+}
+
+static brook_err_t call_flush(brook_ctx_t *c, void *state) {
+  return c->node->op.flush ? c->node->op.flush(c, state) : BROOK_OK;
+}
+
 void bk_sched_poke(brook_runtime_t *rt) {
   if (rt->state != BK_RT_RUNNING && rt->state != BK_RT_DRAINING)
     return;
@@ -84,7 +112,16 @@ void bk_sched_poke(brook_runtime_t *rt) {
     finish(rt);
     return;
   }
-  idle_set(rt, any_source_ready(rt));
+  int ready = any_source_ready(rt);
+  if (!ready && rt->idle_active) {
+    /* Going idle: write buffered output out now rather than when the next batch comes. */
+    for_each_operator(rt, call_flush);
+    if (rt->status != BROOK_OK) {
+      finish(rt);
+      return;
+    }
+  }
+  idle_set(rt, ready);
 }
 
 /* Runs one batch of `src` through the pipeline and releases its memory. */
@@ -149,34 +186,6 @@ static void on_async(uv_async_t *h) {
     if (rt->sources[i].vt->on_wake && !rt->sources[i].ended)
       rt->sources[i].vt->on_wake(&rt->sources[i]);
   bk_sched_poke(rt);
-}
-
-/* Calls `fn` on every operator instance in topological order, delivering what each emits
- * (and any routed errors) before moving on. Stops at the first failure. */
-static void for_each_operator(brook_runtime_t *rt, brook_err_t (*fn)(brook_ctx_t *, void *state)) {
-  for (size_t i = 0; i < rt->plan.n && rt->status == BROOK_OK; i++) {
-    brook_ctx_t *c = &rt->insts[i];
-    if (c->node->kind != BK_NODE_OPERATOR)
-      continue;
-    rt->now_ms = bk_wallclock_ms();
-    brook_err_t err = fn(c, c->state);
-    if (err >= 0)
-      err = bk_ctx_flush_ports(c);
-    if (err >= 0 && rt->errors_inst)
-      err = bk_ctx_flush_ports(rt->errors_inst);
-    bk_arena_reset(&rt->arena);
-    if (err < 0)
-      bk_runtime_fail(rt, err, "operator '%s' failed at end of input or flush: %s", c->node->name,
-                      brook_strerror(err));
-  }
-}
-
-static brook_err_t call_end_of_input(brook_ctx_t *c, void *state) {
-  return c->node->op.end_of_input ? c->node->op.end_of_input(c, state) : BROOK_OK;
-}
-
-static brook_err_t call_flush(brook_ctx_t *c, void *state) {
-  return c->node->op.flush ? c->node->op.flush(c, state) : BROOK_OK;
 }
 
 static void close_operators(brook_runtime_t *rt) {

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/opts.h"
 #include "runtime/runtime_impl.h"
 
 typedef struct gen_cfg {
@@ -89,12 +90,9 @@ brook_stream_t *brook_source_generator(brook_topology_t *t, const char *name, br
     return NULL;
   brook_generator_opts_t o;
   brook_generator_opts_init(&o);
-  if (opts) {
-    if (opts->struct_size < sizeof(uint32_t) || opts->struct_size > sizeof(o)) {
-      bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_generator: bad opts struct_size");
-      return NULL;
-    }
-    memcpy(&o, opts, opts->struct_size);
+  if (bk_opts_copy(&o, sizeof(o), opts)) {
+    bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_generator: bad opts struct_size");
+    return NULL;
   }
   if (!fn) {
     bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_generator: callback is NULL");

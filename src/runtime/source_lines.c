@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/opts.h"
 #include "runtime/runtime_impl.h"
 
 typedef struct lines_cfg {
@@ -320,12 +321,9 @@ brook_stream_t *brook_source_lines(brook_topology_t *t, const char *name, const 
     return NULL;
   brook_lines_opts_t o;
   brook_lines_opts_init(&o);
-  if (opts) {
-    if (opts->struct_size < sizeof(uint32_t) || opts->struct_size > sizeof(o)) {
-      bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_lines: bad opts struct_size");
-      return NULL;
-    }
-    memcpy(&o, opts, opts->struct_size);
+  if (bk_opts_copy(&o, sizeof(o), opts)) {
+    bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_lines: bad opts struct_size");
+    return NULL;
   }
   if (o.max_line == 0 || o.read_size < 16 || o.read_size > (1u << 30) || o.max_line > (1u << 30)) {
     bk_topology_fail(t, BROOK_ERR_INVALID_ARG,

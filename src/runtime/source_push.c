@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/opts.h"
 #include "runtime/runtime_impl.h"
 
 #define PUSH_CHUNK_BYTES (64 * 1024)
@@ -373,12 +374,9 @@ brook_stream_t *brook_source_push(brook_topology_t *t, const char *name,
     return NULL;
   brook_push_opts_t o;
   brook_push_opts_init(&o);
-  if (opts) {
-    if (opts->struct_size < sizeof(uint32_t) || opts->struct_size > sizeof(o)) {
-      bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_push: bad opts struct_size");
-      return NULL;
-    }
-    memcpy(&o, opts, opts->struct_size);
+  if (bk_opts_copy(&o, sizeof(o), opts)) {
+    bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_push: bad opts struct_size");
+    return NULL;
   }
   if (!name || !*name) {
     bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_push: a name is required");

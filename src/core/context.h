@@ -1,0 +1,66 @@
+/* The operator context and its output ports: the interface between operators (built-in or
+ * user-written) and the runtime that drives them. Built-in operators use the inline emit
+ * fast path below; the runtime implements delivery (bk_port_deliver). */
+#ifndef BROOK_CORE_CONTEXT_H
+#define BROOK_CORE_CONTEXT_H
+
+#include <stddef.h>
+
+#include <brook/operator.h>
+
+#include "core/topology.h"
+
+typedef struct bk_src bk_src_t;
+typedef struct brook_runtime brook_runtime_t;
+
+typedef struct bk_target {
+  brook_ctx_t *ctx;
+  size_t input;
+} bk_target_t;
+
+/* An output port: records emitted but not yet delivered, and where they go. Invariant:
+ * n < cap between calls (a full buffer is delivered at once). */
+typedef struct bk_port {
+  brook_record_t *buf;
+  size_t n, cap;
+  bk_target_t *to;
+  size_t n_to;
+} bk_port_t;
+
+/* One node's instance in one runtime; the context operators see. */
+struct brook_ctx {
+  brook_runtime_t *rt;
+  bk_node_t *node;
+  void *state;
+  int opened;
+  bk_port_t *ports;
+  size_t n_ports;
+  size_t input;     /* input of the batch being processed */
+  int after_errors; /* fed by the error stream: failures here fail the pipeline */
+  bk_src_t *src;    /* for sources */
+};
+
+/* Delivers a port's buffered records to its targets (direct calls) and empties it. */
+brook_err_t bk_port_deliver(brook_ctx_t *from, bk_port_t *p);
+
+/* Fast emit for built-in operators: the next free slot of output `port` (valid port
+ * required), to be filled and then committed with bk_emit_commit. */
+static inline brook_record_t *bk_emit_slot(brook_ctx_t *ctx, size_t port) {
+  bk_port_t *p = &ctx->ports[port];
+  return &p->buf[p->n];
+}
+
+static inline brook_err_t bk_emit_commit(brook_ctx_t *ctx, size_t port) {
+  bk_port_t *p = &ctx->ports[port];
+  if (++p->n == p->cap)
+    return bk_port_deliver(ctx, p);
+  return BROOK_OK;
+}
+
+/* Emits a copy of `rec` on output `port` (valid port required). */
+static inline brook_err_t bk_emit_fast(brook_ctx_t *ctx, size_t port, const brook_record_t *rec) {
+  *bk_emit_slot(ctx, port) = *rec;
+  return bk_emit_commit(ctx, port);
+}
+
+#endif

@@ -1,0 +1,39 @@
+/* Public builders for custom operators: brook_operator_add and brook_apply. */
+#include <brook/operator.h>
+
+#include <string.h>
+
+#include "core/opts.h"
+#include "core/topology.h"
+
+void brook_operator_opts_init(brook_operator_opts_t *opts) {
+  if (!opts)
+    return;
+  memset(opts, 0, sizeof(*opts));
+  opts->struct_size = sizeof(*opts);
+  opts->n_outputs = 1;
+}
+
+brook_err_t brook_operator_add(brook_stream_t *const *inputs, size_t n_inputs,
+                               const brook_operator_t *op, void *opaque,
+                               const brook_operator_opts_t *opts, brook_stream_t **outputs) {
+  brook_operator_opts_t o;
+  brook_operator_opts_init(&o);
+  if (bk_opts_copy(&o, sizeof(o), opts)) {
+    if (inputs && n_inputs && inputs[0])
+      return bk_topology_fail(inputs[0]->node->topo, BROOK_ERR_INVALID_ARG,
+                              "operator_add: bad opts struct_size %u", opts->struct_size);
+    return BROOK_ERR_INVALID_ARG;
+  }
+  if (!inputs || n_inputs == 0)
+    return BROOK_ERR_INVALID_ARG; /* no topology to record it in; documented */
+  return bk_topology_add_operator(inputs, n_inputs, op, opaque, NULL, o.name, o.config, o.n_outputs,
+                                  outputs);
+}
+
+brook_stream_t *brook_apply(brook_stream_t *in, const brook_operator_t *op, void *opaque) {
+  brook_stream_t *out = NULL;
+  if (bk_topology_add_operator(&in, 1, op, opaque, NULL, NULL, NULL, 1, &out))
+    return NULL;
+  return out;
+}

@@ -1,0 +1,112 @@
+/* The topology's internal representation: nodes (sources, operators, the error source) and
+ * the streams (output ports) that connect them. Built by the public builder functions,
+ * checked by validate.c, compiled by plan/. */
+#ifndef BROOK_CORE_TOPOLOGY_H
+#define BROOK_CORE_TOPOLOGY_H
+
+#include <stddef.h>
+
+#include <brook/operator.h>
+#include <brook/topology.h>
+
+#include "core/errmsg.h"
+
+typedef struct bk_node bk_node_t;
+
+typedef enum bk_node_kind {
+  BK_NODE_SOURCE,   /* produces records from outside (generator, push, lines, ...) */
+  BK_NODE_OPERATOR, /* brook_operator_t with inputs; 0 outputs makes it a sink */
+  BK_NODE_ERRORS    /* the error stream: fed by the runtime with failed records */
+} bk_node_kind_t;
+
+typedef struct bk_consumer {
+  bk_node_t *node;
+  size_t input; /* which of node's inputs this is */
+} bk_consumer_t;
+
+/* One output port of a node; what users hold as brook_stream_t. */
+struct brook_stream {
+  bk_node_t *node;
+  size_t port;
+  bk_consumer_t *consumers;
+  size_t n_consumers, cap_consumers;
+};
+
+/* A source kind. The runtime layer defines `runtime_vt`; core only stores it. */
+typedef struct bk_source_type {
+  const char *kind; /* "generator", "push", "lines" */
+  const void *runtime_vt;
+  void (*cfg_free)(void *cfg, const brook_allocator_t *a);
+} bk_source_type_t;
+
+struct bk_node {
+  bk_node_kind_t kind;
+  size_t id; /* index in topology->nodes */
+  char *name;
+  brook_topology_t *topo;
+
+  /* BK_NODE_OPERATOR */
+  brook_operator_t op;
+  void *opaque;                                                  /* passed to op callbacks */
+  void (*opaque_free)(void *opaque, const brook_allocator_t *a); /* if the node owns it */
+  char **config; /* NULL-terminated key/value pairs */
+  brook_stream_t **inputs;
+  size_t n_inputs, cap_inputs;
+  int is_merge; /* accepts brook_merge_add */
+
+  /* BK_NODE_SOURCE */
+  const bk_source_type_t *source_type;
+  void *source_cfg;
+
+  brook_stream_t *outputs;
+  size_t n_outputs;
+};
+
+struct brook_topology {
+  brook_allocator_t alloc;
+  brook_error_policy_t error_policy;
+  bk_node_t **nodes;
+  size_t n_nodes, cap_nodes;
+  bk_node_t *errors_node;
+  int frozen;
+  int refs; /* the user's reference plus one per runtime */
+  brook_err_t build_err;
+  bk_errmsg_t build_msg; /* message of the first build error */
+  bk_errmsg_t msg;       /* most recent error */
+};
+
+/* Records a build error (sticky: the first one is kept) and returns `err`. */
+brook_err_t bk_topology_fail(brook_topology_t *t, brook_err_t err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Checks a builder's preconditions: t not frozen; returns BROOK_OK or records the error. */
+brook_err_t bk_topology_check_open(brook_topology_t *t, const char *what);
+
+/* Adds an operator node. `op` is copied, `opaque` stored (and freed with opaque_free when
+ * the topology is freed, if given, also on failure). `config` is copied. */
+brook_err_t bk_topology_add_operator(brook_stream_t *const *inputs, size_t n_inputs,
+                                     const brook_operator_t *op, void *opaque,
+                                     void (*opaque_free)(void *, const brook_allocator_t *),
+                                     const char *name, const char *const *config, size_t n_outputs,
+                                     brook_stream_t **outputs);
+
+/* Adds a source node with one output. `cfg` is owned by the node from now on (freed with
+ * type->cfg_free, also on failure). NULL on error. */
+brook_stream_t *bk_topology_add_source(brook_topology_t *t, const bk_source_type_t *type, void *cfg,
+                                       const char *name);
+
+/* Connects `in` as a new input of `node`. */
+brook_err_t bk_node_add_input(bk_node_t *node, brook_stream_t *in);
+
+/* The node named `name`, or NULL. */
+bk_node_t *bk_topology_find(const brook_topology_t *t, const char *name);
+
+/* Nodes in topological order (sources first). `order` must hold n_nodes entries.
+ * Returns BROOK_OK, or BROOK_ERR_CYCLE with the message set. */
+brook_err_t bk_topology_sort(brook_topology_t *t, bk_node_t **order);
+
+/* Takes / drops a reference (runtimes keep the topology alive). */
+void bk_topology_ref(brook_topology_t *t);
+void bk_topology_unref(brook_topology_t *t);
+
+#endif
