@@ -3,8 +3,9 @@
  *
  * Life cycle, per runtime: open() once before the first record; then process() (or
  * process_batch()) for every input record; end_of_input() once all inputs have ended (a
- * bounded source is exhausted); flush() at commit points, when the runtime goes idle and
- * before close; close() once at the end, also after a failure. All callbacks run on the
+ * bounded source is exhausted) - NOT after brook_runtime_stop(), which only drains and
+ * flushes; flush() at commit points, when the runtime goes idle and before close; close()
+ * once at the end, also after a failure (then without flush). All callbacks run on the
  * runtime's loop thread, one at a time: an operator needs no locking for its own state.
  *
  * Records handed to process() are borrowed for the call (see record.h). Records emitted
@@ -98,6 +99,14 @@ void *brook_ctx_alloc(brook_ctx_t *ctx, size_t size);
  * the record was skipped or routed (carry on), else `err` (return it). `fmt` may be NULL. */
 brook_err_t brook_ctx_fail_record(brook_ctx_t *ctx, const brook_record_t *rec, int err,
                                   const char *fmt, ...);
+
+/* Explains the failure a callback is about to return (or an open() failure): the text goes
+ * into the error policy's output (the error stream's brook.error.message header, or the
+ * runtime's last error) instead of a generic message. Callable from any callback of this
+ * operator, including the user callbacks of map, filter, flat_map, peek, key_by, branch, the
+ * generator and the callback sink (they receive ctx or can keep it from open). */
+void brook_ctx_set_error(brook_ctx_t *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Index of the input the current record came from (0 for single-input operators). */
 size_t brook_ctx_input(const brook_ctx_t *ctx);

@@ -83,7 +83,7 @@ brook_push_source_t *brook_runtime_push_source(brook_runtime_t *rt, const char *
 typedef struct brook_runtime_stats {
   uint32_t struct_size;     /* set by the caller: sizeof(brook_runtime_stats_t) */
   uint64_t records_in;      /* records produced by sources */
-  uint64_t records_out;     /* records delivered to sinks */
+  uint64_t records_out;     /* records delivered to sinks (not counting error-stream sinks) */
   uint64_t records_skipped; /* failed records dropped by BROOK_ON_ERROR_SKIP */
   uint64_t records_routed;  /* failed records sent to the error stream */
   uint64_t batches;         /* source batches processed */

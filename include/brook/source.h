@@ -89,7 +89,10 @@ brook_err_t brook_push_wait(brook_push_source_t *src, const brook_record_t *rec,
 size_t brook_push_credit(brook_push_source_t *src);
 
 /* Ends the source: records already queued are still processed, further pushes fail with
- * BROOK_ERR_STOPPED. Idempotent. Thread-safe. */
+ * BROOK_ERR_STOPPED. Idempotent. Thread-safe.
+ *
+ * Lifetime: a push handle dies with its runtime. Every producer thread must have returned
+ * from its last push call before brook_runtime_free (join producers, e.g. in on_done). */
 brook_err_t brook_push_end(brook_push_source_t *src);
 
 #ifdef __cplusplus

@@ -56,7 +56,9 @@ brook_err_t brook_topology_set_error_policy(brook_topology_t *t, brook_error_pol
 
 /* The stream of records that failed in a user callback when the policy is
  * BROOK_ON_ERROR_ROUTE. Each carries the failed input record's key, value and timestamp plus
- * headers "brook.error" (error name), "brook.error.operator" and "brook.error.message".
+ * headers "brook.error" (error name, e.g. "BROOK_ERR_USER"), "brook.error.code" (the code in
+ * decimal, so user-defined codes survive), "brook.error.operator" (node name) and
+ * "brook.error.message". The node is named "errors" (a reserved name).
  * Records failing downstream of this stream fail the pipeline (no error loops). Calling it
  * again returns the same stream. NULL on error (recorded in the topology). */
 brook_stream_t *brook_error_stream(brook_topology_t *t);

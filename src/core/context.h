@@ -8,6 +8,7 @@
 
 #include <brook/operator.h>
 
+#include "core/errmsg.h"
 #include "core/topology.h"
 
 typedef struct bk_src bk_src_t;
@@ -35,9 +36,11 @@ struct brook_ctx {
   int opened;
   bk_port_t *ports;
   size_t n_ports;
-  size_t input;     /* input of the batch being processed */
-  int after_errors; /* fed by the error stream: failures here fail the pipeline */
-  bk_src_t *src;    /* for sources */
+  size_t input;      /* input of the batch being processed */
+  int after_errors;  /* fed by the error stream: failures here fail the pipeline */
+  bk_src_t *src;     /* for sources */
+  int has_error_msg; /* brook_ctx_set_error was called since the last failure */
+  bk_errmsg_t error_msg;
 };
 
 /* Delivers a port's buffered records to its targets (direct calls) and empties it. */

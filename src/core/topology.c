@@ -162,10 +162,11 @@ brook_stream_t *brook_stream_set_name(brook_stream_t *s, const char *name) {
 
 /* Creates a node with `n_outputs` ports and a unique name; NULL (error recorded) on failure. */
 static bk_node_t *node_new(brook_topology_t *t, bk_node_kind_t kind, const char *name,
-                           const char *kind_name, size_t n_outputs) {
+                           const char *kind_name, size_t n_outputs, brook_err_t *err) {
   const brook_allocator_t *a = &t->alloc;
   if (name && bk_topology_find(t, name)) {
-    bk_topology_fail(t, BROOK_ERR_DUPLICATE, "%s: name '%s' is already taken", kind_name, name);
+    *err =
+        bk_topology_fail(t, BROOK_ERR_DUPLICATE, "%s: name '%s' is already taken", kind_name, name);
     return NULL;
   }
   if (bk_grow(a, (void **)&t->nodes, &t->cap_nodes, t->n_nodes + 1, sizeof(*t->nodes)))
@@ -198,7 +199,7 @@ static bk_node_t *node_new(brook_topology_t *t, bk_node_kind_t kind, const char 
   t->nodes[t->n_nodes++] = n;
   return n;
 nomem:
-  bk_topology_fail(t, BROOK_ERR_NOMEM, "%s: out of memory", kind_name);
+  *err = bk_topology_fail(t, BROOK_ERR_NOMEM, "%s: out of memory", kind_name);
   return NULL;
 }
 
@@ -274,11 +275,9 @@ brook_err_t bk_topology_add_operator(brook_stream_t *const *inputs, size_t n_inp
     err = bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "%s: outputs array is NULL", what);
     goto fail_untracked;
   }
-  bk_node_t *n = node_new(t, BK_NODE_OPERATOR, name, what, n_outputs);
-  if (!n) {
-    err = t->build_err;
+  bk_node_t *n = node_new(t, BK_NODE_OPERATOR, name, what, n_outputs, &err);
+  if (!n)
     goto fail_untracked;
-  }
   /* From here the node owns opaque: freeing the topology frees it. */
   n->op = *op;
   n->opaque = opaque;
@@ -302,8 +301,9 @@ fail_untracked:
 brook_stream_t *bk_topology_add_source(brook_topology_t *t, const bk_source_type_t *type, void *cfg,
                                        const char *name) {
   bk_node_t *n = NULL;
+  brook_err_t err;
   if (!bk_topology_check_open(t, type->kind))
-    n = node_new(t, BK_NODE_SOURCE, name, type->kind, 1);
+    n = node_new(t, BK_NODE_SOURCE, name, type->kind, 1, &err);
   if (!n) {
     if (cfg && type->cfg_free)
       type->cfg_free(cfg, &t->alloc);
@@ -321,7 +321,8 @@ brook_stream_t *brook_error_stream(brook_topology_t *t) {
     return &t->errors_node->outputs[0];
   if (bk_topology_check_open(t, "error_stream"))
     return NULL;
-  bk_node_t *n = node_new(t, BK_NODE_ERRORS, "errors", "errors", 1);
+  brook_err_t err;
+  bk_node_t *n = node_new(t, BK_NODE_ERRORS, "errors", "errors", 1, &err);
   if (!n)
     return NULL;
   t->errors_node = n;

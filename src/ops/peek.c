@@ -8,13 +8,13 @@ static brook_err_t peek_batch(brook_ctx_t *ctx, void *state, const brook_record_
   brook_peek_fn fn = (brook_peek_fn)cfg->fn;
   size_t from = 0; /* records [from, i) passed and are not yet forwarded */
   for (size_t i = 0; i < n; i++) {
-    brook_err_t err = fn(&recs[i], cfg->opaque);
-    if (err >= 0)
+    brook_err_t failed = fn(&recs[i], cfg->opaque);
+    if (failed >= 0)
       continue;
     /* A failed record leaves the stream: forward what passed before it, then apply the
      * policy to it. */
-    if ((err = brook_emit_batch(ctx, 0, recs + from, i - from)) < 0 ||
-        (err = brook_ctx_fail_record(ctx, &recs[i], err, "peek callback failed")) < 0)
+    brook_err_t err = brook_emit_batch(ctx, 0, recs + from, i - from);
+    if (err < 0 || (err = brook_ctx_fail_record(ctx, &recs[i], failed, "peek callback failed")) < 0)
       return err;
     from = i + 1;
   }

@@ -36,9 +36,11 @@ static brook_err_t write_all(brook_ctx_t *ctx, line_sink_t *s, const char *p, si
     ssize_t w = write(s->fd, p, n);
     if (w < 0 && errno == EINTR)
       continue;
-    if (w < 0)
-      return brook_ctx_fail_record(ctx, NULL, BROOK_ERR_IO, "write to '%s' failed: %s",
-                                   s->cfg->path ? s->cfg->path : "stdout", strerror(errno));
+    if (w < 0) {
+      brook_ctx_set_error(ctx, "write to '%s' failed: %s", s->cfg->path ? s->cfg->path : "stdout",
+                          strerror(errno));
+      return BROOK_ERR_IO;
+    }
     p += w;
     n -= (size_t)w;
   }
@@ -67,11 +69,10 @@ static brook_err_t line_sink_open(brook_ctx_t *ctx, void *opaque, void **state) 
     int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (cfg->opts.append ? O_APPEND : O_TRUNC);
     s->fd = open(cfg->path, flags, 0644);
     if (s->fd < 0) {
-      brook_err_t err = brook_ctx_fail_record(ctx, NULL, BROOK_ERR_IO, "cannot open '%s': %s",
-                                              cfg->path, strerror(errno));
+      brook_ctx_set_error(ctx, "cannot open '%s': %s", cfg->path, strerror(errno));
       bk_free(cfg->alloc, s->buf);
       bk_free(cfg->alloc, s);
-      return err;
+      return BROOK_ERR_IO;
     }
   } else {
     s->fd = STDOUT_FILENO;

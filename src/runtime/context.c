@@ -9,6 +9,16 @@ void *brook_ctx_alloc(brook_ctx_t *ctx, size_t size) {
   return ctx ? bk_arena_alloc(&ctx->rt->arena, size) : NULL;
 }
 
+void brook_ctx_set_error(brook_ctx_t *ctx, const char *fmt, ...) {
+  if (!ctx || !fmt)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  bk_errmsg_vset(&ctx->error_msg, fmt, ap);
+  va_end(ap);
+  ctx->has_error_msg = 1;
+}
+
 size_t brook_ctx_input(const brook_ctx_t *ctx) { return ctx ? ctx->input : 0; }
 
 const char *brook_ctx_config(const brook_ctx_t *ctx, const char *key) {

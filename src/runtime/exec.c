@@ -11,10 +11,12 @@ void bk_runtime_fail(brook_runtime_t *rt, brook_err_t err, const char *fmt, ...)
     return; /* the first failure is the one the user needs to see */
   rt->status = err;
   if (fmt) {
+    bk_errmsg_t m; /* the arguments may point into rt->msg itself */
     va_list ap;
     va_start(ap, fmt);
-    bk_errmsg_vset(&rt->msg, fmt, ap);
+    bk_errmsg_vset(&m, fmt, ap);
     va_end(ap);
+    rt->msg = m;
   } else {
     bk_errmsg_set(&rt->msg, "pipeline failed: %s", brook_strerror(err));
   }
@@ -47,7 +49,7 @@ brook_err_t bk_ctx_process(brook_ctx_t *ctx, size_t input, const brook_record_t 
   const brook_operator_t *op = &ctx->node->op;
   brook_err_t err = BROOK_OK;
   ctx->input = input;
-  if (ctx->n_ports == 0)
+  if (ctx->n_ports == 0 && !ctx->after_errors)
     ctx->rt->stats.records_out += n;
   if (op->process_batch) {
     err = op->process_batch(ctx, ctx->state, recs, n);
@@ -120,17 +122,20 @@ brook_err_t bk_src_emit_array(bk_src_t *src, const brook_record_t *recs, size_t 
 static brook_err_t route_to_errors(brook_ctx_t *ctx, const brook_record_t *rec, int err,
                                    const char *message) {
   brook_runtime_t *rt = ctx->rt;
-  size_t nh = rec->header_count + 3;
+  size_t nh = rec->header_count + 4;
   brook_header_t *h = bk_arena_alloc(&rt->arena, nh * sizeof(*h));
   size_t mlen = strlen(message);
   char *mcopy = bk_arena_alloc(&rt->arena, mlen + 1);
-  if (!h || !mcopy)
+  char *code = bk_arena_alloc(&rt->arena, 16);
+  if (!h || !mcopy || !code)
     return BROOK_ERR_NOMEM;
+  int code_len = snprintf(code, 16, "%d", err);
   memcpy(mcopy, message, mlen + 1);
   if (rec->header_count)
     memcpy(h, rec->headers, rec->header_count * sizeof(*h));
   const char *ename = brook_errname(err);
-  h[nh - 3] = (brook_header_t){"brook.error", ename, strlen(ename)};
+  h[nh - 4] = (brook_header_t){"brook.error", ename, strlen(ename)};
+  h[nh - 3] = (brook_header_t){"brook.error.code", code, (size_t)code_len};
   h[nh - 2] = (brook_header_t){"brook.error.operator", ctx->node->name, strlen(ctx->node->name)};
   h[nh - 1] = (brook_header_t){"brook.error.message", mcopy, mlen};
   brook_record_t erec = *rec;
@@ -147,8 +152,11 @@ brook_err_t brook_ctx_fail_record(brook_ctx_t *ctx, const brook_record_t *rec, i
   if (err >= 0)
     err = BROOK_ERR_USER;
   brook_runtime_t *rt = ctx->rt;
-  char message[384];
-  if (fmt) {
+  char message[sizeof(ctx->error_msg.text)];
+  if (ctx->has_error_msg) { /* the callback explained itself: that beats our generic text */
+    memcpy(message, ctx->error_msg.text, sizeof(message));
+    ctx->has_error_msg = 0;
+  } else if (fmt) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(message, sizeof(message), fmt, ap);
@@ -172,8 +180,8 @@ brook_err_t brook_ctx_fail_record(brook_ctx_t *ctx, const brook_record_t *rec, i
   }
   case BROOK_ON_ERROR_FAIL:
   default:
-    bk_runtime_fail(rt, err, "operator '%s' failed on a record: %s (%s)", ctx->node->name, message,
-                    brook_errname(err));
+    bk_runtime_fail(rt, err, "operator '%s' failed%s: %s (%s)", ctx->node->name,
+                    rec ? " on a record" : "", message, brook_errname(err));
     return err;
   }
 }

@@ -146,6 +146,12 @@ brook_err_t brook_runtime_new(brook_runtime_t **out, brook_topology_t *t,
 void brook_runtime_free(brook_runtime_t *rt) {
   if (!rt)
     return;
+  if (rt->in_run) { /* called from a callback inside brook_runtime_run: free when it returns */
+    rt->free_on_done = 1;
+    rt->opts.on_done = NULL;
+    brook_runtime_stop(rt);
+    return;
+  }
   if (rt->state == BK_RT_NEW || rt->state == BK_RT_DONE) {
     runtime_destroy(rt);
     return;
@@ -175,6 +181,7 @@ brook_err_t brook_runtime_run(brook_runtime_t *rt) {
     bk_errmsg_set(&rt->msg, "runtime_run: uv_loop_init: %s", uv_strerror(rc));
     return BROOK_ERR_LOOP;
   }
+  rt->in_run = 1;
   brook_err_t err = bk_sched_start(rt, &rt->own_loop);
   if (err == BROOK_OK) {
     uv_run(&rt->own_loop, UV_RUN_DEFAULT);
@@ -185,6 +192,9 @@ brook_err_t brook_runtime_run(brook_runtime_t *rt) {
     bk_errmsg_set(&rt->msg, "runtime_run: loop still busy at close: %s", uv_strerror(rc));
     err = BROOK_ERR_LOOP;
   }
+  rt->in_run = 0;
+  if (rt->free_on_done)
+    runtime_destroy(rt);
   return err;
 }
 

@@ -88,7 +88,7 @@ struct brook_runtime {
   atomic_int async_live; /* async may be sent to */
   atomic_int senders;    /* threads inside bk_runtime_wake */
   int free_on_done;
-  int in_callback; /* on_done is running: free must be immediate and safe */
+  int in_run; /* inside brook_runtime_run: a free from on_done waits for run to return */
 
   brook_err_t status;
   bk_errmsg_t msg;

@@ -13,7 +13,8 @@ static void finish(brook_runtime_t *rt);
 static void runtime_done(brook_runtime_t *rt) {
   rt->state = BK_RT_DONE;
   if (rt->free_on_done) {
-    bk_runtime_destroy_if_requested(rt);
+    if (!rt->in_run) /* run() owns the loop inside rt and frees it when it returns */
+      bk_runtime_destroy_if_requested(rt);
     return;
   }
   brook_done_cb cb = rt->opts.on_done;
@@ -91,7 +92,7 @@ static void for_each_operator(brook_runtime_t *rt, brook_err_t (*fn)(brook_ctx_t
     bk_arena_reset(&rt->arena);
     if (err < 0)
       bk_runtime_fail(rt, err, "operator '%s' failed at end of input or flush: %s", c->node->name,
-                      brook_strerror(err));
+                      c->has_error_msg ? c->error_msg.text : brook_strerror(err));
   }
 }
 
@@ -227,7 +228,7 @@ static brook_err_t open_operators(brook_runtime_t *rt) {
       err = c->node->op.open(c, c->node->opaque, &c->state);
     if (err < 0) {
       bk_runtime_fail(rt, err, "operator '%s' failed to open: %s", c->node->name,
-                      rt->msg.text[0] ? rt->msg.text : brook_strerror(err));
+                      c->has_error_msg ? c->error_msg.text : brook_strerror(err));
       return err;
     }
     c->opened = 1;
@@ -255,7 +256,7 @@ brook_err_t bk_sched_start(brook_runtime_t *rt, uv_loop_t *loop) {
     bk_src_t *src = &rt->sources[i];
     if ((err = src->vt->start(src))) {
       bk_runtime_fail(rt, err, "source '%s' failed to start: %s", src->ctx->node->name,
-                      rt->msg.text[0] ? rt->msg.text : brook_strerror(err));
+                      src->ctx->has_error_msg ? src->ctx->error_msg.text : brook_strerror(err));
       return start_failed(rt, err);
     }
     src->started = 1;
@@ -276,7 +277,7 @@ brook_err_t bk_sched_start(brook_runtime_t *rt, uv_loop_t *loop) {
     bk_src_t *src = &rt->sources[i];
     if (src->vt->attach && (err = src->vt->attach(src)))
       bk_runtime_fail(rt, err, "source '%s' failed to attach: %s", src->ctx->node->name,
-                      brook_strerror(err));
+                      src->ctx->has_error_msg ? src->ctx->error_msg.text : brook_strerror(err));
   }
   /* Pushes may have arrived before start; treat start like a wake-up. */
   for (size_t i = 0; i < rt->n_sources; i++)

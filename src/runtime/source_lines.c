@@ -1,7 +1,10 @@
 /* The line source: one record per line of a file or of standard input. Regular files are
  * read with libuv's thread-pool file reads; pipes and terminals with a uv stream. Records
  * point into the read buffer, which is only moved or refilled between batches. */
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 #include "core/opts.h"
@@ -18,6 +21,8 @@ typedef struct lines_state {
   lines_mode_t mode;
   uv_file fd;
   int own_fd;
+  int saved_flags; /* stdin's file status flags, restored at close (a uv stream sets
+                      O_NONBLOCK, which the whole process and its parent share); -1 = none */
   union {
     uv_pipe_t pipe;
     uv_tty_t tty;
@@ -52,6 +57,7 @@ static brook_err_t lines_create(bk_src_t *src) {
     return BROOK_ERR_NOMEM;
   st->src = src;
   st->fd = -1;
+  st->saved_flags = -1;
   src->impl = st;
   return BROOK_OK;
 }
@@ -65,24 +71,32 @@ static brook_err_t lines_start(bk_src_t *src) {
   st->buf = bk_malloc(&rt->alloc, st->cap);
   if (!st->buf)
     return BROOK_ERR_NOMEM;
-  if (!cfg->path) {
-    st->fd = 0;
-    uv_handle_type type = uv_guess_handle(0);
-    st->mode = type == UV_NAMED_PIPE ? LINES_PIPE : type == UV_TTY ? LINES_TTY : LINES_FILE;
-    return BROOK_OK;
+  int fd;
+  if (cfg->path) {
+    uv_fs_t req;
+    fd = uv_fs_open(NULL, &req, cfg->path, UV_FS_O_RDONLY, 0, NULL);
+    uv_fs_req_cleanup(&req);
+  } else {
+    /* A duplicate, so that closing our handle never closes the application's fd 0. */
+    fd = dup(STDIN_FILENO);
+    if (fd < 0)
+      fd = uv_translate_sys_error(errno);
   }
-  uv_fs_t req;
-  int fd = uv_fs_open(NULL, &req, cfg->path, UV_FS_O_RDONLY, 0, NULL);
-  uv_fs_req_cleanup(&req);
   if (fd < 0) {
-    bk_errmsg_set(&rt->msg, "cannot open '%s': %s", cfg->path, uv_strerror(fd));
+    brook_ctx_set_error(src->ctx, "cannot open '%s': %s", cfg->path ? cfg->path : "stdin",
+                        uv_strerror(fd));
     bk_free(&rt->alloc, st->buf);
     st->buf = NULL;
     return BROOK_ERR_IO;
   }
   st->fd = fd;
   st->own_fd = 1;
-  st->mode = LINES_FILE;
+  /* Pipes (FIFOs, shell pipes) and terminals are read with a uv stream, so a stop never waits
+   * for a blocking read; regular files go through the thread pool. */
+  uv_handle_type type = uv_guess_handle(fd);
+  st->mode = type == UV_NAMED_PIPE ? LINES_PIPE : type == UV_TTY ? LINES_TTY : LINES_FILE;
+  if (!cfg->path && st->mode != LINES_FILE)
+    st->saved_flags = fcntl(STDIN_FILENO, F_GETFL);
   return BROOK_OK;
 }
 
@@ -189,6 +203,7 @@ static void request_more(lines_state_t *st) {
 }
 
 static brook_err_t lines_attach(bk_src_t *src) {
+  const lines_cfg_t *cfg = src->cfg;
   lines_state_t *st = src->impl;
   brook_runtime_t *rt = src->rt;
   int rc = 0;
@@ -200,9 +215,11 @@ static brook_err_t lines_attach(bk_src_t *src) {
     rc = uv_tty_init(rt->loop, &st->h.tty, st->fd, 0);
     st->handle_open = rc == 0;
   }
+  if (st->handle_open && rc == 0)
+    st->own_fd = 0; /* the handle closes it */
   if (rc) {
-    bk_errmsg_set(&rt->msg, "source '%s': cannot read standard input: %s", src->ctx->node->name,
-                  uv_strerror(rc));
+    brook_ctx_set_error(src->ctx, "cannot read from '%s': %s", cfg->path ? cfg->path : "stdin",
+                        uv_strerror(rc));
     return BROOK_ERR_IO;
   }
   st->h.handle.data = st;
@@ -244,7 +261,7 @@ static brook_err_t lines_produce(bk_src_t *src) {
       continue;
     }
     if (!nl) {
-      if (avail >= max_line) {
+      if (avail > max_line) {
         err = emit_line(src, p, max_line, 1);
         st->start = st->end;
         st->discarding = 1;
@@ -284,6 +301,10 @@ static void lines_close(bk_src_t *src) {
       uv_read_stop((uv_stream_t *)&st->h.handle);
     st->handle_open = 0;
     bk_runtime_close_handle(src->rt, &st->h.handle);
+  }
+  if (st->saved_flags != -1) {
+    fcntl(STDIN_FILENO, F_SETFL, st->saved_flags);
+    st->saved_flags = -1;
   }
   if (!st->read_pending)
     close_fd(st);

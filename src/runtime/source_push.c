@@ -185,9 +185,9 @@ brook_err_t brook_push(brook_push_source_t *p, const brook_record_t *rec) {
   int wake = 0;
   uv_mutex_lock(&p->mu);
   err = push_locked(p, rec, need, &wake);
-  uv_mutex_unlock(&p->mu);
-  if (wake)
+  if (wake) /* under the lock: the loop cannot finish and free meanwhile */
     bk_runtime_wake(p->rt);
+  uv_mutex_unlock(&p->mu);
   return err;
 }
 
@@ -213,9 +213,9 @@ brook_err_t brook_push_wait(brook_push_source_t *p, const brook_record_t *rec, i
     }
     p->waiters--;
   }
-  uv_mutex_unlock(&p->mu);
   if (wake)
     bk_runtime_wake(p->rt);
+  uv_mutex_unlock(&p->mu);
   return err;
 }
 
@@ -236,8 +236,8 @@ brook_err_t brook_push_end(brook_push_source_t *p) {
   uv_mutex_lock(&p->mu);
   p->ended = 1;
   uv_cond_broadcast(&p->cv);
-  uv_mutex_unlock(&p->mu);
   bk_runtime_wake(p->rt);
+  uv_mutex_unlock(&p->mu);
   return BROOK_OK;
 }
 
@@ -348,6 +348,8 @@ static void push_destroy(bk_src_t *src) {
       bk_free(a, c);
     }
   }
+  uv_mutex_lock(&p->mu); /* a producer still inside a push call leaves it first */
+  uv_mutex_unlock(&p->mu);
   uv_cond_destroy(&p->cv);
   uv_mutex_destroy(&p->mu);
   bk_free(a, p);
