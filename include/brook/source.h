@@ -57,8 +57,8 @@ typedef struct brook_push_source brook_push_source_t;
 
 typedef struct brook_push_opts {
   uint32_t struct_size; /* set by brook_push_opts_init() */
-  size_t max_records;   /* queue bound in records; default 65536 */
-  size_t max_bytes;     /* queue bound in key+value+header bytes; default 16 MiB */
+  size_t max_records;   /* bound on records queued or being processed; default 65536 */
+  size_t max_bytes;     /* bound on their key+value+header bytes; default 16 MiB */
   /* Optional: called on the loop thread when credit becomes available again after a push
    * was refused with BROOK_ERR_FULL (to resume a paused producer on the same loop). */
   void (*on_credit)(brook_push_source_t *src, void *opaque);
@@ -76,7 +76,8 @@ brook_stream_t *brook_source_push(brook_topology_t *t, const char *name,
  * BROOK_ERR_FULL when the queue bound is reached (nothing was queued: retry when
  * brook_push_credit() > 0, after on_credit, or use brook_push_wait); BROOK_ERR_TOO_LARGE if
  * the record alone exceeds max_bytes; BROOK_ERR_STOPPED after brook_push_end() or once the
- * runtime stops; BROOK_ERR_NOMEM. Thread-safe: any thread, concurrently. */
+ * runtime is stopping (from the moment brook_runtime_stop returns); BROOK_ERR_NOMEM.
+ * Thread-safe: any thread, concurrently. */
 brook_err_t brook_push(brook_push_source_t *src, const brook_record_t *rec);
 
 /* Like brook_push but waits up to `timeout_ms` (< 0: forever) for credit. Returns
@@ -85,7 +86,10 @@ brook_err_t brook_push(brook_push_source_t *src, const brook_record_t *rec);
 brook_err_t brook_push_wait(brook_push_source_t *src, const brook_record_t *rec,
                             int64_t timeout_ms);
 
-/* How many records could be pushed right now (0 = no credit). Thread-safe. */
+/* How many records could be pushed right now (0 = no credit): the record bound minus the
+ * records queued or being processed. A record also needs byte credit (max_bytes), so a push
+ * can still be refused with BROOK_ERR_FULL when the queued bytes are near their bound. 0 once
+ * the source ended or the runtime is stopping. Thread-safe. */
 size_t brook_push_credit(brook_push_source_t *src);
 
 /* Ends the source: records already queued are still processed, further pushes fail with

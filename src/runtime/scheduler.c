@@ -134,9 +134,11 @@ static void run_batch(brook_runtime_t *rt, bk_src_t *src) {
     src->ended = 1;
     err = BROOK_OK;
   }
-  if (err >= 0 && port->n) {
+  if (port->n) { /* even if producing failed: records before the failing one go on */
     rt->stats.records_in += port->n;
-    err = bk_port_deliver(src->ctx, port);
+    brook_err_t derr = bk_port_deliver(src->ctx, port);
+    if (err >= 0)
+      err = derr;
   }
   if (err >= 0 && rt->errors_inst)
     err = bk_ctx_flush_ports(rt->errors_inst);

@@ -145,8 +145,8 @@ static int record_valid(const brook_record_t *rec) {
 /* Tries to queue rec; caller holds mu. */
 static brook_err_t push_locked(brook_push_source_t *p, const brook_record_t *rec, size_t need,
                                int *wake) {
-  if (p->ended || p->closed)
-    return BROOK_ERR_STOPPED;
+  if (p->ended || p->closed || atomic_load(&p->rt->stop_flag))
+    return BROOK_ERR_STOPPED; /* refused from the moment brook_runtime_stop returns */
   if (p->q_records + 1 > p->max_records || p->q_bytes + need > p->max_bytes) {
     p->refused = 1;
     return BROOK_ERR_FULL;
@@ -224,7 +224,7 @@ size_t brook_push_credit(brook_push_source_t *p) {
     return 0;
   uv_mutex_lock(&p->mu);
   size_t credit = 0;
-  if (!p->ended && !p->closed && p->q_bytes < p->max_bytes)
+  if (!p->ended && !p->closed && !atomic_load(&p->rt->stop_flag) && p->q_bytes < p->max_bytes)
     credit = p->max_records - p->q_records;
   uv_mutex_unlock(&p->mu);
   return credit;
