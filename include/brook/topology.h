@@ -59,8 +59,10 @@ brook_err_t brook_topology_set_error_policy(brook_topology_t *t, brook_error_pol
  * headers "brook.error" (error name, e.g. "BROOK_ERR_USER"), "brook.error.code" (the code in
  * decimal, so user-defined codes survive), "brook.error.operator" (node name) and
  * "brook.error.message". The node is named "errors" (a reserved name).
- * Records failing downstream of this stream fail the pipeline (no error loops). Calling it
- * again returns the same stream. NULL on error (recorded in the topology). */
+ * A record of this stream that fails again (in any operator it reaches) fails the pipeline,
+ * so a failed record is routed at most once: no error loops. Sinks it feeds are not counted
+ * in stats.records_out. Calling it again returns the same stream. NULL on error (recorded in the
+ * topology). */
 brook_stream_t *brook_error_stream(brook_topology_t *t);
 
 /* Checks the topology: no build errors, no cycle, every stream consumed, every operator fed.

@@ -37,7 +37,8 @@ struct brook_ctx {
   bk_port_t *ports;
   size_t n_ports;
   size_t input;      /* input of the batch being processed */
-  int after_errors;  /* fed by the error stream: failures here fail the pipeline */
+  int no_emit;       /* a map/key_by callback is running: emitting is a misuse */
+  int emit_misused;  /* ... and it tried */
   bk_src_t *src;     /* for sources */
   int has_error_msg; /* brook_ctx_set_error was called since the last failure */
   bk_errmsg_t error_msg;

@@ -131,6 +131,12 @@ bk_node_t *bk_topology_find(const brook_topology_t *t, const char *name) {
   return NULL;
 }
 
+#define ERRORS_NODE_NAME "errors"
+
+static int name_reserved(bk_node_kind_t kind, const char *name) {
+  return kind != BK_NODE_ERRORS && strcmp(name, ERRORS_NODE_NAME) == 0;
+}
+
 const char *brook_stream_name(const brook_stream_t *s) { return s ? s->node->name : NULL; }
 
 brook_stream_t *brook_stream_set_name(brook_stream_t *s, const char *name) {
@@ -146,6 +152,11 @@ brook_stream_t *brook_stream_set_name(brook_stream_t *s, const char *name) {
   bk_node_t *other = bk_topology_find(t, name);
   if (other == s->node)
     return s;
+  if (name_reserved(s->node->kind, name)) {
+    bk_topology_fail(t, BROOK_ERR_DUPLICATE,
+                     "stream_set_name: the name '%s' is reserved for the error stream", name);
+    return NULL;
+  }
   if (other) {
     bk_topology_fail(t, BROOK_ERR_DUPLICATE, "stream_set_name: name '%s' is already taken", name);
     return NULL;
@@ -164,6 +175,11 @@ brook_stream_t *brook_stream_set_name(brook_stream_t *s, const char *name) {
 static bk_node_t *node_new(brook_topology_t *t, bk_node_kind_t kind, const char *name,
                            const char *kind_name, size_t n_outputs, brook_err_t *err) {
   const brook_allocator_t *a = &t->alloc;
+  if (name && name_reserved(kind, name)) {
+    *err = bk_topology_fail(t, BROOK_ERR_DUPLICATE,
+                            "%s: the name '%s' is reserved for the error stream", kind_name, name);
+    return NULL;
+  }
   if (name && bk_topology_find(t, name)) {
     *err =
         bk_topology_fail(t, BROOK_ERR_DUPLICATE, "%s: name '%s' is already taken", kind_name, name);
@@ -322,7 +338,7 @@ brook_stream_t *brook_error_stream(brook_topology_t *t) {
   if (bk_topology_check_open(t, "error_stream"))
     return NULL;
   brook_err_t err;
-  bk_node_t *n = node_new(t, BK_NODE_ERRORS, "errors", "errors", 1, &err);
+  bk_node_t *n = node_new(t, BK_NODE_ERRORS, ERRORS_NODE_NAME, "errors", 1, &err);
   if (!n)
     return NULL;
   t->errors_node = n;

@@ -8,17 +8,18 @@ static brook_err_t map_batch(brook_ctx_t *ctx, void *state, const brook_record_t
   const bk_fn_cfg_t *cfg = state;
   brook_map_fn fn = (brook_map_fn)cfg->fn;
   void *opaque = cfg->opaque;
-  bk_port_t *port = &ctx->ports[0];
   for (size_t i = 0; i < n; i++) {
     /* The callback rewrites the output slot itself: one copy per record. */
-    size_t at = port->n;
     brook_record_t *slot = bk_emit_slot(ctx, 0);
     *slot = recs[i];
+    ctx->no_emit = 1;
     brook_err_t err = fn(slot, ctx, opaque);
-    if (port->n != at) /* it called brook_emit on the slot it was rewriting */
+    ctx->no_emit = 0;
+    if (ctx->emit_misused) {
+      ctx->emit_misused = 0;
       err = brook_ctx_fail_record(ctx, &recs[i], BROOK_ERR_STATE,
                                   "map callback must not emit (use flat_map)");
-    else if (err < 0)
+    } else if (err < 0)
       err = brook_ctx_fail_record(ctx, &recs[i], err, "map callback failed");
     else
       err = bk_emit_commit(ctx, 0);

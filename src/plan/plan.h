@@ -12,8 +12,7 @@
 typedef struct bk_plan {
   bk_node_t **order; /* all nodes, sources first, every node after its inputs */
   size_t n;
-  size_t *pos;                 /* node id -> index in order */
-  unsigned char *after_errors; /* node id -> 1 if fed (transitively) by the error stream */
+  size_t *pos; /* node id -> index in order */
   size_t n_sources;
 } bk_plan_t;
 

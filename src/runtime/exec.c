@@ -22,16 +22,24 @@ void bk_runtime_fail(brook_runtime_t *rt, brook_err_t err, const char *fmt, ...)
   }
 }
 
+/* Delivery of the error stream's records is tracked by depth (delivery is synchronous and
+ * nested), so every operator knows whether the records it is handling are failed records:
+ * those are not counted as output, and failing on them fails the pipeline (no error loops). */
+static brook_err_t deliver(brook_ctx_t *from, bk_port_t *p, const brook_record_t *recs, size_t n) {
+  brook_runtime_t *rt = from->rt;
+  int from_errors = from == rt->errors_inst;
+  rt->error_depth += from_errors;
+  brook_err_t err = BROOK_OK;
+  for (size_t i = 0; i < p->n_to && err >= 0; i++)
+    err = bk_ctx_process(p->to[i].ctx, p->to[i].input, recs, n);
+  rt->error_depth -= from_errors;
+  return err;
+}
+
 brook_err_t bk_port_deliver(brook_ctx_t *from, bk_port_t *p) {
-  (void)from;
   size_t n = p->n;
   p->n = 0; /* targets are done with buf before we append again: delivery is synchronous */
-  for (size_t i = 0; i < p->n_to; i++) {
-    brook_err_t err = bk_ctx_process(p->to[i].ctx, p->to[i].input, p->buf, n);
-    if (err < 0)
-      return err;
-  }
-  return BROOK_OK;
+  return deliver(from, p, p->buf, n);
 }
 
 brook_err_t bk_ctx_flush_ports(brook_ctx_t *ctx) {
@@ -46,30 +54,53 @@ brook_err_t bk_ctx_flush_ports(brook_ctx_t *ctx) {
 }
 
 brook_err_t bk_ctx_process(brook_ctx_t *ctx, size_t input, const brook_record_t *recs, size_t n) {
+  brook_runtime_t *rt = ctx->rt;
   const brook_operator_t *op = &ctx->node->op;
   brook_err_t err = BROOK_OK;
   ctx->input = input;
-  if (ctx->n_ports == 0 && !ctx->after_errors)
-    ctx->rt->stats.records_out += n;
+  if (ctx->n_ports == 0 && rt->error_depth == 0)
+    rt->stats.records_out += n;
   if (op->process_batch) {
     err = op->process_batch(ctx, ctx->state, recs, n);
   } else {
     for (size_t i = 0; i < n; i++) {
       err = op->process(ctx, ctx->state, &recs[i]);
-      if (err < 0 && (err = brook_ctx_fail_record(ctx, &recs[i], err, NULL)) < 0)
+      if (err >= 0)
+        continue;
+      if (rt->status != BROOK_OK) /* a downstream failure came back up: not this record's */
+        break;
+      if ((err = brook_ctx_fail_record(ctx, &recs[i], err, NULL)) < 0)
         break;
     }
   }
   if (err >= 0)
     err = bk_ctx_flush_ports(ctx);
   if (err < 0) {
-    bk_runtime_fail(ctx->rt, err, "operator '%s' failed: %s", ctx->node->name, brook_strerror(err));
+    if (rt->status == BROOK_OK) {
+      bk_runtime_fail(rt, err, "operator '%s' failed: %s", ctx->node->name,
+                      ctx->has_error_msg ? ctx->error_msg.text : brook_strerror(err));
+      rt->failed_ctx = ctx;
+    }
+    /* This operator failed (not something downstream): what it emitted before the failing
+     * record still goes on, as it would have with a batch of one record. */
+    if (rt->failed_ctx == ctx) {
+      rt->failed_ctx = NULL;
+      bk_ctx_flush_ports(ctx);
+    }
     return err;
   }
   return BROOK_OK;
 }
 
+/* Emitting is refused while a map or key_by callback runs (they rewrite records in place). */
+static brook_err_t emit_forbidden(brook_ctx_t *ctx) {
+  ctx->emit_misused = 1; /* the operator turns this into a failure of the record */
+  return BROOK_ERR_STATE;
+}
+
 brook_err_t brook_emit_to(brook_ctx_t *ctx, size_t port, const brook_record_t *rec) {
+  if (ctx && ctx->no_emit)
+    return emit_forbidden(ctx);
   if (!ctx || !rec || port >= ctx->n_ports) {
     if (ctx)
       bk_runtime_fail(ctx->rt, BROOK_ERR_INVALID_ARG,
@@ -104,12 +135,7 @@ brook_err_t brook_emit_batch(brook_ctx_t *ctx, size_t port, const brook_record_t
   }
   if (n == 0)
     return BROOK_OK;
-  for (size_t i = 0; i < p->n_to; i++) {
-    brook_err_t err = bk_ctx_process(p->to[i].ctx, p->to[i].input, recs, n);
-    if (err < 0)
-      return err;
-  }
-  return BROOK_OK;
+  return deliver(ctx, p, recs, n);
 }
 
 brook_err_t bk_src_emit_array(bk_src_t *src, const brook_record_t *recs, size_t n) {
@@ -165,7 +191,7 @@ brook_err_t brook_ctx_fail_record(brook_ctx_t *ctx, const brook_record_t *rec, i
     snprintf(message, sizeof(message), "%s", brook_strerror(err));
   }
   brook_error_policy_t policy = rt->topo->error_policy;
-  if (ctx->after_errors || !rec)
+  if (rt->error_depth || !rec)
     policy = BROOK_ON_ERROR_FAIL;
   switch (policy) {
   case BROOK_ON_ERROR_SKIP:
@@ -180,6 +206,8 @@ brook_err_t brook_ctx_fail_record(brook_ctx_t *ctx, const brook_record_t *rec, i
   }
   case BROOK_ON_ERROR_FAIL:
   default:
+    if (rt->status == BROOK_OK)
+      rt->failed_ctx = ctx;
     bk_runtime_fail(rt, err, "operator '%s' failed%s: %s (%s)", ctx->node->name,
                     rec ? " on a record" : "", message, brook_errname(err));
     return err;

@@ -52,7 +52,6 @@ static brook_err_t build_instances(brook_runtime_t *rt) {
     brook_ctx_t *c = &rt->insts[i];
     c->rt = rt;
     c->node = node;
-    c->after_errors = plan->after_errors[node->id];
     if (node->n_outputs) {
       c->ports = bk_calloc(a, node->n_outputs, sizeof(*c->ports));
       if (!c->ports)
@@ -129,7 +128,6 @@ brook_err_t brook_runtime_new(brook_runtime_t **out, brook_topology_t *t,
   }
   rt->topo = t;
   bk_topology_ref(t);
-  t->frozen = 1;
   if ((err = build_instances(rt))) {
     if (err == BROOK_ERR_NOMEM)
       bk_errmsg_set(&t->msg, "runtime_new: out of memory");
@@ -139,6 +137,7 @@ brook_err_t brook_runtime_new(brook_runtime_t **out, brook_topology_t *t,
     runtime_destroy(rt);
     return err;
   }
+  t->frozen = 1; /* only a runtime that exists freezes the topology */
   *out = rt;
   return BROOK_OK;
 }

@@ -90,6 +90,8 @@ struct brook_runtime {
   int free_on_done;
   int in_run; /* inside brook_runtime_run: a free from on_done waits for run to return */
 
+  int error_depth;         /* > 0 while error-stream records are being delivered */
+  brook_ctx_t *failed_ctx; /* the operator whose own failure set status, while unwinding */
   brook_err_t status;
   bk_errmsg_t msg;
   brook_runtime_stats_t stats;

@@ -39,6 +39,7 @@ struct brook_push_source {
   size_t n_free;
   push_chunk_t *processing;  /* loop thread only */
   size_t q_records, q_bytes; /* queued + processing */
+  size_t q_alloc;            /* bytes of the chunks holding them (bounded like q_bytes) */
   size_t max_records, max_bytes;
   size_t chunk_records;
   int ended;   /* brook_push_end */
@@ -68,6 +69,21 @@ static size_t record_bytes(const brook_record_t *rec) {
   return n;
 }
 
+/* Bytes for records' data in a new chunk: enough for a batch of ~64-byte records, at most
+ * PUSH_CHUNK_BYTES, or a whole large record. */
+static size_t chunk_data_size(const brook_push_source_t *p, size_t need) {
+  size_t size = p->chunk_records * 64;
+  if (size > PUSH_CHUNK_BYTES)
+    size = PUSH_CHUNK_BYTES;
+  return need > size ? need : size;
+}
+
+/* What a chunk with `data` bytes of record data costs in memory. */
+static size_t chunk_alloc_size(const brook_push_source_t *p, size_t data) {
+  return align8(sizeof(push_chunk_t)) + p->chunk_records * sizeof(brook_record_t) +
+         chunk_data_size(p, data);
+}
+
 static push_chunk_t *chunk_get(brook_push_source_t *p, size_t need) {
   if (p->free_list && p->free_list->size >= need) {
     push_chunk_t *c = p->free_list;
@@ -77,7 +93,7 @@ static push_chunk_t *chunk_get(brook_push_source_t *p, size_t need) {
     c->n = c->used = c->accounted = 0;
     return c;
   }
-  size_t size = need > PUSH_CHUNK_BYTES ? need : PUSH_CHUNK_BYTES;
+  size_t size = chunk_data_size(p, need);
   size_t head = align8(sizeof(push_chunk_t));
   size_t recs = p->chunk_records * sizeof(brook_record_t);
   push_chunk_t *c = bk_malloc(&p->rt->alloc, head + recs + size);
@@ -92,7 +108,7 @@ static push_chunk_t *chunk_get(brook_push_source_t *p, size_t need) {
 }
 
 static void chunk_put(brook_push_source_t *p, push_chunk_t *c) {
-  if (p->n_free < PUSH_FREE_CHUNKS && c->size == PUSH_CHUNK_BYTES) {
+  if (p->n_free < PUSH_FREE_CHUNKS && c->size == chunk_data_size(p, 0)) {
     c->next = p->free_list;
     p->free_list = c;
     p->n_free++;
@@ -153,8 +169,15 @@ static brook_err_t push_locked(brook_push_source_t *p, const brook_record_t *rec
   }
   push_chunk_t *c = p->tail;
   if (!c || c->n == c->cap || c->size - c->used < need) {
+    /* The chunks themselves count against max_bytes, so small batches of tiny records cannot
+     * hold more memory than the bound (one chunk is always allowed). */
+    if (p->q_alloc && p->q_alloc + chunk_alloc_size(p, need) > p->max_bytes) {
+      p->refused = 1;
+      return BROOK_ERR_FULL;
+    }
     if (!(c = chunk_get(p, need)))
       return BROOK_ERR_NOMEM;
+    p->q_alloc += chunk_alloc_size(p, c->size);
     if (p->tail)
       p->tail->next = c;
     else
@@ -311,6 +334,7 @@ static void push_batch_done(bk_src_t *src) {
   uv_mutex_lock(&p->mu);
   p->q_records -= c->n;
   p->q_bytes -= c->accounted;
+  p->q_alloc -= chunk_alloc_size(p, c->size);
   chunk_put(p, c);
   int credit = p->refused;
   p->refused = 0;
