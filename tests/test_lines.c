@@ -18,32 +18,10 @@
 
 #include <brook/brook.h>
 
+#include "tempfiles.h"
 #include "wait.h"
 
 /* ---- files ---- */
-
-/* Temp files are also removed by the group teardown, so a failed test leaves none. */
-#define MAX_TEMPS 64
-static char temps[MAX_TEMPS][256];
-static int n_temps;
-
-static void temp_path(char *out, size_t size, const char *tag) {
-  const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-  snprintf(out, size, "%s/brook_test_lines_%s_XXXXXX", dir, tag);
-  int fd = mkstemp(out);
-  assert_true(fd >= 0);
-  close(fd);
-  if (n_temps < MAX_TEMPS)
-    snprintf(temps[n_temps++], sizeof(temps[0]), "%s", out);
-}
-
-static int remove_temps(void **state) {
-  (void)state;
-  for (int i = 0; i < n_temps; i++)
-    unlink(temps[i]);
-  n_temps = 0;
-  return 0;
-}
 
 static void write_file(const char *path, const char *data, size_t len) {
   FILE *f = fopen(path, "wb");
@@ -668,5 +646,5 @@ int main(void) {
       cmocka_unit_test(line_sink_in_missing_directory_fails_at_start),
       cmocka_unit_test(line_sink_flushes_when_idle),
   };
-  return cmocka_run_group_tests(tests, NULL, remove_temps);
+  return cmocka_run_group_tests(tests, NULL, temp_remove_all);
 }

@@ -15,6 +15,7 @@
 
 #include <brook/brook.h>
 
+#include "run_helpers.h"
 #include "wait.h"
 
 #define WAIT_MS 30000
@@ -112,17 +113,6 @@ static brook_runtime_t *push_pipeline(const brook_push_opts_t *po, order_sink_t 
   assert_int_equal(brook_runtime_new(&rt, t, &o), BROOK_OK);
   brook_topology_free(t);
   return rt;
-}
-
-typedef struct runner {
-  brook_runtime_t *rt;
-  brook_err_t result;
-} runner_t;
-
-static void *run_thread(void *arg) {
-  runner_t *r = arg;
-  r->result = brook_runtime_run(r->rt);
-  return NULL;
 }
 
 /* ---- concurrent producers ---- */

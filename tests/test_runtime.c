@@ -12,6 +12,8 @@
 
 #include <cmocka.h>
 
+#include "run_helpers.h"
+
 #include <brook/brook.h>
 
 /* ---- a numbered generator and a sink that checks the sequence ---- */
@@ -108,14 +110,6 @@ static brook_runtime_t *new_runtime(brook_topology_t *t, size_t batch_size, done
   assert_int_equal(brook_runtime_new(&rt, t, &o), BROOK_OK);
   assert_non_null(rt);
   return rt;
-}
-
-static brook_runtime_stats_t get_stats(brook_runtime_t *rt) {
-  brook_runtime_stats_t st;
-  memset(&st, 0, sizeof(st));
-  st.struct_size = sizeof(st);
-  assert_int_equal(brook_runtime_stats(rt, &st), BROOK_OK);
-  return st;
 }
 
 /* ---- tests ---- */

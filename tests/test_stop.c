@@ -18,6 +18,8 @@
 
 #include <brook/brook.h>
 
+#include "run_helpers.h"
+#include "tempfiles.h"
 #include "wait.h"
 
 #define WAIT_MS 30000 /* generous: a deadline that only a broken runtime reaches */
@@ -141,29 +143,6 @@ static char *read_file(const char *path, size_t *len) {
   return buf;
 }
 
-/* Temp files are also removed by the group teardown, so a failed test leaves none. */
-#define MAX_TEMPS 64
-static char temps[MAX_TEMPS][256];
-static int n_temps;
-
-static void temp_path(char *out, size_t size, const char *tag) {
-  const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-  snprintf(out, size, "%s/brook_test_stop_%s_XXXXXX", dir, tag);
-  int fd = mkstemp(out);
-  assert_true(fd >= 0);
-  close(fd);
-  if (n_temps < MAX_TEMPS)
-    snprintf(temps[n_temps++], sizeof(temps[0]), "%s", out);
-}
-
-static int remove_temps(void **state) {
-  (void)state;
-  for (int i = 0; i < n_temps; i++)
-    unlink(temps[i]);
-  n_temps = 0;
-  return 0;
-}
-
 typedef struct done_rec {
   int calls;
   brook_err_t status;
@@ -188,14 +167,6 @@ static brook_runtime_t *make_runtime(brook_topology_t *t, done_rec_t *d) {
   assert_int_equal(brook_runtime_new(&rt, t, &o), BROOK_OK);
   brook_topology_free(t);
   return rt;
-}
-
-static brook_runtime_stats_t get_stats(brook_runtime_t *rt) {
-  brook_runtime_stats_t st;
-  memset(&st, 0, sizeof(st));
-  st.struct_size = sizeof(st);
-  assert_int_equal(brook_runtime_stats(rt, &st), BROOK_OK);
-  return st;
 }
 
 /* Checks a line-sink output: only complete lines, numbered 0, 1, 2, ... Returns the count. */
@@ -484,17 +455,6 @@ static brook_err_t sink_gated(const brook_record_t *rec, void *opaque) {
   return BROOK_OK;
 }
 
-typedef struct runner {
-  brook_runtime_t *rt;
-  brook_err_t result;
-} runner_t;
-
-static void *run_thread(void *arg) {
-  runner_t *r = arg;
-  r->result = brook_runtime_run(r->rt);
-  return NULL;
-}
-
 static brook_err_t push_number(brook_push_source_t *p, uint64_t v) {
   brook_record_t rec = {.value = &v, .value_len = sizeof(v)};
   return brook_push(p, &rec);
@@ -586,5 +546,5 @@ int main(void) {
       cmocka_unit_test(stop_drains_accepted_pushes),
       cmocka_unit_test(stop_before_run_drains_queued_pushes),
   };
-  return cmocka_run_group_tests(tests, NULL, remove_temps);
+  return cmocka_run_group_tests(tests, NULL, temp_remove_all);
 }

@@ -162,7 +162,6 @@ void brook_runtime_free(brook_runtime_t *rt) {
 }
 
 /* Called by the scheduler once the runtime is DONE. */
-void bk_runtime_destroy_if_requested(brook_runtime_t *rt);
 void bk_runtime_destroy_if_requested(brook_runtime_t *rt) {
   if (rt->free_on_done)
     runtime_destroy(rt);

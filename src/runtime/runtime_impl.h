@@ -104,6 +104,10 @@ brook_err_t bk_ctx_flush_ports(brook_ctx_t *ctx);
 void bk_runtime_fail(brook_runtime_t *rt, brook_err_t err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* ---- runtime.c ---- */
+/* Frees the runtime if brook_runtime_free asked for it while it was still running. */
+void bk_runtime_destroy_if_requested(brook_runtime_t *rt);
+
 /* ---- scheduler.c: the loop side ---- */
 brook_err_t bk_sched_start(brook_runtime_t *rt, uv_loop_t *loop);
 /* Marks `src` ready and makes sure the idle handle runs. Loop thread. */

@@ -6,8 +6,6 @@
 
 #include "runtime/runtime_impl.h"
 
-void bk_runtime_destroy_if_requested(brook_runtime_t *rt);
-
 static void finish(brook_runtime_t *rt);
 
 static void runtime_done(brook_runtime_t *rt) {

@@ -1,0 +1,33 @@
+/* Temporary files for tests (see tempfiles.h). */
+#include "tempfiles.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define MAX_TEMPS 64
+static char temps[MAX_TEMPS][256];
+static int n_temps;
+
+void temp_path(char *out, size_t size, const char *tag) {
+  const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+  snprintf(out, size, "%s/brook_test_%s_XXXXXX", dir, tag);
+  int fd = mkstemp(out);
+  assert_true(fd >= 0);
+  close(fd);
+  if (n_temps < MAX_TEMPS)
+    snprintf(temps[n_temps++], sizeof(temps[0]), "%s", out);
+}
+
+int temp_remove_all(void **state) {
+  (void)state;
+  for (int i = 0; i < n_temps; i++)
+    unlink(temps[i]);
+  n_temps = 0;
+  return 0;
+}
