@@ -30,6 +30,7 @@ static const err_info_t err_table[] = {
     {BROOK_ERR_LOOP, "BROOK_ERR_LOOP", "event loop error"},
     {BROOK_ERR_BUILD, "BROOK_ERR_BUILD", "topology has build errors"},
     {BROOK_ERR_DUPLICATE, "BROOK_ERR_DUPLICATE", "duplicate name"},
+    {BROOK_ERR_CORRUPT, "BROOK_ERR_CORRUPT", "malformed data"},
 };
 
 static const err_info_t *err_find(int err) {

@@ -1,0 +1,600 @@
+/* The in-memory state store: the hash table, entries, the change listener and the public
+ * brook_store_* calls except open (runtime) and snapshot/restore (store_snapshot.c). See
+ * store.h for the layout and the deletion scheme. */
+#include "state/store.h"
+
+#include <assert.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/opts.h"
+
+#define MIN_CAP 16    /* smallest table */
+#define KEEP_CAP 256  /* an empty table up to this size is kept rather than freed */
+#define TOMB_HASH 1   /* any non-zero hash marks a tombstone */
+#define DIRTY_KEEP 64 /* dirty-array capacity always kept after a flush */
+
+/* ---- sizing ---- */
+
+/* The smallest table (a power of two >= MIN_CAP) holding `n` entries at load <= 1/2, so that
+ * a quarter of the table is inserted before the next resize. 0 if it would overflow. */
+static size_t cap_for(size_t n) {
+  size_t c = MIN_CAP;
+  while (c / 2 < n) {
+    if (c > SIZE_MAX / 2 / sizeof(bk_slot_t))
+      return 0;
+    c *= 2;
+  }
+  return c;
+}
+
+static size_t entry_size(size_t klen, size_t vlen) {
+  return sizeof(bk_entry_t) + ((klen + 15) & ~(size_t)15) + vlen;
+}
+
+/* ---- the table ---- */
+
+/* As lookup; on a miss *ins is where the key would go (the first tombstone or the empty slot
+ * ending the probe), or SIZE_MAX if there is no table. */
+static inline bk_slot_t *lookup_ins(const brook_store_t *s, const void *key, size_t klen,
+                                    uint64_t h, size_t *ins) {
+  *ins = SIZE_MAX;
+  if (!s->cap)
+    return NULL;
+  size_t mask = s->cap - 1;
+  for (size_t i = h & mask;; i = (i + 1) & mask) {
+    bk_slot_t *sl = &s->slots[i];
+    if (sl->e) {
+      if (sl->hash == h && bk_store_key_eq(sl->e, key, klen))
+        return sl;
+    } else if (!sl->hash) {
+      if (*ins == SIZE_MAX)
+        *ins = i;
+      return NULL;
+    } else if (*ins == SIZE_MAX) {
+      *ins = i;
+    }
+  }
+}
+
+/* The first empty slot on h's probe path; the table must have no tombstones on it. */
+static size_t empty_slot(const brook_store_t *s, uint64_t h) {
+  size_t mask = s->cap - 1, i = h & mask;
+  while (s->slots[i].e)
+    i = (i + 1) & mask;
+  return i;
+}
+
+/* Rebuilds the table with `ncap` slots, dropping tombstones. Entries do not move. */
+static int table_resize(brook_store_t *s, size_t ncap) {
+  assert(ncap >= MIN_CAP && (ncap & (ncap - 1)) == 0 && s->count * 4 < ncap * 3);
+  bk_slot_t *ns = bk_calloc(&s->alloc, ncap, sizeof(*ns));
+  if (!ns)
+    return -1;
+  size_t mask = ncap - 1;
+  for (size_t i = 0; i < s->cap; i++) {
+    if (!s->slots[i].e)
+      continue;
+    size_t j = s->slots[i].hash & mask;
+    while (ns[j].e)
+      j = (j + 1) & mask;
+    ns[j] = s->slots[i];
+  }
+  bk_free(&s->alloc, s->slots);
+  s->slots = ns;
+  s->cap = ncap;
+  s->tombs = 0;
+  return 0;
+}
+
+/* Frees the table of a store that has just become empty, and the slab chunks it kept for
+ * reuse: the store was big, so this is the end of a burst. */
+static void table_release(brook_store_t *s) {
+  assert(s->count == 0);
+  bk_free(&s->alloc, s->slots);
+  s->slots = NULL;
+  s->cap = 0;
+  s->tombs = 0;
+  bk_slab_trim(&s->slab);
+}
+
+/* Makes room for one new key whose probe ended at *ins, resizing the table when it is too
+ * full (counting tombstones) or (with may_shrink) very sparse; *ins is recomputed after a
+ * resize. */
+static int table_make_room(brook_store_t *s, uint64_t h, size_t *ins, int may_shrink) {
+  size_t need = s->count + 1;
+  if (!s->cap || (!s->slots[*ins].hash && (s->count + s->tombs + 1) * 4 > s->cap * 3)) {
+    size_t ncap = cap_for(need);
+    if (!ncap || table_resize(s, ncap > s->min_cap ? ncap : s->min_cap))
+      return -1;
+  } else if (may_shrink && s->cap > s->min_cap && need * 8 < s->cap) {
+    /* Very sparse after deletions: shrink, so memory comes back after a burst. Optional,
+     * so a failed allocation is no error. */
+    size_t ncap = cap_for(need);
+    if (ncap < s->min_cap)
+      ncap = s->min_cap;
+    if (ncap >= s->cap || table_resize(s, ncap))
+      return 0;
+  } else {
+    return 0;
+  }
+  *ins = empty_slot(s, h);
+  return 0;
+}
+
+/* Turns slot i (just emptied of its entry) into a tombstone, or into an empty slot when no
+ * probe can pass through it (the next slot is empty); then tombstones right before an
+ * empty slot are useless and become empty too. Nothing moves, so iterations are safe. */
+static void slot_vacate(brook_store_t *s, size_t i) {
+  size_t mask = s->cap - 1;
+  bk_slot_t *next = &s->slots[(i + 1) & mask];
+  s->slots[i].e = NULL;
+  if (next->e || next->hash) {
+    s->slots[i].hash = TOMB_HASH;
+    s->tombs++;
+    return;
+  }
+  s->slots[i].hash = 0;
+  for (size_t j = (i - 1) & mask; !s->slots[j].e && s->slots[j].hash; j = (j - 1) & mask) {
+    s->slots[j].hash = 0;
+    s->tombs--;
+  }
+}
+
+/* ---- entries ---- */
+
+/* A new entry holding a copy of key, with room for vlen value bytes, placed in the table.
+ * The value bytes are left for the caller. NOMEM leaves the store's content unchanged.
+ * may_shrink is 0 while a reserved table is being filled. */
+static brook_err_t entry_insert(brook_store_t *s, size_t ins, uint64_t h, const void *key,
+                                size_t klen, size_t vlen, int may_shrink, bk_entry_t **out) {
+  if (table_make_room(s, h, &ins, may_shrink))
+    return BROOK_ERR_NOMEM;
+  uint32_t ref;
+  bk_entry_t *e = bk_slab_alloc(&s->slab, entry_size(klen, vlen), &ref);
+  if (!e)
+    return BROOK_ERR_NOMEM;
+  e->klen = (uint32_t)klen;
+  e->vlen = (uint32_t)vlen;
+  e->dirty = 0;
+  e->ref = ref;
+  if (klen)
+    memcpy(bk_entry_key(e), key, klen);
+  bk_slot_t *sl = &s->slots[ins];
+  if (sl->hash) /* a tombstone (empty slots have hash 0) */
+    s->tombs--;
+  sl->hash = h;
+  sl->e = e;
+  s->count++;
+  *out = e;
+  return BROOK_OK;
+}
+
+static void entry_free(brook_store_t *s, bk_entry_t *e) { bk_slab_free(&s->slab, e, e->ref); }
+
+static brook_err_t report(const brook_store_t *s, const bk_entry_t *e, int deleted) {
+  if (!s->listener)
+    return BROOK_OK;
+  return s->listener(bk_entry_key(e), e->klen, deleted ? NULL : bk_entry_value(e),
+                     deleted ? 0 : e->vlen, s->listener_opaque);
+}
+
+/* ---- the dirty set (entries updated in place, reported at the next flush) ---- */
+
+static int dirty_reserve(brook_store_t *s) {
+  if (s->n_dirty < s->dirty_cap)
+    return 0;
+  if (s->n_dirty >= UINT32_MAX - 1)
+    return -1;
+  void *arr = s->dirty;
+  if (bk_grow(&s->alloc, &arr, &s->dirty_cap, s->n_dirty + 1, sizeof(bk_entry_t *)))
+    return -1;
+  s->dirty = arr;
+  return 0;
+}
+
+static void dirty_add(brook_store_t *s, bk_entry_t *e) {
+  assert(!e->dirty && s->n_dirty < s->dirty_cap);
+  s->dirty[s->n_dirty++] = e;
+  e->dirty = (uint32_t)s->n_dirty;
+}
+
+static void dirty_remove(brook_store_t *s, bk_entry_t *e) {
+  size_t i = e->dirty - 1;
+  assert(i < s->n_dirty && s->dirty[i] == e);
+  bk_entry_t *last = s->dirty[--s->n_dirty];
+  s->dirty[i] = last;
+  last->dirty = (uint32_t)(i + 1);
+  e->dirty = 0;
+}
+
+/* Forgets every dirty mark, and frees an array grown far beyond the store's needs. */
+static void dirty_reset(brook_store_t *s) {
+  for (size_t i = 0; i < s->n_dirty; i++)
+    s->dirty[i]->dirty = 0;
+  s->n_dirty = 0;
+  if (s->dirty_cap > DIRTY_KEEP && s->dirty_cap > 2 * s->count) {
+    bk_free(&s->alloc, s->dirty);
+    s->dirty = NULL;
+    s->dirty_cap = 0;
+  }
+}
+
+/* ---- create / destroy ---- */
+
+void brook_store_opts_init(brook_store_opts_t *opts) {
+  if (!opts)
+    return;
+  memset(opts, 0, sizeof(*opts));
+  opts->struct_size = sizeof(*opts);
+}
+
+brook_err_t bk_store_create(const brook_allocator_t *a, const brook_store_opts_t *opts,
+                            const char *name, brook_store_t **out) {
+  if (!out)
+    return BROOK_ERR_INVALID_ARG;
+  *out = NULL;
+  brook_store_opts_t o;
+  brook_store_opts_init(&o);
+  if (bk_opts_copy(&o, sizeof(o), opts) || o.value_size > BK_STORE_MAX_LEN)
+    return BROOK_ERR_INVALID_ARG;
+  if (!a)
+    a = bk_default_allocator();
+  size_t min_cap = cap_for(o.expected_entries);
+  if (!min_cap)
+    return BROOK_ERR_NOMEM;
+  brook_store_t *s = bk_malloc(a, sizeof(*s));
+  if (!s)
+    return BROOK_ERR_NOMEM;
+  memset(s, 0, sizeof(*s));
+  s->alloc = *a;
+  s->value_size = o.value_size;
+  s->min_cap = min_cap;
+  bk_slab_init(&s->slab, &s->alloc);
+  if (name) {
+    s->name_bytes = strlen(name) + 1;
+    if (!(s->name = bk_strdup(&s->alloc, name))) {
+      bk_free(&s->alloc, s);
+      return BROOK_ERR_NOMEM;
+    }
+  }
+  if (o.expected_entries) {
+    if (!(s->slots = bk_calloc(&s->alloc, min_cap, sizeof(bk_slot_t)))) {
+      bk_free(&s->alloc, s->name);
+      bk_free(&s->alloc, s);
+      return BROOK_ERR_NOMEM;
+    }
+    s->cap = min_cap;
+  }
+  *out = s;
+  return BROOK_OK;
+}
+
+void bk_store_destroy(brook_store_t *s) {
+  if (!s)
+    return;
+  brook_allocator_t a = s->alloc;
+  bk_slab_destroy(&s->slab);
+  bk_free(&a, s->slots);
+  bk_free(&a, s->dirty);
+  bk_free(&a, s->name);
+  bk_free(&a, s);
+}
+
+const char *bk_store_name(const brook_store_t *s) { return s ? s->name : NULL; }
+
+brook_err_t brook_store_new(brook_store_t **out, const brook_store_opts_t *opts,
+                            const brook_allocator_t *allocator) {
+  return bk_store_create(allocator, opts, NULL, out);
+}
+
+void brook_store_free(brook_store_t *s) { bk_store_destroy(s); }
+
+/* ---- the hot path ---- */
+
+brook_err_t bk_store_upsert_slow(brook_store_t *s, const void *key, size_t klen, uint64_t hash,
+                                 void **value, int *created) {
+  if (value)
+    *value = NULL;
+  if (created)
+    *created = 0;
+  if (!s || (!key && klen) || !value)
+    return BROOK_ERR_INVALID_ARG;
+  if (!s->value_size)
+    return BROOK_ERR_STATE;
+  if (!bk_store_lens_ok(klen, s->value_size))
+    return BROOK_ERR_INVALID_ARG;
+  bk_slot_t *sl = bk_store_lookup(s, key, klen, hash);
+  if (sl) {
+    bk_entry_t *e = sl->e;
+    if (s->listener && !e->dirty) {
+      if (dirty_reserve(s))
+        return BROOK_ERR_NOMEM;
+      dirty_add(s, e);
+    }
+    *value = bk_entry_value(e);
+    return BROOK_OK;
+  }
+  size_t ins;
+  (void)lookup_ins(s, key, klen, hash, &ins);
+  if (s->listener && dirty_reserve(s))
+    return BROOK_ERR_NOMEM;
+  bk_entry_t *e;
+  brook_err_t err = entry_insert(s, ins, hash, key, klen, s->value_size, 1, &e);
+  if (err)
+    return err;
+  memset(bk_entry_value(e), 0, s->value_size);
+  if (s->listener)
+    dirty_add(s, e);
+  *value = bk_entry_value(e);
+  if (created)
+    *created = 1;
+  return BROOK_OK;
+}
+
+brook_err_t bk_store_remove(brook_store_t *s, const void *key, size_t klen, uint64_t hash) {
+  if (!s || (!key && klen))
+    return BROOK_ERR_INVALID_ARG;
+  bk_slot_t *sl = bk_store_lookup(s, key, klen, hash);
+  if (!sl)
+    return BROOK_ERR_NOT_FOUND;
+  bk_entry_t *e = sl->e;
+  slot_vacate(s, (size_t)(sl - s->slots));
+  s->count--;
+  if (e->dirty)
+    dirty_remove(s, e);
+  brook_err_t err = report(s, e, 1);
+  entry_free(s, e);
+  if (!s->count && s->cap > s->min_cap && s->cap > KEEP_CAP)
+    table_release(s);
+  return err;
+}
+
+int bk_store_has_pending_changes(const brook_store_t *s) { return s && s->n_dirty > 0; }
+
+/* ---- the public calls ---- */
+
+brook_err_t brook_store_get(const brook_store_t *s, const void *key, size_t key_len,
+                            const void **value, size_t *value_len) {
+  if (value)
+    *value = NULL;
+  if (value_len)
+    *value_len = 0;
+  if (!s || (!key && key_len))
+    return BROOK_ERR_INVALID_ARG;
+  const void *v = bk_store_find(s, key, key_len, bk_hash_bytes(key, key_len), value_len);
+  if (!v)
+    return BROOK_ERR_NOT_FOUND;
+  if (value)
+    *value = v;
+  return BROOK_OK;
+}
+
+brook_err_t brook_store_put(brook_store_t *s, const void *key, size_t key_len, const void *value,
+                            size_t value_len) {
+  if (!s || (!key && key_len) || (!value && value_len) || !bk_store_lens_ok(key_len, value_len) ||
+      (s->value_size && value_len != s->value_size))
+    return BROOK_ERR_INVALID_ARG;
+  uint64_t h = bk_hash_bytes(key, key_len);
+  size_t ins;
+  bk_slot_t *sl = lookup_ins(s, key, key_len, h, &ins);
+  bk_entry_t *e;
+  if (!sl) {
+    brook_err_t err = entry_insert(s, ins, h, key, key_len, value_len, 1, &e);
+    if (err)
+      return err;
+    if (value_len)
+      memcpy(bk_entry_value(e), value, value_len);
+    return report(s, e, 0);
+  }
+  e = sl->e;
+  size_t old_size = entry_size(e->klen, e->vlen), new_size = entry_size(key_len, value_len);
+  if (bk_slab_block_size(old_size) != bk_slab_block_size(new_size)) {
+    /* A block of another size: build the new entry before touching the old one, so NOMEM
+     * leaves the old value (and `value` may point into it). */
+    uint32_t ref;
+    bk_entry_t *n = bk_slab_alloc(&s->slab, new_size, &ref);
+    if (!n)
+      return BROOK_ERR_NOMEM;
+    n->klen = e->klen;
+    n->vlen = (uint32_t)value_len;
+    n->dirty = 0;
+    n->ref = ref;
+    if (key_len)
+      memcpy(bk_entry_key(n), bk_entry_key(e), key_len);
+    if (value_len)
+      memcpy(bk_entry_value(n), value, value_len);
+    sl->e = n;
+    if (e->dirty)
+      dirty_remove(s, e);
+    entry_free(s, e);
+    e = n;
+  } else {
+    if (value_len)
+      memmove(bk_entry_value(e), value, value_len);
+    e->vlen = (uint32_t)value_len;
+    if (e->dirty)
+      dirty_remove(s, e);
+  }
+  return report(s, e, 0);
+}
+
+brook_err_t brook_store_delete(brook_store_t *s, const void *key, size_t key_len) {
+  if (!s || (!key && key_len))
+    return BROOK_ERR_INVALID_ARG;
+  return bk_store_remove(s, key, key_len, bk_hash_bytes(key, key_len));
+}
+
+brook_err_t brook_store_update(brook_store_t *s, const void *key, size_t key_len, void **value,
+                               int *created) {
+  if (!s || (!key && key_len) || !value) {
+    if (value)
+      *value = NULL;
+    return BROOK_ERR_INVALID_ARG;
+  }
+  return bk_store_upsert(s, key, key_len, bk_hash_bytes(key, key_len), value, created);
+}
+
+size_t brook_store_count(const brook_store_t *s) { return s ? s->count : 0; }
+
+size_t brook_store_memory(const brook_store_t *s) {
+  if (!s)
+    return 0;
+  return sizeof(*s) + s->name_bytes + s->cap * sizeof(bk_slot_t) +
+         s->dirty_cap * sizeof(bk_entry_t *) + bk_slab_bytes(&s->slab);
+}
+
+/* The cursor is the index of the next slot to look at. Deletions never move entries (see
+ * slot_vacate), so deleting the entry just returned leaves every other one in place. */
+int brook_store_next(const brook_store_t *s, size_t *cursor, const void **key, size_t *key_len,
+                     const void **value, size_t *value_len) {
+  if (!s || !cursor)
+    return 0;
+  for (size_t i = *cursor; i < s->cap; i++) {
+    const bk_entry_t *e = s->slots[i].e;
+    if (!e)
+      continue;
+    *cursor = i + 1;
+    if (key)
+      *key = bk_entry_key(e);
+    if (key_len)
+      *key_len = e->klen;
+    if (value)
+      *value = bk_entry_value(e);
+    if (value_len)
+      *value_len = e->vlen;
+    return 1;
+  }
+  *cursor = SIZE_MAX;
+  return 0;
+}
+
+void bk_store_reset(brook_store_t *s, int report_deletions) {
+  dirty_reset(s);
+  /* Entries become tombstones one by one, so the table stays consistent while the listener
+   * runs; the table is emptied in one go at the end. */
+  for (size_t i = 0; i < s->cap; i++) {
+    bk_entry_t *e = s->slots[i].e;
+    if (!e)
+      continue;
+    s->slots[i].e = NULL;
+    s->slots[i].hash = TOMB_HASH;
+    s->tombs++;
+    s->count--;
+    if (report_deletions)
+      (void)report(s, e, 1); /* clear() has no way to return it */
+    entry_free(s, e);
+  }
+  if (s->count || !s->cap)
+    return; /* a misbehaving listener inserted: keep what it did consistent */
+  if (s->cap > s->min_cap && s->cap > KEEP_CAP) {
+    table_release(s);
+  } else {
+    memset(s->slots, 0, s->cap * sizeof(bk_slot_t));
+    s->tombs = 0;
+  }
+}
+
+void brook_store_clear(brook_store_t *s) {
+  if (s)
+    bk_store_reset(s, 1);
+}
+
+void brook_store_set_listener(brook_store_t *s, brook_store_listener_fn fn, void *opaque) {
+  if (!s)
+    return;
+  if (!fn)
+    dirty_reset(s); /* nobody to report pending changes to */
+  s->listener = fn;
+  s->listener_opaque = fn ? opaque : NULL;
+}
+
+/* Reports in the order the keys were first updated. The entry being reported is unmarked
+ * first, so the set stays consistent whatever the listener does. */
+brook_err_t brook_store_flush_changes(brook_store_t *s) {
+  if (!s)
+    return BROOK_ERR_INVALID_ARG;
+  brook_err_t first = BROOK_OK;
+  for (size_t i = 0; i < s->n_dirty; i++) {
+    bk_entry_t *e = s->dirty[i];
+    e->dirty = 0;
+    brook_err_t err = report(s, e, 0);
+    if (err && first == BROOK_OK)
+      first = err;
+  }
+  s->n_dirty = 0;
+  dirty_reset(s);
+  return first;
+}
+
+/* ---- internal helpers for store_snapshot.c ---- */
+
+brook_err_t bk_store_reserve(brook_store_t *s, size_t n) {
+  if (n < s->count)
+    n = s->count;
+  if (s->cap && (n + s->tombs) * 4 <= s->cap * 3)
+    return BROOK_OK;
+  size_t ncap = cap_for(n);
+  if (!ncap)
+    return BROOK_ERR_NOMEM;
+  if (ncap < s->min_cap)
+    ncap = s->min_cap;
+  return table_resize(s, ncap) ? BROOK_ERR_NOMEM : BROOK_OK;
+}
+
+brook_err_t bk_store_insert_new(brook_store_t *s, const void *key, size_t klen, uint64_t hash,
+                                const void *value, size_t vlen) {
+  size_t ins;
+  if (lookup_ins(s, key, klen, hash, &ins))
+    return BROOK_ERR_DUPLICATE;
+  bk_entry_t *e;
+  brook_err_t err = entry_insert(s, ins, hash, key, klen, vlen, 0, &e);
+  if (err)
+    return err;
+  if (vlen)
+    memcpy(bk_entry_value(e), value, vlen);
+  return BROOK_OK;
+}
+
+int bk_store_check(const brook_store_t *s) {
+  if (!s || !bk_slab_check(&s->slab))
+    return 0;
+  if (!s->cap)
+    return !s->slots && !s->count && !s->tombs;
+  if (s->cap < MIN_CAP || (s->cap & (s->cap - 1)) || s->cap < s->min_cap ||
+      (s->count + s->tombs) * 4 > s->cap * 3)
+    return 0;
+  size_t count = 0, tombs = 0, dirty = 0, mask = s->cap - 1;
+  for (size_t i = 0; i < s->cap; i++) {
+    const bk_slot_t *sl = &s->slots[i];
+    if (!sl->e) {
+      tombs += sl->hash != 0;
+      continue;
+    }
+    const bk_entry_t *e = sl->e;
+    count++;
+    if (sl->hash != bk_hash_bytes(bk_entry_key(e), e->klen) ||
+        (s->value_size && e->vlen != s->value_size) || (uintptr_t)bk_entry_value(e) % 16)
+      return 0;
+    /* Reachable from its home slot, and the first match there (so keys are unique). */
+    for (size_t j = sl->hash & mask; j != i; j = (j + 1) & mask) {
+      const bk_slot_t *p = &s->slots[j];
+      if ((!p->e && !p->hash) ||
+          (p->e && p->hash == sl->hash && bk_store_key_eq(p->e, bk_entry_key(e), e->klen)))
+        return 0;
+    }
+    if (e->dirty) {
+      if (e->dirty > s->n_dirty || s->dirty[e->dirty - 1] != e)
+        return 0;
+      dirty++;
+    }
+  }
+  /* A tombstone right before an empty slot should have been emptied (slot_vacate). */
+  for (size_t i = 0; i < s->cap; i++) {
+    const bk_slot_t *sl = &s->slots[i], *next = &s->slots[(i + 1) & mask];
+    if (!sl->e && sl->hash && !next->e && !next->hash)
+      return 0;
+  }
+  return count == s->count && tombs == s->tombs && dirty == s->n_dirty &&
+         s->n_dirty <= s->dirty_cap && (s->listener || !s->n_dirty);
+}

@@ -1,0 +1,216 @@
+/* The in-memory keyed state store behind brook/state.h: an open-addressing hash table with
+ * linear probing whose slots hold {hash, entry pointer}. Entries are slab blocks laid out as
+ * [bk_entry_t header][key bytes][pad to 16][value bytes], so an entry never moves when the
+ * table is resized (value pointers stay valid) and values are 16-byte aligned.
+ *
+ * Deletion leaves a tombstone unless the next slot is empty (then the slot and any
+ * tombstones just before it become empty), and nothing ever moves on a deletion: that is
+ * what lets brook_store_next survive the deletion of the entry it just returned. All table
+ * reorganisation (grow, tombstone clean-up, shrink) happens when a new key is inserted; the
+ * one exception is that deleting the last entry releases a big table, which cannot disturb
+ * an iteration because nothing is left to visit.
+ *
+ * This header is the internal API the runtime uses (one hash computation per record: hash
+ * once, then find/upsert/remove with it) plus the pieces store_snapshot.c shares. The
+ * listener must not modify the store it listens to. Single-threaded, like the store. */
+#ifndef BROOK_STATE_STORE_H
+#define BROOK_STATE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <brook/alloc.h>
+#include <brook/error.h>
+#include <brook/state.h>
+
+#include "state/hash.h"
+#include "state/slab.h"
+
+/* Longest key or value; put returns BROOK_ERR_INVALID_ARG beyond it (lengths are stored as
+ * 32-bit integers). */
+#define BK_STORE_MAX_LEN ((size_t)UINT32_MAX - 64)
+
+/* An entry's header; the key follows it, then padding to 16, then the value. 16 bytes, so
+ * the key starts 16-byte aligned too. */
+typedef struct bk_entry {
+  uint32_t klen, vlen;
+  uint32_t dirty; /* 1 + index in the store's dirty array, or 0 when not dirty */
+  uint32_t ref;   /* the slab block's ref, for bk_slab_free */
+} bk_entry_t;
+
+/* A table slot. Empty: e == NULL and hash == 0. Tombstone: e == NULL and hash != 0. */
+typedef struct bk_slot {
+  uint64_t hash;
+  bk_entry_t *e;
+} bk_slot_t;
+
+/* Fields are private to src/state/store*.c. */
+struct brook_store {
+  bk_slot_t *slots; /* `cap` slots; NULL when cap is 0 */
+  size_t cap;       /* 0 or a power of two >= min_cap */
+  size_t count;     /* live entries */
+  size_t tombs;     /* tombstones; count + tombs <= 3/4 cap */
+  size_t min_cap;   /* the table never shrinks below this (sized from expected_entries) */
+  size_t value_size;
+  bk_slab_t slab; /* every entry's memory */
+  brook_store_listener_fn listener;
+  void *listener_opaque;
+  bk_entry_t **dirty; /* entries changed in place since the last flush (listener set only) */
+  size_t n_dirty, dirty_cap;
+  char *name; /* NULL for a standalone store */
+  size_t name_bytes;
+  brook_allocator_t alloc; /* a copy of the allocator the store was created with */
+};
+
+static inline unsigned char *bk_entry_key(const bk_entry_t *e) {
+  return (unsigned char *)(uintptr_t)(e + 1);
+}
+
+static inline unsigned char *bk_entry_value(const bk_entry_t *e) {
+  return bk_entry_key(e) + (((size_t)e->klen + 15) & ~(size_t)15);
+}
+
+/* Whether a key and value of these lengths can be stored. */
+static inline int bk_store_lens_ok(size_t klen, size_t vlen) {
+  return klen <= BK_STORE_MAX_LEN && vlen <= BK_STORE_MAX_LEN && vlen <= SIZE_MAX - 64 - klen;
+}
+
+/* Creates an empty store. `a` is copied (NULL: malloc); `opts` may be NULL (defaults);
+ * `name` is copied and may be NULL (standalone stores). With expected_entries set, the
+ * table is allocated now, sized for that many entries, and never shrinks below that size.
+ * BROOK_OK, BROOK_ERR_INVALID_ARG (NULL out, bad struct_size, value_size too big) or
+ * BROOK_ERR_NOMEM; *out is NULL on error. */
+brook_err_t bk_store_create(const brook_allocator_t *a, const brook_store_opts_t *opts,
+                            const char *name, brook_store_t **out);
+
+/* Frees the store and everything in it, without reporting anything. NULL is a no-op. */
+void bk_store_destroy(brook_store_t *s);
+
+/* The name given to bk_store_create (NULL for standalone stores). */
+const char *bk_store_name(const brook_store_t *s);
+
+/* ---- the hot path: `hash` must be bk_hash_bytes(key, klen) ----
+ * find and the hit case of upsert are inline: a lookup is two dependent cache misses (slot,
+ * entry), and a call with its argument checks keeps the CPU from overlapping the misses of
+ * consecutive records as well as a tight inline loop does. */
+
+/* Key equality with inline compares for short keys (a libc memcmp call would cost more than
+ * the rest of the lookup); overlapping loads cover every length from 4 to 16. */
+static inline int bk_store_key_eq(const bk_entry_t *e, const void *key, size_t klen) {
+  const unsigned char *a = bk_entry_key(e), *b = key;
+  if (e->klen != klen)
+    return 0;
+  if (klen > 16 || klen < 4)
+    return klen == 0 || memcmp(a, b, klen) == 0;
+  if (klen >= 8) {
+    uint64_t x, y, u, v;
+    memcpy(&x, a, 8);
+    memcpy(&y, b, 8);
+    memcpy(&u, a + klen - 8, 8);
+    memcpy(&v, b + klen - 8, 8);
+    return ((x ^ y) | (u ^ v)) == 0;
+  }
+  uint32_t x, y, u, v;
+  memcpy(&x, a, 4);
+  memcpy(&y, b, 4);
+  memcpy(&u, a + klen - 4, 4);
+  memcpy(&v, b + klen - 4, 4);
+  return ((x ^ y) | (u ^ v)) == 0;
+}
+
+/* The slot holding `key`, or NULL. The stored hash is compared before the key. */
+static inline bk_slot_t *bk_store_lookup(const brook_store_t *s, const void *key, size_t klen,
+                                         uint64_t hash) {
+  if (!s->count)
+    return NULL;
+  size_t mask = s->cap - 1;
+  for (size_t i = hash & mask;; i = (i + 1) & mask) {
+    bk_slot_t *sl = &s->slots[i];
+    if (sl->e) {
+      if (sl->hash == hash && bk_store_key_eq(sl->e, key, klen))
+        return sl;
+    } else if (!sl->hash) {
+      return NULL; /* an empty slot ends the probe; tombstones do not */
+    }
+  }
+}
+
+/* The value of `key` (valid as for brook_store_get) and its length in *vlen (vlen may be
+ * NULL), or NULL if the key is absent. A present key with an empty value gives a non-NULL
+ * pointer. `key` may be NULL only when klen is 0. */
+static inline void *bk_store_find(const brook_store_t *s, const void *key, size_t klen,
+                                  uint64_t hash, size_t *vlen) {
+  bk_slot_t *sl = s && (key || !klen) ? bk_store_lookup(s, key, klen, hash) : NULL;
+  if (vlen)
+    *vlen = sl ? sl->e->vlen : 0;
+  return sl ? bk_entry_value(sl->e) : NULL;
+}
+
+/* Batch prefetch hints. A lookup is two dependent cache misses (slot, then entry); a batch
+ * can overlap them across records: hash every key and bk_store_prefetch() it, then
+ * bk_store_prefetch_entry() each (its slot has arrived by then), then look them up. Measured
+ * at 100k random keys: about 1.7x faster upserts than one record at a time. */
+static inline void bk_store_prefetch(const brook_store_t *s, uint64_t hash) {
+  if (s->cap)
+    __builtin_prefetch(&s->slots[hash & (s->cap - 1)]);
+}
+
+static inline void bk_store_prefetch_entry(const brook_store_t *s, uint64_t hash) {
+  if (s->cap) {
+    const bk_entry_t *e = s->slots[hash & (s->cap - 1)].e;
+    if (e)
+      __builtin_prefetch(e);
+  }
+}
+
+/* bk_store_upsert without the inline shortcut: every case, checks included. */
+brook_err_t bk_store_upsert_slow(brook_store_t *s, const void *key, size_t klen, uint64_t hash,
+                                 void **value, int *created);
+
+/* brook_store_update with a precomputed hash: *value points at the key's value_size bytes
+ * (zeroed, *created = 1, for a new key; created may be NULL). With a listener set, the key is
+ * marked dirty for the next flush. BROOK_OK, BROOK_ERR_STATE (no fixed value_size),
+ * BROOK_ERR_INVALID_ARG or BROOK_ERR_NOMEM (store unchanged, *value = NULL). */
+static inline brook_err_t bk_store_upsert(brook_store_t *s, const void *key, size_t klen,
+                                          uint64_t hash, void **value, int *created) {
+  /* Inline: a key already present and needing no dirty mark (the per-record case). */
+  if (s && value && s->value_size && (key || !klen)) {
+    bk_slot_t *sl = bk_store_lookup(s, key, klen, hash);
+    if (sl && (sl->e->dirty || !s->listener)) {
+      *value = bk_entry_value(sl->e);
+      if (created)
+        *created = 0;
+      return BROOK_OK;
+    }
+  }
+  return bk_store_upsert_slow(s, key, klen, hash, value, created);
+}
+
+/* brook_store_delete with a precomputed hash: removes the key and reports the deletion.
+ * BROOK_OK, BROOK_ERR_NOT_FOUND, BROOK_ERR_INVALID_ARG or the listener's error. */
+brook_err_t bk_store_remove(brook_store_t *s, const void *key, size_t klen, uint64_t hash);
+
+/* Whether in-place updates are waiting for brook_store_flush_changes. O(1). */
+int bk_store_has_pending_changes(const brook_store_t *s);
+
+/* ---- shared with store_snapshot.c ---- */
+
+/* Removes every entry, calling the listener for each when `report` is set; forgets pending
+ * in-place changes. Releases a big table. Never fails. */
+void bk_store_reset(brook_store_t *s, int report);
+
+/* Sizes the table so that `n` entries fit without a resize. BROOK_OK or BROOK_ERR_NOMEM. */
+brook_err_t bk_store_reserve(brook_store_t *s, size_t n);
+
+/* Inserts a key that must be new, with a copy of `value`, without reporting it. BROOK_OK,
+ * BROOK_ERR_NOMEM or BROOK_ERR_DUPLICATE (the key is already present; nothing changed). The
+ * caller has checked the lengths (bk_store_lens_ok, value_size). */
+brook_err_t bk_store_insert_new(brook_store_t *s, const void *key, size_t klen, uint64_t hash,
+                                const void *value, size_t vlen);
+
+/* Checks every invariant of the table, the entries, the dirty set and the slab; returns 1 if
+ * they hold. O(n) with a hash per entry: for tests and assert() after rare operations. */
+int bk_store_check(const brook_store_t *s);
+
+#endif
