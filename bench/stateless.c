@@ -7,6 +7,7 @@
  * Prints per-run figures, medians, end-to-end latency percentiles (sampled records carry
  * their creation time to the sink), peak RSS, and a final key=value line. */
 #include <brook/brook.h>
+#include <uv.h>
 
 #include <inttypes.h>
 #include <stdio.h>

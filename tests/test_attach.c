@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include <brook/brook.h>
+#include <uv.h>
 
 #include "wait.h"
 

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include <brook/brook.h>
+#include <uv.h>
 
 #include "collect.h"
 

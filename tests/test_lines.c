@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include <brook/brook.h>
+#include <uv.h>
 
 #include "tempfiles.h"
 #include "wait.h"

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include <brook/brook.h>
+#include <uv.h>
 
 #include "run_helpers.h"
 #include "wait.h"

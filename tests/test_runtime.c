@@ -15,6 +15,7 @@
 #include "run_helpers.h"
 
 #include <brook/brook.h>
+#include <uv.h>
 
 /* ---- a numbered generator and a sink that checks the sequence ---- */
 

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include <brook/brook.h>
+#include <uv.h>
 
 /* ---- records carry a uint64_t; generators count up ---- */
 

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <brook/brook.h>
+#include <uv.h>
 
 #include "collect.h"
 

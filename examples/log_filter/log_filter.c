@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include <brook/brook.h>
+#include <uv.h>
 
 /* ---- the native value the parse step produces ------------------------------------------ */
 

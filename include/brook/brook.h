@@ -2,6 +2,7 @@
 #ifndef BROOK_BROOK_H
 #define BROOK_BROOK_H
 
+#include <brook/aggregate.h>
 #include <brook/alloc.h>
 #include <brook/error.h>
 #include <brook/operator.h>
@@ -9,9 +10,13 @@
 #include <brook/runtime.h>
 #include <brook/sink.h>
 #include <brook/source.h>
+#include <brook/state.h>
 #include <brook/stateless.h>
+#include <brook/test_driver.h>
+#include <brook/time.h>
 #include <brook/timestamp.h>
 #include <brook/topology.h>
 #include <brook/version.h>
+#include <brook/window.h>
 
 #endif

@@ -12,8 +12,9 @@
  * with brook_emit() are copied as structs; the bytes they point at must live until the
  * current batch is done: point into the input record or allocate with brook_ctx_alloc().
  *
- * Later versions add timers and keyed state to the context; the function table only grows
- * by appending (check `version`). */
+ * Version 2 adds event time: on_timer (timers registered with brook_timer_set, time.h) and
+ * on_watermark; keyed state lives in stores opened in open() (state.h). The function table
+ * only grows by appending: a table with version 1 is read without the version-2 fields. */
 #ifndef BROOK_OPERATOR_H
 #define BROOK_OPERATOR_H
 
@@ -31,7 +32,9 @@ extern "C" {
 
 typedef struct brook_ctx brook_ctx_t;
 
-#define BROOK_OPERATOR_VERSION 1
+#define BROOK_OPERATOR_VERSION 2
+
+struct brook_timer;
 
 typedef struct brook_operator {
   uint32_t version;      /* BROOK_OPERATOR_VERSION */
@@ -57,6 +60,17 @@ typedef struct brook_operator {
 
   /* Optional. Release `state`. Called exactly once per successful open(). */
   void (*close)(void *state, void *opaque);
+
+  /* ---- version 2 ---- */
+
+  /* Required to use timers. A timer registered with brook_timer_set fired; records emitted
+   * here go downstream before the watermark that fired it. Returning an error fails the
+   * pipeline. */
+  brook_err_t (*on_timer)(brook_ctx_t *ctx, void *state, const struct brook_timer *timer);
+
+  /* Optional. The operator's watermark advanced to `watermark` (after the event-time timers
+   * up to it fired). Returning an error fails the pipeline. */
+  brook_err_t (*on_watermark)(brook_ctx_t *ctx, void *state, brook_time_t watermark);
 } brook_operator_t;
 
 typedef struct brook_operator_opts {

@@ -11,8 +11,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <uv.h>
-
 #include <brook/error.h>
 #include <brook/source.h>
 #include <brook/topology.h>
@@ -60,7 +58,10 @@ brook_err_t brook_runtime_run(brook_runtime_t *rt);
 /* Attaches to the application's `loop` and returns at once; the pipeline then runs as the
  * application runs its loop, in slices of at most opts.slice_us. When it has finished,
  * opts.on_done is called. Returns BROOK_ERR_STATE if already started. */
-brook_err_t brook_runtime_start(brook_runtime_t *rt, uv_loop_t *loop);
+/* `loop` is a libuv uv_loop_t (declared here by its struct tag so that this header does not
+ * pull in <uv.h> and its POSIX requirements). */
+struct uv_loop_s;
+brook_err_t brook_runtime_start(brook_runtime_t *rt, struct uv_loop_s *loop);
 
 /* Asks the runtime to stop: sources stop taking new input, records already accepted
  * (including queued pushes) are processed, sinks are flushed, then the runtime finishes.
@@ -88,6 +89,8 @@ typedef struct brook_runtime_stats {
   uint64_t records_routed;  /* failed records sent to the error stream */
   uint64_t batches;         /* source batches processed */
   uint64_t slices;          /* times the runtime yielded back to the loop */
+  uint64_t timers_fired;    /* event- and processing-time timers that fired */
+  uint64_t records_late;    /* late records dropped by window operators (not routed) */
 } brook_runtime_stats_t;
 
 /* Copies the counters. Loop thread, or after the runtime finished. */

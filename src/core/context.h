@@ -42,7 +42,20 @@ struct brook_ctx {
   bk_src_t *src;     /* for sources */
   int has_error_msg; /* brook_ctx_set_error was called since the last failure */
   bk_errmsg_t error_msg;
+
+  /* Event time (runtime/event_time.c). */
+  brook_time_t wm;             /* input watermark: minimum over non-idle inputs */
+  int wm_idle;                 /* every input is idle: this node does not hold back others */
+  struct bk_timerq *timers[2]; /* pending timers by brook_time_domain_t; NULL until used */
+
+  /* Keyed state (runtime/context_state.c): stores opened in open(), freed after close(). */
+  int in_open;
+  struct brook_store **stores;
+  size_t n_stores, cap_stores;
 };
+
+/* Counts `n` late records dropped by a window operator (stats.records_late). */
+void bk_ctx_count_late(brook_ctx_t *ctx, size_t n);
 
 /* Delivers a port's buffered records to its targets (direct calls) and empties it. */
 brook_err_t bk_port_deliver(brook_ctx_t *from, bk_port_t *p);

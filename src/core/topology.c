@@ -44,6 +44,7 @@ static void node_free(brook_topology_t *t, bk_node_t *n) {
     n->opaque_free(n->opaque, a);
   if (n->source_type && n->source_type->cfg_free && n->source_cfg)
     n->source_type->cfg_free(n->source_cfg, a);
+  bk_free(a, n->wm_opts);
   if (n->config) {
     for (char **c = n->config; *c; c++)
       bk_free(a, *c);
@@ -295,7 +296,10 @@ brook_err_t bk_topology_add_operator(brook_stream_t *const *inputs, size_t n_inp
   if (!n)
     goto fail_untracked;
   /* From here the node owns opaque: freeing the topology frees it. */
-  n->op = *op;
+  /* A version-1 table ends before on_timer: copy only what the caller's struct has. */
+  memset(&n->op, 0, sizeof(n->op));
+  memcpy(&n->op, op, op->version >= 2 ? sizeof(*op) : offsetof(brook_operator_t, on_timer));
+  n->op.version = BROOK_OPERATOR_VERSION;
   n->opaque = opaque;
   n->opaque_free = opaque_free;
   int failed;

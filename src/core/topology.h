@@ -57,6 +57,7 @@ struct bk_node {
   /* BK_NODE_SOURCE */
   const bk_source_type_t *source_type;
   void *source_cfg;
+  struct brook_watermark_opts *wm_opts; /* NULL = defaults; owned (brook_source_set_watermark) */
 
   brook_stream_t *outputs;
   size_t n_outputs;

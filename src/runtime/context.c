@@ -19,6 +19,8 @@ void brook_ctx_set_error(brook_ctx_t *ctx, const char *fmt, ...) {
   ctx->has_error_msg = 1;
 }
 
+void bk_ctx_count_late(brook_ctx_t *ctx, size_t n) { ctx->rt->stats.records_late += n; }
+
 size_t brook_ctx_input(const brook_ctx_t *ctx) { return ctx ? ctx->input : 0; }
 
 const char *brook_ctx_config(const brook_ctx_t *ctx, const char *key) {

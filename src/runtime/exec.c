@@ -39,7 +39,9 @@ static brook_err_t deliver(brook_ctx_t *from, bk_port_t *p, const brook_record_t
 brook_err_t bk_port_deliver(brook_ctx_t *from, bk_port_t *p) {
   size_t n = p->n;
   p->n = 0; /* targets are done with buf before we append again: delivery is synchronous */
-  return deliver(from, p, p->buf, n);
+  brook_err_t serr = from->src ? bk_src_stamp(from->src, p->buf, &n) : BROOK_OK;
+  brook_err_t err = deliver(from, p, p->buf, n);
+  return serr < 0 ? serr : err;
 }
 
 brook_err_t bk_ctx_flush_ports(brook_ctx_t *ctx) {
@@ -58,8 +60,16 @@ brook_err_t bk_ctx_process(brook_ctx_t *ctx, size_t input, const brook_record_t 
   const brook_operator_t *op = &ctx->node->op;
   brook_err_t err = BROOK_OK;
   ctx->input = input;
-  if (ctx->n_ports == 0 && rt->error_depth == 0)
-    rt->stats.records_out += n;
+  ctx->has_error_msg = 0; /* a message set in an earlier callback explains nothing here */
+  if (ctx->n_ports == 0) {
+    if (rt->error_depth == 0)
+      rt->stats.records_out += n;
+    if (rt->sink_tap && (err = rt->sink_tap(ctx, recs, n, rt->sink_tap_opaque)) < 0) {
+      bk_runtime_fail(rt, err, "test driver: capturing output of '%s' failed: %s", ctx->node->name,
+                      brook_strerror(err));
+      return err;
+    }
+  }
   if (op->process_batch) {
     err = op->process_batch(ctx, ctx->state, recs, n);
   } else {
@@ -138,9 +148,15 @@ brook_err_t brook_emit_batch(brook_ctx_t *ctx, size_t port, const brook_record_t
   return deliver(ctx, p, recs, n);
 }
 
-brook_err_t bk_src_emit_array(bk_src_t *src, const brook_record_t *recs, size_t n) {
+brook_err_t bk_src_emit_array(bk_src_t *src, brook_record_t *recs, size_t n) {
   src->rt->stats.records_in += n;
-  return brook_emit_batch(src->ctx, 0, recs, n);
+  bk_port_t *p = bk_src_port(src);
+  brook_err_t err = p->n ? bk_port_deliver(src->ctx, p) : BROOK_OK;
+  if (err < 0)
+    return err;
+  brook_err_t serr = bk_src_stamp(src, recs, &n);
+  err = n ? deliver(src->ctx, p, recs, n) : BROOK_OK;
+  return serr < 0 ? serr : err;
 }
 
 /* Builds the error-stream record: the failed record plus three error headers, all in the

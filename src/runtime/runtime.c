@@ -16,14 +16,18 @@ void brook_runtime_opts_init(brook_runtime_opts_t *opts) {
   opts->slice_us = 1000;
 }
 
-static void runtime_destroy(brook_runtime_t *rt) {
+void bk_runtime_destroy(brook_runtime_t *rt) {
   const brook_allocator_t *a = &rt->alloc;
-  for (size_t i = 0; i < rt->n_sources; i++)
+  for (size_t i = 0; i < rt->n_sources; i++) {
     if (rt->sources[i].vt && rt->sources[i].impl)
       rt->sources[i].vt->destroy(&rt->sources[i]);
+    bk_wm_gen_free(&rt->sources[i].wm);
+  }
   if (rt->insts) {
     for (size_t i = 0; i < rt->plan.n; i++) {
       brook_ctx_t *c = &rt->insts[i];
+      bk_time_free_ctx(rt, c);
+      bk_state_free_ctx(rt, c);
       for (size_t p = 0; p < c->n_ports; p++) {
         bk_free(a, c->ports[p].buf);
         bk_free(a, c->ports[p].to);
@@ -52,6 +56,7 @@ static brook_err_t build_instances(brook_runtime_t *rt) {
     brook_ctx_t *c = &rt->insts[i];
     c->rt = rt;
     c->node = node;
+    c->wm = BROOK_TIME_MIN;
     if (node->n_outputs) {
       c->ports = bk_calloc(a, node->n_outputs, sizeof(*c->ports));
       if (!c->ports)
@@ -80,6 +85,7 @@ static brook_err_t build_instances(brook_runtime_t *rt) {
       src->ctx = c;
       src->cfg = node->source_cfg;
       c->src = src;
+      bk_wm_gen_init(&src->wm, &rt->alloc, node->wm_opts);
       const bk_source_vt_t *vt = node->source_type->runtime_vt;
       brook_err_t err = vt->create(src);
       if (err)
@@ -117,6 +123,7 @@ brook_err_t brook_runtime_new(brook_runtime_t **out, brook_topology_t *t,
   rt->alloc = t->alloc;
   rt->opts = o;
   rt->state = BK_RT_NEW;
+  rt->clock_due = BROOK_TIME_MAX;
   atomic_init(&rt->stop_flag, 0);
   atomic_init(&rt->async_live, 0);
   atomic_init(&rt->senders, 0);
@@ -134,7 +141,7 @@ brook_err_t brook_runtime_new(brook_runtime_t **out, brook_topology_t *t,
     else
       bk_errmsg_set(&t->msg, "runtime_new: %s",
                     rt->msg.text[0] ? rt->msg.text : brook_strerror(err));
-    runtime_destroy(rt);
+    bk_runtime_destroy(rt);
     return err;
   }
   t->frozen = 1; /* only a runtime that exists freezes the topology */
@@ -152,7 +159,7 @@ void brook_runtime_free(brook_runtime_t *rt) {
     return;
   }
   if (rt->state == BK_RT_NEW || rt->state == BK_RT_DONE) {
-    runtime_destroy(rt);
+    bk_runtime_destroy(rt);
     return;
   }
   /* Still attached: stop, and free once every handle is closed. */
@@ -164,7 +171,7 @@ void brook_runtime_free(brook_runtime_t *rt) {
 /* Called by the scheduler once the runtime is DONE. */
 void bk_runtime_destroy_if_requested(brook_runtime_t *rt) {
   if (rt->free_on_done)
-    runtime_destroy(rt);
+    bk_runtime_destroy(rt);
 }
 
 brook_err_t brook_runtime_run(brook_runtime_t *rt) {
@@ -192,7 +199,7 @@ brook_err_t brook_runtime_run(brook_runtime_t *rt) {
   }
   rt->in_run = 0;
   if (rt->free_on_done)
-    runtime_destroy(rt);
+    bk_runtime_destroy(rt);
   return err;
 }
 

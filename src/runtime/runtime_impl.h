@@ -15,6 +15,7 @@
 #include "core/errmsg.h"
 #include "core/topology.h"
 #include "plan/plan.h"
+#include "time/watermark.h"
 
 typedef struct bk_src bk_src_t;
 
@@ -51,7 +52,9 @@ struct bk_src {
   void *impl;
   int ready; /* has data to produce now */
   int ended;
-  int started; /* start succeeded: close must run */
+  int started;      /* start succeeded: close must run */
+  bk_wm_gen_t wm;   /* per-split watermarks (time/watermark.h) */
+  size_t cur_split; /* split of the records being emitted (0 for single-split sources) */
 };
 
 typedef enum bk_rt_state {
@@ -74,6 +77,14 @@ struct brook_runtime {
   size_t next_source; /* round-robin start */
   bk_arena_t arena;
   brook_time_t now_ms;
+  int manual_clock; /* the test driver sets now_ms by hand; no loop */
+  /* The test driver's tap on every sink (node without outputs): sees each record first. */
+  brook_err_t (*sink_tap)(brook_ctx_t *sink, const brook_record_t *recs, size_t n, void *opaque);
+  void *sink_tap_opaque;
+
+  uv_timer_t clock;       /* fires processing-time timers and watermark ticks */
+  brook_time_t clock_due; /* when `clock` is armed for; BROOK_TIME_MAX = not armed */
+  int clock_open;
 
   uv_loop_t own_loop;
   uv_loop_t *loop;
@@ -104,7 +115,29 @@ brook_err_t bk_ctx_flush_ports(brook_ctx_t *ctx);
 void bk_runtime_fail(brook_runtime_t *rt, brook_err_t err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* ---- event_time.c: watermarks and timers ---- */
+/* Stamps a source's batch in place: event time from the extractor (records it fails on
+ * follow the error policy and are removed: *n shrinks), then the split's watermark. */
+brook_err_t bk_src_stamp(bk_src_t *src, brook_record_t *recs, size_t *n);
+/* Moves processing time to rt->now_ms for the sources' idleness / quiet advance and fires the
+ * processing-time timers that are due. Then runs bk_time_pass. Failures go to rt->status. */
+void bk_time_tick(brook_runtime_t *rt);
+/* Propagates watermarks through the DAG in topological order, firing due event-time timers
+ * and on_watermark; delivers what they emit. Failures go to rt->status. */
+void bk_time_pass(brook_runtime_t *rt);
+/* Earliest processing time at which bk_time_tick has work (BROOK_TIME_MAX: none). */
+brook_time_t bk_time_next_due(const brook_runtime_t *rt);
+/* Releases timer queues (after close). */
+void bk_time_free_ctx(brook_runtime_t *rt, brook_ctx_t *c);
+
+/* ---- context_state.c ---- */
+/* Reports in-place store changes to their listeners (after each batch). */
+void bk_state_flush_changes(brook_runtime_t *rt);
+/* Frees an operator's stores (after close). */
+void bk_state_free_ctx(brook_runtime_t *rt, brook_ctx_t *c);
+
 /* ---- runtime.c ---- */
+void bk_runtime_destroy(brook_runtime_t *rt);
 /* Frees the runtime if brook_runtime_free asked for it while it was still running. */
 void bk_runtime_destroy_if_requested(brook_runtime_t *rt);
 
@@ -120,11 +153,19 @@ void bk_runtime_hold(brook_runtime_t *rt);
 void bk_runtime_release(brook_runtime_t *rt);
 /* Called when the loop thread should look at source states (ended, stop). */
 void bk_sched_poke(brook_runtime_t *rt);
+/* Operator life cycle (also used by the test driver). */
+brook_err_t bk_open_operators(brook_runtime_t *rt);
+void bk_close_operators(brook_runtime_t *rt);
+/* Calls `fn` on every operator in topological order, delivering what each emits; stops at
+ * the first failure (recorded in rt->status). */
+void bk_for_each_operator(brook_runtime_t *rt, brook_err_t (*fn)(brook_ctx_t *, void *state));
+brook_err_t bk_call_end_of_input(brook_ctx_t *c, void *state);
+brook_err_t bk_call_flush(brook_ctx_t *c, void *state);
 
 /* ---- sources ---- */
 static inline bk_port_t *bk_src_port(bk_src_t *src) { return &src->ctx->ports[0]; }
 /* Delivers an array of records produced by a source without copying. */
-brook_err_t bk_src_emit_array(bk_src_t *src, const brook_record_t *recs, size_t n);
+brook_err_t bk_src_emit_array(bk_src_t *src, brook_record_t *recs, size_t n);
 brook_time_t bk_wallclock_ms(void);
 
 #endif

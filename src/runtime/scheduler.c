@@ -59,6 +59,7 @@ static int any_source_ready(const brook_runtime_t *rt) {
 }
 
 static void idle_set(brook_runtime_t *rt, int on);
+static void clock_arm(brook_runtime_t *rt);
 
 void bk_sched_ready(bk_src_t *src) {
   src->ready = 1;
@@ -76,12 +77,14 @@ static void begin_drain(brook_runtime_t *rt) {
 
 /* Calls `fn` on every operator instance in topological order, delivering what each emits
  * (and any routed errors) before moving on. Stops at the first failure. */
-static void for_each_operator(brook_runtime_t *rt, brook_err_t (*fn)(brook_ctx_t *, void *state)) {
+void bk_for_each_operator(brook_runtime_t *rt, brook_err_t (*fn)(brook_ctx_t *, void *state)) {
   for (size_t i = 0; i < rt->plan.n && rt->status == BROOK_OK; i++) {
     brook_ctx_t *c = &rt->insts[i];
     if (c->node->kind != BK_NODE_OPERATOR)
       continue;
-    rt->now_ms = bk_wallclock_ms();
+    if (!rt->manual_clock)
+      rt->now_ms = bk_wallclock_ms();
+    c->has_error_msg = 0;
     brook_err_t err = fn(c, c->state);
     if (err >= 0)
       err = bk_ctx_flush_ports(c);
@@ -94,11 +97,11 @@ static void for_each_operator(brook_runtime_t *rt, brook_err_t (*fn)(brook_ctx_t
   }
 }
 
-static brook_err_t call_end_of_input(brook_ctx_t *c, void *state) {
+brook_err_t bk_call_end_of_input(brook_ctx_t *c, void *state) {
   return c->node->op.end_of_input ? c->node->op.end_of_input(c, state) : BROOK_OK;
 }
 
-static brook_err_t call_flush(brook_ctx_t *c, void *state) {
+brook_err_t bk_call_flush(brook_ctx_t *c, void *state) {
   return c->node->op.flush ? c->node->op.flush(c, state) : BROOK_OK;
 }
 
@@ -114,13 +117,42 @@ void bk_sched_poke(brook_runtime_t *rt) {
   int ready = any_source_ready(rt);
   if (!ready && rt->idle_active) {
     /* Going idle: write buffered output out now rather than when the next batch comes. */
-    for_each_operator(rt, call_flush);
+    bk_for_each_operator(rt, bk_call_flush);
     if (rt->status != BROOK_OK) {
       finish(rt);
       return;
     }
   }
   idle_set(rt, ready);
+  clock_arm(rt);
+}
+
+/* The clock: processing-time timers and watermark ticks (idleness, quiet advance). */
+static void on_clock(uv_timer_t *h) {
+  brook_runtime_t *rt = h->data;
+  rt->clock_due = BROOK_TIME_MAX;
+  if (rt->state != BK_RT_RUNNING && rt->state != BK_RT_DRAINING)
+    return;
+  rt->now_ms = bk_wallclock_ms();
+  bk_time_tick(rt);
+  if (rt->status == BROOK_OK)
+    bk_state_flush_changes(rt);
+  bk_sched_poke(rt);
+}
+
+static void clock_arm(brook_runtime_t *rt) {
+  if (!rt->clock_open)
+    return;
+  brook_time_t due = bk_time_next_due(rt);
+  if (due == rt->clock_due)
+    return;
+  rt->clock_due = due;
+  if (due == BROOK_TIME_MAX) {
+    uv_timer_stop(&rt->clock);
+    return;
+  }
+  brook_time_t now = bk_wallclock_ms();
+  uv_timer_start(&rt->clock, on_clock, due > now ? (uint64_t)(due - now) : 0, 0);
 }
 
 /* Runs one batch of `src` through the pipeline and releases its memory. */
@@ -130,6 +162,9 @@ static void run_batch(brook_runtime_t *rt, bk_src_t *src) {
   brook_err_t err = src->vt->produce(src);
   if (err == BROOK_DONE) {
     src->ended = 1;
+    /* A natural end releases the event-time hold: its watermark becomes the maximum. A
+     * stop does not: windows still open stay unfired. */
+    src->wm.ended = rt->state == BK_RT_RUNNING;
     err = BROOK_OK;
   }
   if (port->n) { /* even if producing failed: records before the failing one go on */
@@ -146,6 +181,10 @@ static void run_batch(brook_runtime_t *rt, bk_src_t *src) {
   rt->stats.batches++;
   if (err < 0)
     bk_runtime_fail(rt, err, "source '%s' failed: %s", src->ctx->node->name, brook_strerror(err));
+  if (rt->status == BROOK_OK)
+    bk_time_pass(rt);
+  if (rt->status == BROOK_OK)
+    bk_state_flush_changes(rt);
 }
 
 static void on_idle(uv_idle_t *h) {
@@ -189,7 +228,7 @@ static void on_async(uv_async_t *h) {
   bk_sched_poke(rt);
 }
 
-static void close_operators(brook_runtime_t *rt) {
+void bk_close_operators(brook_runtime_t *rt) {
   for (size_t i = 0; i < rt->plan.n; i++) {
     brook_ctx_t *c = &rt->insts[i];
     if (c->opened && c->node->op.close)
@@ -199,15 +238,23 @@ static void close_operators(brook_runtime_t *rt) {
 }
 
 static void finish(brook_runtime_t *rt) {
-  if (rt->status == BROOK_OK && rt->state == BK_RT_RUNNING)
-    for_each_operator(rt, call_end_of_input); /* natural end: emit final results */
+  if (rt->status == BROOK_OK && rt->state == BK_RT_RUNNING) {
+    bk_time_pass(rt); /* every source ended: the watermark is at its maximum, timers fire */
+    if (rt->status == BROOK_OK)
+      bk_state_flush_changes(rt);
+    bk_for_each_operator(rt, bk_call_end_of_input); /* natural end: emit final results */
+  }
   if (rt->status == BROOK_OK)
-    for_each_operator(rt, call_flush);
-  close_operators(rt);
+    bk_for_each_operator(rt, bk_call_flush);
+  bk_close_operators(rt);
   rt->state = BK_RT_CLOSING;
   bk_runtime_hold(rt); /* released below, so done happens once everything is closed */
   idle_set(rt, 0);
   bk_runtime_close_handle(rt, (uv_handle_t *)&rt->idle);
+  if (rt->clock_open) {
+    rt->clock_open = 0;
+    bk_runtime_close_handle(rt, (uv_handle_t *)&rt->clock);
+  }
   atomic_store(&rt->async_live, 0);
   while (atomic_load(&rt->senders)) /* a sender is inside uv_async_send: a few instructions */
     ;
@@ -218,14 +265,16 @@ static void finish(brook_runtime_t *rt) {
   bk_runtime_release(rt);
 }
 
-static brook_err_t open_operators(brook_runtime_t *rt) {
+brook_err_t bk_open_operators(brook_runtime_t *rt) {
   for (size_t i = 0; i < rt->plan.n; i++) {
     brook_ctx_t *c = &rt->insts[i];
     if (c->node->kind != BK_NODE_OPERATOR)
       continue;
     brook_err_t err = BROOK_OK;
+    c->in_open = 1;
     if (c->node->op.open)
       err = c->node->op.open(c, c->node->opaque, &c->state);
+    c->in_open = 0;
     if (err < 0) {
       bk_runtime_fail(rt, err, "operator '%s' failed to open: %s", c->node->name,
                       c->has_error_msg ? c->error_msg.text : brook_strerror(err));
@@ -238,7 +287,7 @@ static brook_err_t open_operators(brook_runtime_t *rt) {
 
 /* Start-up failed before anything was attached to the loop: undo and report. */
 static brook_err_t start_failed(brook_runtime_t *rt, brook_err_t err) {
-  close_operators(rt);
+  bk_close_operators(rt);
   for (size_t i = 0; i < rt->n_sources; i++)
     if (rt->sources[i].started) {
       rt->sources[i].vt->close(&rt->sources[i]);
@@ -251,6 +300,8 @@ static brook_err_t start_failed(brook_runtime_t *rt, brook_err_t err) {
 brook_err_t bk_sched_start(brook_runtime_t *rt, uv_loop_t *loop) {
   rt->loop = loop;
   rt->now_ms = bk_wallclock_ms();
+  for (size_t i = 0; i < rt->n_sources; i++)
+    bk_wm_gen_start(&rt->sources[i].wm, rt->now_ms);
   brook_err_t err;
   for (size_t i = 0; i < rt->n_sources; i++) {
     bk_src_t *src = &rt->sources[i];
@@ -261,7 +312,7 @@ brook_err_t bk_sched_start(brook_runtime_t *rt, uv_loop_t *loop) {
     }
     src->started = 1;
   }
-  if ((err = open_operators(rt)))
+  if ((err = bk_open_operators(rt)))
     return start_failed(rt, err);
   int rc = uv_async_init(loop, &rt->async, on_async);
   if (rc) {
@@ -271,6 +322,9 @@ brook_err_t bk_sched_start(brook_runtime_t *rt, uv_loop_t *loop) {
   rt->async.data = rt;
   uv_idle_init(loop, &rt->idle);
   rt->idle.data = rt;
+  uv_timer_init(loop, &rt->clock);
+  rt->clock.data = rt;
+  rt->clock_open = 1;
   rt->state = BK_RT_RUNNING;
   atomic_store(&rt->async_live, 1);
   for (size_t i = 0; i < rt->n_sources && rt->status == BROOK_OK; i++) {

@@ -1,0 +1,99 @@
+/* The test driver: runs a topology synchronously, without an event loop or a broker, so a
+ * pipeline can be unit-tested deterministically (like Kafka Streams' TopologyTestDriver).
+ *
+ * - Records are pushed by hand into named sources (any kind: generator, lines, push, later
+ *   Kafka); the sources' own inputs are not read. Each push runs the record through the whole
+ *   pipeline before returning, then advances watermarks (firing event-time timers).
+ * - Processing time is a manual clock: it starts at opts.start_time and moves only with
+ *   brook_driver_advance_time(), which fires processing-time timers and applies watermark
+ *   idleness and quiet advance.
+ * - Every sink (a node without outputs) is tapped: the driver keeps a copy of every record it
+ *   received, readable by sink name (the sink itself still runs).
+ * - brook_driver_end() is a natural end of input: watermarks go to BROOK_TIME_MAX (all
+ *   windows close), then end_of_input and flush run.
+ *
+ * Same input, same output, every run. Single-threaded: use a driver from one thread. */
+#ifndef BROOK_TEST_DRIVER_H
+#define BROOK_TEST_DRIVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <brook/error.h>
+#include <brook/record.h>
+#include <brook/runtime.h>
+#include <brook/timestamp.h>
+#include <brook/topology.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct brook_driver brook_driver_t;
+
+typedef struct brook_driver_opts {
+  uint32_t struct_size;    /* set by brook_driver_opts_init() */
+  brook_time_t start_time; /* initial processing time (ms); default 0 */
+  brook_log_cb log;        /* optional, as in brook_runtime_opts_t */
+  void *log_opaque;
+} brook_driver_opts_t;
+
+void brook_driver_opts_init(brook_driver_opts_t *opts);
+
+/* Builds a driver for `t` (validated and frozen like brook_runtime_new) and opens every
+ * operator. Returns BROOK_OK, or an error with the message in brook_topology_last_error(t)
+ * (build/validation errors, or an operator's open() failure); *out is NULL then. */
+brook_err_t brook_driver_new(brook_driver_t **out, brook_topology_t *t,
+                             const brook_driver_opts_t *opts);
+
+/* Closes the operators and frees everything, including the captured records. NULL: no-op. */
+void brook_driver_free(brook_driver_t *d);
+
+/* Runs `rec` (borrowed for the call) through the pipeline as a record of source `source`
+ * (split 0), then advances watermarks. Returns BROOK_OK or the pipeline's failure (which is
+ * sticky: later calls return it too); BROOK_ERR_NOT_FOUND for an unknown source name,
+ * BROOK_ERR_STOPPED after brook_driver_end. */
+brook_err_t brook_driver_push(brook_driver_t *d, const char *source, const brook_record_t *rec);
+
+/* Same, on split `split` of the source (splits have separate watermarks and idleness, like
+ * the partitions of a Kafka topic; a split exists from its first record). */
+brook_err_t brook_driver_push_split(brook_driver_t *d, const char *source, size_t split,
+                                    const brook_record_t *rec);
+
+/* Advances processing time by `ms` (>= 0): fires due processing-time timers, marks idle
+ * splits, moves quiet splits' watermarks. Returns BROOK_OK or the pipeline's failure. */
+brook_err_t brook_driver_advance_time(brook_driver_t *d, brook_time_t ms);
+
+/* The current processing time. */
+brook_time_t brook_driver_time(const brook_driver_t *d);
+
+/* The watermark of node `name` (source or operator), or BROOK_TIME_MIN if unknown / none. */
+brook_time_t brook_driver_watermark(const brook_driver_t *d, const char *name);
+
+/* Ends the input: every source's watermark becomes BROOK_TIME_MAX (event-time timers fire,
+ * windows close), then end_of_input and flush run on every operator. Further pushes fail
+ * with BROOK_ERR_STOPPED. Returns BROOK_OK or the pipeline's failure. */
+brook_err_t brook_driver_end(brook_driver_t *d);
+
+/* Records captured at sink `sink` so far (0 for an unknown name), and the i-th of them
+ * (NULL if out of range). `sink` is a sink's name or, since callback sinks return no stream
+ * to name, the name of the node whose output the sink consumes (the first such sink; name
+ * that stream with brook_stream_set_name). The record and its bytes are owned by the driver and
+ * valid until brook_driver_clear_output or brook_driver_free. */
+size_t brook_driver_output_count(const brook_driver_t *d, const char *sink);
+const brook_record_t *brook_driver_output(const brook_driver_t *d, const char *sink, size_t i);
+
+/* Forgets the records captured at `sink` (named as above; NULL: at every sink). */
+void brook_driver_clear_output(brook_driver_t *d, const char *sink);
+
+/* The pipeline's status and failure message ("" if none). */
+brook_err_t brook_driver_status(const brook_driver_t *d);
+const char *brook_driver_last_error(const brook_driver_t *d);
+
+/* Counters, as brook_runtime_stats. */
+brook_err_t brook_driver_stats(const brook_driver_t *d, brook_runtime_stats_t *stats);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

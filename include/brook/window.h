@@ -1,0 +1,117 @@
+/* Windowed aggregation: results per key and per window of event time.
+ *
+ * Windows are half-open intervals [start, end) of event time in ms:
+ * - tumbling(size): fixed, non-overlapping, aligned to the epoch: start = ts - ts mod size.
+ * - hopping(size, advance): fixed size, a new window every `advance` ms; a record belongs to
+ *   size/advance windows (rounded down or up when advance does not divide size). Partial aggregates
+ * are kept per slice of gcd(size, advance) ms, so a record costs one update, and a window is merged
+ * from its slices when it fires.
+ * - sliding(size): look-back sliding windows: each distinct event time t of a key defines
+ *   the window [t - size + 1, t + 1), i.e. the records within `size` ms up to and including
+ *   t. These are the windows Kafka Streams' sliding windows create at each record (its
+ *   timeDifference D corresponds to size = D + 1); the extra windows Kafka Streams also
+ *   creates where a record drops out of the range are not produced.
+ * - session(gap): per key, records less than `gap` ms apart form a session
+ *   [first ts, last ts + gap); a record that bridges two sessions merges them (with the
+ *   aggregator's merge).
+ *
+ * A window CLOSES when the operator's watermark reaches end - 1 + grace (time.h: the
+ * watermark promises no more records <= it). Then its final result is emitted and its state
+ * is freed. A record is LATE when every window it belongs to has closed: it is dropped and
+ * counted (stats.records_late) or, with late = BROOK_LATE_ROUTE, sent to the side stream
+ * brook_window_late().
+ *
+ * Timestamps, sizes, gaps and grace are limited to +-2^61 ms (73 million years); a record
+ * outside fails with BROOK_ERR_INVALID_ARG (error policy). A NULL key and an empty key are
+ * the same group.
+ *
+ * Output records: key = the key, timestamp = end - 1, value = a brook_window_value_t header
+ * followed by the aggregator's result bytes (read them with brook_window_parse). Windows
+ * closing on the same watermark are emitted in order of end, then key, then start. */
+#ifndef BROOK_WINDOW_H
+#define BROOK_WINDOW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <brook/aggregate.h>
+#include <brook/error.h>
+#include <brook/record.h>
+#include <brook/timestamp.h>
+#include <brook/topology.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum brook_window_kind {
+  BROOK_WINDOW_TUMBLING = 0,
+  BROOK_WINDOW_HOPPING = 1,
+  BROOK_WINDOW_SLIDING = 2,
+  BROOK_WINDOW_SESSION = 3
+} brook_window_kind_t;
+
+/* A window definition (a plain value; build it with the functions below). */
+typedef struct brook_window {
+  brook_window_kind_t kind;
+  brook_time_t size;    /* tumbling, hopping, sliding */
+  brook_time_t advance; /* hopping */
+  brook_time_t gap;     /* session */
+} brook_window_t;
+
+brook_window_t brook_window_tumbling(brook_time_t size);
+brook_window_t brook_window_hopping(brook_time_t size, brook_time_t advance);
+brook_window_t brook_window_sliding(brook_time_t size);
+brook_window_t brook_window_session(brook_time_t gap);
+
+typedef enum brook_emit_mode {
+  BROOK_EMIT_ON_CLOSE = 0, /* default: one final result per window, when it closes */
+  BROOK_EMIT_ON_UPDATE = 1 /* an early result after every update, then the final one */
+} brook_emit_mode_t;
+
+typedef enum brook_late_policy {
+  BROOK_LATE_DROP = 0, /* default: drop, count in stats.records_late */
+  BROOK_LATE_ROUTE = 1 /* send to brook_window_late(result stream) (must be consumed) */
+} brook_late_policy_t;
+
+typedef struct brook_window_opts {
+  uint32_t struct_size; /* set by brook_window_opts_init() */
+  const char *name;     /* copied; NULL = "window_<kind>#<n>" */
+  brook_time_t grace;   /* extra ms a window stays open for out-of-order records; default 0 */
+  brook_emit_mode_t emit;
+  brook_late_policy_t late;
+} brook_window_opts_t;
+
+void brook_window_opts_init(brook_window_opts_t *opts);
+
+/* Aggregates `in` per key and window with `agg` (copied; hopping, sliding and session need
+ * agg->merge). Records without a key share one group. Returns the result stream, or NULL on
+ * error (recorded in the topology: a size/advance/gap <= 0, advance > size, a missing merge).
+ */
+brook_stream_t *brook_window_aggregate(brook_stream_t *in, brook_window_t window,
+                                       const brook_aggregator_t *agg,
+                                       const brook_window_opts_t *opts);
+
+/* The late-records side stream of a window operator built with late = BROOK_LATE_ROUTE (the
+ * late records unchanged), or NULL (recorded in the topology) if it has none. */
+brook_stream_t *brook_window_late(brook_stream_t *windowed);
+
+#define BROOK_WINDOW_FINAL 1u /* flags: the window closed; this is its last result */
+
+/* The header at the start of every window result value (native byte order). */
+typedef struct brook_window_value {
+  brook_time_t start;  /* inclusive */
+  brook_time_t end;    /* exclusive */
+  uint32_t flags;      /* BROOK_WINDOW_FINAL or 0 (an early result) */
+  uint32_t result_len; /* bytes of result following the header */
+} brook_window_value_t;
+
+/* Reads a window result record: fills *out (may be NULL) and points *result at the result
+ * bytes (may be NULL). BROOK_OK, or BROOK_ERR_INVALID_ARG if `rec` is not a window result. */
+brook_err_t brook_window_parse(const brook_record_t *rec, brook_window_value_t *out,
+                               const void **result);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

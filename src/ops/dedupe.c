@@ -1,0 +1,96 @@
+/* Dedupe per key within an event-time horizon: the first record of a key passes and opens a
+ * horizon; records of the key before its end are dropped. State expires by an event-time
+ * timer at the end of the horizon, so memory follows the keys seen recently, not all keys. */
+#include <string.h>
+
+#include <brook/aggregate.h>
+#include <brook/state.h>
+#include <brook/time.h>
+
+#include "core/alloc.h"
+#include "core/context.h"
+#include "core/opts.h"
+#include "core/topology.h"
+#include "state/store.h"
+
+static brook_err_t dedupe_open(brook_ctx_t *ctx, void *opaque, void **state) {
+  (void)opaque;
+  brook_store_opts_t so;
+  brook_store_opts_init(&so);
+  so.value_size = sizeof(brook_time_t); /* the first record's timestamp */
+  brook_store_t *s;
+  brook_err_t err = brook_store_open(ctx, "dedupe", &so, &s);
+  *state = s;
+  return err;
+}
+
+static brook_err_t dedupe_process(brook_ctx_t *ctx, void *state, const brook_record_t *rec) {
+  brook_store_t *s = state;
+  brook_time_t horizon = *(const brook_time_t *)ctx->node->opaque;
+  if (rec->timestamp > BROOK_TIME_MAX - horizon) {
+    brook_ctx_set_error(ctx, "timestamp %lld + horizon overflows", (long long)rec->timestamp);
+    return BROOK_ERR_INVALID_ARG;
+  }
+  uint64_t h = bk_hash_bytes(rec->key, rec->key_len);
+  void *v;
+  int created;
+  brook_err_t err = bk_store_upsert(s, rec->key, rec->key_len, h, &v, &created);
+  if (err < 0)
+    return err;
+  brook_time_t first;
+  memcpy(&first, v, sizeof(first));
+  if (!created && rec->timestamp >= first && rec->timestamp - first < horizon)
+    return BROOK_OK; /* a duplicate inside the horizon */
+  if (!created && rec->timestamp < first)
+    return BROOK_OK; /* older than the record that opened the horizon: a duplicate too */
+  memcpy(v, &rec->timestamp, sizeof(rec->timestamp));
+  if ((err = brook_timer_set(ctx, BROOK_EVENT_TIME, rec->timestamp + horizon - 1, rec->key,
+                             rec->key_len, (uint64_t)rec->timestamp)) < 0)
+    return err;
+  return bk_emit_fast(ctx, 0, rec);
+}
+
+static brook_err_t dedupe_on_timer(brook_ctx_t *ctx, void *state, const brook_timer_t *t) {
+  (void)ctx;
+  brook_store_t *s = state;
+  uint64_t h = bk_hash_bytes(t->key, t->key_len);
+  const void *v = bk_store_find(s, t->key, t->key_len, h, NULL);
+  brook_time_t first;
+  if (v && (memcpy(&first, v, sizeof(first)), first == (brook_time_t)t->tag))
+    return bk_store_remove(s, t->key, t->key_len, h); /* else a newer horizon replaced it */
+  return BROOK_OK;
+}
+
+static const brook_operator_t dedupe_op = {
+    .version = BROOK_OPERATOR_VERSION,
+    .type_name = "dedupe",
+    .open = dedupe_open,
+    .process = dedupe_process,
+    .on_timer = dedupe_on_timer,
+};
+
+static void cfg_free(void *cfg, const brook_allocator_t *a) { bk_free(a, cfg); }
+
+brook_stream_t *brook_dedupe(brook_stream_t *in, brook_time_t horizon,
+                             const brook_aggregate_opts_t *opts) {
+  if (!in)
+    return NULL;
+  brook_topology_t *t = in->node->topo;
+  brook_aggregate_opts_t o;
+  brook_aggregate_opts_init(&o);
+  if (bk_opts_copy(&o, sizeof(o), opts) || horizon <= 0) {
+    bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "dedupe: %s",
+                     horizon > 0 ? "bad opts struct_size" : "horizon must be > 0");
+    return NULL;
+  }
+  brook_time_t *cfg = bk_malloc(&t->alloc, sizeof(*cfg));
+  if (!cfg) {
+    bk_topology_fail(t, BROOK_ERR_NOMEM, "dedupe: out of memory");
+    return NULL;
+  }
+  *cfg = horizon;
+  brook_stream_t *out = NULL;
+  if (bk_topology_add_operator(&in, 1, &dedupe_op, cfg, cfg_free, o.name, NULL, 1, &out) < 0)
+    return NULL;
+  return out;
+}

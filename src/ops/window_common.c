@@ -1,0 +1,209 @@
+/* Shared window machinery: instance set-up, the slice store, the per-key index, result
+ * emission and late records. See window_common.h. Loop thread. */
+#include "ops/window_common.h"
+
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/context.h"
+#include "state/store.h"
+
+brook_err_t bk_win_open(brook_ctx_t *ctx, void *opaque, void **state) {
+  const bk_win_cfg_t *cfg = opaque;
+  const brook_allocator_t *a = &ctx->node->topo->alloc;
+  bk_win_t *w = bk_calloc(a, 1, sizeof(*w));
+  if (!w)
+    return BROOK_ERR_NOMEM;
+  w->cfg = cfg;
+  w->alloc = a;
+  w->acc_size = cfg->agg.acc_size;
+  w->result_size = cfg->agg.result ? cfg->agg.result_size : cfg->agg.acc_size;
+  brook_store_opts_t so;
+  brook_store_opts_init(&so);
+  so.value_size = w->acc_size;
+  brook_err_t err = BROOK_ERR_NOMEM;
+  /* Stores belong to the runtime (freed with it), so a failure only releases `w`. */
+  if ((w->acc_tmp = bk_calloc(a, 1, w->acc_size)) &&
+      (err = brook_store_open(ctx, "slices", &so, &w->slices)) == BROOK_OK &&
+      cfg->w.kind != BROOK_WINDOW_TUMBLING) {
+    brook_store_opts_init(&so);
+    err = brook_store_open(ctx, "index", &so, &w->index);
+  }
+  if (err < 0) {
+    bk_win_close(w, opaque);
+    return err;
+  }
+  *state = w;
+  return BROOK_OK;
+}
+
+void bk_win_close(void *state, void *opaque) {
+  bk_win_t *w = state;
+  const bk_win_cfg_t *cfg = opaque;
+  (void)cfg;
+  if (!w)
+    return;
+  const brook_allocator_t *a = w->alloc; /* the stores belong to the runtime */
+  bk_free(a, w->kbuf);
+  bk_free(a, w->acc_tmp);
+  bk_free(a, w->arr_tmp);
+  bk_free(a, w);
+}
+
+size_t bk_win_slice_key(bk_win_t *w, const void *key, size_t klen, brook_time_t start) {
+  size_t need = klen + sizeof(start);
+  if (need > w->kcap) {
+    size_t cap = need < 64 ? 64 : need * 2;
+    unsigned char *b = bk_realloc(w->alloc, w->kbuf, cap);
+    if (!b)
+      return 0;
+    w->kbuf = b;
+    w->kcap = cap;
+  }
+  if (klen)
+    memcpy(w->kbuf, key, klen);
+  memcpy(w->kbuf + klen, &start, sizeof(start));
+  return need;
+}
+
+void *bk_win_slice_find(bk_win_t *w, const void *key, size_t klen, brook_time_t start) {
+  size_t n = bk_win_slice_key(w, key, klen, start);
+  if (!n)
+    return NULL;
+  return bk_store_find(w->slices, w->kbuf, n, bk_hash_bytes(w->kbuf, n), NULL);
+}
+
+void bk_win_slice_remove(bk_win_t *w, const void *key, size_t klen, brook_time_t start) {
+  size_t n = bk_win_slice_key(w, key, klen, start);
+  if (n)
+    (void)bk_store_remove(w->slices, w->kbuf, n, bk_hash_bytes(w->kbuf, n));
+}
+
+brook_err_t bk_win_slice_add(bk_win_t *w, const brook_record_t *rec, brook_time_t start,
+                             int *created, void **acc_out) {
+  const brook_aggregator_t *agg = &w->cfg->agg;
+  size_t n = bk_win_slice_key(w, rec->key, rec->key_len, start);
+  if (!n)
+    return BROOK_ERR_NOMEM;
+  uint64_t h = bk_hash_bytes(w->kbuf, n);
+  void *acc;
+  brook_err_t err = bk_store_upsert(w->slices, w->kbuf, n, h, &acc, created);
+  if (err < 0)
+    return err;
+  if (*created && agg->init)
+    agg->init(acc, agg);
+  if ((err = agg->add(acc, rec, agg)) < 0 && *created) {
+    (void)bk_store_remove(w->slices, w->kbuf, n, h); /* no window for a refused record */
+    *created = 0;
+    acc = NULL;
+  }
+  if (acc_out)
+    *acc_out = acc;
+  return err;
+}
+
+brook_err_t bk_win_check_time(brook_ctx_t *ctx, const brook_record_t *rec) {
+  if (rec->timestamp > -BK_WIN_TIME_LIMIT && rec->timestamp < BK_WIN_TIME_LIMIT)
+    return BROOK_OK;
+  brook_ctx_set_error(ctx, "timestamp %lld is outside the range windows support (+-2^61 ms)",
+                      (long long)rec->timestamp);
+  return BROOK_ERR_INVALID_ARG;
+}
+
+void bk_win_acc_fresh(bk_win_t *w) {
+  memset(w->acc_tmp, 0, w->acc_size);
+  if (w->cfg->agg.init)
+    w->cfg->agg.init(w->acc_tmp, &w->cfg->agg);
+}
+
+brook_err_t bk_win_emit(brook_ctx_t *ctx, bk_win_t *w, const void *key, size_t klen,
+                        brook_time_t start, brook_time_t end, const void *acc, int final) {
+  size_t hdr = sizeof(brook_window_value_t);
+  unsigned char *v = brook_ctx_alloc(ctx, hdr + w->result_size + klen);
+  if (!v)
+    return BROOK_ERR_NOMEM;
+  brook_window_value_t wv = {start, end, final ? BROOK_WINDOW_FINAL : 0, (uint32_t)w->result_size};
+  memcpy(v, &wv, hdr);
+  const brook_aggregator_t *agg = &w->cfg->agg;
+  if (agg->result)
+    agg->result(acc, v + hdr, agg);
+  else
+    memcpy(v + hdr, acc, w->result_size);
+  unsigned char *k = v + hdr + w->result_size;
+  if (klen)
+    memcpy(k, key, klen);
+  brook_record_t out = {
+      .key = klen ? k : NULL,
+      .key_len = klen,
+      .value = v,
+      .value_len = hdr + w->result_size,
+      .timestamp = end - 1,
+  };
+  return bk_emit_fast(ctx, 0, &out);
+}
+
+brook_err_t bk_win_late(brook_ctx_t *ctx, bk_win_t *w, const brook_record_t *rec) {
+  if (w->cfg->late == BROOK_LATE_ROUTE)
+    return bk_emit_fast(ctx, 1, rec);
+  bk_ctx_count_late(ctx, 1);
+  return BROOK_OK;
+}
+
+/* ---- index ---- */
+
+const int64_t *bk_win_index_get(bk_win_t *w, const void *key, size_t klen, size_t *n) {
+  size_t vlen = 0;
+  const void *v = bk_store_find(w->index, key, klen, bk_hash_bytes(key, klen), &vlen);
+  *n = v ? vlen / sizeof(int64_t) : 0;
+  return v;
+}
+
+brook_err_t bk_win_index_put(bk_win_t *w, const void *key, size_t klen, const int64_t *arr,
+                             size_t n) {
+  if (n == 0) {
+    brook_err_t err = brook_store_delete(w->index, key, klen);
+    return err == BROOK_ERR_NOT_FOUND ? BROOK_OK : err;
+  }
+  return brook_store_put(w->index, key, klen, arr, n * sizeof(int64_t));
+}
+
+int64_t *bk_win_scratch(bk_win_t *w, size_t n) {
+  if (n > w->arr_cap) {
+    size_t cap = n < 16 ? 16 : n * 2;
+    int64_t *a = bk_realloc(w->alloc, w->arr_tmp, cap * sizeof(*a));
+    if (!a)
+      return NULL;
+    w->arr_tmp = a;
+    w->arr_cap = cap;
+  }
+  return w->arr_tmp;
+}
+
+size_t bk_win_lower_bound(const int64_t *a, size_t n, int64_t v) {
+  size_t lo = 0, hi = n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (a[mid] < v)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+brook_err_t bk_win_index_insert(bk_win_t *w, const void *key, size_t klen, int64_t v) {
+  size_t n;
+  const int64_t *a = bk_win_index_get(w, key, klen, &n);
+  size_t pos = bk_win_lower_bound(a, n, v);
+  if (pos < n && a[pos] == v)
+    return BROOK_OK;
+  int64_t *s = bk_win_scratch(w, n + 1);
+  if (!s)
+    return BROOK_ERR_NOMEM;
+  if (pos)
+    memcpy(s, a, pos * sizeof(*s));
+  s[pos] = v;
+  if (n > pos)
+    memcpy(s + pos + 1, a + pos, (n - pos) * sizeof(*s));
+  return bk_win_index_put(w, key, klen, s, n + 1);
+}

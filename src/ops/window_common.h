@@ -1,0 +1,115 @@
+/* What every window operator shares: its configuration and per-runtime state, the slice
+ * store (key || slice start -> accumulator), the per-key index of slice starts (sorted
+ * int64 arrays), emitting results and routing late records. The window kinds live in
+ * window_tumbling.c, window_hopping.c, window_sliding.c and window_session.c. */
+#ifndef BROOK_OPS_WINDOW_COMMON_H
+#define BROOK_OPS_WINDOW_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <brook/state.h>
+#include <brook/time.h>
+#include <brook/window.h>
+
+/* The node's configuration (the operator's opaque), copied from the builder's arguments. */
+typedef struct bk_win_cfg {
+  brook_window_t w;
+  brook_time_t grace;
+  brook_emit_mode_t emit;
+  brook_late_policy_t late;
+  brook_aggregator_t agg;
+  brook_time_t slice; /* hopping: gcd(size, advance) */
+} bk_win_cfg_t;
+
+/* One operator instance's state. */
+typedef struct bk_win {
+  const bk_win_cfg_t *cfg;
+  const brook_allocator_t *alloc; /* the topology's */
+  size_t acc_size, result_size;
+  brook_store_t *slices; /* (key || native int64 slice start) -> accumulator */
+  brook_store_t *index;  /* key -> sorted int64 array (hopping/sliding: starts; session:
+                            start,end pairs); unused by tumbling */
+  unsigned char *kbuf;   /* composite-key scratch */
+  size_t kcap;
+  unsigned char *acc_tmp; /* merge scratch: acc_size bytes */
+  int64_t *arr_tmp;       /* index scratch */
+  size_t arr_cap;
+} bk_win_t;
+
+/* Window arithmetic stays far from int64 overflow: timestamps, sizes, gaps and grace are
+ * limited to +-2^61 ms (73 million years). */
+#define BK_WIN_TIME_LIMIT ((brook_time_t)1 << 61)
+
+/* Checks a record's timestamp; out of range it fails the record (error policy). */
+brook_err_t bk_win_check_time(brook_ctx_t *ctx, const brook_record_t *rec);
+
+/* The event time up to which windows have closed: a window [s, e) is closed iff
+ * e - 1 + grace <= watermark. */
+static inline int bk_win_closed(const bk_win_t *w, brook_time_t end, brook_time_t wm) {
+  return wm != BROOK_TIME_MIN && end - 1 + w->cfg->grace <= wm;
+}
+
+/* Timer time for a window ending at `end`. */
+static inline brook_time_t bk_win_fire_time(const bk_win_t *w, brook_time_t end) {
+  return end - 1 + w->cfg->grace;
+}
+
+/* Builds key || start into w->kbuf; returns its length, or 0 on allocation failure (a
+ * composite key is never empty). */
+size_t bk_win_slice_key(bk_win_t *w, const void *key, size_t klen, brook_time_t start);
+
+/* The accumulator of slice (key, start), or NULL. */
+void *bk_win_slice_find(bk_win_t *w, const void *key, size_t klen, brook_time_t start);
+
+/* Adds `rec` to the slice (key, start), creating it (init) if needed; *created tells.
+ * *acc (may be NULL) gets the slice's accumulator. Returns BROOK_OK, or the aggregator's /
+ * allocation error (a slice created for a record the aggregator refused is removed again). */
+brook_err_t bk_win_slice_add(bk_win_t *w, const brook_record_t *rec, brook_time_t start,
+                             int *created, void **acc);
+
+/* Removes slice (key, start) if present. */
+void bk_win_slice_remove(bk_win_t *w, const void *key, size_t klen, brook_time_t start);
+
+/* Emits the window [start, end) of `key` with accumulator `acc` (copied into the batch
+ * arena, key included). */
+brook_err_t bk_win_emit(brook_ctx_t *ctx, bk_win_t *w, const void *key, size_t klen,
+                        brook_time_t start, brook_time_t end, const void *acc, int final);
+
+/* A record no open window accepts: drop and count, or route to the late stream. */
+brook_err_t bk_win_late(brook_ctx_t *ctx, bk_win_t *w, const brook_record_t *rec);
+
+/* Resets w->acc_tmp to a fresh accumulator. */
+void bk_win_acc_fresh(bk_win_t *w);
+
+/* ---- the per-key index: sorted int64 arrays in the variable-size `index` store ---- */
+
+/* The key's array (NULL, *n = 0 if none); valid until the index changes. */
+const int64_t *bk_win_index_get(bk_win_t *w, const void *key, size_t klen, size_t *n);
+/* Replaces the key's array by arr[0..n) (n == 0 removes it). */
+brook_err_t bk_win_index_put(bk_win_t *w, const void *key, size_t klen, const int64_t *arr,
+                             size_t n);
+/* Inserts `v` (kept sorted, no duplicates). */
+brook_err_t bk_win_index_insert(bk_win_t *w, const void *key, size_t klen, int64_t v);
+/* Scratch array for building a new index value, of at least n elements; NULL if no memory. */
+int64_t *bk_win_scratch(bk_win_t *w, size_t n);
+
+/* First position in sorted a[0..n) whose value is >= v. */
+size_t bk_win_lower_bound(const int64_t *a, size_t n, int64_t v);
+
+/* Floor of t to a multiple of `step` (also for negative t). */
+static inline brook_time_t bk_win_floor(brook_time_t t, brook_time_t step) {
+  brook_time_t r = t % step;
+  return r < 0 ? t - r - step : t - r;
+}
+
+/* The per-kind operator tables, all sharing open/close. */
+extern const brook_operator_t bk_window_tumbling_op;
+extern const brook_operator_t bk_window_hopping_op;
+extern const brook_operator_t bk_window_sliding_op;
+extern const brook_operator_t bk_window_session_op;
+
+brook_err_t bk_win_open(brook_ctx_t *ctx, void *opaque, void **state);
+void bk_win_close(void *state, void *opaque);
+
+#endif

@@ -1,0 +1,64 @@
+/* Keyed state in the operator context: brook_store_open registers a store with the operator
+ * instance that opened it; the runtime reports in-place changes after every batch and frees
+ * the stores with the runtime. Loop thread. */
+#include <string.h>
+
+#include <brook/state.h>
+
+#include "core/alloc.h"
+#include "runtime/runtime_impl.h"
+#include "state/store.h"
+
+brook_err_t brook_store_open(brook_ctx_t *ctx, const char *name, const brook_store_opts_t *opts,
+                             brook_store_t **out) {
+  if (out)
+    *out = NULL;
+  if (!ctx || !name || !out)
+    return BROOK_ERR_INVALID_ARG;
+  if (!ctx->in_open) {
+    brook_ctx_set_error(ctx, "brook_store_open('%s') must be called from open()", name);
+    return BROOK_ERR_STATE;
+  }
+  for (size_t i = 0; i < ctx->n_stores; i++) {
+    if (strcmp(bk_store_name(ctx->stores[i]), name) == 0) {
+      brook_ctx_set_error(ctx, "brook_store_open: store '%s' is already open", name);
+      return BROOK_ERR_DUPLICATE;
+    }
+  }
+  brook_runtime_t *rt = ctx->rt;
+  if (bk_grow(&rt->alloc, (void **)&ctx->stores, &ctx->cap_stores, ctx->n_stores + 1,
+              sizeof(*ctx->stores)))
+    return BROOK_ERR_NOMEM;
+  brook_store_t *s;
+  brook_err_t err = bk_store_create(&rt->alloc, opts, name, &s);
+  if (err < 0) {
+    if (err == BROOK_ERR_INVALID_ARG)
+      brook_ctx_set_error(ctx, "brook_store_open('%s'): invalid options", name);
+    return err;
+  }
+  ctx->stores[ctx->n_stores++] = s;
+  *out = s;
+  return BROOK_OK;
+}
+
+void bk_state_flush_changes(brook_runtime_t *rt) {
+  for (size_t i = 0; i < rt->plan.n && rt->status == BROOK_OK; i++) {
+    brook_ctx_t *c = &rt->insts[i];
+    for (size_t k = 0; k < c->n_stores; k++) {
+      if (!bk_store_has_pending_changes(c->stores[k]))
+        continue;
+      brook_err_t err = brook_store_flush_changes(c->stores[k]);
+      if (err < 0)
+        bk_runtime_fail(rt, err, "operator '%s': the change listener of store '%s' failed: %s",
+                        c->node->name, bk_store_name(c->stores[k]), brook_strerror(err));
+    }
+  }
+}
+
+void bk_state_free_ctx(brook_runtime_t *rt, brook_ctx_t *c) {
+  for (size_t k = 0; k < c->n_stores; k++)
+    bk_store_destroy(c->stores[k]);
+  bk_free(&rt->alloc, c->stores);
+  c->stores = NULL;
+  c->n_stores = c->cap_stores = 0;
+}

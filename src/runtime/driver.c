@@ -1,0 +1,310 @@
+/* The test driver (test_driver.h): a runtime without a loop. Records are pushed into named
+ * sources and run through the pipeline synchronously; processing time is a manual clock;
+ * every sink's input is copied for the test to read. */
+#include <string.h>
+
+#include <brook/test_driver.h>
+
+#include "core/alloc.h"
+#include "core/opts.h"
+#include "runtime/runtime_impl.h"
+
+/* What one sink received: records whose bytes live in one allocation each. */
+typedef struct captured {
+  const bk_node_t *sink;
+  brook_record_t *recs;
+  size_t n, cap;
+} captured_t;
+
+struct brook_driver {
+  brook_runtime_t *rt;
+  brook_allocator_t alloc;
+  captured_t *caps; /* one per sink node */
+  size_t n_caps;
+  int ended;
+};
+
+void brook_driver_opts_init(brook_driver_opts_t *opts) {
+  if (!opts)
+    return;
+  memset(opts, 0, sizeof(*opts));
+  opts->struct_size = sizeof(*opts);
+}
+
+/* A sink by its own name, or else the first sink fed by the node named `sink` (callback sinks
+ * have no stream to name, so tests name the stream they consume). */
+static captured_t *find_capture(const brook_driver_t *d, const char *sink) {
+  if (!sink)
+    return NULL;
+  for (size_t i = 0; i < d->n_caps; i++)
+    if (strcmp(d->caps[i].sink->name, sink) == 0)
+      return &d->caps[i];
+  for (size_t i = 0; i < d->n_caps; i++) {
+    const bk_node_t *n = d->caps[i].sink;
+    for (size_t k = 0; k < n->n_inputs; k++)
+      if (strcmp(n->inputs[k]->node->name, sink) == 0)
+        return &d->caps[i];
+  }
+  return NULL;
+}
+
+/* Copies a record into one block: the struct's bytes, headers, and names. */
+static brook_err_t copy_record(const brook_allocator_t *a, const brook_record_t *r,
+                               brook_record_t *out) {
+  size_t size = r->key_len + r->value_len + r->header_count * sizeof(brook_header_t);
+  for (size_t h = 0; h < r->header_count; h++)
+    size += strlen(r->headers[h].name) + 1 + r->headers[h].value_len;
+  unsigned char *b = bk_malloc(a, size ? size : 1);
+  if (!b)
+    return BROOK_ERR_NOMEM;
+  *out = *r;
+  brook_header_t *hs = (brook_header_t *)b; /* headers first: keeps them aligned */
+  unsigned char *p = b + r->header_count * sizeof(brook_header_t);
+  out->headers = r->header_count ? hs : NULL;
+  for (size_t h = 0; h < r->header_count; h++) {
+    size_t nl = strlen(r->headers[h].name) + 1;
+    memcpy(p, r->headers[h].name, nl);
+    hs[h].name = (const char *)p;
+    p += nl;
+    hs[h].value_len = r->headers[h].value_len;
+    hs[h].value = hs[h].value_len ? p : NULL;
+    if (hs[h].value_len)
+      memcpy(p, r->headers[h].value, hs[h].value_len);
+    p += hs[h].value_len;
+  }
+  out->key = r->key ? p : NULL;
+  if (r->key_len)
+    memcpy(p, r->key, r->key_len);
+  p += r->key_len;
+  out->value = r->value ? p : NULL;
+  if (r->value_len)
+    memcpy(p, r->value, r->value_len);
+  if (!r->header_count && !r->key_len && !r->value_len) {
+    bk_free(a, b); /* nothing to own */
+    out->key = r->key ? "" : NULL;
+    out->value = r->value ? "" : NULL;
+    out->headers = NULL;
+    return BROOK_OK;
+  }
+  /* The block starts with the headers if any, else with the key or value. */
+  return BROOK_OK;
+}
+
+static void *record_block(const brook_record_t *r) {
+  if (r->header_count)
+    return (void *)r->headers;
+  if (r->key_len)
+    return (void *)r->key;
+  if (r->value_len)
+    return (void *)r->value;
+  return NULL;
+}
+
+static brook_err_t tap(brook_ctx_t *sink, const brook_record_t *recs, size_t n, void *opaque) {
+  brook_driver_t *d = opaque;
+  captured_t *c = NULL;
+  for (size_t i = 0; i < d->n_caps && !c; i++)
+    if (d->caps[i].sink == sink->node)
+      c = &d->caps[i];
+  if (!c)
+    return BROOK_OK;
+  if (bk_grow(&d->alloc, (void **)&c->recs, &c->cap, c->n + n, sizeof(*c->recs)))
+    return BROOK_ERR_NOMEM;
+  for (size_t i = 0; i < n; i++) {
+    brook_err_t err = copy_record(&d->alloc, &recs[i], &c->recs[c->n]);
+    if (err < 0)
+      return err;
+    c->n++;
+  }
+  return BROOK_OK;
+}
+
+brook_err_t brook_driver_new(brook_driver_t **out, brook_topology_t *t,
+                             const brook_driver_opts_t *opts) {
+  if (!out)
+    return BROOK_ERR_INVALID_ARG;
+  *out = NULL;
+  if (!t)
+    return BROOK_ERR_INVALID_ARG;
+  brook_driver_opts_t o;
+  brook_driver_opts_init(&o);
+  if (bk_opts_copy(&o, sizeof(o), opts)) {
+    bk_errmsg_set(&t->msg, "driver_new: bad opts struct_size %u", opts->struct_size);
+    return BROOK_ERR_INVALID_ARG;
+  }
+  brook_runtime_opts_t ro;
+  brook_runtime_opts_init(&ro);
+  ro.log = o.log;
+  ro.log_opaque = o.log_opaque;
+  ro.batch_size = 64; /* records are pushed one at a time; timers may emit more */
+  brook_runtime_t *rt;
+  brook_err_t err = brook_runtime_new(&rt, t, &ro);
+  if (err < 0)
+    return err;
+  brook_driver_t *d = bk_calloc(&rt->alloc, 1, sizeof(*d));
+  size_t n_sinks = 0;
+  for (size_t i = 0; i < rt->plan.n; i++)
+    n_sinks += rt->insts[i].node->kind == BK_NODE_OPERATOR && rt->insts[i].n_ports == 0;
+  if (d)
+    d->caps = bk_calloc(&rt->alloc, n_sinks ? n_sinks : 1, sizeof(*d->caps));
+  if (!d || !d->caps) {
+    if (d)
+      bk_free(&rt->alloc, d);
+    bk_runtime_destroy(rt);
+    bk_errmsg_set(&t->msg, "driver_new: out of memory");
+    return BROOK_ERR_NOMEM;
+  }
+  d->rt = rt;
+  d->alloc = rt->alloc;
+  for (size_t i = 0; i < rt->plan.n; i++)
+    if (rt->insts[i].node->kind == BK_NODE_OPERATOR && rt->insts[i].n_ports == 0)
+      d->caps[d->n_caps++].sink = rt->insts[i].node;
+  rt->manual_clock = 1;
+  rt->now_ms = o.start_time;
+  for (size_t i = 0; i < rt->n_sources; i++)
+    bk_wm_gen_start(&rt->sources[i].wm, rt->now_ms);
+  rt->sink_tap = tap;
+  rt->sink_tap_opaque = d;
+  rt->state = BK_RT_RUNNING;
+  if ((err = bk_open_operators(rt)) < 0) {
+    bk_errmsg_set(&t->msg, "driver_new: %s", rt->msg.text);
+    brook_driver_free(d);
+    return err;
+  }
+  *out = d;
+  return BROOK_OK;
+}
+
+void brook_driver_clear_output(brook_driver_t *d, const char *sink) {
+  if (!d)
+    return;
+  captured_t *only = sink ? find_capture(d, sink) : NULL;
+  for (size_t i = 0; i < d->n_caps; i++) {
+    captured_t *c = &d->caps[i];
+    if (sink && c != only)
+      continue;
+    for (size_t k = 0; k < c->n; k++)
+      bk_free(&d->alloc, record_block(&c->recs[k]));
+    c->n = 0;
+  }
+}
+
+void brook_driver_free(brook_driver_t *d) {
+  if (!d)
+    return;
+  bk_close_operators(d->rt);
+  brook_driver_clear_output(d, NULL);
+  brook_allocator_t a = d->alloc;
+  for (size_t i = 0; i < d->n_caps; i++)
+    bk_free(&a, d->caps[i].recs);
+  bk_free(&a, d->caps);
+  d->rt->state = BK_RT_DONE;
+  bk_runtime_destroy(d->rt);
+  bk_free(&a, d);
+}
+
+/* After input or a clock move: in-place state changes are reported, as after a batch. */
+static brook_err_t settle(brook_driver_t *d) {
+  brook_runtime_t *rt = d->rt;
+  if (rt->status == BROOK_OK)
+    bk_state_flush_changes(rt);
+  return rt->status;
+}
+
+brook_err_t brook_driver_push_split(brook_driver_t *d, const char *source, size_t split,
+                                    const brook_record_t *rec) {
+  if (!d || !source || !rec)
+    return BROOK_ERR_INVALID_ARG;
+  brook_runtime_t *rt = d->rt;
+  if (rt->status != BROOK_OK)
+    return rt->status;
+  if (d->ended)
+    return BROOK_ERR_STOPPED;
+  bk_src_t *src = NULL;
+  for (size_t i = 0; i < rt->n_sources && !src; i++)
+    if (strcmp(rt->sources[i].ctx->node->name, source) == 0)
+      src = &rt->sources[i];
+  if (!src) {
+    bk_errmsg_set(&rt->msg, "driver_push: no source named '%s'", source);
+    return BROOK_ERR_NOT_FOUND;
+  }
+  brook_record_t r = *rec; /* stamping writes the event time into it */
+  src->cur_split = split;
+  brook_err_t err = bk_src_emit_array(src, &r, 1);
+  src->cur_split = 0;
+  if (err >= 0 && rt->errors_inst)
+    err = bk_ctx_flush_ports(rt->errors_inst);
+  bk_arena_reset(&rt->arena);
+  rt->stats.batches++;
+  if (err < 0)
+    bk_runtime_fail(rt, err, "source '%s' failed: %s", source, brook_strerror(err));
+  if (rt->status == BROOK_OK)
+    bk_time_pass(rt);
+  return settle(d);
+}
+
+brook_err_t brook_driver_push(brook_driver_t *d, const char *source, const brook_record_t *rec) {
+  return brook_driver_push_split(d, source, 0, rec);
+}
+
+brook_err_t brook_driver_advance_time(brook_driver_t *d, brook_time_t ms) {
+  if (!d || ms < 0)
+    return BROOK_ERR_INVALID_ARG;
+  brook_runtime_t *rt = d->rt;
+  if (rt->status != BROOK_OK)
+    return rt->status;
+  rt->now_ms += ms;
+  if (!d->ended)
+    bk_time_tick(rt);
+  return settle(d);
+}
+
+brook_time_t brook_driver_time(const brook_driver_t *d) { return d ? d->rt->now_ms : 0; }
+
+brook_time_t brook_driver_watermark(const brook_driver_t *d, const char *name) {
+  if (!d || !name)
+    return BROOK_TIME_MIN;
+  for (size_t i = 0; i < d->rt->plan.n; i++)
+    if (strcmp(d->rt->insts[i].node->name, name) == 0)
+      return d->rt->insts[i].wm;
+  return BROOK_TIME_MIN;
+}
+
+brook_err_t brook_driver_end(brook_driver_t *d) {
+  if (!d)
+    return BROOK_ERR_INVALID_ARG;
+  brook_runtime_t *rt = d->rt;
+  if (rt->status != BROOK_OK || d->ended)
+    return rt->status;
+  d->ended = 1;
+  for (size_t i = 0; i < rt->n_sources; i++) {
+    rt->sources[i].ended = 1;
+    rt->sources[i].wm.ended = 1;
+  }
+  bk_time_pass(rt);
+  if (settle(d) == BROOK_OK)
+    bk_for_each_operator(rt, bk_call_end_of_input);
+  if (settle(d) == BROOK_OK)
+    bk_for_each_operator(rt, bk_call_flush);
+  return settle(d);
+}
+
+size_t brook_driver_output_count(const brook_driver_t *d, const char *sink) {
+  const captured_t *c = d ? find_capture(d, sink) : NULL;
+  return c ? c->n : 0;
+}
+
+const brook_record_t *brook_driver_output(const brook_driver_t *d, const char *sink, size_t i) {
+  const captured_t *c = d ? find_capture(d, sink) : NULL;
+  return c && i < c->n ? &c->recs[i] : NULL;
+}
+
+brook_err_t brook_driver_status(const brook_driver_t *d) {
+  return d ? d->rt->status : BROOK_ERR_INVALID_ARG;
+}
+
+const char *brook_driver_last_error(const brook_driver_t *d) { return d ? d->rt->msg.text : ""; }
+
+brook_err_t brook_driver_stats(const brook_driver_t *d, brook_runtime_stats_t *stats) {
+  return d ? brook_runtime_stats(d->rt, stats) : BROOK_ERR_INVALID_ARG;
+}

@@ -1,0 +1,228 @@
+/* Event time in the runtime: stamping source batches with their event time, propagating
+ * watermarks through the DAG (an operator's watermark is the minimum over its non-idle
+ * inputs), firing event-time and processing-time timers, and the timer API of the operator
+ * context. Everything here runs on the loop thread (or the test driver's thread). */
+#include <string.h>
+
+#include "core/alloc.h"
+#include "runtime/runtime_impl.h"
+#include "time/timer_queue.h"
+
+/* Timer callbacks may emit many records (a window firing for every key); the batch arena is
+ * released whenever it holds this much, after what was emitted has been delivered. */
+#define BK_TIMER_ARENA_LIMIT (4u << 20)
+
+brook_err_t bk_src_stamp(bk_src_t *src, brook_record_t *recs, size_t *n) {
+  brook_runtime_t *rt = src->rt;
+  const brook_watermark_opts_t *o = src->wm.opts;
+  brook_err_t err = BROOK_OK;
+  size_t m = *n;
+  if (o->timestamp) {
+    size_t w = 0;
+    for (size_t i = 0; i < m; i++) {
+      brook_time_t ts;
+      brook_err_t e = o->timestamp(&recs[i], &ts, o->timestamp_opaque);
+      if (e < 0) {
+        e = brook_ctx_fail_record(src->ctx, &recs[i], e, "timestamp extractor failed: %s",
+                                  brook_strerror(e));
+        if (e < 0) {
+          err = e; /* the records before this one still go on */
+          break;
+        }
+        continue;
+      }
+      recs[i].timestamp = ts;
+      if (w != i)
+        recs[w] = recs[i];
+      w++;
+    }
+    m = w;
+    *n = w;
+  }
+  bk_wm_split_t *s = bk_wm_split(&src->wm, src->cur_split, rt->now_ms);
+  if (!s)
+    return BROOK_ERR_NOMEM;
+  bk_wm_observe(&src->wm, s, src->cur_split, recs, m, rt->now_ms);
+  return err;
+}
+
+/* Delivers what `c` emitted (and any routed failures) and releases the arena if it grew. */
+static brook_err_t settle(brook_runtime_t *rt, brook_ctx_t *c, int force_reset) {
+  if (!force_reset && rt->arena.allocated < BK_TIMER_ARENA_LIMIT)
+    return BROOK_OK;
+  brook_err_t err = bk_ctx_flush_ports(c);
+  if (err >= 0 && rt->errors_inst)
+    err = bk_ctx_flush_ports(rt->errors_inst);
+  bk_arena_reset(&rt->arena);
+  return err;
+}
+
+static void op_failed(brook_runtime_t *rt, brook_ctx_t *c, brook_err_t err, const char *what) {
+  bk_runtime_fail(rt, err, "operator '%s' failed in %s: %s", c->node->name, what,
+                  c->has_error_msg ? c->error_msg.text : brook_strerror(err));
+}
+
+static brook_err_t fire_timers(brook_runtime_t *rt, brook_ctx_t *c, brook_time_domain_t domain,
+                               brook_time_t upto) {
+  bk_timerq_t *q = c->timers[domain];
+  if (!q)
+    return BROOK_OK;
+  brook_timer_t t;
+  while (rt->status == BROOK_OK && bk_timerq_pop(q, upto, &t)) {
+    t.domain = domain;
+    rt->stats.timers_fired++;
+    c->has_error_msg = 0; /* a message belongs to the callback that set it */
+    brook_err_t err = c->node->op.on_timer(c, c->state, &t);
+    if (err >= 0)
+      err = settle(rt, c, 0);
+    if (err < 0) {
+      op_failed(rt, c, err, "on_timer");
+      return err;
+    }
+  }
+  return rt->status;
+}
+
+/* The minimum watermark over the node's non-idle inputs; *idle = every input is idle. */
+static brook_time_t inputs_watermark(const brook_runtime_t *rt, const bk_node_t *node, int *idle) {
+  brook_time_t m = BROOK_TIME_MAX;
+  int active = 0;
+  for (size_t k = 0; k < node->n_inputs; k++) {
+    const brook_ctx_t *p = &rt->insts[rt->plan.pos[node->inputs[k]->node->id]];
+    if (p->wm_idle)
+      continue;
+    active = 1;
+    if (p->wm < m)
+      m = p->wm;
+  }
+  *idle = !active;
+  return active ? m : BROOK_TIME_MIN;
+}
+
+void bk_time_pass(brook_runtime_t *rt) {
+  for (size_t i = 0; i < rt->plan.n && rt->status == BROOK_OK; i++) {
+    brook_ctx_t *c = &rt->insts[i];
+    switch (c->node->kind) {
+    case BK_NODE_SOURCE:
+      bk_wm_combine(&c->src->wm);
+      c->wm = c->src->wm.wm;
+      c->wm_idle = c->src->wm.idle;
+      continue;
+    case BK_NODE_ERRORS: /* failed records carry no event-time progress of their own */
+      c->wm_idle = 1;
+      continue;
+    case BK_NODE_OPERATOR:
+      break;
+    }
+    int idle;
+    brook_time_t m = inputs_watermark(rt, c->node, &idle);
+    c->wm_idle = idle;
+    int advanced = !idle && m > c->wm;
+    if (advanced)
+      c->wm = m;
+    int due = c->timers[BROOK_EVENT_TIME] && bk_timerq_next(c->timers[BROOK_EVENT_TIME]) <= c->wm;
+    if (!advanced && !due)
+      continue;
+    rt->now_ms = rt->manual_clock ? rt->now_ms : bk_wallclock_ms();
+    if (due && fire_timers(rt, c, BROOK_EVENT_TIME, c->wm) < 0)
+      return;
+    if (advanced && c->node->op.on_watermark) {
+      c->has_error_msg = 0;
+      brook_err_t err = c->node->op.on_watermark(c, c->state, c->wm);
+      if (err < 0) {
+        op_failed(rt, c, err, "on_watermark");
+        return;
+      }
+      /* Timers on_watermark set at or before the watermark fire now, not a batch later. */
+      if (c->timers[BROOK_EVENT_TIME] && bk_timerq_next(c->timers[BROOK_EVENT_TIME]) <= c->wm &&
+          fire_timers(rt, c, BROOK_EVENT_TIME, c->wm) < 0)
+        return;
+    }
+    if (settle(rt, c, 1) < 0 && rt->status == BROOK_OK)
+      bk_runtime_fail(rt, BROOK_ERR_USER, "operator '%s': delivering timer output failed",
+                      c->node->name);
+  }
+}
+
+void bk_time_tick(brook_runtime_t *rt) {
+  for (size_t i = 0; i < rt->n_sources; i++)
+    if (!rt->sources[i].ended)
+      bk_wm_tick(&rt->sources[i].wm, rt->now_ms);
+  for (size_t i = 0; i < rt->plan.n && rt->status == BROOK_OK; i++) {
+    brook_ctx_t *c = &rt->insts[i];
+    bk_timerq_t *q = c->timers[BROOK_PROCESSING_TIME];
+    if (!q || bk_timerq_next(q) > rt->now_ms)
+      continue;
+    if (fire_timers(rt, c, BROOK_PROCESSING_TIME, rt->now_ms) < 0)
+      return;
+    if (settle(rt, c, 1) < 0 && rt->status == BROOK_OK)
+      bk_runtime_fail(rt, BROOK_ERR_USER, "operator '%s': delivering timer output failed",
+                      c->node->name);
+  }
+  bk_time_pass(rt);
+}
+
+brook_time_t bk_time_next_due(const brook_runtime_t *rt) {
+  brook_time_t due = BROOK_TIME_MAX;
+  for (size_t i = 0; i < rt->n_sources; i++) {
+    if (rt->sources[i].ended)
+      continue;
+    brook_time_t t = bk_wm_next_tick(&rt->sources[i].wm, rt->now_ms);
+    due = t < due ? t : due;
+  }
+  for (size_t i = 0; i < rt->plan.n; i++) {
+    const bk_timerq_t *q = rt->insts[i].timers[BROOK_PROCESSING_TIME];
+    if (q && bk_timerq_next(q) < due)
+      due = bk_timerq_next(q);
+  }
+  return due;
+}
+
+void bk_time_free_ctx(brook_runtime_t *rt, brook_ctx_t *c) {
+  for (int d = 0; d < 2; d++) {
+    if (c->timers[d]) {
+      bk_timerq_free(c->timers[d]);
+      bk_free(&rt->alloc, c->timers[d]);
+      c->timers[d] = NULL;
+    }
+  }
+}
+
+/* ---- the operator context's timer API ---- */
+
+brook_err_t brook_timer_set(brook_ctx_t *ctx, brook_time_domain_t domain, brook_time_t time,
+                            const void *key, size_t key_len, uint64_t tag) {
+  if (!ctx || (!key && key_len) || (domain != BROOK_EVENT_TIME && domain != BROOK_PROCESSING_TIME))
+    return BROOK_ERR_INVALID_ARG;
+  if (ctx->node->kind != BK_NODE_OPERATOR || !ctx->node->op.on_timer) {
+    brook_ctx_set_error(ctx, "brook_timer_set: operator '%s' has no on_timer callback",
+                        ctx->node->name);
+    return BROOK_ERR_STATE;
+  }
+  brook_runtime_t *rt = ctx->rt;
+  bk_timerq_t *q = ctx->timers[domain];
+  if (!q) {
+    if (!(q = bk_malloc(&rt->alloc, sizeof(*q))))
+      return BROOK_ERR_NOMEM;
+    bk_timerq_init(q, &rt->alloc);
+    ctx->timers[domain] = q;
+  }
+  return bk_timerq_add(q, time, key, key_len, tag);
+}
+
+brook_err_t brook_timer_delete(brook_ctx_t *ctx, brook_time_domain_t domain, brook_time_t time,
+                               const void *key, size_t key_len, uint64_t tag) {
+  if (!ctx || (!key && key_len) || (domain != BROOK_EVENT_TIME && domain != BROOK_PROCESSING_TIME))
+    return BROOK_ERR_INVALID_ARG;
+  bk_timerq_t *q = ctx->timers[domain];
+  return q && bk_timerq_remove(q, time, key, key_len, tag) ? BROOK_OK : BROOK_ERR_NOT_FOUND;
+}
+
+size_t brook_timer_count(const brook_ctx_t *ctx, brook_time_domain_t domain) {
+  if (!ctx || (domain != BROOK_EVENT_TIME && domain != BROOK_PROCESSING_TIME) ||
+      !ctx->timers[domain])
+    return 0;
+  return bk_timerq_count(ctx->timers[domain]);
+}
+
+brook_time_t brook_ctx_watermark(const brook_ctx_t *ctx) { return ctx ? ctx->wm : BROOK_TIME_MIN; }

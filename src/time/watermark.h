@@ -1,0 +1,62 @@
+/* Watermark generation for one source instance: per-split state (largest timestamp, last
+ * arrival, idleness) under a strategy from brook_watermark_opts_t, combined into the
+ * source's watermark. Pure bookkeeping: the runtime calls it on the loop thread. */
+#ifndef BROOK_TIME_WATERMARK_H
+#define BROOK_TIME_WATERMARK_H
+
+#include <stddef.h>
+
+#include <brook/alloc.h>
+#include <brook/time.h>
+
+typedef struct bk_wm_split {
+  brook_time_t max_ts;       /* largest timestamp seen; BROOK_TIME_MIN before any */
+  brook_time_t wm;           /* the split's watermark (never decreases) */
+  brook_time_t wm_at_last;   /* the watermark right after the last record (quiet advance) */
+  brook_time_t last_arrival; /* processing time of the last record, or of the split's start */
+  int idle;
+  int present; /* has had a record (splits between used numbers may have none) */
+} bk_wm_split_t;
+
+typedef struct bk_wm_gen {
+  const brook_allocator_t *alloc;
+  const brook_watermark_opts_t *opts; /* the node's strategy (defaults if the node has none) */
+  bk_wm_split_t *splits;
+  size_t n_splits, cap_splits;
+  brook_time_t wm;      /* combined over non-idle splits; never decreases */
+  int idle;             /* every split is idle (or none had a record within idle_timeout) */
+  brook_time_t started; /* processing time the source started (idleness without records) */
+  int ended;            /* the source ended naturally: its watermark is BROOK_TIME_MAX */
+} bk_wm_gen_t;
+
+/* The defaults (own timestamps, bounded with max_delay 0), for sources without a strategy. */
+const brook_watermark_opts_t *bk_wm_default_opts(void);
+
+void bk_wm_gen_init(bk_wm_gen_t *g, const brook_allocator_t *alloc,
+                    const brook_watermark_opts_t *opts);
+void bk_wm_gen_free(bk_wm_gen_t *g);
+
+/* The source starts at processing time `now` (a source that never gets a record becomes idle
+ * idle_timeout after that). */
+void bk_wm_gen_start(bk_wm_gen_t *g, brook_time_t now);
+
+/* Split `split`, created (active, last arrival = now) if it does not exist yet. NULL if out of
+ * memory. */
+bk_wm_split_t *bk_wm_split(bk_wm_gen_t *g, size_t split, brook_time_t now);
+
+/* A batch of records (already stamped with their event time) arrived on split `s` at
+ * processing time `now`: advances the split's watermark. */
+void bk_wm_observe(bk_wm_gen_t *g, bk_wm_split_t *s, size_t split, const brook_record_t *recs,
+                   size_t n, brook_time_t now);
+
+/* Processing time moved to `now`: marks idle splits, advances quiet ones. */
+void bk_wm_tick(bk_wm_gen_t *g, brook_time_t now);
+
+/* Recomputes g->wm / g->idle from the splits. Returns 1 if the watermark advanced or the
+ * idleness changed. */
+int bk_wm_combine(bk_wm_gen_t *g);
+
+/* When bk_wm_tick next needs to run for idleness or quiet advance (BROOK_TIME_MAX: never). */
+brook_time_t bk_wm_next_tick(const bk_wm_gen_t *g, brook_time_t now);
+
+#endif
