@@ -70,31 +70,49 @@ static brook_err_t sliding_process(brook_ctx_t *ctx, void *state, const brook_re
   return BROOK_OK;
 }
 
+/* Two kinds of timer, told apart by time: the window of slice t fires at t + grace; the
+ * CLEANUP of slice t at t + size - 1 + grace, when no window that could still be created can
+ * reach back to it (without it, a key's last slice would stay forever). */
 static brook_err_t sliding_on_timer(brook_ctx_t *ctx, void *state, const brook_timer_t *tm) {
   bk_win_t *w = state;
-  brook_time_t t = (brook_time_t)tm->tag;
+  brook_time_t t = (brook_time_t)tm->tag, size = w->cfg->w.size;
   size_t n;
   const int64_t *idx = bk_win_index_get(w, tm->key, tm->key_len, &n);
   if (!n)
     return BROOK_OK;
-  merge_window(w, tm->key, tm->key_len, idx, n, t);
-  brook_err_t err =
-      bk_win_emit(ctx, w, tm->key, tm->key_len, t + 1 - w->cfg->w.size, t + 1, w->acc_tmp, 1);
-  if (err < 0)
-    return err;
-  /* Later windows end after t: they only reach back to slices >= t - size + 2. */
-  size_t cut = bk_win_lower_bound(idx, n, t - w->cfg->w.size + 2);
-  if (!cut)
-    return BROOK_OK;
-  for (size_t i = 0; i < cut; i++)
-    bk_win_slice_remove(w, tm->key, tm->key_len, idx[i]);
+  brook_err_t err;
+  brook_time_t reach = tm->time - w->cfg->grace; /* the window end - 1 this timer is about */
+  if (reach == t) {
+    merge_window(w, tm->key, tm->key_len, idx, n, t);
+    if ((err = bk_win_emit(ctx, w, tm->key, tm->key_len, t + 1 - size, t + 1, w->acc_tmp, 1)) < 0)
+      return err;
+  }
+  /* Windows created later end after `reach`: they reach back to slices >= reach - size + 2.
+   * Windows already pending (slice s >= reach, possibly firing at this same time after this
+   * timer) reach back to s - size + 1. Everything before both is done. */
+  brook_time_t keep = reach - size + 2;
+  size_t first_pending = bk_win_lower_bound(idx, n, reach);
+  if (first_pending < n && idx[first_pending] - size + 1 < keep)
+    keep = idx[first_pending] - size + 1;
+  size_t cut = bk_win_lower_bound(idx, n, keep);
   size_t rest = n - cut;
-  int64_t *tmp = bk_win_scratch(w, rest ? rest : 1);
-  if (!tmp)
-    return BROOK_ERR_NOMEM;
-  if (rest)
-    memcpy(tmp, idx + cut, rest * sizeof(*tmp));
-  return bk_win_index_put(w, tm->key, tm->key_len, tmp, rest);
+  brook_time_t last = idx[n - 1];
+  if (cut) {
+    for (size_t i = 0; i < cut; i++)
+      bk_win_slice_remove(w, tm->key, tm->key_len, idx[i]);
+    int64_t *tmp = bk_win_scratch(w, rest ? rest : 1);
+    if (!tmp)
+      return BROOK_ERR_NOMEM;
+    if (rest)
+      memcpy(tmp, idx + cut, rest * sizeof(*tmp));
+    if ((err = bk_win_index_put(w, tm->key, tm->key_len, tmp, rest)) < 0)
+      return err;
+  }
+  if (!rest || size == 1)
+    return BROOK_OK;
+  /* The newest slice is freed by its cleanup timer unless a later record's window does it. */
+  return brook_timer_set(ctx, BROOK_EVENT_TIME, bk_win_fire_time(w, last + size), tm->key,
+                         tm->key_len, (uint64_t)last);
 }
 
 const brook_operator_t bk_window_sliding_op = {
