@@ -1,0 +1,685 @@
+/* bench_windows: generator -> window_aggregate(count+sum) -> counting sink, for tumbling
+ * (1 s), hopping (10 s every 1 s), sliding (10 s) and session (gap 5 s) windows, over events
+ * whose event time advances 1 ms per event with up to D = 100 ms of disorder (bounded
+ * watermark, max_delay D, so no event is ever late). Tumbling is also run through a
+ * hand-written baseline that calls the very same generator, aggregator and sink callbacks
+ * through function pointers; its checksum must equal brook's, and ratio = brook/baseline.
+ *
+ *   bench_windows [events] [runs] [tumbling|hopping|sliding|session]
+ *                                      (BROOK_BENCH_SMOKE=1: tiny run, for ctest)
+ * The third argument runs one window type only (e.g. under a profiler).
+ *
+ * Keys are 8-byte binary key ids (native byte order) taken from a pre-built table of 100,000;
+ * values are native 8-byte doubles (multiples of 0.25, so every sum is exact and the checksum
+ * does not depend on the order of additions). Prints per-run figures, a table of medians,
+ * peak RSS at N and 2N events, and as the last lines one key=value line per window type. */
+#include <brook/brook.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DISORDER 100              /* D: ms of disorder, and the watermark's max_delay */
+#define BASE_TIME 1700000000000LL /* event time of event 0 (ms since the epoch) */
+#define N_VALUES 1024             /* pre-built values: j * 0.25 */
+#define TUMBLE_SIZE (1 * BROOK_S) /* tumbling */
+#define HOP_SIZE (10 * BROOK_S)   /* hopping size ... */
+#define HOP_ADVANCE (1 * BROOK_S) /* ... and advance */
+#define SLIDE_SIZE (10 * BROOK_S) /* sliding */
+#define SESSION_GAP (5 * BROOK_S) /* session */
+#define MAX_RUNS 99
+
+/* ---- the workload ---- */
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t mix64(uint64_t x) { /* splitmix64's finaliser */
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  x ^= x >> 31;
+  return x;
+}
+
+typedef struct gen_state {
+  uint64_t next, limit;
+  uint32_t n_keys;
+  const uint64_t *keys; /* key table: keys[k] = k; records point into it */
+  const double *values; /* value table */
+} gen_state_t;
+
+typedef struct acc {
+  int64_t count;
+  double sum;
+} acc_t;
+
+typedef struct sink_state {
+  uint64_t results;     /* window results received */
+  uint64_t count_total; /* sum of their counts */
+  double sum_total;     /* sum of their sums */
+  uint64_t checksum;    /* order-independent: a sum of per-result hashes */
+  uint64_t bad;         /* results that were not FINAL or did not parse */
+} sink_state_t;
+
+/* ---- the user callbacks, shared by brook and the baseline ---- */
+
+static brook_err_t gen_cb(brook_record_t *out, brook_ctx_t *ctx, void *opaque) {
+  (void)ctx;
+  gen_state_t *g = opaque;
+  if (g->next == g->limit)
+    return BROOK_DONE;
+  uint64_t i = g->next++;
+  uint64_t h = mix64(i + 0x9e3779b97f4a7c15ULL);
+  out->key = &g->keys[h % g->n_keys];
+  out->key_len = sizeof(uint64_t);
+  out->value = &g->values[(h >> 40) % N_VALUES];
+  out->value_len = sizeof(double);
+  out->timestamp = BASE_TIME + (brook_time_t)i - (brook_time_t)((h >> 20) % (DISORDER + 1));
+  return BROOK_OK;
+}
+
+static void agg_init(void *acc, const brook_aggregator_t *agg) {
+  (void)agg;
+  memset(acc, 0, sizeof(acc_t));
+}
+
+static brook_err_t agg_add(void *acc, const brook_record_t *rec, const brook_aggregator_t *agg) {
+  (void)agg;
+  if (rec->value_len != sizeof(double))
+    return BROOK_ERR_INVALID_ARG;
+  double v;
+  memcpy(&v, rec->value, sizeof(v));
+  acc_t *a = acc;
+  a->count++;
+  a->sum += v;
+  return BROOK_OK;
+}
+
+static void agg_merge(void *acc, const void *other, const brook_aggregator_t *agg) {
+  (void)agg;
+  acc_t *a = acc;
+  const acc_t *o = other;
+  a->count += o->count;
+  a->sum += o->sum;
+}
+
+static void agg_result(const void *acc, void *out, const brook_aggregator_t *agg) {
+  (void)agg;
+  memcpy(out, acc, sizeof(acc_t));
+}
+
+static brook_err_t sink_cb(const brook_record_t *rec, void *opaque) {
+  sink_state_t *s = opaque;
+  brook_window_value_t wv;
+  const void *res;
+  acc_t r;
+  uint64_t key;
+  if (brook_window_parse(rec, &wv, &res) != BROOK_OK || wv.result_len != sizeof(r) ||
+      !(wv.flags & BROOK_WINDOW_FINAL) || rec->key_len != sizeof(key)) {
+    s->bad++;
+    return BROOK_OK;
+  }
+  memcpy(&r, res, sizeof(r));
+  memcpy(&key, rec->key, sizeof(key));
+  uint64_t h = mix64(key * 0x9e3779b97f4a7c15ULL ^ (uint64_t)wv.start);
+  h = mix64(h ^ (uint64_t)wv.end);
+  h = mix64(h + (uint64_t)r.count);
+  h = mix64(h + (uint64_t)(int64_t)(r.sum * 4)); /* exact: sums are multiples of 0.25 */
+  s->checksum += h;
+  s->results++;
+  s->count_total += (uint64_t)r.count;
+  s->sum_total += r.sum;
+  return BROOK_OK;
+}
+
+static const brook_aggregator_t count_sum_agg = {
+    .version = BROOK_AGGREGATOR_VERSION,
+    .name = "count_sum",
+    .acc_size = sizeof(acc_t),
+    .result_size = sizeof(acc_t),
+    .init = agg_init,
+    .add = agg_add,
+    .merge = agg_merge,
+    .result = agg_result,
+};
+
+/* Read through volatile pointers so the compiler cannot inline the callbacks into the
+ * baseline: it pays the same indirect calls brook does. */
+static brook_generator_fn volatile p_gen = gen_cb;
+static const brook_aggregator_t *volatile p_agg = &count_sum_agg;
+static brook_sink_fn volatile p_sink = sink_cb;
+
+/* ---- one measured run (in a child process, see run_child) ---- */
+
+typedef struct run_result {
+  double secs;
+  uint64_t results, count_total, checksum, bad, late, timers;
+  double sum_total;
+  long rss_kb; /* the child's peak RSS, filled in by the parent */
+} run_result_t;
+
+typedef struct run_spec {
+  int baseline; /* 1: the hand-written tumbling loop; 0: brook */
+  brook_window_t window;
+  uint64_t events;
+  uint32_t n_keys;
+} run_spec_t;
+
+/* ---- the baseline: tumbling windows without a framework ----
+ *
+ * Each open window start has its own open-addressing table (linear probing, power-of-two
+ * capacity, load <= 1/2) of int32 indices into a dense entry array {key, accumulator}; so a
+ * lookup of (key, window start) is a scan of the few open starts (the last one is cached)
+ * then one probe sequence. Windows of one start all close at the same watermark, so closing
+ * walks the dense array in insertion order and resets the table, which is then reused: no
+ * allocation per event, and none per window once the pool has warmed up. */
+
+typedef struct bl_window {
+  brook_time_t start;
+  uint32_t n, entries_cap; /* entries used / allocated */
+  uint32_t mask;           /* index capacity - 1 */
+  uint32_t *index;         /* 0 = empty, else entry number + 1 */
+  unsigned char *entries;  /* n * stride bytes: uint64 key, then the accumulator */
+} bl_window_t;
+
+typedef struct baseline {
+  const brook_aggregator_t *agg;
+  brook_sink_fn sink;
+  sink_state_t *sink_state;
+  size_t stride;      /* 8 + acc_size, rounded up to 8 */
+  bl_window_t **open; /* open windows, sorted by start */
+  size_t n_open, open_cap;
+  bl_window_t **pool; /* closed windows, ready for reuse */
+  size_t n_pool, pool_cap;
+  unsigned char *value; /* emission buffer: brook_window_value_t + result */
+  uint64_t late;
+} baseline_t;
+
+static void oom(void) {
+  fprintf(stderr, "out of memory\n");
+  exit(1);
+}
+
+static void *xrealloc(void *p, size_t n) {
+  void *q = realloc(p, n);
+  if (!q)
+    oom();
+  return q;
+}
+
+static bl_window_t *bl_window_get(baseline_t *b, brook_time_t start) {
+  for (size_t i = b->n_open; i-- > 0;) /* newest first: the likely one */
+    if (b->open[i]->start == start)
+      return b->open[i];
+  bl_window_t *w;
+  if (b->n_pool) {
+    w = b->pool[--b->n_pool];
+  } else {
+    w = calloc(1, sizeof(*w));
+    if (!w)
+      oom();
+    w->mask = 1023;
+    w->index = calloc(w->mask + 1, sizeof(*w->index));
+    w->entries_cap = 512;
+    w->entries = xrealloc(NULL, w->entries_cap * b->stride);
+    if (!w->index)
+      oom();
+  }
+  w->start = start;
+  if (b->n_open == b->open_cap) {
+    b->open_cap = b->open_cap ? b->open_cap * 2 : 8;
+    b->open = xrealloc(b->open, b->open_cap * sizeof(*b->open));
+  }
+  size_t pos = b->n_open;
+  while (pos > 0 && b->open[pos - 1]->start > start)
+    pos--;
+  memmove(b->open + pos + 1, b->open + pos, (b->n_open - pos) * sizeof(*b->open));
+  b->open[pos] = w;
+  b->n_open++;
+  return w;
+}
+
+static void bl_window_grow(baseline_t *b, bl_window_t *w) {
+  w->entries_cap *= 2;
+  w->entries = xrealloc(w->entries, w->entries_cap * b->stride);
+  free(w->index);
+  w->mask = w->mask * 2 + 1;
+  w->index = calloc(w->mask + 1, sizeof(*w->index));
+  if (!w->index)
+    oom();
+  for (uint32_t e = 0; e < w->n; e++) {
+    uint64_t key;
+    memcpy(&key, w->entries + e * b->stride, sizeof(key));
+    uint32_t slot = (uint32_t)mix64(key) & w->mask;
+    while (w->index[slot])
+      slot = (slot + 1) & w->mask;
+    w->index[slot] = e + 1;
+  }
+}
+
+/* The accumulator of `key` in window `w`, created (and init'ed) if new. */
+static void *bl_window_acc(baseline_t *b, bl_window_t *w, uint64_t key) {
+  uint32_t slot = (uint32_t)mix64(key) & w->mask;
+  for (;;) {
+    uint32_t e = w->index[slot];
+    if (!e)
+      break;
+    unsigned char *ent = w->entries + (size_t)(e - 1) * b->stride;
+    uint64_t k;
+    memcpy(&k, ent, sizeof(k));
+    if (k == key)
+      return ent + 8;
+    slot = (slot + 1) & w->mask;
+  }
+  if (w->n == w->entries_cap) { /* keeps the index at most half full */
+    bl_window_grow(b, w);
+    return bl_window_acc(b, w, key);
+  }
+  unsigned char *ent = w->entries + (size_t)w->n * b->stride;
+  w->index[slot] = ++w->n;
+  memcpy(ent, &key, sizeof(key));
+  memset(ent + 8, 0, b->agg->acc_size); /* accumulators start zeroed, as in brook */
+  if (b->agg->init)
+    b->agg->init(ent + 8, b->agg);
+  return ent + 8;
+}
+
+/* Emits every result of the oldest open window to the sink, then recycles the window. */
+static void bl_close_oldest(baseline_t *b, brook_time_t size) {
+  bl_window_t *w = b->open[0];
+  const brook_aggregator_t *agg = b->agg;
+  size_t rsize = agg->result ? agg->result_size : agg->acc_size;
+  brook_window_value_t wv = {w->start, w->start + size, BROOK_WINDOW_FINAL, (uint32_t)rsize};
+  memcpy(b->value, &wv, sizeof(wv));
+  brook_record_t out = {.key_len = sizeof(uint64_t),
+                        .value = b->value,
+                        .value_len = sizeof(wv) + rsize,
+                        .timestamp = w->start + size - 1};
+  for (uint32_t e = 0; e < w->n; e++) {
+    unsigned char *ent = w->entries + (size_t)e * b->stride;
+    if (agg->result)
+      agg->result(ent + 8, b->value + sizeof(wv), agg);
+    else
+      memcpy(b->value + sizeof(wv), ent + 8, rsize);
+    out.key = ent;
+    if (b->sink(&out, b->sink_state) < 0)
+      abort();
+  }
+  memset(w->index, 0, (w->mask + 1) * sizeof(*w->index));
+  w->n = 0;
+  memmove(b->open, b->open + 1, (b->n_open - 1) * sizeof(*b->open));
+  b->n_open--;
+  if (b->n_pool == b->pool_cap) {
+    b->pool_cap = b->pool_cap ? b->pool_cap * 2 : 8;
+    b->pool = xrealloc(b->pool, b->pool_cap * sizeof(*b->pool));
+  }
+  b->pool[b->n_pool++] = w;
+}
+
+static double run_baseline(gen_state_t *g, sink_state_t *s, brook_time_t size, uint64_t *late) {
+  brook_generator_fn gen = p_gen;
+  baseline_t b = {.agg = p_agg, .sink = p_sink, .sink_state = s};
+  b.stride = (8 + b.agg->acc_size + 7) & ~(size_t)7;
+  b.value = xrealloc(NULL, sizeof(brook_window_value_t) +
+                               (b.agg->result ? b.agg->result_size : b.agg->acc_size));
+  brook_time_t max_ts = BROOK_TIME_MIN, wm = BROOK_TIME_MIN;
+  bl_window_t *last = NULL;
+  uint64_t t0 = now_ns();
+  for (;;) {
+    brook_record_t r;
+    memset(&r, 0, sizeof(r));
+    brook_err_t err = gen(&r, NULL, g);
+    if (err == BROOK_DONE)
+      break;
+    if (err != BROOK_OK)
+      abort();
+    brook_time_t start = r.timestamp - r.timestamp % size; /* timestamps are positive */
+    if (wm != BROOK_TIME_MIN && start + size - 1 <= wm) {
+      b.late++; /* every window it belongs to has closed */
+      continue;
+    }
+    if (!last || last->start != start)
+      last = bl_window_get(&b, start);
+    uint64_t key;
+    memcpy(&key, r.key, sizeof(key));
+    if (b.agg->add(bl_window_acc(&b, last, key), &r, b.agg) < 0)
+      abort(); /* never happens here: every value is a double */
+    if (r.timestamp > max_ts) {
+      max_ts = r.timestamp;
+      wm = max_ts - DISORDER - 1; /* the bounded watermark */
+      while (b.n_open && b.open[0]->start + size - 1 <= wm) {
+        if (b.open[0] == last)
+          last = NULL;
+        bl_close_oldest(&b, size);
+      }
+    }
+  }
+  while (b.n_open) /* end of input: the watermark goes to the end of time */
+    bl_close_oldest(&b, size);
+  double secs = (double)(now_ns() - t0) / 1e9;
+  for (size_t i = 0; i < b.n_pool; i++) {
+    free(b.pool[i]->index);
+    free(b.pool[i]->entries);
+    free(b.pool[i]);
+  }
+  free(b.pool);
+  free(b.open);
+  free(b.value);
+  *late = b.late;
+  return secs;
+}
+
+/* ---- brook ---- */
+
+static double run_brook(gen_state_t *g, sink_state_t *s, brook_window_t window, run_result_t *res) {
+  brook_topology_t *t = NULL;
+  brook_runtime_t *rt = NULL;
+  if (brook_topology_new(&t, NULL) != BROOK_OK)
+    abort();
+  brook_stream_t *src = brook_source_generator(t, "gen", gen_cb, g, NULL);
+  brook_watermark_opts_t wo;
+  brook_watermark_opts_init(&wo);
+  wo.kind = BROOK_WATERMARK_BOUNDED;
+  wo.max_delay = DISORDER;
+  if (src)
+    brook_source_set_watermark(src, &wo);
+  brook_stream_t *out = brook_window_aggregate(src, window, &count_sum_agg, NULL);
+  brook_sink_callback(out, sink_cb, NULL, s);
+  if (brook_runtime_new(&rt, t, NULL) != BROOK_OK) {
+    fprintf(stderr, "runtime_new: %s\n", brook_topology_last_error(t));
+    exit(1);
+  }
+  uint64_t t0 = now_ns();
+  brook_err_t err = brook_runtime_run(rt);
+  double secs = (double)(now_ns() - t0) / 1e9;
+  if (err != BROOK_OK) {
+    fprintf(stderr, "run: %s\n", brook_runtime_last_error(rt));
+    exit(1);
+  }
+  brook_runtime_stats_t st = {.struct_size = sizeof(st)};
+  if (brook_runtime_stats(rt, &st) == BROOK_OK) {
+    res->late = st.records_late;
+    res->timers = st.timers_fired;
+  }
+  brook_runtime_free(rt);
+  brook_topology_free(t);
+  return secs;
+}
+
+static run_result_t run_once(const run_spec_t *spec) {
+  run_result_t res = {0};
+  uint64_t *keys = malloc(spec->n_keys * sizeof(*keys));
+  double *values = malloc(N_VALUES * sizeof(*values));
+  if (!keys || !values)
+    oom();
+  for (uint32_t k = 0; k < spec->n_keys; k++)
+    keys[k] = k;
+  for (int j = 0; j < N_VALUES; j++)
+    values[j] = j * 0.25;
+  gen_state_t g = {.limit = spec->events, .n_keys = spec->n_keys, .keys = keys, .values = values};
+  sink_state_t s = {0};
+  if (spec->baseline)
+    res.secs = run_baseline(&g, &s, spec->window.size, &res.late);
+  else
+    res.secs = run_brook(&g, &s, spec->window, &res);
+  res.results = s.results;
+  res.count_total = s.count_total;
+  res.sum_total = s.sum_total;
+  res.checksum = s.checksum;
+  res.bad = s.bad;
+  free(keys);
+  free(values);
+  return res;
+}
+
+/* Runs one measurement in a fresh child process and returns its figures, with the child's
+ * own peak RSS from wait4(). A fresh process per run is the only way to get a per-run peak:
+ * ru_maxrss of one process is a high-water mark that never goes down, so in-process deltas
+ * would hide every run after the largest one, and heap freed by an earlier run would be
+ * reused (and not counted) by the next. The parent allocates nothing big before forking,
+ * so the child starts from the same small footprint every time. */
+static run_result_t run_child(const run_spec_t *spec) {
+  int fd[2];
+  if (pipe(fd) != 0) {
+    perror("pipe");
+    exit(1);
+  }
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid < 0) {
+    perror("fork");
+    exit(1);
+  }
+  if (pid == 0) {
+    close(fd[0]);
+    run_result_t res = run_once(spec);
+    ssize_t n = write(fd[1], &res, sizeof(res));
+    close(fd[1]);
+    exit(n == (ssize_t)sizeof(res) ? 0 : 1);
+  }
+  close(fd[1]);
+  run_result_t res;
+  size_t got = 0;
+  while (got < sizeof(res)) {
+    ssize_t n = read(fd[0], (char *)&res + got, sizeof(res) - got);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    got += (size_t)n;
+  }
+  close(fd[0]);
+  int status;
+  struct rusage ru;
+  while (wait4(pid, &status, 0, &ru) < 0) {
+    if (errno != EINTR) {
+      perror("wait4");
+      exit(1);
+    }
+  }
+  if (got != sizeof(res) || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    fprintf(stderr, "a %s run failed (child status %d)\n", spec->baseline ? "baseline" : "brook",
+            status);
+    exit(1);
+  }
+  res.rss_kb = ru.ru_maxrss;
+  return res;
+}
+
+/* ---- reporting ---- */
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static double median(const double *v, int n) {
+  double tmp[MAX_RUNS];
+  memcpy(tmp, v, (size_t)n * sizeof(*v));
+  qsort(tmp, (size_t)n, sizeof(*tmp), cmp_double);
+  return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
+}
+
+static long max_rss(const run_result_t *r, int n) {
+  long m = 0;
+  for (int i = 0; i < n; i++)
+    m = r[i].rss_kb > m ? r[i].rss_kb : m;
+  return m;
+}
+
+/* Every run of a window type must produce the same results; returns 0 if not. */
+static int same_results(const run_result_t *a, const run_result_t *b) {
+  return a->results == b->results && a->checksum == b->checksum &&
+         a->count_total == b->count_total && a->sum_total == b->sum_total;
+}
+
+typedef struct kind_report {
+  const char *name;
+  brook_window_t window;
+  uint64_t expect_count; /* sum of counts over all results, 0 = not known in closed form */
+  double secs;           /* median */
+  run_result_t first;    /* the figures of the first run */
+  long rss_kb, rss2_kb;  /* peak over the runs at N events, and of one run at 2N */
+  run_result_t twice;    /* the run at 2N */
+  double base_secs;      /* tumbling only */
+  long base_rss_kb;
+} kind_report_t;
+
+int main(int argc, char **argv) {
+  int smoke = getenv("BROOK_BENCH_SMOKE") != NULL;
+  uint64_t events = smoke ? 40000 : 20000000;
+  uint32_t n_keys = smoke ? 1000 : 100000;
+  int runs = smoke ? 1 : 3;
+  if (argc > 1)
+    events = strtoull(argv[1], NULL, 10);
+  if (argc > 2)
+    runs = atoi(argv[2]);
+  if (runs < 1 || runs > MAX_RUNS || events == 0 || events > (UINT64_MAX >> 2)) {
+    fprintf(stderr, "usage: bench_windows [events] [runs 1..99] "
+                    "[tumbling|hopping|sliding|session]\n");
+    return 2;
+  }
+  kind_report_t kinds[] = {
+      {.name = "tumbling", .window = brook_window_tumbling(TUMBLE_SIZE), .expect_count = events},
+      {.name = "hopping",
+       .window = brook_window_hopping(HOP_SIZE, HOP_ADVANCE),
+       .expect_count = events * (HOP_SIZE / HOP_ADVANCE)},
+      {.name = "sliding", .window = brook_window_sliding(SLIDE_SIZE)},
+      {.name = "session", .window = brook_window_session(SESSION_GAP), .expect_count = events},
+  };
+  size_t n_kinds = sizeof(kinds) / sizeof(kinds[0]);
+  if (argc > 3) {
+    size_t k = 0;
+    while (k < n_kinds && strcmp(kinds[k].name, argv[3]) != 0)
+      k++;
+    if (k == n_kinds) {
+      fprintf(stderr, "bench_windows: unknown window type '%s'\n", argv[3]);
+      return 2;
+    }
+    kinds[0] = kinds[k];
+    n_kinds = 1;
+  }
+  printf("bench_windows: generator -> window_aggregate(count+sum) -> counting sink; %" PRIu64
+         " events, %" PRIu32 " keys (8-byte binary), event time +1 ms/event with disorder "
+         "[-%d, 0] ms, bounded watermark max_delay %d ms; %d runs each, each in a fresh "
+         "process; tumbling alternates with a hand-written baseline\n",
+         events, n_keys, DISORDER, DISORDER, runs);
+  int failed = 0;
+  for (size_t k = 0; k < n_kinds; k++) {
+    kind_report_t *kr = &kinds[k];
+    run_result_t rb[MAX_RUNS], rl[MAX_RUNS];
+    double tb[MAX_RUNS], tl[MAX_RUNS];
+    int tumbling = kr->window.kind == BROOK_WINDOW_TUMBLING;
+    for (int r = 0; r < runs; r++) {
+      run_spec_t spec = {0, kr->window, events, n_keys};
+      if (tumbling) {
+        spec.baseline = 1;
+        rl[r] = run_child(&spec);
+        tl[r] = rl[r].secs;
+        spec.baseline = 0;
+      }
+      rb[r] = run_child(&spec);
+      tb[r] = rb[r].secs;
+      printf("  %-8s run %d: brook %6.2f M ev/s (%7.1f ns/ev) %11" PRIu64
+             " results, checksum %016" PRIx64 ", timers %" PRIu64 ", late %" PRIu64,
+             kr->name, r + 1, (double)events / tb[r] / 1e6, tb[r] * 1e9 / (double)events,
+             rb[r].results, rb[r].checksum, rb[r].timers, rb[r].late);
+      if (tumbling)
+        printf("   baseline %6.2f M ev/s (%7.1f ns/ev), checksum %016" PRIx64 ", ratio %.3f",
+               (double)events / tl[r] / 1e6, tl[r] * 1e9 / (double)events, rl[r].checksum,
+               tl[r] / tb[r]);
+      printf("\n");
+      /* Correctness: identical across runs, equal to the baseline, nothing late or broken,
+       * and every event counted in exactly as many windows as it belongs to. */
+      const char *why = NULL;
+      if (rb[r].bad || rb[r].late)
+        why = "brook emitted a malformed or non-final result, or dropped a late event";
+      else if (r > 0 && !same_results(&rb[r], &rb[0]))
+        why = "brook's results differ between runs";
+      else if (tumbling && (!same_results(&rb[r], &rl[r]) || rl[r].late || rl[r].bad))
+        why = "brook's tumbling results differ from the baseline's";
+      else if (kr->expect_count && rb[r].count_total != kr->expect_count)
+        why = "the counts over all windows do not add up";
+      if (why) {
+        fprintf(stderr,
+                "MISMATCH (%s): %s: brook results=%" PRIu64 " checksum=%016" PRIx64
+                " count_total=%" PRIu64 " sum_total=%.2f late=%" PRIu64 " bad=%" PRIu64,
+                kr->name, why, rb[r].results, rb[r].checksum, rb[r].count_total, rb[r].sum_total,
+                rb[r].late, rb[r].bad);
+        if (kr->expect_count)
+          fprintf(stderr, " (expected count_total=%" PRIu64 ")", kr->expect_count);
+        if (tumbling)
+          fprintf(stderr,
+                  "; baseline results=%" PRIu64 " checksum=%016" PRIx64 " count_total=%" PRIu64
+                  " sum_total=%.2f late=%" PRIu64,
+                  rl[r].results, rl[r].checksum, rl[r].count_total, rl[r].sum_total, rl[r].late);
+        fprintf(stderr, "\n");
+        failed = 1;
+      }
+    }
+    kr->secs = median(tb, runs);
+    kr->first = rb[0];
+    kr->rss_kb = max_rss(rb, runs);
+    if (tumbling) {
+      kr->base_secs = median(tl, runs);
+      kr->base_rss_kb = max_rss(rl, runs);
+    }
+    /* State is bounded by live keys and windows, not by events: twice the events must not
+     * need (much) more memory. */
+    run_spec_t spec2 = {0, kr->window, events * 2, n_keys};
+    kr->twice = run_child(&spec2);
+    kr->rss2_kb = kr->twice.rss_kb;
+    if (kr->twice.late || kr->twice.bad) {
+      fprintf(stderr, "MISMATCH (%s, 2x events): late=%" PRIu64 " bad=%" PRIu64 "\n", kr->name,
+              kr->twice.late, kr->twice.bad);
+      failed = 1;
+    }
+  }
+
+  printf("\nmedians over %d runs (%" PRIu64 " events; peak RSS = max over the runs' processes; "
+         "RSS 2x = one run with %" PRIu64 " events)\n",
+         runs, events, events * 2);
+  printf("%-18s %10s %9s %12s %12s %16s %12s %10s\n", "window", "M ev/s", "ns/ev", "results",
+         "res/event", "checksum", "peakRSS KiB", "RSS 2x KiB");
+  for (size_t k = 0; k < n_kinds; k++) {
+    const kind_report_t *kr = &kinds[k];
+    char label[64];
+    snprintf(label, sizeof(label), "%s brook", kr->name);
+    printf("%-18s %10.2f %9.1f %12" PRIu64 " %12.3f %016" PRIx64 " %12ld %10ld\n", label,
+           (double)events / kr->secs / 1e6, kr->secs * 1e9 / (double)events, kr->first.results,
+           (double)kr->first.results / (double)events, kr->first.checksum, kr->rss_kb, kr->rss2_kb);
+    if (kr->window.kind == BROOK_WINDOW_TUMBLING)
+      printf("%-18s %10.2f %9.1f %12" PRIu64 " %12.3f %016" PRIx64 " %12ld %10s   ratio "
+             "brook/baseline %.3f\n",
+             "tumbling baseline", (double)events / kr->base_secs / 1e6,
+             kr->base_secs * 1e9 / (double)events, kr->first.results,
+             (double)kr->first.results / (double)events, kr->first.checksum, kr->base_rss_kb, "-",
+             kr->base_secs / kr->secs);
+  }
+  if (failed)
+    printf("RESULT MISMATCH: see the messages above\n");
+  for (size_t k = 0; k < n_kinds; k++) {
+    const kind_report_t *kr = &kinds[k];
+    printf("window=%s events_per_s=%.0f ns_per_event=%.2f", kr->name, (double)events / kr->secs,
+           kr->secs * 1e9 / (double)events);
+    if (kr->window.kind == BROOK_WINDOW_TUMBLING)
+      printf(" ratio=%.3f peak_rss_kb=%ld results=%" PRIu64 " checksum=%016" PRIx64 "\n",
+             kr->base_secs / kr->secs, kr->rss_kb, kr->first.results, kr->first.checksum);
+    else
+      printf(" peak_rss_kb=%ld results=%" PRIu64 "\n", kr->rss_kb, kr->first.results);
+  }
+  return failed;
+}
