@@ -44,6 +44,7 @@ void bk_win_close(void *state, void *opaque) {
   if (!w)
     return;
   const brook_allocator_t *a = w->alloc; /* the stores belong to the runtime */
+  bk_win_buckets_free(w);
   bk_free(a, w->kbuf);
   bk_free(a, w->acc_tmp);
   bk_free(a, w->arr_tmp);

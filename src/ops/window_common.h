@@ -35,6 +35,10 @@ typedef struct bk_win {
   unsigned char *acc_tmp; /* merge scratch: acc_size bytes */
   int64_t *arr_tmp;       /* index scratch */
   size_t arr_cap;
+  /* Tumbling: the windows waiting for each end, one timer per end (see window_tumbling.c). */
+  struct bk_win_bucket *buckets; /* sorted by start; `n_buckets` in use */
+  size_t n_buckets, cap_buckets;
+  size_t last_bucket; /* where the previous record went */
 } bk_win_t;
 
 /* Window arithmetic stays far from int64 overflow: timestamps, sizes, gaps and grace are
@@ -108,6 +112,9 @@ extern const brook_operator_t bk_window_tumbling_op;
 extern const brook_operator_t bk_window_hopping_op;
 extern const brook_operator_t bk_window_sliding_op;
 extern const brook_operator_t bk_window_session_op;
+
+/* Releases the tumbling buckets (window_tumbling.c). */
+void bk_win_buckets_free(bk_win_t *w);
 
 brook_err_t bk_win_open(brook_ctx_t *ctx, void *opaque, void **state);
 void bk_win_close(void *state, void *opaque);

@@ -71,6 +71,11 @@ static inline unsigned char *bk_entry_value(const bk_entry_t *e) {
   return bk_entry_key(e) + (((size_t)e->klen + 15) & ~(size_t)15);
 }
 
+/* The entry a value pointer (from find/upsert) belongs to, given its key length. */
+static inline bk_entry_t *bk_entry_of_value(void *value, size_t klen) {
+  return (bk_entry_t *)(void *)((unsigned char *)value - ((klen + 15) & ~(size_t)15)) - 1;
+}
+
 /* Whether a key and value of these lengths can be stored. */
 static inline int bk_store_lens_ok(size_t klen, size_t vlen) {
   return klen <= BK_STORE_MAX_LEN && vlen <= BK_STORE_MAX_LEN && vlen <= SIZE_MAX - 64 - klen;
