@@ -7,22 +7,15 @@
 
 #include "core/alloc.h"
 #include "core/context.h"
-#include "core/opts.h"
 #include "core/topology.h"
 #include "ops/aggregator.h"
+#include "ops/keyed_add.h"
 #include "state/store.h"
 
 typedef struct agg_state {
   brook_store_t *store;
   size_t result_size;
 } agg_state_t;
-
-void brook_aggregate_opts_init(brook_aggregate_opts_t *opts) {
-  if (!opts)
-    return;
-  memset(opts, 0, sizeof(*opts));
-  opts->struct_size = sizeof(*opts);
-}
 
 static brook_err_t agg_open(brook_ctx_t *ctx, void *opaque, void **state) {
   const brook_aggregator_t *agg = opaque;
@@ -86,38 +79,12 @@ static const brook_operator_t aggregate_op = {
     .close = agg_close,
 };
 
-static void agg_cfg_free(void *cfg, const brook_allocator_t *a) { bk_free(a, cfg); }
-
 brook_stream_t *brook_aggregate(brook_stream_t *in, const brook_aggregator_t *agg,
                                 const brook_aggregate_opts_t *opts) {
-  if (!in)
-    return NULL;
-  brook_topology_t *t = in->node->topo;
-  brook_aggregate_opts_t o;
-  brook_aggregate_opts_init(&o);
-  if (bk_opts_copy(&o, sizeof(o), opts)) {
-    bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "aggregate: bad opts struct_size %u",
-                     opts->struct_size);
-    return NULL;
-  }
-  const char *problem = bk_aggregator_problem(agg);
-  if (problem) {
-    bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "aggregate: %s", problem);
-    return NULL;
-  }
-  brook_aggregator_t *copy = bk_malloc(&t->alloc, sizeof(*copy));
-  if (!copy) {
-    bk_topology_fail(t, BROOK_ERR_NOMEM, "aggregate: out of memory");
-    return NULL;
-  }
-  *copy = *agg;
   brook_operator_t op = aggregate_op;
-  if (agg->name)
+  if (agg && agg->name)
     op.type_name = agg->name;
-  brook_stream_t *out = NULL;
-  if (bk_topology_add_operator(&in, 1, &op, copy, agg_cfg_free, o.name, NULL, 1, &out) < 0)
-    return NULL;
-  return out;
+  return bk_keyed_add(in, &op, agg, sizeof(*agg), opts, bk_aggregator_problem(agg));
 }
 
 brook_stream_t *brook_count(brook_stream_t *in, const brook_aggregate_opts_t *opts) {

@@ -7,10 +7,9 @@
 #include <brook/state.h>
 #include <brook/time.h>
 
-#include "core/alloc.h"
 #include "core/context.h"
-#include "core/opts.h"
 #include "core/topology.h"
+#include "ops/keyed_add.h"
 #include "state/store.h"
 
 static brook_err_t dedupe_open(brook_ctx_t *ctx, void *opaque, void **state) {
@@ -69,28 +68,8 @@ static const brook_operator_t dedupe_op = {
     .on_timer = dedupe_on_timer,
 };
 
-static void cfg_free(void *cfg, const brook_allocator_t *a) { bk_free(a, cfg); }
-
 brook_stream_t *brook_dedupe(brook_stream_t *in, brook_time_t horizon,
                              const brook_aggregate_opts_t *opts) {
-  if (!in)
-    return NULL;
-  brook_topology_t *t = in->node->topo;
-  brook_aggregate_opts_t o;
-  brook_aggregate_opts_init(&o);
-  if (bk_opts_copy(&o, sizeof(o), opts) || horizon <= 0) {
-    bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "dedupe: %s",
-                     horizon > 0 ? "bad opts struct_size" : "horizon must be > 0");
-    return NULL;
-  }
-  brook_time_t *cfg = bk_malloc(&t->alloc, sizeof(*cfg));
-  if (!cfg) {
-    bk_topology_fail(t, BROOK_ERR_NOMEM, "dedupe: out of memory");
-    return NULL;
-  }
-  *cfg = horizon;
-  brook_stream_t *out = NULL;
-  if (bk_topology_add_operator(&in, 1, &dedupe_op, cfg, cfg_free, o.name, NULL, 1, &out) < 0)
-    return NULL;
-  return out;
+  return bk_keyed_add(in, &dedupe_op, &horizon, sizeof(horizon), opts,
+                      horizon > 0 ? NULL : "horizon must be > 0");
 }

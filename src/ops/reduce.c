@@ -5,10 +5,9 @@
 #include <brook/aggregate.h>
 #include <brook/state.h>
 
-#include "core/alloc.h"
 #include "core/context.h"
-#include "core/opts.h"
 #include "core/topology.h"
+#include "ops/keyed_add.h"
 #include "state/store.h"
 
 typedef struct reduce_cfg {
@@ -62,29 +61,9 @@ static const brook_operator_t reduce_op = {
     .process = reduce_process,
 };
 
-static void cfg_free(void *cfg, const brook_allocator_t *a) { bk_free(a, cfg); }
-
 brook_stream_t *brook_reduce(brook_stream_t *in, brook_reduce_fn fn, void *opaque,
                              const brook_aggregate_opts_t *opts) {
-  if (!in)
-    return NULL;
-  brook_topology_t *t = in->node->topo;
-  brook_aggregate_opts_t o;
-  brook_aggregate_opts_init(&o);
-  if (bk_opts_copy(&o, sizeof(o), opts) || !fn) {
-    bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "reduce: %s",
-                     fn ? "bad opts struct_size" : "the reduce function is NULL");
-    return NULL;
-  }
-  reduce_cfg_t *cfg = bk_malloc(&t->alloc, sizeof(*cfg));
-  if (!cfg) {
-    bk_topology_fail(t, BROOK_ERR_NOMEM, "reduce: out of memory");
-    return NULL;
-  }
-  cfg->fn = fn;
-  cfg->opaque = opaque;
-  brook_stream_t *out = NULL;
-  if (bk_topology_add_operator(&in, 1, &reduce_op, cfg, cfg_free, o.name, NULL, 1, &out) < 0)
-    return NULL;
-  return out;
+  reduce_cfg_t cfg = {fn, opaque};
+  return bk_keyed_add(in, &reduce_op, &cfg, sizeof(cfg), opts,
+                      fn ? NULL : "the reduce function is NULL");
 }

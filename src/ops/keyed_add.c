@@ -1,0 +1,44 @@
+/* The shared builder of keyed stateful operators: options, validation message, config copy,
+ * node. */
+#include "ops/keyed_add.h"
+
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/opts.h"
+#include "core/topology.h"
+
+void brook_aggregate_opts_init(brook_aggregate_opts_t *opts) {
+  if (!opts)
+    return;
+  memset(opts, 0, sizeof(*opts));
+  opts->struct_size = sizeof(*opts);
+}
+
+static void cfg_free(void *cfg, const brook_allocator_t *a) { bk_free(a, cfg); }
+
+brook_stream_t *bk_keyed_add(brook_stream_t *in, const brook_operator_t *op, const void *cfg,
+                             size_t cfg_size, const brook_aggregate_opts_t *opts,
+                             const char *problem) {
+  if (!in)
+    return NULL;
+  brook_topology_t *t = in->node->topo;
+  brook_aggregate_opts_t o;
+  brook_aggregate_opts_init(&o);
+  if (!problem && bk_opts_copy(&o, sizeof(o), opts))
+    problem = "bad opts struct_size";
+  if (problem) {
+    bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "%s: %s", op->type_name, problem);
+    return NULL;
+  }
+  void *copy = bk_malloc(&t->alloc, cfg_size);
+  if (!copy) {
+    bk_topology_fail(t, BROOK_ERR_NOMEM, "%s: out of memory", op->type_name);
+    return NULL;
+  }
+  memcpy(copy, cfg, cfg_size);
+  brook_stream_t *out = NULL;
+  if (bk_topology_add_operator(&in, 1, op, copy, cfg_free, o.name, NULL, 1, &out) < 0)
+    return NULL;
+  return out;
+}
