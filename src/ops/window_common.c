@@ -23,12 +23,13 @@ brook_err_t bk_win_open(brook_ctx_t *ctx, void *opaque, void **state) {
   so.value_size = w->acc_size;
   brook_err_t err = BROOK_ERR_NOMEM;
   /* Stores belong to the runtime (freed with it), so a failure only releases `w`. */
+  /* Tumbling windows keep their state in per-start segments (window_tumbling.c). */
   if ((w->acc_tmp = bk_calloc(a, 1, w->acc_size)) &&
-      (err = brook_store_open(ctx, "slices", &so, &w->slices)) == BROOK_OK &&
-      cfg->w.kind != BROOK_WINDOW_TUMBLING) {
-    brook_store_opts_init(&so);
-    err = brook_store_open(ctx, "index", &so, &w->index);
-  }
+      (cfg->w.kind == BROOK_WINDOW_TUMBLING ||
+       ((err = brook_store_open(ctx, "slices", &so, &w->slices)) == BROOK_OK &&
+        (brook_store_opts_init(&so), err = brook_store_open(ctx, "index", &so, &w->index)) ==
+            BROOK_OK)))
+    err = BROOK_OK;
   if (err < 0) {
     bk_win_close(w, opaque);
     return err;

@@ -1,9 +1,10 @@
 /* Tumbling windows: one slice per window, [start, start + size) with start aligned to the
- * epoch. All keys' windows with the same start end together, so instead of a timer per key
- * and window, each start has a BUCKET: the store entries of the windows it holds, and ONE
- * event-time timer at end - 1 + grace. When it fires, the bucket is sorted by key (the
- * order timers would have fired in), every window is emitted and its state freed, straight
- * from the entry: no per-window heap operation and no second hash lookup. */
+ * epoch. All keys' windows with the same start end together, so each start has a BUCKET: a
+ * segment store of its own (user key -> accumulator) and ONE event-time timer at
+ * end - 1 + grace. When it fires, the segment's entries are sorted by key (the order
+ * per-key timers would fire in), every window is emitted from its entry, and the segment is
+ * emptied at once and reused for a later start (like Kafka Streams' segmented window
+ * stores): no per-window timer, no composite key, no per-window delete. */
 #include <string.h>
 
 #include "core/alloc.h"
@@ -13,13 +14,12 @@
 
 typedef struct bk_win_bucket {
   brook_time_t start;
-  bk_entry_t **entries; /* slice entries (key || start) of windows with this start */
-  size_t n, cap;
+  brook_store_t *seg; /* the windows of this start: user key -> accumulator; kept for reuse */
 } bk_win_bucket_t;
 
 void bk_win_buckets_free(bk_win_t *w) {
   for (size_t i = 0; i < w->cap_buckets; i++)
-    bk_free(w->alloc, w->buckets[i].entries);
+    bk_store_destroy(w->buckets[i].seg);
   bk_free(w->alloc, w->buckets);
   w->buckets = NULL;
   w->n_buckets = w->cap_buckets = 0;
@@ -49,15 +49,22 @@ static bk_win_bucket_t *bucket_for(brook_ctx_t *ctx, bk_win_t *w, brook_time_t s
     memset(w->buckets + w->cap_buckets, 0, (cap - w->cap_buckets) * sizeof(*w->buckets));
     w->cap_buckets = cap;
   }
+  /* The spare bucket past the end keeps its (empty) segment: rotate it into place. */
+  bk_win_bucket_t *spare = &w->buckets[w->n_buckets];
+  if (!spare->seg) {
+    brook_store_opts_t so;
+    brook_store_opts_init(&so);
+    so.value_size = w->acc_size;
+    if (bk_store_create(w->alloc, &so, NULL, &spare->seg) < 0)
+      return NULL;
+  }
   if (brook_timer_set(ctx, BROOK_EVENT_TIME, bk_win_fire_time(w, start + w->cfg->w.size), NULL, 0,
                       (uint64_t)start) < 0)
     return NULL;
-  /* The spare bucket past the end keeps its entry array: rotate it into place. */
-  bk_win_bucket_t spare = w->buckets[w->n_buckets];
+  bk_win_bucket_t b = *spare;
   memmove(w->buckets + lo + 1, w->buckets + lo, (w->n_buckets - lo) * sizeof(*w->buckets));
-  spare.start = start;
-  spare.n = 0;
-  w->buckets[lo] = spare;
+  b.start = start;
+  w->buckets[lo] = b;
   w->n_buckets++;
   w->last_bucket = lo;
   return &w->buckets[lo];
@@ -71,27 +78,31 @@ static brook_err_t tumbling_process(brook_ctx_t *ctx, void *state, const brook_r
   brook_time_t start = bk_win_floor(rec->timestamp, size);
   if (bk_win_closed(w, start + size, ctx->wm))
     return bk_win_late(ctx, w, rec);
+  bk_win_bucket_t *b = bucket_for(ctx, w, start);
+  if (!b)
+    return BROOK_ERR_NOMEM;
+  const brook_aggregator_t *agg = &w->cfg->agg;
+  uint64_t h = bk_hash_bytes(rec->key, rec->key_len);
   int created;
   void *acc;
-  brook_err_t err = bk_win_slice_add(w, rec, start, &created, &acc);
+  brook_err_t err = bk_store_upsert(b->seg, rec->key, rec->key_len, h, &acc, &created);
   if (err < 0)
     return err;
-  if (created) {
-    bk_win_bucket_t *b = bucket_for(ctx, w, start);
-    if (!b || bk_grow(w->alloc, (void **)&b->entries, &b->cap, b->n + 1, sizeof(*b->entries))) {
-      bk_win_slice_remove(w, rec->key, rec->key_len, start);
-      return BROOK_ERR_NOMEM;
-    }
-    b->entries[b->n++] = bk_entry_of_value(acc, rec->key_len + sizeof(brook_time_t));
+  if (created && agg->init)
+    agg->init(acc, agg);
+  if ((err = agg->add(acc, rec, agg)) < 0) {
+    if (created) /* no window for a refused record */
+      (void)bk_store_remove(b->seg, rec->key, rec->key_len, h);
+    return err;
   }
   if (w->cfg->emit == BROOK_EMIT_ON_UPDATE)
     return bk_win_emit(ctx, w, rec->key, rec->key_len, start, start + size, acc, 0);
   return BROOK_OK;
 }
 
-/* Bytewise key order (the user key, without the start suffix), shorter first. */
+/* Bytewise key order, shorter first. */
 static int entry_key_cmp(const bk_entry_t *a, const bk_entry_t *b) {
-  size_t la = a->klen - sizeof(brook_time_t), lb = b->klen - sizeof(brook_time_t);
+  size_t la = a->klen, lb = b->klen;
   size_t n = la < lb ? la : lb;
   int c = n ? memcmp(bk_entry_key(a), bk_entry_key(b), n) : 0;
   if (c)
@@ -170,7 +181,7 @@ static void sort_items(sort_item_t *a, size_t n) {
 
 static uint64_t key_prefix(const bk_entry_t *e) {
   const unsigned char *k = bk_entry_key(e);
-  size_t len = e->klen - sizeof(brook_time_t);
+  size_t len = e->klen;
   uint64_t p = 0;
   for (size_t i = 0; i < 8; i++)
     p = (p << 8) | (i < len ? k[i] : 0);
@@ -188,24 +199,28 @@ static brook_err_t tumbling_on_timer(brook_ctx_t *ctx, void *state, const brook_
   bk_win_bucket_t b = w->buckets[i];
   memmove(w->buckets + i, w->buckets + i + 1, (w->n_buckets - i - 1) * sizeof(*w->buckets));
   w->n_buckets--;
-  w->buckets[w->n_buckets] = b; /* back to the spare slot: its array is reused */
+  w->buckets[w->n_buckets] = b; /* back to the spare slot: its segment is reused */
   w->last_bucket = 0;
-  sort_item_t *items = brook_ctx_alloc(ctx, b.n * sizeof(*items) + 1);
+  size_t n = brook_store_count(b.seg);
+  sort_item_t *items = brook_ctx_alloc(ctx, n * sizeof(*items) + 1);
   if (!items)
     return BROOK_ERR_NOMEM;
-  for (size_t k = 0; k < b.n; k++)
-    items[k] = (sort_item_t){key_prefix(b.entries[k]), b.entries[k]};
-  sort_items(items, b.n);
-  brook_err_t err = BROOK_OK;
-  for (size_t k = 0; k < b.n; k++) {
-    bk_entry_t *e = items[k].e;
-    const unsigned char *key = bk_entry_key(e);
-    size_t klen = e->klen - sizeof(brook_time_t);
-    if (err >= 0)
-      err = bk_win_emit(ctx, w, key, klen, start, start + w->cfg->w.size, bk_entry_value(e), 1);
-    (void)bk_store_remove(w->slices, key, e->klen, bk_hash_bytes(key, e->klen));
+  size_t cursor = 0, k = 0;
+  const void *key, *val;
+  size_t klen, vlen;
+  while (k < n && brook_store_next(b.seg, &cursor, &key, &klen, &val, &vlen)) {
+    bk_entry_t *e = bk_entry_of_value((void *)(uintptr_t)val, klen);
+    items[k++] = (sort_item_t){key_prefix(e), e};
   }
-  w->buckets[w->n_buckets].n = 0;
+  sort_items(items, k);
+  brook_err_t err = BROOK_OK;
+  for (size_t j = 0; j < k && err >= 0; j++) {
+    bk_entry_t *e = items[j].e;
+    err = bk_win_emit(ctx, w, bk_entry_key(e), e->klen, start, start + w->cfg->w.size,
+                      bk_entry_value(e), 1);
+  }
+  bk_store_keep_capacity(b.seg); /* the next start will hold about as many keys */
+  bk_store_reset(b.seg, 1);      /* the whole segment at once; a listener sees the deletions */
   return err;
 }
 

@@ -205,6 +205,13 @@ int bk_store_has_pending_changes(const brook_store_t *s);
  * in-place changes. Releases a big table. Never fails. */
 void bk_store_reset(brook_store_t *s, int report);
 
+/* From now on the table never shrinks below its current size (for a store that is emptied
+ * and refilled with about as many keys, like a window segment). */
+static inline void bk_store_keep_capacity(brook_store_t *s) {
+  if (s->cap > s->min_cap)
+    s->min_cap = s->cap;
+}
+
 /* Sizes the table so that `n` entries fit without a resize. BROOK_OK or BROOK_ERR_NOMEM. */
 brook_err_t bk_store_reserve(brook_store_t *s, size_t n);
 
