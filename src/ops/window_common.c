@@ -193,6 +193,21 @@ size_t bk_win_lower_bound(const int64_t *a, size_t n, int64_t v) {
   return lo;
 }
 
+brook_err_t bk_win_drop_slices(bk_win_t *w, const void *key, size_t klen, const int64_t *idx,
+                               size_t n, size_t cut) {
+  if (!cut)
+    return BROOK_OK;
+  for (size_t i = 0; i < cut; i++)
+    bk_win_slice_remove(w, key, klen, idx[i]);
+  size_t rest = n - cut;
+  int64_t *tmp = bk_win_scratch(w, rest ? rest : 1); /* idx lives in the index store */
+  if (!tmp)
+    return BROOK_ERR_NOMEM;
+  if (rest)
+    memcpy(tmp, idx + cut, rest * sizeof(*tmp));
+  return bk_win_index_put(w, key, klen, tmp, rest);
+}
+
 brook_err_t bk_win_index_insert(bk_win_t *w, const void *key, size_t klen, int64_t v) {
   size_t n;
   const int64_t *a = bk_win_index_get(w, key, klen, &n);

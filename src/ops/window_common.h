@@ -95,6 +95,10 @@ brook_err_t bk_win_index_put(bk_win_t *w, const void *key, size_t klen, const in
                              size_t n);
 /* Inserts `v` (kept sorted, no duplicates). */
 brook_err_t bk_win_index_insert(bk_win_t *w, const void *key, size_t klen, int64_t v);
+/* Frees the key's slices idx[0..cut) (idx is the key's index, n entries) and keeps the rest
+ * in the index. */
+brook_err_t bk_win_drop_slices(bk_win_t *w, const void *key, size_t klen, const int64_t *idx,
+                               size_t n, size_t cut);
 /* Scratch array for building a new index value, of at least n elements; NULL if no memory. */
 int64_t *bk_win_scratch(bk_win_t *w, size_t n);
 

@@ -4,7 +4,6 @@
  * window the key needs: each key has a chain of one pending timer, for the earliest window
  * not yet fired that holds any of its slices. Slices no later window needs are freed as
  * soon as a window fires. */
-#include <string.h>
 
 #include "core/context.h"
 #include "ops/window_common.h"
@@ -92,19 +91,10 @@ static brook_err_t hopping_on_timer(brook_ctx_t *ctx, void *state, const brook_t
   /* Later windows start at ws + advance or after: slices before that are done. */
   brook_time_t keep_from = ws + c->w.advance;
   size_t cut = bk_win_lower_bound(idx, n, keep_from);
-  for (size_t i = 0; i < cut; i++)
-    bk_win_slice_remove(w, t->key, t->key_len, idx[i]);
   size_t rest = n - cut;
   brook_time_t next = rest ? idx[cut] : 0;
-  if (cut) {
-    int64_t *tmp = bk_win_scratch(w, rest ? rest : 1);
-    if (!tmp)
-      return BROOK_ERR_NOMEM;
-    if (rest)
-      memcpy(tmp, idx + cut, rest * sizeof(*tmp));
-    if ((err = bk_win_index_put(w, t->key, t->key_len, tmp, rest)) < 0)
-      return err;
-  }
+  if ((err = bk_win_drop_slices(w, t->key, t->key_len, idx, n, cut)) < 0)
+    return err;
   if (!rest)
     return BROOK_OK;
   /* Chain: the next window holding any remaining slice. */

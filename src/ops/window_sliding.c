@@ -3,7 +3,6 @@
  * window of t fires at t + grace and merges the slices within it. A record whose own window
  * already closed still counts in the key's later windows that are open (if there is none it
  * is late). Slices older than any open window can reach are freed as windows fire. */
-#include <string.h>
 
 #include "core/context.h"
 #include "ops/window_common.h"
@@ -97,17 +96,8 @@ static brook_err_t sliding_on_timer(brook_ctx_t *ctx, void *state, const brook_t
   size_t cut = bk_win_lower_bound(idx, n, keep);
   size_t rest = n - cut;
   brook_time_t last = idx[n - 1];
-  if (cut) {
-    for (size_t i = 0; i < cut; i++)
-      bk_win_slice_remove(w, tm->key, tm->key_len, idx[i]);
-    int64_t *tmp = bk_win_scratch(w, rest ? rest : 1);
-    if (!tmp)
-      return BROOK_ERR_NOMEM;
-    if (rest)
-      memcpy(tmp, idx + cut, rest * sizeof(*tmp));
-    if ((err = bk_win_index_put(w, tm->key, tm->key_len, tmp, rest)) < 0)
-      return err;
-  }
+  if ((err = bk_win_drop_slices(w, tm->key, tm->key_len, idx, n, cut)) < 0)
+    return err;
   if (!rest || size == 1)
     return BROOK_OK;
   /* The newest slice is freed by its cleanup timer unless a later record's window does it. */

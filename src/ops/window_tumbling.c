@@ -9,6 +9,7 @@
 
 #include "core/alloc.h"
 #include "core/context.h"
+#include "core/key_order.h"
 #include "ops/window_common.h"
 #include "state/store.h"
 
@@ -100,16 +101,6 @@ static brook_err_t tumbling_process(brook_ctx_t *ctx, void *state, const brook_r
   return BROOK_OK;
 }
 
-/* Bytewise key order, shorter first. */
-static int entry_key_cmp(const bk_entry_t *a, const bk_entry_t *b) {
-  size_t la = a->klen, lb = b->klen;
-  size_t n = la < lb ? la : lb;
-  int c = n ? memcmp(bk_entry_key(a), bk_entry_key(b), n) : 0;
-  if (c)
-    return c;
-  return la < lb ? -1 : la > lb;
-}
-
 /* A sort item: the key's first 8 bytes big-endian (zero padded) decide most comparisons. */
 typedef struct sort_item {
   uint64_t prefix;
@@ -119,7 +110,7 @@ typedef struct sort_item {
 static int item_less(const sort_item_t *a, const sort_item_t *b) {
   if (a->prefix != b->prefix)
     return a->prefix < b->prefix;
-  return entry_key_cmp(a->e, b->e) < 0;
+  return bk_key_compare(bk_entry_key(a->e), a->e->klen, bk_entry_key(b->e), b->e->klen) < 0;
 }
 
 /* Quicksort (median of three, insertion sort below 16), inlined comparisons: the firing
@@ -179,15 +170,6 @@ static void sort_items(sort_item_t *a, size_t n) {
   }
 }
 
-static uint64_t key_prefix(const bk_entry_t *e) {
-  const unsigned char *k = bk_entry_key(e);
-  size_t len = e->klen;
-  uint64_t p = 0;
-  for (size_t i = 0; i < 8; i++)
-    p = (p << 8) | (i < len ? k[i] : 0);
-  return p;
-}
-
 static brook_err_t tumbling_on_timer(brook_ctx_t *ctx, void *state, const brook_timer_t *t) {
   bk_win_t *w = state;
   brook_time_t start = (brook_time_t)t->tag;
@@ -210,7 +192,7 @@ static brook_err_t tumbling_on_timer(brook_ctx_t *ctx, void *state, const brook_
   size_t klen, vlen;
   while (k < n && brook_store_next(b.seg, &cursor, &key, &klen, &val, &vlen)) {
     bk_entry_t *e = bk_entry_of_value((void *)(uintptr_t)val, klen);
-    items[k++] = (sort_item_t){key_prefix(e), e};
+    items[k++] = (sort_item_t){bk_key_prefix(bk_entry_key(e), e->klen), e};
   }
   sort_items(items, k);
   brook_err_t err = BROOK_OK;

@@ -24,7 +24,7 @@
 #include <brook/error.h>
 #include <brook/state.h>
 
-#include "state/hash.h"
+#include "core/hash.h"
 #include "state/slab.h"
 
 /* Longest key or value; put returns BROOK_ERR_INVALID_ARG beyond it (lengths are stored as

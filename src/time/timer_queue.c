@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/hash.h"
+#include "core/key_order.h"
 
 #define BK_TQ_TOMB UINT32_MAX
 #define BK_SLOT_FREE UINT32_MAX
@@ -34,45 +36,16 @@ void bk_timerq_free(bk_timerq_t *q) {
   memset(q, 0, sizeof(*q));
 }
 
-static uint64_t key_prefix(const unsigned char *k, size_t len) {
-  uint64_t p = 0;
-  for (size_t i = 0; i < 8; i++)
-    p = (p << 8) | (i < len ? k[i] : 0);
-  return p;
-}
-
-static uint64_t mix64(uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ULL;
-  x ^= x >> 33;
-  return x;
-}
-
 static uint64_t timer_hash(brook_time_t t, const unsigned char *k, size_t len, uint64_t tag) {
-  uint64_t h = mix64((uint64_t)t ^ 0x9e3779b97f4a7c15ULL) ^ mix64(tag + len);
-  size_t i = 0;
-  for (; i + 8 <= len; i += 8) {
-    uint64_t w;
-    memcpy(&w, k + i, 8);
-    h = mix64(h ^ w);
-  }
-  uint64_t w = 0;
-  if (len > i) /* k may be NULL for an empty key */
-    memcpy(&w, k + i, len - i);
-  return mix64(h ^ w ^ (uint64_t)len << 56);
+  return bk_hash_mix64(bk_hash_bytes(k, len) ^ bk_hash_mix64((uint64_t)t) ^
+                       bk_hash_mix64(tag + UINT64_C(0x9e3779b97f4a7c15)));
 }
 
-/* Bytewise key order, shorter first on a common prefix. */
+/* Key order (core/key_order.h), the prefix first. */
 static int key_cmp(const bk_timer_slot_t *a, const bk_timer_slot_t *b) {
   if (a->prefix != b->prefix)
     return a->prefix < b->prefix ? -1 : 1;
-  size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
-  int c = n ? memcmp(slot_key(a), slot_key(b), n) : 0;
-  if (c)
-    return c;
-  return a->key_len < b->key_len ? -1 : a->key_len > b->key_len;
+  return bk_key_compare(slot_key(a), a->key_len, slot_key(b), b->key_len);
 }
 
 static int slot_less(const bk_timer_slot_t *a, const bk_timer_slot_t *b) {
@@ -214,7 +187,7 @@ brook_err_t bk_timerq_add(bk_timerq_t *q, brook_time_t time, const void *key, si
     s->key.ptr = long_key;
   else if (key_len)
     memcpy(s->key.inl, key, key_len);
-  s->prefix = key_prefix(slot_key(s), key_len);
+  s->prefix = bk_key_prefix(slot_key(s), key_len);
   uint32_t mask = q->set_cap - 1;
   uint32_t c = (uint32_t)h & mask;
   while (q->set[c] && q->set[c] != BK_TQ_TOMB)

@@ -4,8 +4,8 @@
  *
  * Words are read little-endian through memcpy (no unaligned-access UB), so the value is the
  * same on every platform; snapshot checksums rely on that. */
-#ifndef BROOK_STATE_HASH_H
-#define BROOK_STATE_HASH_H
+#ifndef BROOK_CORE_HASH_H
+#define BROOK_CORE_HASH_H
 
 #include <stddef.h>
 #include <stdint.h>
