@@ -20,6 +20,7 @@
 #include <brook/brook.h>
 
 #include "collect.h"
+#include "driver_helpers.h"
 
 /* ---- fixture: the test's topology and driver, freed even when an assertion fails ---- */
 
@@ -50,24 +51,6 @@ static brook_driver_t *new_driver(void) {
   if (err != BROOK_OK)
     fail_msg("brook_driver_new: %s: %s", brook_errname(err), brook_topology_last_error(g_topo));
   return g_drv;
-}
-
-/* A sink the driver captures by name. */
-static brook_err_t drop_process(brook_ctx_t *ctx, void *state, const brook_record_t *rec) {
-  (void)ctx, (void)state, (void)rec;
-  return BROOK_OK;
-}
-
-static const brook_operator_t sink_op = {
-    .version = BROOK_OPERATOR_VERSION, .type_name = "sink", .process = drop_process};
-
-static void named_sink(brook_stream_t *in, const char *name) {
-  assert_non_null(in);
-  brook_operator_opts_t o;
-  brook_operator_opts_init(&o);
-  o.name = name;
-  o.n_outputs = 0;
-  assert_int_equal(brook_operator_add(&in, 1, &sink_op, NULL, &o, NULL), BROOK_OK);
 }
 
 static brook_err_t push(brook_driver_t *d, const char *key, const void *value, size_t value_len,
@@ -143,21 +126,6 @@ static brook_err_t parse_number(const brook_record_t *rec, double *out, void *op
     return BROOK_ERR_INVALID_ARG;
   *out = v;
   return BROOK_OK;
-}
-
-/* Runs `fn` in a child process and returns its exit status, so a sanitizer abort fails only
- * the test that asked for it. The child must not use cmocka assertions. */
-static int run_in_child(void (*fn)(void)) {
-  fflush(NULL);
-  pid_t pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0) {
-    fn();
-    _exit(0);
-  }
-  int status = 0;
-  assert_int_equal(waitpid(pid, &status, 0), pid);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 /* ---- count ---- */
@@ -661,11 +629,9 @@ static void dedupe_null_key_scenario(void) {
   if (brook_topology_new(&t, NULL) != BROOK_OK)
     _exit(2);
   brook_stream_t *dd = brook_dedupe(brook_source_push(t, "in", NULL), 10, NULL);
-  brook_operator_opts_t o;
-  brook_operator_opts_init(&o);
-  o.n_outputs = 0;
-  o.name = "out";
-  if (brook_operator_add(&dd, 1, &sink_op, NULL, &o, NULL) != BROOK_OK ||
+  /* The driver finds a callback sink by the name of the stream it consumes. */
+  if (!brook_stream_set_name(dd, "out") ||
+      brook_sink_callback(dd, ignore_record, NULL, NULL) != BROOK_OK ||
       brook_driver_new(&d, t, NULL) != BROOK_OK)
     _exit(3);
   brook_record_t r1 = {.value = "n1", .value_len = 2, .timestamp = 100};

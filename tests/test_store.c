@@ -14,7 +14,7 @@
 
 #include <brook/state.h>
 
-#include "state/hash.h"
+#include "core/hash.h"
 #include "state/store.h"
 
 /* ---- helpers: random numbers, keys, a failing allocator ---- */

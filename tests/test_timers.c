@@ -20,6 +20,7 @@
 #include <brook/brook.h>
 
 #include "collect.h"
+#include "driver_helpers.h"
 #include "wait.h"
 
 /* ---- the timer operator: runs commands given by the test, logs what fires ---- */
@@ -208,23 +209,6 @@ static const brook_operator_t timer_op = {.version = BROOK_OPERATOR_VERSION,
                                           .end_of_input = tops_end,
                                           .on_timer = tops_on_timer,
                                           .on_watermark = tops_on_watermark};
-
-/* A sink the driver captures by name. */
-static brook_err_t drop_process(brook_ctx_t *ctx, void *state, const brook_record_t *rec) {
-  (void)ctx, (void)state, (void)rec;
-  return BROOK_OK;
-}
-
-static const brook_operator_t sink_op = {
-    .version = BROOK_OPERATOR_VERSION, .type_name = "sink", .process = drop_process};
-
-static void named_sink(brook_stream_t *in, const char *name) {
-  brook_operator_opts_t o;
-  brook_operator_opts_init(&o);
-  o.name = name;
-  o.n_outputs = 0;
-  assert_int_equal(brook_operator_add(&in, 1, &sink_op, NULL, &o, NULL), BROOK_OK);
-}
 
 /* source "in" -> timer operator "T" -> sink "out", under the driver. */
 static brook_driver_t *timer_driver(tops_t *s, const brook_operator_t *op, brook_time_t start) {
@@ -638,21 +622,6 @@ static void test_long_and_empty_keys(void **state) {
   }
 }
 
-/* Runs `fn` in a child process and returns its exit status (a sanitizer abort or a crash
- * there fails only the test that asked for it, not the whole suite). */
-static int run_in_child(void (*fn)(void)) {
-  fflush(NULL);
-  pid_t pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0) {
-    fn();
-    _exit(0);
-  }
-  int status = 0;
-  assert_int_equal(waitpid(pid, &status, 0), pid);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 /* Plain checks only (no cmocka assertions in the child): exit codes say what went wrong. */
 static void null_key_scenario(void) {
   tops_t *s = calloc(1, sizeof(*s));
@@ -662,11 +631,7 @@ static void null_key_scenario(void) {
     _exit(2);
   brook_stream_t *op =
       brook_stream_set_name(brook_apply(brook_source_push(t, "in", NULL), &timer_op, s), "T");
-  brook_operator_opts_t o;
-  brook_operator_opts_init(&o);
-  o.n_outputs = 0;
-  o.name = "out";
-  if (brook_operator_add(&op, 1, &sink_op, NULL, &o, NULL) != BROOK_OK ||
+  if (brook_sink_callback(op, ignore_record, NULL, NULL) != BROOK_OK ||
       brook_driver_new(&d, t, NULL) != BROOK_OK)
     _exit(4);
   cmd_t cmds[] = {SET(BROOK_EVENT_TIME, 10, NULL, 0, 0), SET(BROOK_EVENT_TIME, 10, "", 0, 0),

@@ -15,6 +15,7 @@
 #include <brook/brook.h>
 
 #include "collect.h"
+#include "driver_helpers.h"
 
 /* ---- a probe operator: forwards records, logs records and watermarks in order ---- */
 
@@ -103,23 +104,6 @@ static void assert_probe_watermarks(const probe_t *p, const brook_time_t *expect
   if (k != n)
     fail_msg("on_watermark called %zu times, expected %zu", k, n);
   assert_watermarks_increase(p);
-}
-
-/* A sink the driver captures by name. */
-static brook_err_t drop_process(brook_ctx_t *ctx, void *state, const brook_record_t *rec) {
-  (void)ctx, (void)state, (void)rec;
-  return BROOK_OK;
-}
-
-static const brook_operator_t sink_op = {
-    .version = BROOK_OPERATOR_VERSION, .type_name = "sink", .process = drop_process};
-
-static void named_sink(brook_stream_t *in, const char *name) {
-  brook_operator_opts_t o;
-  brook_operator_opts_init(&o);
-  o.name = name;
-  o.n_outputs = 0;
-  assert_int_equal(brook_operator_add(&in, 1, &sink_op, NULL, &o, NULL), BROOK_OK);
 }
 
 /* The test's topology and driver, freed by the teardown even when an assertion fails. */
