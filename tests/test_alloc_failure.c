@@ -17,60 +17,7 @@
 #include <brook/brook.h>
 
 #include "collect.h"
-
-/* ---- the failing allocator ---- */
-
-typedef struct fail_alloc {
-  long attempts;  /* alloc and realloc calls so far */
-  long fail_at;   /* 1-based attempt to fail; 0 = never */
-  int persistent; /* fail every attempt from fail_at on */
-  long injected;  /* failures injected */
-  long live;      /* blocks currently allocated */
-  long allocs, frees;
-} fail_alloc_t;
-
-static int should_fail(fail_alloc_t *fa) {
-  fa->attempts++;
-  if (fa->fail_at &&
-      (fa->attempts == fa->fail_at || (fa->persistent && fa->attempts > fa->fail_at))) {
-    fa->injected++;
-    return 1;
-  }
-  return 0;
-}
-
-static void *fa_alloc(size_t size, void *opaque) {
-  fail_alloc_t *fa = opaque;
-  if (should_fail(fa))
-    return NULL;
-  void *p = malloc(size);
-  if (p) {
-    fa->live++;
-    fa->allocs++;
-  }
-  return p;
-}
-
-static void *fa_realloc(void *ptr, size_t size, void *opaque) {
-  fail_alloc_t *fa = opaque;
-  if (should_fail(fa))
-    return NULL;
-  void *p = realloc(ptr, size);
-  if (p && !ptr) {
-    fa->live++;
-    fa->allocs++;
-  }
-  return p;
-}
-
-static void fa_free(void *ptr, void *opaque) {
-  fail_alloc_t *fa = opaque;
-  if (ptr) {
-    fa->live--;
-    fa->frees++;
-  }
-  free(ptr);
-}
+#include "support/fail_alloc.h"
 
 /* ---- the pipeline ---- */
 

@@ -16,8 +16,9 @@
 
 #include "core/hash.h"
 #include "state/store.h"
+#include "support/fail_alloc.h"
 
-/* ---- helpers: random numbers, keys, a failing allocator ---- */
+/* ---- helpers: random numbers, keys ---- */
 
 static uint64_t rnd(uint64_t *st) { /* splitmix64 */
   uint64_t z = (*st += UINT64_C(0x9E3779B97F4A7C15));
@@ -45,51 +46,6 @@ static uint64_t key_id(const void *key, size_t klen) {
   for (size_t i = 0; i < 8 && i < klen; i++)
     id |= (uint64_t)((const unsigned char *)key)[i] << (8 * i);
   return id;
-}
-
-typedef struct fail_alloc {
-  long attempts, fail_at; /* fail attempt number fail_at (1-based; 0 = never) */
-  int persistent;         /* and every later one */
-  long injected, live;
-} fail_alloc_t;
-
-static int should_fail(fail_alloc_t *fa) {
-  fa->attempts++;
-  if (fa->fail_at &&
-      (fa->attempts == fa->fail_at || (fa->persistent && fa->attempts > fa->fail_at))) {
-    fa->injected++;
-    return 1;
-  }
-  return 0;
-}
-
-static void *fa_alloc(size_t size, void *opaque) {
-  fail_alloc_t *fa = opaque;
-  if (should_fail(fa))
-    return NULL;
-  void *p = malloc(size);
-  fa->live += p != NULL;
-  return p;
-}
-
-static void *fa_realloc(void *ptr, size_t size, void *opaque) {
-  fail_alloc_t *fa = opaque;
-  if (should_fail(fa))
-    return NULL;
-  void *p = realloc(ptr, size);
-  fa->live += p && !ptr;
-  return p;
-}
-
-static void fa_free(void *ptr, void *opaque) {
-  fail_alloc_t *fa = opaque;
-  fa->live -= ptr != NULL;
-  free(ptr);
-}
-
-static brook_allocator_t fa_allocator(fail_alloc_t *fa) {
-  brook_allocator_t a = {fa_alloc, fa_realloc, fa_free, fa};
-  return a;
 }
 
 /* ---- the model: what the store should hold, per key id ---- */

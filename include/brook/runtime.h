@@ -91,6 +91,8 @@ typedef struct brook_runtime_stats {
   uint64_t slices;          /* times the runtime yielded back to the loop */
   uint64_t timers_fired;    /* event- and processing-time timers that fired */
   uint64_t records_late;    /* late records dropped by window operators (not routed) */
+  uint64_t state_bytes;     /* memory held by operator state now: every keyed store
+                               (brook_store_memory) plus the built-in windows' buckets */
 } brook_runtime_stats_t;
 
 /* Copies the counters. Loop thread, or after the runtime finished. */

@@ -27,7 +27,14 @@
  *
  * Output records: key = the key, timestamp = end - 1, value = a brook_window_value_t header
  * followed by the aggregator's result bytes (read them with brook_window_parse). Windows
- * closing on the same watermark are emitted in order of end, then key, then start. */
+ * closing on the same watermark are emitted in order of end (close time); among windows
+ * with the same end the order is deterministic (the same input gives the same output):
+ * - tumbling: keys in the order their first record of the window arrived;
+ * - hopping: by the oldest slice (gcd(size, advance) ms) of the window holding the key,
+ *   then the order the key's first record of that slice arrived;
+ * - sliding and session: by key (bytewise, shorter first), then start.
+ * Tumbling and hopping do not sort: all their windows of one end are emitted straight from
+ * one table. */
 #ifndef BROOK_WINDOW_H
 #define BROOK_WINDOW_H
 

@@ -52,6 +52,8 @@ struct brook_ctx {
   int in_open;
   struct brook_store **stores;
   size_t n_stores, cap_stores;
+  /* Built-in operators with state outside stores report its bytes (stats.state_bytes). */
+  size_t (*state_memory)(const void *state);
 };
 
 /* Counts `n` late records dropped by a window operator (stats.records_late). */

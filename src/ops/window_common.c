@@ -6,7 +6,14 @@
 
 #include "core/alloc.h"
 #include "core/context.h"
+#include "runtime/runtime_impl.h"
 #include "state/store.h"
+
+static size_t win_memory(const void *state) {
+  const bk_win_t *w = state;
+  return sizeof(*w) + w->acc_size + w->kcap + w->arr_cap * sizeof(*w->arr_tmp) +
+         bk_win_buckets_memory(w);
+}
 
 brook_err_t bk_win_open(brook_ctx_t *ctx, void *opaque, void **state) {
   const bk_win_cfg_t *cfg = opaque;
@@ -22,19 +29,29 @@ brook_err_t bk_win_open(brook_ctx_t *ctx, void *opaque, void **state) {
   brook_store_opts_init(&so);
   so.value_size = w->acc_size;
   brook_err_t err = BROOK_ERR_NOMEM;
-  /* Stores belong to the runtime (freed with it), so a failure only releases `w`. */
-  /* Tumbling windows keep their state in per-start segments (window_tumbling.c). */
+  /* Stores belong to the runtime (freed with it), so a failure only releases `w`. Tumbling
+   * and hopping windows keep their state in per-start buckets (window_buckets.c). */
+  int bucketed = cfg->w.kind == BROOK_WINDOW_TUMBLING || cfg->w.kind == BROOK_WINDOW_HOPPING;
+  bk_seg_init(&w->merged, a, w->acc_size);
+  if (ctx->n_ports) { /* result values: header + result, 16-byte aligned slots */
+    w->vstride = (sizeof(brook_window_value_t) + w->result_size + 15) & ~(size_t)15;
+    w->vslots = ctx->ports[0].cap;
+    if (!(w->vbuf = bk_malloc(a, w->vslots * w->vstride))) {
+      bk_win_close(w, opaque);
+      return BROOK_ERR_NOMEM;
+    }
+  }
   if ((w->acc_tmp = bk_calloc(a, 1, w->acc_size)) &&
-      (cfg->w.kind == BROOK_WINDOW_TUMBLING ||
-       ((err = brook_store_open(ctx, "slices", &so, &w->slices)) == BROOK_OK &&
-        (brook_store_opts_init(&so), err = brook_store_open(ctx, "index", &so, &w->index)) ==
-            BROOK_OK)))
+      (bucketed || ((err = brook_store_open(ctx, "slices", &so, &w->slices)) == BROOK_OK &&
+                    (brook_store_opts_init(&so),
+                     err = brook_store_open(ctx, "index", &so, &w->index)) == BROOK_OK)))
     err = BROOK_OK;
   if (err < 0) {
     bk_win_close(w, opaque);
     return err;
   }
   *state = w;
+  ctx->state_memory = win_memory;
   return BROOK_OK;
 }
 
@@ -47,6 +64,7 @@ void bk_win_close(void *state, void *opaque) {
   const brook_allocator_t *a = w->alloc; /* the stores belong to the runtime */
   bk_win_buckets_free(w);
   bk_free(a, w->kbuf);
+  bk_free(a, w->vbuf);
   bk_free(a, w->acc_tmp);
   bk_free(a, w->arr_tmp);
   bk_free(a, w);
@@ -104,9 +122,7 @@ brook_err_t bk_win_slice_add(bk_win_t *w, const brook_record_t *rec, brook_time_
   return err;
 }
 
-brook_err_t bk_win_check_time(brook_ctx_t *ctx, const brook_record_t *rec) {
-  if (rec->timestamp > -BK_WIN_TIME_LIMIT && rec->timestamp < BK_WIN_TIME_LIMIT)
-    return BROOK_OK;
+brook_err_t bk_win_bad_time(brook_ctx_t *ctx, const brook_record_t *rec) {
   brook_ctx_set_error(ctx, "timestamp %lld is outside the range windows support (+-2^61 ms)",
                       (long long)rec->timestamp);
   return BROOK_ERR_INVALID_ARG;
@@ -120,10 +136,9 @@ void bk_win_acc_fresh(bk_win_t *w) {
 
 brook_err_t bk_win_emit(brook_ctx_t *ctx, bk_win_t *w, const void *key, size_t klen,
                         brook_time_t start, brook_time_t end, const void *acc, int final) {
+  bk_port_t *p = &ctx->ports[0];
+  unsigned char *v = w->vbuf + p->n * w->vstride;
   size_t hdr = sizeof(brook_window_value_t);
-  unsigned char *v = brook_ctx_alloc(ctx, hdr + w->result_size + klen);
-  if (!v)
-    return BROOK_ERR_NOMEM;
   brook_window_value_t wv = {start, end, final ? BROOK_WINDOW_FINAL : 0, (uint32_t)w->result_size};
   memcpy(v, &wv, hdr);
   const brook_aggregator_t *agg = &w->cfg->agg;
@@ -131,17 +146,31 @@ brook_err_t bk_win_emit(brook_ctx_t *ctx, bk_win_t *w, const void *key, size_t k
     agg->result(acc, v + hdr, agg);
   else
     memcpy(v + hdr, acc, w->result_size);
-  unsigned char *k = v + hdr + w->result_size;
+  brook_record_t *out = &p->buf[p->n];
+  out->key = klen ? key : NULL;
+  out->key_len = klen;
+  out->value = v;
+  out->value_len = hdr + w->result_size;
+  out->timestamp = end - 1;
+  out->headers = NULL;
+  out->header_count = 0;
+  return bk_emit_commit(ctx, 0);
+}
+
+brook_err_t bk_win_emit_copy(brook_ctx_t *ctx, bk_win_t *w, const void *key, size_t klen,
+                             brook_time_t start, brook_time_t end, const void *acc, int final) {
+  unsigned char *k = NULL;
+  if (klen && !(k = brook_ctx_alloc(ctx, klen)))
+    return BROOK_ERR_NOMEM;
   if (klen)
     memcpy(k, key, klen);
-  brook_record_t out = {
-      .key = klen ? k : NULL,
-      .key_len = klen,
-      .value = v,
-      .value_len = hdr + w->result_size,
-      .timestamp = end - 1,
-  };
-  return bk_emit_fast(ctx, 0, &out);
+  return bk_win_emit(ctx, w, k, klen, start, end, acc, final);
+}
+
+brook_err_t bk_win_record_failed(brook_ctx_t *ctx, const brook_record_t *rec, brook_err_t err) {
+  if (ctx->rt->status != BROOK_OK) /* a downstream failure came back up: not this record's */
+    return err;
+  return brook_ctx_fail_record(ctx, rec, err, NULL);
 }
 
 brook_err_t bk_win_late(brook_ctx_t *ctx, bk_win_t *w, const brook_record_t *rec) {

@@ -12,6 +12,9 @@
 #include <brook/time.h>
 #include <brook/window.h>
 
+#include "core/hash.h"
+#include "state/segment.h"
+
 /* The node's configuration (the operator's opaque), copied from the builder's arguments. */
 typedef struct bk_win_cfg {
   brook_window_t w;
@@ -21,6 +24,13 @@ typedef struct bk_win_cfg {
   brook_aggregator_t agg;
   brook_time_t slice; /* hopping: gcd(size, advance) */
 } bk_win_cfg_t;
+
+/* Tumbling and hopping: the state of one window start (tumbling) or slice start (hopping)
+ * for all keys at once, a segment of user key -> accumulator (see window_buckets.c). */
+typedef struct bk_win_bucket {
+  brook_time_t start;
+  bk_seg_t seg;
+} bk_win_bucket_t;
 
 /* One operator instance's state. */
 typedef struct bk_win {
@@ -35,18 +45,33 @@ typedef struct bk_win {
   unsigned char *acc_tmp; /* merge scratch: acc_size bytes */
   int64_t *arr_tmp;       /* index scratch */
   size_t arr_cap;
-  /* Tumbling: the windows waiting for each end, one timer per end (see window_tumbling.c). */
-  struct bk_win_bucket *buckets; /* sorted by start; `n_buckets` in use */
+  /* Tumbling and hopping (window_buckets.c): buckets sorted by start, `n_buckets` in use;
+   * the ones past them are spares that keep their segment's memory for reuse. */
+  bk_win_bucket_t *buckets;
   size_t n_buckets, cap_buckets;
   size_t last_bucket; /* where the previous record went */
+  bk_seg_t merged;    /* hopping: a window's slices merged by key, when it fires */
+  void **acc_ptrs;    /* hopping, early results: the key's accumulator in each bucket */
+  size_t acc_ptrs_cap;
+  /* Result values: one slot of `vstride` bytes per record slot of output port 0 (a slot is
+   * reused only after the port has delivered the record in it). */
+  unsigned char *vbuf;
+  size_t vstride, vslots;
 } bk_win_t;
 
 /* Window arithmetic stays far from int64 overflow: timestamps, sizes, gaps and grace are
  * limited to +-2^61 ms (73 million years). */
 #define BK_WIN_TIME_LIMIT ((brook_time_t)1 << 61)
 
+/* Fails a record whose timestamp is out of range (error policy). */
+brook_err_t bk_win_bad_time(brook_ctx_t *ctx, const brook_record_t *rec);
+
 /* Checks a record's timestamp; out of range it fails the record (error policy). */
-brook_err_t bk_win_check_time(brook_ctx_t *ctx, const brook_record_t *rec);
+static inline brook_err_t bk_win_check_time(brook_ctx_t *ctx, const brook_record_t *rec) {
+  if (rec->timestamp > -BK_WIN_TIME_LIMIT && rec->timestamp < BK_WIN_TIME_LIMIT)
+    return BROOK_OK;
+  return bk_win_bad_time(ctx, rec);
+}
 
 /* The event time up to which windows have closed: a window [s, e) is closed iff
  * e - 1 + grace <= watermark. */
@@ -75,10 +100,18 @@ brook_err_t bk_win_slice_add(bk_win_t *w, const brook_record_t *rec, brook_time_
 /* Removes slice (key, start) if present. */
 void bk_win_slice_remove(bk_win_t *w, const void *key, size_t klen, brook_time_t start);
 
-/* Emits the window [start, end) of `key` with accumulator `acc` (copied into the batch
- * arena, key included). */
+/* Emits the window [start, end) of `key` with accumulator `acc`. The result value goes into
+ * the port slot's value buffer; the key is BORROWED: it must stay valid until output port 0
+ * is flushed (input records' keys are; segment keys are until the segment is reset, so
+ * flush first). bk_win_emit_copy copies the key into the batch arena instead. */
 brook_err_t bk_win_emit(brook_ctx_t *ctx, bk_win_t *w, const void *key, size_t klen,
                         brook_time_t start, brook_time_t end, const void *acc, int final);
+brook_err_t bk_win_emit_copy(brook_ctx_t *ctx, bk_win_t *w, const void *key, size_t klen,
+                             brook_time_t start, brook_time_t end, const void *acc, int final);
+
+/* process_batch's handling of a record that failed with `err` (< 0): the error policy
+ * (BROOK_OK: go on), or an error that ends the batch. */
+brook_err_t bk_win_record_failed(brook_ctx_t *ctx, const brook_record_t *rec, brook_err_t err);
 
 /* A record no open window accepts: drop and count, or route to the late stream. */
 brook_err_t bk_win_late(brook_ctx_t *ctx, bk_win_t *w, const brook_record_t *rec);
@@ -117,7 +150,48 @@ extern const brook_operator_t bk_window_hopping_op;
 extern const brook_operator_t bk_window_sliding_op;
 extern const brook_operator_t bk_window_session_op;
 
-/* Releases the tumbling buckets (window_tumbling.c). */
+/* ---- buckets (window_buckets.c) ---- */
+
+/* The bucket of `start`, created (empty) if needed: *created tells. NULL if out of memory.
+ * Pointers to buckets are valid until the next bucket is created or dropped. */
+bk_win_bucket_t *bk_win_bucket_find_or_add(bk_win_t *w, brook_time_t start, int *created);
+
+static inline bk_win_bucket_t *bk_win_bucket_for(bk_win_t *w, brook_time_t start, int *created) {
+  if (w->last_bucket < w->n_buckets && w->buckets[w->last_bucket].start == start) {
+    *created = 0; /* most records hit the previous record's bucket */
+    return &w->buckets[w->last_bucket];
+  }
+  return bk_win_bucket_find_or_add(w, start, created);
+}
+
+/* Adds `rec` to its key's accumulator in bucket `b` (created and init'ed if new); *acc gets
+ * it. The aggregator's error or BROOK_ERR_NOMEM leave no new key behind. */
+static inline brook_err_t bk_win_bucket_add(bk_win_t *w, bk_win_bucket_t *b,
+                                            const brook_record_t *rec, void **acc) {
+  const brook_aggregator_t *agg = &w->cfg->agg;
+  int created;
+  *acc = bk_seg_upsert(&b->seg, rec->key, rec->key_len, bk_hash_bytes(rec->key, rec->key_len),
+                       &created);
+  if (!*acc)
+    return BROOK_ERR_NOMEM;
+  if (created && agg->init)
+    agg->init(*acc, agg);
+  brook_err_t err = agg->add(*acc, rec, agg);
+  if (err < 0 && created) /* no window for a refused record */
+    bk_seg_pop(&b->seg);
+  return err;
+}
+
+/* First bucket position whose start is >= `start`. */
+size_t bk_win_bucket_lower(const bk_win_t *w, brook_time_t start);
+
+/* Empties the buckets whose start is < `start` and keeps them as spares. */
+void bk_win_buckets_drop_before(bk_win_t *w, brook_time_t start);
+
+/* Bytes held by the buckets (spares included) and the merge table. */
+size_t bk_win_buckets_memory(const bk_win_t *w);
+
+/* Releases every bucket. */
 void bk_win_buckets_free(bk_win_t *w);
 
 brook_err_t bk_win_open(brook_ctx_t *ctx, void *opaque, void **state);

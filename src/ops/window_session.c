@@ -127,7 +127,7 @@ static brook_err_t session_on_timer(brook_ctx_t *ctx, void *state, const brook_t
     return BROOK_OK;
   brook_time_t e = pairs[2 * i + 1];
   const void *acc = bk_win_slice_find(w, tm->key, tm->key_len, s);
-  brook_err_t err = acc ? bk_win_emit(ctx, w, tm->key, tm->key_len, s, e, acc, 1) : BROOK_OK;
+  brook_err_t err = acc ? bk_win_emit_copy(ctx, w, tm->key, tm->key_len, s, e, acc, 1) : BROOK_OK;
   if (err < 0)
     return err;
   bk_win_slice_remove(w, tm->key, tm->key_len, s);

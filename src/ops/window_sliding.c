@@ -83,7 +83,8 @@ static brook_err_t sliding_on_timer(brook_ctx_t *ctx, void *state, const brook_t
   brook_time_t reach = tm->time - w->cfg->grace; /* the window end - 1 this timer is about */
   if (reach == t) {
     merge_window(w, tm->key, tm->key_len, idx, n, t);
-    if ((err = bk_win_emit(ctx, w, tm->key, tm->key_len, t + 1 - size, t + 1, w->acc_tmp, 1)) < 0)
+    if ((err = bk_win_emit_copy(ctx, w, tm->key, tm->key_len, t + 1 - size, t + 1, w->acc_tmp, 1)) <
+        0)
       return err;
   }
   /* Windows created later end after `reach`: they reach back to slices >= reach - size + 2.

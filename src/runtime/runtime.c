@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <brook/state.h>
+
 #include "core/alloc.h"
 #include "core/opts.h"
 #include "runtime/runtime_impl.h"
@@ -236,6 +238,14 @@ brook_err_t brook_runtime_stats(const brook_runtime_t *rt, brook_runtime_stats_t
   uint32_t size = stats->struct_size;
   brook_runtime_stats_t s = rt->stats;
   s.struct_size = size;
+  s.state_bytes = 0;
+  for (size_t i = 0; rt->insts && i < rt->plan.n; i++) {
+    const brook_ctx_t *c = &rt->insts[i];
+    for (size_t k = 0; k < c->n_stores; k++)
+      s.state_bytes += brook_store_memory(c->stores[k]);
+    if (c->state_memory && c->state)
+      s.state_bytes += c->state_memory(c->state);
+  }
   memcpy(stats, &s, size);
   return BROOK_OK;
 }

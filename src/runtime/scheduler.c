@@ -234,6 +234,8 @@ void bk_close_operators(brook_runtime_t *rt) {
     if (c->opened && c->node->op.close)
       c->node->op.close(c->state, c->node->opaque);
     c->opened = 0;
+    c->state = NULL; /* freed by close: stats must not look at it */
+    c->state_memory = NULL;
   }
 }
 
