@@ -520,6 +520,10 @@ static long max_rss(const run_result_t *r, int n) {
   return m;
 }
 
+static double ns_per_result(double secs, uint64_t results) {
+  return results ? secs * 1e9 / (double)results : 0;
+}
+
 /* Every run of a window type must produce the same results; returns 0 if not. */
 static int same_results(const run_result_t *a, const run_result_t *b) {
   return a->results == b->results && a->checksum == b->checksum &&
@@ -652,29 +656,44 @@ int main(int argc, char **argv) {
   printf("\nmedians over %d runs (%" PRIu64 " events; peak RSS = max over the runs' processes; "
          "RSS 2x = one run with %" PRIu64 " events)\n",
          runs, events, events * 2);
-  printf("%-18s %10s %9s %12s %12s %16s %12s %10s\n", "window", "M ev/s", "ns/ev", "results",
-         "res/event", "checksum", "peakRSS KiB", "RSS 2x KiB");
+  printf("%-18s %10s %9s %12s %12s %9s %16s %12s %10s\n", "window", "M ev/s", "ns/ev", "results",
+         "res/event", "ns/result", "checksum", "peakRSS KiB", "RSS 2x KiB");
   for (size_t k = 0; k < n_kinds; k++) {
     const kind_report_t *kr = &kinds[k];
     char label[64];
     snprintf(label, sizeof(label), "%s brook", kr->name);
-    printf("%-18s %10.2f %9.1f %12" PRIu64 " %12.3f %016" PRIx64 " %12ld %10ld\n", label,
+    printf("%-18s %10.2f %9.1f %12" PRIu64 " %12.3f %9.1f %016" PRIx64 " %12ld %10ld\n", label,
            (double)events / kr->secs / 1e6, kr->secs * 1e9 / (double)events, kr->first.results,
-           (double)kr->first.results / (double)events, kr->first.checksum, kr->rss_kb, kr->rss2_kb);
+           (double)kr->first.results / (double)events, ns_per_result(kr->secs, kr->first.results),
+           kr->first.checksum, kr->rss_kb, kr->rss2_kb);
     if (kr->window.kind == BROOK_WINDOW_TUMBLING)
-      printf("%-18s %10.2f %9.1f %12" PRIu64 " %12.3f %016" PRIx64 " %12ld %10s   ratio "
+      printf("%-18s %10.2f %9.1f %12" PRIu64 " %12.3f %9.1f %016" PRIx64 " %12ld %10s   ratio "
              "brook/baseline %.3f\n",
              "tumbling baseline", (double)events / kr->base_secs / 1e6,
              kr->base_secs * 1e9 / (double)events, kr->first.results,
-             (double)kr->first.results / (double)events, kr->first.checksum, kr->base_rss_kb, "-",
-             kr->base_secs / kr->secs);
+             (double)kr->first.results / (double)events,
+             ns_per_result(kr->base_secs, kr->first.results), kr->first.checksum, kr->base_rss_kb,
+             "-", kr->base_secs / kr->secs);
   }
+  /* Hopping emits size/advance results per event where tumbling emits one: compare both per
+   * event and per result. */
+  const kind_report_t *tu = NULL, *ho = NULL;
+  for (size_t k = 0; k < n_kinds; k++) {
+    if (kinds[k].window.kind == BROOK_WINDOW_TUMBLING)
+      tu = &kinds[k];
+    if (kinds[k].window.kind == BROOK_WINDOW_HOPPING)
+      ho = &kinds[k];
+  }
+  if (tu && ho)
+    printf("hopping / tumbling time: %.2fx per event, %.2fx per result\n", ho->secs / tu->secs,
+           ns_per_result(ho->secs, ho->first.results) / ns_per_result(tu->secs, tu->first.results));
   if (failed)
     printf("RESULT MISMATCH: see the messages above\n");
   for (size_t k = 0; k < n_kinds; k++) {
     const kind_report_t *kr = &kinds[k];
-    printf("window=%s events_per_s=%.0f ns_per_event=%.2f", kr->name, (double)events / kr->secs,
-           kr->secs * 1e9 / (double)events);
+    printf("window=%s events_per_s=%.0f ns_per_event=%.2f ns_per_result=%.2f", kr->name,
+           (double)events / kr->secs, kr->secs * 1e9 / (double)events,
+           ns_per_result(kr->secs, kr->first.results));
     if (kr->window.kind == BROOK_WINDOW_TUMBLING)
       printf(" ratio=%.3f peak_rss_kb=%ld results=%" PRIu64 " checksum=%016" PRIx64 "\n",
              kr->base_secs / kr->secs, kr->rss_kb, kr->first.results, kr->first.checksum);

@@ -134,29 +134,6 @@ void bk_win_acc_fresh(bk_win_t *w) {
     w->cfg->agg.init(w->acc_tmp, &w->cfg->agg);
 }
 
-brook_err_t bk_win_emit(brook_ctx_t *ctx, bk_win_t *w, const void *key, size_t klen,
-                        brook_time_t start, brook_time_t end, const void *acc, int final) {
-  bk_port_t *p = &ctx->ports[0];
-  unsigned char *v = w->vbuf + p->n * w->vstride;
-  size_t hdr = sizeof(brook_window_value_t);
-  brook_window_value_t wv = {start, end, final ? BROOK_WINDOW_FINAL : 0, (uint32_t)w->result_size};
-  memcpy(v, &wv, hdr);
-  const brook_aggregator_t *agg = &w->cfg->agg;
-  if (agg->result)
-    agg->result(acc, v + hdr, agg);
-  else
-    memcpy(v + hdr, acc, w->result_size);
-  brook_record_t *out = &p->buf[p->n];
-  out->key = klen ? key : NULL;
-  out->key_len = klen;
-  out->value = v;
-  out->value_len = hdr + w->result_size;
-  out->timestamp = end - 1;
-  out->headers = NULL;
-  out->header_count = 0;
-  return bk_emit_commit(ctx, 0);
-}
-
 brook_err_t bk_win_emit_copy(brook_ctx_t *ctx, bk_win_t *w, const void *key, size_t klen,
                              brook_time_t start, brook_time_t end, const void *acc, int final) {
   unsigned char *k = NULL;

@@ -112,9 +112,11 @@ static brook_err_t emit_window(brook_ctx_t *ctx, bk_win_t *w, brook_time_t ws, s
           bk_seg_reset(out);
           return BROOK_ERR_NOMEM;
         }
-        if (created)
-          memcpy(acc, bk_seg_acc(e), w->acc_size);
-        else
+        if (created) { /* segment accumulators are acc_words words long */
+          const uint64_t *from = bk_seg_acc(e);
+          for (size_t k = 0; k < out->acc_words; k++)
+            ((uint64_t *)acc)[k] = from[k];
+        } else
           agg->merge(acc, bk_seg_acc(e), agg);
       }
     }

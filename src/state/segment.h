@@ -24,6 +24,13 @@
 #include <brook/alloc.h>
 #include <brook/error.h>
 
+/* The per-record paths are always inlined: callers sit in tight loops. */
+#if defined(__GNUC__)
+#define BK_SEG_INLINE static inline __attribute__((always_inline))
+#else
+#define BK_SEG_INLINE static inline
+#endif
+
 typedef struct bk_seg {
   uint32_t *index;        /* mask + 1 slots (0 = empty, else entry number + 1); NULL if none */
   uint32_t mask;          /* index slots - 1 */
@@ -96,7 +103,7 @@ static inline int bk_seg_entry_is(const bk_seg_t *s, const bk_seg_entry_t *e, ui
 }
 
 /* Writes entry n at index `slot` (free); its accumulator, zeroed. */
-static inline void *bk_seg_put_entry(bk_seg_t *s, uint32_t slot, uint32_t h32, uint32_t klen,
+BK_SEG_INLINE void *bk_seg_put_entry(bk_seg_t *s, uint32_t slot, uint32_t h32, uint32_t klen,
                                      uint64_t off) {
   bk_seg_entry_t *e = bk_seg_at(s, s->n);
   e->hash = h32;
@@ -116,7 +123,7 @@ void *bk_seg_insert_slow(bk_seg_t *s, const void *key, size_t klen, uint64_t h);
  * *created tells which. NULL if memory ran out (or the key is longer than 4 GiB - 1); the
  * segment's contents are then unchanged (its capacity may have grown). `key` must not point
  * into this segment's own memory. */
-static inline void *bk_seg_upsert(bk_seg_t *s, const void *key, size_t klen, uint64_t h,
+BK_SEG_INLINE void *bk_seg_upsert(bk_seg_t *s, const void *key, size_t klen, uint64_t h,
                                   int *created) {
   uint32_t h32 = (uint32_t)h;
   uint64_t word = klen <= 8 ? bk_seg_short_word(key, klen) : 0;
