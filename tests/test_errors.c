@@ -37,6 +37,7 @@ static const code_name_t all_codes[] = {
     CODE(BROOK_ERR_BUILD),
     CODE(BROOK_ERR_DUPLICATE),
     CODE(BROOK_ERR_CORRUPT),
+    CODE(BROOK_ERR_KAFKA),
 };
 #undef CODE
 #define N_CODES (sizeof(all_codes) / sizeof(all_codes[0]))
@@ -77,7 +78,7 @@ static void test_enum_values_are_stable(void **state) {
 
 static void test_unknown_negative_is_user_defined(void **state) {
   (void)state;
-  const int user_codes[] = {-17 - 1000, -100, BROOK_ERR_CORRUPT - 1, INT_MIN};
+  const int user_codes[] = {-17 - 1000, -100, BROOK_ERR_KAFKA - 1, INT_MIN};
   for (size_t i = 0; i < sizeof(user_codes) / sizeof(user_codes[0]); i++) {
     assert_string_equal(brook_strerror(user_codes[i]), "user-defined error");
     const char *name = brook_errname(user_codes[i]);

@@ -5,6 +5,7 @@
 #include <brook/aggregate.h>
 #include <brook/alloc.h>
 #include <brook/error.h>
+#include <brook/kafka.h>
 #include <brook/operator.h>
 #include <brook/record.h>
 #include <brook/runtime.h>

@@ -26,7 +26,8 @@ typedef enum brook_err {
   BROOK_ERR_LOOP = -14,       /* the event loop (libuv) reported an error */
   BROOK_ERR_BUILD = -15,      /* an earlier topology-building call failed */
   BROOK_ERR_DUPLICATE = -16,  /* a name is already taken */
-  BROOK_ERR_CORRUPT = -17     /* stored or serialised data is malformed (bad snapshot, ...) */
+  BROOK_ERR_CORRUPT = -17,    /* stored or serialised data is malformed (bad snapshot, ...) */
+  BROOK_ERR_KAFKA = -18       /* the Kafka client or brokers refused (the message says why) */
 } brook_err_t;
 
 /* A short static description of an error code, e.g. "out of memory". Unknown negative codes

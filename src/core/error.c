@@ -31,6 +31,7 @@ static const err_info_t err_table[] = {
     {BROOK_ERR_BUILD, "BROOK_ERR_BUILD", "topology has build errors"},
     {BROOK_ERR_DUPLICATE, "BROOK_ERR_DUPLICATE", "duplicate name"},
     {BROOK_ERR_CORRUPT, "BROOK_ERR_CORRUPT", "malformed data"},
+    {BROOK_ERR_KAFKA, "BROOK_ERR_KAFKA", "Kafka error"},
 };
 
 static const err_info_t *err_find(int err) {

@@ -40,6 +40,7 @@ void bk_runtime_destroy(brook_runtime_t *rt) {
   bk_free(a, rt->insts);
   bk_free(a, rt->sources);
   bk_arena_free(&rt->arena);
+  bk_delivery_free(&rt->delivery);
   bk_plan_free(&rt->plan, a);
   if (rt->topo)
     bk_topology_unref(rt->topo);
@@ -130,6 +131,7 @@ brook_err_t brook_runtime_new(brook_runtime_t **out, brook_topology_t *t,
   atomic_init(&rt->async_live, 0);
   atomic_init(&rt->senders, 0);
   bk_arena_init(&rt->arena, &rt->alloc, 64 * 1024);
+  bk_delivery_init(&rt->delivery, &rt->alloc);
   brook_err_t err = bk_plan_build(&rt->plan, t);
   if (err) {
     bk_free(&rt->alloc, rt);

@@ -15,6 +15,7 @@
 #include "core/errmsg.h"
 #include "core/topology.h"
 #include "plan/plan.h"
+#include "runtime/delivery.h"
 #include "time/watermark.h"
 
 typedef struct bk_src bk_src_t;
@@ -61,6 +62,7 @@ typedef enum bk_rt_state {
   BK_RT_NEW,
   BK_RT_RUNNING,
   BK_RT_DRAINING, /* stop requested: sources finish what they accepted */
+  BK_RT_FLUSHING, /* input is over: waiting for asynchronous deliveries (delivery.h) */
   BK_RT_CLOSING,  /* waiting for handle close callbacks */
   BK_RT_DONE
 } bk_rt_state_t;
@@ -106,6 +108,7 @@ struct brook_runtime {
   brook_err_t status;
   bk_errmsg_t msg;
   brook_runtime_stats_t stats;
+  bk_delivery_t delivery; /* asynchronous sink writes by source-batch epoch */
 };
 
 /* ---- exec.c: moving records ---- */

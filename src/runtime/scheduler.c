@@ -106,6 +106,11 @@ brook_err_t bk_call_flush(brook_ctx_t *c, void *state) {
 }
 
 void bk_sched_poke(brook_runtime_t *rt) {
+  if (rt->state == BK_RT_FLUSHING) {
+    if (rt->status != BROOK_OK || rt->delivery.total == 0)
+      finish(rt);
+    return;
+  }
   if (rt->state != BK_RT_RUNNING && rt->state != BK_RT_DRAINING)
     return;
   if (rt->state == BK_RT_RUNNING && atomic_load(&rt->stop_flag))
@@ -159,6 +164,7 @@ static void clock_arm(brook_runtime_t *rt) {
 static void run_batch(brook_runtime_t *rt, bk_src_t *src) {
   rt->now_ms = bk_wallclock_ms();
   bk_port_t *port = bk_src_port(src);
+  bk_delivery_next_epoch(&rt->delivery);
   brook_err_t err = src->vt->produce(src);
   if (err == BROOK_DONE) {
     src->ended = 1;
@@ -248,6 +254,12 @@ static void finish(brook_runtime_t *rt) {
   }
   if (rt->status == BROOK_OK)
     bk_for_each_operator(rt, bk_call_flush);
+  if (rt->status == BROOK_OK && rt->delivery.total) {
+    /* Sinks still wait for acknowledgements: close once they are in (or one fails). */
+    rt->state = BK_RT_FLUSHING;
+    idle_set(rt, 0);
+    return;
+  }
   bk_close_operators(rt);
   rt->state = BK_RT_CLOSING;
   bk_runtime_hold(rt); /* released below, so done happens once everything is closed */
@@ -299,8 +311,16 @@ static brook_err_t start_failed(brook_runtime_t *rt, brook_err_t err) {
   return err;
 }
 
+static void on_deliveries_drained(void *opaque) {
+  brook_runtime_t *rt = opaque;
+  if (rt->state == BK_RT_FLUSHING) /* never from inside a batch: only the wait at the end */
+    bk_sched_poke(rt);
+}
+
 brook_err_t bk_sched_start(brook_runtime_t *rt, uv_loop_t *loop) {
   rt->loop = loop;
+  rt->delivery.on_drained = on_deliveries_drained;
+  rt->delivery.on_drained_opaque = rt;
   rt->now_ms = bk_wallclock_ms();
   for (size_t i = 0; i < rt->n_sources; i++)
     bk_wm_gen_start(&rt->sources[i].wm, rt->now_ms);

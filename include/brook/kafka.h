@@ -1,0 +1,151 @@
+/* Kafka sources and sinks, on librdkafka, driven by the runtime's libuv loop (no polling
+ * thread: librdkafka's queues signal a pipe that the loop watches).
+ *
+ * Configuration: typed options for what brook decides, plus `properties`, librdkafka
+ * properties passed through unchanged (security.protocol, sasl.*, ssl.*, client.id, ...), so
+ * the same code runs against the embedded broker (tools/broker.c) and a real cluster. brook
+ * never weakens TLS verification and never logs a configuration dump or a secret: values of
+ * keys that look secret (*password*, *secret*, ssl.key.pem, sasl.oauthbearer.config, ...) are
+ * replaced by "[redacted]" in every log line and error message brook writes.
+ *
+ * Defaults brook sets unless `properties` overrides them: consumers
+ * enable.auto.commit=false, enable.auto.offset.store=false (brook commits offsets itself),
+ * isolation.level=read_committed, partition.assignment.strategy=cooperative-sticky,
+ * auto.offset.reset=earliest; producers enable.idempotence=true, acks=all,
+ * partitioner=murmur2_random (the Java client's: the same key lands in the same partition
+ * as from Kafka Streams).
+ *
+ * Delivery: at least once. A source commits an input offset only once every record derived
+ * from it has been delivered by every Kafka sink (acknowledged by the brokers): per partition,
+ * the lowest offset not yet finished bounds the commit. Records absorbed into operator state
+ * (windows, aggregates) count as finished when absorbed; that state survives a crash only
+ * once changelogs exist (not yet). */
+#ifndef BROOK_KAFKA_H
+#define BROOK_KAFKA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <brook/operator.h>
+#include <brook/record.h>
+#include <brook/topology.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* How Kafka bytes become a record's bytes (source) and back (sink). */
+typedef enum brook_kafka_format {
+  BROOK_KAFKA_BYTES = 0, /* as is (default) */
+  BROOK_KAFKA_STRING,    /* UTF-8 text; invalid UTF-8 is malformed (source) */
+  BROOK_KAFKA_INT64,     /* 8 bytes big-endian in Kafka, a native int64_t in the record */
+  BROOK_KAFKA_CUSTOM     /* the callback below */
+} brook_kafka_format_t;
+
+/* A custom (de)serialiser: converts `in` (in_len bytes) into *out / *out_len. The output may
+ * point into `in`, at static memory, or at brook_ctx_alloc() memory. Return BROOK_OK, or a
+ * negative code for malformed input (brook_ctx_set_error may say why). Loop thread. */
+typedef brook_err_t (*brook_kafka_serde_fn)(brook_ctx_t *ctx, const void *in, size_t in_len,
+                                            const void **out, size_t *out_len, void *opaque);
+
+typedef struct brook_kafka_serde {
+  brook_kafka_format_t format;
+  brook_kafka_serde_fn fn; /* BROOK_KAFKA_CUSTOM */
+  void *opaque;
+} brook_kafka_serde_t;
+
+/* What a source does with a message its deserialisers reject. */
+typedef enum brook_kafka_malformed {
+  BROOK_KAFKA_MALFORMED_FAIL = 0,   /* the pipeline stops with the error (default) */
+  BROOK_KAFKA_MALFORMED_SKIP,       /* dropped and counted (stats.records_skipped) */
+  BROOK_KAFKA_MALFORMED_DEAD_LETTER /* to dead_letter_topic, see below */
+} brook_kafka_malformed_t;
+
+/* A partition to read, for explicit assignment. offset: a number, or BROOK_KAFKA_OFFSET_*
+ * (resume from the group's committed offset, else auto.offset.reset). */
+#define BROOK_KAFKA_OFFSET_STORED (-1000)
+#define BROOK_KAFKA_OFFSET_BEGINNING (-2)
+#define BROOK_KAFKA_OFFSET_END (-1)
+
+typedef struct brook_kafka_partition {
+  const char *topic;
+  int32_t partition;
+  int64_t offset;
+} brook_kafka_partition_t;
+
+typedef struct brook_kafka_source_opts {
+  uint32_t struct_size;          /* set by brook_kafka_source_opts_init() */
+  const char *bootstrap_servers; /* required (or "bootstrap.servers" in properties) */
+  const char *group_id;          /* the application id: the consumer group; required */
+  /* Subscription: NULL-terminated topic names; a name starting with '^' is a regex. */
+  const char *const *topics;
+  /* Or explicit assignment (no group rebalancing; offsets are still committed to group_id). */
+  const brook_kafka_partition_t *partitions;
+  size_t n_partitions;
+  /* librdkafka properties, NULL-terminated key, value pairs; copied. */
+  const char *const *properties;
+  brook_kafka_serde_t key, value; /* deserialisers; default bytes */
+  brook_kafka_malformed_t on_malformed;
+  /* BROOK_KAFKA_MALFORMED_DEAD_LETTER: the topic that gets the original key, value and
+   * headers plus "brook.error" (reason), "brook.error.message", "brook.source.topic",
+   * "brook.source.partition" and "brook.source.offset" (decimal text). Written through a
+   * producer with the same bootstrap and properties. */
+  const char *dead_letter_topic;
+  int64_t commit_interval_ms; /* default 1000 */
+  /* Bound on records fetched but not yet processed or delivered, per source; beyond it the
+   * source pauses its partitions until the pipeline drains (backpressure). Default 100000. */
+  size_t max_in_flight;
+} brook_kafka_source_opts_t;
+
+void brook_kafka_source_opts_init(brook_kafka_source_opts_t *opts);
+
+/* A Kafka source named `name` (required). Records carry the message's key, value (after the
+ * deserialisers), headers and timestamp (the message timestamp, or what the source's
+ * watermark extractor says); each partition is a split with its own watermark. `opts` is
+ * copied (strings included). NULL on error (recorded in the topology). */
+brook_stream_t *brook_source_kafka(brook_topology_t *t, const char *name,
+                                   const brook_kafka_source_opts_t *opts);
+
+/* Picks a record's topic (sink option topic_fn): a NUL-terminated name that stays valid
+ * until the call returns, or NULL for the sink's fixed topic. Loop thread. */
+typedef const char *(*brook_kafka_topic_fn)(const brook_record_t *rec, void *opaque);
+
+/* What a sink does when the brokers permanently refuse a record. */
+typedef enum brook_kafka_delivery_failure {
+  BROOK_KAFKA_DELIVERY_FAIL = 0,   /* the pipeline stops with the error (default) */
+  BROOK_KAFKA_DELIVERY_DEAD_LETTER /* to dead_letter_topic, with "brook.error" headers */
+} brook_kafka_delivery_failure_t;
+
+typedef struct brook_kafka_sink_opts {
+  uint32_t struct_size;          /* set by brook_kafka_sink_opts_init() */
+  const char *bootstrap_servers; /* required (or "bootstrap.servers" in properties) */
+  const char *topic;             /* the topic; required unless topic_fn always answers */
+  brook_kafka_topic_fn topic_fn; /* optional: a topic per record */
+  void *topic_opaque;
+  const char *const *properties;  /* librdkafka properties, NULL-terminated pairs; copied */
+  brook_kafka_serde_t key, value; /* serialisers; default bytes */
+  brook_kafka_delivery_failure_t on_failure;
+  const char *dead_letter_topic;
+  /* Records handed to librdkafka and not yet acknowledged; beyond it the sink holds the
+   * pipeline back (sources pause). Default 100000. */
+  size_t max_in_flight;
+} brook_kafka_sink_opts_t;
+
+void brook_kafka_sink_opts_init(brook_kafka_sink_opts_t *opts);
+
+/* Writes `in` to Kafka: key and value through the serialisers, the record's headers and
+ * timestamp as the message's. Partitioning is librdkafka's (keyed: murmur2 by default).
+ * Delivery reports are handled on the loop; the runtime finishes (end of input or stop)
+ * only once every record is acknowledged or has failed. `name` may be NULL. */
+brook_err_t brook_sink_kafka(brook_stream_t *in, const char *name,
+                             const brook_kafka_sink_opts_t *opts);
+
+/* Whether a librdkafka property's value is a secret brook never writes out (by key pattern:
+ * sasl.password, ssl.key.password, ssl.keystore.password, ssl.key.pem, *secret*, ...).
+ * Any thread. */
+int brook_kafka_property_is_secret(const char *key);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,122 @@
+/* Client configuration and secret redaction. See kafka_conf.h. Any thread. */
+#include "kafka_conf.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <brook/kafka.h>
+
+#include "core/alloc.h"
+
+#define REDACTED "[redacted]"
+
+int brook_kafka_property_is_secret(const char *key) {
+  if (!key)
+    return 0;
+  static const char *const exact[] = {"ssl.key.pem", "ssl_key", "sasl.oauthbearer.config", NULL};
+  for (size_t i = 0; exact[i]; i++)
+    if (strcmp(key, exact[i]) == 0)
+      return 1;
+  /* By pattern: any password, secret, token or private key, whatever the prefix. */
+  static const char *const parts[] = {"password", "secret", "token", "private", "credential", NULL};
+  for (size_t i = 0; parts[i]; i++)
+    if (strstr(key, parts[i]))
+      return 1;
+  return 0;
+}
+
+brook_err_t bk_kafka_props_copy(const brook_allocator_t *a, const char *const *in, char ***out) {
+  *out = NULL;
+  if (!in)
+    return BROOK_OK;
+  size_t n = 0;
+  while (in[n]) {
+    if (!in[n + 1])
+      return BROOK_ERR_INVALID_ARG; /* a key without a value */
+    n += 2;
+  }
+  char **p = bk_calloc(a, n + 1, sizeof(*p));
+  if (!p)
+    return BROOK_ERR_NOMEM;
+  for (size_t i = 0; i < n; i++) {
+    if (!(p[i] = bk_strdup(a, in[i]))) {
+      bk_kafka_props_free(a, p);
+      return BROOK_ERR_NOMEM;
+    }
+  }
+  *out = p;
+  return BROOK_OK;
+}
+
+void bk_kafka_props_free(const brook_allocator_t *a, char **props) {
+  if (!props)
+    return;
+  for (size_t i = 0; props[i]; i++)
+    bk_free(a, props[i]);
+  bk_free(a, props);
+}
+
+const char *bk_kafka_props_get(char *const *props, const char *key) {
+  const char *v = NULL;
+  for (size_t i = 0; props && props[i]; i += 2)
+    if (strcmp(props[i], key) == 0)
+      v = props[i + 1]; /* the last one wins, as in librdkafka */
+  return v;
+}
+
+static int conf_set(rd_kafka_conf_t *c, const char *key, const char *value, char *why,
+                    size_t why_len) {
+  char err[512];
+  if (rd_kafka_conf_set(c, key, value, err, sizeof(err)) == RD_KAFKA_CONF_OK)
+    return 0;
+  /* librdkafka's message may quote the value: never let a secret through. */
+  if (brook_kafka_property_is_secret(key) || strstr(err, value))
+    snprintf(why, why_len, "Kafka property '%s' (value %s) is invalid", key,
+             brook_kafka_property_is_secret(key) ? REDACTED : "not shown");
+  else
+    snprintf(why, why_len, "Kafka property '%s': %s", key, err);
+  return -1;
+}
+
+brook_err_t bk_kafka_conf_build(const char *const *defaults, const char *bootstrap,
+                                char *const *props, rd_kafka_conf_t **out, char *why,
+                                size_t why_len) {
+  *out = NULL;
+  rd_kafka_conf_t *c = rd_kafka_conf_new();
+  if (!c) {
+    snprintf(why, why_len, "out of memory");
+    return BROOK_ERR_NOMEM;
+  }
+  int bad = 0;
+  for (size_t i = 0; !bad && defaults && defaults[i]; i += 2)
+    bad = conf_set(c, defaults[i], defaults[i + 1], why, why_len);
+  if (!bad && bootstrap)
+    bad = conf_set(c, "bootstrap.servers", bootstrap, why, why_len);
+  for (size_t i = 0; !bad && props && props[i]; i += 2)
+    bad = conf_set(c, props[i], props[i + 1], why, why_len);
+  if (bad) {
+    rd_kafka_conf_destroy(c);
+    return BROOK_ERR_INVALID_ARG;
+  }
+  *out = c;
+  return BROOK_OK;
+}
+
+void bk_kafka_redact(char *const *props, char *text, size_t cap) {
+  for (size_t i = 0; props && props[i]; i += 2) {
+    const char *secret = props[i + 1];
+    size_t sl = strlen(secret);
+    if (!brook_kafka_property_is_secret(props[i]) || sl == 0)
+      continue;
+    char *hit;
+    while ((hit = strstr(text, secret))) {
+      size_t rl = strlen(REDACTED), tail = strlen(hit + sl);
+      if ((size_t)(hit - text) + rl + tail + 1 > cap) { /* no room: cut the text there */
+        *hit = '\0';
+        break;
+      }
+      memmove(hit + rl, hit + sl, tail + 1);
+      memcpy(hit, REDACTED, rl);
+    }
+  }
+}

@@ -1,0 +1,81 @@
+/* librdkafka queue -> pipe -> uv_poll. See kafka_poll.h. Loop thread. */
+#define _GNU_SOURCE /* pipe2 */
+#include "kafka_poll.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+
+struct bk_kafka_poller {
+  uv_poll_t poll;
+  int fds[2]; /* read end (watched), write end (librdkafka writes) */
+  rd_kafka_queue_t *q;
+  void (*cb)(void *opaque);
+  void *opaque;
+  brook_runtime_t *rt;
+  const brook_allocator_t *alloc;
+};
+
+static void on_readable(uv_poll_t *h, int status, int events) {
+  (void)events;
+  bk_kafka_poller_t *p = h->data;
+  char buf[256];
+  while (read(p->fds[0], buf, sizeof(buf)) > 0) { /* drain: one wake-up serves them all */
+  }
+  (void)status; /* on a poll error, serving the queue is still the right thing to do */
+  p->cb(p->opaque);
+}
+
+bk_kafka_poller_t *bk_kafka_poller_start(brook_runtime_t *rt, rd_kafka_queue_t *q,
+                                         void (*cb)(void *opaque), void *opaque, char *why,
+                                         size_t why_len) {
+  bk_kafka_poller_t *p = bk_calloc(&rt->alloc, 1, sizeof(*p));
+  if (!p) {
+    snprintf(why, why_len, "out of memory");
+    return NULL;
+  }
+  p->q = q;
+  p->cb = cb;
+  p->opaque = opaque;
+  p->rt = rt;
+  p->alloc = &rt->alloc;
+  if (pipe2(p->fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+    snprintf(why, why_len, "pipe: %s", strerror(errno));
+    bk_free(&rt->alloc, p);
+    return NULL;
+  }
+  int rc = uv_poll_init(rt->loop, &p->poll, p->fds[0]);
+  if (rc) {
+    snprintf(why, why_len, "uv_poll_init: %s", uv_strerror(rc));
+    close(p->fds[0]);
+    close(p->fds[1]);
+    bk_free(&rt->alloc, p);
+    return NULL;
+  }
+  p->poll.data = p;
+  rd_kafka_queue_io_event_enable(q, p->fds[1], "1", 1);
+  uv_poll_start(&p->poll, UV_READABLE, on_readable);
+  return p;
+}
+
+static void on_closed(uv_handle_t *h) {
+  bk_kafka_poller_t *p = h->data;
+  brook_runtime_t *rt = p->rt;
+  close(p->fds[0]);
+  close(p->fds[1]);
+  bk_free(p->alloc, p);
+  bk_runtime_release(rt);
+}
+
+void bk_kafka_poller_close(bk_kafka_poller_t *p) {
+  if (!p)
+    return;
+  rd_kafka_queue_io_event_enable(p->q, -1, NULL, 0);
+  uv_poll_stop(&p->poll);
+  bk_runtime_hold(p->rt);
+  uv_close((uv_handle_t *)&p->poll, on_closed);
+}

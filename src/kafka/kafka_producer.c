@@ -1,0 +1,194 @@
+/* The shared producer. See kafka_producer.h. Loop thread, except destroy_work. */
+#include "kafka_producer.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <brook/kafka.h>
+
+#include "core/alloc.h"
+#include "kafka/kafka_conf.h"
+#include "kafka/kafka_poll.h"
+
+struct bk_kprod {
+  brook_runtime_t *rt;
+  char who[128];
+  char *const *props;
+  rd_kafka_t *rk;
+  rd_kafka_queue_t *mainq;
+  bk_kafka_poller_t *poller;
+  bk_kprod_failed_fn failed;
+  void *opaque;
+  uint64_t in_flight;
+};
+
+static const char *const producer_defaults[] = {
+    "enable.idempotence", "true",      "acks", "all", "partitioner",
+    "murmur2_random",     "log.queue", "true", NULL};
+
+static void log_line(bk_kprod_t *p, int level, const char *what, const char *text) {
+  if (!p->rt->opts.log)
+    return;
+  char msg[1024];
+  snprintf(msg, sizeof(msg), "%s: %s: %s", p->who, what, text);
+  bk_kafka_redact(p->props, msg, sizeof(msg));
+  p->rt->opts.log(level, msg, p->rt->opts.log_opaque);
+}
+
+void bk_kprod_fail(bk_kprod_t *p, const char *fmt, ...) {
+  char msg[1024];
+  int n = snprintf(msg, sizeof(msg), "%s: ", p->who);
+  va_list ap;
+  va_start(ap, fmt);
+  if (n > 0 && (size_t)n < sizeof(msg))
+    vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
+  va_end(ap);
+  bk_kafka_redact(p->props, msg, sizeof(msg));
+  bk_runtime_fail(p->rt, BROOK_ERR_KAFKA, "%s", msg);
+}
+
+/* librdkafka's logs go to the main queue (log.queue), so this runs on the loop thread. */
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+  bk_kprod_t *p = rd_kafka_opaque(rk);
+  if (p)
+    log_line(p,
+             level <= 3   ? BROOK_LOG_ERROR
+             : level <= 4 ? BROOK_LOG_WARN
+                          : BROOK_LOG_INFO,
+             fac, buf);
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+  (void)rk;
+  bk_kprod_t *p = opaque;
+  /* Transient errors (brokers down) are retried by librdkafka; a fatal one (the idempotent
+   * producer lost its guarantees) ends the run. */
+  if (err == RD_KAFKA_RESP_ERR__FATAL) {
+    char why[512];
+    rd_kafka_fatal_error(p->rk, why, sizeof(why));
+    bk_kprod_fail(p, "fatal producer error: %s", why);
+  } else {
+    log_line(p, BROOK_LOG_WARN, rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+  }
+}
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+  (void)rk;
+  bk_kprod_t *p = opaque;
+  uint64_t epoch = (uint64_t)(uintptr_t)m->_private;
+  p->in_flight--;
+  if (m->err && p->rt->status == BROOK_OK) {
+    p->failed(p, m, epoch, p->opaque);
+    return;
+  }
+  bk_delivery_done(&p->rt->delivery, epoch);
+}
+
+static void serve(void *opaque) {
+  bk_kprod_t *p = opaque;
+  while (rd_kafka_poll(p->rk, 0) > 0) {
+  }
+  bk_sched_poke(p->rt); /* a failure, or the end-of-run wait that may now be over */
+}
+
+bk_kprod_t *bk_kprod_new(brook_runtime_t *rt, const char *who, const char *bootstrap,
+                         char *const *props, bk_kprod_failed_fn failed, void *opaque, char *why,
+                         size_t why_len) {
+  bk_kprod_t *p = bk_calloc(&rt->alloc, 1, sizeof(*p));
+  if (!p) {
+    snprintf(why, why_len, "out of memory");
+    return NULL;
+  }
+  p->rt = rt;
+  snprintf(p->who, sizeof(p->who), "%s", who);
+  p->props = props;
+  p->failed = failed;
+  p->opaque = opaque;
+  rd_kafka_conf_t *conf;
+  if (bk_kafka_conf_build(producer_defaults, bootstrap, props, &conf, why, why_len) < 0) {
+    bk_free(&rt->alloc, p);
+    return NULL;
+  }
+  rd_kafka_conf_set_opaque(conf, p);
+  rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+  rd_kafka_conf_set_error_cb(conf, on_error);
+  rd_kafka_conf_set_log_cb(conf, on_log);
+  if (!(p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, why_len))) {
+    rd_kafka_conf_destroy(conf);
+    bk_kafka_redact(props, why, why_len);
+    bk_free(&rt->alloc, p);
+    return NULL;
+  }
+  rd_kafka_set_log_queue(p->rk, NULL); /* logs to the main queue: the loop thread */
+  p->mainq = rd_kafka_queue_get_main(p->rk);
+  if (!(p->poller = bk_kafka_poller_start(rt, p->mainq, serve, p, why, why_len))) {
+    rd_kafka_queue_destroy(p->mainq);
+    rd_kafka_destroy(p->rk);
+    bk_free(&rt->alloc, p);
+    return NULL;
+  }
+  return p;
+}
+
+rd_kafka_resp_err_t bk_kprod_send(bk_kprod_t *p, const char *topic, const void *key, size_t klen,
+                                  const void *val, size_t vlen, int64_t ts,
+                                  rd_kafka_headers_t *headers, uint64_t epoch) {
+  for (;;) {
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, klen),
+        RD_KAFKA_V_VALUE((void *)(uintptr_t)val, vlen), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_TIMESTAMP(ts), RD_KAFKA_V_HEADERS(headers),
+        RD_KAFKA_V_OPAQUE((void *)(uintptr_t)epoch), RD_KAFKA_V_END);
+    if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+      if (!err)
+        p->in_flight++;
+      return err;
+    }
+    /* librdkafka's own queue is full (past the pipeline's backpressure): serve delivery
+     * reports until there is room. Blocks the loop, bounded by message.timeout.ms. */
+    rd_kafka_poll(p->rk, 10);
+  }
+}
+
+uint64_t bk_kprod_in_flight(const bk_kprod_t *p) { return p->in_flight; }
+
+typedef struct destroy_job {
+  uv_work_t work;
+  rd_kafka_t *rk;
+  brook_runtime_t *rt;
+} destroy_job_t;
+
+static void destroy_work(uv_work_t *w) { rd_kafka_destroy(((destroy_job_t *)w->data)->rk); }
+
+static void destroy_done(uv_work_t *w, int status) {
+  (void)status;
+  destroy_job_t *j = w->data;
+  brook_runtime_t *rt = j->rt;
+  bk_free(&rt->alloc, j);
+  bk_runtime_release(rt);
+}
+
+void bk_kprod_close(bk_kprod_t *p) {
+  if (!p)
+    return;
+  brook_runtime_t *rt = p->rt;
+  bk_kafka_poller_close(p->poller);
+  if (p->in_flight) /* a failed run: drop what is queued; nobody waits for it */
+    rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  rd_kafka_queue_destroy(p->mainq);
+  rd_kafka_t *rk = p->rk; /* nothing serves its queue any more: no callback reaches p */
+  bk_free(&rt->alloc, p);
+  destroy_job_t *j = bk_calloc(&rt->alloc, 1, sizeof(*j));
+  if (j) {
+    j->rk = rk;
+    j->rt = rt;
+    j->work.data = j;
+    bk_runtime_hold(rt);
+    if (uv_queue_work(rt->loop, &j->work, destroy_work, destroy_done) == 0)
+      return;
+    bk_runtime_release(rt);
+    bk_free(&rt->alloc, j);
+  }
+  rd_kafka_destroy(rk); /* no worker thread: destroy here */
+}

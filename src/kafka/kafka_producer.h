@@ -1,0 +1,47 @@
+/* brook's librdkafka producer, shared by the Kafka sink and the source's dead-letter output:
+ * brook's producer defaults, delivery reports served on the loop (kafka_poll.c), each message
+ * counted against a delivery epoch (runtime/delivery.h) until it is acknowledged, logs and
+ * errors forwarded to the runtime's logger with secrets redacted, and a close that never
+ * blocks the loop (the final rd_kafka_destroy runs on a worker thread). Loop thread. */
+#ifndef BROOK_KAFKA_PRODUCER_H
+#define BROOK_KAFKA_PRODUCER_H
+
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "runtime/runtime_impl.h"
+
+typedef struct bk_kprod bk_kprod_t;
+
+/* The brokers refused `m` for good (after librdkafka's retries). The callee decides: send
+ * it elsewhere with the same `epoch` (bk_kprod_send), or fail the run; either way it calls
+ * bk_delivery_done for `epoch` unless it re-sent the message. */
+typedef void (*bk_kprod_failed_fn)(bk_kprod_t *p, const rd_kafka_message_t *m, uint64_t epoch,
+                                   void *opaque);
+
+/* A producer for `who` (e.g. "Kafka sink 'alerts'", used in messages) on bootstrap (may be
+ * NULL if props have it) and props (borrowed: must outlive the producer). NULL on failure
+ * with the reason (redacted) in why. */
+bk_kprod_t *bk_kprod_new(brook_runtime_t *rt, const char *who, const char *bootstrap,
+                         char *const *props, bk_kprod_failed_fn failed, void *opaque, char *why,
+                         size_t why_len);
+
+/* Sends a message (bytes copied; `headers` owned by the producer on success, by the caller
+ * on failure). The delivery counts against `epoch` (from bk_delivery_add). Returns an
+ * rd_kafka error: the message was not queued. */
+rd_kafka_resp_err_t bk_kprod_send(bk_kprod_t *p, const char *topic, const void *key, size_t klen,
+                                  const void *val, size_t vlen, int64_t ts,
+                                  rd_kafka_headers_t *headers, uint64_t epoch);
+
+/* Messages sent and not yet reported. */
+uint64_t bk_kprod_in_flight(const bk_kprod_t *p);
+
+/* Fails the run with "<who>: <fmt ...>", secrets redacted. */
+void bk_kprod_fail(bk_kprod_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Stops serving, drops undelivered messages, and destroys the client off the loop (holding
+ * the runtime until done). NULL is a no-op. */
+void bk_kprod_close(bk_kprod_t *p);
+
+#endif

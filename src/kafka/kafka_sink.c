@@ -1,0 +1,226 @@
+/* The Kafka sink: an operator without outputs that hands each record to an idempotent
+ * librdkafka producer. Delivery reports come back through the producer's main queue, which
+ * the loop watches (kafka_poll.c): each record is counted against the current delivery
+ * epoch (runtime/delivery.h) until the brokers acknowledge it, so sources commit only input
+ * whose outputs are safe and the runtime ends only once everything is acknowledged.
+ * A record the brokers refuse for good fails the pipeline or goes to the dead-letter topic.
+ * The producer itself (defaults, delivery reports, close) is kafka_producer.c. Loop thread. */
+#include <stdio.h>
+#include <string.h>
+
+#include <brook/kafka.h>
+
+#include "core/alloc.h"
+#include "core/opts.h"
+#include "kafka/kafka_conf.h"
+#include "kafka/kafka_producer.h"
+#include "kafka/kafka_serde.h"
+#include "runtime/runtime_impl.h"
+
+typedef struct sink_cfg {
+  brook_kafka_sink_opts_t o; /* strings below replace the user's */
+  char *bootstrap, *topic, *dlq;
+  char **props;
+  const brook_allocator_t *alloc;
+} sink_cfg_t;
+
+typedef struct sink {
+  const sink_cfg_t *cfg;
+  brook_runtime_t *rt;
+  bk_kprod_t *prod;
+} sink_t;
+
+void brook_kafka_sink_opts_init(brook_kafka_sink_opts_t *opts) {
+  if (!opts)
+    return;
+  memset(opts, 0, sizeof(*opts));
+  opts->struct_size = sizeof(*opts);
+  opts->max_in_flight = 100000;
+}
+
+/* The brokers refused `m` for good: the dead-letter topic, or a pipeline failure. */
+static void delivery_failed(bk_kprod_t *p, const rd_kafka_message_t *m, uint64_t epoch,
+                            void *opaque) {
+  sink_t *s = opaque;
+  const char *topic = rd_kafka_topic_name(m->rkt);
+  const char *why = rd_kafka_err2str(m->err);
+  if (s->cfg->o.on_failure != BROOK_KAFKA_DELIVERY_DEAD_LETTER || strcmp(topic, s->cfg->dlq) == 0) {
+    bk_kprod_fail(p, "delivery to %s [%d] failed: %s", topic, (int)m->partition, why);
+    bk_delivery_done(&s->rt->delivery, epoch);
+    return;
+  }
+  rd_kafka_headers_t *orig = NULL, *h;
+  if (rd_kafka_message_headers(m, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR && orig)
+    h = rd_kafka_headers_copy(orig);
+  else
+    h = rd_kafka_headers_new(4);
+  char part[16];
+  snprintf(part, sizeof(part), "%d", (int)m->partition);
+  rd_kafka_header_add(h, "brook.error", -1, rd_kafka_err2name(m->err), -1);
+  rd_kafka_header_add(h, "brook.error.message", -1, why, -1);
+  rd_kafka_header_add(h, "brook.sink.topic", -1, topic, -1);
+  rd_kafka_header_add(h, "brook.sink.partition", -1, part, -1);
+  rd_kafka_resp_err_t err =
+      bk_kprod_send(p, s->cfg->dlq, m->key, m->key_len, m->payload, m->len, 0, h, epoch);
+  if (err) {
+    rd_kafka_headers_destroy(h);
+    bk_kprod_fail(p, "dead-lettering a record for %s [%d] failed: %s", topic, (int)m->partition,
+                  rd_kafka_err2str(err));
+    bk_delivery_done(&s->rt->delivery, epoch);
+  }
+}
+
+static brook_err_t sink_open(brook_ctx_t *ctx, void *opaque, void **state) {
+  const sink_cfg_t *cfg = opaque;
+  brook_runtime_t *rt = ctx->rt;
+  if (rt->manual_clock || !rt->loop) {
+    brook_ctx_set_error(ctx, "a Kafka sink needs a runtime on a loop (not the test driver)");
+    return BROOK_ERR_STATE;
+  }
+  sink_t *s = bk_calloc(&rt->alloc, 1, sizeof(*s));
+  if (!s)
+    return BROOK_ERR_NOMEM;
+  s->cfg = cfg;
+  s->rt = rt;
+  char who[160], why[512];
+  snprintf(who, sizeof(who), "Kafka sink '%s'", ctx->node->name);
+  if (!(s->prod = bk_kprod_new(rt, who, cfg->bootstrap, cfg->props, delivery_failed, s, why,
+                               sizeof(why)))) {
+    brook_ctx_set_error(ctx, "%s", why);
+    bk_free(&rt->alloc, s);
+    return BROOK_ERR_KAFKA;
+  }
+  *state = s;
+  return BROOK_OK;
+}
+
+/* The record's headers as librdkafka headers (NULL if it has none). */
+static rd_kafka_headers_t *headers_of(const brook_record_t *rec) {
+  if (!rec->header_count)
+    return NULL;
+  rd_kafka_headers_t *h = rd_kafka_headers_new(rec->header_count);
+  for (size_t i = 0; i < rec->header_count; i++)
+    rd_kafka_header_add(h, rec->headers[i].name, -1, rec->headers[i].value,
+                        (ssize_t)rec->headers[i].value_len);
+  return h;
+}
+
+static brook_err_t sink_one(brook_ctx_t *ctx, sink_t *s, const brook_record_t *rec) {
+  const sink_cfg_t *cfg = s->cfg;
+  const char *topic = cfg->o.topic_fn ? cfg->o.topic_fn(rec, cfg->o.topic_opaque) : NULL;
+  if (!topic)
+    topic = cfg->topic;
+  if (!topic) {
+    brook_ctx_set_error(ctx, "no topic for this record (topic_fn gave NULL, no fixed topic)");
+    return BROOK_ERR_INVALID_ARG;
+  }
+  const void *k = NULL, *v = NULL;
+  size_t kl = 0, vl = 0;
+  brook_err_t err;
+  if (rec->key && (err = bk_kafka_serialize(ctx, &cfg->o.key, rec->key, rec->key_len, &k, &kl)) < 0)
+    return err;
+  if (rec->value &&
+      (err = bk_kafka_serialize(ctx, &cfg->o.value, rec->value, rec->value_len, &v, &vl)) < 0)
+    return err;
+  uint64_t epoch = bk_delivery_add(&s->rt->delivery);
+  if (!epoch)
+    return BROOK_ERR_NOMEM;
+  rd_kafka_headers_t *h = headers_of(rec);
+  int64_t ts = rec->timestamp > 0 ? rec->timestamp : 0; /* 0: librdkafka stamps now */
+  rd_kafka_resp_err_t kerr = bk_kprod_send(s->prod, topic, k, kl, v, vl, ts, h, epoch);
+  if (kerr) {
+    if (h)
+      rd_kafka_headers_destroy(h);
+    bk_delivery_done(&s->rt->delivery, epoch);
+    brook_ctx_set_error(ctx, "producing to '%s': %s", topic, rd_kafka_err2str(kerr));
+    return BROOK_ERR_KAFKA;
+  }
+  return BROOK_OK;
+}
+
+static brook_err_t sink_batch(brook_ctx_t *ctx, void *state, const brook_record_t *recs, size_t n) {
+  sink_t *s = state;
+  for (size_t i = 0; i < n; i++) {
+    brook_err_t err = sink_one(ctx, s, &recs[i]);
+    if (err < 0 && (err = brook_ctx_fail_record(ctx, &recs[i], err, NULL)) < 0)
+      return err;
+  }
+  return BROOK_OK;
+}
+
+static void sink_close(void *state, void *opaque) {
+  (void)opaque;
+  sink_t *s = state;
+  if (!s)
+    return;
+  bk_kprod_close(s->prod);
+  bk_free(&s->rt->alloc, s);
+}
+
+static const brook_operator_t kafka_sink_op = {
+    .version = BROOK_OPERATOR_VERSION,
+    .type_name = "kafka_sink",
+    .open = sink_open,
+    .process_batch = sink_batch,
+    .close = sink_close,
+};
+
+static void sink_cfg_free(void *p, const brook_allocator_t *a) {
+  sink_cfg_t *cfg = p;
+  if (!cfg)
+    return;
+  bk_free(a, cfg->bootstrap);
+  bk_free(a, cfg->topic);
+  bk_free(a, cfg->dlq);
+  bk_kafka_props_free(a, cfg->props);
+  bk_free(a, cfg);
+}
+
+brook_err_t brook_sink_kafka(brook_stream_t *in, const char *name,
+                             const brook_kafka_sink_opts_t *opts) {
+  if (!in)
+    return BROOK_ERR_INVALID_ARG;
+  brook_topology_t *t = brook_stream_topology(in);
+  brook_kafka_sink_opts_t o;
+  brook_kafka_sink_opts_init(&o);
+  if (bk_opts_copy(&o, sizeof(o), opts))
+    return bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "sink_kafka: bad opts struct_size");
+  const char *problem = NULL;
+  if (!o.topic && !o.topic_fn)
+    problem = "a topic or a topic_fn is required";
+  else if (!bk_kafka_serde_valid(&o.key) || !bk_kafka_serde_valid(&o.value))
+    problem = "bad serialiser (unknown format, or CUSTOM without fn)";
+  else if (o.on_failure == BROOK_KAFKA_DELIVERY_DEAD_LETTER && !o.dead_letter_topic)
+    problem = "on_failure DEAD_LETTER needs dead_letter_topic";
+  else if (o.on_failure != BROOK_KAFKA_DELIVERY_FAIL &&
+           o.on_failure != BROOK_KAFKA_DELIVERY_DEAD_LETTER)
+    problem = "unknown on_failure";
+  else if (o.max_in_flight == 0)
+    problem = "max_in_flight must be > 0";
+  if (problem)
+    return bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "sink_kafka: %s", problem);
+  sink_cfg_t *cfg = bk_calloc(&t->alloc, 1, sizeof(*cfg));
+  brook_err_t err = BROOK_ERR_NOMEM;
+  if (cfg) {
+    cfg->alloc = &t->alloc;
+    cfg->o = o;
+    err = bk_kafka_props_copy(&t->alloc, o.properties, &cfg->props);
+    if (err == BROOK_OK &&
+        ((o.bootstrap_servers && !(cfg->bootstrap = bk_strdup(&t->alloc, o.bootstrap_servers))) ||
+         (o.topic && !(cfg->topic = bk_strdup(&t->alloc, o.topic))) ||
+         (o.dead_letter_topic && !(cfg->dlq = bk_strdup(&t->alloc, o.dead_letter_topic)))))
+      err = BROOK_ERR_NOMEM;
+  }
+  if (err == BROOK_OK && !cfg->bootstrap && !bk_kafka_props_get(cfg->props, "bootstrap.servers"))
+    err = BROOK_ERR_INVALID_ARG;
+  if (err < 0) {
+    sink_cfg_free(cfg, &t->alloc);
+    return bk_topology_fail(t, err, "sink_kafka: %s",
+                            err == BROOK_ERR_NOMEM ? "out of memory"
+                                                   : "bootstrap_servers is required (or "
+                                                     "properties must be key/value pairs)");
+  }
+  cfg->o.properties = NULL; /* the copies above replace the user's pointers */
+  cfg->o.topic = cfg->o.dead_letter_topic = cfg->o.bootstrap_servers = NULL;
+  return bk_topology_add_operator(&in, 1, &kafka_sink_op, cfg, sink_cfg_free, name, NULL, 0, NULL);
+}
