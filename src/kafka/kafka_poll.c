@@ -59,6 +59,10 @@ bk_kafka_poller_t *bk_kafka_poller_start(brook_runtime_t *rt, rd_kafka_queue_t *
   p->poll.data = p;
   rd_kafka_queue_io_event_enable(q, p->fds[1], "1", 1);
   uv_poll_start(&p->poll, UV_READABLE, on_readable);
+  /* librdkafka signals only when the queue goes from empty to non-empty: anything queued
+   * before this point would never be signalled. Serve once right away. */
+  ssize_t w = write(p->fds[1], "1", 1);
+  (void)w; /* a full pipe already holds a wake-up */
   return p;
 }
 
@@ -78,4 +82,38 @@ void bk_kafka_poller_close(bk_kafka_poller_t *p) {
   uv_poll_stop(&p->poll);
   bk_runtime_hold(p->rt);
   uv_close((uv_handle_t *)&p->poll, on_closed);
+}
+
+typedef struct destroy_job {
+  uv_work_t work;
+  rd_kafka_t *rk;
+  int flags;
+  brook_runtime_t *rt;
+} destroy_job_t;
+
+static void destroy_work(uv_work_t *w) {
+  destroy_job_t *j = w->data;
+  rd_kafka_destroy_flags(j->rk, j->flags);
+}
+
+static void destroy_done(uv_work_t *w, int status) {
+  (void)status;
+  destroy_job_t *j = w->data;
+  brook_runtime_t *rt = j->rt;
+  bk_free(&rt->alloc, j);
+  bk_runtime_release(rt);
+}
+
+void bk_kafka_destroy_off_loop(brook_runtime_t *rt, rd_kafka_t *rk, int flags) {
+  destroy_job_t *j = bk_calloc(&rt->alloc, 1, sizeof(*j));
+  if (j) {
+    *j = (destroy_job_t){.rk = rk, .flags = flags, .rt = rt};
+    j->work.data = j;
+    bk_runtime_hold(rt);
+    if (uv_queue_work(rt->loop, &j->work, destroy_work, destroy_done) == 0)
+      return;
+    bk_runtime_release(rt);
+    bk_free(&rt->alloc, j);
+  }
+  rd_kafka_destroy_flags(rk, flags); /* no worker: here, blocking */
 }

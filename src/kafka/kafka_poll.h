@@ -23,4 +23,8 @@ bk_kafka_poller_t *bk_kafka_poller_start(brook_runtime_t *rt, rd_kafka_queue_t *
  * until it is closed); the poller frees itself. NULL is a no-op. Loop thread. */
 void bk_kafka_poller_close(bk_kafka_poller_t *p);
 
+/* Destroys `rk` (rd_kafka_destroy_flags with `flags`) on a libuv worker thread, because it
+ * may block; the runtime is held until it is done. Loop thread. */
+void bk_kafka_destroy_off_loop(brook_runtime_t *rt, rd_kafka_t *rk, int flags);
+
 #endif

@@ -153,22 +153,6 @@ rd_kafka_resp_err_t bk_kprod_send(bk_kprod_t *p, const char *topic, const void *
 
 uint64_t bk_kprod_in_flight(const bk_kprod_t *p) { return p->in_flight; }
 
-typedef struct destroy_job {
-  uv_work_t work;
-  rd_kafka_t *rk;
-  brook_runtime_t *rt;
-} destroy_job_t;
-
-static void destroy_work(uv_work_t *w) { rd_kafka_destroy(((destroy_job_t *)w->data)->rk); }
-
-static void destroy_done(uv_work_t *w, int status) {
-  (void)status;
-  destroy_job_t *j = w->data;
-  brook_runtime_t *rt = j->rt;
-  bk_free(&rt->alloc, j);
-  bk_runtime_release(rt);
-}
-
 void bk_kprod_close(bk_kprod_t *p) {
   if (!p)
     return;
@@ -179,16 +163,5 @@ void bk_kprod_close(bk_kprod_t *p) {
   rd_kafka_queue_destroy(p->mainq);
   rd_kafka_t *rk = p->rk; /* nothing serves its queue any more: no callback reaches p */
   bk_free(&rt->alloc, p);
-  destroy_job_t *j = bk_calloc(&rt->alloc, 1, sizeof(*j));
-  if (j) {
-    j->rk = rk;
-    j->rt = rt;
-    j->work.data = j;
-    bk_runtime_hold(rt);
-    if (uv_queue_work(rt->loop, &j->work, destroy_work, destroy_done) == 0)
-      return;
-    bk_runtime_release(rt);
-    bk_free(&rt->alloc, j);
-  }
-  rd_kafka_destroy(rk); /* no worker thread: destroy here */
+  bk_kafka_destroy_off_loop(rt, rk, 0);
 }

@@ -98,6 +98,13 @@ bk_wm_split_t *bk_wm_split(bk_wm_gen_t *g, size_t split, brook_time_t now) {
   return &g->splits[split];
 }
 
+void bk_wm_split_retire(bk_wm_gen_t *g, size_t split) {
+  if (split < g->n_splits) {
+    g->splits[split].present = 0;
+    g->splits[split].idle = 0;
+  }
+}
+
 static brook_time_t sat_sub(brook_time_t a, brook_time_t b) {
   return a < BROOK_TIME_MIN + b ? BROOK_TIME_MIN : a - b; /* b >= 0 */
 }

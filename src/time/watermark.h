@@ -44,6 +44,10 @@ void bk_wm_gen_start(bk_wm_gen_t *g, brook_time_t now);
  * memory. */
 bk_wm_split_t *bk_wm_split(bk_wm_gen_t *g, size_t split, brook_time_t now);
 
+/* Split `split` is gone (a Kafka partition revoked): it holds nothing back until it gets a
+ * record again (its watermark is kept: it never decreases). */
+void bk_wm_split_retire(bk_wm_gen_t *g, size_t split);
+
 /* A batch of records (already stamped with their event time) arrived on split `s` at
  * processing time `now`: advances the split's watermark. */
 void bk_wm_observe(bk_wm_gen_t *g, bk_wm_split_t *s, size_t split, const brook_record_t *recs,
