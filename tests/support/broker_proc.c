@@ -165,7 +165,12 @@ int broker_start(broker_proc_t *b, int n_brokers, const char *const *topics,
     broker_stop(b);
     return -1;
   }
-  snprintf(b->bootstrap, sizeof(b->bootstrap), "%s", line + 10);
+  size_t len = strlen(line + 10);
+  if (len >= sizeof(b->bootstrap)) {
+    broker_stop(b);
+    return -1;
+  }
+  memcpy(b->bootstrap, line + 10, len + 1);
   return 0;
 }
 
