@@ -133,7 +133,7 @@ static void raw_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
  * holds a fetch for that long when it has no data for it, even if data arrives meanwhile,
  * so the latency measurement uses a short one on both of its consumers. */
 static rd_kafka_t *new_consumer(const char *bootstrap, const char *group, const char *topic,
-                                const char *fetch_wait) {
+                                int n_parts, const char *fetch_wait) {
   rd_kafka_conf_t *c = rd_kafka_conf_new();
   if (fetch_wait)
     conf_set(c, "fetch.wait.max.ms", fetch_wait);
@@ -148,8 +148,8 @@ static rd_kafka_t *new_consumer(const char *bootstrap, const char *group, const 
   if (!rk)
     die("consumer", err);
   rd_kafka_poll_set_consumer(rk);
-  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(parts);
-  for (int p = 0; p < parts; p++)
+  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n_parts);
+  for (int p = 0; p < n_parts; p++)
     rd_kafka_topic_partition_list_add(l, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
   if (rd_kafka_assign(rk, l))
     die("assign", topic);
@@ -162,7 +162,7 @@ static void run_raw(const char *bootstrap, uint64_t n, run_result_t *res) {
   brook_map_fn map = p_map;
   raw_acks_t acks = {0, 0};
   uint64_t t0 = now_ns();
-  rd_kafka_t *c = new_consumer(bootstrap, "bench-raw", "in", NULL);
+  rd_kafka_t *c = new_consumer(bootstrap, "bench-raw", "in", parts, NULL);
   rd_kafka_t *p = new_producer(bootstrap, raw_dr, &acks);
   uint64_t consumed = 0;
   while (consumed < n) {
@@ -354,7 +354,7 @@ static void measure_latency(const char *bootstrap, uint64_t n, uint64_t rate, do
   /* Warm-up: one record through, so the pipeline is running before the clock starts. */
   lat_producer_t warm = {bootstrap, 1, 1000};
   lat_produce(&warm);
-  rd_kafka_t *c = new_consumer(bootstrap, "bench-lat-reader", "lat_out", "5");
+  rd_kafka_t *c = new_consumer(bootstrap, "bench-lat-reader", "lat_out", 8, "5");
   uint64_t seen = 0, deadline = now_ns() + 60000000000ull;
   while (seen < 1 && now_ns() < deadline) {
     rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);

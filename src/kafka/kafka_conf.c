@@ -102,21 +102,44 @@ brook_err_t bk_kafka_conf_build(const char *const *defaults, const char *bootstr
   return BROOK_OK;
 }
 
-void bk_kafka_redact(char *const *props, char *text, size_t cap) {
-  for (size_t i = 0; props && props[i]; i += 2) {
-    const char *secret = props[i + 1];
-    size_t sl = strlen(secret);
-    if (!brook_kafka_property_is_secret(props[i]) || sl == 0)
-      continue;
-    char *hit;
-    while ((hit = strstr(text, secret))) {
-      size_t rl = strlen(REDACTED), tail = strlen(hit + sl);
-      if ((size_t)(hit - text) + rl + tail + 1 > cap) { /* no room: cut the text there */
-        *hit = '\0';
-        break;
-      }
-      memmove(hit + rl, hit + sl, tail + 1);
-      memcpy(hit, REDACTED, rl);
+/* Replaces text[at, at + len) by REDACTED (or cuts the text there if it does not fit). */
+static void replace_at(char *text, size_t cap, size_t at, size_t len) {
+  size_t rl = strlen(REDACTED), tail = strlen(text + at + len);
+  if (at + rl + tail + 1 > cap) {
+    text[at] = '\0';
+    return;
+  }
+  memmove(text + at + rl, text + at + len, tail + 1);
+  memcpy(text + at, REDACTED, rl);
+}
+
+/* Redacts `secret` in text: the whole value, any part of it of 8 bytes or more (clients
+ * quote fragments of a bad setting), and a cut-off start of it at the end of the text.
+ * O(text x secret): for each text position, the longest run matching the secret anywhere. */
+static void redact_one(const char *secret, char *text, size_t cap) {
+  size_t sl = strlen(secret);
+  size_t need = sl < 8 ? sl : 8;
+  for (size_t i = 0; text[i];) {
+    size_t best = 0;
+    for (size_t j = 0; j + best < sl; j++) {
+      size_t k = 0;
+      while (text[i + k] && secret[j + k] && text[i + k] == secret[j + k])
+        k++;
+      if (k > best)
+        best = k;
+    }
+    int at_end = best && !text[i + best] && best >= 4 && best < need;
+    if (best >= need || at_end) {
+      replace_at(text, cap, i, best);
+      i += strlen(REDACTED) <= strlen(text + i) ? strlen(REDACTED) : strlen(text + i);
+    } else {
+      i++;
     }
   }
+}
+
+void bk_kafka_redact(char *const *props, char *text, size_t cap) {
+  for (size_t i = 0; props && props[i]; i += 2)
+    if (brook_kafka_property_is_secret(props[i]) && *props[i + 1])
+      redact_one(props[i + 1], text, cap);
 }

@@ -30,14 +30,14 @@ static const char *const producer_defaults[] = {
 static void log_line(bk_kprod_t *p, int level, const char *what, const char *text) {
   if (!p->rt->opts.log)
     return;
-  char msg[1024];
+  char msg[4096]; /* redacted before anything is cut */
   snprintf(msg, sizeof(msg), "%s: %s: %s", p->who, what, text);
   bk_kafka_redact(p->props, msg, sizeof(msg));
   p->rt->opts.log(level, msg, p->rt->opts.log_opaque);
 }
 
 void bk_kprod_fail(bk_kprod_t *p, const char *fmt, ...) {
-  char msg[1024];
+  char msg[4096]; /* redacted before anything is cut */
   int n = snprintf(msg, sizeof(msg), "%s: ", p->who);
   va_list ap;
   va_start(ap, fmt);

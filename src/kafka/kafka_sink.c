@@ -90,6 +90,10 @@ static brook_err_t sink_open(brook_ctx_t *ctx, void *opaque, void **state) {
     bk_free(&rt->alloc, s);
     return BROOK_ERR_KAFKA;
   }
+  /* Backpressure: sources wait while this many records await acknowledgement. */
+  uint64_t limit = cfg->o.max_in_flight;
+  if (!rt->delivery.limit || limit < rt->delivery.limit)
+    rt->delivery.limit = limit;
   *state = s;
   return BROOK_OK;
 }

@@ -115,7 +115,7 @@ static void src_log(ksrc_t *k, int level, const char *fmt, ...)
 static void src_log(ksrc_t *k, int level, const char *fmt, ...) {
   if (!k->rt->opts.log)
     return;
-  char msg[1024];
+  char msg[4096]; /* redacted before anything is cut */
   int n = snprintf(msg, sizeof(msg), "Kafka source '%s': ", k->src->ctx->node->name);
   va_list ap;
   va_start(ap, fmt);
@@ -129,7 +129,7 @@ static void src_log(ksrc_t *k, int level, const char *fmt, ...) {
 static void src_fail(ksrc_t *k, brook_err_t err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void src_fail(ksrc_t *k, brook_err_t err, const char *fmt, ...) {
-  char msg[1024];
+  char msg[4096]; /* redacted before anything is cut */
   int n = snprintf(msg, sizeof(msg), "Kafka source '%s': ", k->src->ctx->node->name);
   va_list ap;
   va_start(ap, fmt);

@@ -57,7 +57,10 @@ void bk_delivery_done(bk_delivery_t *d, uint64_t epoch) {
     d->head = (d->head + 1) & (d->cap - 1);
     d->n--;
   }
-  if (d->total == 0 && d->on_drained)
+  int resume = d->held && d->total <= d->limit / 2;
+  if (resume)
+    d->held = 0;
+  if ((d->total == 0 || resume) && d->on_drained)
     d->on_drained(d->on_drained_opaque);
 }
 

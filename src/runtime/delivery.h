@@ -26,10 +26,21 @@ typedef struct bk_delivery {
                                 middle; such entries leave when they reach the front) */
   size_t head, n, cap;       /* cap is a power of two (or 0) */
   uint64_t total;            /* pending writes over all epochs */
-  /* Called when total drops to 0 (the runtime finishes a wait on it). */
+  /* Called when total drops to 0 (the runtime finishes a wait on it), and when a hold ends. */
   void (*on_drained)(void *opaque);
   void *on_drained_opaque;
+  /* Backpressure: sources are held while total >= limit (0 = no limit), until it falls to
+   * limit / 2. The smallest max_in_flight of the pipeline's asynchronous sinks. */
+  uint64_t limit;
+  int held;
 } bk_delivery_t;
+
+/* Whether sources must wait: at or over the limit (and then held until limit / 2). */
+static inline int bk_delivery_hold(bk_delivery_t *d) {
+  if (d->limit && d->total >= d->limit)
+    d->held = 1;
+  return d->held;
+}
 
 void bk_delivery_init(bk_delivery_t *d, const brook_allocator_t *alloc);
 void bk_delivery_free(bk_delivery_t *d);

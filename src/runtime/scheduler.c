@@ -119,7 +119,7 @@ void bk_sched_poke(brook_runtime_t *rt) {
     finish(rt);
     return;
   }
-  int ready = any_source_ready(rt);
+  int ready = any_source_ready(rt) && !rt->delivery.held;
   if (!ready && rt->idle_active) {
     /* Going idle: write buffered output out now rather than when the next batch comes. */
     bk_for_each_operator(rt, bk_call_flush);
@@ -205,6 +205,10 @@ static void on_idle(uv_idle_t *h) {
       bk_src_t *src = &rt->sources[(rt->next_source + k) % rt->n_sources];
       if (!src->ready || src->ended)
         continue;
+      if (bk_delivery_hold(&rt->delivery)) { /* sinks wait for acks: resumes on their drain */
+        progressed = 0;
+        break;
+      }
       run_batch(rt, src);
       progressed = 1;
       if (uv_hrtime() >= deadline) {
@@ -311,10 +315,14 @@ static brook_err_t start_failed(brook_runtime_t *rt, brook_err_t err) {
   return err;
 }
 
+/* Deliveries all acknowledged, or a backpressure hold ended. This runs inside a sink's
+ * delivery callback (inside librdkafka's poll): never finish or run batches from here, only
+ * let the idle handle do it on the next loop turn. */
 static void on_deliveries_drained(void *opaque) {
   brook_runtime_t *rt = opaque;
-  if (rt->state == BK_RT_FLUSHING) /* never from inside a batch: only the wait at the end */
-    bk_sched_poke(rt);
+  if (rt->state == BK_RT_FLUSHING || (rt->state != BK_RT_CLOSING && rt->state != BK_RT_DONE &&
+                                      rt->state != BK_RT_NEW && any_source_ready(rt)))
+    idle_set(rt, 1);
 }
 
 brook_err_t bk_sched_start(brook_runtime_t *rt, uv_loop_t *loop) {
