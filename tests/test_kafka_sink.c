@@ -1052,6 +1052,27 @@ static void test_broker_down_and_up(void **state) {
   assert_int_equal(broker_stop(&b), 0);
 }
 
+/* A cluster that stays unavailable longer than the configured delivery timeout
+ * (message.timeout.ms, passed through) gives a clear error, not a hang and not a crash. */
+static void test_broker_unavailable_times_out(void **state) {
+  (void)state;
+  broker_proc_t b;
+  start_broker(&b, 1, (const char *const[]){"gone:1", NULL});
+  assert_int_equal(broker_cmd(&b, "down 1"), 0);
+  brook_topology_t *t = new_topology(BROOK_ON_ERROR_FAIL);
+  counter_gen_t g = {10, 0};
+  brook_stream_t *s = brook_source_generator(t, "gen", gen_plain, &g, NULL);
+  brook_kafka_sink_opts_t o = sink_opts(b.bootstrap, "gone");
+  o.properties = (const char *const[]){"message.timeout.ms", "2000", NULL};
+  assert_int_equal(brook_sink_kafka(s, "to_gone", &o), BROOK_OK);
+  char msg[512];
+  run_expect(new_runtime(t, NULL, 0), BROOK_ERR_KAFKA, msg, sizeof(msg), NULL);
+  brook_topology_free(t);
+  if (!strstr(msg, "gone") || !strstr(msg, "timed out"))
+    fail_msg("the message should name the topic and the timeout: '%s'", msg);
+  assert_int_equal(broker_stop(&b), 0);
+}
+
 /* ---- permanent failures ---- */
 
 /* 87 = INVALID_RECORD: librdkafka fails the batch at once, no retry (checked: so do 10
@@ -1227,6 +1248,7 @@ int main(void) {
       cmocka_unit_test(test_secret_partial_echo),
       cmocka_unit_test(test_slow_broker_and_retries),
       cmocka_unit_test(test_broker_down_and_up),
+      cmocka_unit_test(test_broker_unavailable_times_out),
       cmocka_unit_test(test_permanent_failure_fails_run),
       cmocka_unit_test(test_permanent_failure_dead_letter),
       cmocka_unit_test(test_max_in_flight_holds_back),
