@@ -215,9 +215,8 @@ static void settle_pending(ksrc_t *k) {
     pending_t *e = &k->pend[k->pend_head];
     if (e->epoch >= oldest)
       break;
-    kpart_t *p = &k->parts[e->part];
-    if (e->next > p->committable)
-      p->committable = e->next;
+    if (e->part != SIZE_MAX && e->next > k->parts[e->part].committable)
+      k->parts[e->part].committable = e->next;
     k->pend_head = (k->pend_head + 1) % k->cap_pend;
     k->n_pend--;
   }
@@ -250,6 +249,15 @@ static int commit_finished(ksrc_t *k, const rd_kafka_topic_partition_list_t *onl
 
 /* ---- rebalancing ---- */
 
+/* Drops the queued batch ends of partition `part`. */
+static void forget_pending(ksrc_t *k, size_t part) {
+  for (size_t i = 0; i < k->n_pend; i++) {
+    pending_t *e = &k->pend[(k->pend_head + i) % k->cap_pend];
+    if (e->part == part)
+      e->part = SIZE_MAX;
+  }
+}
+
 static void set_paused(ksrc_t *k, int pause, rd_kafka_topic_partition_list_t *l) {
   rd_kafka_topic_partition_list_t *all = NULL;
   if (!l) {
@@ -279,6 +287,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
       }
       k->parts[p].assigned = 1;
       k->parts[p].committable = k->parts[p].committed = -1;
+      forget_pending(k, p); /* from an earlier ownership: must not rewind the group's offset */
     }
     if (cooperative)
       e = rd_kafka_incremental_assign(rk, parts);
