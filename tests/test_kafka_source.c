@@ -297,6 +297,8 @@ static void run_malformed(brook_kafka_malformed_t policy) {
     assert_int_equal(st.records_skipped, 1);
     assert_int_equal(kh_read(rd, 1, 1000, note_dead, &d), 0);
   } else {
+    assert_int_equal(st.records_dead_lettered, 1);
+    assert_int_equal(st.records_skipped, 0);
     assert_int_equal(kh_read(rd, 1, KH_TIMEOUT_MS, note_dead, &d), 1);
     assert_string_equal(d.error, "BROOK_ERR_CORRUPT");
     assert_string_equal(d.topic, "nums");

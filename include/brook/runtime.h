@@ -93,6 +93,8 @@ typedef struct brook_runtime_stats {
   uint64_t records_late;    /* late records dropped by window operators (not routed) */
   uint64_t state_bytes;     /* memory held by operator state now: every keyed store
                                (brook_store_memory) plus the built-in windows' buckets */
+  uint64_t records_dead_lettered; /* records sent to a Kafka dead-letter topic (malformed
+                                     input, or output the brokers refused) */
 } brook_runtime_stats_t;
 
 /* Copies the counters. Loop thread, or after the runtime finished. */

@@ -67,7 +67,9 @@ static void delivery_failed(bk_kprod_t *p, const rd_kafka_message_t *m, uint64_t
     bk_kprod_fail(p, "dead-lettering a record for %s [%d] failed: %s", topic, (int)m->partition,
                   rd_kafka_err2str(err));
     bk_delivery_done(&s->rt->delivery, epoch);
+    return;
   }
+  s->rt->stats.records_dead_lettered++;
 }
 
 static brook_err_t sink_open(brook_ctx_t *ctx, void *opaque, void **state) {

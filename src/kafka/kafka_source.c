@@ -249,6 +249,14 @@ static int commit_finished(ksrc_t *k, const rd_kafka_topic_partition_list_t *onl
 
 /* ---- rebalancing ---- */
 
+/* An assigned partition holds the source's watermark back from now on, even before its
+ * first record arrives (until idle_timeout, if set): otherwise the partitions read first
+ * would close windows that the others still have records for. */
+static void hold_watermark(ksrc_t *k, size_t part) {
+  if (!bk_wm_split(&k->src->wm, part, k->rt->now_ms))
+    src_fail(k, BROOK_ERR_NOMEM, "out of memory on assignment");
+}
+
 /* Drops the queued batch ends of partition `part`. */
 static void forget_pending(ksrc_t *k, size_t part) {
   for (size_t i = 0; i < k->n_pend; i++) {
@@ -288,6 +296,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
       k->parts[p].assigned = 1;
       k->parts[p].committable = k->parts[p].committed = -1;
       forget_pending(k, p); /* from an earlier ownership: must not rewind the group's offset */
+      hold_watermark(k, p);
     }
     if (cooperative)
       e = rd_kafka_incremental_assign(rk, parts);
@@ -432,10 +441,12 @@ static brook_err_t ks_start(bk_src_t *src) {
       const brook_kafka_partition_t *p = &cfg->parts[i];
       rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = p->offset;
       size_t pi = part_get(k, p->topic, p->partition);
-      if (pi == SIZE_MAX)
+      if (pi == SIZE_MAX) {
         rerr = RD_KAFKA_RESP_ERR__FAIL;
-      else
+      } else {
         k->parts[pi].assigned = 1;
+        hold_watermark(k, pi);
+      }
     }
     if (!rerr)
       rerr = rd_kafka_assign(k->rk, l);
@@ -526,6 +537,7 @@ static brook_err_t dead_letter(ksrc_t *k, rd_kafka_message_t *m, brook_err_t why
              rd_kafka_topic_name(m->rkt), (int)m->partition, rd_kafka_err2str(err));
     return BROOK_ERR_KAFKA;
   }
+  k->rt->stats.records_dead_lettered++;
   return BROOK_OK;
 }
 
