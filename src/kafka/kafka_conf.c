@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <brook/kafka.h>
+#include <brook/operator.h>
 
 #include "core/alloc.h"
 
@@ -142,4 +143,16 @@ void bk_kafka_redact(char *const *props, char *text, size_t cap) {
   for (size_t i = 0; props && props[i]; i += 2)
     if (brook_kafka_property_is_secret(props[i]) && *props[i + 1])
       redact_one(props[i + 1], text, cap);
+}
+
+void bk_kafka_vmessage(char *msg, size_t cap, char *const *props, const char *who, const char *fmt,
+                       va_list ap) {
+  int n = snprintf(msg, cap, "%s: ", who);
+  if (n > 0 && (size_t)n < cap)
+    vsnprintf(msg + n, cap - (size_t)n, fmt, ap);
+  bk_kafka_redact(props, msg, cap);
+}
+
+int bk_kafka_log_level(int syslog_level) {
+  return syslog_level <= 3 ? BROOK_LOG_ERROR : syslog_level <= 4 ? BROOK_LOG_WARN : BROOK_LOG_INFO;
 }

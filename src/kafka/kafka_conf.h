@@ -4,6 +4,7 @@
 #ifndef BROOK_KAFKA_CONF_H
 #define BROOK_KAFKA_CONF_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 #include <librdkafka/rdkafka.h>
@@ -29,5 +30,13 @@ brook_err_t bk_kafka_conf_build(const char *const *defaults, const char *bootstr
 /* Replaces every occurrence of a secret property value of `props` in text[0..] (NUL
  * terminated, at most cap bytes) by "[redacted]", in place. */
 void bk_kafka_redact(char *const *props, char *text, size_t cap);
+
+/* Formats "<who>: <fmt ...>" into msg[cap] with the secret values of `props` redacted
+ * (before anything is cut). */
+void bk_kafka_vmessage(char *msg, size_t cap, char *const *props, const char *who, const char *fmt,
+                       va_list ap);
+
+/* librdkafka's syslog-style log level as a BROOK_LOG_* level. */
+int bk_kafka_log_level(int syslog_level);
 
 #endif

@@ -27,24 +27,25 @@ static const char *const producer_defaults[] = {
     "enable.idempotence", "true",      "acks", "all", "partitioner",
     "murmur2_random",     "log.queue", "true", NULL};
 
-static void log_line(bk_kprod_t *p, int level, const char *what, const char *text) {
+static void log_line(bk_kprod_t *p, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void log_line(bk_kprod_t *p, int level, const char *fmt, ...) {
   if (!p->rt->opts.log)
     return;
-  char msg[4096]; /* redacted before anything is cut */
-  snprintf(msg, sizeof(msg), "%s: %s: %s", p->who, what, text);
-  bk_kafka_redact(p->props, msg, sizeof(msg));
+  char msg[4096];
+  va_list ap;
+  va_start(ap, fmt);
+  bk_kafka_vmessage(msg, sizeof(msg), p->props, p->who, fmt, ap);
+  va_end(ap);
   p->rt->opts.log(level, msg, p->rt->opts.log_opaque);
 }
 
 void bk_kprod_fail(bk_kprod_t *p, const char *fmt, ...) {
-  char msg[4096]; /* redacted before anything is cut */
-  int n = snprintf(msg, sizeof(msg), "%s: ", p->who);
+  char msg[4096];
   va_list ap;
   va_start(ap, fmt);
-  if (n > 0 && (size_t)n < sizeof(msg))
-    vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
+  bk_kafka_vmessage(msg, sizeof(msg), p->props, p->who, fmt, ap);
   va_end(ap);
-  bk_kafka_redact(p->props, msg, sizeof(msg));
   bk_runtime_fail(p->rt, BROOK_ERR_KAFKA, "%s", msg);
 }
 
@@ -52,11 +53,7 @@ void bk_kprod_fail(bk_kprod_t *p, const char *fmt, ...) {
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
   bk_kprod_t *p = rd_kafka_opaque(rk);
   if (p)
-    log_line(p,
-             level <= 3   ? BROOK_LOG_ERROR
-             : level <= 4 ? BROOK_LOG_WARN
-                          : BROOK_LOG_INFO,
-             fac, buf);
+    log_line(p, bk_kafka_log_level(level), "%s: %s", fac, buf);
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
@@ -69,7 +66,7 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
     rd_kafka_fatal_error(p->rk, why, sizeof(why));
     bk_kprod_fail(p, "fatal producer error: %s", why);
   } else {
-    log_line(p, BROOK_LOG_WARN, rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+    log_line(p, BROOK_LOG_WARN, "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
   }
 }
 

@@ -83,6 +83,7 @@ typedef struct ksrc {
   phase_t phase;
   int commit_in_flight;
   char why[512];
+  char who[160]; /* "Kafka source '<name>'", the prefix of its messages */
 } ksrc_t;
 
 void brook_kafka_source_opts_init(brook_kafka_source_opts_t *opts) {
@@ -115,39 +116,29 @@ static void src_log(ksrc_t *k, int level, const char *fmt, ...)
 static void src_log(ksrc_t *k, int level, const char *fmt, ...) {
   if (!k->rt->opts.log)
     return;
-  char msg[4096]; /* redacted before anything is cut */
-  int n = snprintf(msg, sizeof(msg), "Kafka source '%s': ", k->src->ctx->node->name);
+  char msg[4096];
   va_list ap;
   va_start(ap, fmt);
-  if (n > 0 && (size_t)n < sizeof(msg))
-    vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
+  bk_kafka_vmessage(msg, sizeof(msg), k->cfg->props, k->who, fmt, ap);
   va_end(ap);
-  bk_kafka_redact(k->cfg->props, msg, sizeof(msg));
   k->rt->opts.log(level, msg, k->rt->opts.log_opaque);
 }
 
 static void src_fail(ksrc_t *k, brook_err_t err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void src_fail(ksrc_t *k, brook_err_t err, const char *fmt, ...) {
-  char msg[4096]; /* redacted before anything is cut */
-  int n = snprintf(msg, sizeof(msg), "Kafka source '%s': ", k->src->ctx->node->name);
+  char msg[4096];
   va_list ap;
   va_start(ap, fmt);
-  if (n > 0 && (size_t)n < sizeof(msg))
-    vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
+  bk_kafka_vmessage(msg, sizeof(msg), k->cfg->props, k->who, fmt, ap);
   va_end(ap);
-  bk_kafka_redact(k->cfg->props, msg, sizeof(msg));
   bk_runtime_fail(k->rt, err, "%s", msg);
 }
 
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
   ksrc_t *k = rd_kafka_opaque(rk);
   if (k)
-    src_log(k,
-            level <= 3   ? BROOK_LOG_ERROR
-            : level <= 4 ? BROOK_LOG_WARN
-                         : BROOK_LOG_INFO,
-            "%s: %s", fac, buf);
+    src_log(k, bk_kafka_log_level(level), "%s: %s", fac, buf);
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
@@ -377,6 +368,7 @@ static brook_err_t ks_create(bk_src_t *src) {
   k->cfg = src->cfg;
   k->rt = src->rt;
   k->batch_next = -1;
+  snprintf(k->who, sizeof(k->who), "Kafka source '%s'", src->ctx->node->name);
   src->impl = k;
   return BROOK_OK;
 }
