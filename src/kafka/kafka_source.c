@@ -621,13 +621,17 @@ static brook_err_t ks_produce(bk_src_t *src) {
   ksrc_t *k = src->impl;
   if (k->phase != PH_RUNNING && k->phase != PH_STOP_DRAIN)
     return stop_step(k);
-  /* Too much output awaits acknowledgement: stop fetching. What librdkafka has fetched
-   * already still flows (bounded by its prefetch): the queue must always be drained, since
-   * it only signals again once it has been empty. */
-  if (k->phase == PH_RUNNING && !k->paused && k->rt->delivery.total >= k->cfg->o.max_in_flight) {
-    set_paused(k, 1, NULL);
-    k->paused = 1;
-    timer_arm(k);
+  /* Too much output awaits acknowledgement: pause fetching and take no new batch until
+   * half of it is acknowledged (the timer resumes). The queue is left as it is meanwhile, so
+   * it will not signal: the timer, not the poller, wakes the source. */
+  if (k->phase == PH_RUNNING && k->rt->delivery.total >= k->cfg->o.max_in_flight) {
+    if (!k->paused) {
+      set_paused(k, 1, NULL);
+      k->paused = 1;
+      timer_arm(k);
+    }
+    src->ready = 0;
+    return BROOK_OK;
   }
   bk_port_t *port = bk_src_port(src);
   k->batch_next = -1;

@@ -1,0 +1,89 @@
+/* Children running the test executable again. See self_exec.h. */
+#define _GNU_SOURCE /* prctl */
+#include "self_exec.h"
+
+#include <limits.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "broker_proc.h" /* wait_child */
+
+#define MAX_CHILDREN 16
+
+static pid_t live[MAX_CHILDREN]; /* registered children, 0 = free slot; the test's thread */
+
+static void forget(pid_t pid) {
+  for (size_t i = 0; i < MAX_CHILDREN; i++)
+    if (live[i] == pid)
+      live[i] = 0;
+}
+
+pid_t self_exec_spawn(const char *const *args) {
+  static char exe[PATH_MAX];
+  if (!exe[0]) {
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    assert_true(len > 0);
+    exe[len] = '\0';
+  }
+  const char *argv[64] = {exe};
+  size_t n = 1;
+  while (args[n - 1] && n < 63) {
+    argv[n] = args[n - 1];
+    n++;
+  }
+  argv[n] = NULL;
+  fflush(NULL);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
+    sigset_t term;                    /* the mask survives exec: see self_exec.h */
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigprocmask(SIG_BLOCK, &term, NULL);
+    execv(exe, (char *const *)argv);
+    _exit(127);
+  }
+  for (size_t i = 0; i < MAX_CHILDREN; i++)
+    if (!live[i]) {
+      live[i] = pid;
+      break;
+    }
+  return pid;
+}
+
+int self_exec_end(pid_t pid, int sig, int timeout_ms) {
+  kill(pid, sig);
+  int code = wait_child(pid, timeout_ms);
+  if (code < 0)
+    fail_msg("child %d did not exit within %d ms of signal %d", (int)pid, timeout_ms, sig);
+  forget(pid);
+  return code;
+}
+
+void self_exec_expect_alive(const pid_t *pids, const char *what) {
+  for (size_t i = 0; pids && pids[i]; i++) {
+    int code = wait_child(pids[i], 0);
+    if (code >= 0) {
+      forget(pids[i]);
+      fail_msg("child %d exited (%d) while waiting for %s", (int)pids[i], code, what);
+    }
+  }
+}
+
+void self_exec_kill_all(void) {
+  for (size_t i = 0; i < MAX_CHILDREN; i++)
+    if (live[i]) {
+      kill(live[i], SIGKILL);
+      wait_child(live[i], 10000);
+      live[i] = 0;
+    }
+}
