@@ -82,17 +82,17 @@ const char *brook_runtime_last_error(const brook_runtime_t *rt);
 brook_push_source_t *brook_runtime_push_source(brook_runtime_t *rt, const char *name);
 
 typedef struct brook_runtime_stats {
-  uint32_t struct_size;     /* set by the caller: sizeof(brook_runtime_stats_t) */
-  uint64_t records_in;      /* records produced by sources */
-  uint64_t records_out;     /* records delivered to sinks (not counting error-stream sinks) */
-  uint64_t records_skipped; /* failed records dropped by BROOK_ON_ERROR_SKIP */
-  uint64_t records_routed;  /* failed records sent to the error stream */
-  uint64_t batches;         /* source batches processed */
-  uint64_t slices;          /* times the runtime yielded back to the loop */
-  uint64_t timers_fired;    /* event- and processing-time timers that fired */
-  uint64_t records_late;    /* late records dropped by window operators (not routed) */
-  uint64_t state_bytes;     /* memory held by operator state now: every keyed store
-                               (brook_store_memory) plus the built-in windows' buckets */
+  uint32_t struct_size;           /* set by the caller: sizeof(brook_runtime_stats_t) */
+  uint64_t records_in;            /* records produced by sources */
+  uint64_t records_out;           /* records delivered to sinks (not counting error-stream sinks) */
+  uint64_t records_skipped;       /* failed records dropped by BROOK_ON_ERROR_SKIP */
+  uint64_t records_routed;        /* failed records sent to the error stream */
+  uint64_t batches;               /* source batches processed */
+  uint64_t slices;                /* times the runtime yielded back to the loop */
+  uint64_t timers_fired;          /* event- and processing-time timers that fired */
+  uint64_t records_late;          /* late records dropped by window operators (not routed) */
+  uint64_t state_bytes;           /* memory held by operator state now: every keyed store
+                                     (brook_store_memory) plus the built-in windows' buckets */
   uint64_t records_dead_lettered; /* records sent to a Kafka dead-letter topic (malformed
                                      input, or output the brokers refused) */
 } brook_runtime_stats_t;
