@@ -21,7 +21,6 @@ typedef struct sink_cfg {
   brook_kafka_sink_opts_t o; /* strings below replace the user's */
   char *bootstrap, *topic, *dlq;
   char **props;
-  const brook_allocator_t *alloc;
 } sink_cfg_t;
 
 typedef struct sink {
@@ -208,7 +207,6 @@ brook_err_t brook_sink_kafka(brook_stream_t *in, const char *name,
   sink_cfg_t *cfg = bk_calloc(&t->alloc, 1, sizeof(*cfg));
   brook_err_t err = BROOK_ERR_NOMEM;
   if (cfg) {
-    cfg->alloc = &t->alloc;
     cfg->o = o;
     err = bk_kafka_props_copy(&t->alloc, o.properties, &cfg->props);
     if (err == BROOK_OK &&

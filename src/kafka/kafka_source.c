@@ -649,7 +649,12 @@ static brook_err_t ks_produce(bk_src_t *src) {
       rd_kafka_message_destroy(m);
       continue;
     }
-    size_t p = part_get(k, rd_kafka_topic_name(m->rkt), m->partition);
+    /* Messages come in runs of one partition: compare with the batch's previous message
+     * (still held, so its topic handle is alive) before searching by name. */
+    size_t p = part != SIZE_MAX && m->rkt == k->msgs[k->n_msgs - 1]->rkt &&
+                       m->partition == k->parts[part].partition
+                   ? part
+                   : part_get(k, rd_kafka_topic_name(m->rkt), m->partition);
     if (p == SIZE_MAX) {
       rd_kafka_message_destroy(m);
       return BROOK_ERR_NOMEM;

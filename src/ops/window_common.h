@@ -38,9 +38,10 @@ typedef struct bk_win {
   const bk_win_cfg_t *cfg;
   const brook_allocator_t *alloc; /* the topology's */
   size_t acc_size, result_size;
+  /* Sliding and session windows only (tumbling and hopping use the buckets below): */
   brook_store_t *slices; /* (key || native int64 slice start) -> accumulator */
-  brook_store_t *index;  /* key -> sorted int64 array (hopping/sliding: starts; session:
-                            start,end pairs); unused by tumbling */
+  brook_store_t *index;  /* key -> sorted int64 array (sliding: starts; session: start,end
+                            pairs) */
   unsigned char *kbuf;   /* composite-key scratch */
   size_t kcap;
   unsigned char *acc_tmp; /* merge scratch: acc_size bytes */
