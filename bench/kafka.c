@@ -452,7 +452,7 @@ int main(int argc, char **argv) {
   for (int r = 0; r < runs; r++) {
     run_result_t a = run_child(0, b.bootstrap, n);
     run_result_t k = run_child(1, b.bootstrap, n);
-    if (a.records != n || k.records != n || a.delivered != n)
+    if (a.records != n || k.records != n || a.delivered != n || k.delivered != n)
       die("run", "a side did not move every record");
     traw[r] = a.secs;
     tbrook[r] = k.secs;

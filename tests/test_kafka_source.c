@@ -15,44 +15,9 @@
 
 #include <brook/brook.h>
 
+#include "support/bg_run.h"
 #include "support/broker_proc.h"
 #include "support/kafka_helpers.h"
-
-/* ---- running a pipeline on its own thread until the test has seen its output ---- */
-
-typedef struct bg_run {
-  brook_runtime_t *rt;
-  pthread_t thread;
-  brook_err_t result;
-} bg_run_t;
-
-static void *run_thread(void *p) {
-  bg_run_t *r = p;
-  r->result = brook_runtime_run(r->rt);
-  return NULL;
-}
-
-static void log_to_stderr(int level, const char *msg, void *opaque) {
-  (void)opaque;
-  fprintf(stderr, "[brook %d] %s\n", level, msg);
-}
-
-static void bg_start(bg_run_t *r, brook_topology_t *t) {
-  brook_runtime_opts_t o;
-  brook_runtime_opts_init(&o);
-  if (getenv("BROOK_TEST_LOG")) /* BROOK_TEST_LOG=1: the pipeline's log on stderr */
-    o.log = log_to_stderr;
-  if (brook_runtime_new(&r->rt, t, &o) != BROOK_OK)
-    fail_msg("runtime_new: %s", brook_topology_last_error(t));
-  assert_int_equal(pthread_create(&r->thread, NULL, run_thread, r), 0);
-}
-
-/* Stops the pipeline and waits for it; returns what run returned. */
-static brook_err_t bg_stop(bg_run_t *r) {
-  brook_runtime_stop(r->rt);
-  pthread_join(r->thread, NULL);
-  return r->result;
-}
 
 /* ---- the pipeline: in -> upper-case the value -> out ---- */
 

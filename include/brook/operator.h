@@ -1,7 +1,15 @@
 /* The operator interface: how users write custom operators in C. The built-in operators
  * (map, filter, ..., sinks) are implemented on this same interface.
  *
- * Life cycle, per runtime: open() once before the first record; then process() (or
+ * Tasks: downstream of a partitioned source (Kafka), up to the first key_by, every operator
+ * with outputs runs as one instance per input partition, like a Kafka Streams task: open()
+ * when the partition is assigned, flush() and close() when it is revoked (or at the end),
+ * with its own state, stores, timers and watermark (brook_ctx_task() says which partition).
+ * This assumes the stream is partitioned by the key the operator groups by (the producer
+ * keyed the input topic by it); after key_by, operators run once per runtime over all of
+ * its partitions. Sinks and every operator of other topologies run once per runtime.
+ *
+ * Life cycle, per instance: open() once before the first record; then process() (or
  * process_batch()) for every input record; end_of_input() once all inputs have ended (a
  * bounded source is exhausted) - NOT after brook_runtime_stop(), which only drains and
  * flushes; flush() at commit points, when the runtime goes idle and before close; close()
@@ -130,6 +138,10 @@ const char *brook_ctx_config(const brook_ctx_t *ctx, const char *key);
 
 /* The operator's node name. */
 const char *brook_ctx_name(const brook_ctx_t *ctx);
+
+/* The input partition whose task this instance belongs to (see "Tasks" above), or -1 for an
+ * instance that runs once per runtime. */
+int32_t brook_ctx_task(const brook_ctx_t *ctx);
 
 /* Processing time: wall-clock ms since the epoch, cached per batch. */
 brook_time_t brook_ctx_now(const brook_ctx_t *ctx);

@@ -95,6 +95,8 @@ typedef struct brook_runtime_stats {
                                      (brook_store_memory) plus the built-in windows' buckets */
   uint64_t records_dead_lettered; /* records sent to a Kafka dead-letter topic (malformed
                                      input, or output the brokers refused) */
+  uint64_t tasks_opened;          /* per-partition tasks created on assignment (operator.h) */
+  uint64_t tasks_closed;          /* ... and closed on revocation or at the end */
 } brook_runtime_stats_t;
 
 /* Copies the counters. Loop thread, or after the runtime finished. */

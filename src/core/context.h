@@ -5,6 +5,7 @@
 #define BROOK_CORE_CONTEXT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <brook/operator.h>
 
@@ -40,6 +41,7 @@ struct brook_ctx {
   int no_emit;       /* a map/key_by callback is running: emitting is a misuse */
   int emit_misused;  /* ... and it tried */
   bk_src_t *src;     /* for sources */
+  int32_t task;      /* the input partition this instance serves; -1: the process-wide one */
   int has_error_msg; /* brook_ctx_set_error was called since the last failure */
   bk_errmsg_t error_msg;
 

@@ -37,6 +37,9 @@ typedef struct bk_source_type {
   const char *kind; /* "generator", "push", "lines" */
   const void *runtime_vt;
   void (*cfg_free)(void *cfg, const brook_allocator_t *a);
+  /* Input comes in partitions (Kafka): the nodes that keep its partitioning run as one
+   * task per partition (runtime/task.h). */
+  int partitioned;
 } bk_source_type_t;
 
 struct bk_node {
@@ -53,6 +56,7 @@ struct bk_node {
   brook_stream_t **inputs;
   size_t n_inputs, cap_inputs;
   int is_merge; /* accepts brook_merge_add */
+  int rekeys;   /* changes the key (key_by): its output leaves the input's partitioning */
 
   /* BK_NODE_SOURCE */
   const bk_source_type_t *source_type;

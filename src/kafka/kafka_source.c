@@ -4,8 +4,9 @@
  * rd_kafka_consumer_poll(rk, 0), which also runs the rebalance and commit callbacks here.
  *
  * Batches: one partition per batch (a run of that partition's messages), so the batch is one
- * watermark split; each assigned partition is a split. Records point into the messages,
- * which live until the batch has passed through the pipeline.
+ * watermark split; each assigned partition is a split, and the batch runs in the partition's
+ * task (runtime/task.c), opened on assignment and closed on revocation. Records point into
+ * the messages, which live until the batch has passed through the pipeline.
  *
  * At least once: when a batch is done, (its delivery epoch, partition, last offset + 1) is
  * queued; on the commit timer, entries whose epoch has no pending delivery
@@ -42,6 +43,7 @@ typedef struct kpart {
   char *topic;
   int32_t partition;
   int assigned;
+  int task_held;       /* holds its task (bk_task_acquire) */
   int64_t committable; /* every offset below it is finished; -1 = none yet */
   int64_t committed;   /* last offset committed (or -1) */
 } kpart_t;
@@ -172,7 +174,7 @@ static size_t part_get(ksrc_t *k, const char *topic, int32_t partition) {
   char *t = bk_strdup(a, topic);
   if (!t)
     return SIZE_MAX;
-  k->parts[k->n_parts] = (kpart_t){t, partition, 0, -1, -1};
+  k->parts[k->n_parts] = (kpart_t){t, partition, 0, 0, -1, -1};
   return k->n_parts++;
 }
 
@@ -244,8 +246,24 @@ static int commit_finished(ksrc_t *k, const rd_kafka_topic_partition_list_t *onl
  * first record arrives (until idle_timeout, if set): otherwise the partitions read first
  * would close windows that the others still have records for. */
 static void hold_watermark(ksrc_t *k, size_t part) {
-  if (!bk_wm_split(&k->src->wm, part, k->rt->now_ms))
+  if (!bk_wm_split(&k->src->wm, part, k->rt->now_ms) ||
+      bk_src_split_task(k->src, part, k->parts[part].partition))
     src_fail(k, BROOK_ERR_NOMEM, "out of memory on assignment");
+}
+
+/* The partition is ours from now on: its task opens (runtime/task.c) - once the operators
+ * are open, so an explicit assignment opens them in attach. */
+static void open_task(ksrc_t *k, size_t part) {
+  if (!k->parts[part].task_held && bk_task_acquire(k->rt, k->parts[part].partition) == BROOK_OK)
+    k->parts[part].task_held = 1;
+}
+
+/* The partition is gone: its task flushes and closes once no source holds it. */
+static void close_task(ksrc_t *k, size_t part) {
+  if (k->parts[part].task_held) {
+    k->parts[part].task_held = 0;
+    bk_task_release(k->rt, k->parts[part].partition);
+  }
 }
 
 /* Drops the queued batch ends of partition `part`. */
@@ -288,6 +306,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
       k->parts[p].committable = k->parts[p].committed = -1;
       forget_pending(k, p); /* from an earlier ownership: must not rewind the group's offset */
       hold_watermark(k, p);
+      open_task(k, p);
     }
     if (cooperative)
       e = rd_kafka_incremental_assign(rk, parts);
@@ -295,7 +314,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
       rerr = rd_kafka_assign(rk, parts);
     if (k->paused || k->phase != PH_RUNNING)
       set_paused(k, 1, parts);
-    src_log(k, BROOK_LOG_INFO, "%d partition(s) assigned", parts->cnt);
+    src_log(k, BROOK_LOG_INFO, "%d partition(s) assigned (%s rebalance)", parts->cnt,
+            rd_kafka_rebalance_protocol(rk));
   } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
     commit_finished(k, parts); /* what is finished is not redone by the next owner */
     for (int i = 0; i < parts->cnt; i++) {
@@ -304,6 +324,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         continue;
       k->parts[p].assigned = 0;
       bk_wm_split_retire(&k->src->wm, p);
+      close_task(k, p);
       if (k->stash && k->stash->partition == parts->elems[i].partition &&
           strcmp(rd_kafka_topic_name(k->stash->rkt), parts->elems[i].topic) == 0) {
         rd_kafka_message_destroy(k->stash);
@@ -314,7 +335,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
       e = rd_kafka_incremental_unassign(rk, parts);
     else
       rerr = rd_kafka_assign(rk, NULL);
-    src_log(k, BROOK_LOG_INFO, "%d partition(s) revoked", parts->cnt);
+    src_log(k, BROOK_LOG_INFO, "%d partition(s) revoked (%s rebalance)", parts->cnt,
+            rd_kafka_rebalance_protocol(rk));
   } else {
     src_log(k, BROOK_LOG_WARN, "rebalance error: %s", rd_kafka_err2str(err));
     rerr = rd_kafka_assign(rk, NULL);
@@ -468,6 +490,11 @@ static brook_err_t ks_attach(bk_src_t *src) {
       return BROOK_ERR_KAFKA;
     }
   }
+  for (size_t i = 0; i < k->n_parts; i++) /* an explicit assignment */
+    if (k->parts[i].assigned)
+      open_task(k, i);
+  if (k->rt->status != BROOK_OK)
+    return k->rt->status;
   uv_timer_init(k->rt->loop, &k->timer);
   k->timer.data = k;
   k->timer_open = 1;
@@ -677,6 +704,11 @@ static brook_err_t ks_produce(bk_src_t *src) {
   }
   k->batch_part = part;
   src->cur_split = part == SIZE_MAX ? 0 : part;
+  if (part != SIZE_MAX && bk_src_enter_task(src, k->parts[part].partition) < 0) {
+    /* Its task is closed (the partition was just revoked): the next owner reads these. */
+    port->n = 0;
+    k->batch_next = -1;
+  }
   if (k->stash)
     src->ready = 1; /* more is waiting right now */
   if (k->phase == PH_STOP_DRAIN && part == SIZE_MAX)
@@ -796,7 +828,7 @@ static void cfg_free(void *p, const brook_allocator_t *a) {
   bk_free(a, c);
 }
 
-static const bk_source_type_t kafka_type = {"kafka", &kafka_vt, cfg_free};
+static const bk_source_type_t kafka_type = {"kafka", &kafka_vt, cfg_free, 1};
 
 /* Copies a NULL-terminated string list (non-empty strings). */
 static brook_err_t copy_list(const brook_allocator_t *a, const char *const *in, char ***out) {

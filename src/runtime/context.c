@@ -34,6 +34,8 @@ const char *brook_ctx_config(const brook_ctx_t *ctx, const char *key) {
 
 const char *brook_ctx_name(const brook_ctx_t *ctx) { return ctx ? ctx->node->name : NULL; }
 
+int32_t brook_ctx_task(const brook_ctx_t *ctx) { return ctx ? ctx->task : -1; }
+
 brook_time_t brook_ctx_now(const brook_ctx_t *ctx) { return ctx ? ctx->rt->now_ms : 0; }
 
 void brook_ctx_log(brook_ctx_t *ctx, int level, const char *fmt, ...) {

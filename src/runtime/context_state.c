@@ -43,14 +43,16 @@ brook_err_t brook_store_open(brook_ctx_t *ctx, const char *name, const brook_sto
 
 void bk_state_flush_changes(brook_runtime_t *rt) {
   for (size_t i = 0; i < rt->plan.n && rt->status == BROOK_OK; i++) {
-    brook_ctx_t *c = &rt->insts[i];
-    for (size_t k = 0; k < c->n_stores; k++) {
-      if (!bk_store_has_pending_changes(c->stores[k]))
-        continue;
-      brook_err_t err = brook_store_flush_changes(c->stores[k]);
-      if (err < 0)
-        bk_runtime_fail(rt, err, "operator '%s': the change listener of store '%s' failed: %s",
-                        c->node->name, bk_store_name(c->stores[k]), brook_strerror(err));
+    for (size_t t = 0; t < bk_inst_count(rt, i); t++) {
+      brook_ctx_t *c = bk_inst_at(rt, i, t);
+      for (size_t k = 0; k < c->n_stores; k++) {
+        if (!bk_store_has_pending_changes(c->stores[k]))
+          continue;
+        brook_err_t err = brook_store_flush_changes(c->stores[k]);
+        if (err < 0)
+          bk_runtime_fail(rt, err, "operator '%s': the change listener of store '%s' failed: %s",
+                          c->node->name, bk_store_name(c->stores[k]), brook_strerror(err));
+      }
     }
   }
 }

@@ -83,12 +83,14 @@ static brook_err_t fire_timers(brook_runtime_t *rt, brook_ctx_t *c, brook_time_d
   return rt->status;
 }
 
-/* The minimum watermark over the node's non-idle inputs; *idle = every input is idle. */
-static brook_time_t inputs_watermark(const brook_runtime_t *rt, const bk_node_t *node, int *idle) {
+/* The minimum watermark over the node's non-idle inputs (instances in `insts`: the
+ * process-wide ones or a task's); *idle = every input is idle. */
+static brook_time_t inputs_watermark(const brook_runtime_t *rt, const brook_ctx_t *insts,
+                                     const bk_node_t *node, int *idle) {
   brook_time_t m = BROOK_TIME_MAX;
   int active = 0;
   for (size_t k = 0; k < node->n_inputs; k++) {
-    const brook_ctx_t *p = &rt->insts[rt->plan.pos[node->inputs[k]->node->id]];
+    const brook_ctx_t *p = &insts[rt->plan.pos[node->inputs[k]->node->id]];
     if (p->wm_idle)
       continue;
     active = 1;
@@ -99,14 +101,92 @@ static brook_time_t inputs_watermark(const brook_runtime_t *rt, const bk_node_t 
   return active ? m : BROOK_TIME_MIN;
 }
 
+/* Moves operator instance `c` to its inputs' watermark and, with `fire`, runs the event-time
+ * timers and on_watermark that are due. Without `fire` (the process-wide instance of a
+ * per-task node, which is not opened) it only tracks the minimum over every task, which
+ * process-wide consumers read. Returns < 0 on failure (recorded in rt->status). */
+static brook_err_t pass_operator(brook_runtime_t *rt, const brook_ctx_t *insts, brook_ctx_t *c,
+                                 int fire) {
+  int idle;
+  brook_time_t m = inputs_watermark(rt, insts, c->node, &idle);
+  c->wm_idle = idle;
+  int advanced = !idle && m > c->wm;
+  if (advanced)
+    c->wm = m;
+  if (!fire)
+    return BROOK_OK;
+  int due = c->timers[BROOK_EVENT_TIME] && bk_timerq_next(c->timers[BROOK_EVENT_TIME]) <= c->wm;
+  if (!advanced && !due)
+    return BROOK_OK;
+  rt->now_ms = rt->manual_clock ? rt->now_ms : bk_wallclock_ms();
+  if (due && fire_timers(rt, c, BROOK_EVENT_TIME, c->wm) < 0)
+    return rt->status;
+  if (advanced && c->node->op.on_watermark) {
+    c->has_error_msg = 0;
+    brook_err_t err = c->node->op.on_watermark(c, c->state, c->wm);
+    if (err < 0) {
+      op_failed(rt, c, err, "on_watermark");
+      return err;
+    }
+    /* Timers on_watermark set at or before the watermark fire now, not a batch later. */
+    if (c->timers[BROOK_EVENT_TIME] && bk_timerq_next(c->timers[BROOK_EVENT_TIME]) <= c->wm &&
+        fire_timers(rt, c, BROOK_EVENT_TIME, c->wm) < 0)
+      return rt->status;
+  }
+  if (settle(rt, c, 1) < 0 && rt->status == BROOK_OK)
+    bk_runtime_fail(rt, BROOK_ERR_USER, "operator '%s': delivering timer output failed",
+                    c->node->name);
+  return rt->status;
+}
+
+/* A partitioned source's instance in each task: the watermark of the splits (partitions) of
+ * that task only, folded in one pass over the splits. A task without a split of this source
+ * is idle for it (co-partitioned sources may not all have every partition). */
+static void pass_source_tasks(brook_runtime_t *rt, const bk_src_t *src, size_t i) {
+  const bk_wm_gen_t *g = &src->wm;
+  for (size_t k = 0; k < rt->n_tasks; k++) {
+    bk_task_t *t = rt->tasks[k];
+    t->fold_wm = BROOK_TIME_MAX;
+    t->fold_active = t->fold_present = 0;
+  }
+  for (size_t s = 0; s < g->n_splits && !g->ended; s++) {
+    const bk_wm_split_t *sp = &g->splits[s];
+    bk_task_t *t =
+        sp->present && s < src->n_split_task ? bk_task_find(rt, src->split_task[s]) : NULL;
+    if (!t)
+      continue;
+    t->fold_present = 1;
+    if (sp->idle)
+      continue;
+    t->fold_active = 1;
+    if (sp->wm < t->fold_wm)
+      t->fold_wm = sp->wm;
+  }
+  for (size_t k = 0; k < rt->n_tasks; k++) {
+    bk_task_t *t = rt->tasks[k];
+    brook_ctx_t *c = &t->insts[i];
+    if (g->ended) {
+      c->wm = BROOK_TIME_MAX;
+      c->wm_idle = 0;
+      continue;
+    }
+    c->wm_idle = !t->fold_active;
+    if (t->fold_active && t->fold_wm > c->wm)
+      c->wm = t->fold_wm;
+  }
+}
+
 void bk_time_pass(brook_runtime_t *rt) {
   for (size_t i = 0; i < rt->plan.n && rt->status == BROOK_OK; i++) {
     brook_ctx_t *c = &rt->insts[i];
+    int per_task = rt->per_task && rt->per_task[i];
     switch (c->node->kind) {
     case BK_NODE_SOURCE:
       bk_wm_combine(&c->src->wm);
       c->wm = c->src->wm.wm;
       c->wm_idle = c->src->wm.idle;
+      if (per_task)
+        pass_source_tasks(rt, c->src, i);
       continue;
     case BK_NODE_ERRORS: /* failed records carry no event-time progress of their own */
       c->wm_idle = 1;
@@ -114,33 +194,13 @@ void bk_time_pass(brook_runtime_t *rt) {
     case BK_NODE_OPERATOR:
       break;
     }
-    int idle;
-    brook_time_t m = inputs_watermark(rt, c->node, &idle);
-    c->wm_idle = idle;
-    int advanced = !idle && m > c->wm;
-    if (advanced)
-      c->wm = m;
-    int due = c->timers[BROOK_EVENT_TIME] && bk_timerq_next(c->timers[BROOK_EVENT_TIME]) <= c->wm;
-    if (!advanced && !due)
-      continue;
-    rt->now_ms = rt->manual_clock ? rt->now_ms : bk_wallclock_ms();
-    if (due && fire_timers(rt, c, BROOK_EVENT_TIME, c->wm) < 0)
+    if (pass_operator(rt, rt->insts, c, !per_task) < 0)
       return;
-    if (advanced && c->node->op.on_watermark) {
-      c->has_error_msg = 0;
-      brook_err_t err = c->node->op.on_watermark(c, c->state, c->wm);
-      if (err < 0) {
-        op_failed(rt, c, err, "on_watermark");
-        return;
-      }
-      /* Timers on_watermark set at or before the watermark fire now, not a batch later. */
-      if (c->timers[BROOK_EVENT_TIME] && bk_timerq_next(c->timers[BROOK_EVENT_TIME]) <= c->wm &&
-          fire_timers(rt, c, BROOK_EVENT_TIME, c->wm) < 0)
+    for (size_t k = 0; per_task && k < rt->n_tasks; k++) {
+      bk_task_t *t = rt->tasks[k];
+      if (pass_operator(rt, t->insts, &t->insts[i], 1) < 0)
         return;
     }
-    if (settle(rt, c, 1) < 0 && rt->status == BROOK_OK)
-      bk_runtime_fail(rt, BROOK_ERR_USER, "operator '%s': delivering timer output failed",
-                      c->node->name);
   }
 }
 
@@ -149,15 +209,17 @@ void bk_time_tick(brook_runtime_t *rt) {
     if (!rt->sources[i].ended)
       bk_wm_tick(&rt->sources[i].wm, rt->now_ms);
   for (size_t i = 0; i < rt->plan.n && rt->status == BROOK_OK; i++) {
-    brook_ctx_t *c = &rt->insts[i];
-    bk_timerq_t *q = c->timers[BROOK_PROCESSING_TIME];
-    if (!q || bk_timerq_next(q) > rt->now_ms)
-      continue;
-    if (fire_timers(rt, c, BROOK_PROCESSING_TIME, rt->now_ms) < 0)
-      return;
-    if (settle(rt, c, 1) < 0 && rt->status == BROOK_OK)
-      bk_runtime_fail(rt, BROOK_ERR_USER, "operator '%s': delivering timer output failed",
-                      c->node->name);
+    for (size_t k = 0; k < bk_inst_count(rt, i) && rt->status == BROOK_OK; k++) {
+      brook_ctx_t *c = bk_inst_at(rt, i, k);
+      bk_timerq_t *q = c->timers[BROOK_PROCESSING_TIME];
+      if (!q || bk_timerq_next(q) > rt->now_ms)
+        continue;
+      if (fire_timers(rt, c, BROOK_PROCESSING_TIME, rt->now_ms) < 0)
+        return;
+      if (settle(rt, c, 1) < 0 && rt->status == BROOK_OK)
+        bk_runtime_fail(rt, BROOK_ERR_USER, "operator '%s': delivering timer output failed",
+                        c->node->name);
+    }
   }
   bk_time_pass(rt);
 }
@@ -171,9 +233,11 @@ brook_time_t bk_time_next_due(const brook_runtime_t *rt) {
     due = t < due ? t : due;
   }
   for (size_t i = 0; i < rt->plan.n; i++) {
-    const bk_timerq_t *q = rt->insts[i].timers[BROOK_PROCESSING_TIME];
-    if (q && bk_timerq_next(q) < due)
-      due = bk_timerq_next(q);
+    for (size_t k = 0; k < bk_inst_count(rt, i); k++) {
+      const bk_timerq_t *q = bk_inst_at(rt, i, k)->timers[BROOK_PROCESSING_TIME];
+      if (q && bk_timerq_next(q) < due)
+        due = bk_timerq_next(q);
+    }
   }
   return due;
 }

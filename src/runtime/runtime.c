@@ -24,7 +24,9 @@ void bk_runtime_destroy(brook_runtime_t *rt) {
     if (rt->sources[i].vt && rt->sources[i].impl)
       rt->sources[i].vt->destroy(&rt->sources[i]);
     bk_wm_gen_free(&rt->sources[i].wm);
+    bk_free(a, rt->sources[i].split_task);
   }
+  bk_tasks_free(rt);
   if (rt->insts) {
     for (size_t i = 0; i < rt->plan.n; i++) {
       brook_ctx_t *c = &rt->insts[i];
@@ -50,6 +52,8 @@ void bk_runtime_destroy(brook_runtime_t *rt) {
 static brook_err_t build_instances(brook_runtime_t *rt) {
   const brook_allocator_t *a = &rt->alloc;
   bk_plan_t *plan = &rt->plan;
+  if (bk_tasks_plan(rt))
+    return BROOK_ERR_NOMEM;
   rt->insts = bk_calloc(a, plan->n, sizeof(*rt->insts));
   rt->sources = bk_calloc(a, plan->n_sources ? plan->n_sources : 1, sizeof(*rt->sources));
   if (!rt->insts || !rt->sources)
@@ -59,6 +63,7 @@ static brook_err_t build_instances(brook_runtime_t *rt) {
     brook_ctx_t *c = &rt->insts[i];
     c->rt = rt;
     c->node = node;
+    c->task = -1;
     c->wm = BROOK_TIME_MIN;
     if (node->n_outputs) {
       c->ports = bk_calloc(a, node->n_outputs, sizeof(*c->ports));
@@ -85,7 +90,7 @@ static brook_err_t build_instances(brook_runtime_t *rt) {
     if (node->kind == BK_NODE_SOURCE) {
       bk_src_t *src = &rt->sources[rt->n_sources++];
       src->rt = rt;
-      src->ctx = c;
+      src->ctx = src->home = c;
       src->cfg = node->source_cfg;
       c->src = src;
       bk_wm_gen_init(&src->wm, &rt->alloc, node->wm_opts);
@@ -242,11 +247,13 @@ brook_err_t brook_runtime_stats(const brook_runtime_t *rt, brook_runtime_stats_t
   s.struct_size = size;
   s.state_bytes = 0;
   for (size_t i = 0; rt->insts && i < rt->plan.n; i++) {
-    const brook_ctx_t *c = &rt->insts[i];
-    for (size_t k = 0; k < c->n_stores; k++)
-      s.state_bytes += brook_store_memory(c->stores[k]);
-    if (c->state_memory && c->state)
-      s.state_bytes += c->state_memory(c->state);
+    for (size_t t = 0; t < bk_inst_count(rt, i); t++) {
+      const brook_ctx_t *c = bk_inst_at(rt, i, t);
+      for (size_t k = 0; k < c->n_stores; k++)
+        s.state_bytes += brook_store_memory(c->stores[k]);
+      if (c->state_memory && c->state)
+        s.state_bytes += c->state_memory(c->state);
+    }
   }
   memcpy(stats, &s, size);
   return BROOK_OK;

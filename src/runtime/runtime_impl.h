@@ -20,6 +20,16 @@
 
 typedef struct bk_src bk_src_t;
 
+/* One input partition's instances of the per-task nodes (task.c), like a Kafka Streams task:
+ * their operator state, timers and stores belong to that partition only. */
+typedef struct bk_task {
+  int32_t id;           /* the partition number (co-partitioned topics share a task) */
+  int refs;             /* sources holding the partition */
+  brook_ctx_t *insts;   /* indexed like plan.order; only per-task nodes are set up */
+  brook_time_t fold_wm; /* event_time.c: a source's splits folded per task */
+  int fold_active, fold_present;
+} bk_task_t;
+
 /* A source kind's runtime side (the bk_source_type_t's runtime_vt). Runs on the loop thread
  * except create/destroy, which run where the runtime is created and freed. */
 typedef struct bk_source_vt {
@@ -53,8 +63,11 @@ struct bk_src {
   void *impl;
   int ready; /* has data to produce now */
   int ended;
-  int started;      /* start succeeded: close must run */
-  bk_wm_gen_t wm;   /* per-split watermarks (time/watermark.h) */
+  int started;         /* start succeeded: close must run */
+  brook_ctx_t *home;   /* the process-wide instance; ctx moves to a task's during its batch */
+  bk_wm_gen_t wm;      /* per-split watermarks (time/watermark.h) */
+  int32_t *split_task; /* partitioned sources: split -> task id (-1: none) */
+  size_t n_split_task;
   size_t cur_split; /* split of the records being emitted (0 for single-split sources) */
 };
 
@@ -72,7 +85,14 @@ struct brook_runtime {
   brook_topology_t *topo;
   brook_runtime_opts_t opts;
   bk_plan_t plan;
-  brook_ctx_t *insts; /* indexed like plan.order */
+  brook_ctx_t *insts; /* indexed like plan.order; the process-wide instances */
+  /* Tasks (task.c): the nodes that keep a partitioned source's partitioning (per_task) get
+   * one instance per input partition, opened on assignment and closed on revocation. */
+  unsigned char *per_task; /* plan index -> 1 if the node runs once per task */
+  struct bk_task **tasks;  /* open tasks */
+  size_t n_tasks, cap_tasks;
+  struct bk_task **task_by_id; /* task id (partition) -> open task or NULL */
+  size_t n_task_ids;
   brook_ctx_t *errors_inst;
   bk_src_t *sources;
   size_t n_sources;
@@ -162,8 +182,47 @@ void bk_close_operators(brook_runtime_t *rt);
 /* Calls `fn` on every operator in topological order, delivering what each emits; stops at
  * the first failure (recorded in rt->status). */
 void bk_for_each_operator(brook_runtime_t *rt, brook_err_t (*fn)(brook_ctx_t *, void *state));
+/* The same for one operator instance. */
+void bk_call_operator(brook_runtime_t *rt, brook_ctx_t *c,
+                      brook_err_t (*fn)(brook_ctx_t *, void *state));
+/* Runs the instance's open(); a failure is recorded in rt->status and returned. */
+brook_err_t bk_open_operator(brook_runtime_t *rt, brook_ctx_t *c);
 brook_err_t bk_call_end_of_input(brook_ctx_t *c, void *state);
 brook_err_t bk_call_flush(brook_ctx_t *c, void *state);
+
+/* ---- task.c: one instance of the partitioned part of the DAG per input partition ---- */
+/* Marks the nodes that run once per task: those fed only by partitioned sources (or by
+ * other per-task nodes), up to the first re-keying (key_by), sinks excluded. */
+brook_err_t bk_tasks_plan(brook_runtime_t *rt);
+/* One more holder of task `id` (>= 0): the first creates it and opens its operators.
+ * Loop thread, operators open. A failure is also recorded in rt->status. */
+brook_err_t bk_task_acquire(brook_runtime_t *rt, int32_t id);
+/* One holder fewer: the last flushes the task's operators (their output goes on), closes
+ * them and frees their state and timers. */
+void bk_task_release(brook_runtime_t *rt, int32_t id);
+/* Closes every task without flushing (the runtime is closing or failed), then frees them. */
+void bk_tasks_close_all(brook_runtime_t *rt);
+void bk_tasks_free(brook_runtime_t *rt);
+/* Split `split` of partitioned source `src` feeds task `id` (its watermark is the task's). */
+brook_err_t bk_src_split_task(bk_src_t *src, size_t split, int32_t id);
+/* The records in the source's port belong to task `id`: they move to the task's instance,
+ * which src->ctx becomes until bk_src_leave_task. Returns 0, or -1 if the task is not open
+ * (the records are left in place). */
+int bk_src_enter_task(bk_src_t *src, int32_t id);
+void bk_src_leave_task(bk_src_t *src);
+
+static inline bk_task_t *bk_task_find(const brook_runtime_t *rt, int32_t id) {
+  return id >= 0 && (size_t)id < rt->n_task_ids ? rt->task_by_id[id] : NULL;
+}
+
+/* The instances of plan node `i`: one per open task for per-task nodes, else the
+ * process-wide one. */
+static inline size_t bk_inst_count(const brook_runtime_t *rt, size_t i) {
+  return rt->per_task && rt->per_task[i] ? rt->n_tasks : 1;
+}
+static inline brook_ctx_t *bk_inst_at(const brook_runtime_t *rt, size_t i, size_t k) {
+  return rt->per_task && rt->per_task[i] ? &rt->tasks[k]->insts[i] : &rt->insts[i];
+}
 
 /* ---- sources ---- */
 static inline bk_port_t *bk_src_port(bk_src_t *src) { return &src->ctx->ports[0]; }

@@ -77,23 +77,32 @@ static void begin_drain(brook_runtime_t *rt) {
 
 /* Calls `fn` on every operator instance in topological order, delivering what each emits
  * (and any routed errors) before moving on. Stops at the first failure. */
+void bk_call_operator(brook_runtime_t *rt, brook_ctx_t *c,
+                      brook_err_t (*fn)(brook_ctx_t *, void *state)) {
+  if (!rt->manual_clock)
+    rt->now_ms = bk_wallclock_ms();
+  c->has_error_msg = 0;
+  brook_err_t err = fn(c, c->state);
+  if (err >= 0)
+    err = bk_ctx_flush_ports(c);
+  if (err >= 0 && rt->errors_inst)
+    err = bk_ctx_flush_ports(rt->errors_inst);
+  bk_arena_reset(&rt->arena);
+  if (err < 0)
+    bk_runtime_fail(rt, err, "operator '%s'%s failed at end of input or flush: %s", c->node->name,
+                    c->task >= 0 ? " (of a partition's task)" : "",
+                    c->has_error_msg ? c->error_msg.text : brook_strerror(err));
+}
+
 void bk_for_each_operator(brook_runtime_t *rt, brook_err_t (*fn)(brook_ctx_t *, void *state)) {
   for (size_t i = 0; i < rt->plan.n && rt->status == BROOK_OK; i++) {
-    brook_ctx_t *c = &rt->insts[i];
-    if (c->node->kind != BK_NODE_OPERATOR)
+    if (rt->insts[i].node->kind != BK_NODE_OPERATOR)
       continue;
-    if (!rt->manual_clock)
-      rt->now_ms = bk_wallclock_ms();
-    c->has_error_msg = 0;
-    brook_err_t err = fn(c, c->state);
-    if (err >= 0)
-      err = bk_ctx_flush_ports(c);
-    if (err >= 0 && rt->errors_inst)
-      err = bk_ctx_flush_ports(rt->errors_inst);
-    bk_arena_reset(&rt->arena);
-    if (err < 0)
-      bk_runtime_fail(rt, err, "operator '%s' failed at end of input or flush: %s", c->node->name,
-                      c->has_error_msg ? c->error_msg.text : brook_strerror(err));
+    for (size_t t = 0; t < bk_inst_count(rt, i) && rt->status == BROOK_OK; t++) {
+      brook_ctx_t *c = bk_inst_at(rt, i, t);
+      if (c->opened)
+        bk_call_operator(rt, c, fn);
+    }
   }
 }
 
@@ -163,9 +172,9 @@ static void clock_arm(brook_runtime_t *rt) {
 /* Runs one batch of `src` through the pipeline and releases its memory. */
 static void run_batch(brook_runtime_t *rt, bk_src_t *src) {
   rt->now_ms = bk_wallclock_ms();
-  bk_port_t *port = bk_src_port(src);
   bk_delivery_next_epoch(&rt->delivery);
   brook_err_t err = src->vt->produce(src);
+  bk_port_t *port = bk_src_port(src); /* a partitioned source's batch is in its task's port */
   if (err == BROOK_DONE) {
     src->ended = 1;
     /* A natural end releases the event-time hold: its watermark becomes the maximum. A
@@ -182,6 +191,8 @@ static void run_batch(brook_runtime_t *rt, bk_src_t *src) {
   if (err >= 0 && rt->errors_inst)
     err = bk_ctx_flush_ports(rt->errors_inst);
   port->n = 0;
+  if (src->ctx != src->home)
+    bk_src_leave_task(src);
   src->vt->batch_done(src);
   bk_arena_reset(&rt->arena);
   rt->stats.batches++;
@@ -239,6 +250,7 @@ static void on_async(uv_async_t *h) {
 }
 
 void bk_close_operators(brook_runtime_t *rt) {
+  bk_tasks_close_all(rt);
   for (size_t i = 0; i < rt->plan.n; i++) {
     brook_ctx_t *c = &rt->insts[i];
     if (c->opened && c->node->op.close)
@@ -286,20 +298,31 @@ static void finish(brook_runtime_t *rt) {
 brook_err_t bk_open_operators(brook_runtime_t *rt) {
   for (size_t i = 0; i < rt->plan.n; i++) {
     brook_ctx_t *c = &rt->insts[i];
-    if (c->node->kind != BK_NODE_OPERATOR)
-      continue;
-    brook_err_t err = BROOK_OK;
-    c->in_open = 1;
-    if (c->node->op.open)
-      err = c->node->op.open(c, c->node->opaque, &c->state);
-    c->in_open = 0;
-    if (err < 0) {
+    if (c->node->kind != BK_NODE_OPERATOR || (rt->per_task && rt->per_task[i]))
+      continue; /* per-task nodes open with their task (task.c) */
+    brook_err_t err = bk_open_operator(rt, c);
+    if (err < 0)
+      return err;
+  }
+  return BROOK_OK;
+}
+
+brook_err_t bk_open_operator(brook_runtime_t *rt, brook_ctx_t *c) {
+  brook_err_t err = BROOK_OK;
+  c->in_open = 1;
+  if (c->node->op.open)
+    err = c->node->op.open(c, c->node->opaque, &c->state);
+  c->in_open = 0;
+  if (err < 0) {
+    if (c->task >= 0)
+      bk_runtime_fail(rt, err, "operator '%s' failed to open for partition %d: %s", c->node->name,
+                      (int)c->task, c->has_error_msg ? c->error_msg.text : brook_strerror(err));
+    else
       bk_runtime_fail(rt, err, "operator '%s' failed to open: %s", c->node->name,
                       c->has_error_msg ? c->error_msg.text : brook_strerror(err));
-      return err;
-    }
-    c->opened = 1;
+    return err;
   }
+  c->opened = 1;
   return BROOK_OK;
 }
 

@@ -82,7 +82,7 @@ static const bk_source_vt_t gen_vt = {
 
 static void gen_cfg_free(void *cfg, const brook_allocator_t *a) { bk_free(a, cfg); }
 
-static const bk_source_type_t gen_type = {"generator", &gen_vt, gen_cfg_free};
+static const bk_source_type_t gen_type = {"generator", &gen_vt, gen_cfg_free, 0};
 
 brook_stream_t *brook_source_generator(brook_topology_t *t, const char *name, brook_generator_fn fn,
                                        void *opaque, const brook_generator_opts_t *opts) {

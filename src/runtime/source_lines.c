@@ -334,7 +334,7 @@ static void lines_cfg_free(void *cfg, const brook_allocator_t *a) {
   bk_free(a, c);
 }
 
-static const bk_source_type_t lines_type = {"lines", &lines_vt, lines_cfg_free};
+static const bk_source_type_t lines_type = {"lines", &lines_vt, lines_cfg_free, 0};
 
 brook_stream_t *brook_source_lines(brook_topology_t *t, const char *name, const char *path,
                                    const brook_lines_opts_t *opts) {

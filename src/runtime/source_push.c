@@ -392,7 +392,7 @@ static const bk_source_vt_t push_vt = {
 
 static void push_cfg_free(void *cfg, const brook_allocator_t *a) { bk_free(a, cfg); }
 
-static const bk_source_type_t push_type = {"push", &push_vt, push_cfg_free};
+static const bk_source_type_t push_type = {"push", &push_vt, push_cfg_free, 0};
 
 brook_stream_t *brook_source_push(brook_topology_t *t, const char *name,
                                   const brook_push_opts_t *opts) {

@@ -1,0 +1,236 @@
+/* Tasks: like Kafka Streams, the part of the DAG that keeps a partitioned source's
+ * partitioning runs as one task per input partition. A task holds its own instance of each
+ * such node (operator state, stores, timers, watermark), is created and opened when its
+ * partition is assigned and flushed and closed when it is revoked, so the state of one
+ * partition never mixes with another's and leaves with its partition.
+ *
+ * Which nodes run per task: a partitioned source, and an operator with outputs whose inputs
+ * all come from per-task nodes other than a re-keying one (key_by: after it a key's records
+ * come from every partition, so that state stays process-wide). Sinks are process-wide: they
+ * keep no per-partition state and share their client. Everything else has one instance (the
+ * process-wide one in rt->insts), as in a topology without partitioned sources.
+ *
+ * A task's output ports share the buffer of the process-wide instance's port: a port is
+ * empty whenever control leaves its node (delivery is synchronous and each activation ends
+ * by flushing), and a task's records never reach another task. Loop thread. */
+#include <string.h>
+
+#include "core/alloc.h"
+#include "runtime/runtime_impl.h"
+
+brook_err_t bk_tasks_plan(brook_runtime_t *rt) {
+  const bk_plan_t *plan = &rt->plan;
+  int any = 0;
+  for (size_t i = 0; i < plan->n_sources && !any; i++)
+    any = plan->order[i]->kind == BK_NODE_SOURCE && plan->order[i]->source_type->partitioned;
+  if (!any)
+    return BROOK_OK; /* every node has its one process-wide instance */
+  if (!(rt->per_task = bk_calloc(&rt->alloc, plan->n, 1)))
+    return BROOK_ERR_NOMEM;
+  for (size_t i = 0; i < plan->n; i++) { /* inputs come before their consumers */
+    const bk_node_t *node = plan->order[i];
+    int per_task = 0;
+    if (node->kind == BK_NODE_SOURCE) {
+      per_task = node->source_type->partitioned;
+    } else if (node->kind == BK_NODE_OPERATOR && node->n_inputs && node->n_outputs) {
+      per_task = 1;
+      for (size_t k = 0; k < node->n_inputs && per_task; k++) {
+        const bk_node_t *from = node->inputs[k]->node;
+        per_task = rt->per_task[plan->pos[from->id]] && !from->rekeys;
+      }
+    }
+    rt->per_task[i] = (unsigned char)per_task;
+  }
+  return BROOK_OK;
+}
+
+static void free_ports(brook_runtime_t *rt, brook_ctx_t *c) {
+  for (size_t p = 0; p < c->n_ports; p++)
+    bk_free(&rt->alloc, c->ports[p].to); /* buf belongs to the process-wide instance */
+  bk_free(&rt->alloc, c->ports);
+  c->ports = NULL;
+  c->n_ports = 0;
+}
+
+static brook_err_t build_task(brook_runtime_t *rt, bk_task_t *t) {
+  const bk_plan_t *plan = &rt->plan;
+  for (size_t i = 0; i < plan->n; i++) {
+    if (!rt->per_task[i])
+      continue;
+    const brook_ctx_t *home = &rt->insts[i];
+    brook_ctx_t *c = &t->insts[i];
+    c->rt = rt;
+    c->node = home->node;
+    c->src = home->src;
+    c->task = t->id;
+    c->wm = BROOK_TIME_MIN;
+    if (!home->n_ports)
+      continue;
+    if (!(c->ports = bk_calloc(&rt->alloc, home->n_ports, sizeof(*c->ports))))
+      return BROOK_ERR_NOMEM;
+    c->n_ports = home->n_ports;
+    for (size_t p = 0; p < c->n_ports; p++) {
+      const bk_port_t *hp = &home->ports[p];
+      bk_port_t *port = &c->ports[p];
+      port->buf = hp->buf;
+      port->cap = hp->cap;
+      if (!(port->to = bk_calloc(&rt->alloc, hp->n_to ? hp->n_to : 1, sizeof(*port->to))))
+        return BROOK_ERR_NOMEM;
+      port->n_to = hp->n_to;
+      for (size_t k = 0; k < hp->n_to; k++) {
+        size_t pos = (size_t)(hp->to[k].ctx - rt->insts);
+        port->to[k].ctx = rt->per_task[pos] ? &t->insts[pos] : &rt->insts[pos];
+        port->to[k].input = hp->to[k].input;
+      }
+    }
+  }
+  return BROOK_OK;
+}
+
+/* Closes the task's operators (each opened one exactly once) and frees its instances. */
+static void destroy_task(brook_runtime_t *rt, bk_task_t *t) {
+  for (size_t i = 0; t->insts && i < rt->plan.n; i++) {
+    brook_ctx_t *c = &t->insts[i];
+    if (!c->node)
+      continue;
+    if (c->opened && c->node->op.close)
+      c->node->op.close(c->state, c->node->opaque);
+    c->opened = 0;
+    c->state = NULL;
+    bk_time_free_ctx(rt, c);
+    bk_state_free_ctx(rt, c);
+    free_ports(rt, c);
+  }
+  bk_free(&rt->alloc, t->insts);
+  bk_free(&rt->alloc, t);
+}
+
+static brook_err_t open_task(brook_runtime_t *rt, bk_task_t *t) {
+  for (size_t i = 0; i < rt->plan.n; i++) {
+    brook_ctx_t *c = &t->insts[i];
+    if (c->node && c->node->kind == BK_NODE_OPERATOR && bk_open_operator(rt, c) < 0)
+      return rt->status;
+  }
+  return BROOK_OK;
+}
+
+brook_err_t bk_task_acquire(brook_runtime_t *rt, int32_t id) {
+  if (!rt->per_task || id < 0)
+    return BROOK_OK; /* nothing runs per task */
+  bk_task_t *t = bk_task_find(rt, id);
+  if (t) {
+    t->refs++;
+    return BROOK_OK;
+  }
+  const brook_allocator_t *a = &rt->alloc;
+  brook_err_t err = BROOK_ERR_NOMEM;
+  if ((size_t)id >= rt->n_task_ids) {
+    size_t cap = rt->n_task_ids;
+    if (bk_grow(a, (void **)&rt->task_by_id, &cap, (size_t)id + 1, sizeof(*rt->task_by_id)))
+      goto fail;
+    memset(rt->task_by_id + rt->n_task_ids, 0, (cap - rt->n_task_ids) * sizeof(*rt->task_by_id));
+    rt->n_task_ids = cap;
+  }
+  if (bk_grow(a, (void **)&rt->tasks, &rt->cap_tasks, rt->n_tasks + 1, sizeof(*rt->tasks)))
+    goto fail;
+  if (!(t = bk_calloc(a, 1, sizeof(*t))))
+    goto fail;
+  t->id = id;
+  t->refs = 1;
+  if (!(t->insts = bk_calloc(a, rt->plan.n, sizeof(*t->insts))) || build_task(rt, t)) {
+    destroy_task(rt, t);
+    goto fail;
+  }
+  if ((err = open_task(rt, t)) < 0) {
+    destroy_task(rt, t);
+    return err;
+  }
+  rt->tasks[rt->n_tasks++] = t;
+  rt->task_by_id[id] = t;
+  rt->stats.tasks_opened++;
+  return BROOK_OK;
+fail:
+  bk_runtime_fail(rt, err, "runtime: out of memory creating the task of partition %d", (int)id);
+  return err;
+}
+
+/* Runs every opened operator of the task through flush(), delivering what it emits. */
+static void flush_task(brook_runtime_t *rt, bk_task_t *t) {
+  for (size_t i = 0; i < rt->plan.n && rt->status == BROOK_OK; i++) {
+    brook_ctx_t *c = &t->insts[i];
+    if (c->opened && c->node->kind == BK_NODE_OPERATOR)
+      bk_call_operator(rt, c, bk_call_flush);
+  }
+}
+
+static void unlink_task(brook_runtime_t *rt, bk_task_t *t) {
+  for (size_t k = 0; k < rt->n_tasks; k++) {
+    if (rt->tasks[k] == t) { /* keep the others in order: output order stays deterministic */
+      memmove(&rt->tasks[k], &rt->tasks[k + 1], (rt->n_tasks - k - 1) * sizeof(*rt->tasks));
+      rt->n_tasks--;
+      break;
+    }
+  }
+  rt->task_by_id[t->id] = NULL;
+}
+
+void bk_task_release(brook_runtime_t *rt, int32_t id) {
+  bk_task_t *t = bk_task_find(rt, id);
+  if (!t || --t->refs > 0)
+    return;
+  flush_task(rt, t);
+  unlink_task(rt, t);
+  destroy_task(rt, t);
+  rt->stats.tasks_closed++;
+}
+
+void bk_tasks_close_all(brook_runtime_t *rt) {
+  while (rt->n_tasks) {
+    bk_task_t *t = rt->tasks[rt->n_tasks - 1];
+    unlink_task(rt, t);
+    destroy_task(rt, t);
+    rt->stats.tasks_closed++;
+  }
+}
+
+void bk_tasks_free(brook_runtime_t *rt) {
+  bk_tasks_close_all(rt);
+  bk_free(&rt->alloc, rt->tasks);
+  bk_free(&rt->alloc, rt->task_by_id);
+  bk_free(&rt->alloc, rt->per_task);
+  rt->tasks = rt->task_by_id = NULL;
+  rt->per_task = NULL;
+  rt->n_tasks = rt->cap_tasks = rt->n_task_ids = 0;
+}
+
+brook_err_t bk_src_split_task(bk_src_t *src, size_t split, int32_t id) {
+  if (split >= src->n_split_task) {
+    size_t cap = src->n_split_task;
+    if (bk_grow(&src->rt->alloc, (void **)&src->split_task, &cap, split + 1,
+                sizeof(*src->split_task)))
+      return BROOK_ERR_NOMEM;
+    for (size_t i = src->n_split_task; i < cap; i++)
+      src->split_task[i] = -1;
+    src->n_split_task = cap;
+  }
+  src->split_task[split] = id;
+  return BROOK_OK;
+}
+
+int bk_src_enter_task(bk_src_t *src, int32_t id) {
+  brook_runtime_t *rt = src->rt;
+  size_t pos = rt->plan.pos[src->home->node->id];
+  bk_task_t *t = rt->per_task && rt->per_task[pos] ? bk_task_find(rt, id) : NULL;
+  if (!t)
+    return -1;
+  brook_ctx_t *c = &t->insts[pos];
+  c->ports[0].n = src->home->ports[0].n; /* same buffer: the records stay where they are */
+  src->home->ports[0].n = 0;
+  src->ctx = c;
+  return 0;
+}
+
+void bk_src_leave_task(bk_src_t *src) {
+  src->ctx->ports[0].n = 0;
+  src->ctx = src->home;
+}

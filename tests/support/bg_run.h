@@ -1,0 +1,24 @@
+/* A runtime on a thread of its own for the length of a test: built from a topology, run with
+ * brook_runtime_run, stopped and joined. BROOK_TEST_LOG=1 in the environment sends the
+ * pipeline's log to stderr. Cmocka assertions. */
+#ifndef BROOK_TEST_BG_RUN_H
+#define BROOK_TEST_BG_RUN_H
+
+#include <pthread.h>
+
+#include <brook/brook.h>
+
+typedef struct bg_run {
+  brook_runtime_t *rt;
+  pthread_t thread;
+  brook_err_t result;
+} bg_run_t;
+
+/* Creates the runtime for `t` and starts running it. */
+void bg_start(bg_run_t *r, brook_topology_t *t);
+
+/* Stops the pipeline and waits for it; returns what run returned. The runtime stays for its
+ * stats: brook_runtime_free(r->rt) afterwards. */
+brook_err_t bg_stop(bg_run_t *r);
+
+#endif
