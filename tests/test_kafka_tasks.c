@@ -19,6 +19,7 @@
 
 #include "support/bg_run.h"
 #include "support/broker_proc.h"
+#include "support/fail_alloc.h"
 #include "support/kafka_helpers.h"
 #include "support/wait.h"
 
@@ -446,11 +447,74 @@ static void test_rebalance_moves_tasks(void **state) {
   assert_int_equal(broker_stop(&b), 0);
 }
 
+/* ---- running out of memory while tasks open ---- */
+
+static int done_or_all_sunk(void *p) {
+  bg_run_t *r = p;
+  return brook_runtime_done(r->rt);
+}
+
+/* For k = 1, 2, ...: the k-th allocation after the runtime exists fails, and every later one
+ * (the source's start, its attach opening the tasks, the batches). Each run either moves every
+ * record or ends with BROOK_ERR_NOMEM, and leaves no block behind. */
+static void test_task_open_out_of_memory(void **state) {
+  (void)state;
+  broker_proc_t b;
+  assert_int_equal(broker_start(&b, 1, (const char *const[]){"in:4", NULL}, NULL), 0);
+  produce_parts(b.bootstrap, "in", (const int[]){3, 3, 3, 3}, N_PARTS, 1000, 10);
+  int failed_runs = 0, ok_runs = 0;
+  for (long k = 1; k <= 24; k++) {
+    fail_alloc_t fa = {0};
+    brook_allocator_t a = fa_allocator(&fa);
+    brook_topology_opts_t to;
+    brook_topology_opts_init(&to);
+    to.allocator = &a;
+    brook_topology_t *t;
+    assert_int_equal(brook_topology_new(&t, &to), BROOK_OK);
+    inst_log_t l;
+    log_init(&l);
+    brook_stream_t *in = kafka_in(t, b.bootstrap, "tasks4", "in", N_PARTS);
+    assert_int_equal(brook_sink_callback(brook_apply(in, &tally_op, &l), count_sunk, NULL, &l),
+                     BROOK_OK);
+    brook_runtime_t *rt;
+    assert_int_equal(brook_runtime_new(&rt, t, NULL), BROOK_OK);
+    fa.fail_at = fa.attempts + k;
+    fa.persistent = 1;
+    bg_run_t r = {.rt = rt};
+    assert_int_equal(pthread_create(&r.thread, NULL, bg_run_thread, &r), 0);
+    int64_t deadline = (int64_t)wait_now_ms() + KH_TIMEOUT_MS;
+    while (!wait_until(done_or_all_sunk, &r, 50) && wait_counter_get(&l.sunk) < 12 &&
+           (int64_t)wait_now_ms() < deadline)
+      ;
+    brook_err_t err = bg_stop(&r);
+    if (getenv("BROOK_TEST_LOG"))
+      fprintf(stderr, "allocation %ld: %s\n", k, brook_runtime_last_error(rt));
+    if (err != BROOK_OK && err != BROOK_ERR_NOMEM)
+      fail_msg("allocation %ld: %s: %s", k, brook_errname(err), brook_runtime_last_error(rt));
+    assert_int_equal(l.mismatched, 0);
+    assert_int_equal(l.opens, l.closes); /* every opened task closed */
+    if (err == BROOK_OK) {
+      assert_int_equal(wait_counter_get(&l.sunk), 12);
+      ok_runs++;
+    } else {
+      failed_runs++;
+    }
+    brook_runtime_free(rt);
+    brook_topology_free(t);
+    assert_int_equal(fa.live, 0);
+    log_destroy(&l);
+  }
+  print_message("%d runs ran out of memory cleanly, %d finished\n", failed_runs, ok_runs);
+  assert_true(failed_runs > 0);
+  assert_int_equal(broker_stop(&b), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_one_task_per_partition),
       cmocka_unit_test(test_windows_fire_per_partition),
       cmocka_unit_test(test_rebalance_moves_tasks),
+      cmocka_unit_test(test_task_open_out_of_memory),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

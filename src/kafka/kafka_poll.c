@@ -30,13 +30,14 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   p->cb(p->opaque);
 }
 
-bk_kafka_poller_t *bk_kafka_poller_start(brook_runtime_t *rt, rd_kafka_queue_t *q,
-                                         void (*cb)(void *opaque), void *opaque, char *why,
-                                         size_t why_len) {
+brook_err_t bk_kafka_poller_start(brook_runtime_t *rt, rd_kafka_queue_t *q,
+                                  void (*cb)(void *opaque), void *opaque, bk_kafka_poller_t **out,
+                                  char *why, size_t why_len) {
+  *out = NULL;
   bk_kafka_poller_t *p = bk_calloc(&rt->alloc, 1, sizeof(*p));
   if (!p) {
     snprintf(why, why_len, "out of memory");
-    return NULL;
+    return BROOK_ERR_NOMEM;
   }
   p->q = q;
   p->cb = cb;
@@ -46,7 +47,7 @@ bk_kafka_poller_t *bk_kafka_poller_start(brook_runtime_t *rt, rd_kafka_queue_t *
   if (pipe2(p->fds, O_NONBLOCK | O_CLOEXEC) != 0) {
     snprintf(why, why_len, "pipe: %s", strerror(errno));
     bk_free(&rt->alloc, p);
-    return NULL;
+    return BROOK_ERR_LOOP;
   }
   int rc = uv_poll_init(rt->loop, &p->poll, p->fds[0]);
   if (rc) {
@@ -54,7 +55,7 @@ bk_kafka_poller_t *bk_kafka_poller_start(brook_runtime_t *rt, rd_kafka_queue_t *
     close(p->fds[0]);
     close(p->fds[1]);
     bk_free(&rt->alloc, p);
-    return NULL;
+    return BROOK_ERR_LOOP;
   }
   p->poll.data = p;
   rd_kafka_queue_io_event_enable(q, p->fds[1], "1", 1);
@@ -63,7 +64,8 @@ bk_kafka_poller_t *bk_kafka_poller_start(brook_runtime_t *rt, rd_kafka_queue_t *
    * before this point would never be signalled. Serve once right away. */
   ssize_t w = write(p->fds[1], "1", 1);
   (void)w; /* a full pipe already holds a wake-up */
-  return p;
+  *out = p;
+  return BROOK_OK;
 }
 
 static void on_closed(uv_handle_t *h) {

@@ -13,11 +13,11 @@
 
 typedef struct bk_kafka_poller bk_kafka_poller_t;
 
-/* Starts watching `q` (borrowed; must outlive bk_kafka_poller_close). NULL if it could not
- * (the reason in why). Loop thread. */
-bk_kafka_poller_t *bk_kafka_poller_start(brook_runtime_t *rt, rd_kafka_queue_t *q,
-                                         void (*cb)(void *opaque), void *opaque, char *why,
-                                         size_t why_len);
+/* Starts watching `q` (borrowed; must outlive bk_kafka_poller_close) into *out. Returns
+ * BROOK_OK, or BROOK_ERR_NOMEM / BROOK_ERR_LOOP with the reason in why. Loop thread. */
+brook_err_t bk_kafka_poller_start(brook_runtime_t *rt, rd_kafka_queue_t *q,
+                                  void (*cb)(void *opaque), void *opaque, bk_kafka_poller_t **out,
+                                  char *why, size_t why_len);
 
 /* Stops the callbacks at once and closes the handle (asynchronously, holding the runtime
  * until it is closed); the poller frees itself. NULL is a no-op. Loop thread. */

@@ -89,13 +89,14 @@ static void serve(void *opaque) {
   bk_sched_poke(p->rt); /* a failure, or the end-of-run wait that may now be over */
 }
 
-bk_kprod_t *bk_kprod_new(brook_runtime_t *rt, const char *who, const char *bootstrap,
-                         char *const *props, bk_kprod_failed_fn failed, void *opaque, char *why,
-                         size_t why_len) {
+brook_err_t bk_kprod_new(brook_runtime_t *rt, const char *who, const char *bootstrap,
+                         char *const *props, bk_kprod_failed_fn failed, void *opaque,
+                         bk_kprod_t **out, char *why, size_t why_len) {
+  *out = NULL;
   bk_kprod_t *p = bk_calloc(&rt->alloc, 1, sizeof(*p));
   if (!p) {
     snprintf(why, why_len, "out of memory");
-    return NULL;
+    return BROOK_ERR_NOMEM;
   }
   p->rt = rt;
   snprintf(p->who, sizeof(p->who), "%s", who);
@@ -103,9 +104,10 @@ bk_kprod_t *bk_kprod_new(brook_runtime_t *rt, const char *who, const char *boots
   p->failed = failed;
   p->opaque = opaque;
   rd_kafka_conf_t *conf;
-  if (bk_kafka_conf_build(producer_defaults, bootstrap, props, &conf, why, why_len) < 0) {
+  brook_err_t err = bk_kafka_conf_build(producer_defaults, bootstrap, props, &conf, why, why_len);
+  if (err < 0) {
     bk_free(&rt->alloc, p);
-    return NULL;
+    return err;
   }
   rd_kafka_conf_set_opaque(conf, p);
   rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
@@ -115,17 +117,18 @@ bk_kprod_t *bk_kprod_new(brook_runtime_t *rt, const char *who, const char *boots
     rd_kafka_conf_destroy(conf);
     bk_kafka_redact(props, why, why_len);
     bk_free(&rt->alloc, p);
-    return NULL;
+    return BROOK_ERR_KAFKA;
   }
   rd_kafka_set_log_queue(p->rk, NULL); /* logs to the main queue: the loop thread */
   p->mainq = rd_kafka_queue_get_main(p->rk);
-  if (!(p->poller = bk_kafka_poller_start(rt, p->mainq, serve, p, why, why_len))) {
+  if ((err = bk_kafka_poller_start(rt, p->mainq, serve, p, &p->poller, why, why_len)) < 0) {
     rd_kafka_queue_destroy(p->mainq);
     rd_kafka_destroy(p->rk);
     bk_free(&rt->alloc, p);
-    return NULL;
+    return err;
   }
-  return p;
+  *out = p;
+  return BROOK_OK;
 }
 
 rd_kafka_resp_err_t bk_kprod_send(bk_kprod_t *p, const char *topic, const void *key, size_t klen,

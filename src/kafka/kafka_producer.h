@@ -21,11 +21,12 @@ typedef void (*bk_kprod_failed_fn)(bk_kprod_t *p, const rd_kafka_message_t *m, u
                                    void *opaque);
 
 /* A producer for `who` (e.g. "Kafka sink 'alerts'", used in messages) on bootstrap (may be
- * NULL if props have it) and props (borrowed: must outlive the producer). NULL on failure
- * with the reason (redacted) in why. */
-bk_kprod_t *bk_kprod_new(brook_runtime_t *rt, const char *who, const char *bootstrap,
-                         char *const *props, bk_kprod_failed_fn failed, void *opaque, char *why,
-                         size_t why_len);
+ * NULL if props have it) and props (borrowed: must outlive the producer), into *out.
+ * Returns BROOK_OK, or an error (BROOK_ERR_NOMEM, BROOK_ERR_KAFKA, ...) with the reason
+ * (redacted) in why. */
+brook_err_t bk_kprod_new(brook_runtime_t *rt, const char *who, const char *bootstrap,
+                         char *const *props, bk_kprod_failed_fn failed, void *opaque,
+                         bk_kprod_t **out, char *why, size_t why_len);
 
 /* Sends a message (bytes copied; `headers` owned by the producer on success, by the caller
  * on failure). The delivery counts against `epoch` (from bk_delivery_add). Returns an

@@ -85,11 +85,12 @@ static brook_err_t sink_open(brook_ctx_t *ctx, void *opaque, void **state) {
   s->rt = rt;
   char who[160], why[512];
   snprintf(who, sizeof(who), "Kafka sink '%s'", ctx->node->name);
-  if (!(s->prod = bk_kprod_new(rt, who, cfg->bootstrap, cfg->props, delivery_failed, s, why,
-                               sizeof(why)))) {
+  brook_err_t err = bk_kprod_new(rt, who, cfg->bootstrap, cfg->props, delivery_failed, s, &s->prod,
+                                 why, sizeof(why));
+  if (err < 0) {
     brook_ctx_set_error(ctx, "%s", why);
     bk_free(&rt->alloc, s);
-    return BROOK_ERR_KAFKA;
+    return err;
   }
   /* Backpressure: sources wait while this many records await acknowledgement. */
   uint64_t limit = cfg->o.max_in_flight;

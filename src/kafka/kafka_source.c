@@ -466,10 +466,16 @@ static brook_err_t ks_start(bk_src_t *src) {
       rerr = rd_kafka_assign(k->rk, l);
     rd_kafka_topic_partition_list_destroy(l);
   }
-  if (rerr) {
+  if (rerr || k->rt->status != BROOK_OK) { /* status: hold_watermark ran out of memory */
+    brook_err_t err = rerr == RD_KAFKA_RESP_ERR__FAIL || !rerr ? BROOK_ERR_NOMEM : BROOK_ERR_KAFKA;
     brook_ctx_set_error(src->ctx, "Kafka consumer: %s",
-                        rerr == RD_KAFKA_RESP_ERR__FAIL ? "out of memory" : rd_kafka_err2str(rerr));
-    return BROOK_ERR_KAFKA;
+                        err == BROOK_ERR_NOMEM ? "out of memory" : rd_kafka_err2str(rerr));
+    /* A failed start leaves nothing behind (close does not run): no group to leave yet. */
+    rd_kafka_queue_destroy(k->q);
+    k->q = NULL;
+    rd_kafka_destroy_flags(k->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    k->rk = NULL;
+    return err;
   }
   return BROOK_OK;
 }
@@ -477,17 +483,19 @@ static brook_err_t ks_start(bk_src_t *src) {
 static brook_err_t ks_attach(bk_src_t *src) {
   ksrc_t *k = src->impl;
   const src_cfg_t *cfg = k->cfg;
-  if (!(k->poller = bk_kafka_poller_start(k->rt, k->q, on_queue, k, k->why, sizeof(k->why)))) {
+  brook_err_t err =
+      bk_kafka_poller_start(k->rt, k->q, on_queue, k, &k->poller, k->why, sizeof(k->why));
+  if (err < 0) {
     brook_ctx_set_error(src->ctx, "Kafka source: %s", k->why);
-    return BROOK_ERR_LOOP;
+    return err;
   }
   if (cfg->dlq) {
     char who[160];
     snprintf(who, sizeof(who), "Kafka source '%s' (dead letters)", src->ctx->node->name);
-    if (!(k->dlq = bk_kprod_new(k->rt, who, cfg->bootstrap, cfg->props, dlq_failed, k, k->why,
-                                sizeof(k->why)))) {
+    if ((err = bk_kprod_new(k->rt, who, cfg->bootstrap, cfg->props, dlq_failed, k, &k->dlq, k->why,
+                            sizeof(k->why))) < 0) {
       brook_ctx_set_error(src->ctx, "%s", k->why);
-      return BROOK_ERR_KAFKA;
+      return err;
     }
   }
   for (size_t i = 0; i < k->n_parts; i++) /* an explicit assignment */

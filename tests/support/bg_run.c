@@ -10,7 +10,7 @@
 
 #include "bg_run.h"
 
-static void *bg_thread(void *p) {
+void *bg_run_thread(void *p) {
   bg_run_t *r = p;
   r->result = brook_runtime_run(r->rt);
   return NULL;
@@ -28,7 +28,7 @@ void bg_start(bg_run_t *r, brook_topology_t *t) {
     o.log = log_to_stderr;
   if (brook_runtime_new(&r->rt, t, &o) != BROOK_OK)
     fail_msg("runtime_new: %s", brook_topology_last_error(t));
-  assert_int_equal(pthread_create(&r->thread, NULL, bg_thread, r), 0);
+  assert_int_equal(pthread_create(&r->thread, NULL, bg_run_thread, r), 0);
 }
 
 brook_err_t bg_stop(bg_run_t *r) {

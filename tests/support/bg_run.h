@@ -14,6 +14,10 @@ typedef struct bg_run {
   brook_err_t result;
 } bg_run_t;
 
+/* The thread function: brook_runtime_run(r->rt) into r->result (for a runtime made by the
+ * test itself: pthread_create(&r->thread, NULL, bg_run_thread, r)). */
+void *bg_run_thread(void *r);
+
 /* Creates the runtime for `t` and starts running it. */
 void bg_start(bg_run_t *r, brook_topology_t *t);
 
