@@ -358,6 +358,14 @@ static void on_timer(uv_timer_t *h) {
   if (k->rt->status != BROOK_OK)
     return;
   if (k->phase == PH_RUNNING) {
+    if ((k->paused || k->rt->delivery.held) && !k->stash) {
+      /* Held by backpressure, no batch runs: still serve the consumer, so a rebalance does
+       * not wait for the sink (its callbacks run in this poll) and max.poll.interval.ms does
+       * not expire. Paused partitions deliver nothing; anything else waits in the stash. */
+      k->stash = rd_kafka_consumer_poll(k->rk, 0);
+      if (k->rt->status != BROOK_OK)
+        return;
+    }
     if (!k->commit_in_flight)
       commit_finished(k, NULL);
     if (k->paused && k->rt->delivery.total < k->cfg->o.max_in_flight / 2) {

@@ -182,7 +182,8 @@ void bk_close_operators(brook_runtime_t *rt);
 /* Calls `fn` on every operator in topological order, delivering what each emits; stops at
  * the first failure (recorded in rt->status). */
 void bk_for_each_operator(brook_runtime_t *rt, brook_err_t (*fn)(brook_ctx_t *, void *state));
-/* The same for one operator instance. */
+/* The same for one operator instance, without releasing the batch arena (a task closing in a
+ * rebalance callback may run while a source batch still holds arena memory). */
 void bk_call_operator(brook_runtime_t *rt, brook_ctx_t *c,
                       brook_err_t (*fn)(brook_ctx_t *, void *state));
 /* Runs the instance's open(); a failure is recorded in rt->status and returned. */

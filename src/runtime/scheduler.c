@@ -87,7 +87,6 @@ void bk_call_operator(brook_runtime_t *rt, brook_ctx_t *c,
     err = bk_ctx_flush_ports(c);
   if (err >= 0 && rt->errors_inst)
     err = bk_ctx_flush_ports(rt->errors_inst);
-  bk_arena_reset(&rt->arena);
   if (err < 0)
     bk_runtime_fail(rt, err, "operator '%s'%s failed at end of input or flush: %s", c->node->name,
                     c->task >= 0 ? " (of a partition's task)" : "",
@@ -100,8 +99,10 @@ void bk_for_each_operator(brook_runtime_t *rt, brook_err_t (*fn)(brook_ctx_t *, 
       continue;
     for (size_t t = 0; t < bk_inst_count(rt, i) && rt->status == BROOK_OK; t++) {
       brook_ctx_t *c = bk_inst_at(rt, i, t);
-      if (c->opened)
-        bk_call_operator(rt, c, fn);
+      if (!c->opened)
+        continue;
+      bk_call_operator(rt, c, fn);
+      bk_arena_reset(&rt->arena); /* what it emitted has been delivered */
     }
   }
 }
