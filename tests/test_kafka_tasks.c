@@ -447,6 +447,57 @@ static void test_rebalance_moves_tasks(void **state) {
   assert_int_equal(broker_stop(&b), 0);
 }
 
+/* ---- a source failing in the middle of a batch ---- */
+
+static brook_err_t count_in_task(brook_record_t *rec, brook_ctx_t *ctx, void *opaque) {
+  (void)rec;
+  int *untasked = opaque;
+  *untasked += brook_ctx_task(ctx) < 0;
+  return BROOK_OK;
+}
+
+static brook_err_t count_int64(const brook_record_t *rec, void *opaque) {
+  (void)rec;
+  ++*(int *)opaque;
+  return BROOK_OK;
+}
+
+/* 50 good int64 values then a malformed one, in one batch, with the FAIL policy: the run
+ * fails naming the offset, and the 50 records before it went through their task (never
+ * through the process-wide instances, which are not opened). */
+static void test_malformed_mid_batch_fails_cleanly(void **state) {
+  (void)state;
+  broker_proc_t b;
+  assert_int_equal(broker_start(&b, 1, (const char *const[]){"nums:1", NULL}, NULL), 0);
+  unsigned char be[8] = {0, 0, 0, 0, 0, 0, 0, 1};
+  for (int i = 0; i < 50; i++)
+    kh_produce_raw(b.bootstrap, "nums", NULL, 0, be, sizeof(be));
+  kh_produce_raw(b.bootstrap, "nums", NULL, 0, "xyz", 3);
+  brook_topology_t *t;
+  assert_int_equal(brook_topology_new(&t, NULL), BROOK_OK);
+  brook_kafka_source_opts_t so;
+  brook_kafka_source_opts_init(&so);
+  so.bootstrap_servers = b.bootstrap;
+  so.group_id = "tasks5";
+  brook_kafka_partition_t part = {"nums", 0, BROOK_KAFKA_OFFSET_BEGINNING};
+  so.partitions = &part;
+  so.n_partitions = 1;
+  so.value.format = BROOK_KAFKA_INT64;
+  int untasked = 0, seen = 0;
+  brook_stream_t *m = brook_map(brook_source_kafka(t, "nums", &so), count_in_task, &untasked);
+  assert_int_equal(brook_sink_callback(m, count_int64, NULL, &seen), BROOK_OK);
+  brook_runtime_t *rt;
+  assert_int_equal(brook_runtime_new(&rt, t, NULL), BROOK_OK);
+  brook_err_t err = brook_runtime_run(rt);
+  assert_true(err < 0);
+  assert_non_null(strstr(brook_runtime_last_error(rt), "offset 50"));
+  assert_int_equal(untasked, 0);
+  assert_int_equal(seen, 50);
+  brook_runtime_free(rt);
+  brook_topology_free(t);
+  assert_int_equal(broker_stop(&b), 0);
+}
+
 /* ---- running out of memory while tasks open ---- */
 
 static int done_or_all_sunk(void *p) {
@@ -514,6 +565,7 @@ int main(void) {
       cmocka_unit_test(test_one_task_per_partition),
       cmocka_unit_test(test_windows_fire_per_partition),
       cmocka_unit_test(test_rebalance_moves_tasks),
+      cmocka_unit_test(test_malformed_mid_batch_fails_cleanly),
       cmocka_unit_test(test_task_open_out_of_memory),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

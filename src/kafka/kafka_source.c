@@ -246,6 +246,9 @@ static int commit_finished(ksrc_t *k, const rd_kafka_topic_partition_list_t *onl
  * first record arrives (until idle_timeout, if set): otherwise the partitions read first
  * would close windows that the others still have records for. */
 static void hold_watermark(ksrc_t *k, size_t part) {
+  /* A partition assigned again starts over: its new task's windows must not inherit the
+   * watermark of an earlier ownership (the records from the committed offset would be late). */
+  bk_wm_split_restart(&k->src->wm, part, k->rt->now_ms);
   if (!bk_wm_split(&k->src->wm, part, k->rt->now_ms) ||
       bk_src_split_task(k->src, part, k->parts[part].partition))
     src_fail(k, BROOK_ERR_NOMEM, "out of memory on assignment");
@@ -339,6 +342,17 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             rd_kafka_rebalance_protocol(rk));
   } else {
     src_log(k, BROOK_LOG_WARN, "rebalance error: %s", rd_kafka_err2str(err));
+    for (size_t p = 0; p < k->n_parts; p++) { /* every partition is gone, as on revocation */
+      if (!k->parts[p].assigned)
+        continue;
+      k->parts[p].assigned = 0;
+      bk_wm_split_retire(&k->src->wm, p);
+      close_task(k, p);
+    }
+    if (k->stash) {
+      rd_kafka_message_destroy(k->stash);
+      k->stash = NULL;
+    }
     rerr = rd_kafka_assign(rk, NULL);
   }
   if (e) {
@@ -358,17 +372,23 @@ static void on_timer(uv_timer_t *h) {
   if (k->rt->status != BROOK_OK)
     return;
   if (k->phase == PH_RUNNING) {
-    if ((k->paused || k->rt->delivery.held) && !k->stash) {
+    if (k->rt->delivery.held && !k->paused) { /* another sink's limit holds every source */
+      set_paused(k, 1, NULL);
+      k->paused = 1;
+    }
+    if (k->paused && !k->stash) {
       /* Held by backpressure, no batch runs: still serve the consumer, so a rebalance does
        * not wait for the sink (its callbacks run in this poll) and max.poll.interval.ms does
        * not expire. Paused partitions deliver nothing; anything else waits in the stash. */
       k->stash = rd_kafka_consumer_poll(k->rk, 0);
-      if (k->rt->status != BROOK_OK)
+      if (k->rt->status != BROOK_OK) {
+        bk_sched_poke(k->rt); /* nothing else may run: the failure must end the run */
         return;
+      }
     }
     if (!k->commit_in_flight)
       commit_finished(k, NULL);
-    if (k->paused && k->rt->delivery.total < k->cfg->o.max_in_flight / 2) {
+    if (k->paused && !k->rt->delivery.held && k->rt->delivery.total < k->cfg->o.max_in_flight / 2) {
       set_paused(k, 0, NULL);
       k->paused = 0;
       bk_sched_ready(k->src);
@@ -679,11 +699,17 @@ static brook_err_t ks_produce(bk_src_t *src) {
   bk_port_t *port = bk_src_port(src);
   k->batch_next = -1;
   size_t part = SIZE_MAX;
+  brook_err_t ret = BROOK_OK; /* on failure the records taken so far still go on */
   while (port->n < port->cap) {
     rd_kafka_message_t *m = k->stash;
     k->stash = NULL;
     if (!m && !(m = rd_kafka_consumer_poll(k->rk, 0))) {
       src->ready = 0; /* empty: the poller wakes us */
+      break;
+    }
+    if (k->rt->status != BROOK_OK) { /* a callback inside the poll failed the run */
+      rd_kafka_message_destroy(m);
+      ret = k->rt->status;
       break;
     }
     if (m->err) {
@@ -700,7 +726,8 @@ static brook_err_t ks_produce(bk_src_t *src) {
                    : part_get(k, rd_kafka_topic_name(m->rkt), m->partition);
     if (p == SIZE_MAX) {
       rd_kafka_message_destroy(m);
-      return BROOK_ERR_NOMEM;
+      ret = BROOK_ERR_NOMEM;
+      break;
     }
     if (part != SIZE_MAX && p != part) {
       k->stash = m; /* one partition (split) per batch */
@@ -709,14 +736,14 @@ static brook_err_t ks_produce(bk_src_t *src) {
     if (k->n_msgs == k->cap_msgs &&
         bk_grow(&k->rt->alloc, (void **)&k->msgs, &k->cap_msgs, k->n_msgs + 1, sizeof(*k->msgs))) {
       rd_kafka_message_destroy(m);
-      return BROOK_ERR_NOMEM;
+      ret = BROOK_ERR_NOMEM;
+      break;
     }
     k->msgs[k->n_msgs++] = m; /* records point into it until batch_done */
     part = p;
     k->batch_next = m->offset + 1;
-    brook_err_t err = take_message(k, m);
-    if (err < 0)
-      return err;
+    if ((ret = take_message(k, m)) < 0)
+      break;
   }
   k->batch_part = part;
   src->cur_split = part == SIZE_MAX ? 0 : part;
@@ -725,6 +752,8 @@ static brook_err_t ks_produce(bk_src_t *src) {
     port->n = 0;
     k->batch_next = -1;
   }
+  if (ret < 0)
+    return ret;
   if (k->stash)
     src->ready = 1; /* more is waiting right now */
   if (k->phase == PH_STOP_DRAIN && part == SIZE_MAX)

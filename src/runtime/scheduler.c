@@ -176,6 +176,12 @@ static void run_batch(brook_runtime_t *rt, bk_src_t *src) {
   bk_delivery_next_epoch(&rt->delivery);
   brook_err_t err = src->vt->produce(src);
   bk_port_t *port = bk_src_port(src); /* a partitioned source's batch is in its task's port */
+  if (src->ctx == src->home && port->n && rt->per_task &&
+      rt->per_task[rt->plan.pos[src->home->node->id]]) {
+    /* Records of no task: the process-wide instances after a partitioned source are never
+     * opened. The source failed or lost the partition before routing them; not delivered. */
+    port->n = 0;
+  }
   if (err == BROOK_DONE) {
     src->ended = 1;
     /* A natural end releases the event-time hold: its watermark becomes the maximum. A

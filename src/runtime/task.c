@@ -97,6 +97,8 @@ static void destroy_task(brook_runtime_t *rt, bk_task_t *t) {
       c->node->op.close(c->state, c->node->opaque);
     c->opened = 0;
     c->state = NULL;
+    if (rt->failed_ctx == c)
+      rt->failed_ctx = NULL;
     bk_time_free_ctx(rt, c);
     bk_state_free_ctx(rt, c);
     free_ports(rt, c);

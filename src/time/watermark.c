@@ -105,6 +105,15 @@ void bk_wm_split_retire(bk_wm_gen_t *g, size_t split) {
   }
 }
 
+void bk_wm_split_restart(bk_wm_gen_t *g, size_t split, brook_time_t now) {
+  if (split < g->n_splits)
+    g->splits[split] = (bk_wm_split_t){.max_ts = BROOK_TIME_MIN,
+                                       .wm = BROOK_TIME_MIN,
+                                       .wm_at_last = BROOK_TIME_MIN,
+                                       .last_arrival = now,
+                                       .present = 1};
+}
+
 static brook_time_t sat_sub(brook_time_t a, brook_time_t b) {
   return a < BROOK_TIME_MIN + b ? BROOK_TIME_MIN : a - b; /* b >= 0 */
 }

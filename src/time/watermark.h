@@ -48,6 +48,11 @@ bk_wm_split_t *bk_wm_split(bk_wm_gen_t *g, size_t split, brook_time_t now);
  * record again (its watermark is kept: it never decreases). */
 void bk_wm_split_retire(bk_wm_gen_t *g, size_t split);
 
+/* Split `split`, if it exists, forgets its records: it starts again at processing time `now`
+ * as if new (a Kafka partition assigned again gets a new task). The combined watermark still
+ * never decreases. */
+void bk_wm_split_restart(bk_wm_gen_t *g, size_t split, brook_time_t now);
+
 /* A batch of records (already stamped with their event time) arrived on split `s` at
  * processing time `now`: advances the split's watermark. */
 void bk_wm_observe(bk_wm_gen_t *g, bk_wm_split_t *s, size_t split, const brook_record_t *recs,
