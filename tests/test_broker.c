@@ -11,42 +11,22 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <librdkafka/rdkafka.h>
 
 #include "support/broker_proc.h"
+#include "support/kafka_helpers.h"
 
 #define TIMEOUT_MS 30000
-
-static long long now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static rd_kafka_t *client(rd_kafka_type_t type, const char *bootstrap, const char *const *kv) {
-  char err[512];
-  rd_kafka_conf_t *c = rd_kafka_conf_new();
-  assert_int_equal(rd_kafka_conf_set(c, "bootstrap.servers", bootstrap, err, sizeof(err)),
-                   RD_KAFKA_CONF_OK);
-  assert_int_equal(rd_kafka_conf_set(c, "log_level", "0", err, sizeof(err)), RD_KAFKA_CONF_OK);
-  for (size_t i = 0; kv && kv[i]; i += 2)
-    assert_int_equal(rd_kafka_conf_set(c, kv[i], kv[i + 1], err, sizeof(err)), RD_KAFKA_CONF_OK);
-  rd_kafka_t *rk = rd_kafka_new(type, c, err, sizeof(err));
-  if (!rk)
-    fail_msg("rd_kafka_new: %s", err);
-  return rk;
-}
 
 /* Partition count of `topic` as the cluster reports it (0 if unknown), and its broker count. */
 static int topic_partitions(rd_kafka_t *rk, const char *topic, int *brokers) {
   const struct rd_kafka_metadata *md = NULL;
-  long long deadline = now_ms() + TIMEOUT_MS;
+  long long deadline = kh_now_ms() + TIMEOUT_MS;
   while (rd_kafka_metadata(rk, 1, NULL, &md, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    if (now_ms() > deadline)
+    if (kh_now_ms() > deadline)
       fail_msg("no metadata from the broker");
   }
   int parts = 0;
@@ -89,9 +69,10 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
  * [0, n) have arrived (duplicates allowed); fails after the deadline. Returns how many
  * messages came in total. */
 static int consume_all(const char *bootstrap, const char *topic, int partitions, int n) {
-  rd_kafka_t *c =
-      client(RD_KAFKA_CONSUMER, bootstrap,
-             (const char *const[]){"group.id", "test_broker", "enable.auto.commit", "false", NULL});
+  rd_kafka_t *c = kh_client(
+      RD_KAFKA_CONSUMER, bootstrap,
+      (const char *const[]){"group.id", "test_broker", "enable.auto.commit", "false", NULL}, NULL,
+      NULL);
   rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(partitions);
   for (int p = 0; p < partitions; p++)
     rd_kafka_topic_partition_list_add(tp, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
@@ -100,11 +81,11 @@ static int consume_all(const char *bootstrap, const char *topic, int partitions,
   unsigned char *seen = calloc((size_t)n, 1);
   assert_non_null(seen);
   int distinct = 0, total = 0;
-  long long deadline = now_ms() + TIMEOUT_MS;
+  long long deadline = kh_now_ms() + TIMEOUT_MS;
   int *per_part = calloc((size_t)partitions, sizeof(int));
   assert_non_null(per_part);
   while (distinct < n) {
-    if (now_ms() > deadline)
+    if (kh_now_ms() > deadline)
       fail_msg("consumed %d of %d distinct records of '%s'", distinct, n, topic);
     rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 200);
     if (!m)
@@ -136,23 +117,16 @@ static int consume_all(const char *bootstrap, const char *topic, int partitions,
 }
 
 static rd_kafka_t *producer(const char *bootstrap) {
-  char err[512];
-  rd_kafka_conf_t *c = rd_kafka_conf_new();
-  const char *kv[] = {"bootstrap.servers",  bootstrap, "log_level", "0", "acks", "all",
-                      "enable.idempotence", "true",    "linger.ms", "5", NULL};
-  for (size_t i = 0; kv[i]; i += 2)
-    assert_int_equal(rd_kafka_conf_set(c, kv[i], kv[i + 1], err, sizeof(err)), RD_KAFKA_CONF_OK);
-  rd_kafka_conf_set_dr_msg_cb(c, on_delivery);
-  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err));
-  if (!rk)
-    fail_msg("rd_kafka_new: %s", err);
-  return rk;
+  return kh_client(
+      RD_KAFKA_PRODUCER, bootstrap,
+      (const char *const[]){"acks", "all", "enable.idempotence", "true", "linger.ms", "5", NULL},
+      on_delivery, NULL);
 }
 
 static void flush_all(rd_kafka_t *p, int expect) {
-  long long deadline = now_ms() + TIMEOUT_MS;
+  long long deadline = kh_now_ms() + TIMEOUT_MS;
   while (delivered_ok + delivered_failed < expect) {
-    if (now_ms() > deadline)
+    if (kh_now_ms() > deadline)
       fail_msg("%d of %d deliveries reported", delivered_ok + delivered_failed, expect);
     rd_kafka_poll(p, 100);
   }

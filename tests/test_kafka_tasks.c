@@ -166,15 +166,8 @@ static void on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
  * ts0 + i * step, and waits until all are acknowledged. */
 static void produce_parts(const char *bootstrap, const char *topic, const int *n, int parts,
                           int64_t ts0, int64_t step) {
-  char err[256];
   int failed = 0;
-  rd_kafka_conf_t *c = rd_kafka_conf_new();
-  assert_int_equal(rd_kafka_conf_set(c, "bootstrap.servers", bootstrap, err, sizeof(err)),
-                   RD_KAFKA_CONF_OK);
-  rd_kafka_conf_set_dr_msg_cb(c, on_dr);
-  rd_kafka_conf_set_opaque(c, &failed);
-  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err));
-  assert_non_null(rk);
+  rd_kafka_t *rk = kh_client(RD_KAFKA_PRODUCER, bootstrap, NULL, on_dr, &failed);
   for (int p = 0; p < parts; p++) {
     for (int i = 0; i < n[p]; i++) {
       char key[32], val[32];

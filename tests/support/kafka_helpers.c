@@ -15,8 +15,8 @@ long long kh_now_ms(void) {
   return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static rd_kafka_t *client(rd_kafka_type_t type, const char *bootstrap, const char *const *kv,
-                          void (*dr)(rd_kafka_t *, const rd_kafka_message_t *, void *)) {
+rd_kafka_t *kh_client(rd_kafka_type_t type, const char *bootstrap, const char *const *kv,
+                      void (*dr)(rd_kafka_t *, const rd_kafka_message_t *, void *), void *opaque) {
   char err[512];
   rd_kafka_conf_t *c = rd_kafka_conf_new();
   assert_int_equal(rd_kafka_conf_set(c, "bootstrap.servers", bootstrap, err, sizeof(err)),
@@ -26,6 +26,7 @@ static rd_kafka_t *client(rd_kafka_type_t type, const char *bootstrap, const cha
     assert_int_equal(rd_kafka_conf_set(c, kv[i], kv[i + 1], err, sizeof(err)), RD_KAFKA_CONF_OK);
   if (dr)
     rd_kafka_conf_set_dr_msg_cb(c, dr);
+  rd_kafka_conf_set_opaque(c, opaque);
   rd_kafka_t *rk = rd_kafka_new(type, c, err, sizeof(err));
   if (!rk)
     fail_msg("rd_kafka_new: %s", err);
@@ -56,18 +57,9 @@ static void wait_acks(rd_kafka_t *p, acks_t *a, int n) {
 }
 
 static rd_kafka_t *producer(const char *bootstrap, acks_t *a) {
-  char err[512];
-  rd_kafka_conf_t *c = rd_kafka_conf_new();
-  const char *kv[] = {"bootstrap.servers", bootstrap,        "log_level", "0", "linger.ms", "5",
-                      "partitioner",       "murmur2_random", NULL};
-  for (size_t i = 0; kv[i]; i += 2)
-    assert_int_equal(rd_kafka_conf_set(c, kv[i], kv[i + 1], err, sizeof(err)), RD_KAFKA_CONF_OK);
-  rd_kafka_conf_set_dr_msg_cb(c, on_dr);
-  rd_kafka_conf_set_opaque(c, a);
-  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err));
-  if (!rk)
-    fail_msg("rd_kafka_new: %s", err);
-  return rk;
+  return kh_client(RD_KAFKA_PRODUCER, bootstrap,
+                   (const char *const[]){"linger.ms", "5", "partitioner", "murmur2_random", NULL},
+                   on_dr, a);
 }
 
 static void send_one(rd_kafka_t *p, const char *topic, const void *key, size_t klen,
@@ -105,9 +97,10 @@ void kh_produce_raw(const char *bootstrap, const char *topic, const void *key, s
 }
 
 rd_kafka_t *kh_reader(const char *bootstrap, const char *topic, int partitions) {
-  rd_kafka_t *c = client(
-      RD_KAFKA_CONSUMER, bootstrap,
-      (const char *const[]){"group.id", "kh_reader", "enable.auto.commit", "false", NULL}, NULL);
+  rd_kafka_t *c =
+      kh_client(RD_KAFKA_CONSUMER, bootstrap,
+                (const char *const[]){"group.id", "kh_reader", "enable.auto.commit", "false", NULL},
+                NULL, NULL);
   rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(partitions);
   for (int p = 0; p < partitions; p++)
     rd_kafka_topic_partition_list_add(tp, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
@@ -141,9 +134,9 @@ void kh_reader_close(rd_kafka_t *r) {
 
 int64_t kh_committed(const char *bootstrap, const char *group, const char *topic,
                      int32_t partition) {
-  rd_kafka_t *c =
-      client(RD_KAFKA_CONSUMER, bootstrap,
-             (const char *const[]){"group.id", group, "enable.auto.commit", "false", NULL}, NULL);
+  rd_kafka_t *c = kh_client(
+      RD_KAFKA_CONSUMER, bootstrap,
+      (const char *const[]){"group.id", group, "enable.auto.commit", "false", NULL}, NULL, NULL);
   rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
   rd_kafka_topic_partition_list_add(l, topic, partition);
   rd_kafka_resp_err_t err = rd_kafka_committed(c, l, 10000);

@@ -12,6 +12,11 @@
 
 long long kh_now_ms(void);
 
+/* A client of the test broker with `kv` (NULL-terminated property pairs; may be NULL), an
+ * optional delivery-report callback and the client's opaque. Asserts it was created. */
+rd_kafka_t *kh_client(rd_kafka_type_t type, const char *bootstrap, const char *const *kv,
+                      void (*dr)(rd_kafka_t *, const rd_kafka_message_t *, void *), void *opaque);
+
 /* Produces values "<prefix><i>" with keys "k<i % n_keys>" for i in [from, from + n) to
  * `topic` and waits (deadline) until all are acknowledged. Asserts none failed. */
 void kh_produce(const char *bootstrap, const char *topic, const char *prefix, int from, int n,
