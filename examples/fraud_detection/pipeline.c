@@ -141,6 +141,11 @@ static brook_err_t parse_payment(brook_record_t *rec, brook_ctx_t *ctx, void *op
   if (!amount)
     return BROOK_ERR_NOMEM;
   *amount = cents;
+  /* The key becomes the card id, which is also the message key: the topic is partitioned by
+   * card (paygen keys every payment by it), so each partition's task sees whole cards and
+   * its windows are right. A map that changed the key to anything else would leave a key's
+   * records spread over several tasks, each with its own windows (one partial result per
+   * partition): then re-key with brook_key_by, which runs what follows over all partitions. */
   rec->key = field[0]; /* points into the input value: valid for the batch, too */
   rec->key_len = len[0];
   rec->value = amount;
