@@ -1,348 +1,297 @@
-/* custom_operator: how to write your own operator against brook_operator_t (operator.h).
- * Copy this file and change the numbered parts: 1. the value types, 2. the state, 3. the
- * callbacks (mostly process() and end_of_input()), 4. the program that wires it up.
+/* custom_operator: a heartbeat-absence detector, and the template for an operator of your
+ * own (the interface is in custom_operator.h). Copy this file and change the numbered parts:
+ *   1. the configuration, read once in open();
+ *   2. the state: per-key values in a brook_store (opened in open(), owned by the runtime),
+ *      and the few per-instance fields that are not per key;
+ *   3. process(): one record in, state updated, timers moved, maybe records out;
+ *   4. on_timer(): event-time timers (the watermark reached a time: "nothing came in time")
+ *      and processing-time timers (the clock reached a time: periodic work);
+ *   5. end_of_input(), close() and the function table.
  *
- * The operator here is a per-key moving average ("moving_avg"):
- *   input      key = a sensor name, value = struct reading (a native struct)
- *   output 0   for every reading: the average of that sensor's last `window` readings
- *   output 1   at the end of the input: one summary per sensor (count, min, max, mean)
- *   config     "window" = how many readings to average (default 3)
+ * What it does: every device sends heartbeats. A device that sends none for `silence` ms of
+ * event time is reported SILENT when the watermark passes that deadline, and BACK when it
+ * beats again. Every `report_every` ms of processing time it reports how many devices it
+ * tracks and how many are silent. A silent device is forgotten after `forget_after` ms so the
+ * state does not grow forever with devices that were scrapped.
  *
- * The pipeline:
+ * Why event time for the deadline: heartbeats may arrive late or in bursts (a network outage,
+ * a consumer catching up); the watermark says "every heartbeat sent before W has arrived", so
+ * a deadline at or before W is a real silence, not a slow pipe. Processing time suits the
+ * report: it is about the pipeline now, whatever the data's clock says.
  *
- *   generator "sensors" -> moving_avg --(0)--> callback sink: print the averages
- *                                     --(1)--> callback sink: print the summaries
- *
- * A reading that is not a number makes process() fail; the topology's error policy (SKIP,
- * set in main) drops it and counts it, so the run goes on.
- *
- *   custom_operator [WINDOW]
- */
-#include <inttypes.h>
-#include <math.h>
-#include <stdio.h>
+ * Every callback runs on the runtime's loop thread, one at a time: no locking. */
+#include "custom_operator.h"
+
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <brook/brook.h>
+/* ---- 1. configuration ------------------------------------------------------------------- */
 
-/* ---- 1. the values flowing in and out (native structs: no serialisation in-process) ---- */
+#define MAX_CONFIG_MS (365 * 24 * BROOK_H) /* any longer is surely a mistake (a unit slip) */
 
-typedef struct reading {
-  double celsius;
-} reading_t;
+typedef struct config {
+  brook_time_t silence, report_every, forget_after;
+} config_t;
 
-typedef struct average {
-  double celsius;   /* mean of the last `samples` readings of this key */
-  uint32_t samples; /* < window until the key has seen `window` readings */
-} average_t;
-
-typedef struct summary {
-  uint64_t count;
-  double min, max, mean;
-} summary_t;
-
-/* ---- 2. the operator's state: created in open(), freed in close() ----------------------- */
-
-/* One key's history. The key bytes are COPIED: records are only borrowed for the call to
- * process(), so anything an operator keeps must be its own copy. */
-typedef struct key_state {
-  double *ring; /* the last `window` readings; next write at ring[pos] */
-  uint32_t pos, filled;
-  uint64_t count;
-  double min, max, sum;
-  size_t key_len;
-  char key[]; /* key_len bytes */
-} key_state_t;
-
-typedef struct moving_avg {
-  uint32_t window;
-  key_state_t **keys; /* in order of first appearance (so the summary order is stable) */
-  size_t n_keys, cap_keys;
-  size_t *index; /* open addressing: index[h] = position in keys + 1, 0 = empty */
-  size_t index_cap;
-} moving_avg_t;
-
-/* FNV-1a: a small, decent hash for short keys. */
-static size_t hash_bytes(const void *p, size_t n) {
-  const unsigned char *b = p;
-  uint64_t h = 1469598103934665603u;
-  for (size_t i = 0; i < n; i++)
-    h = (h ^ b[i]) * 1099511628211u;
-  return (size_t)h;
-}
-
-/* Rebuilds the index with twice the room (keeps the load factor below 1/2). */
-static int index_grow(moving_avg_t *m) {
-  size_t cap = m->index_cap ? m->index_cap * 2 : 16;
-  size_t *index = calloc(cap, sizeof(*index));
-  if (!index)
-    return -1;
-  for (size_t k = 0; k < m->n_keys; k++) {
-    size_t h = hash_bytes(m->keys[k]->key, m->keys[k]->key_len) & (cap - 1);
-    while (index[h])
-      h = (h + 1) & (cap - 1);
-    index[h] = k + 1;
+/* Reads config `key` (default `dflt`) as ms in min..MAX_CONFIG_MS into *out. On a bad value,
+ * explains it with brook_ctx_set_error (the runtime's or driver's start fails with that
+ * message) and returns BROOK_ERR_INVALID_ARG. */
+static brook_err_t config_ms(brook_ctx_t *ctx, const char *key, brook_time_t dflt, brook_time_t min,
+                             brook_time_t *out) {
+  const char *text = brook_ctx_config(ctx, key);
+  if (!text) {
+    *out = dflt;
+    return BROOK_OK;
   }
-  free(m->index);
-  m->index = index;
-  m->index_cap = cap;
-  return 0;
-}
-
-/* The state of `key`, created on first sight. NULL if out of memory. */
-static key_state_t *key_state_get(moving_avg_t *m, const void *key, size_t key_len) {
-  if ((m->n_keys + 1) * 2 > m->index_cap && index_grow(m) != 0)
-    return NULL;
-  size_t h = hash_bytes(key, key_len) & (m->index_cap - 1);
-  for (; m->index[h]; h = (h + 1) & (m->index_cap - 1)) {
-    key_state_t *ks = m->keys[m->index[h] - 1];
-    if (ks->key_len == key_len && (key_len == 0 || memcmp(ks->key, key, key_len) == 0))
-      return ks;
+  char *end;
+  errno = 0;
+  long long v = strtoll(text, &end, 10);
+  if (*text < '0' || *text > '9' || *end || errno || v < min || v > MAX_CONFIG_MS) {
+    brook_ctx_set_error(ctx, "config %s=\"%s\": must be a whole number of ms in %lld..%lld", key,
+                        text, (long long)min, (long long)MAX_CONFIG_MS);
+    return BROOK_ERR_INVALID_ARG;
   }
-  if (m->n_keys == m->cap_keys) {
-    size_t cap = m->cap_keys ? m->cap_keys * 2 : 8;
-    key_state_t **keys = realloc(m->keys, cap * sizeof(*keys));
-    if (!keys)
-      return NULL;
-    m->keys = keys;
-    m->cap_keys = cap;
-  }
-  key_state_t *ks = calloc(1, sizeof(*ks) + key_len);
-  double *ring = calloc(m->window, sizeof(*ring));
-  if (!ks || !ring) {
-    free(ks);
-    free(ring);
-    return NULL;
-  }
-  ks->ring = ring;
-  ks->key_len = key_len;
-  if (key_len)
-    memcpy(ks->key, key, key_len);
-  m->keys[m->n_keys++] = ks;
-  m->index[h] = m->n_keys;
-  return ks;
-}
-
-/* ---- 3. the callbacks: all run on the runtime's loop thread, one at a time ------------- */
-
-/* open: once per runtime, before the first record. Reads the configuration and creates the
- * state; what it stores in *state is passed to every other callback. */
-static brook_err_t moving_avg_open(brook_ctx_t *ctx, void *opaque, void **state) {
-  (void)opaque; /* the pointer given to brook_operator_add (unused here) */
-  uint32_t window = 3;
-  const char *w = brook_ctx_config(ctx, "window");
-  if (w) {
-    char *end;
-    unsigned long v = strtoul(w, &end, 10);
-    if (!*w || *end || w[0] == '-' || v < 1 || v > 1000) {
-      brook_ctx_log(ctx, BROOK_LOG_ERROR, "config window=\"%s\": must be 1..1000", w);
-      return BROOK_ERR_INVALID_ARG; /* the runtime does not start */
-    }
-    window = (uint32_t)v;
-  }
-  moving_avg_t *m = calloc(1, sizeof(*m));
-  if (!m)
-    return BROOK_ERR_NOMEM;
-  m->window = window;
-  *state = m;
+  *out = v;
   return BROOK_OK;
 }
 
-/* process: one input record, borrowed for this call. Emitted records are copied as structs,
- * but the bytes they point at must live until the batch is done: here the key points into
- * the input record and the value is allocated with brook_ctx_alloc (freed by brook). */
-static brook_err_t moving_avg_process(brook_ctx_t *ctx, void *state, const brook_record_t *rec) {
-  moving_avg_t *m = state;
-  const reading_t *r = rec->value;
-  if (rec->value_len != sizeof(*r) || !isfinite(r->celsius))
-    return BROOK_ERR_INVALID_ARG; /* the error policy decides: fail, skip or route */
-
-  key_state_t *ks = key_state_get(m, rec->key, rec->key_len);
-  if (!ks)
-    return BROOK_ERR_NOMEM;
-  double x = r->celsius;
-  ks->ring[ks->pos] = x;
-  ks->pos = (ks->pos + 1) % m->window;
-  if (ks->filled < m->window)
-    ks->filled++;
-  ks->min = ks->count == 0 || x < ks->min ? x : ks->min;
-  ks->max = ks->count == 0 || x > ks->max ? x : ks->max;
-  ks->sum += x;
-  ks->count++;
-
-  average_t *avg = brook_ctx_alloc(ctx, sizeof(*avg));
-  if (!avg)
-    return BROOK_ERR_NOMEM;
-  double sum = 0;
-  for (uint32_t i = 0; i < ks->filled; i++)
-    sum += ks->ring[i];
-  *avg = (average_t){sum / ks->filled, ks->filled};
-
-  brook_record_t out = *rec; /* same key and timestamp */
-  out.value = avg;
-  out.value_len = sizeof(*avg);
-  return brook_emit_to(ctx, 0, &out); /* an error here came from downstream: return it */
+static brook_err_t config_read(brook_ctx_t *ctx, config_t *c) {
+  brook_err_t err;
+  if ((err = config_ms(ctx, "silence", 30 * BROOK_S, 1, &c->silence)) != BROOK_OK ||
+      (err = config_ms(ctx, "report_every", BROOK_MIN, 0, &c->report_every)) != BROOK_OK ||
+      (err = config_ms(ctx, "forget_after", 0, 0, &c->forget_after)) != BROOK_OK)
+    return err;
+  if (c->forget_after != 0 && c->forget_after <= c->silence) {
+    brook_ctx_set_error(ctx, "config forget_after=%lld must be 0 (never) or more than silence=%lld",
+                        (long long)c->forget_after, (long long)c->silence);
+    return BROOK_ERR_INVALID_ARG;
+  }
+  return BROOK_OK;
 }
 
-/* end_of_input: every input has ended (a bounded source ran out): emit final results. Not
- * called when the runtime is stopped early or has failed. */
-static brook_err_t moving_avg_end_of_input(brook_ctx_t *ctx, void *state) {
-  moving_avg_t *m = state;
-  for (size_t k = 0; k < m->n_keys; k++) {
-    key_state_t *ks = m->keys[k];
-    summary_t *s = brook_ctx_alloc(ctx, sizeof(*s));
-    if (!s)
-      return BROOK_ERR_NOMEM;
-    *s = (summary_t){ks->count, ks->min, ks->max, ks->sum / (double)ks->count};
-    /* The key bytes live in our state until close(), which is after the batch: fine. */
-    brook_record_t out = {.key = ks->key,
-                          .key_len = ks->key_len,
-                          .value = s,
-                          .value_len = sizeof(*s),
-                          .timestamp = brook_ctx_now(ctx)};
-    brook_err_t err = brook_emit_to(ctx, 1, &out);
-    if (err != BROOK_OK)
+/* ---- 2. state --------------------------------------------------------------------------- */
+
+/* One device, the value of the store "devices" (key = the device id). A fixed-size value lets
+ * brook_store_update change it in place: no copy per heartbeat. Only plain bytes go into a
+ * store (no pointers): it can then be snapshotted and restored, or later changelogged. */
+typedef struct device {
+  brook_time_t last_seen; /* event time of the newest heartbeat */
+  int32_t silent;         /* a SILENT was emitted and no heartbeat came since */
+} device_t;
+
+/* The per-instance state, created in open() and freed in close(). Per-key data does NOT go
+ * here: it goes into the store, which the runtime owns, sizes and accounts for. */
+typedef struct watch {
+  config_t cfg;
+  brook_store_t *devices;
+  uint64_t heartbeats; /* since the last report */
+  brook_time_t newest; /* the newest heartbeat's event time, BROOK_TIME_MIN before any */
+} watch_t;
+
+/* The timers' tags: one device has up to two event-time timers, told apart by their tag. */
+enum { TAG_SILENT = 1, TAG_FORGET = 2 };
+
+/* Event times are user data: near the ends of the range, t + d must not overflow. */
+static brook_time_t time_add(brook_time_t t, brook_time_t d) {
+  brook_time_t sum;
+  return __builtin_add_overflow(t, d, &sum) ? BROOK_TIME_MAX : sum;
+}
+
+/* Arms (set = 1) or cancels (set = 0) the device's event-time timers for `last_seen`. A timer
+ * is identified by (domain, time, key, tag): cancelling needs the same four values. */
+static brook_err_t device_timers(brook_ctx_t *ctx, const watch_t *w, const void *key,
+                                 size_t key_len, brook_time_t last_seen, int set) {
+  brook_time_t at[2] = {time_add(last_seen, w->cfg.silence),
+                        time_add(last_seen, w->cfg.forget_after)};
+  uint64_t tags[2] = {TAG_SILENT, TAG_FORGET};
+  for (int i = 0; i < (w->cfg.forget_after ? 2 : 1); i++) {
+    brook_err_t err = set ? brook_timer_set(ctx, BROOK_EVENT_TIME, at[i], key, key_len, tags[i])
+                          : brook_timer_delete(ctx, BROOK_EVENT_TIME, at[i], key, key_len, tags[i]);
+    if (err != BROOK_OK && err != BROOK_ERR_NOT_FOUND) /* NOT_FOUND: it has fired already */
       return err;
   }
   return BROOK_OK;
 }
 
-/* flush: at commit points, when the runtime goes idle, and before close. An operator that
- * buffers output or writes somewhere (a file, a socket) pushes it out here. This one emits
- * as it goes, so there is nothing to do; it only logs (seen with the runtime's log callback). */
-static brook_err_t moving_avg_flush(brook_ctx_t *ctx, void *state) {
-  moving_avg_t *m = state;
-  brook_ctx_log(ctx, BROOK_LOG_DEBUG, "flush: %zu keys tracked", m->n_keys);
-  return BROOK_OK;
+/* Emits an event on output 0. `key` may be borrowed for this call only (a timer's key is):
+ * emitted bytes must live until the batch is done, so they are copied into batch memory. */
+static brook_err_t emit_event(brook_ctx_t *ctx, const void *key, size_t key_len, brook_time_t ts,
+                              heartbeat_event_t e) {
+  void *k = brook_ctx_alloc(ctx, key_len ? key_len : 1);
+  heartbeat_event_t *v = brook_ctx_alloc(ctx, sizeof(*v));
+  if (!k || !v)
+    return BROOK_ERR_NOMEM;
+  memcpy(k, key, key_len);
+  *v = e;
+  brook_record_t out = {
+      .key = k, .key_len = key_len, .value = v, .value_len = sizeof(*v), .timestamp = ts};
+  return brook_emit_to(ctx, 0, &out);
 }
 
-/* close: exactly once per successful open(), also after a failure. Free everything. */
-static void moving_avg_close(void *state, void *opaque) {
-  (void)opaque;
-  moving_avg_t *m = state;
-  for (size_t k = 0; k < m->n_keys; k++) {
-    free(m->keys[k]->ring);
-    free(m->keys[k]);
-  }
-  free(m->keys);
-  free(m->index);
-  free(m);
-}
-
-/* The function table. Start with the version; unset optional callbacks stay NULL. A static
- * const table is fine: brook_operator_add copies it. */
-static const brook_operator_t moving_avg_operator = {
-    .version = BROOK_OPERATOR_VERSION,
-    .type_name = "moving_avg",
-    .open = moving_avg_open,
-    .process = moving_avg_process, /* or .process_batch for a whole batch per call */
-    .end_of_input = moving_avg_end_of_input,
-    .flush = moving_avg_flush,
-    .close = moving_avg_close,
-};
-
-/* ---- 4. the rest of the program: a source, the operator, two sinks ---------------------- */
-
-static const char *const sensors[] = {"kitchen", "garage", "attic"};
-#define N_READINGS 13
-
-/* The generator: 13 readings, round-robin over the sensors, one second apart; the 8th is not
- * a number (a broken sensor), which the operator rejects. */
-static brook_err_t next_reading(brook_record_t *out, brook_ctx_t *ctx, void *opaque) {
-  unsigned *i = opaque;
-  if (*i == N_READINGS)
-    return BROOK_DONE;
-  reading_t *r = brook_ctx_alloc(ctx, sizeof(*r));
+/* Emits a report on output 1: the store is walked to count the silent devices (an operator
+ * may iterate its store between records; order is unspecified). */
+static brook_err_t emit_report(brook_ctx_t *ctx, watch_t *w, brook_time_t ts) {
+  heartbeat_report_t *r = brook_ctx_alloc(ctx, sizeof(*r));
   if (!r)
     return BROOK_ERR_NOMEM;
-  const char *sensor = sensors[*i % 3];
-  r->celsius = *i == 7 ? NAN : 18.0 + (double)(*i % 3) * 2.5 + (double)(*i * *i % 7) * 0.5;
-  out->key = sensor; /* static strings outlive the runtime: no copy needed */
-  out->key_len = strlen(sensor);
-  out->value = r;
-  out->value_len = sizeof(*r);
-  out->timestamp = 1795514400000 + (brook_time_t)*i * BROOK_S; /* 2026-11-24T10:00:00Z + i s */
-  (*i)++;
-  return BROOK_OK;
-}
-
-static void print_time(brook_time_t ts) {
-  int64_t ms = ts % (24 * BROOK_H);
-  printf("%02d:%02d:%02d", (int)(ms / BROOK_H), (int)(ms / BROOK_MIN % 60),
-         (int)(ms / BROOK_S % 60));
-}
-
-static brook_err_t print_average(const brook_record_t *rec, void *opaque) {
-  (void)opaque;
-  const average_t *a = rec->value;
-  print_time(rec->timestamp);
-  printf("  %-8.*s avg %6.2f C over %" PRIu32 "\n", (int)rec->key_len, (const char *)rec->key,
-         a->celsius, a->samples);
-  return BROOK_OK;
-}
-
-static brook_err_t print_summary(const brook_record_t *rec, void *opaque) {
-  (void)opaque;
-  const summary_t *s = rec->value;
-  printf("summary %-8.*s %" PRIu64 " readings, min %.2f, max %.2f, mean %.2f\n", (int)rec->key_len,
-         (const char *)rec->key, s->count, s->min, s->max, s->mean);
-  return BROOK_OK;
-}
-
-static void on_log(int level, const char *msg, void *opaque) {
-  (void)opaque;
-  if (level <= BROOK_LOG_WARN || getenv("VERBOSE"))
-    fprintf(stderr, "custom_operator: %s\n", msg);
-}
-
-int main(int argc, char **argv) {
-  if (argc > 2) {
-    fprintf(stderr, "usage: %s [WINDOW]\n", argv[0]);
-    return 2;
+  *r = (heartbeat_report_t){.devices = brook_store_count(w->devices),
+                            .heartbeats = w->heartbeats,
+                            .watermark = brook_ctx_watermark(ctx)};
+  size_t cursor = 0, key_len, value_len;
+  const void *key, *value;
+  while (brook_store_next(w->devices, &cursor, &key, &key_len, &value, &value_len)) {
+    device_t d;
+    memcpy(&d, value, sizeof(d));
+    r->silent += d.silent != 0;
   }
-  brook_topology_opts_t topts;
-  brook_topology_opts_init(&topts);
-  topts.error_policy = BROOK_ON_ERROR_SKIP; /* a failed record is dropped and counted */
-  brook_topology_t *t = NULL;
-  if (brook_topology_new(&t, &topts) != BROOK_OK)
-    return 1;
+  w->heartbeats = 0;
+  brook_record_t out = {.value = r, .value_len = sizeof(*r), .timestamp = ts};
+  return brook_emit_to(ctx, 1, &out);
+}
 
-  unsigned counter = 0;
-  brook_stream_t *readings = brook_source_generator(t, "sensors", next_reading, &counter, NULL);
+/* ---- the callbacks ---------------------------------------------------------------------- */
 
-  /* Configuration: NULL-terminated key, value pairs, copied by brook_operator_add. */
-  const char *config[] = {"window", argc == 2 ? argv[1] : "3", NULL};
-  brook_operator_opts_t oopts;
-  brook_operator_opts_init(&oopts);
-  oopts.name = "moving_avg";
-  oopts.config = config;
-  oopts.n_outputs = 2;
-  brook_stream_t *outs[2] = {NULL, NULL};
-  brook_operator_add(&readings, 1, &moving_avg_operator, NULL, &oopts, outs);
-  brook_sink_callback(outs[0], print_average, NULL, NULL);
-  brook_sink_callback(outs[1], print_summary, NULL, NULL);
-
-  brook_runtime_opts_t ropts;
-  brook_runtime_opts_init(&ropts);
-  ropts.log = on_log;
-  ropts.batch_size = 4; /* tiny batches, to show that state carries across them */
-  brook_runtime_t *rt = NULL;
-  if (brook_runtime_new(&rt, t, &ropts) != BROOK_OK) {
-    fprintf(stderr, "custom_operator: %s\n", brook_topology_last_error(t));
-    brook_topology_free(t);
-    return 1;
-  }
-  brook_topology_free(t);
-
-  brook_err_t err = brook_runtime_run(rt);
-  brook_runtime_stats_t stats = {.struct_size = sizeof(stats)};
-  brook_runtime_stats(rt, &stats);
+/* open: once per instance (per task downstream of a Kafka source), before any record. Reads
+ * the configuration, opens the stores (only allowed here) and arms the first periodic
+ * timer. On failure the runtime does not start; close() is not called, so free what was
+ * allocated here (stores belong to the runtime and need no freeing). */
+static brook_err_t watch_open(brook_ctx_t *ctx, void *opaque, void **state) {
+  (void)opaque; /* the pointer given to brook_operator_add (unused here) */
+  config_t cfg;
+  brook_err_t err = config_read(ctx, &cfg);
   if (err != BROOK_OK)
-    fprintf(stderr, "custom_operator: failed: %s\n", brook_runtime_last_error(rt));
-  else
-    printf("%" PRIu64 " readings in, %" PRIu64 " skipped (not a number)\n", stats.records_in,
-           stats.records_skipped);
-  brook_runtime_free(rt);
-  return err == BROOK_OK ? 0 : 1;
+    return err;
+  watch_t *w = calloc(1, sizeof(*w));
+  if (!w)
+    return BROOK_ERR_NOMEM;
+  w->cfg = cfg;
+  w->newest = BROOK_TIME_MIN;
+  brook_store_opts_t so;
+  brook_store_opts_init(&so);
+  so.value_size = sizeof(device_t); /* fixed size: brook_store_update works in place */
+  err = brook_store_open(ctx, "devices", &so, &w->devices);
+  /* The report timer: processing time, no key (one per instance). */
+  if (err == BROOK_OK && cfg.report_every)
+    err = brook_timer_set(ctx, BROOK_PROCESSING_TIME,
+                          time_add(brook_ctx_now(ctx), cfg.report_every), NULL, 0, 0);
+  if (err != BROOK_OK) {
+    free(w);
+    return err;
+  }
+  *state = w;
+  return BROOK_OK;
 }
+
+/* ---- 3. process ---- */
+
+/* process: one heartbeat, borrowed for this call. An error return applies the topology's
+ * error policy to this record (fail the run, skip it, or route it to the error stream), so
+ * bad input is an error with a message, not a crash and not silently ignored. */
+static brook_err_t watch_process(brook_ctx_t *ctx, void *state, const brook_record_t *rec) {
+  watch_t *w = state;
+  if (rec->key_len == 0) {
+    brook_ctx_set_error(ctx, "a heartbeat needs the device id as its key");
+    return BROOK_ERR_INVALID_ARG;
+  }
+  w->heartbeats++;
+  if (rec->timestamp > w->newest)
+    w->newest = rec->timestamp;
+  device_t *d;
+  int created;
+  brook_err_t err = brook_store_update(w->devices, rec->key, rec->key_len, (void **)&d, &created);
+  if (err != BROOK_OK)
+    return err;
+  if (!created && rec->timestamp <= d->last_seen)
+    return BROOK_OK; /* out of order or a duplicate: the newest heartbeat already counts */
+
+  /* `d` points into the store until the next call on it: read and write it first. */
+  device_t before = *d;
+  d->last_seen = rec->timestamp;
+  d->silent = 0;
+  if (!created && (err = device_timers(ctx, w, rec->key, rec->key_len, before.last_seen, 0)) < 0)
+    return err;
+  if ((err = device_timers(ctx, w, rec->key, rec->key_len, rec->timestamp, 1)) < 0)
+    return err;
+  if (!created && before.silent) {
+    heartbeat_event_t back = {HEARTBEAT_BACK, before.last_seen, rec->timestamp - before.last_seen};
+    return emit_event(ctx, rec->key, rec->key_len, rec->timestamp, back);
+  }
+  return BROOK_OK;
+}
+
+/* ---- 4. timers ---- */
+
+/* A device's deadline: SILENT, or time to forget it. */
+static brook_err_t device_deadline(brook_ctx_t *ctx, watch_t *w, const brook_timer_t *t) {
+  /* At the end of a bounded input the watermark jumps to the end of time and every pending
+   * event-time timer fires. A deadline that no heartbeat has passed yet (in event time) is
+   * then not a silence: the input ended, not the device, so say nothing. Deadlines that the
+   * data did pass still count. (An operator whose timers mean "emit what you have", like a
+   * window, would emit everything here instead.) */
+  if (brook_ctx_watermark(ctx) == BROOK_TIME_MAX && t->time > w->newest)
+    return BROOK_OK;
+  const void *value;
+  size_t value_len;
+  if (brook_store_get(w->devices, t->key, t->key_len, &value, &value_len) != BROOK_OK)
+    return BROOK_OK; /* forgotten already */
+  if (t->tag == TAG_FORGET) {
+    brook_store_delete(w->devices, t->key, t->key_len); /* present: found just above */
+    return BROOK_OK;
+  }
+  /* Present, so this changes it in place (no copy, no new key). */
+  device_t *d;
+  brook_err_t err = brook_store_update(w->devices, t->key, t->key_len, (void **)&d, NULL);
+  if (err != BROOK_OK)
+    return err;
+  if (d->silent)
+    return BROOK_OK;
+  d->silent = 1;
+  heartbeat_event_t silent = {HEARTBEAT_SILENT, d->last_seen, w->cfg.silence};
+  return emit_event(ctx, t->key, t->key_len, t->time, silent);
+}
+
+/* The periodic report, then the next one. The next time is computed from the due time, not
+ * from "now + period", so reports do not drift; a clock that jumped over several periods
+ * (a stalled loop, a suspended laptop) gives one report, not a burst of stale ones. */
+static brook_err_t periodic_report(brook_ctx_t *ctx, watch_t *w, const brook_timer_t *t) {
+  brook_err_t err = emit_report(ctx, w, t->time);
+  if (err != BROOK_OK)
+    return err;
+  brook_time_t now = brook_ctx_now(ctx), next = time_add(t->time, w->cfg.report_every);
+  if (next <= now)
+    next = time_add(now - (now - t->time) % w->cfg.report_every, w->cfg.report_every);
+  return brook_timer_set(ctx, BROOK_PROCESSING_TIME, next, NULL, 0, 0);
+}
+
+/* on_timer: a timer set with brook_timer_set is due. Its key is borrowed for the call.
+ * Records emitted here go downstream before the watermark that fired the timer. An error
+ * return fails the run (there is no input record to apply a policy to). */
+static brook_err_t watch_on_timer(brook_ctx_t *ctx, void *state, const brook_timer_t *t) {
+  watch_t *w = state;
+  return t->domain == BROOK_EVENT_TIME ? device_deadline(ctx, w, t) : periodic_report(ctx, w, t);
+}
+
+/* ---- 5. the end, and the function table ---- */
+
+/* end_of_input: every input has ended (not after brook_runtime_stop). A last report. */
+static brook_err_t watch_end_of_input(brook_ctx_t *ctx, void *state) {
+  return emit_report(ctx, state, brook_ctx_now(ctx));
+}
+
+/* close: once per successful open(), also after a failure. The stores are the runtime's. */
+static void watch_close(void *state, void *opaque) {
+  (void)opaque;
+  free(state);
+}
+
+/* Start with the version; callbacks left out stay NULL. on_timer is what allows timers. */
+const brook_operator_t heartbeat_watch_operator = {
+    .version = BROOK_OPERATOR_VERSION,
+    .type_name = "heartbeat_watch",
+    .open = watch_open,
+    .process = watch_process,
+    .end_of_input = watch_end_of_input,
+    .close = watch_close,
+    .on_timer = watch_on_timer,
+};

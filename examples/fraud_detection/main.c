@@ -50,15 +50,18 @@ typedef struct app {
   brook_runtime_stats_t stats;
 } app_t;
 
-/* Payments consumed so far: the records the source produced plus those it dead-lettered. */
-static uint64_t payments_read(const app_t *app, const brook_runtime_stats_t *st) {
-  return st->records_in + app->counts.invalid_utf8;
+/* Payments consumed so far: the records the source produced plus those it dead-lettered
+ * (records_dead_lettered: the source's only check here is that values are UTF-8; the sinks
+ * have no dead-letter topic, so they add nothing to it). */
+static uint64_t payments_read(const brook_runtime_stats_t *st) {
+  return st->records_in + st->records_dead_lettered;
 }
 
 /* Malformed payments sent to the dead-letter topic: invalid UTF-8 (by the source) and
- * unparsable (routed by the error policy). */
-static uint64_t dead_letters(const app_t *app, const brook_runtime_stats_t *st) {
-  return app->counts.invalid_utf8 + st->records_routed;
+ * unparsable (failed in parse_payment, routed by the error policy to the error stream, whose
+ * Kafka sink writes them to the same topic). */
+static uint64_t dead_letters(const brook_runtime_stats_t *st) {
+  return st->records_dead_lettered + st->records_routed;
 }
 
 static void stop(app_t *app, const char *reason) {
@@ -77,7 +80,7 @@ static void on_status_timer(uv_timer_t *timer) {
   brook_runtime_stats_t st = {.struct_size = sizeof(st)};
   if (brook_runtime_stats(app->rt, &st) != BROOK_OK)
     return;
-  uint64_t now = uv_now(&app->loop), read = payments_read(app, &st);
+  uint64_t now = uv_now(&app->loop), read = payments_read(&st);
   if (read != app->payments_seen) {
     app->payments_seen = read;
     app->last_payment_ms = now;
@@ -90,12 +93,12 @@ static void on_status_timer(uv_timer_t *timer) {
     /* Event time is the payments' own time (simulated by brook-paygen, so unrelated to the
      * wall clock): how far the closed windows have got tells how far the pipeline is. */
     char closed[9];
-    printf(
-        "[%5.0fs] %" PRIu64 " payments read (%" PRIu64 "/s), %" PRIu64 " alerts, %" PRIu64
-        " dead letters; windows closed up to %s event time\n",
-        secs, read, read - app->payments_at_last_tick, app->counts.alerts, dead_letters(app, &st),
-        app->counts.closed_up_to == BROOK_TIME_MIN ? "--:--:--"
-                                                   : clock_time(app->counts.closed_up_to, closed));
+    printf("[%5.0fs] %" PRIu64 " payments read (%" PRIu64 "/s), %" PRIu64 " alerts, %" PRIu64
+           " dead letters; windows closed up to %s event time\n",
+           secs, read, read - app->payments_at_last_tick, app->counts.alerts, dead_letters(&st),
+           app->counts.closed_up_to == BROOK_TIME_MIN
+               ? "--:--:--"
+               : clock_time(app->counts.closed_up_to, closed));
   }
   fflush(stdout);
   app->payments_at_last_tick = read;
@@ -216,12 +219,11 @@ static int write_alerted(const card_set_t *cards, const char *path) {
 static void print_summary(const app_t *app) {
   const brook_runtime_stats_t *st = &app->stats;
   const pipeline_counts_t *c = &app->counts;
-  uint64_t routed = st->records_routed;
   printf("fraud_detection: %" PRIu64 " payments read, %" PRIu64 " malformed to '%s' (%" PRIu64
          " not UTF-8, %" PRIu64 " not a payment), %" PRIu64 " alerts written to '%s' for %zu "
          "cards\n",
-         payments_read(app, st), dead_letters(app, st), app->po.dlq_topic, c->invalid_utf8, routed,
-         c->alerts, app->po.alerts_topic, c->alerted.n);
+         payments_read(st), dead_letters(st), app->po.dlq_topic, st->records_dead_lettered,
+         st->records_routed, c->alerts, app->po.alerts_topic, c->alerted.n);
   if (c->windows > 0) {
     char closed[9], newest[9];
     printf("  %" PRIu64 " card windows closed, up to %s event time; the newest payment was at "

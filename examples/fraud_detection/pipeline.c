@@ -2,18 +2,22 @@
  *
  *   Kafka source "payments"      topic payments, consumer group fraud-detection; values must
  *     |                          be UTF-8, others go to payments.dlq; watermark = newest - 3 s
+ *   ---- pipeline_detect: from here to the alerts, testable with the test driver ----
  *   map "parse_payment"          CSV -> key = card id, value = amount in cents (int64_t);
- *     |                          unparsable -> the error stream
+ *     |                          unparsable, or amount not in 1..MAX_AMOUNT_CENTS -> errors
  *   window_aggregate "per_card_60s_every_10s"   hopping(60 s, 10 s): payments and total
+ *     |                          (saturating: a total never wraps)
  *   peek "track_windows"         counts closed windows, notes how far event time has got
  *   filter "suspicious"          at least 6 payments, or at least 2500.00
  *   map "format_alert"           "card-00042 too_many count=9 total=412.50 window=[..,..)"
  *   peek "count_alerts"          counts the alerts and the cards, prints them
+ *   ----
  *   Kafka sink "alerts_out"      topic alerts
  *
  *   errors (the error stream) -> Kafka sink "dead_letters_out"   topic payments.dlq
  *
- * Every callback runs on the runtime's loop thread. */
+ * Every callback runs on the runtime's loop thread. The test is
+ * tests/test_example_fraud_detection.c (ctest -R example_fraud_detection_unit). */
 #include "pipeline.h"
 
 #include <inttypes.h>
@@ -44,46 +48,25 @@ const char *clock_time(brook_time_t ms, char buf[9]) {
 
 /* ---- reading payments ---- */
 
-/* 1 if s[0..len) is valid UTF-8: no stray continuation byte, no truncated or overlong
- * sequence, no surrogate, nothing above U+10FFFF. */
-static int utf8_valid(const unsigned char *s, size_t len) {
-  for (size_t i = 0; i < len;) {
-    unsigned c = s[i];
-    size_t n = c < 0x80             ? 1
-               : (c & 0xE0) == 0xC0 ? 2
-               : (c & 0xF0) == 0xE0 ? 3
-               : (c & 0xF8) == 0xF0 ? 4
-                                    : 0;
-    if (n == 0 || len - i < n)
-      return 0;
-    uint32_t cp = n == 1 ? c : c & (0x7F >> n);
-    for (size_t k = 1; k < n; k++) {
-      if ((s[i + k] & 0xC0) != 0x80)
-        return 0;
-      cp = (cp << 6) | (s[i + k] & 0x3F);
-    }
-    static const uint32_t min_of[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < min_of[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-      return 0;
-    i += n;
+/* The amount field: 1 or more decimal digits (nothing else: no sign, point or space) whose
+ * value is in 1..MAX_AMOUNT_CENTS, into *out. Returns NULL on success, else what is wrong. */
+static const char *parse_amount(const char *s, size_t len, int64_t *out) {
+  for (size_t i = 0; i < len; i++)
+    if (s[i] < '0' || s[i] > '9')
+      return "is not a whole number of cents";
+  if (len == 0)
+    return "is not a whole number of cents";
+  int64_t v = 0;
+  for (size_t i = 0; i < len; i++) {
+    int d = s[i] - '0';
+    if (v > (MAX_AMOUNT_CENTS - d) / 10) /* v * 10 + d would be out of range: stop before */
+      return "is out of range: 1.." MAX_AMOUNT_TEXT " cents";
+    v = v * 10 + d;
   }
-  return 1;
-}
-
-/* The source's value deserialiser: BROOK_KAFKA_STRING's check (the value must be UTF-8 text;
- * the source sends anything else to the dead-letter topic), plus a count of what it rejects:
- * brook_runtime_stats has no counter for dead-lettered messages. */
-static brook_err_t utf8_text(brook_ctx_t *ctx, const void *in, size_t in_len, const void **out,
-                             size_t *out_len, void *opaque) {
-  pipeline_counts_t *counts = opaque;
-  if (!utf8_valid(in, in_len)) {
-    counts->invalid_utf8++;
-    brook_ctx_set_error(ctx, "not valid UTF-8 (%zu bytes)", in_len);
-    return BROOK_ERR_CORRUPT;
-  }
-  *out = in;
-  *out_len = in_len;
-  return BROOK_OK;
+  if (v == 0)
+    return "is out of range: 1.." MAX_AMOUNT_TEXT " cents";
+  *out = v;
+  return NULL;
 }
 
 /* A whole number of 1..18 decimal digits into *out; 0 on success. */
@@ -139,9 +122,10 @@ static brook_err_t parse_payment(brook_record_t *rec, brook_ctx_t *ctx, void *op
       return BROOK_ERR_USER;
     }
   int64_t cents, event_ms;
-  if (parse_digits(field[1], len[1], &cents) != 0 || cents == 0) {
-    brook_ctx_set_error(ctx, "amount '%.*s' is not a positive whole number of cents",
-                        (int)(len[1] < 24 ? len[1] : 24), field[1]);
+  const char *bad_amount = parse_amount(field[1], len[1], &cents);
+  if (bad_amount) {
+    brook_ctx_set_error(ctx, "amount '%.*s' %s", (int)(len[1] < 24 ? len[1] : 24), field[1],
+                        bad_amount);
     return BROOK_ERR_USER;
   }
   if (len[2] == 0) {
@@ -157,6 +141,11 @@ static brook_err_t parse_payment(brook_record_t *rec, brook_ctx_t *ctx, void *op
   if (!amount)
     return BROOK_ERR_NOMEM;
   *amount = cents;
+  /* The key becomes the card id, which is also the message key: the topic is partitioned by
+   * card (paygen keys every payment by it), so each partition's task sees whole cards and
+   * its windows are right. A map that changed the key to anything else would leave a key's
+   * records spread over several tasks, each with its own windows (one partial result per
+   * partition): then re-key with brook_key_by, which runs what follows over all partitions. */
   rec->key = field[0]; /* points into the input value: valid for the batch, too */
   rec->key_len = len[0];
   rec->value = amount;
@@ -168,10 +157,20 @@ static brook_err_t parse_payment(brook_record_t *rec, brook_ctx_t *ctx, void *op
 
 /* ---- per card and window: payments and total ---- */
 
+/* Both counts saturate at INT64_MAX instead of wrapping: a window's total can exceed what an
+ * int64_t holds (ten payments of MAX_AMOUNT_CENTS do), and a wrapped total would be negative
+ * and hide the window from the too_large check. A saturated total is a lower bound, and the
+ * alert says so ("total>=..."). */
 typedef struct card_activity {
   int64_t payments;
   int64_t cents;
 } card_activity_t;
+
+/* a + b for a, b >= 0, or INT64_MAX if the sum does not fit. */
+static int64_t add_saturating(int64_t a, int64_t b) {
+  int64_t sum;
+  return __builtin_add_overflow(a, b, &sum) ? INT64_MAX : sum;
+}
 
 static brook_err_t activity_add(void *acc, const brook_record_t *rec,
                                 const brook_aggregator_t *agg) {
@@ -181,8 +180,8 @@ static brook_err_t activity_add(void *acc, const brook_record_t *rec,
   int64_t cents;
   memcpy(&cents, rec->value, sizeof(cents));
   card_activity_t *a = acc; /* starts zeroed */
-  a->payments++;
-  a->cents += cents;
+  a->payments = add_saturating(a->payments, 1);
+  a->cents = add_saturating(a->cents, cents);
   return BROOK_OK;
 }
 
@@ -191,8 +190,8 @@ static void activity_merge(void *acc, const void *other, const brook_aggregator_
   (void)agg;
   card_activity_t *a = acc;
   const card_activity_t *o = other;
-  a->payments += o->payments;
-  a->cents += o->cents;
+  a->payments = add_saturating(a->payments, o->payments);
+  a->cents = add_saturating(a->cents, o->cents);
 }
 
 static const brook_aggregator_t card_activity = {
@@ -233,7 +232,8 @@ static int suspicious(const brook_record_t *rec, void *opaque) {
 }
 
 /* The alert text: "card-00042 too_many count=9 total=412.50 window=[00:12:10,00:13:10)",
- * the reason being too_many, too_large or too_many,too_large. Key (the card) and timestamp
+ * the reason being too_many, too_large or too_many,too_large; a saturated total reads
+ * "total>=92233720368547758.07" (see card_activity_t). Key (the card) and timestamp
  * (the window's last millisecond) stay. */
 static brook_err_t format_alert(brook_record_t *rec, brook_ctx_t *ctx, void *opaque) {
   (void)opaque;
@@ -248,9 +248,11 @@ static brook_err_t format_alert(brook_record_t *rec, brook_ctx_t *ctx, void *opa
   char *text = brook_ctx_alloc(ctx, size); /* lives until the batch is done */
   if (!text)
     return BROOK_ERR_NOMEM;
-  int n = snprintf(text, size, "%.*s %s count=%" PRId64 " total=%" PRId64 ".%02d window=[%s,%s)",
-                   (int)rec->key_len, (const char *)rec->key, reason, a.payments, a.cents / 100,
-                   (int)(a.cents % 100), clock_time(w.start, from), clock_time(w.end, to));
+  const char *total = a.cents == INT64_MAX ? "total>=" : "total=";
+  int n =
+      snprintf(text, size, "%.*s %s count=%" PRId64 " %s%" PRId64 ".%02d window=[%s,%s)",
+               (int)rec->key_len, (const char *)rec->key, reason, a.payments, total, a.cents / 100,
+               (int)(a.cents % 100), clock_time(w.start, from), clock_time(w.end, to));
   rec->value = text;
   rec->value_len = (size_t)n;
   return BROOK_OK;
@@ -268,30 +270,7 @@ static brook_err_t count_alerts(const brook_record_t *rec, void *opaque) {
 
 /* ---- the topology ---- */
 
-brook_err_t pipeline_build(brook_topology_t *t, const pipeline_opts_t *opts,
-                           pipeline_counts_t *counts) {
-  counts->alerts_out = opts->alerts_out;
-  const char *const topics[] = {opts->payments_topic, NULL};
-
-  brook_kafka_source_opts_t so;
-  brook_kafka_source_opts_init(&so);
-  so.bootstrap_servers = opts->brokers;
-  so.group_id = opts->group;
-  so.topics = topics; /* copied */
-  so.properties = opts->properties;
-  so.value = (brook_kafka_serde_t){BROOK_KAFKA_CUSTOM, utf8_text, counts};
-  so.on_malformed = BROOK_KAFKA_MALFORMED_DEAD_LETTER;
-  so.dead_letter_topic = opts->dlq_topic;
-  brook_stream_t *payments = brook_source_kafka(t, "payments", &so);
-
-  /* Event time: the message timestamp (the generator sets it to the payment's time). */
-  brook_watermark_opts_t wm;
-  brook_watermark_opts_init(&wm);
-  wm.kind = BROOK_WATERMARK_BOUNDED;
-  wm.max_delay = MAX_DELAY;
-  wm.idle_timeout = IDLE_PARTITION;
-  brook_source_set_watermark(payments, &wm); /* an error is recorded in the topology */
-
+brook_stream_t *pipeline_detect(brook_stream_t *payments, pipeline_counts_t *counts) {
   brook_stream_t *parsed =
       brook_stream_set_name(brook_map(payments, parse_payment, counts), "parse_payment");
 
@@ -306,6 +285,37 @@ brook_err_t pipeline_build(brook_topology_t *t, const pipeline_opts_t *opts,
       brook_stream_set_name(brook_filter(windows, suspicious, NULL), "suspicious");
   alerts = brook_stream_set_name(brook_map(alerts, format_alert, NULL), "format_alert");
   alerts = brook_stream_set_name(brook_peek(alerts, count_alerts, counts), "count_alerts");
+
+  return alerts;
+}
+
+brook_err_t pipeline_build(brook_topology_t *t, const pipeline_opts_t *opts,
+                           pipeline_counts_t *counts) {
+  counts->alerts_out = opts->alerts_out;
+  const char *const topics[] = {opts->payments_topic, NULL};
+
+  brook_kafka_source_opts_t so;
+  brook_kafka_source_opts_init(&so);
+  so.bootstrap_servers = opts->brokers;
+  so.group_id = opts->group;
+  so.topics = topics; /* copied */
+  so.properties = opts->properties;
+  /* Values must be UTF-8 text; the source sends anything else to the dead-letter topic with
+   * its coordinates and counts it (brook_runtime_stats: records_dead_lettered). */
+  so.value.format = BROOK_KAFKA_STRING;
+  so.on_malformed = BROOK_KAFKA_MALFORMED_DEAD_LETTER;
+  so.dead_letter_topic = opts->dlq_topic;
+  brook_stream_t *payments = brook_source_kafka(t, "payments", &so);
+
+  /* Event time: the message timestamp (the generator sets it to the payment's time). */
+  brook_watermark_opts_t wm;
+  brook_watermark_opts_init(&wm);
+  wm.kind = BROOK_WATERMARK_BOUNDED;
+  wm.max_delay = MAX_DELAY;
+  wm.idle_timeout = IDLE_PARTITION;
+  brook_source_set_watermark(payments, &wm); /* an error is recorded in the topology */
+
+  brook_stream_t *alerts = pipeline_detect(payments, counts);
 
   brook_kafka_sink_opts_t ko;
   brook_kafka_sink_opts_init(&ko);
