@@ -61,7 +61,10 @@ brook_err_t brook_driver_push_split(brook_driver_t *d, const char *source, size_
                                     const brook_record_t *rec);
 
 /* Advances processing time by `ms` (>= 0): fires due processing-time timers, marks idle
- * splits, moves quiet splits' watermarks. Returns BROOK_OK or the pipeline's failure. */
+ * splits, moves quiet splits' watermarks. The clock saturates: an advance past BROOK_TIME_MAX
+ * stops it there (so advancing by BROOK_TIME_MAX fires every pending processing-time timer).
+ * Returns BROOK_OK or the pipeline's failure; BROOK_ERR_INVALID_ARG for a negative `ms` (the
+ * clock is unchanged and the pipeline does not fail). */
 brook_err_t brook_driver_advance_time(brook_driver_t *d, brook_time_t ms);
 
 /* The current processing time. */

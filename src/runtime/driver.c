@@ -8,6 +8,7 @@
 #include "core/alloc.h"
 #include "core/opts.h"
 #include "runtime/runtime_impl.h"
+#include "time/time_arith.h"
 
 /* What one sink received: records whose bytes live in one allocation each. */
 typedef struct captured {
@@ -253,7 +254,7 @@ brook_err_t brook_driver_advance_time(brook_driver_t *d, brook_time_t ms) {
   brook_runtime_t *rt = d->rt;
   if (rt->status != BROOK_OK)
     return rt->status;
-  rt->now_ms += ms;
+  rt->now_ms = bk_time_add_sat(rt->now_ms, ms); /* the clock stops at BROOK_TIME_MAX */
   if (!d->ended)
     bk_time_tick(rt);
   return settle(d);
