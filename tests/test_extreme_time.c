@@ -22,6 +22,7 @@
 
 #include "collect.h"
 #include "driver_helpers.h"
+#include "wait.h"
 
 /* ---- helpers ---- */
 
@@ -144,12 +145,77 @@ static void test_driver_clock_saturates(void **state) {
   brook_topology_free(t);
 }
 
+typedef struct waiter {
+  brook_push_source_t *p;
+  int64_t timeout_ms;
+  brook_err_t result;
+  wait_counter_t done;
+} waiter_t;
+
+static void push_wait_thread(void *arg) {
+  waiter_t *w = arg;
+  brook_record_t r = {.value = "w", .value_len = 1};
+  w->result = brook_push_wait(w->p, &r, w->timeout_ms);
+  wait_counter_add(&w->done, 1);
+}
+
+static void test_push_wait_huge_timeout(void **state) {
+  (void)state;
+  /* Regression (issue 11 E, audit): brook_push_wait computed its deadline as
+   * now + timeout_ms * 10^6 in uint64_t, which wraps for timeouts beyond ~584 years:
+   * INT64_MAX ms ("practically forever") gave a deadline in the past and BROOK_ERR_TIMEOUT at
+   * once. A timeout too large to represent now waits without a deadline. */
+  brook_topology_t *t = collect_topology(BROOK_ON_ERROR_FAIL);
+  brook_push_opts_t po;
+  brook_push_opts_init(&po);
+  po.max_records = 1;
+  named_sink(brook_source_push(t, "in", &po), "out");
+  brook_runtime_t *rt = NULL;
+  assert_int_equal(brook_runtime_new(&rt, t, NULL), BROOK_OK);
+  brook_push_source_t *p = brook_runtime_push_source(rt, "in");
+  assert_non_null(p);
+  brook_record_t r = {.value = "x", .value_len = 1};
+  assert_int_equal(brook_push(p, &r), BROOK_OK);
+  assert_int_equal(brook_push(p, &r), BROOK_ERR_FULL); /* the runtime does not run: full */
+  int64_t timeouts[] = {5, BROOK_TIME_MAX, (int64_t)(UINT64_MAX / 1000000u) + 1};
+  for (size_t i = 0; i < 3; i++) {
+    waiter_t w = {.p = p, .timeout_ms = timeouts[i], .result = 1};
+    wait_counter_init(&w.done, 0);
+    uv_thread_t th;
+    assert_int_equal(uv_thread_create(&th, push_wait_thread, &w), 0);
+    if (i == 0) { /* an ordinary timeout still expires */
+      assert_true(wait_counter_wait_ge(&w.done, 1, 10000));
+      assert_int_equal(w.result, BROOK_ERR_TIMEOUT);
+    } else {
+      /* Still waiting after a while (it returned at once before the fix) ... */
+      if (wait_counter_wait_ge(&w.done, 1, 300))
+        fail_msg("brook_push_wait(timeout %" PRId64 " ms) returned %s at once", timeouts[i],
+                 brook_errname(w.result));
+      /* ... until the source ends. */
+      assert_int_equal(brook_push_end(p), BROOK_OK);
+      assert_true(wait_counter_wait_ge(&w.done, 1, 10000));
+      assert_int_equal(w.result, BROOK_ERR_STOPPED);
+    }
+    assert_int_equal(uv_thread_join(&th), 0);
+    wait_counter_destroy(&w.done);
+    if (i == 1) { /* a fresh runtime, whose source has not ended */
+      brook_runtime_free(rt);
+      assert_int_equal(brook_runtime_new(&rt, t, NULL), BROOK_OK);
+      p = brook_runtime_push_source(rt, "in");
+      assert_int_equal(brook_push(p, &r), BROOK_OK);
+    }
+  }
+  brook_runtime_free(rt);
+  brook_topology_free(t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_dedupe_after_min_timestamp),
       cmocka_unit_test(test_dedupe_near_max_timestamp),
       cmocka_unit_test(test_dedupe_far_older_record_passes),
       cmocka_unit_test(test_driver_clock_saturates),
+      cmocka_unit_test(test_push_wait_huge_timeout),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   collect_strings_free();
