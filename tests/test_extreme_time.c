@@ -22,6 +22,7 @@
 
 #include "collect.h"
 #include "driver_helpers.h"
+#include "rng.h"
 #include "wait.h"
 
 /* ---- helpers ---- */
@@ -210,22 +211,6 @@ static void test_push_wait_huge_timeout(void **state) {
 }
 
 /* ---- the fuzz: random cases ---- */
-
-/* splitmix64: the same sequence on every platform. */
-typedef struct rng {
-  uint64_t s;
-} rng_t;
-
-static uint64_t rng_next(rng_t *r) {
-  uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-static int64_t rng_range(rng_t *r, int64_t lo, int64_t hi) { /* uniform in [lo, hi] */
-  return (int64_t)((uint64_t)lo + rng_next(r) % ((uint64_t)hi - (uint64_t)lo + 1));
-}
 
 static brook_time_t sat_add(brook_time_t a, brook_time_t b) {
   if (b > 0 && a > BROOK_TIME_MAX - b)
@@ -696,9 +681,9 @@ static int ref_win_cmp(const void *pa, const void *pb) {
   return a->count < b->count ? -1 : a->count > b->count;
 }
 
-static brook_time_t floor_div(brook_time_t a, brook_time_t b) {
-  brook_time_t q = a / b;
-  return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+/* The start of the window of length `step` aligned to the epoch holding t (|t| < 2^62). */
+static brook_time_t aligned_start(brook_time_t t, brook_time_t step) {
+  return t - ((t % step) + step) % step;
 }
 
 #define MAX_WINS (MAX_STEPS * 10)
@@ -750,10 +735,10 @@ static void fuzz_window(const fz_case_t *c, brook_window_kind_t kind) {
     }
     int g = key_group(s->key);
     if (kind == BROOK_WINDOW_TUMBLING) {
-      brook_time_t start = floor_div(s->time, c->size) * c->size;
+      brook_time_t start = aligned_start(s->time, c->size);
       ref_win_add(ref, &n_ref, g, start, start + c->size, c->grace, wm_before);
     } else if (kind == BROOK_WINDOW_HOPPING) {
-      for (brook_time_t start = floor_div(s->time, c->adv) * c->adv; start > s->time - c->size;
+      for (brook_time_t start = aligned_start(s->time, c->adv); start > s->time - c->size;
            start -= c->adv)
         ref_win_add(ref, &n_ref, g, start, start + c->size, c->grace, wm_before);
     }
