@@ -303,6 +303,106 @@ static void test_callback_sink_by_stream_name(void **state) {
   collect_free(&c);
 }
 
+static int ts_even(const brook_record_t *rec, void *opaque) {
+  (void)opaque;
+  return rec->timestamp % 2 == 0;
+}
+
+static int ts_below_10(const brook_record_t *rec, void *opaque) {
+  (void)opaque;
+  return rec->timestamp < 10;
+}
+
+static void test_callback_sinks_of_one_node(void **state) {
+  (void)state;
+  /* Regression (issue 11, 5): callback sinks were found only by the name of the node they
+   * consume, so of several callback sinks after one node (a branch's outputs, a fanned-out
+   * stream) only the first was readable. They can now be named, or found by node and port. */
+  brook_branch_t br[2] = {{ts_even, NULL}, {ts_below_10, NULL}};
+  brook_stream_t *outs[2], *rest = NULL;
+  collect_t even, small, rest1, rest2;
+  collect_init(&even), collect_init(&small), collect_init(&rest1), collect_init(&rest2);
+  brook_callback_sink_opts_t so;
+  brook_callback_sink_opts_init(&so);
+  brook_topology_t *t = collect_topology(BROOK_ON_ERROR_FAIL);
+  assert_int_equal(brook_branch(brook_source_push(t, "in", NULL), br, 2, outs, &rest), BROOK_OK);
+  assert_non_null(brook_stream_set_name(outs[0], "split"));
+  so.name = "evens";
+  assert_int_equal(brook_sink_callback_v2(outs[0], collect_sink_fn, NULL, &even, &so), BROOK_OK);
+  so.name = "smalls";
+  assert_int_equal(brook_sink_callback_v2(outs[1], collect_sink_fn, NULL, &small, &so), BROOK_OK);
+  /* Two unnamed sinks on the default output (port 2); options may be NULL. */
+  assert_int_equal(brook_sink_callback_v2(rest, collect_sink_fn, NULL, &rest1, NULL), BROOK_OK);
+  assert_int_equal(brook_sink_callback(rest, collect_sink_fn, NULL, &rest2), BROOK_OK);
+  brook_driver_t *d = new_driver(t, 0);
+  for (brook_time_t ts = 0; ts < 14; ts++) {
+    brook_record_t r = text_rec("k", collect_strf("v%d", (int)ts), ts);
+    assert_int_equal(brook_driver_push(d, "in", &r), BROOK_OK);
+  }
+  /* evens: 0 2 4 ... 12; smalls: odd and < 10: 1 3 5 7 9; the rest: 11 13 (twice). */
+  assert_int_equal(brook_driver_output_count(d, "evens"), 7);
+  assert_int_equal(brook_driver_output_count(d, "smalls"), 5);
+  assert_true(rec_value_is(brook_driver_output(d, "smalls", 4), "v9"));
+  assert_int_equal(even.n, 7);
+  assert_int_equal(small.n, 5);
+  /* By node and port, in the order the sinks were added. */
+  assert_string_equal(brook_driver_sink_name(d, "split", 0, 0), "evens");
+  assert_null(brook_driver_sink_name(d, "split", 0, 1));
+  assert_string_equal(brook_driver_sink_name(d, "split", 1, 0), "smalls");
+  const char *r1 = brook_driver_sink_name(d, "split", 2, 0);
+  const char *r2 = brook_driver_sink_name(d, "split", 2, 1);
+  assert_non_null(r1);
+  assert_non_null(r2);
+  assert_string_not_equal(r1, r2);
+  assert_null(brook_driver_sink_name(d, "split", 2, 2));
+  assert_null(brook_driver_sink_name(d, "split", 3, 0));
+  assert_null(brook_driver_sink_name(d, "nope", 0, 0));
+  assert_null(brook_driver_sink_name(d, NULL, 0, 0));
+  assert_null(brook_driver_sink_name(NULL, "split", 0, 0));
+  assert_int_equal(brook_driver_output_count(d, r1), 2);
+  assert_int_equal(brook_driver_output_count(d, r2), 2);
+  assert_true(rec_value_is(brook_driver_output(d, r2, 1), "v13"));
+  /* The old lookup by the consumed node's name still finds the first sink after it. */
+  assert_int_equal(brook_driver_output_count(d, "split"), 7);
+  brook_driver_clear_output(d, "smalls");
+  assert_int_equal(brook_driver_output_count(d, "smalls"), 0);
+  assert_int_equal(brook_driver_output_count(d, "evens"), 7);
+  brook_driver_free(d);
+  brook_topology_free(t);
+  collect_free(&even), collect_free(&small), collect_free(&rest1), collect_free(&rest2);
+}
+
+static brook_err_t ignore_cb(const brook_record_t *rec, void *opaque) {
+  (void)rec, (void)opaque;
+  return BROOK_OK;
+}
+
+static void test_callback_sink_opts_checked(void **state) {
+  (void)state;
+  brook_topology_t *t = collect_topology(BROOK_ON_ERROR_FAIL);
+  brook_stream_t *in = brook_source_push(t, "in", NULL);
+  brook_callback_sink_opts_t so;
+  brook_callback_sink_opts_init(&so);
+  so.struct_size = sizeof(so) + 8;
+  assert_int_equal(brook_sink_callback_v2(in, ignore_cb, NULL, NULL, &so), BROOK_ERR_INVALID_ARG);
+  brook_topology_free(t);
+  t = collect_topology(BROOK_ON_ERROR_FAIL);
+  in = brook_source_push(t, "in", NULL);
+  brook_callback_sink_opts_init(&so);
+  so.name = "";
+  assert_int_equal(brook_sink_callback_v2(in, ignore_cb, NULL, NULL, &so), BROOK_ERR_INVALID_ARG);
+  assert_non_null(strstr(brook_topology_last_error(t), "empty name"));
+  brook_topology_free(t);
+  t = collect_topology(BROOK_ON_ERROR_FAIL);
+  in = brook_source_push(t, "in", NULL);
+  so.name = "in"; /* the source's name */
+  assert_int_equal(brook_sink_callback_v2(in, ignore_cb, NULL, NULL, &so), BROOK_ERR_DUPLICATE);
+  brook_topology_free(t);
+  assert_int_equal(brook_sink_callback_v2(NULL, ignore_cb, NULL, NULL, NULL),
+                   BROOK_ERR_INVALID_ARG);
+  brook_callback_sink_opts_init(NULL); /* no-op */
+}
+
 /* An operator failing on the value "bad" with a message. */
 static brook_err_t picky_process(brook_ctx_t *ctx, void *state, const brook_record_t *rec) {
   (void)state;
@@ -614,6 +714,8 @@ int main(void) {
       cmocka_unit_test(test_output_keeps_null_and_empty),
       cmocka_unit_test(test_outputs_per_sink_and_clear),
       cmocka_unit_test(test_callback_sink_by_stream_name),
+      cmocka_unit_test(test_callback_sinks_of_one_node),
+      cmocka_unit_test(test_callback_sink_opts_checked),
       cmocka_unit_test(test_failure_is_sticky),
       cmocka_unit_test(test_skip_policy_is_not_a_failure),
       cmocka_unit_test(test_invalid_topology),

@@ -102,10 +102,12 @@ brook_stream_t *brook_reduce(brook_stream_t *in, brook_reduce_fn fn, void *opaqu
                              const brook_aggregate_opts_t *opts);
 
 /* Lets the first record of each key through and drops later records of the same key whose
- * timestamp is less than `horizon` ms after that first one (or earlier than it). The key's state
- * expires by an event-time timer once the watermark reaches first + horizon - 1 (no duplicate can
- * come any more), so state stays bounded, and the next record of the key passes again. Duplicates
- * are filtered out, not treated as errors. NULL on error. */
+ * timestamp is less than `horizon` ms away from that first one (after or before it; a record
+ * further back passes and leaves the first one's horizon in place). The key's state expires by an
+ * event-time timer once the watermark reaches first + horizon - 1 (no duplicate can come any more;
+ * saturated at BROOK_TIME_MAX: a horizon past the end of time lasts until the end of input), so
+ * state stays bounded, and the next record of the key passes again. Any timestamp in the int64_t
+ * range is accepted. Duplicates are filtered out, not treated as errors. NULL on error. */
 brook_stream_t *brook_dedupe(brook_stream_t *in, brook_time_t horizon,
                              const brook_aggregate_opts_t *opts);
 

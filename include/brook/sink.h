@@ -19,8 +19,30 @@ typedef brook_err_t (*brook_sink_fn)(const brook_record_t *rec, void *opaque);
 /* Optional companion: called at flush points (idle, commit, before close). */
 typedef brook_err_t (*brook_sink_flush_fn)(void *opaque);
 
+/* Adds a sink calling `fn` for every record of `in` (and `flush`, may be NULL, at flush
+ * points). `opaque` is borrowed: it must outlive every runtime and driver of the topology.
+ * The sink's node is named "sink#<n>"; use brook_sink_callback_v2 to give it a name (the test
+ * driver reads a sink's captured records by its name). Returns BROOK_OK or an error recorded in
+ * the topology (BROOK_ERR_INVALID_ARG for a NULL `in` or `fn`). */
 brook_err_t brook_sink_callback(brook_stream_t *in, brook_sink_fn fn, brook_sink_flush_fn flush,
                                 void *opaque);
+
+typedef struct brook_callback_sink_opts {
+  uint32_t struct_size; /* set by brook_callback_sink_opts_init() */
+  /* The sink's node name (copied; unique in the topology, not empty). NULL (default) =
+   * "sink#<n>". Name sinks so tests can tell them apart: brook_driver_output(d, name, i). */
+  const char *name;
+} brook_callback_sink_opts_t;
+
+void brook_callback_sink_opts_init(brook_callback_sink_opts_t *opts);
+
+/* brook_sink_callback with options (`opts` copied; NULL = defaults). Returns BROOK_OK or an
+ * error recorded in the topology: BROOK_ERR_INVALID_ARG (NULL `in` or `fn`, an unknown
+ * struct_size, an empty name), BROOK_ERR_DUPLICATE (the name is taken), BROOK_ERR_FROZEN (a
+ * runtime or driver was made from the topology already), BROOK_ERR_NOMEM. Build time: not
+ * thread-safe with other builders of the same topology. */
+brook_err_t brook_sink_callback_v2(brook_stream_t *in, brook_sink_fn fn, brook_sink_flush_fn flush,
+                                   void *opaque, const brook_callback_sink_opts_t *opts);
 
 typedef struct brook_line_sink_opts {
   uint32_t struct_size; /* set by brook_line_sink_opts_init() */

@@ -80,7 +80,8 @@ brook_stream_t *brook_source_push(brook_topology_t *t, const char *name,
  * Thread-safe: any thread, concurrently. */
 brook_err_t brook_push(brook_push_source_t *src, const brook_record_t *rec);
 
-/* Like brook_push but waits up to `timeout_ms` (< 0: forever) for credit. Returns
+/* Like brook_push but waits up to `timeout_ms` (< 0, or more than the monotonic clock can
+ * count, about 584 years: forever) for credit. Returns
  * BROOK_ERR_TIMEOUT if none came. Must not be called on the runtime's loop thread (it would
  * wait for itself). Thread-safe. */
 brook_err_t brook_push_wait(brook_push_source_t *src, const brook_record_t *rec,

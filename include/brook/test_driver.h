@@ -8,7 +8,9 @@
  *   brook_driver_advance_time(), which fires processing-time timers and applies watermark
  *   idleness and quiet advance.
  * - Every sink (a node without outputs) is tapped: the driver keeps a copy of every record it
- *   received, readable by sink name (the sink itself still runs).
+ *   received, readable by sink name (the sink itself still runs). Callback sinks get names
+ *   through brook_sink_callback_v2; brook_driver_sink_name finds a sink by the node and output
+ *   port it consumes.
  * - brook_driver_end() is a natural end of input: watermarks go to BROOK_TIME_MAX (all
  *   windows close), then end_of_input and flush run.
  *
@@ -61,7 +63,10 @@ brook_err_t brook_driver_push_split(brook_driver_t *d, const char *source, size_
                                     const brook_record_t *rec);
 
 /* Advances processing time by `ms` (>= 0): fires due processing-time timers, marks idle
- * splits, moves quiet splits' watermarks. Returns BROOK_OK or the pipeline's failure. */
+ * splits, moves quiet splits' watermarks. The clock saturates: an advance past BROOK_TIME_MAX
+ * stops it there (so advancing by BROOK_TIME_MAX fires every pending processing-time timer).
+ * Returns BROOK_OK or the pipeline's failure; BROOK_ERR_INVALID_ARG for a negative `ms` (the
+ * clock is unchanged and the pipeline does not fail). */
 brook_err_t brook_driver_advance_time(brook_driver_t *d, brook_time_t ms);
 
 /* The current processing time. */
@@ -76,12 +81,26 @@ brook_time_t brook_driver_watermark(const brook_driver_t *d, const char *name);
 brook_err_t brook_driver_end(brook_driver_t *d);
 
 /* Records captured at sink `sink` so far (0 for an unknown name), and the i-th of them
- * (NULL if out of range). `sink` is a sink's name or, since callback sinks return no stream
- * to name, the name of the node whose output the sink consumes (the first such sink; name
- * that stream with brook_stream_set_name). The record and its bytes are owned by the driver and
- * valid until brook_driver_clear_output or brook_driver_free. */
+ * (NULL if out of range). `sink` names a sink:
+ * - by its own name: the name given to brook_sink_callback_v2 (brook_callback_sink_opts_t.name),
+ *   brook_operator_opts_t.name or a sink's options, or a name brook_driver_sink_name returned;
+ * - or, when no sink has that name, by the name of the node whose output it consumes (the
+ *   first sink, in the plan's order, fed by any output of that node; kept for callback sinks
+ *   made by brook_sink_callback, which have no name of their own). With several sinks after
+ *   one node (a branch's outputs, or one stream fanned out), name the sinks or look them up
+ *   with brook_driver_sink_name.
+ * The record and its bytes are owned by the driver and valid until brook_driver_clear_output or
+ * brook_driver_free. */
 size_t brook_driver_output_count(const brook_driver_t *d, const char *sink);
 const brook_record_t *brook_driver_output(const brook_driver_t *d, const char *sink, size_t i);
+
+/* The name of the i-th sink (0-based, in the order the sinks were added to the topology) that
+ * consumes output `port` of the node named `node` (port 0 for single-output nodes; port k for
+ * the k-th output a builder returned, e.g. brook_branch's outs[k]; the default output of
+ * brook_branch comes after the n branches), or NULL if there is none. The name is owned by the
+ * driver (valid until brook_driver_free); pass it to brook_driver_output and friends. */
+const char *brook_driver_sink_name(const brook_driver_t *d, const char *node, size_t port,
+                                   size_t i);
 
 /* Forgets the records captured at `sink` (named as above; NULL: at every sink). */
 void brook_driver_clear_output(brook_driver_t *d, const char *sink);

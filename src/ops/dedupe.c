@@ -1,6 +1,9 @@
 /* Dedupe per key within an event-time horizon: the first record of a key passes and opens a
- * horizon; records of the key before its end are dropped. State expires by an event-time
- * timer at the end of the horizon, so memory follows the keys seen recently, not all keys. */
+ * horizon; records of the key less than `horizon` ms away from it (after or before) are
+ * dropped. State expires by an event-time timer at the end of the horizon, so memory follows
+ * the keys seen recently, not all keys. Timestamps may be anywhere in the int64_t range: the
+ * distance to the first record is measured exactly and the expiry time saturates at
+ * BROOK_TIME_MAX (such a key's state then lasts until the end of input). */
 #include <string.h>
 
 #include <brook/aggregate.h>
@@ -11,6 +14,7 @@
 #include "core/topology.h"
 #include "ops/keyed_add.h"
 #include "state/store.h"
+#include "time/time_arith.h"
 
 static brook_err_t dedupe_open(brook_ctx_t *ctx, void *opaque, void **state) {
   (void)opaque;
@@ -26,25 +30,23 @@ static brook_err_t dedupe_open(brook_ctx_t *ctx, void *opaque, void **state) {
 static brook_err_t dedupe_process(brook_ctx_t *ctx, void *state, const brook_record_t *rec) {
   brook_store_t *s = state;
   brook_time_t horizon = *(const brook_time_t *)ctx->node->opaque;
-  if (rec->timestamp > BROOK_TIME_MAX - horizon) {
-    brook_ctx_set_error(ctx, "timestamp %lld + horizon overflows", (long long)rec->timestamp);
-    return BROOK_ERR_INVALID_ARG;
-  }
   uint64_t h = bk_hash_bytes(rec->key, rec->key_len);
   void *v;
   int created;
   brook_err_t err = bk_store_upsert(s, rec->key, rec->key_len, h, &v, &created);
   if (err < 0)
     return err;
-  brook_time_t first;
-  memcpy(&first, v, sizeof(first));
-  if (!created && rec->timestamp >= first && rec->timestamp - first < horizon)
-    return BROOK_OK; /* a duplicate inside the horizon */
-  if (!created && rec->timestamp < first)
-    return BROOK_OK; /* older than the record that opened the horizon: a duplicate too */
+  if (!created) {
+    brook_time_t first;
+    memcpy(&first, v, sizeof(first));
+    if (bk_time_within(rec->timestamp, first, horizon))
+      return BROOK_OK; /* a duplicate inside the horizon */
+    if (rec->timestamp < first)
+      return bk_emit_fast(ctx, 0, rec); /* far older: passes; the later horizon stays open */
+  }
   memcpy(v, &rec->timestamp, sizeof(rec->timestamp));
-  if ((err = brook_timer_set(ctx, BROOK_EVENT_TIME, rec->timestamp + horizon - 1, rec->key,
-                             rec->key_len, (uint64_t)rec->timestamp)) < 0)
+  if ((err = brook_timer_set(ctx, BROOK_EVENT_TIME, bk_time_add_sat(rec->timestamp, horizon - 1),
+                             rec->key, rec->key_len, (uint64_t)rec->timestamp)) < 0)
     return err;
   return bk_emit_fast(ctx, 0, rec);
 }

@@ -14,6 +14,12 @@ static void fn_cfg_free(void *cfg, const brook_allocator_t *a) { bk_free(a, cfg)
 
 brook_err_t bk_fn_op_add(brook_stream_t *in, const brook_operator_t *op, bk_any_fn fn,
                          bk_any_fn fn2, void *opaque, size_t n_outputs, brook_stream_t **outs) {
+  return bk_fn_op_add_named(in, op, fn, fn2, opaque, NULL, n_outputs, outs);
+}
+
+brook_err_t bk_fn_op_add_named(brook_stream_t *in, const brook_operator_t *op, bk_any_fn fn,
+                               bk_any_fn fn2, void *opaque, const char *name, size_t n_outputs,
+                               brook_stream_t **outs) {
   if (!in)
     return BROOK_ERR_INVALID_ARG; /* an upstream builder failed and recorded why */
   brook_topology_t *t = in->node->topo;
@@ -25,7 +31,7 @@ brook_err_t bk_fn_op_add(brook_stream_t *in, const brook_operator_t *op, bk_any_
   cfg->fn = fn;
   cfg->fn2 = fn2;
   cfg->opaque = opaque;
-  return bk_topology_add_operator(&in, 1, op, cfg, fn_cfg_free, NULL, NULL, n_outputs, outs);
+  return bk_topology_add_operator(&in, 1, op, cfg, fn_cfg_free, name, NULL, n_outputs, outs);
 }
 
 brook_stream_t *bk_fn_op_add1(brook_stream_t *in, const brook_operator_t *op, bk_any_fn fn,

@@ -21,6 +21,11 @@ brook_err_t bk_fn_open(brook_ctx_t *ctx, void *opaque, void **state);
 brook_err_t bk_fn_op_add(brook_stream_t *in, const brook_operator_t *op, bk_any_fn fn,
                          bk_any_fn fn2, void *opaque, size_t n_outputs, brook_stream_t **outs);
 
+/* Same, naming the node `name` (copied; NULL = the default "<type_name>#<n>"). */
+brook_err_t bk_fn_op_add_named(brook_stream_t *in, const brook_operator_t *op, bk_any_fn fn,
+                               bk_any_fn fn2, void *opaque, const char *name, size_t n_outputs,
+                               brook_stream_t **outs);
+
 /* Single-output form: the new stream or NULL. */
 brook_stream_t *bk_fn_op_add1(brook_stream_t *in, const brook_operator_t *op, bk_any_fn fn,
                               void *opaque);

@@ -1,6 +1,10 @@
 /* The callback sink: hand every record to a user function. */
+#include <string.h>
+
 #include <brook/sink.h>
 
+#include "core/opts.h"
+#include "core/topology.h"
 #include "ops/fn_op.h"
 
 static brook_err_t sink_cb_batch(brook_ctx_t *ctx, void *state, const brook_record_t *recs,
@@ -30,7 +34,29 @@ static const brook_operator_t sink_cb_op = {
     .flush = sink_cb_flush,
 };
 
+void brook_callback_sink_opts_init(brook_callback_sink_opts_t *opts) {
+  if (!opts)
+    return;
+  memset(opts, 0, sizeof(*opts));
+  opts->struct_size = sizeof(*opts);
+}
+
 brook_err_t brook_sink_callback(brook_stream_t *in, brook_sink_fn fn, brook_sink_flush_fn flush,
                                 void *opaque) {
-  return bk_fn_op_add(in, &sink_cb_op, (bk_any_fn)fn, (bk_any_fn)flush, opaque, 0, NULL);
+  return brook_sink_callback_v2(in, fn, flush, opaque, NULL);
+}
+
+brook_err_t brook_sink_callback_v2(brook_stream_t *in, brook_sink_fn fn, brook_sink_flush_fn flush,
+                                   void *opaque, const brook_callback_sink_opts_t *opts) {
+  if (!in)
+    return BROOK_ERR_INVALID_ARG; /* an upstream builder failed and recorded why */
+  brook_callback_sink_opts_t o;
+  brook_callback_sink_opts_init(&o);
+  if (bk_opts_copy(&o, sizeof(o), opts))
+    return bk_topology_fail(in->node->topo, BROOK_ERR_INVALID_ARG,
+                            "sink_callback: bad opts struct_size %u", opts->struct_size);
+  if (o.name && !*o.name)
+    return bk_topology_fail(in->node->topo, BROOK_ERR_INVALID_ARG, "sink_callback: empty name");
+  return bk_fn_op_add_named(in, &sink_cb_op, (bk_any_fn)fn, (bk_any_fn)flush, opaque, o.name, 0,
+                            NULL);
 }

@@ -8,6 +8,7 @@
 #include "core/alloc.h"
 #include "core/opts.h"
 #include "runtime/runtime_impl.h"
+#include "time/time_arith.h"
 
 /* What one sink received: records whose bytes live in one allocation each. */
 typedef struct captured {
@@ -31,8 +32,8 @@ void brook_driver_opts_init(brook_driver_opts_t *opts) {
   opts->struct_size = sizeof(*opts);
 }
 
-/* A sink by its own name, or else the first sink fed by the node named `sink` (callback sinks
- * have no stream to name, so tests name the stream they consume). */
+/* A sink by its own name, or else the first sink fed by the node named `sink` (the older way
+ * to find a callback sink without a name of its own: by the stream it consumes). */
 static captured_t *find_capture(const brook_driver_t *d, const char *sink) {
   if (!sink)
     return NULL;
@@ -44,6 +45,33 @@ static captured_t *find_capture(const brook_driver_t *d, const char *sink) {
     for (size_t k = 0; k < n->n_inputs; k++)
       if (strcmp(n->inputs[k]->node->name, sink) == 0)
         return &d->caps[i];
+  }
+  return NULL;
+}
+
+/* 1 if sink node `n` consumes output `port` of the node named `node`. */
+static int sink_fed_by(const bk_node_t *n, const char *node, size_t port) {
+  for (size_t k = 0; k < n->n_inputs; k++)
+    if (n->inputs[k]->port == port && strcmp(n->inputs[k]->node->name, node) == 0)
+      return 1;
+  return 0;
+}
+
+const char *brook_driver_sink_name(const brook_driver_t *d, const char *node, size_t port,
+                                   size_t i) {
+  if (!d || !node)
+    return NULL;
+  /* The i-th in order of creation (node ids grow as nodes are added), whatever the plan's
+   * order: rank each candidate by the candidates created before it. */
+  for (size_t c = 0; c < d->n_caps; c++) {
+    const bk_node_t *n = d->caps[c].sink;
+    if (!sink_fed_by(n, node, port))
+      continue;
+    size_t before = 0;
+    for (size_t o = 0; o < d->n_caps; o++)
+      before += d->caps[o].sink->id < n->id && sink_fed_by(d->caps[o].sink, node, port);
+    if (before == i)
+      return n->name;
   }
   return NULL;
 }
@@ -253,7 +281,7 @@ brook_err_t brook_driver_advance_time(brook_driver_t *d, brook_time_t ms) {
   brook_runtime_t *rt = d->rt;
   if (rt->status != BROOK_OK)
     return rt->status;
-  rt->now_ms += ms;
+  rt->now_ms = bk_time_add_sat(rt->now_ms, ms); /* the clock stops at BROOK_TIME_MAX */
   if (!d->ended)
     bk_time_tick(rt);
   return settle(d);

@@ -219,12 +219,16 @@ brook_err_t brook_push_wait(brook_push_source_t *p, const brook_record_t *rec, i
   brook_err_t err = push_check(p, rec, &need);
   if (err)
     return err;
-  uint64_t deadline = timeout_ms < 0 ? 0 : uv_hrtime() + (uint64_t)timeout_ms * 1000000u;
+  /* A deadline past what uint64_t nanoseconds hold (about 584 years) is no deadline: without
+   * this check the multiplication wrapped, and INT64_MAX meant "time out at once". */
+  uint64_t start = uv_hrtime();
+  int forever = timeout_ms < 0 || (uint64_t)timeout_ms > (UINT64_MAX - start) / 1000000u;
+  uint64_t deadline = forever ? 0 : start + (uint64_t)timeout_ms * 1000000u;
   int wake = 0;
   uv_mutex_lock(&p->mu);
   while ((err = push_locked(p, rec, need, &wake)) == BROOK_ERR_FULL) {
     p->waiters++;
-    if (timeout_ms < 0) {
+    if (forever) {
       uv_cond_wait(&p->cv, &p->mu);
     } else {
       uint64_t now = uv_hrtime();
