@@ -208,6 +208,26 @@ static void natural_end_calls_on_done_and_leaves_loop(void **state) {
   assert_int_equal(p.done_calls, 1);
 }
 
+/* A slice_us whose nanoseconds do not fit in 64 bits means "never yield early": the whole
+ * bounded input runs in one slice, not one batch per slice after a wrapped deadline. */
+static void huge_slice_does_not_wrap(void **state) {
+  (void)state;
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  pipeline_t p = {.limit = 200000};
+  brook_runtime_t *rt = make_pipeline(&p, UINT64_MAX / 1000 + 1);
+  assert_int_equal(brook_runtime_start(rt, &loop), BROOK_OK);
+  assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  assert_int_equal(p.sunk, 200000);
+  brook_runtime_stats_t st = {.struct_size = sizeof(st)};
+  assert_int_equal(brook_runtime_stats(rt, &st), BROOK_OK);
+  if (st.slices > 3)
+    fail_msg("%" PRIu64 " slices for %" PRIu64 " batches: the slice deadline wrapped", st.slices,
+             st.batches);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  brook_runtime_free(rt);
+}
+
 static void failure_in_attach_mode(void **state) {
   (void)state;
   uv_loop_t loop;
@@ -372,6 +392,7 @@ int main(void) {
       cmocka_unit_test(app_timer_fires_on_time_while_pipeline_runs),
       cmocka_unit_test(natural_end_calls_on_done_and_leaves_loop),
       cmocka_unit_test(failure_in_attach_mode),
+      cmocka_unit_test(huge_slice_does_not_wrap),
       cmocka_unit_test(free_while_attached_and_running),
       cmocka_unit_test(free_right_after_start),
       cmocka_unit_test(stop_from_another_thread_while_attached),

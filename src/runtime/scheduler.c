@@ -215,7 +215,12 @@ static void on_idle(uv_idle_t *h) {
   brook_runtime_t *rt = h->data;
   if (rt->state == BK_RT_RUNNING && atomic_load(&rt->stop_flag))
     begin_drain(rt);
-  uint64_t deadline = uv_hrtime() + rt->opts.slice_us * 1000;
+  /* Saturating: a huge slice_us means "never yield early", not a deadline that wrapped into
+   * the past and yields after every batch. */
+  uint64_t now_ns = uv_hrtime();
+  uint64_t slice_ns = rt->opts.slice_us > (UINT64_MAX - now_ns) / 1000 ? UINT64_MAX - now_ns
+                                                                       : rt->opts.slice_us * 1000;
+  uint64_t deadline = now_ns + slice_ns;
   int progressed = 1;
   while (progressed && rt->status == BROOK_OK) {
     progressed = 0;
