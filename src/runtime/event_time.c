@@ -83,22 +83,18 @@ static brook_err_t fire_timers(brook_runtime_t *rt, brook_ctx_t *c, brook_time_d
   return rt->status;
 }
 
-/* The minimum watermark over the node's non-idle inputs (instances in `insts`: the
- * process-wide ones or a task's); *idle = every input is idle. */
+/* The watermark over the node's inputs (instances in `insts`: the process-wide ones or a
+ * task's): the minimum over the active ones, or if every input is idle over those still moving
+ * with the clock; *state = its BK_WM_* state (BK_WM_IDLE: the result means nothing). */
 static brook_time_t inputs_watermark(const brook_runtime_t *rt, const brook_ctx_t *insts,
-                                     const bk_node_t *node, int *idle) {
-  brook_time_t m = BROOK_TIME_MAX;
-  int active = 0;
+                                     const bk_node_t *node, int *state) {
+  bk_wm_fold_t f = bk_wm_fold_new();
   for (size_t k = 0; k < node->n_inputs; k++) {
     const brook_ctx_t *p = &insts[rt->plan.pos[node->inputs[k]->node->id]];
-    if (p->wm_idle)
-      continue;
-    active = 1;
-    if (p->wm < m)
-      m = p->wm;
+    bk_wm_fold_add(&f, p->wm, p->wm_idle);
   }
-  *idle = !active;
-  return active ? m : BROOK_TIME_MIN;
+  *state = bk_wm_fold_state(&f);
+  return f.rank ? f.wm : BROOK_TIME_MIN;
 }
 
 /* Moves operator instance `c` to its inputs' watermark and, with `fire`, runs the event-time
@@ -107,10 +103,10 @@ static brook_time_t inputs_watermark(const brook_runtime_t *rt, const brook_ctx_
  * process-wide consumers read. Returns < 0 on failure (recorded in rt->status). */
 static brook_err_t pass_operator(brook_runtime_t *rt, const brook_ctx_t *insts, brook_ctx_t *c,
                                  int fire) {
-  int idle;
-  brook_time_t m = inputs_watermark(rt, insts, c->node, &idle);
-  c->wm_idle = idle;
-  int advanced = !idle && m > c->wm;
+  int state;
+  brook_time_t m = inputs_watermark(rt, insts, c->node, &state);
+  c->wm_idle = state;
+  int advanced = state != BK_WM_IDLE && m > c->wm;
   if (advanced)
     c->wm = m;
   if (!fire)
@@ -140,8 +136,9 @@ static brook_err_t pass_operator(brook_runtime_t *rt, const brook_ctx_t *insts, 
 }
 
 /* A partitioned source's instance in each task: the watermark of the splits (partitions) of
- * that task only, folded in one pass over the splits. A task without a split of this source
- * is idle for it (co-partitioned sources may not all have every partition). */
+ * that task only, folded in one pass over the splits (t->fold_wm and t->fold_active hold a
+ * bk_wm_fold_t's wm and rank). A task without a split of this source is idle for it
+ * (co-partitioned sources may not all have every partition). */
 static void pass_source_tasks(brook_runtime_t *rt, const bk_src_t *src, size_t i) {
   const bk_wm_gen_t *g = &src->wm;
   for (size_t k = 0; k < rt->n_tasks; k++) {
@@ -156,23 +153,23 @@ static void pass_source_tasks(brook_runtime_t *rt, const bk_src_t *src, size_t i
     if (!t)
       continue;
     t->fold_present = 1;
-    if (sp->idle)
-      continue;
-    t->fold_active = 1;
-    if (sp->wm < t->fold_wm)
-      t->fold_wm = sp->wm;
+    bk_wm_fold_t f = {t->fold_wm, t->fold_active};
+    bk_wm_fold_add(&f, sp->wm, bk_wm_split_state(g, sp));
+    t->fold_wm = f.wm;
+    t->fold_active = f.rank;
   }
   for (size_t k = 0; k < rt->n_tasks; k++) {
     bk_task_t *t = rt->tasks[k];
     brook_ctx_t *c = &t->insts[i];
     if (g->ended) {
       c->wm = BROOK_TIME_MAX;
-      c->wm_idle = 0;
+      c->wm_idle = BK_WM_ACTIVE;
       continue;
     }
-    c->wm_idle = !t->fold_active;
-    if (t->fold_active && t->fold_wm > c->wm)
-      c->wm = t->fold_wm;
+    bk_wm_fold_t f = {t->fold_wm, t->fold_active};
+    c->wm_idle = bk_wm_fold_state(&f);
+    if (f.rank && f.wm > c->wm)
+      c->wm = f.wm;
   }
 }
 
@@ -189,7 +186,7 @@ void bk_time_pass(brook_runtime_t *rt) {
         pass_source_tasks(rt, c->src, i);
       continue;
     case BK_NODE_ERRORS: /* failed records carry no event-time progress of their own */
-      c->wm_idle = 1;
+      c->wm_idle = BK_WM_IDLE;
       continue;
     case BK_NODE_OPERATOR:
       break;

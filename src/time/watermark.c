@@ -7,6 +7,7 @@
 #include "core/alloc.h"
 #include "core/opts.h"
 #include "core/topology.h"
+#include "time/time_math.h"
 
 /* How often a quiet split's watermark is moved forward while it stays quiet (ms). */
 #define BK_QUIET_TICK_MS 100
@@ -114,14 +115,6 @@ void bk_wm_split_restart(bk_wm_gen_t *g, size_t split, brook_time_t now) {
                                        .present = 1};
 }
 
-static brook_time_t sat_sub(brook_time_t a, brook_time_t b) {
-  return a < BROOK_TIME_MIN + b ? BROOK_TIME_MIN : a - b; /* b >= 0 */
-}
-
-static brook_time_t sat_add(brook_time_t a, brook_time_t b) {
-  return a > BROOK_TIME_MAX - b ? BROOK_TIME_MAX : a + b; /* b >= 0 */
-}
-
 void bk_wm_observe(bk_wm_gen_t *g, bk_wm_split_t *s, size_t split, const brook_record_t *recs,
                    size_t n, brook_time_t now) {
   if (n == 0)
@@ -143,7 +136,7 @@ void bk_wm_observe(bk_wm_gen_t *g, bk_wm_split_t *s, size_t split, const brook_r
       mx = recs[i].timestamp > mx ? recs[i].timestamp : mx;
     s->max_ts = mx;
     if (mx != BROOK_TIME_MIN)
-      own = sat_sub(sat_sub(mx, o->max_delay), 1);
+      own = bk_time_sub(bk_time_sub(mx, o->max_delay), 1);
   }
   if (own > s->wm)
     s->wm = own;
@@ -160,18 +153,27 @@ void bk_wm_tick(bk_wm_gen_t *g, brook_time_t now) {
     if (!s->present)
       continue;
     any = 1;
-    brook_time_t quiet_for = now - s->last_arrival;
+    /* A wall clock stepped back makes this negative: not quiet then. */
+    brook_time_t quiet_for = bk_time_sub(now, s->last_arrival);
     if (o->idle_timeout > 0 && quiet_for >= o->idle_timeout)
       s->idle = 1;
     if (o->advance_when_quiet > 0 && quiet_for >= o->advance_when_quiet &&
         s->wm_at_last != BROOK_TIME_MIN) {
-      brook_time_t w = sat_add(s->wm_at_last, quiet_for);
+      brook_time_t w = bk_time_add(s->wm_at_last, quiet_for);
       if (w > s->wm)
         s->wm = w;
     }
   }
-  if (!any && o->idle_timeout > 0 && now - g->started >= o->idle_timeout)
+  if (!any && o->idle_timeout > 0 && bk_time_sub(now, g->started) >= o->idle_timeout)
     g->idle = 1; /* never had a record: holds nothing back after the timeout */
+}
+
+int bk_wm_split_state(const bk_wm_gen_t *g, const bk_wm_split_t *s) {
+  if (!s->idle)
+    return BK_WM_ACTIVE;
+  /* Quiet advance needs a record to start from. */
+  return g->opts->advance_when_quiet > 0 && s->wm_at_last != BROOK_TIME_MIN ? BK_WM_IDLE_MOVING
+                                                                            : BK_WM_IDLE;
 }
 
 int bk_wm_combine(bk_wm_gen_t *g) {
@@ -179,26 +181,22 @@ int bk_wm_combine(bk_wm_gen_t *g) {
   int old_idle = g->idle;
   if (g->ended) {
     g->wm = BROOK_TIME_MAX;
-    g->idle = 0;
+    g->idle = BK_WM_ACTIVE;
   } else {
-    brook_time_t m = BROOK_TIME_MAX;
-    int active = 0, present = 0;
+    bk_wm_fold_t f = bk_wm_fold_new();
+    int present = 0;
     for (size_t i = 0; i < g->n_splits; i++) {
       if (!g->splits[i].present)
         continue;
       present = 1;
-      if (g->splits[i].idle)
-        continue;
-      active = 1;
-      if (g->splits[i].wm < m)
-        m = g->splits[i].wm;
+      bk_wm_fold_add(&f, g->splits[i].wm, bk_wm_split_state(g, &g->splits[i]));
     }
     /* No split yet: idle only once bk_wm_tick found it silent for idle_timeout. All splits
-     * idle: keep the watermark, stop holding others back. */
+     * idle: stop holding others back, and move only with the quiet advance. */
     if (present)
-      g->idle = !active;
-    if (active && m > g->wm)
-      g->wm = m;
+      g->idle = bk_wm_fold_state(&f);
+    if (f.rank && f.wm > g->wm)
+      g->wm = f.wm;
   }
   return g->wm != old || g->idle != old_idle;
 }
@@ -215,18 +213,18 @@ brook_time_t bk_wm_next_tick(const bk_wm_gen_t *g, brook_time_t now) {
       continue;
     any = 1;
     if (o->idle_timeout > 0 && !s->idle) {
-      brook_time_t t = sat_add(s->last_arrival, o->idle_timeout);
+      brook_time_t t = bk_time_add(s->last_arrival, o->idle_timeout);
       next = t < next ? t : next;
     }
     if (o->advance_when_quiet > 0 && s->wm_at_last != BROOK_TIME_MIN) {
-      brook_time_t t = sat_add(s->last_arrival, o->advance_when_quiet);
+      brook_time_t t = bk_time_add(s->last_arrival, o->advance_when_quiet);
       if (t <= now)
-        t = now + BK_QUIET_TICK_MS; /* quiet already: keep moving forward */
+        t = bk_time_add(now, BK_QUIET_TICK_MS); /* quiet already: keep moving forward */
       next = t < next ? t : next;
     }
   }
   if (!any && o->idle_timeout > 0 && !g->idle) {
-    brook_time_t t = sat_add(g->started, o->idle_timeout);
+    brook_time_t t = bk_time_add(g->started, o->idle_timeout);
     next = t < next ? t : next;
   }
   return next;

@@ -14,17 +14,51 @@ typedef struct bk_wm_split {
   brook_time_t wm;           /* the split's watermark (never decreases) */
   brook_time_t wm_at_last;   /* the watermark right after the last record (quiet advance) */
   brook_time_t last_arrival; /* processing time of the last record, or of the split's start */
-  int idle;
-  int present; /* has had a record (splits between used numbers may have none) */
+  int idle;                  /* no record for idle_timeout: holds nothing back */
+  int present;               /* has had a record (splits between used numbers may have none) */
 } bk_wm_split_t;
+
+/* How a watermark holds its consumers back: the value of bk_wm_gen_t.idle and of a node's
+ * ctx->wm_idle (true = idle). Idleness only lifts a hold; it never stops the quiet advance:
+ * when every input of a consumer is idle, the consumer follows the slowest of its inputs whose
+ * watermark still moves with the clock (BK_WM_IDLE_MOVING), and stays put if there is none. */
+enum {
+  BK_WM_ACTIVE = 0,     /* holds the minimum */
+  BK_WM_IDLE = 1,       /* holds nothing back and does not move */
+  BK_WM_IDLE_MOVING = 2 /* holds nothing back, but moves with the clock (advance_when_quiet) */
+};
+
+/* The minimum over inputs (splits, sources, operators) by their BK_WM_* state: over the
+ * active ones; if there is none, over the idle ones that still move. */
+typedef struct bk_wm_fold {
+  brook_time_t wm; /* the minimum over the inputs of the best class seen */
+  int rank;        /* 2: an active input seen, 1: only idle moving ones, 0: none */
+} bk_wm_fold_t;
+
+static inline bk_wm_fold_t bk_wm_fold_new(void) { return (bk_wm_fold_t){BROOK_TIME_MAX, 0}; }
+
+static inline void bk_wm_fold_add(bk_wm_fold_t *f, brook_time_t wm, int state) {
+  int rank = state == BK_WM_ACTIVE ? 2 : state == BK_WM_IDLE_MOVING ? 1 : 0;
+  if (rank > f->rank) {
+    f->rank = rank;
+    f->wm = wm;
+  } else if (rank && rank == f->rank && wm < f->wm) {
+    f->wm = wm;
+  }
+}
+
+/* The fold's BK_WM_* state. Its wm counts only when the state is not BK_WM_IDLE. */
+static inline int bk_wm_fold_state(const bk_wm_fold_t *f) {
+  return f->rank == 2 ? BK_WM_ACTIVE : f->rank == 1 ? BK_WM_IDLE_MOVING : BK_WM_IDLE;
+}
 
 typedef struct bk_wm_gen {
   const brook_allocator_t *alloc;
   const brook_watermark_opts_t *opts; /* the node's strategy (defaults if the node has none) */
   bk_wm_split_t *splits;
   size_t n_splits, cap_splits;
-  brook_time_t wm;      /* combined over non-idle splits; never decreases */
-  int idle;             /* every split is idle (or none had a record within idle_timeout) */
+  brook_time_t wm; /* combined over non-idle splits; never decreases */
+  int idle;        /* BK_WM_*: every split is idle (or none had a record within idle_timeout) */
   brook_time_t started; /* processing time the source started (idleness without records) */
   int ended;            /* the source ended naturally: its watermark is BROOK_TIME_MAX */
 } bk_wm_gen_t;
@@ -60,6 +94,9 @@ void bk_wm_observe(bk_wm_gen_t *g, bk_wm_split_t *s, size_t split, const brook_r
 
 /* Processing time moved to `now`: marks idle splits, advances quiet ones. */
 void bk_wm_tick(bk_wm_gen_t *g, brook_time_t now);
+
+/* The split's BK_WM_* state. */
+int bk_wm_split_state(const bk_wm_gen_t *g, const bk_wm_split_t *s);
 
 /* Recomputes g->wm / g->idle from the splits. Returns 1 if the watermark advanced or the
  * idleness changed. */
