@@ -2,6 +2,7 @@
  * watermarks through the DAG (an operator's watermark is the minimum over its non-idle
  * inputs), firing event-time and processing-time timers, and the timer API of the operator
  * context. Everything here runs on the loop thread (or the test driver's thread). */
+#include <stdio.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -12,26 +13,74 @@
  * released whenever it holds this much, after what was emitted has been delivered. */
 #define BK_TIMER_ARENA_LIMIT (4u << 20)
 
+/* Stamps `rec` with its event time (the extractor's, if any) and checks it against the
+ * source's timestamp bounds. Returns 0 (keep it), 1 (it failed and was skipped or routed by
+ * the error policy) or < 0 (it failed the pipeline). */
+static brook_err_t stamp_one(bk_src_t *src, brook_record_t *rec) {
+  const bk_wm_gen_t *g = &src->wm;
+  const brook_watermark_opts_t *o = g->opts;
+  brook_err_t e;
+  if (o->timestamp) {
+    brook_time_t ts;
+    if ((e = o->timestamp(rec, &ts, o->timestamp_opaque)) < 0) {
+      e = brook_ctx_fail_record(src->ctx, rec, e, "timestamp extractor failed: %s",
+                                brook_strerror(e));
+      return e < 0 ? e : 1;
+    }
+    rec->timestamp = ts;
+  }
+  char why[160];
+  if ((e = bk_wm_check_ts(g, rec->timestamp, src->rt->now_ms, why, sizeof(why))) < 0) {
+    src->rt->stats.records_out_of_bounds++;
+    e = brook_ctx_fail_record(src->ctx, rec, e, "%s", why);
+    return e < 0 ? e : 1;
+  }
+  return 0;
+}
+
+/* Counts the records of the batch at or behind their split's watermark (late for every window
+ * fed only by that split) and warns about a mass of them. */
+static void count_behind(bk_src_t *src, bk_wm_split_t *s, const brook_record_t *recs, size_t n) {
+  if (s->wm == BROOK_TIME_MIN)
+    return;
+  size_t behind = 0;
+  for (size_t i = 0; i < n; i++)
+    behind += recs[i].timestamp <= s->wm;
+  if (!behind)
+    return;
+  brook_runtime_t *rt = src->rt;
+  rt->stats.records_behind_watermark += behind;
+  uint64_t count;
+  if (!bk_wm_note_behind(&src->wm, s, behind, rt->now_ms, &count))
+    return;
+  size_t split = src->cur_split;
+  char where[48];
+  if (split < src->n_split_task && src->split_task[split] >= 0)
+    snprintf(where, sizeof(where), "partition %d", (int)src->split_task[split]);
+  else
+    snprintf(where, sizeof(where), "split %zu", split);
+  brook_ctx_log(src->ctx, BROOK_LOG_WARN,
+                "%s: %llu records within %lld s arrived at or behind its watermark %lld (newest "
+                "event time seen %lld): they are late for every window fed only by it "
+                "(stats.records_behind_watermark)",
+                where, (unsigned long long)count, (long long)(BROOK_LATE_WARN_PERIOD / BROOK_S),
+                (long long)s->wm, (long long)s->max_ts);
+}
+
 brook_err_t bk_src_stamp(bk_src_t *src, brook_record_t *recs, size_t *n) {
   brook_runtime_t *rt = src->rt;
-  const brook_watermark_opts_t *o = src->wm.opts;
   brook_err_t err = BROOK_OK;
   size_t m = *n;
-  if (o->timestamp) {
+  if (src->wm.opts->timestamp || bk_wm_bounds_on(&src->wm)) {
     size_t w = 0;
     for (size_t i = 0; i < m; i++) {
-      brook_time_t ts;
-      brook_err_t e = o->timestamp(&recs[i], &ts, o->timestamp_opaque);
+      brook_err_t e = stamp_one(src, &recs[i]);
       if (e < 0) {
-        e = brook_ctx_fail_record(src->ctx, &recs[i], e, "timestamp extractor failed: %s",
-                                  brook_strerror(e));
-        if (e < 0) {
-          err = e; /* the records before this one still go on */
-          break;
-        }
-        continue;
+        err = e; /* the records before this one still go on */
+        break;
       }
-      recs[i].timestamp = ts;
+      if (e > 0)
+        continue;
       if (w != i)
         recs[w] = recs[i];
       w++;
@@ -42,6 +91,7 @@ brook_err_t bk_src_stamp(bk_src_t *src, brook_record_t *recs, size_t *n) {
   bk_wm_split_t *s = bk_wm_split(&src->wm, src->cur_split, rt->now_ms);
   if (!s)
     return BROOK_ERR_NOMEM;
+  count_behind(src, s, recs, m);
   bk_wm_observe(&src->wm, s, src->cur_split, recs, m, rt->now_ms);
   return err;
 }

@@ -2,6 +2,7 @@
  * quiet-stream advance, per split; and the public brook_source_set_watermark. */
 #include "time/watermark.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -39,11 +40,16 @@ brook_err_t brook_source_set_watermark(brook_stream_t *source, const brook_water
   if (bk_opts_copy(&o, sizeof(o), opts))
     return bk_topology_fail(t, BROOK_ERR_INVALID_ARG,
                             "source_set_watermark: bad opts struct_size %u", opts->struct_size);
-  if (o.max_delay < 0 || o.idle_timeout < 0 || o.advance_when_quiet < 0)
+  if (o.max_delay < 0 || o.idle_timeout < 0 || o.advance_when_quiet < 0 || o.ts_max_ahead < 0)
     return bk_topology_fail(t, BROOK_ERR_INVALID_ARG,
-                            "source_set_watermark('%s'): max_delay, idle_timeout and "
-                            "advance_when_quiet must be >= 0",
+                            "source_set_watermark('%s'): max_delay, idle_timeout, "
+                            "advance_when_quiet and ts_max_ahead must be >= 0",
                             source->node->name);
+  if (o.ts_bounds != BROOK_TS_BOUNDS_AUTO && o.ts_bounds != BROOK_TS_BOUNDS_ON &&
+      o.ts_bounds != BROOK_TS_BOUNDS_OFF)
+    return bk_topology_fail(t, BROOK_ERR_INVALID_ARG,
+                            "source_set_watermark('%s'): unknown ts_bounds %d", source->node->name,
+                            (int)o.ts_bounds);
   if (o.kind != BROOK_WATERMARK_BOUNDED && o.kind != BROOK_WATERMARK_MONOTONOUS &&
       o.kind != BROOK_WATERMARK_CUSTOM)
     return bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_set_watermark('%s'): unknown kind %d",
@@ -68,6 +74,64 @@ void bk_wm_gen_init(bk_wm_gen_t *g, const brook_allocator_t *alloc,
   g->alloc = alloc;
   g->opts = opts ? opts : bk_wm_default_opts();
   g->wm = BROOK_TIME_MIN;
+  bk_wm_bounds_set(g, 0);
+}
+
+void bk_wm_bounds_set(bk_wm_gen_t *g, int strict) {
+  const brook_watermark_opts_t *o = g->opts;
+  int on = o->ts_bounds == BROOK_TS_BOUNDS_ON || (strict && o->ts_bounds == BROOK_TS_BOUNDS_AUTO);
+  g->check_min = on && o->ts_min != BROOK_TIME_MIN;
+  g->ts_min = o->ts_min;
+  g->ts_max_ahead = o->ts_max_ahead > 0 ? o->ts_max_ahead : BROOK_TS_MAX_AHEAD_DEFAULT;
+  g->check_ahead = o->ts_bounds != BROOK_TS_BOUNDS_OFF && (o->ts_max_ahead > 0 || (on && strict));
+}
+
+/* "24 h", "90 s" or "1500 ms". */
+static void format_duration(char *buf, size_t cap, brook_time_t ms) {
+  if (ms % BROOK_H == 0)
+    snprintf(buf, cap, "%lld h", (long long)(ms / BROOK_H));
+  else if (ms % BROOK_S == 0)
+    snprintf(buf, cap, "%lld s", (long long)(ms / BROOK_S));
+  else
+    snprintf(buf, cap, "%lld ms", (long long)ms);
+}
+
+brook_err_t bk_wm_check_ts(const bk_wm_gen_t *g, brook_time_t ts, brook_time_t now, char *why,
+                           size_t cap) {
+  if (g->check_min && ts < g->ts_min) {
+    if (g->ts_min == 0)
+      snprintf(why, cap, "timestamp %lld is negative", (long long)ts);
+    else
+      snprintf(why, cap, "timestamp %lld is below the smallest accepted %lld", (long long)ts,
+               (long long)g->ts_min);
+    return BROOK_ERR_CORRUPT;
+  }
+  if (g->check_ahead && ts > bk_time_add(now, g->ts_max_ahead)) {
+    char d[32];
+    format_duration(d, sizeof(d), g->ts_max_ahead);
+    snprintf(why, cap, "timestamp %lld is more than %s ahead of processing time %lld",
+             (long long)ts, d, (long long)now);
+    return BROOK_ERR_CORRUPT;
+  }
+  return BROOK_OK;
+}
+
+int bk_wm_note_behind(bk_wm_gen_t *g, bk_wm_split_t *s, size_t n, brook_time_t now,
+                      uint64_t *count) {
+  if (bk_time_sub(now, s->behind_since) >= BROOK_LATE_WARN_PERIOD || now < s->behind_since) {
+    s->behind_since = now; /* a new period */
+    s->behind_n = 0;
+  }
+  s->behind_n += n;
+  if (s->behind_n < BROOK_LATE_WARN_RECORDS ||
+      (g->warned && bk_time_sub(now, g->warned_at) < BROOK_LATE_WARN_PERIOD && now >= g->warned_at))
+    return 0;
+  *count = s->behind_n;
+  g->warned = 1;
+  g->warned_at = now;
+  s->behind_n = 0; /* the next warning needs a new mass */
+  s->behind_since = now;
+  return 1;
 }
 
 void bk_wm_gen_start(bk_wm_gen_t *g, brook_time_t now) { g->started = now; }

@@ -16,6 +16,10 @@ typedef struct bk_wm_split {
   brook_time_t last_arrival; /* processing time of the last record, or of the split's start */
   int idle;                  /* no record for idle_timeout: holds nothing back */
   int present;               /* has had a record (splits between used numbers may have none) */
+  /* Records at or behind the watermark on arrival, counted since behind_since (the late
+   * warning's period). */
+  uint64_t behind_n;
+  brook_time_t behind_since;
 } bk_wm_split_t;
 
 /* How a watermark holds its consumers back: the value of bk_wm_gen_t.idle and of a node's
@@ -61,6 +65,12 @@ typedef struct bk_wm_gen {
   int idle;        /* BK_WM_*: every split is idle (or none had a record within idle_timeout) */
   brook_time_t started; /* processing time the source started (idleness without records) */
   int ended;            /* the source ended naturally: its watermark is BROOK_TIME_MAX */
+  /* Timestamp bounds in force (bk_wm_bounds_set): event times below ts_min, or above
+   * processing time + ts_max_ahead, are rejected. */
+  int check_min, check_ahead;
+  brook_time_t ts_min, ts_max_ahead;
+  brook_time_t warned_at; /* processing time of the last late warning */
+  int warned;
 } bk_wm_gen_t;
 
 /* The defaults (own timestamps, bounded with max_delay 0), for sources without a strategy. */
@@ -69,6 +79,24 @@ const brook_watermark_opts_t *bk_wm_default_opts(void);
 void bk_wm_gen_init(bk_wm_gen_t *g, const brook_allocator_t *alloc,
                     const brook_watermark_opts_t *opts);
 void bk_wm_gen_free(bk_wm_gen_t *g);
+
+/* Resolves the timestamp bounds from the options: `strict` = the source checks by default
+ * (Kafka sources: BROOK_TS_BOUNDS_AUTO means ON). bk_wm_gen_init sets them non-strict. */
+void bk_wm_bounds_set(bk_wm_gen_t *g, int strict);
+
+/* 1 if some timestamp bound is in force. */
+static inline int bk_wm_bounds_on(const bk_wm_gen_t *g) { return g->check_min || g->check_ahead; }
+
+/* BROOK_OK if event time `ts` is within the bounds at processing time `now`; else
+ * BROOK_ERR_CORRUPT with the reason written to `why` (`cap` bytes, NUL-terminated). */
+brook_err_t bk_wm_check_ts(const bk_wm_gen_t *g, brook_time_t ts, brook_time_t now, char *why,
+                           size_t cap);
+
+/* Notes that `n` records of split `s` arrived at or behind its watermark at processing time
+ * `now`. Returns 1 if a late warning is due now (BROOK_LATE_WARN_RECORDS in one period, none
+ * from this source in the last period); *count = the split's count in the period then. */
+int bk_wm_note_behind(bk_wm_gen_t *g, bk_wm_split_t *s, size_t n, brook_time_t now,
+                      uint64_t *count);
 
 /* The source starts at processing time `now` (a source that never gets a record becomes idle
  * idle_timeout after that). */
