@@ -103,7 +103,6 @@ static void test_quiet_time_from_min_clock(void **state) {
   brook_watermark_opts_t wo;
   brook_watermark_opts_init(&wo);
   wo.advance_when_quiet = 1000;
-  wo.idle_timeout = 500;
   build(&wo, BROOK_TIME_MIN);
   push(0, 0);
   assert_int_equal(brook_driver_advance_time(g_drv, INT64_MAX), BROOK_OK); /* now -1 */

@@ -211,6 +211,20 @@ static void test_idle_without_quiet_keeps_watermark(void **state) {
   assert_int_equal(brook_driver_output_count(g_drv, "out"), 0);
 }
 
+/* The README's event-time example: idle after 30 s, moving with the clock after 1 min. The
+ * split is idle long before the quiet advance starts; the window still closes. */
+static void test_readme_example_config(void **state) {
+  (void)state;
+  build(1, 30 * BROOK_S, BROOK_MIN);
+  assert_int_equal(brook_driver_advance_time(g_drv, 10 * BROOK_S), BROOK_OK);
+  push_at("s0", 0, 10 * BROOK_S);
+  /* Quiet advance from 9,999 once quiet for 60 s; the window ends at 59,999: 60 s after the
+   * record the watermark is 69,999. */
+  int steps = advance_until_closed(120);
+  assert_int_equal(steps, 60);
+  assert_one_window_of(1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(test_idle_longer_than_quiet, teardown),
@@ -222,6 +236,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_idle_split_does_not_hold_active_one, teardown),
       cmocka_unit_test_teardown(test_two_sources_all_idle, teardown),
       cmocka_unit_test_teardown(test_idle_without_quiet_keeps_watermark, teardown),
+      cmocka_unit_test_teardown(test_readme_example_config, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,7 +9,9 @@
  * source for the built-in sources; one per partition for Kafka) with a strategy set by
  * brook_source_set_watermark(); a source's watermark is the minimum over its splits, an
  * operator's is the minimum over its inputs. A split (or a whole input) that has been idle
- * for `idle_timeout` stops holding the minimum back. When every source has ended naturally
+ * for `idle_timeout` stops holding the minimum back; when every split (input) is idle, the
+ * watermark follows the slowest of those that advance_when_quiet still moves with the clock,
+ * and stays put if none does. When every source has ended naturally
  * the watermark becomes BROOK_TIME_MAX, so every event-time timer fires (all windows close)
  * before end_of_input (each source's watermark becomes BROOK_TIME_MAX when it ends
  * naturally, so an operator reaches it once all its upstream sources have ended; a
@@ -109,12 +111,14 @@ typedef struct brook_watermark_opts {
   void *custom_opaque;
   /* > 0: a split that received no record for this many ms of processing time is idle and
    * no longer holds the watermark back (until it receives a record again). If all splits of
-   * a source are idle, the source no longer holds back its consumers. 0 = never (default). */
+   * a source are idle, the source no longer holds back its consumers. Idleness only lifts a
+   * hold: it does not stop advance_when_quiet. 0 = never (default). */
   brook_time_t idle_timeout;
   /* > 0: once a split received no record for this many ms of processing time, its watermark
    * advances with the processing-time clock as if event time kept pace with it:
    * W = (bounded watermark at the last record) + (now - arrival of the last record). So a
-   * quiet stream still closes its last windows. 0 = off (default). */
+   * quiet stream still closes its last windows, also once it is idle (with every split and
+   * input idle, consumers follow the slowest split still moving). 0 = off (default). */
   brook_time_t advance_when_quiet;
   /* Timestamp bounds (appended: a caller whose struct_size ends before them gets AUTO). */
   brook_ts_bounds_t ts_bounds; /* default BROOK_TS_BOUNDS_AUTO */
