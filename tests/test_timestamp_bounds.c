@@ -17,11 +17,11 @@
 
 #include <brook/brook.h>
 
+#include "driver_fixture.h"
 #include "driver_helpers.h"
 #include "log_capture.h"
 
-static brook_topology_t *g_topo;
-static brook_driver_t *g_drv;
+static driver_fixture_t g_fx;
 static log_capture_t g_log;
 
 static int setup(void **state) {
@@ -32,10 +32,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   (void)state;
-  brook_driver_free(g_drv);
-  g_drv = NULL;
-  brook_topology_free(g_topo);
-  g_topo = NULL;
+  driver_fixture_free(&g_fx);
   log_capture_free(&g_log);
   return 0;
 }
@@ -46,32 +43,32 @@ static void build(brook_error_policy_t policy, const brook_watermark_opts_t *wo)
   brook_topology_opts_t to;
   brook_topology_opts_init(&to);
   to.error_policy = policy;
-  assert_int_equal(brook_topology_new(&g_topo, &to), BROOK_OK);
-  brook_stream_t *in = brook_source_push(g_topo, "in", NULL);
+  assert_int_equal(brook_topology_new(&g_fx.topo, &to), BROOK_OK);
+  brook_stream_t *in = brook_source_push(g_fx.topo, "in", NULL);
   if (wo)
     assert_int_equal(brook_source_set_watermark(in, wo), BROOK_OK);
   named_sink(in, "out");
   if (policy == BROOK_ON_ERROR_ROUTE)
-    named_sink(brook_error_stream(g_topo), "errs");
+    named_sink(brook_error_stream(g_fx.topo), "errs");
   brook_driver_opts_t d;
   brook_driver_opts_init(&d);
   d.log = log_capture_cb;
   d.log_opaque = &g_log;
-  assert_int_equal(brook_driver_new(&g_drv, g_topo, &d), BROOK_OK);
+  assert_int_equal(brook_driver_new(&g_fx.drv, g_fx.topo, &d), BROOK_OK);
 }
 
 static brook_err_t push(size_t split, brook_time_t ts) {
   brook_record_t r = {.value = "v", .value_len = 1, .timestamp = ts};
-  return brook_driver_push_split(g_drv, "in", split, &r);
+  return brook_driver_push_split(g_fx.drv, "in", split, &r);
 }
 
 static brook_runtime_stats_t stats(void) {
   brook_runtime_stats_t st = {.struct_size = sizeof(st)};
-  assert_int_equal(brook_driver_stats(g_drv, &st), BROOK_OK);
+  assert_int_equal(brook_driver_stats(g_fx.drv, &st), BROOK_OK);
   return st;
 }
 
-#define WM() brook_driver_watermark(g_drv, "in")
+#define WM() brook_driver_watermark(g_fx.drv, "in")
 
 /* Without options nothing is checked, as before: the driver's clock starts at 0 and tests push
  * any time, negative ones included. */
@@ -80,7 +77,7 @@ static void test_default_checks_nothing(void **state) {
   build(BROOK_ON_ERROR_FAIL, NULL);
   assert_int_equal(push(0, -5), BROOK_OK);
   assert_int_equal(push(0, 100 * 365 * 24 * BROOK_H), BROOK_OK);
-  assert_int_equal(brook_driver_output_count(g_drv, "out"), 2);
+  assert_int_equal(brook_driver_output_count(g_fx.drv, "out"), 2);
   assert_int_equal(stats().records_out_of_bounds, 0);
 }
 
@@ -96,7 +93,7 @@ static void test_max_ahead_fails(void **state) {
   build(BROOK_ON_ERROR_FAIL, &wo);
   assert_int_equal(push(0, BROOK_H), BROOK_OK); /* exactly the bound: accepted */
   assert_int_equal(push(0, BROOK_H + 1), BROOK_ERR_CORRUPT);
-  const char *msg = brook_driver_last_error(g_drv);
+  const char *msg = brook_driver_last_error(g_fx.drv);
   if (!strstr(msg, "timestamp 3600001 is more than 1 h ahead of processing time 0"))
     fail_msg("message: %s", msg);
   assert_int_equal(WM(), BROOK_H - 1);
@@ -118,11 +115,11 @@ static void test_max_ahead_skips_without_moving_watermark(void **state) {
   assert_int_equal(st.records_out_of_bounds, 2);
   assert_int_equal(st.records_skipped, 2);
   assert_int_equal(st.records_behind_watermark, 0);
-  assert_int_equal(brook_driver_output_count(g_drv, "out"), 2);
+  assert_int_equal(brook_driver_output_count(g_fx.drv, "out"), 2);
   /* The bound follows processing time. */
-  assert_int_equal(brook_driver_advance_time(g_drv, BROOK_H), BROOK_OK);
+  assert_int_equal(brook_driver_advance_time(g_fx.drv, BROOK_H), BROOK_OK);
   assert_int_equal(push(0, 2 * BROOK_H), BROOK_OK);
-  assert_int_equal(brook_driver_output_count(g_drv, "out"), 3);
+  assert_int_equal(brook_driver_output_count(g_fx.drv, "out"), 3);
   assert_int_equal(WM(), 2 * BROOK_H - 1);
 }
 
@@ -135,12 +132,12 @@ static void test_max_ahead_routes_with_reason(void **state) {
   assert_int_equal(push(0, INT64_MAX), BROOK_OK);
   assert_int_equal(push(0, INT64_MIN), BROOK_OK);
   assert_int_equal(WM(), BROOK_TIME_MIN);
-  assert_int_equal(brook_driver_output_count(g_drv, "errs"), 2);
+  assert_int_equal(brook_driver_output_count(g_fx.drv, "errs"), 2);
   static const char *const expected[] = {
       "timestamp 9223372036854775807 is more than 1 h ahead of processing time 0",
       "timestamp -9223372036854775808 is negative"};
   for (size_t i = 0; i < 2; i++) {
-    const brook_record_t *r = brook_driver_output(g_drv, "errs", i);
+    const brook_record_t *r = brook_driver_output(g_fx.drv, "errs", i);
     const char *msg = NULL, *code = NULL;
     for (size_t h = 0; h < r->header_count; h++) {
       if (strcmp(r->headers[h].name, "brook.error.message") == 0)
@@ -167,15 +164,16 @@ static void test_bounds_on_lower_bound(void **state) {
   assert_int_equal(push(0, 0), BROOK_OK);
   assert_int_equal(push(0, INT64_MAX - 1), BROOK_OK);
   assert_int_equal(stats().records_out_of_bounds, 1);
-  assert_int_equal(brook_driver_output_count(g_drv, "out"), 2);
+  assert_int_equal(brook_driver_output_count(g_fx.drv, "out"), 2);
   teardown(NULL);
   setup(NULL);
 
   wo.ts_min = 1000;
   build(BROOK_ON_ERROR_FAIL, &wo);
   assert_int_equal(push(0, 999), BROOK_ERR_CORRUPT);
-  if (!strstr(brook_driver_last_error(g_drv), "timestamp 999 is below the smallest accepted 1000"))
-    fail_msg("message: %s", brook_driver_last_error(g_drv));
+  if (!strstr(brook_driver_last_error(g_fx.drv),
+              "timestamp 999 is below the smallest accepted 1000"))
+    fail_msg("message: %s", brook_driver_last_error(g_fx.drv));
   teardown(NULL);
   setup(NULL);
 
@@ -214,11 +212,11 @@ static void test_extracted_time_checked(void **state) {
   build(BROOK_ON_ERROR_SKIP, &wo);
   brook_record_t ok = {.value = "500", .value_len = 3, .timestamp = INT64_MAX};
   brook_record_t bad = {.value = "99999999999", .value_len = 11, .timestamp = 0};
-  assert_int_equal(brook_driver_push(g_drv, "in", &ok), BROOK_OK);
-  assert_int_equal(brook_driver_push(g_drv, "in", &bad), BROOK_OK);
+  assert_int_equal(brook_driver_push(g_fx.drv, "in", &ok), BROOK_OK);
+  assert_int_equal(brook_driver_push(g_fx.drv, "in", &bad), BROOK_OK);
   assert_int_equal(WM(), 499);
   assert_int_equal(stats().records_out_of_bounds, 1);
-  assert_int_equal(brook_driver_output_count(g_drv, "out"), 1);
+  assert_int_equal(brook_driver_output_count(g_fx.drv, "out"), 1);
 }
 
 /* A custom strategy never sees a rejected record. */
@@ -247,20 +245,20 @@ static void test_custom_strategy_never_sees_rejected(void **state) {
 
 static void test_validation(void **state) {
   (void)state;
-  assert_int_equal(brook_topology_new(&g_topo, NULL), BROOK_OK);
-  brook_stream_t *in = brook_source_push(g_topo, "in", NULL);
+  assert_int_equal(brook_topology_new(&g_fx.topo, NULL), BROOK_OK);
+  brook_stream_t *in = brook_source_push(g_fx.topo, "in", NULL);
   brook_watermark_opts_t wo;
   brook_watermark_opts_init(&wo);
   wo.ts_max_ahead = -1;
   assert_int_equal(brook_source_set_watermark(in, &wo), BROOK_ERR_INVALID_ARG);
-  assert_non_null(strstr(brook_topology_last_error(g_topo), "ts_max_ahead must be >= 0"));
-  brook_topology_free(g_topo);
-  assert_int_equal(brook_topology_new(&g_topo, NULL), BROOK_OK);
-  in = brook_source_push(g_topo, "in", NULL);
+  assert_non_null(strstr(brook_topology_last_error(g_fx.topo), "ts_max_ahead must be >= 0"));
+  brook_topology_free(g_fx.topo);
+  assert_int_equal(brook_topology_new(&g_fx.topo, NULL), BROOK_OK);
+  in = brook_source_push(g_fx.topo, "in", NULL);
   brook_watermark_opts_init(&wo);
   wo.ts_bounds = (brook_ts_bounds_t)7;
   assert_int_equal(brook_source_set_watermark(in, &wo), BROOK_ERR_INVALID_ARG);
-  assert_non_null(strstr(brook_topology_last_error(g_topo), "unknown ts_bounds 7"));
+  assert_non_null(strstr(brook_topology_last_error(g_fx.topo), "unknown ts_bounds 7"));
 }
 
 /* A caller built before the bounds existed passes the older, smaller struct: AUTO. */
@@ -301,7 +299,7 @@ static void test_mass_of_late_records_is_logged(void **state) {
     assert_int_equal(push(i % 2 ? 2 : 0, i % 2 ? 5 : BROOK_TIME_MIN), BROOK_OK);
   assert_int_equal(count_lines(log_capture_text(&g_log), "behind its watermark"), 1);
   /* A period later, a new mass warns again. */
-  assert_int_equal(brook_driver_advance_time(g_drv, BROOK_LATE_WARN_PERIOD), BROOK_OK);
+  assert_int_equal(brook_driver_advance_time(g_fx.drv, BROOK_LATE_WARN_PERIOD), BROOK_OK);
   for (int i = 0; i < BROOK_LATE_WARN_RECORDS; i++)
     assert_int_equal(push(2, 7), BROOK_OK);
   assert_int_equal(count_lines(log_capture_text(&g_log), "behind its watermark"), 2);
@@ -318,7 +316,7 @@ static void test_few_late_records_not_logged(void **state) {
   for (int k = 0; k < 5; k++) {
     for (int i = 0; i < BROOK_LATE_WARN_RECORDS / 2; i++)
       assert_int_equal(push(0, i), BROOK_OK);
-    assert_int_equal(brook_driver_advance_time(g_drv, BROOK_LATE_WARN_PERIOD), BROOK_OK);
+    assert_int_equal(brook_driver_advance_time(g_fx.drv, BROOK_LATE_WARN_PERIOD), BROOK_OK);
   }
   assert_int_equal(stats().records_behind_watermark, 5 * BROOK_LATE_WARN_RECORDS / 2);
   assert_int_equal(count_lines(log_capture_text(&g_log), "behind its watermark"), 0);

@@ -8,7 +8,7 @@
 #include "core/alloc.h"
 #include "core/opts.h"
 #include "core/topology.h"
-#include "time/time_math.h"
+#include "time/time_arith.h"
 
 /* How often a quiet split's watermark is moved forward while it stays quiet (ms). */
 #define BK_QUIET_TICK_MS 100
@@ -106,7 +106,7 @@ brook_err_t bk_wm_check_ts(const bk_wm_gen_t *g, brook_time_t ts, brook_time_t n
                (long long)g->ts_min);
     return BROOK_ERR_CORRUPT;
   }
-  if (g->check_ahead && ts > bk_time_add(now, g->ts_max_ahead)) {
+  if (g->check_ahead && ts > bk_time_add_sat(now, g->ts_max_ahead)) {
     char d[32];
     format_duration(d, sizeof(d), g->ts_max_ahead);
     snprintf(why, cap, "timestamp %lld is more than %s ahead of processing time %lld",
@@ -118,13 +118,14 @@ brook_err_t bk_wm_check_ts(const bk_wm_gen_t *g, brook_time_t ts, brook_time_t n
 
 int bk_wm_note_behind(bk_wm_gen_t *g, bk_wm_split_t *s, size_t n, brook_time_t now,
                       uint64_t *count) {
-  if (bk_time_sub(now, s->behind_since) >= BROOK_LATE_WARN_PERIOD || now < s->behind_since) {
+  if (bk_time_sub_sat(now, s->behind_since) >= BROOK_LATE_WARN_PERIOD || now < s->behind_since) {
     s->behind_since = now; /* a new period */
     s->behind_n = 0;
   }
   s->behind_n += n;
   if (s->behind_n < BROOK_LATE_WARN_RECORDS ||
-      (g->warned && bk_time_sub(now, g->warned_at) < BROOK_LATE_WARN_PERIOD && now >= g->warned_at))
+      (g->warned && bk_time_sub_sat(now, g->warned_at) < BROOK_LATE_WARN_PERIOD &&
+       now >= g->warned_at))
     return 0;
   *count = s->behind_n;
   g->warned = 1;
@@ -200,7 +201,7 @@ void bk_wm_observe(bk_wm_gen_t *g, bk_wm_split_t *s, size_t split, const brook_r
       mx = recs[i].timestamp > mx ? recs[i].timestamp : mx;
     s->max_ts = mx;
     if (mx != BROOK_TIME_MIN)
-      own = bk_time_sub(bk_time_sub(mx, o->max_delay), 1);
+      own = bk_time_sub_sat(bk_time_sub_sat(mx, o->max_delay), 1);
   }
   if (own > s->wm)
     s->wm = own;
@@ -218,17 +219,17 @@ void bk_wm_tick(bk_wm_gen_t *g, brook_time_t now) {
       continue;
     any = 1;
     /* A wall clock stepped back makes this negative: not quiet then. */
-    brook_time_t quiet_for = bk_time_sub(now, s->last_arrival);
+    brook_time_t quiet_for = bk_time_sub_sat(now, s->last_arrival);
     if (o->idle_timeout > 0 && quiet_for >= o->idle_timeout)
       s->idle = 1;
     if (o->advance_when_quiet > 0 && quiet_for >= o->advance_when_quiet &&
         s->wm_at_last != BROOK_TIME_MIN) {
-      brook_time_t w = bk_time_add(s->wm_at_last, quiet_for);
+      brook_time_t w = bk_time_add_sat(s->wm_at_last, quiet_for);
       if (w > s->wm)
         s->wm = w;
     }
   }
-  if (!any && o->idle_timeout > 0 && bk_time_sub(now, g->started) >= o->idle_timeout)
+  if (!any && o->idle_timeout > 0 && bk_time_sub_sat(now, g->started) >= o->idle_timeout)
     g->idle = 1; /* never had a record: holds nothing back after the timeout */
 }
 
@@ -277,18 +278,18 @@ brook_time_t bk_wm_next_tick(const bk_wm_gen_t *g, brook_time_t now) {
       continue;
     any = 1;
     if (o->idle_timeout > 0 && !s->idle) {
-      brook_time_t t = bk_time_add(s->last_arrival, o->idle_timeout);
+      brook_time_t t = bk_time_add_sat(s->last_arrival, o->idle_timeout);
       next = t < next ? t : next;
     }
     if (o->advance_when_quiet > 0 && s->wm_at_last != BROOK_TIME_MIN) {
-      brook_time_t t = bk_time_add(s->last_arrival, o->advance_when_quiet);
+      brook_time_t t = bk_time_add_sat(s->last_arrival, o->advance_when_quiet);
       if (t <= now)
-        t = bk_time_add(now, BK_QUIET_TICK_MS); /* quiet already: keep moving forward */
+        t = bk_time_add_sat(now, BK_QUIET_TICK_MS); /* quiet already: keep moving forward */
       next = t < next ? t : next;
     }
   }
   if (!any && o->idle_timeout > 0 && !g->idle) {
-    brook_time_t t = bk_time_add(g->started, o->idle_timeout);
+    brook_time_t t = bk_time_add_sat(g->started, o->idle_timeout);
     next = t < next ? t : next;
   }
   return next;
