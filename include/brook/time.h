@@ -22,12 +22,13 @@
  * TIMESTAMP BOUNDS: a source can reject event times that cannot be right (negative, or far
  * ahead of the clock): one such record would otherwise move its split's watermark so far that
  * every later record of the split is late. A record outside the bounds is MALFORMED: it never
- * moves any watermark and follows the source's error policy (a Kafka source's on_malformed:
- * fail, skip, or dead-letter it with the reason in brook.error.message; other sources: the
- * topology's error policy, fail, skip or route to the error stream), with error
- * BROOK_ERR_CORRUPT and a message such as "timestamp 9223372036854775807 is more than 24 h ahead
- * of processing time 1767225600000". It is counted in stats.records_out_of_bounds. Kafka sources
- * check by default (ts_bounds, below); other sources only check what is set.
+ * moves any watermark, is counted in stats.records_out_of_bounds, and fails with
+ * BROOK_ERR_CORRUPT and a reason such as "timestamp 9223372036854775807 is more than 24 h ahead
+ * of processing time 1767225600000". On a Kafka source it then follows on_malformed (fail,
+ * skip, or dead-letter with the reason in brook.error.message); on other sources, and when a
+ * timestamp extractor gave the time (the extracted time is the one checked), the topology's
+ * error policy (fail, skip, or route to the error stream). Kafka sources check by default
+ * (ts_bounds, below); other sources only check what is set.
  *
  * LATE RECORDS are visible: a record whose event time is at or behind its split's watermark
  * when it arrives is late for every window fed only by that split; it is counted in
