@@ -9,8 +9,9 @@
  *   max_delay - 1 after each record, and once it has been quiet for advance_when_quiet ms,
  *   at least (max_ts - max_delay - 1) + (now - the last record's arrival) (the bounded
  *   watermark from records alone: an earlier quiet advance does not compound); a source's watermark
- *   is the minimum over its existing, non-idle splits, unchanged while all are idle, never
- *   lower than before, and BROOK_TIME_MAX at brook_driver_end;
+ *   is the minimum over its existing, non-idle splits; while all are idle, the minimum over
+ *   the idle splits still moving with the clock (advance_when_quiet on, a record seen), else
+ *   unchanged; never lower than before, and BROOK_TIME_MAX at brook_driver_end;
  * - a record is judged against the watermark BEFORE it; a window [s,e) is open while
  *   e - 1 + grace > W; windows closing on one watermark advance come out in order of
  *   e - 1 + grace, then: sliding and session by (key bytewise with shorter first, start);
@@ -611,18 +612,28 @@ static int ref_window_record(ref_t *r, int key, brook_time_t t, double v) {
 }
 
 /* The source's watermark from its splits: the minimum over non-idle ones, never lower than
- * before; unchanged while every split is idle (or none exists yet). */
+ * before; while every split is idle, the minimum over those the quiet advance still moves
+ * (every existing split has had a record); unchanged with neither (or no split yet). */
 static void ref_source_watermark(ref_t *r) {
-  int any = 0;
-  brook_time_t m = BROOK_TIME_MAX;
+  int any = 0, moving = 0;
+  brook_time_t m = BROOK_TIME_MAX, mm = BROOK_TIME_MAX;
   for (int s = 0; s < MAX_SPLITS; s++) {
-    if (!r->sp[s].exists || r->sp[s].idle)
+    if (!r->sp[s].exists)
       continue;
+    if (r->sp[s].idle) {
+      if (r->c->quiet > 0) {
+        moving = 1;
+        mm = r->sp[s].wm < mm ? r->sp[s].wm : mm;
+      }
+      continue;
+    }
     any = 1;
     if (r->sp[s].wm < m)
       m = r->sp[s].wm;
   }
-  if (any && m > r->wm)
+  if (!any && moving)
+    m = mm;
+  if ((any || moving) && m > r->wm)
     r->wm = m;
   cov.all_idle += !any && r->sp[0].exists;
 }

@@ -2,7 +2,8 @@
  * topic with plain librdkafka (an idempotent producer, acks=all).
  *
  *   brook-paygen --brokers LIST [--topic NAME] [--count N] [--cards N] [--seed S]
- *                [--fraud-cards N] [--fraud-list FILE] [-X KEY=VALUE]...
+ *                [--fraud-cards N] [--fraud-list FILE] [--poison-timestamps 0|1]
+ *                [-X KEY=VALUE]...
  *
  * Each message: key = the card id ("card-00042"), value = UTF-8 CSV
  * "card-00042,<amount in cents>,<merchant>,<event time, ms since the epoch>", message
@@ -22,8 +23,14 @@
  * that holds fraud. About 1 message in 2000 is malformed: half of them are not valid UTF-8, half
  * are text that is not the CSV above.
  *
+ * With --poison-timestamps 1, the payments are preceded by one valid payment at the head of
+ * each partition of the topic whose MESSAGE timestamp is odd: INT64_MAX, 2100-01-01, -5 and
+ * INT64_MIN in turn (partition p gets the (p mod 4)-th). A consumer that trusts them moves a
+ * partition's watermark to the end of time (every later payment late) or to the wall clock.
+ *
  * At the end, one line on standard output:
- *   paygen: sent=<n> fraud_cards=<id,id,...> malformed_utf8=<n> malformed_csv=<n>
+ *   paygen: sent=<n> fraud_cards=<id,id,...> malformed_utf8=<n> malformed_csv=<n> poisoned=<n>
+ * (sent counts the poisoned payments too).
  * and with --fraud-list FILE the fraud card ids, one per line, sorted.
  * Exit status: 0 when every message was acknowledged, 1 on a Kafka or I/O error, 2 on bad
  * usage. */
@@ -293,6 +300,55 @@ static int produce(rd_kafka_t *rk, const char *topic, const char *key, const cha
   }
 }
 
+/* The partitions of `topic` (waits up to 10 s for its metadata); -1 on failure (said why). */
+static int topic_partitions(rd_kafka_t *rk, const char *topic) {
+  rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+  const struct rd_kafka_metadata *md = NULL;
+  rd_kafka_resp_err_t err =
+      rkt ? rd_kafka_metadata(rk, 0, rkt, &md, 10000) : RD_KAFKA_RESP_ERR__INVALID_ARG;
+  int n = -1;
+  if (!err && md->topic_cnt == 1 && !md->topics[0].err)
+    n = md->topics[0].partition_cnt;
+  else
+    fprintf(stderr, "brook-paygen: no metadata for topic '%s': %s\n", topic,
+            rd_kafka_err2str(err             ? err
+                             : md->topic_cnt ? md->topics[0].err
+                                             : err));
+  if (md)
+    rd_kafka_metadata_destroy(md);
+  if (rkt)
+    rd_kafka_topic_destroy(rkt);
+  return n;
+}
+
+/* One valid payment at the head of every partition, with a poisoned message timestamp (see
+ * the top of this file). Returns how many were queued, or -1. */
+static int produce_poisoned(rd_kafka_t *rk, const char *topic, uint32_t cards) {
+  static const int64_t poison[] = {INT64_MAX, INT64_C(4102444800000) /* 2100-01-01 */, -5,
+                                   INT64_MIN};
+  int n = topic_partitions(rk, topic);
+  for (int p = 0; p < n; p++) {
+    char key[16], value[128];
+    snprintf(key, sizeof(key), "card-%05" PRIu32, (uint32_t)p % cards);
+    int len = snprintf(value, sizeof(value), "%s,100,grocery,%" PRId64, key, BASE_MS);
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(p),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, strlen(key)),
+        RD_KAFKA_V_VALUE(value, (size_t)len), RD_KAFKA_V_TIMESTAMP(poison[p % 4]), RD_KAFKA_V_END);
+    if (err) {
+      fprintf(stderr, "brook-paygen: producing to '%s' [%d]: %s\n", topic, p,
+              rd_kafka_err2str(err));
+      return -1;
+    }
+  }
+  /* Acknowledged before any other payment is sent: they are the partitions' heads. */
+  if (n > 0 && rd_kafka_flush(rk, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    fprintf(stderr, "brook-paygen: the poisoned payments were not acknowledged\n");
+    return -1;
+  }
+  return n;
+}
+
 /* ---- options ---- */
 
 #define MAX_PROPERTIES 32 /* -X options */
@@ -301,6 +357,7 @@ typedef struct opts {
   const char *brokers, *topic, *fraud_list;
   uint64_t count, seed;
   uint32_t cards, fraud_cards;
+  int poison;                          /* --poison-timestamps 1 */
   char *props[2 * MAX_PROPERTIES + 1]; /* -X key, value pairs (in argv), NULL-terminated */
   size_t n_props;
 } opts_t;
@@ -309,6 +366,7 @@ typedef struct opts {
 static int usage(FILE *f, int status) {
   fprintf(f, "usage: brook-paygen --brokers LIST [--topic NAME] [--count N] [--cards N]\n"
              "                    [--seed S] [--fraud-cards N] [--fraud-list FILE]\n"
+             "                    [--poison-timestamps 0|1]\n"
              "                    [-X KEY=VALUE]...  (librdkafka properties)\n"
              "  defaults: --topic payments --count 200000 --cards 5000 --seed 42 "
              "--fraud-cards 25\n");
@@ -358,6 +416,8 @@ static int parse_opts(int argc, char **argv, opts_t *o) {
       o->cards = (uint32_t)n;
     } else if (strcmp(a, "--seed") == 0 && parse_u64(v, 0, UINT64_MAX, &n) == 0) {
       o->seed = n;
+    } else if (strcmp(a, "--poison-timestamps") == 0 && parse_u64(v, 0, 1, &n) == 0) {
+      o->poison = (int)n;
     } else if (strcmp(a, "--fraud-cards") == 0 && parse_u64(v, 0, MAX_CARDS, &n) == 0) {
       o->fraud_cards = (uint32_t)n;
     } else {
@@ -429,7 +489,14 @@ int main(int argc, char **argv) {
   delivery_t d = {0};
   rd_kafka_t *rk = producer_new(o.brokers, o.props, &d);
   int status = rk ? 0 : 1;
-  uint64_t malformed_utf8 = 0, malformed_csv = 0, sent = 0;
+  uint64_t malformed_utf8 = 0, malformed_csv = 0, sent = 0, poisoned = 0;
+  if (!status && o.poison) {
+    int n = produce_poisoned(rk, o.topic, o.cards);
+    if (n < 0)
+      status = 1;
+    else
+      poisoned = sent = (uint64_t)n;
+  }
   size_t next_fraud = 0;
   for (uint64_t slot = 0; !status && slot < o.count; slot++) {
     int64_t event_ms = BASE_MS + (int64_t)slot * SLOT_MS - rng_range(&rng, 0, MAX_JITTER_MS);
@@ -483,8 +550,8 @@ int main(int argc, char **argv) {
     printf("paygen: sent=%" PRIu64 " fraud_cards=", sent);
     for (uint32_t i = 0; i < plan.n_fraud_cards; i++)
       printf("%scard-%05" PRIu32, i ? "," : "", plan.fraud_cards[i]);
-    printf(" malformed_utf8=%" PRIu64 " malformed_csv=%" PRIu64 "\n", malformed_utf8,
-           malformed_csv);
+    printf(" malformed_utf8=%" PRIu64 " malformed_csv=%" PRIu64 " poisoned=%" PRIu64 "\n",
+           malformed_utf8, malformed_csv, poisoned);
     if (o.fraud_list && write_fraud_list(o.fraud_list, &plan) != 0)
       status = 1;
   }

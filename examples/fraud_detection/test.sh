@@ -4,7 +4,9 @@
 # idle for 3 s, and checks what it reports against what paygen injected: every fraud card is
 # alerted and no other card is, every alert is over a threshold, every malformed payment went
 # to the dead-letter topic (invalid UTF-8 and unparsable ones counted apart), none was late.
-# Then a second consumer group is stopped with SIGTERM and must finish cleanly; and bad usage.
+# Then a second consumer group is stopped with SIGTERM and must finish cleanly; bad usage; and
+# poisoned message timestamps (INT64_MAX, 2100, -5, INT64_MIN at the head of every partition)
+# are dead-lettered without making any valid payment late.
 # Usage: sh test.sh /absolute/path/to/fraud_detection   (run in a scratch directory)
 set -eu
 export LC_ALL=C # comm and sort compare bytes
@@ -54,7 +56,7 @@ wait_for_file() { # file pid
 
 # 1. the embedded broker, on random loopback ports
 "$tools/brook-broker" --brokers 1 --topic payments:8 --topic alerts:4 --topic payments.dlq:1 \
-  --bootstrap-file bootstrap.txt >broker.txt 2>&1 &
+  --topic payments-poisoned:8 --bootstrap-file bootstrap.txt >broker.txt 2>&1 &
 broker_pid=$!
 wait_for_file bootstrap.txt "$broker_pid" || {
   cat broker.txt >&2
@@ -157,5 +159,29 @@ for args in "" "--brokers $brokers --count 0" "--brokers $brokers --count 5000" 
   grep -q '^usage: ' usage_err.txt || fail "brook-paygen '$args': no usage message"
   [ ! -s usage_out.txt ] || fail "brook-paygen '$args': printed to stdout"
 done
+
+# 6. poisoned timestamps (issue 11): one valid payment at the head of each partition with the
+# message timestamp INT64_MAX, 2100-01-01, -5 or INT64_MIN, then the same 20,000 payments. The
+# Kafka source's timestamp bounds make the 8 poisoned ones malformed (dead-lettered, never
+# moving a watermark): every fraud card is still alerted and no valid payment is late.
+"$tools/brook-paygen" --brokers "$brokers" --topic payments-poisoned --count 20000 --seed 7 \
+  --poison-timestamps 1 --fraud-list fraud_poisoned.txt >paygen_poisoned.txt ||
+  fail "brook-paygen --poison-timestamps: exit status $?"
+grep -q ' poisoned=8$' paygen_poisoned.txt || fail "paygen did not poison 8 partitions"
+status=0
+timeout -k 10 90 "$bin" --brokers "$brokers" --topic payments-poisoned \
+  --group fraud-detection-poisoned --exit-when-idle 3 --alerted-list alerted_poisoned.txt \
+  >out_poisoned.txt 2>err_poisoned.txt || status=$?
+[ "$status" -eq 0 ] || {
+  cat out_poisoned.txt err_poisoned.txt >&2
+  fail "poisoned run: exit status $status"
+}
+if grep -q 'after all their windows had closed' out_poisoned.txt; then
+  fail "poisoned run: late payments: $(grep 'after all their windows' out_poisoned.txt)"
+fi
+missed=$(comm -23 fraud_poisoned.txt alerted_poisoned.txt | wc -l)
+extra=$(comm -13 fraud_poisoned.txt alerted_poisoned.txt | tr '\n' ' ')
+[ "$missed" -eq 0 ] || fail "poisoned run: $missed of 25 fraud cards not alerted"
+[ -z "$extra" ] || fail "poisoned run: normal cards alerted: $extra"
 
 echo "fraud_detection test: ok ($alerts alerts for 25 fraud cards, $((malformed_utf8 + malformed_csv)) dead letters)"

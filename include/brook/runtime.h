@@ -97,6 +97,13 @@ typedef struct brook_runtime_stats {
                                      input, or output the brokers refused) */
   uint64_t tasks_opened;          /* per-partition tasks created on assignment (operator.h) */
   uint64_t tasks_closed;          /* ... and closed on revocation or at the end */
+  /* Appended (a caller whose struct_size ends before a field does not get it): */
+  uint64_t records_out_of_bounds;    /* records whose event time was outside the source's
+                                        timestamp bounds (time.h): malformed, never moved a
+                                        watermark, then skipped, dead-lettered or routed */
+  uint64_t records_behind_watermark; /* records that arrived at or behind their split's
+                                        watermark: late for every window fed only by that
+                                        split (a mass of them is logged, time.h) */
 } brook_runtime_stats_t;
 
 /* Copies the counters. Loop thread, or after the runtime finished. */

@@ -9,13 +9,33 @@
  * source for the built-in sources; one per partition for Kafka) with a strategy set by
  * brook_source_set_watermark(); a source's watermark is the minimum over its splits, an
  * operator's is the minimum over its inputs. A split (or a whole input) that has been idle
- * for `idle_timeout` stops holding the minimum back. When every source has ended naturally
+ * for `idle_timeout` stops holding the minimum back; when every split (input) is idle, the
+ * watermark follows the slowest of those that advance_when_quiet still moves with the clock,
+ * and stays put if none does. When every source has ended naturally
  * the watermark becomes BROOK_TIME_MAX, so every event-time timer fires (all windows close)
  * before end_of_input (each source's watermark becomes BROOK_TIME_MAX when it ends
  * naturally, so an operator reaches it once all its upstream sources have ended; a
  * brook_runtime_stop does not do this). Watermarks never go backwards. They advance between batches
  * (after each batch has passed through the pipeline), and operators see records first, then the
  * watermark that follows them.
+ *
+ * TIMESTAMP BOUNDS: a source can reject event times that cannot be right (negative, or far
+ * ahead of the clock): one such record would otherwise move its split's watermark so far that
+ * every later record of the split is late. A record outside the bounds is MALFORMED: it never
+ * moves any watermark, is counted in stats.records_out_of_bounds, and fails with
+ * BROOK_ERR_CORRUPT and a reason such as "timestamp 9223372036854775807 is more than 24 h ahead
+ * of processing time 1767225600000". On a Kafka source it then follows on_malformed (fail,
+ * skip, or dead-letter with the reason in brook.error.message); on other sources, and when a
+ * timestamp extractor gave the time (the extracted time is the one checked), the topology's
+ * error policy (fail, skip, or route to the error stream). Kafka sources check by default
+ * (ts_bounds, below); other sources only check what is set.
+ *
+ * LATE RECORDS are visible: a record whose event time is at or behind its split's watermark
+ * when it arrives is late for every window fed only by that split; it is counted in
+ * stats.records_behind_watermark, and once BROOK_LATE_WARN_RECORDS such records of one split
+ * arrive within BROOK_LATE_WARN_PERIOD of processing time, the runtime's logger gets a warning
+ * naming the source, the split (for Kafka: the partition) and its watermark, at most once per
+ * source per BROOK_LATE_WARN_PERIOD.
  *
  * TIMERS: an operator registers event-time timers (fire when its watermark reaches the
  * time) and processing-time timers (fire when the clock reaches it) per key; they call the
@@ -61,6 +81,27 @@ typedef enum brook_watermark_kind {
   BROOK_WATERMARK_CUSTOM = 2
 } brook_watermark_kind_t;
 
+typedef enum brook_ts_bounds {
+  /* Default. Kafka sources: as BROOK_TS_BOUNDS_ON. Other sources (and the test driver, whose
+   * clock starts at 0): only ts_max_ahead, if it is set (> 0); no lower bound. */
+  BROOK_TS_BOUNDS_AUTO = 0,
+  /* Event times below ts_min, or more than ts_max_ahead ahead of processing time, are
+   * rejected. ts_max_ahead 0: BROOK_TS_MAX_AHEAD_DEFAULT on Kafka sources, no bound on
+   * others. */
+  BROOK_TS_BOUNDS_ON = 1,
+  /* No check: every event time is accepted (a far-future one moves the watermark). */
+  BROOK_TS_BOUNDS_OFF = 2
+} brook_ts_bounds_t;
+
+/* The default skew bound of Kafka sources: a message timestamp at most 24 hours ahead of the
+ * consumer's wall clock. */
+#define BROOK_TS_MAX_AHEAD_DEFAULT (24 * BROOK_H)
+
+/* Late-record warning (see the top of this file): this many records of one split at or
+ * behind its watermark within this much processing time. */
+#define BROOK_LATE_WARN_RECORDS 100
+#define BROOK_LATE_WARN_PERIOD (10 * BROOK_S)
+
 typedef struct brook_watermark_opts {
   uint32_t struct_size; /* set by brook_watermark_opts_init() */
   brook_watermark_kind_t kind;
@@ -71,13 +112,24 @@ typedef struct brook_watermark_opts {
   void *custom_opaque;
   /* > 0: a split that received no record for this many ms of processing time is idle and
    * no longer holds the watermark back (until it receives a record again). If all splits of
-   * a source are idle, the source no longer holds back its consumers. 0 = never (default). */
+   * a source are idle, the source no longer holds back its consumers. Idleness only lifts a
+   * hold: it does not stop advance_when_quiet. 0 = never (default). */
   brook_time_t idle_timeout;
   /* > 0: once a split received no record for this many ms of processing time, its watermark
    * advances with the processing-time clock as if event time kept pace with it:
    * W = (bounded watermark at the last record) + (now - arrival of the last record). So a
-   * quiet stream still closes its last windows. 0 = off (default). */
+   * quiet stream still closes its last windows, also once it is idle (with every split and
+   * input idle, consumers follow the slowest split still moving). 0 = off (default). */
   brook_time_t advance_when_quiet;
+  /* Timestamp bounds (appended: a caller whose struct_size ends before them gets AUTO). */
+  brook_ts_bounds_t ts_bounds; /* default BROOK_TS_BOUNDS_AUTO */
+  /* With the bounds ON: the smallest event time accepted. Default 0 (negative timestamps
+   * rejected); BROOK_TIME_MIN accepts any. Ignored with AUTO on non-Kafka sources and OFF. */
+  brook_time_t ts_min;
+  /* > 0: an event time more than this many ms ahead of processing time is rejected (on any
+   * source, unless ts_bounds is OFF). 0 (default): BROOK_TS_MAX_AHEAD_DEFAULT on Kafka
+   * sources, no bound on others. */
+  brook_time_t ts_max_ahead;
 } brook_watermark_opts_t;
 
 void brook_watermark_opts_init(brook_watermark_opts_t *opts);
@@ -85,8 +137,9 @@ void brook_watermark_opts_init(brook_watermark_opts_t *opts);
 /* Sets the timestamp extractor and watermark strategy of the source producing `source`
  * (which must be a source's stream). `opts` is copied; the opaque pointers are borrowed and
  * must outlive every runtime. A source without a strategy uses the defaults (own timestamp,
- * bounded with max_delay 0). Returns BROOK_OK or an error recorded in the topology
- * (BROOK_ERR_INVALID_ARG for a non-source stream, a negative delay, CUSTOM without custom). */
+ * bounded with max_delay 0, timestamp bounds AUTO). Returns BROOK_OK or an error recorded in the
+ * topology (BROOK_ERR_INVALID_ARG for a non-source stream, a negative delay or ts_max_ahead,
+ * CUSTOM without custom, an unknown kind or ts_bounds). */
 brook_err_t brook_source_set_watermark(brook_stream_t *source, const brook_watermark_opts_t *opts);
 
 /* ---- timers (inside operator callbacks, loop thread) ---- */

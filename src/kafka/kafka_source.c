@@ -420,6 +420,8 @@ static brook_err_t ks_create(bk_src_t *src) {
   k->batch_next = -1;
   snprintf(k->who, sizeof(k->who), "Kafka source '%s'", src->ctx->node->name);
   src->impl = k;
+  /* Message timestamps come from any producer: checked by default (time.h, ts_bounds). */
+  bk_wm_bounds_set(&src->wm, 1);
   return BROOK_OK;
 }
 
@@ -596,6 +598,23 @@ static brook_err_t dead_letter(ksrc_t *k, rd_kafka_message_t *m, brook_err_t why
   return BROOK_OK;
 }
 
+/* The record's timestamp: the message's (CreateTime or LogAppendTime), or the time it was
+ * read if it has none. Unless a timestamp extractor replaces it, it must be within the
+ * source's bounds: an odd one (negative, far ahead) is malformed (BROOK_ERR_CORRUPT, the
+ * reason in the context's message) and never reaches the watermark. */
+static brook_err_t message_time(ksrc_t *k, rd_kafka_message_t *m, brook_record_t *rec) {
+  rd_kafka_timestamp_type_t type;
+  int64_t ts = rd_kafka_message_timestamp(m, &type);
+  rec->timestamp = type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? k->rt->now_ms : ts;
+  const bk_wm_gen_t *g = &k->src->wm;
+  char why[160];
+  if (g->opts->timestamp || bk_wm_check_ts(g, rec->timestamp, k->rt->now_ms, why, sizeof(why)) == 0)
+    return BROOK_OK;
+  k->rt->stats.records_out_of_bounds++;
+  brook_ctx_set_error(k->src->ctx, "%s", why);
+  return BROOK_ERR_CORRUPT;
+}
+
 /* Turns message `m` into the batch's next record; a malformed one follows the policy.
  * Returns BROOK_OK (consumed, as a record or not) or an error that fails the source. */
 static brook_err_t take_message(ksrc_t *k, rd_kafka_message_t *m) {
@@ -612,6 +631,8 @@ static brook_err_t take_message(ksrc_t *k, rd_kafka_message_t *m) {
   if (err >= 0 && m->payload)
     err =
         bk_kafka_deserialize(ctx, &cfg->o.value, m->payload, m->len, &rec->value, &rec->value_len);
+  if (err >= 0)
+    err = message_time(k, m, rec);
   if (err == BROOK_ERR_NOMEM)
     return err;
   if (err < 0) {
@@ -630,8 +651,6 @@ static brook_err_t take_message(ksrc_t *k, rd_kafka_message_t *m) {
   }
   if ((err = headers_of(k, m, rec)) < 0)
     return err;
-  int64_t ts = rd_kafka_message_timestamp(m, NULL);
-  rec->timestamp = ts >= 0 ? ts : k->rt->now_ms;
   port->n++;
   return BROOK_OK;
 }

@@ -2,6 +2,7 @@
  * watermarks through the DAG (an operator's watermark is the minimum over its non-idle
  * inputs), firing event-time and processing-time timers, and the timer API of the operator
  * context. Everything here runs on the loop thread (or the test driver's thread). */
+#include <stdio.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -12,26 +13,74 @@
  * released whenever it holds this much, after what was emitted has been delivered. */
 #define BK_TIMER_ARENA_LIMIT (4u << 20)
 
+/* Stamps `rec` with its event time (the extractor's, if any) and checks it against the
+ * source's timestamp bounds. Returns 0 (keep it), 1 (it failed and was skipped or routed by
+ * the error policy) or < 0 (it failed the pipeline). */
+static brook_err_t stamp_one(bk_src_t *src, brook_record_t *rec) {
+  const bk_wm_gen_t *g = &src->wm;
+  const brook_watermark_opts_t *o = g->opts;
+  brook_err_t e;
+  if (o->timestamp) {
+    brook_time_t ts;
+    if ((e = o->timestamp(rec, &ts, o->timestamp_opaque)) < 0) {
+      e = brook_ctx_fail_record(src->ctx, rec, e, "timestamp extractor failed: %s",
+                                brook_strerror(e));
+      return e < 0 ? e : 1;
+    }
+    rec->timestamp = ts;
+  }
+  char why[160];
+  if ((e = bk_wm_check_ts(g, rec->timestamp, src->rt->now_ms, why, sizeof(why))) < 0) {
+    src->rt->stats.records_out_of_bounds++;
+    e = brook_ctx_fail_record(src->ctx, rec, e, "%s", why);
+    return e < 0 ? e : 1;
+  }
+  return 0;
+}
+
+/* Counts the records of the batch at or behind their split's watermark (late for every window
+ * fed only by that split) and warns about a mass of them. */
+static void count_behind(bk_src_t *src, bk_wm_split_t *s, const brook_record_t *recs, size_t n) {
+  if (s->wm == BROOK_TIME_MIN)
+    return;
+  size_t behind = 0;
+  for (size_t i = 0; i < n; i++)
+    behind += recs[i].timestamp <= s->wm;
+  if (!behind)
+    return;
+  brook_runtime_t *rt = src->rt;
+  rt->stats.records_behind_watermark += behind;
+  uint64_t count;
+  if (!bk_wm_note_behind(&src->wm, s, behind, rt->now_ms, &count))
+    return;
+  size_t split = src->cur_split;
+  char where[48];
+  if (split < src->n_split_task && src->split_task[split] >= 0)
+    snprintf(where, sizeof(where), "partition %d", (int)src->split_task[split]);
+  else
+    snprintf(where, sizeof(where), "split %zu", split);
+  brook_ctx_log(src->ctx, BROOK_LOG_WARN,
+                "%s: %llu records within %lld s arrived at or behind its watermark %lld (newest "
+                "event time seen %lld): they are late for every window fed only by it "
+                "(stats.records_behind_watermark)",
+                where, (unsigned long long)count, (long long)(BROOK_LATE_WARN_PERIOD / BROOK_S),
+                (long long)s->wm, (long long)s->max_ts);
+}
+
 brook_err_t bk_src_stamp(bk_src_t *src, brook_record_t *recs, size_t *n) {
   brook_runtime_t *rt = src->rt;
-  const brook_watermark_opts_t *o = src->wm.opts;
   brook_err_t err = BROOK_OK;
   size_t m = *n;
-  if (o->timestamp) {
+  if (src->wm.opts->timestamp || bk_wm_bounds_on(&src->wm)) {
     size_t w = 0;
     for (size_t i = 0; i < m; i++) {
-      brook_time_t ts;
-      brook_err_t e = o->timestamp(&recs[i], &ts, o->timestamp_opaque);
+      brook_err_t e = stamp_one(src, &recs[i]);
       if (e < 0) {
-        e = brook_ctx_fail_record(src->ctx, &recs[i], e, "timestamp extractor failed: %s",
-                                  brook_strerror(e));
-        if (e < 0) {
-          err = e; /* the records before this one still go on */
-          break;
-        }
-        continue;
+        err = e; /* the records before this one still go on */
+        break;
       }
-      recs[i].timestamp = ts;
+      if (e > 0)
+        continue;
       if (w != i)
         recs[w] = recs[i];
       w++;
@@ -42,6 +91,7 @@ brook_err_t bk_src_stamp(bk_src_t *src, brook_record_t *recs, size_t *n) {
   bk_wm_split_t *s = bk_wm_split(&src->wm, src->cur_split, rt->now_ms);
   if (!s)
     return BROOK_ERR_NOMEM;
+  count_behind(src, s, recs, m);
   bk_wm_observe(&src->wm, s, src->cur_split, recs, m, rt->now_ms);
   return err;
 }
@@ -83,22 +133,18 @@ static brook_err_t fire_timers(brook_runtime_t *rt, brook_ctx_t *c, brook_time_d
   return rt->status;
 }
 
-/* The minimum watermark over the node's non-idle inputs (instances in `insts`: the
- * process-wide ones or a task's); *idle = every input is idle. */
+/* The watermark over the node's inputs (instances in `insts`: the process-wide ones or a
+ * task's): the minimum over the active ones, or if every input is idle over those still moving
+ * with the clock; *state = its BK_WM_* state (BK_WM_IDLE: the result means nothing). */
 static brook_time_t inputs_watermark(const brook_runtime_t *rt, const brook_ctx_t *insts,
-                                     const bk_node_t *node, int *idle) {
-  brook_time_t m = BROOK_TIME_MAX;
-  int active = 0;
+                                     const bk_node_t *node, int *state) {
+  bk_wm_fold_t f = bk_wm_fold_new();
   for (size_t k = 0; k < node->n_inputs; k++) {
     const brook_ctx_t *p = &insts[rt->plan.pos[node->inputs[k]->node->id]];
-    if (p->wm_idle)
-      continue;
-    active = 1;
-    if (p->wm < m)
-      m = p->wm;
+    bk_wm_fold_add(&f, p->wm, p->wm_idle);
   }
-  *idle = !active;
-  return active ? m : BROOK_TIME_MIN;
+  *state = bk_wm_fold_state(&f);
+  return f.rank ? f.wm : BROOK_TIME_MIN;
 }
 
 /* Moves operator instance `c` to its inputs' watermark and, with `fire`, runs the event-time
@@ -107,10 +153,10 @@ static brook_time_t inputs_watermark(const brook_runtime_t *rt, const brook_ctx_
  * process-wide consumers read. Returns < 0 on failure (recorded in rt->status). */
 static brook_err_t pass_operator(brook_runtime_t *rt, const brook_ctx_t *insts, brook_ctx_t *c,
                                  int fire) {
-  int idle;
-  brook_time_t m = inputs_watermark(rt, insts, c->node, &idle);
-  c->wm_idle = idle;
-  int advanced = !idle && m > c->wm;
+  int state;
+  brook_time_t m = inputs_watermark(rt, insts, c->node, &state);
+  c->wm_idle = state;
+  int advanced = state != BK_WM_IDLE && m > c->wm;
   if (advanced)
     c->wm = m;
   if (!fire)
@@ -140,8 +186,9 @@ static brook_err_t pass_operator(brook_runtime_t *rt, const brook_ctx_t *insts, 
 }
 
 /* A partitioned source's instance in each task: the watermark of the splits (partitions) of
- * that task only, folded in one pass over the splits. A task without a split of this source
- * is idle for it (co-partitioned sources may not all have every partition). */
+ * that task only, folded in one pass over the splits (t->fold_wm and t->fold_active hold a
+ * bk_wm_fold_t's wm and rank). A task without a split of this source is idle for it
+ * (co-partitioned sources may not all have every partition). */
 static void pass_source_tasks(brook_runtime_t *rt, const bk_src_t *src, size_t i) {
   const bk_wm_gen_t *g = &src->wm;
   for (size_t k = 0; k < rt->n_tasks; k++) {
@@ -156,23 +203,23 @@ static void pass_source_tasks(brook_runtime_t *rt, const bk_src_t *src, size_t i
     if (!t)
       continue;
     t->fold_present = 1;
-    if (sp->idle)
-      continue;
-    t->fold_active = 1;
-    if (sp->wm < t->fold_wm)
-      t->fold_wm = sp->wm;
+    bk_wm_fold_t f = {t->fold_wm, t->fold_active};
+    bk_wm_fold_add(&f, sp->wm, bk_wm_split_state(g, sp));
+    t->fold_wm = f.wm;
+    t->fold_active = f.rank;
   }
   for (size_t k = 0; k < rt->n_tasks; k++) {
     bk_task_t *t = rt->tasks[k];
     brook_ctx_t *c = &t->insts[i];
     if (g->ended) {
       c->wm = BROOK_TIME_MAX;
-      c->wm_idle = 0;
+      c->wm_idle = BK_WM_ACTIVE;
       continue;
     }
-    c->wm_idle = !t->fold_active;
-    if (t->fold_active && t->fold_wm > c->wm)
-      c->wm = t->fold_wm;
+    bk_wm_fold_t f = {t->fold_wm, t->fold_active};
+    c->wm_idle = bk_wm_fold_state(&f);
+    if (f.rank && f.wm > c->wm)
+      c->wm = f.wm;
   }
 }
 
@@ -189,7 +236,7 @@ void bk_time_pass(brook_runtime_t *rt) {
         pass_source_tasks(rt, c->src, i);
       continue;
     case BK_NODE_ERRORS: /* failed records carry no event-time progress of their own */
-      c->wm_idle = 1;
+      c->wm_idle = BK_WM_IDLE;
       continue;
     case BK_NODE_OPERATOR:
       break;

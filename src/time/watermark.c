@@ -2,11 +2,13 @@
  * quiet-stream advance, per split; and the public brook_source_set_watermark. */
 #include "time/watermark.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "core/alloc.h"
 #include "core/opts.h"
 #include "core/topology.h"
+#include "time/time_arith.h"
 
 /* How often a quiet split's watermark is moved forward while it stays quiet (ms). */
 #define BK_QUIET_TICK_MS 100
@@ -38,11 +40,16 @@ brook_err_t brook_source_set_watermark(brook_stream_t *source, const brook_water
   if (bk_opts_copy(&o, sizeof(o), opts))
     return bk_topology_fail(t, BROOK_ERR_INVALID_ARG,
                             "source_set_watermark: bad opts struct_size %u", opts->struct_size);
-  if (o.max_delay < 0 || o.idle_timeout < 0 || o.advance_when_quiet < 0)
+  if (o.max_delay < 0 || o.idle_timeout < 0 || o.advance_when_quiet < 0 || o.ts_max_ahead < 0)
     return bk_topology_fail(t, BROOK_ERR_INVALID_ARG,
-                            "source_set_watermark('%s'): max_delay, idle_timeout and "
-                            "advance_when_quiet must be >= 0",
+                            "source_set_watermark('%s'): max_delay, idle_timeout, "
+                            "advance_when_quiet and ts_max_ahead must be >= 0",
                             source->node->name);
+  if (o.ts_bounds != BROOK_TS_BOUNDS_AUTO && o.ts_bounds != BROOK_TS_BOUNDS_ON &&
+      o.ts_bounds != BROOK_TS_BOUNDS_OFF)
+    return bk_topology_fail(t, BROOK_ERR_INVALID_ARG,
+                            "source_set_watermark('%s'): unknown ts_bounds %d", source->node->name,
+                            (int)o.ts_bounds);
   if (o.kind != BROOK_WATERMARK_BOUNDED && o.kind != BROOK_WATERMARK_MONOTONOUS &&
       o.kind != BROOK_WATERMARK_CUSTOM)
     return bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_set_watermark('%s'): unknown kind %d",
@@ -67,6 +74,65 @@ void bk_wm_gen_init(bk_wm_gen_t *g, const brook_allocator_t *alloc,
   g->alloc = alloc;
   g->opts = opts ? opts : bk_wm_default_opts();
   g->wm = BROOK_TIME_MIN;
+  bk_wm_bounds_set(g, 0);
+}
+
+void bk_wm_bounds_set(bk_wm_gen_t *g, int strict) {
+  const brook_watermark_opts_t *o = g->opts;
+  int on = o->ts_bounds == BROOK_TS_BOUNDS_ON || (strict && o->ts_bounds == BROOK_TS_BOUNDS_AUTO);
+  g->check_min = on && o->ts_min != BROOK_TIME_MIN;
+  g->ts_min = o->ts_min;
+  g->ts_max_ahead = o->ts_max_ahead > 0 ? o->ts_max_ahead : BROOK_TS_MAX_AHEAD_DEFAULT;
+  g->check_ahead = o->ts_bounds != BROOK_TS_BOUNDS_OFF && (o->ts_max_ahead > 0 || (on && strict));
+}
+
+/* "24 h", "90 s" or "1500 ms". */
+static void format_duration(char *buf, size_t cap, brook_time_t ms) {
+  if (ms % BROOK_H == 0)
+    snprintf(buf, cap, "%lld h", (long long)(ms / BROOK_H));
+  else if (ms % BROOK_S == 0)
+    snprintf(buf, cap, "%lld s", (long long)(ms / BROOK_S));
+  else
+    snprintf(buf, cap, "%lld ms", (long long)ms);
+}
+
+brook_err_t bk_wm_check_ts(const bk_wm_gen_t *g, brook_time_t ts, brook_time_t now, char *why,
+                           size_t cap) {
+  if (g->check_min && ts < g->ts_min) {
+    if (g->ts_min == 0)
+      snprintf(why, cap, "timestamp %lld is negative", (long long)ts);
+    else
+      snprintf(why, cap, "timestamp %lld is below the smallest accepted %lld", (long long)ts,
+               (long long)g->ts_min);
+    return BROOK_ERR_CORRUPT;
+  }
+  if (g->check_ahead && ts > bk_time_add_sat(now, g->ts_max_ahead)) {
+    char d[32];
+    format_duration(d, sizeof(d), g->ts_max_ahead);
+    snprintf(why, cap, "timestamp %lld is more than %s ahead of processing time %lld",
+             (long long)ts, d, (long long)now);
+    return BROOK_ERR_CORRUPT;
+  }
+  return BROOK_OK;
+}
+
+int bk_wm_note_behind(bk_wm_gen_t *g, bk_wm_split_t *s, size_t n, brook_time_t now,
+                      uint64_t *count) {
+  if (bk_time_sub_sat(now, s->behind_since) >= BROOK_LATE_WARN_PERIOD || now < s->behind_since) {
+    s->behind_since = now; /* a new period */
+    s->behind_n = 0;
+  }
+  s->behind_n += n;
+  if (s->behind_n < BROOK_LATE_WARN_RECORDS ||
+      (g->warned && bk_time_sub_sat(now, g->warned_at) < BROOK_LATE_WARN_PERIOD &&
+       now >= g->warned_at))
+    return 0;
+  *count = s->behind_n;
+  g->warned = 1;
+  g->warned_at = now;
+  s->behind_n = 0; /* the next warning needs a new mass */
+  s->behind_since = now;
+  return 1;
 }
 
 void bk_wm_gen_start(bk_wm_gen_t *g, brook_time_t now) { g->started = now; }
@@ -114,14 +180,6 @@ void bk_wm_split_restart(bk_wm_gen_t *g, size_t split, brook_time_t now) {
                                        .present = 1};
 }
 
-static brook_time_t sat_sub(brook_time_t a, brook_time_t b) {
-  return a < BROOK_TIME_MIN + b ? BROOK_TIME_MIN : a - b; /* b >= 0 */
-}
-
-static brook_time_t sat_add(brook_time_t a, brook_time_t b) {
-  return a > BROOK_TIME_MAX - b ? BROOK_TIME_MAX : a + b; /* b >= 0 */
-}
-
 void bk_wm_observe(bk_wm_gen_t *g, bk_wm_split_t *s, size_t split, const brook_record_t *recs,
                    size_t n, brook_time_t now) {
   if (n == 0)
@@ -143,7 +201,7 @@ void bk_wm_observe(bk_wm_gen_t *g, bk_wm_split_t *s, size_t split, const brook_r
       mx = recs[i].timestamp > mx ? recs[i].timestamp : mx;
     s->max_ts = mx;
     if (mx != BROOK_TIME_MIN)
-      own = sat_sub(sat_sub(mx, o->max_delay), 1);
+      own = bk_time_sub_sat(bk_time_sub_sat(mx, o->max_delay), 1);
   }
   if (own > s->wm)
     s->wm = own;
@@ -160,18 +218,27 @@ void bk_wm_tick(bk_wm_gen_t *g, brook_time_t now) {
     if (!s->present)
       continue;
     any = 1;
-    brook_time_t quiet_for = now - s->last_arrival;
+    /* A wall clock stepped back makes this negative: not quiet then. */
+    brook_time_t quiet_for = bk_time_sub_sat(now, s->last_arrival);
     if (o->idle_timeout > 0 && quiet_for >= o->idle_timeout)
       s->idle = 1;
     if (o->advance_when_quiet > 0 && quiet_for >= o->advance_when_quiet &&
         s->wm_at_last != BROOK_TIME_MIN) {
-      brook_time_t w = sat_add(s->wm_at_last, quiet_for);
+      brook_time_t w = bk_time_add_sat(s->wm_at_last, quiet_for);
       if (w > s->wm)
         s->wm = w;
     }
   }
-  if (!any && o->idle_timeout > 0 && now - g->started >= o->idle_timeout)
+  if (!any && o->idle_timeout > 0 && bk_time_sub_sat(now, g->started) >= o->idle_timeout)
     g->idle = 1; /* never had a record: holds nothing back after the timeout */
+}
+
+int bk_wm_split_state(const bk_wm_gen_t *g, const bk_wm_split_t *s) {
+  if (!s->idle)
+    return BK_WM_ACTIVE;
+  /* Quiet advance needs a record to start from. */
+  return g->opts->advance_when_quiet > 0 && s->wm_at_last != BROOK_TIME_MIN ? BK_WM_IDLE_MOVING
+                                                                            : BK_WM_IDLE;
 }
 
 int bk_wm_combine(bk_wm_gen_t *g) {
@@ -179,26 +246,22 @@ int bk_wm_combine(bk_wm_gen_t *g) {
   int old_idle = g->idle;
   if (g->ended) {
     g->wm = BROOK_TIME_MAX;
-    g->idle = 0;
+    g->idle = BK_WM_ACTIVE;
   } else {
-    brook_time_t m = BROOK_TIME_MAX;
-    int active = 0, present = 0;
+    bk_wm_fold_t f = bk_wm_fold_new();
+    int present = 0;
     for (size_t i = 0; i < g->n_splits; i++) {
       if (!g->splits[i].present)
         continue;
       present = 1;
-      if (g->splits[i].idle)
-        continue;
-      active = 1;
-      if (g->splits[i].wm < m)
-        m = g->splits[i].wm;
+      bk_wm_fold_add(&f, g->splits[i].wm, bk_wm_split_state(g, &g->splits[i]));
     }
     /* No split yet: idle only once bk_wm_tick found it silent for idle_timeout. All splits
-     * idle: keep the watermark, stop holding others back. */
+     * idle: stop holding others back, and move only with the quiet advance. */
     if (present)
-      g->idle = !active;
-    if (active && m > g->wm)
-      g->wm = m;
+      g->idle = bk_wm_fold_state(&f);
+    if (f.rank && f.wm > g->wm)
+      g->wm = f.wm;
   }
   return g->wm != old || g->idle != old_idle;
 }
@@ -215,18 +278,18 @@ brook_time_t bk_wm_next_tick(const bk_wm_gen_t *g, brook_time_t now) {
       continue;
     any = 1;
     if (o->idle_timeout > 0 && !s->idle) {
-      brook_time_t t = sat_add(s->last_arrival, o->idle_timeout);
+      brook_time_t t = bk_time_add_sat(s->last_arrival, o->idle_timeout);
       next = t < next ? t : next;
     }
     if (o->advance_when_quiet > 0 && s->wm_at_last != BROOK_TIME_MIN) {
-      brook_time_t t = sat_add(s->last_arrival, o->advance_when_quiet);
+      brook_time_t t = bk_time_add_sat(s->last_arrival, o->advance_when_quiet);
       if (t <= now)
-        t = now + BK_QUIET_TICK_MS; /* quiet already: keep moving forward */
+        t = bk_time_add_sat(now, BK_QUIET_TICK_MS); /* quiet already: keep moving forward */
       next = t < next ? t : next;
     }
   }
   if (!any && o->idle_timeout > 0 && !g->idle) {
-    brook_time_t t = sat_add(g->started, o->idle_timeout);
+    brook_time_t t = bk_time_add_sat(g->started, o->idle_timeout);
     next = t < next ? t : next;
   }
   return next;
