@@ -99,7 +99,11 @@ typedef struct brook_runtime_stats {
   uint64_t tasks_closed;          /* ... and closed on revocation or at the end */
 } brook_runtime_stats_t;
 
-/* Copies the counters. Loop thread, or after the runtime finished. */
+/* Copies the counters into `stats`, as far as the caller's version of the struct goes
+ * (stats->struct_size: sizeof(brook_runtime_stats_t) of the header it was compiled with).
+ * BROOK_ERR_INVALID_ARG for NULL, or a struct_size that is no version of the struct
+ * (brook_runtime_last_error says so, unless the run already failed: its message is kept).
+ * Loop thread, or after the runtime finished. */
 brook_err_t brook_runtime_stats(const brook_runtime_t *rt, brook_runtime_stats_t *stats);
 
 /* Frees the runtime. NULL is a no-op. If it is still attached to a loop and running, it is

@@ -15,27 +15,43 @@ void brook_topology_opts_init(brook_topology_opts_t *opts) {
   opts->error_policy = BROOK_ON_ERROR_FAIL;
 }
 
+static const bk_opts_version_t topology_versions[] = {
+    BK_OPTS_VERSION(brook_topology_opts_t, error_policy),
+};
+static const bk_opts_type_t topology_opts_type =
+    BK_OPTS_TYPE(brook_topology_opts_t, topology_versions);
+
 brook_err_t brook_topology_new(brook_topology_t **out, const brook_topology_opts_t *opts) {
   if (!out)
     return BROOK_ERR_INVALID_ARG;
   *out = NULL;
   brook_topology_opts_t o;
   brook_topology_opts_init(&o);
-  if (bk_opts_copy(&o, sizeof(o), opts))
-    return BROOK_ERR_INVALID_ARG;
-  if (o.error_policy > BROOK_ON_ERROR_ROUTE)
-    return BROOK_ERR_INVALID_ARG;
+  bk_errmsg_t why;
+  brook_err_t err = bk_opts_copy(&o, sizeof(o), opts, &topology_opts_type, &why);
+  if (!err && (unsigned)o.error_policy > BROOK_ON_ERROR_ROUTE) {
+    err = BROOK_ERR_INVALID_ARG;
+    bk_errmsg_set(&why, "unknown error_policy %d", (int)o.error_policy);
+  }
   const brook_allocator_t *a = o.allocator ? o.allocator : bk_default_allocator();
-  if (!a->alloc || !a->realloc || !a->free)
-    return BROOK_ERR_INVALID_ARG;
+  if (!err && (!a->alloc || !a->realloc || !a->free)) {
+    err = BROOK_ERR_INVALID_ARG;
+    bk_errmsg_set(&why, "the allocator needs alloc, realloc and free");
+  }
+  /* Refused options still give a topology (on malloc), as SQLite's open does: it is the
+   * only place the message can live. It holds the error, so it never runs. */
+  if (err)
+    a = bk_default_allocator();
   brook_topology_t *t = bk_calloc(a, 1, sizeof(*t));
   if (!t)
-    return BROOK_ERR_NOMEM;
+    return err ? err : BROOK_ERR_NOMEM;
   t->alloc = *a;
-  t->error_policy = o.error_policy;
+  t->error_policy = err ? BROOK_ON_ERROR_FAIL : o.error_policy;
   t->refs = 1;
+  if (err)
+    bk_topology_fail(t, err, "topology_new: %s", why.text);
   *out = t;
-  return BROOK_OK;
+  return err;
 }
 
 static void node_free(brook_topology_t *t, bk_node_t *n) {

@@ -97,6 +97,12 @@ void brook_kafka_source_opts_init(brook_kafka_source_opts_t *opts) {
   opts->max_in_flight = 100000;
 }
 
+static const bk_opts_version_t kafka_source_versions[] = {
+    BK_OPTS_VERSION(brook_kafka_source_opts_t, max_in_flight),
+};
+static const bk_opts_type_t kafka_source_opts_type =
+    BK_OPTS_TYPE(brook_kafka_source_opts_t, kafka_source_versions);
+
 static const char *const consumer_defaults[] = {"enable.auto.commit",
                                                 "false",
                                                 "enable.auto.offset.store",
@@ -903,8 +909,9 @@ brook_stream_t *brook_source_kafka(brook_topology_t *t, const char *name,
     return NULL;
   brook_kafka_source_opts_t o;
   brook_kafka_source_opts_init(&o);
-  if (bk_opts_copy(&o, sizeof(o), opts)) {
-    bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_kafka: bad opts struct_size");
+  bk_errmsg_t why;
+  if (bk_opts_copy(&o, sizeof(o), opts, &kafka_source_opts_type, &why)) {
+    bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_kafka: %s", why.text);
     return NULL;
   }
   const char *problem = NULL;
