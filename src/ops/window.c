@@ -51,11 +51,15 @@ static brook_time_t gcd(brook_time_t a, brook_time_t b) {
 static void cfg_free(void *cfg, const brook_allocator_t *a) { bk_free(a, cfg); }
 
 /* Checks an aggregator's table; returns NULL or what is wrong. */
+#define BK_STR_(x) #x
+#define BK_STR(x) BK_STR_(x)
+
 const char *bk_aggregator_problem(const brook_aggregator_t *agg) {
   if (!agg)
     return "aggregator is NULL";
-  if (agg->version < 1)
-    return "aggregator version must be >= 1";
+  if (agg->version < 1 || agg->version > BROOK_AGGREGATOR_VERSION)
+    return "aggregator table version is not one this library knows (1 to " BK_STR(
+        BROOK_AGGREGATOR_VERSION) ")";
   if (!agg->add)
     return "aggregator has no add callback";
   if (agg->acc_size == 0 || agg->acc_size > 65536)
