@@ -211,6 +211,8 @@ brook_err_t brook_sink_kafka(brook_stream_t *in, const char *name,
     problem = "unknown on_failure";
   else if (o.max_in_flight == 0)
     problem = "max_in_flight must be > 0";
+  else
+    problem = bk_kafka_props_problem(o.properties, o.bootstrap_servers, &why);
   if (problem)
     return bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "sink_kafka: %s", problem);
   sink_cfg_t *cfg = bk_calloc(&t->alloc, 1, sizeof(*cfg));
@@ -224,14 +226,9 @@ brook_err_t brook_sink_kafka(brook_stream_t *in, const char *name,
          (o.dead_letter_topic && !(cfg->dlq = bk_strdup(&t->alloc, o.dead_letter_topic)))))
       err = BROOK_ERR_NOMEM;
   }
-  if (err == BROOK_OK && !cfg->bootstrap && !bk_kafka_props_get(cfg->props, "bootstrap.servers"))
-    err = BROOK_ERR_INVALID_ARG;
-  if (err < 0) {
+  if (err < 0) { /* the options were checked above: only memory can fail here */
     sink_cfg_free(cfg, &t->alloc);
-    return bk_topology_fail(t, err, "sink_kafka: %s",
-                            err == BROOK_ERR_NOMEM ? "out of memory"
-                                                   : "bootstrap_servers is required (or "
-                                                     "properties must be key/value pairs)");
+    return bk_topology_fail(t, err, "sink_kafka: %s", brook_strerror(err));
   }
   cfg->o.properties = NULL; /* the copies above replace the user's pointers */
   cfg->o.topic = cfg->o.dead_letter_topic = cfg->o.bootstrap_servers = NULL;

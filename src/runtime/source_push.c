@@ -415,7 +415,8 @@ brook_stream_t *brook_source_push(brook_topology_t *t, const char *name,
     return NULL;
   }
   if (o.max_records == 0 || o.max_bytes == 0) {
-    bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_push '%s': bounds must be > 0", name);
+    bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_push '%s': %s must be > 0", name,
+                     o.max_records == 0 ? "max_records" : "max_bytes");
     return NULL;
   }
   push_cfg_t *cfg = bk_malloc(&t->alloc, sizeof(*cfg));
