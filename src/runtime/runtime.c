@@ -161,6 +161,9 @@ brook_err_t brook_runtime_new(brook_runtime_t **out, brook_topology_t *t,
     return err;
   }
   t->frozen = 1; /* only a runtime that exists freezes the topology */
+  bk_errmsg_t warning;
+  if (o.log && bk_topology_warning(t, &warning))
+    o.log(BROOK_LOG_WARN, warning.text, o.log_opaque);
   *out = rt;
   return BROOK_OK;
 }
