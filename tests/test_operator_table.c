@@ -126,6 +126,56 @@ static void test_n_outputs_bounded(void **state) {
   brook_topology_free(t);
 }
 
+static int always(const brook_record_t *rec, void *opaque) {
+  (void)rec, (void)opaque;
+  return 1;
+}
+
+/* brook_branch adds one output per branch (plus the default): the same bound, said in its
+ * terms; and each missing array is named. */
+static void test_branch_count_bounded(void **state) {
+  (void)state;
+  static const struct {
+    size_t n;
+    int with_default;
+    const char *want;
+  } cases[] = {
+      {BROOK_OPERATOR_MAX_OUTPUTS + 1, 0,
+       "branch: 1025 branches are more than BROOK_OPERATOR_MAX_OUTPUTS (1024)"},
+      {BROOK_OPERATOR_MAX_OUTPUTS, 1,
+       "branch: 1024 branches and a default are more than BROOK_OPERATOR_MAX_OUTPUTS (1024)"},
+  };
+  static brook_branch_t many[BROOK_OPERATOR_MAX_OUTPUTS + 1];
+  static brook_stream_t *outs[BROOK_OPERATOR_MAX_OUTPUTS + 1];
+  brook_stream_t *def = NULL;
+  for (size_t i = 0; i < BROOK_OPERATOR_MAX_OUTPUTS + 1; i++)
+    many[i].pred = always;
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    collect_gen_t g;
+    brook_stream_t *src;
+    brook_topology_t *t = one_source(BROOK_ON_ERROR_FAIL, &g, &src);
+    assert_int_equal(brook_branch(src, many, cases[i].n, outs, cases[i].with_default ? &def : NULL),
+                     BROOK_ERR_INVALID_ARG);
+    assert_says(brook_topology_last_error(t), cases[i].want);
+    brook_topology_free(t);
+  }
+  collect_gen_t g;
+  brook_stream_t *src;
+  brook_topology_t *t = one_source(BROOK_ON_ERROR_FAIL, &g, &src);
+  assert_int_equal(brook_branch(src, many, 2, NULL, NULL), BROOK_ERR_INVALID_ARG);
+  assert_says(brook_topology_last_error(t), "branch: outs is NULL");
+  assert_int_equal(brook_branch(src, NULL, 2, outs, NULL), BROOK_ERR_INVALID_ARG);
+  assert_says(brook_topology_last_error(t), "branch: branches is NULL");
+  assert_int_equal(brook_branch(src, many, 0, outs, NULL), BROOK_ERR_INVALID_ARG);
+  assert_says(brook_topology_last_error(t), "branch: needs at least one branch");
+  brook_topology_free(t);
+  /* The largest count is fine. */
+  t = one_source(BROOK_ON_ERROR_FAIL, &g, &src);
+  assert_int_equal(brook_branch(src, many, BROOK_OPERATOR_MAX_OUTPUTS - 1, outs, &def), BROOK_OK);
+  assert_non_null(def);
+  brook_topology_free(t);
+}
+
 /* ---- emitting to an output that does not exist ---- */
 
 typedef struct stray {
@@ -237,6 +287,7 @@ int main(void) {
       cmocka_unit_test(test_unknown_table_versions_refused),
       cmocka_unit_test(test_null_table_and_missing_process_named),
       cmocka_unit_test(test_n_outputs_bounded),
+      cmocka_unit_test(test_branch_count_bounded),
       cmocka_unit_test(test_emit_to_unknown_port_fails_the_run_under_every_policy),
       cmocka_unit_test(test_emit_null_record_says_so),
       cmocka_unit_test(test_unknown_aggregator_version_refused),
