@@ -45,7 +45,10 @@ void brook_runtime_opts_init(brook_runtime_opts_t *opts);
 /* Builds a runtime for `t`: validates it (build errors, cycles, dangling streams) and
  * freezes it. `t` is borrowed but kept alive by the runtime (the topology's memory outlives
  * brook_topology_free until the runtime is freed). `opts` may be NULL; copied.
- * On error *out is NULL and brook_topology_last_error(t) says why. */
+ * On error *out is NULL and brook_topology_last_error(t) says why (BROOK_ERR_INVALID_ARG
+ * for an opts struct_size that is no version of brook_runtime_opts_t). A topology that runs
+ * but cannot do what it says (an error stream no policy feeds) gets a BROOK_LOG_WARN
+ * through opts->log, from this call, on the calling thread. */
 brook_err_t brook_runtime_new(brook_runtime_t **out, brook_topology_t *t,
                               const brook_runtime_opts_t *opts);
 
