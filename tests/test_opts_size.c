@@ -55,35 +55,47 @@ static brook_err_t drop(const brook_record_t *rec, void *opaque) {
   return BROOK_OK;
 }
 
-/* A topology with one generator source "g"; *src is its stream. */
-static brook_topology_t *with_source(brook_stream_t **src, collect_gen_t *g) {
-  brook_topology_t *t = collect_topology(BROOK_ON_ERROR_FAIL);
-  collect_gen_init(g, vals, 2);
-  *src = collect_gen_source(t, "g", g);
-  assert_non_null(*src);
-  return t;
+/* One attempt: a fresh topology with a generator source "g" (`src`), and the options under
+ * test in `b`. Every options struct starts with its struct_size, so `size` sets it in any. */
+typedef struct attempt {
+  opts_buf_t b;
+  collect_gen_t g;
+  brook_topology_t *t;
+  brook_stream_t *src;
+} attempt_t;
+
+static void attempt_open(attempt_t *a, int consume_src) {
+  memset(&a->b, 0, sizeof(a->b));
+  a->t = collect_topology(BROOK_ON_ERROR_FAIL);
+  collect_gen_init(&a->g, vals, 2);
+  a->src = collect_gen_source(a->t, "g", &a->g);
+  assert_non_null(a->src);
+  if (consume_src)
+    assert_int_equal(brook_sink_callback(a->src, drop, NULL, NULL), BROOK_OK);
 }
 
-/* Records the outcome of a builder that returns a stream (NULL = refused). */
-static void builder_outcome(outcome_t *o, brook_topology_t *t, const void *ret) {
-  o->refused = ret == NULL;
-  o->err = o->refused ? brook_topology_error(t) : BROOK_OK;
-  copy_msg(o, brook_topology_last_error(t));
+/* Called after the struct's opts_init: overrides its struct_size. Returns the options. */
+static void *sized(attempt_t *a, uint32_t size) {
+  memcpy(a->b.bytes, &size, sizeof(size));
+  return &a->b;
 }
 
-/* Records the outcome of a builder that returns a code. */
-static void code_outcome(outcome_t *o, brook_topology_t *t, brook_err_t err) {
-  o->refused = err != BROOK_OK;
-  o->err = err;
-  copy_msg(o, brook_topology_last_error(t));
+/* Records the outcome of a builder returning a code (ret NULL) or a stream (NULL = refused)
+ * and frees the topology. */
+static void attempt_close(attempt_t *a, outcome_t *o, brook_err_t err, const void *ret,
+                          int returns_stream) {
+  o->refused = returns_stream ? ret == NULL : err != BROOK_OK;
+  o->err = returns_stream ? (o->refused ? brook_topology_error(a->t) : BROOK_OK) : err;
+  copy_msg(o, brook_topology_last_error(a->t));
+  brook_topology_free(a->t);
 }
 
 static void try_topology(uint32_t size, outcome_t *o) {
-  opts_buf_t b = {0};
-  brook_topology_opts_init(&b.topology);
-  b.topology.struct_size = size;
+  attempt_t a;
+  memset(&a, 0, sizeof(a));
+  brook_topology_opts_init(&a.b.topology);
   brook_topology_t *t = NULL;
-  o->err = brook_topology_new(&t, &b.topology);
+  o->err = brook_topology_new(&t, sized(&a, size));
   o->refused = o->err != BROOK_OK;
   /* A refused topology_new hands back a topology that holds the message (SQLite's open). */
   copy_msg(o, t ? brook_topology_last_error(t) : "");
@@ -91,132 +103,95 @@ static void try_topology(uint32_t size, outcome_t *o) {
 }
 
 static void try_runtime(uint32_t size, outcome_t *o) {
-  opts_buf_t b = {0};
-  collect_gen_t g;
-  brook_stream_t *s;
-  brook_topology_t *t = with_source(&s, &g);
-  assert_int_equal(brook_sink_callback(s, drop, NULL, NULL), BROOK_OK);
-  brook_runtime_opts_init(&b.runtime);
-  b.runtime.struct_size = size;
+  attempt_t a;
+  attempt_open(&a, 1);
+  brook_runtime_opts_init(&a.b.runtime);
   brook_runtime_t *rt = NULL;
-  code_outcome(o, t, brook_runtime_new(&rt, t, &b.runtime));
+  brook_err_t err = brook_runtime_new(&rt, a.t, sized(&a, size));
   brook_runtime_free(rt);
-  brook_topology_free(t);
+  attempt_close(&a, o, err, NULL, 0);
 }
 
 static void try_driver(uint32_t size, outcome_t *o) {
-  opts_buf_t b = {0};
-  collect_gen_t g;
-  brook_stream_t *s;
-  brook_topology_t *t = with_source(&s, &g);
-  assert_int_equal(brook_sink_callback(s, drop, NULL, NULL), BROOK_OK);
-  brook_driver_opts_init(&b.driver);
-  b.driver.struct_size = size;
+  attempt_t a;
+  attempt_open(&a, 1);
+  brook_driver_opts_init(&a.b.driver);
   brook_driver_t *d = NULL;
-  code_outcome(o, t, brook_driver_new(&d, t, &b.driver));
+  brook_err_t err = brook_driver_new(&d, a.t, sized(&a, size));
   brook_driver_free(d);
-  brook_topology_free(t);
+  attempt_close(&a, o, err, NULL, 0);
 }
 
 static void try_generator(uint32_t size, outcome_t *o) {
-  opts_buf_t b = {0};
-  collect_gen_t g;
-  collect_gen_init(&g, vals, 2);
-  brook_topology_t *t = collect_topology(BROOK_ON_ERROR_FAIL);
-  brook_generator_opts_init(&b.generator);
-  b.generator.struct_size = size;
-  builder_outcome(o, t, brook_source_generator(t, "gen", collect_gen_fn, &g, &b.generator));
-  brook_topology_free(t);
+  attempt_t a;
+  attempt_open(&a, 1);
+  brook_generator_opts_init(&a.b.generator);
+  attempt_close(&a, o, 0, brook_source_generator(a.t, "gen", collect_gen_fn, &a.g, sized(&a, size)),
+                1);
 }
 
 static void try_lines(uint32_t size, outcome_t *o) {
-  opts_buf_t b = {0};
-  brook_topology_t *t = collect_topology(BROOK_ON_ERROR_FAIL);
-  brook_lines_opts_init(&b.lines);
-  b.lines.struct_size = size;
-  builder_outcome(o, t, brook_source_lines(t, "lines", "/dev/null", &b.lines));
-  brook_topology_free(t);
+  attempt_t a;
+  attempt_open(&a, 1);
+  brook_lines_opts_init(&a.b.lines);
+  attempt_close(&a, o, 0, brook_source_lines(a.t, "lines", "/dev/null", sized(&a, size)), 1);
 }
 
 static void try_push(uint32_t size, outcome_t *o) {
-  opts_buf_t b = {0};
-  brook_topology_t *t = collect_topology(BROOK_ON_ERROR_FAIL);
-  brook_push_opts_init(&b.push);
-  b.push.struct_size = size;
-  builder_outcome(o, t, brook_source_push(t, "push", &b.push));
-  brook_topology_free(t);
+  attempt_t a;
+  attempt_open(&a, 1);
+  brook_push_opts_init(&a.b.push);
+  attempt_close(&a, o, 0, brook_source_push(a.t, "push", sized(&a, size)), 1);
 }
 
 static void try_line_sink(uint32_t size, outcome_t *o) {
-  opts_buf_t b = {0};
-  collect_gen_t g;
-  brook_stream_t *s;
-  brook_topology_t *t = with_source(&s, &g);
-  brook_line_sink_opts_init(&b.line_sink);
-  b.line_sink.struct_size = size;
-  code_outcome(o, t, brook_sink_lines(s, "/dev/null", &b.line_sink));
-  brook_topology_free(t);
+  attempt_t a;
+  attempt_open(&a, 0);
+  brook_line_sink_opts_init(&a.b.line_sink);
+  attempt_close(&a, o, brook_sink_lines(a.src, "/dev/null", sized(&a, size)), NULL, 0);
 }
 
 static void try_window(uint32_t size, outcome_t *o) {
-  opts_buf_t b = {0};
-  collect_gen_t g;
-  brook_stream_t *s;
-  brook_topology_t *t = with_source(&s, &g);
-  brook_window_opts_init(&b.window);
-  b.window.struct_size = size;
+  attempt_t a;
+  attempt_open(&a, 0);
+  brook_window_opts_init(&a.b.window);
   brook_aggregator_t count = brook_agg_count();
-  builder_outcome(o, t,
-                  brook_window_aggregate(s, brook_window_tumbling(BROOK_S), &count, &b.window));
-  brook_topology_free(t);
+  brook_window_t w = brook_window_tumbling(BROOK_S);
+  attempt_close(&a, o, 0, brook_window_aggregate(a.src, w, &count, sized(&a, size)), 1);
 }
 
 static void try_aggregate(uint32_t size, outcome_t *o) {
-  opts_buf_t b = {0};
-  collect_gen_t g;
-  brook_stream_t *s;
-  brook_topology_t *t = with_source(&s, &g);
-  brook_aggregate_opts_init(&b.aggregate);
-  b.aggregate.struct_size = size;
-  builder_outcome(o, t, brook_count(s, &b.aggregate));
-  brook_topology_free(t);
+  attempt_t a;
+  attempt_open(&a, 0);
+  brook_aggregate_opts_init(&a.b.aggregate);
+  attempt_close(&a, o, 0, brook_count(a.src, sized(&a, size)), 1);
 }
 
 static void try_kafka_source(uint32_t size, outcome_t *o) {
   static const char *const topics[] = {"in", NULL};
-  opts_buf_t b = {0};
-  brook_topology_t *t = collect_topology(BROOK_ON_ERROR_FAIL);
-  brook_kafka_source_opts_init(&b.kafka_source);
-  b.kafka_source.struct_size = size;
-  b.kafka_source.bootstrap_servers = "127.0.0.1:1";
-  b.kafka_source.group_id = "app";
-  b.kafka_source.topics = topics;
-  builder_outcome(o, t, brook_source_kafka(t, "kafka", &b.kafka_source));
-  brook_topology_free(t);
+  attempt_t a;
+  attempt_open(&a, 1);
+  brook_kafka_source_opts_init(&a.b.kafka_source);
+  a.b.kafka_source.bootstrap_servers = "127.0.0.1:1";
+  a.b.kafka_source.group_id = "app";
+  a.b.kafka_source.topics = topics;
+  attempt_close(&a, o, 0, brook_source_kafka(a.t, "kafka", sized(&a, size)), 1);
 }
 
 static void try_kafka_sink(uint32_t size, outcome_t *o) {
-  opts_buf_t b = {0};
-  collect_gen_t g;
-  brook_stream_t *s;
-  brook_topology_t *t = with_source(&s, &g);
-  brook_kafka_sink_opts_init(&b.kafka_sink);
-  b.kafka_sink.struct_size = size;
-  b.kafka_sink.bootstrap_servers = "127.0.0.1:1";
-  b.kafka_sink.topic = "out";
-  code_outcome(o, t, brook_sink_kafka(s, "to_kafka", &b.kafka_sink));
-  brook_topology_free(t);
+  attempt_t a;
+  attempt_open(&a, 0);
+  brook_kafka_sink_opts_init(&a.b.kafka_sink);
+  a.b.kafka_sink.bootstrap_servers = "127.0.0.1:1";
+  a.b.kafka_sink.topic = "out";
+  attempt_close(&a, o, brook_sink_kafka(a.src, "to_kafka", sized(&a, size)), NULL, 0);
 }
 
 static void try_watermark(uint32_t size, outcome_t *o) {
-  opts_buf_t b = {0};
-  collect_gen_t g;
-  brook_stream_t *s;
-  brook_topology_t *t = with_source(&s, &g);
-  brook_watermark_opts_init(&b.watermark);
-  b.watermark.struct_size = size;
-  code_outcome(o, t, brook_source_set_watermark(s, &b.watermark));
-  brook_topology_free(t);
+  attempt_t a;
+  attempt_open(&a, 1);
+  brook_watermark_opts_init(&a.b.watermark);
+  attempt_close(&a, o, brook_source_set_watermark(a.src, sized(&a, size)), NULL, 0);
 }
 
 static brook_err_t pass(brook_ctx_t *ctx, void *state, const brook_record_t *rec) {
@@ -227,15 +202,11 @@ static brook_err_t pass(brook_ctx_t *ctx, void *state, const brook_record_t *rec
 static void try_operator(uint32_t size, outcome_t *o) {
   static const brook_operator_t op = {
       .version = BROOK_OPERATOR_VERSION, .type_name = "pass", .process = pass};
-  opts_buf_t b = {0};
-  collect_gen_t g;
-  brook_stream_t *s;
-  brook_topology_t *t = with_source(&s, &g);
-  brook_operator_opts_init(&b.operator_opts);
-  b.operator_opts.struct_size = size;
+  attempt_t a;
+  attempt_open(&a, 0);
+  brook_operator_opts_init(&a.b.operator_opts);
   brook_stream_t *outs[4] = {0};
-  code_outcome(o, t, brook_operator_add(&s, 1, &op, NULL, &b.operator_opts, outs));
-  brook_topology_free(t);
+  attempt_close(&a, o, brook_operator_add(&a.src, 1, &op, NULL, sized(&a, size), outs), NULL, 0);
 }
 
 /* brook_store_open inside open(): the operator's open fails with the store's message. */
@@ -251,41 +222,34 @@ static void try_store(uint32_t size, outcome_t *o) {
                                       .type_name = "stateful",
                                       .open = store_open,
                                       .process = pass};
-  opts_buf_t b = {0};
-  brook_store_opts_init(&b.store);
-  b.store.struct_size = size;
-  collect_gen_t g;
-  brook_stream_t *s;
-  brook_topology_t *t = with_source(&s, &g);
-  brook_stream_t *out = brook_apply(s, &op, &b.store);
-  assert_int_equal(brook_sink_callback(out, drop, NULL, NULL), BROOK_OK);
+  attempt_t a;
+  attempt_open(&a, 0);
+  brook_store_opts_init(&a.b.store);
+  brook_store_opts_t *so = sized(&a, size);
+  assert_int_equal(brook_sink_callback(brook_apply(a.src, &op, so), drop, NULL, NULL), BROOK_OK);
   collect_run_t r;
-  o->err = collect_run_batch(t, 0, &r);
+  o->err = collect_run_batch(a.t, 0, &r);
   o->refused = o->err != BROOK_OK;
   copy_msg(o, r.message);
-  brook_topology_free(t);
+  brook_topology_free(a.t);
 
   /* A standalone store has no object to keep a message: the code alone must agree. */
   brook_store_t *alone = NULL;
-  brook_err_t err = brook_store_new(&alone, &b.store, NULL);
-  assert_int_equal(err, o->refused ? BROOK_ERR_INVALID_ARG : BROOK_OK);
+  assert_int_equal(brook_store_new(&alone, so, NULL),
+                   o->refused ? BROOK_ERR_INVALID_ARG : BROOK_OK);
   brook_store_free(alone);
 }
 
 static void try_stats(uint32_t size, outcome_t *o) {
-  collect_gen_t g;
-  brook_stream_t *s;
-  brook_topology_t *t = with_source(&s, &g);
-  assert_int_equal(brook_sink_callback(s, drop, NULL, NULL), BROOK_OK);
+  attempt_t a;
+  attempt_open(&a, 1);
   brook_runtime_t *rt = NULL;
-  assert_int_equal(brook_runtime_new(&rt, t, NULL), BROOK_OK);
-  opts_buf_t b = {0};
-  b.stats.struct_size = size;
-  o->err = brook_runtime_stats(rt, &b.stats);
+  assert_int_equal(brook_runtime_new(&rt, a.t, NULL), BROOK_OK);
+  o->err = brook_runtime_stats(rt, sized(&a, size));
   o->refused = o->err != BROOK_OK;
   copy_msg(o, brook_runtime_last_error(rt));
   brook_runtime_free(rt);
-  brook_topology_free(t);
+  brook_topology_free(a.t);
 }
 
 typedef struct opts_case {
@@ -375,12 +339,10 @@ static void test_wrong_sizes_refused_naming_size_and_type(void **state) {
  * written, and every counter it has is filled. */
 static void test_stats_old_versions_filled_up_to_their_end(void **state) {
   (void)state;
-  collect_gen_t g;
-  brook_stream_t *s;
-  brook_topology_t *t = with_source(&s, &g);
-  assert_int_equal(brook_sink_callback(s, drop, NULL, NULL), BROOK_OK);
+  attempt_t a;
+  attempt_open(&a, 1);
   brook_runtime_t *rt = NULL;
-  assert_int_equal(brook_runtime_new(&rt, t, NULL), BROOK_OK);
+  assert_int_equal(brook_runtime_new(&rt, a.t, NULL), BROOK_OK);
   assert_int_equal(brook_runtime_run(rt), BROOK_OK);
   for (size_t i = 0; i < sizeof(stats_old_sizes) / sizeof(stats_old_sizes[0]); i++) {
     opts_buf_t b;
@@ -396,7 +358,7 @@ static void test_stats_old_versions_filled_up_to_their_end(void **state) {
         fail_msg("stats of size %u wrote byte %zu", stats_old_sizes[i], k);
   }
   brook_runtime_free(rt);
-  brook_topology_free(t);
+  brook_topology_free(a.t);
 }
 
 int main(void) {

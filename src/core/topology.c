@@ -321,7 +321,7 @@ brook_err_t bk_topology_add_operator(brook_stream_t *const *inputs, size_t n_inp
     t = inputs[i] ? inputs[i]->node->topo : NULL;
   const char *what = op && op->type_name ? op->type_name : "operator";
   brook_err_t err = BROOK_ERR_INVALID_ARG;
-  bk_errmsg_t ver;
+  bk_errmsg_t why;
   if (!t) /* no usable input: nowhere to record the error (an upstream call already did) */
     goto fail_untracked;
   for (size_t i = 0; i < n_inputs; i++) {
@@ -332,7 +332,7 @@ brook_err_t bk_topology_add_operator(brook_stream_t *const *inputs, size_t n_inp
   }
   if ((err = bk_topology_check_open(t, what)))
     goto fail_untracked;
-  const char *problem = operator_problem(op, n_outputs, outputs, &ver);
+  const char *problem = operator_problem(op, n_outputs, outputs, &why);
   if (problem) {
     err = bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "%s: %s", what, problem);
     goto fail_untracked;
