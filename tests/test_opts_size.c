@@ -252,6 +252,18 @@ static void try_stats(uint32_t size, outcome_t *o) {
   brook_topology_free(a.t);
 }
 
+static void try_driver_stats(uint32_t size, outcome_t *o) {
+  attempt_t a;
+  attempt_open(&a, 1);
+  brook_driver_t *d = NULL;
+  assert_int_equal(brook_driver_new(&d, a.t, NULL), BROOK_OK);
+  o->err = brook_driver_stats(d, sized(&a, size));
+  o->refused = o->err != BROOK_OK;
+  copy_msg(o, brook_driver_last_error(d));
+  brook_driver_free(d);
+  brook_topology_free(a.t);
+}
+
 typedef struct opts_case {
   const char *type; /* the public type name the message must give */
   size_t size;      /* its sizeof in this build */
@@ -277,6 +289,7 @@ static const opts_case_t cases[] = {
     CASE(brook_watermark_opts_t, try_watermark),
     CASE(brook_operator_opts_t, try_operator),
     CASE(brook_runtime_stats_t, try_stats),
+    CASE(brook_runtime_stats_t, try_driver_stats),
 };
 
 /* Sizes of brook_runtime_stats_t's earlier versions: it grew by appending counters (the
@@ -287,7 +300,7 @@ static const uint32_t stats_old_sizes[] = {offsetof(brook_runtime_stats_t, timer
                                            offsetof(brook_runtime_stats_t, tasks_opened)};
 
 static int is_old_stats_size(const opts_case_t *c, uint32_t size) {
-  if (c->attempt != try_stats)
+  if (c->attempt != try_stats && c->attempt != try_driver_stats)
     return 0;
   for (size_t i = 0; i < sizeof(stats_old_sizes) / sizeof(stats_old_sizes[0]); i++)
     if (size == stats_old_sizes[i])
