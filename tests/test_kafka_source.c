@@ -325,7 +325,9 @@ static void test_option_validation(void **state) {
   } cases[] = {
       {NULL, "g", "x:1", 1, 0, 0, "name"},
       {"s", NULL, "x:1", 1, 0, 0, "group_id"},
-      {"s", "g", "x:1", 0, 0, 0, "either topics"},
+      {"s", "g", "x:1", 0, 0, 0,
+       "topics (a subscription) or partitions (an explicit "
+       "assignment) is required"},
       {"s", "g", "x:1", 1, 1, 0, "either topics"},
       {"s", "g", NULL, 1, 0, 0, "bootstrap_servers"},
       {"s", "g", "x:1", 1, 0, 1, "dead_letter_topic"},

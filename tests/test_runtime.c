@@ -236,11 +236,15 @@ static void opts_validation(void **state) {
   assert_int_equal(brook_runtime_new(&rt, NULL, NULL), BROOK_ERR_INVALID_ARG);
   assert_null(rt);
 
-  /* An older, shorter struct: fields past struct_size take their defaults. */
+  /* A shorter struct that was never a version of brook_runtime_opts_t is refused, not read
+   * as its first fields (test_opts_size covers every options struct). */
   brook_runtime_opts_init(&o);
   o.struct_size = offsetof(brook_runtime_opts_t, slice_us);
+  assert_int_equal(brook_runtime_new(&rt, t, &o), BROOK_ERR_INVALID_ARG);
+  assert_null(rt);
+  assert_non_null(strstr(brook_topology_last_error(t), "is not a size of brook_runtime_opts_t"));
+  brook_runtime_opts_init(&o);
   o.batch_size = 3;
-  o.slice_us = 0;
   assert_int_equal(brook_runtime_new(&rt, t, &o), BROOK_OK);
   assert_int_equal(brook_runtime_run(rt), BROOK_OK);
   assert_int_equal(s.count, 10);
@@ -270,14 +274,17 @@ static void stats_struct_size(void **state) {
   assert_int_equal(st.records_in, 0); /* not run yet */
   assert_int_equal(brook_runtime_run(rt), BROOK_OK);
 
-  /* An older caller's struct that ends after records_out: nothing past it is written. */
+  /* The first version of the struct ended after `slices`: nothing past it is written. */
   brook_runtime_stats_t small;
   memset(&small, 0xab, sizeof(small));
-  small.struct_size = offsetof(brook_runtime_stats_t, records_skipped);
+  small.struct_size = offsetof(brook_runtime_stats_t, timers_fired);
   assert_int_equal(brook_runtime_stats(rt, &small), BROOK_OK);
   assert_int_equal(small.records_in, 42);
   assert_int_equal(small.records_out, 42);
-  assert_int_equal(small.records_skipped, 0xababababababababull);
+  assert_int_equal(small.timers_fired, 0xababababababababull);
+  /* A size that was never a version (no version ended after records_out) is refused. */
+  small.struct_size = offsetof(brook_runtime_stats_t, records_skipped);
+  assert_int_equal(brook_runtime_stats(rt, &small), BROOK_ERR_INVALID_ARG);
   brook_runtime_free(rt);
 }
 

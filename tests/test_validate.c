@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -12,6 +13,7 @@
 #include <uv.h>
 
 #include "collect.h"
+#include "log_capture.h"
 
 static const char *const vals[] = {"x", "y", "z"};
 
@@ -209,11 +211,56 @@ static void test_route_needs_error_consumer(void **state) {
   assert_int_equal(brook_sink_callback(errs, nothing_sink, NULL, NULL), BROOK_OK);
   assert_int_equal(brook_topology_validate(t), BROOK_OK);
 
-  /* Switching the policy away from ROUTE needs no consumer, but a created error stream still
-   * has to be consumed like any other stream: here it is. */
-  assert_int_equal(brook_topology_set_error_policy(t, BROOK_ON_ERROR_SKIP), BROOK_OK);
-  assert_int_equal(brook_topology_validate(t), BROOK_OK);
   brook_topology_free(t);
+}
+
+/* The reverse: an error stream used while the policy is FAIL or SKIP. Nothing can ever reach
+ * it. That is valid (the same topology code often runs under a policy chosen per deployment)
+ * but never silent: each runtime logs one warning naming the policy and the way out. */
+static void test_error_stream_unfed_is_warned(void **state) {
+  (void)state;
+  static const brook_error_policy_t policies[] = {BROOK_ON_ERROR_FAIL, BROOK_ON_ERROR_SKIP,
+                                                  BROOK_ON_ERROR_ROUTE};
+  static const char *const names[] = {"FAIL", "SKIP", NULL};
+  for (size_t i = 0; i < 3; i++) {
+    brook_topology_t *t = collect_topology(policies[i]);
+    collect_gen_t g;
+    collect_gen_init(&g, vals, 3);
+    assert_int_equal(
+        brook_sink_callback(collect_gen_source(t, "src", &g), nothing_sink, NULL, NULL), BROOK_OK);
+    assert_int_equal(brook_sink_callback(brook_error_stream(t), nothing_sink, NULL, NULL),
+                     BROOK_OK);
+    assert_int_equal(brook_topology_validate(t), BROOK_OK);
+
+    log_capture_t log;
+    log_capture_init(&log);
+    brook_runtime_opts_t ro;
+    brook_runtime_opts_init(&ro);
+    ro.log = log_capture_cb;
+    ro.log_opaque = &log;
+    brook_runtime_t *rt = NULL;
+    assert_int_equal(brook_runtime_new(&rt, t, &ro), BROOK_OK);
+    brook_driver_opts_t dopts;
+    brook_driver_opts_init(&dopts);
+    dopts.log = log_capture_cb;
+    dopts.log_opaque = &log;
+    brook_driver_t *d = NULL;
+    assert_int_equal(brook_driver_new(&d, t, &dopts), BROOK_OK);
+    brook_driver_free(d);
+    brook_runtime_free(rt);
+    const char *text = log_capture_text(&log);
+    if (names[i]) {
+      char want[160];
+      snprintf(want, sizeof(want), "brook_error_stream() is used but the error policy is %s",
+               names[i]);
+      if (log.lines != 2 || !strstr(text, want) || !strstr(text, "BROOK_ON_ERROR_ROUTE"))
+        fail_msg("policy %s: %zu log lines \"%s\"", names[i], log.lines, text);
+    } else if (log.lines != 0) {
+      fail_msg("policy ROUTE: unexpected log \"%s\"", text);
+    }
+    log_capture_free(&log);
+    brook_topology_free(t);
+  }
 }
 
 /* ---- streams of two topologies ---- */
@@ -580,6 +627,7 @@ int main(void) {
       cmocka_unit_test(test_unconsumed_default_output),
       cmocka_unit_test(test_no_source),
       cmocka_unit_test(test_route_needs_error_consumer),
+      cmocka_unit_test(test_error_stream_unfed_is_warned),
       cmocka_unit_test(test_mixed_topologies),
       cmocka_unit_test(test_mixed_topologies_b_records_nothing_in_a),
       cmocka_unit_test(test_null_topology_and_runtime_args),

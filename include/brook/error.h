@@ -11,7 +11,8 @@ typedef enum brook_err {
   BROOK_OK = 0,
   BROOK_DONE = 1,             /* not an error: a source has no more records */
   BROOK_ERR_NOMEM = -1,       /* an allocation failed */
-  BROOK_ERR_INVALID_ARG = -2, /* a NULL or out-of-range argument, or a wrong struct size */
+  BROOK_ERR_INVALID_ARG = -2, /* a NULL or out-of-range argument, a struct_size or table
+                                 version this library does not know */
   BROOK_ERR_CYCLE = -3,       /* the topology contains a cycle */
   BROOK_ERR_DANGLING = -4,    /* a stream nothing consumes, or an operator with no input */
   BROOK_ERR_FROZEN = -5,      /* the topology is in use by a runtime and cannot change */

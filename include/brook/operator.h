@@ -22,7 +22,19 @@
  *
  * Version 2 adds event time: on_timer (timers registered with brook_timer_set, time.h) and
  * on_watermark; keyed state lives in stores opened in open() (state.h). The function table
- * only grows by appending: a table with version 1 is read without the version-2 fields. */
+ * only grows by appending: a table with version 1 is read without the version-2 fields. A
+ * version this library does not know (0, or above BROOK_OPERATOR_VERSION: a table from a
+ * newer brook, or garbage) is refused when the operator is added, naming the version.
+ *
+ * Emitting to an output the operator does not have (brook_emit_to / brook_emit_batch with
+ * port >= n_outputs, or a NULL record) is a bug in the operator, not a bad record: it fails
+ * the run with BROOK_ERR_INVALID_ARG and a message naming the operator and the port, under
+ * every error policy (nothing is skipped or routed to the error stream), even if the
+ * operator ignores the return value. Records emitted before it are still delivered. Kafka
+ * Streams does the same when a processor forwards to a child it does not have (the
+ * exception stops the stream thread). An operator that means to drop or divert some records
+ * tests for them and returns an error for the record (the error policy applies) or emits
+ * to a port it has. */
 #ifndef BROOK_OPERATOR_H
 #define BROOK_OPERATOR_H
 
@@ -41,6 +53,10 @@ extern "C" {
 typedef struct brook_ctx brook_ctx_t;
 
 #define BROOK_OPERATOR_VERSION 2
+
+/* Most outputs an operator (or a branch) may have. Each output of each running instance
+ * holds a buffer of batch_size records, so this also bounds that memory. */
+#define BROOK_OPERATOR_MAX_OUTPUTS 1024
 
 struct brook_timer;
 
@@ -85,15 +101,19 @@ typedef struct brook_operator_opts {
   uint32_t struct_size;      /* set by brook_operator_opts_init() */
   const char *name;          /* copied; NULL = "<type_name>#<n>" */
   const char *const *config; /* NULL or NULL-terminated key, value, key, value ...; copied */
-  size_t n_outputs;          /* output streams (0 = a sink); default 1 */
+  size_t n_outputs; /* output streams, 0..BROOK_OPERATOR_MAX_OUTPUTS (0 = a sink); default 1 */
 } brook_operator_opts_t;
 
 void brook_operator_opts_init(brook_operator_opts_t *opts);
 
 /* Adds a custom operator reading `n_inputs` streams (all of the same topology) and
- * producing opts->n_outputs streams, stored in outputs[0..n_outputs-1]. `op` is copied;
- * `opaque` is borrowed and must outlive every runtime built from the topology. Returns
- * BROOK_OK or an error (also recorded in the topology). */
+ * producing opts->n_outputs streams, stored in outputs[0..n_outputs-1]. `op` is copied (as
+ * far as its version goes); `opaque` is borrowed and must outlive every runtime built from
+ * the topology. Returns BROOK_OK or BROOK_ERR_INVALID_ARG (also recorded in the topology,
+ * with a message): a NULL or empty inputs array (not recorded: no topology to record it in),
+ * a NULL input, a NULL table, a table version this library does not know, no process
+ * callback, n_outputs above BROOK_OPERATOR_MAX_OUTPUTS, a NULL outputs array with
+ * n_outputs > 0, or an opts struct_size that is no version of brook_operator_opts_t. */
 brook_err_t brook_operator_add(brook_stream_t *const *inputs, size_t n_inputs,
                                const brook_operator_t *op, void *opaque,
                                const brook_operator_opts_t *opts, brook_stream_t **outputs);
@@ -104,7 +124,8 @@ brook_stream_t *brook_apply(brook_stream_t *in, const brook_operator_t *op, void
 /* ---- the context, usable only inside the operator's callbacks (loop thread) ---- */
 
 /* Emits `rec` (struct copied) to output 0 / to output `port`. Returns BROOK_OK, or an error
- * a downstream operator failed with, which the caller should return. */
+ * a downstream operator failed with, which the caller should return. A port the operator
+ * does not have, or a NULL `rec`, fails the run (BROOK_ERR_INVALID_ARG; see the top). */
 brook_err_t brook_emit(brook_ctx_t *ctx, const brook_record_t *rec);
 brook_err_t brook_emit_to(brook_ctx_t *ctx, size_t port, const brook_record_t *rec);
 

@@ -45,7 +45,10 @@ void brook_runtime_opts_init(brook_runtime_opts_t *opts);
 /* Builds a runtime for `t`: validates it (build errors, cycles, dangling streams) and
  * freezes it. `t` is borrowed but kept alive by the runtime (the topology's memory outlives
  * brook_topology_free until the runtime is freed). `opts` may be NULL; copied.
- * On error *out is NULL and brook_topology_last_error(t) says why. */
+ * On error *out is NULL and brook_topology_last_error(t) says why (BROOK_ERR_INVALID_ARG
+ * for an opts struct_size that is no version of brook_runtime_opts_t). A topology that runs
+ * but cannot do what it says (an error stream no policy feeds) gets a BROOK_LOG_WARN
+ * through opts->log, from this call, on the calling thread. */
 brook_err_t brook_runtime_new(brook_runtime_t **out, brook_topology_t *t,
                               const brook_runtime_opts_t *opts);
 
@@ -106,7 +109,11 @@ typedef struct brook_runtime_stats {
                                         split (a mass of them is logged, time.h) */
 } brook_runtime_stats_t;
 
-/* Copies the counters. Loop thread, or after the runtime finished. */
+/* Copies the counters into `stats`, as far as the caller's version of the struct goes
+ * (stats->struct_size: sizeof(brook_runtime_stats_t) of the header it was compiled with).
+ * BROOK_ERR_INVALID_ARG for NULL, or a struct_size that is no version of the struct
+ * (brook_runtime_last_error says so, unless the run already failed: its message is kept).
+ * Loop thread, or after the runtime finished. */
 brook_err_t brook_runtime_stats(const brook_runtime_t *rt, brook_runtime_stats_t *stats);
 
 /* Frees the runtime. NULL is a no-op. If it is still attached to a loop and running, it is

@@ -45,12 +45,16 @@ void brook_store_opts_init(brook_store_opts_t *opts);
 /* Opens the store `name` (copied; unique within the operator) for this operator instance.
  * Call it from the operator's open() callback; the store lives until after close() and is
  * freed by the runtime. Returns BROOK_OK, BROOK_ERR_DUPLICATE (name taken),
- * BROOK_ERR_STATE (not inside open()), BROOK_ERR_INVALID_ARG or BROOK_ERR_NOMEM. */
+ * BROOK_ERR_STATE (not inside open()), BROOK_ERR_INVALID_ARG (a struct_size that is no
+ * version of brook_store_opts_t, value_size too big) or BROOK_ERR_NOMEM; the reason goes to
+ * the operator's error message (brook_ctx_set_error). */
 brook_err_t brook_store_open(brook_ctx_t *ctx, const char *name, const brook_store_opts_t *opts,
                              brook_store_t **out);
 
 /* A standalone store, not attached to any operator (for tools and tests). `allocator` may be
- * NULL (malloc). Free it with brook_store_free. */
+ * NULL (malloc). Free it with brook_store_free. BROOK_ERR_INVALID_ARG (NULL out, a
+ * struct_size that is no version of brook_store_opts_t, value_size too big; there is no
+ * object to keep a message: brook_store_open says which) or BROOK_ERR_NOMEM. */
 brook_err_t brook_store_new(brook_store_t **out, const brook_store_opts_t *opts,
                             const brook_allocator_t *allocator);
 /* Frees a store from brook_store_new. NULL is a no-op. Never call it on an opened store. */

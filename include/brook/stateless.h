@@ -62,8 +62,9 @@ typedef struct brook_branch {
 
 /* Routes each record to the FIRST branch whose predicate accepts it (like Kafka Streams'
  * split()). outs[i] receives branches[i]'s records. If `default_out` is not NULL it
- * receives records no predicate accepted; otherwise those are dropped. Returns BROOK_OK or
- * an error (also recorded in the topology). */
+ * receives records no predicate accepted; otherwise those are dropped. n is 1 to
+ * BROOK_OPERATOR_MAX_OUTPUTS (one less with a default). Returns BROOK_OK or
+ * BROOK_ERR_INVALID_ARG (also recorded in the topology, naming the problem). */
 brook_err_t brook_branch(brook_stream_t *in, const brook_branch_t *branches, size_t n,
                          brook_stream_t **outs, brook_stream_t **default_out);
 

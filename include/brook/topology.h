@@ -43,8 +43,13 @@ typedef struct brook_topology_opts {
 void brook_topology_opts_init(brook_topology_opts_t *opts);
 
 /* Creates an empty topology. `opts` may be NULL (defaults) and is copied. On success *out
- * owns the topology (free it with brook_topology_free). Returns BROOK_ERR_INVALID_ARG for a
- * NULL `out` or a bad struct_size, BROOK_ERR_NOMEM if allocation fails (*out is NULL). */
+ * owns the topology (free it with brook_topology_free). Returns BROOK_ERR_NOMEM if
+ * allocation fails (*out is NULL), or BROOK_ERR_INVALID_ARG for a NULL `out`, or for
+ * refused options: a struct_size that is no version of brook_topology_opts_t, an unknown
+ * error_policy, an allocator missing a function. For refused options, as with SQLite's
+ * open, *out still receives a topology (on malloc) that holds the error: read why with
+ * brook_topology_last_error(), then free it; it cannot be run (BROOK_ERR_BUILD). *out is
+ * NULL only if even that allocation failed. */
 brook_err_t brook_topology_new(brook_topology_t **out, const brook_topology_opts_t *opts);
 
 /* Releases the caller's reference. The topology's memory is freed once no runtime built
@@ -62,7 +67,9 @@ brook_err_t brook_topology_set_error_policy(brook_topology_t *t, brook_error_pol
  * A record of this stream that fails again (in any operator it reaches) fails the pipeline,
  * so a failed record is routed at most once: no error loops. Sinks it feeds are not counted
  * in stats.records_out. Calling it again returns the same stream. NULL on error (recorded in the
- * topology). */
+ * topology). Used while the policy is FAIL or SKIP, nothing can reach it: that is allowed
+ * (the policy may be chosen per deployment) and each runtime made from the topology logs a
+ * warning about it when it is created. */
 brook_stream_t *brook_error_stream(brook_topology_t *t);
 
 /* Checks the topology: no build errors, no cycle, every stream consumed, every operator fed.

@@ -14,15 +14,22 @@ void brook_operator_opts_init(brook_operator_opts_t *opts) {
   opts->n_outputs = 1;
 }
 
+static const bk_opts_version_t operator_opts_versions[] = {
+    BK_OPTS_VERSION(brook_operator_opts_t, n_outputs),
+};
+static const bk_opts_type_t operator_opts_type =
+    BK_OPTS_TYPE(brook_operator_opts_t, operator_opts_versions);
+
 brook_err_t brook_operator_add(brook_stream_t *const *inputs, size_t n_inputs,
                                const brook_operator_t *op, void *opaque,
                                const brook_operator_opts_t *opts, brook_stream_t **outputs) {
   brook_operator_opts_t o;
   brook_operator_opts_init(&o);
-  if (bk_opts_copy(&o, sizeof(o), opts)) {
+  bk_errmsg_t why;
+  if (bk_opts_copy(&o, sizeof(o), opts, &operator_opts_type, &why)) {
     if (inputs && n_inputs && inputs[0])
-      return bk_topology_fail(inputs[0]->node->topo, BROOK_ERR_INVALID_ARG,
-                              "operator_add: bad opts struct_size %u", opts->struct_size);
+      return bk_topology_fail(inputs[0]->node->topo, BROOK_ERR_INVALID_ARG, "operator_add: %s",
+                              why.text);
     return BROOK_ERR_INVALID_ARG;
   }
   if (!inputs || n_inputs == 0)

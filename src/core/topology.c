@@ -15,27 +15,43 @@ void brook_topology_opts_init(brook_topology_opts_t *opts) {
   opts->error_policy = BROOK_ON_ERROR_FAIL;
 }
 
+static const bk_opts_version_t topology_versions[] = {
+    BK_OPTS_VERSION(brook_topology_opts_t, error_policy),
+};
+static const bk_opts_type_t topology_opts_type =
+    BK_OPTS_TYPE(brook_topology_opts_t, topology_versions);
+
 brook_err_t brook_topology_new(brook_topology_t **out, const brook_topology_opts_t *opts) {
   if (!out)
     return BROOK_ERR_INVALID_ARG;
   *out = NULL;
   brook_topology_opts_t o;
   brook_topology_opts_init(&o);
-  if (bk_opts_copy(&o, sizeof(o), opts))
-    return BROOK_ERR_INVALID_ARG;
-  if (o.error_policy > BROOK_ON_ERROR_ROUTE)
-    return BROOK_ERR_INVALID_ARG;
+  bk_errmsg_t why;
+  brook_err_t err = bk_opts_copy(&o, sizeof(o), opts, &topology_opts_type, &why);
+  if (!err && (unsigned)o.error_policy > BROOK_ON_ERROR_ROUTE) {
+    err = BROOK_ERR_INVALID_ARG;
+    bk_errmsg_set(&why, "unknown error_policy %d", (int)o.error_policy);
+  }
   const brook_allocator_t *a = o.allocator ? o.allocator : bk_default_allocator();
-  if (!a->alloc || !a->realloc || !a->free)
-    return BROOK_ERR_INVALID_ARG;
+  if (!err && (!a->alloc || !a->realloc || !a->free)) {
+    err = BROOK_ERR_INVALID_ARG;
+    bk_errmsg_set(&why, "the allocator needs alloc, realloc and free");
+  }
+  /* Refused options still give a topology (on malloc), as SQLite's open does: it is the
+   * only place the message can live. It holds the error, so it never runs. */
+  if (err)
+    a = bk_default_allocator();
   brook_topology_t *t = bk_calloc(a, 1, sizeof(*t));
   if (!t)
-    return BROOK_ERR_NOMEM;
+    return err ? err : BROOK_ERR_NOMEM;
   t->alloc = *a;
-  t->error_policy = o.error_policy;
+  t->error_policy = err ? BROOK_ON_ERROR_FAIL : o.error_policy;
   t->refs = 1;
+  if (err)
+    bk_topology_fail(t, err, "topology_new: %s", why.text);
   *out = t;
-  return BROOK_OK;
+  return err;
 }
 
 static void node_free(brook_topology_t *t, bk_node_t *n) {
@@ -263,6 +279,38 @@ fail:
   return NULL;
 }
 
+/* The size of each version of brook_operator_t: the table only grows by appending. */
+static const size_t op_table_size[] = {
+    [1] = offsetof(brook_operator_t, on_timer),
+    [2] = sizeof(brook_operator_t),
+};
+_Static_assert(sizeof(op_table_size) / sizeof(op_table_size[0]) == BROOK_OPERATOR_VERSION + 1,
+               "a new operator table version needs its size here");
+
+/* What is wrong with an operator's table and outputs, or NULL. Formats into *buf. */
+static const char *operator_problem(const brook_operator_t *op, size_t n_outputs,
+                                    brook_stream_t **outputs, bk_errmsg_t *buf) {
+  if (!op)
+    return "the operator table is NULL";
+  if (op->version < 1 || op->version > BROOK_OPERATOR_VERSION) {
+    bk_errmsg_set(buf, "operator table version %u is not one this library knows (1 to %d)",
+                  op->version, BROOK_OPERATOR_VERSION);
+    return buf->text;
+  }
+  if (!op->process && !op->process_batch)
+    return "a process or process_batch callback is required";
+  if (n_outputs > BROOK_OPERATOR_MAX_OUTPUTS) {
+    bk_errmsg_set(buf, "n_outputs %zu is more than BROOK_OPERATOR_MAX_OUTPUTS (%d)", n_outputs,
+                  BROOK_OPERATOR_MAX_OUTPUTS);
+    return buf->text;
+  }
+  if (n_outputs && !outputs) {
+    bk_errmsg_set(buf, "outputs array is NULL for %zu outputs", n_outputs);
+    return buf->text;
+  }
+  return NULL;
+}
+
 brook_err_t bk_topology_add_operator(brook_stream_t *const *inputs, size_t n_inputs,
                                      const brook_operator_t *op, void *opaque,
                                      void (*opaque_free)(void *, const brook_allocator_t *),
@@ -273,6 +321,7 @@ brook_err_t bk_topology_add_operator(brook_stream_t *const *inputs, size_t n_inp
     t = inputs[i] ? inputs[i]->node->topo : NULL;
   const char *what = op && op->type_name ? op->type_name : "operator";
   brook_err_t err = BROOK_ERR_INVALID_ARG;
+  bk_errmsg_t why;
   if (!t) /* no usable input: nowhere to record the error (an upstream call already did) */
     goto fail_untracked;
   for (size_t i = 0; i < n_inputs; i++) {
@@ -283,22 +332,18 @@ brook_err_t bk_topology_add_operator(brook_stream_t *const *inputs, size_t n_inp
   }
   if ((err = bk_topology_check_open(t, what)))
     goto fail_untracked;
-  if (!op || op->version < 1 || (!op->process && !op->process_batch)) {
-    err = bk_topology_fail(t, BROOK_ERR_INVALID_ARG,
-                           "%s: operator needs version >= 1 and a process callback", what);
-    goto fail_untracked;
-  }
-  if (n_outputs && !outputs) {
-    err = bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "%s: outputs array is NULL", what);
+  const char *problem = operator_problem(op, n_outputs, outputs, &why);
+  if (problem) {
+    err = bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "%s: %s", what, problem);
     goto fail_untracked;
   }
   bk_node_t *n = node_new(t, BK_NODE_OPERATOR, name, what, n_outputs, &err);
   if (!n)
     goto fail_untracked;
   /* From here the node owns opaque: freeing the topology frees it. */
-  /* A version-1 table ends before on_timer: copy only what the caller's struct has. */
+  /* An older table ends early: copy only what the caller's struct has. */
   memset(&n->op, 0, sizeof(n->op));
-  memcpy(&n->op, op, op->version >= 2 ? sizeof(*op) : offsetof(brook_operator_t, on_timer));
+  memcpy(&n->op, op, op_table_size[op->version]);
   n->op.version = BROOK_OPERATOR_VERSION;
   n->opaque = opaque;
   n->opaque_free = opaque_free;

@@ -106,6 +106,11 @@ brook_err_t bk_node_add_input(bk_node_t *node, brook_stream_t *in);
 /* The node named `name`, or NULL. */
 bk_node_t *bk_topology_find(const brook_topology_t *t, const char *name);
 
+/* A problem that does not stop the topology from running, for the runtime to log as a
+ * warning (formatted into *buf), or NULL: the error stream is used but the error policy
+ * (FAIL or SKIP) never feeds it. */
+const char *bk_topology_warning(const brook_topology_t *t, bk_errmsg_t *buf);
+
 /* Nodes in topological order (sources first). `order` must hold n_nodes entries.
  * Returns BROOK_OK, or BROOK_ERR_CYCLE with the message set. */
 brook_err_t bk_topology_sort(brook_topology_t *t, bk_node_t **order);

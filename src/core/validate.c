@@ -1,4 +1,5 @@
-/* Topology validation: build errors, dangling streams and operators, cycles. Also the
+/* Topology validation: build errors, dangling streams and operators, cycles, a ROUTE policy
+ * without an error stream; the warning about an error stream no policy feeds. Also the
  * topological sort the planner uses. */
 #include "core/topology.h"
 
@@ -85,4 +86,18 @@ brook_err_t brook_topology_validate(brook_topology_t *t) {
   brook_err_t err = bk_topology_sort(t, order);
   bk_free(&t->alloc, order);
   return err;
+}
+
+/* Not an error: the same topology code is commonly run under a policy chosen per
+ * deployment (FAIL in tests, ROUTE in production; brook's own tests do it), so refusing it
+ * would force the error branch to be built conditionally. */
+const char *bk_topology_warning(const brook_topology_t *t, bk_errmsg_t *buf) {
+  if (!t->errors_node || t->error_policy == BROOK_ON_ERROR_ROUTE)
+    return NULL;
+  bk_errmsg_set(buf,
+                "brook_error_stream() is used but the error policy is %s: no record will reach "
+                "it (set BROOK_ON_ERROR_ROUTE to route failed records there)",
+                t->error_policy == BROOK_ON_ERROR_SKIP ? "SKIP (failed records are dropped)"
+                                                       : "FAIL (a failed record stops the run)");
+  return buf->text;
 }

@@ -49,6 +49,24 @@ brook_err_t bk_kafka_props_copy(const brook_allocator_t *a, const char *const *i
   return BROOK_OK;
 }
 
+const char *bk_kafka_props_problem(const char *const *props, const char *bootstrap,
+                                   bk_errmsg_t *why) {
+  int has_bootstrap = bootstrap && *bootstrap;
+  for (size_t i = 0; props && props[i]; i += 2) {
+    if (!props[i + 1]) {
+      bk_errmsg_set(why,
+                    "properties: '%s' has no value (a NULL-terminated list of key/value "
+                    "pairs)",
+                    props[i]);
+      return why->text;
+    }
+    has_bootstrap |= strcmp(props[i], "bootstrap.servers") == 0 && *props[i + 1];
+  }
+  if (!has_bootstrap)
+    return "bootstrap_servers (or the property bootstrap.servers) is required";
+  return NULL;
+}
+
 void bk_kafka_props_free(const brook_allocator_t *a, char **props) {
   if (!props)
     return;

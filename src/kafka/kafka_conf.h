@@ -12,10 +12,18 @@
 #include <brook/alloc.h>
 #include <brook/error.h>
 
+#include "core/errmsg.h"
+
 /* Copies a NULL-terminated key/value list (NULL gives NULL). *out is NULL-terminated too.
  * Returns BROOK_OK, BROOK_ERR_INVALID_ARG for an odd count or a NULL value, BROOK_ERR_NOMEM. */
 brook_err_t bk_kafka_props_copy(const brook_allocator_t *a, const char *const *in, char ***out);
 void bk_kafka_props_free(const brook_allocator_t *a, char **props);
+
+/* NULL if a source's or sink's connection options are usable, else what is wrong (formatted
+ * into *why): `props` not NULL-terminated key/value pairs, or no bootstrap servers (neither
+ * `bootstrap` nor the property "bootstrap.servers"). */
+const char *bk_kafka_props_problem(const char *const *props, const char *bootstrap,
+                                   bk_errmsg_t *why);
 
 /* The value of `key` in a key/value list, or NULL. */
 const char *bk_kafka_props_get(char *const *props, const char *key);

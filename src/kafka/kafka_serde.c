@@ -16,6 +16,17 @@ int bk_kafka_serde_valid(const brook_kafka_serde_t *serde) {
   return 0;
 }
 
+const char *bk_kafka_serde_problem(const brook_kafka_serde_t *serde, const char *which,
+                                   bk_errmsg_t *why) {
+  if (bk_kafka_serde_valid(serde))
+    return NULL;
+  if (serde->format == BROOK_KAFKA_CUSTOM)
+    bk_errmsg_set(why, "%s: format CUSTOM needs fn", which);
+  else
+    bk_errmsg_set(why, "%s: unknown format %d", which, (int)serde->format);
+  return why->text;
+}
+
 int bk_utf8_valid(const unsigned char *s, size_t len) {
   size_t i = 0;
   while (i < len) {

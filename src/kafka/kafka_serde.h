@@ -8,8 +8,15 @@
 
 #include <brook/kafka.h>
 
+#include "core/errmsg.h"
+
 /* Whether `serde` is well-formed (a known format; a callback for CUSTOM). */
 int bk_kafka_serde_valid(const brook_kafka_serde_t *serde);
+
+/* NULL if `serde` is well-formed, else what is wrong, prefixed by `which` (e.g. "key
+ * deserialiser"), formatted into *why. */
+const char *bk_kafka_serde_problem(const brook_kafka_serde_t *serde, const char *which,
+                                   bk_errmsg_t *why);
 
 /* Kafka bytes -> record bytes. BROOK_OK, or an error with brook_ctx_set_error explaining. */
 brook_err_t bk_kafka_deserialize(brook_ctx_t *ctx, const brook_kafka_serde_t *serde, const void *in,

@@ -37,6 +37,12 @@ void brook_kafka_sink_opts_init(brook_kafka_sink_opts_t *opts) {
   opts->max_in_flight = 100000;
 }
 
+static const bk_opts_version_t kafka_sink_versions[] = {
+    BK_OPTS_VERSION(brook_kafka_sink_opts_t, max_in_flight),
+};
+static const bk_opts_type_t kafka_sink_opts_type =
+    BK_OPTS_TYPE(brook_kafka_sink_opts_t, kafka_sink_versions);
+
 /* The brokers refused `m` for good: the dead-letter topic, or a pipeline failure. */
 static void delivery_failed(bk_kprod_t *p, const rd_kafka_message_t *m, uint64_t epoch,
                             void *opaque) {
@@ -189,13 +195,15 @@ brook_err_t brook_sink_kafka(brook_stream_t *in, const char *name,
   brook_topology_t *t = brook_stream_topology(in);
   brook_kafka_sink_opts_t o;
   brook_kafka_sink_opts_init(&o);
-  if (bk_opts_copy(&o, sizeof(o), opts))
-    return bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "sink_kafka: bad opts struct_size");
+  bk_errmsg_t why;
+  if (bk_opts_copy(&o, sizeof(o), opts, &kafka_sink_opts_type, &why))
+    return bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "sink_kafka: %s", why.text);
   const char *problem = NULL;
   if (!o.topic && !o.topic_fn)
     problem = "a topic or a topic_fn is required";
-  else if (!bk_kafka_serde_valid(&o.key) || !bk_kafka_serde_valid(&o.value))
-    problem = "bad serialiser (unknown format, or CUSTOM without fn)";
+  else if (bk_kafka_serde_problem(&o.key, "key serialiser", &why) ||
+           bk_kafka_serde_problem(&o.value, "value serialiser", &why))
+    problem = why.text;
   else if (o.on_failure == BROOK_KAFKA_DELIVERY_DEAD_LETTER && !o.dead_letter_topic)
     problem = "on_failure DEAD_LETTER needs dead_letter_topic";
   else if (o.on_failure != BROOK_KAFKA_DELIVERY_FAIL &&
@@ -203,6 +211,8 @@ brook_err_t brook_sink_kafka(brook_stream_t *in, const char *name,
     problem = "unknown on_failure";
   else if (o.max_in_flight == 0)
     problem = "max_in_flight must be > 0";
+  else
+    problem = bk_kafka_props_problem(o.properties, o.bootstrap_servers, &why);
   if (problem)
     return bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "sink_kafka: %s", problem);
   sink_cfg_t *cfg = bk_calloc(&t->alloc, 1, sizeof(*cfg));
@@ -216,14 +226,9 @@ brook_err_t brook_sink_kafka(brook_stream_t *in, const char *name,
          (o.dead_letter_topic && !(cfg->dlq = bk_strdup(&t->alloc, o.dead_letter_topic)))))
       err = BROOK_ERR_NOMEM;
   }
-  if (err == BROOK_OK && !cfg->bootstrap && !bk_kafka_props_get(cfg->props, "bootstrap.servers"))
-    err = BROOK_ERR_INVALID_ARG;
-  if (err < 0) {
+  if (err < 0) { /* the options were checked above: only memory can fail here */
     sink_cfg_free(cfg, &t->alloc);
-    return bk_topology_fail(t, err, "sink_kafka: %s",
-                            err == BROOK_ERR_NOMEM ? "out of memory"
-                                                   : "bootstrap_servers is required (or "
-                                                     "properties must be key/value pairs)");
+    return bk_topology_fail(t, err, "sink_kafka: %s", brook_strerror(err));
   }
   cfg->o.properties = NULL; /* the copies above replace the user's pointers */
   cfg->o.topic = cfg->o.dead_letter_topic = cfg->o.bootstrap_servers = NULL;

@@ -97,6 +97,12 @@ void brook_kafka_source_opts_init(brook_kafka_source_opts_t *opts) {
   opts->max_in_flight = 100000;
 }
 
+static const bk_opts_version_t kafka_source_versions[] = {
+    BK_OPTS_VERSION(brook_kafka_source_opts_t, max_in_flight),
+};
+static const bk_opts_type_t kafka_source_opts_type =
+    BK_OPTS_TYPE(brook_kafka_source_opts_t, kafka_source_versions);
+
 static const char *const consumer_defaults[] = {"enable.auto.commit",
                                                 "false",
                                                 "enable.auto.offset.store",
@@ -922,8 +928,9 @@ brook_stream_t *brook_source_kafka(brook_topology_t *t, const char *name,
     return NULL;
   brook_kafka_source_opts_t o;
   brook_kafka_source_opts_init(&o);
-  if (bk_opts_copy(&o, sizeof(o), opts)) {
-    bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_kafka: bad opts struct_size");
+  bk_errmsg_t why;
+  if (bk_opts_copy(&o, sizeof(o), opts, &kafka_source_opts_type, &why)) {
+    bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_kafka: %s", why.text);
     return NULL;
   }
   const char *problem = NULL;
@@ -931,21 +938,38 @@ brook_stream_t *brook_source_kafka(brook_topology_t *t, const char *name,
     problem = "a name is required";
   else if (!o.group_id || !*o.group_id)
     problem = "group_id (the application id) is required";
-  else if (!o.topics == !o.partitions)
-    problem = "give either topics (subscription) or partitions (assignment), not both";
+  else if (!o.topics && !o.partitions)
+    problem = "topics (a subscription) or partitions (an explicit assignment) is required";
+  else if (o.topics && o.partitions)
+    problem = "give either topics (a subscription) or partitions (an explicit assignment), "
+              "not both";
   else if (o.partitions && !o.n_partitions)
     problem = "n_partitions is 0";
-  else if (!bk_kafka_serde_valid(&o.key) || !bk_kafka_serde_valid(&o.value))
-    problem = "bad deserialiser (unknown format, or CUSTOM without fn)";
+  else if (bk_kafka_serde_problem(&o.key, "key deserialiser", &why) ||
+           bk_kafka_serde_problem(&o.value, "value deserialiser", &why))
+    problem = why.text;
   else if (o.on_malformed == BROOK_KAFKA_MALFORMED_DEAD_LETTER && !o.dead_letter_topic)
     problem = "on_malformed DEAD_LETTER needs dead_letter_topic";
   else if (o.on_malformed > BROOK_KAFKA_MALFORMED_DEAD_LETTER)
     problem = "unknown on_malformed";
-  else if (o.commit_interval_ms <= 0 || o.max_in_flight == 0)
-    problem = "commit_interval_ms and max_in_flight must be > 0";
+  else if (o.commit_interval_ms <= 0)
+    problem = "commit_interval_ms must be > 0";
+  else if (o.max_in_flight == 0)
+    problem = "max_in_flight must be > 0";
   for (size_t i = 0; !problem && o.partitions && i < o.n_partitions; i++)
-    if (!o.partitions[i].topic || o.partitions[i].partition < 0)
-      problem = "a partition without a topic or with a negative number";
+    if (!o.partitions[i].topic || !*o.partitions[i].topic || o.partitions[i].partition < 0) {
+      bk_errmsg_set(&why, "partitions[%zu] has no topic or a negative partition number", i);
+      problem = why.text;
+    }
+  if (!problem && o.topics && !o.topics[0])
+    problem = "topics is empty (a NULL-terminated list of names)";
+  for (size_t i = 0; !problem && o.topics && o.topics[i]; i++)
+    if (!*o.topics[i]) {
+      bk_errmsg_set(&why, "topics[%zu] is an empty name", i);
+      problem = why.text;
+    }
+  if (!problem)
+    problem = bk_kafka_props_problem(o.properties, o.bootstrap_servers, &why);
   if (problem) {
     bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_kafka: %s", problem);
     return NULL;
@@ -975,15 +999,10 @@ brook_stream_t *brook_source_kafka(brook_topology_t *t, const char *name,
           c->o.n_partitions++;
       }
     }
-    if (err == BROOK_OK && !c->bootstrap && !bk_kafka_props_get(c->props, "bootstrap.servers"))
-      err = BROOK_ERR_INVALID_ARG;
   }
-  if (err < 0) {
+  if (err < 0) { /* the lists were checked above: only memory can fail here */
     cfg_free(c, a);
-    bk_topology_fail(t, err, "source_kafka: %s",
-                     err == BROOK_ERR_NOMEM ? "out of memory"
-                                            : "bootstrap_servers is required, topics must be "
-                                              "non-empty names and properties key/value pairs");
+    bk_topology_fail(t, err, "source_kafka: %s", brook_strerror(err));
     return NULL;
   }
   c->o.bootstrap_servers = c->o.group_id = c->o.dead_letter_topic = NULL;

@@ -59,8 +59,16 @@ brook_err_t brook_branch(brook_stream_t *in, const brook_branch_t *branches, siz
   if (!in)
     return BROOK_ERR_INVALID_ARG;
   brook_topology_t *t = in->node->topo;
-  if (!branches || !outs || n == 0)
+  if (!branches)
+    return bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "branch: branches is NULL");
+  if (n == 0)
     return bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "branch: needs at least one branch");
+  if (!outs)
+    return bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "branch: outs is NULL");
+  if (n > BROOK_OPERATOR_MAX_OUTPUTS - (default_out != NULL)) /* before n sizes anything */
+    return bk_topology_fail(t, BROOK_ERR_INVALID_ARG,
+                            "branch: %zu branches%s are more than BROOK_OPERATOR_MAX_OUTPUTS (%d)",
+                            n, default_out ? " and a default" : "", BROOK_OPERATOR_MAX_OUTPUTS);
   for (size_t i = 0; i < n; i++)
     if (!branches[i].pred)
       return bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "branch: predicate %zu is NULL", i);

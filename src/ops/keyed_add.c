@@ -15,6 +15,12 @@ void brook_aggregate_opts_init(brook_aggregate_opts_t *opts) {
   opts->struct_size = sizeof(*opts);
 }
 
+static const bk_opts_version_t aggregate_versions[] = {
+    BK_OPTS_VERSION(brook_aggregate_opts_t, name),
+};
+static const bk_opts_type_t aggregate_opts_type =
+    BK_OPTS_TYPE(brook_aggregate_opts_t, aggregate_versions);
+
 static void cfg_free(void *cfg, const brook_allocator_t *a) { bk_free(a, cfg); }
 
 brook_stream_t *bk_keyed_add(brook_stream_t *in, const brook_operator_t *op, const void *cfg,
@@ -25,8 +31,9 @@ brook_stream_t *bk_keyed_add(brook_stream_t *in, const brook_operator_t *op, con
   brook_topology_t *t = in->node->topo;
   brook_aggregate_opts_t o;
   brook_aggregate_opts_init(&o);
-  if (!problem && bk_opts_copy(&o, sizeof(o), opts))
-    problem = "bad opts struct_size";
+  bk_errmsg_t why;
+  if (!problem && bk_opts_copy(&o, sizeof(o), opts, &aggregate_opts_type, &why))
+    problem = why.text;
   if (problem) {
     bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "%s: %s", op->type_name, problem);
     return NULL;

@@ -41,6 +41,12 @@ void brook_callback_sink_opts_init(brook_callback_sink_opts_t *opts) {
   opts->struct_size = sizeof(*opts);
 }
 
+static const bk_opts_version_t callback_sink_versions[] = {
+    BK_OPTS_VERSION(brook_callback_sink_opts_t, name),
+};
+static const bk_opts_type_t callback_sink_opts_type =
+    BK_OPTS_TYPE(brook_callback_sink_opts_t, callback_sink_versions);
+
 brook_err_t brook_sink_callback(brook_stream_t *in, brook_sink_fn fn, brook_sink_flush_fn flush,
                                 void *opaque) {
   return brook_sink_callback_v2(in, fn, flush, opaque, NULL);
@@ -52,9 +58,9 @@ brook_err_t brook_sink_callback_v2(brook_stream_t *in, brook_sink_fn fn, brook_s
     return BROOK_ERR_INVALID_ARG; /* an upstream builder failed and recorded why */
   brook_callback_sink_opts_t o;
   brook_callback_sink_opts_init(&o);
-  if (bk_opts_copy(&o, sizeof(o), opts))
-    return bk_topology_fail(in->node->topo, BROOK_ERR_INVALID_ARG,
-                            "sink_callback: bad opts struct_size %u", opts->struct_size);
+  bk_errmsg_t why;
+  if (bk_opts_copy(&o, sizeof(o), opts, &callback_sink_opts_type, &why))
+    return bk_topology_fail(in->node->topo, BROOK_ERR_INVALID_ARG, "sink_callback: %s", why.text);
   if (o.name && !*o.name)
     return bk_topology_fail(in->node->topo, BROOK_ERR_INVALID_ARG, "sink_callback: empty name");
   return bk_fn_op_add_named(in, &sink_cb_op, (bk_any_fn)fn, (bk_any_fn)flush, opaque, o.name, 0,

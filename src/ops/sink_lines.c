@@ -135,6 +135,12 @@ static void line_sink_cfg_free(void *p, const brook_allocator_t *a) {
   bk_free(a, cfg);
 }
 
+static const bk_opts_version_t line_sink_versions[] = {
+    BK_OPTS_VERSION(brook_line_sink_opts_t, buffer_size),
+};
+static const bk_opts_type_t line_sink_opts_type =
+    BK_OPTS_TYPE(brook_line_sink_opts_t, line_sink_versions);
+
 brook_err_t brook_sink_lines(brook_stream_t *in, const char *path,
                              const brook_line_sink_opts_t *opts) {
   if (!in)
@@ -142,8 +148,9 @@ brook_err_t brook_sink_lines(brook_stream_t *in, const char *path,
   brook_topology_t *t = in->node->topo;
   brook_line_sink_opts_t o;
   brook_line_sink_opts_init(&o);
-  if (bk_opts_copy(&o, sizeof(o), opts))
-    return bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "sink_lines: bad opts struct_size");
+  bk_errmsg_t why;
+  if (bk_opts_copy(&o, sizeof(o), opts, &line_sink_opts_type, &why))
+    return bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "sink_lines: %s", why.text);
   if (o.buffer_size < 2)
     return bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "sink_lines: buffer_size must be >= 2");
   line_sink_cfg_t *cfg = bk_calloc(&t->alloc, 1, sizeof(*cfg));

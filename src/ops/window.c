@@ -34,6 +34,11 @@ void brook_window_opts_init(brook_window_opts_t *opts) {
   opts->struct_size = sizeof(*opts);
 }
 
+static const bk_opts_version_t window_versions[] = {
+    BK_OPTS_VERSION(brook_window_opts_t, late),
+};
+static const bk_opts_type_t window_opts_type = BK_OPTS_TYPE(brook_window_opts_t, window_versions);
+
 static brook_time_t gcd(brook_time_t a, brook_time_t b) {
   while (b) {
     brook_time_t r = a % b;
@@ -46,11 +51,15 @@ static brook_time_t gcd(brook_time_t a, brook_time_t b) {
 static void cfg_free(void *cfg, const brook_allocator_t *a) { bk_free(a, cfg); }
 
 /* Checks an aggregator's table; returns NULL or what is wrong. */
+#define BK_STR_(x) #x
+#define BK_STR(x) BK_STR_(x)
+
 const char *bk_aggregator_problem(const brook_aggregator_t *agg) {
   if (!agg)
     return "aggregator is NULL";
-  if (agg->version < 1)
-    return "aggregator version must be >= 1";
+  if (agg->version < 1 || agg->version > BROOK_AGGREGATOR_VERSION)
+    return "aggregator table version is not one this library knows (1 to " BK_STR(
+        BROOK_AGGREGATOR_VERSION) ")";
   if (!agg->add)
     return "aggregator has no add callback";
   if (agg->acc_size == 0 || agg->acc_size > 65536)
@@ -76,9 +85,9 @@ brook_stream_t *brook_window_aggregate(brook_stream_t *in, brook_window_t window
   const char *what = kinds[window.kind];
   brook_window_opts_t o;
   brook_window_opts_init(&o);
-  if (bk_opts_copy(&o, sizeof(o), opts)) {
-    bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "%s: bad opts struct_size %u", what,
-                     opts->struct_size);
+  bk_errmsg_t why;
+  if (bk_opts_copy(&o, sizeof(o), opts, &window_opts_type, &why)) {
+    bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "%s: %s", what, why.text);
     return NULL;
   }
   const char *problem = bk_aggregator_problem(agg);

@@ -147,6 +147,11 @@ static brook_err_t tap(brook_ctx_t *sink, const brook_record_t *recs, size_t n, 
   return BROOK_OK;
 }
 
+static const bk_opts_version_t driver_versions[] = {
+    BK_OPTS_VERSION(brook_driver_opts_t, log_opaque),
+};
+static const bk_opts_type_t driver_opts_type = BK_OPTS_TYPE(brook_driver_opts_t, driver_versions);
+
 brook_err_t brook_driver_new(brook_driver_t **out, brook_topology_t *t,
                              const brook_driver_opts_t *opts) {
   if (!out)
@@ -156,8 +161,9 @@ brook_err_t brook_driver_new(brook_driver_t **out, brook_topology_t *t,
     return BROOK_ERR_INVALID_ARG;
   brook_driver_opts_t o;
   brook_driver_opts_init(&o);
-  if (bk_opts_copy(&o, sizeof(o), opts)) {
-    bk_errmsg_set(&t->msg, "driver_new: bad opts struct_size %u", opts->struct_size);
+  bk_errmsg_t why;
+  if (bk_opts_copy(&o, sizeof(o), opts, &driver_opts_type, &why)) {
+    bk_errmsg_set(&t->msg, "driver_new: %s", why.text);
     return BROOK_ERR_INVALID_ARG;
   }
   brook_runtime_opts_t ro;

@@ -108,16 +108,26 @@ static brook_err_t emit_forbidden(brook_ctx_t *ctx) {
   return BROOK_ERR_STATE;
 }
 
+/* A NULL record or a port the operator does not have: a bug of the operator, which fails
+ * the run under every error policy (operator.h). `batch`: said by brook_emit_batch. */
+static brook_err_t emit_refused(brook_ctx_t *ctx, size_t port, int null_records, int batch) {
+  if (!ctx)
+    return BROOK_ERR_INVALID_ARG;
+  if (null_records)
+    bk_runtime_fail(ctx->rt, BROOK_ERR_INVALID_ARG, "operator '%s' emitted a NULL record%s",
+                    ctx->node->name, batch ? " array" : "");
+  else
+    bk_runtime_fail(ctx->rt, BROOK_ERR_INVALID_ARG,
+                    "operator '%s' emitted %sto output %zu but has %zu output(s)", ctx->node->name,
+                    batch ? "a batch " : "", port, ctx->n_ports);
+  return BROOK_ERR_INVALID_ARG;
+}
+
 brook_err_t brook_emit_to(brook_ctx_t *ctx, size_t port, const brook_record_t *rec) {
   if (ctx && ctx->no_emit)
     return emit_forbidden(ctx);
-  if (!ctx || !rec || port >= ctx->n_ports) {
-    if (ctx)
-      bk_runtime_fail(ctx->rt, BROOK_ERR_INVALID_ARG,
-                      "operator '%s' emitted to output %zu but has %zu output(s)", ctx->node->name,
-                      port, ctx->n_ports);
-    return BROOK_ERR_INVALID_ARG;
-  }
+  if (!ctx || !rec || port >= ctx->n_ports)
+    return emit_refused(ctx, port, ctx && !rec, 0);
   bk_port_t *p = &ctx->ports[port];
   p->buf[p->n++] = *rec;
   if (p->n == p->cap)
@@ -130,13 +140,8 @@ brook_err_t brook_emit(brook_ctx_t *ctx, const brook_record_t *rec) {
 }
 
 brook_err_t brook_emit_batch(brook_ctx_t *ctx, size_t port, const brook_record_t *recs, size_t n) {
-  if (!ctx || (!recs && n) || port >= ctx->n_ports) {
-    if (ctx)
-      bk_runtime_fail(ctx->rt, BROOK_ERR_INVALID_ARG,
-                      "operator '%s' emitted a batch to output %zu but has %zu output(s)",
-                      ctx->node->name, port, ctx->n_ports);
-    return BROOK_ERR_INVALID_ARG;
-  }
+  if (!ctx || (!recs && n) || port >= ctx->n_ports)
+    return emit_refused(ctx, port, ctx && !recs && n, 1);
   bk_port_t *p = &ctx->ports[port];
   if (p->n) { /* keep order: what was emitted one by one goes first */
     brook_err_t err = bk_port_deliver(ctx, p);

@@ -18,6 +18,12 @@ void brook_runtime_opts_init(brook_runtime_opts_t *opts) {
   opts->slice_us = 1000;
 }
 
+static const bk_opts_version_t runtime_versions[] = {
+    BK_OPTS_VERSION(brook_runtime_opts_t, log_opaque),
+};
+static const bk_opts_type_t runtime_opts_type =
+    BK_OPTS_TYPE(brook_runtime_opts_t, runtime_versions);
+
 void bk_runtime_destroy(brook_runtime_t *rt) {
   const brook_allocator_t *a = &rt->alloc;
   for (size_t i = 0; i < rt->n_sources; i++) {
@@ -113,8 +119,9 @@ brook_err_t brook_runtime_new(brook_runtime_t **out, brook_topology_t *t,
     return BROOK_ERR_INVALID_ARG;
   brook_runtime_opts_t o;
   brook_runtime_opts_init(&o);
-  if (bk_opts_copy(&o, sizeof(o), opts)) {
-    bk_errmsg_set(&t->msg, "runtime_new: bad opts struct_size %u", opts->struct_size);
+  bk_errmsg_t why;
+  if (bk_opts_copy(&o, sizeof(o), opts, &runtime_opts_type, &why)) {
+    bk_errmsg_set(&t->msg, "runtime_new: %s", why.text);
     return BROOK_ERR_INVALID_ARG;
   }
   if (o.batch_size == 0 || o.batch_size > (1u << 20)) {
@@ -154,6 +161,9 @@ brook_err_t brook_runtime_new(brook_runtime_t **out, brook_topology_t *t,
     return err;
   }
   t->frozen = 1; /* only a runtime that exists freezes the topology */
+  bk_errmsg_t warning;
+  if (o.log && bk_topology_warning(t, &warning))
+    o.log(BROOK_LOG_WARN, warning.text, o.log_opaque);
   *out = rt;
   return BROOK_OK;
 }
@@ -239,12 +249,32 @@ const char *brook_runtime_last_error(const brook_runtime_t *rt) {
   return rt ? rt->msg.text : "no runtime";
 }
 
+/* brook_runtime_stats_t grew by appending counters while 0.1.0 was developed; each size
+ * that existed on main is a version (core/opts.h). */
+static const bk_opts_version_t stats_versions[] = {
+    BK_OPTS_VERSION(brook_runtime_stats_t, slices),
+    BK_OPTS_VERSION(brook_runtime_stats_t, records_late),
+    BK_OPTS_VERSION(brook_runtime_stats_t, state_bytes),
+    BK_OPTS_VERSION(brook_runtime_stats_t, records_dead_lettered),
+    BK_OPTS_VERSION(brook_runtime_stats_t, tasks_closed),
+    BK_OPTS_VERSION(brook_runtime_stats_t, records_behind_watermark), /* issue 11 */
+};
+static const bk_opts_type_t stats_type = BK_OPTS_TYPE(brook_runtime_stats_t, stats_versions);
+
 brook_err_t brook_runtime_stats(const brook_runtime_t *rt, brook_runtime_stats_t *stats) {
-  if (!rt || !stats || stats->struct_size < sizeof(uint32_t) || stats->struct_size > sizeof(*stats))
+  if (!rt || !stats)
     return BROOK_ERR_INVALID_ARG;
-  uint32_t size = stats->struct_size;
+  bk_errmsg_t why;
+  const bk_opts_version_t *v = bk_opts_find(&stats_type, stats->struct_size, &why);
+  if (!v) {
+    /* The message is the only thing written to a const runtime (this call runs on its
+     * thread), and never over the message of a failed run, which matters more. */
+    if (rt->status == BROOK_OK)
+      bk_errmsg_set(&((brook_runtime_t *)rt)->msg, "runtime_stats: %s", why.text);
+    return BROOK_ERR_INVALID_ARG;
+  }
   brook_runtime_stats_t s = rt->stats;
-  s.struct_size = size;
+  s.struct_size = stats->struct_size;
   s.state_bytes = 0;
   for (size_t i = 0; rt->insts && i < rt->plan.n; i++) {
     for (size_t t = 0; t < bk_inst_count(rt, i); t++) {
@@ -255,6 +285,6 @@ brook_err_t brook_runtime_stats(const brook_runtime_t *rt, brook_runtime_stats_t
         s.state_bytes += c->state_memory(c->state);
     }
   }
-  memcpy(stats, &s, size);
+  memcpy(stats, &s, v->used);
   return BROOK_OK;
 }

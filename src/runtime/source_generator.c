@@ -84,14 +84,21 @@ static void gen_cfg_free(void *cfg, const brook_allocator_t *a) { bk_free(a, cfg
 
 static const bk_source_type_t gen_type = {"generator", &gen_vt, gen_cfg_free, 0};
 
+static const bk_opts_version_t generator_versions[] = {
+    BK_OPTS_VERSION(brook_generator_opts_t, limit),
+};
+static const bk_opts_type_t generator_opts_type =
+    BK_OPTS_TYPE(brook_generator_opts_t, generator_versions);
+
 brook_stream_t *brook_source_generator(brook_topology_t *t, const char *name, brook_generator_fn fn,
                                        void *opaque, const brook_generator_opts_t *opts) {
   if (!t)
     return NULL;
   brook_generator_opts_t o;
   brook_generator_opts_init(&o);
-  if (bk_opts_copy(&o, sizeof(o), opts)) {
-    bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_generator: bad opts struct_size");
+  bk_errmsg_t why;
+  if (bk_opts_copy(&o, sizeof(o), opts, &generator_opts_type, &why)) {
+    bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_generator: %s", why.text);
     return NULL;
   }
   if (!fn) {

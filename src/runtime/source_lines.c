@@ -336,14 +336,20 @@ static void lines_cfg_free(void *cfg, const brook_allocator_t *a) {
 
 static const bk_source_type_t lines_type = {"lines", &lines_vt, lines_cfg_free, 0};
 
+static const bk_opts_version_t lines_versions[] = {
+    BK_OPTS_VERSION(brook_lines_opts_t, keep_cr),
+};
+static const bk_opts_type_t lines_opts_type = BK_OPTS_TYPE(brook_lines_opts_t, lines_versions);
+
 brook_stream_t *brook_source_lines(brook_topology_t *t, const char *name, const char *path,
                                    const brook_lines_opts_t *opts) {
   if (!t)
     return NULL;
   brook_lines_opts_t o;
   brook_lines_opts_init(&o);
-  if (bk_opts_copy(&o, sizeof(o), opts)) {
-    bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_lines: bad opts struct_size");
+  bk_errmsg_t why;
+  if (bk_opts_copy(&o, sizeof(o), opts, &lines_opts_type, &why)) {
+    bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_lines: %s", why.text);
     return NULL;
   }
   if (o.max_line == 0 || o.read_size < 16 || o.read_size > (1u << 30) || o.max_line > (1u << 30)) {

@@ -398,14 +398,20 @@ static void push_cfg_free(void *cfg, const brook_allocator_t *a) { bk_free(a, cf
 
 static const bk_source_type_t push_type = {"push", &push_vt, push_cfg_free, 0};
 
+static const bk_opts_version_t push_versions[] = {
+    BK_OPTS_VERSION(brook_push_opts_t, on_credit_opaque),
+};
+static const bk_opts_type_t push_opts_type = BK_OPTS_TYPE(brook_push_opts_t, push_versions);
+
 brook_stream_t *brook_source_push(brook_topology_t *t, const char *name,
                                   const brook_push_opts_t *opts) {
   if (!t)
     return NULL;
   brook_push_opts_t o;
   brook_push_opts_init(&o);
-  if (bk_opts_copy(&o, sizeof(o), opts)) {
-    bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_push: bad opts struct_size");
+  bk_errmsg_t why;
+  if (bk_opts_copy(&o, sizeof(o), opts, &push_opts_type, &why)) {
+    bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_push: %s", why.text);
     return NULL;
   }
   if (!name || !*name) {
@@ -413,7 +419,8 @@ brook_stream_t *brook_source_push(brook_topology_t *t, const char *name,
     return NULL;
   }
   if (o.max_records == 0 || o.max_bytes == 0) {
-    bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_push '%s': bounds must be > 0", name);
+    bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_push '%s': %s must be > 0", name,
+                     o.max_records == 0 ? "max_records" : "max_bytes");
     return NULL;
   }
   push_cfg_t *cfg = bk_malloc(&t->alloc, sizeof(*cfg));

@@ -229,6 +229,11 @@ void brook_store_opts_init(brook_store_opts_t *opts) {
   opts->struct_size = sizeof(*opts);
 }
 
+static const bk_opts_version_t store_versions[] = {
+    BK_OPTS_VERSION(brook_store_opts_t, expected_entries),
+};
+const bk_opts_type_t bk_store_opts_type = BK_OPTS_TYPE(brook_store_opts_t, store_versions);
+
 brook_err_t bk_store_create(const brook_allocator_t *a, const brook_store_opts_t *opts,
                             const char *name, brook_store_t **out) {
   if (!out)
@@ -236,7 +241,9 @@ brook_err_t bk_store_create(const brook_allocator_t *a, const brook_store_opts_t
   *out = NULL;
   brook_store_opts_t o;
   brook_store_opts_init(&o);
-  if (bk_opts_copy(&o, sizeof(o), opts) || o.value_size > BK_STORE_MAX_LEN)
+  bk_errmsg_t why; /* brook_store_open reports it (bk_store_opts_type) */
+  if (bk_opts_copy(&o, sizeof(o), opts, &bk_store_opts_type, &why) ||
+      o.value_size > BK_STORE_MAX_LEN)
     return BROOK_ERR_INVALID_ARG;
   if (!a)
     a = bk_default_allocator();

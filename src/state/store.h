@@ -25,6 +25,7 @@
 #include <brook/state.h>
 
 #include "core/hash.h"
+#include "core/opts.h"
 #include "state/slab.h"
 
 /* Longest key or value; put returns BROOK_ERR_INVALID_ARG beyond it (lengths are stored as
@@ -88,6 +89,10 @@ static inline int bk_store_lens_ok(size_t klen, size_t vlen) {
  * BROOK_ERR_NOMEM; *out is NULL on error. */
 brook_err_t bk_store_create(const brook_allocator_t *a, const brook_store_opts_t *opts,
                             const char *name, brook_store_t **out);
+
+/* The versions of brook_store_opts_t (core/opts.h): callers that can report a message check
+ * the caller's struct_size against it. */
+extern const bk_opts_type_t bk_store_opts_type;
 
 /* Frees the store and everything in it, without reporting anything. NULL is a no-op. */
 void bk_store_destroy(brook_store_t *s);

@@ -20,6 +20,13 @@ void brook_watermark_opts_init(brook_watermark_opts_t *opts) {
   opts->struct_size = sizeof(*opts);
 }
 
+static const bk_opts_version_t watermark_versions[] = {
+    BK_OPTS_VERSION(brook_watermark_opts_t, advance_when_quiet),
+    BK_OPTS_VERSION(brook_watermark_opts_t, ts_max_ahead), /* issue 11: timestamp bounds */
+};
+static const bk_opts_type_t watermark_opts_type =
+    BK_OPTS_TYPE(brook_watermark_opts_t, watermark_versions);
+
 const brook_watermark_opts_t *bk_wm_default_opts(void) {
   static const brook_watermark_opts_t defaults = {.struct_size = sizeof(defaults)};
   return &defaults;
@@ -37,9 +44,9 @@ brook_err_t brook_source_set_watermark(brook_stream_t *source, const brook_water
                             source->node->name);
   brook_watermark_opts_t o;
   brook_watermark_opts_init(&o);
-  if (bk_opts_copy(&o, sizeof(o), opts))
-    return bk_topology_fail(t, BROOK_ERR_INVALID_ARG,
-                            "source_set_watermark: bad opts struct_size %u", opts->struct_size);
+  bk_errmsg_t why;
+  if (bk_opts_copy(&o, sizeof(o), opts, &watermark_opts_type, &why))
+    return bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_set_watermark: %s", why.text);
   if (o.max_delay < 0 || o.idle_timeout < 0 || o.advance_when_quiet < 0 || o.ts_max_ahead < 0)
     return bk_topology_fail(t, BROOK_ERR_INVALID_ARG,
                             "source_set_watermark('%s'): max_delay, idle_timeout, "
