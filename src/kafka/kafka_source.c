@@ -18,6 +18,7 @@
  * Backpressure: while the runtime has max_in_flight or more deliveries pending, every
  * assigned partition is paused (rd_kafka_pause_partitions) and resumed below half of it.
  * Loop thread; the client's destroy runs on a worker thread. */
+#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,6 +26,7 @@
 
 #include "core/alloc.h"
 #include "core/opts.h"
+#include "kafka/dead_letter.h"
 #include "kafka/kafka_conf.h"
 #include "kafka/kafka_poll.h"
 #include "kafka/kafka_producer.h"
@@ -54,6 +56,14 @@ typedef struct pending {
   int64_t next; /* last offset of the batch + 1 */
 } pending_t;
 
+/* A record of the current batch, to trace records derived from it back to its message when
+ * they fail (ks_origin). */
+typedef struct trace {
+  const rd_kafka_message_t *msg;
+  const brook_header_t *headers; /* the record's headers pointer: &empty if it has none */
+  brook_header_t empty;          /* never read (header_count 0): its address is the tag */
+} trace_t;
+
 typedef enum phase {
   PH_RUNNING,
   PH_STOP_DRAIN,  /* stop: waiting for pending deliveries */
@@ -79,6 +89,8 @@ typedef struct ksrc {
   rd_kafka_message_t **msgs; /* the current batch's messages */
   size_t n_msgs, cap_msgs;
   rd_kafka_message_t *stash; /* the first message of the next batch (another partition) */
+  trace_t *trace;            /* per record of the batch; as many as the port holds */
+  size_t n_trace, cap_trace;
   size_t batch_part;
   int64_t batch_next; /* -1: the batch consumed nothing */
   int paused;
@@ -428,13 +440,6 @@ static void on_queue(void *opaque) {
   bk_sched_ready(k->src);
 }
 
-static void dlq_failed(bk_kprod_t *p, const rd_kafka_message_t *m, uint64_t epoch, void *opaque) {
-  ksrc_t *k = opaque;
-  bk_kprod_fail(p, "dead-lettering to %s failed: %s", rd_kafka_topic_name(m->rkt),
-                rd_kafka_err2str(m->err));
-  bk_delivery_done(&k->rt->delivery, epoch);
-}
-
 static brook_err_t ks_start(bk_src_t *src) {
   ksrc_t *k = src->impl;
   const src_cfg_t *cfg = k->cfg;
@@ -520,8 +525,8 @@ static brook_err_t ks_attach(bk_src_t *src) {
   if (cfg->dlq) {
     char who[160];
     snprintf(who, sizeof(who), "Kafka source '%s' (dead letters)", src->ctx->node->name);
-    if ((err = bk_kprod_new(k->rt, who, cfg->bootstrap, cfg->props, dlq_failed, k, &k->dlq, k->why,
-                            sizeof(k->why))) < 0) {
+    if ((err = bk_kprod_new(k->rt, who, cfg->bootstrap, cfg->props, bk_dead_letter_failed, k,
+                            &k->dlq, k->why, sizeof(k->why))) < 0) {
       brook_ctx_set_error(src->ctx, "%s", k->why);
       return err;
     }
@@ -539,11 +544,25 @@ static brook_err_t ks_attach(bk_src_t *src) {
   return BROOK_OK;
 }
 
-/* The message's headers as brook headers in the batch arena (NULL if none). */
+/* Remembers that `rec` comes from `m`. A record without headers gets a headers pointer of its
+ * own (header_count stays 0): records derived from it keep that pointer through map, filter
+ * and the like, so a failure can be traced to its message at no cost to records that pass. */
+static void trace_record(ksrc_t *k, const rd_kafka_message_t *m, brook_record_t *rec) {
+  assert(k->n_trace < k->cap_trace); /* one per record: the port holds cap_trace */
+  trace_t *t = &k->trace[k->n_trace++];
+  t->msg = m;
+  if (!rec->headers)
+    rec->headers = &t->empty;
+  t->headers = rec->headers;
+}
+
+/* The message's headers as brook headers in the batch arena (none: a tag, trace_record). */
 static brook_err_t headers_of(ksrc_t *k, rd_kafka_message_t *m, brook_record_t *rec) {
   rd_kafka_headers_t *h = NULL;
-  if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR || !h)
+  if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR || !h) {
+    trace_record(k, m, rec);
     return BROOK_OK;
+  }
   size_t n = rd_kafka_header_cnt(h);
   brook_header_t *out = brook_ctx_alloc(k->src->ctx, n * sizeof(*out) + 1);
   if (!out)
@@ -558,42 +577,34 @@ static brook_err_t headers_of(ksrc_t *k, rd_kafka_message_t *m, brook_record_t *
   }
   rec->headers = out;
   rec->header_count = n;
+  trace_record(k, m, rec);
   return BROOK_OK;
 }
 
-/* Sends a malformed message to the dead-letter topic with the reason. */
-static brook_err_t dead_letter(ksrc_t *k, rd_kafka_message_t *m, brook_err_t why) {
-  rd_kafka_headers_t *orig = NULL, *h;
-  if (rd_kafka_message_headers(m, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR && orig)
-    h = rd_kafka_headers_copy(orig);
-  else
-    h = rd_kafka_headers_new(5);
-  brook_ctx_t *ctx = k->src->ctx;
-  char part[16], off[32];
-  snprintf(part, sizeof(part), "%d", (int)m->partition);
-  snprintf(off, sizeof(off), "%lld", (long long)m->offset);
-  rd_kafka_header_add(h, "brook.error", -1, brook_errname(why), -1);
-  rd_kafka_header_add(h, "brook.error.message", -1,
-                      ctx->has_error_msg ? ctx->error_msg.text : brook_strerror(why), -1);
-  rd_kafka_header_add(h, "brook.source.topic", -1, rd_kafka_topic_name(m->rkt), -1);
-  rd_kafka_header_add(h, "brook.source.partition", -1, part, -1);
-  rd_kafka_header_add(h, "brook.source.offset", -1, off, -1);
-  uint64_t epoch = bk_delivery_add(&k->rt->delivery);
-  if (!epoch) {
-    rd_kafka_headers_destroy(h);
-    return BROOK_ERR_NOMEM;
+static int within(const void *p, size_t len, const void *base, size_t base_len) {
+  uintptr_t a = (uintptr_t)p, b = (uintptr_t)base;
+  return p && len && base && a >= b && a - b <= base_len && len <= base_len - (a - b);
+}
+
+/* The message behind `rec` (a record of this batch or derived from one): by its headers
+ * pointer, else by a key or value that still points into the message. Runs only for records
+ * that fail (bk_source_vt_t.origin). */
+static int ks_origin(bk_src_t *src, const brook_record_t *rec, bk_origin_t *out) {
+  ksrc_t *k = src->impl;
+  const rd_kafka_message_t *m = NULL;
+  for (size_t i = 0; i < k->n_trace && !m; i++)
+    if (rec->headers == k->trace[i].headers)
+      m = k->trace[i].msg;
+  for (size_t i = 0; i < k->n_trace && !m; i++) {
+    const rd_kafka_message_t *c = k->trace[i].msg;
+    if (within(rec->value, rec->value_len, c->payload, c->len) ||
+        within(rec->key, rec->key_len, c->key, c->key_len))
+      m = c;
   }
-  rd_kafka_resp_err_t err = bk_kprod_send(k->dlq, k->cfg->dlq, m->key, m->key_len, m->payload,
-                                          m->len, rd_kafka_message_timestamp(m, NULL), h, epoch);
-  if (err) {
-    rd_kafka_headers_destroy(h);
-    bk_delivery_done(&k->rt->delivery, epoch);
-    src_fail(k, BROOK_ERR_KAFKA, "dead-lettering offset %lld of %s [%d]: %s", (long long)m->offset,
-             rd_kafka_topic_name(m->rkt), (int)m->partition, rd_kafka_err2str(err));
-    return BROOK_ERR_KAFKA;
-  }
-  k->rt->stats.records_dead_lettered++;
-  return BROOK_OK;
+  if (!m)
+    return 0;
+  *out = (bk_origin_t){rd_kafka_topic_name(m->rkt), m->partition, m->offset};
+  return 1;
 }
 
 /* Turns message `m` into the batch's next record; a malformed one follows the policy.
@@ -620,7 +631,8 @@ static brook_err_t take_message(ksrc_t *k, rd_kafka_message_t *m) {
       k->rt->stats.records_skipped++;
       return BROOK_OK;
     case BROOK_KAFKA_MALFORMED_DEAD_LETTER:
-      return dead_letter(k, m, err);
+      return bk_dead_letter_malformed(
+          k->dlq, cfg->dlq, m, err, ctx->has_error_msg ? ctx->error_msg.text : brook_strerror(err));
     default:
       src_fail(k, err, "malformed record at offset %lld of %s [%d]: %s", (long long)m->offset,
                rd_kafka_topic_name(m->rkt), (int)m->partition,
@@ -698,6 +710,10 @@ static brook_err_t ks_produce(bk_src_t *src) {
   }
   bk_port_t *port = bk_src_port(src);
   k->batch_next = -1;
+  k->n_trace = 0; /* grown here only: records point into it */
+  if (k->cap_trace < port->cap &&
+      bk_grow(&k->rt->alloc, (void **)&k->trace, &k->cap_trace, port->cap, sizeof(*k->trace)))
+    return BROOK_ERR_NOMEM;
   size_t part = SIZE_MAX;
   brook_err_t ret = BROOK_OK; /* on failure the records taken so far still go on */
   while (port->n < port->cap) {
@@ -766,6 +782,7 @@ static void ks_batch_done(bk_src_t *src) {
   for (size_t i = 0; i < k->n_msgs; i++)
     rd_kafka_message_destroy(k->msgs[i]);
   k->n_msgs = 0;
+  k->n_trace = 0;
   if (k->batch_next < 0)
     return;
   /* Finished once no delivery of this epoch (or earlier) is pending. */
@@ -841,6 +858,7 @@ static void ks_destroy(bk_src_t *src) {
   bk_free(a, k->parts);
   bk_free(a, k->pend);
   bk_free(a, k->msgs);
+  bk_free(a, k->trace);
   bk_free(a, k);
   src->impl = NULL;
 }
@@ -854,6 +872,7 @@ static const bk_source_vt_t kafka_vt = {
     .stop = ks_stop,
     .close = ks_close,
     .destroy = ks_destroy,
+    .origin = ks_origin,
 };
 
 /* ---- the builder ---- */
