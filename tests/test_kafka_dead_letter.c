@@ -319,11 +319,13 @@ static brook_topology_t *routed_pipeline(const char *bootstrap, const char *grou
   return t;
 }
 
-/* Runs routed_pipeline over `msgs` (produced to "in") until all n are committed; the error
+/* Runs routed_pipeline over `msgs` (produced to "in" unless NULL: already there) until all n
+ * are committed, checking that `valid` reached the main sink; the error
  * records written go to *errs (the caller frees it). Returns the topology, for a restart. */
 static brook_topology_t *run_routed(broker_proc_t *b, const char *group, const in_msg_t *msgs,
                                     int n, int valid, kr_topic_t *errs) {
-  produce(b->bootstrap, "in", msgs, n);
+  if (msgs)
+    produce(b->bootstrap, "in", msgs, n);
   brook_topology_t *t = routed_pipeline(b->bootstrap, group);
   brook_runtime_free(run_to_offset(b->bootstrap, t, group, n));
   assert_int_equal(atomic_load(&n_valid), valid);
@@ -361,6 +363,32 @@ static void test_error_stream_huge_record_cut(void **state) {
   brook_runtime_free(rt);
   brook_topology_free(t);
   free(huge);
+  assert_int_equal(broker_stop(&b), 0);
+}
+
+/* An error-stream record the brokers refuse as too large (their limit below the producer's)
+ * is sent once more, cut, with its error headers and coordinates. */
+static void test_error_stream_record_refused_by_broker_retried(void **state) {
+  (void)state;
+  broker_proc_t b;
+  assert_int_equal(broker_start(&b, 1, (const char *const[]){"in:1", "errors:1", NULL}, NULL), 0);
+  char bad[3000];
+  memset(bad, 'x', sizeof(bad));
+  memcpy(bad, "bad", 3);
+  in_msg_t msgs[] = {{bad, sizeof(bad), NULL, NULL}, {"good-0", 6, NULL, NULL}};
+  produce(b.bootstrap, "in", msgs, 2);
+  assert_int_equal(broker_cmd(&b, "error 0 %d 1", MSG_SIZE_TOO_LARGE), 0);
+  kr_topic_t errs;
+  brook_topology_t *t = run_routed(&b, "refused-routed", NULL, 2, 1, &errs);
+  assert_int_equal(errs.n, 1);
+  const kr_msg_t *m = &errs.msgs[0];
+  assert_true(m->value_len > 0 && m->value_len < sizeof(bad));
+  assert_memory_equal(m->value, "bad", 3);
+  expect_header(m, "brook.error.original_size", "3000");
+  expect_header(m, "brook.error", "BROOK_ERR_USER");
+  expect_header(m, "brook.source.offset", "0");
+  kr_topic_free(&errs);
+  brook_topology_free(t);
   assert_int_equal(broker_stop(&b), 0);
 }
 
@@ -409,6 +437,7 @@ int main(void) {
       cmocka_unit_test(test_source_dead_letter_refused_by_broker_retried),
       cmocka_unit_test(test_source_dead_letter_forged_header),
       cmocka_unit_test(test_error_stream_huge_record_cut),
+      cmocka_unit_test(test_error_stream_record_refused_by_broker_retried),
       cmocka_unit_test(test_error_stream_traced_to_input),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

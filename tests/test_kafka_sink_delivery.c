@@ -337,6 +337,65 @@ static void test_dead_letter_refused_too_large_retried_cut(void **state) {
   assert_int_equal(broker_stop(&b), 0);
 }
 
+/* One record whose key and only header are larger than the limit below. */
+static brook_err_t gen_bulky(brook_record_t *out, brook_ctx_t *ctx, void *opaque) {
+  int *calls = opaque;
+  if (++*calls > 1)
+    return BROOK_DONE;
+  char *k = brook_ctx_alloc(ctx, 12000), *hv = brook_ctx_alloc(ctx, 12000);
+  brook_header_t *h = brook_ctx_alloc(ctx, sizeof(*h));
+  if (!k || !hv || !h)
+    return BROOK_ERR_NOMEM;
+  memset(k, 'k', 12000);
+  memset(hv, 'h', 12000);
+  *h = (brook_header_t){"bulk", hv, 12000};
+  *out = (brook_record_t){.key = k,
+                          .key_len = 12000,
+                          .value = "small",
+                          .value_len = 5,
+                          .timestamp = TS_BASE,
+                          .headers = h,
+                          .header_count = 1};
+  return BROOK_OK;
+}
+
+/* Still deliverable when even an empty value does not fit: the record's own headers are
+ * dropped, then its key is cut, each said in a header. */
+static void test_dead_letter_key_and_headers_cut(void **state) {
+  (void)state;
+  broker_proc_t b;
+  start_broker(&b, 1, (const char *const[]){"out:1", "dlq:1", NULL});
+  brook_topology_t *t = new_topology(BROOK_ON_ERROR_FAIL);
+  int calls = 0;
+  brook_stream_t *s = brook_source_generator(t, "gen", gen_bulky, &calls, NULL);
+  brook_kafka_sink_opts_t o = sink_opts(b.bootstrap, "out");
+  o.properties =
+      (const char *const[]){"message.timeout.ms", "20000", "message.max.bytes", "10000", NULL};
+  o.on_failure = BROOK_KAFKA_DELIVERY_DEAD_LETTER;
+  o.dead_letter_topic = "dlq";
+  assert_int_equal(brook_sink_kafka(s, "to_out", &o), BROOK_OK);
+  run_expect(new_runtime(t, NULL, 0), BROOK_OK, NULL, 0, NULL);
+  brook_topology_free(t);
+  kr_topic_t dlq;
+  read_topic(&b, "dlq", &dlq);
+  assert_int_equal(dlq.n, 1);
+  const kr_msg_t *m = &dlq.msgs[0];
+  assert_int_equal(m->value_len, 0);
+  assert_true(m->key_len > 8000 && m->key_len < 10000);
+  assert_null(kr_header(m, "bulk", NULL));
+  const char *expect[][2] = {{"brook.error.original_size", "5"},
+                             {"brook.error.headers_dropped", "1"},
+                             {"brook.error.original_key_size", "12000"},
+                             {"brook.error", "MSG_SIZE_TOO_LARGE"}};
+  for (size_t i = 0; i < sizeof(expect) / sizeof(expect[0]); i++) {
+    const char *h = kr_header(m, expect[i][0], NULL);
+    if (!h || strcmp(h, expect[i][1]) != 0)
+      fail_msg("header %s: '%s', expected '%s'", expect[i][0], h ? h : "(none)", expect[i][1]);
+  }
+  kr_topic_free(&dlq);
+  assert_int_equal(broker_stop(&b), 0);
+}
+
 /* ---- backpressure ---- */
 
 typedef struct pass_times {
@@ -394,6 +453,7 @@ int main(void) {
       cmocka_unit_test(test_max_in_flight_holds_back),
       cmocka_unit_test(test_output_too_large_dead_lettered_cut),
       cmocka_unit_test(test_dead_letter_refused_too_large_retried_cut),
+      cmocka_unit_test(test_dead_letter_key_and_headers_cut),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
