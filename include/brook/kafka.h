@@ -134,8 +134,10 @@ void brook_kafka_source_opts_init(brook_kafka_source_opts_t *opts);
 
 /* A Kafka source named `name` (required). Records carry the message's key, value (after the
  * deserialisers), headers and timestamp (the message timestamp, or what the source's
- * watermark extractor says); each partition is a split with its own watermark. `opts` is
- * copied (strings included). NULL on error (recorded in the topology). */
+ * watermark extractor says); each partition is a split with its own watermark. A record whose
+ * message has no headers has header_count 0 but a headers pointer that is not NULL (brook
+ * traces failed records back to their message by it): read headers up to header_count only.
+ * `opts` is copied (strings included). NULL on error (recorded in the topology). */
 brook_stream_t *brook_source_kafka(brook_topology_t *t, const char *name,
                                    const brook_kafka_source_opts_t *opts);
 
