@@ -18,7 +18,6 @@
  * Backpressure: while the runtime has max_in_flight or more deliveries pending, every
  * assigned partition is paused (rd_kafka_pause_partitions) and resumed below half of it.
  * Loop thread; the client's destroy runs on a worker thread. */
-#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -31,6 +30,7 @@
 #include "kafka/kafka_poll.h"
 #include "kafka/kafka_producer.h"
 #include "kafka/kafka_serde.h"
+#include "kafka/kafka_trace.h"
 #include "runtime/runtime_impl.h"
 
 typedef struct src_cfg {
@@ -55,14 +55,6 @@ typedef struct pending {
   size_t part;
   int64_t next; /* last offset of the batch + 1 */
 } pending_t;
-
-/* A record of the current batch, to trace records derived from it back to its message when
- * they fail (ks_origin). */
-typedef struct trace {
-  const rd_kafka_message_t *msg;
-  const brook_header_t *headers; /* the record's headers pointer: &empty if it has none */
-  brook_header_t empty;          /* never read (header_count 0): its address is the tag */
-} trace_t;
 
 typedef enum phase {
   PH_RUNNING,
@@ -89,8 +81,7 @@ typedef struct ksrc {
   rd_kafka_message_t **msgs; /* the current batch's messages */
   size_t n_msgs, cap_msgs;
   rd_kafka_message_t *stash; /* the first message of the next batch (another partition) */
-  trace_t *trace;            /* per record of the batch; as many as the port holds */
-  size_t n_trace, cap_trace;
+  bk_ktrace_t trace;         /* the batch's records' messages, for failures (kafka_trace.h) */
   size_t batch_part;
   int64_t batch_next; /* -1: the batch consumed nothing */
   int paused;
@@ -544,23 +535,11 @@ static brook_err_t ks_attach(bk_src_t *src) {
   return BROOK_OK;
 }
 
-/* Remembers that `rec` comes from `m`. A record without headers gets a headers pointer of its
- * own (header_count stays 0): records derived from it keep that pointer through map, filter
- * and the like, so a failure can be traced to its message at no cost to records that pass. */
-static void trace_record(ksrc_t *k, const rd_kafka_message_t *m, brook_record_t *rec) {
-  assert(k->n_trace < k->cap_trace); /* one per record: the port holds cap_trace */
-  trace_t *t = &k->trace[k->n_trace++];
-  t->msg = m;
-  if (!rec->headers)
-    rec->headers = &t->empty;
-  t->headers = rec->headers;
-}
-
-/* The message's headers as brook headers in the batch arena (none: a tag, trace_record). */
+/* The message's headers as brook headers in the batch arena (none: a trace tag). */
 static brook_err_t headers_of(ksrc_t *k, rd_kafka_message_t *m, brook_record_t *rec) {
   rd_kafka_headers_t *h = NULL;
   if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR || !h) {
-    trace_record(k, m, rec);
+    bk_ktrace_record(&k->trace, m, rec);
     return BROOK_OK;
   }
   size_t n = rd_kafka_header_cnt(h);
@@ -577,30 +556,14 @@ static brook_err_t headers_of(ksrc_t *k, rd_kafka_message_t *m, brook_record_t *
   }
   rec->headers = out;
   rec->header_count = n;
-  trace_record(k, m, rec);
+  bk_ktrace_record(&k->trace, m, rec);
   return BROOK_OK;
 }
 
-static int within(const void *p, size_t len, const void *base, size_t base_len) {
-  uintptr_t a = (uintptr_t)p, b = (uintptr_t)base;
-  return p && len && base && a >= b && a - b <= base_len && len <= base_len - (a - b);
-}
-
-/* The message behind `rec` (a record of this batch or derived from one): by its headers
- * pointer, else by a key or value that still points into the message. Runs only for records
- * that fail (bk_source_vt_t.origin). */
+/* The message behind a failed record (bk_source_vt_t.origin). */
 static int ks_origin(bk_src_t *src, const brook_record_t *rec, bk_origin_t *out) {
   ksrc_t *k = src->impl;
-  const rd_kafka_message_t *m = NULL;
-  for (size_t i = 0; i < k->n_trace && !m; i++)
-    if (rec->headers == k->trace[i].headers)
-      m = k->trace[i].msg;
-  for (size_t i = 0; i < k->n_trace && !m; i++) {
-    const rd_kafka_message_t *c = k->trace[i].msg;
-    if (within(rec->value, rec->value_len, c->payload, c->len) ||
-        within(rec->key, rec->key_len, c->key, c->key_len))
-      m = c;
-  }
+  const rd_kafka_message_t *m = bk_ktrace_find(&k->trace, rec);
   if (!m)
     return 0;
   *out = (bk_origin_t){rd_kafka_topic_name(m->rkt), m->partition, m->offset};
@@ -710,9 +673,7 @@ static brook_err_t ks_produce(bk_src_t *src) {
   }
   bk_port_t *port = bk_src_port(src);
   k->batch_next = -1;
-  k->n_trace = 0; /* grown here only: records point into it */
-  if (k->cap_trace < port->cap &&
-      bk_grow(&k->rt->alloc, (void **)&k->trace, &k->cap_trace, port->cap, sizeof(*k->trace)))
+  if (bk_ktrace_begin(&k->trace, &k->rt->alloc, port->cap) < 0)
     return BROOK_ERR_NOMEM;
   size_t part = SIZE_MAX;
   brook_err_t ret = BROOK_OK; /* on failure the records taken so far still go on */
@@ -782,7 +743,7 @@ static void ks_batch_done(bk_src_t *src) {
   for (size_t i = 0; i < k->n_msgs; i++)
     rd_kafka_message_destroy(k->msgs[i]);
   k->n_msgs = 0;
-  k->n_trace = 0;
+  bk_ktrace_end(&k->trace);
   if (k->batch_next < 0)
     return;
   /* Finished once no delivery of this epoch (or earlier) is pending. */
@@ -858,7 +819,7 @@ static void ks_destroy(bk_src_t *src) {
   bk_free(a, k->parts);
   bk_free(a, k->pend);
   bk_free(a, k->msgs);
-  bk_free(a, k->trace);
+  bk_ktrace_free(&k->trace, a);
   bk_free(a, k);
   src->impl = NULL;
 }
