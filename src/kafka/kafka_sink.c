@@ -109,7 +109,7 @@ static rd_kafka_headers_t *headers_of(const brook_record_t *rec) {
  * there is one (cut to fit there). Else the refusal stands (the error policy decides). */
 static rd_kafka_resp_err_t too_large(sink_t *s, const brook_record_t *rec, const char *topic,
                                      const void *k, size_t kl, const void *v, size_t vl, int64_t ts,
-                                     uint64_t epoch, unsigned flags) {
+                                     uint64_t epoch, unsigned flags, char *why, size_t why_len) {
   bk_dead_letter_t dl = {.key = k,
                          .key_len = kl,
                          .value = v,
@@ -118,14 +118,12 @@ static rd_kafka_resp_err_t too_large(sink_t *s, const brook_record_t *rec, const
                          .headers = rec->headers,
                          .header_count = rec->header_count,
                          .brook_own = flags == BK_KMSG_ERROR_RECORD};
-  char why[512];
   if (flags == BK_KMSG_ERROR_RECORD)
-    return bk_dead_letter_send(s->prod, topic, &dl, 0, epoch, flags, why, sizeof(why));
+    return bk_dead_letter_send(s->prod, topic, &dl, 0, epoch, flags, why, why_len);
   if (s->cfg->o.on_failure != BROOK_KAFKA_DELIVERY_DEAD_LETTER)
     return RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE;
   return bk_dead_letter_refusal(s->prod, s->cfg->dlq, &dl, topic, -1,
-                                RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, epoch, flags, why,
-                                sizeof(why));
+                                RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, epoch, flags, why, why_len);
 }
 
 static brook_err_t sink_one(brook_ctx_t *ctx, sink_t *s, const brook_record_t *rec) {
@@ -152,18 +150,18 @@ static brook_err_t sink_one(brook_ctx_t *ctx, sink_t *s, const brook_record_t *r
   int64_t ts = rec->timestamp > 0 ? rec->timestamp : 0; /* 0: librdkafka stamps now */
   unsigned flags = s->rt->error_depth ? BK_KMSG_ERROR_RECORD : BK_KMSG_OUTPUT;
   rd_kafka_resp_err_t kerr = bk_kprod_send(s->prod, topic, k, kl, v, vl, ts, h, epoch, flags);
-  if (kerr) {
-    if (h)
-      rd_kafka_headers_destroy(h);
-    if (kerr == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
-      kerr = too_large(s, rec, topic, k, kl, v, vl, ts, epoch, flags);
-  }
-  if (kerr) {
-    bk_delivery_done(&s->rt->delivery, epoch);
-    brook_ctx_set_error(ctx, "producing to '%s': %s", topic, rd_kafka_err2str(kerr));
-    return BROOK_ERR_KAFKA;
-  }
-  return BROOK_OK;
+  if (!kerr)
+    return BROOK_OK;
+  if (h)
+    rd_kafka_headers_destroy(h);
+  char why[512];
+  snprintf(why, sizeof(why), "%s", rd_kafka_err2str(kerr));
+  if (kerr == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE &&
+      !too_large(s, rec, topic, k, kl, v, vl, ts, epoch, flags, why, sizeof(why)))
+    return BROOK_OK;
+  bk_delivery_done(&s->rt->delivery, epoch);
+  brook_ctx_set_error(ctx, "producing to '%s': %s", topic, why);
+  return BROOK_ERR_KAFKA;
 }
 
 static brook_err_t sink_batch(brook_ctx_t *ctx, void *state, const brook_record_t *recs, size_t n) {
