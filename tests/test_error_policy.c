@@ -526,6 +526,51 @@ static void test_generator_custom_code_routed(void **state) {
   collect_free(&errs);
 }
 
+/* ---- brook's headers are unambiguous ---- */
+
+static brook_err_t gen_forged(brook_record_t *out, brook_ctx_t *ctx, void *opaque) {
+  (void)ctx;
+  static const brook_header_t forged[] = {
+      {"brook.error", "forged", 6}, {"brook.source.offset", "99", 2}, {"trace", "t-1", 3}};
+  int *calls = opaque;
+  if (++*calls > 1)
+    return BROOK_DONE;
+  out->value = "r4"; /* map_fail fails it */
+  out->value_len = 2;
+  out->headers = forged;
+  out->header_count = 3;
+  return BROOK_OK;
+}
+
+/* A record that already carries brook.* headers (a producer's, or an earlier failure's) is
+ * routed with them renamed original.brook.*: brook_record_header(rec, "brook.error") finds
+ * brook's own, and no brook.source.* claims coordinates a generator does not have. */
+static void test_route_renames_incoming_brook_headers(void **state) {
+  (void)state;
+  brook_topology_t *t = collect_topology(BROOK_ON_ERROR_ROUTE);
+  int calls = 0;
+  collect_t out, errs;
+  collect_init(&out);
+  collect_init(&errs);
+  brook_stream_t *s = brook_source_generator(t, "gen", gen_forged, &calls, NULL);
+  assert_int_equal(collect_sink(brook_map(s, map_fail, NULL), &out), BROOK_OK);
+  assert_int_equal(collect_sink(brook_error_stream(t), &errs), BROOK_OK);
+  collect_run_t r;
+  assert_int_equal(collect_run_batch(t, 0, &r), BROOK_OK);
+  assert_int_equal(errs.n, 1);
+  assert_string_equal(collect_header(&errs, 0, "brook.error"), brook_errname(BROOK_ERR_USER));
+  assert_non_null(collect_header(&errs, 0, "original.brook.error"));
+  assert_string_equal(collect_header(&errs, 0, "original.brook.error"), "forged");
+  assert_non_null(collect_header(&errs, 0, "original.brook.source.offset"));
+  assert_string_equal(collect_header(&errs, 0, "original.brook.source.offset"), "99");
+  assert_null(collect_header(&errs, 0, "brook.source.offset"));
+  assert_string_equal(collect_header(&errs, 0, "trace"), "t-1");
+  assert_int_equal(errs.recs[0].header_count, 3 + 4);
+  brook_topology_free(t);
+  collect_free(&out);
+  collect_free(&errs);
+}
+
 /* ---- brook_ctx_set_error: the callback explains its failure ---- */
 
 static brook_err_t map_explain(brook_record_t *rec, brook_ctx_t *ctx, void *opaque) {
@@ -634,6 +679,7 @@ int main(void) {
       cmocka_unit_test(test_sink_flush_failure_fails_run),
       cmocka_unit_test(test_generator_custom_code_routed),
       cmocka_unit_test(test_set_error_message),
+      cmocka_unit_test(test_route_renames_incoming_brook_headers),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   collect_strings_free();

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -246,6 +247,155 @@ static void test_permanent_failure_dead_letter(void **state) {
   assert_int_equal(broker_stop(&b), 0);
 }
 
+/* ---- dead letters that are too large (issue 11, item B) ---- */
+
+#define MSG_SIZE_TOO_LARGE 10 /* Kafka's MESSAGE_TOO_LARGE */
+#define BIG_VALUE 20000
+
+/* One record whose value is BIG_VALUE bytes of 'v'. */
+static brook_err_t gen_big(brook_record_t *out, brook_ctx_t *ctx, void *opaque) {
+  int *calls = opaque;
+  if (++*calls > 1)
+    return BROOK_DONE;
+  char *v = brook_ctx_alloc(ctx, BIG_VALUE);
+  if (!v)
+    return BROOK_ERR_NOMEM;
+  memset(v, 'v', BIG_VALUE);
+  out->key = "big";
+  out->key_len = 3;
+  out->value = v;
+  out->value_len = BIG_VALUE;
+  out->timestamp = TS_BASE;
+  return BROOK_OK;
+}
+
+/* Runs gen_big into a sink to `topic` (with `props` unless NULL) whose dead letters go to
+ * "dlq", successfully, and returns that one dead letter, checked: a prefix of the record's
+ * value, the original size said, the key kept, the given brook.error. The caller frees *t. */
+static const kr_msg_t *run_big_to_dlq(broker_proc_t *b, const char *topic, const char *const *props,
+                                      kr_topic_t *t, const char *error, size_t max_len) {
+  brook_topology_t *topo = new_topology(BROOK_ON_ERROR_FAIL);
+  int calls = 0;
+  brook_stream_t *s = brook_source_generator(topo, "gen", gen_big, &calls, NULL);
+  brook_kafka_sink_opts_t o = sink_opts(b->bootstrap, topic);
+  if (props)
+    o.properties = props;
+  o.on_failure = BROOK_KAFKA_DELIVERY_DEAD_LETTER;
+  o.dead_letter_topic = "dlq";
+  assert_int_equal(brook_sink_kafka(s, "to_big", &o), BROOK_OK);
+  brook_runtime_stats_t st = run_expect(new_runtime(topo, NULL, 0), BROOK_OK, NULL, 0, NULL);
+  brook_topology_free(topo);
+  assert_int_equal(st.records_dead_lettered, 1);
+  read_topic(b, "dlq", t);
+  assert_int_equal(t->n, 1);
+  const kr_msg_t *m = &t->msgs[0];
+  if (m->value_len == 0 || m->value_len > max_len)
+    fail_msg("dead letter value of %zu bytes, expected 1..%zu", m->value_len, max_len);
+  for (size_t i = 0; i < m->value_len; i++)
+    assert_int_equal(m->value[i], 'v');
+  assert_non_null(m->key);
+  assert_string_equal(m->key, "big");
+  const char *h = kr_header(m, "brook.error.original_size", NULL);
+  if (!h)
+    fail_msg("no brook.error.original_size on the cut dead letter");
+  assert_int_equal(atoi(h), BIG_VALUE);
+  h = kr_header(m, "brook.error", NULL);
+  assert_non_null(h);
+  assert_string_equal(h, error);
+  h = kr_header(m, "brook.sink.topic", NULL);
+  assert_non_null(h);
+  assert_string_equal(h, topic);
+  return m;
+}
+
+/* The producer refuses an output larger than its message.max.bytes: with on_failure
+ * DEAD_LETTER it goes to the dead-letter topic, cut to fit (it used to fail the run). */
+static void test_output_too_large_dead_lettered_cut(void **state) {
+  (void)state;
+  broker_proc_t b;
+  start_broker(&b, 1, (const char *const[]){"out:1", "dlq:1", NULL});
+  kr_topic_t dlq;
+  run_big_to_dlq(
+      &b, "out",
+      (const char *const[]){"message.timeout.ms", "20000", "message.max.bytes", "10000", NULL},
+      &dlq, "MSG_SIZE_TOO_LARGE", 10000);
+  kr_topic_free(&dlq);
+  assert_int_equal(broker_stop(&b), 0);
+}
+
+/* The brokers refuse the record (INVALID_RECORD) and then its dead letter as too large: the
+ * letter is sent once more, cut, and the run succeeds (it used to fail). */
+static void test_dead_letter_refused_too_large_retried_cut(void **state) {
+  (void)state;
+  broker_proc_t b;
+  start_broker(&b, 1, (const char *const[]){"doomed:1", "dlq:1", NULL});
+  assert_int_equal(broker_cmd(&b, "error 0 %d 1", PERMANENT_ERR), 0);
+  assert_int_equal(broker_cmd(&b, "error 0 %d 1", MSG_SIZE_TOO_LARGE), 0);
+  kr_topic_t dlq;
+  run_big_to_dlq(&b, "doomed", NULL, &dlq, "INVALID_RECORD", BIG_VALUE - 1);
+  kr_topic_free(&dlq);
+  assert_int_equal(broker_stop(&b), 0);
+}
+
+/* One record whose key and only header are larger than the limit below. */
+static brook_err_t gen_bulky(brook_record_t *out, brook_ctx_t *ctx, void *opaque) {
+  int *calls = opaque;
+  if (++*calls > 1)
+    return BROOK_DONE;
+  char *k = brook_ctx_alloc(ctx, 12000), *hv = brook_ctx_alloc(ctx, 12000);
+  brook_header_t *h = brook_ctx_alloc(ctx, sizeof(*h));
+  if (!k || !hv || !h)
+    return BROOK_ERR_NOMEM;
+  memset(k, 'k', 12000);
+  memset(hv, 'h', 12000);
+  *h = (brook_header_t){"bulk", hv, 12000};
+  *out = (brook_record_t){.key = k,
+                          .key_len = 12000,
+                          .value = "small",
+                          .value_len = 5,
+                          .timestamp = TS_BASE,
+                          .headers = h,
+                          .header_count = 1};
+  return BROOK_OK;
+}
+
+/* Still deliverable when even an empty value does not fit: the record's own headers are
+ * dropped, then its key is cut, each said in a header. */
+static void test_dead_letter_key_and_headers_cut(void **state) {
+  (void)state;
+  broker_proc_t b;
+  start_broker(&b, 1, (const char *const[]){"out:1", "dlq:1", NULL});
+  brook_topology_t *t = new_topology(BROOK_ON_ERROR_FAIL);
+  int calls = 0;
+  brook_stream_t *s = brook_source_generator(t, "gen", gen_bulky, &calls, NULL);
+  brook_kafka_sink_opts_t o = sink_opts(b.bootstrap, "out");
+  o.properties =
+      (const char *const[]){"message.timeout.ms", "20000", "message.max.bytes", "10000", NULL};
+  o.on_failure = BROOK_KAFKA_DELIVERY_DEAD_LETTER;
+  o.dead_letter_topic = "dlq";
+  assert_int_equal(brook_sink_kafka(s, "to_out", &o), BROOK_OK);
+  run_expect(new_runtime(t, NULL, 0), BROOK_OK, NULL, 0, NULL);
+  brook_topology_free(t);
+  kr_topic_t dlq;
+  read_topic(&b, "dlq", &dlq);
+  assert_int_equal(dlq.n, 1);
+  const kr_msg_t *m = &dlq.msgs[0];
+  assert_int_equal(m->value_len, 0);
+  assert_true(m->key_len > 8000 && m->key_len < 10000);
+  assert_null(kr_header(m, "bulk", NULL));
+  const char *expect[][2] = {{"brook.error.original_size", "5"},
+                             {"brook.error.headers_dropped", "1"},
+                             {"brook.error.original_key_size", "12000"},
+                             {"brook.error", "MSG_SIZE_TOO_LARGE"}};
+  for (size_t i = 0; i < sizeof(expect) / sizeof(expect[0]); i++) {
+    const char *h = kr_header(m, expect[i][0], NULL);
+    if (!h || strcmp(h, expect[i][1]) != 0)
+      fail_msg("header %s: '%s', expected '%s'", expect[i][0], h ? h : "(none)", expect[i][1]);
+  }
+  kr_topic_free(&dlq);
+  assert_int_equal(broker_stop(&b), 0);
+}
+
 /* ---- backpressure ---- */
 
 typedef struct pass_times {
@@ -301,6 +451,9 @@ int main(void) {
       cmocka_unit_test(test_permanent_failure_fails_run),
       cmocka_unit_test(test_permanent_failure_dead_letter),
       cmocka_unit_test(test_max_in_flight_holds_back),
+      cmocka_unit_test(test_output_too_large_dead_lettered_cut),
+      cmocka_unit_test(test_dead_letter_refused_too_large_retried_cut),
+      cmocka_unit_test(test_dead_letter_key_and_headers_cut),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,7 +19,39 @@
  * from it has been delivered by every Kafka sink (acknowledged by the brokers): per partition,
  * the lowest offset not yet finished bounds the commit. Records absorbed into operator state
  * (windows, aggregates) count as finished when absorbed; that state survives a crash only
- * once changelogs exist (not yet). */
+ * once changelogs exist (not yet).
+ *
+ * Dead letters: a source's malformed messages (on_malformed DEAD_LETTER), a sink's refused
+ * records (on_failure DEAD_LETTER) and error-stream records a Kafka sink writes
+ * (brook_error_stream) keep the record's key, value, headers and timestamp and carry brook's
+ * headers (text values, numbers in decimal):
+ *   brook.error, brook.error.message      why it failed first: a deserialiser's or an
+ *                                         operator's error name (BROOK_ERR_CORRUPT, ...), or for
+ *                                         an output the brokers refused librdkafka's
+ *                                         (INVALID_RECORD, MSG_SIZE_TOO_LARGE, ...)
+ *   brook.error.code                      brook's code (source and error stream)
+ *   brook.error.operator                  the failing node (error stream)
+ *   brook.source.topic, brook.source.partition, brook.source.offset
+ *                                         the input message: always on a source's dead letter;
+ *                                         on error-stream records whenever the runtime can tell
+ *                                         (see brook_error_stream); never on a sink's refused
+ *                                         outputs (written asynchronously, possibly built from
+ *                                         many inputs)
+ *   brook.sink.topic, brook.sink.partition, brook.sink.error, brook.sink.error.message
+ *                                         where a sink's refused record was going and why the
+ *                                         brokers (or the producer) refused it
+ *   original.brook.*                      headers named brook.* the record already carried (a
+ *                                         producer's, or an earlier failure's), renamed: every
+ *                                         brook.* header is brook's own, for this failure
+ * A dead letter is always deliverable. It is sized as librdkafka sizes a message (key, value,
+ * headers and per-record framing) plus a record batch header (61 bytes), against the
+ * producer's message.max.bytes (librdkafka's default 1000000, or the properties'). If it does
+ * not fit, its value is cut to its first bytes that fit and "brook.error.original_size" gives
+ * the value's size before; if even an empty value does not fit, the record's own headers are
+ * dropped ("brook.error.headers_dropped": how many), then its key is cut
+ * ("brook.error.original_key_size"). A letter the brokers refuse as too large (a topic or
+ * broker limit below the producer's) is sent once more, cut to 16 KiB or half its size,
+ * whichever is smaller. Only if that is refused too does the run fail. */
 #ifndef BROOK_KAFKA_H
 #define BROOK_KAFKA_H
 
@@ -87,9 +119,10 @@ typedef struct brook_kafka_source_opts {
   brook_kafka_serde_t key, value; /* deserialisers; default bytes */
   brook_kafka_malformed_t on_malformed;
   /* BROOK_KAFKA_MALFORMED_DEAD_LETTER: the topic that gets the original key, value and
-   * headers plus "brook.error" (reason), "brook.error.message", "brook.source.topic",
-   * "brook.source.partition" and "brook.source.offset" (decimal text). Written through a
-   * producer with the same bootstrap and properties. */
+   * headers plus "brook.error" (reason), "brook.error.code", "brook.error.message",
+   * "brook.source.topic", "brook.source.partition" and "brook.source.offset" (see dead letters
+   * above: cut to fit if too large). Written through a producer with the same bootstrap and
+   * properties (so its message.max.bytes too). */
   const char *dead_letter_topic;
   int64_t commit_interval_ms; /* default 1000 */
   /* Bound on records fetched but not yet processed or delivered, per source; beyond it the
@@ -101,8 +134,10 @@ void brook_kafka_source_opts_init(brook_kafka_source_opts_t *opts);
 
 /* A Kafka source named `name` (required). Records carry the message's key, value (after the
  * deserialisers), headers and timestamp (the message timestamp, or what the source's
- * watermark extractor says); each partition is a split with its own watermark. `opts` is
- * copied (strings included). NULL on error (recorded in the topology). */
+ * watermark extractor says); each partition is a split with its own watermark. A record whose
+ * message has no headers has header_count 0 but a headers pointer that is not NULL (brook
+ * traces failed records back to their message by it): read headers up to header_count only.
+ * `opts` is copied (strings included). NULL on error (recorded in the topology). */
 brook_stream_t *brook_source_kafka(brook_topology_t *t, const char *name,
                                    const brook_kafka_source_opts_t *opts);
 
@@ -112,8 +147,10 @@ typedef const char *(*brook_kafka_topic_fn)(const brook_record_t *rec, void *opa
 
 /* What a sink does when the brokers permanently refuse a record. */
 typedef enum brook_kafka_delivery_failure {
-  BROOK_KAFKA_DELIVERY_FAIL = 0,   /* the pipeline stops with the error (default) */
-  BROOK_KAFKA_DELIVERY_DEAD_LETTER /* to dead_letter_topic, with "brook.error" headers */
+  BROOK_KAFKA_DELIVERY_FAIL = 0, /* the pipeline stops with the error (default) */
+  /* to dead_letter_topic, with brook.error and brook.sink.* headers (dead letters above);
+   * this includes a record the producer refuses as larger than its message.max.bytes */
+  BROOK_KAFKA_DELIVERY_DEAD_LETTER
 } brook_kafka_delivery_failure_t;
 
 typedef struct brook_kafka_sink_opts {

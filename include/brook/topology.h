@@ -63,7 +63,12 @@ brook_err_t brook_topology_set_error_policy(brook_topology_t *t, brook_error_pol
  * BROOK_ON_ERROR_ROUTE. Each carries the failed input record's key, value and timestamp plus
  * headers "brook.error" (error name, e.g. "BROOK_ERR_USER"), "brook.error.code" (the code in
  * decimal, so user-defined codes survive), "brook.error.operator" (node name) and
- * "brook.error.message". The node is named "errors" (a reserved name).
+ * "brook.error.message", and, when the runtime can tell which input message the record comes
+ * from (a Kafka source's record, or one derived from it that kept its headers, key or value),
+ * "brook.source.topic", "brook.source.partition" and "brook.source.offset" (see kafka.h,
+ * dead letters). Headers named "brook.*" that the record already carried are kept renamed
+ * "original.brook.*": every brook.* header is brook's own. The node is named "errors" (a
+ * reserved name).
  * A record of this stream that fails again (in any operator it reaches) fails the pipeline,
  * so a failed record is routed at most once: no error loops. Sinks it feeds are not counted
  * in stats.records_out. Calling it again returns the same stream. NULL on error (recorded in the

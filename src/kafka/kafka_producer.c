@@ -1,8 +1,10 @@
 /* The shared producer. See kafka_producer.h. Loop thread, except destroy_work. */
 #include "kafka_producer.h"
 
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <brook/kafka.h>
@@ -21,7 +23,12 @@ struct bk_kprod {
   bk_kprod_failed_fn failed;
   void *opaque;
   uint64_t in_flight;
+  size_t max_message; /* message.max.bytes */
 };
+
+/* A message's opaque: its epoch and its BK_KMSG_* flags (3 bits), so a refusal knows both. */
+#define FLAG_BITS 3
+#define FLAG_MASK ((1u << FLAG_BITS) - 1)
 
 static const char *const producer_defaults[] = {
     "enable.idempotence", "true",      "acks", "all", "partitioner",
@@ -73,10 +80,11 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
   (void)rk;
   bk_kprod_t *p = opaque;
-  uint64_t epoch = (uint64_t)(uintptr_t)m->_private;
+  uint64_t tag = (uint64_t)(uintptr_t)m->_private;
+  uint64_t epoch = tag >> FLAG_BITS;
   p->in_flight--;
   if (m->err && p->rt->status == BROOK_OK) {
-    p->failed(p, m, epoch, p->opaque);
+    p->failed(p, m, epoch, (unsigned)(tag & FLAG_MASK), p->opaque);
     return;
   }
   bk_delivery_done(&p->rt->delivery, epoch);
@@ -120,6 +128,13 @@ brook_err_t bk_kprod_new(brook_runtime_t *rt, const char *who, const char *boots
     return BROOK_ERR_KAFKA;
   }
   rd_kafka_set_log_queue(p->rk, NULL); /* logs to the main queue: the loop thread */
+  char max[32];
+  size_t max_len = sizeof(max);
+  p->max_message = 1000000; /* librdkafka's default, should the lookup ever fail */
+  if (rd_kafka_conf_get(rd_kafka_conf(p->rk), "message.max.bytes", max, &max_len) ==
+          RD_KAFKA_CONF_OK &&
+      strtoull(max, NULL, 10) > 0)
+    p->max_message = (size_t)strtoull(max, NULL, 10);
   p->mainq = rd_kafka_queue_get_main(p->rk);
   if ((err = bk_kafka_poller_start(rt, p->mainq, serve, p, &p->poller, why, why_len)) < 0) {
     rd_kafka_queue_destroy(p->mainq);
@@ -133,13 +148,15 @@ brook_err_t bk_kprod_new(brook_runtime_t *rt, const char *who, const char *boots
 
 rd_kafka_resp_err_t bk_kprod_send(bk_kprod_t *p, const char *topic, const void *key, size_t klen,
                                   const void *val, size_t vlen, int64_t ts,
-                                  rd_kafka_headers_t *headers, uint64_t epoch) {
+                                  rd_kafka_headers_t *headers, uint64_t epoch, unsigned flags) {
+  assert(flags <= FLAG_MASK && epoch < (UINT64_MAX >> FLAG_BITS));
+  void *tag = (void *)(uintptr_t)(epoch << FLAG_BITS | flags);
   for (;;) {
-    rd_kafka_resp_err_t err = rd_kafka_producev(
-        p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, klen),
-        RD_KAFKA_V_VALUE((void *)(uintptr_t)val, vlen), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_TIMESTAMP(ts), RD_KAFKA_V_HEADERS(headers),
-        RD_KAFKA_V_OPAQUE((void *)(uintptr_t)epoch), RD_KAFKA_V_END);
+    rd_kafka_resp_err_t err =
+        rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, klen),
+                          RD_KAFKA_V_VALUE((void *)(uintptr_t)val, vlen),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_TIMESTAMP(ts),
+                          RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(tag), RD_KAFKA_V_END);
     if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
       if (!err)
         p->in_flight++;
@@ -152,6 +169,10 @@ rd_kafka_resp_err_t bk_kprod_send(bk_kprod_t *p, const char *topic, const void *
 }
 
 uint64_t bk_kprod_in_flight(const bk_kprod_t *p) { return p->in_flight; }
+
+size_t bk_kprod_max_message(const bk_kprod_t *p) { return p->max_message; }
+
+brook_runtime_t *bk_kprod_runtime(const bk_kprod_t *p) { return p->rt; }
 
 void bk_kprod_close(bk_kprod_t *p) {
   if (!p)

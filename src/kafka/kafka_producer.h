@@ -14,11 +14,19 @@
 
 typedef struct bk_kprod bk_kprod_t;
 
+/* What a message is, given to bk_kprod_send and handed back with its refusal (flags). */
+enum {
+  BK_KMSG_OUTPUT = 0,       /* a sink's output */
+  BK_KMSG_ERROR_RECORD = 1, /* an error-stream record: its brook.* headers are brook's own */
+  BK_KMSG_DEAD_LETTER = 2,  /* a dead letter (kafka/dead_letter.h): nowhere else to go */
+  BK_KMSG_CUT_AGAIN = 4     /* already sent once more, cut, after a refusal as too large */
+};
+
 /* The brokers refused `m` for good (after librdkafka's retries). The callee decides: send
  * it elsewhere with the same `epoch` (bk_kprod_send), or fail the run; either way it calls
- * bk_delivery_done for `epoch` unless it re-sent the message. */
+ * bk_delivery_done for `epoch` unless it re-sent the message. `flags` are the send's. */
 typedef void (*bk_kprod_failed_fn)(bk_kprod_t *p, const rd_kafka_message_t *m, uint64_t epoch,
-                                   void *opaque);
+                                   unsigned flags, void *opaque);
 
 /* A producer for `who` (e.g. "Kafka sink 'alerts'", used in messages) on bootstrap (may be
  * NULL if props have it) and props (borrowed: must outlive the producer), into *out.
@@ -29,11 +37,18 @@ brook_err_t bk_kprod_new(brook_runtime_t *rt, const char *who, const char *boots
                          bk_kprod_t **out, char *why, size_t why_len);
 
 /* Sends a message (bytes copied; `headers` owned by the producer on success, by the caller
- * on failure). The delivery counts against `epoch` (from bk_delivery_add). Returns an
- * rd_kafka error: the message was not queued. */
+ * on failure). The delivery counts against `epoch` (from bk_delivery_add); `flags`
+ * (BK_KMSG_*) come back with a refusal. Returns an rd_kafka error: the message was not
+ * queued (RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE: over bk_kprod_max_message). */
 rd_kafka_resp_err_t bk_kprod_send(bk_kprod_t *p, const char *topic, const void *key, size_t klen,
                                   const void *val, size_t vlen, int64_t ts,
-                                  rd_kafka_headers_t *headers, uint64_t epoch);
+                                  rd_kafka_headers_t *headers, uint64_t epoch, unsigned flags);
+
+/* The producer's effective message.max.bytes (librdkafka's default unless the properties set
+ * it): no message larger than that on the wire is accepted. */
+size_t bk_kprod_max_message(const bk_kprod_t *p);
+
+brook_runtime_t *bk_kprod_runtime(const bk_kprod_t *p);
 
 /* Messages sent and not yet reported. */
 uint64_t bk_kprod_in_flight(const bk_kprod_t *p);

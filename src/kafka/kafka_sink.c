@@ -3,7 +3,8 @@
  * the loop watches (kafka_poll.c): each record is counted against the current delivery
  * epoch (runtime/delivery.h) until the brokers acknowledge it, so sources commit only input
  * whose outputs are safe and the runtime ends only once everything is acknowledged.
- * A record the brokers refuse for good fails the pipeline or goes to the dead-letter topic.
+ * A record the brokers refuse for good fails the pipeline or goes to the dead-letter topic
+ * (kafka/dead_letter.c builds the letters, cut to fit the producer's limit).
  * The producer itself (defaults, delivery reports, close) is kafka_producer.c. Loop thread. */
 #include <stdio.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 
 #include "core/alloc.h"
 #include "core/opts.h"
+#include "kafka/dead_letter.h"
 #include "kafka/kafka_conf.h"
 #include "kafka/kafka_producer.h"
 #include "kafka/kafka_serde.h"
@@ -43,38 +45,29 @@ static const bk_opts_version_t kafka_sink_versions[] = {
 static const bk_opts_type_t kafka_sink_opts_type =
     BK_OPTS_TYPE(brook_kafka_sink_opts_t, kafka_sink_versions);
 
-/* The brokers refused `m` for good: the dead-letter topic, or a pipeline failure. */
+/* The brokers refused `m` for good: sent once more cut (a letter too large), the dead-letter
+ * topic, or a pipeline failure. */
 static void delivery_failed(bk_kprod_t *p, const rd_kafka_message_t *m, uint64_t epoch,
-                            void *opaque) {
+                            unsigned flags, void *opaque) {
   sink_t *s = opaque;
+  if (bk_dead_letter_retry_cut(p, m, epoch, flags))
+    return;
   const char *topic = rd_kafka_topic_name(m->rkt);
-  const char *why = rd_kafka_err2str(m->err);
-  if (s->cfg->o.on_failure != BROOK_KAFKA_DELIVERY_DEAD_LETTER || strcmp(topic, s->cfg->dlq) == 0) {
+  char why[512];
+  snprintf(why, sizeof(why), "%s", rd_kafka_err2str(m->err));
+  if (s->cfg->o.on_failure != BROOK_KAFKA_DELIVERY_DEAD_LETTER || (flags & BK_KMSG_DEAD_LETTER)) {
     bk_kprod_fail(p, "delivery to %s [%d] failed: %s", topic, (int)m->partition, why);
     bk_delivery_done(&s->rt->delivery, epoch);
     return;
   }
-  rd_kafka_headers_t *orig = NULL, *h;
-  if (rd_kafka_message_headers(m, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR && orig)
-    h = rd_kafka_headers_copy(orig);
-  else
-    h = rd_kafka_headers_new(4);
-  char part[16];
-  snprintf(part, sizeof(part), "%d", (int)m->partition);
-  rd_kafka_header_add(h, "brook.error", -1, rd_kafka_err2name(m->err), -1);
-  rd_kafka_header_add(h, "brook.error.message", -1, why, -1);
-  rd_kafka_header_add(h, "brook.sink.topic", -1, topic, -1);
-  rd_kafka_header_add(h, "brook.sink.partition", -1, part, -1);
-  rd_kafka_resp_err_t err =
-      bk_kprod_send(p, s->cfg->dlq, m->key, m->key_len, m->payload, m->len, 0, h, epoch);
-  if (err) {
-    rd_kafka_headers_destroy(h);
+  bk_dead_letter_t dl;
+  bk_dead_letter_of_message(&dl, m);
+  if (bk_dead_letter_refusal(p, s->cfg->dlq, &dl, topic, m->partition, m->err, epoch, flags, why,
+                             sizeof(why))) {
     bk_kprod_fail(p, "dead-lettering a record for %s [%d] failed: %s", topic, (int)m->partition,
-                  rd_kafka_err2str(err));
+                  why);
     bk_delivery_done(&s->rt->delivery, epoch);
-    return;
   }
-  s->rt->stats.records_dead_lettered++;
 }
 
 static brook_err_t sink_open(brook_ctx_t *ctx, void *opaque, void **state) {
@@ -117,6 +110,28 @@ static rd_kafka_headers_t *headers_of(const brook_record_t *rec) {
   return h;
 }
 
+/* The producer refused a record as larger than its message.max.bytes. An error-stream record
+ * is a dead letter already: written cut to fit. An output goes to the dead-letter topic if
+ * there is one (cut to fit there). Else the refusal stands (the error policy decides). */
+static rd_kafka_resp_err_t too_large(sink_t *s, const brook_record_t *rec, const char *topic,
+                                     const void *k, size_t kl, const void *v, size_t vl, int64_t ts,
+                                     uint64_t epoch, unsigned flags, char *why, size_t why_len) {
+  bk_dead_letter_t dl = {.key = k,
+                         .key_len = kl,
+                         .value = v,
+                         .value_len = vl,
+                         .timestamp = ts,
+                         .headers = rec->headers,
+                         .header_count = rec->header_count,
+                         .brook_own = flags == BK_KMSG_ERROR_RECORD};
+  if (flags == BK_KMSG_ERROR_RECORD)
+    return bk_dead_letter_send(s->prod, topic, &dl, 0, epoch, flags, why, why_len);
+  if (s->cfg->o.on_failure != BROOK_KAFKA_DELIVERY_DEAD_LETTER)
+    return RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE;
+  return bk_dead_letter_refusal(s->prod, s->cfg->dlq, &dl, topic, -1,
+                                RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, epoch, flags, why, why_len);
+}
+
 static brook_err_t sink_one(brook_ctx_t *ctx, sink_t *s, const brook_record_t *rec) {
   const sink_cfg_t *cfg = s->cfg;
   const char *topic = cfg->o.topic_fn ? cfg->o.topic_fn(rec, cfg->o.topic_opaque) : NULL;
@@ -139,15 +154,20 @@ static brook_err_t sink_one(brook_ctx_t *ctx, sink_t *s, const brook_record_t *r
     return BROOK_ERR_NOMEM;
   rd_kafka_headers_t *h = headers_of(rec);
   int64_t ts = rec->timestamp > 0 ? rec->timestamp : 0; /* 0: librdkafka stamps now */
-  rd_kafka_resp_err_t kerr = bk_kprod_send(s->prod, topic, k, kl, v, vl, ts, h, epoch);
-  if (kerr) {
-    if (h)
-      rd_kafka_headers_destroy(h);
-    bk_delivery_done(&s->rt->delivery, epoch);
-    brook_ctx_set_error(ctx, "producing to '%s': %s", topic, rd_kafka_err2str(kerr));
-    return BROOK_ERR_KAFKA;
-  }
-  return BROOK_OK;
+  unsigned flags = s->rt->error_depth ? BK_KMSG_ERROR_RECORD : BK_KMSG_OUTPUT;
+  rd_kafka_resp_err_t kerr = bk_kprod_send(s->prod, topic, k, kl, v, vl, ts, h, epoch, flags);
+  if (!kerr)
+    return BROOK_OK;
+  if (h)
+    rd_kafka_headers_destroy(h);
+  char why[512];
+  snprintf(why, sizeof(why), "%s", rd_kafka_err2str(kerr));
+  if (kerr == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE &&
+      !too_large(s, rec, topic, k, kl, v, vl, ts, epoch, flags, why, sizeof(why)))
+    return BROOK_OK;
+  bk_delivery_done(&s->rt->delivery, epoch);
+  brook_ctx_set_error(ctx, "producing to '%s': %s", topic, why);
+  return BROOK_ERR_KAFKA;
 }
 
 static brook_err_t sink_batch(brook_ctx_t *ctx, void *state, const brook_record_t *recs, size_t n) {

@@ -25,10 +25,12 @@
 
 #include "core/alloc.h"
 #include "core/opts.h"
+#include "kafka/dead_letter.h"
 #include "kafka/kafka_conf.h"
 #include "kafka/kafka_poll.h"
 #include "kafka/kafka_producer.h"
 #include "kafka/kafka_serde.h"
+#include "kafka/kafka_trace.h"
 #include "runtime/runtime_impl.h"
 
 typedef struct src_cfg {
@@ -79,6 +81,7 @@ typedef struct ksrc {
   rd_kafka_message_t **msgs; /* the current batch's messages */
   size_t n_msgs, cap_msgs;
   rd_kafka_message_t *stash; /* the first message of the next batch (another partition) */
+  bk_ktrace_t trace;         /* the batch's records' messages, for failures (kafka_trace.h) */
   size_t batch_part;
   int64_t batch_next; /* -1: the batch consumed nothing */
   int paused;
@@ -436,13 +439,6 @@ static void on_queue(void *opaque) {
   bk_sched_ready(k->src);
 }
 
-static void dlq_failed(bk_kprod_t *p, const rd_kafka_message_t *m, uint64_t epoch, void *opaque) {
-  ksrc_t *k = opaque;
-  bk_kprod_fail(p, "dead-lettering to %s failed: %s", rd_kafka_topic_name(m->rkt),
-                rd_kafka_err2str(m->err));
-  bk_delivery_done(&k->rt->delivery, epoch);
-}
-
 static brook_err_t ks_start(bk_src_t *src) {
   ksrc_t *k = src->impl;
   const src_cfg_t *cfg = k->cfg;
@@ -528,8 +524,8 @@ static brook_err_t ks_attach(bk_src_t *src) {
   if (cfg->dlq) {
     char who[160];
     snprintf(who, sizeof(who), "Kafka source '%s' (dead letters)", src->ctx->node->name);
-    if ((err = bk_kprod_new(k->rt, who, cfg->bootstrap, cfg->props, dlq_failed, k, &k->dlq, k->why,
-                            sizeof(k->why))) < 0) {
+    if ((err = bk_kprod_new(k->rt, who, cfg->bootstrap, cfg->props, bk_dead_letter_failed, NULL,
+                            &k->dlq, k->why, sizeof(k->why))) < 0) {
       brook_ctx_set_error(src->ctx, "%s", k->why);
       return err;
     }
@@ -547,11 +543,13 @@ static brook_err_t ks_attach(bk_src_t *src) {
   return BROOK_OK;
 }
 
-/* The message's headers as brook headers in the batch arena (NULL if none). */
+/* The message's headers as brook headers in the batch arena (none: a trace tag). */
 static brook_err_t headers_of(ksrc_t *k, rd_kafka_message_t *m, brook_record_t *rec) {
   rd_kafka_headers_t *h = NULL;
-  if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR || !h)
+  if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR || !h) {
+    bk_ktrace_record(&k->trace, m, rec);
     return BROOK_OK;
+  }
   size_t n = rd_kafka_header_cnt(h);
   brook_header_t *out = brook_ctx_alloc(k->src->ctx, n * sizeof(*out) + 1);
   if (!out)
@@ -566,42 +564,18 @@ static brook_err_t headers_of(ksrc_t *k, rd_kafka_message_t *m, brook_record_t *
   }
   rec->headers = out;
   rec->header_count = n;
+  bk_ktrace_record(&k->trace, m, rec);
   return BROOK_OK;
 }
 
-/* Sends a malformed message to the dead-letter topic with the reason. */
-static brook_err_t dead_letter(ksrc_t *k, rd_kafka_message_t *m, brook_err_t why) {
-  rd_kafka_headers_t *orig = NULL, *h;
-  if (rd_kafka_message_headers(m, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR && orig)
-    h = rd_kafka_headers_copy(orig);
-  else
-    h = rd_kafka_headers_new(5);
-  brook_ctx_t *ctx = k->src->ctx;
-  char part[16], off[32];
-  snprintf(part, sizeof(part), "%d", (int)m->partition);
-  snprintf(off, sizeof(off), "%lld", (long long)m->offset);
-  rd_kafka_header_add(h, "brook.error", -1, brook_errname(why), -1);
-  rd_kafka_header_add(h, "brook.error.message", -1,
-                      ctx->has_error_msg ? ctx->error_msg.text : brook_strerror(why), -1);
-  rd_kafka_header_add(h, "brook.source.topic", -1, rd_kafka_topic_name(m->rkt), -1);
-  rd_kafka_header_add(h, "brook.source.partition", -1, part, -1);
-  rd_kafka_header_add(h, "brook.source.offset", -1, off, -1);
-  uint64_t epoch = bk_delivery_add(&k->rt->delivery);
-  if (!epoch) {
-    rd_kafka_headers_destroy(h);
-    return BROOK_ERR_NOMEM;
-  }
-  rd_kafka_resp_err_t err = bk_kprod_send(k->dlq, k->cfg->dlq, m->key, m->key_len, m->payload,
-                                          m->len, rd_kafka_message_timestamp(m, NULL), h, epoch);
-  if (err) {
-    rd_kafka_headers_destroy(h);
-    bk_delivery_done(&k->rt->delivery, epoch);
-    src_fail(k, BROOK_ERR_KAFKA, "dead-lettering offset %lld of %s [%d]: %s", (long long)m->offset,
-             rd_kafka_topic_name(m->rkt), (int)m->partition, rd_kafka_err2str(err));
-    return BROOK_ERR_KAFKA;
-  }
-  k->rt->stats.records_dead_lettered++;
-  return BROOK_OK;
+/* The message behind a failed record (bk_source_vt_t.origin). */
+static int ks_origin(bk_src_t *src, const brook_record_t *rec, bk_origin_t *out) {
+  ksrc_t *k = src->impl;
+  const rd_kafka_message_t *m = bk_ktrace_find(&k->trace, rec);
+  if (!m)
+    return 0;
+  *out = (bk_origin_t){rd_kafka_topic_name(m->rkt), m->partition, m->offset};
+  return 1;
 }
 
 /* The record's timestamp: the message's (CreateTime or LogAppendTime), or the time it was
@@ -647,7 +621,8 @@ static brook_err_t take_message(ksrc_t *k, rd_kafka_message_t *m) {
       k->rt->stats.records_skipped++;
       return BROOK_OK;
     case BROOK_KAFKA_MALFORMED_DEAD_LETTER:
-      return dead_letter(k, m, err);
+      return bk_dead_letter_malformed(
+          k->dlq, cfg->dlq, m, err, ctx->has_error_msg ? ctx->error_msg.text : brook_strerror(err));
     default:
       src_fail(k, err, "malformed record at offset %lld of %s [%d]: %s", (long long)m->offset,
                rd_kafka_topic_name(m->rkt), (int)m->partition,
@@ -723,6 +698,8 @@ static brook_err_t ks_produce(bk_src_t *src) {
   }
   bk_port_t *port = bk_src_port(src);
   k->batch_next = -1;
+  if (bk_ktrace_begin(&k->trace, &k->rt->alloc, port->cap) < 0)
+    return BROOK_ERR_NOMEM;
   size_t part = SIZE_MAX;
   brook_err_t ret = BROOK_OK; /* on failure the records taken so far still go on */
   while (port->n < port->cap) {
@@ -791,6 +768,7 @@ static void ks_batch_done(bk_src_t *src) {
   for (size_t i = 0; i < k->n_msgs; i++)
     rd_kafka_message_destroy(k->msgs[i]);
   k->n_msgs = 0;
+  bk_ktrace_end(&k->trace);
   if (k->batch_next < 0)
     return;
   /* Finished once no delivery of this epoch (or earlier) is pending. */
@@ -866,6 +844,7 @@ static void ks_destroy(bk_src_t *src) {
   bk_free(a, k->parts);
   bk_free(a, k->pend);
   bk_free(a, k->msgs);
+  bk_ktrace_free(&k->trace, a);
   bk_free(a, k);
   src->impl = NULL;
 }
@@ -879,6 +858,7 @@ static const bk_source_vt_t kafka_vt = {
     .stop = ks_stop,
     .close = ks_close,
     .destroy = ks_destroy,
+    .origin = ks_origin,
 };
 
 /* ---- the builder ---- */

@@ -164,30 +164,77 @@ brook_err_t bk_src_emit_array(bk_src_t *src, brook_record_t *recs, size_t n) {
   return serr < 0 ? serr : err;
 }
 
-/* Builds the error-stream record: the failed record plus three error headers, all in the
- * batch arena. */
+#define ERROR_HEADERS 4  /* brook.error, .code, .operator, .message */
+#define ORIGIN_HEADERS 3 /* brook.source.topic, .partition, .offset */
+#define RENAMED "original."
+
+/* The failed record's own headers for its error record, into h (arena): names starting with
+ * "brook." (a producer's, or an earlier failure's) are renamed original.brook.*, so that every
+ * brook.* header of an error record is brook's own. */
+static brook_err_t copy_own_headers(brook_runtime_t *rt, const brook_record_t *rec,
+                                    brook_header_t *h) {
+  for (size_t i = 0; i < rec->header_count; i++) {
+    h[i] = rec->headers[i];
+    if (strncmp(h[i].name, "brook.", 6) != 0)
+      continue;
+    size_t len = strlen(h[i].name);
+    char *name = bk_arena_alloc(&rt->arena, sizeof(RENAMED) + len);
+    if (!name)
+      return BROOK_ERR_NOMEM;
+    memcpy(name, RENAMED, sizeof(RENAMED) - 1);
+    memcpy(name + sizeof(RENAMED) - 1, h[i].name, len + 1);
+    h[i].name = name;
+  }
+  return BROOK_OK;
+}
+
+/* brook.source.* headers naming the input message behind `rec`, if the source of the batch
+ * being processed can tell (runtime_impl.h, bk_source_vt_t.origin). Returns how many (0 or
+ * ORIGIN_HEADERS), or a negative error. */
+static int origin_headers(brook_runtime_t *rt, const brook_record_t *rec, brook_header_t *h) {
+  bk_src_t *src = rt->batch_src;
+  bk_origin_t o;
+  if (!src || !src->vt->origin || !src->vt->origin(src, rec, &o))
+    return 0;
+  char *part = bk_arena_alloc(&rt->arena, 16), *off = bk_arena_alloc(&rt->arena, 24);
+  if (!part || !off)
+    return BROOK_ERR_NOMEM;
+  int part_len = snprintf(part, 16, "%d", (int)o.partition);
+  int off_len = snprintf(off, 24, "%lld", (long long)o.offset);
+  h[0] = (brook_header_t){"brook.source.topic", o.topic, strlen(o.topic)};
+  h[1] = (brook_header_t){"brook.source.partition", part, (size_t)part_len};
+  h[2] = (brook_header_t){"brook.source.offset", off, (size_t)off_len};
+  return ORIGIN_HEADERS;
+}
+
+/* Builds the error-stream record: the failed record, its own headers (brook.* ones renamed),
+ * four error headers and, when known, the input message's coordinates; all in the batch
+ * arena. Runs only for records that fail. */
 static brook_err_t route_to_errors(brook_ctx_t *ctx, const brook_record_t *rec, int err,
                                    const char *message) {
   brook_runtime_t *rt = ctx->rt;
-  size_t nh = rec->header_count + 4;
-  brook_header_t *h = bk_arena_alloc(&rt->arena, nh * sizeof(*h));
+  size_t own = rec->header_count;
+  brook_header_t *h =
+      bk_arena_alloc(&rt->arena, (own + ERROR_HEADERS + ORIGIN_HEADERS) * sizeof(*h));
   size_t mlen = strlen(message);
   char *mcopy = bk_arena_alloc(&rt->arena, mlen + 1);
   char *code = bk_arena_alloc(&rt->arena, 16);
-  if (!h || !mcopy || !code)
+  if (!h || !mcopy || !code || copy_own_headers(rt, rec, h) < 0)
     return BROOK_ERR_NOMEM;
   int code_len = snprintf(code, 16, "%d", err);
   memcpy(mcopy, message, mlen + 1);
-  if (rec->header_count)
-    memcpy(h, rec->headers, rec->header_count * sizeof(*h));
   const char *ename = brook_errname(err);
-  h[nh - 4] = (brook_header_t){"brook.error", ename, strlen(ename)};
-  h[nh - 3] = (brook_header_t){"brook.error.code", code, (size_t)code_len};
-  h[nh - 2] = (brook_header_t){"brook.error.operator", ctx->node->name, strlen(ctx->node->name)};
-  h[nh - 1] = (brook_header_t){"brook.error.message", mcopy, mlen};
+  brook_header_t *e = h + own;
+  e[0] = (brook_header_t){"brook.error", ename, strlen(ename)};
+  e[1] = (brook_header_t){"brook.error.code", code, (size_t)code_len};
+  e[2] = (brook_header_t){"brook.error.operator", ctx->node->name, strlen(ctx->node->name)};
+  e[3] = (brook_header_t){"brook.error.message", mcopy, mlen};
+  int n_origin = origin_headers(rt, rec, e + ERROR_HEADERS);
+  if (n_origin < 0)
+    return n_origin;
   brook_record_t erec = *rec;
   erec.headers = h;
-  erec.header_count = nh;
+  erec.header_count = own + ERROR_HEADERS + (size_t)n_origin;
   rt->stats.records_routed++;
   return brook_emit_to(rt->errors_inst, 0, &erec);
 }

@@ -30,6 +30,14 @@ typedef struct bk_task {
   int fold_active, fold_present;
 } bk_task_t;
 
+/* Where a record came from: the input message behind it (runtime-owned strings valid while
+ * the source's batch is processed). */
+typedef struct bk_origin {
+  const char *topic;
+  int32_t partition;
+  int64_t offset;
+} bk_origin_t;
+
 /* A source kind's runtime side (the bk_source_type_t's runtime_vt). Runs on the loop thread
  * except create/destroy, which run where the runtime is created and freed. */
 typedef struct bk_source_vt {
@@ -53,6 +61,10 @@ typedef struct bk_source_vt {
    * succeeded (whether or not attach ran). */
   void (*close)(bk_src_t *src);
   void (*destroy)(bk_src_t *src);
+  /* Optional, while its batch is processed (rt->batch_src): the input message that `rec`, a
+   * record of the batch or one derived from it, comes from. 1 and *out filled, or 0 if it
+   * cannot tell. Costs nothing until asked: it runs only for records that fail. */
+  int (*origin)(bk_src_t *src, const brook_record_t *rec, bk_origin_t *out);
 } bk_source_vt_t;
 
 struct bk_src {
@@ -96,7 +108,8 @@ struct brook_runtime {
   brook_ctx_t *errors_inst;
   bk_src_t *sources;
   size_t n_sources;
-  size_t next_source; /* round-robin start */
+  size_t next_source;  /* round-robin start */
+  bk_src_t *batch_src; /* the source whose batch is being processed (NULL: none) */
   bk_arena_t arena;
   brook_time_t now_ms;
   int manual_clock; /* the test driver sets now_ms by hand; no loop */

@@ -174,6 +174,7 @@ static void clock_arm(brook_runtime_t *rt) {
 static void run_batch(brook_runtime_t *rt, bk_src_t *src) {
   rt->now_ms = bk_wallclock_ms();
   bk_delivery_next_epoch(&rt->delivery);
+  rt->batch_src = src;
   brook_err_t err = src->vt->produce(src);
   bk_port_t *port = bk_src_port(src); /* a partitioned source's batch is in its task's port */
   if (src->ctx == src->home && port->n && rt->per_task &&
@@ -200,6 +201,7 @@ static void run_batch(brook_runtime_t *rt, bk_src_t *src) {
   port->n = 0;
   if (src->ctx != src->home)
     bk_src_leave_task(src);
+  rt->batch_src = NULL;
   src->vt->batch_done(src);
   bk_arena_reset(&rt->arena);
   rt->stats.batches++;
