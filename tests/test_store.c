@@ -426,6 +426,10 @@ static void *ca_realloc(void *ptr, size_t size, void *opaque) {
   return n;
 }
 
+static brook_allocator_t ca_allocator(count_alloc_t *ca) {
+  return (brook_allocator_t){ca_alloc, ca_realloc, ca_free, ca};
+}
+
 /* brook_store_memory is what the store really holds from its allocator. */
 static void assert_memory_honest(const brook_store_t *s, const count_alloc_t *ca) {
   assert_int_equal(brook_store_memory(s), ca->live);
@@ -436,7 +440,7 @@ static void assert_memory_honest(const brook_store_t *s, const count_alloc_t *ca
 static void test_small_store_memory(void **state) {
   (void)state;
   count_alloc_t ca = {0};
-  brook_allocator_t a = {ca_alloc, ca_realloc, ca_free, &ca};
+  brook_allocator_t a = ca_allocator(&ca);
   brook_store_t *s;
 
   /* Variable-size values, as brook_store_put gives them. */
@@ -493,7 +497,7 @@ static void test_small_store_memory(void **state) {
 static void test_memory_growth_accounting(void **state) {
   (void)state;
   count_alloc_t ca = {0};
-  brook_allocator_t a = {ca_alloc, ca_realloc, ca_free, &ca};
+  brook_allocator_t a = ca_allocator(&ca);
   brook_store_t *s;
   assert_int_equal(brook_store_new(&s, NULL, &a), BROOK_OK);
   unsigned char key[KEY_MAX], val[300];
