@@ -6,9 +6,9 @@
  *
  * Chunks start small and grow: a class's first chunk is BK_SLAB_FIRST_CHUNK bytes (or one
  * block, if bigger), and each new chunk is twice the size of the one before, as many as the
- * class holds, up to BK_SLAB_CHUNK_SIZE. A store holding three keys costs a few hundred
- * bytes, not 64 KiB per size class (stores are paid for per task), while a big store still
- * makes one allocation per 64 KiB: chunk allocations stay amortised O(1) per block.
+ * class holds, up to BK_SLAB_CHUNK_SIZE. A store holding three small entries needs one
+ * 512-byte chunk, not 64 KiB per size class (stores are paid for per task), while a big store
+ * still makes one allocation per 64 KiB: chunk allocations stay amortised O(1) per block.
  *
  * Every block is 16-byte aligned, whatever alignment the allocator gives. Single-threaded:
  * a slab belongs to one store. */
