@@ -378,6 +378,158 @@ static void test_million_entries(void **state) {
   brook_store_free(s);
 }
 
+/* A listener that counts its calls in *(long *)opaque. */
+static brook_err_t count_calls(const void *key, size_t klen, const void *value, size_t vlen,
+                               void *opaque) {
+  (void)key, (void)klen, (void)value, (void)vlen;
+  ++*(long *)opaque;
+  return BROOK_OK;
+}
+
+/* A byte-counting allocator: each block carries its size in a 16-byte header, so `live` is
+ * exactly what the store holds from its allocator at any moment. */
+typedef struct count_alloc {
+  size_t live;
+  long calls; /* alloc and realloc calls */
+} count_alloc_t;
+
+#define CA_HDR 16
+
+static void *ca_alloc(size_t size, void *opaque) {
+  unsigned char *p = malloc(CA_HDR + size);
+  if (!p)
+    return NULL;
+  memcpy(p, &size, sizeof(size));
+  ((count_alloc_t *)opaque)->live += size;
+  ((count_alloc_t *)opaque)->calls++;
+  return p + CA_HDR;
+}
+
+static void ca_free(void *ptr, void *opaque) {
+  if (!ptr)
+    return;
+  unsigned char *p = (unsigned char *)ptr - CA_HDR;
+  size_t size;
+  memcpy(&size, p, sizeof(size));
+  ((count_alloc_t *)opaque)->live -= size;
+  free(p);
+}
+
+static void *ca_realloc(void *ptr, size_t size, void *opaque) {
+  void *n = ca_alloc(size, opaque);
+  if (n && ptr) {
+    size_t old;
+    memcpy(&old, (unsigned char *)ptr - CA_HDR, sizeof(old));
+    memcpy(n, ptr, old < size ? old : size);
+    ca_free(ptr, opaque);
+  }
+  return n;
+}
+
+static brook_allocator_t ca_allocator(count_alloc_t *ca) {
+  return (brook_allocator_t){ca_alloc, ca_realloc, ca_free, ca};
+}
+
+/* brook_store_memory is what the store really holds from its allocator. */
+static void assert_memory_honest(const brook_store_t *s, const count_alloc_t *ca) {
+  assert_int_equal(brook_store_memory(s), ca->live);
+}
+
+/* A store is paid for per partition task and per operator: one with a handful of keys must
+ * cost about what they need, not a 64 KiB slab chunk per size class. */
+static void test_small_store_memory(void **state) {
+  (void)state;
+  count_alloc_t ca = {0};
+  brook_allocator_t a = ca_allocator(&ca);
+  brook_store_t *s;
+
+  /* Variable-size values, as brook_store_put gives them. */
+  assert_int_equal(brook_store_new(&s, NULL, &a), BROOK_OK);
+  assert_memory_honest(s, &ca);
+  size_t empty = brook_store_memory(s);
+  printf("empty store: %zu bytes\n", empty);
+  assert_true(empty <= 1024);
+  static const char *const keys[] = {"card-00001", "card-00002", "card-00003"};
+  for (uint64_t i = 0; i < 3; i++)
+    assert_int_equal(brook_store_put(s, keys[i], strlen(keys[i]), &i, sizeof(i)), BROOK_OK);
+  assert_memory_honest(s, &ca);
+  printf("3 keys (put): %zu bytes\n", brook_store_memory(s));
+  assert_true(brook_store_memory(s) <= 4096);
+  /* Three keys in three size classes still fit. */
+  unsigned char val[200] = {0};
+  assert_int_equal(brook_store_put(s, keys[1], strlen(keys[1]), val, 100), BROOK_OK);
+  assert_int_equal(brook_store_put(s, keys[2], strlen(keys[2]), val, 200), BROOK_OK);
+  assert_memory_honest(s, &ca);
+  printf("3 keys, 3 size classes: %zu bytes\n", brook_store_memory(s));
+  assert_true(brook_store_memory(s) <= 4096);
+  brook_store_free(s);
+  assert_int_equal(ca.live, 0);
+
+  /* A named store with fixed-size values updated in place and a change listener, as an
+   * operator's store in a task (brook_store_open). */
+  brook_store_opts_t o;
+  brook_store_opts_init(&o);
+  o.value_size = 16;
+  assert_int_equal(bk_store_create(&a, &o, "aggregate", &s), BROOK_OK);
+  assert_memory_honest(s, &ca);
+  assert_true(brook_store_memory(s) <= 1024);
+  long calls = 0;
+  brook_store_set_listener(s, count_calls, &calls);
+  for (uint64_t i = 0; i < 3; i++) {
+    void *v;
+    assert_int_equal(brook_store_update(s, keys[i], strlen(keys[i]), &v, NULL), BROOK_OK);
+    memcpy(v, &i, sizeof(i));
+  }
+  assert_memory_honest(s, &ca);
+  printf("3 keys (update, listener): %zu bytes\n", brook_store_memory(s));
+  assert_true(brook_store_memory(s) <= 4096);
+  assert_int_equal(brook_store_flush_changes(s), BROOK_OK);
+  assert_int_equal(calls, 3);
+  bk_store_destroy(s);
+  assert_int_equal(ca.live, 0);
+}
+
+/* Growing from small: the accounting stays exact at every size, through growth, deletion,
+ * clearing and regrowth; the slack stays bounded (memory is at most about twice what a store
+ * of that many entries needs at its peak size), and growth stays amortised O(1): about one
+ * allocation per 64 KiB of entries, plus a logarithmic number for the table and small
+ * chunks. */
+static void test_memory_growth_accounting(void **state) {
+  (void)state;
+  count_alloc_t ca = {0};
+  brook_allocator_t a = ca_allocator(&ca);
+  brook_store_t *s;
+  assert_int_equal(brook_store_new(&s, NULL, &a), BROOK_OK);
+  unsigned char key[KEY_MAX], val[300];
+  uint64_t st = 5;
+  for (int round = 0; round < 2; round++) {
+    long calls0 = ca.calls;
+    for (uint64_t id = 1; id <= 50000; id++) {
+      size_t vl = rnd(&st) % 64;
+      random_value(&st, val, vl);
+      assert_int_equal(brook_store_put(s, key, make_key(id, key), val, vl), BROOK_OK);
+      if ((id & (id - 1)) == 0) /* powers of two */
+        assert_memory_honest(s, &ca);
+    }
+    assert_memory_honest(s, &ca);
+    /* 50,000 entries of 16 + 16..32 key + 0..63 value bytes (about 80 on average) and a
+     * 131,072-slot table: far below twice that. */
+    assert_true(brook_store_memory(s) < 2 * (50000 * 80 + 131072 * sizeof(bk_slot_t)));
+    long calls = ca.calls - calls0;
+    printf("round %d: 50000 keys, %zu bytes, %ld allocations\n", round, brook_store_memory(s),
+           calls);
+    assert_true(calls < (long)(brook_store_memory(s) / 65536) + 150);
+    for (uint64_t id = 1; id <= 50000; id += 2)
+      assert_int_equal(brook_store_delete(s, key, make_key(id, key)), BROOK_OK);
+    assert_memory_honest(s, &ca);
+    brook_store_clear(s);
+    assert_memory_honest(s, &ca);
+    assert_true(bk_store_check(s));
+  }
+  brook_store_free(s);
+  assert_int_equal(ca.live, 0);
+}
+
 /* Insert/delete cycles and random steady churn: memory does not creep up. */
 static void test_memory_flat_under_churn(void **state) {
   (void)state;
@@ -901,13 +1053,6 @@ static void sweep(scenario_fn fn) {
   }
 }
 
-static brook_err_t count_calls(const void *key, size_t klen, const void *value, size_t vlen,
-                               void *opaque) {
-  (void)key, (void)klen, (void)value, (void)vlen;
-  ++*(long *)opaque;
-  return BROOK_OK;
-}
-
 static void scenario_create(const brook_allocator_t *a) {
   brook_store_opts_t o;
   brook_store_opts_init(&o);
@@ -1086,6 +1231,8 @@ int main(void) {
       cmocka_unit_test(test_named_store),
       cmocka_unit_test(test_million_entries),
       cmocka_unit_test(test_memory_flat_under_churn),
+      cmocka_unit_test(test_small_store_memory),
+      cmocka_unit_test(test_memory_growth_accounting),
       cmocka_unit_test(test_iteration_with_deletion),
       cmocka_unit_test(test_iteration_wraps_around),
       cmocka_unit_test(test_listener),

@@ -194,7 +194,8 @@ static int plan_fraud(plan_t *p, rng_t *r, uint32_t cards, uint32_t n_fraud_card
       }
     }
   }
-  qsort(p->fraud, p->n_fraud, sizeof(*p->fraud), fraud_payment_cmp);
+  if (p->n_fraud) /* with --fraud-cards 0, p->fraud is NULL: qsort(NULL, 0) is undefined */
+    qsort(p->fraud, p->n_fraud, sizeof(*p->fraud), fraud_payment_cmp);
   return 0;
 }
 

@@ -1,6 +1,7 @@
 /* The state stores' size-class allocator (see slab.h). Chunk metadata lives in a table
- * beside the chunks, not inside them, so a chunk's 64 KiB are all blocks and a block's ref is
- * simply its chunk's index in that table. */
+ * beside the chunks, not inside them, so a chunk's bytes are all blocks and a block's ref is
+ * simply its chunk's index in that table. A chunk is exactly `cap` blocks long (plus
+ * alignment padding if the allocator misaligns), so its size need not be stored. */
 #include "state/slab.h"
 
 #include <assert.h>
@@ -49,8 +50,20 @@ size_t bk_slab_block_size(size_t size) {
   return size > BK_SLAB_MAX_BLOCK ? size : class_size(size_class(size));
 }
 
+/* Blocks in the next chunk of class `cls` while the class holds `held` chunks: the first
+ * chunk is BK_SLAB_FIRST_CHUNK bytes, each further one doubles, up to BK_SLAB_CHUNK_SIZE;
+ * always at least one block. */
+static uint32_t chunk_blocks(unsigned cls, uint32_t held) {
+  size_t bytes = BK_SLAB_CHUNK_SIZE;
+  if (held < 16 && (BK_SLAB_FIRST_CHUNK << held) < bytes)
+    bytes = BK_SLAB_FIRST_CHUNK << held;
+  size_t blocks = bytes / class_size(cls);
+  return blocks ? (uint32_t)blocks : 1;
+}
+
 static size_t chunk_bytes(const bk_slab_chunk_t *c) {
-  return c->start == c->mem ? BK_SLAB_CHUNK_SIZE : BK_SLAB_CHUNK_SIZE + ALIGN - 1;
+  size_t blocks = (size_t)c->cap * class_size(c->cls);
+  return c->start == c->mem ? blocks : blocks + ALIGN - 1;
 }
 
 static unsigned char *align_up(unsigned char *p) {
@@ -115,11 +128,13 @@ static uint32_t chunk_new(bk_slab_t *s, unsigned cls) {
     }
     id = (uint32_t)s->n_chunks;
   }
-  unsigned char *mem = bk_malloc(s->alloc, BK_SLAB_CHUNK_SIZE);
+  uint32_t cap = chunk_blocks(cls, s->held[cls]);
+  size_t size = (size_t)cap * class_size(cls);
+  unsigned char *mem = bk_malloc(s->alloc, size);
   if (mem && align_up(mem) != mem) {
     /* An allocator weaker than malloc: pay for the padding rather than lose a block. */
     bk_free(s->alloc, mem);
-    mem = bk_malloc(s->alloc, BK_SLAB_CHUNK_SIZE + ALIGN - 1);
+    mem = bk_malloc(s->alloc, size + ALIGN - 1);
   }
   if (!mem)
     return NONE;
@@ -131,10 +146,11 @@ static uint32_t chunk_new(bk_slab_t *s, unsigned cls) {
   memset(c, 0, sizeof(*c));
   c->mem = mem;
   c->start = align_up(mem);
-  c->cap = (uint32_t)(BK_SLAB_CHUNK_SIZE / class_size(cls));
+  c->cap = cap;
   c->cls = (uint8_t)cls;
   s->bytes += chunk_bytes(c);
   s->empty[cls]++;
+  s->held[cls]++;
   avail_link(s, id);
   return id;
 }
@@ -144,6 +160,7 @@ static void chunk_release(bk_slab_t *s, uint32_t id) {
   if (c->listed)
     avail_unlink(s, id);
   s->bytes -= chunk_bytes(c);
+  s->held[c->cls]--;
   bk_free(s->alloc, c->mem);
   c->mem = c->start = NULL;
   c->free = NULL;
@@ -242,6 +259,7 @@ void bk_slab_free(bk_slab_t *s, void *block, uint32_t ref) {
 int bk_slab_check(const bk_slab_t *s) {
   size_t bytes = s->chunks_cap * sizeof(bk_slab_chunk_t);
   size_t listed[BK_SLAB_NCLASSES] = {0}, empty[BK_SLAB_NCLASSES] = {0}, unused = 0;
+  size_t held[BK_SLAB_NCLASSES] = {0};
   if (s->n_chunks > s->chunks_cap)
     return 0;
   for (size_t i = 0; i < s->n_chunks; i++) {
@@ -250,7 +268,8 @@ int bk_slab_check(const bk_slab_t *s) {
       unused++;
       continue;
     }
-    if (c->cls >= BK_SLAB_NCLASSES || c->live > c->carved || c->carved > c->cap)
+    if (c->cls >= BK_SLAB_NCLASSES || c->live > c->carved || c->carved > c->cap || !c->cap ||
+        (size_t)c->cap * class_size(c->cls) > BK_SLAB_CHUNK_SIZE)
       return 0;
     size_t csize = class_size(c->cls), nfree = 0;
     for (void *p = c->free; p; memcpy(&p, p, sizeof(void *))) {
@@ -263,6 +282,7 @@ int bk_slab_check(const bk_slab_t *s) {
       return 0;
     listed[c->cls] += c->listed;
     empty[c->cls] += c->live == 0;
+    held[c->cls]++;
     bytes += chunk_bytes(c);
   }
   for (uint32_t id = s->unused; id != NONE; id = s->chunks[id].next)
@@ -271,7 +291,7 @@ int bk_slab_check(const bk_slab_t *s) {
   if (unused)
     return 0;
   for (unsigned cls = 0; cls < BK_SLAB_NCLASSES; cls++) {
-    if (empty[cls] != s->empty[cls] || empty[cls] > 1)
+    if (empty[cls] != s->empty[cls] || empty[cls] > 1 || held[cls] != s->held[cls])
       return 0;
     uint32_t prev = NONE;
     for (uint32_t id = s->avail[cls]; id != NONE; prev = id, id = s->chunks[id].next) {

@@ -1,9 +1,14 @@
 /* A size-class small-object allocator for state-store entries: blocks of up to 64 KiB are
- * carved from 64 KiB chunks (one size class per chunk) and recycled through per-chunk free
- * lists, so a store under insert/delete churn asks its allocator for nothing. A chunk whose
- * blocks are all free goes back to the allocator (one empty chunk per class is kept so a
- * store hovering at a chunk boundary does not thrash). Bigger blocks go straight to the
- * allocator.
+ * carved from chunks (one size class per chunk) and recycled through per-chunk free lists, so
+ * a store under insert/delete churn asks its allocator for nothing. A chunk whose blocks are
+ * all free goes back to the allocator (one empty chunk per class is kept so a store hovering
+ * at a chunk boundary does not thrash). Bigger blocks go straight to the allocator.
+ *
+ * Chunks start small and grow: a class's first chunk is BK_SLAB_FIRST_CHUNK bytes (or one
+ * block, if bigger), and each new chunk is twice the size of the one before, as many as the
+ * class holds, up to BK_SLAB_CHUNK_SIZE. A store holding three small entries needs one
+ * 512-byte chunk, not 64 KiB per size class (stores are paid for per task), while a big store
+ * still makes one allocation per 64 KiB: chunk allocations stay amortised O(1) per block.
  *
  * Every block is 16-byte aligned, whatever alignment the allocator gives. Single-threaded:
  * a slab belongs to one store. */
@@ -15,10 +20,11 @@
 
 #include <brook/alloc.h>
 
-#define BK_SLAB_CHUNK_SIZE ((size_t)64 * 1024)
-#define BK_SLAB_MAX_BLOCK BK_SLAB_CHUNK_SIZE /* larger requests bypass the chunks */
-#define BK_SLAB_NCLASSES 24                  /* 16, 32, ..., 256, then 512 ... 64 KiB */
-#define BK_SLAB_LARGE UINT32_MAX             /* the ref of a block from the allocator */
+#define BK_SLAB_CHUNK_SIZE ((size_t)64 * 1024) /* the largest chunk */
+#define BK_SLAB_FIRST_CHUNK ((size_t)512)      /* a class's first chunk */
+#define BK_SLAB_MAX_BLOCK BK_SLAB_CHUNK_SIZE   /* larger requests bypass the chunks */
+#define BK_SLAB_NCLASSES 24                    /* 16, 32, ..., 256, then 512 ... 64 KiB */
+#define BK_SLAB_LARGE UINT32_MAX               /* the ref of a block from the allocator */
 
 typedef struct bk_slab_chunk bk_slab_chunk_t;
 typedef struct bk_slab_large bk_slab_large_t;
@@ -30,6 +36,7 @@ typedef struct bk_slab {
   uint32_t unused;                  /* head of the list of unused ids (BK_SLAB_LARGE = none) */
   uint32_t avail[BK_SLAB_NCLASSES]; /* per class: chunks with a free block (doubly linked) */
   uint32_t empty[BK_SLAB_NCLASSES]; /* per class: chunks whose blocks are all free */
+  uint32_t held[BK_SLAB_NCLASSES];  /* per class: chunks held (sets the next chunk's size) */
   bk_slab_large_t *large;           /* blocks bigger than BK_SLAB_MAX_BLOCK */
   size_t bytes;                     /* bytes currently held from the allocator */
 } bk_slab_t;
