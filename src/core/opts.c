@@ -4,6 +4,7 @@
 #include <assert.h>
 #include <string.h>
 
+#ifndef NDEBUG
 /* Versions are listed oldest first, each larger than the one before, and copy no more than
  * they are. */
 static int opts_type_check(const bk_opts_type_t *type) {
@@ -18,6 +19,7 @@ static int opts_type_check(const bk_opts_type_t *type) {
   }
   return 1;
 }
+#endif
 
 const bk_opts_version_t *bk_opts_find(const bk_opts_type_t *type, uint32_t size, bk_errmsg_t *why) {
   assert(opts_type_check(type));
