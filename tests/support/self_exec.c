@@ -1,15 +1,20 @@
 /* Children running the test executable again. See self_exec.h. */
-#define _GNU_SOURCE /* prctl */
+#define _GNU_SOURCE /* prctl, pipe2 */
 #include "self_exec.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -26,7 +31,7 @@ static void forget(pid_t pid) {
       live[i] = 0;
 }
 
-pid_t self_exec_spawn(const char *const *args) {
+static pid_t spawn(const char *const *args, int out_fd) {
   static char exe[PATH_MAX];
   if (!exe[0]) {
     ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -49,6 +54,8 @@ pid_t self_exec_spawn(const char *const *args) {
     sigemptyset(&term);
     sigaddset(&term, SIGTERM);
     sigprocmask(SIG_BLOCK, &term, NULL);
+    if (out_fd >= 0)
+      dup2(out_fd, STDOUT_FILENO);
     execv(exe, (char *const *)argv);
     _exit(127);
   }
@@ -58,6 +65,54 @@ pid_t self_exec_spawn(const char *const *args) {
       break;
     }
   return pid;
+}
+
+pid_t self_exec_spawn(const char *const *args) { return spawn(args, -1); }
+
+pid_t self_exec_spawn_piped(const char *const *args, int *out_fd) {
+  int fds[2];
+  assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+  pid_t pid = spawn(args, fds[1]);
+  close(fds[1]);
+  *out_fd = fds[0];
+  return pid;
+}
+
+int child_read_line(child_lines_t *c, char *line, size_t cap, int timeout_ms) {
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (;;) {
+    char *nl = memchr(c->buf, '\n', c->used);
+    if (nl) {
+      size_t len = (size_t)(nl - c->buf);
+      size_t n = len < cap - 1 ? len : cap - 1;
+      memcpy(line, c->buf, n);
+      line[n] = '\0';
+      memmove(c->buf, nl + 1, c->used - len - 1);
+      c->used -= len + 1;
+      return 0;
+    }
+    if (c->used == sizeof(c->buf))
+      c->used = 0; /* a line longer than the buffer: dropped */
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long left = timeout_ms - ((long long)(now.tv_sec - t0.tv_sec) * 1000 +
+                                   (now.tv_nsec - t0.tv_nsec) / 1000000);
+    if (left <= 0)
+      return -1;
+    struct pollfd pfd = {c->fd, POLLIN, 0};
+    int r = poll(&pfd, 1, (int)left);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      return -1;
+    ssize_t n = read(c->fd, c->buf + c->used, sizeof(c->buf) - c->used);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return -1;
+    c->used += (size_t)n;
+  }
 }
 
 int self_exec_end(pid_t pid, int sig, int timeout_ms) {

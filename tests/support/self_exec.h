@@ -16,6 +16,22 @@
  * SIGTERM sent earlier then reaches the handler instead of killing the child. */
 pid_t self_exec_spawn(const char *const *args);
 
+/* self_exec_spawn with the child's standard output on a pipe: *out_fd gets the read end
+ * (close-on-exec; the caller closes it once done with the child). For children that report
+ * progress as lines (child_lines_t below). */
+pid_t self_exec_spawn_piped(const char *const *args, int *out_fd);
+
+/* Reading a child's output line by line with a deadline. */
+typedef struct child_lines {
+  int fd;
+  char buf[4096];
+  size_t used;
+} child_lines_t;
+
+/* Reads the next line (without its newline) into line[cap] within timeout_ms. 0, or -1 on
+ * timeout or end of output (the child exited). */
+int child_read_line(child_lines_t *c, char *line, size_t cap, int timeout_ms);
+
 /* Sends `sig` to the child and waits up to timeout_ms for it to exit; returns its exit code
  * (128 + signal if killed by one) and forgets it. Fails the test if it does not exit. */
 int self_exec_end(pid_t pid, int sig, int timeout_ms);
