@@ -8,10 +8,10 @@ int bk_kafka_join_abort_bug(void) { return rd_kafka_version() < 0x020300ff; }
 int64_t bk_kafka_join_wait_ms(rd_kafka_t *rk) {
   char buf[32];
   size_t size = sizeof(buf);
-  long long v = 45000; /* librdkafka's default */
-  if (rd_kafka_conf_get(rd_kafka_conf(rk), "session.timeout.ms", buf, &size) == RD_KAFKA_CONF_OK)
+  long long v = 300000; /* librdkafka's default */
+  if (rd_kafka_conf_get(rd_kafka_conf(rk), "max.poll.interval.ms", buf, &size) == RD_KAFKA_CONF_OK)
     v = strtoll(buf, NULL, 10);
-  return v > 0 ? v : 45000;
+  return v > 0 ? v : 300000;
 }
 
 int bk_kafka_cluster_seen(rd_kafka_t *rk) {

@@ -18,7 +18,9 @@
 int bk_kafka_join_abort_bug(void);
 
 /* How long a consumer that must finish its join before leaving waits for its first assignment:
- * its session.timeout.ms (a join that takes longer has lost a member anyway). Any thread. */
+ * its max.poll.interval.ms, the rebalance timeout the brokers give a join (a join usually ends
+ * within seconds, but a SyncGroup refused because the group rebalanced again starts it over).
+ * Any thread. */
 int64_t bk_kafka_join_wait_ms(rd_kafka_t *rk);
 
 /* Whether the client has heard from the cluster (a metadata answer: cluster or controller id
