@@ -35,6 +35,15 @@ rd_kafka_resp_err_t bk_kprod_send(bk_kprod_t *p, const char *topic, const void *
                                   const void *val, size_t vlen, int64_t ts,
                                   rd_kafka_headers_t *headers, uint64_t epoch);
 
+/* The client, for watches that only read its state (kafka_startup.h). */
+rd_kafka_t *bk_kprod_rk(bk_kprod_t *p);
+
+/* Lets `fn` see each error of the client's error callback (fac NULL) and each line of its log
+ * (err 0) first; when it returns 1 the producer does not log it. */
+void bk_kprod_set_error_hook(bk_kprod_t *p,
+                             int (*fn)(void *opaque, int err, const char *fac, const char *text),
+                             void *opaque);
+
 /* Messages sent and not yet reported. */
 uint64_t bk_kprod_in_flight(const bk_kprod_t *p);
 

@@ -33,6 +33,8 @@
 #include "kafka/kafka_poll.h"
 #include "kafka/kafka_producer.h"
 #include "kafka/kafka_serde.h"
+#include "kafka/kafka_startup.h"
+#include "kafka/kafka_topics.h"
 #include "runtime/runtime_impl.h"
 
 typedef struct src_cfg {
@@ -74,6 +76,8 @@ typedef struct ksrc {
   rd_kafka_t *rk;
   rd_kafka_queue_t *q;
   bk_kafka_poller_t *poller;
+  bk_kafka_startup_t *startup;   /* until the cluster answers (kafka_startup.h) */
+  bk_topic_watch_t *topic_watch; /* subscribed topics that do not exist (kafka_topics.h) */
   bk_kprod_t *dlq;
   uv_timer_t timer; /* commits; and backpressure / stop checks while waiting */
   int timer_open;
@@ -103,6 +107,7 @@ void brook_kafka_source_opts_init(brook_kafka_source_opts_t *opts) {
   opts->struct_size = sizeof(*opts);
   opts->commit_interval_ms = 1000;
   opts->max_in_flight = 100000;
+  opts->startup_timeout_ms = 30000;
 }
 
 static const char *const consumer_defaults[] = {"enable.auto.commit",
@@ -147,12 +152,14 @@ static void src_fail(ksrc_t *k, brook_err_t err, const char *fmt, ...) {
 
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
   ksrc_t *k = rd_kafka_opaque(rk);
-  if (k)
+  if (k && !bk_kafka_startup_note(k->startup, 0, fac, buf))
     src_log(k, bk_kafka_log_level(level), "%s: %s", fac, buf);
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
   ksrc_t *k = opaque;
+  if (bk_kafka_startup_note(k->startup, err, NULL, reason))
+    return; /* a broker that failed before: logged once during the start-up */
   if (err == RD_KAFKA_RESP_ERR__FATAL) {
     char why[512];
     rd_kafka_fatal_error(rk, why, sizeof(why));
@@ -554,6 +561,10 @@ static brook_err_t ks_start(bk_src_t *src) {
   return BROOK_OK;
 }
 
+static void topic_log(void *opaque, int level, const char *msg) {
+  src_log(opaque, level, "%s", msg);
+}
+
 static brook_err_t ks_attach(bk_src_t *src) {
   ksrc_t *k = src->impl;
   const src_cfg_t *cfg = k->cfg;
@@ -563,6 +574,10 @@ static brook_err_t ks_attach(bk_src_t *src) {
     brook_ctx_set_error(src->ctx, "Kafka source: %s", k->why);
     return err;
   }
+  if ((err = bk_kafka_startup_begin(k->rt, k->rk, k->who, cfg->bootstrap, cfg->props,
+                                    cfg->o.startup_timeout_ms, &k->startup)) < 0 ||
+      (err = bk_topic_watch_begin(k->rt, k->rk, cfg->topics, topic_log, k, &k->topic_watch)) < 0)
+    return err;
   if (cfg->dlq) {
     char who[160];
     snprintf(who, sizeof(who), "Kafka source '%s' (dead letters)", src->ctx->node->name);
@@ -892,6 +907,8 @@ static void ks_stop(bk_src_t *src) {
 static void release_consumer(ksrc_t *k) {
   bk_kafka_poller_close(k->poller);
   k->poller = NULL;
+  bk_kafka_startup_end(k->startup);
+  k->startup = NULL;
   if (k->timer_open) {
     k->timer_open = 0;
     uv_timer_stop(&k->timer);
@@ -902,11 +919,12 @@ static void release_consumer(ksrc_t *k) {
   k->q = NULL;
   if (k->rk) {
     int flags = k->phase == PH_CLOSED ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE;
-    if (k->rt->loop)
-      bk_kafka_destroy_off_loop(k->rt, k->rk, flags);
+    if (k->rt->loop) /* once the topic watch no longer asks through it */
+      bk_topic_watch_end(k->topic_watch, k->rt, k->rk, flags);
     else
       rd_kafka_destroy_flags(k->rk, flags);
   }
+  k->topic_watch = NULL;
   k->rk = NULL;
 }
 
@@ -1046,6 +1064,8 @@ brook_stream_t *brook_source_kafka(brook_topology_t *t, const char *name,
     problem = "unknown on_malformed";
   else if (o.commit_interval_ms <= 0 || o.max_in_flight == 0)
     problem = "commit_interval_ms and max_in_flight must be > 0";
+  else if (o.startup_timeout_ms < 0)
+    problem = "startup_timeout_ms must be >= 0 (0: no limit)";
   for (size_t i = 0; !problem && o.partitions && i < o.n_partitions; i++)
     if (!o.partitions[i].topic || o.partitions[i].partition < 0)
       problem = "a partition without a topic or with a negative number";
