@@ -93,9 +93,10 @@ typedef struct ksrc {
   int paused;
   phase_t phase;
   int commit_in_flight;
-  int synced;           /* a group assignment came (the assignor's state exists) */
-  int after_failure;    /* the run failed: ks_close leaves the group on its own */
-  int64_t leave_due_ms; /* PH_JOIN_WAIT, or a failed run's leave: when to stop waiting */
+  int synced;            /* a group assignment came (the assignor's state exists) */
+  int after_failure;     /* the run failed: ks_close leaves the group on its own */
+  int64_t leave_due_ms;  /* PH_JOIN_WAIT, or a failed run's leave: when to stop waiting */
+  int64_t leave_from_ms; /* when the leave began */
   char why[512];
   char who[160]; /* "Kafka source '<name>'", the prefix of its messages */
 } ksrc_t;
@@ -701,12 +702,27 @@ static brook_err_t take_message(ksrc_t *k, rd_kafka_message_t *m) {
 
 #define LEAVE_WAIT_MS 10000 /* a failed run's close (LeaveGroup) before it gives up */
 
+/* Whether the consumer may be in the middle of a group join (kafka_group.h): never assigned,
+ * and either a JoinGroup was answered (it has a member id) or it has a subscribed topic to join
+ * for: unless the topic watch, asked since the leave began, found none. */
+static int may_be_joining(ksrc_t *k) {
+  if (k->synced)
+    return 0;
+  char *id = rd_kafka_memberid(k->rk);
+  int member = id && *id;
+  if (id)
+    rd_kafka_mem_free(k->rk, id);
+  return member || !bk_topic_watch_none_since(k->topic_watch, k->leave_from_ms);
+}
+
 /* Starts leaving: closing the consumer at once, or first finishing a join that may be in
  * progress (kafka_group.h): never assigned yet, but the cluster has answered. */
 static void leave_begin(ksrc_t *k) {
-  k->leave_due_ms = bk_wallclock_ms() + LEAVE_WAIT_MS;
+  k->leave_from_ms = bk_wallclock_ms();
+  k->leave_due_ms = k->leave_from_ms + LEAVE_WAIT_MS;
   if (!k->cfg->topics || k->synced || !bk_kafka_join_abort_bug() || !bk_kafka_cluster_seen(k->rk))
     return;
+  bk_topic_watch_ask_now(k->topic_watch); /* a fresh answer: are there topics to join for? */
   int64_t wait = bk_kafka_join_wait_ms(k->rk);
   k->phase = PH_JOIN_WAIT;
   k->leave_due_ms = bk_wallclock_ms() + wait;
@@ -723,9 +739,10 @@ static int leave_step(ksrc_t *k) {
   while ((m = rd_kafka_consumer_poll(k->rk, 0))) /* serves the rebalance callbacks */
     rd_kafka_message_destroy(m);
   if (k->phase == PH_JOIN_WAIT) {
-    if (!k->synced && bk_wallclock_ms() < k->leave_due_ms)
+    int joining = may_be_joining(k);
+    if (joining && bk_wallclock_ms() < k->leave_due_ms)
       return 0;
-    if (!k->synced)
+    if (joining)
       src_log(k, BROOK_LOG_WARN,
               "the group join did not complete in time: leaving before the first assignment "
               "(librdkafka %s may abort the process here; 2.3.0 fixed it)",

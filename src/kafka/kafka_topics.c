@@ -23,8 +23,10 @@ struct bk_topic_watch {
   unsigned char *warned; /* per topic: its absence was logged */
   bk_topic_log_fn log;
   void *opaque;
-  int asking; /* a question is on a worker thread */
-  int ended;  /* bk_topic_watch_end ran: destroy rk and free once the question is done */
+  int asking;          /* a question is on a worker thread */
+  int none_exist;      /* the last answer found no subscribed topic */
+  int64_t answered_ms; /* when it came (0: none yet) */
+  int ended;           /* bk_topic_watch_end ran: destroy rk and free once the question is done */
   int destroy_flags;
   int timer_closed;
 };
@@ -76,7 +78,7 @@ static void on_answer(uv_work_t *w, int status) {
       watch_free(tw);
     return;
   }
-  int missing = 0;
+  int missing = 0, found = 0;
   char msg[512];
   for (size_t i = 0; i < tw->n; i++) {
     if (tw->state[i] == T_MISSING && !tw->warned[i]) {
@@ -92,7 +94,10 @@ static void on_answer(uv_work_t *w, int status) {
       tw->log(tw->opaque, BROOK_LOG_INFO, msg);
     }
     missing |= tw->state[i] != T_EXISTS;
+    found |= tw->state[i] != T_MISSING;
   }
+  tw->none_exist = !found;
+  tw->answered_ms = bk_wallclock_ms();
   if (missing) /* ask again: the topic may be created later */
     uv_timer_start(&tw->timer, on_tick, BK_TOPIC_CHECK_MS, 0);
 }
@@ -105,6 +110,17 @@ static void on_tick(uv_timer_t *h) {
   tw->work.data = tw;
   if (uv_queue_work(tw->rt->loop, &tw->work, ask_cluster, on_answer) != 0)
     tw->asking = 0;
+}
+
+void bk_topic_watch_ask_now(bk_topic_watch_t *tw) {
+  if (!tw || tw->asking || tw->ended || !tw->none_exist)
+    return; /* topics were found: asking again would not change the answer that matters */
+  uv_timer_stop(&tw->timer);
+  on_tick(&tw->timer);
+}
+
+int bk_topic_watch_none_since(const bk_topic_watch_t *tw, int64_t since_ms) {
+  return tw && tw->answered_ms >= since_ms && tw->none_exist;
 }
 
 brook_err_t bk_topic_watch_begin(brook_runtime_t *rt, rd_kafka_t *rk, char *const *topics,

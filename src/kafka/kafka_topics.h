@@ -25,6 +25,15 @@ typedef void (*bk_topic_log_fn)(void *opaque, int level, const char *msg);
 brook_err_t bk_topic_watch_begin(brook_runtime_t *rt, rd_kafka_t *rk, char *const *topics,
                                  bk_topic_log_fn log, void *opaque, bk_topic_watch_t **out);
 
+/* Asks the cluster again now, if the last answer found no subscribed topic (unless a
+ * question is on its way). */
+void bk_topic_watch_ask_now(bk_topic_watch_t *w);
+
+/* Whether an answer that came at or after `since_ms` (bk_wallclock_ms) found none of the
+ * subscribed topics (and none is a regular expression): the consumer then has nothing to
+ * join the group for (librdkafka sends no JoinGroup without a matching topic). NULL: 0. */
+int bk_topic_watch_none_since(const bk_topic_watch_t *w, int64_t since_ms);
+
 /* Ends the watch and hands it `rk` to destroy (rd_kafka_destroy_flags with `flags`, off the
  * loop) once no question to the cluster still uses it. With w NULL, rk is destroyed at once
  * (off the loop). */
