@@ -246,8 +246,10 @@ static void test_stop_while_rejoining(void **state) {
     mid_join += before_assignment;
     long long at = kh_now_ms() - spawned;
     int code = member_end(&m);
-    printf("  cycle %d: stopped %s (%lld ms after start%s, %s assignment): exit %d\n", c, when, at,
-           delay >= 0 ? ", seeded" : "", before_assignment ? "before its" : "after its", code);
+    long long stop_ms = kh_now_ms() - spawned - at;
+    printf("  cycle %d: stopped %s (%lld ms after start%s, %s assignment): exit %d after %lld ms\n",
+           c, when, at, delay >= 0 ? ", seeded" : "",
+           before_assignment ? "before its" : "after its", code, stop_ms);
     if (code == 128 + SIGABRT) {
       if (!aborted++)
         snprintf(first_abort, sizeof(first_abort), "cycle %d, stopped %s after %lld ms", c, when,
