@@ -35,6 +35,7 @@
 #include "broker_proc.h"
 #include "kafka_helpers.h"
 #include "kafka_progress.h"
+#include "pipeline_child.h"
 #include "self_exec.h"
 
 #define WAIT_MS 30000
@@ -51,15 +52,7 @@ static uint64_t rng_next(void) { /* xorshift64* */
 
 /* ---- the member process ---- */
 
-static brook_runtime_t *volatile member_rt;
-static volatile sig_atomic_t member_stop_requested;
 static int member_verbose;
-
-static void member_on_sigterm(int sig) {
-  (void)sig;
-  member_stop_requested = 1;
-  brook_runtime_stop(member_rt); /* async-signal-safe; NULL is a no-op */
-}
 
 static void report(const char *line) {
   ssize_t w = write(STDOUT_FILENO, line, strlen(line));
@@ -76,34 +69,11 @@ static void member_log(int level, const char *msg, void *opaque) {
     fprintf(stderr, "[%s] %s\n", (const char *)opaque, msg);
 }
 
-static brook_err_t tag_value(brook_record_t *rec, brook_ctx_t *ctx, void *opaque) {
-  const char *tag = opaque;
-  size_t tl = strlen(tag);
-  char *v = brook_ctx_alloc(ctx, tl + 1 + rec->value_len);
-  if (!v)
-    return BROOK_ERR_NOMEM;
-  memcpy(v, tag, tl);
-  v[tl] = ':';
-  if (rec->value_len)
-    memcpy(v + tl + 1, rec->value, rec->value_len);
-  rec->value = v;
-  rec->value_len += tl + 1;
-  return BROOK_OK;
-}
-
 /* argv: BOOTSTRAP GROUP TAG. in -> "<tag>:<value>" -> out, subscribed with brook's default
  * assignor, until SIGTERM. Exit code 0 if the run ended with BROOK_OK, 1 if it failed, 2 on
  * setup. */
 static int member_main(int argc, char **argv) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = member_on_sigterm;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGTERM, &sa, NULL);
-  sigset_t term;
-  sigemptyset(&term);
-  sigaddset(&term, SIGTERM);
-  sigprocmask(SIG_UNBLOCK, &term, NULL);
+  pc_handle_sigterm();
   if (argc != 3)
     return 2;
   member_verbose = getenv("BROOK_TEST_LOG") != NULL;
@@ -127,7 +97,7 @@ static int member_main(int argc, char **argv) {
   ko.topic = "out";
   ko.properties = (const char *const[]){"linger.ms", "5", NULL};
   brook_stream_t *in = brook_source_kafka(t, "in", &so);
-  brook_sink_kafka(brook_map(in, tag_value, (void *)(uintptr_t)tag), "out", &ko);
+  brook_sink_kafka(brook_map(in, pc_tag_value, (void *)(uintptr_t)tag), "out", &ko);
   brook_runtime_opts_t ro;
   brook_runtime_opts_init(&ro);
   ro.log = member_log;
@@ -138,13 +108,11 @@ static int member_main(int argc, char **argv) {
     brook_topology_free(t);
     return 2;
   }
-  member_rt = rt;
-  if (member_stop_requested)
-    brook_runtime_stop(rt);
+  pc_set_runtime(rt);
   brook_err_t err = brook_runtime_run(rt);
   if (err != BROOK_OK)
     fprintf(stderr, "member %s: %s: %s\n", tag, brook_errname(err), brook_runtime_last_error(rt));
-  member_rt = NULL;
+  pc_set_runtime(NULL);
   brook_runtime_free(rt);
   brook_topology_free(t);
   return err == BROOK_OK ? 0 : 1;
@@ -188,17 +156,6 @@ static int member_end(member_t *m) {
   return code;
 }
 
-static broker_proc_t *live_broker;
-
-static int teardown(void **state) {
-  (void)state;
-  self_exec_kill_all();
-  if (live_broker)
-    broker_stop(live_broker);
-  live_broker = NULL;
-  return 0;
-}
-
 static int cycles_wanted(void) {
   const char *s = getenv("BROOK_REJOIN_CYCLES");
   int n = s && *s ? atoi(s) : 8;
@@ -214,7 +171,7 @@ static void test_stop_while_rejoining(void **state) {
   const int cycles = cycles_wanted();
   broker_proc_t b;
   assert_int_equal(broker_start(&b, 1, (const char *const[]){"in:6", "out:6", NULL}, NULL), 0);
-  live_broker = &b;
+  self_exec_broker = &b;
   member_t surv[2];
   member_spawn(&surv[0], b.bootstrap, "a");
   member_spawn(&surv[1], b.bootstrap, "c");
@@ -287,7 +244,7 @@ static void test_stop_while_rejoining(void **state) {
   kp_watch_close(w);
   for (int i = 0; i < 2; i++)
     assert_int_equal(member_end(&surv[i]), 0);
-  live_broker = NULL;
+  self_exec_broker = NULL;
   assert_int_equal(broker_stop(&b), 0);
 }
 
@@ -301,7 +258,7 @@ int main(int argc, char **argv) {
   if (!rng_state)
     rng_state = 1;
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_teardown(test_stop_while_rejoining, teardown),
+      cmocka_unit_test_teardown(test_stop_while_rejoining, self_exec_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -136,6 +136,45 @@ static void test_sink_unreachable_fails(void **state) {
 
 static int seen_at_least(void *arg) { return atomic_load(&n_seen) >= *(int *)arg; }
 
+/* A running application: a source subscribed to `topic` whose records are counted (n_seen),
+ * its log captured. */
+typedef struct app {
+  brook_topology_t *t;
+  brook_runtime_t *rt;
+  log_capture_t log;
+  bg_run_t run;
+} app_t;
+
+static void app_start(app_t *a, const char *bootstrap, const char *group, const char *topic,
+                      int64_t startup_timeout_ms) {
+  assert_int_equal(brook_topology_new(&a->t, NULL), BROOK_OK);
+  brook_kafka_source_opts_t so;
+  brook_kafka_source_opts_init(&so);
+  so.bootstrap_servers = bootstrap;
+  so.group_id = group;
+  so.topics = (const char *const[]){topic, NULL};
+  so.startup_timeout_ms = startup_timeout_ms;
+  so.properties = (const char *const[]){"session.timeout.ms", "6000", NULL};
+  assert_int_equal(brook_sink_callback(brook_source_kafka(a->t, "in", &so), count, NULL, NULL),
+                   BROOK_OK);
+  log_capture_init(&a->log);
+  a->rt = runtime_of(a->t, &a->log);
+  atomic_store(&n_seen, 0);
+  bg_run_start(&a->run, a->rt);
+}
+
+/* Stops it within timeout_ms; what the run returned. */
+static brook_err_t app_stop(app_t *a, int64_t timeout_ms) {
+  brook_runtime_stop(a->rt);
+  return bg_run_finish(&a->run, timeout_ms);
+}
+
+static void app_free(app_t *a) {
+  brook_runtime_free(a->rt);
+  brook_topology_free(a->t);
+  log_capture_free(&a->log);
+}
+
 /* One unreachable bootstrap broker next to a reachable one: the run goes on. */
 static void test_one_broker_down_is_no_failure(void **state) {
   (void)state;
@@ -144,33 +183,15 @@ static void test_one_broker_down_is_no_failure(void **state) {
   kh_produce(b.bootstrap, "in", "value-", 0, 10, 3);
   char servers[1100];
   snprintf(servers, sizeof(servers), "%s,%s", NOBODY, b.bootstrap);
-  brook_topology_t *t;
-  assert_int_equal(brook_topology_new(&t, NULL), BROOK_OK);
-  brook_kafka_source_opts_t so;
-  brook_kafka_source_opts_init(&so);
-  so.bootstrap_servers = servers;
-  so.group_id = "half";
-  so.topics = (const char *const[]){"in", NULL};
-  so.startup_timeout_ms = 1500;
-  so.properties = (const char *const[]){"session.timeout.ms", "6000", NULL};
-  assert_int_equal(brook_sink_callback(brook_source_kafka(t, "in", &so), count, NULL, NULL),
-                   BROOK_OK);
-  log_capture_t log;
-  log_capture_init(&log);
-  brook_runtime_t *rt = runtime_of(t, &log);
-  atomic_store(&n_seen, 0);
-  bg_run_t r;
-  bg_run_start(&r, rt);
+  app_t a;
+  app_start(&a, servers, "half", "in", 1500);
   int want = 10;
   int ok = wait_until(seen_at_least, &want, 20000);
-  brook_runtime_stop(rt);
-  brook_err_t err = bg_run_finish(&r, 30000);
+  brook_err_t err = app_stop(&a, 30000);
   if (err != BROOK_OK)
-    fail_msg("%s: %s", brook_errname(err), brook_runtime_last_error(rt));
+    fail_msg("%s: %s", brook_errname(err), brook_runtime_last_error(a.rt));
   assert_true(ok);
-  brook_runtime_free(rt);
-  brook_topology_free(t);
-  log_capture_free(&log);
+  app_free(&a);
   assert_int_equal(broker_stop(&b), 0);
 }
 
@@ -202,25 +223,11 @@ static void missing_topic(int create) {
   assert_non_null(mc);
   assert_int_equal(rd_kafka_mock_set_apiversion(mc, 3 /* Metadata */, 0, 4), 0);
   const char *bootstrap = rd_kafka_mock_cluster_bootstraps(mc);
-  brook_topology_t *t;
-  assert_int_equal(brook_topology_new(&t, NULL), BROOK_OK);
-  brook_kafka_source_opts_t so;
-  brook_kafka_source_opts_init(&so);
-  so.bootstrap_servers = bootstrap;
-  so.group_id = "later-app";
-  so.topics = (const char *const[]){"later", NULL};
-  so.properties = (const char *const[]){"session.timeout.ms", "6000", NULL};
-  assert_int_equal(brook_sink_callback(brook_source_kafka(t, "in", &so), count, NULL, NULL),
-                   BROOK_OK);
-  log_capture_t log;
-  log_capture_init(&log);
-  brook_runtime_t *rt = runtime_of(t, &log);
-  atomic_store(&n_seen, 0);
-  bg_run_t r;
-  bg_run_start(&r, rt);
-  log_wait_t w = {&log, "subscribed topic 'later' does not exist"};
+  app_t a;
+  app_start(&a, bootstrap, "later-app", "later", 30000);
+  log_wait_t w = {&a.log, "subscribed topic 'later' does not exist"};
   int warned = wait_until(log_has, &w, 15000);
-  uint64_t warned_ms = wait_now_ms() - r.started_ms;
+  uint64_t warned_ms = wait_now_ms() - a.run.started_ms;
   int consumed = !create;
   if (warned && create) {
     assert_int_equal(rd_kafka_mock_topic_create(mc, "later", 2, 1), 0);
@@ -228,28 +235,25 @@ static void missing_topic(int create) {
     int want = 10;
     consumed = wait_until(seen_at_least, &want, 30000);
   }
-  uint64_t consumed_ms = wait_now_ms() - r.started_ms;
-  brook_runtime_stop(rt);
+  uint64_t consumed_ms = wait_now_ms() - a.run.started_ms;
   /* Never assigned, but the consumer has not joined either (nothing to subscribe to yet): the
    * stop does not wait for a join (kafka_group.h). */
-  brook_err_t rerr = bg_run_finish(&r, create ? 30000 : 10000);
+  brook_err_t rerr = app_stop(&a, create ? 30000 : 10000);
   if (!warned)
     fail_msg("no warning naming the missing topic within 15 s; the log:\n%s",
-             log_capture_text(&log));
+             log_capture_text(&a.log));
   if (!consumed)
     fail_msg("%d of 10 records produced after the topic was created were consumed; the log:\n%s",
-             atomic_load(&n_seen), log_capture_text(&log));
+             atomic_load(&n_seen), log_capture_text(&a.log));
   printf("  warned after %llu ms; %s by %llu ms\n", (unsigned long long)warned_ms,
          create ? "the records of the new topic consumed" : "stopped",
          (unsigned long long)consumed_ms);
   assert_int_equal(rerr, BROOK_OK);
-  const char *text = log_capture_text(&log);
+  const char *text = log_capture_text(&a.log);
   assert_int_equal(lines_with(text, "subscribed topic 'later' does not exist"), 1);
   if (create)
     assert_non_null(strstr(text, "subscribed topic 'later' exists now"));
-  brook_runtime_free(rt);
-  brook_topology_free(t);
-  log_capture_free(&log);
+  app_free(&a);
   rd_kafka_mock_cluster_destroy(mc);
   rd_kafka_destroy(host);
 }

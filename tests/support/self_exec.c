@@ -19,7 +19,7 @@
 
 #include <cmocka.h>
 
-#include "broker_proc.h" /* wait_child */
+#include "broker_proc.h" /* wait_child, read_line */
 
 #define MAX_CHILDREN 16
 
@@ -79,40 +79,7 @@ pid_t self_exec_spawn_piped(const char *const *args, int *out_fd) {
 }
 
 int child_read_line(child_lines_t *c, char *line, size_t cap, int timeout_ms) {
-  struct timespec t0;
-  clock_gettime(CLOCK_MONOTONIC, &t0);
-  for (;;) {
-    char *nl = memchr(c->buf, '\n', c->used);
-    if (nl) {
-      size_t len = (size_t)(nl - c->buf);
-      size_t n = len < cap - 1 ? len : cap - 1;
-      memcpy(line, c->buf, n);
-      line[n] = '\0';
-      memmove(c->buf, nl + 1, c->used - len - 1);
-      c->used -= len + 1;
-      return 0;
-    }
-    if (c->used == sizeof(c->buf))
-      c->used = 0; /* a line longer than the buffer: dropped */
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    long long left = timeout_ms - ((long long)(now.tv_sec - t0.tv_sec) * 1000 +
-                                   (now.tv_nsec - t0.tv_nsec) / 1000000);
-    if (left <= 0)
-      return -1;
-    struct pollfd pfd = {c->fd, POLLIN, 0};
-    int r = poll(&pfd, 1, (int)left);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      return -1;
-    ssize_t n = read(c->fd, c->buf + c->used, sizeof(c->buf) - c->used);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      return -1;
-    c->used += (size_t)n;
-  }
+  return read_line(c->fd, c->buf, sizeof(c->buf), &c->used, line, cap, timeout_ms);
 }
 
 int self_exec_end(pid_t pid, int sig, int timeout_ms) {
@@ -141,4 +108,15 @@ void self_exec_kill_all(void) {
       wait_child(live[i], 10000);
       live[i] = 0;
     }
+}
+
+struct broker_proc *self_exec_broker;
+
+int self_exec_teardown(void **state) {
+  (void)state;
+  self_exec_kill_all();
+  if (self_exec_broker)
+    broker_stop(self_exec_broker);
+  self_exec_broker = NULL;
+  return 0;
 }

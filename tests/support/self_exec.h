@@ -29,7 +29,7 @@ typedef struct child_lines {
 } child_lines_t;
 
 /* Reads the next line (without its newline) into line[cap] within timeout_ms. 0, or -1 on
- * timeout or end of output (the child exited). */
+ * timeout or end of output (the child exited). See read_line (broker_proc.h). */
 int child_read_line(child_lines_t *c, char *line, size_t cap, int timeout_ms);
 
 /* Sends `sig` to the child and waits up to timeout_ms for it to exit; returns its exit code
@@ -42,5 +42,13 @@ void self_exec_expect_alive(const pid_t *pids, const char *what);
 
 /* Kills (SIGKILL) and reaps every registered child still running. For teardowns. */
 void self_exec_kill_all(void);
+
+/* The broker a test runs its children against (set by the test, may be NULL). */
+struct broker_proc;
+extern struct broker_proc *self_exec_broker;
+
+/* A cmocka teardown for such tests: self_exec_kill_all, then stops self_exec_broker (if set)
+ * and clears it. */
+int self_exec_teardown(void **state);
 
 #endif
