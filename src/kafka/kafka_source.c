@@ -978,7 +978,7 @@ static void ks_close(bk_src_t *src) {
     k->after_failure = 1;
     bk_runtime_hold(k->rt);
     if (k->phase != PH_CLOSING && k->phase != PH_JOIN_WAIT) {
-      k->phase = PH_STOP_COMMIT; /* no commit: what finished is committed already */
+      k->phase = PH_STOP_COMMIT; /* no final commit after a failure: the rest is read again */
       leave_begin(k);
     }
     uv_timer_start(&k->timer, on_leave_timer, 50, 50);

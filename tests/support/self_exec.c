@@ -25,7 +25,7 @@
 
 static pid_t live[MAX_CHILDREN]; /* registered children, 0 = free slot; the test's thread */
 
-static void forget(pid_t pid) {
+void self_exec_forget(pid_t pid) {
   for (size_t i = 0; i < MAX_CHILDREN; i++)
     if (live[i] == pid)
       live[i] = 0;
@@ -87,7 +87,7 @@ int self_exec_end(pid_t pid, int sig, int timeout_ms) {
   int code = wait_child(pid, timeout_ms);
   if (code < 0)
     fail_msg("child %d did not exit within %d ms of signal %d", (int)pid, timeout_ms, sig);
-  forget(pid);
+  self_exec_forget(pid);
   return code;
 }
 
@@ -95,7 +95,7 @@ void self_exec_expect_alive(const pid_t *pids, const char *what) {
   for (size_t i = 0; pids && pids[i]; i++) {
     int code = wait_child(pids[i], 0);
     if (code >= 0) {
-      forget(pids[i]);
+      self_exec_forget(pids[i]);
       fail_msg("child %d exited (%d) while waiting for %s", (int)pids[i], code, what);
     }
   }

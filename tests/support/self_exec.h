@@ -36,6 +36,9 @@ int child_read_line(child_lines_t *c, char *line, size_t cap, int timeout_ms);
  * (128 + signal if killed by one) and forgets it. Fails the test if it does not exit. */
 int self_exec_end(pid_t pid, int sig, int timeout_ms);
 
+/* Forgets a child the caller has reaped itself (wait_child). */
+void self_exec_forget(pid_t pid);
+
 /* Fails the test if one of `pids` (0-terminated, may be NULL) has exited (it is reaped and
  * forgotten); `what` names what the test was waiting for. */
 void self_exec_expect_alive(const pid_t *pids, const char *what);
