@@ -24,6 +24,7 @@ struct bk_topic_watch {
   bk_topic_log_fn log;
   void *opaque;
   int asking;          /* a question is on a worker thread */
+  int answered;        /* the last question got an answer */
   int none_exist;      /* the last answer found no subscribed topic */
   int64_t answered_ms; /* when it came (0: none yet) */
   int ended;           /* bk_topic_watch_end ran: destroy rk and free once the question is done */
@@ -36,8 +37,9 @@ struct bk_topic_watch {
 static void ask_cluster(uv_work_t *w) { /* a worker thread */
   bk_topic_watch_t *tw = w->data;
   const struct rd_kafka_metadata *md = NULL;
-  if (rd_kafka_metadata(tw->rk, 1, NULL, &md, ASK_TIMEOUT_MS) || !md)
-    return; /* no answer: ask again later */
+  tw->answered = !rd_kafka_metadata(tw->rk, 1, NULL, &md, ASK_TIMEOUT_MS) && md;
+  if (!tw->answered)
+    return; /* ask again later */
   for (size_t i = 0; i < tw->n; i++) {
     if (tw->state[i] == T_EXISTS)
       continue;
@@ -96,8 +98,10 @@ static void on_answer(uv_work_t *w, int status) {
     missing |= tw->state[i] != T_EXISTS;
     found |= tw->state[i] != T_MISSING;
   }
-  tw->none_exist = !found;
-  tw->answered_ms = bk_wallclock_ms();
+  if (tw->answered) {
+    tw->none_exist = !found;
+    tw->answered_ms = bk_wallclock_ms();
+  }
   if (missing) /* ask again: the topic may be created later */
     uv_timer_start(&tw->timer, on_tick, BK_TOPIC_CHECK_MS, 0);
 }
