@@ -36,6 +36,7 @@
 #include "kafka_helpers.h"
 #include "kafka_progress.h"
 #include "kafka_readback.h"
+#include "pipeline_child.h"
 #include "run_deadline.h"
 #include "self_exec.h"
 
@@ -79,21 +80,6 @@ typedef struct pipe_spec {
   void *on_done_opaque;
 } pipe_spec_t;
 
-static brook_err_t tag_value(brook_record_t *rec, brook_ctx_t *ctx, void *opaque) {
-  const char *tag = opaque;
-  size_t tl = strlen(tag);
-  char *v = brook_ctx_alloc(ctx, tl + 1 + rec->value_len);
-  if (!v)
-    return BROOK_ERR_NOMEM;
-  memcpy(v, tag, tl);
-  v[tl] = ':';
-  if (rec->value_len)
-    memcpy(v + tl + 1, rec->value, rec->value_len);
-  rec->value = v;
-  rec->value_len += tl + 1;
-  return BROOK_OK;
-}
-
 static void log_to_stderr(int level, const char *msg, void *opaque) {
   fprintf(stderr, "[%s %d] %s\n", (const char *)opaque, level, msg);
 }
@@ -136,7 +122,7 @@ static brook_runtime_t *pipe_build(const pipe_spec_t *s, brook_topology_t **t_ou
       "linger.ms", "5", "batch.num.messages", sink_batch, backoff, "200", NULL};
   ko.properties = s->sink_batch ? sink_props_batch : sink_props;
   brook_stream_t *in = brook_source_kafka(t, "in", &so);
-  brook_sink_kafka(brook_map(in, tag_value, (void *)(uintptr_t)s->tag), "out", &ko);
+  brook_sink_kafka(brook_map(in, pc_tag_value, (void *)(uintptr_t)s->tag), "out", &ko);
   brook_runtime_opts_t ro;
   brook_runtime_opts_init(&ro);
   ro.on_done = s->on_done;
@@ -157,28 +143,11 @@ static brook_runtime_t *pipe_build(const pipe_spec_t *s, brook_topology_t **t_ou
 
 /* ---- the pipeline as a child process ---- */
 
-static brook_runtime_t *volatile child_rt;
-static volatile sig_atomic_t child_stop_requested;
-
-static void child_on_sigterm(int sig) {
-  (void)sig;
-  child_stop_requested = 1;
-  brook_runtime_stop(child_rt); /* async-signal-safe; NULL (not built yet) is a no-op */
-}
-
 /* argv: BOOTSTRAP GROUP IN_TOPIC IN_PARTITIONS subscribe|assign OUT_TOPIC TAG SINK_BATCH
  * MAX_IN_FLIGHT. Runs until SIGTERM (blocked until the handler is in place, see
  * self_exec.h); exit code 0 if the run then ended with BROOK_OK, 1 if it failed, 2 on setup. */
 static int pipeline_child_main(int argc, char **argv) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = child_on_sigterm;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGTERM, &sa, NULL);
-  sigset_t term;
-  sigemptyset(&term);
-  sigaddset(&term, SIGTERM);
-  sigprocmask(SIG_UNBLOCK, &term, NULL);
+  pc_handle_sigterm();
   if (argc != 9)
     return 2;
   pipe_spec_t s = {.bootstrap = argv[0],
@@ -194,14 +163,12 @@ static int pipeline_child_main(int argc, char **argv) {
   brook_runtime_t *rt = pipe_build(&s, &t);
   if (!rt)
     return 2;
-  child_rt = rt;
-  if (child_stop_requested) /* it came before child_rt was set */
-    brook_runtime_stop(rt);
+  pc_set_runtime(rt);
   brook_err_t err = brook_runtime_run(rt);
   if (err != BROOK_OK)
     fprintf(stderr, "pipeline %s: %s: %s\n", s.tag, brook_errname(err),
             brook_runtime_last_error(rt));
-  child_rt = NULL;
+  pc_set_runtime(NULL);
   brook_runtime_free(rt);
   brook_topology_free(t);
   return err == BROOK_OK ? 0 : 1;
@@ -220,24 +187,13 @@ static pid_t spawn_pipeline(const pipe_spec_t *s) {
 /* Sends `sig` to a pipeline child and returns its exit code (128 + signal if killed). */
 static int end_pipeline(pid_t pid, int sig) { return self_exec_end(pid, sig, WAIT_MS); }
 
-static broker_proc_t *live_broker;
-
-static int teardown(void **state) {
-  (void)state;
-  self_exec_kill_all();
-  if (live_broker)
-    broker_stop(live_broker);
-  live_broker = NULL;
-  return 0;
-}
-
 static void start_broker(broker_proc_t *b, int n, const char *const *topics) {
   assert_int_equal(broker_start(b, n, topics, NULL), 0);
-  live_broker = b;
+  self_exec_broker = b;
 }
 
 static void stop_broker(broker_proc_t *b) {
-  live_broker = NULL;
+  self_exec_broker = NULL;
   assert_int_equal(broker_stop(b), 0);
 }
 
@@ -821,11 +777,11 @@ int main(int argc, char **argv) {
   if (getenv("BROOK_TEST_FILTER")) /* e.g. BROOK_TEST_FILTER=test_crash* */
     cmocka_set_test_filter(getenv("BROOK_TEST_FILTER"));
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_teardown(test_crash_restart_assigned, teardown),
-      cmocka_unit_test_teardown(test_crash_restart_subscribed, teardown),
-      cmocka_unit_test_teardown(test_scale_out_and_hand_over, teardown),
-      cmocka_unit_test_teardown(test_broker_faults_mid_run, teardown),
-      cmocka_unit_test_teardown(test_backpressure_bounds_in_flight, teardown),
+      cmocka_unit_test_teardown(test_crash_restart_assigned, self_exec_teardown),
+      cmocka_unit_test_teardown(test_crash_restart_subscribed, self_exec_teardown),
+      cmocka_unit_test_teardown(test_scale_out_and_hand_over, self_exec_teardown),
+      cmocka_unit_test_teardown(test_broker_faults_mid_run, self_exec_teardown),
+      cmocka_unit_test_teardown(test_backpressure_bounds_in_flight, self_exec_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -128,6 +128,11 @@ typedef struct brook_kafka_source_opts {
   /* Bound on records fetched but not yet processed or delivered, per source; beyond it the
    * source pauses its partitions until the pipeline drains (backpressure). Default 100000. */
   size_t max_in_flight;
+  /* How long the consumer may take to reach the cluster (a metadata answer from any broker)
+   * when the run starts; past it the run fails with BROOK_ERR_TIMEOUT, naming every broker
+   * and why it could not be reached. 0: no limit. Default 30000. Later outages are retried by
+   * librdkafka as before. */
+  int64_t startup_timeout_ms;
 } brook_kafka_source_opts_t;
 
 void brook_kafka_source_opts_init(brook_kafka_source_opts_t *opts);
@@ -166,6 +171,9 @@ typedef struct brook_kafka_sink_opts {
   /* Records handed to librdkafka and not yet acknowledged; beyond it the sink holds the
    * pipeline back (sources pause). Default 100000. */
   size_t max_in_flight;
+  /* How long the producer may take to reach the cluster when the run starts; past it the run
+   * fails with BROOK_ERR_TIMEOUT, naming the brokers and why. 0: no limit. Default 30000. */
+  int64_t startup_timeout_ms;
 } brook_kafka_sink_opts_t;
 
 void brook_kafka_sink_opts_init(brook_kafka_sink_opts_t *opts);

@@ -24,6 +24,8 @@ struct bk_kprod {
   void *opaque;
   uint64_t in_flight;
   size_t max_message; /* message.max.bytes */
+  int (*error_hook)(void *opaque, int err, const char *fac, const char *text);
+  void *error_hook_opaque;
 };
 
 /* A message's opaque: its epoch and its BK_KMSG_* flags (3 bits), so a refusal knows both. */
@@ -59,13 +61,15 @@ void bk_kprod_fail(bk_kprod_t *p, const char *fmt, ...) {
 /* librdkafka's logs go to the main queue (log.queue), so this runs on the loop thread. */
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
   bk_kprod_t *p = rd_kafka_opaque(rk);
-  if (p)
+  if (p && !(p->error_hook && p->error_hook(p->error_hook_opaque, 0, fac, buf)))
     log_line(p, bk_kafka_log_level(level), "%s: %s", fac, buf);
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
   (void)rk;
   bk_kprod_t *p = opaque;
+  if (p->error_hook && p->error_hook(p->error_hook_opaque, err, NULL, reason))
+    return;
   /* Transient errors (brokers down) are retried by librdkafka; a fatal one (the idempotent
    * producer lost its guarantees) ends the run. */
   if (err == RD_KAFKA_RESP_ERR__FATAL) {
@@ -173,6 +177,14 @@ uint64_t bk_kprod_in_flight(const bk_kprod_t *p) { return p->in_flight; }
 size_t bk_kprod_max_message(const bk_kprod_t *p) { return p->max_message; }
 
 brook_runtime_t *bk_kprod_runtime(const bk_kprod_t *p) { return p->rt; }
+rd_kafka_t *bk_kprod_rk(bk_kprod_t *p) { return p->rk; }
+
+void bk_kprod_set_error_hook(bk_kprod_t *p,
+                             int (*fn)(void *opaque, int err, const char *fac, const char *text),
+                             void *opaque) {
+  p->error_hook = fn;
+  p->error_hook_opaque = opaque;
+}
 
 void bk_kprod_close(bk_kprod_t *p) {
   if (!p)

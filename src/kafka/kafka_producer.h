@@ -50,6 +50,15 @@ size_t bk_kprod_max_message(const bk_kprod_t *p);
 
 brook_runtime_t *bk_kprod_runtime(const bk_kprod_t *p);
 
+/* The client, for watches that only read its state (kafka_startup.h). */
+rd_kafka_t *bk_kprod_rk(bk_kprod_t *p);
+
+/* Lets `fn` see each error of the client's error callback (fac NULL) and each line of its log
+ * (err 0) first; when it returns 1 the producer does not log it. */
+void bk_kprod_set_error_hook(bk_kprod_t *p,
+                             int (*fn)(void *opaque, int err, const char *fac, const char *text),
+                             void *opaque);
+
 /* Messages sent and not yet reported. */
 uint64_t bk_kprod_in_flight(const bk_kprod_t *p);
 

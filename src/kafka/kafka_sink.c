@@ -17,6 +17,7 @@
 #include "kafka/kafka_conf.h"
 #include "kafka/kafka_producer.h"
 #include "kafka/kafka_serde.h"
+#include "kafka/kafka_startup.h"
 #include "runtime/runtime_impl.h"
 
 typedef struct sink_cfg {
@@ -29,6 +30,7 @@ typedef struct sink {
   const sink_cfg_t *cfg;
   brook_runtime_t *rt;
   bk_kprod_t *prod;
+  bk_kafka_startup_t *startup; /* until the cluster answers */
 } sink_t;
 
 void brook_kafka_sink_opts_init(brook_kafka_sink_opts_t *opts) {
@@ -37,10 +39,12 @@ void brook_kafka_sink_opts_init(brook_kafka_sink_opts_t *opts) {
   memset(opts, 0, sizeof(*opts));
   opts->struct_size = sizeof(*opts);
   opts->max_in_flight = 100000;
+  opts->startup_timeout_ms = 30000;
 }
 
 static const bk_opts_version_t kafka_sink_versions[] = {
     BK_OPTS_VERSION(brook_kafka_sink_opts_t, max_in_flight),
+    BK_OPTS_VERSION(brook_kafka_sink_opts_t, startup_timeout_ms), /* issue 11 */
 };
 static const bk_opts_type_t kafka_sink_opts_type =
     BK_OPTS_TYPE(brook_kafka_sink_opts_t, kafka_sink_versions);
@@ -70,6 +74,10 @@ static void delivery_failed(bk_kprod_t *p, const rd_kafka_message_t *m, uint64_t
   }
 }
 
+static int startup_note(void *opaque, int err, const char *fac, const char *text) {
+  return bk_kafka_startup_note(((sink_t *)opaque)->startup, err, fac, text);
+}
+
 static brook_err_t sink_open(brook_ctx_t *ctx, void *opaque, void **state) {
   const sink_cfg_t *cfg = opaque;
   brook_runtime_t *rt = ctx->rt;
@@ -91,6 +99,13 @@ static brook_err_t sink_open(brook_ctx_t *ctx, void *opaque, void **state) {
     bk_free(&rt->alloc, s);
     return err;
   }
+  if ((err = bk_kafka_startup_begin(rt, bk_kprod_rk(s->prod), who, cfg->bootstrap, cfg->props,
+                                    cfg->o.startup_timeout_ms, &s->startup)) < 0) {
+    bk_kprod_close(s->prod);
+    bk_free(&rt->alloc, s);
+    return err;
+  }
+  bk_kprod_set_error_hook(s->prod, startup_note, s);
   /* Backpressure: sources wait while this many records await acknowledgement. */
   uint64_t limit = cfg->o.max_in_flight;
   if (!rt->delivery.limit || limit < rt->delivery.limit)
@@ -185,6 +200,7 @@ static void sink_close(void *state, void *opaque) {
   sink_t *s = state;
   if (!s)
     return;
+  bk_kafka_startup_end(s->startup);
   bk_kprod_close(s->prod);
   bk_free(&s->rt->alloc, s);
 }
@@ -231,6 +247,8 @@ brook_err_t brook_sink_kafka(brook_stream_t *in, const char *name,
     problem = "unknown on_failure";
   else if (o.max_in_flight == 0)
     problem = "max_in_flight must be > 0";
+  else if (o.startup_timeout_ms < 0)
+    problem = "startup_timeout_ms must be >= 0 (0: no limit)";
   else
     problem = bk_kafka_props_problem(o.properties, o.bootstrap_servers, &why);
   if (problem)

@@ -13,7 +13,10 @@
  * (runtime/delivery.h) advance their partition's committable offset, which is committed
  * asynchronously. On revocation the finished offsets of the revoked partitions are committed
  * first. A stop pauses input, waits for pending deliveries, commits, then closes the consumer
- * (leaving the group) before the source ends.
+ * (leaving the group) before the source ends. A failed run leaves the group too, after the
+ * runtime has closed its operators (ks_close), so a restart does not wait for the session
+ * to time out. Either way a member that may have joined but was never assigned finishes its
+ * join first (kafka_group.h: librdkafka 2.0.2 aborts otherwise).
  *
  * Backpressure: while the runtime has max_in_flight or more deliveries pending, every
  * assigned partition is paused (rd_kafka_pause_partitions) and resumed below half of it.
@@ -27,9 +30,12 @@
 #include "core/opts.h"
 #include "kafka/dead_letter.h"
 #include "kafka/kafka_conf.h"
+#include "kafka/kafka_group.h"
 #include "kafka/kafka_poll.h"
 #include "kafka/kafka_producer.h"
 #include "kafka/kafka_serde.h"
+#include "kafka/kafka_startup.h"
+#include "kafka/kafka_topics.h"
 #include "kafka/kafka_trace.h"
 #include "runtime/runtime_impl.h"
 
@@ -60,6 +66,7 @@ typedef enum phase {
   PH_RUNNING,
   PH_STOP_DRAIN,  /* stop: waiting for pending deliveries */
   PH_STOP_COMMIT, /* final commit sent, waiting for its result */
+  PH_JOIN_WAIT,   /* leaving: first finishing a join in progress (kafka_group.h) */
   PH_CLOSING,     /* consumer closing (leaving the group) */
   PH_CLOSED
 } phase_t;
@@ -71,6 +78,8 @@ typedef struct ksrc {
   rd_kafka_t *rk;
   rd_kafka_queue_t *q;
   bk_kafka_poller_t *poller;
+  bk_kafka_startup_t *startup;   /* until the cluster answers (kafka_startup.h) */
+  bk_topic_watch_t *topic_watch; /* subscribed topics that do not exist (kafka_topics.h) */
   bk_kprod_t *dlq;
   uv_timer_t timer; /* commits; and backpressure / stop checks while waiting */
   int timer_open;
@@ -87,6 +96,10 @@ typedef struct ksrc {
   int paused;
   phase_t phase;
   int commit_in_flight;
+  int synced;            /* a group assignment came (the assignor's state exists) */
+  int after_failure;     /* the run failed: ks_close leaves the group on its own */
+  int64_t leave_due_ms;  /* PH_JOIN_WAIT, or a failed run's leave: when to stop waiting */
+  int64_t leave_from_ms; /* when the leave began */
   char why[512];
   char who[160]; /* "Kafka source '<name>'", the prefix of its messages */
 } ksrc_t;
@@ -98,10 +111,12 @@ void brook_kafka_source_opts_init(brook_kafka_source_opts_t *opts) {
   opts->struct_size = sizeof(*opts);
   opts->commit_interval_ms = 1000;
   opts->max_in_flight = 100000;
+  opts->startup_timeout_ms = 30000;
 }
 
 static const bk_opts_version_t kafka_source_versions[] = {
     BK_OPTS_VERSION(brook_kafka_source_opts_t, max_in_flight),
+    BK_OPTS_VERSION(brook_kafka_source_opts_t, startup_timeout_ms), /* issue 11 */
 };
 static const bk_opts_type_t kafka_source_opts_type =
     BK_OPTS_TYPE(brook_kafka_source_opts_t, kafka_source_versions);
@@ -148,12 +163,14 @@ static void src_fail(ksrc_t *k, brook_err_t err, const char *fmt, ...) {
 
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
   ksrc_t *k = rd_kafka_opaque(rk);
-  if (k)
+  if (k && !bk_kafka_startup_note(k->startup, 0, fac, buf))
     src_log(k, bk_kafka_log_level(level), "%s: %s", fac, buf);
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
   ksrc_t *k = opaque;
+  if (bk_kafka_startup_note(k->startup, err, NULL, reason))
+    return; /* a broker that failed before: logged once during the start-up */
   if (err == RD_KAFKA_RESP_ERR__FATAL) {
     char why[512];
     rd_kafka_fatal_error(rk, why, sizeof(why));
@@ -301,10 +318,41 @@ static void set_paused(ksrc_t *k, int pause, rd_kafka_topic_partition_list_t *l)
     rd_kafka_topic_partition_list_destroy(all);
 }
 
+/* A rebalance while leaving (a join finishing before the leave, or the leave of a failed
+ * run, whose tasks are closed already): the partitions are not ours to process, so only the
+ * protocol's part is done (paused: nothing is fetched). */
+static void rebalance_leaving(ksrc_t *k, rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                              rd_kafka_topic_partition_list_t *parts, int cooperative) {
+  rd_kafka_error_t *e = NULL;
+  rd_kafka_resp_err_t rerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    if (cooperative)
+      e = rd_kafka_incremental_assign(rk, parts);
+    else
+      rerr = rd_kafka_assign(rk, parts);
+    rd_kafka_pause_partitions(rk, parts);
+  } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && cooperative) {
+    e = rd_kafka_incremental_unassign(rk, parts);
+  } else {
+    rerr = rd_kafka_assign(rk, NULL);
+  }
+  if (e || rerr)
+    src_log(k, BROOK_LOG_WARN, "rebalance while leaving the group: %s",
+            e ? rd_kafka_error_string(e) : rd_kafka_err2str(rerr));
+  if (e)
+    rd_kafka_error_destroy(e);
+}
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque) {
   ksrc_t *k = opaque;
   int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+    k->synced = 1;
+  if (k->after_failure || k->phase == PH_JOIN_WAIT) {
+    rebalance_leaving(k, rk, err, parts, cooperative);
+    return;
+  }
   rd_kafka_error_t *e = NULL;
   rd_kafka_resp_err_t rerr = RD_KAFKA_RESP_ERR_NO_ERROR;
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
@@ -402,7 +450,7 @@ static void on_timer(uv_timer_t *h) {
       k->paused = 0;
       bk_sched_ready(k->src);
     }
-  } else if (k->phase == PH_STOP_DRAIN) {
+  } else if (k->phase == PH_STOP_DRAIN || k->phase == PH_JOIN_WAIT) {
     bk_sched_ready(k->src); /* produce() runs the stop sequence */
   }
   timer_arm(k);
@@ -414,6 +462,8 @@ static void timer_arm(ksrc_t *k) {
   int64_t ms = k->cfg->o.commit_interval_ms;
   if (k->paused || k->phase == PH_STOP_DRAIN)
     ms = 10; /* re-check soon: deliveries complete on the loop */
+  else if (k->phase == PH_JOIN_WAIT)
+    ms = 50; /* the deadline of the join */
   uv_timer_start(&k->timer, on_timer, (uint64_t)ms, 0);
 }
 
@@ -434,9 +484,14 @@ static brook_err_t ks_create(bk_src_t *src) {
   return BROOK_OK;
 }
 
+static void failed_leave_step(ksrc_t *k);
+
 static void on_queue(void *opaque) {
   ksrc_t *k = opaque;
-  bk_sched_ready(k->src);
+  if (k->after_failure)
+    failed_leave_step(k);
+  else
+    bk_sched_ready(k->src);
 }
 
 static brook_err_t ks_start(bk_src_t *src) {
@@ -512,6 +567,10 @@ static brook_err_t ks_start(bk_src_t *src) {
   return BROOK_OK;
 }
 
+static void topic_log(void *opaque, int level, const char *msg) {
+  src_log(opaque, level, "%s", msg);
+}
+
 static brook_err_t ks_attach(bk_src_t *src) {
   ksrc_t *k = src->impl;
   const src_cfg_t *cfg = k->cfg;
@@ -521,6 +580,10 @@ static brook_err_t ks_attach(bk_src_t *src) {
     brook_ctx_set_error(src->ctx, "Kafka source: %s", k->why);
     return err;
   }
+  if ((err = bk_kafka_startup_begin(k->rt, k->rk, k->who, cfg->bootstrap, cfg->props,
+                                    cfg->o.startup_timeout_ms, &k->startup)) < 0 ||
+      (err = bk_topic_watch_begin(k->rt, k->rk, cfg->topics, topic_log, k, &k->topic_watch)) < 0)
+    return err;
   if (cfg->dlq) {
     char who[160];
     snprintf(who, sizeof(who), "Kafka source '%s' (dead letters)", src->ctx->node->name);
@@ -636,7 +699,77 @@ static brook_err_t take_message(ksrc_t *k, rd_kafka_message_t *m) {
   return BROOK_OK;
 }
 
-/* The stop sequence, one step per call: drain deliveries, commit, close the consumer. */
+/* ---- leaving the group ---- */
+
+#define LEAVE_WAIT_MS 10000 /* a failed run's close (LeaveGroup) before it gives up */
+
+/* Whether the consumer may be in the middle of a group join (kafka_group.h): never assigned,
+ * and either a JoinGroup was answered (it has a member id) or it has a subscribed topic to join
+ * for: unless the topic watch, asked since the leave began, found none. */
+static int may_be_joining(ksrc_t *k) {
+  if (k->synced)
+    return 0;
+  char *id = rd_kafka_memberid(k->rk);
+  int member = id && *id;
+  if (id)
+    rd_kafka_mem_free(k->rk, id);
+  return member || !bk_topic_watch_none_since(k->topic_watch, k->leave_from_ms);
+}
+
+/* Starts leaving: closing the consumer at once, or first finishing a join that may be in
+ * progress (kafka_group.h): never assigned yet, but the cluster has answered. */
+static void leave_begin(ksrc_t *k) {
+  k->leave_from_ms = bk_wallclock_ms();
+  k->leave_due_ms = k->leave_from_ms + LEAVE_WAIT_MS;
+  if (!k->cfg->topics || k->synced || !bk_kafka_join_abort_bug() || !bk_kafka_cluster_seen(k->rk))
+    return;
+  bk_topic_watch_ask_now(k->topic_watch); /* a fresh answer: are there topics to join for? */
+  int64_t wait = bk_kafka_join_wait_ms(k->rk);
+  k->phase = PH_JOIN_WAIT;
+  k->leave_due_ms = bk_wallclock_ms() + wait;
+  src_log(k, BROOK_LOG_INFO,
+          "leaving the group once its join is complete (at most %lld ms): librdkafka %s aborts a "
+          "consumer that leaves between joining and its first assignment",
+          (long long)wait, rd_kafka_version_str());
+}
+
+/* The leave, one step per call (queue wake-up or timer): the end of a join, then the close
+ * and its rebalance events. Returns 1 once the consumer is closed. */
+static int leave_step(ksrc_t *k) {
+  rd_kafka_message_t *m;
+  while ((m = rd_kafka_consumer_poll(k->rk, 0))) /* serves the rebalance callbacks */
+    rd_kafka_message_destroy(m);
+  if (k->phase == PH_JOIN_WAIT) {
+    int joining = may_be_joining(k);
+    if (joining && bk_wallclock_ms() < k->leave_due_ms)
+      return 0;
+    if (joining)
+      src_log(k, BROOK_LOG_WARN,
+              "the group join did not complete in time: leaving before the first assignment "
+              "(librdkafka %s may abort the process here; 2.3.0 fixed it)",
+              rd_kafka_version_str());
+    k->leave_due_ms = bk_wallclock_ms() + LEAVE_WAIT_MS;
+    k->phase = PH_STOP_COMMIT; /* closes now */
+  }
+  if (k->phase != PH_CLOSING) {
+    rd_kafka_error_t *e = rd_kafka_consumer_close_queue(k->rk, k->q);
+    if (e) {
+      src_log(k, BROOK_LOG_WARN, "closing the consumer: %s", rd_kafka_error_string(e));
+      rd_kafka_error_destroy(e);
+      k->phase = PH_CLOSED;
+      return 1;
+    }
+    k->phase = PH_CLOSING;
+    while ((m = rd_kafka_consumer_poll(k->rk, 0))) /* rebalance events of the leave */
+      rd_kafka_message_destroy(m);
+  }
+  if (!rd_kafka_consumer_closed(k->rk))
+    return 0;
+  k->phase = PH_CLOSED;
+  return 1;
+}
+
+/* The stop sequence, one step per call: drain deliveries, commit, leave the group. */
 static brook_err_t stop_step(ksrc_t *k) {
   bk_src_t *src = k->src;
   if (k->phase == PH_STOP_DRAIN) {
@@ -659,24 +792,11 @@ static brook_err_t stop_step(ksrc_t *k) {
       return BROOK_OK;
     }
   }
-  if (k->phase == PH_STOP_COMMIT) {
-    rd_kafka_error_t *e = rd_kafka_consumer_close_queue(k->rk, k->q);
-    if (e) {
-      src_log(k, BROOK_LOG_WARN, "closing the consumer: %s", rd_kafka_error_string(e));
-      rd_kafka_error_destroy(e);
-      k->phase = PH_CLOSED;
-      return BROOK_DONE;
-    }
-    k->phase = PH_CLOSING;
-  }
-  rd_kafka_message_t *m;
-  while ((m = rd_kafka_consumer_poll(k->rk, 0))) /* rebalance events of the leave */
-    rd_kafka_message_destroy(m);
-  if (rd_kafka_consumer_closed(k->rk)) {
-    k->phase = PH_CLOSED;
+  if (k->phase == PH_STOP_COMMIT)
+    leave_begin(k);
+  if (leave_step(k))
     return BROOK_DONE;
-  }
-  src->ready = 0; /* the queue signals the next step */
+  src->ready = 0; /* the queue (or, for a join's deadline, the timer) signals the next step */
   return BROOK_OK;
 }
 
@@ -802,36 +922,74 @@ static void ks_stop(bk_src_t *src) {
   bk_sched_ready(src); /* what is already fetched is processed, then the stop goes on */
 }
 
-static void ks_close(bk_src_t *src) {
-  ksrc_t *k = src->impl;
+/* Releases the consumer: its poller, timer and queue, and the client itself (destroyed off the
+ * loop). One not closed by then goes without the close handshake (the group notices after
+ * session.timeout.ms). */
+static void release_consumer(ksrc_t *k) {
   bk_kafka_poller_close(k->poller);
   k->poller = NULL;
-  bk_kprod_close(k->dlq);
-  k->dlq = NULL;
+  bk_kafka_startup_end(k->startup);
+  k->startup = NULL;
   if (k->timer_open) {
     k->timer_open = 0;
     uv_timer_stop(&k->timer);
     bk_runtime_close_handle(k->rt, (uv_handle_t *)&k->timer);
   }
+  if (k->q)
+    rd_kafka_queue_destroy(k->q);
+  k->q = NULL;
+  if (k->rk) {
+    int flags = k->phase == PH_CLOSED ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE;
+    if (k->rt->loop) /* once the topic watch no longer asks through it */
+      bk_topic_watch_end(k->topic_watch, k->rt, k->rk, flags);
+    else
+      rd_kafka_destroy_flags(k->rk, flags);
+  }
+  k->topic_watch = NULL;
+  k->rk = NULL;
+}
+
+/* A failed run's leave, one step per queue wake-up or timer tick; ends by releasing the
+ * consumer and the runtime's hold. */
+static void failed_leave_step(ksrc_t *k) {
+  int closed = leave_step(k);
+  if (!closed && bk_wallclock_ms() < k->leave_due_ms)
+    return;
+  if (!closed)
+    src_log(k, BROOK_LOG_WARN,
+            "the failed run could not leave the group in time; the group notices after "
+            "session.timeout.ms");
+  release_consumer(k);
+  bk_runtime_release(k->rt);
+}
+
+static void on_leave_timer(uv_timer_t *h) { failed_leave_step(h->data); }
+
+static void ks_close(bk_src_t *src) {
+  ksrc_t *k = src->impl;
+  bk_kprod_close(k->dlq);
+  k->dlq = NULL;
   for (size_t i = 0; i < k->n_msgs; i++)
     rd_kafka_message_destroy(k->msgs[i]);
   k->n_msgs = 0;
   if (k->stash)
     rd_kafka_message_destroy(k->stash);
   k->stash = NULL;
-  if (k->q)
-    rd_kafka_queue_destroy(k->q);
-  k->q = NULL;
-  if (k->rk) {
-    /* Not closed (a failed run): leave without the close handshake, whose callbacks would
-     * run on the worker thread. The group notices after session.timeout.ms. */
-    int flags = k->phase == PH_CLOSED ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE;
-    if (k->rt->loop)
-      bk_kafka_destroy_off_loop(k->rt, k->rk, flags);
-    else
-      rd_kafka_destroy_flags(k->rk, flags);
+  if (k->rk && k->phase != PH_CLOSED && k->poller && k->timer_open) {
+    /* The run failed (operators and tasks are closed already): leave the group all the same,
+     * on the loop, so that a restart is not kept waiting for this member's session to time
+     * out. The runtime is held until the consumer is closed or LEAVE_WAIT_MS have passed. */
+    k->after_failure = 1;
+    bk_runtime_hold(k->rt);
+    if (k->phase != PH_CLOSING && k->phase != PH_JOIN_WAIT) {
+      k->phase = PH_STOP_COMMIT; /* no final commit after a failure: the rest is read again */
+      leave_begin(k);
+    }
+    uv_timer_start(&k->timer, on_leave_timer, 50, 50);
+    failed_leave_step(k);
+    return;
   }
-  k->rk = NULL;
+  release_consumer(k); /* closed, or the loop never ran (a failed start) */
 }
 
 static void ks_destroy(bk_src_t *src) {
@@ -936,6 +1094,8 @@ brook_stream_t *brook_source_kafka(brook_topology_t *t, const char *name,
     problem = "commit_interval_ms must be > 0";
   else if (o.max_in_flight == 0)
     problem = "max_in_flight must be > 0";
+  else if (o.startup_timeout_ms < 0)
+    problem = "startup_timeout_ms must be >= 0 (0: no limit)";
   for (size_t i = 0; !problem && o.partitions && i < o.n_partitions; i++)
     if (!o.partitions[i].topic || !*o.partitions[i].topic || o.partitions[i].partition < 0) {
       bk_errmsg_set(&why, "partitions[%zu] has no topic or a negative partition number", i);

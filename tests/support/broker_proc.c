@@ -76,37 +76,42 @@ int wait_child(pid_t pid, int timeout_ms) {
   }
 }
 
-int broker_read_line(broker_proc_t *b, char *line, size_t cap, int timeout_ms) {
+int read_line(int fd, char *buf, size_t buf_cap, size_t *used, char *line, size_t cap,
+              int timeout_ms) {
   long long deadline = now_ms() + timeout_ms;
   for (;;) {
-    char *nl = memchr(b->buf, '\n', b->used);
+    char *nl = memchr(buf, '\n', *used);
     if (nl) {
-      size_t len = (size_t)(nl - b->buf);
+      size_t len = (size_t)(nl - buf);
       size_t n = len < cap - 1 ? len : cap - 1;
-      memcpy(line, b->buf, n);
+      memcpy(line, buf, n);
       line[n] = '\0';
-      memmove(b->buf, nl + 1, b->used - len - 1);
-      b->used -= len + 1;
+      memmove(buf, nl + 1, *used - len - 1);
+      *used -= len + 1;
       return 0;
     }
-    if (b->used == sizeof(b->buf))
-      return -1; /* a line longer than the buffer: not the broker's */
+    if (*used == buf_cap)
+      return -1; /* a line longer than the buffer */
     long long left = deadline - now_ms();
     if (left <= 0)
       return -1;
-    struct pollfd pfd = {.fd = b->from_fd, .events = POLLIN};
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
     int r = poll(&pfd, 1, (int)left);
     if (r < 0 && errno == EINTR)
       continue;
     if (r <= 0)
       return -1;
-    ssize_t n = read(b->from_fd, b->buf + b->used, sizeof(b->buf) - b->used);
+    ssize_t n = read(fd, buf + *used, buf_cap - *used);
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0)
       return -1;
-    b->used += (size_t)n;
+    *used += (size_t)n;
   }
+}
+
+int broker_read_line(broker_proc_t *b, char *line, size_t cap, int timeout_ms) {
+  return read_line(b->from_fd, b->buf, sizeof(b->buf), &b->used, line, cap, timeout_ms);
 }
 
 int broker_start(broker_proc_t *b, int n_brokers, const char *const *topics,

@@ -31,6 +31,12 @@ int broker_start(broker_proc_t *b, int n_brokers, const char *const *topics,
  * -1 (b->reply holds what came back, or is empty on timeout/EOF). */
 int broker_cmd(broker_proc_t *b, const char *fmt, ...);
 
+/* Reads the next line of `fd` (without its newline) into line[cap] within timeout_ms, keeping
+ * what was read past it in buf[buf_cap] (*used bytes) for the next call. 0, or -1 on timeout,
+ * end of output, or a line longer than buf. */
+int read_line(int fd, char *buf, size_t buf_cap, size_t *used, char *line, size_t cap,
+              int timeout_ms);
+
 /* Reads one line of the broker's output into `line` within timeout_ms; 0, or -1 on
  * timeout/EOF. */
 int broker_read_line(broker_proc_t *b, char *line, size_t cap, int timeout_ms);
