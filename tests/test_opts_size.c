@@ -301,20 +301,37 @@ static const opts_case_t cases[] = {
     CASE(brook_callback_sink_opts_t, try_callback_sink),
 };
 
-/* Sizes of brook_runtime_stats_t's earlier versions: it grew by appending counters (the
- * struct every other test fills with its current size). */
+/* Sizes of earlier versions of the structs that grew by appending fields (every other test
+ * fills them with their current size): these are accepted, so no "wrong size" case uses them. */
 static const uint32_t stats_old_sizes[] = {offsetof(brook_runtime_stats_t, timers_fired),
                                            offsetof(brook_runtime_stats_t, state_bytes),
                                            offsetof(brook_runtime_stats_t, records_dead_lettered),
                                            offsetof(brook_runtime_stats_t, tasks_opened),
                                            offsetof(brook_runtime_stats_t, records_out_of_bounds)};
+static const uint32_t kafka_source_old_sizes[] = {
+    offsetof(brook_kafka_source_opts_t, startup_timeout_ms)};
+static const uint32_t kafka_sink_old_sizes[] = {
+    offsetof(brook_kafka_sink_opts_t, startup_timeout_ms)};
+static const uint32_t watermark_old_sizes[] = {offsetof(brook_watermark_opts_t, ts_bounds)};
 
-static int is_old_stats_size(const opts_case_t *c, uint32_t size) {
-  if (c->attempt != try_stats && c->attempt != try_driver_stats)
-    return 0;
-  for (size_t i = 0; i < sizeof(stats_old_sizes) / sizeof(stats_old_sizes[0]); i++)
-    if (size == stats_old_sizes[i])
+static int in_sizes(const uint32_t *sizes, size_t n, uint32_t size) {
+  for (size_t i = 0; i < n; i++)
+    if (size == sizes[i])
       return 1;
+  return 0;
+}
+
+#define IN_SIZES(arr, size) in_sizes((arr), sizeof(arr) / sizeof((arr)[0]), (size))
+
+static int is_old_size(const opts_case_t *c, uint32_t size) {
+  if (c->attempt == try_stats || c->attempt == try_driver_stats)
+    return IN_SIZES(stats_old_sizes, size);
+  if (c->attempt == try_kafka_source)
+    return IN_SIZES(kafka_source_old_sizes, size);
+  if (c->attempt == try_kafka_sink)
+    return IN_SIZES(kafka_sink_old_sizes, size);
+  if (c->attempt == try_watermark)
+    return IN_SIZES(watermark_old_sizes, size);
   return 0;
 }
 
@@ -326,6 +343,23 @@ static void test_current_size_accepted(void **state) {
     if (o.refused)
       fail_msg("%s with its own sizeof %zu refused: %s (%s)", cases[i].type, cases[i].size, o.msg,
                brook_errname(o.err));
+  }
+}
+
+/* A program built against the header before issue 11 passes the older sizes: still accepted. */
+static void test_older_versions_accepted(void **state) {
+  (void)state;
+  static const struct {
+    void (*attempt)(uint32_t, outcome_t *);
+    uint32_t size;
+  } olds[] = {{try_kafka_source, offsetof(brook_kafka_source_opts_t, startup_timeout_ms)},
+              {try_kafka_sink, offsetof(brook_kafka_sink_opts_t, startup_timeout_ms)},
+              {try_watermark, offsetof(brook_watermark_opts_t, ts_bounds)}};
+  for (size_t i = 0; i < sizeof(olds) / sizeof(olds[0]); i++) {
+    outcome_t o = {0};
+    olds[i].attempt(olds[i].size, &o);
+    if (o.refused)
+      fail_msg("older size %u refused: %s (%s)", olds[i].size, o.msg, brook_errname(o.err));
   }
 }
 
@@ -341,7 +375,7 @@ static void test_wrong_sizes_refused_naming_size_and_type(void **state) {
                               24,     sz / 2,  sz - 8, sz - 4, sz - 1,    sz + 1,
                               sz + 8, sz + 64, 4096,   65536,  UINT32_MAX};
     for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
-      if (sizes[k] == sz || is_old_stats_size(c, sizes[k]))
+      if (sizes[k] == sz || is_old_size(c, sizes[k]))
         continue; /* a real version */
       outcome_t o = {0};
       c->attempt(sizes[k], &o);
@@ -387,6 +421,7 @@ static void test_stats_old_versions_filled_up_to_their_end(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_current_size_accepted),
+      cmocka_unit_test(test_older_versions_accepted),
       cmocka_unit_test(test_wrong_sizes_refused_naming_size_and_type),
       cmocka_unit_test(test_stats_old_versions_filled_up_to_their_end),
   };
