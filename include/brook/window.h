@@ -66,6 +66,12 @@ typedef struct brook_window {
   brook_time_t gap;     /* session */
 } brook_window_t;
 
+/* The most windows a hopping definition may put a record in: ceil(size / advance). Beyond
+ * it, brook_window_aggregate fails with BROOK_ERR_INVALID_ARG (every record would produce
+ * more than this many results). Up to it, a record costs one slice update whatever the
+ * ratio, and memory grows with the slices that hold data, not with size / advance. */
+#define BROOK_WINDOW_MAX_HOPS 10000
+
 brook_window_t brook_window_tumbling(brook_time_t size);
 brook_window_t brook_window_hopping(brook_time_t size, brook_time_t advance);
 brook_window_t brook_window_sliding(brook_time_t size);

@@ -12,7 +12,7 @@
 static size_t win_memory(const void *state) {
   const bk_win_t *w = state;
   return sizeof(*w) + w->acc_size + w->kcap + w->arr_cap * sizeof(*w->arr_tmp) +
-         bk_win_buckets_memory(w);
+         bk_win_buckets_memory(w) + bk_win_hop_memory(w);
 }
 
 brook_err_t bk_win_open(brook_ctx_t *ctx, void *opaque, void **state) {
@@ -32,7 +32,6 @@ brook_err_t bk_win_open(brook_ctx_t *ctx, void *opaque, void **state) {
   /* Stores belong to the runtime (freed with it), so a failure only releases `w`. Tumbling
    * and hopping windows keep their state in per-start buckets (window_buckets.c). */
   int bucketed = cfg->w.kind == BROOK_WINDOW_TUMBLING || cfg->w.kind == BROOK_WINDOW_HOPPING;
-  bk_seg_init(&w->merged, a, w->acc_size);
   if (ctx->n_ports) { /* result values: header + result, 16-byte aligned slots */
     w->vstride = (sizeof(brook_window_value_t) + w->result_size + 15) & ~(size_t)15;
     w->vslots = ctx->ports[0].cap;
@@ -63,6 +62,7 @@ void bk_win_close(void *state, void *opaque) {
     return;
   const brook_allocator_t *a = w->alloc; /* the stores belong to the runtime */
   bk_win_buckets_free(w);
+  bk_win_hop_free(w);
   bk_free(a, w->kbuf);
   bk_free(a, w->vbuf);
   bk_free(a, w->acc_tmp);

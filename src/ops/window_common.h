@@ -52,9 +52,7 @@ typedef struct bk_win {
   bk_win_bucket_t *buckets;
   size_t n_buckets, cap_buckets;
   size_t last_bucket; /* where the previous record went */
-  bk_seg_t merged;    /* hopping: a window's slices merged by key, when it fires */
-  void **acc_ptrs;    /* hopping, early results: the key's accumulator in each bucket */
-  size_t acc_ptrs_cap;
+  struct bk_hop *hop; /* hopping: the keys' rings (window_hopping.c) */
   /* Result values: one slot of `vstride` bytes per record slot of output port 0 (a slot is
    * reused only after the port has delivered the record in it). */
   unsigned char *vbuf;
@@ -211,7 +209,7 @@ size_t bk_win_bucket_lower(const bk_win_t *w, brook_time_t start);
 /* Empties the buckets whose start is < `start` and keeps them as spares. */
 void bk_win_buckets_drop_before(bk_win_t *w, brook_time_t start);
 
-/* Bytes held by the buckets (spares included) and the merge table. */
+/* Bytes held by the buckets (spares included). */
 size_t bk_win_buckets_memory(const bk_win_t *w);
 
 /* Releases every bucket. */
@@ -219,5 +217,9 @@ void bk_win_buckets_free(bk_win_t *w);
 
 brook_err_t bk_win_open(brook_ctx_t *ctx, void *opaque, void **state);
 void bk_win_close(void *state, void *opaque);
+
+/* Hopping's own state (window_hopping.c): released by bk_win_close, counted by its memory. */
+void bk_win_hop_free(bk_win_t *w);
+size_t bk_win_hop_memory(const bk_win_t *w);
 
 #endif
