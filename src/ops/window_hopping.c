@@ -55,8 +55,15 @@ typedef struct hop_order {
   hop_key_t *k;
 } hop_order_t;
 
+/* Windows of at most this many slices are merged from their buckets when they fire (each
+ * slice is then merged into at most this many windows: sequential, cache-friendly work that
+ * beats the rings' per-key bookkeeping); larger ones use the rings. */
+#define HOP_MERGE_MAX_SLICES 64
+
 typedef struct bk_hop {
-  bk_slab_t slab; /* the rings' blocks */
+  int rings;       /* size / slice > HOP_MERGE_MAX_SLICES: keys' rings, else merging */
+  bk_seg_t merged; /* merging: a window's slices merged by key, when it fires */
+  bk_slab_t slab;  /* the rings' blocks */
   bk_ring_cfg_t rc;
   brook_store_t *keys; /* user key -> hop_key_t + back accumulator */
   hop_key_t **active;  /* keys whose ring is not empty */
@@ -329,10 +336,51 @@ static int order_cmp(const void *pa, const void *pb) {
   return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
+/* Fires window [ws, we) of few slices: merges its buckets key by key into a scratch
+ * segment (keys in the order of their oldest slice, then of arrival in it) and emits it;
+ * the buckets no later window needs are emptied for reuse. */
+static brook_err_t merge_window(brook_ctx_t *ctx, bk_win_t *w, brook_time_t ws, brook_time_t we) {
+  const brook_aggregator_t *agg = &w->cfg->agg;
+  size_t lo = bk_win_bucket_lower(w, ws), hi = bk_win_bucket_lower(w, we);
+  brook_err_t err = BROOK_OK;
+  bk_seg_t *out = lo < hi ? &w->buckets[lo].seg : NULL;
+  if (hi - lo > 1) {
+    out = &w->hop->merged;
+    for (size_t i = lo; i < hi && err >= 0; i++) {
+      bk_seg_t *seg = &w->buckets[i].seg;
+      for (size_t j = 0, n = bk_seg_count(seg); j < n; j++) {
+        bk_seg_entry_t *e = bk_seg_at(seg, j);
+        int created;
+        void *acc = bk_seg_upsert(out, bk_seg_key(seg, e), e->klen, e->hash, &created);
+        if (!acc) {
+          err = BROOK_ERR_NOMEM;
+          break;
+        }
+        if (created) /* segment accumulators are acc_words words long */
+          memcpy(acc, bk_seg_acc(e), out->acc_words * 8);
+        else
+          agg->merge(acc, bk_seg_acc(e), agg);
+      }
+    }
+  }
+  for (size_t j = 0, n = out ? bk_seg_count(out) : 0; j < n && err >= 0; j++) {
+    bk_seg_entry_t *e = bk_seg_at(out, j);
+    err = bk_win_emit(ctx, w, bk_seg_key(out, e), e->klen, ws, we, bk_seg_acc(e), 1);
+  }
+  brook_err_t ferr = bk_ctx_flush_ports(ctx); /* the results borrow the segments' keys */
+  if (err >= 0)
+    err = ferr;
+  bk_seg_reset(&w->hop->merged);
+  bk_win_buckets_drop_before(w, ws + w->cfg->w.advance); /* later windows start there */
+  return err;
+}
+
 /* Fires window [ws, ws + size): every key with a slice in it emits its result. */
 static brook_err_t fire_window(brook_ctx_t *ctx, bk_win_t *w, brook_time_t ws) {
   bk_hop_t *h = w->hop;
   brook_time_t we = ws + w->cfg->w.size;
+  if (!h->rings)
+    return merge_window(ctx, w, ws, we);
   brook_err_t err = push_buckets(w, we);
   if (err < 0)
     return err;
@@ -402,6 +450,8 @@ static brook_err_t hopping_open(brook_ctx_t *ctx, void *opaque, void **state) {
     return BROOK_ERR_NOMEM;
   }
   w->hop = h;
+  h->rings = w->cfg->w.size / w->cfg->slice > HOP_MERGE_MAX_SLICES;
+  bk_seg_init(&h->merged, w->alloc, w->acc_size);
   bk_slab_init(&h->slab, w->alloc);
   bk_ring_cfg_init(&h->rc, &w->cfg->agg, &h->slab);
   h->pushed_end = BROOK_TIME_MIN;
@@ -410,7 +460,7 @@ static brook_err_t hopping_open(brook_ctx_t *ctx, void *opaque, void **state) {
   so.value_size = HOP_BACK_OFF + h->rc.aw;
   if (!(h->tmp = bk_calloc(w->alloc, 2, h->rc.aw)))
     err = BROOK_ERR_NOMEM;
-  else
+  else if (h->rings)
     err = brook_store_open(ctx, "keys", &so, &h->keys);
   if (err < 0) {
     bk_win_close(w, opaque);
@@ -423,6 +473,7 @@ void bk_win_hop_free(bk_win_t *w) {
   bk_hop_t *h = w->hop;
   if (!h)
     return;
+  bk_seg_free(&h->merged);
   bk_slab_destroy(&h->slab); /* the keys store belongs to the runtime */
   bk_free(w->alloc, h->active);
   bk_free(w->alloc, h->order);
@@ -438,8 +489,8 @@ size_t bk_win_hop_memory(const bk_win_t *w) {
   const bk_hop_t *h = w->hop;
   if (!h)
     return 0;
-  return sizeof(*h) + bk_slab_bytes(&h->slab) + h->cap_active * sizeof(*h->active) +
-         h->cap_order * sizeof(*h->order) + 2 * h->rc.aw +
+  return sizeof(*h) + bk_seg_memory(&h->merged) + bk_slab_bytes(&h->slab) +
+         h->cap_active * sizeof(*h->active) + h->cap_order * sizeof(*h->order) + 2 * h->rc.aw +
          h->e_cap * (sizeof(*h->e_start) + sizeof(*h->e_acc) + h->rc.aw);
 }
 
