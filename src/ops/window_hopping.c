@@ -28,31 +28,14 @@
 #include "core/context.h"
 #include "core/hash.h"
 #include "ops/window_common.h"
-#include "ops/window_ring.h"
+#include "ops/window_keys.h"
 #include "runtime/runtime_impl.h"
-#include "state/store.h"
-
-/* A key with slices in rings: the value of the `keys` store, followed by the back
- * accumulator at HOP_BACK_OFF. */
-typedef struct hop_key {
-  bk_ring_t ring;
-  uint32_t klen;
-  uint32_t active; /* in bk_hop_t.active */
-} hop_key_t;
-
-#define HOP_BACK_OFF ((sizeof(hop_key_t) + 15) & ~(size_t)15)
-
-static inline void *hop_back(hop_key_t *k) { return (unsigned char *)k + HOP_BACK_OFF; }
-
-static inline const unsigned char *hop_key_bytes(hop_key_t *k) {
-  return bk_entry_key(bk_entry_of_value(k, k->klen));
-}
 
 /* Where a key's result comes among the results of one window. */
 typedef struct hop_order {
   brook_time_t start; /* the key's oldest slice in the window */
   uint64_t seq;       /* arrival of the key's first record in that slice */
-  hop_key_t *k;
+  bk_wkey_t *k;
 } hop_order_t;
 
 /* Windows of at most this many slices are merged from their buckets when they fire (each
@@ -61,25 +44,17 @@ typedef struct hop_order {
 #define HOP_MERGE_MAX_SLICES 64
 
 typedef struct bk_hop {
-  int rings;       /* size / slice > HOP_MERGE_MAX_SLICES: keys' rings, else merging */
-  bk_seg_t merged; /* merging: a window's slices merged by key, when it fires */
-  bk_slab_t slab;  /* the rings' blocks */
-  bk_ring_cfg_t rc;
-  brook_store_t *keys; /* user key -> hop_key_t + back accumulator */
-  hop_key_t **active;  /* keys whose ring is not empty */
+  int rings;          /* size / slice > HOP_MERGE_MAX_SLICES: keys' rings, else merging */
+  bk_seg_t merged;    /* merging: a window's slices merged by key, when it fires */
+  bk_wkeys_t ks;      /* rings: user key -> its ring (window_keys.h) */
+  bk_wkey_t **active; /* keys whose ring is not empty (flag set) */
   size_t n_active, cap_active;
   hop_order_t *order; /* scratch: a window's keys in emission order */
   size_t cap_order;
-  unsigned char *tmp;      /* scratch accumulators: query result, early-results back */
   int done;                /* done_ws is set */
   brook_time_t done_ws;    /* the last window fired, or known closed without data */
   brook_time_t pushed_end; /* slices < it are in rings, the others in buckets */
   uint64_t seq;
-  /* early results (BROOK_EMIT_ON_UPDATE): the key's slices in reach, and their suffixes */
-  brook_time_t *e_start;
-  const void **e_acc;
-  unsigned char *e_sfx;
-  size_t e_cap;
 } bk_hop_t;
 
 /* Start of the first window (a multiple of advance) that contains slice `s`. */
@@ -104,32 +79,18 @@ static brook_err_t reserve_active(bk_win_t *w) {
 }
 
 /* The key's ring state, created if new (*created). Reserves room in the active list. */
-static hop_key_t *key_get(bk_win_t *w, const void *key, size_t klen, uint64_t hash, int *created,
+static bk_wkey_t *key_get(bk_win_t *w, const void *key, size_t klen, uint64_t hash, int *created,
                           brook_err_t *err) {
-  void *v;
-  if ((*err = reserve_active(w)) < 0 ||
-      (*err = bk_store_upsert(w->hop->keys, key, klen, hash, &v, created)) < 0)
+  if ((*err = reserve_active(w)) < 0)
     return NULL;
-  hop_key_t *k = v;
-  if (*created)
-    k->klen = (uint32_t)klen;
-  return k;
+  return bk_wkeys_get(&w->hop->ks, key, klen, hash, created, err);
 }
 
-static void key_activate(bk_win_t *w, hop_key_t *k) {
-  if (!k->active) { /* room was reserved by key_get */
-    k->active = 1;
+static void key_activate(bk_win_t *w, bk_wkey_t *k) {
+  if (!k->flag) { /* room was reserved by key_get */
+    k->flag = 1;
     w->hop->active[w->hop->n_active++] = k;
   }
-}
-
-/* Removes a key whose ring is empty (its bytes are copied first: they live in the entry). */
-static void key_remove(bk_win_t *w, hop_key_t *k) {
-  size_t klen = k->klen;
-  bk_ring_free(&w->hop->rc, &k->ring);
-  if (!bk_win_slice_key(w, hop_key_bytes(k), klen, 0))
-    return; /* out of memory: the empty key stays, harmlessly, until it gets slices again */
-  (void)bk_store_remove(w->hop->keys, w->kbuf, klen, bk_hash_bytes(w->kbuf, klen));
 }
 
 static brook_err_t set_timer(brook_ctx_t *ctx, bk_win_t *w, brook_time_t ws) {
@@ -144,26 +105,26 @@ static brook_err_t ring_add(brook_ctx_t *ctx, bk_win_t *w, const brook_record_t 
   const brook_aggregator_t *agg = &w->cfg->agg;
   int created;
   brook_err_t err;
-  hop_key_t *k =
+  bk_wkey_t *k =
       key_get(w, rec->key, rec->key_len, bk_hash_bytes(rec->key, rec->key_len), &created, &err);
   if (!k)
     return err;
-  size_t pos = bk_ring_lower(&h->rc, &k->ring, s);
-  if (pos < k->ring.n && bk_ring_start(&h->rc, &k->ring, pos) == s) {
-    err = agg->add(bk_ring_acc(&h->rc, &k->ring, pos), rec, agg);
+  size_t pos = bk_ring_lower(&h->ks.rc, &k->ring, s);
+  if (pos < k->ring.n && bk_ring_start(&h->ks.rc, &k->ring, pos) == s) {
+    err = agg->add(bk_ring_acc(&h->ks.rc, &k->ring, pos), rec, agg);
   } else {
-    void *acc = bk_ring_insert(&h->rc, &k->ring, pos, s, ++h->seq, 1);
+    void *acc = bk_ring_insert(&h->ks.rc, &k->ring, pos, s, ++h->seq, 1);
     if (!acc)
       err = BROOK_ERR_NOMEM;
     else if ((err = agg->add(acc, rec, agg)) < 0)
-      bk_ring_erase(&h->rc, &k->ring, pos);
+      bk_ring_erase(&h->ks.rc, &k->ring, pos);
   }
   if (err < 0) {
     if (!k->ring.n)
-      key_remove(w, k);
+      bk_wkeys_remove(&h->ks, k);
     return err;
   }
-  bk_ring_refresh(&h->rc, &k->ring, pos, hop_back(k));
+  bk_ring_refresh(&h->ks.rc, &k->ring, pos, bk_wkey_back(k));
   key_activate(w, k);
   return set_timer(ctx, w, h->done_ws + w->cfg->w.advance);
 }
@@ -181,87 +142,40 @@ static void note_closed(bk_win_t *w, brook_time_t wm) {
   }
 }
 
-static brook_err_t grow_early(bk_win_t *w, size_t n) {
-  bk_hop_t *h = w->hop;
-  if (n <= h->e_cap)
-    return BROOK_OK;
-  size_t cap = n < 16 ? 16 : n * 2;
-  brook_time_t *st = bk_realloc(w->alloc, h->e_start, cap * sizeof(*st));
-  if (st)
-    h->e_start = st;
-  const void **acc = bk_realloc(w->alloc, (void *)h->e_acc, cap * sizeof(*acc));
-  if (acc)
-    h->e_acc = acc;
-  unsigned char *sfx = bk_realloc(w->alloc, h->e_sfx, cap * h->rc.aw);
-  if (sfx)
-    h->e_sfx = sfx;
-  if (!st || !acc || !sfx)
-    return BROOK_ERR_NOMEM;
-  h->e_cap = cap;
-  return BROOK_OK;
-}
-
-/* Early results: each open window holding slice `s`, from the key's slices (in its ring and
- * in the buckets), swept with two stacks: [lo, fe) have suffixes, [fe, pe) are in back. */
+/* Early results: each open window holding slice `s`, swept over the key's slices (in its
+ * ring and in the buckets) with two stacks. */
 static brook_err_t emit_open_windows(brook_ctx_t *ctx, bk_win_t *w, const brook_record_t *rec,
                                      brook_time_t s) {
   bk_hop_t *h = w->hop;
+  bk_wkeys_t *ks = &h->ks;
   const bk_win_cfg_t *c = w->cfg;
-  const brook_aggregator_t *agg = &c->agg;
   brook_time_t first = first_window(c, s), last = bk_win_floor(s, c->w.advance);
   brook_time_t reach = last + c->w.size;
   uint64_t hash = bk_hash_bytes(rec->key, rec->key_len);
-  size_t m = 0;
-  hop_key_t *k = NULL;
-  if (first < h->pushed_end)
-    k = bk_store_find(h->keys, rec->key, rec->key_len, hash, NULL);
-  size_t r0 = k ? bk_ring_lower(&h->rc, &k->ring, first) : 0, r1 = r0;
-  while (k && r1 < k->ring.n && bk_ring_start(&h->rc, &k->ring, r1) < reach)
+  bk_wkey_t *k = first < h->pushed_end ? bk_wkeys_find(ks, rec->key, rec->key_len, hash) : NULL;
+  size_t r0 = k ? bk_ring_lower(&ks->rc, &k->ring, first) : 0, r1 = r0;
+  while (k && r1 < k->ring.n && bk_ring_start(&ks->rc, &k->ring, r1) < reach)
     r1++;
-  size_t b0 = bk_win_bucket_lower(w, first), b1 = bk_win_bucket_lower(w, reach);
-  if (grow_early(w, (r1 - r0) + (b1 - b0)) < 0)
+  size_t b0 = bk_win_bucket_lower(w, first), b1 = bk_win_bucket_lower(w, reach), m = 0;
+  if (bk_wkeys_sweep_reserve(ks, (r1 - r0) + (b1 - b0)) < 0)
     return BROOK_ERR_NOMEM;
   for (size_t i = r0; i < r1; i++) {
-    h->e_start[m] = bk_ring_start(&h->rc, &k->ring, i);
-    h->e_acc[m++] = bk_ring_acc(&h->rc, &k->ring, i);
+    ks->s_start[m] = bk_ring_start(&ks->rc, &k->ring, i);
+    ks->s_acc[m++] = bk_ring_acc(&ks->rc, &k->ring, i);
   }
   for (size_t i = b0; i < b1; i++) {
     const void *acc = bk_seg_find(&w->buckets[i].seg, rec->key, rec->key_len, hash);
     if (acc) {
-      h->e_start[m] = w->buckets[i].start;
-      h->e_acc[m++] = acc;
+      ks->s_start[m] = w->buckets[i].start;
+      ks->s_acc[m++] = acc;
     }
   }
-  unsigned char *back = h->tmp + h->rc.aw, *both = h->tmp;
-  size_t lo = 0, fe = 0, pe = 0;
+  bk_sweep_t sw;
+  bk_sweep_init(&sw, m);
   for (brook_time_t ws = first; ws <= last; ws += c->w.advance) {
-    for (; pe < m && h->e_start[pe] < ws + c->w.size; pe++) {
-      if (pe == fe)
-        memcpy(back, h->e_acc[pe], w->acc_size);
-      else
-        agg->merge(back, h->e_acc[pe], agg);
-    }
-    for (; lo < pe && h->e_start[lo] < ws; lo++) {
-      if (lo == fe) { /* the front ran empty: turn the back into suffixes */
-        for (size_t i = pe; i-- > lo;) {
-          memcpy(h->e_sfx + i * h->rc.aw, h->e_acc[i], w->acc_size);
-          if (i + 1 < pe)
-            agg->merge(h->e_sfx + i * h->rc.aw, h->e_sfx + (i + 1) * h->rc.aw, agg);
-        }
-        fe = pe;
-      }
-    }
-    if (lo == pe || bk_win_closed(w, ws + c->w.size, ctx->wm))
+    const void *acc = bk_wkeys_sweep(ks, &sw, ws, ws + c->w.size);
+    if (!acc || bk_win_closed(w, ws + c->w.size, ctx->wm))
       continue;
-    const void *acc = back;
-    if (lo < fe) {
-      acc = h->e_sfx + lo * h->rc.aw;
-      if (fe < pe) {
-        memcpy(both, acc, w->acc_size);
-        agg->merge(both, back, agg);
-        acc = both;
-      }
-    }
     brook_err_t err = bk_win_emit(ctx, w, rec->key, rec->key_len, ws, ws + c->w.size, acc, 0);
     if (err < 0)
       return err;
@@ -310,17 +224,17 @@ static brook_err_t push_buckets(bk_win_t *w, brook_time_t we) {
       const unsigned char *key = bk_seg_key(seg, e);
       int created;
       brook_err_t err;
-      hop_key_t *k = key_get(w, key, e->klen, bk_hash_bytes(key, e->klen), &created, &err);
+      bk_wkey_t *k = key_get(w, key, e->klen, bk_hash_bytes(key, e->klen), &created, &err);
       if (!k)
         return err;
-      void *acc = bk_ring_insert(&h->rc, &k->ring, k->ring.n, w->buckets[i].start, ++h->seq, 0);
+      void *acc = bk_ring_insert(&h->ks.rc, &k->ring, k->ring.n, w->buckets[i].start, ++h->seq, 0);
       if (!acc) {
         if (!k->ring.n)
-          key_remove(w, k);
+          bk_wkeys_remove(&h->ks, k);
         return BROOK_ERR_NOMEM;
       }
       memcpy(acc, bk_seg_acc(e), w->acc_size);
-      bk_ring_push(&h->rc, &k->ring, we, hop_back(k));
+      bk_ring_push(&h->ks.rc, &k->ring, we, bk_wkey_back(k));
       key_activate(w, k);
     }
   }
@@ -392,22 +306,22 @@ static brook_err_t fire_window(brook_ctx_t *ctx, bk_win_t *w, brook_time_t ws) {
   }
   size_t n = 0, keep = 0;
   for (size_t i = 0; i < h->n_active; i++) {
-    hop_key_t *k = h->active[i];
-    bk_ring_evict(&h->rc, &k->ring, ws, hop_back(k));
+    bk_wkey_t *k = h->active[i];
+    bk_ring_evict(&h->ks.rc, &k->ring, ws, bk_wkey_back(k));
     if (!k->ring.n) {
-      key_remove(w, k);
+      bk_wkeys_remove(&h->ks, k);
       continue;
     }
     h->active[keep++] = k;
-    h->order[n++] =
-        (hop_order_t){bk_ring_start(&h->rc, &k->ring, 0), bk_ring_seq(&h->rc, &k->ring, 0), k};
+    h->order[n++] = (hop_order_t){bk_ring_start(&h->ks.rc, &k->ring, 0),
+                                  bk_ring_seq(&h->ks.rc, &k->ring, 0), k};
   }
   h->n_active = keep;
   qsort(h->order, n, sizeof(*h->order), order_cmp);
   for (size_t i = 0; i < n && err >= 0; i++) {
-    hop_key_t *k = h->order[i].k;
-    const void *acc = bk_ring_query(&h->rc, &k->ring, hop_back(k), h->tmp);
-    err = bk_win_emit(ctx, w, hop_key_bytes(k), k->klen, ws, we, acc, 1);
+    bk_wkey_t *k = h->order[i].k;
+    const void *acc = bk_wkeys_query(&h->ks, k);
+    err = bk_win_emit(ctx, w, bk_wkey_bytes(k), k->klen, ws, we, acc, 1);
   }
   return err;
 }
@@ -451,18 +365,10 @@ static brook_err_t hopping_open(brook_ctx_t *ctx, void *opaque, void **state) {
   }
   w->hop = h;
   h->rings = w->cfg->w.size / w->cfg->slice > HOP_MERGE_MAX_SLICES;
-  bk_seg_init(&h->merged, w->alloc, w->acc_size);
-  bk_slab_init(&h->slab, w->alloc);
-  bk_ring_cfg_init(&h->rc, &w->cfg->agg, &h->slab);
   h->pushed_end = BROOK_TIME_MIN;
-  brook_store_opts_t so;
-  brook_store_opts_init(&so);
-  so.value_size = HOP_BACK_OFF + h->rc.aw;
-  if (!(h->tmp = bk_calloc(w->alloc, 2, h->rc.aw)))
-    err = BROOK_ERR_NOMEM;
-  else if (h->rings)
-    err = brook_store_open(ctx, "keys", &so, &h->keys);
-  if (err < 0) {
+  bk_seg_init(&h->merged, w->alloc, w->acc_size);
+  /* Early results sweep with the rings' scratch in both modes. */
+  if ((err = bk_wkeys_open(&h->ks, ctx, &w->cfg->agg, w->alloc, h->rings)) < 0) {
     bk_win_close(w, opaque);
     return err;
   }
@@ -474,13 +380,9 @@ void bk_win_hop_free(bk_win_t *w) {
   if (!h)
     return;
   bk_seg_free(&h->merged);
-  bk_slab_destroy(&h->slab); /* the keys store belongs to the runtime */
+  bk_wkeys_free(&h->ks);
   bk_free(w->alloc, h->active);
   bk_free(w->alloc, h->order);
-  bk_free(w->alloc, h->tmp);
-  bk_free(w->alloc, h->e_start);
-  bk_free(w->alloc, (void *)h->e_acc);
-  bk_free(w->alloc, h->e_sfx);
   bk_free(w->alloc, h);
   w->hop = NULL;
 }
@@ -489,9 +391,8 @@ size_t bk_win_hop_memory(const bk_win_t *w) {
   const bk_hop_t *h = w->hop;
   if (!h)
     return 0;
-  return sizeof(*h) + bk_seg_memory(&h->merged) + bk_slab_bytes(&h->slab) +
-         h->cap_active * sizeof(*h->active) + h->cap_order * sizeof(*h->order) + 2 * h->rc.aw +
-         h->e_cap * (sizeof(*h->e_start) + sizeof(*h->e_acc) + h->rc.aw);
+  return sizeof(*h) + bk_seg_memory(&h->merged) + bk_wkeys_memory(&h->ks) +
+         h->cap_active * sizeof(*h->active) + h->cap_order * sizeof(*h->order);
 }
 
 const brook_operator_t bk_window_hopping_op = {
