@@ -989,8 +989,9 @@ static brook_window_t random_large_hopping(rng_t *g) {
 }
 
 /* Every emit mode x late policy x grace (0, > 0) over many seeds for one window kind
- * (`large`: hopping with large size/advance, fewer and shorter cases, as each record then
- * belongs to hundreds of windows in the brute-force reference). */
+ * (`large`: hopping with large size/advance or sliding windows of 100 to 3000 ms over
+ * streams scaled to match, where windows slide over many slices per key; fewer and shorter
+ * cases, as each record then belongs to hundreds of windows in the brute-force reference). */
 static void run_kind_ex(brook_window_kind_t kind, int large) {
   uint64_t nseeds = seeds_per_combination();
   if (large)
@@ -1010,7 +1011,9 @@ static void run_kind_ex(brook_window_kind_t kind, int large) {
           pcase_t c;
           memset(&c, 0, sizeof(c));
           c.seed = seed;
-          c.win = large ? random_large_hopping(&g) : random_window(&g, kind);
+          c.win = !large                         ? random_window(&g, kind)
+                  : kind == BROOK_WINDOW_HOPPING ? random_large_hopping(&g)
+                                                 : brook_window_sliding(rng_range(&g, 100, 3000));
           c.emit = (brook_emit_mode_t)emit;
           c.late = (brook_late_policy_t)late;
           brook_time_t scale = large ? rng_range(&g, 1, 40) : 1;
@@ -1023,7 +1026,7 @@ static void run_kind_ex(brook_window_kind_t kind, int large) {
           free(c.steps);
         }
         fprintf(stderr, "%s%s emit=%s late=%s grace=%s: %" PRIu64 "/%" PRIu64 " seeds pass\n",
-                KIND_NAMES[kind], large ? " (large size/advance)" : "", EMIT_NAMES[emit],
+                KIND_NAMES[kind], large ? " (large windows)" : "", EMIT_NAMES[emit],
                 LATE_NAMES[late], gr ? ">0" : "0", ran - fails, ran);
         failed_combinations += fails != 0;
       }
@@ -1051,6 +1054,11 @@ static void test_hopping_large_ratio(void **state) {
 static void test_sliding(void **state) {
   (void)state;
   run_kind(BROOK_WINDOW_SLIDING);
+}
+
+static void test_sliding_large(void **state) {
+  (void)state;
+  run_kind_ex(BROOK_WINDOW_SLIDING, 1);
 }
 
 static void test_session(void **state) {
@@ -1371,6 +1379,7 @@ int main(void) {
       cmocka_unit_test(test_hopping),
       cmocka_unit_test(test_hopping_large_ratio),
       cmocka_unit_test(test_sliding),
+      cmocka_unit_test(test_sliding_large),
       cmocka_unit_test(test_session),
       cmocka_unit_test(test_idle_splits_random),
       cmocka_unit_test(test_quiet_random),

@@ -18,7 +18,8 @@
 typedef struct bk_wkey {
   bk_ring_t ring;
   uint32_t klen;
-  uint32_t flag; /* free for the window kind (hopping: in its active list) */
+  uint32_t flag;     /* hopping: in its active list */
+  brook_time_t upto; /* sliding: the ring's [0, pe) holds its slices before this */
 } bk_wkey_t;
 
 #define BK_WKEY_BACK_OFF ((sizeof(bk_wkey_t) + 15) & ~(size_t)15)

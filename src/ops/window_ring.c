@@ -123,7 +123,11 @@ void bk_ring_evict(const bk_ring_cfg_t *c, bk_ring_t *r, brook_time_t from, void
   (void)back; /* the back run loses nothing: a flip empties it first */
   uint32_t before = r->n;
   while (r->n && bk_ring_start(c, r, 0) < from) {
-    assert(r->pe > 0);
+    if (r->pe == 0) { /* pending: in no aggregate */
+      r->head++;
+      r->n--;
+      continue;
+    }
     if (r->fe == 0) { /* the front ran empty: turn the back into suffixes, once */
       r->fe = r->pe;
       for (size_t i = r->pe; i-- > 0;)

@@ -86,8 +86,8 @@ void bk_ring_refresh(const bk_ring_cfg_t *c, bk_ring_t *r, size_t pos, void *bac
 /* Moves pending elements whose start is < `upto` into back. */
 void bk_ring_push(const bk_ring_cfg_t *c, bk_ring_t *r, brook_time_t upto, void *back);
 
-/* Drops the elements whose start is < `from` (they must be in [0, pe)), and shrinks the
- * block when it has become far bigger than needed. */
+/* Drops the elements whose start is < `from`, and shrinks the block when it has become far
+ * bigger than needed. */
 void bk_ring_evict(const bk_ring_cfg_t *c, bk_ring_t *r, brook_time_t from, void *back);
 
 /* The merge of [0, pe), or NULL if that run is empty: sfx[0], back, or both merged into
