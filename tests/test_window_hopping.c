@@ -16,7 +16,7 @@
 
 #include <brook/brook.h>
 
-#include "support/driver_helpers.h"
+#include "support/window_pipeline.h"
 
 #define HOUR (3600 * BROOK_S)
 
@@ -26,44 +26,15 @@ static double now_s(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Builds push source "in" -> hopping count -> sink "out"; NULL stream if the builder refused
- * (the topology is then returned in *t with its error). */
 static brook_driver_t *open_hopping(brook_topology_t **t, brook_time_t size, brook_time_t advance,
                                     brook_time_t max_delay) {
-  assert_int_equal(brook_topology_new(t, NULL), BROOK_OK);
-  brook_stream_t *in = brook_source_push(*t, "in", NULL);
-  brook_watermark_opts_t wo;
-  brook_watermark_opts_init(&wo);
-  wo.kind = BROOK_WATERMARK_BOUNDED;
-  wo.max_delay = max_delay;
-  assert_int_equal(brook_source_set_watermark(in, &wo), BROOK_OK);
-  brook_aggregator_t agg = brook_agg_count();
-  brook_stream_t *out = brook_window_aggregate(in, brook_window_hopping(size, advance), &agg, NULL);
-  if (!out)
-    return NULL;
-  named_sink(out, "out");
-  brook_driver_t *d = NULL;
-  assert_int_equal(brook_driver_new(&d, *t, NULL), BROOK_OK);
-  return d;
+  return window_count_pipeline(t, brook_window_hopping(size, advance), max_delay, NULL,
+                               BROOK_ON_ERROR_FAIL);
 }
 
 static void push(brook_driver_t *d, const char *key, brook_time_t ts) {
   brook_record_t rec = {.key = key, .key_len = strlen(key), .timestamp = ts};
   assert_int_equal(brook_driver_push(d, "in", &rec), BROOK_OK);
-}
-
-/* The i-th result: window, count and key. */
-static void result(brook_driver_t *d, size_t i, brook_window_value_t *wv, int64_t *count, char *key,
-                   size_t key_cap) {
-  const brook_record_t *r = brook_driver_output(d, "out", i);
-  assert_non_null(r);
-  const void *res;
-  assert_int_equal(brook_window_parse(r, wv, &res), BROOK_OK);
-  assert_int_equal(wv->result_len, sizeof(*count));
-  memcpy(count, res, sizeof(*count));
-  assert_true(r->key_len < key_cap);
-  memcpy(key, r->key, r->key_len);
-  key[r->key_len] = '\0';
 }
 
 static brook_time_t floor_to(brook_time_t t, brook_time_t step) {
@@ -122,7 +93,7 @@ static void test_dense_at_limit(void **state) {
     brook_window_value_t wv;
     int64_t count;
     char key[8];
-    result(d, i, &wv, &count, key, sizeof(key));
+    window_count_result(d, i, &wv, &count, key, sizeof(key));
     brook_time_t ws = (brook_time_t)i - size + 1; /* in order of end */
     brook_time_t lo = ws > 0 ? ws : 0, hi = ws + size < n ? ws + size : n;
     assert_int_equal(wv.start, ws);
@@ -157,7 +128,7 @@ static void test_sparse_at_limit(void **state) {
     brook_window_value_t wv;
     int64_t count;
     char key[8];
-    result(d, i, &wv, &count, key, sizeof(key));
+    window_count_result(d, i, &wv, &count, key, sizeof(key));
     brook_time_t rec = ts[i / (size_t)size];
     assert_int_equal(count, 1);
     assert_string_equal(key, i / (size_t)size == 1 ? "b" : "a");
@@ -203,7 +174,7 @@ static void test_hour_windows(void **state) {
     brook_window_value_t wv;
     int64_t count;
     char key[8];
-    result(d, j, &wv, &count, key, sizeof(key));
+    window_count_result(d, j, &wv, &count, key, sizeof(key));
     assert_int_equal(wv.end - wv.start, size);
     assert_int_equal(floor_to(wv.start, adv), wv.start);
     assert_true(wv.end >= prev_end);
