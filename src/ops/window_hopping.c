@@ -2,13 +2,14 @@
  * gcd(size, advance) ms; a record costs one slice update, whatever size/advance is.
  *
  * Slices not yet covered by a fired window live in buckets (window_buckets.c: per slice
- * start, a segment of user key -> accumulator), the fast path of in-order records. When the
- * window [ws, we) fires, the buckets before `we` are handed, entry by entry, to their key's
- * ring (window_ring.h: the key's slices with two-stack running aggregates), and every key
- * with data slides its ring to [ws, we) and emits sfx + back: O(1) amortised per slice and
- * per result, instead of merging size/advance slices per window (which made hopping(24 h,
- * 1 ms) run out of memory). A record behind the fired windows that still belongs to an open
- * one goes straight into its key's ring (bk_ring_refresh).
+ * start, a segment of user key -> accumulator), the fast path of in-order records. A window
+ * of up to HOP_MERGE_MAX_SLICES slices merges its buckets key by key when it fires (cheap
+ * and sequential at that size). For longer windows that would be O(size/advance) per
+ * result, so when the window [ws, we) fires, the buckets before `we` are handed, entry by
+ * entry, to their key's ring (window_keys.h, window_ring.h: the key's slices with two-stack
+ * running aggregates), and every key with data slides its ring to [ws, we) and emits
+ * sfx + back: O(1) amortised per slice and per result. A record behind the fired windows
+ * that still belongs to an open one goes straight into its key's ring (bk_ring_refresh).
  *
  * Timers are per firing time, not per window and record: a new slice sets ONE timer, at the
  * close of the first open window holding it, and each firing emits every window closed by
@@ -309,6 +310,7 @@ static brook_err_t fire_window(brook_ctx_t *ctx, bk_win_t *w, brook_time_t ws) {
     bk_wkey_t *k = h->active[i];
     bk_ring_evict(&h->ks.rc, &k->ring, ws, bk_wkey_back(k));
     if (!k->ring.n) {
+      k->flag = 0; /* out of the active list (and stays out if the removal cannot happen) */
       bk_wkeys_remove(&h->ks, k);
       continue;
     }
