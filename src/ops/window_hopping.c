@@ -193,7 +193,9 @@ static brook_err_t hopping_process(brook_ctx_t *ctx, void *state, const brook_re
   brook_time_t last = bk_win_floor(s, c->w.advance); /* latest window holding s */
   if (bk_win_closed(w, last + c->w.size, ctx->wm))
     return bk_win_late(ctx, w, rec);
-  if (bk_win_closed(w, first_window(c, s) + c->w.size, ctx->wm))
+  /* Its first window ends after s, so it can only have closed if s + grace <= wm (checked
+   * first: it spares the division of first_window on the usual record). */
+  if (s + c->grace <= ctx->wm && bk_win_closed(w, first_window(c, s) + c->w.size, ctx->wm))
     note_closed(w, ctx->wm);
   brook_err_t err;
   if (s < w->hop->pushed_end) {
