@@ -102,7 +102,7 @@ static void back_add(const bk_ring_cfg_t *c, const bk_ring_t *r, size_t i, void 
 }
 
 void bk_ring_refresh(const bk_ring_cfg_t *c, bk_ring_t *r, size_t pos, void *back) {
-  assert(pos < r->pe);
+  assert(pos < r->pe && bk_ring_check(c, r)); /* O(n), like the refresh itself */
   if (pos < r->fe) {
     for (size_t i = pos + 1; i-- > 0;)
       suffix(c, r, i);
