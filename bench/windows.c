@@ -1,11 +1,13 @@
 /* bench_windows: generator -> window_aggregate(count+sum) -> counting sink, for tumbling
- * (1 s), hopping (10 s every 1 s), sliding (10 s) and session (gap 5 s) windows, over events
+ * (1 s), hopping (10 s every 1 s), sliding (10 s) and session (gap 5 s) windows, and hopping
+ * every 100 ms over 100 keys with size/advance 2, 10, 100, 1000 and 10000 (per-event cost
+ * must stay flat across that series), over events
  * whose event time advances 1 ms per event with up to D = 100 ms of disorder (bounded
  * watermark, max_delay D, so no event is ever late). Tumbling is also run through a
  * hand-written baseline that calls the very same generator, aggregator and sink callbacks
  * through function pointers; its checksum must equal brook's, and ratio = brook/baseline.
  *
- *   bench_windows [events] [runs] [tumbling|hopping|sliding|session]
+ *   bench_windows [events] [runs] [tumbling|hopping|sliding|session|hopping_x<N>|series]
  *                                      (BROOK_BENCH_SMOKE=1: tiny run, for ctest)
  * The third argument runs one window type only (e.g. under a profiler).
  *
@@ -35,6 +37,8 @@
 #define HOP_ADVANCE (1 * BROOK_S) /* ... and advance */
 #define SLIDE_SIZE (10 * BROOK_S) /* sliding */
 #define SESSION_GAP (5 * BROOK_S) /* session */
+#define SERIES_ADVANCE 100        /* the size/advance series: advance (ms) ... */
+#define SERIES_KEYS 100           /* ... and keys, whatever the ratio */
 #define MAX_RUNS 99
 
 /* ---- the workload ---- */
@@ -533,6 +537,8 @@ static int same_results(const run_result_t *a, const run_result_t *b) {
 typedef struct kind_report {
   const char *name;
   brook_window_t window;
+  uint32_t n_keys;       /* 0 = the run's default */
+  int series;            /* 1: a point of the hopping size/advance series */
   uint64_t expect_count; /* sum of counts over all results, 0 = not known in closed form */
   double secs;           /* median */
   run_result_t first;    /* the figures of the first run */
@@ -553,7 +559,7 @@ int main(int argc, char **argv) {
     runs = atoi(argv[2]);
   if (runs < 1 || runs > MAX_RUNS || events == 0 || events > (UINT64_MAX >> 2)) {
     fprintf(stderr, "usage: bench_windows [events] [runs 1..99] "
-                    "[tumbling|hopping|sliding|session]\n");
+                    "[tumbling|hopping|sliding|session|hopping_x<N>|series]\n");
     return 2;
   }
   kind_report_t kinds[] = {
@@ -563,18 +569,47 @@ int main(int argc, char **argv) {
        .expect_count = events * (HOP_SIZE / HOP_ADVANCE)},
       {.name = "sliding", .window = brook_window_sliding(SLIDE_SIZE)},
       {.name = "session", .window = brook_window_session(SESSION_GAP), .expect_count = events},
+      /* Hopping by size/advance at equal record counts, advance and keys: per-record cost
+       * must stay flat (a record updates one slice; a window combines its slices in O(1)
+       * amortised), as results per event are the same at every ratio. */
+      {.name = "hopping_x2",
+       .series = 1,
+       .n_keys = SERIES_KEYS,
+       .window = brook_window_hopping(2 * SERIES_ADVANCE, SERIES_ADVANCE),
+       .expect_count = events * 2},
+      {.name = "hopping_x10",
+       .series = 1,
+       .n_keys = SERIES_KEYS,
+       .window = brook_window_hopping(10 * SERIES_ADVANCE, SERIES_ADVANCE),
+       .expect_count = events * 10},
+      {.name = "hopping_x100",
+       .series = 1,
+       .n_keys = SERIES_KEYS,
+       .window = brook_window_hopping(100 * SERIES_ADVANCE, SERIES_ADVANCE),
+       .expect_count = events * 100},
+      {.name = "hopping_x1000",
+       .series = 1,
+       .n_keys = SERIES_KEYS,
+       .window = brook_window_hopping(1000 * SERIES_ADVANCE, SERIES_ADVANCE),
+       .expect_count = events * 1000},
+      {.name = "hopping_x10000",
+       .series = 1,
+       .n_keys = SERIES_KEYS,
+       .window = brook_window_hopping(10000 * SERIES_ADVANCE, SERIES_ADVANCE),
+       .expect_count = events * 10000},
   };
   size_t n_kinds = sizeof(kinds) / sizeof(kinds[0]);
   if (argc > 3) {
-    size_t k = 0;
-    while (k < n_kinds && strcmp(kinds[k].name, argv[3]) != 0)
-      k++;
-    if (k == n_kinds) {
+    size_t keep = 0; /* "series": the whole hopping size/advance series */
+    for (size_t k = 0; k < n_kinds; k++)
+      if (strcmp(kinds[k].name, argv[3]) == 0 ||
+          (kinds[k].series && strcmp(argv[3], "series") == 0))
+        kinds[keep++] = kinds[k];
+    if (!keep) {
       fprintf(stderr, "bench_windows: unknown window type '%s'\n", argv[3]);
       return 2;
     }
-    kinds[0] = kinds[k];
-    n_kinds = 1;
+    n_kinds = keep;
   }
   printf("bench_windows: generator -> window_aggregate(count+sum) -> counting sink; %" PRIu64
          " events, %" PRIu32 " keys (8-byte binary), event time +1 ms/event with disorder "
@@ -588,7 +623,7 @@ int main(int argc, char **argv) {
     double tb[MAX_RUNS], tl[MAX_RUNS];
     int tumbling = kr->window.kind == BROOK_WINDOW_TUMBLING;
     for (int r = 0; r < runs; r++) {
-      run_spec_t spec = {0, kr->window, events, n_keys};
+      run_spec_t spec = {0, kr->window, events, kr->n_keys ? kr->n_keys : n_keys};
       if (tumbling) {
         spec.baseline = 1;
         rl[r] = run_child(&spec);
@@ -643,7 +678,7 @@ int main(int argc, char **argv) {
     }
     /* State is bounded by live keys and windows, not by events: twice the events must not
      * need (much) more memory. */
-    run_spec_t spec2 = {0, kr->window, events * 2, n_keys};
+    run_spec_t spec2 = {0, kr->window, events * 2, kr->n_keys ? kr->n_keys : n_keys};
     kr->twice = run_child(&spec2);
     kr->rss2_kb = kr->twice.rss_kb;
     if (kr->twice.late || kr->twice.bad) {
@@ -681,12 +716,28 @@ int main(int argc, char **argv) {
   for (size_t k = 0; k < n_kinds; k++) {
     if (kinds[k].window.kind == BROOK_WINDOW_TUMBLING)
       tu = &kinds[k];
-    if (kinds[k].window.kind == BROOK_WINDOW_HOPPING)
+    if (kinds[k].window.kind == BROOK_WINDOW_HOPPING && !kinds[k].series)
       ho = &kinds[k];
   }
   if (tu && ho)
     printf("hopping / tumbling time: %.2fx per event, %.2fx per result\n", ho->secs / tu->secs,
            ns_per_result(ho->secs, ho->first.results) / ns_per_result(tu->secs, tu->first.results));
+  /* The size/advance series: ns per event should not grow with the ratio. */
+  double s_min = 0, s_max = 0;
+  int n_series = 0;
+  for (size_t k = 0; k < n_kinds; k++) {
+    if (!kinds[k].series)
+      continue;
+    double ns = kinds[k].secs * 1e9 / (double)events;
+    if (!n_series++)
+      printf("hopping by size/advance (advance %d ms, %d keys, equal events), ns/event:",
+             SERIES_ADVANCE, SERIES_KEYS);
+    printf("  x%lld: %.1f", (long long)(kinds[k].window.size / kinds[k].window.advance), ns);
+    s_min = n_series == 1 || ns < s_min ? ns : s_min;
+    s_max = n_series == 1 || ns > s_max ? ns : s_max;
+  }
+  if (n_series)
+    printf("   max/min %.2f\n", s_max / s_min);
   if (failed)
     printf("RESULT MISMATCH: see the messages above\n");
   for (size_t k = 0; k < n_kinds; k++) {
@@ -700,5 +751,7 @@ int main(int argc, char **argv) {
     else
       printf(" peak_rss_kb=%ld results=%" PRIu64 "\n", kr->rss_kb, kr->first.results);
   }
+  if (n_series)
+    printf("window=hopping_series ns_per_event_max_over_min=%.3f\n", s_max / s_min);
   return failed;
 }

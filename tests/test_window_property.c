@@ -957,18 +957,20 @@ static brook_window_t random_window(rng_t *g, brook_window_kind_t kind) {
 }
 
 /* One split, records only: a rising base with jitter back up to D, now and then a very old
- * record, a max_delay sometimes smaller than the disorder. */
-static void gen_stream(pcase_t *c, rng_t *g) {
-  size_t n = (size_t)rng_range(g, 1, 150);
+ * record, a max_delay sometimes smaller than the disorder. Steps, disorder and delay are
+ * multiplied by `scale` (windows of large size/advance need streams that span them). */
+static void gen_stream(pcase_t *c, rng_t *g, brook_time_t scale, size_t max_records) {
+  size_t n = (size_t)rng_range(g, 1, (int64_t)max_records);
   int nkeys = (int)rng_range(g, 1, NKEYS);
-  brook_time_t disorder = rng_one_in(g, 4) ? 0 : rng_range(g, 0, rng_one_in(g, 5) ? 60 : 15);
-  c->max_delay = rng_one_in(g, 3) ? 0 : rng_range(g, 0, rng_one_in(g, 5) ? 80 : 20);
+  brook_time_t disorder =
+      scale * (rng_one_in(g, 4) ? 0 : rng_range(g, 0, rng_one_in(g, 5) ? 60 : 15));
+  c->max_delay = scale * (rng_one_in(g, 3) ? 0 : rng_range(g, 0, rng_one_in(g, 5) ? 80 : 20));
   brook_time_t base = rng_range(g, 0, 1000);
   if (rng_one_in(g, 4))
-    base = rng_range(g, -300, -50);
+    base = rng_range(g, -300, -50) * scale;
   else if (rng_one_in(g, 8))
     base += 1700000000000; /* a real epoch time */
-  int step_max = (int)rng_range(g, 1, 4);
+  brook_time_t step_max = scale * rng_range(g, 1, 4);
   c->steps = calloc(n, sizeof(*c->steps));
   assert_non_null(c->steps);
   c->n = n;
@@ -980,7 +982,7 @@ static void gen_stream(pcase_t *c, rng_t *g) {
     s->key = (int)rng_range(g, 0, nkeys - 1);
     s->ts = base - rng_range(g, 0, disorder);
     if (rng_one_in(g, 20))
-      s->ts = base - disorder - rng_range(g, 1, 80);
+      s->ts = base - disorder - rng_range(g, 1, 80 * scale);
     s->value = (double)rng_range(g, -5, 20);
   }
 }
@@ -988,9 +990,23 @@ static void gen_stream(pcase_t *c, rng_t *g) {
 static const char *const EMIT_NAMES[] = {"ON_CLOSE", "ON_UPDATE"};
 static const char *const LATE_NAMES[] = {"DROP", "ROUTE"};
 
-/* Every emit mode x late policy x grace (0, > 0) over many seeds for one window kind. */
-static void run_kind(brook_window_kind_t kind) {
+/* Hopping windows with a large size/advance (up to 250 windows per record, slices down to
+ * 1 ms): the windows slide over many slices per key, with records behind the fired windows. */
+static brook_window_t random_large_hopping(rng_t *g) {
+  static const brook_time_t hop[][2] = {{200, 1},  {300, 3}, {250, 2},   {400, 7},
+                                        {1000, 5}, {999, 4}, {120, 120}, {500, 250}};
+  size_t h = (size_t)rng_range(g, 0, sizeof(hop) / sizeof(hop[0]) - 1);
+  return brook_window_hopping(hop[h][0], hop[h][1]);
+}
+
+/* Every emit mode x late policy x grace (0, > 0) over many seeds for one window kind
+ * (`large`: hopping with large size/advance or sliding windows of 100 to 3000 ms over
+ * streams scaled to match, where windows slide over many slices per key; fewer and shorter
+ * cases, as each record then belongs to hundreds of windows in the brute-force reference). */
+static void run_kind_ex(brook_window_kind_t kind, int large) {
   uint64_t nseeds = seeds_per_combination();
+  if (large)
+    nseeds = nseeds / 10 + 1;
   int failed_combinations = 0;
   memset(&cov, 0, sizeof(cov));
   for (int emit = 0; emit < 2; emit++)
@@ -998,33 +1014,38 @@ static void run_kind(brook_window_kind_t kind) {
       for (int gr = 0; gr < 2; gr++) {
         uint64_t fails = 0, ran = 0;
         for (uint64_t i = 0; i < nseeds; i++) {
-          uint64_t seed =
-              1000000u * (uint64_t)(kind + 1) + 10000u * (uint64_t)(emit * 4 + late * 2 + gr) + i;
+          uint64_t seed = 1000000u * (uint64_t)(kind + 1 + 10 * large) +
+                          10000u * (uint64_t)(emit * 4 + late * 2 + gr) + i;
           if (!seed_selected(seed))
             continue;
           rng_t g = {seed};
           pcase_t c;
           memset(&c, 0, sizeof(c));
           c.seed = seed;
-          c.win = random_window(&g, kind);
+          c.win = !large                         ? random_window(&g, kind)
+                  : kind == BROOK_WINDOW_HOPPING ? random_large_hopping(&g)
+                                                 : brook_window_sliding(rng_range(&g, 100, 3000));
           c.emit = (brook_emit_mode_t)emit;
           c.late = (brook_late_policy_t)late;
-          c.grace = gr ? rng_range(&g, 1, rng_one_in(&g, 5) ? 60 : 10) : 0;
+          brook_time_t scale = large ? rng_range(&g, 1, 40) : 1;
+          c.grace = gr ? scale * rng_range(&g, 1, rng_one_in(&g, 5) ? 60 : 10) : 0;
           c.agg = (agg_kind_t)rng_range(&g, 0, 2);
           c.check_wm = 1;
-          gen_stream(&c, &g);
+          gen_stream(&c, &g, scale, large ? 60 : 150);
           ran++;
           fails += (uint64_t)check_case(&c, fails == 0);
           free(c.steps);
         }
-        fprintf(stderr, "%s emit=%s late=%s grace=%s: %" PRIu64 "/%" PRIu64 " seeds pass\n",
-                KIND_NAMES[kind], EMIT_NAMES[emit], LATE_NAMES[late], gr ? ">0" : "0", ran - fails,
-                ran);
+        fprintf(stderr, "%s%s emit=%s late=%s grace=%s: %" PRIu64 "/%" PRIu64 " seeds pass\n",
+                KIND_NAMES[kind], large ? " (large windows)" : "", EMIT_NAMES[emit],
+                LATE_NAMES[late], gr ? ">0" : "0", ran - fails, ran);
         failed_combinations += fails != 0;
       }
   coverage_print(KIND_NAMES[kind]);
   assert_int_equal(failed_combinations, 0);
 }
+
+static void run_kind(brook_window_kind_t kind) { run_kind_ex(kind, 0); }
 
 static void test_tumbling(void **state) {
   (void)state;
@@ -1036,9 +1057,19 @@ static void test_hopping(void **state) {
   run_kind(BROOK_WINDOW_HOPPING);
 }
 
+static void test_hopping_large_ratio(void **state) {
+  (void)state;
+  run_kind_ex(BROOK_WINDOW_HOPPING, 1);
+}
+
 static void test_sliding(void **state) {
   (void)state;
   run_kind(BROOK_WINDOW_SLIDING);
+}
+
+static void test_sliding_large(void **state) {
+  (void)state;
+  run_kind_ex(BROOK_WINDOW_SLIDING, 1);
 }
 
 static void test_session(void **state) {
@@ -1357,7 +1388,9 @@ int main(void) {
       cmocka_unit_test(test_late_unchanged),
       cmocka_unit_test(test_tumbling),
       cmocka_unit_test(test_hopping),
+      cmocka_unit_test(test_hopping_large_ratio),
       cmocka_unit_test(test_sliding),
+      cmocka_unit_test(test_sliding_large),
       cmocka_unit_test(test_session),
       cmocka_unit_test(test_idle_splits_random),
       cmocka_unit_test(test_quiet_random),

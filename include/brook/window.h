@@ -3,12 +3,15 @@
  * Windows are half-open intervals [start, end) of event time in ms:
  * - tumbling(size): fixed, non-overlapping, aligned to the epoch: start = ts - ts mod size.
  * - hopping(size, advance): fixed size, a new window every `advance` ms; a record belongs to
- *   size/advance windows (rounded down or up when advance does not divide size). Partial aggregates
- * are kept per slice of gcd(size, advance) ms, so a record costs one update, and a window is merged
- * from its slices when it fires.
+ *   size/advance windows (rounded down or up when advance does not divide size), at most
+ *   BROOK_WINDOW_MAX_HOPS. Partial aggregates are kept per slice of gcd(size, advance) ms,
+ *   so a record costs one update whatever size/advance is; a window of up to 64 slices is
+ *   merged from them when it fires, a longer one from each key's running aggregates (two
+ *   stacks: O(1) amortised per slice). Memory follows the slices that hold data.
  * - sliding(size): look-back sliding windows: each distinct event time t of a key defines
  *   the window [t - size + 1, t + 1), i.e. the records within `size` ms up to and including
- *   t. These are the windows Kafka Streams' sliding windows create at each record (its
+ *   t (kept per key and distinct t, combined with running aggregates: O(1) amortised).
+ *   These are the windows Kafka Streams' sliding windows create at each record (its
  *   timeDifference D corresponds to size = D + 1); the extra windows Kafka Streams also
  *   creates where a record drops out of the range are not produced.
  * - session(gap): per key, records less than `gap` ms apart form a session
@@ -21,9 +24,15 @@
  * counted (stats.records_late) or, with late = BROOK_LATE_ROUTE, sent to the side stream
  * brook_window_late().
  *
- * Timestamps, sizes, gaps and grace are limited to +-2^61 ms (73 million years); a record
- * outside fails with BROOK_ERR_INVALID_ARG (error policy). A NULL key and an empty key are
- * the same group.
+ * Timestamps, sizes, gaps and grace are limited to +-2^61 ms (73 million years), so every
+ * window start, end, end + grace and timer is representable without overflow; a record
+ * outside (INT64_MIN, INT64_MAX, ...) fails with BROOK_ERR_INVALID_ARG through the error
+ * policy (fail, skip and count, or route), never wraps. A NULL key and an empty key are the
+ * same group.
+ *
+ * Hopping, sliding and session windows combine partial aggregates with the aggregator's
+ * merge, in time order but grouped as the windows slide: merge must be associative (double
+ * sums may then differ from a left-to-right fold in the last bits).
  *
  * Output records: key = the key, timestamp = end - 1, value = a brook_window_value_t header
  * followed by the aggregator's result bytes (read them with brook_window_parse). Windows
@@ -33,8 +42,8 @@
  * - hopping: by the oldest slice (gcd(size, advance) ms) of the window holding the key,
  *   then the order the key's first record of that slice arrived;
  * - sliding and session: by key (bytewise, shorter first), then start.
- * Tumbling and hopping do not sort: all their windows of one end are emitted straight from
- * one table. */
+ * Tumbling and hopping windows of up to 64 slices do not sort: all their windows of one end
+ * are emitted straight from one table (longer hopping windows sort their keys). */
 #ifndef BROOK_WINDOW_H
 #define BROOK_WINDOW_H
 
@@ -66,6 +75,12 @@ typedef struct brook_window {
   brook_time_t gap;     /* session */
 } brook_window_t;
 
+/* The most windows a hopping definition may put a record in: ceil(size / advance). Beyond
+ * it, brook_window_aggregate fails with BROOK_ERR_INVALID_ARG (every record would produce
+ * more than this many results). Up to it, a record costs one slice update whatever the
+ * ratio, and memory grows with the slices that hold data, not with size / advance. */
+#define BROOK_WINDOW_MAX_HOPS 10000
+
 brook_window_t brook_window_tumbling(brook_time_t size);
 brook_window_t brook_window_hopping(brook_time_t size, brook_time_t advance);
 brook_window_t brook_window_sliding(brook_time_t size);
@@ -93,8 +108,9 @@ void brook_window_opts_init(brook_window_opts_t *opts);
 
 /* Aggregates `in` per key and window with `agg` (copied; hopping, sliding and session need
  * agg->merge). Records without a key share one group. Returns the result stream, or NULL on
- * error (recorded in the topology: a size/advance/gap <= 0, advance > size, a missing merge).
- */
+ * error (recorded in the topology, BROOK_ERR_INVALID_ARG: a size/advance/gap <= 0, advance >
+ * size, more than BROOK_WINDOW_MAX_HOPS hopping windows per record, a size, advance, gap or
+ * grace beyond 2^61 ms, a missing merge). */
 brook_stream_t *brook_window_aggregate(brook_stream_t *in, brook_window_t window,
                                        const brook_aggregator_t *agg,
                                        const brook_window_opts_t *opts);

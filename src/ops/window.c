@@ -100,6 +100,15 @@ brook_stream_t *brook_window_aggregate(brook_stream_t *in, brook_window_t window
   if (!problem && window.kind == BROOK_WINDOW_HOPPING &&
       (window.advance <= 0 || window.advance > window.size))
     problem = "hopping advance must be in 1..size";
+  if (!problem && window.kind == BROOK_WINDOW_HOPPING &&
+      (window.size - 1) / window.advance + 1 > BROOK_WINDOW_MAX_HOPS) {
+    bk_topology_fail(t, BROOK_ERR_INVALID_ARG,
+                     "%s: size %lld / advance %lld puts each record in %lld windows; at most "
+                     "BROOK_WINDOW_MAX_HOPS (%d) are allowed (use a larger advance)",
+                     what, (long long)window.size, (long long)window.advance,
+                     (long long)((window.size - 1) / window.advance + 1), BROOK_WINDOW_MAX_HOPS);
+    return NULL;
+  }
   if (!problem && o.grace < 0)
     problem = "grace must be >= 0";
   if (!problem && (window.size > BK_WIN_TIME_LIMIT || window.advance > BK_WIN_TIME_LIMIT ||

@@ -71,8 +71,7 @@ void bk_win_buckets_drop_before(bk_win_t *w, brook_time_t start) {
 }
 
 size_t bk_win_buckets_memory(const bk_win_t *w) {
-  size_t m = w->cap_buckets * sizeof(*w->buckets) + bk_seg_memory(&w->merged) +
-             w->acc_ptrs_cap * sizeof(*w->acc_ptrs) + w->vslots * w->vstride;
+  size_t m = w->cap_buckets * sizeof(*w->buckets) + w->vslots * w->vstride;
   for (size_t i = 0; i < w->cap_buckets; i++)
     m += bk_seg_memory(&w->buckets[i].seg);
   return m;
@@ -84,8 +83,4 @@ void bk_win_buckets_free(bk_win_t *w) {
   bk_free(w->alloc, w->buckets);
   w->buckets = NULL;
   w->n_buckets = w->cap_buckets = w->last_bucket = 0;
-  bk_seg_free(&w->merged);
-  bk_free(w->alloc, w->acc_ptrs);
-  w->acc_ptrs = NULL;
-  w->acc_ptrs_cap = 0;
 }

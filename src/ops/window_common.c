@@ -12,7 +12,7 @@
 static size_t win_memory(const void *state) {
   const bk_win_t *w = state;
   return sizeof(*w) + w->acc_size + w->kcap + w->arr_cap * sizeof(*w->arr_tmp) +
-         bk_win_buckets_memory(w);
+         bk_win_buckets_memory(w) + bk_win_hop_memory(w) + bk_win_slide_memory(w);
 }
 
 brook_err_t bk_win_open(brook_ctx_t *ctx, void *opaque, void **state) {
@@ -30,9 +30,9 @@ brook_err_t bk_win_open(brook_ctx_t *ctx, void *opaque, void **state) {
   so.value_size = w->acc_size;
   brook_err_t err = BROOK_ERR_NOMEM;
   /* Stores belong to the runtime (freed with it), so a failure only releases `w`. Tumbling
-   * and hopping windows keep their state in per-start buckets (window_buckets.c). */
-  int bucketed = cfg->w.kind == BROOK_WINDOW_TUMBLING || cfg->w.kind == BROOK_WINDOW_HOPPING;
-  bk_seg_init(&w->merged, a, w->acc_size);
+   * and hopping windows keep their state in per-start buckets (window_buckets.c), sliding
+   * windows in per-key rings; only sessions use the slices and index stores. */
+  int bucketed = cfg->w.kind != BROOK_WINDOW_SESSION; /* sliding: rings (window_sliding.c) */
   if (ctx->n_ports) { /* result values: header + result, 16-byte aligned slots */
     w->vstride = (sizeof(brook_window_value_t) + w->result_size + 15) & ~(size_t)15;
     w->vslots = ctx->ports[0].cap;
@@ -63,6 +63,8 @@ void bk_win_close(void *state, void *opaque) {
     return;
   const brook_allocator_t *a = w->alloc; /* the stores belong to the runtime */
   bk_win_buckets_free(w);
+  bk_win_hop_free(w);
+  bk_win_slide_free(w);
   bk_free(a, w->kbuf);
   bk_free(a, w->vbuf);
   bk_free(a, w->acc_tmp);
@@ -185,48 +187,4 @@ int64_t *bk_win_scratch(bk_win_t *w, size_t n) {
     w->arr_cap = cap;
   }
   return w->arr_tmp;
-}
-
-size_t bk_win_lower_bound(const int64_t *a, size_t n, int64_t v) {
-  size_t lo = 0, hi = n;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (a[mid] < v)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return lo;
-}
-
-brook_err_t bk_win_drop_slices(bk_win_t *w, const void *key, size_t klen, const int64_t *idx,
-                               size_t n, size_t cut) {
-  if (!cut)
-    return BROOK_OK;
-  for (size_t i = 0; i < cut; i++)
-    bk_win_slice_remove(w, key, klen, idx[i]);
-  size_t rest = n - cut;
-  int64_t *tmp = bk_win_scratch(w, rest ? rest : 1); /* idx lives in the index store */
-  if (!tmp)
-    return BROOK_ERR_NOMEM;
-  if (rest)
-    memcpy(tmp, idx + cut, rest * sizeof(*tmp));
-  return bk_win_index_put(w, key, klen, tmp, rest);
-}
-
-brook_err_t bk_win_index_insert(bk_win_t *w, const void *key, size_t klen, int64_t v) {
-  size_t n;
-  const int64_t *a = bk_win_index_get(w, key, klen, &n);
-  size_t pos = bk_win_lower_bound(a, n, v);
-  if (pos < n && a[pos] == v)
-    return BROOK_OK;
-  int64_t *s = bk_win_scratch(w, n + 1);
-  if (!s)
-    return BROOK_ERR_NOMEM;
-  if (pos)
-    memcpy(s, a, pos * sizeof(*s));
-  s[pos] = v;
-  if (n > pos)
-    memcpy(s + pos + 1, a + pos, (n - pos) * sizeof(*s));
-  return bk_win_index_put(w, key, klen, s, n + 1);
 }

@@ -1,7 +1,7 @@
 /* What every window operator shares: its configuration and per-runtime state, the slice
- * store (key || slice start -> accumulator), the per-key index of slice starts (sorted
- * int64 arrays), emitting results and routing late records. The window kinds live in
- * window_tumbling.c, window_hopping.c, window_sliding.c and window_session.c. */
+ * store (key || session start -> accumulator) and the per-key index of sessions (sorted
+ * int64 arrays) of session windows, emitting results and routing late records. The window kinds
+ * live in window_tumbling.c, window_hopping.c, window_sliding.c and window_session.c. */
 #ifndef BROOK_OPS_WINDOW_COMMON_H
 #define BROOK_OPS_WINDOW_COMMON_H
 
@@ -38,10 +38,9 @@ typedef struct bk_win {
   const bk_win_cfg_t *cfg;
   const brook_allocator_t *alloc; /* the topology's */
   size_t acc_size, result_size;
-  /* Sliding and session windows only (tumbling and hopping use the buckets below): */
-  brook_store_t *slices; /* (key || native int64 slice start) -> accumulator */
-  brook_store_t *index;  /* key -> sorted int64 array (sliding: starts; session: start,end
-                            pairs) */
+  /* Session windows only (tumbling and hopping use the buckets below, sliding its rings): */
+  brook_store_t *slices; /* (key || native int64 session start) -> accumulator */
+  brook_store_t *index;  /* key -> sorted int64 array of (start, end) pairs */
   unsigned char *kbuf;   /* composite-key scratch */
   size_t kcap;
   unsigned char *acc_tmp; /* merge scratch: acc_size bytes */
@@ -51,10 +50,9 @@ typedef struct bk_win {
    * the ones past them are spares that keep their segment's memory for reuse. */
   bk_win_bucket_t *buckets;
   size_t n_buckets, cap_buckets;
-  size_t last_bucket; /* where the previous record went */
-  bk_seg_t merged;    /* hopping: a window's slices merged by key, when it fires */
-  void **acc_ptrs;    /* hopping, early results: the key's accumulator in each bucket */
-  size_t acc_ptrs_cap;
+  size_t last_bucket;     /* where the previous record went */
+  struct bk_hop *hop;     /* hopping: the keys' rings (window_hopping.c) */
+  struct bk_wkeys *slide; /* sliding: the keys' rings (window_sliding.c) */
   /* Result values: one slot of `vstride` bytes per record slot of output port 0 (a slot is
    * reused only after the port has delivered the record in it). */
   unsigned char *vbuf;
@@ -149,17 +147,8 @@ const int64_t *bk_win_index_get(bk_win_t *w, const void *key, size_t klen, size_
 /* Replaces the key's array by arr[0..n) (n == 0 removes it). */
 brook_err_t bk_win_index_put(bk_win_t *w, const void *key, size_t klen, const int64_t *arr,
                              size_t n);
-/* Inserts `v` (kept sorted, no duplicates). */
-brook_err_t bk_win_index_insert(bk_win_t *w, const void *key, size_t klen, int64_t v);
-/* Frees the key's slices idx[0..cut) (idx is the key's index, n entries) and keeps the rest
- * in the index. */
-brook_err_t bk_win_drop_slices(bk_win_t *w, const void *key, size_t klen, const int64_t *idx,
-                               size_t n, size_t cut);
 /* Scratch array for building a new index value, of at least n elements; NULL if no memory. */
 int64_t *bk_win_scratch(bk_win_t *w, size_t n);
-
-/* First position in sorted a[0..n) whose value is >= v. */
-size_t bk_win_lower_bound(const int64_t *a, size_t n, int64_t v);
 
 /* Floor of t to a multiple of `step` (also for negative t). */
 static inline brook_time_t bk_win_floor(brook_time_t t, brook_time_t step) {
@@ -211,7 +200,7 @@ size_t bk_win_bucket_lower(const bk_win_t *w, brook_time_t start);
 /* Empties the buckets whose start is < `start` and keeps them as spares. */
 void bk_win_buckets_drop_before(bk_win_t *w, brook_time_t start);
 
-/* Bytes held by the buckets (spares included) and the merge table. */
+/* Bytes held by the buckets (spares included). */
 size_t bk_win_buckets_memory(const bk_win_t *w);
 
 /* Releases every bucket. */
@@ -219,5 +208,12 @@ void bk_win_buckets_free(bk_win_t *w);
 
 brook_err_t bk_win_open(brook_ctx_t *ctx, void *opaque, void **state);
 void bk_win_close(void *state, void *opaque);
+
+/* Hopping's and sliding's own state (window_hopping.c, window_sliding.c): released by
+ * bk_win_close, counted in the operator's memory. */
+void bk_win_hop_free(bk_win_t *w);
+size_t bk_win_hop_memory(const bk_win_t *w);
+void bk_win_slide_free(bk_win_t *w);
+size_t bk_win_slide_memory(const bk_win_t *w);
 
 #endif

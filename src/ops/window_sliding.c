@@ -1,115 +1,187 @@
 /* Sliding windows (Kafka Streams' semantics, looking back): every distinct event time t of a
- * key defines the window [t - size + 1, t + 1). Slices are per distinct timestamp; the
- * window of t fires at t + grace and merges the slices within it. A record whose own window
- * already closed still counts in the key's later windows that are open (if there is none it
- * is late). Slices older than any open window can reach are freed as windows fire. */
+ * key defines the window [t - size + 1, t + 1). Each key has a ring (window_keys.h) of one
+ * slice per distinct timestamp; the window of t fires at t + grace (a timer per key and
+ * distinct t: one window each), pushes the key's slices up to t into the ring's back run,
+ * evicts those before t - size + 1 and emits sfx + back: O(1) amortised per slice, where
+ * merging every slice of the window made a dense key cost O(size) per record (and rewriting
+ * its sorted index array O(size) more).
+ *
+ * A record whose own window already closed still counts in the key's later windows that are
+ * open (if there is none it is late); if its slice is already pushed, the ring refreshes the
+ * aggregates holding it. Slices no window can reach any more are evicted as windows fire and
+ * by a cleanup timer at last + size - 1 + grace for the newest one; a key whose ring empties
+ * is removed. Early results (BROOK_EMIT_ON_UPDATE) sweep the key's slices over its open
+ * windows holding t with the same two stacks, in scratch. */
+#include <string.h>
 
+#include "core/alloc.h"
 #include "core/context.h"
+#include "core/hash.h"
 #include "ops/window_common.h"
+#include "ops/window_keys.h"
 
-/* Merges the slices of the window ending at t (inclusive) into w->acc_tmp. */
-static void merge_window(bk_win_t *w, const void *key, size_t klen, const int64_t *idx, size_t n,
-                         brook_time_t t) {
-  bk_win_acc_fresh(w);
-  for (size_t i = bk_win_lower_bound(idx, n, t - w->cfg->w.size + 1); i < n && idx[i] <= t; i++) {
-    const void *acc = bk_win_slice_find(w, key, klen, idx[i]);
-    if (acc)
-      w->cfg->agg.merge(w->acc_tmp, acc, &w->cfg->agg);
-  }
-}
-
-/* Early results: every open window of the key that contains t. */
+/* Early results: every open window of the key that contains t, in order of end. */
 static brook_err_t emit_updates(brook_ctx_t *ctx, bk_win_t *w, const brook_record_t *rec,
-                                brook_time_t t) {
-  size_t n;
-  const int64_t *idx = bk_win_index_get(w, rec->key, rec->key_len, &n);
-  for (size_t i = bk_win_lower_bound(idx, n, t); i < n && idx[i] <= t + w->cfg->w.size - 1; i++) {
-    brook_time_t end = idx[i] + 1;
-    if (bk_win_closed(w, end, ctx->wm))
+                                bk_wkey_t *k, brook_time_t t) {
+  bk_wkeys_t *ks = w->slide;
+  brook_time_t size = w->cfg->w.size;
+  size_t lo = bk_ring_lower(&ks->rc, &k->ring, t - size + 1), hi = lo, m = 0;
+  while (hi < k->ring.n && bk_ring_start(&ks->rc, &k->ring, hi) <= t + size - 1)
+    hi++;
+  if (bk_wkeys_sweep_reserve(ks, hi - lo) < 0)
+    return BROOK_ERR_NOMEM;
+  for (size_t i = lo; i < hi; i++) {
+    ks->s_start[m] = bk_ring_start(&ks->rc, &k->ring, i);
+    ks->s_acc[m++] = bk_ring_acc(&ks->rc, &k->ring, i);
+  }
+  bk_sweep_t sw;
+  bk_sweep_init(&sw, m);
+  for (size_t i = 0; i < m; i++) {
+    brook_time_t end = ks->s_start[i] + 1;
+    if (end <= t || bk_win_closed(w, end, ctx->wm))
       continue;
-    merge_window(w, rec->key, rec->key_len, idx, n, idx[i]);
-    brook_err_t err =
-        bk_win_emit(ctx, w, rec->key, rec->key_len, end - w->cfg->w.size, end, w->acc_tmp, 0);
+    const void *acc = bk_wkeys_sweep(ks, &sw, end - size, end);
+    brook_err_t err = bk_win_emit(ctx, w, rec->key, rec->key_len, end - size, end, acc, 0);
     if (err < 0)
       return err;
-    idx = bk_win_index_get(w, rec->key, rec->key_len, &n); /* unchanged, but stay safe */
   }
   return BROOK_OK;
+}
+
+/* Whether the key has a window after t's own that is open and holds t. */
+static int later_open(const bk_win_t *w, const bk_wkey_t *k, brook_time_t t, brook_time_t wm) {
+  const bk_ring_cfg_t *rc = &w->slide->rc;
+  for (size_t i = k ? bk_ring_lower(rc, &k->ring, t) : 0; k && i < k->ring.n; i++) {
+    brook_time_t ti = bk_ring_start(rc, &k->ring, i);
+    if (ti > t + w->cfg->w.size - 1)
+      return 0;
+    if (!bk_win_closed(w, ti + 1, wm))
+      return 1;
+  }
+  return 0;
 }
 
 static brook_err_t sliding_process(brook_ctx_t *ctx, void *state, const brook_record_t *rec) {
   if (bk_win_check_time(ctx, rec) < 0)
     return BROOK_ERR_INVALID_ARG;
   bk_win_t *w = state;
+  bk_wkeys_t *ks = w->slide;
+  const brook_aggregator_t *agg = &w->cfg->agg;
   brook_time_t t = rec->timestamp;
+  uint64_t hash = bk_hash_bytes(rec->key, rec->key_len);
   int own_open = !bk_win_closed(w, t + 1, ctx->wm);
-  if (!own_open) {
-    /* Only the key's existing later windows that are still open can take it. */
-    size_t n;
-    const int64_t *idx = bk_win_index_get(w, rec->key, rec->key_len, &n);
-    size_t i = bk_win_lower_bound(idx, n, t);
-    while (i < n && idx[i] <= t + w->cfg->w.size - 1 && bk_win_closed(w, idx[i] + 1, ctx->wm))
-      i++;
-    if (i >= n || idx[i] > t + w->cfg->w.size - 1)
-      return bk_win_late(ctx, w, rec);
-  }
+  if (!own_open && !later_open(w, bk_wkeys_find(ks, rec->key, rec->key_len, hash), t, ctx->wm))
+    return bk_win_late(ctx, w, rec);
   int created;
-  brook_err_t err = bk_win_slice_add(w, rec, t, &created, NULL);
-  if (err < 0)
+  brook_err_t err;
+  bk_wkey_t *k = bk_wkeys_get(ks, rec->key, rec->key_len, hash, &created, &err);
+  if (!k)
     return err;
-  if (created) {
-    if ((err = bk_win_index_insert(w, rec->key, rec->key_len, t)) < 0)
-      return err;
-    if (own_open && (err = brook_timer_set(ctx, BROOK_EVENT_TIME, bk_win_fire_time(w, t + 1),
-                                           rec->key, rec->key_len, (uint64_t)t)) < 0)
-      return err;
+  if (created)
+    k->upto = BROOK_TIME_MIN;
+  size_t pos = bk_ring_lower(&ks->rc, &k->ring, t);
+  int fresh = !(pos < k->ring.n && bk_ring_start(&ks->rc, &k->ring, pos) == t);
+  if (!fresh) {
+    err = agg->add(bk_ring_acc(&ks->rc, &k->ring, pos), rec, agg);
+  } else {
+    int pushed = pos < k->ring.pe || (pos == k->ring.pe && t < k->upto);
+    void *acc = bk_ring_insert(&ks->rc, &k->ring, pos, t, 0, pushed);
+    if (!acc)
+      err = BROOK_ERR_NOMEM;
+    else if ((err = agg->add(acc, rec, agg)) < 0)
+      bk_ring_erase(&ks->rc, &k->ring, pos);
   }
+  if (err < 0) {
+    if (!k->ring.n)
+      bk_wkeys_remove(ks, k);
+    return err;
+  }
+  if (pos < k->ring.pe)
+    bk_ring_refresh(&ks->rc, &k->ring, pos, bk_wkey_back(k));
+  if (fresh && own_open &&
+      (err = brook_timer_set(ctx, BROOK_EVENT_TIME, bk_win_fire_time(w, t + 1), rec->key,
+                             rec->key_len, (uint64_t)t)) < 0)
+    return err;
   if (w->cfg->emit == BROOK_EMIT_ON_UPDATE)
-    return emit_updates(ctx, w, rec, t);
+    return emit_updates(ctx, w, rec, k, t);
   return BROOK_OK;
 }
 
 /* Two kinds of timer, told apart by time: the window of slice t fires at t + grace; the
  * CLEANUP of slice t at t + size - 1 + grace, when no window that could still be created can
- * reach back to it (without it, a key's last slice would stay forever). */
+ * reach back to it (without it, a key's last slices would stay forever). */
 static brook_err_t sliding_on_timer(brook_ctx_t *ctx, void *state, const brook_timer_t *tm) {
   bk_win_t *w = state;
+  bk_wkeys_t *ks = w->slide;
   brook_time_t t = (brook_time_t)tm->tag, size = w->cfg->w.size;
-  size_t n;
-  const int64_t *idx = bk_win_index_get(w, tm->key, tm->key_len, &n);
-  if (!n)
+  bk_wkey_t *k = bk_wkeys_find(ks, tm->key, tm->key_len, bk_hash_bytes(tm->key, tm->key_len));
+  if (!k)
     return BROOK_OK;
   brook_err_t err;
   brook_time_t reach = tm->time - w->cfg->grace; /* the window end - 1 this timer is about */
   if (reach == t) {
-    merge_window(w, tm->key, tm->key_len, idx, n, t);
-    if ((err = bk_win_emit_copy(ctx, w, tm->key, tm->key_len, t + 1 - size, t + 1, w->acc_tmp, 1)) <
-        0)
+    bk_ring_push(&ks->rc, &k->ring, t + 1, bk_wkey_back(k));
+    if (t + 1 > k->upto)
+      k->upto = t + 1;
+    bk_ring_evict(&ks->rc, &k->ring, t - size + 1, bk_wkey_back(k));
+    const void *acc = bk_wkeys_query(ks, k);
+    if (acc &&
+        (err = bk_win_emit_copy(ctx, w, tm->key, tm->key_len, t + 1 - size, t + 1, acc, 1)) < 0)
       return err;
   }
   /* Windows created later end after `reach`: they reach back to slices >= reach - size + 2.
    * Windows already pending (slice s >= reach, possibly firing at this same time after this
    * timer) reach back to s - size + 1. Everything before both is done. */
   brook_time_t keep = reach - size + 2;
-  size_t first_pending = bk_win_lower_bound(idx, n, reach);
-  if (first_pending < n && idx[first_pending] - size + 1 < keep)
-    keep = idx[first_pending] - size + 1;
-  size_t cut = bk_win_lower_bound(idx, n, keep);
-  size_t rest = n - cut;
-  brook_time_t last = idx[n - 1];
-  if ((err = bk_win_drop_slices(w, tm->key, tm->key_len, idx, n, cut)) < 0)
-    return err;
-  if (!rest || size == 1)
+  size_t first_pending = bk_ring_lower(&ks->rc, &k->ring, reach);
+  if (first_pending < k->ring.n &&
+      bk_ring_start(&ks->rc, &k->ring, first_pending) - size + 1 < keep)
+    keep = bk_ring_start(&ks->rc, &k->ring, first_pending) - size + 1;
+  bk_ring_evict(&ks->rc, &k->ring, keep, bk_wkey_back(k));
+  if (!k->ring.n) {
+    bk_wkeys_remove(ks, k);
+    return BROOK_OK;
+  }
+  if (size == 1)
     return BROOK_OK;
   /* The newest slice is freed by its cleanup timer unless a later record's window does it. */
+  brook_time_t last = bk_ring_start(&ks->rc, &k->ring, k->ring.n - 1);
   return brook_timer_set(ctx, BROOK_EVENT_TIME, bk_win_fire_time(w, last + size), tm->key,
                          tm->key_len, (uint64_t)last);
+}
+
+static brook_err_t sliding_open(brook_ctx_t *ctx, void *opaque, void **state) {
+  brook_err_t err = bk_win_open(ctx, opaque, state);
+  if (err < 0)
+    return err;
+  bk_win_t *w = *state;
+  if (!(w->slide = bk_calloc(w->alloc, 1, sizeof(*w->slide))))
+    err = BROOK_ERR_NOMEM;
+  else
+    err = bk_wkeys_open(w->slide, ctx, &w->cfg->agg, w->alloc, 1);
+  if (err < 0) {
+    bk_win_close(w, opaque);
+    return err;
+  }
+  return BROOK_OK;
+}
+
+void bk_win_slide_free(bk_win_t *w) {
+  if (!w->slide)
+    return;
+  bk_wkeys_free(w->slide);
+  bk_free(w->alloc, w->slide);
+  w->slide = NULL;
+}
+
+size_t bk_win_slide_memory(const bk_win_t *w) {
+  return w->slide ? sizeof(*w->slide) + bk_wkeys_memory(w->slide) : 0;
 }
 
 const brook_operator_t bk_window_sliding_op = {
     .version = BROOK_OPERATOR_VERSION,
     .type_name = "window_sliding",
-    .open = bk_win_open,
+    .open = sliding_open,
     .process = sliding_process,
     .close = bk_win_close,
     .on_timer = sliding_on_timer,
