@@ -51,17 +51,25 @@ typedef struct app {
 } app_t;
 
 /* Payments consumed so far: the records the source produced plus those it dead-lettered
- * (records_dead_lettered: the source's only check here is that values are UTF-8; the sinks
- * have no dead-letter topic, so they add nothing to it). */
+ * (records_dead_lettered: the source checks that values are UTF-8 and that message timestamps
+ * are within its bounds; the sinks have no dead-letter topic, so they add nothing to it). */
 static uint64_t payments_read(const brook_runtime_stats_t *st) {
   return st->records_in + st->records_dead_lettered;
 }
 
-/* Malformed payments sent to the dead-letter topic: invalid UTF-8 (by the source) and
- * unparsable (failed in parse_payment, routed by the error policy to the error stream, whose
- * Kafka sink writes them to the same topic). */
+/* Malformed payments sent to the dead-letter topic: invalid UTF-8 or a timestamp out of bounds
+ * (by the source) and unparsable (failed in parse_payment, routed by the error policy to the
+ * error stream, whose Kafka sink writes them to the same topic). */
 static uint64_t dead_letters(const brook_runtime_stats_t *st) {
   return st->records_dead_lettered + st->records_routed;
+}
+
+/* The source's dead letters that were not about the timestamp: invalid UTF-8. Every record out
+ * of the timestamp bounds is dead-lettered here (on_malformed is DEAD_LETTER). */
+static uint64_t not_utf8(const brook_runtime_stats_t *st) {
+  return st->records_dead_lettered > st->records_out_of_bounds
+             ? st->records_dead_lettered - st->records_out_of_bounds
+             : 0;
 }
 
 static void stop(app_t *app, const char *reason) {
@@ -220,10 +228,11 @@ static void print_summary(const app_t *app) {
   const brook_runtime_stats_t *st = &app->stats;
   const pipeline_counts_t *c = &app->counts;
   printf("fraud_detection: %" PRIu64 " payments read, %" PRIu64 " malformed to '%s' (%" PRIu64
-         " not UTF-8, %" PRIu64 " not a payment), %" PRIu64 " alerts written to '%s' for %zu "
-         "cards\n",
-         payments_read(st), dead_letters(st), app->po.dlq_topic, st->records_dead_lettered,
-         st->records_routed, c->alerts, app->po.alerts_topic, c->alerted.n);
+         " not UTF-8, %" PRIu64 " with a timestamp out of bounds, %" PRIu64
+         " not a payment), %" PRIu64 " alerts written to '%s' for %zu cards\n",
+         payments_read(st), dead_letters(st), app->po.dlq_topic, not_utf8(st),
+         st->records_out_of_bounds, st->records_routed, c->alerts, app->po.alerts_topic,
+         c->alerted.n);
   if (c->windows > 0) {
     char closed[9], newest[9];
     printf("  %" PRIu64 " card windows closed, up to %s event time; the newest payment was at "

@@ -98,6 +98,7 @@ grep -q '^fraud_detection: .* payments read, ' out.txt || fail "no summary"
   fail "dead letters differ from the $malformed_utf8 + $malformed_csv malformed payments sent"
 [ "$(summary_field out.txt 'not UTF-8')" = "$malformed_utf8" ] || fail "invalid UTF-8 count"
 [ "$(summary_field out.txt 'not a payment')" = "$malformed_csv" ] || fail "unparsable count"
+[ "$(summary_field out.txt 'with a timestamp out of bounds')" = 0 ] || fail "timestamps out of bounds"
 # No payment arrived after its windows closed: the watermark allows 3 s of disorder, paygen
 # sends at most 2 s.
 if grep -q 'after all their windows had closed' out.txt; then
@@ -182,6 +183,8 @@ fi
 missed=$(comm -23 fraud_poisoned.txt alerted_poisoned.txt | wc -l)
 extra=$(comm -13 fraud_poisoned.txt alerted_poisoned.txt | tr '\n' ' ')
 [ "$missed" -eq 0 ] || fail "poisoned run: $missed of 25 fraud cards not alerted"
+[ "$(summary_field out_poisoned.txt 'with a timestamp out of bounds')" = 8 ] ||
+  fail "poisoned run: the 8 poisoned payments were not dead-lettered as out of bounds"
 [ -z "$extra" ] || fail "poisoned run: normal cards alerted: $extra"
 
 echo "fraud_detection test: ok ($alerts alerts for 25 fraud cards, $((malformed_utf8 + malformed_csv)) dead letters)"
