@@ -1,4 +1,4 @@
-/* A failed run leaves its consumer group (kafka_source.c), so that the next run of the
+/* A failed run leaves its consumer group (kafka_leave.c), so that the next run of the
  * application in the same group is not kept waiting for the failed member's session
  * (session.timeout.ms 60 s here) to time out.
  *

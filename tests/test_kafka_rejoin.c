@@ -3,7 +3,7 @@
  * cooperative-sticky consumer destroyed after its JoinGroup response but before its first
  * assignment (rd_kafka_sticky_assignor_state_destroy asserts its state, which only the first
  * SyncGroup creates: librdkafka #4312, fixed in 2.3.0 by #4381); brook's stop sequence must
- * never get there (kafka_source.c: a member finishes joining before it leaves).
+ * never get there (kafka_leave.c: a member finishes joining before it leaves).
  *
  * Each cycle starts a member process and stops it at a seeded moment of its join: as soon as
  * it has its JoinGroup response (the window of the bug), or after a random delay within the

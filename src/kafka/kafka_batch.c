@@ -1,0 +1,160 @@
+/* The Kafka source's batches: the messages waiting in the consumer's queue, one partition per
+ * batch (a run of that partition's messages), so the batch is one watermark split and runs in
+ * the partition's task (runtime/task.c). Each message becomes a record (key and value through
+ * the deserialisers, the message's timestamp checked against the source's bounds, its
+ * headers); a malformed one is skipped, dead-lettered or fails the run, as the options say.
+ * Records point into the messages, which live until the batch has passed through the
+ * pipeline (ks_batch_done). Loop thread. */
+#include "kafka/kafka_source_impl.h"
+
+#include <string.h>
+
+#include "core/alloc.h"
+#include "kafka/dead_letter.h"
+#include "kafka/kafka_serde.h"
+
+/* The message's headers as brook headers in the batch arena (none: a trace tag). */
+static brook_err_t headers_of(bk_ksrc_t *k, rd_kafka_message_t *m, brook_record_t *rec) {
+  rd_kafka_headers_t *h = NULL;
+  if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR || !h) {
+    bk_ktrace_record(&k->trace, m, rec);
+    return BROOK_OK;
+  }
+  size_t n = rd_kafka_header_cnt(h);
+  brook_header_t *out = brook_ctx_alloc(k->src->ctx, n * sizeof(*out) + 1);
+  if (!out)
+    return BROOK_ERR_NOMEM;
+  for (size_t i = 0; i < n; i++) {
+    const char *name;
+    const void *val;
+    size_t size;
+    if (rd_kafka_header_get_all(h, i, &name, &val, &size))
+      return BROOK_ERR_KAFKA;
+    out[i] = (brook_header_t){name, val, size};
+  }
+  rec->headers = out;
+  rec->header_count = n;
+  bk_ktrace_record(&k->trace, m, rec);
+  return BROOK_OK;
+}
+
+/* The record's timestamp: the message's (CreateTime or LogAppendTime), or the time it was
+ * read if it has none. Unless a timestamp extractor replaces it, it must be within the
+ * source's bounds: an odd one (negative, far ahead) is malformed (BROOK_ERR_CORRUPT, the
+ * reason in the context's message) and never reaches the watermark. */
+static brook_err_t message_time(bk_ksrc_t *k, rd_kafka_message_t *m, brook_record_t *rec) {
+  rd_kafka_timestamp_type_t type;
+  int64_t ts = rd_kafka_message_timestamp(m, &type);
+  rec->timestamp = type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? k->rt->now_ms : ts;
+  const bk_wm_gen_t *g = &k->src->wm;
+  char why[160];
+  if (g->opts->timestamp || bk_wm_check_ts(g, rec->timestamp, k->rt->now_ms, why, sizeof(why)) == 0)
+    return BROOK_OK;
+  k->rt->stats.records_out_of_bounds++;
+  brook_ctx_set_error(k->src->ctx, "%s", why);
+  return BROOK_ERR_CORRUPT;
+}
+
+/* Turns message `m` into the batch's next record; a malformed one follows the policy.
+ * Returns BROOK_OK (consumed, as a record or not) or an error that fails the source. */
+static brook_err_t take_message(bk_ksrc_t *k, rd_kafka_message_t *m) {
+  bk_src_t *src = k->src;
+  brook_ctx_t *ctx = src->ctx;
+  const bk_ksrc_cfg_t *cfg = k->cfg;
+  bk_port_t *port = bk_src_port(src);
+  brook_record_t *rec = &port->buf[port->n];
+  memset(rec, 0, sizeof(*rec));
+  ctx->has_error_msg = 0;
+  brook_err_t err = BROOK_OK;
+  if (m->key)
+    err = bk_kafka_deserialize(ctx, &cfg->o.key, m->key, m->key_len, &rec->key, &rec->key_len);
+  if (err >= 0 && m->payload)
+    err =
+        bk_kafka_deserialize(ctx, &cfg->o.value, m->payload, m->len, &rec->value, &rec->value_len);
+  if (err >= 0)
+    err = message_time(k, m, rec);
+  if (err == BROOK_ERR_NOMEM)
+    return err;
+  if (err < 0) {
+    switch (cfg->o.on_malformed) {
+    case BROOK_KAFKA_MALFORMED_SKIP:
+      k->rt->stats.records_skipped++;
+      return BROOK_OK;
+    case BROOK_KAFKA_MALFORMED_DEAD_LETTER:
+      return bk_dead_letter_malformed(
+          k->dlq, cfg->dlq, m, err, ctx->has_error_msg ? ctx->error_msg.text : brook_strerror(err));
+    default:
+      bk_ksrc_fail(k, err, "malformed record at offset %lld of %s [%d]: %s", (long long)m->offset,
+                   rd_kafka_topic_name(m->rkt), (int)m->partition,
+                   ctx->has_error_msg ? ctx->error_msg.text : brook_strerror(err));
+      return err;
+    }
+  }
+  if ((err = headers_of(k, m, rec)) < 0)
+    return err;
+  port->n++;
+  return BROOK_OK;
+}
+
+brook_err_t bk_ksrc_read_batch(bk_ksrc_t *k) {
+  bk_src_t *src = k->src;
+  bk_port_t *port = bk_src_port(src);
+  k->batch_next = -1;
+  if (bk_ktrace_begin(&k->trace, &k->rt->alloc, port->cap) < 0)
+    return BROOK_ERR_NOMEM;
+  size_t part = SIZE_MAX;
+  brook_err_t ret = BROOK_OK; /* on failure the records taken so far still go on */
+  while (port->n < port->cap) {
+    rd_kafka_message_t *m = k->stash;
+    k->stash = NULL;
+    if (!m && !(m = rd_kafka_consumer_poll(k->rk, 0))) {
+      src->ready = 0; /* empty: the poller wakes us */
+      break;
+    }
+    if (k->rt->status != BROOK_OK) { /* a callback inside the poll failed the run */
+      rd_kafka_message_destroy(m);
+      ret = k->rt->status;
+      break;
+    }
+    if (m->err) {
+      if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        bk_ksrc_log(k, BROOK_LOG_WARN, "consumer: %s", rd_kafka_message_errstr(m));
+      rd_kafka_message_destroy(m);
+      continue;
+    }
+    /* Messages come in runs of one partition: compare with the batch's previous message
+     * (still held, so its topic handle is alive) before searching by name. */
+    size_t p = part != SIZE_MAX && m->rkt == k->msgs[k->n_msgs - 1]->rkt &&
+                       m->partition == k->parts[part].partition
+                   ? part
+                   : bk_ksrc_part_get(k, rd_kafka_topic_name(m->rkt), m->partition);
+    if (p == SIZE_MAX) {
+      rd_kafka_message_destroy(m);
+      ret = BROOK_ERR_NOMEM;
+      break;
+    }
+    if (part != SIZE_MAX && p != part) {
+      k->stash = m; /* one partition (split) per batch */
+      break;
+    }
+    if (k->n_msgs == k->cap_msgs &&
+        bk_grow(&k->rt->alloc, (void **)&k->msgs, &k->cap_msgs, k->n_msgs + 1, sizeof(*k->msgs))) {
+      rd_kafka_message_destroy(m);
+      ret = BROOK_ERR_NOMEM;
+      break;
+    }
+    k->msgs[k->n_msgs++] = m; /* records point into it until batch_done */
+    part = p;
+    k->batch_next = m->offset + 1;
+    if ((ret = take_message(k, m)) < 0)
+      break;
+  }
+  k->batch_part = part;
+  src->cur_split = part == SIZE_MAX ? 0 : part;
+  if (part != SIZE_MAX && bk_src_enter_task(src, k->parts[part].partition) < 0) {
+    /* Its task is closed (the partition was just revoked): the next owner reads these. */
+    port->n = 0;
+    k->batch_next = -1;
+  }
+  return ret;
+}

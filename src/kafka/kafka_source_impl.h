@@ -1,0 +1,174 @@
+/* The Kafka source's state and the functions its files share (kafka_source.c lists the
+ * files and what each holds). Internal to the source: only those files include it. Loop
+ * thread. */
+#ifndef BROOK_KAFKA_SOURCE_IMPL_H
+#define BROOK_KAFKA_SOURCE_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include <brook/kafka.h>
+
+#include "kafka/kafka_poll.h"
+#include "kafka/kafka_producer.h"
+#include "kafka/kafka_startup.h"
+#include "kafka/kafka_topics.h"
+#include "kafka/kafka_trace.h"
+#include "runtime/runtime_impl.h"
+
+/* The builder's copy of the options (kafka_source_opts.c), read-only while it runs. */
+typedef struct bk_ksrc_cfg {
+  brook_kafka_source_opts_t o; /* pointers replaced by the copies below */
+  char *bootstrap, *group, *dlq;
+  char **topics; /* NULL-terminated */
+  brook_kafka_partition_t *parts;
+  char **props;
+} bk_ksrc_cfg_t;
+
+typedef struct bk_kpart {
+  char *topic;
+  int32_t partition;
+  int assigned;
+  int task_held;       /* holds its task (bk_task_acquire) */
+  int64_t committable; /* every offset below it is finished; -1 = none yet */
+  int64_t committed;   /* last offset committed (or -1) */
+} bk_kpart_t;
+
+typedef struct bk_kpending {
+  uint64_t epoch;
+  size_t part;
+  int64_t next; /* last offset of the batch + 1 */
+} bk_kpending_t;
+
+typedef enum bk_ksrc_phase {
+  BK_KSRC_RUNNING,
+  BK_KSRC_STOP_DRAIN,  /* stop: waiting for pending deliveries */
+  BK_KSRC_STOP_COMMIT, /* final commit sent, waiting for its result */
+  BK_KSRC_JOIN_WAIT,   /* leaving: first finishing a join in progress (kafka_group.h) */
+  BK_KSRC_CLOSING,     /* consumer closing (leaving the group) */
+  BK_KSRC_CLOSED
+} bk_ksrc_phase_t;
+
+typedef struct bk_ksrc {
+  bk_src_t *src;
+  const bk_ksrc_cfg_t *cfg;
+  brook_runtime_t *rt;
+  rd_kafka_t *rk;
+  rd_kafka_queue_t *q;
+  bk_kafka_poller_t *poller;
+  bk_kafka_startup_t *startup;   /* until the cluster answers (kafka_startup.h) */
+  bk_topic_watch_t *topic_watch; /* subscribed topics that do not exist (kafka_topics.h) */
+  bk_kprod_t *dlq;
+  uv_timer_t timer; /* commits; and backpressure / stop checks while waiting */
+  int timer_open;
+  bk_kpart_t *parts;
+  size_t n_parts, cap_parts;
+  bk_kpending_t *pend; /* FIFO ring */
+  size_t pend_head, n_pend, cap_pend;
+  rd_kafka_message_t **msgs; /* the current batch's messages */
+  size_t n_msgs, cap_msgs;
+  rd_kafka_message_t *stash; /* the first message of the next batch (another partition) */
+  bk_ktrace_t trace;         /* the batch's records' messages, for failures (kafka_trace.h) */
+  size_t batch_part;
+  int64_t batch_next; /* -1: the batch consumed nothing */
+  int paused;
+  bk_ksrc_phase_t phase;
+  int commit_in_flight;
+  int synced;            /* a group assignment came (the assignor's state exists) */
+  int after_failure;     /* the run failed: ks_close leaves the group on its own */
+  int64_t leave_due_ms;  /* BK_KSRC_JOIN_WAIT, or a failed run's leave: when to stop waiting */
+  int64_t leave_from_ms; /* when the leave began */
+  char why[512];
+  char who[160]; /* "Kafka source '<name>'", the prefix of its messages */
+} bk_ksrc_t;
+
+/* ---- kafka_source.c ---- */
+
+/* The source's runtime side, registered by the builder (kafka_source_opts.c). */
+extern const bk_source_vt_t bk_ksrc_vt;
+
+/* A message to the runtime's logger (if any), prefixed with k->who, secrets redacted. */
+void bk_ksrc_log(bk_ksrc_t *k, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Fails the run with `err` and the message (prefixed and redacted as bk_ksrc_log's). */
+void bk_ksrc_fail(bk_ksrc_t *k, brook_err_t err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The partition's index in k->parts, or SIZE_MAX if it has none. */
+size_t bk_ksrc_part_find(bk_ksrc_t *k, const char *topic, int32_t partition);
+
+/* The partition's index, added if new; SIZE_MAX if out of memory. Its index is its split. */
+size_t bk_ksrc_part_get(bk_ksrc_t *k, const char *topic, int32_t partition);
+
+/* Pauses (or resumes) the partitions in `l`, or every assigned partition if `l` is NULL. */
+void bk_ksrc_set_paused(bk_ksrc_t *k, int pause, rd_kafka_topic_partition_list_t *l);
+
+/* ---- kafka_consumer.c ---- */
+
+/* Creates the consumer (k->rk, k->q) and subscribes it or gives it its explicit assignment.
+ * On failure it leaves nothing behind and the context holds the message. */
+brook_err_t bk_ksrc_consumer_new(bk_ksrc_t *k);
+
+/* Releases the consumer: its poller, timer and queue, and the client itself (destroyed off the
+ * loop). One not closed by then goes without the close handshake (the group notices after
+ * session.timeout.ms). */
+void bk_ksrc_consumer_release(bk_ksrc_t *k);
+
+/* ---- kafka_rebalance.c ---- */
+
+/* The consumer's rebalance callback (rd_kafka_conf_set_rebalance_cb; opaque: the bk_ksrc_t). */
+void bk_ksrc_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                          rd_kafka_topic_partition_list_t *parts, void *opaque);
+
+/* An assigned partition holds the source's watermark back from now on. */
+void bk_ksrc_hold_watermark(bk_ksrc_t *k, size_t part);
+
+/* The partition is ours from now on: its task opens (runtime/task.c). */
+void bk_ksrc_open_task(bk_ksrc_t *k, size_t part);
+
+/* ---- kafka_batch.c ---- */
+
+/* Reads the next batch into the source's port: the messages waiting, of one partition (the
+ * batch's split, k->batch_part; SIZE_MAX if none came), turned into records. Clears
+ * src->ready when the queue is empty. Returns BROOK_OK or an error that fails the source
+ * (the records taken before it still go on). */
+brook_err_t bk_ksrc_read_batch(bk_ksrc_t *k);
+
+/* ---- kafka_commit.c ---- */
+
+/* The consumer's offset commit callback (rd_kafka_conf_set_offset_commit_cb). */
+void bk_ksrc_on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                       rd_kafka_topic_partition_list_t *offsets, void *opaque);
+
+/* Commits (asynchronously) every assigned partition whose committable offset moved; with
+ * `only` set, just the partitions in it. Returns 1 if a commit was sent. */
+int bk_ksrc_commit_finished(bk_ksrc_t *k, const rd_kafka_topic_partition_list_t *only);
+
+/* Drops the queued batch ends of partition `part`. */
+void bk_ksrc_forget_pending(bk_ksrc_t *k, size_t part);
+
+/* The batch that just passed through the pipeline ends at k->batch_next of k->batch_part
+ * (if it consumed anything): queues it, to be committed once its deliveries are done. Resets
+ * k->batch_next. */
+void bk_ksrc_queue_batch_end(bk_ksrc_t *k);
+
+/* ---- kafka_leave.c ---- */
+
+/* Starts leaving: closing the consumer at once, or first finishing a join that may be in
+ * progress (kafka_group.h). */
+void bk_ksrc_leave_begin(bk_ksrc_t *k);
+
+/* The leave, one step per call. Returns 1 once the consumer is closed. */
+int bk_ksrc_leave_step(bk_ksrc_t *k);
+
+/* The run failed (ks_close, the consumer still open): leaves the group on the loop, holding
+ * the runtime until the consumer is closed or the wait is over. */
+void bk_ksrc_leave_failed_run(bk_ksrc_t *k);
+
+/* A failed run's leave, one step per queue wake-up or timer tick. */
+void bk_ksrc_failed_leave_step(bk_ksrc_t *k);
+
+#endif
