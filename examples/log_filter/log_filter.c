@@ -1,6 +1,6 @@
-/* log_filter: brook's flagship example. Reads an application log, keeps the slow WARN and
- * ERROR lines, reformats them and writes them out; malformed lines go to the error stream,
- * where they are counted (and a few kept to show), so nothing is lost silently.
+/* log_filter: a first example (the flagship is fraud_detection). Reads an application log, keeps
+ * the slow WARN and ERROR lines, reformats them and writes them out; malformed lines go to the
+ * error stream, where they are counted (and a few kept to show), so nothing is lost silently.
  *
  *   log_filter INPUT OUTPUT [--min-latency MS]      (INPUT/OUTPUT may be "-": stdin/stdout)
  *

@@ -74,7 +74,12 @@ typedef struct brook_aggregate_opts {
   const char *name;     /* copied; NULL = "<aggregator name>#<n>" */
 } brook_aggregate_opts_t;
 
-void brook_aggregate_opts_init(brook_aggregate_opts_t *opts);
+void brook_aggregate_opts_init_size(brook_aggregate_opts_t *opts, size_t size);
+/* Inline, so that `sizeof(*opts)` is the size of the struct this program was compiled with:
+ * an older program never gets the fields of a newer library written past its struct. */
+static inline void brook_aggregate_opts_init(brook_aggregate_opts_t *opts) {
+  brook_aggregate_opts_init_size(opts, sizeof(*opts));
+}
 
 /* Folds each key's records with `agg` (copied; its opaque pointers are borrowed and must
  * outlive every runtime) and emits, after every record, the key with its new result:

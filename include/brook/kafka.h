@@ -125,8 +125,9 @@ typedef struct brook_kafka_source_opts {
    * properties (so its message.max.bytes too). */
   const char *dead_letter_topic;
   int64_t commit_interval_ms; /* default 1000 */
-  /* Bound on records fetched but not yet processed or delivered, per source; beyond it the
-   * source pauses its partitions until the pipeline drains (backpressure). Default 100000. */
+  /* Backpressure bound: once the runtime has this many records awaiting a delivery
+   * acknowledgement (from all its sinks), the source pauses its partitions, and resumes them
+   * below half of it. Default 100000. */
   size_t max_in_flight;
   /* How long the consumer may take to reach the cluster (a metadata answer from any broker)
    * when the run starts; past it the run fails with BROOK_ERR_TIMEOUT, naming every broker
@@ -135,7 +136,12 @@ typedef struct brook_kafka_source_opts {
   int64_t startup_timeout_ms;
 } brook_kafka_source_opts_t;
 
-void brook_kafka_source_opts_init(brook_kafka_source_opts_t *opts);
+void brook_kafka_source_opts_init_size(brook_kafka_source_opts_t *opts, size_t size);
+/* Inline, so that `sizeof(*opts)` is the size of the struct this program was compiled with:
+ * an older program never gets the fields of a newer library written past its struct. */
+static inline void brook_kafka_source_opts_init(brook_kafka_source_opts_t *opts) {
+  brook_kafka_source_opts_init_size(opts, sizeof(*opts));
+}
 
 /* A Kafka source named `name` (required). Records carry the message's key, value (after the
  * deserialisers), headers and timestamp (the message timestamp, or what the source's
@@ -176,7 +182,12 @@ typedef struct brook_kafka_sink_opts {
   int64_t startup_timeout_ms;
 } brook_kafka_sink_opts_t;
 
-void brook_kafka_sink_opts_init(brook_kafka_sink_opts_t *opts);
+void brook_kafka_sink_opts_init_size(brook_kafka_sink_opts_t *opts, size_t size);
+/* Inline, so that `sizeof(*opts)` is the size of the struct this program was compiled with:
+ * an older program never gets the fields of a newer library written past its struct. */
+static inline void brook_kafka_sink_opts_init(brook_kafka_sink_opts_t *opts) {
+  brook_kafka_sink_opts_init_size(opts, sizeof(*opts));
+}
 
 /* Writes `in` to Kafka: key and value through the serialisers, the record's headers and
  * timestamp as the message's. Partitioning is librdkafka's (keyed: murmur2 by default).

@@ -104,7 +104,12 @@ typedef struct brook_operator_opts {
   size_t n_outputs; /* output streams, 0..BROOK_OPERATOR_MAX_OUTPUTS (0 = a sink); default 1 */
 } brook_operator_opts_t;
 
-void brook_operator_opts_init(brook_operator_opts_t *opts);
+void brook_operator_opts_init_size(brook_operator_opts_t *opts, size_t size);
+/* Inline, so that `sizeof(*opts)` is the size of the struct this program was compiled with:
+ * an older program never gets the fields of a newer library written past its struct. */
+static inline void brook_operator_opts_init(brook_operator_opts_t *opts) {
+  brook_operator_opts_init_size(opts, sizeof(*opts));
+}
 
 /* Adds a custom operator reading `n_inputs` streams (all of the same topology) and
  * producing opts->n_outputs streams, stored in outputs[0..n_outputs-1]. `op` is copied (as

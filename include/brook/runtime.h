@@ -40,7 +40,12 @@ typedef struct brook_runtime_opts {
   void *log_opaque;
 } brook_runtime_opts_t;
 
-void brook_runtime_opts_init(brook_runtime_opts_t *opts);
+void brook_runtime_opts_init_size(brook_runtime_opts_t *opts, size_t size);
+/* Inline, so that `sizeof(*opts)` is the size of the struct this program was compiled with:
+ * an older program never gets the fields of a newer library written past its struct. */
+static inline void brook_runtime_opts_init(brook_runtime_opts_t *opts) {
+  brook_runtime_opts_init_size(opts, sizeof(*opts));
+}
 
 /* Builds a runtime for `t`: validates it (build errors, cycles, dangling streams) and
  * freezes it. `t` is borrowed but kept alive by the runtime (the topology's memory outlives

@@ -3,6 +3,7 @@
 #ifndef BROOK_SINK_H
 #define BROOK_SINK_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <brook/operator.h>
@@ -34,7 +35,12 @@ typedef struct brook_callback_sink_opts {
   const char *name;
 } brook_callback_sink_opts_t;
 
-void brook_callback_sink_opts_init(brook_callback_sink_opts_t *opts);
+void brook_callback_sink_opts_init_size(brook_callback_sink_opts_t *opts, size_t size);
+/* Inline, so that `sizeof(*opts)` is the size of the struct this program was compiled with:
+ * an older program never gets the fields of a newer library written past its struct. */
+static inline void brook_callback_sink_opts_init(brook_callback_sink_opts_t *opts) {
+  brook_callback_sink_opts_init_size(opts, sizeof(*opts));
+}
 
 /* brook_sink_callback with options (`opts` copied; NULL = defaults). Returns BROOK_OK or an
  * error recorded in the topology: BROOK_ERR_INVALID_ARG (NULL `in` or `fn`, an unknown
@@ -50,7 +56,12 @@ typedef struct brook_line_sink_opts {
   size_t buffer_size;   /* write buffer; default 64 KiB */
 } brook_line_sink_opts_t;
 
-void brook_line_sink_opts_init(brook_line_sink_opts_t *opts);
+void brook_line_sink_opts_init_size(brook_line_sink_opts_t *opts, size_t size);
+/* Inline, so that `sizeof(*opts)` is the size of the struct this program was compiled with:
+ * an older program never gets the fields of a newer library written past its struct. */
+static inline void brook_line_sink_opts_init(brook_line_sink_opts_t *opts) {
+  brook_line_sink_opts_init_size(opts, sizeof(*opts));
+}
 
 /* Writes each record's value followed by '\n' to `path` (copied; NULL or "-" = standard
  * output). Buffered; written out when the buffer fills, when the runtime goes idle, and at

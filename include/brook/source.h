@@ -27,7 +27,12 @@ typedef struct brook_generator_opts {
   uint64_t limit;       /* stop after this many records; 0 = until BROOK_DONE (default) */
 } brook_generator_opts_t;
 
-void brook_generator_opts_init(brook_generator_opts_t *opts);
+void brook_generator_opts_init_size(brook_generator_opts_t *opts, size_t size);
+/* Inline, so that `sizeof(*opts)` is the size of the struct this program was compiled with:
+ * an older program never gets the fields of a newer library written past its struct. */
+static inline void brook_generator_opts_init(brook_generator_opts_t *opts) {
+  brook_generator_opts_init_size(opts, sizeof(*opts));
+}
 
 /* `opts` may be NULL (defaults); copied. `opaque` is borrowed. */
 brook_stream_t *brook_source_generator(brook_topology_t *t, const char *name, brook_generator_fn fn,
@@ -43,7 +48,12 @@ typedef struct brook_lines_opts {
   int keep_cr;          /* keep a trailing '\r'; default 0 (stripped) */
 } brook_lines_opts_t;
 
-void brook_lines_opts_init(brook_lines_opts_t *opts);
+void brook_lines_opts_init_size(brook_lines_opts_t *opts, size_t size);
+/* Inline, so that `sizeof(*opts)` is the size of the struct this program was compiled with:
+ * an older program never gets the fields of a newer library written past its struct. */
+static inline void brook_lines_opts_init(brook_lines_opts_t *opts) {
+  brook_lines_opts_init_size(opts, sizeof(*opts));
+}
 
 /* Reads `path` (copied; NULL or "-" = standard input, which may be a file, pipe or tty).
  * Each record: value = the line without its '\n', no key, timestamp = wall-clock time the
@@ -65,7 +75,12 @@ typedef struct brook_push_opts {
   void *on_credit_opaque;
 } brook_push_opts_t;
 
-void brook_push_opts_init(brook_push_opts_t *opts);
+void brook_push_opts_init_size(brook_push_opts_t *opts, size_t size);
+/* Inline, so that `sizeof(*opts)` is the size of the struct this program was compiled with:
+ * an older program never gets the fields of a newer library written past its struct. */
+static inline void brook_push_opts_init(brook_push_opts_t *opts) {
+  brook_push_opts_init_size(opts, sizeof(*opts));
+}
 
 /* Declares a push source. The handle to push into exists per runtime:
  * brook_runtime_push_source(rt, name). `name` is required. */

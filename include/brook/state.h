@@ -40,7 +40,12 @@ typedef struct brook_store_opts {
   size_t expected_entries; /* sizing hint; 0 = start small and grow (default) */
 } brook_store_opts_t;
 
-void brook_store_opts_init(brook_store_opts_t *opts);
+void brook_store_opts_init_size(brook_store_opts_t *opts, size_t size);
+/* Inline, so that `sizeof(*opts)` is the size of the struct this program was compiled with:
+ * an older program never gets the fields of a newer library written past its struct. */
+static inline void brook_store_opts_init(brook_store_opts_t *opts) {
+  brook_store_opts_init_size(opts, sizeof(*opts));
+}
 
 /* Opens the store `name` (copied; unique within the operator) for this operator instance.
  * Call it from the operator's open() callback; the store lives until after close() and is

@@ -40,7 +40,12 @@ typedef struct brook_driver_opts {
   void *log_opaque;
 } brook_driver_opts_t;
 
-void brook_driver_opts_init(brook_driver_opts_t *opts);
+void brook_driver_opts_init_size(brook_driver_opts_t *opts, size_t size);
+/* Inline, so that `sizeof(*opts)` is the size of the struct this program was compiled with:
+ * an older program never gets the fields of a newer library written past its struct. */
+static inline void brook_driver_opts_init(brook_driver_opts_t *opts) {
+  brook_driver_opts_init_size(opts, sizeof(*opts));
+}
 
 /* Builds a driver for `t` (validated and frozen like brook_runtime_new) and opens every
  * operator. Returns BROOK_OK, or an error with the message in brook_topology_last_error(t)

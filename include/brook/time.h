@@ -132,7 +132,12 @@ typedef struct brook_watermark_opts {
   brook_time_t ts_max_ahead;
 } brook_watermark_opts_t;
 
-void brook_watermark_opts_init(brook_watermark_opts_t *opts);
+void brook_watermark_opts_init_size(brook_watermark_opts_t *opts, size_t size);
+/* Inline, so that `sizeof(*opts)` is the size of the struct this program was compiled with:
+ * an older program never gets the fields of a newer library written past its struct. */
+static inline void brook_watermark_opts_init(brook_watermark_opts_t *opts) {
+  brook_watermark_opts_init_size(opts, sizeof(*opts));
+}
 
 /* Sets the timestamp extractor and watermark strategy of the source producing `source`
  * (which must be a source's stream). `opts` is copied; the opaque pointers are borrowed and

@@ -40,7 +40,12 @@ typedef struct brook_topology_opts {
 } brook_topology_opts_t;
 
 /* Fills `opts` with the defaults. */
-void brook_topology_opts_init(brook_topology_opts_t *opts);
+void brook_topology_opts_init_size(brook_topology_opts_t *opts, size_t size);
+/* Inline, so that `sizeof(*opts)` is the size of the struct this program was compiled with:
+ * an older program never gets the fields of a newer library written past its struct. */
+static inline void brook_topology_opts_init(brook_topology_opts_t *opts) {
+  brook_topology_opts_init_size(opts, sizeof(*opts));
+}
 
 /* Creates an empty topology. `opts` may be NULL (defaults) and is copied. On success *out
  * owns the topology (free it with brook_topology_free). Returns BROOK_ERR_NOMEM if

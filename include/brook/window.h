@@ -104,13 +104,18 @@ typedef struct brook_window_opts {
   brook_late_policy_t late;
 } brook_window_opts_t;
 
-void brook_window_opts_init(brook_window_opts_t *opts);
+void brook_window_opts_init_size(brook_window_opts_t *opts, size_t size);
+/* Inline, so that `sizeof(*opts)` is the size of the struct this program was compiled with:
+ * an older program never gets the fields of a newer library written past its struct. */
+static inline void brook_window_opts_init(brook_window_opts_t *opts) {
+  brook_window_opts_init_size(opts, sizeof(*opts));
+}
 
 /* Aggregates `in` per key and window with `agg` (copied; hopping, sliding and session need
  * agg->merge). Records without a key share one group. Returns the result stream, or NULL on
  * error (recorded in the topology, BROOK_ERR_INVALID_ARG: a size/advance/gap <= 0, advance >
- * size, more than BROOK_WINDOW_MAX_HOPS hopping windows per record, a size, advance, gap or
- * grace beyond 2^61 ms, a missing merge). */
+ * size, more than BROOK_WINDOW_MAX_HOPS hopping windows per record, a negative grace, a
+ * size, advance, gap or grace beyond 2^61 ms, a missing merge). */
 brook_stream_t *brook_window_aggregate(brook_stream_t *in, brook_window_t window,
                                        const brook_aggregator_t *agg,
                                        const brook_window_opts_t *opts);

@@ -6,12 +6,12 @@
 #include "core/opts.h"
 #include "core/topology.h"
 
-void brook_operator_opts_init(brook_operator_opts_t *opts) {
-  if (!opts)
-    return;
-  memset(opts, 0, sizeof(*opts));
-  opts->struct_size = sizeof(*opts);
-  opts->n_outputs = 1;
+void brook_operator_opts_init_size(brook_operator_opts_t *opts, size_t size) {
+  brook_operator_opts_t d;
+  memset(&d, 0, sizeof(d));
+  d.struct_size = sizeof(d);
+  d.n_outputs = 1;
+  bk_opts_init_sized(opts, size, &d, sizeof(d));
 }
 
 static const bk_opts_version_t operator_opts_versions[] = {

@@ -46,3 +46,12 @@ brook_err_t bk_opts_copy(void *dst, size_t dst_size, const void *src, const bk_o
   memcpy(dst, src, v->used);
   return BROOK_OK;
 }
+
+void bk_opts_init_sized(void *opts, size_t size, const void *defaults, size_t def_size) {
+  if (!opts || size < sizeof(uint32_t))
+    return;
+  memset(opts, 0, size);
+  memcpy(opts, defaults, size < def_size ? size : def_size);
+  uint32_t struct_size = size > UINT32_MAX ? UINT32_MAX : (uint32_t)size;
+  memcpy(opts, &struct_size, sizeof(struct_size));
+}

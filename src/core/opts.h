@@ -58,6 +58,14 @@ typedef struct bk_opts_type {
 
 /* The version of `type` with sizeof `size`, or NULL with `why` saying
  * "struct_size N is not a size of brook_xxx_t". */
+/* The body of every brook_xxx_opts_init_size: writes the library's `defaults` (def_size
+ * bytes, struct_size = def_size) into the caller's struct of `size` bytes, the size of the
+ * version the caller was compiled with. An older, smaller struct gets only its own bytes; a
+ * newer, larger one gets zeros past the library's fields. struct_size becomes `size` either
+ * way, so bk_opts_copy later accepts it only if it is a version this library knows. Nothing is
+ * written if opts is NULL or too small to hold struct_size. */
+void bk_opts_init_sized(void *opts, size_t size, const void *defaults, size_t def_size);
+
 const bk_opts_version_t *bk_opts_find(const bk_opts_type_t *type, uint32_t size, bk_errmsg_t *why);
 
 /* Copies the caller's `src` (NULL: keep the defaults) over the defaults in `dst`, a

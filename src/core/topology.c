@@ -7,12 +7,12 @@
 
 #include "core/alloc.h"
 
-void brook_topology_opts_init(brook_topology_opts_t *opts) {
-  if (!opts)
-    return;
-  memset(opts, 0, sizeof(*opts));
-  opts->struct_size = sizeof(*opts);
-  opts->error_policy = BROOK_ON_ERROR_FAIL;
+void brook_topology_opts_init_size(brook_topology_opts_t *opts, size_t size) {
+  brook_topology_opts_t d;
+  memset(&d, 0, sizeof(d));
+  d.struct_size = sizeof(d);
+  d.error_policy = BROOK_ON_ERROR_FAIL;
+  bk_opts_init_sized(opts, size, &d, sizeof(d));
 }
 
 static const bk_opts_version_t topology_versions[] = {

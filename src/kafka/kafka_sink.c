@@ -33,13 +33,13 @@ typedef struct sink {
   bk_kafka_startup_t *startup; /* until the cluster answers */
 } sink_t;
 
-void brook_kafka_sink_opts_init(brook_kafka_sink_opts_t *opts) {
-  if (!opts)
-    return;
-  memset(opts, 0, sizeof(*opts));
-  opts->struct_size = sizeof(*opts);
-  opts->max_in_flight = 100000;
-  opts->startup_timeout_ms = 30000;
+void brook_kafka_sink_opts_init_size(brook_kafka_sink_opts_t *opts, size_t size) {
+  brook_kafka_sink_opts_t d;
+  memset(&d, 0, sizeof(d));
+  d.struct_size = sizeof(d);
+  d.max_in_flight = 100000;
+  d.startup_timeout_ms = 30000;
+  bk_opts_init_sized(opts, size, &d, sizeof(d));
 }
 
 static const bk_opts_version_t kafka_sink_versions[] = {

@@ -11,14 +11,14 @@
 #include "kafka/kafka_conf.h"
 #include "kafka/kafka_serde.h"
 
-void brook_kafka_source_opts_init(brook_kafka_source_opts_t *opts) {
-  if (!opts)
-    return;
-  memset(opts, 0, sizeof(*opts));
-  opts->struct_size = sizeof(*opts);
-  opts->commit_interval_ms = 1000;
-  opts->max_in_flight = 100000;
-  opts->startup_timeout_ms = 30000;
+void brook_kafka_source_opts_init_size(brook_kafka_source_opts_t *opts, size_t size) {
+  brook_kafka_source_opts_t d;
+  memset(&d, 0, sizeof(d));
+  d.struct_size = sizeof(d);
+  d.commit_interval_ms = 1000;
+  d.max_in_flight = 100000;
+  d.startup_timeout_ms = 30000;
+  bk_opts_init_sized(opts, size, &d, sizeof(d));
 }
 
 static const bk_opts_version_t kafka_source_versions[] = {

@@ -8,11 +8,11 @@
 #include "core/opts.h"
 #include "core/topology.h"
 
-void brook_aggregate_opts_init(brook_aggregate_opts_t *opts) {
-  if (!opts)
-    return;
-  memset(opts, 0, sizeof(*opts));
-  opts->struct_size = sizeof(*opts);
+void brook_aggregate_opts_init_size(brook_aggregate_opts_t *opts, size_t size) {
+  brook_aggregate_opts_t d;
+  memset(&d, 0, sizeof(d));
+  d.struct_size = sizeof(d);
+  bk_opts_init_sized(opts, size, &d, sizeof(d));
 }
 
 static const bk_opts_version_t aggregate_versions[] = {

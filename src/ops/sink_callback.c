@@ -34,11 +34,11 @@ static const brook_operator_t sink_cb_op = {
     .flush = sink_cb_flush,
 };
 
-void brook_callback_sink_opts_init(brook_callback_sink_opts_t *opts) {
-  if (!opts)
-    return;
-  memset(opts, 0, sizeof(*opts));
-  opts->struct_size = sizeof(*opts);
+void brook_callback_sink_opts_init_size(brook_callback_sink_opts_t *opts, size_t size) {
+  brook_callback_sink_opts_t d;
+  memset(&d, 0, sizeof(d));
+  d.struct_size = sizeof(d);
+  bk_opts_init_sized(opts, size, &d, sizeof(d));
 }
 
 static const bk_opts_version_t callback_sink_versions[] = {

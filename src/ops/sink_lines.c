@@ -23,12 +23,12 @@ typedef struct line_sink {
   size_t used, cap;
 } line_sink_t;
 
-void brook_line_sink_opts_init(brook_line_sink_opts_t *opts) {
-  if (!opts)
-    return;
-  memset(opts, 0, sizeof(*opts));
-  opts->struct_size = sizeof(*opts);
-  opts->buffer_size = 64 * 1024;
+void brook_line_sink_opts_init_size(brook_line_sink_opts_t *opts, size_t size) {
+  brook_line_sink_opts_t d;
+  memset(&d, 0, sizeof(d));
+  d.struct_size = sizeof(d);
+  d.buffer_size = 64 * 1024;
+  bk_opts_init_sized(opts, size, &d, sizeof(d));
 }
 
 static brook_err_t write_all(brook_ctx_t *ctx, line_sink_t *s, const char *p, size_t n) {

@@ -27,11 +27,11 @@ brook_window_t brook_window_session(brook_time_t gap) {
   return (brook_window_t){.kind = BROOK_WINDOW_SESSION, .gap = gap};
 }
 
-void brook_window_opts_init(brook_window_opts_t *opts) {
-  if (!opts)
-    return;
-  memset(opts, 0, sizeof(*opts));
-  opts->struct_size = sizeof(*opts);
+void brook_window_opts_init_size(brook_window_opts_t *opts, size_t size) {
+  brook_window_opts_t d;
+  memset(&d, 0, sizeof(d));
+  d.struct_size = sizeof(d);
+  bk_opts_init_sized(opts, size, &d, sizeof(d));
 }
 
 static const bk_opts_version_t window_versions[] = {

@@ -25,11 +25,11 @@ struct brook_driver {
   int ended;
 };
 
-void brook_driver_opts_init(brook_driver_opts_t *opts) {
-  if (!opts)
-    return;
-  memset(opts, 0, sizeof(*opts));
-  opts->struct_size = sizeof(*opts);
+void brook_driver_opts_init_size(brook_driver_opts_t *opts, size_t size) {
+  brook_driver_opts_t d;
+  memset(&d, 0, sizeof(d));
+  d.struct_size = sizeof(d);
+  bk_opts_init_sized(opts, size, &d, sizeof(d));
 }
 
 /* A sink by its own name, or else the first sink fed by the node named `sink` (the older way

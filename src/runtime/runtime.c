@@ -9,13 +9,13 @@
 #include "core/opts.h"
 #include "runtime/runtime_impl.h"
 
-void brook_runtime_opts_init(brook_runtime_opts_t *opts) {
-  if (!opts)
-    return;
-  memset(opts, 0, sizeof(*opts));
-  opts->struct_size = sizeof(*opts);
-  opts->batch_size = 1024;
-  opts->slice_us = 1000;
+void brook_runtime_opts_init_size(brook_runtime_opts_t *opts, size_t size) {
+  brook_runtime_opts_t d;
+  memset(&d, 0, sizeof(d));
+  d.struct_size = sizeof(d);
+  d.batch_size = 1024;
+  d.slice_us = 1000;
+  bk_opts_init_sized(opts, size, &d, sizeof(d));
 }
 
 static const bk_opts_version_t runtime_versions[] = {

@@ -16,11 +16,11 @@ typedef struct gen_state {
   uint64_t produced;
 } gen_state_t;
 
-void brook_generator_opts_init(brook_generator_opts_t *opts) {
-  if (!opts)
-    return;
-  memset(opts, 0, sizeof(*opts));
-  opts->struct_size = sizeof(*opts);
+void brook_generator_opts_init_size(brook_generator_opts_t *opts, size_t size) {
+  brook_generator_opts_t d;
+  memset(&d, 0, sizeof(d));
+  d.struct_size = sizeof(d);
+  bk_opts_init_sized(opts, size, &d, sizeof(d));
 }
 
 static brook_err_t gen_create(bk_src_t *src) {

@@ -42,13 +42,13 @@ typedef struct lines_state {
   bk_src_t *src;
 } lines_state_t;
 
-void brook_lines_opts_init(brook_lines_opts_t *opts) {
-  if (!opts)
-    return;
-  memset(opts, 0, sizeof(*opts));
-  opts->struct_size = sizeof(*opts);
-  opts->max_line = 1u << 20;
-  opts->read_size = 256u << 10;
+void brook_lines_opts_init_size(brook_lines_opts_t *opts, size_t size) {
+  brook_lines_opts_t d;
+  memset(&d, 0, sizeof(d));
+  d.struct_size = sizeof(d);
+  d.max_line = 1u << 20;
+  d.read_size = 256u << 10;
+  bk_opts_init_sized(opts, size, &d, sizeof(d));
 }
 
 static brook_err_t lines_create(bk_src_t *src) {

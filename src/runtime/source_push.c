@@ -48,13 +48,13 @@ struct brook_push_source {
   int waiters;
 };
 
-void brook_push_opts_init(brook_push_opts_t *opts) {
-  if (!opts)
-    return;
-  memset(opts, 0, sizeof(*opts));
-  opts->struct_size = sizeof(*opts);
-  opts->max_records = 65536;
-  opts->max_bytes = 16u << 20;
+void brook_push_opts_init_size(brook_push_opts_t *opts, size_t size) {
+  brook_push_opts_t d;
+  memset(&d, 0, sizeof(d));
+  d.struct_size = sizeof(d);
+  d.max_records = 65536;
+  d.max_bytes = 16u << 20;
+  bk_opts_init_sized(opts, size, &d, sizeof(d));
 }
 
 static size_t align8(size_t n) { return (n + 7) & ~(size_t)7; }

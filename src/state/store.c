@@ -222,11 +222,11 @@ static void dirty_reset(brook_store_t *s) {
 
 /* ---- create / destroy ---- */
 
-void brook_store_opts_init(brook_store_opts_t *opts) {
-  if (!opts)
-    return;
-  memset(opts, 0, sizeof(*opts));
-  opts->struct_size = sizeof(*opts);
+void brook_store_opts_init_size(brook_store_opts_t *opts, size_t size) {
+  brook_store_opts_t d;
+  memset(&d, 0, sizeof(d));
+  d.struct_size = sizeof(d);
+  bk_opts_init_sized(opts, size, &d, sizeof(d));
 }
 
 static const bk_opts_version_t store_versions[] = {

@@ -13,11 +13,11 @@
 /* How often a quiet split's watermark is moved forward while it stays quiet (ms). */
 #define BK_QUIET_TICK_MS 100
 
-void brook_watermark_opts_init(brook_watermark_opts_t *opts) {
-  if (!opts)
-    return;
-  memset(opts, 0, sizeof(*opts));
-  opts->struct_size = sizeof(*opts);
+void brook_watermark_opts_init_size(brook_watermark_opts_t *opts, size_t size) {
+  brook_watermark_opts_t d;
+  memset(&d, 0, sizeof(d));
+  d.struct_size = sizeof(d);
+  bk_opts_init_sized(opts, size, &d, sizeof(d));
 }
 
 static const bk_opts_version_t watermark_versions[] = {
