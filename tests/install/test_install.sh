@@ -1,6 +1,7 @@
 #!/bin/sh
 # The install test (ctest "install"): installs the build into a temporary prefix and uses it
 # as a user would, with nothing but what was installed:
+#   0. libbrook.so exports brook_* and nothing else;
 #   1. the tools: brook-broker and brook-paygen answer --help; a broker is started, paygen
 #      writes payments to it, and the broker stops cleanly on SIGTERM;
 #   2. outside.c built with `pkg-config --cflags --libs brook` needs libbrook.so.0: without
@@ -55,6 +56,13 @@ for f in "$prefix/include/brook/brook.h" "$libdir/libbrook.a" "$libdir/libbrook.
   "$libdir/libbrook.so.0" "$bindir/brook-broker" "$bindir/brook-paygen"; do
   [ -e "$f" ] || fail "missing ${f#"$prefix"/}"
 done
+
+# ---- 0. libbrook.so exports the public API only -----------------------------------------
+internal=$(nm -D --defined-only "$libdir/libbrook.so" | awk '{print $3}' | grep -v '^brook_' || :)
+[ -z "$internal" ] ||
+  fail "libbrook.so exports symbols that are not brook_*: $(echo "$internal" | head -n 5 | tr '\n' ' ')"
+nm -D --defined-only "$libdir/libbrook.so" | grep -q ' T brook_runtime_new$' ||
+  fail "libbrook.so does not export brook_runtime_new"
 
 # ---- 1. the tools ----------------------------------------------------------------------
 
