@@ -1,5 +1,8 @@
 /* brook error codes. Every function that can fail returns a brook_err_t; BROOK_OK is 0 and
- * errors are negative, so user callbacks may return any negative value of their own. */
+ * errors are negative, so user callbacks may return any negative value of their own.
+ * brook_err_t is a plain int, not the enum of the named codes: a value outside an enum's
+ * constants (a user's code, a code a newer brook adds) is undefined behaviour for C++ and
+ * Rust bindings, and an int carries any of them. */
 #ifndef BROOK_ERROR_H
 #define BROOK_ERROR_H
 
@@ -7,7 +10,9 @@
 extern "C" {
 #endif
 
-typedef enum brook_err {
+typedef int brook_err_t;
+
+enum brook_err_code {
   BROOK_OK = 0,
   BROOK_DONE = 1,             /* not an error: a source has no more records */
   BROOK_ERR_NOMEM = -1,       /* an allocation failed */
@@ -29,7 +34,7 @@ typedef enum brook_err {
   BROOK_ERR_DUPLICATE = -16,  /* a name is already taken */
   BROOK_ERR_CORRUPT = -17,    /* stored or serialised data is malformed (bad snapshot, ...) */
   BROOK_ERR_KAFKA = -18       /* the Kafka client or brokers refused (the message says why) */
-} brook_err_t;
+};
 
 /* A short static description of an error code, e.g. "out of memory". Unknown negative codes
  * (user-defined) give "user-defined error". Never NULL. Any thread. */

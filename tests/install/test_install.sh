@@ -9,7 +9,8 @@
 #      object file" (as the README says), runs with LD_LIBRARY_PATH, and runs on its own when
 #      built with the README's -Wl,-rpath;
 #   3. outside.c built with `pkg-config --static --cflags --libs brook` does not need
-#      libbrook.so at all (readelf -d, ldd) and runs.
+#      libbrook.so at all (readelf -d, ldd) and runs;
+#   4. outside_cxx.cc, a C++ program, compiles against the headers and runs.
 # Usage: test_install.sh CMAKE BUILD_DIR CC "EXTRA_FLAGS"   (EXTRA_FLAGS: sanitizer flags)
 set -eu
 
@@ -157,4 +158,11 @@ fi
 out=$(run_plain "$tmp/outside_static") || fail "outside (static) exited with status $?"
 [ "$out" = ok ] || fail "outside (static) printed '$out', expected 'ok'"
 
-echo "install test: ok (tools; shared with LD_LIBRARY_PATH and rpath; static; prefix $prefix)"
+# ---- 4. a C++ program: the headers compile as C++, a user's own error code stays itself ----
+cxx=${CXX:-c++}
+"$cxx" $extra -std=c++11 -Wall -Wextra -Werror -o "$tmp/outside_cxx" "$here/outside_cxx.cc" \
+  $flags || fail "compiling outside_cxx.cc (C++) against the shared library"
+out=$(LD_LIBRARY_PATH="$libdir" "$tmp/outside_cxx") || fail "outside_cxx exited with status $?"
+[ "$out" = ok ] || fail "outside_cxx printed '$out', expected 'ok'"
+
+echo "install test: ok (tools; shared with LD_LIBRARY_PATH and rpath; static; C++; prefix $prefix)"
