@@ -126,7 +126,8 @@ brook_err_t brook_store_flush_changes(brook_store_t *s);
 typedef brook_err_t (*brook_write_fn)(const void *data, size_t len, void *opaque);
 
 /* Writes every entry as a self-describing byte stream (a versioned header, the entries, a
- * checksum). Pending in-place changes are flushed to the listener first. */
+ * CRC32C of all of it: a named, stable checksum, not the in-memory hash). Pending in-place
+ * changes are flushed to the listener first. */
 brook_err_t brook_store_snapshot(brook_store_t *s, brook_write_fn write, void *opaque);
 
 /* Replaces the store's content by a snapshot's. The listener is NOT called (the changelog is

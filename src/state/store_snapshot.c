@@ -2,31 +2,31 @@
  *
  *   offset  size  field
  *   0       8     magic "BRKSTATE"
- *   8       4     format version (1)
+ *   8       4     format version (2)
  *   12      4     flags (0; reserved)
  *   16      8     value_size of the store (0 = variable)
  *   24      8     entry count
  *   32      ...   entries: key length (4), value length (4), key bytes, value bytes
- *   len-8   8     checksum of bytes [0, len-8)
+ *   len-4   4     CRC32C of bytes [0, len-4)
  *
- * Integers are little-endian. The checksum chains bk_hash_bytes over consecutive 64 KiB
- * blocks (h = mix64(h ^ hash(block))): a change confined to one 8-byte word is always
- * caught, anything else with probability 1 - 2^-64, and the writer can compute it block by
- * block through its 64 KiB buffer. Restore checks the whole input before building anything
- * and reads nothing outside [data, data + len). */
+ * Integers are little-endian. The checksum is CRC32C (core/crc32c.h), named and stable,
+ * independent of the hot-path hash, which may change between releases (version 1 used it and
+ * is refused). The writer computes it as the bytes go out through its 64 KiB buffer. Restore
+ * checks the whole input before building anything and reads nothing outside
+ * [data, data + len). */
 #include <assert.h>
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/crc32c.h"
 #include "state/store.h"
 
 #define SNAP_MAGIC "BRKSTATE"
-#define SNAP_VERSION 1
+#define SNAP_VERSION 2
 #define SNAP_HEADER 32
-#define SNAP_TRAILER 8
+#define SNAP_TRAILER 4
 #define SNAP_ENTRY_HEADER 8
 #define SNAP_BLOCK ((size_t)64 * 1024)
-#define SNAP_SEED UINT64_C(0x62726F6F6B736E70) /* "brooksnp" */
 
 static void put_le32(unsigned char *p, uint32_t v) {
   for (int i = 0; i < 4; i++)
@@ -52,26 +52,15 @@ static uint64_t get_le64(const unsigned char *p) {
   return v;
 }
 
-static uint64_t sum_block(uint64_t h, const unsigned char *p, size_t n) {
-  return bk_hash_mix64(h ^ bk_hash_bytes(p, n));
-}
-
-static uint64_t checksum(const unsigned char *p, size_t n) {
-  uint64_t h = SNAP_SEED;
-  for (size_t off = 0; off < n; off += SNAP_BLOCK)
-    h = sum_block(h, p + off, n - off < SNAP_BLOCK ? n - off : SNAP_BLOCK);
-  return h;
-}
-
 /* ---- snapshot ---- */
 
-/* Buffers output into SNAP_BLOCK pieces, checksumming each full block as it goes out. */
+/* Buffers output into SNAP_BLOCK pieces, checksumming each block as it goes out. */
 typedef struct snap_writer {
   brook_write_fn write;
   void *opaque;
   unsigned char *buf;
   size_t used;
-  uint64_t sum;
+  uint32_t sum;    /* CRC32C of everything emitted so far */
   brook_err_t err; /* the first write error; later output is dropped */
 } snap_writer_t;
 
@@ -90,7 +79,7 @@ static void writer_put(snap_writer_t *w, const void *data, size_t n) {
     p += k;
     n -= k;
     if (w->used == SNAP_BLOCK) {
-      w->sum = sum_block(w->sum, w->buf, w->used);
+      w->sum = bk_crc32c(w->sum, w->buf, w->used);
       writer_emit(w);
     }
   }
@@ -103,7 +92,7 @@ brook_err_t brook_store_snapshot(brook_store_t *s, brook_write_fn write, void *o
   brook_err_t err = brook_store_flush_changes(s);
   if (err)
     return err;
-  snap_writer_t w = {write, opaque, NULL, 0, SNAP_SEED, BROOK_OK};
+  snap_writer_t w = {write, opaque, NULL, 0, 0, BROOK_OK};
   if (!(w.buf = bk_malloc(&s->alloc, SNAP_BLOCK)))
     return BROOK_ERR_NOMEM;
   unsigned char hdr[SNAP_HEADER];
@@ -125,9 +114,9 @@ brook_err_t brook_store_snapshot(brook_store_t *s, brook_write_fn write, void *o
     writer_put(&w, bk_entry_value(e), e->vlen);
   }
   if (w.used) /* the last, partial block */
-    w.sum = sum_block(w.sum, w.buf, w.used);
+    w.sum = bk_crc32c(w.sum, w.buf, w.used);
   unsigned char trailer[SNAP_TRAILER];
-  put_le64(trailer, w.sum);
+  put_le32(trailer, w.sum);
   if (w.used + SNAP_TRAILER > SNAP_BLOCK)
     writer_emit(&w);
   memcpy(w.buf + w.used, trailer, SNAP_TRAILER);
@@ -146,7 +135,7 @@ static brook_err_t snap_validate(const unsigned char *p, size_t len, size_t valu
       get_le32(p + 8) != SNAP_VERSION || get_le32(p + 12) != 0 || get_le64(p + 16) != value_size)
     return BROOK_ERR_CORRUPT;
   size_t end = len - SNAP_TRAILER;
-  if (checksum(p, end) != get_le64(p + end))
+  if (bk_crc32c(0, p, end) != get_le32(p + end))
     return BROOK_ERR_CORRUPT;
   uint64_t n = get_le64(p + 24);
   if (n > (end - SNAP_HEADER) / SNAP_ENTRY_HEADER)
