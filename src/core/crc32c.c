@@ -74,12 +74,14 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_sse42(uint32_t crc, con
 }
 #endif
 
+uint32_t bk_crc32c_portable(uint32_t crc, const void *data, size_t n) {
+  return ~crc32c_bytes(~crc, data, n);
+}
+
 uint32_t bk_crc32c(uint32_t crc, const void *data, size_t n) {
-  const unsigned char *p = data;
-  crc = ~crc;
 #ifdef BK_CRC32C_X86
   if (__builtin_cpu_supports("sse4.2"))
-    return ~crc32c_sse42(crc, p, n);
+    return ~crc32c_sse42(~crc, data, n);
 #endif
-  return ~crc32c_bytes(crc, p, n);
+  return bk_crc32c_portable(crc, data, n);
 }

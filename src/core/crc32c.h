@@ -9,4 +9,7 @@
  * CRC of the whole: bk_crc32c(0, "123456789", 9) == 0xE3069283. Any thread. */
 uint32_t bk_crc32c(uint32_t crc, const void *data, size_t n);
 
+/* The same without the CPU instruction (what bk_crc32c falls back to); for tests. */
+uint32_t bk_crc32c_portable(uint32_t crc, const void *data, size_t n);
+
 #endif
