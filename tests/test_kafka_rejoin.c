@@ -186,7 +186,7 @@ static void test_stop_while_rejoining(void **state) {
       fail_msg("survivor %d got no assignment within %d ms", i, WAIT_MS);
   pid_t survivors[3] = {surv[0].pid, surv[1].pid, 0};
 
-  int aborted = 0, hung = 0, failed = 0, mid_join = 0;
+  int aborted = 0, hung = 0, failed = 0, mid_join = 0, at_join = 0, at_join_mid = 0;
   char first_abort[160] = "";
   long long t0 = kh_now_ms();
   for (int c = 0; c < cycles; c++) {
@@ -207,6 +207,10 @@ static void test_stop_while_rejoining(void **state) {
     member_read(&m, NULL, 0);
     int before_assignment = !m.assigned;
     mid_join += before_assignment;
+    if (c % 2 == 0) {
+      at_join++;
+      at_join_mid += before_assignment;
+    }
     long long at = kh_now_ms() - spawned;
     int code = member_end(&m);
     long long stop_ms = kh_now_ms() - spawned - at;
@@ -233,8 +237,12 @@ static void test_stop_while_rejoining(void **state) {
     fail_msg("of %d members stopped while joining, %d aborted (first: %s) and %d hung", cycles,
              aborted, aborted ? first_abort : "none", hung);
   assert_int_equal(failed, 0);
-  /* Most stops must really have hit a join, or the test proves nothing. */
-  assert_true(mid_join * 4 >= cycles * 3);
+  /* The stops at the JoinGroup response must really have hit a join, or the test proves
+   * nothing; the seeded delays land before or after the assignment as the machine's load
+   * has it (counted above, not required). */
+  if (at_join_mid != at_join)
+    fail_msg("only %d of the %d stops at a JoinGroup response came before the assignment",
+             at_join_mid, at_join);
 
   /* The survivors still own and process every partition. */
   kp_watch_t *w = kp_watch_open(b.bootstrap, "rejoin");
