@@ -131,9 +131,10 @@ static brook_err_t sliding_on_timer(brook_ctx_t *ctx, void *state, const brook_t
   }
   /* Windows created later end after `reach`: they reach back to slices >= reach - size + 2.
    * Windows already pending (slice s >= reach, possibly firing at this same time after this
-   * timer) reach back to s - size + 1. Everything before both is done. */
+   * timer; not slice t when its own window just fired) reach back to s - size + 1.
+   * Everything before both is done. */
   brook_time_t keep = reach - size + 2;
-  size_t first_pending = bk_ring_lower(&ks->rc, &k->ring, reach);
+  size_t first_pending = bk_ring_lower(&ks->rc, &k->ring, reach == t ? reach + 1 : reach);
   if (first_pending < k->ring.n &&
       bk_ring_start(&ks->rc, &k->ring, first_pending) - size + 1 < keep)
     keep = bk_ring_start(&ks->rc, &k->ring, first_pending) - size + 1;
