@@ -2,6 +2,7 @@
  * worker thread), which only reads the topic names and writes `state`. */
 #include "kafka_topics.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -171,8 +172,10 @@ void bk_topic_watch_end(bk_topic_watch_t *tw, brook_runtime_t *rt, rd_kafka_t *r
       bk_kafka_destroy_off_loop(rt, rk, flags);
     return;
   }
+  /* Not written again: a question on a worker thread may be reading it right now. */
+  assert(tw->rk == rk);
+  (void)rk;
   tw->ended = 1;
-  tw->rk = rk;
   tw->destroy_flags = flags;
   uv_timer_stop(&tw->timer);
   uv_close((uv_handle_t *)&tw->timer, on_timer_closed);
