@@ -30,11 +30,13 @@ typedef void (*bk_kprod_failed_fn)(bk_kprod_t *p, const rd_kafka_message_t *m, u
 
 /* A producer for `who` (e.g. "Kafka sink 'alerts'", used in messages) on bootstrap (may be
  * NULL if props have it) and props (borrowed: must outlive the producer), into *out.
+ * dead_letters_only: a producer that carries nothing but dead letters, one per record batch
+ * (each is sized to fit alone).
  * Returns BROOK_OK, or an error (BROOK_ERR_NOMEM, BROOK_ERR_KAFKA, ...) with the reason
  * (redacted) in why. */
 brook_err_t bk_kprod_new(brook_runtime_t *rt, const char *who, const char *bootstrap,
-                         char *const *props, bk_kprod_failed_fn failed, void *opaque,
-                         bk_kprod_t **out, char *why, size_t why_len);
+                         char *const *props, int dead_letters_only, bk_kprod_failed_fn failed,
+                         void *opaque, bk_kprod_t **out, char *why, size_t why_len);
 
 /* Sends a message (bytes copied; `headers` owned by the producer on success, by the caller
  * on failure). The delivery counts against `epoch` (from bk_delivery_add); `flags`

@@ -92,8 +92,8 @@ static brook_err_t sink_open(brook_ctx_t *ctx, void *opaque, void **state) {
   s->rt = rt;
   char who[160], why[512];
   snprintf(who, sizeof(who), "Kafka sink '%s'", ctx->node->name);
-  brook_err_t err = bk_kprod_new(rt, who, cfg->bootstrap, cfg->props, delivery_failed, s, &s->prod,
-                                 why, sizeof(why));
+  brook_err_t err = bk_kprod_new(rt, who, cfg->bootstrap, cfg->props, 0, delivery_failed, s,
+                                 &s->prod, why, sizeof(why));
   if (err < 0) {
     brook_ctx_set_error(ctx, "%s", why);
     bk_free(&rt->alloc, s);

@@ -182,7 +182,7 @@ static brook_err_t ks_attach(bk_src_t *src) {
   if (cfg->dlq) {
     char who[160];
     snprintf(who, sizeof(who), "Kafka source '%s' (dead letters)", src->ctx->node->name);
-    if ((err = bk_kprod_new(k->rt, who, cfg->bootstrap, cfg->props, bk_dead_letter_failed, NULL,
+    if ((err = bk_kprod_new(k->rt, who, cfg->bootstrap, cfg->props, 1, bk_dead_letter_failed, NULL,
                             &k->dlq, k->why, sizeof(k->why))) < 0) {
       brook_ctx_set_error(src->ctx, "%s", k->why);
       return err;
