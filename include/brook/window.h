@@ -88,7 +88,9 @@ brook_window_t brook_window_session(brook_time_t gap);
 
 typedef enum brook_emit_mode {
   BROOK_EMIT_ON_CLOSE = 0, /* default: one final result per window, when it closes */
-  BROOK_EMIT_ON_UPDATE = 1 /* an early result after every update, then the final one */
+  BROOK_EMIT_ON_UPDATE = 1 /* an early result after every update, then the final one; each
+                              record sweeps the key's slices within about two window sizes
+                              (README, "Emitting") */
 } brook_emit_mode_t;
 
 typedef enum brook_late_policy {
