@@ -36,21 +36,6 @@ static const char *const producer_defaults[] = {
     "enable.idempotence", "true",      "acks", "all", "partitioner",
     "murmur2_random",     "log.queue", "true", NULL};
 
-/* A dead-letter producer sends each letter in a record batch of its own: letters are sized to
- * fit alone (dead_letter.c), and a broker checks a topic's max.message.bytes against a whole
- * batch, so letters batched together could be refused together, again and again. */
-static const char *const dead_letter_defaults[] = {"enable.idempotence",
-                                                   "true",
-                                                   "acks",
-                                                   "all",
-                                                   "partitioner",
-                                                   "murmur2_random",
-                                                   "log.queue",
-                                                   "true",
-                                                   "batch.num.messages",
-                                                   "1",
-                                                   NULL};
-
 static void log_line(bk_kprod_t *p, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void log_line(bk_kprod_t *p, int level, const char *fmt, ...) {
@@ -131,12 +116,19 @@ brook_err_t bk_kprod_new(brook_runtime_t *rt, const char *who, const char *boots
   p->failed = failed;
   p->opaque = opaque;
   rd_kafka_conf_t *conf;
-  brook_err_t err =
-      bk_kafka_conf_build(dead_letters_only ? dead_letter_defaults : producer_defaults, bootstrap,
-                          props, &conf, why, why_len);
+  brook_err_t err = bk_kafka_conf_build(producer_defaults, bootstrap, props, &conf, why, why_len);
   if (err < 0) {
     bk_free(&rt->alloc, p);
     return err;
+  }
+  /* A dead-letter producer sends each letter in a record batch of its own: letters are sized
+   * to fit alone (dead_letter.c), and a broker checks a topic's max.message.bytes against a
+   * whole batch, so letters batched together could be refused together, again and again. */
+  if (dead_letters_only &&
+      rd_kafka_conf_set(conf, "batch.num.messages", "1", why, why_len) != RD_KAFKA_CONF_OK) {
+    rd_kafka_conf_destroy(conf);
+    bk_free(&rt->alloc, p);
+    return BROOK_ERR_KAFKA;
   }
   rd_kafka_conf_set_opaque(conf, p);
   rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
