@@ -836,6 +836,76 @@ static void test_describe_api(void **state) {
   brook_topology_free(t);
 }
 
+/* An allocator that fails once `left` allocations have succeeded (-1: never). */
+typedef struct failing {
+  long left;
+  long live;
+} failing_t;
+
+static void *f_alloc(size_t size, void *opaque) {
+  failing_t *f = opaque;
+  if (f->left == 0)
+    return NULL;
+  if (f->left > 0)
+    f->left--;
+  f->live++;
+  return malloc(size);
+}
+static void *f_realloc(void *ptr, size_t size, void *opaque) {
+  failing_t *f = opaque;
+  if (f->left == 0)
+    return NULL;
+  if (f->left > 0)
+    f->left--;
+  if (!ptr)
+    f->live++;
+  return realloc(ptr, size);
+}
+static void f_free(void *ptr, void *opaque) {
+  failing_t *f = opaque;
+  if (ptr)
+    f->live--;
+  free(ptr);
+}
+
+/* Every allocation the plan makes can fail: describe() says BROOK_ERR_NOMEM, frees all it
+ * took, and the next call succeeds with the same text. */
+static void test_describe_out_of_memory(void **state) {
+  (void)state;
+  failing_t f = {-1, 0};
+  brook_allocator_t a = {f_alloc, f_realloc, f_free, &f};
+  brook_topology_opts_t o;
+  brook_topology_opts_init(&o);
+  o.allocator = &a;
+  brook_topology_t *t = NULL;
+  assert_int_equal(brook_topology_new(&t, &o), BROOK_OK);
+  build_kafka_window(t);
+  brook_stream_t *k = named(brook_key_by(gen(t, "g"), key_fn, NULL), "k");
+  sink(count(k, "c"));
+  char *want = describe(t);
+  long before = f.live;
+  int failures = 0;
+  for (long n = 0;; n++) {
+    f.left = n;
+    char buf[2048];
+    size_t len = 0;
+    brook_err_t err = brook_topology_describe(t, buf, sizeof(buf), &len);
+    f.left = -1;
+    assert_int_equal(f.live, before);
+    if (err == BROOK_OK) {
+      assert_string_equal(buf, want);
+      break;
+    }
+    assert_int_equal(err, BROOK_ERR_NOMEM);
+    assert_non_null(strstr(brook_topology_last_error(t), "out of memory"));
+    failures++;
+  }
+  assert_true(failures >= 8); /* order, pos, nodes, splits, union-find, subs, ... */
+  free(want);
+  brook_topology_free(t);
+  assert_int_equal(f.live, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_kafka_filter_key_by_window),
@@ -854,6 +924,7 @@ int main(void) {
       cmocka_unit_test(test_identity_escape),
       cmocka_unit_test(test_identity_check),
       cmocka_unit_test(test_describe_api),
+      cmocka_unit_test(test_describe_out_of_memory),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
