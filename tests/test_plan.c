@@ -16,6 +16,7 @@
 
 #include "core/alloc.h"
 #include "core/murmur2.h"
+#include "fail_alloc.h"
 #include "plan/plan.h"
 
 /* ---- callbacks (never run: plans are not executed here) ---- */
@@ -729,6 +730,17 @@ static const brook_operator_t plain_op = {
     .process = op_process,
 };
 
+/* bk_plan_check_identities refuses `t` with a message containing `what` and `how`. */
+static void assert_identity_refused(brook_topology_t *t, const char *what, const char *how) {
+  bk_plan_t p;
+  plan_of(t, &p);
+  bk_errmsg_t msg;
+  assert_int_equal(bk_plan_check_identities(&p, &msg), BROOK_ERR_INVALID_ARG);
+  bk_plan_free(&p, bk_default_allocator());
+  if (!strstr(msg.text, what) || !strstr(msg.text, how))
+    fail_msg("%s", msg.text);
+}
+
 /* Which nodes are stateful, and the check persisted state will run: a stateful node with a
  * generated name is refused with a message naming it and saying how to name it. */
 static void test_identity_check(void **state) {
@@ -763,24 +775,15 @@ static void test_identity_check(void **state) {
   assert_true(pnode(&p, t, "heartbeat_watch#4")->stateful);
   assert_true(pnode(&p, t, "dedupe#5")->stateful);
   assert_false(pnode(&p, t, "k")->stateful);
-  bk_errmsg_t msg;
-  assert_int_equal(bk_plan_check_identities(&p, &msg), BROOK_ERR_INVALID_ARG);
-  assert_non_null(strstr(msg.text, "'window_tumbling#2' keeps state but has no name"));
-  assert_non_null(strstr(msg.text, "brook_window_opts_t.name"));
   bk_plan_free(&p, bk_default_allocator());
+  assert_identity_refused(t, "'window_tumbling#2' keeps state but has no name",
+                          "brook_window_opts_t.name");
   /* Named one by one (brook_stream_set_name counts as a given name), the check passes. */
   named(w, "per_second");
-  plan_of(t, &p);
-  assert_int_equal(bk_plan_check_identities(&p, &msg), BROOK_ERR_INVALID_ARG);
-  assert_non_null(strstr(msg.text, "'heartbeat_watch#4'"));
-  assert_non_null(strstr(msg.text, "brook_operator_opts_t.name"));
-  bk_plan_free(&p, bk_default_allocator());
+  assert_identity_refused(t, "'heartbeat_watch#4'", "brook_operator_opts_t.name");
   named(watch, "watch");
-  plan_of(t, &p);
-  assert_int_equal(bk_plan_check_identities(&p, &msg), BROOK_ERR_INVALID_ARG);
-  assert_non_null(strstr(msg.text, "'dedupe#5'"));
-  assert_non_null(strstr(msg.text, "brook_aggregate_opts_t.name"));
-  bk_plan_free(&p, bk_default_allocator());
+  assert_identity_refused(t, "'dedupe#5'", "brook_aggregate_opts_t.name");
+  bk_errmsg_t msg;
   named(d, "first seen/key");
   plan_of(t, &p);
   assert_int_equal(bk_plan_check_identities(&p, &msg), BROOK_OK);
@@ -836,44 +839,12 @@ static void test_describe_api(void **state) {
   brook_topology_free(t);
 }
 
-/* An allocator that fails once `left` allocations have succeeded (-1: never). */
-typedef struct failing {
-  long left;
-  long live;
-} failing_t;
-
-static void *f_alloc(size_t size, void *opaque) {
-  failing_t *f = opaque;
-  if (f->left == 0)
-    return NULL;
-  if (f->left > 0)
-    f->left--;
-  f->live++;
-  return malloc(size);
-}
-static void *f_realloc(void *ptr, size_t size, void *opaque) {
-  failing_t *f = opaque;
-  if (f->left == 0)
-    return NULL;
-  if (f->left > 0)
-    f->left--;
-  if (!ptr)
-    f->live++;
-  return realloc(ptr, size);
-}
-static void f_free(void *ptr, void *opaque) {
-  failing_t *f = opaque;
-  if (ptr)
-    f->live--;
-  free(ptr);
-}
-
 /* Every allocation the plan makes can fail: describe() says BROOK_ERR_NOMEM, frees all it
  * took, and the next call succeeds with the same text. */
 static void test_describe_out_of_memory(void **state) {
   (void)state;
-  failing_t f = {-1, 0};
-  brook_allocator_t a = {f_alloc, f_realloc, f_free, &f};
+  fail_alloc_t fa = {0};
+  brook_allocator_t a = fa_allocator(&fa);
   brook_topology_opts_t o;
   brook_topology_opts_init(&o);
   o.allocator = &a;
@@ -883,16 +854,20 @@ static void test_describe_out_of_memory(void **state) {
   brook_stream_t *k = named(brook_key_by(gen(t, "g"), key_fn, NULL), "k");
   sink(count(k, "c"));
   char *want = describe(t);
-  long before = f.live;
+  long before = fa.live;
   int failures = 0;
-  for (long n = 0;; n++) {
-    f.left = n;
+  for (long n = 1;; n++) {
+    fa.attempts = 0;
+    fa.injected = 0;
+    fa.fail_at = n;
+    fa.persistent = 1;
     char buf[2048];
     size_t len = 0;
     brook_err_t err = brook_topology_describe(t, buf, sizeof(buf), &len);
-    f.left = -1;
-    assert_int_equal(f.live, before);
-    if (err == BROOK_OK) {
+    fa.fail_at = 0;
+    assert_int_equal(fa.live, before);
+    if (!fa.injected) {
+      assert_int_equal(err, BROOK_OK);
       assert_string_equal(buf, want);
       break;
     }
@@ -903,7 +878,7 @@ static void test_describe_out_of_memory(void **state) {
   assert_true(failures >= 8); /* order, pos, nodes, splits, union-find, subs, ... */
   free(want);
   brook_topology_free(t);
-  assert_int_equal(f.live, 0);
+  assert_int_equal(fa.live, 0);
 }
 
 int main(void) {
