@@ -42,8 +42,10 @@ brook_stream_t *brook_filter(brook_stream_t *in, brook_predicate_fn fn, void *op
 brook_stream_t *brook_flat_map(brook_stream_t *in, brook_flat_map_fn fn, void *opaque);
 brook_stream_t *brook_peek(brook_stream_t *in, brook_peek_fn fn, void *opaque);
 
-/* Re-keys the stream. The value and timestamp are unchanged. In-process for now (no
- * repartitioning across instances yet). */
+/* Re-keys the stream. The value and timestamp are unchanged. The key change is an exchange
+ * of the physical plan (brook_topology_describe): what follows is a new sub-topology whose
+ * tasks each own the keys with murmur2(key) % tasks == task (set the count with
+ * brook_stream_set_partitions). Within one process, for now (no repartition topics yet). */
 brook_stream_t *brook_key_by(brook_stream_t *in, brook_key_fn fn, void *opaque);
 
 /* One stream from several (fan-in), all from the same topology. Order between inputs is

@@ -103,6 +103,47 @@ brook_stream_t *brook_stream_set_name(brook_stream_t *s, const char *name);
 /* The name of the node producing `s`. Valid while the topology lives. */
 const char *brook_stream_name(const brook_stream_t *s);
 
+/* Most tasks a key change can fan out to (brook_stream_set_partitions). */
+#define BROOK_MAX_PARTITIONS 65536u
+
+/* Sets how many tasks (partitions) the stream of a key_by is spread over: each record goes
+ * to task murmur2(key) % n (Kafka's partitioner, as a Kafka producer would pick the
+ * partition of a topic with n partitions), and everything downstream up to the next key
+ * change runs once per task (see brook_topology_describe). The default is the largest
+ * partition count upstream (a Kafka source's partitions, a generator's or push source's
+ * splits); it never depends on the number of workers, so state keyed by task stays valid
+ * when that changes. Streams merged after key changes are one sub-topology: their explicit
+ * counts must agree. Returns BROOK_OK, BROOK_ERR_INVALID_ARG (recorded in the topology)
+ * for a NULL stream, n outside 1..BROOK_MAX_PARTITIONS or a stream that does not change the
+ * key, or BROOK_ERR_FROZEN once a runtime exists. */
+brook_err_t brook_stream_set_partitions(brook_stream_t *s, uint32_t n);
+
+/* Writes the physical plan of `t` as text into `buf` (at most `size` bytes, always
+ * NUL-terminated when size > 0, truncated like snprintf) and its full length, without the
+ * NUL, into *len (may be NULL): call with size 0 to learn the length, then with len + 1.
+ * The topology is validated first (as brook_runtime_new would) but not frozen: describing
+ * is free of side effects and can be repeated while building. The text is stable (tests
+ * compare it with golden text; a change is a change of the plan):
+ *
+ *   brook plan: <n> sub-topologies, <m> exchanges
+ *   sub-topology <k>: tasks=<n> | tasks=partitions('<source>') | tasks=max(<n>, ...)
+ *                     | tasks=<n> (set on '<key_by>') | no tasks
+ *     exchange from '<key_by>': task = murmur2(key) % tasks
+ *     <source|operator|sink|errors> '<name>' [<type>] <per-task|per-worker|once>
+ *         [splits=<n>|splits=partitions] [state=<identity> [(generated name)]]
+ *         [<- '<input>'[<port>], ...] [=> exchange to sub-topology <k>]
+ *
+ * A sub-topology is the part of the topology between key changes; it runs as `tasks`
+ * parallel tasks (a Kafka source's partition count is known only at run time: "partitions"
+ * until then). Nodes are listed in execution order; each runs per task (its own instance,
+ * state and timers per task), per worker (sinks, the error stream) or once per runtime. A
+ * stateful node shows its identity, the escaped name its persisted state will be found by;
+ * "(generated name)" marks one the user did not name, which persisting state will refuse.
+ * Returns BROOK_OK, BROOK_ERR_INVALID_ARG (NULL t, NULL buf with size > 0, or partition
+ * counts that contradict each other), the validation error (message in
+ * brook_topology_last_error) or BROOK_ERR_NOMEM. Same thread rules as building. */
+brook_err_t brook_topology_describe(brook_topology_t *t, char *buf, size_t size, size_t *len);
+
 #ifdef __cplusplus
 }
 #endif

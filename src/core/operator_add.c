@@ -34,13 +34,19 @@ brook_err_t brook_operator_add(brook_stream_t *const *inputs, size_t n_inputs,
   }
   if (!inputs || n_inputs == 0)
     return BROOK_ERR_INVALID_ARG; /* no topology to record it in; documented */
-  return bk_topology_add_operator(inputs, n_inputs, op, opaque, NULL, o.name, o.config, o.n_outputs,
-                                  outputs);
+  brook_topology_t *t = inputs[0] ? inputs[0]->node->topo : NULL;
+  size_t before = t ? t->n_nodes : 0;
+  brook_err_t err = bk_topology_add_operator(inputs, n_inputs, op, opaque, NULL, o.name, o.config,
+                                             o.n_outputs, outputs);
+  if (err == BROOK_OK && t->n_nodes > before)
+    t->nodes[before]->stateful = BK_STATE_UNDECLARED; /* the plan looks at its callbacks */
+  return err;
 }
 
 brook_stream_t *brook_apply(brook_stream_t *in, const brook_operator_t *op, void *opaque) {
   brook_stream_t *out = NULL;
   if (bk_topology_add_operator(&in, 1, op, opaque, NULL, NULL, NULL, 1, &out))
     return NULL;
+  out->node->stateful = BK_STATE_UNDECLARED;
   return out;
 }

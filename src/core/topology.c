@@ -185,7 +185,28 @@ brook_stream_t *brook_stream_set_name(brook_stream_t *s, const char *name) {
   }
   bk_free(&t->alloc, s->node->name);
   s->node->name = copy;
+  s->node->name_generated = 0;
   return s;
+}
+
+brook_err_t brook_stream_set_partitions(brook_stream_t *s, uint32_t n) {
+  if (!s)
+    return BROOK_ERR_INVALID_ARG;
+  brook_topology_t *t = s->node->topo;
+  brook_err_t err = bk_topology_check_open(t, "stream_set_partitions");
+  if (err)
+    return err;
+  if (!s->node->rekeys)
+    return bk_topology_fail(t, BROOK_ERR_INVALID_ARG,
+                            "stream_set_partitions: '%s' does not change the key; only the "
+                            "stream of a key_by starts new tasks",
+                            s->node->name);
+  if (n == 0 || n > BROOK_MAX_PARTITIONS)
+    return bk_topology_fail(t, BROOK_ERR_INVALID_ARG,
+                            "stream_set_partitions: '%s': %u partitions, expected 1..%u",
+                            s->node->name, (unsigned)n, (unsigned)BROOK_MAX_PARTITIONS);
+  s->node->partitions = n;
+  return BROOK_OK;
 }
 
 /* Creates a node with `n_outputs` ports and a unique name; NULL (error recorded) on failure. */
@@ -216,6 +237,7 @@ static bk_node_t *node_new(brook_topology_t *t, bk_node_kind_t kind, const char 
     char buf[96];
     snprintf(buf, sizeof(buf), "%s#%zu", kind_name, t->n_nodes);
     n->name = bk_strdup(a, buf);
+    n->name_generated = 1;
   }
   n->outputs = n_outputs ? bk_calloc(a, n_outputs, sizeof(*n->outputs)) : NULL;
   if (!n->name || (n_outputs && !n->outputs)) {

@@ -5,6 +5,7 @@
 #define BROOK_CORE_TOPOLOGY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <brook/operator.h>
 #include <brook/topology.h>
@@ -42,10 +43,18 @@ typedef struct bk_source_type {
   int partitioned;
 } bk_source_type_t;
 
+/* Whether an operator keeps state (stores or timers), for the plan (plan/placement.c). */
+typedef enum bk_stateful {
+  BK_STATELESS = 0,       /* built-in operators that keep nothing (map, key_by, sinks, ...) */
+  BK_STATEFUL = 1,        /* set by the built-in stateful builders (aggregate, windows, ...) */
+  BK_STATE_UNDECLARED = 2 /* custom operators: stateful if they have open() or on_timer */
+} bk_stateful_t;
+
 struct bk_node {
   bk_node_kind_t kind;
   size_t id; /* index in topology->nodes */
   char *name;
+  int name_generated; /* no name was given: `name` is "<kind>#<id>" */
   brook_topology_t *topo;
 
   /* BK_NODE_OPERATOR */
@@ -57,11 +66,19 @@ struct bk_node {
   size_t n_inputs, cap_inputs;
   int is_merge; /* accepts brook_merge_add */
   int rekeys;   /* changes the key (key_by): its output leaves the input's partitioning */
+  /* A rekeying node: the task count after its exchange (brook_stream_set_partitions);
+   * 0 = the default, the largest upstream partition count. */
+  uint32_t partitions;
+  bk_stateful_t stateful;
 
   /* BK_NODE_SOURCE */
   const bk_source_type_t *source_type;
   void *source_cfg;
   struct brook_watermark_opts *wm_opts; /* NULL = defaults; owned (brook_source_set_watermark) */
+  /* Splits (parallel parts, each a task of its sub-topology) known from the options, set by
+   * the source's builder (a generator's or push source's split count); 0 = 1 split, or for a
+   * partitioned source: its partitions, known only at run time. */
+  uint32_t splits;
 
   brook_stream_t *outputs;
   size_t n_outputs;

@@ -47,5 +47,6 @@ brook_stream_t *bk_keyed_add(brook_stream_t *in, const brook_operator_t *op, con
   brook_stream_t *out = NULL;
   if (bk_topology_add_operator(&in, 1, op, copy, cfg_free, o.name, NULL, 1, &out) < 0)
     return NULL;
+  out->node->stateful = BK_STATEFUL; /* its stores need a stable identity (plan/identity.c) */
   return out;
 }

@@ -142,6 +142,7 @@ brook_stream_t *brook_window_aggregate(brook_stream_t *in, brook_window_t window
   if (bk_topology_add_operator(&in, 1, ops[window.kind], cfg, cfg_free, o.name, NULL, n_out, outs) <
       0)
     return NULL;
+  outs[0]->node->stateful = BK_STATEFUL; /* its stores need a stable identity */
   return outs[0];
 }
 

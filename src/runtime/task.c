@@ -4,11 +4,12 @@
  * partition is assigned and flushed and closed when it is revoked, so the state of one
  * partition never mixes with another's and leaves with its partition.
  *
- * Which nodes run per task: a partitioned source, and an operator with outputs whose inputs
- * all come from per-task nodes other than a re-keying one (key_by: after it a key's records
- * come from every partition, so that state stays process-wide). Sinks are process-wide: they
- * keep no per-partition state and share their client. Everything else has one instance (the
- * process-wide one in rt->insts), as in a topology without partitioned sources.
+ * Which nodes run per task is the plan's decision (plan/placement.c): the nodes it marks
+ * partition_local, i.e. per task and fed only by a partitioned source without crossing a key
+ * change. The plan also places the nodes after a key_by per task of their own sub-topology;
+ * until exchanges are wired those still run once here (after key_by a key's records come
+ * from every partition). Sinks are per worker in the plan, process-wide here. Everything else
+ * has one instance (the process-wide one in rt->insts).
  *
  * A task's output ports share the buffer of the process-wide instance's port: a port is
  * empty whenever control leaves its node (delivery is synchronous and each activation ends
@@ -20,27 +21,12 @@
 
 brook_err_t bk_tasks_plan(brook_runtime_t *rt) {
   const bk_plan_t *plan = &rt->plan;
-  int any = 0;
-  for (size_t i = 0; i < plan->n_sources && !any; i++)
-    any = plan->order[i]->kind == BK_NODE_SOURCE && plan->order[i]->source_type->partitioned;
-  if (!any)
+  if (!plan->any_partition_local)
     return BROOK_OK; /* every node has its one process-wide instance */
   if (!(rt->per_task = bk_calloc(&rt->alloc, plan->n, 1)))
     return BROOK_ERR_NOMEM;
-  for (size_t i = 0; i < plan->n; i++) { /* inputs come before their consumers */
-    const bk_node_t *node = plan->order[i];
-    int per_task = 0;
-    if (node->kind == BK_NODE_SOURCE) {
-      per_task = node->source_type->partitioned;
-    } else if (node->kind == BK_NODE_OPERATOR && node->n_inputs && node->n_outputs) {
-      per_task = 1;
-      for (size_t k = 0; k < node->n_inputs && per_task; k++) {
-        const bk_node_t *from = node->inputs[k]->node;
-        per_task = rt->per_task[plan->pos[from->id]] && !from->rekeys;
-      }
-    }
-    rt->per_task[i] = (unsigned char)per_task;
-  }
+  for (size_t i = 0; i < plan->n; i++)
+    rt->per_task[i] = (unsigned char)plan->nodes[i].partition_local;
   return BROOK_OK;
 }
 

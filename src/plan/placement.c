@@ -1,0 +1,82 @@
+/* Placement: where each node's instances live.
+ *
+ * - A source runs per task: each task reads its own splits (a Kafka partition, a generator
+ *   split); a source that cannot be split has one split and so one task.
+ * - The error stream runs per worker: each worker routes the records that fail on it.
+ * - A sink runs per worker: each worker owns its sink instances (and, for Kafka, its
+ *   producer), whatever feeds them.
+ * - Any other operator runs where its inputs put it: per task when every input is per task
+ *   or crosses an exchange (after a key change records arrive per target task); else per
+ *   worker if stateless (a map after the error stream) or once if it keeps state (its keys
+ *   arrive on every worker with no exchange to bring them together); once if any input runs
+ *   once.
+ *
+ * A node is stateful when a built-in stateful builder marked it (aggregate, reduce, count,
+ * dedupe, the windows), or when it is a custom operator with open() (the only place stores
+ * are opened) or on_timer (timers are state): custom operators do not declare their stores,
+ * so the plan assumes the worst of any that could open one. */
+#include "plan/plan.h"
+
+static int node_stateful(const bk_node_t *node) {
+  if (node->kind != BK_NODE_OPERATOR)
+    return 0;
+  if (node->stateful == BK_STATE_UNDECLARED)
+    return node->op.open != NULL || node->op.on_timer != NULL;
+  return node->stateful == BK_STATEFUL;
+}
+
+/* Where the records of input `k` of `node` come from. */
+static bk_placement_t input_place(const bk_plan_t *p, const bk_node_t *node, size_t k) {
+  const bk_node_t *from = node->inputs[k]->node;
+  return from->rekeys ? BK_PLACE_TASK : p->nodes[p->pos[from->id]].place;
+}
+
+static bk_placement_t operator_place(const bk_plan_t *p, const bk_node_t *node, int stateful) {
+  if (node->n_outputs == 0)
+    return BK_PLACE_WORKER;
+  bk_placement_t worst = BK_PLACE_TASK;
+  for (size_t k = 0; k < node->n_inputs; k++) {
+    bk_placement_t in = input_place(p, node, k);
+    if (in > worst)
+      worst = in;
+  }
+  if (worst == BK_PLACE_WORKER && stateful)
+    return BK_PLACE_ONCE;
+  return worst;
+}
+
+/* Per task, and every path into it starts at a partitioned source and crosses no exchange:
+ * the node sees the records of one input partition. */
+static int partition_local(const bk_plan_t *p, const bk_node_t *node, bk_placement_t place) {
+  if (place != BK_PLACE_TASK)
+    return 0;
+  if (node->kind == BK_NODE_SOURCE)
+    return node->source_type->partitioned;
+  for (size_t k = 0; k < node->n_inputs; k++) {
+    const bk_node_t *from = node->inputs[k]->node;
+    if (from->rekeys || !p->nodes[p->pos[from->id]].partition_local)
+      return 0;
+  }
+  return node->n_inputs > 0;
+}
+
+void bk_plan_place(bk_plan_t *p) {
+  for (size_t i = 0; i < p->n; i++) { /* inputs come before their consumers */
+    bk_plan_node_t *pn = &p->nodes[i];
+    const bk_node_t *node = pn->node;
+    pn->stateful = node_stateful(node);
+    switch (node->kind) {
+    case BK_NODE_SOURCE:
+      pn->place = BK_PLACE_TASK;
+      break;
+    case BK_NODE_ERRORS:
+      pn->place = BK_PLACE_WORKER;
+      break;
+    case BK_NODE_OPERATOR:
+      pn->place = operator_place(p, node, pn->stateful);
+      break;
+    }
+    pn->partition_local = partition_local(p, node, pn->place);
+    p->any_partition_local |= pn->partition_local;
+  }
+}
