@@ -1,18 +1,18 @@
-/* The in-memory state store: the hash table, entries, the change listener and the public
- * brook_store_* calls except open (runtime) and snapshot/restore (store_snapshot.c). See
- * store.h for the layout and the deletion scheme. */
+/* The in-memory hash store, brook's default backend: the hash table, its entries and the
+ * dirty set of in-place changes. store_api.c checks arguments and calls in here for a store
+ * with no backend table. See store.h for the layout and the deletion scheme. */
 #include "state/store.h"
+
+#include <brook/store_backend.h>
 
 #include <assert.h>
 #include <string.h>
 
 #include "core/alloc.h"
-#include "core/opts.h"
 
-#define MIN_CAP 16    /* smallest table */
-#define KEEP_CAP 256  /* an empty table up to this size is kept rather than freed */
-#define TOMB_HASH 1   /* any non-zero hash marks a tombstone */
-#define DIRTY_KEEP 64 /* dirty-array capacity always kept after a flush */
+#define MIN_CAP 16   /* smallest table */
+#define KEEP_CAP 256 /* an empty table up to this size is kept rather than freed */
+#define TOMB_HASH 1  /* any non-zero hash marks a tombstone */
 
 /* ---- sizing ---- */
 
@@ -26,10 +26,6 @@ static size_t cap_for(size_t n) {
     c *= 2;
   }
   return c;
-}
-
-static size_t entry_size(size_t klen, size_t vlen) {
-  return sizeof(bk_entry_t) + ((klen + 15) & ~(size_t)15) + vlen;
 }
 
 /* ---- the table ---- */
@@ -150,16 +146,9 @@ static brook_err_t entry_insert(brook_store_t *s, size_t ins, uint64_t h, const 
                                 size_t klen, size_t vlen, int may_shrink, bk_entry_t **out) {
   if (table_make_room(s, h, &ins, may_shrink))
     return BROOK_ERR_NOMEM;
-  uint32_t ref;
-  bk_entry_t *e = bk_slab_alloc(&s->slab, entry_size(klen, vlen), &ref);
+  bk_entry_t *e = bk_entry_alloc(&s->slab, key, klen, vlen);
   if (!e)
     return BROOK_ERR_NOMEM;
-  e->klen = (uint32_t)klen;
-  e->vlen = (uint32_t)vlen;
-  e->dirty = 0;
-  e->ref = ref;
-  if (klen)
-    memcpy(bk_entry_key(e), key, klen);
   bk_slot_t *sl = &s->slots[ins];
   if (sl->hash) /* a tombstone (empty slots have hash 0) */
     s->tombs--;
@@ -179,138 +168,42 @@ static brook_err_t report(const brook_store_t *s, const bk_entry_t *e, int delet
                      deleted ? 0 : e->vlen, s->listener_opaque);
 }
 
-/* ---- the dirty set (entries updated in place, reported at the next flush) ---- */
+/* ---- the dirty set (dirty_set.h) ---- */
 
-static int dirty_reserve(brook_store_t *s) {
-  if (s->n_dirty < s->dirty_cap)
-    return 0;
-  if (s->n_dirty >= UINT32_MAX - 1)
-    return -1;
-  void *arr = s->dirty;
-  if (bk_grow(&s->alloc, &arr, &s->dirty_cap, s->n_dirty + 1, sizeof(bk_entry_t *)))
-    return -1;
-  s->dirty = arr;
-  return 0;
-}
+static int dirty_reserve(brook_store_t *s) { return bk_dirty_reserve(&s->dirty, &s->alloc); }
+static void dirty_add(brook_store_t *s, bk_entry_t *e) { bk_dirty_add(&s->dirty, e); }
+static void dirty_remove(brook_store_t *s, bk_entry_t *e) { bk_dirty_remove(&s->dirty, e); }
+static void dirty_reset(brook_store_t *s) { bk_dirty_reset(&s->dirty, &s->alloc, s->count); }
 
-static void dirty_add(brook_store_t *s, bk_entry_t *e) {
-  assert(!e->dirty && s->n_dirty < s->dirty_cap);
-  s->dirty[s->n_dirty++] = e;
-  e->dirty = (uint32_t)s->n_dirty;
-}
+/* ---- set-up ---- */
 
-static void dirty_remove(brook_store_t *s, bk_entry_t *e) {
-  size_t i = e->dirty - 1;
-  assert(i < s->n_dirty && s->dirty[i] == e);
-  bk_entry_t *last = s->dirty[--s->n_dirty];
-  s->dirty[i] = last;
-  last->dirty = (uint32_t)(i + 1);
-  e->dirty = 0;
-}
-
-/* Forgets every dirty mark, and frees an array grown far beyond the store's needs. */
-static void dirty_reset(brook_store_t *s) {
-  for (size_t i = 0; i < s->n_dirty; i++)
-    s->dirty[i]->dirty = 0;
-  s->n_dirty = 0;
-  if (s->dirty_cap > DIRTY_KEEP && s->dirty_cap > 2 * s->count) {
-    bk_free(&s->alloc, s->dirty);
-    s->dirty = NULL;
-    s->dirty_cap = 0;
-  }
-}
-
-/* ---- create / destroy ---- */
-
-void brook_store_opts_init_size(brook_store_opts_t *opts, size_t size) {
-  brook_store_opts_t d;
-  memset(&d, 0, sizeof(d));
-  d.struct_size = sizeof(d);
-  bk_opts_init_sized(opts, size, &d, sizeof(d));
-}
-
-static const bk_opts_version_t store_versions[] = {
-    BK_OPTS_VERSION(brook_store_opts_t, expected_entries),
-};
-const bk_opts_type_t bk_store_opts_type = BK_OPTS_TYPE(brook_store_opts_t, store_versions);
-
-brook_err_t bk_store_create(const brook_allocator_t *a, const brook_store_opts_t *opts,
-                            const char *name, brook_store_t **out) {
-  if (!out)
-    return BROOK_ERR_INVALID_ARG;
-  *out = NULL;
-  brook_store_opts_t o;
-  brook_store_opts_init(&o);
-  bk_errmsg_t why; /* brook_store_open reports it (bk_store_opts_type) */
-  if (bk_opts_copy(&o, sizeof(o), opts, &bk_store_opts_type, &why) ||
-      o.value_size > BK_STORE_MAX_LEN)
-    return BROOK_ERR_INVALID_ARG;
-  if (!a)
-    a = bk_default_allocator();
-  size_t min_cap = cap_for(o.expected_entries);
+brook_err_t bk_hash_init(brook_store_t *s, size_t expected_entries) {
+  size_t min_cap = cap_for(expected_entries);
   if (!min_cap)
     return BROOK_ERR_NOMEM;
-  brook_store_t *s = bk_malloc(a, sizeof(*s));
-  if (!s)
-    return BROOK_ERR_NOMEM;
-  memset(s, 0, sizeof(*s));
-  s->alloc = *a;
-  s->value_size = o.value_size;
   s->min_cap = min_cap;
   bk_slab_init(&s->slab, &s->alloc);
-  if (name) {
-    s->name_bytes = strlen(name) + 1;
-    if (!(s->name = bk_strdup(&s->alloc, name))) {
-      bk_free(&s->alloc, s);
+  if (expected_entries) {
+    if (!(s->slots = bk_calloc(&s->alloc, min_cap, sizeof(bk_slot_t))))
       return BROOK_ERR_NOMEM;
-    }
-  }
-  if (o.expected_entries) {
-    if (!(s->slots = bk_calloc(&s->alloc, min_cap, sizeof(bk_slot_t)))) {
-      bk_free(&s->alloc, s->name);
-      bk_free(&s->alloc, s);
-      return BROOK_ERR_NOMEM;
-    }
     s->cap = min_cap;
   }
-  *out = s;
   return BROOK_OK;
 }
 
-void bk_store_destroy(brook_store_t *s) {
-  if (!s)
-    return;
-  brook_allocator_t a = s->alloc;
+void bk_hash_fini(brook_store_t *s) {
   bk_slab_destroy(&s->slab);
-  bk_free(&a, s->slots);
-  bk_free(&a, s->dirty);
-  bk_free(&a, s->name);
-  bk_free(&a, s);
+  bk_free(&s->alloc, s->slots);
+  bk_dirty_fini(&s->dirty, &s->alloc);
+  s->slots = NULL;
+  s->cap = s->count = s->tombs = 0;
 }
-
-const char *bk_store_name(const brook_store_t *s) { return s ? s->name : NULL; }
-
-brook_err_t brook_store_new(brook_store_t **out, const brook_store_opts_t *opts,
-                            const brook_allocator_t *allocator) {
-  return bk_store_create(allocator, opts, NULL, out);
-}
-
-void brook_store_free(brook_store_t *s) { bk_store_destroy(s); }
 
 /* ---- the hot path ---- */
 
-brook_err_t bk_store_upsert_slow(brook_store_t *s, const void *key, size_t klen, uint64_t hash,
-                                 void **value, int *created) {
-  if (value)
-    *value = NULL;
-  if (created)
-    *created = 0;
-  if (!s || (!key && klen) || !value)
-    return BROOK_ERR_INVALID_ARG;
-  if (!s->value_size)
-    return BROOK_ERR_STATE;
-  if (!bk_store_lens_ok(klen, s->value_size))
-    return BROOK_ERR_INVALID_ARG;
+/* Arguments checked by bk_store_upsert_slow (store_api.c). */
+brook_err_t bk_hash_upsert_slow(brook_store_t *s, const void *key, size_t klen, uint64_t hash,
+                                void **value, int *created) {
   bk_slot_t *sl = bk_store_lookup(s, key, klen, hash);
   if (sl) {
     bk_entry_t *e = sl->e;
@@ -339,9 +232,7 @@ brook_err_t bk_store_upsert_slow(brook_store_t *s, const void *key, size_t klen,
   return BROOK_OK;
 }
 
-brook_err_t bk_store_remove(brook_store_t *s, const void *key, size_t klen, uint64_t hash) {
-  if (!s || (!key && klen))
-    return BROOK_ERR_INVALID_ARG;
+brook_err_t bk_hash_remove(brook_store_t *s, const void *key, size_t klen, uint64_t hash) {
   bk_slot_t *sl = bk_store_lookup(s, key, klen, hash);
   if (!sl)
     return BROOK_ERR_NOT_FOUND;
@@ -357,31 +248,10 @@ brook_err_t bk_store_remove(brook_store_t *s, const void *key, size_t klen, uint
   return err;
 }
 
-int bk_store_has_pending_changes(const brook_store_t *s) { return s && s->n_dirty > 0; }
+/* ---- the calls store_api.c makes for a hash store (arguments checked there) ---- */
 
-/* ---- the public calls ---- */
-
-brook_err_t brook_store_get(const brook_store_t *s, const void *key, size_t key_len,
-                            const void **value, size_t *value_len) {
-  if (value)
-    *value = NULL;
-  if (value_len)
-    *value_len = 0;
-  if (!s || (!key && key_len))
-    return BROOK_ERR_INVALID_ARG;
-  const void *v = bk_store_find(s, key, key_len, bk_hash_bytes(key, key_len), value_len);
-  if (!v)
-    return BROOK_ERR_NOT_FOUND;
-  if (value)
-    *value = v;
-  return BROOK_OK;
-}
-
-brook_err_t brook_store_put(brook_store_t *s, const void *key, size_t key_len, const void *value,
-                            size_t value_len) {
-  if (!s || (!key && key_len) || (!value && value_len) || !bk_store_lens_ok(key_len, value_len) ||
-      (s->value_size && value_len != s->value_size))
-    return BROOK_ERR_INVALID_ARG;
+brook_err_t bk_hash_put(brook_store_t *s, const void *key, size_t key_len, const void *value,
+                        size_t value_len) {
   uint64_t h = bk_hash_bytes(key, key_len);
   size_t ins;
   bk_slot_t *sl = lookup_ins(s, key, key_len, h, &ins);
@@ -395,7 +265,7 @@ brook_err_t brook_store_put(brook_store_t *s, const void *key, size_t key_len, c
     return report(s, e, 0);
   }
   e = sl->e;
-  size_t old_size = entry_size(e->klen, e->vlen), new_size = entry_size(key_len, value_len);
+  size_t old_size = bk_entry_size(e->klen, e->vlen), new_size = bk_entry_size(key_len, value_len);
   if (bk_slab_block_size(old_size) != bk_slab_block_size(new_size)) {
     /* A block of another size: build the new entry before touching the old one, so NOMEM
      * leaves the old value (and `value` may point into it). */
@@ -426,37 +296,14 @@ brook_err_t brook_store_put(brook_store_t *s, const void *key, size_t key_len, c
   return report(s, e, 0);
 }
 
-brook_err_t brook_store_delete(brook_store_t *s, const void *key, size_t key_len) {
-  if (!s || (!key && key_len))
-    return BROOK_ERR_INVALID_ARG;
-  return bk_store_remove(s, key, key_len, bk_hash_bytes(key, key_len));
-}
-
-brook_err_t brook_store_update(brook_store_t *s, const void *key, size_t key_len, void **value,
-                               int *created) {
-  if (!s || (!key && key_len) || !value) {
-    if (value)
-      *value = NULL;
-    return BROOK_ERR_INVALID_ARG;
-  }
-  return bk_store_upsert(s, key, key_len, bk_hash_bytes(key, key_len), value, created);
-}
-
-size_t brook_store_count(const brook_store_t *s) { return s ? s->count : 0; }
-
-size_t brook_store_memory(const brook_store_t *s) {
-  if (!s)
-    return 0;
-  return sizeof(*s) + s->name_bytes + s->cap * sizeof(bk_slot_t) +
-         s->dirty_cap * sizeof(bk_entry_t *) + bk_slab_bytes(&s->slab);
+size_t bk_hash_memory(const brook_store_t *s) {
+  return s->cap * sizeof(bk_slot_t) + bk_dirty_bytes(&s->dirty) + bk_slab_bytes(&s->slab);
 }
 
 /* The cursor is the index of the next slot to look at. Deletions never move entries (see
  * slot_vacate), so deleting the entry just returned leaves every other one in place. */
-int brook_store_next(const brook_store_t *s, size_t *cursor, const void **key, size_t *key_len,
-                     const void **value, size_t *value_len) {
-  if (!s || !cursor)
-    return 0;
+int bk_hash_next(const brook_store_t *s, size_t *cursor, const void **key, size_t *key_len,
+                 const void **value, size_t *value_len) {
   for (size_t i = *cursor; i < s->cap; i++) {
     const bk_entry_t *e = s->slots[i].e;
     if (!e)
@@ -476,7 +323,7 @@ int brook_store_next(const brook_store_t *s, size_t *cursor, const void **key, s
   return 0;
 }
 
-void bk_store_reset(brook_store_t *s, int report_deletions) {
+void bk_hash_reset(brook_store_t *s, int report_deletions) {
   dirty_reset(s);
   /* Entries become tombstones one by one, so the table stays consistent while the listener
    * runs; the table is emptied in one go at the end. */
@@ -502,41 +349,19 @@ void bk_store_reset(brook_store_t *s, int report_deletions) {
   }
 }
 
-void brook_store_clear(brook_store_t *s) {
-  if (s)
-    bk_store_reset(s, 1);
-}
-
-void brook_store_set_listener(brook_store_t *s, brook_store_listener_fn fn, void *opaque) {
-  if (!s)
-    return;
-  if (!fn)
+void bk_hash_listener_changed(brook_store_t *s) {
+  if (!s->listener)
     dirty_reset(s); /* nobody to report pending changes to */
-  s->listener = fn;
-  s->listener_opaque = fn ? opaque : NULL;
 }
 
-/* Reports in the order the keys were first updated. The entry being reported is unmarked
- * first, so the set stays consistent whatever the listener does. */
-brook_err_t brook_store_flush_changes(brook_store_t *s) {
-  if (!s)
-    return BROOK_ERR_INVALID_ARG;
-  brook_err_t first = BROOK_OK;
-  for (size_t i = 0; i < s->n_dirty; i++) {
-    bk_entry_t *e = s->dirty[i];
-    e->dirty = 0;
-    brook_err_t err = report(s, e, 0);
-    if (err && first == BROOK_OK)
-      first = err;
-  }
-  s->n_dirty = 0;
-  dirty_reset(s);
-  return first;
+/* Entries are marked only while there is a listener, so it is set whenever any is. */
+brook_err_t bk_hash_flush(brook_store_t *s) {
+  return bk_dirty_flush(&s->dirty, &s->alloc, s->count, s->listener, s->listener_opaque);
 }
 
 /* ---- internal helpers for store_snapshot.c ---- */
 
-brook_err_t bk_store_reserve(brook_store_t *s, size_t n) {
+brook_err_t bk_hash_reserve(brook_store_t *s, size_t n) {
   if (n < s->count)
     n = s->count;
   if (s->cap && (n + s->tombs) * 4 <= s->cap * 3)
@@ -549,8 +374,8 @@ brook_err_t bk_store_reserve(brook_store_t *s, size_t n) {
   return table_resize(s, ncap) ? BROOK_ERR_NOMEM : BROOK_OK;
 }
 
-brook_err_t bk_store_insert_new(brook_store_t *s, const void *key, size_t klen, uint64_t hash,
-                                const void *value, size_t vlen) {
+brook_err_t bk_hash_insert_new(brook_store_t *s, const void *key, size_t klen, uint64_t hash,
+                               const void *value, size_t vlen) {
   size_t ins;
   if (lookup_ins(s, key, klen, hash, &ins))
     return BROOK_ERR_DUPLICATE;
@@ -564,7 +389,14 @@ brook_err_t bk_store_insert_new(brook_store_t *s, const void *key, size_t klen, 
 }
 
 int bk_store_check(const brook_store_t *s) {
-  if (!s || !bk_slab_check(&s->slab))
+  if (!s)
+    return 0;
+  if (s->be) { /* a backend keeps its own invariants; the ordered store's are checkable */
+    if (s->cap || s->count || !s->name)
+      return 0;
+    return s->be != brook_store_backend_ordered() || bk_ordered_check(s->be_state);
+  }
+  if (!bk_slab_check(&s->slab))
     return 0;
   if (!s->cap)
     return !s->slots && !s->count && !s->tombs;
@@ -591,7 +423,7 @@ int bk_store_check(const brook_store_t *s) {
         return 0;
     }
     if (e->dirty) {
-      if (e->dirty > s->n_dirty || s->dirty[e->dirty - 1] != e)
+      if (e->dirty > s->dirty.n || s->dirty.v[e->dirty - 1] != e)
         return 0;
       dirty++;
     }
@@ -602,6 +434,6 @@ int bk_store_check(const brook_store_t *s) {
     if (!sl->e && sl->hash && !next->e && !next->hash)
       return 0;
   }
-  return count == s->count && tombs == s->tombs && dirty == s->n_dirty &&
-         s->n_dirty <= s->dirty_cap && (s->listener || !s->n_dirty);
+  return count == s->count && tombs == s->tombs && dirty == s->dirty.n &&
+         s->dirty.n <= s->dirty.cap && (s->listener || !s->dirty.n);
 }
