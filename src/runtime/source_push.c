@@ -209,7 +209,7 @@ brook_err_t brook_push(brook_push_source_t *p, const brook_record_t *rec) {
   uv_mutex_lock(&p->mu);
   err = push_locked(p, rec, need, &wake);
   if (wake) /* under the lock: the loop cannot finish and free meanwhile */
-    bk_runtime_wake(p->rt);
+    bk_worker_wake(p->src->w);
   uv_mutex_unlock(&p->mu);
   return err;
 }
@@ -241,7 +241,7 @@ brook_err_t brook_push_wait(brook_push_source_t *p, const brook_record_t *rec, i
     p->waiters--;
   }
   if (wake)
-    bk_runtime_wake(p->rt);
+    bk_worker_wake(p->src->w);
   uv_mutex_unlock(&p->mu);
   return err;
 }
@@ -263,7 +263,7 @@ brook_err_t brook_push_end(brook_push_source_t *p) {
   uv_mutex_lock(&p->mu);
   p->ended = 1;
   uv_cond_broadcast(&p->cv);
-  bk_runtime_wake(p->rt);
+  bk_worker_wake(p->src->w);
   uv_mutex_unlock(&p->mu);
   return BROOK_OK;
 }
@@ -435,8 +435,8 @@ brook_stream_t *brook_source_push(brook_topology_t *t, const char *name,
 brook_push_source_t *brook_runtime_push_source(brook_runtime_t *rt, const char *name) {
   if (!rt || !name)
     return NULL;
-  for (size_t i = 0; i < rt->n_sources; i++) {
-    bk_src_t *src = &rt->sources[i];
+  for (size_t i = 0; i < rt->w0->n_sources; i++) {
+    bk_src_t *src = &rt->w0->sources[i];
     if (src->ctx->node->source_type == &push_type && strcmp(src->ctx->node->name, name) == 0)
       return src->impl;
   }
