@@ -38,6 +38,13 @@ typedef struct brook_runtime_opts {
   void *on_done_opaque;
   brook_log_cb log;
   void *log_opaque;
+  /* Appended (a caller whose struct_size ends before a field gets its default): */
+  /* Workers: execution contexts, each with a loop and a thread of its own (worker 0 runs on
+   * the thread of brook_runtime_run, or on the application's loop with brook_runtime_start).
+   * Splittable sources spread their splits over them (split k on worker k % num_workers);
+   * records cross workers only after a key_by, to the worker owning the key. Default 1. A
+   * topology with Kafka sources or sinks needs 1 in this version. */
+  size_t num_workers;
 } brook_runtime_opts_t;
 
 void brook_runtime_opts_init_size(brook_runtime_opts_t *opts, size_t size);

@@ -32,6 +32,16 @@ const char *brook_ctx_config(const brook_ctx_t *ctx, const char *key) {
 
 const char *brook_ctx_name(const brook_ctx_t *ctx) { return ctx ? ctx->node->name : NULL; }
 
+size_t brook_ctx_split(const brook_ctx_t *ctx) {
+  const bk_src_t *src = ctx ? ctx->src : NULL;
+  return src && src->vt->split_count ? src->split0 + src->cur_split * src->split_stride : 0;
+}
+
+size_t brook_ctx_split_count(const brook_ctx_t *ctx) {
+  const bk_src_t *src = ctx ? ctx->src : NULL;
+  return src && src->vt->split_count ? src->n_splits : 1;
+}
+
 int32_t brook_ctx_task(const brook_ctx_t *ctx) { return ctx ? ctx->task : -1; }
 
 brook_time_t brook_ctx_now(const brook_ctx_t *ctx) { return ctx ? ctx->w->now_ms : 0; }

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
-#include "runtime/runtime_impl.h"
+#include "runtime/exchange.h"
 #include "time/timer_queue.h"
 
 /* Timer callbacks may emit many records (a window firing for every key); the batch arena is
@@ -140,8 +140,12 @@ static brook_time_t inputs_watermark(const bk_worker_t *w, const brook_ctx_t *in
                                      const bk_node_t *node, int *state) {
   bk_wm_fold_t f = bk_wm_fold_new();
   for (size_t k = 0; k < node->n_inputs; k++) {
-    const brook_ctx_t *p = &insts[w->rt->plan.pos[node->inputs[k]->node->id]];
-    bk_wm_fold_add(&f, p->wm, p->wm_idle);
+    size_t pos = w->rt->plan.pos[node->inputs[k]->node->id];
+    const brook_ctx_t *p = &insts[pos];
+    if (w->xchg && p->node->rekeys) /* records come from every worker: so does time */
+      bk_xchg_fold(w, pos, &f);
+    else
+      bk_wm_fold_add(&f, p->wm, p->wm_idle);
   }
   *state = bk_wm_fold_state(&f);
   return f.rank ? f.wm : BROOK_TIME_MIN;

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "runtime/runtime_impl.h"
+#include "runtime/exchange.h"
 
 void bk_runtime_fail(brook_runtime_t *rt, brook_err_t err, const char *fmt, ...) {
   if (bk_runtime_status(rt) != BROOK_OK)
@@ -37,6 +37,8 @@ void bk_runtime_fail(brook_runtime_t *rt, brook_err_t err, const char *fmt, ...)
  * those are not counted as output, and failing on them fails the pipeline (no error loops). */
 static brook_err_t deliver(brook_ctx_t *from, bk_port_t *p, const brook_record_t *recs, size_t n) {
   bk_worker_t *w = from->w;
+  if (w->xchg && from->node->rekeys) /* a key change with N workers: the key's worker */
+    return bk_xchg_route(from, p, recs, n);
   int from_errors = from == w->errors_inst;
   w->error_depth += from_errors;
   brook_err_t err = BROOK_OK;

@@ -7,7 +7,7 @@
 
 #include "core/alloc.h"
 #include "core/opts.h"
-#include "runtime/runtime_impl.h"
+#include "runtime/exchange.h"
 
 void brook_runtime_opts_init_size(brook_runtime_opts_t *opts, size_t size) {
   brook_runtime_opts_t d;
@@ -15,11 +15,13 @@ void brook_runtime_opts_init_size(brook_runtime_opts_t *opts, size_t size) {
   d.struct_size = sizeof(d);
   d.batch_size = 1024;
   d.slice_us = 1000;
+  d.num_workers = 1;
   bk_opts_init_sized(opts, size, &d, sizeof(d));
 }
 
 static const bk_opts_version_t runtime_versions[] = {
     BK_OPTS_VERSION(brook_runtime_opts_t, log_opaque),
+    BK_OPTS_VERSION(brook_runtime_opts_t, num_workers), /* issue 12 */
 };
 static const bk_opts_type_t runtime_opts_type =
     BK_OPTS_TYPE(brook_runtime_opts_t, runtime_versions);
@@ -72,6 +74,7 @@ static brook_err_t build_source(bk_worker_t *w, brook_ctx_t *c) {
   const bk_source_vt_t *vt = node->source_type->runtime_vt;
   size_t splits = vt->split_count ? vt->split_count(src->cfg) : 1;
   src->split0 = w->index;
+  src->split_stride = rt->n_workers;
   src->n_splits = splits;
   if (w->index >= splits || (!vt->split_count && w->index > 0)) {
     src->vt = &none_vt;
@@ -133,14 +136,14 @@ static brook_err_t build_instances(bk_worker_t *w) {
 static brook_err_t build_workers(brook_runtime_t *rt) {
   if (bk_tasks_plan(rt))
     return BROOK_ERR_NOMEM;
-  rt->n_workers = 1;
+  rt->n_workers = rt->opts.num_workers;
   if (!(rt->workers = bk_calloc(&rt->alloc, rt->n_workers, sizeof(*rt->workers))))
     return BROOK_ERR_NOMEM;
   rt->w0 = &rt->workers[0];
   for (size_t i = 0; i < rt->n_workers; i++) {
     bk_worker_init(&rt->workers[i], rt, i);
     brook_err_t err = build_instances(&rt->workers[i]);
-    if (err)
+    if (err || (err = bk_xchg_worker_init(&rt->workers[i])))
       return err;
   }
   return BROOK_OK;
@@ -166,6 +169,21 @@ brook_err_t brook_runtime_new(brook_runtime_t **out, brook_topology_t *t,
   }
   if (o.slice_us == 0)
     o.slice_us = 1000;
+  if (o.num_workers == 0 || o.num_workers > 256) {
+    bk_errmsg_set(&t->msg, "runtime_new: num_workers must be 1..256, got %zu", o.num_workers);
+    return BROOK_ERR_INVALID_ARG;
+  }
+  for (size_t i = 0; o.num_workers > 1 && i < t->n_nodes; i++) {
+    const bk_node_t *n = t->nodes[i];
+    if (n->kind == BK_NODE_SOURCE ? n->source_type->partitioned
+                                  : n->op.type_name && strcmp(n->op.type_name, "kafka_sink") == 0) {
+      bk_errmsg_set(&t->msg,
+                    "runtime_new: node '%s' is a Kafka %s: Kafka runs with num_workers = 1 in "
+                    "this version",
+                    n->name, n->kind == BK_NODE_SOURCE ? "source" : "sink");
+      return BROOK_ERR_INVALID_ARG;
+    }
+  }
   brook_runtime_t *rt = bk_calloc(&t->alloc, 1, sizeof(*rt));
   if (!rt) {
     bk_errmsg_set(&t->msg, "runtime_new: out of memory");

@@ -87,9 +87,10 @@ struct bk_src {
   bk_wm_gen_t wm;      /* per-split watermarks (time/watermark.h) */
   int32_t *split_task; /* partitioned sources: split -> task id (-1: none) */
   size_t n_split_task;
-  size_t cur_split;        /* split of the records being emitted (0 for single-split sources) */
-  size_t split0, n_splits; /* splittable sources: this worker runs splits split0, split0 +
-                              n_workers, ... below the source's split count (n_splits here) */
+  size_t cur_split; /* split of the records being emitted (0 for single-split sources) */
+  /* Splittable sources: this worker runs splits split0 + k * split_stride (split_stride is
+   * the number of workers) below n_splits, the source's split count; cur_split is k. */
+  size_t split0, split_stride, n_splits;
 };
 
 struct brook_runtime {

@@ -4,7 +4,7 @@
  * Everything here runs on the loop thread except bk_worker_wake. */
 #include <string.h>
 
-#include "runtime/runtime_impl.h"
+#include "runtime/exchange.h"
 
 static void finish(bk_worker_t *w);
 
@@ -122,10 +122,11 @@ void bk_worker_poke(bk_worker_t *w) {
     finish(w);
     return;
   }
-  int ready = any_source_ready(w) && !w->delivery.held;
+  int ready = any_source_ready(w) && !w->delivery.held && !bk_xchg_blocked(w);
   if (!ready && w->idle_active) {
     /* Going idle: write buffered output out now rather than when the next batch comes. */
     bk_for_each_operator(w, bk_call_flush);
+    bk_xchg_flush(w);
     if (w->rt->status != BROOK_OK) {
       finish(w);
       return;
@@ -145,6 +146,7 @@ static void on_clock(uv_timer_t *h) {
   bk_time_tick(w);
   if (w->rt->status == BROOK_OK)
     bk_state_flush_changes(w);
+  bk_xchg_flush(w);
   bk_worker_poke(w);
 }
 
@@ -205,6 +207,17 @@ static void run_batch(bk_worker_t *w, bk_src_t *src) {
     bk_time_pass(w);
   if (w->rt->status == BROOK_OK)
     bk_state_flush_changes(w);
+  bk_xchg_flush(w); /* what went to other workers, and the watermark after it */
+}
+
+/* Takes what other workers sent through the exchanges, then moves time on. */
+static void receive(bk_worker_t *w) {
+  if (!bk_xchg_receive(w) || w->rt->status != BROOK_OK)
+    return;
+  bk_time_pass(w);
+  if (w->rt->status == BROOK_OK)
+    bk_state_flush_changes(w);
+  bk_xchg_flush(w);
 }
 
 static void on_idle(uv_idle_t *h) {
@@ -218,6 +231,7 @@ static void on_idle(uv_idle_t *h) {
                           ? UINT64_MAX - now_ns
                           : w->rt->opts.slice_us * 1000;
   uint64_t deadline = now_ns + slice_ns;
+  receive(w);
   int progressed = 1;
   while (progressed && w->rt->status == BROOK_OK) {
     progressed = 0;
@@ -226,6 +240,10 @@ static void on_idle(uv_idle_t *h) {
       if (!src->ready || src->ended)
         continue;
       if (bk_delivery_hold(&w->delivery)) { /* sinks wait for acks: resumes on their drain */
+        progressed = 0;
+        break;
+      }
+      if (bk_xchg_blocked(w)) { /* a ring is full: resumes when its consumer wakes us */
         progressed = 0;
         break;
       }
@@ -239,6 +257,7 @@ static void on_idle(uv_idle_t *h) {
     }
   }
   w->stats.slices++;
+  bk_worker_publish_stats(w);
   bk_worker_poke(w);
 }
 
@@ -255,6 +274,10 @@ static void on_async(uv_async_t *h) {
   for (size_t i = 0; i < w->n_sources; i++)
     if (w->sources[i].vt->on_wake && !w->sources[i].ended)
       w->sources[i].vt->on_wake(&w->sources[i]);
+  if (w->xchg && w->state != BK_RT_CLOSING && w->state != BK_RT_DONE) {
+    receive(w);
+    bk_xchg_flush(w); /* a consumer made room: what waited goes on */
+  }
   bk_worker_poke(w);
 }
 
@@ -271,13 +294,21 @@ void bk_close_operators(bk_worker_t *w) {
 }
 
 static void finish(bk_worker_t *w) {
-  if (w->rt->status == BROOK_OK && w->state == BK_RT_RUNNING) {
+  if (w->xchg && w->rt->status == BROOK_OK) {
+    /* Node by node, as the other workers end the exchanges this worker consumes. */
+    if (!bk_xchg_finish(w, w->state == BK_RT_RUNNING)) {
+      idle_set(w, 0);
+      return; /* called again when something arrives */
+    }
+    if (w->rt->status == BROOK_OK)
+      bk_state_flush_changes(w);
+  } else if (w->rt->status == BROOK_OK && w->state == BK_RT_RUNNING) {
     bk_time_pass(w); /* every source ended: the watermark is at its maximum, timers fire */
     if (w->rt->status == BROOK_OK)
       bk_state_flush_changes(w);
     bk_for_each_operator(w, bk_call_end_of_input); /* natural end: emit final results */
   }
-  if (w->rt->status == BROOK_OK)
+  if (w->rt->status == BROOK_OK && !w->xchg)
     bk_for_each_operator(w, bk_call_flush);
   if (w->rt->status == BROOK_OK && w->delivery.total) {
     /* Sinks still wait for acknowledgements: close once they are in (or one fails). */
@@ -286,6 +317,7 @@ static void finish(bk_worker_t *w) {
     return;
   }
   bk_close_operators(w);
+  bk_worker_publish_stats(w);
   w->state = BK_RT_CLOSING;
   bk_worker_hold(w); /* released below, so done happens once everything is closed */
   idle_set(w, 0);

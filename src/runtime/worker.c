@@ -6,7 +6,7 @@
 #include <brook/state.h>
 
 #include "core/alloc.h"
-#include "runtime/runtime_impl.h"
+#include "runtime/exchange.h"
 
 static void count_late(brook_ctx_t *ctx, size_t n) { ctx->w->stats.records_late += n; }
 
@@ -56,6 +56,7 @@ void bk_worker_free(bk_worker_t *w) {
       bk_free(a, c->ports);
     }
   }
+  bk_xchg_worker_free(w);
   bk_free(a, w->insts);
   bk_free(a, w->sources);
   bk_arena_free(&w->arena);

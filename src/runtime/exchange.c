@@ -1,0 +1,458 @@
+/* Exchanges between workers (exchange.h). */
+#include "runtime/exchange.h"
+
+#include <string.h>
+
+#include "core/alloc.h"
+#include "runtime/spsc_ring.h"
+
+#define XCHG_RING_CHUNKS 64 /* chunks in flight per pair of workers */
+#define XCHG_CHUNK_BYTES (64 * 1024)
+
+enum { XC_DATA, XC_WM, XC_END };
+
+typedef struct xchunk xchunk_t;
+struct xchunk {
+  xchunk_t *next; /* in the producer's FIFO of chunks waiting for ring space */
+  uint32_t x;     /* exchange index */
+  int kind;       /* XC_* */
+  brook_time_t wm;
+  int wm_state;         /* BK_WM_* */
+  size_t n, cap;        /* records */
+  size_t used, size;    /* bytes in data */
+  brook_record_t *recs; /* inside this allocation */
+  unsigned char *data;
+};
+
+/* What worker w knows of exchange x from worker s. */
+typedef struct xin {
+  brook_time_t wm;
+  int wm_state;
+  int ended;
+} xin_t;
+
+/* What worker w sent of exchange x. */
+typedef struct xsent {
+  brook_time_t wm;
+  int wm_state;
+  int ended;
+} xsent_t;
+
+struct bk_xchg_worker {
+  size_t n_x;
+  size_t *x_pos;        /* exchange -> plan position */
+  int *x_of_pos;        /* plan position -> exchange, or -1 */
+  bk_spsc_t *in;        /* [n_workers]: from worker s (in[w->index] unused) */
+  xchunk_t **filling;   /* [n_x * n_workers]: chunk being filled for (x, worker) */
+  xchunk_t **wait_head; /* [n_workers]: FIFO of chunks waiting for ring space */
+  xchunk_t **wait_tail;
+  xin_t *xin;            /* [n_x * n_workers] */
+  xsent_t *sent;         /* [n_x] */
+  brook_record_t *local; /* batch_size records for this worker's share of a batch */
+  size_t fin_pos;        /* bk_xchg_finish: next plan position */
+  int blocked;
+  atomic_int want_space; /* set by a blocked producer: consumers wake it after popping */
+};
+
+/* Kafka's murmur2 (the Java client's default partitioner), so that a key's target task is the
+ * partition Kafka would choose for it. */
+static uint32_t murmur2(const unsigned char *d, size_t len) {
+  const uint32_t m = 0x5bd1e995;
+  uint32_t h = 0x9747b28c ^ (uint32_t)len;
+  for (; len >= 4; d += 4, len -= 4) {
+    uint32_t k = d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 24;
+    k *= m;
+    k ^= k >> 24;
+    k *= m;
+    h = h * m ^ k;
+  }
+  switch (len) {
+  case 3:
+    h ^= (uint32_t)d[2] << 16;
+    /* fall through */
+  case 2:
+    h ^= (uint32_t)d[1] << 8;
+    /* fall through */
+  case 1:
+    h ^= d[0];
+    h *= m;
+  }
+  h ^= h >> 13;
+  h *= m;
+  return h ^ (h >> 15);
+}
+
+/* The worker owning `key`: its target task is murmur2 % n_tasks; task t runs on worker
+ * t % n_workers. Minimal placement until plan/ decides n_tasks: one task per worker. */
+static size_t key_worker(const bk_worker_t *w, const brook_record_t *rec) {
+  size_t n_tasks = w->rt->n_workers;
+  uint32_t h = rec->key ? murmur2(rec->key, rec->key_len) : 0;
+  return ((h & 0x7fffffff) % n_tasks) % w->rt->n_workers;
+}
+
+static size_t align8(size_t n) { return (n + 7) & ~(size_t)7; }
+
+static size_t record_bytes(const brook_record_t *rec) {
+  size_t n = align8(rec->key_len) + align8(rec->value_len);
+  n += rec->header_count * sizeof(brook_header_t);
+  for (size_t i = 0; i < rec->header_count; i++)
+    n += align8(strlen(rec->headers[i].name) + 1) + align8(rec->headers[i].value_len);
+  return n;
+}
+
+static xchunk_t *chunk_new(bk_worker_t *w, uint32_t x, int kind, size_t need) {
+  size_t cap = kind == XC_DATA ? w->rt->opts.batch_size : 0;
+  size_t size = kind == XC_DATA ? (need > XCHG_CHUNK_BYTES ? need : XCHG_CHUNK_BYTES) : 0;
+  size_t head = align8(sizeof(xchunk_t)), recs = cap * sizeof(brook_record_t);
+  xchunk_t *c = bk_malloc(&w->rt->alloc, head + recs + size);
+  if (!c)
+    return NULL;
+  memset(c, 0, sizeof(*c));
+  c->x = x;
+  c->kind = kind;
+  c->cap = cap;
+  c->size = size;
+  c->recs = (brook_record_t *)((unsigned char *)c + head);
+  c->data = (unsigned char *)c->recs + recs;
+  return c;
+}
+
+static void *chunk_copy(xchunk_t *c, const void *src, size_t n) {
+  void *dst = c->data + c->used;
+  if (n)
+    memcpy(dst, src, n);
+  c->used += align8(n);
+  return dst;
+}
+
+static void chunk_append(xchunk_t *c, const brook_record_t *rec) {
+  brook_record_t *r = &c->recs[c->n++];
+  *r = *rec;
+  r->key = rec->key ? chunk_copy(c, rec->key, rec->key_len) : NULL;
+  r->value = rec->value ? chunk_copy(c, rec->value, rec->value_len) : NULL;
+  if (rec->header_count) {
+    brook_header_t *h = (brook_header_t *)(c->data + c->used);
+    c->used += rec->header_count * sizeof(*h);
+    for (size_t i = 0; i < rec->header_count; i++) {
+      h[i].name = chunk_copy(c, rec->headers[i].name, strlen(rec->headers[i].name) + 1);
+      h[i].value = rec->headers[i].value
+                       ? chunk_copy(c, rec->headers[i].value, rec->headers[i].value_len)
+                       : NULL;
+      h[i].value_len = rec->headers[i].value_len;
+    }
+    r->headers = h;
+  }
+}
+
+/* Pushes the chunks waiting for worker `to` into its ring, oldest first. */
+static void push_waiting(bk_worker_t *w, size_t to) {
+  bk_xchg_worker_t *x = w->xchg;
+  bk_worker_t *dst = &w->rt->workers[to];
+  bk_spsc_t *ring = &dst->xchg->in[w->index];
+  int pushed = 0;
+  while (x->wait_head[to]) {
+    xchunk_t *c = x->wait_head[to], *next = c->next; /* once pushed, c is the consumer's */
+    if (bk_spsc_push(ring, c) != 0)
+      break;
+    x->wait_head[to] = next;
+    pushed = 1;
+  }
+  if (!x->wait_head[to])
+    x->wait_tail[to] = NULL;
+  if (pushed)
+    bk_worker_wake(dst);
+}
+
+static void update_blocked(bk_worker_t *w) {
+  bk_xchg_worker_t *x = w->xchg;
+  int blocked = 0;
+  for (size_t to = 0; to < w->rt->n_workers && !blocked; to++)
+    blocked = x->wait_head[to] != NULL;
+  x->blocked = blocked;
+  atomic_store(&x->want_space, blocked);
+}
+
+/* Queues chunk c for worker `to` (after everything queued before it). */
+static void publish(bk_worker_t *w, size_t to, xchunk_t *c) {
+  bk_xchg_worker_t *x = w->xchg;
+  c->next = NULL;
+  if (x->wait_tail[to])
+    x->wait_tail[to]->next = c;
+  else
+    x->wait_head[to] = c;
+  x->wait_tail[to] = c;
+  push_waiting(w, to);
+}
+
+static brook_err_t send_control(bk_worker_t *w, uint32_t xi, int kind, brook_time_t wm, int state) {
+  for (size_t to = 0; to < w->rt->n_workers; to++) {
+    if (to == w->index)
+      continue;
+    xchunk_t **fill = &w->xchg->filling[xi * w->rt->n_workers + to];
+    if (*fill) { /* the records before it go first */
+      publish(w, to, *fill);
+      *fill = NULL;
+    }
+    xchunk_t *c = chunk_new(w, xi, kind, 0);
+    if (!c)
+      return BROOK_ERR_NOMEM;
+    c->wm = wm;
+    c->wm_state = state;
+    publish(w, to, c);
+  }
+  return BROOK_OK;
+}
+
+/* Delivers this worker's share of a batch to the exchange's consumers here. */
+static brook_err_t deliver_local(bk_port_t *p, const brook_record_t *recs, size_t *n) {
+  brook_err_t err = BROOK_OK;
+  for (size_t i = 0; i < p->n_to && err >= 0 && *n; i++)
+    err = bk_ctx_process(p->to[i].ctx, p->to[i].input, recs, *n);
+  *n = 0;
+  return err;
+}
+
+brook_err_t bk_xchg_route(brook_ctx_t *from, bk_port_t *p, const brook_record_t *recs, size_t n) {
+  bk_worker_t *w = from->w;
+  bk_xchg_worker_t *x = w->xchg;
+  size_t pos = w->rt->plan.pos[from->node->id];
+  uint32_t xi = (uint32_t)x->x_of_pos[pos];
+  size_t nw = w->rt->n_workers, n_local = 0;
+  brook_err_t err = BROOK_OK;
+  for (size_t i = 0; i < n; i++) {
+    size_t to = key_worker(w, &recs[i]);
+    if (to == w->index) {
+      x->local[n_local++] = recs[i];
+      if (n_local == w->rt->opts.batch_size && (err = deliver_local(p, x->local, &n_local)) < 0)
+        return err;
+      continue;
+    }
+    xchunk_t **fill = &x->filling[xi * nw + to];
+    size_t need = record_bytes(&recs[i]);
+    if (*fill && ((*fill)->n == (*fill)->cap || (*fill)->size - (*fill)->used < need)) {
+      publish(w, to, *fill);
+      *fill = NULL;
+    }
+    if (!*fill && !(*fill = chunk_new(w, xi, XC_DATA, need))) {
+      bk_runtime_fail(w->rt, BROOK_ERR_NOMEM, "runtime: out of memory in the exchange after '%s'",
+                      from->node->name);
+      return BROOK_ERR_NOMEM;
+    }
+    chunk_append(*fill, &recs[i]);
+  }
+  err = deliver_local(p, x->local, &n_local);
+  update_blocked(w);
+  return err;
+}
+
+void bk_xchg_flush(bk_worker_t *w) {
+  bk_xchg_worker_t *x = w->xchg;
+  if (!x)
+    return;
+  size_t nw = w->rt->n_workers;
+  for (size_t xi = 0; xi < x->n_x; xi++) {
+    for (size_t to = 0; to < nw; to++) {
+      xchunk_t **fill = &x->filling[xi * nw + to];
+      if (*fill) {
+        publish(w, to, *fill);
+        *fill = NULL;
+      }
+    }
+    const brook_ctx_t *c = &w->insts[x->x_pos[xi]];
+    xsent_t *s = &x->sent[xi];
+    if (!s->ended && (c->wm != s->wm || c->wm_idle != s->wm_state)) {
+      if (send_control(w, (uint32_t)xi, XC_WM, c->wm, c->wm_idle) < 0) {
+        bk_runtime_fail(w->rt, BROOK_ERR_NOMEM, "runtime: out of memory in an exchange");
+        return;
+      }
+      s->wm = c->wm;
+      s->wm_state = c->wm_idle;
+    }
+  }
+  for (size_t to = 0; to < nw; to++)
+    if (x->wait_head[to])
+      push_waiting(w, to);
+  update_blocked(w);
+}
+
+int bk_xchg_blocked(const bk_worker_t *w) { return w->xchg && w->xchg->blocked; }
+
+static void deliver_chunk(bk_worker_t *w, xchunk_t *c) {
+  brook_ctx_t *xc = &w->insts[w->xchg->x_pos[c->x]];
+  bk_port_t *p = &xc->ports[0];
+  brook_err_t err = BROOK_OK;
+  for (size_t i = 0; i < p->n_to && err >= 0; i++)
+    err = bk_ctx_process(p->to[i].ctx, p->to[i].input, c->recs, c->n);
+  if (err >= 0 && w->errors_inst)
+    err = bk_ctx_flush_ports(w->errors_inst);
+  bk_arena_reset(&w->arena);
+  if (err < 0)
+    bk_runtime_fail(w->rt, err, "operator after exchange '%s' failed: %s", xc->node->name,
+                    brook_strerror(err));
+}
+
+int bk_xchg_receive(bk_worker_t *w) {
+  bk_xchg_worker_t *x = w->xchg;
+  if (!x)
+    return 0;
+  brook_runtime_t *rt = w->rt;
+  int any = 0;
+  for (size_t s = 0; s < rt->n_workers; s++) {
+    if (s == w->index)
+      continue;
+    xchunk_t *c;
+    int popped = 0;
+    while ((c = bk_spsc_pop(&x->in[s]))) {
+      popped = 1;
+      xin_t *in = &x->xin[c->x * rt->n_workers + s];
+      if (c->kind == XC_DATA && bk_runtime_status(rt) == BROOK_OK) {
+        w->now_ms = bk_wallclock_ms();
+        deliver_chunk(w, c);
+      } else if (c->kind == XC_WM) {
+        in->wm = c->wm;
+        in->wm_state = c->wm_state;
+      } else if (c->kind == XC_END) {
+        in->ended = 1;
+        in->wm = BROOK_TIME_MAX;
+        in->wm_state = BK_WM_ACTIVE;
+      }
+      bk_free(&rt->alloc, c);
+    }
+    if (popped && atomic_load(&rt->workers[s].xchg->want_space))
+      bk_worker_wake(&rt->workers[s]);
+    any |= popped;
+  }
+  return any;
+}
+
+void bk_xchg_fold(const bk_worker_t *w, size_t pos, bk_wm_fold_t *f) {
+  const bk_xchg_worker_t *x = w->xchg;
+  const brook_ctx_t *c = &w->insts[pos];
+  bk_wm_fold_add(f, c->wm, c->wm_idle);
+  int xi = x->x_of_pos[pos];
+  for (size_t s = 0; s < w->rt->n_workers; s++) {
+    if (s == w->index)
+      continue;
+    const xin_t *in = &x->xin[(size_t)xi * w->rt->n_workers + s];
+    bk_wm_fold_add(f, in->wm, in->wm_state);
+  }
+}
+
+/* 1 if every other worker has ended every exchange node `pos` consumes. */
+static int inputs_ended(const bk_worker_t *w, size_t pos) {
+  const bk_xchg_worker_t *x = w->xchg;
+  const bk_node_t *node = w->insts[pos].node;
+  for (size_t k = 0; k < node->n_inputs; k++) {
+    int xi = x->x_of_pos[w->rt->plan.pos[node->inputs[k]->node->id]];
+    for (size_t s = 0; xi >= 0 && s < w->rt->n_workers; s++)
+      if (s != w->index && !x->xin[(size_t)xi * w->rt->n_workers + s].ended)
+        return 0;
+  }
+  return 1;
+}
+
+int bk_xchg_finish(bk_worker_t *w, int natural) {
+  bk_xchg_worker_t *x = w->xchg;
+  brook_runtime_t *rt = w->rt;
+  for (; x->fin_pos < rt->plan.n && bk_runtime_status(rt) == BROOK_OK; x->fin_pos++) {
+    size_t i = x->fin_pos;
+    if (!inputs_ended(w, i))
+      return 0;
+    if (natural)
+      bk_time_pass(w);
+    for (size_t t = 0; t < bk_inst_count(w, i) && bk_runtime_status(rt) == BROOK_OK; t++) {
+      brook_ctx_t *c = bk_inst_at(w, i, t);
+      if (!c->opened || c->node->kind != BK_NODE_OPERATOR)
+        continue;
+      if (natural)
+        bk_call_operator(w, c, bk_call_end_of_input);
+      bk_call_operator(w, c, bk_call_flush);
+      bk_arena_reset(&w->arena);
+    }
+    if (x->x_of_pos[i] >= 0) {
+      bk_xchg_flush(w); /* its records and watermark first */
+      x->sent[x->x_of_pos[i]].ended = 1;
+      if (send_control(w, (uint32_t)x->x_of_pos[i], XC_END, BROOK_TIME_MAX, BK_WM_ACTIVE) < 0)
+        bk_runtime_fail(rt, BROOK_ERR_NOMEM, "runtime: out of memory in an exchange");
+    }
+  }
+  bk_xchg_flush(w);
+  return bk_runtime_status(rt) != BROOK_OK || !x->blocked;
+}
+
+brook_err_t bk_xchg_worker_init(bk_worker_t *w) {
+  brook_runtime_t *rt = w->rt;
+  const brook_allocator_t *a = &rt->alloc;
+  size_t nw = rt->n_workers, n_x = 0;
+  for (size_t i = 0; i < rt->plan.n; i++)
+    n_x += rt->plan.order[i]->rekeys;
+  if (nw == 1 || n_x == 0)
+    return BROOK_OK;
+  bk_xchg_worker_t *x = bk_calloc(a, 1, sizeof(*x));
+  if (!x)
+    return BROOK_ERR_NOMEM;
+  w->xchg = x;
+  x->n_x = n_x;
+  x->x_pos = bk_calloc(a, n_x, sizeof(*x->x_pos));
+  x->x_of_pos = bk_calloc(a, rt->plan.n, sizeof(*x->x_of_pos));
+  x->in = bk_calloc(a, nw, sizeof(*x->in));
+  x->filling = bk_calloc(a, n_x * nw, sizeof(*x->filling));
+  x->wait_head = bk_calloc(a, nw, sizeof(*x->wait_head));
+  x->wait_tail = bk_calloc(a, nw, sizeof(*x->wait_tail));
+  x->xin = bk_calloc(a, n_x * nw, sizeof(*x->xin));
+  x->sent = bk_calloc(a, n_x, sizeof(*x->sent));
+  x->local = bk_calloc(a, rt->opts.batch_size, sizeof(*x->local));
+  atomic_init(&x->want_space, 0);
+  if (!x->x_pos || !x->x_of_pos || !x->in || !x->filling || !x->wait_head || !x->wait_tail ||
+      !x->xin || !x->sent || !x->local)
+    return BROOK_ERR_NOMEM;
+  for (size_t i = 0, k = 0; i < rt->plan.n; i++) {
+    x->x_of_pos[i] = rt->plan.order[i]->rekeys ? (int)k : -1;
+    if (rt->plan.order[i]->rekeys)
+      x->x_pos[k++] = i;
+  }
+  for (size_t k = 0; k < n_x * nw; k++)
+    x->xin[k] = (xin_t){BROOK_TIME_MIN, BK_WM_ACTIVE, 0};
+  for (size_t k = 0; k < n_x; k++)
+    x->sent[k] = (xsent_t){BROOK_TIME_MIN, BK_WM_ACTIVE, 0};
+  for (size_t s = 0; s < nw; s++)
+    if (s != w->index && bk_spsc_init(&x->in[s], a, XCHG_RING_CHUNKS))
+      return BROOK_ERR_NOMEM;
+  return BROOK_OK;
+}
+
+void bk_xchg_worker_free(bk_worker_t *w) {
+  bk_xchg_worker_t *x = w->xchg;
+  if (!x)
+    return;
+  const brook_allocator_t *a = &w->rt->alloc;
+  size_t nw = w->rt->n_workers;
+  for (size_t s = 0; x->in && s < nw; s++) {
+    if (!x->in[s].slots)
+      continue;
+    xchunk_t *c;
+    while ((c = bk_spsc_pop(&x->in[s])))
+      bk_free(a, c);
+    bk_spsc_free(&x->in[s], a);
+  }
+  for (size_t k = 0; x->filling && k < x->n_x * nw; k++)
+    bk_free(a, x->filling[k]);
+  for (size_t to = 0; x->wait_head && to < nw; to++) {
+    while (x->wait_head[to]) {
+      xchunk_t *c = x->wait_head[to];
+      x->wait_head[to] = c->next;
+      bk_free(a, c);
+    }
+  }
+  bk_free(a, x->x_pos);
+  bk_free(a, x->x_of_pos);
+  bk_free(a, x->in);
+  bk_free(a, x->filling);
+  bk_free(a, x->wait_head);
+  bk_free(a, x->wait_tail);
+  bk_free(a, x->xin);
+  bk_free(a, x->sent);
+  bk_free(a, x->local);
+  bk_free(a, x);
+  w->xchg = NULL;
+}
