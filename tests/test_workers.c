@@ -3,17 +3,22 @@
  * the same per-key results as one worker; every worker takes part. */
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include <brook/brook.h>
 
+#include "fail_alloc.h"
 #include "run_deadline.h"
+#include "wait.h"
 
 #define N_KEYS 64
 #define MAX_THREADS 16
@@ -142,11 +147,234 @@ static void test_same_counts_on_1_2_4_workers(void **state) {
   }
 }
 
+/* ---- stop from a signal handler while 4 workers run flat out ---- */
+
+static brook_runtime_t *volatile g_rt;
+
+static void on_sigusr1(int sig) {
+  (void)sig;
+  brook_runtime_stop(g_rt); /* async-signal-safe by contract */
+}
+
+typedef struct signaller {
+  seen_t *seen;
+  int fired;
+} signaller_t;
+
+static int seen_enough(void *arg) {
+  seen_t *s = arg;
+  pthread_mutex_lock(&s->mu);
+  int ok = s->records >= 200000 && s->n_threads == 4;
+  pthread_mutex_unlock(&s->mu);
+  return ok;
+}
+
+static void *signal_when_busy(void *arg) {
+  signaller_t *sg = arg;
+  if (wait_until(seen_enough, sg->seen, 60000)) {
+    kill(getpid(), SIGUSR1);
+    sg->fired = 1;
+  }
+  return NULL;
+}
+
+static void test_stop_from_signal_handler_4_workers(void **state) {
+  (void)state;
+  static gen_t g;
+  static seen_t seen;
+  memset(&g, 0, sizeof(g));
+  seen_init(&seen);
+  brook_topology_t *t = NULL;
+  assert_int_equal(brook_topology_new(&t, NULL), BROOK_OK);
+  brook_generator_opts_t go;
+  brook_generator_opts_init(&go);
+  go.splits = 8; /* no limit: only the stop ends it */
+  brook_stream_t *s = brook_source_generator(t, "gen", gen_fn, &g, &go);
+  s = brook_count(brook_key_by(s, key_is_value, NULL), NULL);
+  assert_int_equal(brook_sink_callback(s, count_sink, NULL, &seen), BROOK_OK);
+  brook_runtime_opts_t ro;
+  brook_runtime_opts_init(&ro);
+  ro.num_workers = 4;
+  brook_runtime_t *rt = NULL;
+  assert_int_equal(brook_runtime_new(&rt, t, &ro), BROOK_OK);
+  g_rt = rt;
+  struct sigaction sa, old;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_sigusr1;
+  sigemptyset(&sa.sa_mask);
+  assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+  signaller_t sg = {&seen, 0};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, signal_when_busy, &sg), 0);
+  assert_int_equal(run_with_deadline(rt, 60000, NULL), BROOK_OK);
+  pthread_join(th, NULL);
+  sigaction(SIGUSR1, &old, NULL);
+  assert_true(sg.fired);
+  /* Drained, not dropped: every record a source produced went through the exchange. */
+  brook_runtime_stats_t st;
+  st.struct_size = sizeof(st);
+  assert_int_equal(brook_runtime_stats(rt, &st), BROOK_OK);
+  assert_int_equal(st.records_out, st.records_in);
+  assert_int_equal(seen.records, st.records_in);
+  uint64_t total = 0;
+  for (int k = 0; k < N_KEYS; k++)
+    total += (uint64_t)seen.count[k];
+  assert_int_equal(total, st.records_in);
+  brook_runtime_free(rt);
+  brook_topology_free(t);
+}
+
+/* ---- a failing operator on worker 3 ---- */
+
+/* Fails its 1000th record of split 3 (which runs on worker 3 of 4); runs before key_by, so on
+ * the worker of the split. */
+static brook_err_t tag_split(brook_record_t *out, brook_ctx_t *ctx, void *opaque) {
+  brook_err_t err = gen_fn(out, ctx, opaque);
+  out->timestamp = (brook_time_t)brook_ctx_split(ctx);
+  return err;
+}
+
+static _Atomic long split3_seen;
+
+static brook_err_t fail_on_split3(brook_record_t *rec, brook_ctx_t *ctx, void *opaque) {
+  (void)opaque;
+  if (rec->timestamp == 3 && atomic_fetch_add(&split3_seen, 1) == 999) {
+    brook_ctx_set_error(ctx, "split 3 is broken");
+    return BROOK_ERR_USER;
+  }
+  return BROOK_OK;
+}
+
+static void test_failing_operator_on_worker_3_stops_all(void **state) {
+  (void)state;
+  static gen_t g;
+  static seen_t seen;
+  memset(&g, 0, sizeof(g));
+  seen_init(&seen);
+  atomic_store(&split3_seen, 0);
+  brook_topology_t *t = NULL;
+  assert_int_equal(brook_topology_new(&t, NULL), BROOK_OK);
+  brook_generator_opts_t go;
+  brook_generator_opts_init(&go);
+  go.splits = 4; /* unlimited: only the failure ends the run */
+  brook_stream_t *s = brook_source_generator(t, "gen", tag_split, &g, &go);
+  s = brook_map(s, fail_on_split3, NULL);
+  s = brook_count(brook_key_by(s, key_is_value, NULL), NULL);
+  assert_int_equal(brook_sink_callback(s, count_sink, NULL, &seen), BROOK_OK);
+  brook_runtime_opts_t ro;
+  brook_runtime_opts_init(&ro);
+  ro.num_workers = 4;
+  brook_runtime_t *rt = NULL;
+  assert_int_equal(brook_runtime_new(&rt, t, &ro), BROOK_OK);
+  assert_int_equal(run_with_deadline(rt, 60000, NULL), BROOK_ERR_USER);
+  const char *msg = brook_runtime_last_error(rt);
+  if (!strstr(msg, "split 3 is broken"))
+    fail_msg("the first failure's message was lost: %s", msg);
+  assert_int_equal(brook_runtime_status(rt), BROOK_ERR_USER);
+  brook_runtime_free(rt);
+  brook_topology_free(t);
+}
+
+/* ---- allocation failures while 4 workers start ---- */
+
+/* fail_alloc_t under a lock: workers allocate from their own threads. */
+static pthread_mutex_t fa_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void *locked_alloc(size_t n, void *o) {
+  pthread_mutex_lock(&fa_mu);
+  void *p = fa_alloc(n, o);
+  pthread_mutex_unlock(&fa_mu);
+  return p;
+}
+
+static void *locked_realloc(void *ptr, size_t n, void *o) {
+  pthread_mutex_lock(&fa_mu);
+  void *p = fa_realloc(ptr, n, o);
+  pthread_mutex_unlock(&fa_mu);
+  return p;
+}
+
+static void locked_free(void *ptr, void *o) {
+  pthread_mutex_lock(&fa_mu);
+  fa_free(ptr, o);
+  pthread_mutex_unlock(&fa_mu);
+}
+
+static void alloc_failure_sweep(int persistent) {
+  long k, injected_runs = 0;
+  for (k = 1; k < 5000; k++) {
+    static gen_t g;
+    static seen_t seen;
+    memset(&g, 0, sizeof(g));
+    seen_init(&seen);
+    fail_alloc_t fa = {.fail_at = k, .persistent = persistent};
+    brook_allocator_t a = fa_allocator(&fa);
+    a.alloc = locked_alloc;
+    a.realloc = locked_realloc;
+    a.free = locked_free;
+    brook_topology_opts_t to;
+    brook_topology_opts_init(&to);
+    to.allocator = &a;
+    brook_topology_t *t = NULL;
+    brook_err_t err = brook_topology_new(&t, &to);
+    brook_runtime_t *rt = NULL;
+    if (err == BROOK_OK) {
+      brook_generator_opts_t go;
+      brook_generator_opts_init(&go);
+      go.splits = 4;
+      go.limit = 4000;
+      brook_stream_t *s = brook_source_generator(t, "gen", gen_fn, &g, &go);
+      s = brook_count(brook_key_by(s, key_is_value, NULL), NULL);
+      brook_sink_callback(s, count_sink, NULL, &seen);
+      brook_runtime_opts_t ro;
+      brook_runtime_opts_init(&ro);
+      ro.num_workers = 4;
+      ro.batch_size = 64;
+      err = brook_runtime_new(&rt, t, &ro);
+      if (err == BROOK_OK) {
+        err = run_with_deadline(rt, 60000, NULL);
+        if (err == BROOK_OK)
+          assert_int_equal(seen.records, 4000);
+        else if (err != BROOK_ERR_NOMEM)
+          fail_msg("k=%ld: run failed with %s: %s", k, brook_errname(err),
+                   brook_runtime_last_error(rt));
+        injected_runs += fa.injected && err == BROOK_ERR_NOMEM;
+      } else if (err != BROOK_ERR_NOMEM &&
+                 !(err == BROOK_ERR_BUILD &&
+                   strstr(brook_topology_last_error(t), "out of memory"))) {
+        fail_msg("k=%ld: runtime_new failed with %s: %s", k, brook_errname(err),
+                 brook_topology_last_error(t));
+      }
+    }
+    brook_runtime_free(rt);
+    brook_topology_free(t);
+    if (fa.live != 0)
+      fail_msg("k=%ld: %ld block(s) still allocated after everything was freed", k, fa.live);
+    if (fa.injected && err == BROOK_OK && seen.records != 4000)
+      fail_msg("k=%ld: a failure was injected, the run said OK but lost records", k);
+    if (!fa.injected) {
+      assert_int_equal(err, BROOK_OK);
+      break;
+    }
+  }
+  assert_true(k < 5000);
+  assert_true(injected_runs > 0); /* failures reached the start of the workers and the run */
+}
+
+static void test_alloc_failures_starting_4_workers(void **state) {
+  (void)state;
+  alloc_failure_sweep(0); /* one allocation fails */
+  alloc_failure_sweep(1); /* every allocation from the k-th on fails */
+}
+
 int main(void) {
   for (int i = 0; i < N_KEYS; i++)
     snprintf(key_names[i], sizeof(key_names[i]), "k%02d", i);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_same_counts_on_1_2_4_workers),
+      cmocka_unit_test(test_stop_from_signal_handler_4_workers),
+      cmocka_unit_test(test_failing_operator_on_worker_3_stops_all),
+      cmocka_unit_test(test_alloc_failures_starting_4_workers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

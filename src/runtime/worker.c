@@ -34,9 +34,9 @@ void bk_worker_init(bk_worker_t *w, brook_runtime_t *rt, size_t index) {
 
 void bk_worker_free(bk_worker_t *w) {
   brook_runtime_t *rt = w->rt;
-  const brook_allocator_t *a = &rt->alloc;
   if (!rt)
-    return; /* never initialised (allocation of the workers failed part way) */
+    return; /* never initialised (building the workers failed before this one) */
+  const brook_allocator_t *a = &rt->alloc;
   for (size_t i = 0; i < w->n_sources; i++) {
     if (w->sources[i].vt && w->sources[i].impl)
       w->sources[i].vt->destroy(&w->sources[i]);
