@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <uv.h>
 
 #include <brook/brook.h>
 
@@ -145,6 +146,263 @@ static void test_same_counts_on_1_2_4_workers(void **state) {
     if (many.n_threads != ns[i])
       fail_msg("%zu workers: sinks ran on %zu threads", ns[i], many.n_threads);
   }
+}
+
+/* ---- tumbling windows after the exchange: watermarks cross workers ---- */
+
+#define N_WINDOWS 40
+#define WINDOW_MS 100
+
+typedef struct win_seen {
+  pthread_mutex_t mu;
+  int64_t count[N_KEYS][N_WINDOWS]; /* FINAL results per key and window */
+  uint64_t finals;
+  uint64_t before_end; /* results emitted while the sources still ran */
+  pthread_t threads[MAX_THREADS];
+  size_t n_threads;
+} win_seen_t;
+
+static atomic_int sources_running;
+
+static brook_err_t window_sink(const brook_record_t *rec, void *opaque) {
+  win_seen_t *s = opaque;
+  brook_window_value_t wv;
+  const void *res;
+  int64_t n;
+  int k = key_index(rec->key, rec->key_len);
+  if (brook_window_parse(rec, &wv, &res) != BROOK_OK || k < 0 || wv.result_len != sizeof(n) ||
+      !(wv.flags & BROOK_WINDOW_FINAL) || wv.start < 0 || wv.start / WINDOW_MS >= N_WINDOWS)
+    return BROOK_ERR_USER;
+  memcpy(&n, res, sizeof(n));
+  pthread_mutex_lock(&s->mu);
+  s->count[k][wv.start / WINDOW_MS] += n;
+  s->finals++;
+  s->before_end += atomic_load(&sources_running) > 0;
+  pthread_t self = pthread_self();
+  size_t i = 0;
+  while (i < s->n_threads && !pthread_equal(s->threads[i], self))
+    i++;
+  if (i == s->n_threads && i < MAX_THREADS)
+    s->threads[s->n_threads++] = self;
+  pthread_mutex_unlock(&s->mu);
+  return BROOK_OK;
+}
+
+/* Event time = the split's record number / 10 ms: in order within a split. */
+static brook_err_t timed_gen(brook_record_t *out, brook_ctx_t *ctx, void *opaque) {
+  gen_t *g = opaque;
+  size_t split = brook_ctx_split(ctx);
+  if (g->next[split] == (uint64_t)N_WINDOWS * WINDOW_MS * 10) {
+    atomic_fetch_sub(&sources_running, 1);
+    return BROOK_DONE;
+  }
+  brook_err_t err = gen_fn(out, ctx, opaque);
+  out->timestamp = (brook_time_t)((g->next[split] - 1) / 10);
+  return err;
+}
+
+static void run_windows(size_t workers, win_seen_t *seen) {
+  static gen_t g;
+  memset(&g, 0, sizeof(g));
+  memset(seen, 0, sizeof(*seen));
+  pthread_mutex_init(&seen->mu, NULL);
+  atomic_store(&sources_running, 4);
+  brook_topology_t *t = NULL;
+  assert_int_equal(brook_topology_new(&t, NULL), BROOK_OK);
+  brook_generator_opts_t go;
+  brook_generator_opts_init(&go);
+  go.splits = 4;
+  brook_stream_t *s = brook_source_generator(t, "gen", timed_gen, &g, &go);
+  brook_watermark_opts_t wo;
+  brook_watermark_opts_init(&wo);
+  wo.kind = BROOK_WATERMARK_MONOTONOUS;
+  assert_int_equal(brook_source_set_watermark(s, &wo), BROOK_OK);
+  s = brook_key_by(s, key_is_value, NULL);
+  brook_aggregator_t count = brook_agg_count();
+  s = brook_window_aggregate(s, brook_window_tumbling(WINDOW_MS), &count, NULL);
+  assert_int_equal(brook_sink_callback(s, window_sink, NULL, seen), BROOK_OK);
+  brook_runtime_opts_t ro;
+  brook_runtime_opts_init(&ro);
+  ro.num_workers = workers;
+  ro.batch_size = 256;
+  brook_runtime_t *rt = NULL;
+  assert_int_equal(brook_runtime_new(&rt, t, &ro), BROOK_OK);
+  assert_int_equal(run_with_deadline(rt, 60000, NULL), BROOK_OK);
+  brook_runtime_stats_t st;
+  st.struct_size = sizeof(st);
+  assert_int_equal(brook_runtime_stats(rt, &st), BROOK_OK);
+  assert_int_equal(st.records_late, 0); /* the exchange's watermark never ran ahead */
+  brook_runtime_free(rt);
+  brook_topology_free(t);
+}
+
+static void test_tumbling_windows_same_on_1_2_4_workers(void **state) {
+  (void)state;
+  static win_seen_t one, many;
+  run_windows(1, &one);
+  int64_t total = 0;
+  for (int k = 0; k < N_KEYS; k++)
+    for (int w = 0; w < N_WINDOWS; w++)
+      total += one.count[k][w];
+  assert_int_equal(total, 4 * N_WINDOWS * WINDOW_MS * 10);
+  size_t ns[] = {2, 4};
+  for (size_t i = 0; i < 2; i++) {
+    run_windows(ns[i], &many);
+    assert_int_equal(many.finals, one.finals);
+    for (int k = 0; k < N_KEYS; k++)
+      for (int w = 0; w < N_WINDOWS; w++)
+        if (many.count[k][w] != one.count[k][w])
+          fail_msg("%zu workers: key %s window %d counted %lld, one worker %lld", ns[i],
+                   key_names[k], w, (long long)many.count[k][w], (long long)one.count[k][w]);
+    if (many.n_threads != ns[i])
+      fail_msg("%zu workers: windows fired on %zu threads", ns[i], many.n_threads);
+    /* Watermarks crossed the exchange while the input ran: windows did not all wait for the
+     * end of input. */
+    assert_true(many.before_end > 0);
+  }
+}
+
+/* ---- a push source fed by 4 producer threads, a split each ---- */
+
+#define PUSHES_PER_PRODUCER 50000
+
+typedef struct producer {
+  brook_push_source_t *src;
+  size_t index;
+  brook_err_t err;
+} producer_t;
+
+static void *produce(void *arg) {
+  producer_t *p = arg;
+  for (size_t i = 0; i < PUSHES_PER_PRODUCER && p->err == BROOK_OK; i++) {
+    brook_record_t rec = {0};
+    rec.value = key_names[(p->index * 13 + i * 7) % N_KEYS];
+    rec.value_len = strlen(rec.value);
+    p->err = brook_push_wait(p->src, &rec, 60000);
+  }
+  brook_err_t end = brook_push_end(p->src);
+  if (p->err == BROOK_OK)
+    p->err = end;
+  return NULL;
+}
+
+static void run_pushed(size_t workers, seen_t *seen) {
+  seen_init(seen);
+  brook_topology_t *t = NULL;
+  assert_int_equal(brook_topology_new(&t, NULL), BROOK_OK);
+  brook_push_opts_t po;
+  brook_push_opts_init(&po);
+  po.splits = 4;
+  po.max_records = 4096; /* small: producers meet backpressure */
+  brook_stream_t *s = brook_source_push(t, "in", &po);
+  s = brook_count(brook_key_by(s, key_is_value, NULL), NULL);
+  assert_int_equal(brook_sink_callback(s, count_sink, NULL, seen), BROOK_OK);
+  brook_runtime_opts_t ro;
+  brook_runtime_opts_init(&ro);
+  ro.num_workers = workers;
+  brook_runtime_t *rt = NULL;
+  assert_int_equal(brook_runtime_new(&rt, t, &ro), BROOK_OK);
+  assert_null(brook_runtime_push_source_split(rt, "in", 4)); /* splits 0..3 only */
+  producer_t prods[4];
+  pthread_t th[4];
+  for (size_t k = 0; k < 4; k++) {
+    prods[k] = (producer_t){brook_runtime_push_source_split(rt, "in", k), k, BROOK_OK};
+    assert_non_null(prods[k].src);
+    assert_int_equal(pthread_create(&th[k], NULL, produce, &prods[k]), 0);
+  }
+  assert_int_equal(run_with_deadline(rt, 60000, NULL), BROOK_OK);
+  for (size_t k = 0; k < 4; k++) {
+    pthread_join(th[k], NULL);
+    assert_int_equal(prods[k].err, BROOK_OK);
+  }
+  brook_runtime_free(rt);
+  brook_topology_free(t);
+}
+
+static void test_push_from_4_producers_same_counts(void **state) {
+  (void)state;
+  static seen_t one, many;
+  run_pushed(1, &one);
+  uint64_t total = 0;
+  for (int k = 0; k < N_KEYS; k++)
+    total += (uint64_t)one.count[k];
+  assert_int_equal(total, 4 * PUSHES_PER_PRODUCER);
+  size_t ns[] = {2, 4};
+  for (size_t i = 0; i < 2; i++) {
+    run_pushed(ns[i], &many);
+    for (int k = 0; k < N_KEYS; k++)
+      if (many.count[k] != one.count[k])
+        fail_msg("%zu workers: key %s counted %lld, one worker %lld", ns[i], key_names[k],
+                 (long long)many.count[k], (long long)one.count[k]);
+    if (many.n_threads != ns[i])
+      fail_msg("%zu workers: sinks ran on %zu threads", ns[i], many.n_threads);
+  }
+}
+
+/* ---- attach mode: worker 0 on the application's loop, the others on brook's threads ---- */
+
+typedef struct attach_done {
+  int calls;
+  brook_err_t status;
+  pthread_t thread;
+} attach_done_t;
+
+static void on_done(brook_runtime_t *rt, brook_err_t status, void *opaque) {
+  (void)rt;
+  attach_done_t *d = opaque;
+  d->calls++;
+  d->status = status;
+  d->thread = pthread_self();
+}
+
+static void on_tick(uv_timer_t *h) { (*(int *)h->data)++; }
+
+static void test_attach_3_workers_done_once_on_app_loop(void **state) {
+  (void)state;
+  static gen_t g;
+  static seen_t seen;
+  memset(&g, 0, sizeof(g));
+  seen_init(&seen);
+  brook_topology_t *t = NULL;
+  assert_int_equal(brook_topology_new(&t, NULL), BROOK_OK);
+  brook_generator_opts_t go;
+  brook_generator_opts_init(&go);
+  go.splits = 3;
+  go.limit = 300000;
+  brook_stream_t *s = brook_source_generator(t, "gen", gen_fn, &g, &go);
+  s = brook_count(brook_key_by(s, key_is_value, NULL), NULL);
+  assert_int_equal(brook_sink_callback(s, count_sink, NULL, &seen), BROOK_OK);
+  attach_done_t done = {0};
+  brook_runtime_opts_t ro;
+  brook_runtime_opts_init(&ro);
+  ro.num_workers = 3;
+  ro.on_done = on_done;
+  ro.on_done_opaque = &done;
+  brook_runtime_t *rt = NULL;
+  assert_int_equal(brook_runtime_new(&rt, t, &ro), BROOK_OK);
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  uv_timer_t tick; /* the application's own handle keeps firing */
+  int ticks = 0;
+  uv_timer_init(&loop, &tick);
+  tick.data = &ticks;
+  uv_timer_start(&tick, on_tick, 1, 1);
+  assert_int_equal(brook_runtime_start(rt, &loop), BROOK_OK);
+  uint64_t deadline = wait_now_ms() + 60000;
+  while (!done.calls && wait_now_ms() < deadline)
+    uv_run(&loop, UV_RUN_ONCE);
+  assert_int_equal(done.calls, 1);
+  assert_int_equal(done.status, BROOK_OK);
+  assert_true(pthread_equal(done.thread, pthread_self())); /* on worker 0's loop */
+  assert_true(brook_runtime_done(rt));
+  assert_int_equal(seen.records, 300000);
+  assert_int_equal(seen.n_threads, 3);
+  uv_close((uv_handle_t *)&tick, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0); /* nothing of brook's left on the loop */
+  assert_int_equal(done.calls, 1);
+  brook_runtime_free(rt);
+  brook_topology_free(t);
 }
 
 /* ---- stop from a signal handler while 4 workers run flat out ---- */
@@ -372,6 +630,9 @@ int main(void) {
     snprintf(key_names[i], sizeof(key_names[i]), "k%02d", i);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_same_counts_on_1_2_4_workers),
+      cmocka_unit_test(test_tumbling_windows_same_on_1_2_4_workers),
+      cmocka_unit_test(test_push_from_4_producers_same_counts),
+      cmocka_unit_test(test_attach_3_workers_done_once_on_app_loop),
       cmocka_unit_test(test_stop_from_signal_handler_4_workers),
       cmocka_unit_test(test_failing_operator_on_worker_3_stops_all),
       cmocka_unit_test(test_alloc_failures_starting_4_workers),

@@ -96,6 +96,13 @@ const char *brook_runtime_last_error(const brook_runtime_t *rt);
  * runtime is freed. */
 brook_push_source_t *brook_runtime_push_source(brook_runtime_t *rt, const char *name);
 
+/* The handle of split `split` (0 .. opts.splits - 1) of the push source named `name`, or
+ * NULL if there is no such source or split. Each split is a queue of its own, processed by
+ * worker split % num_workers: one per producer thread keeps that producer's order and lets
+ * the workers share the load. Borrowed: valid until the runtime is freed. Any thread. */
+brook_push_source_t *brook_runtime_push_source_split(brook_runtime_t *rt, const char *name,
+                                                     size_t split);
+
 typedef struct brook_runtime_stats {
   uint32_t struct_size;           /* set by the caller: sizeof(brook_runtime_stats_t) */
   uint64_t records_in;            /* records produced by sources */

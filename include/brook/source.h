@@ -85,6 +85,13 @@ typedef struct brook_push_opts {
    * was refused with BROOK_ERR_FULL (to resume a paused producer on the same loop). */
   void (*on_credit)(brook_push_source_t *src, void *opaque);
   void *on_credit_opaque;
+  /* Appended (issue 12): */
+  /* Independent splits, each a queue of its own with its own bounds (max_records and
+   * max_bytes apply per split), spread over the runtime's workers (split k on worker
+   * k % num_workers): give each producer thread its split (brook_runtime_push_source_split),
+   * or choose the split from the key. Order is kept within a split. The source ends when
+   * every split has ended (brook_push_end on each). Default 1. */
+  size_t splits;
 } brook_push_opts_t;
 
 void brook_push_opts_init_size(brook_push_opts_t *opts, size_t size);
@@ -94,8 +101,9 @@ static inline void brook_push_opts_init(brook_push_opts_t *opts) {
   brook_push_opts_init_size(opts, sizeof(*opts));
 }
 
-/* Declares a push source. The handle to push into exists per runtime:
- * brook_runtime_push_source(rt, name). `name` is required. */
+/* Declares a push source. The handle to push into exists per runtime and split:
+ * brook_runtime_push_source(rt, name) (split 0), brook_runtime_push_source_split(rt, name,
+ * k). `name` is required. */
 brook_stream_t *brook_source_push(brook_topology_t *t, const char *name,
                                   const brook_push_opts_t *opts);
 

@@ -48,12 +48,21 @@ struct brook_push_source {
   int waiters;
 };
 
+/* A worker's instance of a push source: its splits (split0 + k * stride), one queue each. */
+typedef struct push_set {
+  brook_push_source_t **h;
+  size_t n;
+  size_t next;                    /* round robin */
+  brook_push_source_t *producing; /* the split whose chunk is being processed */
+} push_set_t;
+
 void brook_push_opts_init_size(brook_push_opts_t *opts, size_t size) {
   brook_push_opts_t d;
   memset(&d, 0, sizeof(d));
   d.struct_size = sizeof(d);
   d.max_records = 65536;
   d.max_bytes = 16u << 20;
+  d.splits = 1;
   bk_opts_init_sized(opts, size, &d, sizeof(d));
 }
 
@@ -270,11 +279,13 @@ brook_err_t brook_push_end(brook_push_source_t *p) {
 
 /* ---- the loop side ---- */
 
-static brook_err_t push_create(bk_src_t *src) {
+static void handle_free(const brook_allocator_t *a, brook_push_source_t *p);
+
+static brook_push_source_t *handle_new(bk_src_t *src) {
   const push_cfg_t *cfg = src->cfg;
   brook_push_source_t *p = bk_calloc(&src->rt->alloc, 1, sizeof(*p));
   if (!p)
-    return BROOK_ERR_NOMEM;
+    return NULL;
   p->src = src;
   p->rt = src->rt;
   p->max_records = cfg->opts.max_records;
@@ -282,14 +293,39 @@ static brook_err_t push_create(bk_src_t *src) {
   p->chunk_records = src->rt->opts.batch_size;
   if (uv_mutex_init(&p->mu)) {
     bk_free(&src->rt->alloc, p);
-    return BROOK_ERR_NOMEM;
+    return NULL;
   }
   if (uv_cond_init(&p->cv)) {
     uv_mutex_destroy(&p->mu);
     bk_free(&src->rt->alloc, p);
+    return NULL;
+  }
+  return p;
+}
+
+static size_t push_split_count(const void *cfg) { return ((const push_cfg_t *)cfg)->opts.splits; }
+
+static brook_err_t push_create(bk_src_t *src) {
+  const push_cfg_t *cfg = src->cfg;
+  const brook_allocator_t *a = &src->rt->alloc;
+  push_set_t *set = bk_calloc(a, 1, sizeof(*set));
+  if (!set)
+    return BROOK_ERR_NOMEM;
+  size_t n = (cfg->opts.splits - src->split0 + src->split_stride - 1) / src->split_stride;
+  if (!(set->h = bk_calloc(a, n, sizeof(*set->h)))) {
+    bk_free(a, set);
     return BROOK_ERR_NOMEM;
   }
-  src->impl = p;
+  for (; set->n < n; set->n++) {
+    if (!(set->h[set->n] = handle_new(src))) {
+      for (size_t k = 0; k < set->n; k++)
+        handle_free(a, set->h[k]);
+      bk_free(a, set->h);
+      bk_free(a, set);
+      return BROOK_ERR_NOMEM;
+    }
+  }
+  src->impl = set;
   return BROOK_OK;
 }
 
@@ -298,17 +334,25 @@ static brook_err_t push_start(bk_src_t *src) {
   return BROOK_OK;
 }
 
-static void push_on_wake(bk_src_t *src) {
-  brook_push_source_t *p = src->impl;
+/* A split with something to do: queued records, or its end to report. */
+static int handle_ready(brook_push_source_t *p) {
   uv_mutex_lock(&p->mu);
   int ready = p->head || p->ended || p->closed;
   uv_mutex_unlock(&p->mu);
-  if (ready)
-    bk_sched_ready(src);
+  return ready;
 }
 
-static brook_err_t push_produce(bk_src_t *src) {
-  brook_push_source_t *p = src->impl;
+static void push_on_wake(bk_src_t *src) {
+  push_set_t *set = src->impl;
+  for (size_t k = 0; k < set->n; k++)
+    if (handle_ready(set->h[k])) {
+      bk_sched_ready(src);
+      return;
+    }
+}
+
+/* Takes the oldest chunk of split p; *finished = none and the split has ended. */
+static push_chunk_t *handle_take(brook_push_source_t *p, int *finished) {
   uv_mutex_lock(&p->mu);
   push_chunk_t *c = p->head;
   if (c) {
@@ -317,24 +361,42 @@ static brook_err_t push_produce(bk_src_t *src) {
       p->tail = NULL;
     c->next = NULL;
   }
-  int finished = !c && (p->ended || p->closed);
+  *finished = !c && (p->ended || p->closed);
   uv_mutex_unlock(&p->mu);
-  if (finished)
-    return BROOK_DONE;
-  if (!c) {
-    src->ready = 0;
-    return BROOK_OK;
+  return c;
+}
+
+static brook_err_t push_produce(bk_src_t *src) {
+  push_set_t *set = src->impl;
+  size_t finished = 0;
+  for (size_t i = 0; i < set->n; i++) {
+    size_t k = (set->next + i) % set->n;
+    brook_push_source_t *p = set->h[k];
+    int done;
+    push_chunk_t *c = handle_take(p, &done);
+    finished += (size_t)done;
+    if (!c)
+      continue;
+    set->next = (k + 1) % set->n;
+    set->producing = p;
+    p->processing = c;
+    src->cur_split = k;
+    return bk_src_emit_array(src, c->recs, c->n);
   }
-  p->processing = c;
-  return bk_src_emit_array(src, c->recs, c->n);
+  if (finished == set->n)
+    return BROOK_DONE; /* every split ended and is drained */
+  src->ready = 0;
+  return BROOK_OK;
 }
 
 static void push_batch_done(bk_src_t *src) {
-  brook_push_source_t *p = src->impl;
-  push_chunk_t *c = p->processing;
+  push_set_t *set = src->impl;
+  brook_push_source_t *p = set->producing;
+  push_chunk_t *c = p ? p->processing : NULL;
   if (!c)
     return;
   p->processing = NULL;
+  set->producing = NULL;
   uv_mutex_lock(&p->mu);
   p->q_records -= c->n;
   p->q_bytes -= c->accounted;
@@ -344,8 +406,10 @@ static void push_batch_done(bk_src_t *src) {
   p->refused = 0;
   if (p->waiters)
     uv_cond_broadcast(&p->cv);
-  src->ready = p->head || p->ended || p->closed;
   uv_mutex_unlock(&p->mu);
+  src->ready = 0;
+  for (size_t k = 0; k < set->n && !src->ready; k++)
+    src->ready = handle_ready(set->h[k]);
   const push_cfg_t *cfg = src->cfg;
   if (credit && cfg->opts.on_credit)
     cfg->opts.on_credit(p, cfg->opts.on_credit_opaque);
@@ -358,16 +422,18 @@ static void push_close_for_pushes(brook_push_source_t *p) {
   uv_mutex_unlock(&p->mu);
 }
 
+static void push_close(bk_src_t *src) {
+  push_set_t *set = src->impl;
+  for (size_t k = 0; k < set->n; k++)
+    push_close_for_pushes(set->h[k]);
+}
+
 static void push_stop(bk_src_t *src) {
-  push_close_for_pushes(src->impl);
+  push_close(src);
   bk_sched_ready(src); /* drain what is queued, then end */
 }
 
-static void push_close(bk_src_t *src) { push_close_for_pushes(src->impl); }
-
-static void push_destroy(bk_src_t *src) {
-  brook_push_source_t *p = src->impl;
-  const brook_allocator_t *a = &src->rt->alloc;
+static void handle_free(const brook_allocator_t *a, brook_push_source_t *p) {
   push_chunk_t *lists[] = {p->head, p->free_list, p->processing};
   for (size_t i = 0; i < 3; i++) {
     while (lists[i]) {
@@ -383,6 +449,15 @@ static void push_destroy(bk_src_t *src) {
   bk_free(a, p);
 }
 
+static void push_destroy(bk_src_t *src) {
+  push_set_t *set = src->impl;
+  const brook_allocator_t *a = &src->rt->alloc;
+  for (size_t k = 0; k < set->n; k++)
+    handle_free(a, set->h[k]);
+  bk_free(a, set->h);
+  bk_free(a, set);
+}
+
 static const bk_source_vt_t push_vt = {
     .create = push_create,
     .start = push_start,
@@ -392,6 +467,7 @@ static const bk_source_vt_t push_vt = {
     .stop = push_stop,
     .close = push_close,
     .destroy = push_destroy,
+    .split_count = push_split_count,
 };
 
 static void push_cfg_free(void *cfg, const brook_allocator_t *a) { bk_free(a, cfg); }
@@ -400,6 +476,7 @@ static const bk_source_type_t push_type = {"push", &push_vt, push_cfg_free, 0};
 
 static const bk_opts_version_t push_versions[] = {
     BK_OPTS_VERSION(brook_push_opts_t, on_credit_opaque),
+    BK_OPTS_VERSION(brook_push_opts_t, splits), /* issue 12 */
 };
 static const bk_opts_type_t push_opts_type = BK_OPTS_TYPE(brook_push_opts_t, push_versions);
 
@@ -418,6 +495,11 @@ brook_stream_t *brook_source_push(brook_topology_t *t, const char *name,
     bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_push: a name is required");
     return NULL;
   }
+  if (o.splits == 0 || o.splits > 65536) {
+    bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_push '%s': splits must be 1..65536, got %zu",
+                     name, o.splits);
+    return NULL;
+  }
   if (o.max_records == 0 || o.max_bytes == 0) {
     bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_push '%s': %s must be > 0", name,
                      o.max_records == 0 ? "max_records" : "max_bytes");
@@ -432,13 +514,23 @@ brook_stream_t *brook_source_push(brook_topology_t *t, const char *name,
   return bk_topology_add_source(t, &push_type, cfg, name);
 }
 
-brook_push_source_t *brook_runtime_push_source(brook_runtime_t *rt, const char *name) {
+brook_push_source_t *brook_runtime_push_source_split(brook_runtime_t *rt, const char *name,
+                                                     size_t split) {
   if (!rt || !name)
     return NULL;
-  for (size_t i = 0; i < rt->w0->n_sources; i++) {
-    bk_src_t *src = &rt->w0->sources[i];
-    if (src->ctx->node->source_type == &push_type && strcmp(src->ctx->node->name, name) == 0)
-      return src->impl;
+  bk_worker_t *w = &rt->workers[split % rt->n_workers];
+  for (size_t i = 0; i < w->n_sources; i++) {
+    bk_src_t *src = &w->sources[i];
+    if (src->ctx->node->source_type != &push_type || strcmp(src->ctx->node->name, name) != 0)
+      continue;
+    if (split >= src->n_splits)
+      return NULL;
+    push_set_t *set = src->impl;
+    return set->h[split / rt->n_workers];
   }
   return NULL;
+}
+
+brook_push_source_t *brook_runtime_push_source(brook_runtime_t *rt, const char *name) {
+  return brook_runtime_push_source_split(rt, name, 0);
 }
