@@ -6,8 +6,9 @@
 #include "core/alloc.h"
 #include "runtime/spsc_ring.h"
 
-#define XCHG_RING_CHUNKS 64 /* chunks in flight per pair of workers */
-#define XCHG_CHUNK_BYTES (64 * 1024)
+#define XCHG_RING_CHUNKS 16 /* chunks in flight per pair of workers */
+#define XCHG_BACK_CHUNKS 32 /* empty chunks on their way back for reuse */
+#define XCHG_CHUNK_BYTES (32 * 1024)
 
 enum { XC_DATA, XC_WM, XC_END };
 
@@ -43,6 +44,7 @@ struct bk_xchg_worker {
   size_t *x_pos;        /* exchange -> plan position */
   int *x_of_pos;        /* plan position -> exchange, or -1 */
   bk_spsc_t *in;        /* [n_workers]: from worker s (in[w->index] unused) */
+  bk_spsc_t *back;      /* [n_workers]: empty chunks worker s sends back for reuse */
   xchunk_t **filling;   /* [n_x * n_workers]: chunk being filled for (x, worker) */
   xchunk_t **wait_head; /* [n_workers]: FIFO of chunks waiting for ring space */
   xchunk_t **wait_tail;
@@ -100,21 +102,45 @@ static size_t record_bytes(const brook_record_t *rec) {
   return n;
 }
 
-static xchunk_t *chunk_new(bk_worker_t *w, uint32_t x, int kind, size_t need) {
+/* Bytes for records' data in a standard chunk: about 32 bytes per record of a batch, at most
+ * XCHG_CHUNK_BYTES; a larger record gets a chunk of its own size (not reused). */
+static size_t std_size(const bk_worker_t *w) {
+  size_t size = w->rt->opts.batch_size * 32;
+  return size < XCHG_CHUNK_BYTES ? size : XCHG_CHUNK_BYTES;
+}
+
+/* A chunk for worker `to`: a standard one it sent back if there is one (chunks are reused
+ * between two workers, so steady traffic allocates nothing), else a new one. */
+static xchunk_t *chunk_new(bk_worker_t *w, size_t to, uint32_t x, int kind, size_t need) {
   size_t cap = kind == XC_DATA ? w->rt->opts.batch_size : 0;
-  size_t size = kind == XC_DATA ? (need > XCHG_CHUNK_BYTES ? need : XCHG_CHUNK_BYTES) : 0;
-  size_t head = align8(sizeof(xchunk_t)), recs = cap * sizeof(brook_record_t);
-  xchunk_t *c = bk_malloc(&w->rt->alloc, head + recs + size);
-  if (!c)
-    return NULL;
+  size_t size = kind == XC_DATA ? (need > std_size(w) ? need : std_size(w)) : 0;
+  xchunk_t *c = kind == XC_DATA && size == std_size(w) ? bk_spsc_pop(&w->xchg->back[to]) : NULL;
+  if (!c) {
+    size_t head = align8(sizeof(xchunk_t)), recs = cap * sizeof(brook_record_t);
+    if (!(c = bk_malloc(&w->rt->alloc, head + recs + size)))
+      return NULL;
+    c->recs = (brook_record_t *)((unsigned char *)c + head);
+    c->data = (unsigned char *)c->recs + recs;
+  }
+  brook_record_t *recs_at = c->recs;
+  unsigned char *data_at = c->data;
   memset(c, 0, sizeof(*c));
+  c->recs = recs_at;
+  c->data = data_at;
   c->x = x;
   c->kind = kind;
   c->cap = cap;
   c->size = size;
-  c->recs = (brook_record_t *)((unsigned char *)c + head);
-  c->data = (unsigned char *)c->recs + recs;
   return c;
+}
+
+/* Worker w is done with chunk c from worker s: back to s for reuse, or freed. */
+static void chunk_done(bk_worker_t *w, size_t s, xchunk_t *c) {
+  bk_worker_t *from = &w->rt->workers[s];
+  if (c->kind == XC_DATA && c->size == std_size(w) &&
+      bk_spsc_push(&from->xchg->back[w->index], c) == 0)
+    return;
+  bk_free(&w->rt->alloc, c);
 }
 
 static void *chunk_copy(xchunk_t *c, const void *src, size_t n) {
@@ -193,7 +219,7 @@ static brook_err_t send_control(bk_worker_t *w, uint32_t xi, int kind, brook_tim
       publish(w, to, *fill);
       *fill = NULL;
     }
-    xchunk_t *c = chunk_new(w, xi, kind, 0);
+    xchunk_t *c = chunk_new(w, to, xi, kind, 0);
     if (!c)
       return BROOK_ERR_NOMEM;
     c->wm = wm;
@@ -220,6 +246,8 @@ brook_err_t bk_xchg_route(brook_ctx_t *from, bk_port_t *p, const brook_record_t 
   size_t nw = w->rt->n_workers, n_local = 0;
   brook_err_t err = BROOK_OK;
   for (size_t i = 0; i < n; i++) {
+    if (i + 8 < n) /* keys are often far apart in memory: start the next ones' misses early */
+      __builtin_prefetch(recs[i + 8].key);
     size_t to = key_worker(w, &recs[i]);
     if (to == w->index) {
       x->local[n_local++] = recs[i];
@@ -233,7 +261,7 @@ brook_err_t bk_xchg_route(brook_ctx_t *from, bk_port_t *p, const brook_record_t 
       publish(w, to, *fill);
       *fill = NULL;
     }
-    if (!*fill && !(*fill = chunk_new(w, xi, XC_DATA, need))) {
+    if (!*fill && !(*fill = chunk_new(w, to, xi, XC_DATA, need))) {
       bk_runtime_fail(w->rt, BROOK_ERR_NOMEM, "runtime: out of memory in the exchange after '%s'",
                       from->node->name);
       return BROOK_ERR_NOMEM;
@@ -316,7 +344,7 @@ int bk_xchg_receive(bk_worker_t *w) {
         in->wm = BROOK_TIME_MAX;
         in->wm_state = BK_WM_ACTIVE;
       }
-      bk_free(&rt->alloc, c);
+      chunk_done(w, s, c);
     }
     if (popped && atomic_load(&rt->workers[s].xchg->want_space))
       bk_worker_wake(&rt->workers[s]);
@@ -396,6 +424,7 @@ brook_err_t bk_xchg_worker_init(bk_worker_t *w) {
   x->x_pos = bk_calloc(a, n_x, sizeof(*x->x_pos));
   x->x_of_pos = bk_calloc(a, rt->plan.n, sizeof(*x->x_of_pos));
   x->in = bk_calloc(a, nw, sizeof(*x->in));
+  x->back = bk_calloc(a, nw, sizeof(*x->back));
   x->filling = bk_calloc(a, n_x * nw, sizeof(*x->filling));
   x->wait_head = bk_calloc(a, nw, sizeof(*x->wait_head));
   x->wait_tail = bk_calloc(a, nw, sizeof(*x->wait_tail));
@@ -403,8 +432,8 @@ brook_err_t bk_xchg_worker_init(bk_worker_t *w) {
   x->sent = bk_calloc(a, n_x, sizeof(*x->sent));
   x->local = bk_calloc(a, rt->opts.batch_size, sizeof(*x->local));
   atomic_init(&x->want_space, 0);
-  if (!x->x_pos || !x->x_of_pos || !x->in || !x->filling || !x->wait_head || !x->wait_tail ||
-      !x->xin || !x->sent || !x->local)
+  if (!x->x_pos || !x->x_of_pos || !x->in || !x->back || !x->filling || !x->wait_head ||
+      !x->wait_tail || !x->xin || !x->sent || !x->local)
     return BROOK_ERR_NOMEM;
   for (size_t i = 0, k = 0; i < rt->plan.n; i++) {
     x->x_of_pos[i] = rt->plan.order[i]->rekeys ? (int)k : -1;
@@ -416,7 +445,8 @@ brook_err_t bk_xchg_worker_init(bk_worker_t *w) {
   for (size_t k = 0; k < n_x; k++)
     x->sent[k] = (xsent_t){BROOK_TIME_MIN, BK_WM_ACTIVE, 0};
   for (size_t s = 0; s < nw; s++)
-    if (s != w->index && bk_spsc_init(&x->in[s], a, XCHG_RING_CHUNKS))
+    if (s != w->index && (bk_spsc_init(&x->in[s], a, XCHG_RING_CHUNKS) ||
+                          bk_spsc_init(&x->back[s], a, XCHG_BACK_CHUNKS)))
       return BROOK_ERR_NOMEM;
   return BROOK_OK;
 }
@@ -427,13 +457,16 @@ void bk_xchg_worker_free(bk_worker_t *w) {
     return;
   const brook_allocator_t *a = &w->rt->alloc;
   size_t nw = w->rt->n_workers;
-  for (size_t s = 0; x->in && s < nw; s++) {
-    if (!x->in[s].slots)
-      continue;
-    xchunk_t *c;
-    while ((c = bk_spsc_pop(&x->in[s])))
-      bk_free(a, c);
-    bk_spsc_free(&x->in[s], a);
+  bk_spsc_t *rings[2] = {x->in, x->back};
+  for (size_t r = 0; r < 2; r++) {
+    for (size_t s = 0; rings[r] && s < nw; s++) {
+      if (!rings[r][s].slots)
+        continue;
+      xchunk_t *c;
+      while ((c = bk_spsc_pop(&rings[r][s])))
+        bk_free(a, c);
+      bk_spsc_free(&rings[r][s], a);
+    }
   }
   for (size_t k = 0; x->filling && k < x->n_x * nw; k++)
     bk_free(a, x->filling[k]);
@@ -447,6 +480,7 @@ void bk_xchg_worker_free(bk_worker_t *w) {
   bk_free(a, x->x_pos);
   bk_free(a, x->x_of_pos);
   bk_free(a, x->in);
+  bk_free(a, x->back);
   bk_free(a, x->filling);
   bk_free(a, x->wait_head);
   bk_free(a, x->wait_tail);
