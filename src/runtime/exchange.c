@@ -9,6 +9,7 @@
 #define XCHG_RING_CHUNKS 16 /* chunks in flight per pair of workers */
 #define XCHG_BACK_CHUNKS 32 /* empty chunks on their way back for reuse */
 #define XCHG_CHUNK_BYTES (32 * 1024)
+#define XCHG_HASH_RUN 64 /* records hashed ahead of routing */
 
 enum { XC_DATA, XC_WM, XC_END };
 
@@ -48,10 +49,11 @@ struct bk_xchg_worker {
   xchunk_t **filling;   /* [n_x * n_workers]: chunk being filled for (x, worker) */
   xchunk_t **wait_head; /* [n_workers]: FIFO of chunks waiting for ring space */
   xchunk_t **wait_tail;
-  xin_t *xin;            /* [n_x * n_workers] */
-  xsent_t *sent;         /* [n_x] */
-  brook_record_t *local; /* batch_size records for this worker's share of a batch */
-  size_t fin_pos;        /* bk_xchg_finish: next plan position */
+  xin_t *xin;                   /* [n_x * n_workers] */
+  xsent_t *sent;                /* [n_x] */
+  brook_record_t *local;        /* batch_size records for this worker's share of a batch */
+  uint32_t dest[XCHG_HASH_RUN]; /* bk_xchg_route: the target worker of each record of a run */
+  size_t fin_pos;               /* bk_xchg_finish: next plan position */
   int blocked;
   atomic_int want_space; /* set by a blocked producer: consumers wake it after popping */
 };
@@ -86,10 +88,10 @@ static uint32_t murmur2(const unsigned char *d, size_t len) {
 
 /* The worker owning `key`: its target task is murmur2 % n_tasks; task t runs on worker
  * t % n_workers. Minimal placement until plan/ decides n_tasks: one task per worker. */
-static size_t key_worker(const bk_worker_t *w, const brook_record_t *rec) {
-  size_t n_tasks = w->rt->n_workers;
+static uint32_t key_worker(const bk_worker_t *w, const brook_record_t *rec) {
+  uint32_t n_tasks = (uint32_t)w->rt->n_workers; /* task t is worker t: one modulo */
   uint32_t h = rec->key ? murmur2(rec->key, rec->key_len) : 0;
-  return ((h & 0x7fffffff) % n_tasks) % w->rt->n_workers;
+  return (h & 0x7fffffff) % n_tasks;
 }
 
 static size_t align8(size_t n) { return (n + 7) & ~(size_t)7; }
@@ -145,7 +147,9 @@ static void chunk_done(bk_worker_t *w, size_t s, xchunk_t *c) {
 
 static void *chunk_copy(xchunk_t *c, const void *src, size_t n) {
   void *dst = c->data + c->used;
-  if (n)
+  if (n == 8) /* 8-byte keys and values are common: a fixed-size copy is one move */
+    memcpy(dst, src, 8);
+  else if (n)
     memcpy(dst, src, n);
   c->used += align8(n);
   return dst;
@@ -238,39 +242,58 @@ static brook_err_t deliver_local(bk_port_t *p, const brook_record_t *recs, size_
   return err;
 }
 
+static brook_err_t route_one(bk_worker_t *w, brook_ctx_t *from, bk_port_t *p, uint32_t xi,
+                             size_t to, const brook_record_t *rec, size_t *n_local);
+
 brook_err_t bk_xchg_route(brook_ctx_t *from, bk_port_t *p, const brook_record_t *recs, size_t n) {
   bk_worker_t *w = from->w;
   bk_xchg_worker_t *x = w->xchg;
   size_t pos = w->rt->plan.pos[from->node->id];
   uint32_t xi = (uint32_t)x->x_of_pos[pos];
-  size_t nw = w->rt->n_workers, n_local = 0;
+  size_t n_local = 0;
   brook_err_t err = BROOK_OK;
-  for (size_t i = 0; i < n; i++) {
-    if (i + 8 < n) /* keys are often far apart in memory: start the next ones' misses early */
-      __builtin_prefetch(recs[i + 8].key);
-    size_t to = key_worker(w, &recs[i]);
-    if (to == w->index) {
-      x->local[n_local++] = recs[i];
-      if (n_local == w->rt->opts.batch_size && (err = deliver_local(p, x->local, &n_local)) < 0)
+  for (size_t i0 = 0; i0 < n; i0 += XCHG_HASH_RUN) {
+    /* Hashing first, in runs: the keys' cache misses overlap instead of waiting one by one
+     * behind the copies. */
+    size_t run = n - i0 < XCHG_HASH_RUN ? n - i0 : XCHG_HASH_RUN;
+    for (size_t i = 0; i < run; i++)
+      x->dest[i] = key_worker(w, &recs[i0 + i]);
+    for (size_t i = i0; i < i0 + run; i++) {
+      size_t to = x->dest[i - i0];
+      if ((err = route_one(w, from, p, xi, to, &recs[i], &n_local)) < 0)
         return err;
-      continue;
     }
-    xchunk_t **fill = &x->filling[xi * nw + to];
-    size_t need = record_bytes(&recs[i]);
-    if (*fill && ((*fill)->n == (*fill)->cap || (*fill)->size - (*fill)->used < need)) {
-      publish(w, to, *fill);
-      *fill = NULL;
-    }
-    if (!*fill && !(*fill = chunk_new(w, to, xi, XC_DATA, need))) {
-      bk_runtime_fail(w->rt, BROOK_ERR_NOMEM, "runtime: out of memory in the exchange after '%s'",
-                      from->node->name);
-      return BROOK_ERR_NOMEM;
-    }
-    chunk_append(*fill, &recs[i]);
   }
   err = deliver_local(p, x->local, &n_local);
   update_blocked(w);
   return err;
+}
+
+/* Sends one record to worker `to`: into this worker's share (x->local) or a chunk. */
+static brook_err_t route_one(bk_worker_t *w, brook_ctx_t *from, bk_port_t *p, uint32_t xi,
+                             size_t to, const brook_record_t *rec, size_t *n_local) {
+  bk_xchg_worker_t *x = w->xchg;
+  size_t nw = w->rt->n_workers;
+  brook_err_t err;
+  if (to == w->index) {
+    x->local[(*n_local)++] = *rec;
+    if (*n_local == w->rt->opts.batch_size && (err = deliver_local(p, x->local, n_local)) < 0)
+      return err;
+    return BROOK_OK;
+  }
+  xchunk_t **fill = &x->filling[xi * nw + to];
+  size_t need = record_bytes(rec);
+  if (*fill && ((*fill)->n == (*fill)->cap || (*fill)->size - (*fill)->used < need)) {
+    publish(w, to, *fill);
+    *fill = NULL;
+  }
+  if (!*fill && !(*fill = chunk_new(w, to, xi, XC_DATA, need))) {
+    bk_runtime_fail(w->rt, BROOK_ERR_NOMEM, "runtime: out of memory in the exchange after '%s'",
+                    from->node->name);
+    return BROOK_ERR_NOMEM;
+  }
+  chunk_append(*fill, rec);
+  return BROOK_OK;
 }
 
 void bk_xchg_flush(bk_worker_t *w) {

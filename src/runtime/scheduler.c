@@ -248,6 +248,7 @@ static void on_idle(uv_idle_t *h) {
         break;
       }
       run_batch(w, src);
+      receive(w); /* between batches: keeps the other workers' rings moving */
       progressed = 1;
       if (uv_hrtime() >= deadline) {
         w->next_source = (w->next_source + k + 1) % w->n_sources;
