@@ -72,6 +72,63 @@ static brook_err_t count_sink(const brook_record_t *rec, void *opaque) {
   return BROOK_OK;
 }
 
+static brook_err_t key_is_value(const brook_record_t *rec, const void **key, size_t *key_len,
+                                brook_ctx_t *ctx, void *opaque) {
+  (void)ctx, (void)opaque;
+  *key = rec->value;
+  *key_len = rec->value_len;
+  return BROOK_OK;
+}
+
+static brook_topology_t *new_topology(void) {
+  brook_topology_t *t = NULL;
+  assert_int_equal(brook_topology_new(&t, NULL), BROOK_OK);
+  return t;
+}
+
+/* key_by -> count -> the counting sink. */
+static void count_by_key(brook_stream_t *s, seen_t *seen) {
+  s = brook_count(brook_key_by(s, key_is_value, NULL), NULL);
+  assert_int_equal(brook_sink_callback(s, count_sink, NULL, seen), BROOK_OK);
+}
+
+/* A runtime with `workers` workers (and batch_size, unless 0). */
+static brook_runtime_t *new_runtime(brook_topology_t *t, size_t workers, size_t batch_size) {
+  brook_runtime_opts_t ro;
+  brook_runtime_opts_init(&ro);
+  ro.num_workers = workers;
+  if (batch_size)
+    ro.batch_size = batch_size;
+  brook_runtime_t *rt = NULL;
+  assert_int_equal(brook_runtime_new(&rt, t, &ro), BROOK_OK);
+  return rt;
+}
+
+static brook_runtime_stats_t stats_of(const brook_runtime_t *rt) {
+  brook_runtime_stats_t st;
+  st.struct_size = sizeof(st);
+  assert_int_equal(brook_runtime_stats(rt, &st), BROOK_OK);
+  return st;
+}
+
+static uint64_t total_count(const seen_t *s) {
+  uint64_t total = 0;
+  for (int k = 0; k < N_KEYS; k++)
+    total += (uint64_t)s->count[k];
+  return total;
+}
+
+/* The same count for every key as with one worker, and every worker's sink took part (each
+ * key's sink runs on the worker owning the key). */
+static void check_same_counts(const seen_t *one, const seen_t *many, size_t workers) {
+  for (int k = 0; k < N_KEYS; k++)
+    if (many->count[k] != one->count[k])
+      fail_msg("%zu workers: key %s counted %lld, one worker %lld", workers, key_names[k],
+               (long long)many->count[k], (long long)one->count[k]);
+  if (many->n_threads != workers)
+    fail_msg("%zu workers: sinks ran on %zu threads", workers, many->n_threads);
+}
+
 /* Split s's i-th record is key (s * 7 + i) % N_KEYS: every split covers every key. */
 typedef struct gen {
   uint64_t next[64]; /* per split: touched only by the worker running it */
@@ -86,38 +143,26 @@ static brook_err_t gen_fn(brook_record_t *out, brook_ctx_t *ctx, void *opaque) {
   return BROOK_OK;
 }
 
-static brook_err_t key_is_value(const brook_record_t *rec, const void **key, size_t *key_len,
-                                brook_ctx_t *ctx, void *opaque) {
-  (void)ctx, (void)opaque;
-  *key = rec->value;
-  *key_len = rec->value_len;
-  return BROOK_OK;
+/* A generator "gen" calling `fn` with `g`, in `splits` splits, `limit` records (0: none). */
+static brook_stream_t *gen_source(brook_topology_t *t, brook_generator_fn fn, gen_t *g,
+                                  size_t splits, uint64_t limit) {
+  memset(g, 0, sizeof(*g));
+  brook_generator_opts_t go;
+  brook_generator_opts_init(&go);
+  go.splits = splits;
+  go.limit = limit;
+  return brook_source_generator(t, "gen", fn, g, &go);
 }
 
 /* generator (splits) -> key_by -> count -> sink, on `workers` workers. */
 static void run_counts(size_t workers, size_t splits, uint64_t limit, seen_t *seen) {
   static gen_t g;
-  memset(&g, 0, sizeof(g));
   seen_init(seen);
-  brook_topology_t *t = NULL;
-  assert_int_equal(brook_topology_new(&t, NULL), BROOK_OK);
-  brook_generator_opts_t go;
-  brook_generator_opts_init(&go);
-  go.limit = limit;
-  go.splits = splits;
-  brook_stream_t *s = brook_source_generator(t, "gen", gen_fn, &g, &go);
-  s = brook_key_by(s, key_is_value, NULL);
-  s = brook_count(s, NULL);
-  assert_int_equal(brook_sink_callback(s, count_sink, NULL, seen), BROOK_OK);
-  brook_runtime_opts_t ro;
-  brook_runtime_opts_init(&ro);
-  ro.num_workers = workers;
-  brook_runtime_t *rt = NULL;
-  assert_int_equal(brook_runtime_new(&rt, t, &ro), BROOK_OK);
+  brook_topology_t *t = new_topology();
+  count_by_key(gen_source(t, gen_fn, &g, splits, limit), seen);
+  brook_runtime_t *rt = new_runtime(t, workers, 0);
   assert_int_equal(run_with_deadline(rt, 60000, NULL), BROOK_OK);
-  brook_runtime_stats_t st;
-  st.struct_size = sizeof(st);
-  assert_int_equal(brook_runtime_stats(rt, &st), BROOK_OK);
+  brook_runtime_stats_t st = stats_of(rt);
   assert_int_equal(st.records_in, limit);
   assert_int_equal(st.records_out, limit);
   brook_runtime_free(rt);
@@ -129,22 +174,15 @@ static void test_same_counts_on_1_2_4_workers(void **state) {
   const uint64_t limit = 200003; /* not a multiple of the splits */
   static seen_t one, many;
   run_counts(1, 4, limit, &one);
-  uint64_t total = 0;
-  for (int k = 0; k < N_KEYS; k++)
-    total += (uint64_t)one.count[k];
+  uint64_t total = total_count(&one);
   assert_int_equal(total, limit);
   assert_int_equal(one.n_threads, 1);
   size_t ns[] = {2, 4};
   for (size_t i = 0; i < 2; i++) {
     run_counts(ns[i], 4, limit, &many);
-    for (int k = 0; k < N_KEYS; k++)
-      if (many.count[k] != one.count[k])
-        fail_msg("%zu workers: key %s counted %lld, one worker %lld", ns[i], key_names[k],
-                 (long long)many.count[k], (long long)one.count[k]);
+    check_same_counts(&one, &many, ns[i]);
     assert_int_equal(many.records, limit);
     /* Each key's sink runs on the worker owning the key: every worker had keys. */
-    if (many.n_threads != ns[i])
-      fail_msg("%zu workers: sinks ran on %zu threads", ns[i], many.n_threads);
   }
 }
 
@@ -203,16 +241,11 @@ static brook_err_t timed_gen(brook_record_t *out, brook_ctx_t *ctx, void *opaque
 
 static void run_windows(size_t workers, win_seen_t *seen) {
   static gen_t g;
-  memset(&g, 0, sizeof(g));
   memset(seen, 0, sizeof(*seen));
   pthread_mutex_init(&seen->mu, NULL);
   atomic_store(&sources_running, 4);
-  brook_topology_t *t = NULL;
-  assert_int_equal(brook_topology_new(&t, NULL), BROOK_OK);
-  brook_generator_opts_t go;
-  brook_generator_opts_init(&go);
-  go.splits = 4;
-  brook_stream_t *s = brook_source_generator(t, "gen", timed_gen, &g, &go);
+  brook_topology_t *t = new_topology();
+  brook_stream_t *s = gen_source(t, timed_gen, &g, 4, 0);
   brook_watermark_opts_t wo;
   brook_watermark_opts_init(&wo);
   wo.kind = BROOK_WATERMARK_MONOTONOUS;
@@ -221,16 +254,9 @@ static void run_windows(size_t workers, win_seen_t *seen) {
   brook_aggregator_t count = brook_agg_count();
   s = brook_window_aggregate(s, brook_window_tumbling(WINDOW_MS), &count, NULL);
   assert_int_equal(brook_sink_callback(s, window_sink, NULL, seen), BROOK_OK);
-  brook_runtime_opts_t ro;
-  brook_runtime_opts_init(&ro);
-  ro.num_workers = workers;
-  ro.batch_size = 256;
-  brook_runtime_t *rt = NULL;
-  assert_int_equal(brook_runtime_new(&rt, t, &ro), BROOK_OK);
+  brook_runtime_t *rt = new_runtime(t, workers, 256);
   assert_int_equal(run_with_deadline(rt, 60000, NULL), BROOK_OK);
-  brook_runtime_stats_t st;
-  st.struct_size = sizeof(st);
-  assert_int_equal(brook_runtime_stats(rt, &st), BROOK_OK);
+  brook_runtime_stats_t st = stats_of(rt);
   assert_int_equal(st.records_late, 0); /* the exchange's watermark never ran ahead */
   brook_runtime_free(rt);
   brook_topology_free(t);
@@ -288,20 +314,14 @@ static void *produce(void *arg) {
 
 static void run_pushed(size_t workers, seen_t *seen) {
   seen_init(seen);
-  brook_topology_t *t = NULL;
-  assert_int_equal(brook_topology_new(&t, NULL), BROOK_OK);
+  brook_topology_t *t = new_topology();
   brook_push_opts_t po;
   brook_push_opts_init(&po);
   po.splits = 4;
   po.max_records = 4096; /* small: producers meet backpressure */
   brook_stream_t *s = brook_source_push(t, "in", &po);
-  s = brook_count(brook_key_by(s, key_is_value, NULL), NULL);
-  assert_int_equal(brook_sink_callback(s, count_sink, NULL, seen), BROOK_OK);
-  brook_runtime_opts_t ro;
-  brook_runtime_opts_init(&ro);
-  ro.num_workers = workers;
-  brook_runtime_t *rt = NULL;
-  assert_int_equal(brook_runtime_new(&rt, t, &ro), BROOK_OK);
+  count_by_key(s, seen);
+  brook_runtime_t *rt = new_runtime(t, workers, 0);
   assert_null(brook_runtime_push_source_split(rt, "in", 4)); /* splits 0..3 only */
   producer_t prods[4];
   pthread_t th[4];
@@ -323,19 +343,12 @@ static void test_push_from_4_producers_same_counts(void **state) {
   (void)state;
   static seen_t one, many;
   run_pushed(1, &one);
-  uint64_t total = 0;
-  for (int k = 0; k < N_KEYS; k++)
-    total += (uint64_t)one.count[k];
+  uint64_t total = total_count(&one);
   assert_int_equal(total, 4 * PUSHES_PER_PRODUCER);
   size_t ns[] = {2, 4};
   for (size_t i = 0; i < 2; i++) {
     run_pushed(ns[i], &many);
-    for (int k = 0; k < N_KEYS; k++)
-      if (many.count[k] != one.count[k])
-        fail_msg("%zu workers: key %s counted %lld, one worker %lld", ns[i], key_names[k],
-                 (long long)many.count[k], (long long)one.count[k]);
-    if (many.n_threads != ns[i])
-      fail_msg("%zu workers: sinks ran on %zu threads", ns[i], many.n_threads);
+    check_same_counts(&one, &many, ns[i]);
   }
 }
 
@@ -361,17 +374,10 @@ static void test_attach_3_workers_done_once_on_app_loop(void **state) {
   (void)state;
   static gen_t g;
   static seen_t seen;
-  memset(&g, 0, sizeof(g));
   seen_init(&seen);
-  brook_topology_t *t = NULL;
-  assert_int_equal(brook_topology_new(&t, NULL), BROOK_OK);
-  brook_generator_opts_t go;
-  brook_generator_opts_init(&go);
-  go.splits = 3;
-  go.limit = 300000;
-  brook_stream_t *s = brook_source_generator(t, "gen", gen_fn, &g, &go);
-  s = brook_count(brook_key_by(s, key_is_value, NULL), NULL);
-  assert_int_equal(brook_sink_callback(s, count_sink, NULL, &seen), BROOK_OK);
+  brook_topology_t *t = new_topology();
+  brook_stream_t *s = gen_source(t, gen_fn, &g, 3, 300000);
+  count_by_key(s, &seen);
   attach_done_t done = {0};
   brook_runtime_opts_t ro;
   brook_runtime_opts_init(&ro);
@@ -440,21 +446,11 @@ static void test_stop_from_signal_handler_4_workers(void **state) {
   (void)state;
   static gen_t g;
   static seen_t seen;
-  memset(&g, 0, sizeof(g));
   seen_init(&seen);
-  brook_topology_t *t = NULL;
-  assert_int_equal(brook_topology_new(&t, NULL), BROOK_OK);
-  brook_generator_opts_t go;
-  brook_generator_opts_init(&go);
-  go.splits = 8; /* no limit: only the stop ends it */
-  brook_stream_t *s = brook_source_generator(t, "gen", gen_fn, &g, &go);
-  s = brook_count(brook_key_by(s, key_is_value, NULL), NULL);
-  assert_int_equal(brook_sink_callback(s, count_sink, NULL, &seen), BROOK_OK);
-  brook_runtime_opts_t ro;
-  brook_runtime_opts_init(&ro);
-  ro.num_workers = 4;
-  brook_runtime_t *rt = NULL;
-  assert_int_equal(brook_runtime_new(&rt, t, &ro), BROOK_OK);
+  brook_topology_t *t = new_topology();
+  brook_stream_t *s = gen_source(t, gen_fn, &g, 8, 0); /* no limit: only the stop ends it */
+  count_by_key(s, &seen);
+  brook_runtime_t *rt = new_runtime(t, 4, 0);
   g_rt = rt;
   struct sigaction sa, old;
   memset(&sa, 0, sizeof(sa));
@@ -469,14 +465,10 @@ static void test_stop_from_signal_handler_4_workers(void **state) {
   sigaction(SIGUSR1, &old, NULL);
   assert_true(sg.fired);
   /* Drained, not dropped: every record a source produced went through the exchange. */
-  brook_runtime_stats_t st;
-  st.struct_size = sizeof(st);
-  assert_int_equal(brook_runtime_stats(rt, &st), BROOK_OK);
+  brook_runtime_stats_t st = stats_of(rt);
   assert_int_equal(st.records_out, st.records_in);
   assert_int_equal(seen.records, st.records_in);
-  uint64_t total = 0;
-  for (int k = 0; k < N_KEYS; k++)
-    total += (uint64_t)seen.count[k];
+  uint64_t total = total_count(&seen);
   assert_int_equal(total, st.records_in);
   brook_runtime_free(rt);
   brook_topology_free(t);
@@ -507,23 +499,14 @@ static void test_failing_operator_on_worker_3_stops_all(void **state) {
   (void)state;
   static gen_t g;
   static seen_t seen;
-  memset(&g, 0, sizeof(g));
   seen_init(&seen);
   atomic_store(&split3_seen, 0);
-  brook_topology_t *t = NULL;
-  assert_int_equal(brook_topology_new(&t, NULL), BROOK_OK);
-  brook_generator_opts_t go;
-  brook_generator_opts_init(&go);
-  go.splits = 4; /* unlimited: only the failure ends the run */
-  brook_stream_t *s = brook_source_generator(t, "gen", tag_split, &g, &go);
+  brook_topology_t *t = new_topology();
+  brook_stream_t *s =
+      gen_source(t, tag_split, &g, 4, 0); /* unlimited: only the failure ends the run */
   s = brook_map(s, fail_on_split3, NULL);
-  s = brook_count(brook_key_by(s, key_is_value, NULL), NULL);
-  assert_int_equal(brook_sink_callback(s, count_sink, NULL, &seen), BROOK_OK);
-  brook_runtime_opts_t ro;
-  brook_runtime_opts_init(&ro);
-  ro.num_workers = 4;
-  brook_runtime_t *rt = NULL;
-  assert_int_equal(brook_runtime_new(&rt, t, &ro), BROOK_OK);
+  count_by_key(s, &seen);
+  brook_runtime_t *rt = new_runtime(t, 4, 0);
   assert_int_equal(run_with_deadline(rt, 60000, NULL), BROOK_ERR_USER);
   const char *msg = brook_runtime_last_error(rt);
   if (!strstr(msg, "split 3 is broken"))

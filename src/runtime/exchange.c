@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "runtime/murmur2.h"
+#include "runtime/record_pack.h"
 #include "runtime/spsc_ring.h"
 
 #define XCHG_RING_CHUNKS 16 /* chunks in flight per pair of workers */
@@ -58,50 +60,11 @@ struct bk_xchg_worker {
   atomic_int want_space; /* set by a blocked producer: consumers wake it after popping */
 };
 
-/* Kafka's murmur2 (the Java client's default partitioner), so that a key's target task is the
- * partition Kafka would choose for it. */
-static uint32_t murmur2(const unsigned char *d, size_t len) {
-  const uint32_t m = 0x5bd1e995;
-  uint32_t h = 0x9747b28c ^ (uint32_t)len;
-  for (; len >= 4; d += 4, len -= 4) {
-    uint32_t k = d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 24;
-    k *= m;
-    k ^= k >> 24;
-    k *= m;
-    h = h * m ^ k;
-  }
-  switch (len) {
-  case 3:
-    h ^= (uint32_t)d[2] << 16;
-    /* fall through */
-  case 2:
-    h ^= (uint32_t)d[1] << 8;
-    /* fall through */
-  case 1:
-    h ^= d[0];
-    h *= m;
-  }
-  h ^= h >> 13;
-  h *= m;
-  return h ^ (h >> 15);
-}
-
 /* The worker owning `key`: its target task is murmur2 % n_tasks; task t runs on worker
  * t % n_workers. Minimal placement until plan/ decides n_tasks: one task per worker. */
 static uint32_t key_worker(const bk_worker_t *w, const brook_record_t *rec) {
   uint32_t n_tasks = (uint32_t)w->rt->n_workers; /* task t is worker t: one modulo */
-  uint32_t h = rec->key ? murmur2(rec->key, rec->key_len) : 0;
-  return (h & 0x7fffffff) % n_tasks;
-}
-
-static size_t align8(size_t n) { return (n + 7) & ~(size_t)7; }
-
-static size_t record_bytes(const brook_record_t *rec) {
-  size_t n = align8(rec->key_len) + align8(rec->value_len);
-  n += rec->header_count * sizeof(brook_header_t);
-  for (size_t i = 0; i < rec->header_count; i++)
-    n += align8(strlen(rec->headers[i].name) + 1) + align8(rec->headers[i].value_len);
-  return n;
+  return rec->key ? bk_murmur2_partition(rec->key, rec->key_len, n_tasks) : 0;
 }
 
 /* Bytes for records' data in a standard chunk: about 32 bytes per record of a batch, at most
@@ -118,7 +81,7 @@ static xchunk_t *chunk_new(bk_worker_t *w, size_t to, uint32_t x, int kind, size
   size_t size = kind == XC_DATA ? (need > std_size(w) ? need : std_size(w)) : 0;
   xchunk_t *c = kind == XC_DATA && size == std_size(w) ? bk_spsc_pop(&w->xchg->back[to]) : NULL;
   if (!c) {
-    size_t head = align8(sizeof(xchunk_t)), recs = cap * sizeof(brook_record_t);
+    size_t head = bk_align8(sizeof(xchunk_t)), recs = cap * sizeof(brook_record_t);
     if (!(c = bk_malloc(&w->rt->alloc, head + recs + size)))
       return NULL;
     c->recs = (brook_record_t *)((unsigned char *)c + head);
@@ -143,35 +106,6 @@ static void chunk_done(bk_worker_t *w, size_t s, xchunk_t *c) {
       bk_spsc_push(&from->xchg->back[w->index], c) == 0)
     return;
   bk_free(&w->rt->alloc, c);
-}
-
-static void *chunk_copy(xchunk_t *c, const void *src, size_t n) {
-  void *dst = c->data + c->used;
-  if (n == 8) /* 8-byte keys and values are common: a fixed-size copy is one move */
-    memcpy(dst, src, 8);
-  else if (n)
-    memcpy(dst, src, n);
-  c->used += align8(n);
-  return dst;
-}
-
-static void chunk_append(xchunk_t *c, const brook_record_t *rec) {
-  brook_record_t *r = &c->recs[c->n++];
-  *r = *rec;
-  r->key = rec->key ? chunk_copy(c, rec->key, rec->key_len) : NULL;
-  r->value = rec->value ? chunk_copy(c, rec->value, rec->value_len) : NULL;
-  if (rec->header_count) {
-    brook_header_t *h = (brook_header_t *)(c->data + c->used);
-    c->used += rec->header_count * sizeof(*h);
-    for (size_t i = 0; i < rec->header_count; i++) {
-      h[i].name = chunk_copy(c, rec->headers[i].name, strlen(rec->headers[i].name) + 1);
-      h[i].value = rec->headers[i].value
-                       ? chunk_copy(c, rec->headers[i].value, rec->headers[i].value_len)
-                       : NULL;
-      h[i].value_len = rec->headers[i].value_len;
-    }
-    r->headers = h;
-  }
 }
 
 /* Pushes the chunks waiting for worker `to` into its ring, oldest first. */
@@ -282,7 +216,7 @@ static brook_err_t route_one(bk_worker_t *w, brook_ctx_t *from, bk_port_t *p, ui
     return BROOK_OK;
   }
   xchunk_t **fill = &x->filling[xi * nw + to];
-  size_t need = record_bytes(rec);
+  size_t need = bk_record_packed_size(rec);
   if (*fill && ((*fill)->n == (*fill)->cap || (*fill)->size - (*fill)->used < need)) {
     publish(w, to, *fill);
     *fill = NULL;
@@ -292,7 +226,7 @@ static brook_err_t route_one(bk_worker_t *w, brook_ctx_t *from, bk_port_t *p, ui
                     from->node->name);
     return BROOK_ERR_NOMEM;
   }
-  chunk_append(*fill, rec);
+  bk_record_pack(&(*fill)->recs[(*fill)->n++], rec, (*fill)->data, &(*fill)->used);
   return BROOK_OK;
 }
 

@@ -10,6 +10,7 @@
 
 #include "core/alloc.h"
 #include "core/opts.h"
+#include "runtime/record_pack.h"
 #include "runtime/runtime_impl.h"
 
 #define PUSH_CHUNK_BYTES (64 * 1024)
@@ -66,18 +67,6 @@ void brook_push_opts_init_size(brook_push_opts_t *opts, size_t size) {
   bk_opts_init_sized(opts, size, &d, sizeof(d));
 }
 
-static size_t align8(size_t n) { return (n + 7) & ~(size_t)7; }
-
-static size_t record_bytes(const brook_record_t *rec) {
-  size_t n = align8(rec->key_len) + align8(rec->value_len);
-  if (rec->header_count) {
-    n += rec->header_count * sizeof(brook_header_t);
-    for (size_t i = 0; i < rec->header_count; i++)
-      n += align8(strlen(rec->headers[i].name) + 1) + align8(rec->headers[i].value_len);
-  }
-  return n;
-}
-
 /* Bytes for records' data in a new chunk: enough for a batch of ~64-byte records, at most
  * PUSH_CHUNK_BYTES, or a whole large record. */
 static size_t chunk_data_size(const brook_push_source_t *p, size_t need) {
@@ -89,7 +78,7 @@ static size_t chunk_data_size(const brook_push_source_t *p, size_t need) {
 
 /* What a chunk with `data` bytes of record data costs in memory. */
 static size_t chunk_alloc_size(const brook_push_source_t *p, size_t data) {
-  return align8(sizeof(push_chunk_t)) + p->chunk_records * sizeof(brook_record_t) +
+  return bk_align8(sizeof(push_chunk_t)) + p->chunk_records * sizeof(brook_record_t) +
          chunk_data_size(p, data);
 }
 
@@ -103,7 +92,7 @@ static push_chunk_t *chunk_get(brook_push_source_t *p, size_t need) {
     return c;
   }
   size_t size = chunk_data_size(p, need);
-  size_t head = align8(sizeof(push_chunk_t));
+  size_t head = bk_align8(sizeof(push_chunk_t));
   size_t recs = p->chunk_records * sizeof(brook_record_t);
   push_chunk_t *c = bk_malloc(&p->rt->alloc, head + recs + size);
   if (!c)
@@ -126,34 +115,9 @@ static void chunk_put(brook_push_source_t *p, push_chunk_t *c) {
   }
 }
 
-static void *chunk_copy(push_chunk_t *c, const void *src, size_t n) {
-  void *dst = c->data + c->used;
-  if (n)
-    memcpy(dst, src, n);
-  c->used += align8(n);
-  return dst;
-}
-
 /* Copies rec into chunk c, which has room for it. */
 static void chunk_append(push_chunk_t *c, const brook_record_t *rec, size_t need) {
-  brook_record_t *r = &c->recs[c->n++];
-  *r = *rec;
-  r->key = rec->key ? chunk_copy(c, rec->key, rec->key_len) : NULL;
-  r->value = rec->value ? chunk_copy(c, rec->value, rec->value_len) : NULL;
-  if (rec->header_count) {
-    brook_header_t *h = (brook_header_t *)(c->data + c->used);
-    c->used += rec->header_count * sizeof(*h);
-    for (size_t i = 0; i < rec->header_count; i++) {
-      h[i].name = chunk_copy(c, rec->headers[i].name, strlen(rec->headers[i].name) + 1);
-      h[i].value = rec->headers[i].value
-                       ? chunk_copy(c, rec->headers[i].value, rec->headers[i].value_len)
-                       : NULL;
-      h[i].value_len = rec->headers[i].value_len;
-    }
-    r->headers = h;
-  } else {
-    r->headers = NULL;
-  }
+  bk_record_pack(&c->recs[c->n++], rec, c->data, &c->used);
   c->accounted += need;
 }
 
@@ -203,7 +167,7 @@ static brook_err_t push_locked(brook_push_source_t *p, const brook_record_t *rec
 static brook_err_t push_check(brook_push_source_t *p, const brook_record_t *rec, size_t *need) {
   if (!p || !rec || !record_valid(rec))
     return BROOK_ERR_INVALID_ARG;
-  *need = record_bytes(rec);
+  *need = bk_record_packed_size(rec);
   if (*need > p->max_bytes)
     return BROOK_ERR_TOO_LARGE;
   return BROOK_OK;
