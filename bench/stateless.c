@@ -94,6 +94,7 @@ typedef struct workers_state {
     _Alignas(64) sink_state_t s; /* a cache line each: no false sharing between workers */
   } sinks[MAX_WORKERS];
   atomic_int n_sinks;
+  unsigned run; /* numbers the runs: a thread's claim from an earlier run is stale */
 } workers_state_t;
 
 static brook_err_t gen_split_cb(brook_record_t *out, brook_ctx_t *ctx, void *opaque) {
@@ -104,13 +105,13 @@ static brook_err_t gen_split_cb(brook_record_t *out, brook_ctx_t *ctx, void *opa
 static uint64_t *lat_bufs[MAX_WORKERS]; /* the workers' sampled latencies */
 
 static _Thread_local sink_state_t *my_sink;
-static _Thread_local workers_state_t *my_sink_of;
+static _Thread_local unsigned my_sink_run; /* the run my_sink was claimed in */
 
 static brook_err_t sink_split_cb(const brook_record_t *rec, void *opaque) {
   workers_state_t *ws = opaque;
-  if (my_sink_of != ws) { /* this worker's first record of the run: claim a sink state */
+  if (my_sink_run != ws->run) { /* this worker's first record of the run: claim a sink state */
     my_sink = &ws->sinks[atomic_fetch_add(&ws->n_sinks, 1)].s;
-    my_sink_of = ws;
+    my_sink_run = ws->run;
   }
   return sink_cb(rec, my_sink);
 }
@@ -168,6 +169,7 @@ static double run_brook(gen_state_t *g, sink_state_t *s, size_t workers) {
     for (size_t k = 0; k < MAX_WORKERS; k++)
       ws.sinks[k].s.lat_ns = lat_bufs[k];
     atomic_store(&ws.n_sinks, 0);
+    ws.run++;
     src = brook_source_generator(t, "gen", gen_split_cb, &ws, &go);
   }
   brook_stream_t *out = brook_map(brook_filter(src, filter_cb, NULL), map_cb, NULL);

@@ -199,6 +199,7 @@ typedef struct split_gens {
     _Alignas(64) sink_state_t s; /* a cache line each: no false sharing between workers */
   } sinks[MAX_WORKERS];
   atomic_int n_sinks;
+  unsigned run; /* numbers the runs: a thread's claim from an earlier run is stale */
 } split_gens_t;
 
 static brook_err_t gen_split_cb(brook_record_t *out, brook_ctx_t *ctx, void *opaque) {
@@ -220,13 +221,13 @@ static brook_err_t same_key(const brook_record_t *rec, const void **key, size_t 
 }
 
 static _Thread_local sink_state_t *my_sink;
-static _Thread_local split_gens_t *my_sink_of;
+static _Thread_local unsigned my_sink_run; /* the run my_sink was claimed in */
 
 static brook_err_t sink_split_cb(const brook_record_t *rec, void *opaque) {
   split_gens_t *sg = opaque;
-  if (my_sink_of != sg) { /* this worker's first result: claim a sink state */
+  if (my_sink_run != sg->run) { /* this worker's first result: claim a sink state */
     my_sink = &sg->sinks[atomic_fetch_add(&sg->n_sinks, 1)].s;
-    my_sink_of = sg;
+    my_sink_run = sg->run;
   }
   return sink_cb(rec, my_sink);
 }
@@ -448,7 +449,9 @@ static double run_brook(gen_state_t *g, sink_state_t *s, brook_window_t window, 
   if (workers == 1) {
     src = brook_source_generator(t, "gen", gen_cb, g, NULL);
   } else {
+    unsigned run = sg.run;
     memset(&sg, 0, sizeof(sg));
+    sg.run = run + 1;
     sg.stride = workers;
     for (size_t k = 0; k < workers; k++) {
       sg.gens[k] = *g;
