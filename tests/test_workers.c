@@ -608,6 +608,31 @@ static void test_alloc_failures_starting_4_workers(void **state) {
   alloc_failure_sweep(1); /* every allocation from the k-th on fails */
 }
 
+/* ---- what cannot run per worker yet is refused, saying why ---- */
+
+static void test_refused_worker_counts_and_nodes(void **state) {
+  (void)state;
+  static gen_t g;
+  brook_topology_t *t = new_topology();
+  brook_stream_t *s = gen_source(t, gen_fn, &g, 2, 10);
+  assert_int_equal(brook_sink_lines(s, "/dev/null", NULL), BROOK_OK);
+  brook_runtime_opts_t ro;
+  brook_runtime_opts_init(&ro);
+  brook_runtime_t *rt = NULL;
+  ro.num_workers = 0;
+  assert_int_equal(brook_runtime_new(&rt, t, &ro), BROOK_ERR_INVALID_ARG);
+  assert_non_null(strstr(brook_topology_last_error(t), "num_workers must be 1..256, got 0"));
+  ro.num_workers = 2; /* every worker's instance would truncate and write the same file */
+  assert_int_equal(brook_runtime_new(&rt, t, &ro), BROOK_ERR_INVALID_ARG);
+  assert_null(rt);
+  assert_non_null(strstr(brook_topology_last_error(t), "is a line sink"));
+  ro.num_workers = 1;
+  assert_int_equal(brook_runtime_new(&rt, t, &ro), BROOK_OK);
+  assert_int_equal(run_with_deadline(rt, 60000, NULL), BROOK_OK);
+  brook_runtime_free(rt);
+  brook_topology_free(t);
+}
+
 int main(void) {
   for (int i = 0; i < N_KEYS; i++)
     snprintf(key_names[i], sizeof(key_names[i]), "k%02d", i);
@@ -619,6 +644,7 @@ int main(void) {
       cmocka_unit_test(test_stop_from_signal_handler_4_workers),
       cmocka_unit_test(test_failing_operator_on_worker_3_stops_all),
       cmocka_unit_test(test_alloc_failures_starting_4_workers),
+      cmocka_unit_test(test_refused_worker_counts_and_nodes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,7 +43,8 @@ typedef struct brook_runtime_opts {
    * the thread of brook_runtime_run, or on the application's loop with brook_runtime_start).
    * Splittable sources spread their splits over them (split k on worker k % num_workers);
    * records cross workers only after a key_by, to the worker owning the key. Default 1. A
-   * topology with Kafka sources or sinks needs 1 in this version. */
+   * topology with Kafka sources or sinks, or a line sink, needs 1 in this version
+   * (brook_runtime_new refuses more with BROOK_ERR_INVALID_ARG, naming the node). */
   size_t num_workers;
 } brook_runtime_opts_t;
 

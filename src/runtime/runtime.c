@@ -149,6 +149,25 @@ static brook_err_t build_workers(brook_runtime_t *rt) {
   return BROOK_OK;
 }
 
+/* 1 and *why set if node `n` cannot have an instance per worker in this version. Kafka's
+ * partitions are not spread over workers yet; a line sink's instances would each open and
+ * truncate the same file. */
+static int needs_one_worker(const bk_node_t *n, bk_errmsg_t *why) {
+  const char *what = NULL;
+  if (n->kind == BK_NODE_SOURCE && n->source_type->partitioned)
+    what = "a Kafka source";
+  else if (n->kind == BK_NODE_OPERATOR && n->op.type_name &&
+           strcmp(n->op.type_name, "kafka_sink") == 0)
+    what = "a Kafka sink";
+  else if (n->kind == BK_NODE_OPERATOR && n->op.type_name &&
+           strcmp(n->op.type_name, "sink_lines") == 0)
+    what = "a line sink (one file written by every worker)";
+  if (what)
+    bk_errmsg_set(why, "runtime_new: node '%s' is %s: it runs with num_workers = 1 in this version",
+                  n->name, what);
+  return what != NULL;
+}
+
 brook_err_t brook_runtime_new(brook_runtime_t **out, brook_topology_t *t,
                               const brook_runtime_opts_t *opts) {
   if (!out)
@@ -173,17 +192,9 @@ brook_err_t brook_runtime_new(brook_runtime_t **out, brook_topology_t *t,
     bk_errmsg_set(&t->msg, "runtime_new: num_workers must be 1..256, got %zu", o.num_workers);
     return BROOK_ERR_INVALID_ARG;
   }
-  for (size_t i = 0; o.num_workers > 1 && i < t->n_nodes; i++) {
-    const bk_node_t *n = t->nodes[i];
-    if (n->kind == BK_NODE_SOURCE ? n->source_type->partitioned
-                                  : n->op.type_name && strcmp(n->op.type_name, "kafka_sink") == 0) {
-      bk_errmsg_set(&t->msg,
-                    "runtime_new: node '%s' is a Kafka %s: Kafka runs with num_workers = 1 in "
-                    "this version",
-                    n->name, n->kind == BK_NODE_SOURCE ? "source" : "sink");
+  for (size_t i = 0; o.num_workers > 1 && i < t->n_nodes; i++)
+    if (needs_one_worker(t->nodes[i], &t->msg))
       return BROOK_ERR_INVALID_ARG;
-    }
-  }
   brook_runtime_t *rt = bk_calloc(&t->alloc, 1, sizeof(*rt));
   if (!rt) {
     bk_errmsg_set(&t->msg, "runtime_new: out of memory");
