@@ -608,6 +608,60 @@ static void test_alloc_failures_starting_4_workers(void **state) {
   alloc_failure_sweep(1); /* every allocation from the k-th on fails */
 }
 
+/* ---- two exchanges in a row, and a merge of exchanged and local records ---- */
+
+/* The count's key is the word; re-key by the count's parity class: key = k<count % N_KEYS>. */
+static brook_err_t key_of_count(const brook_record_t *rec, const void **key, size_t *key_len,
+                                brook_ctx_t *ctx, void *opaque) {
+  (void)ctx, (void)opaque;
+  int64_t v;
+  if (rec->value_len != sizeof(v))
+    return BROOK_ERR_USER;
+  memcpy(&v, rec->value, sizeof(v));
+  *key = key_names[v % N_KEYS];
+  *key_len = strlen(*key);
+  return BROOK_OK;
+}
+
+static int keep_all(const brook_record_t *rec, void *opaque) {
+  (void)rec, (void)opaque;
+  return 1;
+}
+
+/* gen -> key_by -> count -> key_by(count) -> merge with the counts themselves -> count ->
+ * sink: a second exchange after the first, and a node fed by both an exchange and a local
+ * stream (the counts stay on the worker owning their key, which is the key's worker for the
+ * second count too). */
+static void run_chained(size_t workers, seen_t *seen) {
+  static gen_t g;
+  seen_init(seen);
+  brook_topology_t *t = new_topology();
+  brook_stream_t *src = gen_source(t, gen_fn, &g, 4, 40000);
+  brook_stream_t *counts = brook_count(brook_key_by(src, key_is_value, NULL), NULL);
+  brook_stream_t *rekeyed = brook_key_by(counts, key_of_count, NULL);
+  brook_stream_t *ins[2] = {rekeyed, brook_filter(counts, keep_all, NULL)}; /* local */
+  brook_stream_t *merged = brook_merge(ins, 2);
+  assert_non_null(merged);
+  brook_stream_t *s = brook_count(merged, NULL);
+  assert_int_equal(brook_sink_callback(s, count_sink, NULL, seen), BROOK_OK);
+  brook_runtime_t *rt = new_runtime(t, workers, 128);
+  assert_int_equal(run_with_deadline(rt, 60000, NULL), BROOK_OK);
+  assert_int_equal(stats_of(rt).records_out, 80000); /* each count twice */
+  brook_runtime_free(rt);
+  brook_topology_free(t);
+}
+
+static void test_chained_exchanges_same_counts(void **state) {
+  (void)state;
+  static seen_t one, many;
+  run_chained(1, &one);
+  assert_int_equal(total_count(&one), 80000);
+  for (size_t w = 2; w <= 3; w++) {
+    run_chained(w, &many);
+    check_same_counts(&one, &many, w);
+  }
+}
+
 /* ---- what cannot run per worker yet is refused, saying why ---- */
 
 static void test_refused_worker_counts_and_nodes(void **state) {
@@ -644,6 +698,7 @@ int main(void) {
       cmocka_unit_test(test_stop_from_signal_handler_4_workers),
       cmocka_unit_test(test_failing_operator_on_worker_3_stops_all),
       cmocka_unit_test(test_alloc_failures_starting_4_workers),
+      cmocka_unit_test(test_chained_exchanges_same_counts),
       cmocka_unit_test(test_refused_worker_counts_and_nodes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
