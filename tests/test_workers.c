@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -662,6 +663,69 @@ static void test_chained_exchanges_same_counts(void **state) {
   }
 }
 
+/* ---- processing-time timers on a worker whose own sources have ended ---- */
+
+/* Each instance (one per worker) sets one processing-time timer on its first record; the
+ * generator (one split, on worker 0) runs until every worker's timer has fired. Worker 1
+ * has no source: it waits for the exchange's end while worker 0 still produces. */
+static atomic_int timers_fired;
+
+static brook_err_t timer_open(brook_ctx_t *ctx, void *opaque, void **state) {
+  (void)ctx, (void)opaque;
+  *state = calloc(1, sizeof(int));
+  return *state ? BROOK_OK : BROOK_ERR_NOMEM;
+}
+
+static brook_err_t timer_process(brook_ctx_t *ctx, void *state, const brook_record_t *rec) {
+  int *armed = state;
+  if (!*armed) {
+    *armed = 1;
+    return brook_timer_set(ctx, BROOK_PROCESSING_TIME, brook_ctx_now(ctx) + 1, rec->key,
+                           rec->key_len, 0);
+  }
+  return BROOK_OK;
+}
+
+static brook_err_t timer_fire(brook_ctx_t *ctx, void *state, const struct brook_timer *t) {
+  (void)ctx, (void)state, (void)t;
+  atomic_fetch_add(&timers_fired, 1);
+  return BROOK_OK;
+}
+
+static void timer_close(void *state, void *opaque) {
+  (void)opaque;
+  free(state);
+}
+
+static brook_err_t until_timers_fired(brook_record_t *out, brook_ctx_t *ctx, void *opaque) {
+  if (atomic_load(&timers_fired) == 2)
+    return BROOK_DONE;
+  return gen_fn(out, ctx, opaque);
+}
+
+static void test_processing_timers_fire_on_a_waiting_worker(void **state) {
+  (void)state;
+  static gen_t g;
+  static seen_t seen;
+  seen_init(&seen);
+  atomic_store(&timers_fired, 0);
+  brook_topology_t *t = new_topology();
+  brook_stream_t *s = gen_source(t, until_timers_fired, &g, 1, 0);
+  static const brook_operator_t op = {.version = BROOK_OPERATOR_VERSION,
+                                      .type_name = "timer_once",
+                                      .open = timer_open,
+                                      .process = timer_process,
+                                      .close = timer_close,
+                                      .on_timer = timer_fire};
+  s = brook_apply(brook_key_by(s, key_is_value, NULL), &op, NULL);
+  assert_int_equal(brook_sink_callback(s, count_sink, NULL, &seen), BROOK_OK); /* gets none */
+  brook_runtime_t *rt = new_runtime(t, 2, 64);
+  assert_int_equal(run_with_deadline(rt, 30000, NULL), BROOK_OK);
+  assert_int_equal(atomic_load(&timers_fired), 2);
+  brook_runtime_free(rt);
+  brook_topology_free(t);
+}
+
 /* ---- what cannot run per worker yet is refused, saying why ---- */
 
 static void test_refused_worker_counts_and_nodes(void **state) {
@@ -699,6 +763,7 @@ int main(void) {
       cmocka_unit_test(test_failing_operator_on_worker_3_stops_all),
       cmocka_unit_test(test_alloc_failures_starting_4_workers),
       cmocka_unit_test(test_chained_exchanges_same_counts),
+      cmocka_unit_test(test_processing_timers_fire_on_a_waiting_worker),
       cmocka_unit_test(test_refused_worker_counts_and_nodes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

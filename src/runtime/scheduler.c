@@ -299,7 +299,8 @@ static void finish(bk_worker_t *w) {
     /* Node by node, as the other workers end the exchanges this worker consumes. */
     if (!bk_xchg_finish(w, w->state == BK_RT_RUNNING)) {
       idle_set(w, 0);
-      return; /* called again when something arrives */
+      clock_arm(w); /* processing-time timers keep firing while the others finish */
+      return;       /* called again when something arrives */
     }
     if (w->rt->status == BROOK_OK)
       bk_state_flush_changes(w);
