@@ -64,7 +64,8 @@ struct bk_xchg_worker {
  * t % n_workers. Minimal placement until plan/ decides n_tasks: one task per worker. */
 static uint32_t key_worker(const bk_worker_t *w, const brook_record_t *rec) {
   uint32_t n_tasks = (uint32_t)w->rt->n_workers; /* task t is worker t: one modulo */
-  return rec->key ? bk_murmur2_partition(rec->key, rec->key_len, n_tasks) : 0;
+  /* A NULL key is the empty key (plan/: one group, whose state lives in one task). */
+  return bk_murmur2_partition(rec->key, rec->key ? rec->key_len : 0, n_tasks);
 }
 
 /* Bytes for records' data in a standard chunk: about 32 bytes per record of a batch, at most

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The hash of `len` bytes at `key` (NULL allowed when len is 0). */
 static inline uint32_t bk_murmur2(const void *key, size_t len) {
   const unsigned char *d = key;
   const uint32_t m = 0x5bd1e995;
