@@ -244,7 +244,7 @@ void bk_runtime_stats_sum(const brook_runtime_t *rt, brook_runtime_stats_t *out)
   memset(out, 0, sizeof(*out));
   /* With one worker, or once every worker is done (threads joined), the counters are read
    * where they are; while N workers run, from the copies each publishes after its slices. */
-  int live = rt->n_workers == 1 || rt->state != BK_RT_RUNNING;
+  int live = rt->n_workers == 1 || atomic_load(&((brook_runtime_t *)rt)->workers_left) == 0;
   for (size_t i = 0; i < rt->n_workers; i++) {
     bk_worker_t *w = &rt->workers[i];
     brook_runtime_stats_t s;
