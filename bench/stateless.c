@@ -2,7 +2,11 @@
  * that calls the very same callbacks through function pointers (no framework). The ratio
  * brook/loop is brook's own overhead: batching, fused dispatch, emit.
  *
- *   bench_stateless [records] [runs]      (BROOK_BENCH_SMOKE=1: tiny run, for ctest)
+ *   bench_stateless [records] [runs] [workers]   (BROOK_BENCH_SMOKE=1: tiny run, for ctest)
+ *
+ * Without a worker count (argument or BROOK_BENCH_WORKERS) it measures 1 and 2 workers; with
+ * N workers the generator has N splits (one per worker) and each worker has its own sink
+ * state, summed after the run. Every key=value line carries workers=N.
  *
  * Prints per-run figures, medians, end-to-end latency percentiles (sampled records carry
  * their creation time to the sink), peak RSS, and a final key=value line. */
@@ -10,6 +14,7 @@
 #include <uv.h>
 
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +84,38 @@ static brook_err_t sink_cb(const brook_record_t *rec, void *opaque) {
   return BROOK_OK;
 }
 
+/* ---- N workers: per-split generator state, per-thread sink state ---- */
+
+#define MAX_WORKERS 64
+
+typedef struct workers_state {
+  gen_state_t *gens; /* one per split: split k produces [start_k, start_k + count_k) */
+  struct {
+    _Alignas(64) sink_state_t s; /* a cache line each: no false sharing between workers */
+  } sinks[MAX_WORKERS];
+  atomic_int n_sinks;
+  unsigned run; /* numbers the runs: a thread's claim from an earlier run is stale */
+} workers_state_t;
+
+static brook_err_t gen_split_cb(brook_record_t *out, brook_ctx_t *ctx, void *opaque) {
+  workers_state_t *ws = opaque;
+  return gen_cb(out, ctx, &ws->gens[brook_ctx_split(ctx)]);
+}
+
+static uint64_t *lat_bufs[MAX_WORKERS]; /* the workers' sampled latencies */
+
+static _Thread_local sink_state_t *my_sink;
+static _Thread_local unsigned my_sink_run; /* the run my_sink was claimed in */
+
+static brook_err_t sink_split_cb(const brook_record_t *rec, void *opaque) {
+  workers_state_t *ws = opaque;
+  if (my_sink_run != ws->run) { /* this worker's first record of the run: claim a sink state */
+    my_sink = &ws->sinks[atomic_fetch_add(&ws->n_sinks, 1)].s;
+    my_sink_run = ws->run;
+  }
+  return sink_cb(rec, my_sink);
+}
+
 /* Called through volatile pointers so the compiler cannot inline them into the baseline. */
 static brook_generator_fn volatile p_gen = gen_cb;
 static brook_predicate_fn volatile p_filter = filter_cb;
@@ -107,15 +144,43 @@ static double run_baseline(gen_state_t *g, sink_state_t *s) {
   return (double)(uv_hrtime() - t0) / 1e9;
 }
 
-static double run_brook(gen_state_t *g, sink_state_t *s) {
+static double run_brook(gen_state_t *g, sink_state_t *s, size_t workers) {
   brook_topology_t *t = NULL;
   brook_runtime_t *rt = NULL;
   if (brook_topology_new(&t, NULL) != BROOK_OK)
     abort();
-  brook_stream_t *src = brook_source_generator(t, "gen", gen_cb, g, NULL);
+  static workers_state_t ws;
+  brook_generator_opts_t go;
+  brook_generator_opts_init(&go);
+  go.splits = workers;
+  brook_stream_t *src;
+  if (workers == 1) {
+    src = brook_source_generator(t, "gen", gen_cb, g, NULL);
+  } else {
+    if (!(ws.gens = calloc(workers, sizeof(*ws.gens))))
+      abort();
+    for (size_t k = 0, start = 0; k < workers; k++) {
+      size_t count = g->limit / workers + (k < g->limit % workers);
+      ws.gens[k].next = start;
+      ws.gens[k].limit = start + count;
+      start += count;
+    }
+    memset(ws.sinks, 0, sizeof(ws.sinks));
+    for (size_t k = 0; k < MAX_WORKERS; k++)
+      ws.sinks[k].s.lat_ns = lat_bufs[k];
+    atomic_store(&ws.n_sinks, 0);
+    ws.run++;
+    src = brook_source_generator(t, "gen", gen_split_cb, &ws, &go);
+  }
   brook_stream_t *out = brook_map(brook_filter(src, filter_cb, NULL), map_cb, NULL);
-  brook_sink_callback(out, sink_cb, NULL, s);
-  if (brook_runtime_new(&rt, t, NULL) != BROOK_OK) {
+  if (workers == 1)
+    brook_sink_callback(out, sink_cb, NULL, s);
+  else
+    brook_sink_callback(out, sink_split_cb, NULL, &ws);
+  brook_runtime_opts_t ro;
+  brook_runtime_opts_init(&ro);
+  ro.num_workers = workers;
+  if (brook_runtime_new(&rt, t, &ro) != BROOK_OK) {
     fprintf(stderr, "runtime_new: %s\n", brook_topology_last_error(t));
     exit(1);
   }
@@ -128,6 +193,17 @@ static double run_brook(gen_state_t *g, sink_state_t *s) {
   }
   brook_runtime_free(rt);
   brook_topology_free(t);
+  if (workers > 1) { /* the workers' sink states, as one */
+    for (int k = 0; k < atomic_load(&ws.n_sinks); k++) {
+      sink_state_t *w = &ws.sinks[k].s;
+      s->count += w->count;
+      s->checksum += w->checksum;
+      for (size_t i = 0; i < w->n_lat && s->n_lat < MAX_SAMPLES; i++)
+        s->lat_ns[s->n_lat++] = w->lat_ns[i];
+    }
+  }
+  free(ws.gens);
+  ws.gens = NULL;
   return secs;
 }
 
@@ -159,6 +235,8 @@ static long peak_rss_kb(void) {
   return ru.ru_maxrss;
 }
 
+static int bench(uint64_t records, int runs, size_t workers);
+
 int main(int argc, char **argv) {
   int smoke = getenv("BROOK_BENCH_SMOKE") != NULL;
   uint64_t records = smoke ? 200000 : 50000000;
@@ -167,10 +245,25 @@ int main(int argc, char **argv) {
     records = strtoull(argv[1], NULL, 10);
   if (argc > 2)
     runs = atoi(argv[2]);
-  if (runs < 1 || runs > 99 || records == 0) {
-    fprintf(stderr, "usage: bench_stateless [records] [runs 1..99]\n");
+  size_t worker_counts[2] = {1, 2}, n_counts = 2;
+  const char *wenv = getenv("BROOK_BENCH_WORKERS");
+  if (argc > 3 || wenv) {
+    worker_counts[0] = (size_t)strtoull(argc > 3 ? argv[3] : wenv, NULL, 10);
+    n_counts = 1;
+  }
+  if (runs < 1 || runs > 99 || records == 0 || worker_counts[0] < 1 ||
+      worker_counts[0] > MAX_WORKERS) {
+    fprintf(stderr, "usage: bench_stateless [records] [runs 1..99] [workers 1..%d]\n", MAX_WORKERS);
     return 2;
   }
+  for (size_t wc = 0; wc < n_counts; wc++)
+    if (bench(records, runs, worker_counts[wc]))
+      return 1;
+  return 0;
+}
+
+/* Measures brook with `workers` workers against the loop, `runs` times each, alternating. */
+static int bench(uint64_t records, int runs, size_t workers) {
   gen_state_t *g = malloc(sizeof(*g));
   sink_state_t s = {0};
   s.lat_ns = malloc(MAX_SAMPLES * sizeof(*s.lat_ns));
@@ -181,8 +274,8 @@ int main(int argc, char **argv) {
   double tb[99], tl[99];
   uint64_t expect_count = 0, expect_sum = 0;
   printf("bench_stateless: generator -> filter(75%%) -> map -> counting sink, %" PRIu64
-         " records of %d bytes, %d runs each, alternating\n",
-         records, VALUE_SIZE, runs);
+         " records of %d bytes, %d runs each, alternating, %zu worker(s)\n",
+         records, VALUE_SIZE, runs, workers);
   for (int r = 0; r < runs; r++) {
     /* baseline */
     memset(g, 0, sizeof(*g));
@@ -197,7 +290,10 @@ int main(int argc, char **argv) {
     g->limit = records;
     s.count = s.checksum = 0;
     s.n_lat = 0;
-    tb[r] = run_brook(g, &s);
+    for (size_t k = 0; k < MAX_WORKERS && workers > 1; k++)
+      if (!lat_bufs[k] && !(lat_bufs[k] = malloc(MAX_SAMPLES * sizeof(uint64_t))))
+        return 1;
+    tb[r] = run_brook(g, &s, workers);
     if (s.count != expect_count || s.checksum != expect_sum) {
       fprintf(stderr,
               "MISMATCH: brook count=%" PRIu64 " sum=%" PRIu64 ", loop count=%" PRIu64
@@ -228,13 +324,17 @@ int main(int argc, char **argv) {
          (double)pct(brook_lat, n_brook_lat, 1.0) / 1e3);
   printf("peak RSS %ld KiB; records kept by the sink %" PRIu64 "; checksum %" PRIu64 "\n", rss,
          expect_count, expect_sum);
-  printf("bench=stateless records=%" PRIu64 " records_per_s=%.0f ns_per_record=%.2f "
+  printf("bench=stateless workers=%zu records=%" PRIu64 " records_per_s=%.0f ns_per_record=%.2f "
          "loop_records_per_s=%.0f ratio=%.3f p50_us=%.1f p99_us=%.1f peak_rss_kb=%ld\n",
-         records, brook_rps, mb * 1e9 / (double)records, loop_rps, brook_rps / loop_rps,
+         workers, records, brook_rps, mb * 1e9 / (double)records, loop_rps, brook_rps / loop_rps,
          (double)pct(brook_lat, n_brook_lat, 0.50) / 1e3,
          (double)pct(brook_lat, n_brook_lat, 0.99) / 1e3, rss);
   free(g);
   free(s.lat_ns);
   free(brook_lat);
+  for (size_t k = 0; k < MAX_WORKERS; k++) {
+    free(lat_bufs[k]);
+    lat_bufs[k] = NULL;
+  }
   return 0;
 }

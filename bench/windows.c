@@ -7,9 +7,13 @@
  * hand-written baseline that calls the very same generator, aggregator and sink callbacks
  * through function pointers; its checksum must equal brook's, and ratio = brook/baseline.
  *
- *   bench_windows [events] [runs] [tumbling|hopping|sliding|session|hopping_x<N>|series]
- *                                      (BROOK_BENCH_SMOKE=1: tiny run, for ctest)
- * The third argument runs one window type only (e.g. under a profiler).
+ *   bench_windows [events] [runs] [tumbling|hopping|sliding|session|hopping_x<N>|series|all]
+ *                 [workers]            (BROOK_BENCH_SMOKE=1: tiny run, for ctest)
+ * The third argument runs one window type only (e.g. under a profiler). Without a worker
+ * count (fourth argument or BROOK_BENCH_WORKERS) every measurement runs with 1 and then 2
+ * workers; with N > 1 the generator has N splits (split k makes events k, k + N, ...) and a
+ * key_by before the window sends each key to its worker. Every key=value line carries
+ * workers=N.
  *
  * Keys are 8-byte binary key ids (native byte order) taken from a pre-built table of 100,000;
  * values are native 8-byte doubles (multiples of 0.25, so every sum is exact and the checksum
@@ -19,6 +23,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,7 +185,52 @@ typedef struct run_spec {
   brook_window_t window;
   uint64_t events;
   uint32_t n_keys;
+  size_t workers;
 } run_spec_t;
+
+/* ---- N workers: interleaved generator splits, a sink state per worker thread ---- */
+
+#define MAX_WORKERS 64
+
+typedef struct split_gens {
+  gen_state_t gens[MAX_WORKERS]; /* split k: events k, k + stride, ... below limit */
+  size_t stride;
+  struct {
+    _Alignas(64) sink_state_t s; /* a cache line each: no false sharing between workers */
+  } sinks[MAX_WORKERS];
+  atomic_int n_sinks;
+  unsigned run; /* numbers the runs: a thread's claim from an earlier run is stale */
+} split_gens_t;
+
+static brook_err_t gen_split_cb(brook_record_t *out, brook_ctx_t *ctx, void *opaque) {
+  split_gens_t *sg = opaque;
+  gen_state_t *g = &sg->gens[brook_ctx_split(ctx)];
+  if (g->next >= g->limit)
+    return BROOK_DONE;
+  brook_err_t err = gen_cb(out, ctx, g);
+  g->next += sg->stride - 1;
+  return err;
+}
+
+static brook_err_t same_key(const brook_record_t *rec, const void **key, size_t *key_len,
+                            brook_ctx_t *ctx, void *opaque) {
+  (void)ctx, (void)opaque;
+  *key = rec->key;
+  *key_len = rec->key_len;
+  return BROOK_OK;
+}
+
+static _Thread_local sink_state_t *my_sink;
+static _Thread_local unsigned my_sink_run; /* the run my_sink was claimed in */
+
+static brook_err_t sink_split_cb(const brook_record_t *rec, void *opaque) {
+  split_gens_t *sg = opaque;
+  if (my_sink_run != sg->run) { /* this worker's first result: claim a sink state */
+    my_sink = &sg->sinks[atomic_fetch_add(&sg->n_sinks, 1)].s;
+    my_sink_run = sg->run;
+  }
+  return sink_cb(rec, my_sink);
+}
 
 /* ---- the baseline: tumbling windows without a framework ----
  *
@@ -388,21 +438,47 @@ static double run_baseline(gen_state_t *g, sink_state_t *s, brook_time_t size, u
 
 /* ---- brook ---- */
 
-static double run_brook(gen_state_t *g, sink_state_t *s, brook_window_t window, run_result_t *res) {
+static double run_brook(gen_state_t *g, sink_state_t *s, brook_window_t window, size_t workers,
+                        run_result_t *res) {
   brook_topology_t *t = NULL;
   brook_runtime_t *rt = NULL;
   if (brook_topology_new(&t, NULL) != BROOK_OK)
     abort();
-  brook_stream_t *src = brook_source_generator(t, "gen", gen_cb, g, NULL);
+  static split_gens_t sg;
+  brook_stream_t *src;
+  if (workers == 1) {
+    src = brook_source_generator(t, "gen", gen_cb, g, NULL);
+  } else {
+    unsigned run = sg.run;
+    memset(&sg, 0, sizeof(sg));
+    sg.run = run + 1;
+    sg.stride = workers;
+    for (size_t k = 0; k < workers; k++) {
+      sg.gens[k] = *g;
+      sg.gens[k].next = k;
+    }
+    brook_generator_opts_t go;
+    brook_generator_opts_init(&go);
+    go.splits = workers;
+    src = brook_source_generator(t, "gen", gen_split_cb, &sg, &go);
+  }
   brook_watermark_opts_t wo;
   brook_watermark_opts_init(&wo);
   wo.kind = BROOK_WATERMARK_BOUNDED;
   wo.max_delay = DISORDER;
   if (src)
     brook_source_set_watermark(src, &wo);
+  if (workers > 1) /* each key to its worker */
+    src = brook_key_by(src, same_key, NULL);
   brook_stream_t *out = brook_window_aggregate(src, window, &count_sum_agg, NULL);
-  brook_sink_callback(out, sink_cb, NULL, s);
-  if (brook_runtime_new(&rt, t, NULL) != BROOK_OK) {
+  if (workers == 1)
+    brook_sink_callback(out, sink_cb, NULL, s);
+  else
+    brook_sink_callback(out, sink_split_cb, NULL, &sg);
+  brook_runtime_opts_t ro;
+  brook_runtime_opts_init(&ro);
+  ro.num_workers = workers;
+  if (brook_runtime_new(&rt, t, &ro) != BROOK_OK) {
     fprintf(stderr, "runtime_new: %s\n", brook_topology_last_error(t));
     exit(1);
   }
@@ -420,6 +496,14 @@ static double run_brook(gen_state_t *g, sink_state_t *s, brook_window_t window, 
   }
   brook_runtime_free(rt);
   brook_topology_free(t);
+  for (int k = 0; workers > 1 && k < atomic_load(&sg.n_sinks); k++) {
+    const sink_state_t *w = &sg.sinks[k].s;
+    s->results += w->results;
+    s->count_total += w->count_total;
+    s->sum_total += w->sum_total;
+    s->checksum += w->checksum;
+    s->bad += w->bad;
+  }
   return secs;
 }
 
@@ -438,7 +522,7 @@ static run_result_t run_once(const run_spec_t *spec) {
   if (spec->baseline)
     res.secs = run_baseline(&g, &s, spec->window.size, &res.late);
   else
-    res.secs = run_brook(&g, &s, spec->window, &res);
+    res.secs = run_brook(&g, &s, spec->window, spec->workers, &res);
   res.results = s.results;
   res.count_total = s.count_total;
   res.sum_total = s.sum_total;
@@ -548,6 +632,9 @@ typedef struct kind_report {
   long base_rss_kb;
 } kind_report_t;
 
+static int bench(kind_report_t *kinds, size_t n_kinds, uint64_t events, uint32_t n_keys, int runs,
+                 size_t workers);
+
 int main(int argc, char **argv) {
   int smoke = getenv("BROOK_BENCH_SMOKE") != NULL;
   uint64_t events = smoke ? 40000 : 20000000;
@@ -557,9 +644,16 @@ int main(int argc, char **argv) {
     events = strtoull(argv[1], NULL, 10);
   if (argc > 2)
     runs = atoi(argv[2]);
-  if (runs < 1 || runs > MAX_RUNS || events == 0 || events > (UINT64_MAX >> 2)) {
+  size_t worker_counts[2] = {1, 2}, n_counts = 2;
+  const char *wenv = getenv("BROOK_BENCH_WORKERS");
+  if (argc > 4 || wenv) {
+    worker_counts[0] = (size_t)strtoull(argc > 4 ? argv[4] : wenv, NULL, 10);
+    n_counts = 1;
+  }
+  if (runs < 1 || runs > MAX_RUNS || events == 0 || events > (UINT64_MAX >> 2) ||
+      worker_counts[0] < 1 || worker_counts[0] > MAX_WORKERS) {
     fprintf(stderr, "usage: bench_windows [events] [runs 1..99] "
-                    "[tumbling|hopping|sliding|session|hopping_x<N>|series]\n");
+                    "[tumbling|hopping|sliding|session|hopping_x<N>|series|all] [workers]\n");
     return 2;
   }
   kind_report_t kinds[] = {
@@ -599,7 +693,7 @@ int main(int argc, char **argv) {
        .expect_count = events * 10000},
   };
   size_t n_kinds = sizeof(kinds) / sizeof(kinds[0]);
-  if (argc > 3) {
+  if (argc > 3 && strcmp(argv[3], "all") != 0) {
     size_t keep = 0; /* "series": the whole hopping size/advance series */
     for (size_t k = 0; k < n_kinds; k++)
       if (strcmp(kinds[k].name, argv[3]) == 0 ||
@@ -611,11 +705,21 @@ int main(int argc, char **argv) {
     }
     n_kinds = keep;
   }
-  printf("bench_windows: generator -> window_aggregate(count+sum) -> counting sink; %" PRIu64
-         " events, %" PRIu32 " keys (8-byte binary), event time +1 ms/event with disorder "
+  int failed = 0;
+  for (size_t wc = 0; wc < n_counts; wc++)
+    failed |= bench(kinds, n_kinds, events, n_keys, runs, worker_counts[wc]);
+  return failed;
+}
+
+/* Measures every window kind with `workers` workers. Returns nonzero on a mismatch. */
+static int bench(kind_report_t *kinds, size_t n_kinds, uint64_t events, uint32_t n_keys, int runs,
+                 size_t workers) {
+  printf("bench_windows (%zu worker(s)): generator -> %swindow_aggregate(count+sum) -> counting "
+         "sink; %" PRIu64 " events, %" PRIu32
+         " keys (8-byte binary), event time +1 ms/event with disorder "
          "[-%d, 0] ms, bounded watermark max_delay %d ms; %d runs each, each in a fresh "
          "process; tumbling alternates with a hand-written baseline\n",
-         events, n_keys, DISORDER, DISORDER, runs);
+         workers, workers > 1 ? "key_by -> " : "", events, n_keys, DISORDER, DISORDER, runs);
   int failed = 0;
   for (size_t k = 0; k < n_kinds; k++) {
     kind_report_t *kr = &kinds[k];
@@ -623,7 +727,7 @@ int main(int argc, char **argv) {
     double tb[MAX_RUNS], tl[MAX_RUNS];
     int tumbling = kr->window.kind == BROOK_WINDOW_TUMBLING;
     for (int r = 0; r < runs; r++) {
-      run_spec_t spec = {0, kr->window, events, kr->n_keys ? kr->n_keys : n_keys};
+      run_spec_t spec = {0, kr->window, events, kr->n_keys ? kr->n_keys : n_keys, workers};
       if (tumbling) {
         spec.baseline = 1;
         rl[r] = run_child(&spec);
@@ -678,7 +782,7 @@ int main(int argc, char **argv) {
     }
     /* State is bounded by live keys and windows, not by events: twice the events must not
      * need (much) more memory. */
-    run_spec_t spec2 = {0, kr->window, events * 2, kr->n_keys ? kr->n_keys : n_keys};
+    run_spec_t spec2 = {0, kr->window, events * 2, kr->n_keys ? kr->n_keys : n_keys, workers};
     kr->twice = run_child(&spec2);
     kr->rss2_kb = kr->twice.rss_kb;
     if (kr->twice.late || kr->twice.bad) {
@@ -742,8 +846,8 @@ int main(int argc, char **argv) {
     printf("RESULT MISMATCH: see the messages above\n");
   for (size_t k = 0; k < n_kinds; k++) {
     const kind_report_t *kr = &kinds[k];
-    printf("window=%s events_per_s=%.0f ns_per_event=%.2f ns_per_result=%.2f", kr->name,
-           (double)events / kr->secs, kr->secs * 1e9 / (double)events,
+    printf("window=%s workers=%zu events_per_s=%.0f ns_per_event=%.2f ns_per_result=%.2f", kr->name,
+           workers, (double)events / kr->secs, kr->secs * 1e9 / (double)events,
            ns_per_result(kr->secs, kr->first.results));
     if (kr->window.kind == BROOK_WINDOW_TUMBLING)
       printf(" ratio=%.3f peak_rss_kb=%ld results=%" PRIu64 " checksum=%016" PRIx64 "\n",
@@ -752,6 +856,7 @@ int main(int argc, char **argv) {
       printf(" peak_rss_kb=%ld results=%" PRIu64 "\n", kr->rss_kb, kr->first.results);
   }
   if (n_series)
-    printf("window=hopping_series ns_per_event_max_over_min=%.3f\n", s_max / s_min);
+    printf("window=hopping_series workers=%zu ns_per_event_max_over_min=%.3f\n", workers,
+           s_max / s_min);
   return failed;
 }

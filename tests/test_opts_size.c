@@ -314,6 +314,9 @@ static const uint32_t kafka_sink_old_sizes[] = {
     offsetof(brook_kafka_sink_opts_t, startup_timeout_ms)};
 static const uint32_t store_old_sizes[] = {offsetof(brook_store_opts_t, ordered)};
 static const uint32_t watermark_old_sizes[] = {offsetof(brook_watermark_opts_t, ts_bounds)};
+static const uint32_t runtime_old_sizes[] = {offsetof(brook_runtime_opts_t, num_workers)};
+static const uint32_t generator_old_sizes[] = {offsetof(brook_generator_opts_t, splits)};
+static const uint32_t push_old_sizes[] = {offsetof(brook_push_opts_t, splits)};
 
 static int in_sizes(const uint32_t *sizes, size_t n, uint32_t size) {
   for (size_t i = 0; i < n; i++)
@@ -335,6 +338,12 @@ static int is_old_size(const opts_case_t *c, uint32_t size) {
     return IN_SIZES(watermark_old_sizes, size);
   if (c->attempt == try_store)
     return IN_SIZES(store_old_sizes, size);
+  if (c->attempt == try_runtime)
+    return IN_SIZES(runtime_old_sizes, size);
+  if (c->attempt == try_generator)
+    return IN_SIZES(generator_old_sizes, size);
+  if (c->attempt == try_push)
+    return IN_SIZES(push_old_sizes, size);
   return 0;
 }
 
@@ -357,7 +366,10 @@ static void test_older_versions_accepted(void **state) {
     uint32_t size;
   } olds[] = {{try_kafka_source, offsetof(brook_kafka_source_opts_t, startup_timeout_ms)},
               {try_kafka_sink, offsetof(brook_kafka_sink_opts_t, startup_timeout_ms)},
-              {try_watermark, offsetof(brook_watermark_opts_t, ts_bounds)}};
+              {try_watermark, offsetof(brook_watermark_opts_t, ts_bounds)},
+              {try_runtime, offsetof(brook_runtime_opts_t, num_workers)},
+              {try_generator, offsetof(brook_generator_opts_t, splits)},
+              {try_push, offsetof(brook_push_opts_t, splits)}};
   for (size_t i = 0; i < sizeof(olds) / sizeof(olds[0]); i++) {
     outcome_t o = {0};
     olds[i].attempt(olds[i].size, &o);

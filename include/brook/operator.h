@@ -13,8 +13,14 @@
  * process_batch()) for every input record; end_of_input() once all inputs have ended (a
  * bounded source is exhausted) - NOT after brook_runtime_stop(), which only drains and
  * flushes; flush() at commit points, when the runtime goes idle and before close; close()
- * once at the end, also after a failure (then without flush). All callbacks run on the
- * runtime's loop thread, one at a time: an operator needs no locking for its own state.
+ * once at the end, also after a failure (then without flush). All callbacks of one instance
+ * run on its worker's thread, one at a time: an operator needs no locking for its own state.
+ *
+ * Workers (brook_runtime_opts_t.num_workers): with N workers every node has an instance per
+ * worker, and the callbacks of the same node may run at the same time on different workers'
+ * threads, with the same `opaque` pointer. Give each instance its own state through open()
+ * (as today); whatever `opaque` points to is shared by all of them and must be thread-safe.
+ * After a key_by each key is processed by exactly one instance, on the worker owning it.
  *
  * Records handed to process() are borrowed for the call (see record.h). Records emitted
  * with brook_emit() are copied as structs; the bytes they point at must live until the

@@ -38,6 +38,14 @@ typedef struct brook_runtime_opts {
   void *on_done_opaque;
   brook_log_cb log;
   void *log_opaque;
+  /* Appended (a caller whose struct_size ends before a field gets its default): */
+  /* Workers: execution contexts, each with a loop and a thread of its own (worker 0 runs on
+   * the thread of brook_runtime_run, or on the application's loop with brook_runtime_start).
+   * Splittable sources spread their splits over them (split k on worker k % num_workers);
+   * records cross workers only after a key_by, to the worker owning the key. Default 1. A
+   * topology with Kafka sources or sinks, or a line sink, needs 1 in this version
+   * (brook_runtime_new refuses more with BROOK_ERR_INVALID_ARG, naming the node). */
+  size_t num_workers;
 } brook_runtime_opts_t;
 
 void brook_runtime_opts_init_size(brook_runtime_opts_t *opts, size_t size);
@@ -88,6 +96,13 @@ const char *brook_runtime_last_error(const brook_runtime_t *rt);
 /* The push-source handle named `name`, or NULL if there is none. Borrowed: valid until the
  * runtime is freed. */
 brook_push_source_t *brook_runtime_push_source(brook_runtime_t *rt, const char *name);
+
+/* The handle of split `split` (0 .. opts.splits - 1) of the push source named `name`, or
+ * NULL if there is no such source or split. Each split is a queue of its own, processed by
+ * worker split % num_workers: one per producer thread keeps that producer's order and lets
+ * the workers share the load. Borrowed: valid until the runtime is freed. Any thread. */
+brook_push_source_t *brook_runtime_push_source_split(brook_runtime_t *rt, const char *name,
+                                                     size_t split);
 
 typedef struct brook_runtime_stats {
   uint32_t struct_size;           /* set by the caller: sizeof(brook_runtime_stats_t) */

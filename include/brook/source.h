@@ -17,14 +17,21 @@ extern "C" {
 /* ---- generator: a user callback fills records ---- */
 
 /* Fills *out with the next record and returns BROOK_OK, or returns BROOK_DONE when there are
- * no more (the source then ends), or a negative error (fails the pipeline). *out starts
+ * no more (that split then ends), or a negative error (fails the pipeline). *out starts
  * zeroed. Bytes must come from brook_ctx_alloc(ctx, ...) or outlive the runtime. Runs on
- * the loop thread. */
+ * the thread of the worker that runs the split: with `splits` > 1 and several workers, the
+ * callback runs on several threads at once (with the same `opaque`); brook_ctx_split(ctx)
+ * says which split it is filling. */
 typedef brook_err_t (*brook_generator_fn)(brook_record_t *out, brook_ctx_t *ctx, void *opaque);
 
 typedef struct brook_generator_opts {
   uint32_t struct_size; /* set by brook_generator_opts_init() */
   uint64_t limit;       /* stop after this many records; 0 = until BROOK_DONE (default) */
+  /* Appended (issue 12): */
+  /* Independent splits of the generator, spread over the runtime's workers (split k on
+   * worker k % num_workers); each ends on its own. With a limit, split k produces
+   * limit / splits records, plus one for k < limit % splits. Default 1. */
+  size_t splits;
 } brook_generator_opts_t;
 
 void brook_generator_opts_init_size(brook_generator_opts_t *opts, size_t size);
@@ -33,6 +40,11 @@ void brook_generator_opts_init_size(brook_generator_opts_t *opts, size_t size);
 static inline void brook_generator_opts_init(brook_generator_opts_t *opts) {
   brook_generator_opts_init_size(opts, sizeof(*opts));
 }
+
+/* The split a generator callback is filling, 0..brook_ctx_split_count(ctx) - 1 (0 outside
+ * a splittable source's callback). Worker thread. */
+size_t brook_ctx_split(const brook_ctx_t *ctx);
+size_t brook_ctx_split_count(const brook_ctx_t *ctx);
 
 /* `opts` may be NULL (defaults); copied. `opaque` is borrowed. */
 brook_stream_t *brook_source_generator(brook_topology_t *t, const char *name, brook_generator_fn fn,
@@ -73,6 +85,13 @@ typedef struct brook_push_opts {
    * was refused with BROOK_ERR_FULL (to resume a paused producer on the same loop). */
   void (*on_credit)(brook_push_source_t *src, void *opaque);
   void *on_credit_opaque;
+  /* Appended (issue 12): */
+  /* Independent splits, each a queue of its own with its own bounds (max_records and
+   * max_bytes apply per split), spread over the runtime's workers (split k on worker
+   * k % num_workers): give each producer thread its split (brook_runtime_push_source_split),
+   * or choose the split from the key. Order is kept within a split. The source ends when
+   * every split has ended (brook_push_end on each). Default 1. */
+  size_t splits;
 } brook_push_opts_t;
 
 void brook_push_opts_init_size(brook_push_opts_t *opts, size_t size);
@@ -82,8 +101,9 @@ static inline void brook_push_opts_init(brook_push_opts_t *opts) {
   brook_push_opts_init_size(opts, sizeof(*opts));
 }
 
-/* Declares a push source. The handle to push into exists per runtime:
- * brook_runtime_push_source(rt, name). `name` is required. */
+/* Declares a push source. The handle to push into exists per runtime and split:
+ * brook_runtime_push_source(rt, name) (split 0), brook_runtime_push_source_split(rt, name,
+ * k). `name` is required. */
 brook_stream_t *brook_source_push(brook_topology_t *t, const char *name,
                                   const brook_push_opts_t *opts);
 

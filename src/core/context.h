@@ -1,6 +1,8 @@
 /* The operator context and its output ports: the interface between operators (built-in or
  * user-written) and the runtime that drives them. Built-in operators use the inline emit
- * fast path below; the runtime implements delivery (bk_port_deliver). */
+ * fast path below. Core declares nothing the runtime implements: what operators need from
+ * the runtime (delivery, counters, the run's state) comes through the services table the
+ * runtime puts in every context (bk_ctx_services_t). */
 #ifndef BROOK_CORE_CONTEXT_H
 #define BROOK_CORE_CONTEXT_H
 
@@ -14,6 +16,20 @@
 
 typedef struct bk_src bk_src_t;
 typedef struct brook_runtime brook_runtime_t;
+typedef struct bk_port bk_port_t;
+
+/* The runtime's services to operators, filled by the runtime (runtime/worker.c). Every
+ * function runs on the thread of the context's worker. */
+typedef struct bk_ctx_services {
+  /* Delivers a port's buffered records to its targets and empties it. */
+  brook_err_t (*deliver)(brook_ctx_t *from, bk_port_t *p);
+  /* Delivers every non-empty port of `ctx`. */
+  brook_err_t (*flush_ports)(brook_ctx_t *ctx);
+  /* Counts `n` late records dropped by a window operator (stats.records_late). */
+  void (*count_late)(brook_ctx_t *ctx, size_t n);
+  /* 1 once the run has failed (any worker): a failure coming back up is not the caller's. */
+  int (*run_failed)(const brook_ctx_t *ctx);
+} bk_ctx_services_t;
 
 typedef struct bk_target {
   brook_ctx_t *ctx;
@@ -22,16 +38,18 @@ typedef struct bk_target {
 
 /* An output port: records emitted but not yet delivered, and where they go. Invariant:
  * n < cap between calls (a full buffer is delivered at once). */
-typedef struct bk_port {
+struct bk_port {
   brook_record_t *buf;
   size_t n, cap;
   bk_target_t *to;
   size_t n_to;
-} bk_port_t;
+};
 
 /* One node's instance in one runtime; the context operators see. */
 struct brook_ctx {
   brook_runtime_t *rt;
+  struct bk_worker *w;          /* the worker this instance runs on */
+  const bk_ctx_services_t *svc; /* the runtime's services (never NULL) */
   bk_node_t *node;
   void *state;
   int opened;
@@ -58,11 +76,12 @@ struct brook_ctx {
   size_t (*state_memory)(const void *state);
 };
 
-/* Counts `n` late records dropped by a window operator (stats.records_late). */
-void bk_ctx_count_late(brook_ctx_t *ctx, size_t n);
+static inline void bk_ctx_count_late(brook_ctx_t *ctx, size_t n) { ctx->svc->count_late(ctx, n); }
 
-/* Delivers a port's buffered records to its targets (direct calls) and empties it. */
-brook_err_t bk_port_deliver(brook_ctx_t *from, bk_port_t *p);
+/* Delivers what `ctx` has buffered in its ports. */
+static inline brook_err_t bk_ctx_flush(brook_ctx_t *ctx) { return ctx->svc->flush_ports(ctx); }
+
+static inline int bk_ctx_run_failed(const brook_ctx_t *ctx) { return ctx->svc->run_failed(ctx); }
 
 /* Fast emit for built-in operators: the next free slot of output `port` (valid port
  * required), to be filled and then committed with bk_emit_commit. */
@@ -74,7 +93,7 @@ static inline brook_record_t *bk_emit_slot(brook_ctx_t *ctx, size_t port) {
 static inline brook_err_t bk_emit_commit(brook_ctx_t *ctx, size_t port) {
   bk_port_t *p = &ctx->ports[port];
   if (++p->n == p->cap)
-    return bk_port_deliver(ctx, p);
+    return ctx->svc->deliver(ctx, p);
   return BROOK_OK;
 }
 

@@ -45,12 +45,13 @@ static brook_err_t headers_of(bk_ksrc_t *k, rd_kafka_message_t *m, brook_record_
 static brook_err_t message_time(bk_ksrc_t *k, rd_kafka_message_t *m, brook_record_t *rec) {
   rd_kafka_timestamp_type_t type;
   int64_t ts = rd_kafka_message_timestamp(m, &type);
-  rec->timestamp = type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? k->rt->now_ms : ts;
+  rec->timestamp = type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? k->rt->w0->now_ms : ts;
   const bk_wm_gen_t *g = &k->src->wm;
   char why[160];
-  if (g->opts->timestamp || bk_wm_check_ts(g, rec->timestamp, k->rt->now_ms, why, sizeof(why)) == 0)
+  if (g->opts->timestamp ||
+      bk_wm_check_ts(g, rec->timestamp, k->rt->w0->now_ms, why, sizeof(why)) == 0)
     return BROOK_OK;
-  k->rt->stats.records_out_of_bounds++;
+  k->rt->w0->stats.records_out_of_bounds++;
   brook_ctx_set_error(k->src->ctx, "%s", why);
   return BROOK_ERR_CORRUPT;
 }
@@ -78,7 +79,7 @@ static brook_err_t take_message(bk_ksrc_t *k, rd_kafka_message_t *m) {
   if (err < 0) {
     switch (cfg->o.on_malformed) {
     case BROOK_KAFKA_MALFORMED_SKIP:
-      k->rt->stats.records_skipped++;
+      k->rt->w0->stats.records_skipped++;
       return BROOK_OK;
     case BROOK_KAFKA_MALFORMED_DEAD_LETTER:
       return bk_dead_letter_malformed(

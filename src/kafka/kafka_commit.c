@@ -31,7 +31,7 @@ void bk_ksrc_on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 /* Moves finished batches (no pending delivery at or before their epoch) into their
  * partitions' committable offsets. */
 static void settle_pending(bk_ksrc_t *k) {
-  uint64_t oldest = bk_delivery_oldest_pending(&k->rt->delivery);
+  uint64_t oldest = bk_delivery_oldest_pending(&k->rt->w0->delivery);
   while (k->n_pend) {
     bk_kpending_t *e = &k->pend[k->pend_head];
     if (e->epoch >= oldest)
@@ -93,6 +93,6 @@ void bk_ksrc_queue_batch_end(bk_ksrc_t *k) {
     k->pend_head = 0;
   }
   k->pend[(k->pend_head + k->n_pend++) % k->cap_pend] =
-      (bk_kpending_t){k->rt->delivery.epoch, k->batch_part, k->batch_next};
+      (bk_kpending_t){k->rt->w0->delivery.epoch, k->batch_part, k->batch_next};
   k->batch_next = -1;
 }

@@ -123,14 +123,14 @@ void bk_ksrc_consumer_release(bk_ksrc_t *k) {
   if (k->timer_open) {
     k->timer_open = 0;
     uv_timer_stop(&k->timer);
-    bk_runtime_close_handle(k->rt, (uv_handle_t *)&k->timer);
+    bk_worker_close_handle(k->rt->w0, (uv_handle_t *)&k->timer);
   }
   if (k->q)
     rd_kafka_queue_destroy(k->q);
   k->q = NULL;
   if (k->rk) {
     int flags = k->phase == BK_KSRC_CLOSED ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE;
-    if (k->rt->loop) /* once the topic watch no longer asks through it */
+    if (k->rt->w0->loop) /* once the topic watch no longer asks through it */
       bk_topic_watch_end(k->topic_watch, k->rt, k->rk, flags);
     else
       rd_kafka_destroy_flags(k->rk, flags);

@@ -49,7 +49,7 @@ brook_err_t bk_kafka_poller_start(brook_runtime_t *rt, rd_kafka_queue_t *q,
     bk_free(&rt->alloc, p);
     return BROOK_ERR_LOOP;
   }
-  int rc = uv_poll_init(rt->loop, &p->poll, p->fds[0]);
+  int rc = uv_poll_init(rt->w0->loop, &p->poll, p->fds[0]);
   if (rc) {
     snprintf(why, why_len, "uv_poll_init: %s", uv_strerror(rc));
     close(p->fds[0]);
@@ -74,7 +74,7 @@ static void on_closed(uv_handle_t *h) {
   close(p->fds[0]);
   close(p->fds[1]);
   bk_free(p->alloc, p);
-  bk_runtime_release(rt);
+  bk_worker_release(rt->w0);
 }
 
 void bk_kafka_poller_close(bk_kafka_poller_t *p) {
@@ -82,7 +82,7 @@ void bk_kafka_poller_close(bk_kafka_poller_t *p) {
     return;
   rd_kafka_queue_io_event_enable(p->q, -1, NULL, 0);
   uv_poll_stop(&p->poll);
-  bk_runtime_hold(p->rt);
+  bk_worker_hold(p->rt->w0);
   uv_close((uv_handle_t *)&p->poll, on_closed);
 }
 
@@ -103,7 +103,7 @@ static void destroy_done(uv_work_t *w, int status) {
   destroy_job_t *j = w->data;
   brook_runtime_t *rt = j->rt;
   bk_free(&rt->alloc, j);
-  bk_runtime_release(rt);
+  bk_worker_release(rt->w0);
 }
 
 void bk_kafka_destroy_off_loop(brook_runtime_t *rt, rd_kafka_t *rk, int flags) {
@@ -111,10 +111,10 @@ void bk_kafka_destroy_off_loop(brook_runtime_t *rt, rd_kafka_t *rk, int flags) {
   if (j) {
     *j = (destroy_job_t){.rk = rk, .flags = flags, .rt = rt};
     j->work.data = j;
-    bk_runtime_hold(rt);
-    if (uv_queue_work(rt->loop, &j->work, destroy_work, destroy_done) == 0)
+    bk_worker_hold(rt->w0);
+    if (uv_queue_work(rt->w0->loop, &j->work, destroy_work, destroy_done) == 0)
       return;
-    bk_runtime_release(rt);
+    bk_worker_release(rt->w0);
     bk_free(&rt->alloc, j);
   }
   rd_kafka_destroy_flags(rk, flags); /* no worker: here, blocking */

@@ -91,14 +91,14 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     p->failed(p, m, epoch, (unsigned)(tag & FLAG_MASK), p->opaque);
     return;
   }
-  bk_delivery_done(&p->rt->delivery, epoch);
+  bk_delivery_done(&p->rt->w0->delivery, epoch);
 }
 
 static void serve(void *opaque) {
   bk_kprod_t *p = opaque;
   while (rd_kafka_poll(p->rk, 0) > 0) {
   }
-  bk_sched_poke(p->rt); /* a failure, or the end-of-run wait that may now be over */
+  bk_worker_poke(p->rt->w0); /* a failure, or the end-of-run wait that may now be over */
 }
 
 brook_err_t bk_kprod_new(brook_runtime_t *rt, const char *who, const char *bootstrap,

@@ -13,8 +13,8 @@
 void bk_ksrc_hold_watermark(bk_ksrc_t *k, size_t part) {
   /* A partition assigned again starts over: its new task's windows must not inherit the
    * watermark of an earlier ownership (the records from the committed offset would be late). */
-  bk_wm_split_restart(&k->src->wm, part, k->rt->now_ms);
-  if (!bk_wm_split(&k->src->wm, part, k->rt->now_ms) ||
+  bk_wm_split_restart(&k->src->wm, part, k->rt->w0->now_ms);
+  if (!bk_wm_split(&k->src->wm, part, k->rt->w0->now_ms) ||
       bk_src_split_task(k->src, part, k->parts[part].partition))
     bk_ksrc_fail(k, BROOK_ERR_NOMEM, "out of memory on assignment");
 }
@@ -22,7 +22,7 @@ void bk_ksrc_hold_watermark(bk_ksrc_t *k, size_t part) {
 /* The partition is ours from now on: its task opens (runtime/task.c) - once the operators
  * are open, so an explicit assignment opens them in attach. */
 void bk_ksrc_open_task(bk_ksrc_t *k, size_t part) {
-  if (!k->parts[part].task_held && bk_task_acquire(k->rt, k->parts[part].partition) == BROOK_OK)
+  if (!k->parts[part].task_held && bk_task_acquire(k->rt->w0, k->parts[part].partition) == BROOK_OK)
     k->parts[part].task_held = 1;
 }
 
@@ -30,7 +30,7 @@ void bk_ksrc_open_task(bk_ksrc_t *k, size_t part) {
 static void close_task(bk_ksrc_t *k, size_t part) {
   if (k->parts[part].task_held) {
     k->parts[part].task_held = 0;
-    bk_task_release(k->rt, k->parts[part].partition);
+    bk_task_release(k->rt->w0, k->parts[part].partition);
   }
 }
 

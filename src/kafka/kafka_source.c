@@ -97,7 +97,7 @@ static void on_timer(uv_timer_t *h) {
   if (k->rt->status != BROOK_OK)
     return;
   if (k->phase == BK_KSRC_RUNNING) {
-    if (k->rt->delivery.held && !k->paused) { /* another sink's limit holds every source */
+    if (k->rt->w0->delivery.held && !k->paused) { /* another sink's limit holds every source */
       bk_ksrc_set_paused(k, 1, NULL);
       k->paused = 1;
     }
@@ -107,13 +107,14 @@ static void on_timer(uv_timer_t *h) {
        * not expire. Paused partitions deliver nothing; anything else waits in the stash. */
       k->stash = rd_kafka_consumer_poll(k->rk, 0);
       if (k->rt->status != BROOK_OK) {
-        bk_sched_poke(k->rt); /* nothing else may run: the failure must end the run */
+        bk_worker_poke(k->rt->w0); /* nothing else may run: the failure must end the run */
         return;
       }
     }
     if (!k->commit_in_flight)
       bk_ksrc_commit_finished(k, NULL);
-    if (k->paused && !k->rt->delivery.held && k->rt->delivery.total < k->cfg->o.max_in_flight / 2) {
+    if (k->paused && !k->rt->w0->delivery.held &&
+        k->rt->w0->delivery.total < k->cfg->o.max_in_flight / 2) {
       bk_ksrc_set_paused(k, 0, NULL);
       k->paused = 0;
       bk_sched_ready(k->src);
@@ -193,7 +194,7 @@ static brook_err_t ks_attach(bk_src_t *src) {
       bk_ksrc_open_task(k, i);
   if (k->rt->status != BROOK_OK)
     return k->rt->status;
-  uv_timer_init(k->rt->loop, &k->timer);
+  uv_timer_init(k->rt->w0->loop, &k->timer);
   k->timer.data = k;
   k->timer_open = 1;
   timer_arm(k);
@@ -215,7 +216,7 @@ static int ks_origin(bk_src_t *src, const brook_record_t *rec, bk_origin_t *out)
 static brook_err_t stop_step(bk_ksrc_t *k) {
   bk_src_t *src = k->src;
   if (k->phase == BK_KSRC_STOP_DRAIN) {
-    if (k->rt->delivery.total) {
+    if (k->rt->w0->delivery.total) {
       src->ready = 0; /* the timer re-checks; the queue is empty, so it signals anew */
       return BROOK_OK;
     }
@@ -249,7 +250,7 @@ static brook_err_t ks_produce(bk_src_t *src) {
   /* Too much output awaits acknowledgement: pause fetching and take no new batch until
    * half of it is acknowledged (the timer resumes). The queue is left as it is meanwhile, so
    * it will not signal: the timer, not the poller, wakes the source. */
-  if (k->phase == BK_KSRC_RUNNING && k->rt->delivery.total >= k->cfg->o.max_in_flight) {
+  if (k->phase == BK_KSRC_RUNNING && k->rt->w0->delivery.total >= k->cfg->o.max_in_flight) {
     if (!k->paused) {
       bk_ksrc_set_paused(k, 1, NULL);
       k->paused = 1;

@@ -60,7 +60,7 @@ static void watch_free(bk_topic_watch_t *tw) {
   bk_free(&rt->alloc, tw->state);
   bk_free(&rt->alloc, tw->warned);
   bk_free(&rt->alloc, tw);
-  bk_runtime_release(rt); /* the watch's own hold */
+  bk_worker_release(rt->w0); /* the watch's own hold */
 }
 
 static void on_timer_closed(uv_handle_t *h) {
@@ -113,7 +113,7 @@ static void on_tick(uv_timer_t *h) {
     return;
   tw->asking = 1;
   tw->work.data = tw;
-  if (uv_queue_work(tw->rt->loop, &tw->work, ask_cluster, on_answer) != 0)
+  if (uv_queue_work(tw->rt->w0->loop, &tw->work, ask_cluster, on_answer) != 0)
     tw->asking = 0;
 }
 
@@ -158,8 +158,8 @@ brook_err_t bk_topic_watch_begin(brook_runtime_t *rt, rd_kafka_t *rk, char *cons
   for (size_t i = 0; i < n; i++)
     if (topics[i][0] == '^')
       tw->state[i] = T_EXISTS; /* a regular expression: nothing to ask */
-  bk_runtime_hold(rt);         /* until the watch is freed */
-  uv_timer_init(rt->loop, &tw->timer);
+  bk_worker_hold(rt->w0);      /* until the watch is freed */
+  uv_timer_init(rt->w0->loop, &tw->timer);
   tw->timer.data = tw;
   uv_timer_start(&tw->timer, on_tick, BK_TOPIC_CHECK_MS, 0);
   *out = tw;

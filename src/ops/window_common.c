@@ -6,7 +6,6 @@
 
 #include "core/alloc.h"
 #include "core/context.h"
-#include "runtime/runtime_impl.h"
 #include "state/store.h"
 
 static size_t win_memory(const void *state) {
@@ -147,7 +146,7 @@ brook_err_t bk_win_emit_copy(brook_ctx_t *ctx, bk_win_t *w, const void *key, siz
 }
 
 brook_err_t bk_win_record_failed(brook_ctx_t *ctx, const brook_record_t *rec, brook_err_t err) {
-  if (ctx->rt->status != BROOK_OK) /* a downstream failure came back up: not this record's */
+  if (bk_ctx_run_failed(ctx)) /* a downstream failure came back up: not this record's */
     return err;
   return brook_ctx_fail_record(ctx, rec, err, NULL);
 }

@@ -30,7 +30,6 @@
 #include "core/hash.h"
 #include "ops/window_common.h"
 #include "ops/window_keys.h"
-#include "runtime/runtime_impl.h"
 
 /* Where a key's result comes among the results of one window. */
 typedef struct hop_order {
@@ -284,7 +283,7 @@ static brook_err_t merge_window(brook_ctx_t *ctx, bk_win_t *w, brook_time_t ws, 
     bk_seg_entry_t *e = bk_seg_at(out, j);
     err = bk_win_emit(ctx, w, bk_seg_key(out, e), e->klen, ws, we, bk_seg_acc(e), 1);
   }
-  brook_err_t ferr = bk_ctx_flush_ports(ctx); /* the results borrow the segments' keys */
+  brook_err_t ferr = bk_ctx_flush(ctx); /* the results borrow the segments' keys */
   if (err >= 0)
     err = ferr;
   bk_seg_reset(&w->hop->merged);
@@ -350,7 +349,7 @@ static brook_err_t hopping_on_timer(brook_ctx_t *ctx, void *state, const brook_t
     err = fire_window(ctx, w, ws);
     h->done_ws = ws;
     h->done = 1;
-    brook_err_t ferr = bk_ctx_flush_ports(ctx); /* results borrow the keys' bytes */
+    brook_err_t ferr = bk_ctx_flush(ctx); /* results borrow the keys' bytes */
     if (err >= 0)
       err = ferr;
   }

@@ -7,7 +7,6 @@
  * composite key, no per-window delete and no sort. */
 #include "core/context.h"
 #include "ops/window_common.h"
-#include "runtime/runtime_impl.h"
 
 static inline brook_err_t tumbling_one(brook_ctx_t *ctx, bk_win_t *w, const brook_record_t *rec) {
   if (bk_win_check_time(ctx, rec) < 0)
@@ -59,7 +58,7 @@ static brook_err_t tumbling_on_timer(brook_ctx_t *ctx, void *state, const brook_
       bk_seg_entry_t *e = bk_seg_at(seg, j);
       err = bk_win_emit(ctx, w, bk_seg_key(seg, e), e->klen, start, end, bk_seg_acc(e), 1);
     }
-    brook_err_t ferr = bk_ctx_flush_ports(ctx); /* the results borrow the segment's keys */
+    brook_err_t ferr = bk_ctx_flush(ctx); /* the results borrow the segment's keys */
     if (err >= 0)
       err = ferr;
   }

@@ -6,7 +6,7 @@
 #include "runtime/runtime_impl.h"
 
 void *brook_ctx_alloc(brook_ctx_t *ctx, size_t size) {
-  return ctx ? bk_arena_alloc(&ctx->rt->arena, size) : NULL;
+  return ctx ? bk_arena_alloc(&ctx->w->arena, size) : NULL;
 }
 
 void brook_ctx_set_error(brook_ctx_t *ctx, const char *fmt, ...) {
@@ -18,8 +18,6 @@ void brook_ctx_set_error(brook_ctx_t *ctx, const char *fmt, ...) {
   va_end(ap);
   ctx->has_error_msg = 1;
 }
-
-void bk_ctx_count_late(brook_ctx_t *ctx, size_t n) { ctx->rt->stats.records_late += n; }
 
 size_t brook_ctx_input(const brook_ctx_t *ctx) { return ctx ? ctx->input : 0; }
 
@@ -34,9 +32,19 @@ const char *brook_ctx_config(const brook_ctx_t *ctx, const char *key) {
 
 const char *brook_ctx_name(const brook_ctx_t *ctx) { return ctx ? ctx->node->name : NULL; }
 
+size_t brook_ctx_split(const brook_ctx_t *ctx) {
+  const bk_src_t *src = ctx ? ctx->src : NULL;
+  return src && src->vt->split_count ? src->split0 + src->cur_split * src->split_stride : 0;
+}
+
+size_t brook_ctx_split_count(const brook_ctx_t *ctx) {
+  const bk_src_t *src = ctx ? ctx->src : NULL;
+  return src && src->vt->split_count ? src->n_splits : 1;
+}
+
 int32_t brook_ctx_task(const brook_ctx_t *ctx) { return ctx ? ctx->task : -1; }
 
-brook_time_t brook_ctx_now(const brook_ctx_t *ctx) { return ctx ? ctx->rt->now_ms : 0; }
+brook_time_t brook_ctx_now(const brook_ctx_t *ctx) { return ctx ? ctx->w->now_ms : 0; }
 
 void brook_ctx_log(brook_ctx_t *ctx, int level, const char *fmt, ...) {
   if (!ctx || !fmt || !ctx->rt->opts.log)

@@ -41,10 +41,11 @@ brook_err_t brook_store_open(brook_ctx_t *ctx, const char *name, const brook_sto
   return BROOK_OK;
 }
 
-void bk_state_flush_changes(brook_runtime_t *rt) {
+void bk_state_flush_changes(bk_worker_t *w) {
+  brook_runtime_t *rt = w->rt;
   for (size_t i = 0; i < rt->plan.n && rt->status == BROOK_OK; i++) {
-    for (size_t t = 0; t < bk_inst_count(rt, i); t++) {
-      brook_ctx_t *c = bk_inst_at(rt, i, t);
+    for (size_t t = 0; t < bk_inst_count(w, i); t++) {
+      brook_ctx_t *c = bk_inst_at(w, i, t);
       for (size_t k = 0; k < c->n_stores; k++) {
         if (!bk_store_has_pending_changes(c->stores[k]))
           continue;

@@ -178,7 +178,7 @@ brook_err_t brook_driver_new(brook_driver_t **out, brook_topology_t *t,
   brook_driver_t *d = bk_calloc(&rt->alloc, 1, sizeof(*d));
   size_t n_sinks = 0;
   for (size_t i = 0; i < rt->plan.n; i++)
-    n_sinks += rt->insts[i].node->kind == BK_NODE_OPERATOR && rt->insts[i].n_ports == 0;
+    n_sinks += rt->w0->insts[i].node->kind == BK_NODE_OPERATOR && rt->w0->insts[i].n_ports == 0;
   if (d)
     d->caps = bk_calloc(&rt->alloc, n_sinks ? n_sinks : 1, sizeof(*d->caps));
   if (!d || !d->caps) {
@@ -191,16 +191,16 @@ brook_err_t brook_driver_new(brook_driver_t **out, brook_topology_t *t,
   d->rt = rt;
   d->alloc = rt->alloc;
   for (size_t i = 0; i < rt->plan.n; i++)
-    if (rt->insts[i].node->kind == BK_NODE_OPERATOR && rt->insts[i].n_ports == 0)
-      d->caps[d->n_caps++].sink = rt->insts[i].node;
+    if (rt->w0->insts[i].node->kind == BK_NODE_OPERATOR && rt->w0->insts[i].n_ports == 0)
+      d->caps[d->n_caps++].sink = rt->w0->insts[i].node;
   rt->manual_clock = 1;
-  rt->now_ms = o.start_time;
-  for (size_t i = 0; i < rt->n_sources; i++)
-    bk_wm_gen_start(&rt->sources[i].wm, rt->now_ms);
+  rt->w0->now_ms = o.start_time;
+  for (size_t i = 0; i < rt->w0->n_sources; i++)
+    bk_wm_gen_start(&rt->w0->sources[i].wm, rt->w0->now_ms);
   rt->sink_tap = tap;
   rt->sink_tap_opaque = d;
-  rt->state = BK_RT_RUNNING;
-  if ((err = bk_open_operators(rt)) < 0) {
+  rt->state = rt->w0->state = BK_RT_RUNNING;
+  if ((err = bk_open_operators(rt->w0)) < 0) {
     bk_errmsg_set(&t->msg, "driver_new: %s", rt->msg.text);
     brook_driver_free(d);
     return err;
@@ -226,7 +226,7 @@ void brook_driver_clear_output(brook_driver_t *d, const char *sink) {
 void brook_driver_free(brook_driver_t *d) {
   if (!d)
     return;
-  bk_close_operators(d->rt);
+  bk_close_operators(d->rt->w0);
   brook_driver_clear_output(d, NULL);
   brook_allocator_t a = d->alloc;
   for (size_t i = 0; i < d->n_caps; i++)
@@ -241,7 +241,7 @@ void brook_driver_free(brook_driver_t *d) {
 static brook_err_t settle(brook_driver_t *d) {
   brook_runtime_t *rt = d->rt;
   if (rt->status == BROOK_OK)
-    bk_state_flush_changes(rt);
+    bk_state_flush_changes(rt->w0);
   return rt->status;
 }
 
@@ -255,9 +255,9 @@ brook_err_t brook_driver_push_split(brook_driver_t *d, const char *source, size_
   if (d->ended)
     return BROOK_ERR_STOPPED;
   bk_src_t *src = NULL;
-  for (size_t i = 0; i < rt->n_sources && !src; i++)
-    if (strcmp(rt->sources[i].ctx->node->name, source) == 0)
-      src = &rt->sources[i];
+  for (size_t i = 0; i < rt->w0->n_sources && !src; i++)
+    if (strcmp(rt->w0->sources[i].ctx->node->name, source) == 0)
+      src = &rt->w0->sources[i];
   if (!src) {
     bk_errmsg_set(&rt->msg, "driver_push: no source named '%s'", source);
     return BROOK_ERR_NOT_FOUND;
@@ -266,14 +266,14 @@ brook_err_t brook_driver_push_split(brook_driver_t *d, const char *source, size_
   src->cur_split = split;
   brook_err_t err = bk_src_emit_array(src, &r, 1);
   src->cur_split = 0;
-  if (err >= 0 && rt->errors_inst)
-    err = bk_ctx_flush_ports(rt->errors_inst);
-  bk_arena_reset(&rt->arena);
-  rt->stats.batches++;
+  if (err >= 0 && rt->w0->errors_inst)
+    err = bk_ctx_flush_ports(rt->w0->errors_inst);
+  bk_arena_reset(&rt->w0->arena);
+  rt->w0->stats.batches++;
   if (err < 0)
     bk_runtime_fail(rt, err, "source '%s' failed: %s", source, brook_strerror(err));
   if (rt->status == BROOK_OK)
-    bk_time_pass(rt);
+    bk_time_pass(rt->w0);
   return settle(d);
 }
 
@@ -287,20 +287,20 @@ brook_err_t brook_driver_advance_time(brook_driver_t *d, brook_time_t ms) {
   brook_runtime_t *rt = d->rt;
   if (rt->status != BROOK_OK)
     return rt->status;
-  rt->now_ms = bk_time_add_sat(rt->now_ms, ms); /* the clock stops at BROOK_TIME_MAX */
+  rt->w0->now_ms = bk_time_add_sat(rt->w0->now_ms, ms); /* the clock stops at BROOK_TIME_MAX */
   if (!d->ended)
-    bk_time_tick(rt);
+    bk_time_tick(rt->w0);
   return settle(d);
 }
 
-brook_time_t brook_driver_time(const brook_driver_t *d) { return d ? d->rt->now_ms : 0; }
+brook_time_t brook_driver_time(const brook_driver_t *d) { return d ? d->rt->w0->now_ms : 0; }
 
 brook_time_t brook_driver_watermark(const brook_driver_t *d, const char *name) {
   if (!d || !name)
     return BROOK_TIME_MIN;
   for (size_t i = 0; i < d->rt->plan.n; i++)
-    if (strcmp(d->rt->insts[i].node->name, name) == 0)
-      return d->rt->insts[i].wm;
+    if (strcmp(d->rt->w0->insts[i].node->name, name) == 0)
+      return d->rt->w0->insts[i].wm;
   return BROOK_TIME_MIN;
 }
 
@@ -311,15 +311,15 @@ brook_err_t brook_driver_end(brook_driver_t *d) {
   if (rt->status != BROOK_OK || d->ended)
     return rt->status;
   d->ended = 1;
-  for (size_t i = 0; i < rt->n_sources; i++) {
-    rt->sources[i].ended = 1;
-    rt->sources[i].wm.ended = 1;
+  for (size_t i = 0; i < rt->w0->n_sources; i++) {
+    rt->w0->sources[i].ended = 1;
+    rt->w0->sources[i].wm.ended = 1;
   }
-  bk_time_pass(rt);
+  bk_time_pass(rt->w0);
   if (settle(d) == BROOK_OK)
-    bk_for_each_operator(rt, bk_call_end_of_input);
+    bk_for_each_operator(rt->w0, bk_call_end_of_input);
   if (settle(d) == BROOK_OK)
-    bk_for_each_operator(rt, bk_call_flush);
+    bk_for_each_operator(rt->w0, bk_call_flush);
   return settle(d);
 }
 

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
-#include "runtime/runtime_impl.h"
+#include "runtime/exchange.h"
 #include "time/timer_queue.h"
 
 /* Timer callbacks may emit many records (a window firing for every key); the batch arena is
@@ -30,8 +30,8 @@ static brook_err_t stamp_one(bk_src_t *src, brook_record_t *rec) {
     rec->timestamp = ts;
   }
   char why[160];
-  if ((e = bk_wm_check_ts(g, rec->timestamp, src->rt->now_ms, why, sizeof(why))) < 0) {
-    src->rt->stats.records_out_of_bounds++;
+  if ((e = bk_wm_check_ts(g, rec->timestamp, src->w->now_ms, why, sizeof(why))) < 0) {
+    src->w->stats.records_out_of_bounds++;
     e = brook_ctx_fail_record(src->ctx, rec, e, "%s", why);
     return e < 0 ? e : 1;
   }
@@ -48,10 +48,10 @@ static void count_behind(bk_src_t *src, bk_wm_split_t *s, const brook_record_t *
     behind += recs[i].timestamp <= s->wm;
   if (!behind)
     return;
-  brook_runtime_t *rt = src->rt;
-  rt->stats.records_behind_watermark += behind;
+  bk_worker_t *w = src->w;
+  w->stats.records_behind_watermark += behind;
   uint64_t count;
-  if (!bk_wm_note_behind(&src->wm, s, behind, rt->now_ms, &count))
+  if (!bk_wm_note_behind(&src->wm, s, behind, w->now_ms, &count))
     return;
   size_t split = src->cur_split;
   char where[48];
@@ -68,7 +68,7 @@ static void count_behind(bk_src_t *src, bk_wm_split_t *s, const brook_record_t *
 }
 
 brook_err_t bk_src_stamp(bk_src_t *src, brook_record_t *recs, size_t *n) {
-  brook_runtime_t *rt = src->rt;
+  bk_worker_t *w = src->w;
   brook_err_t err = BROOK_OK;
   size_t m = *n;
   if (src->wm.opts->timestamp || bk_wm_bounds_on(&src->wm)) {
@@ -88,60 +88,64 @@ brook_err_t bk_src_stamp(bk_src_t *src, brook_record_t *recs, size_t *n) {
     m = w;
     *n = w;
   }
-  bk_wm_split_t *s = bk_wm_split(&src->wm, src->cur_split, rt->now_ms);
+  bk_wm_split_t *s = bk_wm_split(&src->wm, src->cur_split, w->now_ms);
   if (!s)
     return BROOK_ERR_NOMEM;
   count_behind(src, s, recs, m);
-  bk_wm_observe(&src->wm, s, src->cur_split, recs, m, rt->now_ms);
+  bk_wm_observe(&src->wm, s, src->cur_split, recs, m, w->now_ms);
   return err;
 }
 
 /* Delivers what `c` emitted (and any routed failures) and releases the arena if it grew. */
-static brook_err_t settle(brook_runtime_t *rt, brook_ctx_t *c, int force_reset) {
-  if (!force_reset && rt->arena.allocated < BK_TIMER_ARENA_LIMIT)
+static brook_err_t settle(bk_worker_t *w, brook_ctx_t *c, int force_reset) {
+  if (!force_reset && w->arena.allocated < BK_TIMER_ARENA_LIMIT)
     return BROOK_OK;
   brook_err_t err = bk_ctx_flush_ports(c);
-  if (err >= 0 && rt->errors_inst)
-    err = bk_ctx_flush_ports(rt->errors_inst);
-  bk_arena_reset(&rt->arena);
+  if (err >= 0 && w->errors_inst)
+    err = bk_ctx_flush_ports(w->errors_inst);
+  bk_arena_reset(&w->arena);
   return err;
 }
 
-static void op_failed(brook_runtime_t *rt, brook_ctx_t *c, brook_err_t err, const char *what) {
-  bk_runtime_fail(rt, err, "operator '%s' failed in %s: %s", c->node->name, what,
+static void op_failed(bk_worker_t *w, brook_ctx_t *c, brook_err_t err, const char *what) {
+  bk_runtime_fail(w->rt, err, "operator '%s' failed in %s: %s", c->node->name, what,
                   c->has_error_msg ? c->error_msg.text : brook_strerror(err));
 }
 
-static brook_err_t fire_timers(brook_runtime_t *rt, brook_ctx_t *c, brook_time_domain_t domain,
+static brook_err_t fire_timers(bk_worker_t *w, brook_ctx_t *c, brook_time_domain_t domain,
                                brook_time_t upto) {
   bk_timerq_t *q = c->timers[domain];
   if (!q)
     return BROOK_OK;
   brook_timer_t t;
-  while (rt->status == BROOK_OK && bk_timerq_pop(q, upto, &t)) {
+  while (w->rt->status == BROOK_OK && bk_timerq_pop(q, upto, &t)) {
     t.domain = domain;
-    rt->stats.timers_fired++;
+    w->stats.timers_fired++;
     c->has_error_msg = 0; /* a message belongs to the callback that set it */
     brook_err_t err = c->node->op.on_timer(c, c->state, &t);
     if (err >= 0)
-      err = settle(rt, c, 0);
+      err = settle(w, c, 0);
     if (err < 0) {
-      op_failed(rt, c, err, "on_timer");
+      op_failed(w, c, err, "on_timer");
       return err;
     }
   }
-  return rt->status;
+  return w->rt->status;
 }
 
 /* The watermark over the node's inputs (instances in `insts`: the process-wide ones or a
  * task's): the minimum over the active ones, or if every input is idle over those still moving
  * with the clock; *state = its BK_WM_* state (BK_WM_IDLE: the result means nothing). */
-static brook_time_t inputs_watermark(const brook_runtime_t *rt, const brook_ctx_t *insts,
+static brook_time_t inputs_watermark(const bk_worker_t *w, const brook_ctx_t *insts,
                                      const bk_node_t *node, int *state) {
   bk_wm_fold_t f = bk_wm_fold_new();
   for (size_t k = 0; k < node->n_inputs; k++) {
-    const brook_ctx_t *p = &insts[rt->plan.pos[node->inputs[k]->node->id]];
-    bk_wm_fold_add(&f, p->wm, p->wm_idle);
+    size_t pos = w->rt->plan.pos[node->inputs[k]->node->id];
+    const brook_ctx_t *p = &insts[pos];
+    if (w->xchg && p->node->rekeys) /* records come from every worker: so does time */
+      bk_xchg_fold(w, pos, &f);
+    else
+      bk_wm_fold_add(&f, p->wm, p->wm_idle);
   }
   *state = bk_wm_fold_state(&f);
   return f.rank ? f.wm : BROOK_TIME_MIN;
@@ -150,11 +154,11 @@ static brook_time_t inputs_watermark(const brook_runtime_t *rt, const brook_ctx_
 /* Moves operator instance `c` to its inputs' watermark and, with `fire`, runs the event-time
  * timers and on_watermark that are due. Without `fire` (the process-wide instance of a
  * per-task node, which is not opened) it only tracks the minimum over every task, which
- * process-wide consumers read. Returns < 0 on failure (recorded in rt->status). */
-static brook_err_t pass_operator(brook_runtime_t *rt, const brook_ctx_t *insts, brook_ctx_t *c,
+ * process-wide consumers read. Returns < 0 on failure (recorded in w->rt->status). */
+static brook_err_t pass_operator(bk_worker_t *w, const brook_ctx_t *insts, brook_ctx_t *c,
                                  int fire) {
   int state;
-  brook_time_t m = inputs_watermark(rt, insts, c->node, &state);
+  brook_time_t m = inputs_watermark(w, insts, c->node, &state);
   c->wm_idle = state;
   int advanced = state != BK_WM_IDLE && m > c->wm;
   if (advanced)
@@ -164,42 +168,42 @@ static brook_err_t pass_operator(brook_runtime_t *rt, const brook_ctx_t *insts, 
   int due = c->timers[BROOK_EVENT_TIME] && bk_timerq_next(c->timers[BROOK_EVENT_TIME]) <= c->wm;
   if (!advanced && !due)
     return BROOK_OK;
-  rt->now_ms = rt->manual_clock ? rt->now_ms : bk_wallclock_ms();
-  if (due && fire_timers(rt, c, BROOK_EVENT_TIME, c->wm) < 0)
-    return rt->status;
+  w->now_ms = w->rt->manual_clock ? w->now_ms : bk_wallclock_ms();
+  if (due && fire_timers(w, c, BROOK_EVENT_TIME, c->wm) < 0)
+    return w->rt->status;
   if (advanced && c->node->op.on_watermark) {
     c->has_error_msg = 0;
     brook_err_t err = c->node->op.on_watermark(c, c->state, c->wm);
     if (err < 0) {
-      op_failed(rt, c, err, "on_watermark");
+      op_failed(w, c, err, "on_watermark");
       return err;
     }
     /* Timers on_watermark set at or before the watermark fire now, not a batch later. */
     if (c->timers[BROOK_EVENT_TIME] && bk_timerq_next(c->timers[BROOK_EVENT_TIME]) <= c->wm &&
-        fire_timers(rt, c, BROOK_EVENT_TIME, c->wm) < 0)
-      return rt->status;
+        fire_timers(w, c, BROOK_EVENT_TIME, c->wm) < 0)
+      return w->rt->status;
   }
-  if (settle(rt, c, 1) < 0 && rt->status == BROOK_OK)
-    bk_runtime_fail(rt, BROOK_ERR_USER, "operator '%s': delivering timer output failed",
+  if (settle(w, c, 1) < 0 && w->rt->status == BROOK_OK)
+    bk_runtime_fail(w->rt, BROOK_ERR_USER, "operator '%s': delivering timer output failed",
                     c->node->name);
-  return rt->status;
+  return w->rt->status;
 }
 
 /* A partitioned source's instance in each task: the watermark of the splits (partitions) of
  * that task only, folded in one pass over the splits (t->fold_wm and t->fold_active hold a
  * bk_wm_fold_t's wm and rank). A task without a split of this source is idle for it
  * (co-partitioned sources may not all have every partition). */
-static void pass_source_tasks(brook_runtime_t *rt, const bk_src_t *src, size_t i) {
+static void pass_source_tasks(bk_worker_t *w, const bk_src_t *src, size_t i) {
   const bk_wm_gen_t *g = &src->wm;
-  for (size_t k = 0; k < rt->n_tasks; k++) {
-    bk_task_t *t = rt->tasks[k];
+  for (size_t k = 0; k < w->n_tasks; k++) {
+    bk_task_t *t = w->tasks[k];
     t->fold_wm = BROOK_TIME_MAX;
     t->fold_active = t->fold_present = 0;
   }
   for (size_t s = 0; s < g->n_splits && !g->ended; s++) {
     const bk_wm_split_t *sp = &g->splits[s];
     bk_task_t *t =
-        sp->present && s < src->n_split_task ? bk_task_find(rt, src->split_task[s]) : NULL;
+        sp->present && s < src->n_split_task ? bk_task_find(w, src->split_task[s]) : NULL;
     if (!t)
       continue;
     t->fold_present = 1;
@@ -208,8 +212,8 @@ static void pass_source_tasks(brook_runtime_t *rt, const bk_src_t *src, size_t i
     t->fold_wm = f.wm;
     t->fold_active = f.rank;
   }
-  for (size_t k = 0; k < rt->n_tasks; k++) {
-    bk_task_t *t = rt->tasks[k];
+  for (size_t k = 0; k < w->n_tasks; k++) {
+    bk_task_t *t = w->tasks[k];
     brook_ctx_t *c = &t->insts[i];
     if (g->ended) {
       c->wm = BROOK_TIME_MAX;
@@ -223,17 +227,17 @@ static void pass_source_tasks(brook_runtime_t *rt, const bk_src_t *src, size_t i
   }
 }
 
-void bk_time_pass(brook_runtime_t *rt) {
-  for (size_t i = 0; i < rt->plan.n && rt->status == BROOK_OK; i++) {
-    brook_ctx_t *c = &rt->insts[i];
-    int per_task = rt->per_task && rt->per_task[i];
+void bk_time_pass(bk_worker_t *w) {
+  for (size_t i = 0; i < w->rt->plan.n && w->rt->status == BROOK_OK; i++) {
+    brook_ctx_t *c = &w->insts[i];
+    int per_task = w->rt->per_task && w->rt->per_task[i];
     switch (c->node->kind) {
     case BK_NODE_SOURCE:
       bk_wm_combine(&c->src->wm);
       c->wm = c->src->wm.wm;
       c->wm_idle = c->src->wm.idle;
       if (per_task)
-        pass_source_tasks(rt, c->src, i);
+        pass_source_tasks(w, c->src, i);
       continue;
     case BK_NODE_ERRORS: /* failed records carry no event-time progress of their own */
       c->wm_idle = BK_WM_IDLE;
@@ -241,47 +245,47 @@ void bk_time_pass(brook_runtime_t *rt) {
     case BK_NODE_OPERATOR:
       break;
     }
-    if (pass_operator(rt, rt->insts, c, !per_task) < 0)
+    if (pass_operator(w, w->insts, c, !per_task) < 0)
       return;
-    for (size_t k = 0; per_task && k < rt->n_tasks; k++) {
-      bk_task_t *t = rt->tasks[k];
-      if (pass_operator(rt, t->insts, &t->insts[i], 1) < 0)
+    for (size_t k = 0; per_task && k < w->n_tasks; k++) {
+      bk_task_t *t = w->tasks[k];
+      if (pass_operator(w, t->insts, &t->insts[i], 1) < 0)
         return;
     }
   }
 }
 
-void bk_time_tick(brook_runtime_t *rt) {
-  for (size_t i = 0; i < rt->n_sources; i++)
-    if (!rt->sources[i].ended)
-      bk_wm_tick(&rt->sources[i].wm, rt->now_ms);
-  for (size_t i = 0; i < rt->plan.n && rt->status == BROOK_OK; i++) {
-    for (size_t k = 0; k < bk_inst_count(rt, i) && rt->status == BROOK_OK; k++) {
-      brook_ctx_t *c = bk_inst_at(rt, i, k);
+void bk_time_tick(bk_worker_t *w) {
+  for (size_t i = 0; i < w->n_sources; i++)
+    if (!w->sources[i].ended)
+      bk_wm_tick(&w->sources[i].wm, w->now_ms);
+  for (size_t i = 0; i < w->rt->plan.n && w->rt->status == BROOK_OK; i++) {
+    for (size_t k = 0; k < bk_inst_count(w, i) && w->rt->status == BROOK_OK; k++) {
+      brook_ctx_t *c = bk_inst_at(w, i, k);
       bk_timerq_t *q = c->timers[BROOK_PROCESSING_TIME];
-      if (!q || bk_timerq_next(q) > rt->now_ms)
+      if (!q || bk_timerq_next(q) > w->now_ms)
         continue;
-      if (fire_timers(rt, c, BROOK_PROCESSING_TIME, rt->now_ms) < 0)
+      if (fire_timers(w, c, BROOK_PROCESSING_TIME, w->now_ms) < 0)
         return;
-      if (settle(rt, c, 1) < 0 && rt->status == BROOK_OK)
-        bk_runtime_fail(rt, BROOK_ERR_USER, "operator '%s': delivering timer output failed",
+      if (settle(w, c, 1) < 0 && w->rt->status == BROOK_OK)
+        bk_runtime_fail(w->rt, BROOK_ERR_USER, "operator '%s': delivering timer output failed",
                         c->node->name);
     }
   }
-  bk_time_pass(rt);
+  bk_time_pass(w);
 }
 
-brook_time_t bk_time_next_due(const brook_runtime_t *rt) {
+brook_time_t bk_time_next_due(const bk_worker_t *w) {
   brook_time_t due = BROOK_TIME_MAX;
-  for (size_t i = 0; i < rt->n_sources; i++) {
-    if (rt->sources[i].ended)
+  for (size_t i = 0; i < w->n_sources; i++) {
+    if (w->sources[i].ended)
       continue;
-    brook_time_t t = bk_wm_next_tick(&rt->sources[i].wm, rt->now_ms);
+    brook_time_t t = bk_wm_next_tick(&w->sources[i].wm, w->now_ms);
     due = t < due ? t : due;
   }
-  for (size_t i = 0; i < rt->plan.n; i++) {
-    for (size_t k = 0; k < bk_inst_count(rt, i); k++) {
-      const bk_timerq_t *q = bk_inst_at(rt, i, k)->timers[BROOK_PROCESSING_TIME];
+  for (size_t i = 0; i < w->rt->plan.n; i++) {
+    for (size_t k = 0; k < bk_inst_count(w, i); k++) {
+      const bk_timerq_t *q = bk_inst_at(w, i, k)->timers[BROOK_PROCESSING_TIME];
       if (q && bk_timerq_next(q) < due)
         due = bk_timerq_next(q);
     }

@@ -4,35 +4,47 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "runtime/runtime_impl.h"
+#include "runtime/exchange.h"
 
 void bk_runtime_fail(brook_runtime_t *rt, brook_err_t err, const char *fmt, ...) {
-  if (rt->status != BROOK_OK)
-    return; /* the first failure is the one the user needs to see */
-  rt->status = err;
+  if (bk_runtime_status(rt) != BROOK_OK)
+    return;      /* the first failure is the one the user needs to see */
+  bk_errmsg_t m; /* the arguments may point into rt->msg itself */
   if (fmt) {
-    bk_errmsg_t m; /* the arguments may point into rt->msg itself */
     va_list ap;
     va_start(ap, fmt);
     bk_errmsg_vset(&m, fmt, ap);
     va_end(ap);
-    rt->msg = m;
   } else {
-    bk_errmsg_set(&rt->msg, "pipeline failed: %s", brook_strerror(err));
+    bk_errmsg_set(&m, "pipeline failed: %s", brook_strerror(err));
   }
+  while (atomic_flag_test_and_set_explicit(&rt->fail_lock, memory_order_acquire))
+    ; /* another worker is recording its failure: a few instructions */
+  int first = bk_runtime_status(rt) == BROOK_OK;
+  if (first) {
+    rt->msg = m;
+    atomic_store_explicit(&rt->status, err, memory_order_release);
+  }
+  atomic_flag_clear_explicit(&rt->fail_lock, memory_order_release);
+  /* The other workers stop too (each notices the status on its next wake-up). */
+  for (size_t i = 0; first && i < rt->n_workers; i++)
+    if (rt->n_workers > 1)
+      bk_worker_wake(&rt->workers[i]);
 }
 
 /* Delivery of the error stream's records is tracked by depth (delivery is synchronous and
  * nested), so every operator knows whether the records it is handling are failed records:
  * those are not counted as output, and failing on them fails the pipeline (no error loops). */
 static brook_err_t deliver(brook_ctx_t *from, bk_port_t *p, const brook_record_t *recs, size_t n) {
-  brook_runtime_t *rt = from->rt;
-  int from_errors = from == rt->errors_inst;
-  rt->error_depth += from_errors;
+  bk_worker_t *w = from->w;
+  if (w->xchg && from->node->rekeys) /* a key change with N workers: the key's worker */
+    return bk_xchg_route(from, p, recs, n);
+  int from_errors = from == w->errors_inst;
+  w->error_depth += from_errors;
   brook_err_t err = BROOK_OK;
   for (size_t i = 0; i < p->n_to && err >= 0; i++)
     err = bk_ctx_process(p->to[i].ctx, p->to[i].input, recs, n);
-  rt->error_depth -= from_errors;
+  w->error_depth -= from_errors;
   return err;
 }
 
@@ -57,13 +69,14 @@ brook_err_t bk_ctx_flush_ports(brook_ctx_t *ctx) {
 
 brook_err_t bk_ctx_process(brook_ctx_t *ctx, size_t input, const brook_record_t *recs, size_t n) {
   brook_runtime_t *rt = ctx->rt;
+  bk_worker_t *w = ctx->w;
   const brook_operator_t *op = &ctx->node->op;
   brook_err_t err = BROOK_OK;
   ctx->input = input;
   ctx->has_error_msg = 0; /* a message set in an earlier callback explains nothing here */
   if (ctx->n_ports == 0) {
-    if (rt->error_depth == 0)
-      rt->stats.records_out += n;
+    if (w->error_depth == 0)
+      w->stats.records_out += n;
     if (rt->sink_tap && (err = rt->sink_tap(ctx, recs, n, rt->sink_tap_opaque)) < 0) {
       bk_runtime_fail(rt, err, "test driver: capturing output of '%s' failed: %s", ctx->node->name,
                       brook_strerror(err));
@@ -89,12 +102,12 @@ brook_err_t bk_ctx_process(brook_ctx_t *ctx, size_t input, const brook_record_t 
     if (rt->status == BROOK_OK) {
       bk_runtime_fail(rt, err, "operator '%s' failed: %s", ctx->node->name,
                       ctx->has_error_msg ? ctx->error_msg.text : brook_strerror(err));
-      rt->failed_ctx = ctx;
+      w->failed_ctx = ctx;
     }
     /* This operator failed (not something downstream): what it emitted before the failing
      * record still goes on, as it would have with a batch of one record. */
-    if (rt->failed_ctx == ctx) {
-      rt->failed_ctx = NULL;
+    if (w->failed_ctx == ctx) {
+      w->failed_ctx = NULL;
       bk_ctx_flush_ports(ctx);
     }
     return err;
@@ -154,7 +167,7 @@ brook_err_t brook_emit_batch(brook_ctx_t *ctx, size_t port, const brook_record_t
 }
 
 brook_err_t bk_src_emit_array(bk_src_t *src, brook_record_t *recs, size_t n) {
-  src->rt->stats.records_in += n;
+  src->w->stats.records_in += n;
   bk_port_t *p = bk_src_port(src);
   brook_err_t err = p->n ? bk_port_deliver(src->ctx, p) : BROOK_OK;
   if (err < 0)
@@ -171,14 +184,13 @@ brook_err_t bk_src_emit_array(bk_src_t *src, brook_record_t *recs, size_t n) {
 /* The failed record's own headers for its error record, into h (arena): names starting with
  * "brook." (a producer's, or an earlier failure's) are renamed original.brook.*, so that every
  * brook.* header of an error record is brook's own. */
-static brook_err_t copy_own_headers(brook_runtime_t *rt, const brook_record_t *rec,
-                                    brook_header_t *h) {
+static brook_err_t copy_own_headers(bk_worker_t *w, const brook_record_t *rec, brook_header_t *h) {
   for (size_t i = 0; i < rec->header_count; i++) {
     h[i] = rec->headers[i];
     if (strncmp(h[i].name, "brook.", 6) != 0)
       continue;
     size_t len = strlen(h[i].name);
-    char *name = bk_arena_alloc(&rt->arena, sizeof(RENAMED) + len);
+    char *name = bk_arena_alloc(&w->arena, sizeof(RENAMED) + len);
     if (!name)
       return BROOK_ERR_NOMEM;
     memcpy(name, RENAMED, sizeof(RENAMED) - 1);
@@ -191,12 +203,12 @@ static brook_err_t copy_own_headers(brook_runtime_t *rt, const brook_record_t *r
 /* brook.source.* headers naming the input message behind `rec`, if the source of the batch
  * being processed can tell (runtime_impl.h, bk_source_vt_t.origin). Returns how many (0 or
  * ORIGIN_HEADERS), or a negative error. */
-static int origin_headers(brook_runtime_t *rt, const brook_record_t *rec, brook_header_t *h) {
-  bk_src_t *src = rt->batch_src;
+static int origin_headers(bk_worker_t *w, const brook_record_t *rec, brook_header_t *h) {
+  bk_src_t *src = w->batch_src;
   bk_origin_t o;
   if (!src || !src->vt->origin || !src->vt->origin(src, rec, &o))
     return 0;
-  char *part = bk_arena_alloc(&rt->arena, 16), *off = bk_arena_alloc(&rt->arena, 24);
+  char *part = bk_arena_alloc(&w->arena, 16), *off = bk_arena_alloc(&w->arena, 24);
   if (!part || !off)
     return BROOK_ERR_NOMEM;
   int part_len = snprintf(part, 16, "%d", (int)o.partition);
@@ -212,14 +224,14 @@ static int origin_headers(brook_runtime_t *rt, const brook_record_t *rec, brook_
  * arena. Runs only for records that fail. */
 static brook_err_t route_to_errors(brook_ctx_t *ctx, const brook_record_t *rec, int err,
                                    const char *message) {
-  brook_runtime_t *rt = ctx->rt;
+  bk_worker_t *w = ctx->w;
   size_t own = rec->header_count;
   brook_header_t *h =
-      bk_arena_alloc(&rt->arena, (own + ERROR_HEADERS + ORIGIN_HEADERS) * sizeof(*h));
+      bk_arena_alloc(&w->arena, (own + ERROR_HEADERS + ORIGIN_HEADERS) * sizeof(*h));
   size_t mlen = strlen(message);
-  char *mcopy = bk_arena_alloc(&rt->arena, mlen + 1);
-  char *code = bk_arena_alloc(&rt->arena, 16);
-  if (!h || !mcopy || !code || copy_own_headers(rt, rec, h) < 0)
+  char *mcopy = bk_arena_alloc(&w->arena, mlen + 1);
+  char *code = bk_arena_alloc(&w->arena, 16);
+  if (!h || !mcopy || !code || copy_own_headers(w, rec, h) < 0)
     return BROOK_ERR_NOMEM;
   int code_len = snprintf(code, 16, "%d", err);
   memcpy(mcopy, message, mlen + 1);
@@ -229,14 +241,14 @@ static brook_err_t route_to_errors(brook_ctx_t *ctx, const brook_record_t *rec, 
   e[1] = (brook_header_t){"brook.error.code", code, (size_t)code_len};
   e[2] = (brook_header_t){"brook.error.operator", ctx->node->name, strlen(ctx->node->name)};
   e[3] = (brook_header_t){"brook.error.message", mcopy, mlen};
-  int n_origin = origin_headers(rt, rec, e + ERROR_HEADERS);
+  int n_origin = origin_headers(w, rec, e + ERROR_HEADERS);
   if (n_origin < 0)
     return n_origin;
   brook_record_t erec = *rec;
   erec.headers = h;
   erec.header_count = own + ERROR_HEADERS + (size_t)n_origin;
-  rt->stats.records_routed++;
-  return brook_emit_to(rt->errors_inst, 0, &erec);
+  w->stats.records_routed++;
+  return brook_emit_to(w->errors_inst, 0, &erec);
 }
 
 brook_err_t brook_ctx_fail_record(brook_ctx_t *ctx, const brook_record_t *rec, int err,
@@ -258,12 +270,13 @@ brook_err_t brook_ctx_fail_record(brook_ctx_t *ctx, const brook_record_t *rec, i
   } else {
     snprintf(message, sizeof(message), "%s", brook_strerror(err));
   }
+  bk_worker_t *w = ctx->w;
   brook_error_policy_t policy = rt->topo->error_policy;
-  if (rt->error_depth || !rec)
+  if (w->error_depth || !rec)
     policy = BROOK_ON_ERROR_FAIL;
   switch (policy) {
   case BROOK_ON_ERROR_SKIP:
-    rt->stats.records_skipped++;
+    w->stats.records_skipped++;
     return BROOK_OK;
   case BROOK_ON_ERROR_ROUTE: {
     brook_err_t rerr = route_to_errors(ctx, rec, err, message);
@@ -275,7 +288,7 @@ brook_err_t brook_ctx_fail_record(brook_ctx_t *ctx, const brook_record_t *rec, i
   case BROOK_ON_ERROR_FAIL:
   default:
     if (rt->status == BROOK_OK)
-      rt->failed_ctx = ctx;
+      w->failed_ctx = ctx;
     bk_runtime_fail(rt, err, "operator '%s' failed%s: %s (%s)", ctx->node->name,
                     rec ? " on a record" : "", message, brook_errname(err));
     return err;

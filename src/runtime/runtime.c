@@ -7,7 +7,7 @@
 
 #include "core/alloc.h"
 #include "core/opts.h"
-#include "runtime/runtime_impl.h"
+#include "runtime/exchange.h"
 
 void brook_runtime_opts_init_size(brook_runtime_opts_t *opts, size_t size) {
   brook_runtime_opts_t d;
@@ -15,59 +15,92 @@ void brook_runtime_opts_init_size(brook_runtime_opts_t *opts, size_t size) {
   d.struct_size = sizeof(d);
   d.batch_size = 1024;
   d.slice_us = 1000;
+  d.num_workers = 1;
   bk_opts_init_sized(opts, size, &d, sizeof(d));
 }
 
 static const bk_opts_version_t runtime_versions[] = {
     BK_OPTS_VERSION(brook_runtime_opts_t, log_opaque),
+    BK_OPTS_VERSION(brook_runtime_opts_t, num_workers), /* issue 12 */
 };
 static const bk_opts_type_t runtime_opts_type =
     BK_OPTS_TYPE(brook_runtime_opts_t, runtime_versions);
 
 void bk_runtime_destroy(brook_runtime_t *rt) {
   const brook_allocator_t *a = &rt->alloc;
-  for (size_t i = 0; i < rt->n_sources; i++) {
-    if (rt->sources[i].vt && rt->sources[i].impl)
-      rt->sources[i].vt->destroy(&rt->sources[i]);
-    bk_wm_gen_free(&rt->sources[i].wm);
-    bk_free(a, rt->sources[i].split_task);
-  }
-  bk_tasks_free(rt);
-  if (rt->insts) {
-    for (size_t i = 0; i < rt->plan.n; i++) {
-      brook_ctx_t *c = &rt->insts[i];
-      bk_time_free_ctx(rt, c);
-      bk_state_free_ctx(rt, c);
-      for (size_t p = 0; p < c->n_ports; p++) {
-        bk_free(a, c->ports[p].buf);
-        bk_free(a, c->ports[p].to);
-      }
-      bk_free(a, c->ports);
-    }
-  }
-  bk_free(a, rt->insts);
-  bk_free(a, rt->sources);
-  bk_arena_free(&rt->arena);
-  bk_delivery_free(&rt->delivery);
+  for (size_t i = 0; rt->workers && i < rt->n_workers; i++)
+    bk_worker_free(&rt->workers[i]);
+  bk_free(a, rt->workers);
+  bk_free(a, rt->per_task);
   bk_plan_free(&rt->plan, a);
   if (rt->topo)
     bk_topology_unref(rt->topo);
   bk_free(a, rt);
 }
 
-static brook_err_t build_instances(brook_runtime_t *rt) {
+/* A source node's instance on a worker that runs none of its splits: ended from the start,
+ * its watermark at the maximum (it holds nothing back). */
+static brook_err_t none_produce(bk_src_t *src) {
+  (void)src;
+  return BROOK_DONE;
+}
+static void none_src(bk_src_t *src) { (void)src; }
+static brook_err_t none_start(bk_src_t *src) {
+  src->ended = 1;
+  src->wm.ended = 1;
+  return BROOK_OK;
+}
+static const bk_source_vt_t none_vt = {
+    .start = none_start,
+    .produce = none_produce,
+    .batch_done = none_src,
+    .stop = none_src,
+    .close = none_src,
+    .destroy = none_src,
+};
+
+/* Worker w's instance of source node `node`: splits w->index, w->index + n_workers, ... of
+ * a splittable source; all of an unsplittable one on worker 0. */
+static brook_err_t build_source(bk_worker_t *w, brook_ctx_t *c) {
+  brook_runtime_t *rt = w->rt;
+  bk_node_t *node = c->node;
+  bk_src_t *src = &w->sources[w->n_sources++];
+  src->rt = rt;
+  src->w = w;
+  src->ctx = src->home = c;
+  src->cfg = node->source_cfg;
+  c->src = src;
+  bk_wm_gen_init(&src->wm, &rt->alloc, node->wm_opts);
+  const bk_source_vt_t *vt = node->source_type->runtime_vt;
+  size_t splits = vt->split_count ? vt->split_count(src->cfg) : 1;
+  src->split0 = w->index;
+  src->split_stride = rt->n_workers;
+  src->n_splits = splits;
+  if (w->index >= splits || (!vt->split_count && w->index > 0)) {
+    src->vt = &none_vt;
+    return BROOK_OK;
+  }
+  brook_err_t err = vt->create(src);
+  if (err)
+    return err;
+  src->vt = vt; /* set only once created, so destroy runs only for created sources */
+  return BROOK_OK;
+}
+
+static brook_err_t build_instances(bk_worker_t *w) {
+  brook_runtime_t *rt = w->rt;
   const brook_allocator_t *a = &rt->alloc;
   bk_plan_t *plan = &rt->plan;
-  if (bk_tasks_plan(rt))
-    return BROOK_ERR_NOMEM;
-  rt->insts = bk_calloc(a, plan->n, sizeof(*rt->insts));
-  rt->sources = bk_calloc(a, plan->n_sources ? plan->n_sources : 1, sizeof(*rt->sources));
-  if (!rt->insts || !rt->sources)
+  w->insts = bk_calloc(a, plan->n, sizeof(*w->insts));
+  w->sources = bk_calloc(a, plan->n_sources ? plan->n_sources : 1, sizeof(*w->sources));
+  if (!w->insts || !w->sources)
     return BROOK_ERR_NOMEM;
   for (size_t i = 0; i < plan->n; i++) {
     bk_node_t *node = plan->order[i];
-    brook_ctx_t *c = &rt->insts[i];
+    brook_ctx_t *c = &w->insts[i];
     c->rt = rt;
+    c->w = w;
+    c->svc = &bk_worker_services;
     c->node = node;
     c->task = -1;
     c->wm = BROOK_TIME_MIN;
@@ -87,27 +120,52 @@ static brook_err_t build_instances(brook_runtime_t *rt) {
         return BROOK_ERR_NOMEM;
       port->n_to = s->n_consumers;
       for (size_t k = 0; k < s->n_consumers; k++) {
-        port->to[k].ctx = &rt->insts[plan->pos[s->consumers[k].node->id]];
+        port->to[k].ctx = &w->insts[plan->pos[s->consumers[k].node->id]];
         port->to[k].input = s->consumers[k].input;
       }
     }
     if (node->kind == BK_NODE_ERRORS)
-      rt->errors_inst = c;
-    if (node->kind == BK_NODE_SOURCE) {
-      bk_src_t *src = &rt->sources[rt->n_sources++];
-      src->rt = rt;
-      src->ctx = src->home = c;
-      src->cfg = node->source_cfg;
-      c->src = src;
-      bk_wm_gen_init(&src->wm, &rt->alloc, node->wm_opts);
-      const bk_source_vt_t *vt = node->source_type->runtime_vt;
-      brook_err_t err = vt->create(src);
-      if (err)
-        return err;
-      src->vt = vt; /* set only once created, so destroy runs only for created sources */
-    }
+      w->errors_inst = c;
+    brook_err_t err;
+    if (node->kind == BK_NODE_SOURCE && (err = build_source(w, c)))
+      return err;
   }
   return BROOK_OK;
+}
+
+static brook_err_t build_workers(brook_runtime_t *rt) {
+  if (bk_tasks_plan(rt))
+    return BROOK_ERR_NOMEM;
+  rt->n_workers = rt->opts.num_workers;
+  if (!(rt->workers = bk_calloc(&rt->alloc, rt->n_workers, sizeof(*rt->workers))))
+    return BROOK_ERR_NOMEM;
+  rt->w0 = &rt->workers[0];
+  for (size_t i = 0; i < rt->n_workers; i++) {
+    bk_worker_init(&rt->workers[i], rt, i);
+    brook_err_t err = build_instances(&rt->workers[i]);
+    if (err || (err = bk_xchg_worker_init(&rt->workers[i])))
+      return err;
+  }
+  return BROOK_OK;
+}
+
+/* 1 and *why set if node `n` cannot have an instance per worker in this version. Kafka's
+ * partitions are not spread over workers yet; a line sink's instances would each open and
+ * truncate the same file. */
+static int needs_one_worker(const bk_node_t *n, bk_errmsg_t *why) {
+  const char *what = NULL;
+  if (n->kind == BK_NODE_SOURCE && n->source_type->partitioned)
+    what = "a Kafka source";
+  else if (n->kind == BK_NODE_OPERATOR && n->op.type_name &&
+           strcmp(n->op.type_name, "kafka_sink") == 0)
+    what = "a Kafka sink";
+  else if (n->kind == BK_NODE_OPERATOR && n->op.type_name &&
+           strcmp(n->op.type_name, "sink_lines") == 0)
+    what = "a line sink (one file written by every worker)";
+  if (what)
+    bk_errmsg_set(why, "runtime_new: node '%s' is %s: it runs with num_workers = 1 in this version",
+                  n->name, what);
+  return what != NULL;
 }
 
 brook_err_t brook_runtime_new(brook_runtime_t **out, brook_topology_t *t,
@@ -130,6 +188,13 @@ brook_err_t brook_runtime_new(brook_runtime_t **out, brook_topology_t *t,
   }
   if (o.slice_us == 0)
     o.slice_us = 1000;
+  if (o.num_workers == 0 || o.num_workers > 256) {
+    bk_errmsg_set(&t->msg, "runtime_new: num_workers must be 1..256, got %zu", o.num_workers);
+    return BROOK_ERR_INVALID_ARG;
+  }
+  for (size_t i = 0; o.num_workers > 1 && i < t->n_nodes; i++)
+    if (needs_one_worker(t->nodes[i], &t->msg))
+      return BROOK_ERR_INVALID_ARG;
   brook_runtime_t *rt = bk_calloc(&t->alloc, 1, sizeof(*rt));
   if (!rt) {
     bk_errmsg_set(&t->msg, "runtime_new: out of memory");
@@ -138,12 +203,10 @@ brook_err_t brook_runtime_new(brook_runtime_t **out, brook_topology_t *t,
   rt->alloc = t->alloc;
   rt->opts = o;
   rt->state = BK_RT_NEW;
-  rt->clock_due = BROOK_TIME_MAX;
   atomic_init(&rt->stop_flag, 0);
-  atomic_init(&rt->async_live, 0);
-  atomic_init(&rt->senders, 0);
-  bk_arena_init(&rt->arena, &rt->alloc, 64 * 1024);
-  bk_delivery_init(&rt->delivery, &rt->alloc);
+  atomic_init(&rt->status, BROOK_OK);
+  atomic_init(&rt->workers_left, 0);
+  atomic_flag_clear(&rt->fail_lock);
   brook_err_t err = bk_plan_build(&rt->plan, t);
   if (err) {
     bk_free(&rt->alloc, rt);
@@ -151,7 +214,7 @@ brook_err_t brook_runtime_new(brook_runtime_t **out, brook_topology_t *t,
   }
   rt->topo = t;
   bk_topology_ref(t);
-  if ((err = build_instances(rt))) {
+  if ((err = build_workers(rt))) {
     if (err == BROOK_ERR_NOMEM)
       bk_errmsg_set(&t->msg, "runtime_new: out of memory");
     else
@@ -200,18 +263,21 @@ brook_err_t brook_runtime_run(brook_runtime_t *rt) {
     bk_errmsg_set(&rt->msg, "runtime_run: the runtime was already started");
     return BROOK_ERR_STATE;
   }
-  int rc = uv_loop_init(&rt->own_loop);
+  bk_worker_t *w0 = rt->w0;
+  int rc = uv_loop_init(&w0->own_loop);
   if (rc) {
     bk_errmsg_set(&rt->msg, "runtime_run: uv_loop_init: %s", uv_strerror(rc));
     return BROOK_ERR_LOOP;
   }
   rt->in_run = 1;
-  brook_err_t err = bk_sched_start(rt, &rt->own_loop);
+  /* Worker 0 runs on this thread, the others on threads of their own; uv_run returns once
+   * every worker has finished and the threads are joined (on_done has run). */
+  brook_err_t err = bk_workers_start(rt, &w0->own_loop);
   if (err == BROOK_OK) {
-    uv_run(&rt->own_loop, UV_RUN_DEFAULT);
-    err = rt->status;
+    uv_run(&w0->own_loop, UV_RUN_DEFAULT);
+    err = bk_runtime_status(rt);
   }
-  rc = uv_loop_close(&rt->own_loop);
+  rc = uv_loop_close(&w0->own_loop);
   if (rc && err == BROOK_OK) {
     bk_errmsg_set(&rt->msg, "runtime_run: loop still busy at close: %s", uv_strerror(rc));
     err = BROOK_ERR_LOOP;
@@ -229,20 +295,22 @@ brook_err_t brook_runtime_start(brook_runtime_t *rt, uv_loop_t *loop) {
     bk_errmsg_set(&rt->msg, "runtime_start: the runtime was already started");
     return BROOK_ERR_STATE;
   }
-  return bk_sched_start(rt, loop);
+  return bk_workers_start(rt, loop);
 }
 
 void brook_runtime_stop(brook_runtime_t *rt) {
   if (!rt)
     return;
+  /* Async-signal-safe: an atomic store and uv_async_send per worker. */
   atomic_store(&rt->stop_flag, 1);
-  bk_runtime_wake(rt);
+  for (size_t i = 0; i < rt->n_workers; i++)
+    bk_worker_wake(&rt->workers[i]);
 }
 
 int brook_runtime_done(const brook_runtime_t *rt) { return rt && rt->state == BK_RT_DONE; }
 
 brook_err_t brook_runtime_status(const brook_runtime_t *rt) {
-  return rt ? rt->status : BROOK_ERR_INVALID_ARG;
+  return rt ? bk_runtime_status(rt) : BROOK_ERR_INVALID_ARG;
 }
 
 const char *brook_runtime_last_error(const brook_runtime_t *rt) {
@@ -269,22 +337,13 @@ brook_err_t brook_runtime_stats(const brook_runtime_t *rt, brook_runtime_stats_t
   if (!v) {
     /* The message is the only thing written to a const runtime (this call runs on its
      * thread), and never over the message of a failed run, which matters more. */
-    if (rt->status == BROOK_OK)
+    if (bk_runtime_status(rt) == BROOK_OK)
       bk_errmsg_set(&((brook_runtime_t *)rt)->msg, "runtime_stats: %s", why.text);
     return BROOK_ERR_INVALID_ARG;
   }
-  brook_runtime_stats_t s = rt->stats;
+  brook_runtime_stats_t s;
+  bk_runtime_stats_sum(rt, &s);
   s.struct_size = stats->struct_size;
-  s.state_bytes = 0;
-  for (size_t i = 0; rt->insts && i < rt->plan.n; i++) {
-    for (size_t t = 0; t < bk_inst_count(rt, i); t++) {
-      const brook_ctx_t *c = bk_inst_at(rt, i, t);
-      for (size_t k = 0; k < c->n_stores; k++)
-        s.state_bytes += brook_store_memory(c->stores[k]);
-      if (c->state_memory && c->state)
-        s.state_bytes += c->state_memory(c->state);
-    }
-  }
   memcpy(stats, &s, v->used);
   return BROOK_OK;
 }

@@ -16,6 +16,7 @@
 #include "core/topology.h"
 #include "plan/plan.h"
 #include "runtime/delivery.h"
+#include "runtime/worker.h"
 #include "time/watermark.h"
 
 typedef struct bk_src bk_src_t;
@@ -38,8 +39,9 @@ typedef struct bk_origin {
   int64_t offset;
 } bk_origin_t;
 
-/* A source kind's runtime side (the bk_source_type_t's runtime_vt). Runs on the loop thread
- * except create/destroy, which run where the runtime is created and freed. */
+/* A source kind's runtime side (the bk_source_type_t's runtime_vt): one instance per worker.
+ * Runs on the worker's thread except create/destroy, which run where the runtime is created
+ * and freed. */
 typedef struct bk_source_vt {
   brook_err_t (*create)(bk_src_t *src);
   /* Acquires synchronous resources (opens files); no loop handles yet. On failure it must
@@ -65,10 +67,15 @@ typedef struct bk_source_vt {
    * record of the batch or one derived from it, comes from. 1 and *out filled, or 0 if it
    * cannot tell. Costs nothing until asked: it runs only for records that fail. */
   int (*origin)(bk_src_t *src, const brook_record_t *rec, bk_origin_t *out);
+  /* Optional: how many splits the source's configuration has (the generator's and the push
+   * source's `splits`); worker k runs splits k, k + n_workers, ... NULL: the source cannot be
+   * split and runs on worker 0 only (files, Kafka today). */
+  size_t (*split_count)(const void *cfg);
 } bk_source_vt_t;
 
 struct bk_src {
   brook_runtime_t *rt;
+  bk_worker_t *w; /* the worker this instance runs on */
   brook_ctx_t *ctx;
   const bk_source_vt_t *vt;
   const void *cfg;
@@ -81,94 +88,73 @@ struct bk_src {
   int32_t *split_task; /* partitioned sources: split -> task id (-1: none) */
   size_t n_split_task;
   size_t cur_split; /* split of the records being emitted (0 for single-split sources) */
+  /* Splittable sources: this worker runs splits split0 + k * split_stride (split_stride is
+   * the number of workers) below n_splits, the source's split count; cur_split is k. */
+  size_t split0, split_stride, n_splits;
 };
-
-typedef enum bk_rt_state {
-  BK_RT_NEW,
-  BK_RT_RUNNING,
-  BK_RT_DRAINING, /* stop requested: sources finish what they accepted */
-  BK_RT_FLUSHING, /* input is over: waiting for asynchronous deliveries (delivery.h) */
-  BK_RT_CLOSING,  /* waiting for handle close callbacks */
-  BK_RT_DONE
-} bk_rt_state_t;
 
 struct brook_runtime {
   brook_allocator_t alloc;
   brook_topology_t *topo;
   brook_runtime_opts_t opts;
   bk_plan_t plan;
-  brook_ctx_t *insts; /* indexed like plan.order; the process-wide instances */
-  /* Tasks (task.c): the nodes that keep a partitioned source's partitioning (per_task) get
-   * one instance per input partition, opened on assignment and closed on revocation. */
-  unsigned char *per_task; /* plan index -> 1 if the node runs once per task */
-  struct bk_task **tasks;  /* open tasks */
-  size_t n_tasks, cap_tasks;
-  struct bk_task **task_by_id; /* task id (partition) -> open task or NULL */
-  size_t n_task_ids;
-  brook_ctx_t *errors_inst;
-  bk_src_t *sources;
-  size_t n_sources;
-  size_t next_source;  /* round-robin start */
-  bk_src_t *batch_src; /* the source whose batch is being processed (NULL: none) */
-  bk_arena_t arena;
-  brook_time_t now_ms;
+  unsigned char *per_task; /* plan index -> 1 if the node runs once per task (task.c) */
+  bk_worker_t *workers;    /* opts.num_workers of them; workers[0] runs on-done */
+  size_t n_workers;
+  bk_worker_t *w0;  /* &workers[0]: the worker of unsplittable sources (files, Kafka today) */
   int manual_clock; /* the test driver sets now_ms by hand; no loop */
   /* The test driver's tap on every sink (node without outputs): sees each record first. */
   brook_err_t (*sink_tap)(brook_ctx_t *sink, const brook_record_t *recs, size_t n, void *opaque);
   void *sink_tap_opaque;
 
-  uv_timer_t clock;       /* fires processing-time timers and watermark ticks */
-  brook_time_t clock_due; /* when `clock` is armed for; BROOK_TIME_MAX = not armed */
-  int clock_open;
-
-  uv_loop_t own_loop;
-  uv_loop_t *loop;
-  uv_idle_t idle;
-  uv_async_t async;
-  int idle_active;
-  int handles_open; /* idle and async were initialised */
-  int holds;        /* close callbacks and requests still outstanding */
-
-  bk_rt_state_t state;
+  bk_rt_state_t state; /* NEW, RUNNING (workers started) or DONE (all finished) */
   atomic_int stop_flag;
-  atomic_int async_live; /* async may be sent to */
-  atomic_int senders;    /* threads inside bk_runtime_wake */
   int free_on_done;
   int in_run; /* inside brook_runtime_run: a free from on_done waits for run to return */
+  atomic_int workers_left; /* workers not yet DONE */
+  uv_async_t done_async;   /* on worker 0's loop: the last worker to finish wakes it */
+  int done_async_open;
 
-  int error_depth;         /* > 0 while error-stream records are being delivered */
-  brook_ctx_t *failed_ctx; /* the operator whose own failure set status, while unwinding */
-  brook_err_t status;
+  /* The first failure of any worker wins: status changes once from BROOK_OK, under
+   * fail_lock, with its message written before status (readers that see a failure status
+   * with an acquire load see its message). */
+  atomic_int status;
+  atomic_flag fail_lock;
   bk_errmsg_t msg;
-  brook_runtime_stats_t stats;
-  bk_delivery_t delivery; /* asynchronous sink writes by source-batch epoch */
 };
 
 /* ---- exec.c: moving records ---- */
 brook_err_t bk_ctx_process(brook_ctx_t *ctx, size_t input, const brook_record_t *recs, size_t n);
 brook_err_t bk_ctx_flush_ports(brook_ctx_t *ctx);
-/* Records `err` as the pipeline's failure unless one is already recorded. */
+/* Delivers a port's buffered records to its targets (direct calls) and empties it. */
+brook_err_t bk_port_deliver(brook_ctx_t *from, bk_port_t *p);
+/* Records `err` as the pipeline's failure unless one is already recorded (by any worker),
+ * and wakes the other workers so that they stop too. Any worker's thread. */
 void bk_runtime_fail(brook_runtime_t *rt, brook_err_t err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The run's status (the first failure, or BROOK_OK); any thread. */
+static inline brook_err_t bk_runtime_status(const brook_runtime_t *rt) {
+  return (brook_err_t)atomic_load_explicit(&((brook_runtime_t *)rt)->status, memory_order_acquire);
+}
 
 /* ---- event_time.c: watermarks and timers ---- */
 /* Stamps a source's batch in place: event time from the extractor (records it fails on
  * follow the error policy and are removed: *n shrinks), then the split's watermark. */
 brook_err_t bk_src_stamp(bk_src_t *src, brook_record_t *recs, size_t *n);
-/* Moves processing time to rt->now_ms for the sources' idleness / quiet advance and fires the
+/* Moves processing time to w->now_ms for the sources' idleness / quiet advance and fires the
  * processing-time timers that are due. Then runs bk_time_pass. Failures go to rt->status. */
-void bk_time_tick(brook_runtime_t *rt);
-/* Propagates watermarks through the DAG in topological order, firing due event-time timers
- * and on_watermark; delivers what they emit. Failures go to rt->status. */
-void bk_time_pass(brook_runtime_t *rt);
+void bk_time_tick(bk_worker_t *w);
+/* Propagates watermarks through the worker's DAG in topological order, firing due event-time
+ * timers and on_watermark; delivers what they emit. Failures go to rt->status. */
+void bk_time_pass(bk_worker_t *w);
 /* Earliest processing time at which bk_time_tick has work (BROOK_TIME_MAX: none). */
-brook_time_t bk_time_next_due(const brook_runtime_t *rt);
+brook_time_t bk_time_next_due(const bk_worker_t *w);
 /* Releases timer queues (after close). */
 void bk_time_free_ctx(brook_runtime_t *rt, brook_ctx_t *c);
 
 /* ---- context_state.c ---- */
 /* Reports in-place store changes to their listeners (after each batch). */
-void bk_state_flush_changes(brook_runtime_t *rt);
+void bk_state_flush_changes(bk_worker_t *w);
 /* Frees an operator's stores (after close). */
 void bk_state_free_ctx(brook_runtime_t *rt, brook_ctx_t *c);
 
@@ -178,29 +164,36 @@ void bk_runtime_destroy(brook_runtime_t *rt);
 void bk_runtime_destroy_if_requested(brook_runtime_t *rt);
 
 /* ---- scheduler.c: the loop side ---- */
-brook_err_t bk_sched_start(brook_runtime_t *rt, uv_loop_t *loop);
-/* Marks `src` ready and makes sure the idle handle runs. Loop thread. */
+/* Starting a worker, in three steps (worker.c runs them for every worker): open starts its
+ * sources and opens its operators (on failure everything is undone, failure recorded);
+ * bk_worker_unopen undoes a successful open while nothing is attached to a loop; attach
+ * initialises its handles on `loop` (fails only if uv_async_init does, then nothing is left
+ * on the loop and the caller undoes the open); go attaches the sources and schedules, on the
+ * worker's thread or before its thread runs the loop. */
+brook_err_t bk_worker_open(bk_worker_t *w);
+void bk_worker_unopen(bk_worker_t *w);
+brook_err_t bk_worker_attach(bk_worker_t *w, uv_loop_t *loop);
+void bk_worker_go(bk_worker_t *w);
+/* worker.c: the worker reached DONE (everything closed). The last worker to finish ends the
+ * run on worker 0's loop: threads joined, then on_done. May free rt. */
+void bk_worker_finished(bk_worker_t *w);
+/* worker.c: starts every worker: worker 0 on `loop`, the others on threads of their own.
+ * `own`: brook_runtime_run (worker 0 on its own loop, run by the caller). */
+brook_err_t bk_workers_start(brook_runtime_t *rt, uv_loop_t *loop);
+/* Marks `src` ready and makes sure the idle handle runs. Worker thread. */
 void bk_sched_ready(bk_src_t *src);
-/* Wakes the loop from any thread (async-signal-safe). */
-void bk_runtime_wake(brook_runtime_t *rt);
-/* Closes a handle on behalf of the runtime; finishing waits for its callback. */
-void bk_runtime_close_handle(brook_runtime_t *rt, uv_handle_t *h);
-void bk_runtime_hold(brook_runtime_t *rt);
-void bk_runtime_release(brook_runtime_t *rt);
-/* Called when the loop thread should look at source states (ended, stop). */
-void bk_sched_poke(brook_runtime_t *rt);
 /* Operator life cycle (also used by the test driver). */
-brook_err_t bk_open_operators(brook_runtime_t *rt);
-void bk_close_operators(brook_runtime_t *rt);
+brook_err_t bk_open_operators(bk_worker_t *w);
+void bk_close_operators(bk_worker_t *w);
 /* Calls `fn` on every operator in topological order, delivering what each emits; stops at
  * the first failure (recorded in rt->status). */
-void bk_for_each_operator(brook_runtime_t *rt, brook_err_t (*fn)(brook_ctx_t *, void *state));
+void bk_for_each_operator(bk_worker_t *w, brook_err_t (*fn)(brook_ctx_t *, void *state));
 /* The same for one operator instance, without releasing the batch arena (a task closing in a
  * rebalance callback may run while a source batch still holds arena memory). */
-void bk_call_operator(brook_runtime_t *rt, brook_ctx_t *c,
+void bk_call_operator(bk_worker_t *w, brook_ctx_t *c,
                       brook_err_t (*fn)(brook_ctx_t *, void *state));
 /* Runs the instance's open(); a failure is recorded in rt->status and returned. */
-brook_err_t bk_open_operator(brook_runtime_t *rt, brook_ctx_t *c);
+brook_err_t bk_open_operator(brook_ctx_t *c);
 brook_err_t bk_call_end_of_input(brook_ctx_t *c, void *state);
 brook_err_t bk_call_flush(brook_ctx_t *c, void *state);
 
@@ -209,14 +202,14 @@ brook_err_t bk_call_flush(brook_ctx_t *c, void *state);
  * other per-task nodes), up to the first re-keying (key_by), sinks excluded. */
 brook_err_t bk_tasks_plan(brook_runtime_t *rt);
 /* One more holder of task `id` (>= 0): the first creates it and opens its operators.
- * Loop thread, operators open. A failure is also recorded in rt->status. */
-brook_err_t bk_task_acquire(brook_runtime_t *rt, int32_t id);
+ * Worker thread, operators open. A failure is also recorded in rt->status. */
+brook_err_t bk_task_acquire(bk_worker_t *w, int32_t id);
 /* One holder fewer: the last flushes the task's operators (their output goes on), closes
  * them and frees their state and timers. */
-void bk_task_release(brook_runtime_t *rt, int32_t id);
+void bk_task_release(bk_worker_t *w, int32_t id);
 /* Closes every task without flushing (the runtime is closing or failed), then frees them. */
-void bk_tasks_close_all(brook_runtime_t *rt);
-void bk_tasks_free(brook_runtime_t *rt);
+void bk_tasks_close_all(bk_worker_t *w);
+void bk_tasks_free(bk_worker_t *w);
 /* Split `split` of partitioned source `src` feeds task `id` (its watermark is the task's). */
 brook_err_t bk_src_split_task(bk_src_t *src, size_t split, int32_t id);
 /* The records in the source's port belong to task `id`: they move to the task's instance,
@@ -225,17 +218,17 @@ brook_err_t bk_src_split_task(bk_src_t *src, size_t split, int32_t id);
 int bk_src_enter_task(bk_src_t *src, int32_t id);
 void bk_src_leave_task(bk_src_t *src);
 
-static inline bk_task_t *bk_task_find(const brook_runtime_t *rt, int32_t id) {
-  return id >= 0 && (size_t)id < rt->n_task_ids ? rt->task_by_id[id] : NULL;
+static inline bk_task_t *bk_task_find(const bk_worker_t *w, int32_t id) {
+  return id >= 0 && (size_t)id < w->n_task_ids ? w->task_by_id[id] : NULL;
 }
 
-/* The instances of plan node `i`: one per open task for per-task nodes, else the
- * process-wide one. */
-static inline size_t bk_inst_count(const brook_runtime_t *rt, size_t i) {
-  return rt->per_task && rt->per_task[i] ? rt->n_tasks : 1;
+/* The instances of plan node `i` on worker `w`: one per open task for per-task nodes, else
+ * the worker's process-wide one. */
+static inline size_t bk_inst_count(const bk_worker_t *w, size_t i) {
+  return w->rt->per_task && w->rt->per_task[i] ? w->n_tasks : 1;
 }
-static inline brook_ctx_t *bk_inst_at(const brook_runtime_t *rt, size_t i, size_t k) {
-  return rt->per_task && rt->per_task[i] ? &rt->tasks[k]->insts[i] : &rt->insts[i];
+static inline brook_ctx_t *bk_inst_at(const bk_worker_t *w, size_t i, size_t k) {
+  return w->rt->per_task && w->rt->per_task[i] ? &w->tasks[k]->insts[i] : &w->insts[i];
 }
 
 /* ---- sources ---- */

@@ -9,23 +9,67 @@
 typedef struct gen_cfg {
   brook_generator_fn fn;
   void *opaque;
-  uint64_t limit;
+  uint64_t limit; /* over all splits */
+  size_t splits;
 } gen_cfg_t;
 
+/* This worker's splits: split0 + k * stride for k < n (runtime_impl.h, bk_src_t). */
+typedef struct gen_split {
+  uint64_t produced, limit;
+  int done;
+} gen_split_t;
+
 typedef struct gen_state {
-  uint64_t produced;
+  gen_split_t *splits;
+  size_t n, live, next;
+  uint64_t produced; /* of the split being produced */
 } gen_state_t;
 
 void brook_generator_opts_init_size(brook_generator_opts_t *opts, size_t size) {
   brook_generator_opts_t d;
   memset(&d, 0, sizeof(d));
   d.struct_size = sizeof(d);
+  d.splits = 1;
   bk_opts_init_sized(opts, size, &d, sizeof(d));
 }
 
+static size_t gen_split_count(const void *cfg) { return ((const gen_cfg_t *)cfg)->splits; }
+
 static brook_err_t gen_create(bk_src_t *src) {
-  src->impl = bk_calloc(&src->rt->alloc, 1, sizeof(gen_state_t));
-  return src->impl ? BROOK_OK : BROOK_ERR_NOMEM;
+  const gen_cfg_t *cfg = src->cfg;
+  gen_state_t *st = bk_calloc(&src->rt->alloc, 1, sizeof(*st));
+  if (!st)
+    return BROOK_ERR_NOMEM;
+  st->n = st->live = (cfg->splits - src->split0 + src->split_stride - 1) / src->split_stride;
+  if (!(st->splits = bk_calloc(&src->rt->alloc, st->n, sizeof(*st->splits)))) {
+    bk_free(&src->rt->alloc, st);
+    return BROOK_ERR_NOMEM;
+  }
+  for (size_t k = 0; k < st->n; k++) {
+    size_t split = src->split0 + k * src->split_stride;
+    st->splits[k].limit = cfg->limit / cfg->splits + (split < cfg->limit % cfg->splits);
+    if (cfg->limit && !st->splits[k].limit) { /* fewer records than splits: nothing here */
+      st->splits[k].done = 1;
+      st->live--;
+    }
+  }
+  src->impl = st;
+  return BROOK_OK;
+}
+
+/* The split whose batch comes next (round robin over the live ones), as src->cur_split. */
+static gen_split_t *gen_pick(bk_src_t *src, gen_state_t *st) {
+  while (st->splits[st->next].done)
+    st->next = (st->next + 1) % st->n;
+  src->cur_split = st->next;
+  st->next = (st->next + 1) % st->n;
+  return &st->splits[src->cur_split];
+}
+
+/* The split produced its last record: the source ends with its last split. */
+static brook_err_t gen_split_done(gen_state_t *st, gen_split_t *sp) {
+  sp->done = 1;
+  return --st->live ? BROOK_OK : BROOK_DONE;
 }
 
 static brook_err_t gen_start(bk_src_t *src) {
@@ -33,13 +77,26 @@ static brook_err_t gen_start(bk_src_t *src) {
   return BROOK_OK;
 }
 
+static brook_err_t gen_fill(bk_src_t *src, const gen_cfg_t *cfg, gen_state_t *st, uint64_t limit);
+
 static brook_err_t gen_produce(bk_src_t *src) {
   const gen_cfg_t *cfg = src->cfg;
   gen_state_t *st = src->impl;
+  if (!st->live)
+    return BROOK_DONE;
+  gen_split_t *sp = gen_pick(src, st);
+  st->produced = sp->produced;
+  brook_err_t err = gen_fill(src, cfg, st, sp->limit);
+  sp->produced = st->produced;
+  return err == BROOK_DONE ? gen_split_done(st, sp) : err;
+}
+
+/* Fills the port with one batch of the current split, at most up to `limit` (0: none). */
+static brook_err_t gen_fill(bk_src_t *src, const gen_cfg_t *cfg, gen_state_t *st, uint64_t limit) {
   bk_port_t *port = bk_src_port(src);
   size_t max = port->cap;
-  if (cfg->limit && cfg->limit - st->produced < max)
-    max = (size_t)(cfg->limit - st->produced);
+  if (limit && limit - st->produced < max)
+    max = (size_t)(limit - st->produced);
   brook_generator_fn fn = cfg->fn;
   void *opaque = cfg->opaque;
   brook_ctx_t *ctx = src->ctx;
@@ -57,7 +114,7 @@ static brook_err_t gen_produce(bk_src_t *src) {
     port->n++;
     st->produced++;
   }
-  if (cfg->limit && st->produced >= cfg->limit)
+  if (limit && st->produced >= limit)
     return BROOK_DONE;
   return BROOK_OK;
 }
@@ -68,7 +125,11 @@ static void gen_stop(bk_src_t *src) { src->ended = 1; }
 
 static void gen_close(bk_src_t *src) { (void)src; }
 
-static void gen_destroy(bk_src_t *src) { bk_free(&src->rt->alloc, src->impl); }
+static void gen_destroy(bk_src_t *src) {
+  gen_state_t *st = src->impl;
+  bk_free(&src->rt->alloc, st->splits);
+  bk_free(&src->rt->alloc, st);
+}
 
 static const bk_source_vt_t gen_vt = {
     .create = gen_create,
@@ -78,6 +139,7 @@ static const bk_source_vt_t gen_vt = {
     .stop = gen_stop,
     .close = gen_close,
     .destroy = gen_destroy,
+    .split_count = gen_split_count,
 };
 
 static void gen_cfg_free(void *cfg, const brook_allocator_t *a) { bk_free(a, cfg); }
@@ -86,6 +148,7 @@ static const bk_source_type_t gen_type = {"generator", &gen_vt, gen_cfg_free, 0}
 
 static const bk_opts_version_t generator_versions[] = {
     BK_OPTS_VERSION(brook_generator_opts_t, limit),
+    BK_OPTS_VERSION(brook_generator_opts_t, splits), /* issue 12 */
 };
 static const bk_opts_type_t generator_opts_type =
     BK_OPTS_TYPE(brook_generator_opts_t, generator_versions);
@@ -105,11 +168,19 @@ brook_stream_t *brook_source_generator(brook_topology_t *t, const char *name, br
     bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_generator: callback is NULL");
     return NULL;
   }
+  if (o.splits == 0 || o.splits > 65536) {
+    bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_generator: splits must be 1..65536, got %zu",
+                     o.splits);
+    return NULL;
+  }
   gen_cfg_t *cfg = bk_malloc(&t->alloc, sizeof(*cfg));
   if (!cfg) {
     bk_topology_fail(t, BROOK_ERR_NOMEM, "source_generator: out of memory");
     return NULL;
   }
-  *cfg = (gen_cfg_t){fn, opaque, o.limit};
-  return bk_topology_add_source(t, &gen_type, cfg, name);
+  *cfg = (gen_cfg_t){fn, opaque, o.limit, o.splits};
+  brook_stream_t *out = bk_topology_add_source(t, &gen_type, cfg, name);
+  if (out) /* the plan's task count after a key_by is the largest upstream split count */
+    out->node->splits = (uint32_t)o.splits;
+  return out;
 }

@@ -130,8 +130,8 @@ static void on_file_read(uv_fs_t *req) {
   }
   if (!st->closing)
     bk_sched_ready(st->src);
-  bk_sched_poke(rt);
-  bk_runtime_release(rt); /* may finish the runtime: touch nothing after */
+  bk_worker_poke(st->src->w);
+  bk_worker_release(st->src->w); /* may finish the runtime: touch nothing after */
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *out) {
@@ -155,7 +155,7 @@ static void on_stream_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
   else
     st->end += (size_t)n;
   bk_sched_ready(st->src);
-  bk_sched_poke(st->src->rt);
+  bk_worker_poke(st->src->w);
 }
 
 /* Makes room after `end` and starts one read. Only between batches (records point into buf). */
@@ -183,14 +183,14 @@ static void request_more(lines_state_t *st) {
   if (st->mode == LINES_FILE) {
     uv_buf_t b = uv_buf_init(st->buf + st->end, (unsigned)(st->cap - st->end));
     st->req.data = st;
-    int rc = uv_fs_read(rt->loop, &st->req, st->fd, &b, 1, -1, on_file_read);
+    int rc = uv_fs_read(src->w->loop, &st->req, st->fd, &b, 1, -1, on_file_read);
     if (rc < 0) {
       bk_runtime_fail(rt, BROOK_ERR_IO, "source '%s': read failed: %s", src->ctx->node->name,
                       uv_strerror(rc));
       return;
     }
     st->read_pending = 1;
-    bk_runtime_hold(rt);
+    bk_worker_hold(src->w);
   } else {
     int rc = uv_read_start((uv_stream_t *)&st->h.handle, on_alloc, on_stream_read);
     if (rc < 0) {
@@ -205,14 +205,13 @@ static void request_more(lines_state_t *st) {
 static brook_err_t lines_attach(bk_src_t *src) {
   const lines_cfg_t *cfg = src->cfg;
   lines_state_t *st = src->impl;
-  brook_runtime_t *rt = src->rt;
   int rc = 0;
   if (st->mode == LINES_PIPE) {
-    uv_pipe_init(rt->loop, &st->h.pipe, 0);
+    uv_pipe_init(src->w->loop, &st->h.pipe, 0);
     st->handle_open = 1;
     rc = uv_pipe_open(&st->h.pipe, st->fd);
   } else if (st->mode == LINES_TTY) {
-    rc = uv_tty_init(rt->loop, &st->h.tty, st->fd, 0);
+    rc = uv_tty_init(src->w->loop, &st->h.tty, st->fd, 0);
     st->handle_open = rc == 0;
   }
   if (st->handle_open && rc == 0)
@@ -235,7 +234,7 @@ static brook_err_t emit_line(bk_src_t *src, const char *p, size_t len, int too_l
   brook_record_t rec = {0};
   rec.value = p;
   rec.value_len = len;
-  rec.timestamp = src->rt->now_ms;
+  rec.timestamp = src->w->now_ms;
   if (too_long)
     return brook_ctx_fail_record(src->ctx, &rec, BROOK_ERR_TOO_LARGE,
                                  "line longer than max_line (%zu bytes)", cfg->opts.max_line);
@@ -300,7 +299,7 @@ static void lines_close(bk_src_t *src) {
     if (st->reading)
       uv_read_stop((uv_stream_t *)&st->h.handle);
     st->handle_open = 0;
-    bk_runtime_close_handle(src->rt, &st->h.handle);
+    bk_worker_close_handle(src->w, &st->h.handle);
   }
   if (st->saved_flags != -1) {
     fcntl(STDIN_FILENO, F_SETFL, st->saved_flags);

@@ -10,6 +10,7 @@
 
 #include "core/alloc.h"
 #include "core/opts.h"
+#include "runtime/record_pack.h"
 #include "runtime/runtime_impl.h"
 
 #define PUSH_CHUNK_BYTES (64 * 1024)
@@ -48,25 +49,22 @@ struct brook_push_source {
   int waiters;
 };
 
+/* A worker's instance of a push source: its splits (split0 + k * stride), one queue each. */
+typedef struct push_set {
+  brook_push_source_t **h;
+  size_t n;
+  size_t next;                    /* round robin */
+  brook_push_source_t *producing; /* the split whose chunk is being processed */
+} push_set_t;
+
 void brook_push_opts_init_size(brook_push_opts_t *opts, size_t size) {
   brook_push_opts_t d;
   memset(&d, 0, sizeof(d));
   d.struct_size = sizeof(d);
   d.max_records = 65536;
   d.max_bytes = 16u << 20;
+  d.splits = 1;
   bk_opts_init_sized(opts, size, &d, sizeof(d));
-}
-
-static size_t align8(size_t n) { return (n + 7) & ~(size_t)7; }
-
-static size_t record_bytes(const brook_record_t *rec) {
-  size_t n = align8(rec->key_len) + align8(rec->value_len);
-  if (rec->header_count) {
-    n += rec->header_count * sizeof(brook_header_t);
-    for (size_t i = 0; i < rec->header_count; i++)
-      n += align8(strlen(rec->headers[i].name) + 1) + align8(rec->headers[i].value_len);
-  }
-  return n;
 }
 
 /* Bytes for records' data in a new chunk: enough for a batch of ~64-byte records, at most
@@ -80,7 +78,7 @@ static size_t chunk_data_size(const brook_push_source_t *p, size_t need) {
 
 /* What a chunk with `data` bytes of record data costs in memory. */
 static size_t chunk_alloc_size(const brook_push_source_t *p, size_t data) {
-  return align8(sizeof(push_chunk_t)) + p->chunk_records * sizeof(brook_record_t) +
+  return bk_align8(sizeof(push_chunk_t)) + p->chunk_records * sizeof(brook_record_t) +
          chunk_data_size(p, data);
 }
 
@@ -94,7 +92,7 @@ static push_chunk_t *chunk_get(brook_push_source_t *p, size_t need) {
     return c;
   }
   size_t size = chunk_data_size(p, need);
-  size_t head = align8(sizeof(push_chunk_t));
+  size_t head = bk_align8(sizeof(push_chunk_t));
   size_t recs = p->chunk_records * sizeof(brook_record_t);
   push_chunk_t *c = bk_malloc(&p->rt->alloc, head + recs + size);
   if (!c)
@@ -117,34 +115,9 @@ static void chunk_put(brook_push_source_t *p, push_chunk_t *c) {
   }
 }
 
-static void *chunk_copy(push_chunk_t *c, const void *src, size_t n) {
-  void *dst = c->data + c->used;
-  if (n)
-    memcpy(dst, src, n);
-  c->used += align8(n);
-  return dst;
-}
-
 /* Copies rec into chunk c, which has room for it. */
 static void chunk_append(push_chunk_t *c, const brook_record_t *rec, size_t need) {
-  brook_record_t *r = &c->recs[c->n++];
-  *r = *rec;
-  r->key = rec->key ? chunk_copy(c, rec->key, rec->key_len) : NULL;
-  r->value = rec->value ? chunk_copy(c, rec->value, rec->value_len) : NULL;
-  if (rec->header_count) {
-    brook_header_t *h = (brook_header_t *)(c->data + c->used);
-    c->used += rec->header_count * sizeof(*h);
-    for (size_t i = 0; i < rec->header_count; i++) {
-      h[i].name = chunk_copy(c, rec->headers[i].name, strlen(rec->headers[i].name) + 1);
-      h[i].value = rec->headers[i].value
-                       ? chunk_copy(c, rec->headers[i].value, rec->headers[i].value_len)
-                       : NULL;
-      h[i].value_len = rec->headers[i].value_len;
-    }
-    r->headers = h;
-  } else {
-    r->headers = NULL;
-  }
+  bk_record_pack(&c->recs[c->n++], rec, c->data, &c->used);
   c->accounted += need;
 }
 
@@ -194,7 +167,7 @@ static brook_err_t push_locked(brook_push_source_t *p, const brook_record_t *rec
 static brook_err_t push_check(brook_push_source_t *p, const brook_record_t *rec, size_t *need) {
   if (!p || !rec || !record_valid(rec))
     return BROOK_ERR_INVALID_ARG;
-  *need = record_bytes(rec);
+  *need = bk_record_packed_size(rec);
   if (*need > p->max_bytes)
     return BROOK_ERR_TOO_LARGE;
   return BROOK_OK;
@@ -209,7 +182,7 @@ brook_err_t brook_push(brook_push_source_t *p, const brook_record_t *rec) {
   uv_mutex_lock(&p->mu);
   err = push_locked(p, rec, need, &wake);
   if (wake) /* under the lock: the loop cannot finish and free meanwhile */
-    bk_runtime_wake(p->rt);
+    bk_worker_wake(p->src->w);
   uv_mutex_unlock(&p->mu);
   return err;
 }
@@ -241,7 +214,7 @@ brook_err_t brook_push_wait(brook_push_source_t *p, const brook_record_t *rec, i
     p->waiters--;
   }
   if (wake)
-    bk_runtime_wake(p->rt);
+    bk_worker_wake(p->src->w);
   uv_mutex_unlock(&p->mu);
   return err;
 }
@@ -263,18 +236,20 @@ brook_err_t brook_push_end(brook_push_source_t *p) {
   uv_mutex_lock(&p->mu);
   p->ended = 1;
   uv_cond_broadcast(&p->cv);
-  bk_runtime_wake(p->rt);
+  bk_worker_wake(p->src->w);
   uv_mutex_unlock(&p->mu);
   return BROOK_OK;
 }
 
 /* ---- the loop side ---- */
 
-static brook_err_t push_create(bk_src_t *src) {
+static void handle_free(const brook_allocator_t *a, brook_push_source_t *p);
+
+static brook_push_source_t *handle_new(bk_src_t *src) {
   const push_cfg_t *cfg = src->cfg;
   brook_push_source_t *p = bk_calloc(&src->rt->alloc, 1, sizeof(*p));
   if (!p)
-    return BROOK_ERR_NOMEM;
+    return NULL;
   p->src = src;
   p->rt = src->rt;
   p->max_records = cfg->opts.max_records;
@@ -282,14 +257,39 @@ static brook_err_t push_create(bk_src_t *src) {
   p->chunk_records = src->rt->opts.batch_size;
   if (uv_mutex_init(&p->mu)) {
     bk_free(&src->rt->alloc, p);
-    return BROOK_ERR_NOMEM;
+    return NULL;
   }
   if (uv_cond_init(&p->cv)) {
     uv_mutex_destroy(&p->mu);
     bk_free(&src->rt->alloc, p);
+    return NULL;
+  }
+  return p;
+}
+
+static size_t push_split_count(const void *cfg) { return ((const push_cfg_t *)cfg)->opts.splits; }
+
+static brook_err_t push_create(bk_src_t *src) {
+  const push_cfg_t *cfg = src->cfg;
+  const brook_allocator_t *a = &src->rt->alloc;
+  push_set_t *set = bk_calloc(a, 1, sizeof(*set));
+  if (!set)
+    return BROOK_ERR_NOMEM;
+  size_t n = (cfg->opts.splits - src->split0 + src->split_stride - 1) / src->split_stride;
+  if (!(set->h = bk_calloc(a, n, sizeof(*set->h)))) {
+    bk_free(a, set);
     return BROOK_ERR_NOMEM;
   }
-  src->impl = p;
+  for (; set->n < n; set->n++) {
+    if (!(set->h[set->n] = handle_new(src))) {
+      for (size_t k = 0; k < set->n; k++)
+        handle_free(a, set->h[k]);
+      bk_free(a, set->h);
+      bk_free(a, set);
+      return BROOK_ERR_NOMEM;
+    }
+  }
+  src->impl = set;
   return BROOK_OK;
 }
 
@@ -298,17 +298,25 @@ static brook_err_t push_start(bk_src_t *src) {
   return BROOK_OK;
 }
 
-static void push_on_wake(bk_src_t *src) {
-  brook_push_source_t *p = src->impl;
+/* A split with something to do: queued records, or its end to report. */
+static int handle_ready(brook_push_source_t *p) {
   uv_mutex_lock(&p->mu);
   int ready = p->head || p->ended || p->closed;
   uv_mutex_unlock(&p->mu);
-  if (ready)
-    bk_sched_ready(src);
+  return ready;
 }
 
-static brook_err_t push_produce(bk_src_t *src) {
-  brook_push_source_t *p = src->impl;
+static void push_on_wake(bk_src_t *src) {
+  push_set_t *set = src->impl;
+  for (size_t k = 0; k < set->n; k++)
+    if (handle_ready(set->h[k])) {
+      bk_sched_ready(src);
+      return;
+    }
+}
+
+/* Takes the oldest chunk of split p; *finished = none and the split has ended. */
+static push_chunk_t *handle_take(brook_push_source_t *p, int *finished) {
   uv_mutex_lock(&p->mu);
   push_chunk_t *c = p->head;
   if (c) {
@@ -317,24 +325,42 @@ static brook_err_t push_produce(bk_src_t *src) {
       p->tail = NULL;
     c->next = NULL;
   }
-  int finished = !c && (p->ended || p->closed);
+  *finished = !c && (p->ended || p->closed);
   uv_mutex_unlock(&p->mu);
-  if (finished)
-    return BROOK_DONE;
-  if (!c) {
-    src->ready = 0;
-    return BROOK_OK;
+  return c;
+}
+
+static brook_err_t push_produce(bk_src_t *src) {
+  push_set_t *set = src->impl;
+  size_t finished = 0;
+  for (size_t i = 0; i < set->n; i++) {
+    size_t k = (set->next + i) % set->n;
+    brook_push_source_t *p = set->h[k];
+    int done;
+    push_chunk_t *c = handle_take(p, &done);
+    finished += (size_t)done;
+    if (!c)
+      continue;
+    set->next = (k + 1) % set->n;
+    set->producing = p;
+    p->processing = c;
+    src->cur_split = k;
+    return bk_src_emit_array(src, c->recs, c->n);
   }
-  p->processing = c;
-  return bk_src_emit_array(src, c->recs, c->n);
+  if (finished == set->n)
+    return BROOK_DONE; /* every split ended and is drained */
+  src->ready = 0;
+  return BROOK_OK;
 }
 
 static void push_batch_done(bk_src_t *src) {
-  brook_push_source_t *p = src->impl;
-  push_chunk_t *c = p->processing;
+  push_set_t *set = src->impl;
+  brook_push_source_t *p = set->producing;
+  push_chunk_t *c = p ? p->processing : NULL;
   if (!c)
     return;
   p->processing = NULL;
+  set->producing = NULL;
   uv_mutex_lock(&p->mu);
   p->q_records -= c->n;
   p->q_bytes -= c->accounted;
@@ -344,8 +370,10 @@ static void push_batch_done(bk_src_t *src) {
   p->refused = 0;
   if (p->waiters)
     uv_cond_broadcast(&p->cv);
-  src->ready = p->head || p->ended || p->closed;
   uv_mutex_unlock(&p->mu);
+  src->ready = 0;
+  for (size_t k = 0; k < set->n && !src->ready; k++)
+    src->ready = handle_ready(set->h[k]);
   const push_cfg_t *cfg = src->cfg;
   if (credit && cfg->opts.on_credit)
     cfg->opts.on_credit(p, cfg->opts.on_credit_opaque);
@@ -358,16 +386,18 @@ static void push_close_for_pushes(brook_push_source_t *p) {
   uv_mutex_unlock(&p->mu);
 }
 
+static void push_close(bk_src_t *src) {
+  push_set_t *set = src->impl;
+  for (size_t k = 0; k < set->n; k++)
+    push_close_for_pushes(set->h[k]);
+}
+
 static void push_stop(bk_src_t *src) {
-  push_close_for_pushes(src->impl);
+  push_close(src);
   bk_sched_ready(src); /* drain what is queued, then end */
 }
 
-static void push_close(bk_src_t *src) { push_close_for_pushes(src->impl); }
-
-static void push_destroy(bk_src_t *src) {
-  brook_push_source_t *p = src->impl;
-  const brook_allocator_t *a = &src->rt->alloc;
+static void handle_free(const brook_allocator_t *a, brook_push_source_t *p) {
   push_chunk_t *lists[] = {p->head, p->free_list, p->processing};
   for (size_t i = 0; i < 3; i++) {
     while (lists[i]) {
@@ -383,6 +413,15 @@ static void push_destroy(bk_src_t *src) {
   bk_free(a, p);
 }
 
+static void push_destroy(bk_src_t *src) {
+  push_set_t *set = src->impl;
+  const brook_allocator_t *a = &src->rt->alloc;
+  for (size_t k = 0; k < set->n; k++)
+    handle_free(a, set->h[k]);
+  bk_free(a, set->h);
+  bk_free(a, set);
+}
+
 static const bk_source_vt_t push_vt = {
     .create = push_create,
     .start = push_start,
@@ -392,6 +431,7 @@ static const bk_source_vt_t push_vt = {
     .stop = push_stop,
     .close = push_close,
     .destroy = push_destroy,
+    .split_count = push_split_count,
 };
 
 static void push_cfg_free(void *cfg, const brook_allocator_t *a) { bk_free(a, cfg); }
@@ -400,6 +440,7 @@ static const bk_source_type_t push_type = {"push", &push_vt, push_cfg_free, 0};
 
 static const bk_opts_version_t push_versions[] = {
     BK_OPTS_VERSION(brook_push_opts_t, on_credit_opaque),
+    BK_OPTS_VERSION(brook_push_opts_t, splits), /* issue 12 */
 };
 static const bk_opts_type_t push_opts_type = BK_OPTS_TYPE(brook_push_opts_t, push_versions);
 
@@ -418,6 +459,11 @@ brook_stream_t *brook_source_push(brook_topology_t *t, const char *name,
     bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_push: a name is required");
     return NULL;
   }
+  if (o.splits == 0 || o.splits > 65536) {
+    bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_push '%s': splits must be 1..65536, got %zu",
+                     name, o.splits);
+    return NULL;
+  }
   if (o.max_records == 0 || o.max_bytes == 0) {
     bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "source_push '%s': %s must be > 0", name,
                      o.max_records == 0 ? "max_records" : "max_bytes");
@@ -429,16 +475,29 @@ brook_stream_t *brook_source_push(brook_topology_t *t, const char *name,
     return NULL;
   }
   cfg->opts = o;
-  return bk_topology_add_source(t, &push_type, cfg, name);
+  brook_stream_t *out = bk_topology_add_source(t, &push_type, cfg, name);
+  if (out) /* the plan's task count after a key_by is the largest upstream split count */
+    out->node->splits = (uint32_t)(o.splits ? o.splits : 1);
+  return out;
+}
+
+brook_push_source_t *brook_runtime_push_source_split(brook_runtime_t *rt, const char *name,
+                                                     size_t split) {
+  if (!rt || !name)
+    return NULL;
+  bk_worker_t *w = &rt->workers[split % rt->n_workers];
+  for (size_t i = 0; i < w->n_sources; i++) {
+    bk_src_t *src = &w->sources[i];
+    if (src->ctx->node->source_type != &push_type || strcmp(src->ctx->node->name, name) != 0)
+      continue;
+    if (split >= src->n_splits)
+      return NULL;
+    push_set_t *set = src->impl;
+    return set->h[split / rt->n_workers];
+  }
+  return NULL;
 }
 
 brook_push_source_t *brook_runtime_push_source(brook_runtime_t *rt, const char *name) {
-  if (!rt || !name)
-    return NULL;
-  for (size_t i = 0; i < rt->n_sources; i++) {
-    bk_src_t *src = &rt->sources[i];
-    if (src->ctx->node->source_type == &push_type && strcmp(src->ctx->node->name, name) == 0)
-      return src->impl;
-  }
-  return NULL;
+  return brook_runtime_push_source_split(rt, name, 0);
 }

@@ -7,13 +7,14 @@
  * Which nodes run per task is the plan's decision (plan/placement.c): the nodes it marks
  * partition_local, i.e. per task and fed only by a partitioned source without crossing a key
  * change. The plan also places the nodes after a key_by per task of their own sub-topology;
- * until exchanges are wired those still run once here (after key_by a key's records come
- * from every partition). Sinks are per worker in the plan, process-wide here. Everything else
- * has one instance (the process-wide one in rt->insts).
+ * the exchange (exchange.c) routes each record to the worker of its task, where they run as
+ * that worker's one instance (w->insts) for all its tasks. Sinks and everything else have one
+ * instance per worker too.
  *
  * A task's output ports share the buffer of the process-wide instance's port: a port is
  * empty whenever control leaves its node (delivery is synchronous and each activation ends
- * by flushing), and a task's records never reach another task. Loop thread. */
+ * by flushing), and a task's records never reach another task. Tasks belong to a worker
+ * (w->tasks); everything here runs on that worker's thread. */
 #include <string.h>
 
 #include "core/alloc.h"
@@ -30,29 +31,31 @@ brook_err_t bk_tasks_plan(brook_runtime_t *rt) {
   return BROOK_OK;
 }
 
-static void free_ports(brook_runtime_t *rt, brook_ctx_t *c) {
+static void free_ports(bk_worker_t *w, brook_ctx_t *c) {
   for (size_t p = 0; p < c->n_ports; p++)
-    bk_free(&rt->alloc, c->ports[p].to); /* buf belongs to the process-wide instance */
-  bk_free(&rt->alloc, c->ports);
+    bk_free(&w->rt->alloc, c->ports[p].to); /* buf belongs to the process-wide instance */
+  bk_free(&w->rt->alloc, c->ports);
   c->ports = NULL;
   c->n_ports = 0;
 }
 
-static brook_err_t build_task(brook_runtime_t *rt, bk_task_t *t) {
-  const bk_plan_t *plan = &rt->plan;
+static brook_err_t build_task(bk_worker_t *w, bk_task_t *t) {
+  const bk_plan_t *plan = &w->rt->plan;
   for (size_t i = 0; i < plan->n; i++) {
-    if (!rt->per_task[i])
+    if (!w->rt->per_task[i])
       continue;
-    const brook_ctx_t *home = &rt->insts[i];
+    const brook_ctx_t *home = &w->insts[i];
     brook_ctx_t *c = &t->insts[i];
-    c->rt = rt;
+    c->rt = w->rt;
+    c->w = w;
+    c->svc = home->svc;
     c->node = home->node;
     c->src = home->src;
     c->task = t->id;
     c->wm = BROOK_TIME_MIN;
     if (!home->n_ports)
       continue;
-    if (!(c->ports = bk_calloc(&rt->alloc, home->n_ports, sizeof(*c->ports))))
+    if (!(c->ports = bk_calloc(&w->rt->alloc, home->n_ports, sizeof(*c->ports))))
       return BROOK_ERR_NOMEM;
     c->n_ports = home->n_ports;
     for (size_t p = 0; p < c->n_ports; p++) {
@@ -60,12 +63,12 @@ static brook_err_t build_task(brook_runtime_t *rt, bk_task_t *t) {
       bk_port_t *port = &c->ports[p];
       port->buf = hp->buf;
       port->cap = hp->cap;
-      if (!(port->to = bk_calloc(&rt->alloc, hp->n_to ? hp->n_to : 1, sizeof(*port->to))))
+      if (!(port->to = bk_calloc(&w->rt->alloc, hp->n_to ? hp->n_to : 1, sizeof(*port->to))))
         return BROOK_ERR_NOMEM;
       port->n_to = hp->n_to;
       for (size_t k = 0; k < hp->n_to; k++) {
-        size_t pos = (size_t)(hp->to[k].ctx - rt->insts);
-        port->to[k].ctx = rt->per_task[pos] ? &t->insts[pos] : &rt->insts[pos];
+        size_t pos = (size_t)(hp->to[k].ctx - w->insts);
+        port->to[k].ctx = w->rt->per_task[pos] ? &t->insts[pos] : &w->insts[pos];
         port->to[k].input = hp->to[k].input;
       }
     }
@@ -74,8 +77,8 @@ static brook_err_t build_task(brook_runtime_t *rt, bk_task_t *t) {
 }
 
 /* Closes the task's operators (each opened one exactly once) and frees its instances. */
-static void destroy_task(brook_runtime_t *rt, bk_task_t *t) {
-  for (size_t i = 0; t->insts && i < rt->plan.n; i++) {
+static void destroy_task(bk_worker_t *w, bk_task_t *t) {
+  for (size_t i = 0; t->insts && i < w->rt->plan.n; i++) {
     brook_ctx_t *c = &t->insts[i];
     if (!c->node)
       continue;
@@ -83,112 +86,110 @@ static void destroy_task(brook_runtime_t *rt, bk_task_t *t) {
       c->node->op.close(c->state, c->node->opaque);
     c->opened = 0;
     c->state = NULL;
-    if (rt->failed_ctx == c)
-      rt->failed_ctx = NULL;
-    bk_time_free_ctx(rt, c);
-    bk_state_free_ctx(rt, c);
-    free_ports(rt, c);
+    if (w->failed_ctx == c)
+      w->failed_ctx = NULL;
+    bk_time_free_ctx(w->rt, c);
+    bk_state_free_ctx(w->rt, c);
+    free_ports(w, c);
   }
-  bk_free(&rt->alloc, t->insts);
-  bk_free(&rt->alloc, t);
+  bk_free(&w->rt->alloc, t->insts);
+  bk_free(&w->rt->alloc, t);
 }
 
-static brook_err_t open_task(brook_runtime_t *rt, bk_task_t *t) {
-  for (size_t i = 0; i < rt->plan.n; i++) {
+static brook_err_t open_task(bk_worker_t *w, bk_task_t *t) {
+  for (size_t i = 0; i < w->rt->plan.n; i++) {
     brook_ctx_t *c = &t->insts[i];
-    if (c->node && c->node->kind == BK_NODE_OPERATOR && bk_open_operator(rt, c) < 0)
-      return rt->status;
+    if (c->node && c->node->kind == BK_NODE_OPERATOR && bk_open_operator(c) < 0)
+      return w->rt->status;
   }
   return BROOK_OK;
 }
 
-brook_err_t bk_task_acquire(brook_runtime_t *rt, int32_t id) {
-  if (!rt->per_task || id < 0)
+brook_err_t bk_task_acquire(bk_worker_t *w, int32_t id) {
+  if (!w->rt->per_task || id < 0)
     return BROOK_OK; /* nothing runs per task */
-  bk_task_t *t = bk_task_find(rt, id);
+  bk_task_t *t = bk_task_find(w, id);
   if (t) {
     t->refs++;
     return BROOK_OK;
   }
-  const brook_allocator_t *a = &rt->alloc;
+  const brook_allocator_t *a = &w->rt->alloc;
   brook_err_t err = BROOK_ERR_NOMEM;
-  if ((size_t)id >= rt->n_task_ids) {
-    size_t cap = rt->n_task_ids;
-    if (bk_grow(a, (void **)&rt->task_by_id, &cap, (size_t)id + 1, sizeof(*rt->task_by_id)))
+  if ((size_t)id >= w->n_task_ids) {
+    size_t cap = w->n_task_ids;
+    if (bk_grow(a, (void **)&w->task_by_id, &cap, (size_t)id + 1, sizeof(*w->task_by_id)))
       goto fail;
-    memset(rt->task_by_id + rt->n_task_ids, 0, (cap - rt->n_task_ids) * sizeof(*rt->task_by_id));
-    rt->n_task_ids = cap;
+    memset(w->task_by_id + w->n_task_ids, 0, (cap - w->n_task_ids) * sizeof(*w->task_by_id));
+    w->n_task_ids = cap;
   }
-  if (bk_grow(a, (void **)&rt->tasks, &rt->cap_tasks, rt->n_tasks + 1, sizeof(*rt->tasks)))
+  if (bk_grow(a, (void **)&w->tasks, &w->cap_tasks, w->n_tasks + 1, sizeof(*w->tasks)))
     goto fail;
   if (!(t = bk_calloc(a, 1, sizeof(*t))))
     goto fail;
   t->id = id;
   t->refs = 1;
-  if (!(t->insts = bk_calloc(a, rt->plan.n, sizeof(*t->insts))) || build_task(rt, t)) {
-    destroy_task(rt, t);
+  if (!(t->insts = bk_calloc(a, w->rt->plan.n, sizeof(*t->insts))) || build_task(w, t)) {
+    destroy_task(w, t);
     goto fail;
   }
-  if ((err = open_task(rt, t)) < 0) {
-    destroy_task(rt, t);
+  if ((err = open_task(w, t)) < 0) {
+    destroy_task(w, t);
     return err;
   }
-  rt->tasks[rt->n_tasks++] = t;
-  rt->task_by_id[id] = t;
-  rt->stats.tasks_opened++;
+  w->tasks[w->n_tasks++] = t;
+  w->task_by_id[id] = t;
+  w->stats.tasks_opened++;
   return BROOK_OK;
 fail:
-  bk_runtime_fail(rt, err, "runtime: out of memory creating the task of partition %d", (int)id);
+  bk_runtime_fail(w->rt, err, "runtime: out of memory creating the task of partition %d", (int)id);
   return err;
 }
 
 /* Runs every opened operator of the task through flush(), delivering what it emits. */
-static void flush_task(brook_runtime_t *rt, bk_task_t *t) {
-  for (size_t i = 0; i < rt->plan.n && rt->status == BROOK_OK; i++) {
+static void flush_task(bk_worker_t *w, bk_task_t *t) {
+  for (size_t i = 0; i < w->rt->plan.n && w->rt->status == BROOK_OK; i++) {
     brook_ctx_t *c = &t->insts[i];
     if (c->opened && c->node->kind == BK_NODE_OPERATOR)
-      bk_call_operator(rt, c, bk_call_flush);
+      bk_call_operator(w, c, bk_call_flush);
   }
 }
 
-static void unlink_task(brook_runtime_t *rt, bk_task_t *t) {
-  for (size_t k = 0; k < rt->n_tasks; k++) {
-    if (rt->tasks[k] == t) { /* keep the others in order: output order stays deterministic */
-      memmove(&rt->tasks[k], &rt->tasks[k + 1], (rt->n_tasks - k - 1) * sizeof(*rt->tasks));
-      rt->n_tasks--;
+static void unlink_task(bk_worker_t *w, bk_task_t *t) {
+  for (size_t k = 0; k < w->n_tasks; k++) {
+    if (w->tasks[k] == t) { /* keep the others in order: output order stays deterministic */
+      memmove(&w->tasks[k], &w->tasks[k + 1], (w->n_tasks - k - 1) * sizeof(*w->tasks));
+      w->n_tasks--;
       break;
     }
   }
-  rt->task_by_id[t->id] = NULL;
+  w->task_by_id[t->id] = NULL;
 }
 
-void bk_task_release(brook_runtime_t *rt, int32_t id) {
-  bk_task_t *t = bk_task_find(rt, id);
+void bk_task_release(bk_worker_t *w, int32_t id) {
+  bk_task_t *t = bk_task_find(w, id);
   if (!t || --t->refs > 0)
     return;
-  flush_task(rt, t);
-  unlink_task(rt, t);
-  destroy_task(rt, t);
-  rt->stats.tasks_closed++;
+  flush_task(w, t);
+  unlink_task(w, t);
+  destroy_task(w, t);
+  w->stats.tasks_closed++;
 }
 
-void bk_tasks_close_all(brook_runtime_t *rt) {
-  while (rt->n_tasks) {
-    bk_task_t *t = rt->tasks[rt->n_tasks - 1];
-    unlink_task(rt, t);
-    destroy_task(rt, t);
-    rt->stats.tasks_closed++;
+void bk_tasks_close_all(bk_worker_t *w) {
+  while (w->n_tasks) {
+    bk_task_t *t = w->tasks[w->n_tasks - 1];
+    unlink_task(w, t);
+    destroy_task(w, t);
+    w->stats.tasks_closed++;
   }
 }
 
-void bk_tasks_free(brook_runtime_t *rt) {
-  bk_tasks_close_all(rt);
-  bk_free(&rt->alloc, rt->tasks);
-  bk_free(&rt->alloc, rt->task_by_id);
-  bk_free(&rt->alloc, rt->per_task);
-  rt->tasks = rt->task_by_id = NULL;
-  rt->per_task = NULL;
-  rt->n_tasks = rt->cap_tasks = rt->n_task_ids = 0;
+void bk_tasks_free(bk_worker_t *w) {
+  bk_tasks_close_all(w);
+  bk_free(&w->rt->alloc, w->tasks);
+  bk_free(&w->rt->alloc, w->task_by_id);
+  w->tasks = w->task_by_id = NULL;
+  w->n_tasks = w->cap_tasks = w->n_task_ids = 0;
 }
 
 brook_err_t bk_src_split_task(bk_src_t *src, size_t split, int32_t id) {
@@ -208,7 +209,7 @@ brook_err_t bk_src_split_task(bk_src_t *src, size_t split, int32_t id) {
 int bk_src_enter_task(bk_src_t *src, int32_t id) {
   brook_runtime_t *rt = src->rt;
   size_t pos = rt->plan.pos[src->home->node->id];
-  bk_task_t *t = rt->per_task && rt->per_task[pos] ? bk_task_find(rt, id) : NULL;
+  bk_task_t *t = rt->per_task && rt->per_task[pos] ? bk_task_find(src->w, id) : NULL;
   if (!t)
     return -1;
   brook_ctx_t *c = &t->insts[pos];

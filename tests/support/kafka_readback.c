@@ -8,6 +8,8 @@
 #include <librdkafka/rdkafka.h>
 #include <uv.h>
 
+#include "core/murmur2.h"
+
 static int64_t now_ms(void) { return (int64_t)(uv_hrtime() / 1000000u); }
 
 static int left_ms(int64_t deadline) {
@@ -191,38 +193,8 @@ void kr_topic_free(kr_topic_t *t) {
   memset(t, 0, sizeof(*t));
 }
 
-/* Kafka's murmur2, as the Java client's partitioner computes it. */
-static uint32_t murmur2(const void *key, size_t len) {
-  const uint32_t m = 0x5bd1e995u;
-  const unsigned char *d = key;
-  uint32_t h = 0x9747b28cu ^ (uint32_t)len;
-  for (; len >= 4; d += 4, len -= 4) {
-    uint32_t k = (uint32_t)d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 24;
-    k *= m;
-    k ^= k >> 24;
-    k *= m;
-    h *= m;
-    h ^= k;
-  }
-  switch (len) {
-  case 3:
-    h ^= (uint32_t)d[2] << 16;
-    /* fall through */
-  case 2:
-    h ^= (uint32_t)d[1] << 8;
-    /* fall through */
-  case 1:
-    h ^= d[0];
-    h *= m;
-  }
-  h ^= h >> 13;
-  h *= m;
-  h ^= h >> 15;
-  return h;
-}
-
 int32_t kr_java_partition(const void *key, size_t len, int32_t partitions) {
-  return (int32_t)((murmur2(key, len) & 0x7fffffffu) % (uint32_t)partitions);
+  return (int32_t)bk_murmur2_partition(key, len, (uint32_t)partitions);
 }
 
 const char *kr_header(const kr_msg_t *m, const char *name, size_t *len) {
