@@ -4,8 +4,13 @@
  *
  *   bench_stateless [records] [runs]      (BROOK_BENCH_SMOKE=1: tiny run, for ctest)
  *
- * Prints per-run figures, medians, end-to-end latency percentiles (sampled records carry
- * their creation time to the sink), peak RSS, and a final key=value line. */
+ * Two variants, each against its own same-run loop:
+ *   payload  the callbacks touch a 32-byte value (write it, read it, key on it) and sample
+ *            end-to-end latency (sampled records carry their creation time to the sink);
+ *   cheap    callbacks of a few instructions on the timestamp only, so brook's own cost
+ *            per record is most of what is measured.
+ * Prints per-run figures, medians, latency percentiles (payload), peak RSS, and a key=value
+ * line per variant. */
 #include <brook/brook.h>
 #include <uv.h>
 
@@ -79,17 +84,60 @@ static brook_err_t sink_cb(const brook_record_t *rec, void *opaque) {
   return BROOK_OK;
 }
 
-/* Called through volatile pointers so the compiler cannot inline them into the baseline. */
-static brook_generator_fn volatile p_gen = gen_cb;
-static brook_predicate_fn volatile p_filter = filter_cb;
-static brook_map_fn volatile p_map = map_cb;
-static brook_sink_fn volatile p_sink = sink_cb;
+/* ---- the cheap variant: a few instructions each, on the timestamp only ---- */
 
-static double run_baseline(gen_state_t *g, sink_state_t *s) {
-  brook_generator_fn gen = p_gen;
-  brook_predicate_fn filt = p_filter;
-  brook_map_fn map = p_map;
-  brook_sink_fn sink = p_sink;
+static brook_err_t cheap_gen_cb(brook_record_t *out, brook_ctx_t *ctx, void *opaque) {
+  (void)ctx;
+  gen_state_t *g = opaque;
+  if (g->next == g->limit)
+    return BROOK_DONE;
+  out->timestamp = (brook_time_t)g->next++;
+  return BROOK_OK;
+}
+
+static int cheap_filter_cb(const brook_record_t *rec, void *opaque) {
+  (void)opaque;
+  return (rec->timestamp & 3) != 3; /* keeps 75% */
+}
+
+static brook_err_t cheap_map_cb(brook_record_t *rec, brook_ctx_t *ctx, void *opaque) {
+  (void)ctx;
+  (void)opaque;
+  rec->timestamp += 1000;
+  return BROOK_OK;
+}
+
+static brook_err_t cheap_sink_cb(const brook_record_t *rec, void *opaque) {
+  sink_state_t *s = opaque;
+  s->count++;
+  s->checksum += (uint64_t)rec->timestamp;
+  return BROOK_OK;
+}
+
+typedef struct variant {
+  const char *name;
+  const char *what;
+  brook_generator_fn gen;
+  brook_predicate_fn filter;
+  brook_map_fn map;
+  brook_sink_fn sink;
+  int latency; /* its records carry creation stamps */
+} variant_t;
+
+/* Read through a volatile pointer so the compiler cannot inline the callbacks into the
+ * baseline. */
+static variant_t variants[] = {
+    {"payload", "records of 32-byte values", gen_cb, filter_cb, map_cb, sink_cb, 1},
+    {"cheap", "callbacks of a few instructions", cheap_gen_cb, cheap_filter_cb, cheap_map_cb,
+     cheap_sink_cb, 0},
+};
+#define N_VARIANTS (sizeof(variants) / sizeof(variants[0]))
+
+static double run_baseline(const variant_t *volatile vp, gen_state_t *g, sink_state_t *s) {
+  brook_generator_fn gen = vp->gen;
+  brook_predicate_fn filt = vp->filter;
+  brook_map_fn map = vp->map;
+  brook_sink_fn sink = vp->sink;
   uint64_t t0 = uv_hrtime();
   for (;;) {
     brook_record_t r;
@@ -107,14 +155,14 @@ static double run_baseline(gen_state_t *g, sink_state_t *s) {
   return (double)(uv_hrtime() - t0) / 1e9;
 }
 
-static double run_brook(gen_state_t *g, sink_state_t *s) {
+static double run_brook(const variant_t *v, gen_state_t *g, sink_state_t *s) {
   brook_topology_t *t = NULL;
   brook_runtime_t *rt = NULL;
   if (brook_topology_new(&t, NULL) != BROOK_OK)
     abort();
-  brook_stream_t *src = brook_source_generator(t, "gen", gen_cb, g, NULL);
-  brook_stream_t *out = brook_map(brook_filter(src, filter_cb, NULL), map_cb, NULL);
-  brook_sink_callback(out, sink_cb, NULL, s);
+  brook_stream_t *src = brook_source_generator(t, "gen", v->gen, g, NULL);
+  brook_stream_t *out = brook_map(brook_filter(src, v->filter, NULL), v->map, NULL);
+  brook_sink_callback(out, v->sink, NULL, s);
   if (brook_runtime_new(&rt, t, NULL) != BROOK_OK) {
     fprintf(stderr, "runtime_new: %s\n", brook_topology_last_error(t));
     exit(1);
@@ -159,6 +207,79 @@ static long peak_rss_kb(void) {
   return ru.ru_maxrss;
 }
 
+typedef struct result {
+  double brook_s, loop_s; /* medians */
+  uint64_t count, checksum;
+  uint64_t *lat; /* sampled latencies of brook's last run, sorted */
+  size_t n_lat;
+} result_t;
+
+/* Alternating runs of the loop and brook; 0, or 1 if brook's output differs from the loop's. */
+static int measure(const variant_t *v, uint64_t records, int runs, gen_state_t *g, sink_state_t *s,
+                   result_t *res) {
+  double tb[99], tl[99];
+  printf("%s: generator -> filter(75%%) -> map -> counting sink, %s, %" PRIu64
+         " records, %d runs each, alternating\n",
+         v->name, v->what, records, runs);
+  for (int r = 0; r < runs; r++) {
+    memset(g, 0, sizeof(*g));
+    g->limit = records;
+    s->count = s->checksum = 0;
+    s->n_lat = 0;
+    tl[r] = run_baseline(v, g, s);
+    uint64_t expect_count = s->count, expect_sum = s->checksum;
+    memset(g, 0, sizeof(*g));
+    g->limit = records;
+    s->count = s->checksum = 0;
+    s->n_lat = 0;
+    tb[r] = run_brook(v, g, s);
+    if (s->count != expect_count || s->checksum != expect_sum) {
+      fprintf(stderr,
+              "MISMATCH (%s): brook count=%" PRIu64 " sum=%" PRIu64 ", loop count=%" PRIu64
+              " sum=%" PRIu64 "\n",
+              v->name, s->count, s->checksum, expect_count, expect_sum);
+      return 1;
+    }
+    memcpy(res->lat, s->lat_ns, s->n_lat * sizeof(*res->lat));
+    res->n_lat = s->n_lat;
+    res->count = s->count;
+    res->checksum = s->checksum;
+    printf("  run %d: loop %.1f M rec/s (%.2f ns/rec)   brook %.1f M rec/s (%.2f ns/rec)   "
+           "ratio %.3f\n",
+           r + 1, (double)records / tl[r] / 1e6, tl[r] * 1e9 / (double)records,
+           (double)records / tb[r] / 1e6, tb[r] * 1e9 / (double)records, tl[r] / tb[r]);
+  }
+  res->brook_s = median(tb, runs);
+  res->loop_s = median(tl, runs);
+  qsort(res->lat, res->n_lat, sizeof(*res->lat), cmp_u64);
+  return 0;
+}
+
+static void report(const variant_t *v, uint64_t records, const result_t *res) {
+  double brook_rps = (double)records / res->brook_s, loop_rps = (double)records / res->loop_s;
+  double ns = res->brook_s * 1e9 / (double)records;
+  long rss = peak_rss_kb();
+  printf("%s median: brook %.1f M records/s (%.2f ns/record), loop %.1f M records/s (%.2f "
+         "ns/record), ratio brook/loop %.3f\n",
+         v->name, brook_rps / 1e6, ns, loop_rps / 1e6, res->loop_s * 1e9 / (double)records,
+         brook_rps / loop_rps);
+  double p50 = (double)pct(res->lat, res->n_lat, 0.50) / 1e3;
+  double p99 = (double)pct(res->lat, res->n_lat, 0.99) / 1e3;
+  if (v->latency)
+    printf("%s brook source-to-sink latency (sampled, last run): p50 %.1f us, p99 %.1f us, "
+           "p99.9 %.1f us, max %.1f us\n",
+           v->name, p50, p99, (double)pct(res->lat, res->n_lat, 0.999) / 1e3,
+           (double)pct(res->lat, res->n_lat, 1.0) / 1e3);
+  printf("%s peak RSS %ld KiB; records kept by the sink %" PRIu64 "; checksum %" PRIu64 "\n",
+         v->name, rss, res->count, res->checksum);
+  printf("bench=stateless variant=%s workers=1 records=%" PRIu64 " records_per_s=%.0f "
+         "ns_per_record=%.2f loop_records_per_s=%.0f ratio=%.3f",
+         v->name, records, brook_rps, ns, loop_rps, brook_rps / loop_rps);
+  if (v->latency)
+    printf(" p50_us=%.1f p99_us=%.1f", p50, p99);
+  printf(" peak_rss_kb=%ld\n", rss);
+}
+
 int main(int argc, char **argv) {
   int smoke = getenv("BROOK_BENCH_SMOKE") != NULL;
   uint64_t records = smoke ? 200000 : 50000000;
@@ -174,67 +295,17 @@ int main(int argc, char **argv) {
   gen_state_t *g = malloc(sizeof(*g));
   sink_state_t s = {0};
   s.lat_ns = malloc(MAX_SAMPLES * sizeof(*s.lat_ns));
-  uint64_t *brook_lat = malloc(MAX_SAMPLES * sizeof(*brook_lat));
-  size_t n_brook_lat = 0;
-  if (!g || !s.lat_ns || !brook_lat)
-    return 1;
-  double tb[99], tl[99];
-  uint64_t expect_count = 0, expect_sum = 0;
-  printf("bench_stateless: generator -> filter(75%%) -> map -> counting sink, %" PRIu64
-         " records of %d bytes, %d runs each, alternating\n",
-         records, VALUE_SIZE, runs);
-  for (int r = 0; r < runs; r++) {
-    /* baseline */
-    memset(g, 0, sizeof(*g));
-    g->limit = records;
-    s.count = s.checksum = 0;
-    s.n_lat = 0;
-    tl[r] = run_baseline(g, &s);
-    expect_count = s.count;
-    expect_sum = s.checksum;
-    /* brook */
-    memset(g, 0, sizeof(*g));
-    g->limit = records;
-    s.count = s.checksum = 0;
-    s.n_lat = 0;
-    tb[r] = run_brook(g, &s);
-    if (s.count != expect_count || s.checksum != expect_sum) {
-      fprintf(stderr,
-              "MISMATCH: brook count=%" PRIu64 " sum=%" PRIu64 ", loop count=%" PRIu64
-              " sum=%" PRIu64 "\n",
-              s.count, s.checksum, expect_count, expect_sum);
-      return 1;
-    }
-    memcpy(brook_lat, s.lat_ns, s.n_lat * sizeof(*brook_lat));
-    n_brook_lat = s.n_lat;
-    printf("  run %d: loop %.1f M rec/s (%.2f ns/rec)   brook %.1f M rec/s (%.2f ns/rec)   "
-           "ratio %.3f\n",
-           r + 1, (double)records / tl[r] / 1e6, tl[r] * 1e9 / (double)records,
-           (double)records / tb[r] / 1e6, tb[r] * 1e9 / (double)records, tl[r] / tb[r]);
-  }
-  double mb = median(tb, runs), ml = median(tl, runs);
-  double brook_rps = (double)records / mb, loop_rps = (double)records / ml;
-  qsort(brook_lat, n_brook_lat, sizeof(*brook_lat), cmp_u64);
-  long rss = peak_rss_kb();
-  printf("median: brook %.1f M records/s (%.2f ns/record), loop %.1f M records/s (%.2f "
-         "ns/record), ratio brook/loop %.3f\n",
-         brook_rps / 1e6, mb * 1e9 / (double)records, loop_rps / 1e6, ml * 1e9 / (double)records,
-         brook_rps / loop_rps);
-  printf("brook source-to-sink latency (sampled, last run): p50 %.1f us, p99 %.1f us, p99.9 "
-         "%.1f us, max %.1f us\n",
-         (double)pct(brook_lat, n_brook_lat, 0.50) / 1e3,
-         (double)pct(brook_lat, n_brook_lat, 0.99) / 1e3,
-         (double)pct(brook_lat, n_brook_lat, 0.999) / 1e3,
-         (double)pct(brook_lat, n_brook_lat, 1.0) / 1e3);
-  printf("peak RSS %ld KiB; records kept by the sink %" PRIu64 "; checksum %" PRIu64 "\n", rss,
-         expect_count, expect_sum);
-  printf("bench=stateless records=%" PRIu64 " records_per_s=%.0f ns_per_record=%.2f "
-         "loop_records_per_s=%.0f ratio=%.3f p50_us=%.1f p99_us=%.1f peak_rss_kb=%ld\n",
-         records, brook_rps, mb * 1e9 / (double)records, loop_rps, brook_rps / loop_rps,
-         (double)pct(brook_lat, n_brook_lat, 0.50) / 1e3,
-         (double)pct(brook_lat, n_brook_lat, 0.99) / 1e3, rss);
+  result_t res[N_VARIANTS];
+  int failed = !g || !s.lat_ns;
+  for (size_t i = 0; i < N_VARIANTS; i++)
+    failed |= !(res[i].lat = malloc(MAX_SAMPLES * sizeof(*res[i].lat)));
+  for (size_t i = 0; i < N_VARIANTS && !failed; i++)
+    failed = measure(&variants[i], records, runs, g, &s, &res[i]);
+  for (size_t i = 0; i < N_VARIANTS && !failed; i++)
+    report(&variants[i], records, &res[i]);
+  for (size_t i = 0; i < N_VARIANTS; i++)
+    free(res[i].lat);
   free(g);
   free(s.lat_ns);
-  free(brook_lat);
-  return 0;
+  return failed;
 }
