@@ -18,8 +18,9 @@ extern "C" {
 
 /* Fills *out with the next record and returns BROOK_OK, or returns BROOK_DONE when there are
  * no more (the source then ends), or a negative error (fails the pipeline). *out starts
- * zeroed. Bytes must come from brook_ctx_alloc(ctx, ...) or outlive the runtime. Runs on
- * the loop thread. */
+ * zeroed. Bytes must come from brook_ctx_alloc(ctx, ...) or outlive the runtime. It must not
+ * emit (brook_emit* on ctx returns BROOK_ERR_STATE, and the run fails at the end of the
+ * batch: *out is the only way out). Runs on the loop thread. */
 typedef brook_err_t (*brook_generator_fn)(brook_record_t *out, brook_ctx_t *ctx, void *opaque);
 
 typedef struct brook_generator_opts {
