@@ -57,6 +57,9 @@ struct bk_node {
   size_t n_inputs, cap_inputs;
   int is_merge; /* accepts brook_merge_add */
   int rekeys;   /* changes the key (key_by): its output leaves the input's partitioning */
+  /* Never looks at event time (the built-in callback operators, ops/fn_op.c): a source that
+   * feeds only such nodes skips its per-batch watermark pass (runtime/event_time.c). */
+  int time_blind;
 
   /* BK_NODE_SOURCE */
   const bk_source_type_t *source_type;
