@@ -10,7 +10,9 @@
  *   cheap    callbacks of a few instructions on the timestamp only, so brook's own cost
  *            per record is most of what is measured.
  * Prints per-run figures, medians, latency percentiles (payload), peak RSS, and a key=value
- * line per variant. */
+ * line per variant. Each ratio is given twice: from wall-clock time (throughput) and from the
+ * process's CPU time (loop CPU / brook CPU), which other load on a shared machine disturbs
+ * far less. */
 #include <brook/brook.h>
 #include <uv.h>
 
@@ -19,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #define VALUE_SIZE 32
 #define RING 8192 /* value buffers: more than a batch, so values live until the batch ends */
@@ -201,6 +204,13 @@ static uint64_t pct(const uint64_t *v, size_t n, double p) {
   return v[i];
 }
 
+/* CPU time of the whole process (every thread), in seconds. */
+static double cpu_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static long peak_rss_kb(void) {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
@@ -208,7 +218,8 @@ static long peak_rss_kb(void) {
 }
 
 typedef struct result {
-  double brook_s, loop_s; /* medians */
+  double brook_s, loop_s;         /* medians, wall clock */
+  double brook_cpu_s, loop_cpu_s; /* medians, process CPU time */
   uint64_t count, checksum;
   uint64_t *lat; /* sampled latencies of brook's last run, sorted */
   size_t n_lat;
@@ -217,7 +228,7 @@ typedef struct result {
 /* Alternating runs of the loop and brook; 0, or 1 if brook's output differs from the loop's. */
 static int measure(const variant_t *v, uint64_t records, int runs, gen_state_t *g, sink_state_t *s,
                    result_t *res) {
-  double tb[99], tl[99];
+  double tb[99], tl[99], cb[99], cl[99];
   printf("%s: generator -> filter(75%%) -> map -> counting sink, %s, %" PRIu64
          " records, %d runs each, alternating\n",
          v->name, v->what, records, runs);
@@ -226,13 +237,17 @@ static int measure(const variant_t *v, uint64_t records, int runs, gen_state_t *
     g->limit = records;
     s->count = s->checksum = 0;
     s->n_lat = 0;
+    double c0 = cpu_seconds();
     tl[r] = run_baseline(v, g, s);
+    cl[r] = cpu_seconds() - c0;
     uint64_t expect_count = s->count, expect_sum = s->checksum;
     memset(g, 0, sizeof(*g));
     g->limit = records;
     s->count = s->checksum = 0;
     s->n_lat = 0;
+    c0 = cpu_seconds();
     tb[r] = run_brook(v, g, s);
+    cb[r] = cpu_seconds() - c0;
     if (s->count != expect_count || s->checksum != expect_sum) {
       fprintf(stderr,
               "MISMATCH (%s): brook count=%" PRIu64 " sum=%" PRIu64 ", loop count=%" PRIu64
@@ -245,12 +260,15 @@ static int measure(const variant_t *v, uint64_t records, int runs, gen_state_t *
     res->count = s->count;
     res->checksum = s->checksum;
     printf("  run %d: loop %.1f M rec/s (%.2f ns/rec)   brook %.1f M rec/s (%.2f ns/rec)   "
-           "ratio %.3f\n",
+           "ratio %.3f (cpu %.3f)\n",
            r + 1, (double)records / tl[r] / 1e6, tl[r] * 1e9 / (double)records,
-           (double)records / tb[r] / 1e6, tb[r] * 1e9 / (double)records, tl[r] / tb[r]);
+           (double)records / tb[r] / 1e6, tb[r] * 1e9 / (double)records, tl[r] / tb[r],
+           cl[r] / cb[r]);
   }
   res->brook_s = median(tb, runs);
   res->loop_s = median(tl, runs);
+  res->brook_cpu_s = median(cb, runs);
+  res->loop_cpu_s = median(cl, runs);
   qsort(res->lat, res->n_lat, sizeof(*res->lat), cmp_u64);
   return 0;
 }
@@ -258,11 +276,13 @@ static int measure(const variant_t *v, uint64_t records, int runs, gen_state_t *
 static void report(const variant_t *v, uint64_t records, const result_t *res) {
   double brook_rps = (double)records / res->brook_s, loop_rps = (double)records / res->loop_s;
   double ns = res->brook_s * 1e9 / (double)records;
+  double cpu_ratio = res->loop_cpu_s / res->brook_cpu_s;
   long rss = peak_rss_kb();
   printf("%s median: brook %.1f M records/s (%.2f ns/record), loop %.1f M records/s (%.2f "
-         "ns/record), ratio brook/loop %.3f\n",
+         "ns/record), ratio brook/loop %.3f; CPU time %.2f against %.2f ns/record, ratio %.3f\n",
          v->name, brook_rps / 1e6, ns, loop_rps / 1e6, res->loop_s * 1e9 / (double)records,
-         brook_rps / loop_rps);
+         brook_rps / loop_rps, res->brook_cpu_s * 1e9 / (double)records,
+         res->loop_cpu_s * 1e9 / (double)records, cpu_ratio);
   double p50 = (double)pct(res->lat, res->n_lat, 0.50) / 1e3;
   double p99 = (double)pct(res->lat, res->n_lat, 0.99) / 1e3;
   if (v->latency)
@@ -273,8 +293,8 @@ static void report(const variant_t *v, uint64_t records, const result_t *res) {
   printf("%s peak RSS %ld KiB; records kept by the sink %" PRIu64 "; checksum %" PRIu64 "\n",
          v->name, rss, res->count, res->checksum);
   printf("bench=stateless variant=%s workers=1 records=%" PRIu64 " records_per_s=%.0f "
-         "ns_per_record=%.2f loop_records_per_s=%.0f ratio=%.3f",
-         v->name, records, brook_rps, ns, loop_rps, brook_rps / loop_rps);
+         "ns_per_record=%.2f loop_records_per_s=%.0f ratio=%.3f cpu_ratio=%.3f",
+         v->name, records, brook_rps, ns, loop_rps, brook_rps / loop_rps, cpu_ratio);
   if (v->latency)
     printf(" p50_us=%.1f p99_us=%.1f", p50, p99);
   printf(" peak_rss_kb=%ld\n", rss);
