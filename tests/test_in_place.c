@@ -271,17 +271,18 @@ static void test_generator_emit_fails_run(void **state) {
 
 /* ---- event time is tracked where it can be used ---- */
 
-typedef struct gen_desc {
+typedef struct gen_seq {
   size_t next, n;
-} gen_desc_t;
+  int descending; /* timestamps 1000, 999, ... (else 0, 1, ...) */
+} gen_seq_t;
 
-/* Timestamps 1000, 999, ...: after the first batch, every record is behind the watermark. */
-static brook_err_t gen_descending(brook_record_t *out, brook_ctx_t *ctx, void *opaque) {
+static brook_err_t gen_sequence(brook_record_t *out, brook_ctx_t *ctx, void *opaque) {
   (void)ctx;
-  gen_desc_t *g = opaque;
+  gen_seq_t *g = opaque;
   if (g->next == g->n)
     return BROOK_DONE;
-  out->timestamp = 1000 - (brook_time_t)g->next++;
+  size_t i = g->next++;
+  out->timestamp = g->descending ? 1000 - (brook_time_t)i : (brook_time_t)i;
   return BROOK_OK;
 }
 
@@ -312,9 +313,10 @@ typedef enum time_user { USER_NONE, USER_STRATEGY, USER_OPERATOR } time_user_t;
 
 static uint64_t behind_watermark(time_user_t user) {
   brook_topology_t *t = collect_topology(BROOK_ON_ERROR_FAIL);
-  gen_desc_t g = {0, 100};
+  /* After the first batch, every record is behind the watermark. */
+  gen_seq_t g = {0, 100, 1};
   size_t n = 0;
-  brook_stream_t *s = brook_source_generator(t, "gen", gen_descending, &g, NULL);
+  brook_stream_t *s = brook_source_generator(t, "gen", gen_sequence, &g, NULL);
   if (user == USER_STRATEGY) {
     brook_watermark_opts_t wo;
     brook_watermark_opts_init(&wo);
@@ -351,15 +353,6 @@ typedef struct seen {
   size_t n;
 } seen_t;
 
-static brook_err_t gen_ascending(brook_record_t *out, brook_ctx_t *ctx, void *opaque) {
-  (void)ctx;
-  gen_desc_t *g = opaque;
-  if (g->next == g->n)
-    return BROOK_DONE;
-  out->timestamp = (brook_time_t)g->next++;
-  return BROOK_OK;
-}
-
 static brook_err_t note_watermark(brook_record_t *rec, brook_ctx_t *ctx, void *opaque) {
   (void)rec;
   seen_t *s = opaque;
@@ -372,10 +365,10 @@ static brook_err_t note_watermark(brook_record_t *rec, brook_ctx_t *ctx, void *o
 static void test_watermark_tracked_once_asked(void **state) {
   (void)state;
   brook_topology_t *t = collect_topology(BROOK_ON_ERROR_FAIL);
-  gen_desc_t g = {0, N_IN};
+  gen_seq_t g = {0, N_IN, 0};
   seen_t seen = {{0}, 0};
   size_t n = 0;
-  brook_stream_t *s = brook_source_generator(t, "gen", gen_ascending, &g, NULL);
+  brook_stream_t *s = brook_source_generator(t, "gen", gen_sequence, &g, NULL);
   assert_int_equal(brook_sink_callback(brook_map(s, note_watermark, &seen), count_sink, NULL, &n),
                    BROOK_OK);
   collect_run_t run;
