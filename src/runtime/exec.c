@@ -159,6 +159,8 @@ brook_err_t brook_emit(brook_ctx_t *ctx, const brook_record_t *rec) {
 }
 
 brook_err_t brook_emit_batch(brook_ctx_t *ctx, size_t port, const brook_record_t *recs, size_t n) {
+  if (ctx && ctx->no_emit)
+    return emit_forbidden(ctx);
   if (!ctx || (!recs && n) || port >= ctx->n_ports)
     return emit_refused(ctx, port, ctx && !recs && n, 1);
   bk_port_t *p = &ctx->ports[port];
