@@ -112,11 +112,11 @@ static void test_map_many_batches(void **state) {
   free(expected);
 }
 
-/* A map callback that (wrongly) emits: the map refuses it (BROOK_ERR_STATE, see map.c) and
- * must not deliver the record twice, whatever the batch size. */
+/* A map callback that (wrongly) emits, with brook_emit or (opaque not NULL) brook_emit_batch:
+ * the map refuses it (BROOK_ERR_STATE, see map.c) and must not deliver the record twice,
+ * whatever the batch size. */
 static brook_err_t map_that_emits(brook_record_t *rec, brook_ctx_t *ctx, void *opaque) {
-  (void)opaque;
-  return brook_emit(ctx, rec);
+  return opaque ? brook_emit_batch(ctx, 0, rec, 1) : brook_emit(ctx, rec);
 }
 
 static void test_map_must_not_emit(void **state) {
@@ -148,14 +148,17 @@ static void test_map_must_not_emit_skip(void **state) {
    * to emit, reaches the sink. */
   static const char *const in[] = {"x", "y", "z"};
   static const size_t sizes[] = {0, 3, 2, 1};
-  for (size_t b = 0; b < sizeof(sizes) / sizeof(sizes[0]); b++) {
+  static int as_batch; /* its address selects brook_emit_batch */
+  for (size_t k = 0; k < 2 * sizeof(sizes) / sizeof(sizes[0]); k++) {
+    size_t b = k / 2;
+    void *how = k % 2 ? &as_batch : NULL;
     brook_topology_t *t = collect_topology(BROOK_ON_ERROR_SKIP);
     collect_gen_t g;
     collect_gen_init(&g, in, 3);
     collect_t out;
     collect_init(&out);
     assert_int_equal(
-        collect_sink(brook_map(collect_gen_source(t, "src", &g), map_that_emits, NULL), &out),
+        collect_sink(brook_map(collect_gen_source(t, "src", &g), map_that_emits, how), &out),
         BROOK_OK);
     collect_run_t r;
     brook_err_t err = collect_run_batch(t, sizes[b], &r);
@@ -163,8 +166,9 @@ static void test_map_must_not_emit_skip(void **state) {
     size_t delivered = out.n;
     collect_free(&out);
     if (err != BROOK_OK || delivered != 0 || r.stats.records_skipped != 3)
-      fail_msg("batch size %zu: run returned %s, %zu record(s) delivered, %llu skipped", sizes[b],
-               brook_errname(err), delivered, (unsigned long long)r.stats.records_skipped);
+      fail_msg("%s, batch size %zu: run returned %s, %zu record(s) delivered, %llu skipped",
+               how ? "brook_emit_batch" : "brook_emit", sizes[b], brook_errname(err), delivered,
+               (unsigned long long)r.stats.records_skipped);
   }
 }
 

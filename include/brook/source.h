@@ -18,10 +18,11 @@ extern "C" {
 
 /* Fills *out with the next record and returns BROOK_OK, or returns BROOK_DONE when there are
  * no more (that split then ends), or a negative error (fails the pipeline). *out starts
- * zeroed. Bytes must come from brook_ctx_alloc(ctx, ...) or outlive the runtime. Runs on
- * the thread of the worker that runs the split: with `splits` > 1 and several workers, the
- * callback runs on several threads at once (with the same `opaque`); brook_ctx_split(ctx)
- * says which split it is filling. */
+ * zeroed. Bytes must come from brook_ctx_alloc(ctx, ...) or outlive the runtime. It must not
+ * emit (brook_emit* on ctx returns BROOK_ERR_STATE, and the run fails at the end of the
+ * batch: *out is the only way out). Runs on the thread of the worker that runs the split:
+ * with `splits` > 1 and several workers, the callback runs on several threads at once (with
+ * the same `opaque`); brook_ctx_split(ctx) says which split it is filling. */
 typedef brook_err_t (*brook_generator_fn)(brook_record_t *out, brook_ctx_t *ctx, void *opaque);
 
 typedef struct brook_generator_opts {

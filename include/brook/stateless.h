@@ -21,7 +21,9 @@ extern "C" {
 #endif
 
 /* Rewrites `rec` in place: it starts as a copy of the input record (same pointers); change
- * any field. New bytes must come from brook_ctx_alloc(ctx, ...) or outlive the runtime. */
+ * any field. New bytes must come from brook_ctx_alloc(ctx, ...) or outlive the runtime. It
+ * must not emit: brook_emit* on ctx returns BROOK_ERR_STATE and the record fails (use
+ * flat_map). */
 typedef brook_err_t (*brook_map_fn)(brook_record_t *rec, brook_ctx_t *ctx, void *opaque);
 
 /* Returns > 0 to keep the record, 0 to drop it, < 0 (an error code) on failure. */

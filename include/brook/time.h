@@ -31,7 +31,8 @@
  * (ts_bounds, below); other sources only check what is set.
  *
  * LATE RECORDS are visible: a record whose event time is at or behind its split's watermark
- * when it arrives is late for every window fed only by that split; it is counted in
+ * when it arrives is late for every window fed only by that split (on a source that tracks
+ * event time: see brook_ctx_watermark); it is counted in
  * stats.records_behind_watermark, and once BROOK_LATE_WARN_RECORDS such records of one split
  * arrive within BROOK_LATE_WARN_PERIOD of processing time, the runtime's logger gets a warning
  * naming the source, the split (for Kafka: the partition) and its watermark, at most once per
@@ -183,7 +184,11 @@ brook_err_t brook_timer_delete(brook_ctx_t *ctx, brook_time_domain_t domain, bro
 size_t brook_timer_count(const brook_ctx_t *ctx, brook_time_domain_t domain);
 
 /* The operator's current event-time watermark (the minimum over its inputs), or
- * BROOK_TIME_MIN before any. */
+ * BROOK_TIME_MIN before any. A source whose records reach only the built-in callback
+ * operators (map, filter, flat_map, peek, key_by, callback sinks) and that has no watermark
+ * strategy, timestamp extractor or bounds does not track event time (it would cost a pass
+ * over every batch); the first call of this function starts tracking on every source, so it
+ * may see BROOK_TIME_MIN, or a watermark that does not yet reflect the batches before it. */
 brook_time_t brook_ctx_watermark(const brook_ctx_t *ctx);
 
 #ifdef __cplusplus

@@ -56,6 +56,8 @@ struct brook_ctx {
   bk_port_t *ports;
   size_t n_ports;
   size_t input;      /* input of the batch being processed */
+  int input_owned;   /* ... lies in a buffer nothing reads after this operator: it may rewrite
+                        the records in place and pass them on with bk_emit_batch_owned */
   int no_emit;       /* a map/key_by callback is running: emitting is a misuse */
   int emit_misused;  /* ... and it tried */
   bk_src_t *src;     /* for sources */
@@ -82,6 +84,15 @@ static inline void bk_ctx_count_late(brook_ctx_t *ctx, size_t n) { ctx->svc->cou
 static inline brook_err_t bk_ctx_flush(brook_ctx_t *ctx) { return ctx->svc->flush_ports(ctx); }
 
 static inline int bk_ctx_run_failed(const brook_ctx_t *ctx) { return ctx->svc->run_failed(ctx); }
+
+/* Emits records [0, n) of the batch being processed, rewritten in place (input_owned set;
+ * `recs` is that batch): they go on without a copy, owned by the next operator if it is the
+ * only one. Order is kept with what was emitted one by one before. */
+brook_err_t bk_emit_batch_owned(brook_ctx_t *ctx, size_t port, brook_record_t *recs, size_t n);
+
+/* 1 if a record failed now goes to the error stream, which must get the input record as it
+ * came (an operator rewriting records in place keeps a copy then). */
+int bk_ctx_routes_failures(const brook_ctx_t *ctx);
 
 /* Fast emit for built-in operators: the next free slot of output `port` (valid port
  * required), to be filled and then committed with bk_emit_commit. */

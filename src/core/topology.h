@@ -70,6 +70,9 @@ struct bk_node {
    * 0 = the default, the largest upstream partition count. */
   uint32_t partitions;
   bk_stateful_t stateful;
+  /* Never looks at event time (the built-in callback operators, ops/fn_op.c): a source that
+   * feeds only such nodes skips its per-batch watermark pass (runtime/event_time.c). */
+  int time_blind;
 
   /* BK_NODE_SOURCE */
   const bk_source_type_t *source_type;

@@ -31,7 +31,11 @@ brook_err_t bk_fn_op_add_named(brook_stream_t *in, const brook_operator_t *op, b
   cfg->fn = fn;
   cfg->fn2 = fn2;
   cfg->opaque = opaque;
-  return bk_topology_add_operator(&in, 1, op, cfg, fn_cfg_free, name, NULL, n_outputs, outs);
+  brook_err_t err =
+      bk_topology_add_operator(&in, 1, op, cfg, fn_cfg_free, name, NULL, n_outputs, outs);
+  if (err == BROOK_OK) /* the node just added; a callback reads the watermark only by asking */
+    t->nodes[t->n_nodes - 1]->time_blind = 1;
+  return err;
 }
 
 brook_stream_t *bk_fn_op_add1(brook_stream_t *in, const brook_operator_t *op, bk_any_fn fn,

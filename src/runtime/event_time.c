@@ -67,8 +67,38 @@ static void count_behind(bk_src_t *src, bk_wm_split_t *s, const brook_record_t *
                 (long long)s->wm, (long long)s->max_ts);
 }
 
+/* 1 if the event time of `src`'s records matters: to the test driver (it reports
+ * watermarks), to a strategy or timestamp extractor set on the source, to timestamp bounds, or
+ * to a node downstream that may look at it (anything but the built-in callback operators:
+ * windows, timers, user-written operators). Otherwise the source skips the pass over every
+ * batch that stamps and observes it, until brook_ctx_watermark asks. */
+static int source_tracks_time(const brook_runtime_t *rt, const bk_src_t *src) {
+  const bk_node_t *node = src->home->node;
+  if (rt->manual_clock || node->wm_opts || src->wm.opts->timestamp || bk_wm_bounds_on(&src->wm))
+    return 1;
+  const bk_plan_t *plan = &rt->plan;
+  unsigned char *reach = bk_calloc(&rt->alloc, plan->n, 1); /* fed by the source */
+  if (!reach)
+    return 1; /* tracking is always right, only slower */
+  size_t from = plan->pos[node->id];
+  reach[from] = 1;
+  int tracks = 0;
+  for (size_t i = from + 1; i < plan->n && !tracks; i++) { /* inputs come first */
+    const bk_node_t *c = plan->order[i];
+    for (size_t k = 0; k < c->n_inputs && !reach[i]; k++)
+      reach[i] = reach[plan->pos[c->inputs[k]->node->id]];
+    tracks = reach[i] && (!c->time_blind || c->op.on_watermark || c->op.on_timer);
+  }
+  bk_free(&rt->alloc, reach);
+  return tracks;
+}
+
 brook_err_t bk_src_stamp(bk_src_t *src, brook_record_t *recs, size_t *n) {
   bk_worker_t *w = src->w;
+  if (src->wm.track < 0) /* decided once, at the source's first batch */
+    src->wm.track = source_tracks_time(src->rt, src);
+  if (!src->wm.track)
+    return BROOK_OK;
   brook_err_t err = BROOK_OK;
   size_t m = *n;
   if (src->wm.opts->timestamp || bk_wm_bounds_on(&src->wm)) {
@@ -340,4 +370,13 @@ size_t brook_timer_count(const brook_ctx_t *ctx, brook_time_domain_t domain) {
   return bk_timerq_count(ctx->timers[domain]);
 }
 
-brook_time_t brook_ctx_watermark(const brook_ctx_t *ctx) { return ctx ? ctx->wm : BROOK_TIME_MIN; }
+brook_time_t brook_ctx_watermark(const brook_ctx_t *ctx) {
+  if (!ctx)
+    return BROOK_TIME_MIN;
+  bk_worker_t *w = ctx->w;
+  /* Someone looks: every source of this worker tracks from now (another worker's turn on when
+   * a callback there asks: each worker touches only its own sources). */
+  for (size_t i = 0; i < w->n_sources; i++)
+    w->sources[i].wm.track = 1;
+  return ctx->wm;
+}

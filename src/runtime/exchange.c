@@ -173,8 +173,10 @@ static brook_err_t send_control(bk_worker_t *w, uint32_t xi, int kind, brook_tim
 /* Delivers this worker's share of a batch to the exchange's consumers here. */
 static brook_err_t deliver_local(bk_port_t *p, const brook_record_t *recs, size_t *n) {
   brook_err_t err = BROOK_OK;
-  for (size_t i = 0; i < p->n_to && err >= 0 && *n; i++)
+  for (size_t i = 0; i < p->n_to && err >= 0 && *n; i++) {
+    p->to[i].ctx->input_owned = 0; /* the worker's share of a batch: not rewritten in place */
     err = bk_ctx_process(p->to[i].ctx, p->to[i].input, recs, *n);
+  }
   *n = 0;
   return err;
 }
@@ -270,8 +272,10 @@ static void deliver_chunk(bk_worker_t *w, xchunk_t *c) {
   brook_ctx_t *xc = &w->insts[w->xchg->x_pos[c->x]];
   bk_port_t *p = &xc->ports[0];
   brook_err_t err = BROOK_OK;
-  for (size_t i = 0; i < p->n_to && err >= 0; i++)
+  for (size_t i = 0; i < p->n_to && err >= 0; i++) {
+    p->to[i].ctx->input_owned = 0; /* a chunk: not rewritten in place */
     err = bk_ctx_process(p->to[i].ctx, p->to[i].input, c->recs, c->n);
+  }
   if (err >= 0 && w->errors_inst)
     err = bk_ctx_flush_ports(w->errors_inst);
   bk_arena_reset(&w->arena);

@@ -34,16 +34,21 @@ void bk_runtime_fail(brook_runtime_t *rt, brook_err_t err, const char *fmt, ...)
 
 /* Delivery of the error stream's records is tracked by depth (delivery is synchronous and
  * nested), so every operator knows whether the records it is handling are failed records:
- * those are not counted as output, and failing on them fails the pipeline (no error loops). */
-static brook_err_t deliver(brook_ctx_t *from, bk_port_t *p, const brook_record_t *recs, size_t n) {
+ * those are not counted as output, and failing on them fails the pipeline (no error loops).
+ * `owned`: nothing reads `recs` after this delivery, so a single target may rewrite them in
+ * place and pass them on (brook_ctx.input_owned). */
+static brook_err_t deliver(brook_ctx_t *from, bk_port_t *p, const brook_record_t *recs, size_t n,
+                           int owned) {
   bk_worker_t *w = from->w;
   if (w->xchg && from->node->rekeys) /* a key change with N workers: the key's worker */
     return bk_xchg_route(from, p, recs, n);
   int from_errors = from == w->errors_inst;
   w->error_depth += from_errors;
   brook_err_t err = BROOK_OK;
-  for (size_t i = 0; i < p->n_to && err >= 0; i++)
+  for (size_t i = 0; i < p->n_to && err >= 0; i++) {
+    p->to[i].ctx->input_owned = owned && p->n_to == 1;
     err = bk_ctx_process(p->to[i].ctx, p->to[i].input, recs, n);
+  }
   w->error_depth -= from_errors;
   return err;
 }
@@ -52,8 +57,22 @@ brook_err_t bk_port_deliver(brook_ctx_t *from, bk_port_t *p) {
   size_t n = p->n;
   p->n = 0; /* targets are done with buf before we append again: delivery is synchronous */
   brook_err_t serr = from->src ? bk_src_stamp(from->src, p->buf, &n) : BROOK_OK;
-  brook_err_t err = deliver(from, p, p->buf, n);
+  brook_err_t err = deliver(from, p, p->buf, n, 1);
   return serr < 0 ? serr : err;
+}
+
+brook_err_t bk_emit_batch_owned(brook_ctx_t *ctx, size_t port, brook_record_t *recs, size_t n) {
+  bk_port_t *p = &ctx->ports[port];
+  if (p->n) { /* keep order: what was emitted one by one goes first */
+    brook_err_t err = bk_port_deliver(ctx, p);
+    if (err < 0)
+      return err;
+  }
+  return n ? deliver(ctx, p, recs, n, 1) : BROOK_OK;
+}
+
+int bk_ctx_routes_failures(const brook_ctx_t *ctx) {
+  return ctx->rt->topo->error_policy == BROOK_ON_ERROR_ROUTE && ctx->w->error_depth == 0;
 }
 
 brook_err_t bk_ctx_flush_ports(brook_ctx_t *ctx) {
@@ -153,6 +172,8 @@ brook_err_t brook_emit(brook_ctx_t *ctx, const brook_record_t *rec) {
 }
 
 brook_err_t brook_emit_batch(brook_ctx_t *ctx, size_t port, const brook_record_t *recs, size_t n) {
+  if (ctx && ctx->no_emit)
+    return emit_forbidden(ctx);
   if (!ctx || (!recs && n) || port >= ctx->n_ports)
     return emit_refused(ctx, port, ctx && !recs && n, 1);
   bk_port_t *p = &ctx->ports[port];
@@ -163,7 +184,7 @@ brook_err_t brook_emit_batch(brook_ctx_t *ctx, size_t port, const brook_record_t
   }
   if (n == 0)
     return BROOK_OK;
-  return deliver(ctx, p, recs, n);
+  return deliver(ctx, p, recs, n, 0);
 }
 
 brook_err_t bk_src_emit_array(bk_src_t *src, brook_record_t *recs, size_t n) {
@@ -173,7 +194,7 @@ brook_err_t bk_src_emit_array(bk_src_t *src, brook_record_t *recs, size_t n) {
   if (err < 0)
     return err;
   brook_err_t serr = bk_src_stamp(src, recs, &n);
-  err = n ? deliver(src->ctx, p, recs, n) : BROOK_OK;
+  err = n ? deliver(src->ctx, p, recs, n, 0) : BROOK_OK;
   return serr < 0 ? serr : err;
 }
 

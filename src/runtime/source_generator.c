@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/hints.h"
 #include "core/opts.h"
 #include "runtime/runtime_impl.h"
 
@@ -91,7 +92,11 @@ static brook_err_t gen_produce(bk_src_t *src) {
   return err == BROOK_DONE ? gen_split_done(st, sp) : err;
 }
 
-/* Fills the port with one batch of the current split, at most up to `limit` (0: none). */
+/* Fills the port with one batch of the current split, at most up to `limit` (0: none). The
+ * count and the buffer stay in registers across the callbacks: they cannot change the port,
+ * since emitting from a generator callback is refused (it would append to the very buffer
+ * being filled); that misuse is a bug of the callback, which fails the run (checked once per
+ * batch, not per record). */
 static brook_err_t gen_fill(bk_src_t *src, const gen_cfg_t *cfg, gen_state_t *st, uint64_t limit) {
   bk_port_t *port = bk_src_port(src);
   size_t max = port->cap;
@@ -100,23 +105,39 @@ static brook_err_t gen_fill(bk_src_t *src, const gen_cfg_t *cfg, gen_state_t *st
   brook_generator_fn fn = cfg->fn;
   void *opaque = cfg->opaque;
   brook_ctx_t *ctx = src->ctx;
-  while (port->n < max) {
-    brook_record_t *rec = &port->buf[port->n];
-    memset(rec, 0, sizeof(*rec));
-    brook_err_t err = fn(rec, ctx, opaque);
-    if (err == BROOK_DONE)
-      return BROOK_DONE;
-    if (err < 0) {
-      if ((err = brook_ctx_fail_record(ctx, rec, err, "generator callback failed")) < 0)
-        return err;
-      continue; /* skipped or routed: not part of the batch */
+  brook_record_t *rec = port->buf + port->n, *end = port->buf + max, *start = rec;
+  brook_err_t err = BROOK_OK;
+  ctx->no_emit = 1;
+  while (rec < end) {
+    memset(rec, 0, sizeof(*rec)); /* the callback's contract: *out starts zeroed */
+    err = fn(rec, ctx, opaque);
+    if (BK_LIKELY(err == BROOK_OK)) {
+      rec++;
+      continue;
     }
-    port->n++;
-    st->produced++;
+    if (err == BROOK_DONE)
+      break;
+    if (err > 0) { /* a positive code other than DONE: a record too */
+      rec++;
+      err = BROOK_OK;
+      continue;
+    }
+    if ((err = brook_ctx_fail_record(ctx, rec, err, "generator callback failed")) < 0)
+      break; /* the records before it still go on */
+    /* skipped or routed: not part of the batch */
   }
-  if (limit && st->produced >= limit)
+  ctx->no_emit = 0;
+  port->n = (size_t)(rec - port->buf);
+  st->produced += (uint64_t)(rec - start);
+  if (ctx->emit_misused) {
+    ctx->emit_misused = 0;
+    if (err >= 0)
+      err = brook_ctx_fail_record(ctx, NULL, BROOK_ERR_STATE,
+                                  "generator callback called brook_emit (it must fill *out)");
+  }
+  if (err == BROOK_OK && limit && st->produced >= limit)
     return BROOK_DONE;
-  return BROOK_OK;
+  return err;
 }
 
 static void gen_batch_done(bk_src_t *src) { (void)src; }

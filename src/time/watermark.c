@@ -81,6 +81,7 @@ void bk_wm_gen_init(bk_wm_gen_t *g, const brook_allocator_t *alloc,
   g->alloc = alloc;
   g->opts = opts ? opts : bk_wm_default_opts();
   g->wm = BROOK_TIME_MIN;
+  g->track = -1;
   bk_wm_bounds_set(g, 0);
 }
 

@@ -71,6 +71,9 @@ typedef struct bk_wm_gen {
   brook_time_t ts_min, ts_max_ahead;
   brook_time_t warned_at; /* processing time of the last late warning */
   int warned;
+  /* The source stamps and observes its batches (bk_src_stamp): 1, or 0 when nothing needs
+   * its event time, or -1 until decided at its first batch (runtime/event_time.c). */
+  int track;
 } bk_wm_gen_t;
 
 /* The defaults (own timestamps, bounded with max_delay 0), for sources without a strategy. */
