@@ -181,6 +181,8 @@ void bk_task_release(brook_runtime_t *rt, int32_t id) {
   if (!t || --t->refs > 0)
     return;
   flush_task(rt, t);
+  if (rt->task_closing && rt->status == BROOK_OK)
+    rt->task_closing(rt, t, rt->task_closing_opaque);
   unlink_task(rt, t);
   destroy_task(rt, t);
   rt->stats.tasks_closed++;
