@@ -442,7 +442,7 @@ brook_err_t bk_ckpt_apply_inst(brook_ctx_t *c, const bk_ckpt_sec_t *secs, size_t
 
 void bk_ckpt_reset_inst(brook_ctx_t *c) {
   for (size_t k = 0; k < c->n_stores; k++)
-    bk_store_reset(c->stores[k], 0);
+    (void)bk_store_empty(c->stores[k]);
   bk_time_free_ctx(c->rt, c);
   c->wm = BROOK_TIME_MIN;
   c->wm_idle = 0;

@@ -88,7 +88,10 @@ static brook_err_t state_get(brook_ctx_t *ctx, bk_timer_state_t **out) {
     bk_timer_state_t *ts = bk_calloc(&rt->alloc, 1, sizeof(*ts));
     if (!ts)
       return BROOK_ERR_NOMEM;
-    brook_err_t err = bk_store_create(&rt->alloc, NULL, BK_TIMER_STORE_NAME, &ts->store);
+    brook_store_opts_t so; /* ordered: a range scan by domain || time finds the due ones */
+    brook_store_opts_init(&so);
+    so.ordered = 1;
+    brook_err_t err = bk_store_create(&rt->alloc, &so, BK_TIMER_STORE_NAME, &ts->store, NULL);
     if (err < 0) {
       bk_free(&rt->alloc, ts);
       return err;
@@ -146,7 +149,7 @@ brook_err_t bk_timers_sync(brook_ctx_t *ctx) {
   brook_err_t err = state_get(ctx, &ts);
   if (err < 0)
     return err;
-  bk_store_reset(ts->store, 0);
+  (void)bk_store_empty(ts->store);
   for (int d = 0; d < 2 && err >= 0; d++) {
     const bk_timerq_t *q = ctx->timers[d];
     for (size_t i = 0; q && i < bk_timerq_count(q) && err >= 0; i++) {
@@ -160,7 +163,7 @@ brook_err_t bk_timers_sync(brook_ctx_t *ctx) {
     }
   }
   if (err < 0)
-    bk_store_reset(ts->store, 0);
+    (void)bk_store_empty(ts->store);
   return err;
 }
 
@@ -224,7 +227,7 @@ brook_err_t bk_timers_restore(brook_ctx_t *ctx, const void *data, size_t len) {
   brook_err_t err = state_get(ctx, &ts);
   if (err >= 0 && (err = brook_store_restore(ts->store, data, len)) >= 0 &&
       (err = bk_timers_rebuild(ctx)) < 0)
-    bk_store_reset(ts->store, 0);
+    (void)bk_store_empty(ts->store);
   return err;
 }
 
