@@ -12,7 +12,8 @@
 static size_t win_memory(const void *state) {
   const bk_win_t *w = state;
   return sizeof(*w) + w->acc_size + w->kcap + w->arr_cap * sizeof(*w->arr_tmp) +
-         bk_win_buckets_memory(w) + bk_win_hop_memory(w) + bk_win_slide_memory(w);
+         w->vslots * w->vstride + (w->ws ? sizeof(*w->ws) + bk_wstore_memory(w->ws) : 0) +
+         bk_win_hop_memory(w) + bk_win_slide_memory(w);
 }
 
 brook_err_t bk_win_open(brook_ctx_t *ctx, void *opaque, void **state) {
@@ -29,16 +30,25 @@ brook_err_t bk_win_open(brook_ctx_t *ctx, void *opaque, void **state) {
   brook_store_opts_init(&so);
   so.value_size = w->acc_size;
   brook_err_t err = BROOK_ERR_NOMEM;
-  /* Stores belong to the runtime (freed with it), so a failure only releases `w`. Tumbling
-   * and hopping windows keep their state in per-start buckets (window_buckets.c), sliding
-   * windows in per-key rings; only sessions use the slices and index stores. */
-  int bucketed = cfg->w.kind != BROOK_WINDOW_SESSION; /* sliding: rings (window_sliding.c) */
+  /* Stores belong to the runtime (freed with it), so a failure only releases `w`. Tumbling,
+   * hopping and sliding windows keep their state in a window store (segments per start,
+   * rings per key, meta); only sessions use the slices and index stores. */
+  int bucketed = cfg->w.kind != BROOK_WINDOW_SESSION;
   if (ctx->n_ports) { /* result values: header + result, 16-byte aligned slots */
     w->vstride = (sizeof(brook_window_value_t) + w->result_size + 15) & ~(size_t)15;
     w->vslots = ctx->ports[0].cap;
     if (!(w->vbuf = bk_malloc(a, w->vslots * w->vstride))) {
       bk_win_close(w, opaque);
       return BROOK_ERR_NOMEM;
+    }
+  }
+  if (bucketed) {
+    if (!(w->ws = bk_calloc(a, 1, sizeof(*w->ws))) ||
+        (err = bk_wstore_init(w->ws, a, &cfg->agg,
+                              cfg->w.kind == BROOK_WINDOW_HOPPING ? BK_WIN_HOP_META_SIZE : 0)) <
+            0) {
+      bk_win_close(w, opaque);
+      return err;
     }
   }
   if ((w->acc_tmp = bk_calloc(a, 1, w->acc_size)) &&
@@ -62,9 +72,12 @@ void bk_win_close(void *state, void *opaque) {
   if (!w)
     return;
   const brook_allocator_t *a = w->alloc; /* the stores belong to the runtime */
-  bk_win_buckets_free(w);
   bk_win_hop_free(w);
   bk_win_slide_free(w);
+  if (w->ws) {
+    bk_wstore_destroy(w->ws);
+    bk_free(a, w->ws);
+  }
   bk_free(a, w->kbuf);
   bk_free(a, w->vbuf);
   bk_free(a, w->acc_tmp);

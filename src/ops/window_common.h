@@ -1,7 +1,9 @@
-/* What every window operator shares: its configuration and per-runtime state, the slice
+/* What every window operator shares: its configuration and per-instance state, the slice
  * store (key || session start -> accumulator) and the per-key index of sessions (sorted
- * int64 arrays) of session windows, emitting results and routing late records. The window kinds
- * live in window_tumbling.c, window_hopping.c, window_sliding.c and window_session.c. */
+ * int64 arrays) of session windows, emitting results and routing late records. Tumbling,
+ * hopping and sliding windows keep all their state in a window store (state/window_store.h).
+ * The window kinds live in window_tumbling.c, window_hopping.c, window_sliding.c and
+ * window_session.c. */
 #ifndef BROOK_OPS_WINDOW_COMMON_H
 #define BROOK_OPS_WINDOW_COMMON_H
 
@@ -15,6 +17,7 @@
 #include "core/context.h"
 #include "core/hash.h"
 #include "state/segment.h"
+#include "state/window_store.h"
 
 /* The node's configuration (the operator's opaque), copied from the builder's arguments. */
 typedef struct bk_win_cfg {
@@ -25,13 +28,6 @@ typedef struct bk_win_cfg {
   brook_aggregator_t agg;
   brook_time_t slice; /* hopping: gcd(size, advance) */
 } bk_win_cfg_t;
-
-/* Tumbling and hopping: the state of one window start (tumbling) or slice start (hopping)
- * for all keys at once, a segment of user key -> accumulator (see window_buckets.c). */
-typedef struct bk_win_bucket {
-  brook_time_t start;
-  bk_seg_t seg;
-} bk_win_bucket_t;
 
 /* One operator instance's state. */
 typedef struct bk_win {
@@ -46,11 +42,10 @@ typedef struct bk_win {
   unsigned char *acc_tmp; /* merge scratch: acc_size bytes */
   int64_t *arr_tmp;       /* index scratch */
   size_t arr_cap;
-  /* Tumbling and hopping (window_buckets.c): buckets sorted by start, `n_buckets` in use;
-   * the ones past them are spares that keep their segment's memory for reuse. */
-  bk_win_bucket_t *buckets;
-  size_t n_buckets, cap_buckets;
-  size_t last_bucket;     /* where the previous record went */
+  /* Tumbling, hopping and sliding: every bit of their state (segments per start, rings per
+   * key, meta), and the store generation their derived structures were built from. */
+  bk_wstore_t *ws;
+  uint64_t ws_gen;
   struct bk_hop *hop;     /* hopping: the keys' rings (window_hopping.c) */
   struct bk_wkeys *slide; /* sliding: the keys' rings (window_sliding.c) */
   /* Result values: one slot of `vstride` bytes per record slot of output port 0 (a slot is
@@ -162,49 +157,12 @@ extern const brook_operator_t bk_window_hopping_op;
 extern const brook_operator_t bk_window_sliding_op;
 extern const brook_operator_t bk_window_session_op;
 
-/* ---- buckets (window_buckets.c) ---- */
+/* Bytes of hopping's meta in its window store (window_hopping.c). */
+#define BK_WIN_HOP_META_SIZE 32
 
-/* The bucket of `start`, created (empty) if needed: *created tells. NULL if out of memory.
- * Pointers to buckets are valid until the next bucket is created or dropped. */
-bk_win_bucket_t *bk_win_bucket_find_or_add(bk_win_t *w, brook_time_t start, int *created);
-
-static inline bk_win_bucket_t *bk_win_bucket_for(bk_win_t *w, brook_time_t start, int *created) {
-  if (w->last_bucket < w->n_buckets && w->buckets[w->last_bucket].start == start) {
-    *created = 0; /* most records hit the previous record's bucket */
-    return &w->buckets[w->last_bucket];
-  }
-  return bk_win_bucket_find_or_add(w, start, created);
-}
-
-/* Adds `rec` to its key's accumulator in bucket `b` (created and init'ed if new); *acc gets
- * it. The aggregator's error or BROOK_ERR_NOMEM leave no new key behind. */
-static inline brook_err_t bk_win_bucket_add(bk_win_t *w, bk_win_bucket_t *b,
-                                            const brook_record_t *rec, void **acc) {
-  const brook_aggregator_t *agg = &w->cfg->agg;
-  int created;
-  *acc = bk_seg_upsert(&b->seg, rec->key, rec->key_len, bk_hash_bytes(rec->key, rec->key_len),
-                       &created);
-  if (!*acc)
-    return BROOK_ERR_NOMEM;
-  if (created && agg->init)
-    agg->init(*acc, agg);
-  brook_err_t err = agg->add(*acc, rec, agg);
-  if (err < 0 && created) /* no window for a refused record */
-    bk_seg_pop(&b->seg);
-  return err;
-}
-
-/* First bucket position whose start is >= `start`. */
-size_t bk_win_bucket_lower(const bk_win_t *w, brook_time_t start);
-
-/* Empties the buckets whose start is < `start` and keeps them as spares. */
-void bk_win_buckets_drop_before(bk_win_t *w, brook_time_t start);
-
-/* Bytes held by the buckets (spares included). */
-size_t bk_win_buckets_memory(const bk_win_t *w);
-
-/* Releases every bucket. */
-void bk_win_buckets_free(bk_win_t *w);
+/* Whether the window store changed through its logical view (a restore) since the operator
+ * last looked: then it rebuilds what it derives from the store (timers, lists). */
+static inline int bk_win_restored(const bk_win_t *w) { return w->ws && w->ws_gen != w->ws->gen; }
 
 brook_err_t bk_win_open(brook_ctx_t *ctx, void *opaque, void **state);
 void bk_win_close(void *state, void *opaque);

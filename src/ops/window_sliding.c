@@ -61,10 +61,44 @@ static int later_open(const bk_win_t *w, const bk_wkey_t *k, brook_time_t t, bro
   return 0;
 }
 
+/* After a restore: the timers the state implies. A slice at or after `upto` whose window is
+ * still open has its window timer (an older slice's window has fired, or was closed when the
+ * slice came), and a key's newest slice has its cleanup timer (set early if it was not yet:
+ * it fires only once every window reaching that slice is closed). */
+static brook_err_t sliding_rebuild(brook_ctx_t *ctx, bk_win_t *w) {
+  bk_wkeys_t *ks = w->slide;
+  brook_time_t size = w->cfg->w.size;
+  w->ws_gen = w->ws->gen;
+  size_t cur = 0;
+  const void *key, *v;
+  size_t kl, vl;
+  while (brook_store_next(w->ws->keys, &cur, &key, &kl, &v, &vl)) {
+    const bk_wkey_t *k = v;
+    brook_err_t err;
+    for (size_t i = 0; i < k->ring.n; i++) {
+      brook_time_t t = bk_ring_start(&ks->rc, &k->ring, i);
+      if (t >= k->upto && !bk_win_closed(w, t + 1, ctx->wm) &&
+          (err = brook_timer_set(ctx, BROOK_EVENT_TIME, bk_win_fire_time(w, t + 1), key, kl,
+                                 (uint64_t)t)) < 0)
+        return err;
+    }
+    if (k->ring.n && size > 1) {
+      brook_time_t last = bk_ring_start(&ks->rc, &k->ring, k->ring.n - 1);
+      if ((err = brook_timer_set(ctx, BROOK_EVENT_TIME, bk_win_fire_time(w, last + size), key, kl,
+                                 (uint64_t)last)) < 0)
+        return err;
+    }
+  }
+  return BROOK_OK;
+}
+
 static brook_err_t sliding_process(brook_ctx_t *ctx, void *state, const brook_record_t *rec) {
   if (bk_win_check_time(ctx, rec) < 0)
     return BROOK_ERR_INVALID_ARG;
   bk_win_t *w = state;
+  brook_err_t rerr;
+  if (bk_win_restored(w) && (rerr = sliding_rebuild(ctx, w)) < 0)
+    return rerr;
   bk_wkeys_t *ks = w->slide;
   const brook_aggregator_t *agg = &w->cfg->agg;
   brook_time_t t = rec->timestamp;
@@ -114,10 +148,14 @@ static brook_err_t sliding_on_timer(brook_ctx_t *ctx, void *state, const brook_t
   bk_win_t *w = state;
   bk_wkeys_t *ks = w->slide;
   brook_time_t t = (brook_time_t)tm->tag, size = w->cfg->w.size;
+  brook_err_t err;
+  if (bk_win_restored(w) && (err = sliding_rebuild(ctx, w)) < 0)
+    return err;
   bk_wkey_t *k = bk_wkeys_find(ks, tm->key, tm->key_len, bk_hash_bytes(tm->key, tm->key_len));
   if (!k)
     return BROOK_OK;
-  brook_err_t err;
+  if ((err = bk_wkeys_touch(ks, k)) < 0)
+    return err;
   brook_time_t reach = tm->time - w->cfg->grace; /* the window end - 1 this timer is about */
   if (reach == t) {
     bk_ring_push(&ks->rc, &k->ring, t + 1, bk_wkey_back(k));
@@ -159,7 +197,7 @@ static brook_err_t sliding_open(brook_ctx_t *ctx, void *opaque, void **state) {
   if (!(w->slide = bk_calloc(w->alloc, 1, sizeof(*w->slide))))
     err = BROOK_ERR_NOMEM;
   else
-    err = bk_wkeys_open(w->slide, ctx, &w->cfg->agg, w->alloc, 1);
+    err = bk_wkeys_open(w->slide, w->ws, w->alloc);
   if (err < 0) {
     bk_win_close(w, opaque);
     return err;
