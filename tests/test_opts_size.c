@@ -312,6 +312,7 @@ static const uint32_t kafka_source_old_sizes[] = {
     offsetof(brook_kafka_source_opts_t, startup_timeout_ms)};
 static const uint32_t kafka_sink_old_sizes[] = {
     offsetof(brook_kafka_sink_opts_t, startup_timeout_ms)};
+static const uint32_t store_old_sizes[] = {offsetof(brook_store_opts_t, ordered)};
 static const uint32_t watermark_old_sizes[] = {offsetof(brook_watermark_opts_t, ts_bounds)};
 
 static int in_sizes(const uint32_t *sizes, size_t n, uint32_t size) {
@@ -332,6 +333,8 @@ static int is_old_size(const opts_case_t *c, uint32_t size) {
     return IN_SIZES(kafka_sink_old_sizes, size);
   if (c->attempt == try_watermark)
     return IN_SIZES(watermark_old_sizes, size);
+  if (c->attempt == try_store)
+    return IN_SIZES(store_old_sizes, size);
   return 0;
 }
 

@@ -12,6 +12,7 @@
 #include <brook/sink.h>
 #include <brook/source.h>
 #include <brook/state.h>
+#include <brook/store_backend.h>
 #include <brook/stateless.h>
 #include <brook/test_driver.h>
 #include <brook/time.h>

@@ -231,6 +231,7 @@ void brook_store_opts_init_size(brook_store_opts_t *opts, size_t size) {
 
 static const bk_opts_version_t store_versions[] = {
     BK_OPTS_VERSION(brook_store_opts_t, expected_entries),
+    BK_OPTS_VERSION(brook_store_opts_t, name), /* 0.2: ordered, backend, backend_opaque, name */
 };
 const bk_opts_type_t bk_store_opts_type = BK_OPTS_TYPE(brook_store_opts_t, store_versions);
 
