@@ -1,9 +1,8 @@
-/* What every window operator shares: its configuration and per-instance state, the slice
- * store (key || session start -> accumulator) and the per-key index of sessions (sorted
- * int64 arrays) of session windows, emitting results and routing late records. Tumbling,
- * hopping and sliding windows keep all their state in a window store (state/window_store.h).
- * The window kinds live in window_tumbling.c, window_hopping.c, window_sliding.c and
- * window_session.c. */
+/* What every window operator shares: its configuration and per-instance state, emitting
+ * results and routing late records. Every window keeps all its state in stores of its
+ * instance: tumbling, hopping and sliding windows in a window store (state/window_store.h),
+ * session windows in an ordered store (window_session.c). The window kinds live in
+ * window_tumbling.c, window_hopping.c, window_sliding.c and window_session.c. */
 #ifndef BROOK_OPS_WINDOW_COMMON_H
 #define BROOK_OPS_WINDOW_COMMON_H
 
@@ -17,6 +16,7 @@
 #include "core/context.h"
 #include "core/hash.h"
 #include "state/segment.h"
+#include "state/store.h"
 #include "state/window_store.h"
 
 /* The node's configuration (the operator's opaque), copied from the builder's arguments. */
@@ -34,13 +34,13 @@ typedef struct bk_win {
   const bk_win_cfg_t *cfg;
   const brook_allocator_t *alloc; /* the topology's */
   size_t acc_size, result_size;
-  /* Session windows only (tumbling and hopping use the buckets below, sliding its rings): */
-  brook_store_t *slices; /* (key || native int64 session start) -> accumulator */
-  brook_store_t *index;  /* key -> sorted int64 array of (start, end) pairs */
-  unsigned char *kbuf;   /* composite-key scratch */
+  /* Session windows only (window_session.c): */
+  brook_store_t *slices;  /* "sessions": key || encoded start -> end, accumulator */
+  uint64_t slices_gen;    /* the store's change count after this operator's last change */
+  unsigned char *kbuf;    /* composite-key scratch */
   size_t kcap;
-  unsigned char *acc_tmp; /* merge scratch: acc_size bytes */
-  int64_t *arr_tmp;       /* index scratch */
+  unsigned char *acc_tmp; /* merge scratch */
+  int64_t *arr_tmp;       /* (start, end) pairs of a key's sessions */
   size_t arr_cap;
   /* Tumbling, hopping and sliding: every bit of their state (segments per start, rings per
    * key, meta), and the store generation their derived structures were built from. */
@@ -79,22 +79,6 @@ static inline brook_time_t bk_win_fire_time(const bk_win_t *w, brook_time_t end)
   return end - 1 + w->cfg->grace;
 }
 
-/* Builds key || start into w->kbuf; returns its length, or 0 on allocation failure (a
- * composite key is never empty). */
-size_t bk_win_slice_key(bk_win_t *w, const void *key, size_t klen, brook_time_t start);
-
-/* The accumulator of slice (key, start), or NULL. */
-void *bk_win_slice_find(bk_win_t *w, const void *key, size_t klen, brook_time_t start);
-
-/* Adds `rec` to the slice (key, start), creating it (init) if needed; *created tells.
- * *acc (may be NULL) gets the slice's accumulator. Returns BROOK_OK, or the aggregator's /
- * allocation error (a slice created for a record the aggregator refused is removed again). */
-brook_err_t bk_win_slice_add(bk_win_t *w, const brook_record_t *rec, brook_time_t start,
-                             int *created, void **acc);
-
-/* Removes slice (key, start) if present. */
-void bk_win_slice_remove(bk_win_t *w, const void *key, size_t klen, brook_time_t start);
-
 /* Emits the window [start, end) of `key` with accumulator `acc`. The result value goes into
  * the port slot's value buffer; the key is BORROWED: it must stay valid until output port 0
  * is flushed (input records' keys are; segment keys are until the segment is reset, so
@@ -132,18 +116,12 @@ brook_err_t bk_win_record_failed(brook_ctx_t *ctx, const brook_record_t *rec, br
 /* A record no open window accepts: drop and count, or route to the late stream. */
 brook_err_t bk_win_late(brook_ctx_t *ctx, bk_win_t *w, const brook_record_t *rec);
 
-/* Resets w->acc_tmp to a fresh accumulator. */
-void bk_win_acc_fresh(bk_win_t *w);
-
-/* ---- the per-key index: sorted int64 arrays in the variable-size `index` store ---- */
-
-/* The key's array (NULL, *n = 0 if none); valid until the index changes. */
-const int64_t *bk_win_index_get(bk_win_t *w, const void *key, size_t klen, size_t *n);
-/* Replaces the key's array by arr[0..n) (n == 0 removes it). */
-brook_err_t bk_win_index_put(bk_win_t *w, const void *key, size_t klen, const int64_t *arr,
-                             size_t n);
-/* Scratch array for building a new index value, of at least n elements; NULL if no memory. */
+/* Scratch array of at least n elements (w->arr_tmp); NULL if no memory. */
 int64_t *bk_win_scratch(bk_win_t *w, size_t n);
+
+/* How many changes the store has seen (state/store.h counts those through a backend table):
+ * an operator that remembers it after its own changes notices any other (a restore). */
+static inline uint64_t bk_win_store_gen(const brook_store_t *s) { return s->gen; }
 
 /* Floor of t to a multiple of `step` (also for negative t). */
 static inline brook_time_t bk_win_floor(brook_time_t t, brook_time_t step) {

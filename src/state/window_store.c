@@ -60,6 +60,7 @@ void bk_wstore_reset(bk_wstore_t *ws) {
   }
   ws->n_buckets = ws->last_bucket = 0;
   rings_reset(ws);
+  ws->gone_used = 0;
   memset(ws->meta, 0, sizeof(ws->meta));
   memset(ws->meta_seen, 0, sizeof(ws->meta_seen));
 }
@@ -73,13 +74,14 @@ void bk_wstore_destroy(bk_wstore_t *ws) {
   bk_store_destroy(ws->keys); /* the rings' blocks go with the slab */
   bk_slab_destroy(&ws->slab);
   bk_free(ws->alloc, ws->kdirty);
+  bk_free(ws->alloc, ws->gone);
   bk_free(ws->alloc, ws->view);
   memset(ws, 0, sizeof(*ws));
 }
 
 size_t bk_wstore_memory(const bk_wstore_t *ws) {
   size_t m = ws->cap_buckets * sizeof(*ws->buckets) + ws->kdirty_cap * sizeof(*ws->kdirty) +
-             ws->view_cap + bk_slab_bytes(&ws->slab) +
+             ws->view_cap + ws->gone_cap + bk_slab_bytes(&ws->slab) +
              (ws->keys ? brook_store_memory(ws->keys) : 0);
   for (size_t i = 0; i < ws->cap_buckets; i++) {
     const bk_wbucket_t *b = &ws->buckets[i];
@@ -166,8 +168,24 @@ static void reverse(bk_wbucket_t *b, size_t from, size_t to) {
 }
 
 /* Builds the logical key of slice (key, start) into the view scratch; its length, or 0 if out
- * of memory. Shared with window_store_view.c through bk_wstore_slice_key. */
+ * of memory (window_store_view.c). */
 size_t bk_wstore_slice_key(bk_wstore_t *ws, const void *key, size_t klen, brook_time_t start);
+
+/* Tracks the deletion of the logical key in the view scratch (n bytes). Out of memory the
+ * deletion goes unreported, as a failed listener call would leave it. */
+static void track_gone(bk_wstore_t *ws, size_t n) {
+  size_t need = ws->gone_used + 4 + n;
+  if (need > ws->gone_cap) {
+    size_t cap = ws->gone_cap;
+    if (bk_grow(ws->alloc, (void **)&ws->gone, &cap, need < 1024 ? 1024 : need, 1))
+      return;
+    ws->gone_cap = cap;
+  }
+  uint32_t len = (uint32_t)n;
+  memcpy(ws->gone + ws->gone_used, &len, 4);
+  memcpy(ws->gone + ws->gone_used + 4, ws->view, n);
+  ws->gone_used = need;
+}
 
 void bk_wstore_buckets_drop_before(bk_wstore_t *ws, brook_time_t start) {
   size_t k = 0;
@@ -177,11 +195,11 @@ void bk_wstore_buckets_drop_before(bk_wstore_t *ws, brook_time_t start) {
     return;
   for (size_t i = 0; i < k; i++) {
     bk_wbucket_t *b = &ws->buckets[i];
-    for (size_t j = 0, n = bk_seg_count(&b->seg); ws->listener && j < n; j++) {
+    for (size_t j = 0, n = bk_seg_count(&b->seg); ws->tracking && j < n; j++) {
       bk_seg_entry_t *e = bk_seg_at(&b->seg, j);
       size_t kl = bk_wstore_slice_key(ws, bk_seg_key(&b->seg, e), e->klen, b->start);
-      if (kl) /* out of memory: the deletion goes unreported, like a failed listener's */
-        (void)ws->listener(ws->view, kl, NULL, 0, ws->listener_opaque);
+      if (kl)
+        track_gone(ws, kl);
     }
     bucket_clean(b);
     bk_seg_reset(&b->seg);
@@ -221,42 +239,44 @@ brook_err_t bk_wstore_key_mark_slow(bk_wstore_t *ws, bk_wkey_t *k) {
 /* Builds the logical key of key k's ring into the view scratch (window_store_view.c). */
 size_t bk_wstore_ring_key(bk_wstore_t *ws, const void *key, size_t klen);
 
+void bk_wstore_key_unmark(bk_wstore_t *ws, bk_wkey_t *k) {
+  bk_wkey_t *last = ws->kdirty[--ws->n_kdirty];
+  ws->kdirty[k->dirty - 1] = last;
+  last->dirty = k->dirty;
+  k->dirty = 0;
+}
+
 void bk_wstore_key_remove(bk_wstore_t *ws, bk_wkey_t *k) {
   size_t klen = k->klen;
   bk_ring_free(&ws->rc, &k->ring);
-  if (k->dirty) { /* out of the dirty list: the deletion is what gets reported */
-    bk_wkey_t *last = ws->kdirty[--ws->n_kdirty];
-    ws->kdirty[k->dirty - 1] = last;
-    last->dirty = k->dirty;
-    k->dirty = 0;
-  }
+  if (k->dirty) /* out of the dirty list: the deletion is what gets reported */
+    bk_wstore_key_unmark(ws, k);
   /* The bytes live in the entry being removed: copy them (as the logical key) first. */
   size_t n = bk_wstore_ring_key(ws, bk_wkey_bytes(k), klen);
   if (!n) /* out of memory: the empty key stays, harmlessly, until it gets slices again */
     return;
   const unsigned char *key = ws->view + 1;
+  if (ws->tracking)
+    track_gone(ws, n);
   (void)bk_store_remove(ws->keys, key, klen, bk_hash_bytes(key, klen));
-  if (ws->listener)
-    (void)ws->listener(ws->view, n, NULL, 0, ws->listener_opaque);
 }
 
-/* ---- listener ---- */
+/* ---- change reports ---- */
 
-void bk_wstore_set_listener(bk_wstore_t *ws, brook_store_listener_fn fn, void *opaque) {
-  ws->listener = fn;
-  ws->listener_opaque = opaque;
+/* Forgets every tracked change. */
+static void untrack(bk_wstore_t *ws) {
   for (size_t i = 0; i < ws->n_buckets; i++)
     bucket_clean(&ws->buckets[i]);
   for (size_t i = 0; i < ws->n_kdirty; i++)
     ws->kdirty[i]->dirty = 0;
   ws->n_kdirty = 0;
+  ws->gone_used = 0;
   memcpy(ws->meta_seen, ws->meta, ws->meta_size);
 }
 
 int bk_wstore_has_pending(const bk_wstore_t *ws) {
-  if (!ws->listener)
-    return 0;
-  if (ws->n_kdirty || memcmp(ws->meta, ws->meta_seen, ws->meta_size))
+  if (!ws->tracking || ws->n_kdirty || ws->gone_used ||
+      memcmp(ws->meta, ws->meta_seen, ws->meta_size))
     return 1;
   for (size_t i = 0; i < ws->n_buckets; i++)
     if (ws->buckets[i].n_dirty)
@@ -268,25 +288,56 @@ int bk_wstore_has_pending(const bk_wstore_t *ws) {
  * the record's length, or 0 if out of memory; *klen gets the key's. */
 size_t bk_wstore_ring_entry(bk_wstore_t *ws, bk_wkey_t *k, size_t *klen);
 
-brook_err_t bk_wstore_flush(bk_wstore_t *ws) {
-  if (!ws->listener)
+static void keep_first(brook_err_t *first, brook_err_t err) {
+  if (err < 0 && *first >= 0)
+    *first = err;
+}
+
+/* Reports every entry as it is: a listener's first flush. */
+static brook_err_t report_all(bk_wstore_t *ws, brook_store_listener_fn fn, void *opaque) {
+  brook_err_t first = BROOK_OK;
+  bk_wstore_cursor_t c = {0};
+  const void *k, *v;
+  size_t kl, vl;
+  while (bk_wstore_next(ws, &c, &k, &kl, &v, &vl))
+    keep_first(&first, fn(k, kl, v, vl, opaque));
+  if (c.phase != 3) /* the iteration ran out of memory */
+    keep_first(&first, BROOK_ERR_NOMEM);
+  return first;
+}
+
+brook_err_t bk_wstore_flush(bk_wstore_t *ws, brook_store_listener_fn fn, void *opaque) {
+  if (!fn) {
+    untrack(ws);
+    ws->tracking = 0;
     return BROOK_OK;
-  brook_err_t first = BROOK_OK, err;
+  }
+  if (!ws->tracking) {
+    untrack(ws);
+    ws->tracking = 1;
+    return report_all(ws, fn, opaque);
+  }
+  brook_err_t first = BROOK_OK;
+  /* Deletions first: a key deleted and then created again in the batch ends up present. */
+  for (size_t pos = 0; pos < ws->gone_used;) {
+    uint32_t len;
+    memcpy(&len, ws->gone + pos, 4);
+    keep_first(&first, fn(ws->gone + pos + 4, len, NULL, 0, opaque));
+    pos += 4 + (size_t)len;
+  }
+  ws->gone_used = 0;
   if (ws->meta_size && memcmp(ws->meta, ws->meta_seen, ws->meta_size)) {
     unsigned char tag = BK_WSTORE_TAG_META;
     memcpy(ws->meta_seen, ws->meta, ws->meta_size);
-    if ((err = ws->listener(&tag, 1, ws->meta, ws->meta_size, ws->listener_opaque)) < 0 && !first)
-      first = err;
+    keep_first(&first, fn(&tag, 1, ws->meta, ws->meta_size, opaque));
   }
   for (size_t i = 0; i < ws->n_buckets; i++) {
     bk_wbucket_t *b = &ws->buckets[i];
     for (size_t j = 0; j < b->n_dirty; j++) {
       bk_seg_entry_t *e = bk_seg_at(&b->seg, b->dlist[j]);
       size_t kl = bk_wstore_slice_key(ws, bk_seg_key(&b->seg, e), e->klen, b->start);
-      err = kl ? ws->listener(ws->view, kl, bk_seg_acc(e), ws->acc_size, ws->listener_opaque)
-               : BROOK_ERR_NOMEM;
-      if (err < 0 && !first)
-        first = err;
+      keep_first(&first,
+                 kl ? fn(ws->view, kl, bk_seg_acc(e), ws->acc_size, opaque) : BROOK_ERR_NOMEM);
     }
     bucket_clean(b);
   }
@@ -294,12 +345,25 @@ brook_err_t bk_wstore_flush(bk_wstore_t *ws) {
     bk_wkey_t *k = ws->kdirty[i];
     k->dirty = 0;
     size_t kl, n = bk_wstore_ring_entry(ws, k, &kl);
-    err = n ? ws->listener(ws->view, kl, ws->view + kl, n, ws->listener_opaque) : BROOK_ERR_NOMEM;
-    if (err < 0 && !first)
-      first = err;
+    keep_first(&first, n ? fn(ws->view, kl, ws->view + kl, n, opaque) : BROOK_ERR_NOMEM);
   }
   ws->n_kdirty = 0;
   return first;
+}
+
+void bk_wstore_forget_gone(bk_wstore_t *ws, const void *key, size_t klen) {
+  size_t out = 0;
+  for (size_t pos = 0; pos < ws->gone_used;) {
+    uint32_t len;
+    memcpy(&len, ws->gone + pos, 4);
+    size_t n = 4 + (size_t)len;
+    if (!(len == klen && memcmp(ws->gone + pos + 4, key, klen) == 0)) {
+      memmove(ws->gone + out, ws->gone + pos, n);
+      out += n;
+    }
+    pos += n;
+  }
+  ws->gone_used = out;
 }
 
 int bk_wstore_check(const bk_wstore_t *ws) {

@@ -1,6 +1,6 @@
 /* The window store: the store backend that holds ALL the state of a tumbling, hopping or
  * sliding window operator, in the layouts those operators need for speed, behind the same
- * logical key/value view every store has (get, put, delete, ordered iteration, listener,
+ * logical key/value view every store has (get, put, delete, iteration, listeners,
  * snapshot/restore through the store interface). Three layouts share one store, so one
  * snapshot captures an operator instance whole and a restore is all or nothing:
  *
@@ -27,9 +27,16 @@
  * in that order, so emission orders survive it.
  *
  * Operators use the layouts directly (the in-place fast path): a record costs what it cost
- * when segments were a side structure, plus one predictable branch for the listener. Changes
- * made that way reach the listener at bk_wstore_flush (once per batch, one report per logical
- * key however often it changed, like brook_store_update); removals are reported at once.
+ * when segments were a side structure, plus one predictable branch for change tracking.
+ *
+ * Changes and listeners: the store layer reports puts and deletes made through the store
+ * interface itself; changes made by the operator through the layouts are tracked here and
+ * reported at bk_wstore_flush (the backend's flush, after every batch): deletions first, then
+ * every changed entry once with its current value, like brook_store_update's. Tracking costs
+ * something only while a listener listens: a flush without one turns it off, and the first
+ * flush with one reports every entry as it is (a listener that arrives late learns the whole
+ * state; deletions of entries it never saw are not reported) and turns it on.
+ *
  * Changes made through the logical view (put, delete, clear, restore) bump `gen`: the
  * operator compares it with the generation it last saw and rebuilds what it derives from the
  * store (its list of keys with slices, its timers). Single-threaded (the operator's loop). */
@@ -108,9 +115,10 @@ typedef struct bk_wstore {
   _Alignas(16) unsigned char meta[BK_WSTORE_META_MAX]; /* aligned: operators overlay a struct */
   unsigned char meta_seen[BK_WSTORE_META_MAX];         /* as last reported to the listener */
   size_t meta_size;
-  /* listener and the logical view */
-  brook_store_listener_fn listener;
-  void *listener_opaque;
+  /* change tracking (see above) and the logical view */
+  int tracking;
+  unsigned char *gone; /* logical keys deleted since the last flush: le32 length, bytes */
+  size_t gone_used, gone_cap;
   uint64_t gen;        /* bumped by every change through the logical view */
   unsigned char *view; /* scratch for logical keys and ring records */
   size_t view_cap;
@@ -152,7 +160,7 @@ static inline bk_wbucket_t *bk_wstore_bucket_for(bk_wstore_t *ws, brook_time_t s
 /* First bucket position whose start is >= `start`. */
 size_t bk_wstore_bucket_lower(const bk_wstore_t *ws, brook_time_t start);
 
-/* Marks entry `i` of bucket `b` changed (listener set). BROOK_ERR_NOMEM if the dirty list
+/* Marks entry `i` of bucket `b` changed (while tracking). BROOK_ERR_NOMEM if the dirty list
  * cannot grow (the change itself stays). */
 brook_err_t bk_wstore_bucket_mark(bk_wstore_t *ws, bk_wbucket_t *b, size_t i);
 
@@ -179,13 +187,13 @@ static inline brook_err_t bk_wstore_bucket_add(bk_wstore_t *ws, bk_wbucket_t *b,
       bk_seg_pop(&b->seg);
     return err;
   }
-  if (ws->listener)
+  if (ws->tracking)
     return bk_wstore_bucket_mark(ws, b, bk_wstore_bucket_index(b, *acc));
   return BROOK_OK;
 }
 
-/* Empties the buckets whose start is < `start` (each entry reported to the listener as a
- * deletion) and keeps them as spares. */
+/* Empties the buckets whose start is < `start` (each entry's deletion tracked) and keeps
+ * them as spares. */
 void bk_wstore_buckets_drop_before(bk_wstore_t *ws, brook_time_t start);
 
 /* ---- rings: the fast path ---- */
@@ -200,27 +208,34 @@ static inline bk_wkey_t *bk_wstore_key_find(bk_wstore_t *ws, const void *key, si
   return bk_store_find(ws->keys, key, klen, hash, NULL);
 }
 
-/* Marks the key's ring changed (listener set). BROOK_ERR_NOMEM if the list cannot grow. */
+/* Marks the key's ring changed (while tracking). BROOK_ERR_NOMEM if the list cannot grow. */
 brook_err_t bk_wstore_key_mark_slow(bk_wstore_t *ws, bk_wkey_t *k);
 
 static inline brook_err_t bk_wstore_key_mark(bk_wstore_t *ws, bk_wkey_t *k) {
-  return ws->listener && !k->dirty ? bk_wstore_key_mark_slow(ws, k) : BROOK_OK;
+  return ws->tracking && !k->dirty ? bk_wstore_key_mark_slow(ws, k) : BROOK_OK;
 }
 
-/* Frees the key's ring and removes the key (reported to the listener as a deletion). */
+/* Takes a marked key out of the changed ones. */
+void bk_wstore_key_unmark(bk_wstore_t *ws, bk_wkey_t *k);
+
+/* Frees the key's ring and removes the key (its deletion tracked). */
 void bk_wstore_key_remove(bk_wstore_t *ws, bk_wkey_t *k);
 
-/* ---- listener ---- */
+/* ---- change reports ---- */
 
-/* Sets (fn NULL: removes) the listener. Changes made before it was set are not reported. */
-void bk_wstore_set_listener(bk_wstore_t *ws, brook_store_listener_fn fn, void *opaque);
-
-/* Whether changes wait for bk_wstore_flush. */
+/* Whether bk_wstore_flush has something to do: tracked changes, or tracking is off (so that
+ * a listener set since is noticed). */
 int bk_wstore_has_pending(const bk_wstore_t *ws);
 
-/* Reports every logical entry changed in place since the last flush (its current value).
- * Returns the first listener error (the rest are still reported) or BROOK_OK. */
-brook_err_t bk_wstore_flush(bk_wstore_t *ws);
+/* With fn: reports the tracked changes (deletions, then each changed entry once with its
+ * current value), or every entry if tracking was off, and tracks from now on. Without fn:
+ * forgets them and stops tracking. Returns fn's first error (the rest are still reported),
+ * BROOK_ERR_NOMEM, or BROOK_OK. fn must not call into the store. */
+brook_err_t bk_wstore_flush(bk_wstore_t *ws, brook_store_listener_fn fn, void *opaque);
+
+/* Forgets tracked deletions of this logical key (it is being put through the interface,
+ * which the store layer reports itself). */
+void bk_wstore_forget_gone(bk_wstore_t *ws, const void *key, size_t klen);
 
 /* ---- the logical view (window_store_view.c) ---- */
 
@@ -229,16 +244,17 @@ brook_err_t bk_wstore_flush(bk_wstore_t *ws);
 brook_err_t bk_wstore_get(bk_wstore_t *ws, const void *key, size_t klen, const void **value,
                           size_t *vlen);
 
-/* Stores a logical entry (reported to the listener). BROOK_ERR_INVALID_ARG for a key or value
+/* Stores a logical entry (the store layer reports it). BROOK_ERR_INVALID_ARG for a key or value
  * that is no entry of this store (unknown tag, wrong accumulator size, malformed ring
  * record), BROOK_ERR_NOMEM; the store is unchanged on error. */
 brook_err_t bk_wstore_put(bk_wstore_t *ws, const void *key, size_t klen, const void *value,
                           size_t vlen);
 
-/* Removes a logical entry (reported). BROOK_OK, BROOK_ERR_NOT_FOUND or BROOK_ERR_NOMEM. */
+/* Removes a logical entry (the store layer reports it). BROOK_OK, BROOK_ERR_NOT_FOUND or
+ * BROOK_ERR_NOMEM. */
 brook_err_t bk_wstore_delete(bk_wstore_t *ws, const void *key, size_t klen);
 
-/* Removes everything, each entry reported as a deletion. */
+/* Removes everything (the store layer reports the deletions). */
 void bk_wstore_clear(bk_wstore_t *ws);
 
 /* Iteration in the order described above. Start with a zeroed cursor; returns 1 and the next

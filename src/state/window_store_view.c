@@ -157,11 +157,6 @@ brook_err_t bk_wstore_get(bk_wstore_t *ws, const void *key, size_t klen, const v
 
 /* ---- put ---- */
 
-static brook_err_t report(bk_wstore_t *ws, const void *key, size_t klen, const void *v,
-                          size_t vlen) {
-  return ws->listener ? ws->listener(key, klen, v, vlen, ws->listener_opaque) : BROOK_OK;
-}
-
 static brook_err_t put_slice(bk_wstore_t *ws, const unsigned char *key, size_t klen,
                              const void *value, size_t vlen) {
   size_t ulen;
@@ -176,7 +171,7 @@ static brook_err_t put_slice(bk_wstore_t *ws, const unsigned char *key, size_t k
   if (!acc)
     return BROOK_ERR_NOMEM; /* an empty bucket may stay: it holds no entry */
   memcpy(acc, value, vlen);
-  return report(ws, key, klen, value, vlen);
+  return BROOK_OK;
 }
 
 static brook_err_t put_ring(bk_wstore_t *ws, const unsigned char *key, size_t klen,
@@ -200,7 +195,9 @@ static brook_err_t put_ring(bk_wstore_t *ws, const unsigned char *key, size_t kl
   k->flag = 0;
   k->upto = (brook_time_t)get_le64(v + 16);
   memcpy(bk_wkey_back(k), v + RING_HDR, ws->rc.aw);
-  return report(ws, key, klen, v, vlen);
+  if (k->dirty) /* the store layer reports this put: no need to again */
+    bk_wstore_key_unmark(ws, k);
+  return BROOK_OK;
 }
 
 brook_err_t bk_wstore_put(bk_wstore_t *ws, const void *key, size_t klen, const void *value,
@@ -208,17 +205,15 @@ brook_err_t bk_wstore_put(bk_wstore_t *ws, const void *key, size_t klen, const v
   const unsigned char *kb = key;
   if (!key || !klen || (!value && vlen))
     return BROOK_ERR_INVALID_ARG;
-  brook_err_t err = bk_wstore_flush(ws); /* in-place changes are reported before this one */
-  if (err < 0)
-    return err;
   ws->gen++;
+  bk_wstore_forget_gone(ws, key, klen);
   switch (kb[0]) {
   case BK_WSTORE_TAG_META:
     if (klen != 1 || vlen != ws->meta_size || !vlen)
       return BROOK_ERR_INVALID_ARG;
     memcpy(ws->meta, value, vlen);
     memcpy(ws->meta_seen, value, vlen);
-    return report(ws, key, klen, value, vlen);
+    return BROOK_OK;
   case BK_WSTORE_TAG_SLICE:
     return put_slice(ws, kb, klen, value, vlen);
   case BK_WSTORE_TAG_RING:
@@ -250,6 +245,16 @@ static brook_err_t bucket_remove_entry(bk_wstore_t *ws, size_t i, size_t gone) {
   }
   bk_seg_free(&b->seg);
   b->seg = fresh;
+  size_t keep = 0; /* entries after the gone one move down by one */
+  for (size_t j = 0; j < b->n_dirty; j++) {
+    uint32_t x = b->dlist[j];
+    b->dbits[x / 64] &= ~((uint64_t)1 << (x % 64));
+    if (x != gone)
+      b->dlist[keep++] = x > gone ? x - 1 : x;
+  }
+  b->n_dirty = keep;
+  for (size_t j = 0; j < keep; j++)
+    b->dbits[b->dlist[j] / 64] |= (uint64_t)1 << (b->dlist[j] % 64);
   if (!bk_seg_count(&fresh)) { /* an empty bucket goes back to the spares */
     bk_wbucket_t e = *b;
     memmove(b, b + 1, (ws->n_buckets - i - 1) * sizeof(*b));
@@ -263,16 +268,13 @@ brook_err_t bk_wstore_delete(bk_wstore_t *ws, const void *key, size_t klen) {
   const unsigned char *kb = key;
   if (!key || !klen)
     return BROOK_ERR_NOT_FOUND;
-  brook_err_t err = bk_wstore_flush(ws);
-  if (err < 0)
-    return err;
   size_t ulen;
   brook_time_t start;
   if (kb[0] == BK_WSTORE_TAG_META && klen == 1 && ws->meta_size) {
     ws->gen++;
     memset(ws->meta, 0, sizeof(ws->meta));
     memset(ws->meta_seen, 0, sizeof(ws->meta_seen));
-    return report(ws, key, klen, NULL, 0);
+    return BROOK_OK;
   }
   if (slice_parse(kb, klen, &ulen, &start) == 0) {
     size_t i = bk_wstore_bucket_lower(ws, start);
@@ -281,16 +283,17 @@ brook_err_t bk_wstore_delete(bk_wstore_t *ws, const void *key, size_t klen) {
                     : NULL;
     if (acc) {
       ws->gen++;
-      if ((err = bucket_remove_entry(ws, i, bk_wstore_bucket_index(&ws->buckets[i], acc))) < 0)
-        return err;
-      return report(ws, key, klen, NULL, 0);
+      return bucket_remove_entry(ws, i, bk_wstore_bucket_index(&ws->buckets[i], acc));
     }
   }
   if (kb[0] == BK_WSTORE_TAG_RING) {
     bk_wkey_t *k = bk_wstore_key_find(ws, kb + 1, klen - 1, bk_hash_bytes(kb + 1, klen - 1));
     if (k) {
       ws->gen++;
-      bk_wstore_key_remove(ws, k); /* reports */
+      int tracking = ws->tracking; /* the store layer reports this deletion */
+      ws->tracking = 0;
+      bk_wstore_key_remove(ws, k);
+      ws->tracking = tracking;
       return BROOK_OK;
     }
   }
@@ -298,14 +301,8 @@ brook_err_t bk_wstore_delete(bk_wstore_t *ws, const void *key, size_t klen) {
 }
 
 void bk_wstore_clear(bk_wstore_t *ws) {
-  (void)bk_wstore_flush(ws);
   ws->gen++;
-  bk_wstore_cursor_t c = {0};
-  const void *k, *v;
-  size_t kl, vl;
-  while (ws->listener && bk_wstore_next(ws, &c, &k, &kl, &v, &vl))
-    (void)ws->listener(k, kl, NULL, 0, ws->listener_opaque);
-  bk_wstore_reset(ws);
+  bk_wstore_reset(ws); /* tracked changes go too: the store layer reports the deletions */
 }
 
 /* ---- iteration ---- */
