@@ -30,16 +30,10 @@ brook_err_t brook_store_open(brook_ctx_t *ctx, const char *name, const brook_sto
               sizeof(*ctx->stores)))
     return BROOK_ERR_NOMEM;
   bk_errmsg_t why;
-  if (opts && !bk_opts_find(&bk_store_opts_type, opts->struct_size, &why)) {
-    brook_ctx_set_error(ctx, "brook_store_open('%s'): %s", name, why.text);
-    return BROOK_ERR_INVALID_ARG;
-  }
   brook_store_t *s;
-  brook_err_t err = bk_store_create(&rt->alloc, opts, name, &s);
+  brook_err_t err = bk_store_create(&rt->alloc, opts, name, &s, &why);
   if (err < 0) {
-    if (err == BROOK_ERR_INVALID_ARG) /* the only other cause */
-      brook_ctx_set_error(ctx, "brook_store_open('%s'): value_size %zu is more than %zu bytes",
-                          name, opts->value_size, (size_t)BK_STORE_MAX_LEN);
+    brook_ctx_set_error(ctx, "brook_store_open('%s'): %s", name, why.text);
     return err;
   }
   ctx->stores[ctx->n_stores++] = s;

@@ -1,4 +1,10 @@
-/* The in-memory keyed state store behind brook/state.h: an open-addressing hash table with
+/* The state store behind brook/state.h: one struct for every store. Its first part is the
+ * built-in backend, the in-memory hash store (hash_store.c), used directly with no indirect
+ * call; a store with another backend (ordered_store.c, or a user's table from
+ * store_backend.h) leaves that part empty and goes through `be` (store_api.c dispatches,
+ * store_iter.c iterates, store_snapshot.c snapshots any backend).
+ *
+ * The hash store: an open-addressing hash table with
  * linear probing whose slots hold {hash, entry pointer}. Entries are slab blocks laid out as
  * [bk_entry_t header][key bytes][pad to 16][value bytes], so an entry never moves when the
  * table is resized (value pointers stay valid) and values are 16-byte aligned.
@@ -46,8 +52,11 @@ typedef struct bk_slot {
   bk_entry_t *e;
 } bk_slot_t;
 
-/* Fields are private to src/state/store*.c. */
+typedef struct brook_store_iter bk_store_iter_t;
+
+/* Fields are private to src/state/. */
 struct brook_store {
+  /* ---- the hash store (all zero for another backend) ---- */
   bk_slot_t *slots; /* `cap` slots; NULL when cap is 0 */
   size_t cap;       /* 0 or a power of two >= min_cap */
   size_t count;     /* live entries */
@@ -59,7 +68,19 @@ struct brook_store {
   void *listener_opaque;
   bk_entry_t **dirty; /* entries changed in place since the last flush (listener set only) */
   size_t n_dirty, dirty_cap;
-  char *name; /* NULL for a standalone store */
+  /* ---- every store ---- */
+  const brook_store_backend_t *be; /* NULL: the hash store above; else the backend's table */
+  void *be_state;                  /* what be->open returned */
+  uint64_t gen;                    /* bumped by every change through `be`: iterators re-seek */
+  bk_store_iter_t *iters;          /* every iterator made for this store (open or pooled) */
+  size_t n_iters_open;
+  bk_store_iter_t *cursor_it; /* brook_store_next on a backend: its iterator and position */
+  size_t cursor_pos;
+  unsigned char *scratch; /* copies of key and value reported to a backend store's listener */
+  size_t scratch_cap;
+  char *errmsg;     /* the last error's message (lazily allocated), or NULL */
+  uint32_t err_seq; /* counts messages set: tells whether a backend call set one */
+  char *name;       /* never NULL */
   size_t name_bytes;
   brook_allocator_t alloc; /* a copy of the allocator the store was created with */
 };
@@ -82,13 +103,21 @@ static inline int bk_store_lens_ok(size_t klen, size_t vlen) {
   return klen <= BK_STORE_MAX_LEN && vlen <= BK_STORE_MAX_LEN && vlen <= SIZE_MAX - 64 - klen;
 }
 
-/* Creates an empty store. `a` is copied (NULL: malloc); `opts` may be NULL (defaults);
- * `name` is copied and may be NULL (standalone stores). With expected_entries set, the
- * table is allocated now, sized for that many entries, and never shrinks below that size.
- * BROOK_OK, BROOK_ERR_INVALID_ARG (NULL out, bad struct_size, value_size too big) or
- * BROOK_ERR_NOMEM; *out is NULL on error. */
+/* Creates an empty store with the backend opts choose. `a` is copied (NULL: malloc); `opts`
+ * may be NULL (defaults); `name` is copied and may be NULL (then opts->name, or "store").
+ * BROOK_OK, BROOK_ERR_INVALID_ARG (NULL out, bad struct_size, value_size too big, a bad
+ * backend table), BROOK_ERR_NOMEM or the backend's open error; *out is NULL on error, and
+ * `why` (may be NULL) says what went wrong. */
 brook_err_t bk_store_create(const brook_allocator_t *a, const brook_store_opts_t *opts,
-                            const char *name, brook_store_t **out);
+                            const char *name, brook_store_t **out, bk_errmsg_t *why);
+
+/* Records a message for brook_store_last_error: "store 'NAME': " then the text. Returns err,
+ * so callers can `return bk_store_fail(s, err, ...)`. */
+brook_err_t bk_store_fail(const brook_store_t *s, brook_err_t err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Closes every iterator of the store and frees the pool (store_iter.c). */
+void bk_store_iters_free(brook_store_t *s);
 
 /* The versions of brook_store_opts_t (core/opts.h): callers that can report a message check
  * the caller's struct_size against it. */
@@ -97,10 +126,10 @@ extern const bk_opts_type_t bk_store_opts_type;
 /* Frees the store and everything in it, without reporting anything. NULL is a no-op. */
 void bk_store_destroy(brook_store_t *s);
 
-/* The name given to bk_store_create (NULL for standalone stores). */
+/* The store's name (never NULL for a store). */
 const char *bk_store_name(const brook_store_t *s);
 
-/* ---- the hot path: `hash` must be bk_hash_bytes(key, klen) ----
+/* ---- the hot path: `hash` must be bk_hash_bytes(key, klen) (only the hash store uses it) ----
  * find and the hit case of upsert are inline: a lookup is two dependent cache misses (slot,
  * entry), and a call with its argument checks keeps the CPU from overlapping the misses of
  * consecutive records as well as a tight inline loop does. */
@@ -146,15 +175,34 @@ static inline bk_slot_t *bk_store_lookup(const brook_store_t *s, const void *key
   }
 }
 
-/* The value of `key` (valid as for brook_store_get) and its length in *vlen (vlen may be
- * NULL), or NULL if the key is absent. A present key with an empty value gives a non-NULL
- * pointer. `key` may be NULL only when klen is 0. */
-static inline void *bk_store_find(const brook_store_t *s, const void *key, size_t klen,
-                                  uint64_t hash, size_t *vlen) {
-  bk_slot_t *sl = s && (key || !klen) ? bk_store_lookup(s, key, klen, hash) : NULL;
+/* bk_store_find on a hash store. */
+static inline void *bk_hash_find(const brook_store_t *s, const void *key, size_t klen,
+                                 uint64_t hash, size_t *vlen) {
+  bk_slot_t *sl = bk_store_lookup(s, key, klen, hash);
   if (vlen)
     *vlen = sl ? sl->e->vlen : 0;
   return sl ? bk_entry_value(sl->e) : NULL;
+}
+
+/* bk_store_find on a store with a backend table (store_api.c): a read error is kept as the
+ * store's message and looks like an absent key. */
+void *bk_store_find_be(const brook_store_t *s, const void *key, size_t klen, size_t *vlen);
+
+/* The value of `key` and its length in *vlen (vlen may be NULL), or NULL if the key is
+ * absent. On the hash store the pointer stays valid until this key is put (with another
+ * size), deleted, or the store is restored or freed (operators rely on it); on other
+ * backends it is a view valid until the next call on the store. A present key with an empty
+ * value gives a non-NULL pointer. `key` may be NULL only when klen is 0. */
+static inline void *bk_store_find(const brook_store_t *s, const void *key, size_t klen,
+                                  uint64_t hash, size_t *vlen) {
+  if (!s || (!key && klen)) {
+    if (vlen)
+      *vlen = 0;
+    return NULL;
+  }
+  if (__builtin_expect(s->be != NULL, 0))
+    return bk_store_find_be(s, key, klen, vlen);
+  return bk_hash_find(s, key, klen, hash, vlen);
 }
 
 /* Batch prefetch hints. A lookup is two dependent cache misses (slot, then entry); a batch
@@ -174,7 +222,7 @@ static inline void bk_store_prefetch_entry(const brook_store_t *s, uint64_t hash
   }
 }
 
-/* bk_store_upsert without the inline shortcut: every case, checks included. */
+/* bk_store_upsert without the inline shortcut: every case, checks included, every backend. */
 brook_err_t bk_store_upsert_slow(brook_store_t *s, const void *key, size_t klen, uint64_t hash,
                                  void **value, int *created);
 
@@ -185,7 +233,7 @@ brook_err_t bk_store_upsert_slow(brook_store_t *s, const void *key, size_t klen,
 static inline brook_err_t bk_store_upsert(brook_store_t *s, const void *key, size_t klen,
                                           uint64_t hash, void **value, int *created) {
   /* Inline: a key already present and needing no dirty mark (the per-record case). */
-  if (s && value && s->value_size && (key || !klen)) {
+  if (s && value && s->value_size && (key || !klen) && !s->be) {
     bk_slot_t *sl = bk_store_lookup(s, key, klen, hash);
     if (sl && (sl->e->dirty || !s->listener)) {
       *value = bk_entry_value(sl->e);
@@ -204,11 +252,32 @@ brook_err_t bk_store_remove(brook_store_t *s, const void *key, size_t klen, uint
 /* Whether in-place updates are waiting for brook_store_flush_changes. O(1). */
 int bk_store_has_pending_changes(const brook_store_t *s);
 
-/* ---- shared with store_snapshot.c ---- */
+/* ---- the hash store's own functions (hash_store.c), called by store_api.c for a store
+ * with no `be` ---- */
+
+/* Sets up the hash part of a zeroed store whose alloc is set: with expected_entries, the
+ * table is allocated now and never shrinks below that size. BROOK_OK or BROOK_ERR_NOMEM. */
+brook_err_t bk_hash_init(brook_store_t *s, size_t expected_entries);
+/* Frees the hash part (entries, table, dirty set). */
+void bk_hash_fini(brook_store_t *s);
+brook_err_t bk_hash_put(brook_store_t *s, const void *key, size_t klen, const void *value,
+                        size_t vlen);
+brook_err_t bk_hash_remove(brook_store_t *s, const void *key, size_t klen, uint64_t hash);
+brook_err_t bk_hash_upsert_slow(brook_store_t *s, const void *key, size_t klen, uint64_t hash,
+                                void **value, int *created);
+/* Bytes held by the hash part (table, dirty array, slab). */
+size_t bk_hash_memory(const brook_store_t *s);
+/* brook_store_next on the hash store: the cursor is the next slot to look at. */
+int bk_hash_next(const brook_store_t *s, size_t *cursor, const void **key, size_t *key_len,
+                 const void **value, size_t *value_len);
+/* The listener changed (fn NULL: pending in-place changes are forgotten). */
+void bk_hash_listener_changed(brook_store_t *s);
+/* Reports in-place changes to the listener. */
+brook_err_t bk_hash_flush(brook_store_t *s);
 
 /* Removes every entry, calling the listener for each when `report` is set; forgets pending
  * in-place changes. Releases a big table. Never fails. */
-void bk_store_reset(brook_store_t *s, int report);
+void bk_hash_reset(brook_store_t *s, int report);
 
 /* From now on the table never shrinks below its current size (for a store that is emptied
  * and refilled with about as many keys, like a window segment). */
@@ -218,13 +287,13 @@ static inline void bk_store_keep_capacity(brook_store_t *s) {
 }
 
 /* Sizes the table so that `n` entries fit without a resize. BROOK_OK or BROOK_ERR_NOMEM. */
-brook_err_t bk_store_reserve(brook_store_t *s, size_t n);
+brook_err_t bk_hash_reserve(brook_store_t *s, size_t n);
 
 /* Inserts a key that must be new, with a copy of `value`, without reporting it. BROOK_OK,
  * BROOK_ERR_NOMEM or BROOK_ERR_DUPLICATE (the key is already present; nothing changed). The
  * caller has checked the lengths (bk_store_lens_ok, value_size). */
-brook_err_t bk_store_insert_new(brook_store_t *s, const void *key, size_t klen, uint64_t hash,
-                                const void *value, size_t vlen);
+brook_err_t bk_hash_insert_new(brook_store_t *s, const void *key, size_t klen, uint64_t hash,
+                               const void *value, size_t vlen);
 
 /* Checks every invariant of the table, the entries, the dirty set and the slab; returns 1 if
  * they hold. O(n) with a hash per entry: for tests and assert() after rare operations. */

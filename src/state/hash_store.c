@@ -1,13 +1,12 @@
-/* The in-memory state store: the hash table, entries, the change listener and the public
- * brook_store_* calls except open (runtime) and snapshot/restore (store_snapshot.c). See
- * store.h for the layout and the deletion scheme. */
+/* The in-memory hash store, brook's default backend: the hash table, its entries and the
+ * dirty set of in-place changes. store_api.c checks arguments and calls in here for a store
+ * with no backend table. See store.h for the layout and the deletion scheme. */
 #include "state/store.h"
 
 #include <assert.h>
 #include <string.h>
 
 #include "core/alloc.h"
-#include "core/opts.h"
 
 #define MIN_CAP 16    /* smallest table */
 #define KEEP_CAP 256  /* an empty table up to this size is kept rather than freed */
@@ -220,98 +219,36 @@ static void dirty_reset(brook_store_t *s) {
   }
 }
 
-/* ---- create / destroy ---- */
+/* ---- set-up ---- */
 
-void brook_store_opts_init_size(brook_store_opts_t *opts, size_t size) {
-  brook_store_opts_t d;
-  memset(&d, 0, sizeof(d));
-  d.struct_size = sizeof(d);
-  bk_opts_init_sized(opts, size, &d, sizeof(d));
-}
-
-static const bk_opts_version_t store_versions[] = {
-    BK_OPTS_VERSION(brook_store_opts_t, expected_entries),
-    BK_OPTS_VERSION(brook_store_opts_t, name), /* 0.2: ordered, backend, backend_opaque, name */
-};
-const bk_opts_type_t bk_store_opts_type = BK_OPTS_TYPE(brook_store_opts_t, store_versions);
-
-brook_err_t bk_store_create(const brook_allocator_t *a, const brook_store_opts_t *opts,
-                            const char *name, brook_store_t **out) {
-  if (!out)
-    return BROOK_ERR_INVALID_ARG;
-  *out = NULL;
-  brook_store_opts_t o;
-  brook_store_opts_init(&o);
-  bk_errmsg_t why; /* brook_store_open reports it (bk_store_opts_type) */
-  if (bk_opts_copy(&o, sizeof(o), opts, &bk_store_opts_type, &why) ||
-      o.value_size > BK_STORE_MAX_LEN)
-    return BROOK_ERR_INVALID_ARG;
-  if (!a)
-    a = bk_default_allocator();
-  size_t min_cap = cap_for(o.expected_entries);
+brook_err_t bk_hash_init(brook_store_t *s, size_t expected_entries) {
+  size_t min_cap = cap_for(expected_entries);
   if (!min_cap)
     return BROOK_ERR_NOMEM;
-  brook_store_t *s = bk_malloc(a, sizeof(*s));
-  if (!s)
-    return BROOK_ERR_NOMEM;
-  memset(s, 0, sizeof(*s));
-  s->alloc = *a;
-  s->value_size = o.value_size;
   s->min_cap = min_cap;
   bk_slab_init(&s->slab, &s->alloc);
-  if (name) {
-    s->name_bytes = strlen(name) + 1;
-    if (!(s->name = bk_strdup(&s->alloc, name))) {
-      bk_free(&s->alloc, s);
+  if (expected_entries) {
+    if (!(s->slots = bk_calloc(&s->alloc, min_cap, sizeof(bk_slot_t))))
       return BROOK_ERR_NOMEM;
-    }
-  }
-  if (o.expected_entries) {
-    if (!(s->slots = bk_calloc(&s->alloc, min_cap, sizeof(bk_slot_t)))) {
-      bk_free(&s->alloc, s->name);
-      bk_free(&s->alloc, s);
-      return BROOK_ERR_NOMEM;
-    }
     s->cap = min_cap;
   }
-  *out = s;
   return BROOK_OK;
 }
 
-void bk_store_destroy(brook_store_t *s) {
-  if (!s)
-    return;
-  brook_allocator_t a = s->alloc;
+void bk_hash_fini(brook_store_t *s) {
   bk_slab_destroy(&s->slab);
-  bk_free(&a, s->slots);
-  bk_free(&a, s->dirty);
-  bk_free(&a, s->name);
-  bk_free(&a, s);
+  bk_free(&s->alloc, s->slots);
+  bk_free(&s->alloc, s->dirty);
+  s->slots = NULL;
+  s->dirty = NULL;
+  s->cap = s->count = s->tombs = s->n_dirty = s->dirty_cap = 0;
 }
-
-const char *bk_store_name(const brook_store_t *s) { return s ? s->name : NULL; }
-
-brook_err_t brook_store_new(brook_store_t **out, const brook_store_opts_t *opts,
-                            const brook_allocator_t *allocator) {
-  return bk_store_create(allocator, opts, NULL, out);
-}
-
-void brook_store_free(brook_store_t *s) { bk_store_destroy(s); }
 
 /* ---- the hot path ---- */
 
-brook_err_t bk_store_upsert_slow(brook_store_t *s, const void *key, size_t klen, uint64_t hash,
-                                 void **value, int *created) {
-  if (value)
-    *value = NULL;
-  if (created)
-    *created = 0;
-  if (!s || (!key && klen) || !value)
-    return BROOK_ERR_INVALID_ARG;
-  if (!s->value_size)
-    return BROOK_ERR_STATE;
-  if (!bk_store_lens_ok(klen, s->value_size))
-    return BROOK_ERR_INVALID_ARG;
+/* Arguments checked by bk_store_upsert_slow (store_api.c). */
+brook_err_t bk_hash_upsert_slow(brook_store_t *s, const void *key, size_t klen, uint64_t hash,
+                                void **value, int *created) {
   bk_slot_t *sl = bk_store_lookup(s, key, klen, hash);
   if (sl) {
     bk_entry_t *e = sl->e;
@@ -340,9 +277,7 @@ brook_err_t bk_store_upsert_slow(brook_store_t *s, const void *key, size_t klen,
   return BROOK_OK;
 }
 
-brook_err_t bk_store_remove(brook_store_t *s, const void *key, size_t klen, uint64_t hash) {
-  if (!s || (!key && klen))
-    return BROOK_ERR_INVALID_ARG;
+brook_err_t bk_hash_remove(brook_store_t *s, const void *key, size_t klen, uint64_t hash) {
   bk_slot_t *sl = bk_store_lookup(s, key, klen, hash);
   if (!sl)
     return BROOK_ERR_NOT_FOUND;
@@ -358,31 +293,10 @@ brook_err_t bk_store_remove(brook_store_t *s, const void *key, size_t klen, uint
   return err;
 }
 
-int bk_store_has_pending_changes(const brook_store_t *s) { return s && s->n_dirty > 0; }
+/* ---- the calls store_api.c makes for a hash store (arguments checked there) ---- */
 
-/* ---- the public calls ---- */
-
-brook_err_t brook_store_get(const brook_store_t *s, const void *key, size_t key_len,
-                            const void **value, size_t *value_len) {
-  if (value)
-    *value = NULL;
-  if (value_len)
-    *value_len = 0;
-  if (!s || (!key && key_len))
-    return BROOK_ERR_INVALID_ARG;
-  const void *v = bk_store_find(s, key, key_len, bk_hash_bytes(key, key_len), value_len);
-  if (!v)
-    return BROOK_ERR_NOT_FOUND;
-  if (value)
-    *value = v;
-  return BROOK_OK;
-}
-
-brook_err_t brook_store_put(brook_store_t *s, const void *key, size_t key_len, const void *value,
-                            size_t value_len) {
-  if (!s || (!key && key_len) || (!value && value_len) || !bk_store_lens_ok(key_len, value_len) ||
-      (s->value_size && value_len != s->value_size))
-    return BROOK_ERR_INVALID_ARG;
+brook_err_t bk_hash_put(brook_store_t *s, const void *key, size_t key_len, const void *value,
+                        size_t value_len) {
   uint64_t h = bk_hash_bytes(key, key_len);
   size_t ins;
   bk_slot_t *sl = lookup_ins(s, key, key_len, h, &ins);
@@ -427,37 +341,14 @@ brook_err_t brook_store_put(brook_store_t *s, const void *key, size_t key_len, c
   return report(s, e, 0);
 }
 
-brook_err_t brook_store_delete(brook_store_t *s, const void *key, size_t key_len) {
-  if (!s || (!key && key_len))
-    return BROOK_ERR_INVALID_ARG;
-  return bk_store_remove(s, key, key_len, bk_hash_bytes(key, key_len));
-}
-
-brook_err_t brook_store_update(brook_store_t *s, const void *key, size_t key_len, void **value,
-                               int *created) {
-  if (!s || (!key && key_len) || !value) {
-    if (value)
-      *value = NULL;
-    return BROOK_ERR_INVALID_ARG;
-  }
-  return bk_store_upsert(s, key, key_len, bk_hash_bytes(key, key_len), value, created);
-}
-
-size_t brook_store_count(const brook_store_t *s) { return s ? s->count : 0; }
-
-size_t brook_store_memory(const brook_store_t *s) {
-  if (!s)
-    return 0;
-  return sizeof(*s) + s->name_bytes + s->cap * sizeof(bk_slot_t) +
-         s->dirty_cap * sizeof(bk_entry_t *) + bk_slab_bytes(&s->slab);
+size_t bk_hash_memory(const brook_store_t *s) {
+  return s->cap * sizeof(bk_slot_t) + s->dirty_cap * sizeof(bk_entry_t *) + bk_slab_bytes(&s->slab);
 }
 
 /* The cursor is the index of the next slot to look at. Deletions never move entries (see
  * slot_vacate), so deleting the entry just returned leaves every other one in place. */
-int brook_store_next(const brook_store_t *s, size_t *cursor, const void **key, size_t *key_len,
-                     const void **value, size_t *value_len) {
-  if (!s || !cursor)
-    return 0;
+int bk_hash_next(const brook_store_t *s, size_t *cursor, const void **key, size_t *key_len,
+                 const void **value, size_t *value_len) {
   for (size_t i = *cursor; i < s->cap; i++) {
     const bk_entry_t *e = s->slots[i].e;
     if (!e)
@@ -477,7 +368,7 @@ int brook_store_next(const brook_store_t *s, size_t *cursor, const void **key, s
   return 0;
 }
 
-void bk_store_reset(brook_store_t *s, int report_deletions) {
+void bk_hash_reset(brook_store_t *s, int report_deletions) {
   dirty_reset(s);
   /* Entries become tombstones one by one, so the table stays consistent while the listener
    * runs; the table is emptied in one go at the end. */
@@ -503,25 +394,14 @@ void bk_store_reset(brook_store_t *s, int report_deletions) {
   }
 }
 
-void brook_store_clear(brook_store_t *s) {
-  if (s)
-    bk_store_reset(s, 1);
-}
-
-void brook_store_set_listener(brook_store_t *s, brook_store_listener_fn fn, void *opaque) {
-  if (!s)
-    return;
-  if (!fn)
+void bk_hash_listener_changed(brook_store_t *s) {
+  if (!s->listener)
     dirty_reset(s); /* nobody to report pending changes to */
-  s->listener = fn;
-  s->listener_opaque = fn ? opaque : NULL;
 }
 
 /* Reports in the order the keys were first updated. The entry being reported is unmarked
  * first, so the set stays consistent whatever the listener does. */
-brook_err_t brook_store_flush_changes(brook_store_t *s) {
-  if (!s)
-    return BROOK_ERR_INVALID_ARG;
+brook_err_t bk_hash_flush(brook_store_t *s) {
   brook_err_t first = BROOK_OK;
   for (size_t i = 0; i < s->n_dirty; i++) {
     bk_entry_t *e = s->dirty[i];
@@ -537,7 +417,7 @@ brook_err_t brook_store_flush_changes(brook_store_t *s) {
 
 /* ---- internal helpers for store_snapshot.c ---- */
 
-brook_err_t bk_store_reserve(brook_store_t *s, size_t n) {
+brook_err_t bk_hash_reserve(brook_store_t *s, size_t n) {
   if (n < s->count)
     n = s->count;
   if (s->cap && (n + s->tombs) * 4 <= s->cap * 3)
@@ -550,8 +430,8 @@ brook_err_t bk_store_reserve(brook_store_t *s, size_t n) {
   return table_resize(s, ncap) ? BROOK_ERR_NOMEM : BROOK_OK;
 }
 
-brook_err_t bk_store_insert_new(brook_store_t *s, const void *key, size_t klen, uint64_t hash,
-                                const void *value, size_t vlen) {
+brook_err_t bk_hash_insert_new(brook_store_t *s, const void *key, size_t klen, uint64_t hash,
+                               const void *value, size_t vlen) {
   size_t ins;
   if (lookup_ins(s, key, klen, hash, &ins))
     return BROOK_ERR_DUPLICATE;
@@ -565,7 +445,11 @@ brook_err_t bk_store_insert_new(brook_store_t *s, const void *key, size_t klen, 
 }
 
 int bk_store_check(const brook_store_t *s) {
-  if (!s || !bk_slab_check(&s->slab))
+  if (!s)
+    return 0;
+  if (s->be) /* the backend keeps its own invariants */
+    return !s->cap && !s->count && s->name;
+  if (!bk_slab_check(&s->slab))
     return 0;
   if (!s->cap)
     return !s->slots && !s->count && !s->tombs;
