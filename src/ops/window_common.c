@@ -1,4 +1,5 @@
-/* Shared window machinery: instance set-up, result emission and late records. See window_common.h. Loop thread. */
+/* Shared window machinery: instance set-up, result emission and late records. See window_common.h.
+ * Loop thread. */
 #include "ops/window_common.h"
 
 #include <string.h>
@@ -7,12 +8,12 @@
 #include "core/context.h"
 #include "runtime/runtime_impl.h"
 #include "state/store.h"
+#include "state/window_store_backend.h"
 
 static size_t win_memory(const void *state) {
   const bk_win_t *w = state;
   return sizeof(*w) + w->acc_size + w->kcap + w->arr_cap * sizeof(*w->arr_tmp) +
-         w->vslots * w->vstride + (w->ws ? sizeof(*w->ws) + bk_wstore_memory(w->ws) : 0) +
-         bk_win_hop_memory(w) + bk_win_slide_memory(w);
+         w->vslots * w->vstride + bk_win_hop_memory(w) + bk_win_slide_memory(w);
 }
 
 brook_err_t bk_win_open(brook_ctx_t *ctx, void *opaque, void **state) {
@@ -25,13 +26,11 @@ brook_err_t bk_win_open(brook_ctx_t *ctx, void *opaque, void **state) {
   w->alloc = a;
   w->acc_size = cfg->agg.acc_size;
   w->result_size = cfg->agg.result ? cfg->agg.result_size : cfg->agg.acc_size;
-  brook_store_opts_t so;
-  brook_store_opts_init(&so);
-  so.value_size = w->acc_size;
   brook_err_t err = BROOK_ERR_NOMEM;
   /* Stores belong to the runtime (freed with it), so a failure only releases `w`. Tumbling,
-   * hopping and sliding windows keep their state in a window store (segments per start,
-   * rings per key, meta); only sessions use the slices and index stores. */
+   * hopping and sliding windows keep all their state in one window store (segments per
+   * start, rings per key, meta: state/window_store.h), opened like any store so that
+   * snapshots, listeners and memory accounting cover it. */
   int bucketed = cfg->w.kind != BROOK_WINDOW_SESSION; /* sessions: window_session.c */
   if (ctx->n_ports) { /* result values: header + result, 16-byte aligned slots */
     w->vstride = (sizeof(brook_window_value_t) + w->result_size + 15) & ~(size_t)15;
@@ -42,13 +41,18 @@ brook_err_t bk_win_open(brook_ctx_t *ctx, void *opaque, void **state) {
     }
   }
   if (bucketed) {
-    if (!(w->ws = bk_calloc(a, 1, sizeof(*w->ws))) ||
-        (err = bk_wstore_init(w->ws, a, &cfg->agg,
-                              cfg->w.kind == BROOK_WINDOW_HOPPING ? BK_WIN_HOP_META_SIZE : 0)) <
-            0) {
+    bk_wstore_open_args_t args = {
+        &cfg->agg, cfg->w.kind == BROOK_WINDOW_HOPPING ? BK_WIN_HOP_META_SIZE : 0, &w->ws};
+    brook_store_opts_t so;
+    brook_store_opts_init(&so);
+    so.backend = bk_wstore_backend();
+    so.backend_opaque = &args;
+    brook_store_t *store;
+    if ((err = brook_store_open(ctx, "window", &so, &store)) < 0) {
       bk_win_close(w, opaque);
       return err;
     }
+    w->ws_gen = w->ws->gen;
   }
   if ((w->acc_tmp = bk_calloc(a, 1, w->acc_size)))
     err = BROOK_OK;
@@ -70,10 +74,6 @@ void bk_win_close(void *state, void *opaque) {
   const brook_allocator_t *a = w->alloc; /* the stores belong to the runtime */
   bk_win_hop_free(w);
   bk_win_slide_free(w);
-  if (w->ws) {
-    bk_wstore_destroy(w->ws);
-    bk_free(a, w->ws);
-  }
   bk_free(a, w->kbuf);
   bk_free(a, w->vbuf);
   bk_free(a, w->acc_tmp);

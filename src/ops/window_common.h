@@ -35,9 +35,9 @@ typedef struct bk_win {
   const brook_allocator_t *alloc; /* the topology's */
   size_t acc_size, result_size;
   /* Session windows only (window_session.c): */
-  brook_store_t *slices;  /* "sessions": key || encoded start -> end, accumulator */
-  uint64_t slices_gen;    /* the store's change count after this operator's last change */
-  unsigned char *kbuf;    /* composite-key scratch */
+  brook_store_t *slices; /* "sessions": key || encoded start -> end, accumulator */
+  uint64_t slices_gen;   /* the store's change count after this operator's last change */
+  unsigned char *kbuf;   /* composite-key scratch */
   size_t kcap;
   unsigned char *acc_tmp; /* merge scratch */
   int64_t *arr_tmp;       /* (start, end) pairs of a key's sessions */

@@ -87,8 +87,8 @@ static brook_err_t emit_session(brook_ctx_t *ctx, bk_win_t *w, const brook_recor
 }
 
 /* The common case: the record falls into (or extends) one session with the same start. */
-static brook_err_t grow(brook_ctx_t *ctx, bk_win_t *w, const brook_record_t *rec,
-                        brook_time_t ms, brook_time_t old_end, brook_time_t me) {
+static brook_err_t grow(brook_ctx_t *ctx, bk_win_t *w, const brook_record_t *rec, brook_time_t ms,
+                        brook_time_t old_end, brook_time_t me) {
   const brook_aggregator_t *agg = &w->cfg->agg;
   size_t kl = session_key(w, rec->key, rec->key_len, ms);
   if (!kl)

@@ -11,7 +11,9 @@
  * aggregates holding it. Slices no window can reach any more are evicted as windows fire and
  * by a cleanup timer at last + size - 1 + grace for the newest one; a key whose ring empties
  * is removed. Early results (BROOK_EMIT_ON_UPDATE) sweep the key's slices over its open
- * windows holding t with the same two stacks, in scratch. */
+ * windows holding t with the same two stacks, in scratch. All of it lives in the operator's
+ * window store (state/window_store.h): the rings, and in each slice a mark telling whether
+ * its window's timer is pending, so a restored store implies its timers exactly. */
 #include <string.h>
 
 #include "core/alloc.h"
@@ -61,10 +63,13 @@ static int later_open(const bk_win_t *w, const bk_wkey_t *k, brook_time_t t, bro
   return 0;
 }
 
-/* After a restore: the timers the state implies. A slice at or after `upto` whose window is
- * still open has its window timer (an older slice's window has fired, or was closed when the
- * slice came), and a key's newest slice has its cleanup timer (set early if it was not yet:
- * it fires only once every window reaching that slice is closed). */
+/* A ring element's seq: its slice's window has a pending timer. */
+#define SLICE_TIMED 1u
+
+/* After a restore: the timers the state implies. A slice marked SLICE_TIMED has its window
+ * timer, and a key's newest slice has its cleanup timer (set early if it was not yet: it
+ * fires only after every window reaching that slice, and evicts only slices no window can
+ * reach any more). */
 static brook_err_t sliding_rebuild(brook_ctx_t *ctx, bk_win_t *w) {
   bk_wkeys_t *ks = w->slide;
   brook_time_t size = w->cfg->w.size;
@@ -77,7 +82,7 @@ static brook_err_t sliding_rebuild(brook_ctx_t *ctx, bk_win_t *w) {
     brook_err_t err;
     for (size_t i = 0; i < k->ring.n; i++) {
       brook_time_t t = bk_ring_start(&ks->rc, &k->ring, i);
-      if (t >= k->upto && !bk_win_closed(w, t + 1, ctx->wm) &&
+      if (bk_ring_seq(&ks->rc, &k->ring, i) == SLICE_TIMED &&
           (err = brook_timer_set(ctx, BROOK_EVENT_TIME, bk_win_fire_time(w, t + 1), key, kl,
                                  (uint64_t)t)) < 0)
         return err;
@@ -119,7 +124,8 @@ static brook_err_t sliding_process(brook_ctx_t *ctx, void *state, const brook_re
     err = agg->add(bk_ring_acc(&ks->rc, &k->ring, pos), rec, agg);
   } else {
     int pushed = pos < k->ring.pe || (pos == k->ring.pe && t < k->upto);
-    void *acc = bk_ring_insert(&ks->rc, &k->ring, pos, t, 0, pushed);
+    /* The element's seq says whether its window has a pending timer (set just below). */
+    void *acc = bk_ring_insert(&ks->rc, &k->ring, pos, t, own_open ? SLICE_TIMED : 0, pushed);
     if (!acc)
       err = BROOK_ERR_NOMEM;
     else if ((err = agg->add(acc, rec, agg)) < 0)
@@ -158,6 +164,9 @@ static brook_err_t sliding_on_timer(brook_ctx_t *ctx, void *state, const brook_t
     return err;
   brook_time_t reach = tm->time - w->cfg->grace; /* the window end - 1 this timer is about */
   if (reach == t) {
+    size_t at = bk_ring_lower(&ks->rc, &k->ring, t);
+    if (at < k->ring.n && bk_ring_start(&ks->rc, &k->ring, at) == t) /* its timer has fired */
+      memset(bk_ring_el(&ks->rc, &k->ring, at) + 8, 0, 8);
     bk_ring_push(&ks->rc, &k->ring, t + 1, bk_wkey_back(k));
     if (t + 1 > k->upto)
       k->upto = t + 1;

@@ -21,7 +21,7 @@ brook_err_t bk_wstore_init(bk_wstore_t *ws, const brook_allocator_t *a,
   brook_store_opts_t so;
   brook_store_opts_init(&so);
   so.value_size = BK_WKEY_BACK_OFF + ws->rc.aw;
-  return bk_store_create(a, &so, NULL, &ws->keys);
+  return bk_store_create(a, &so, "window keys", &ws->keys, NULL);
 }
 
 static void bucket_free(bk_wstore_t *ws, bk_wbucket_t *b) {
@@ -48,7 +48,7 @@ static void rings_reset(bk_wstore_t *ws) {
   size_t kl, vl;
   while (brook_store_next(ws->keys, &cur, &k, &kl, &v, &vl))
     bk_ring_free(&ws->rc, &((bk_wkey_t *)(uintptr_t)v)->ring);
-  bk_store_reset(ws->keys, 0);
+  bk_hash_reset(ws->keys, 0);
   bk_slab_trim(&ws->slab);
   ws->n_kdirty = 0;
 }
