@@ -63,13 +63,33 @@ static int later_open(const bk_win_t *w, const bk_wkey_t *k, brook_time_t t, bro
   return 0;
 }
 
-/* A ring element's seq: its slice's window has a pending timer. */
-#define SLICE_TIMED 1u
+/* A ring element's seq holds which timers of its slice are pending, so that a restored
+ * store implies its timers exactly (when an eviction happens decides how the two stacks
+ * group merges, hence the last bits of a floating-point result). */
+#define SLICE_TIMED 1u   /* its window's timer */
+#define SLICE_CLEANUP 2u /* its cleanup timer */
 
-/* After a restore: the timers the state implies. A slice marked SLICE_TIMED has its window
- * timer, and a key's newest slice has its cleanup timer (set early if it was not yet: it
- * fires only after every window reaching that slice, and evicts only slices no window can
- * reach any more). */
+static void slice_time(bk_wkeys_t *ks, bk_wkey_t *k, size_t i, uint64_t what) {
+  unsigned char *seq = bk_ring_el(&ks->rc, &k->ring, i) + 8;
+  uint64_t v;
+  memcpy(&v, seq, 8);
+  v |= what;
+  memcpy(seq, &v, 8);
+}
+
+/* The timer `what` of slice t has fired. */
+static void slice_untime(bk_wkeys_t *ks, bk_wkey_t *k, brook_time_t t, uint64_t what) {
+  size_t i = bk_ring_lower(&ks->rc, &k->ring, t);
+  if (i < k->ring.n && bk_ring_start(&ks->rc, &k->ring, i) == t) {
+    unsigned char *seq = bk_ring_el(&ks->rc, &k->ring, i) + 8;
+    uint64_t v;
+    memcpy(&v, seq, 8);
+    v &= ~what;
+    memcpy(seq, &v, 8);
+  }
+}
+
+/* After a restore: the timers the slices' marks say are pending. */
 static brook_err_t sliding_rebuild(brook_ctx_t *ctx, bk_win_t *w) {
   bk_wkeys_t *ks = w->slide;
   brook_time_t size = w->cfg->w.size;
@@ -82,15 +102,14 @@ static brook_err_t sliding_rebuild(brook_ctx_t *ctx, bk_win_t *w) {
     brook_err_t err;
     for (size_t i = 0; i < k->ring.n; i++) {
       brook_time_t t = bk_ring_start(&ks->rc, &k->ring, i);
-      if (bk_ring_seq(&ks->rc, &k->ring, i) == SLICE_TIMED &&
+      uint64_t marks = bk_ring_seq(&ks->rc, &k->ring, i);
+      if ((marks & SLICE_TIMED) &&
           (err = brook_timer_set(ctx, BROOK_EVENT_TIME, bk_win_fire_time(w, t + 1), key, kl,
                                  (uint64_t)t)) < 0)
         return err;
-    }
-    if (k->ring.n && size > 1) {
-      brook_time_t last = bk_ring_start(&ks->rc, &k->ring, k->ring.n - 1);
-      if ((err = brook_timer_set(ctx, BROOK_EVENT_TIME, bk_win_fire_time(w, last + size), key, kl,
-                                 (uint64_t)last)) < 0)
+      if ((marks & SLICE_CLEANUP) &&
+          (err = brook_timer_set(ctx, BROOK_EVENT_TIME, bk_win_fire_time(w, t + size), key, kl,
+                                 (uint64_t)t)) < 0)
         return err;
     }
   }
@@ -163,10 +182,8 @@ static brook_err_t sliding_on_timer(brook_ctx_t *ctx, void *state, const brook_t
   if ((err = bk_wkeys_touch(ks, k)) < 0)
     return err;
   brook_time_t reach = tm->time - w->cfg->grace; /* the window end - 1 this timer is about */
+  slice_untime(ks, k, t, reach == t ? SLICE_TIMED : SLICE_CLEANUP); /* this timer has fired */
   if (reach == t) {
-    size_t at = bk_ring_lower(&ks->rc, &k->ring, t);
-    if (at < k->ring.n && bk_ring_start(&ks->rc, &k->ring, at) == t) /* its timer has fired */
-      memset(bk_ring_el(&ks->rc, &k->ring, at) + 8, 0, 8);
     bk_ring_push(&ks->rc, &k->ring, t + 1, bk_wkey_back(k));
     if (t + 1 > k->upto)
       k->upto = t + 1;
@@ -194,8 +211,11 @@ static brook_err_t sliding_on_timer(brook_ctx_t *ctx, void *state, const brook_t
     return BROOK_OK;
   /* The newest slice is freed by its cleanup timer unless a later record's window does it. */
   brook_time_t last = bk_ring_start(&ks->rc, &k->ring, k->ring.n - 1);
-  return brook_timer_set(ctx, BROOK_EVENT_TIME, bk_win_fire_time(w, last + size), tm->key,
-                         tm->key_len, (uint64_t)last);
+  if ((err = brook_timer_set(ctx, BROOK_EVENT_TIME, bk_win_fire_time(w, last + size), tm->key,
+                             tm->key_len, (uint64_t)last)) < 0)
+    return err;
+  slice_time(ks, k, k->ring.n - 1, SLICE_CLEANUP);
+  return BROOK_OK;
 }
 
 static brook_err_t sliding_open(brook_ctx_t *ctx, void *opaque, void **state) {

@@ -90,8 +90,15 @@ size_t bk_wstore_memory(const bk_wstore_t *ws) {
   return m;
 }
 
+int bk_wstore_meta_present(const bk_wstore_t *ws) {
+  for (size_t i = 0; i < ws->meta_size; i++)
+    if (ws->meta[i])
+      return 1;
+  return 0;
+}
+
 size_t bk_wstore_count(const bk_wstore_t *ws) {
-  size_t n = (ws->meta_size ? 1 : 0) + (ws->keys ? brook_store_count(ws->keys) : 0);
+  size_t n = (size_t)bk_wstore_meta_present(ws) + (ws->keys ? brook_store_count(ws->keys) : 0);
   for (size_t i = 0; i < ws->n_buckets; i++)
     n += bk_seg_count(&ws->buckets[i].seg);
   return n;
@@ -329,7 +336,8 @@ brook_err_t bk_wstore_flush(bk_wstore_t *ws, brook_store_listener_fn fn, void *o
   if (ws->meta_size && memcmp(ws->meta, ws->meta_seen, ws->meta_size)) {
     unsigned char tag = BK_WSTORE_TAG_META;
     memcpy(ws->meta_seen, ws->meta, ws->meta_size);
-    keep_first(&first, fn(&tag, 1, ws->meta, ws->meta_size, opaque));
+    keep_first(&first, fn(&tag, 1, bk_wstore_meta_present(ws) ? ws->meta : NULL,
+                          bk_wstore_meta_present(ws) ? ws->meta_size : 0, opaque));
   }
   for (size_t i = 0; i < ws->n_buckets; i++) {
     bk_wbucket_t *b = &ws->buckets[i];

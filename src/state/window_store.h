@@ -14,7 +14,7 @@
  *
  *   'S' || user key || be64(start ^ 2^63)  -> the slice's accumulator (acc_size bytes)
  *   'R' || user key                         -> the key's ring record (below)
- *   'M'                                     -> the meta bytes
+ *   'M'                                     -> the meta bytes (absent while all zero)
  *
  * A ring record: le32 n, fe, pe, 0; le64 upto; the back accumulator (aw bytes); then the n
  * ring elements as they are laid out in memory (int64 start, uint64 seq, acc, sfx: stride
@@ -138,6 +138,9 @@ void bk_wstore_reset(bk_wstore_t *ws);
 
 /* Bytes held (every layout, spares and scratch included). */
 size_t bk_wstore_memory(const bk_wstore_t *ws);
+
+/* Whether the meta bytes are an entry (they are not while all zero). */
+int bk_wstore_meta_present(const bk_wstore_t *ws);
 
 /* Number of logical entries. */
 size_t bk_wstore_count(const bk_wstore_t *ws);

@@ -123,7 +123,7 @@ brook_err_t bk_wstore_get(bk_wstore_t *ws, const void *key, size_t klen, const v
   *vlen = 0;
   if (!klen || !key)
     return BROOK_ERR_NOT_FOUND;
-  if (kb[0] == BK_WSTORE_TAG_META && klen == 1 && ws->meta_size) {
+  if (kb[0] == BK_WSTORE_TAG_META && klen == 1 && bk_wstore_meta_present(ws)) {
     *value = ws->meta;
     *vlen = ws->meta_size;
     return BROOK_OK;
@@ -270,7 +270,7 @@ brook_err_t bk_wstore_delete(bk_wstore_t *ws, const void *key, size_t klen) {
     return BROOK_ERR_NOT_FOUND;
   size_t ulen;
   brook_time_t start;
-  if (kb[0] == BK_WSTORE_TAG_META && klen == 1 && ws->meta_size) {
+  if (kb[0] == BK_WSTORE_TAG_META && klen == 1 && bk_wstore_meta_present(ws)) {
     ws->gen++;
     memset(ws->meta, 0, sizeof(ws->meta));
     memset(ws->meta_seen, 0, sizeof(ws->meta_seen));
@@ -313,7 +313,7 @@ int bk_wstore_next(bk_wstore_t *ws, bk_wstore_cursor_t *c, const void **key, siz
   if (c->phase == 0) {
     c->phase = 1;
     c->bucket = c->at = 0;
-    if (ws->meta_size) {
+    if (bk_wstore_meta_present(ws)) {
       *key = &meta_key;
       *klen = 1;
       *value = ws->meta;
