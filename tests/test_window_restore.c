@@ -398,7 +398,10 @@ static void test_listener_sees_every_change(void **state) {
   (void)state;
   for (size_t k = 0; k < sizeof(specs) / sizeof(specs[0]); k++) {
     check_listener(&specs[k], 0);
-    check_listener(&specs[k], 150); /* late: the first flush reports the whole state */
+    /* Set late: the window store's first flush reports its whole state (session windows use
+     * an ordered store, whose listener sees only changes from then on). */
+    if (specs[k].win.kind != BROOK_WINDOW_SESSION)
+      check_listener(&specs[k], 150);
   }
 }
 
