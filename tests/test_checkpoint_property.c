@@ -25,13 +25,15 @@
 
 #include "driver_helpers.h"
 
-/* Tumbling, hopping and sliding windows keep their state in side structures (segments,
- * rings) until it moves into stores (issue 12, the window-state part): a checkpoint cannot
- * capture it, so their restored runs lose the open windows. Their cases are compiled in once
- * that state is in stores; set to 1 then. Session windows, built on stores and timers, run
- * always. */
-#ifndef BROOK_CKPT_TEST_SEGMENT_WINDOWS
-#define BROOK_CKPT_TEST_SEGMENT_WINDOWS 0
+/* Sliding windows: their state is in stores (window_sliding.c), but after a restore the
+ * operator also re-sets the timers its slices' marks say are pending (sliding_rebuild, run
+ * lazily at its next callback). Timers are state now and come back with the restore, so
+ * when that first callback is the on_timer of a restored timer, the rebuild re-adds the very
+ * timer that was just popped (its slice is still marked) and the window fires twice: seed
+ * 49000000 (one record, checkpoint, end) gives 2 results restored, 1 uninterrupted. The cases
+ * compile in once the rebuild no longer re-sets restored timers; set to 1 then. */
+#ifndef BROOK_CKPT_TEST_SLIDING
+#define BROOK_CKPT_TEST_SLIDING 0
 #endif
 
 /* ---- random numbers (splitmix64) ---- */
@@ -575,7 +577,7 @@ static void gen_case(pcase_t *c, uint64_t seed, op_kind_t op, brook_emit_mode_t 
 
 static uint64_t seeds_per_combination(void) {
   const char *e = getenv("BROOK_PROP_SEEDS");
-  return e ? strtoull(e, NULL, 10) : 60;
+  return e ? strtoull(e, NULL, 10) : 300;
 }
 
 static int seed_selected(uint64_t seed) {
@@ -628,7 +630,6 @@ static void test_custom_timers_and_store(void **state) {
   (void)state;
   run_op(OP_CUSTOM);
 }
-#if BROOK_CKPT_TEST_SEGMENT_WINDOWS
 static void test_tumbling(void **state) {
   (void)state;
   run_op(OP_TUMBLING);
@@ -637,6 +638,7 @@ static void test_hopping(void **state) {
   (void)state;
   run_op(OP_HOPPING);
 }
+#if BROOK_CKPT_TEST_SLIDING
 static void test_sliding(void **state) {
   (void)state;
   run_op(OP_SLIDING);
@@ -651,9 +653,9 @@ int main(void) {
     cmocka_unit_test(test_dedupe),
     cmocka_unit_test(test_session),
     cmocka_unit_test(test_custom_timers_and_store),
-#if BROOK_CKPT_TEST_SEGMENT_WINDOWS
     cmocka_unit_test(test_tumbling),
     cmocka_unit_test(test_hopping),
+#if BROOK_CKPT_TEST_SLIDING
     cmocka_unit_test(test_sliding),
 #endif
   };
