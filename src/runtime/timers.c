@@ -11,9 +11,10 @@
  * changelog listener or a durable backend, which must see every change) each new, cancelled
  * and fired timer is written through.
  *
- * Store key: domain (1 byte) || time (8 bytes, big-endian with the sign bit flipped, so byte
- * order is time order) || the timer's key || tag (8 bytes, big-endian); the value is empty.
- * On an ordered backend a range scan by a domain || time prefix finds the timers due first.
+ * Store key: time (8 bytes, brook_store_time_encode: byte order is time order) || domain (1
+ * byte) || the timer's key || tag (8 bytes, big-endian); the value is empty. The store is an
+ * ordered one, so brook_store_iter_time_prefixed finds the timers due first (the layout the
+ * store interface gives timer stores).
  * Loop thread (or the test driver's thread). */
 #include "runtime/timers.h"
 
@@ -62,8 +63,8 @@ static int kbuf_fit(const brook_allocator_t *a, bk_timer_state_t *ts, size_t nee
 static size_t encode(bk_timer_state_t *ts, const brook_timer_t *t) {
   unsigned char *p = ts->kbuf;
   assert(TK_FIXED + t->key_len <= ts->kcap);
-  p[0] = (unsigned char)t->domain;
-  put_be64(p + 1, (uint64_t)t->time ^ (UINT64_C(1) << 63));
+  brook_store_time_encode(t->time, p);
+  p[8] = (unsigned char)t->domain;
   if (t->key_len)
     memcpy(p + 9, t->key, t->key_len);
   put_be64(p + 9 + t->key_len, t->tag);
@@ -72,10 +73,10 @@ static size_t encode(bk_timer_state_t *ts, const brook_timer_t *t) {
 
 int bk_timer_key_decode(const void *skey, size_t len, brook_timer_t *out) {
   const unsigned char *p = skey;
-  if (len < TK_FIXED || p[0] > BROOK_PROCESSING_TIME)
+  if (len < TK_FIXED || p[8] > BROOK_PROCESSING_TIME)
     return 0;
-  out->domain = (brook_time_domain_t)p[0];
-  out->time = (brook_time_t)(get_be64(p + 1) ^ (UINT64_C(1) << 63));
+  out->domain = (brook_time_domain_t)p[8];
+  out->time = (brook_time_t)(get_be64(p) ^ (UINT64_C(1) << 63));
   out->key_len = len - TK_FIXED;
   out->key = out->key_len ? p + 9 : NULL;
   out->tag = get_be64(p + 9 + out->key_len);
@@ -181,18 +182,20 @@ brook_err_t bk_timers_rebuild(brook_ctx_t *ctx) {
   bk_timerq_init(&fresh[0], &rt->alloc);
   bk_timerq_init(&fresh[1], &rt->alloc);
   bk_timer_state_t *ts = ctx->timer_state;
-  size_t cursor = 0;
-  const void *k, *v;
-  size_t klen, vlen;
-  brook_err_t err = BROOK_OK;
-  while (ts && err >= 0 && brook_store_next(ts->store, &cursor, &k, &klen, &v, &vlen)) {
+  brook_store_iter_t *it = NULL;
+  brook_err_t err = ts ? brook_store_iter_all(ts->store, &it) : BROOK_OK;
+  brook_store_entry_t e;
+  while (it && err >= 0 && brook_store_iter_next(it, &e)) {
     brook_timer_t t;
-    if (!bk_timer_key_decode(k, klen, &t) || vlen)
+    if (!bk_timer_key_decode(e.key, e.key_len, &t) || e.value_len)
       err = BROOK_ERR_CORRUPT;
     else if ((err = bk_timerq_add(&fresh[t.domain], t.time, t.key, t.key_len, t.tag)) >= 0 &&
-             kbuf_fit(&rt->alloc, ts, klen) < 0) /* forget() must not allocate */
+             kbuf_fit(&rt->alloc, ts, e.key_len) < 0) /* forget() must not allocate */
       err = BROOK_ERR_NOMEM;
   }
+  brook_err_t cerr = brook_store_iter_close(it); /* a read error ends the iteration */
+  if (err >= 0)
+    err = cerr;
   for (int d = 0; d < 2 && err >= 0; d++) {
     bk_timerq_t *q;
     if (fresh[d].n)
