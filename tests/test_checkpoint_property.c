@@ -23,7 +23,9 @@
 
 #include <brook/brook.h>
 
+#include "checkpoint_helpers.h"
 #include "driver_helpers.h"
+#include "rng.h"
 
 /* Sliding windows: their state is in stores (window_sliding.c), but after a restore the
  * operator also re-sets the timers its slices' marks say are pending (sliding_rebuild, run
@@ -35,23 +37,6 @@
 #ifndef BROOK_CKPT_TEST_SLIDING
 #define BROOK_CKPT_TEST_SLIDING 0
 #endif
-
-/* ---- random numbers (splitmix64) ---- */
-
-typedef struct rng {
-  uint64_t s;
-} rng_t;
-
-static uint64_t rng_next(rng_t *r) {
-  uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-static int64_t rng_range(rng_t *r, int64_t lo, int64_t hi) {
-  return lo + (int64_t)(rng_next(r) % (uint64_t)(hi - lo + 1));
-}
 
 /* ---- cases ---- */
 
@@ -182,26 +167,6 @@ static void custom_close(void *state, void *opaque) {
   free(state);
 }
 
-static brook_err_t custom_emit(brook_ctx_t *ctx, const void *key, size_t key_len, brook_time_t ts,
-                               const char *fmt, ...) {
-  char *v = brook_ctx_alloc(ctx, 96);
-  unsigned char *k = brook_ctx_alloc(ctx, key_len + 1); /* a timer's key is borrowed */
-  if (!v || !k)
-    return BROOK_ERR_NOMEM;
-  memcpy(k, key, key_len);
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(v, 96, fmt, ap);
-  va_end(ap);
-  brook_record_t r = {0};
-  r.key = k;
-  r.key_len = key_len;
-  r.value = v;
-  r.value_len = (size_t)n;
-  r.timestamp = ts;
-  return brook_emit(ctx, &r);
-}
-
 /* Counts records per key; each record sets an event-time timer 20 ms after it and a
  * processing-time timer 15 ms from now, tagged with the key's count. An event-time timer whose
  * tag is still the key's count expires the key (its state goes); every timer reports. */
@@ -220,7 +185,7 @@ static brook_err_t custom_process(brook_ctx_t *ctx, void *state, const brook_rec
       (err = brook_timer_set(ctx, BROOK_PROCESSING_TIME, brook_ctx_now(ctx) + 15, rec->key,
                              rec->key_len, count)) < 0)
     return err;
-  return custom_emit(ctx, rec->key, rec->key_len, rec->timestamp, "rec n=%" PRIu64, count);
+  return emit_textf(ctx, rec->key, rec->key_len, rec->timestamp, "rec n=%" PRIu64, count);
 }
 
 static brook_err_t custom_on_timer(brook_ctx_t *ctx, void *state, const brook_timer_t *t) {
@@ -235,7 +200,7 @@ static brook_err_t custom_on_timer(brook_ctx_t *ctx, void *state, const brook_ti
     if (err < 0)
       return err;
   }
-  return custom_emit(
+  return emit_textf(
       ctx, t->key, t->key_len, t->time,
       "timer d=%d t=%" PRId64 " tag=%" PRIu64 " n=%" PRIu64 " wm=%" PRId64 " now=%" PRId64,
       (int)t->domain, t->time, t->tag, count, brook_ctx_watermark(ctx), brook_ctx_now(ctx));
@@ -349,24 +314,6 @@ static brook_driver_t *driver_for(brook_topology_t *t) {
   return d;
 }
 
-typedef struct buf {
-  unsigned char *data;
-  size_t len, cap;
-} buf_t;
-
-static brook_err_t buf_write(const void *data, size_t len, void *opaque) {
-  buf_t *b = opaque;
-  if (b->len + len > b->cap) {
-    b->cap = (b->len + len) * 2;
-    b->data = realloc(b->data, b->cap);
-    if (!b->data)
-      return BROOK_ERR_NOMEM;
-  }
-  memcpy(b->data + b->len, data, len);
-  b->len += len;
-  return BROOK_OK;
-}
-
 /* Applies a step; the driver's refusals that the generator can produce (a push to a revoked
  * partition, revoking one that is not assigned) are part of the behaviour compared. */
 static brook_err_t apply_step(brook_driver_t *d, const step_t *s) {
@@ -397,8 +344,8 @@ static int run(const pcase_t *c, size_t cut, outvec_t *out, int *codes, char *ms
   int ok = 0;
   for (size_t i = 0; i <= c->n && ok == 0; i++) {
     if (i == cut) {
-      buf_t b = {0};
-      brook_err_t err = brook_driver_checkpoint(d, buf_write, &b);
+      byte_buf_t b = {0};
+      brook_err_t err = brook_driver_checkpoint(d, byte_buf_write, &b);
       collect(d, out);
       brook_driver_free(d);
       brook_topology_free(t);
@@ -411,7 +358,7 @@ static int run(const pcase_t *c, size_t cut, outvec_t *out, int *codes, char *ms
                  brook_errname(err), brook_driver_last_error(d));
         ok = -1;
       }
-      free(b.data);
+      byte_buf_free(&b);
     }
     if (ok == 0)
       codes[i] = i < c->n ? apply_step(d, &c->steps[i]) : brook_driver_end(d);

@@ -14,6 +14,7 @@
 
 #include <brook/brook.h>
 
+#include "checkpoint_helpers.h"
 #include "driver_helpers.h"
 
 /* ---- a counting operator with a store, event- and processing-time timers ---- */
@@ -56,26 +57,6 @@ static brook_err_t counter_flush(brook_ctx_t *ctx, void *state) {
   return BROOK_OK;
 }
 
-static brook_err_t emitf(brook_ctx_t *ctx, const void *key, size_t klen, brook_time_t ts,
-                         const char *fmt, ...) {
-  char *v = brook_ctx_alloc(ctx, 128);
-  char *k = brook_ctx_alloc(ctx, klen + 1);
-  if (!v || !k)
-    return BROOK_ERR_NOMEM;
-  memcpy(k, key, klen);
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(v, 128, fmt, ap);
-  va_end(ap);
-  brook_record_t r = {0};
-  r.key = k;
-  r.key_len = klen;
-  r.value = v;
-  r.value_len = (size_t)n;
-  r.timestamp = ts;
-  return brook_emit(ctx, &r);
-}
-
 /* Counts per key; sets an event-time timer at ts + 10 and a processing-time timer at now +
  * 100, both tagged with the count. */
 static brook_err_t counter_process(brook_ctx_t *ctx, void *state, const brook_record_t *rec) {
@@ -93,15 +74,15 @@ static brook_err_t counter_process(brook_ctx_t *ctx, void *state, const brook_re
       (err = brook_timer_set(ctx, BROOK_PROCESSING_TIME, brook_ctx_now(ctx) + 100, rec->key,
                              rec->key_len, n)) < 0)
     return err;
-  return emitf(ctx, rec->key, rec->key_len, rec->timestamp, "task=%d count=%" PRIu64, (int)c->task,
-               n);
+  return emit_textf(ctx, rec->key, rec->key_len, rec->timestamp, "task=%d count=%" PRIu64,
+                    (int)c->task, n);
 }
 
 static brook_err_t counter_on_timer(brook_ctx_t *ctx, void *state, const brook_timer_t *t) {
   counter_t *c = state;
-  return emitf(ctx, t->key, t->key_len, t->time, "task=%d %s timer at %" PRId64 " tag=%" PRIu64,
-               (int)c->task, t->domain == BROOK_EVENT_TIME ? "event" : "processing", t->time,
-               t->tag);
+  return emit_textf(ctx, t->key, t->key_len, t->time,
+                    "task=%d %s timer at %" PRId64 " tag=%" PRIu64, (int)c->task,
+                    t->domain == BROOK_EVENT_TIME ? "event" : "processing", t->time, t->tag);
 }
 
 static const brook_operator_t counter_op = {
@@ -239,20 +220,6 @@ static void test_partition_calls_refused(void **state) {
   brook_topology_free(t);
 }
 
-typedef struct buf {
-  unsigned char *data;
-  size_t len;
-} buf_t;
-
-static brook_err_t buf_write(const void *data, size_t len, void *opaque) {
-  buf_t *b = opaque;
-  b->data = realloc(b->data, b->len + len);
-  assert_non_null(b->data);
-  memcpy(b->data + b->len, data, len);
-  b->len += len;
-  return BROOK_OK;
-}
-
 /* A revoked partition's kept state travels in a checkpoint: assigned in the restored driver,
  * it continues where it was. */
 static void test_revoked_state_survives_a_checkpoint(void **state) {
@@ -263,15 +230,15 @@ static void test_revoked_state_survives_a_checkpoint(void **state) {
   assert_int_equal(push(d, 2, "k", 50), BROOK_OK);
   assert_int_equal(push(d, 2, "k", 51), BROOK_OK);
   assert_int_equal(brook_driver_revoke(d, "in", 2), BROOK_OK);
-  buf_t b = {0};
-  assert_int_equal(brook_driver_checkpoint(d, buf_write, &b), BROOK_OK);
+  byte_buf_t b = {0};
+  assert_int_equal(brook_driver_checkpoint(d, byte_buf_write, &b), BROOK_OK);
   brook_driver_free(d);
   brook_topology_free(t);
 
   t = counter_topology();
   assert_int_equal(brook_driver_new(&d, t, NULL), BROOK_OK);
   assert_int_equal(brook_driver_restore(d, b.data, b.len), BROOK_OK);
-  free(b.data);
+  byte_buf_free(&b);
   assert_int_equal(push(d, 2, "k", 52), BROOK_ERR_STATE); /* still revoked */
   assert_int_equal(brook_driver_assign(d, "in", 2), BROOK_OK);
   char out[1024];

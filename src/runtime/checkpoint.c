@@ -460,8 +460,7 @@ brook_err_t bk_task_snapshot(brook_runtime_t *rt, bk_task_t *t, brook_write_fn w
   return bk_ckpt_finish(&w);
 }
 
-/* The plan position of the node named like section `s`, or SIZE_MAX. */
-static size_t node_pos(const brook_runtime_t *rt, const bk_ckpt_sec_t *s) {
+size_t bk_ckpt_node_pos(const brook_runtime_t *rt, const bk_ckpt_sec_t *s) {
   for (size_t i = 0; i < rt->plan.n; i++)
     if (bk_ckpt_node_is(s, rt->insts[i].node->name))
       return i;
@@ -477,7 +476,7 @@ brook_err_t bk_task_restore(brook_runtime_t *rt, bk_task_t *t, const void *data,
     return err;
   char where[400];
   for (size_t i = 0; i < n && err >= 0; i++) {
-    size_t pos = node_pos(rt, &secs[i]);
+    size_t pos = bk_ckpt_node_pos(rt, &secs[i]);
     if (secs[i].task != t->id || secs[i].kind < BK_SEC_NODE || secs[i].kind > BK_SEC_TIMERS) {
       bk_errmsg_set(why, "task %d's snapshot: %s does not belong in it", (int)t->id,
                     bk_ckpt_where(&secs[i], where, sizeof(where)));

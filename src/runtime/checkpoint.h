@@ -89,6 +89,8 @@ brook_err_t bk_ckpt_parse(const brook_allocator_t *a, const void *data, size_t l
 /* 1 if the section's node (store) name equals `name`. */
 int bk_ckpt_node_is(const bk_ckpt_sec_t *s, const char *name);
 int bk_ckpt_store_is(const bk_ckpt_sec_t *s, const char *name);
+/* The plan position of the node named like section `s`, or SIZE_MAX. */
+size_t bk_ckpt_node_pos(const brook_runtime_t *rt, const bk_ckpt_sec_t *s);
 /* "section 3 (node 'agg', task 2, store 'aggregate')" into buf, for messages. */
 const char *bk_ckpt_where(const bk_ckpt_sec_t *s, char *buf, size_t cap);
 

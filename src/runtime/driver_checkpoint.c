@@ -118,13 +118,6 @@ static void load_free(const brook_allocator_t *a, load_t *l, size_t n_sources) {
   bk_free(a, l->secs);
 }
 
-static size_t node_pos(const brook_runtime_t *rt, const bk_ckpt_sec_t *s) {
-  for (size_t i = 0; i < rt->plan.n; i++)
-    if (bk_ckpt_node_is(s, rt->insts[i].node->name))
-      return i;
-  return SIZE_MAX;
-}
-
 static brook_err_t bad(bk_errmsg_t *why, const bk_ckpt_sec_t *s, const char *what) {
   char where[400];
   bk_errmsg_set(why, "checkpoint %s: %s", bk_ckpt_where(s, where, sizeof(where)), what);
@@ -233,7 +226,7 @@ static brook_err_t read_all(brook_driver_t *d, load_t *l, bk_errmsg_t *why) {
   brook_err_t err = BROOK_OK;
   for (size_t i = 0; i < l->n && err >= 0; i++) {
     const bk_ckpt_sec_t *s = &l->secs[i];
-    size_t pos = s->kind == BK_SEC_CLOCK || s->kind == BK_SEC_SAVED ? 0 : node_pos(rt, s);
+    size_t pos = s->kind == BK_SEC_CLOCK || s->kind == BK_SEC_SAVED ? 0 : bk_ckpt_node_pos(rt, s);
     if (pos == SIZE_MAX) {
       err = bad(why, s,
                 "this topology has no node of that name (a node removed or renamed "
