@@ -27,17 +27,6 @@
 #include "driver_helpers.h"
 #include "rng.h"
 
-/* Sliding windows: their state is in stores (window_sliding.c), but after a restore the
- * operator also re-sets the timers its slices' marks say are pending (sliding_rebuild, run
- * lazily at its next callback). Timers are state now and come back with the restore, so
- * when that first callback is the on_timer of a restored timer, the rebuild re-adds the very
- * timer that was just popped (its slice is still marked) and the window fires twice: seed
- * 49000000 (one record, checkpoint, end) gives 2 results restored, 1 uninterrupted. The cases
- * compile in once the rebuild no longer re-sets restored timers; set to 1 then. */
-#ifndef BROOK_CKPT_TEST_SLIDING
-#define BROOK_CKPT_TEST_SLIDING 0
-#endif
-
 /* ---- cases ---- */
 
 typedef enum op_kind {
@@ -585,26 +574,18 @@ static void test_hopping(void **state) {
   (void)state;
   run_op(OP_HOPPING);
 }
-#if BROOK_CKPT_TEST_SLIDING
 static void test_sliding(void **state) {
   (void)state;
   run_op(OP_SLIDING);
 }
-#endif
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_aggregate),
-    cmocka_unit_test(test_reduce),
-    cmocka_unit_test(test_count),
-    cmocka_unit_test(test_dedupe),
-    cmocka_unit_test(test_session),
-    cmocka_unit_test(test_custom_timers_and_store),
-    cmocka_unit_test(test_tumbling),
-    cmocka_unit_test(test_hopping),
-#if BROOK_CKPT_TEST_SLIDING
-    cmocka_unit_test(test_sliding),
-#endif
+      cmocka_unit_test(test_aggregate), cmocka_unit_test(test_reduce),
+      cmocka_unit_test(test_count),     cmocka_unit_test(test_dedupe),
+      cmocka_unit_test(test_session),   cmocka_unit_test(test_custom_timers_and_store),
+      cmocka_unit_test(test_tumbling),  cmocka_unit_test(test_hopping),
+      cmocka_unit_test(test_sliding),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

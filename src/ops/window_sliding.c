@@ -174,8 +174,12 @@ static brook_err_t sliding_on_timer(brook_ctx_t *ctx, void *state, const brook_t
   bk_wkeys_t *ks = w->slide;
   brook_time_t t = (brook_time_t)tm->tag, size = w->cfg->w.size;
   brook_err_t err;
-  if (bk_win_restored(w) && (err = sliding_rebuild(ctx, w)) < 0)
-    return err;
+  if (bk_win_restored(w)) {
+    if ((err = sliding_rebuild(ctx, w)) < 0)
+      return err;
+    /* The rebuild re-set this timer too (its slice is still marked): it fires now, once. */
+    (void)brook_timer_delete(ctx, tm->domain, tm->time, tm->key, tm->key_len, tm->tag);
+  }
   bk_wkey_t *k = bk_wkeys_find(ks, tm->key, tm->key_len, bk_hash_bytes(tm->key, tm->key_len));
   if (!k)
     return BROOK_OK;
