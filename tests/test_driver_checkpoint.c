@@ -40,7 +40,8 @@ static const brook_operator_t timed_op = {.version = BROOK_OPERATOR_VERSION,
                                           .process = timed_process,
                                           .on_timer = timed_on_timer};
 
-/* in -> timed -> agg (sum) -> out, and in -> win (session) -> wout; `extra` adds a node. */
+/* in -> timed -> agg (sum) -> out, and in -> win (session) -> wout; `extra` 1 adds a node,
+ * 2 makes agg a count (another operator type under the same name). */
 static brook_topology_t *topology(const brook_allocator_t *a, int extra, const char *agg_name) {
   brook_topology_opts_t to;
   brook_topology_opts_init(&to);
@@ -57,12 +58,13 @@ static brook_topology_t *topology(const brook_allocator_t *a, int extra, const c
   brook_aggregate_opts_t ao;
   brook_aggregate_opts_init(&ao);
   ao.name = agg_name;
-  named_sink(brook_aggregate(timed, &sum, &ao), "out");
+  brook_aggregator_t count = brook_agg_count();
+  named_sink(brook_aggregate(timed, extra == 2 ? &count : &sum, &ao), "out");
   brook_window_opts_t wo;
   brook_window_opts_init(&wo);
   wo.name = "win";
   named_sink(brook_window_aggregate(in, brook_window_session(10), &sum, &wo), "wout");
-  if (extra) {
+  if (extra == 1) {
     ao.name = "extra";
     named_sink(brook_count(in, &ao), "xout");
   }
@@ -222,6 +224,14 @@ static void test_topology_mismatch_names_the_node(void **state) {
   assert_int_equal(brook_driver_restore(f.d, f.full.data, f.full.len), BROOK_ERR_CORRUPT);
   assert_non_null(strstr(brook_driver_last_error(f.d), "node 'agg'"));
   assert_non_null(strstr(brook_driver_last_error(f.d), "no node of that name"));
+  fixture_close(&f);
+  fixture_open(&f, 2, "agg"); /* the same name, another operator */
+  byte_buf_free(&f.fresh);
+  f.fresh = checkpoint_of(f.d); /* this topology's new driver */
+  assert_int_equal(brook_driver_restore(f.d, f.full.data, f.full.len), BROOK_ERR_CORRUPT);
+  assert_non_null(strstr(brook_driver_last_error(f.d), "it is a 'sum' node, this topology's is "
+                                                       "a 'count'"));
+  assert_unchanged(f.d, &f.fresh);
   fixture_close(&f);
 }
 
