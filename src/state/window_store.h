@@ -208,7 +208,7 @@ bk_wkey_t *bk_wstore_key_get(bk_wstore_t *ws, const void *key, size_t klen, uint
 
 static inline bk_wkey_t *bk_wstore_key_find(bk_wstore_t *ws, const void *key, size_t klen,
                                             uint64_t hash) {
-  return bk_store_find(ws->keys, key, klen, hash, NULL);
+  return bk_hash_find(ws->keys, key, klen, hash, NULL); /* an internal hash store */
 }
 
 /* Marks the key's ring changed (while tracking). BROOK_ERR_NOMEM if the list cannot grow. */
