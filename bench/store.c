@@ -1,4 +1,6 @@
-/* bench_store: the in-memory state store (brook/state.h) on its own, through the public API:
+/* bench_store: the in-memory state stores (brook/state.h) on their own, through the public
+ * API. The point phases run on both built-in backends, the hash store (default) and the
+ * ordered store (opts.ordered):
  *
  *   put      N new 8-byte keys with 8-byte values into a fresh store (growth included)
  *   get      N lookups of present keys, in a scattered order
@@ -7,13 +9,25 @@
  *   small    S stores of 3 keys each (create, 3 puts, a get, free): the per-task cost of a
  *            store that holds little, in time and in bytes (brook_store_memory)
  *
- * The same-run baseline for get and update is a plain array indexed by key number (no
- * hashing, no probing): the floor a hash table can approach; ratio = baseline/store.
+ * and the ordered store's range scans, in the layouts windows and timers use:
+ *
+ *   range    N/100 keys with 100 entries each (key || time); N/10 scans "entries of key k
+ *            with time in [a, a + 10)" (brook_store_iter_time): ns per scan and per entry
+ *   timer    N entries keyed time || key; N/10 seeks "first entry with time >= t"
+ *            (brook_store_iter_time_prefixed), then N/10 "fire everything before the
+ *            watermark" steps that delete what they visit and set a later timer each
+ *
+ * Same-run baselines: for get and update a plain array indexed by key number (no hashing,
+ * no probing), the floor a hash table can approach; for range and timer a sorted array of
+ * the same entries searched by bisection, the floor an ordered store can approach. ratio =
+ * baseline/store; the ordered store's point phases also give ratio vs the hash store.
  *
  *   bench_store [N] [runs]      (BROOK_BENCH_SMOKE=1: tiny run, for ctest)
  *
+ * Stores are single-threaded: the bench runs one worker (workers=1 in the key=value line).
  * Times are CPU time (CLOCK_PROCESS_CPUTIME_ID), so a busy machine disturbs them less than
- * wall-clock time would. Prints per-phase medians and, as the last line, key=value figures. */
+ * wall-clock time would. Prints per-phase medians (ns/op and operations/s), peak RSS and, as
+ * the last line, key=value figures. */
 #include <brook/brook.h>
 
 #include <inttypes.h>
@@ -21,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #define MAX_RUNS 99
@@ -50,10 +65,13 @@ static void die(const char *what, brook_err_t err) {
   exit(1);
 }
 
+static int g_ordered; /* the backend new_store makes: 0 hash, 1 ordered */
+
 static brook_store_t *new_store(size_t value_size) {
   brook_store_opts_t o;
   brook_store_opts_init(&o);
   o.value_size = value_size;
+  o.ordered = g_ordered;
   brook_store_t *s = NULL;
   brook_err_t err = brook_store_new(&s, &o, NULL);
   if (err)
@@ -73,14 +91,21 @@ static double fill(brook_store_t *s, uint64_t n) {
   return (double)(now_ns() - t0) / 1e9;
 }
 
-typedef struct figures {
+/* The point phases of one backend. */
+typedef struct point_figures {
   double put, get, get_base, update, update_base, churn, small; /* ns per operation */
   double small_bytes;                                           /* per small store */
+} point_figures_t;
+
+typedef struct figures {
+  point_figures_t hash, ordered;
+  double range_scan, range_entry, range_base;     /* ns per scan, per entry; baseline/entry */
+  double timer_seek, timer_seek_base, timer_fire; /* ns per seek; baseline; ns per timer */
   uint64_t checksum;
 } figures_t;
 
-static figures_t run_once(uint64_t n, uint64_t k_live, uint64_t n_small) {
-  figures_t f = {0};
+static point_figures_t run_points(uint64_t n, uint64_t k_live, uint64_t n_small, uint64_t *sump) {
+  point_figures_t f = {0};
   uint64_t sum = 0;
 
   brook_store_t *s = new_store(0);
@@ -172,8 +197,170 @@ static figures_t run_once(uint64_t n, uint64_t k_live, uint64_t n_small) {
   }
   f.small = (double)(now_ns() - t0) / (double)n_small;
   f.small_bytes = (double)bytes / (double)n_small;
+  *sump += sum;
+  return f;
+}
+
+/* ---- the ordered store's scans ---- */
+
+#define RANGE_PER_KEY 100 /* entries per key in the range phase */
+#define RANGE_SPAN 10     /* times per scan */
+
+static void be64(unsigned char *p, uint64_t v) {
+  for (int i = 7; i >= 0; i--, v >>= 8)
+    p[i] = (unsigned char)v;
+}
+
+/* A sorted array of 16-byte keys (the baseline): the index of the first key >= k. */
+static size_t sorted_lb(const unsigned char *keys, size_t n, const unsigned char *k) {
+  size_t lo = 0, hi = n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (memcmp(keys + 16 * mid, k, 16) < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+static int cmp_key16(const void *a, const void *b) { return memcmp(a, b, 16); }
+
+static void run_scans(uint64_t n, figures_t *f, uint64_t *sump) {
+  uint64_t sum = 0, n_keys = n / RANGE_PER_KEY, n_scans = n / 10;
+  unsigned char k[16];
+  brook_store_entry_t e;
+  brook_store_iter_t *it;
+  brook_err_t err;
+  g_ordered = 1;
+
+  /* range: key || time, scans of one key's window of times. */
+  brook_store_t *s = new_store(0);
+  unsigned char *keys = malloc(16 * n);
+  if (!keys)
+    die("malloc", BROOK_ERR_NOMEM);
+  for (uint64_t i = 0; i < n; i++) {
+    be64(k, mix64(i / RANGE_PER_KEY));
+    brook_store_time_encode((int64_t)(i % RANGE_PER_KEY) * 1000, k + 8);
+    memcpy(keys + 16 * i, k, 16);
+    if ((err = brook_store_put(s, k, 16, &i, sizeof(i))))
+      die("range put", err);
+  }
+  uint64_t visited = 0, t0 = now_ns();
+  for (uint64_t i = 0; i < n_scans; i++) {
+    uint64_t key = mix64(scatter(i, n_keys)), a = (i * 7) % (RANGE_PER_KEY - RANGE_SPAN);
+    be64(k, key);
+    if ((err = brook_store_iter_time(s, k, 8, (int64_t)a * 1000, (int64_t)(a + RANGE_SPAN) * 1000,
+                                     &it)))
+      die("range scan", err);
+    while (brook_store_iter_next(it, &e)) {
+      uint64_t v;
+      memcpy(&v, e.value, 8);
+      sum += v;
+      visited++;
+    }
+    if ((err = brook_store_iter_close(it)))
+      die("range scan", err);
+  }
+  uint64_t dt = now_ns() - t0;
+  f->range_scan = (double)dt / (double)n_scans;
+  f->range_entry = (double)dt / (double)visited;
+  brook_store_free(s);
+  qsort(keys, n, 16, cmp_key16);
+  uint64_t base_visited = 0;
+  t0 = now_ns();
+  for (uint64_t i = 0; i < n_scans; i++) {
+    uint64_t key = mix64(scatter(i, n_keys)), a = (i * 7) % (RANGE_PER_KEY - RANGE_SPAN);
+    unsigned char lo[16], hi[16];
+    be64(lo, key);
+    memcpy(hi, lo, 8);
+    brook_store_time_encode((int64_t)a * 1000, lo + 8);
+    brook_store_time_encode((int64_t)(a + RANGE_SPAN) * 1000, hi + 8);
+    for (size_t j = sorted_lb(keys, n, lo); j < n && memcmp(keys + 16 * j, hi, 16) < 0; j++) {
+      sum += keys[16 * j + 15];
+      base_visited++;
+    }
+  }
+  f->range_base = (double)(now_ns() - t0) / (double)base_visited;
+  if (base_visited != visited)
+    die("range baseline", BROOK_ERR_STATE);
+
+  /* timer: time || key; the first timer at or after t, then firing. */
+  s = new_store(0);
+  for (uint64_t i = 0; i < n; i++) {
+    brook_store_time_encode((int64_t)(mix64(i) % (n * 10)), k);
+    be64(k + 8, i);
+    memcpy(keys + 16 * i, k, 16);
+    if ((err = brook_store_put(s, k, 16, "", 0)))
+      die("timer put", err);
+  }
+  t0 = now_ns();
+  for (uint64_t i = 0; i < n_scans; i++) {
+    int64_t t = (int64_t)(mix64(i + n) % (n * 10));
+    if ((err = brook_store_iter_time_prefixed(s, t, INT64_MAX, &it)))
+      die("timer seek", err);
+    if (brook_store_iter_next(it, &e))
+      sum += (uint64_t)brook_store_entry_time_prefix(&e);
+    if ((err = brook_store_iter_close(it)))
+      die("timer seek", err);
+  }
+  f->timer_seek = (double)(now_ns() - t0) / (double)n_scans;
+  qsort(keys, n, 16, cmp_key16);
+  t0 = now_ns();
+  for (uint64_t i = 0; i < n_scans; i++) {
+    unsigned char lo[16] = {0};
+    brook_store_time_encode((int64_t)(mix64(i + n) % (n * 10)), lo);
+    size_t j = sorted_lb(keys, n, lo);
+    if (j < n)
+      sum += (uint64_t)brook_store_time_decode(keys + 16 * j);
+  }
+  f->timer_seek_base = (double)(now_ns() - t0) / (double)n_scans;
+  /* Firing: the watermark advances in steps; each step deletes every timer before it and
+   * sets one later timer per timer fired (a periodic timer), so the store stays the same
+   * size. */
+  uint64_t fired = 0, next_id = n;
+  int64_t wm = 0, step = 10;
+  t0 = now_ns();
+  for (uint64_t i = 0; i < n_scans; i++) {
+    wm += step;
+    if ((err = brook_store_iter_time_prefixed(s, INT64_MIN, wm, &it)))
+      die("timer fire", err);
+    while (brook_store_iter_next(it, &e)) {
+      int64_t t = brook_store_entry_time_prefix(&e);
+      if ((err = brook_store_delete(s, e.key, e.key_len)))
+        die("timer fire delete", err);
+      brook_store_time_encode(t + (int64_t)(n * 10), k);
+      be64(k + 8, next_id++);
+      if ((err = brook_store_put(s, k, 16, "", 0)))
+        die("timer fire put", err);
+      fired++;
+    }
+    if ((err = brook_store_iter_close(it)))
+      die("timer fire", err);
+  }
+  f->timer_fire = fired ? (double)(now_ns() - t0) / (double)fired : 0;
+  sum += fired + brook_store_count(s);
+  brook_store_free(s);
+  free(keys);
+  *sump += sum;
+}
+
+static figures_t run_once(uint64_t n, uint64_t k_live, uint64_t n_small) {
+  figures_t f = {0};
+  uint64_t sum = 0;
+  g_ordered = 0;
+  f.hash = run_points(n, k_live, n_small, &sum);
+  g_ordered = 1;
+  f.ordered = run_points(n, k_live, n_small, &sum);
+  run_scans(n, &f, &sum);
   f.checksum = sum;
   return f;
+}
+
+static long peak_rss_kb(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss; /* kB on Linux */
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -219,25 +406,52 @@ int main(int argc, char **argv) {
       return 1;
     }
   }
-  double put = median_of(f, runs, offsetof(figures_t, put));
-  double get = median_of(f, runs, offsetof(figures_t, get));
-  double get_base = median_of(f, runs, offsetof(figures_t, get_base));
-  double update = median_of(f, runs, offsetof(figures_t, update));
-  double update_base = median_of(f, runs, offsetof(figures_t, update_base));
-  double churn = median_of(f, runs, offsetof(figures_t, churn));
-  double small = median_of(f, runs, offsetof(figures_t, small));
-  double small_bytes = median_of(f, runs, offsetof(figures_t, small_bytes));
-  printf("  put     %7.1f ns/op\n", put);
-  printf("  get     %7.1f ns/op   baseline (array) %5.1f ns/op, ratio %.3f\n", get, get_base,
-         get_base / get);
-  printf("  update  %7.1f ns/op   baseline (array) %5.1f ns/op, ratio %.3f\n", update, update_base,
-         update_base / update);
-  printf("  churn   %7.1f ns/op\n", churn);
-  printf("  small   %7.1f ns/store (create, %d puts, get, free), %.0f bytes/store\n", small,
-         SMALL_KEYS, small_bytes);
-  printf("store put_ns=%.1f get_ns=%.1f get_ratio=%.3f update_ns=%.1f update_ratio=%.3f "
-         "churn_ns=%.1f small_store_ns=%.1f small_store_bytes=%.0f checksum=%016" PRIx64 "\n",
-         put, get, get_base / get, update, update_base / update, churn, small, small_bytes,
-         f[0].checksum);
+#define MED(field) median_of(f, runs, offsetof(figures_t, field))
+  point_figures_t h = {MED(hash.put),    MED(hash.get),         MED(hash.get_base),
+                       MED(hash.update), MED(hash.update_base), MED(hash.churn),
+                       MED(hash.small),  MED(hash.small_bytes)};
+  point_figures_t o = {MED(ordered.put),    MED(ordered.get),         MED(ordered.get_base),
+                       MED(ordered.update), MED(ordered.update_base), MED(ordered.churn),
+                       MED(ordered.small),  MED(ordered.small_bytes)};
+  double range_scan = MED(range_scan), range_entry = MED(range_entry), range_base = MED(range_base),
+         timer_seek = MED(timer_seek), timer_seek_base = MED(timer_seek_base),
+         timer_fire = MED(timer_fire);
+#undef MED
+  long rss = peak_rss_kb();
+  const point_figures_t *pf[2] = {&h, &o};
+  for (int b = 0; b < 2; b++) {
+    const point_figures_t *p = pf[b];
+    printf("%s store:\n", b ? "ordered" : "hash");
+    printf("  put     %7.1f ns/op %6.2f M/s\n", p->put, 1e3 / p->put);
+    printf("  get     %7.1f ns/op %6.2f M/s   baseline (array) %5.1f ns/op, ratio %.3f\n", p->get,
+           1e3 / p->get, p->get_base, p->get_base / p->get);
+    printf("  update  %7.1f ns/op %6.2f M/s   baseline (array) %5.1f ns/op, ratio %.3f\n",
+           p->update, 1e3 / p->update, p->update_base, p->update_base / p->update);
+    printf("  churn   %7.1f ns/op %6.2f M/s\n", p->churn, 1e3 / p->churn);
+    printf("  small   %7.1f ns/store (create, %d puts, get, free), %.0f bytes/store\n", p->small,
+           SMALL_KEYS, p->small_bytes);
+  }
+  printf("ordered vs hash (same run): put %.3f, get %.3f, update %.3f, churn %.3f\n", h.put / o.put,
+         h.get / o.get, h.update / o.update, h.churn / o.churn);
+  printf("ordered scans:\n");
+  printf("  range   %7.1f ns/scan of %d entries, %.1f ns/entry %6.2f M entries/s   baseline "
+         "(sorted array) %.1f ns/entry, ratio %.3f\n",
+         range_scan, RANGE_SPAN, range_entry, 1e3 / range_entry, range_base,
+         range_base / range_entry);
+  printf("  timer   %7.1f ns/seek %6.2f M/s   baseline (sorted array) %.1f ns/seek, ratio %.3f; "
+         "firing %.1f ns/timer (delete + set a later one)\n",
+         timer_seek, 1e3 / timer_seek, timer_seek_base, timer_seek_base / timer_seek, timer_fire);
+  printf("  peak RSS %ld kB\n", rss);
+  printf("store workers=1 put_ns=%.1f get_ns=%.1f get_per_s=%.0f get_ratio=%.3f update_ns=%.1f "
+         "update_ratio=%.3f churn_ns=%.1f small_store_ns=%.1f small_store_bytes=%.0f "
+         "ordered_put_ns=%.1f ordered_get_ns=%.1f ordered_get_ratio_vs_hash=%.3f "
+         "ordered_update_ns=%.1f ordered_churn_ns=%.1f ordered_small_store_bytes=%.0f "
+         "range_scan_ns=%.1f range_entry_ns=%.1f range_entries_per_s=%.0f range_ratio=%.3f "
+         "timer_seek_ns=%.1f timer_seek_ratio=%.3f timer_fire_ns=%.1f peak_rss_kb=%ld "
+         "checksum=%016" PRIx64 "\n",
+         h.put, h.get, 1e9 / h.get, h.get_base / h.get, h.update, h.update_base / h.update, h.churn,
+         h.small, h.small_bytes, o.put, o.get, h.get / o.get, o.update, o.churn, o.small_bytes,
+         range_scan, range_entry, 1e9 / range_entry, range_base / range_entry, timer_seek,
+         timer_seek_base / timer_seek, timer_fire, rss, f[0].checksum);
   return 0;
 }

@@ -66,8 +66,8 @@ static int later_open(const bk_win_t *w, const bk_wkey_t *k, brook_time_t t, bro
 /* A ring element's seq holds which timers of its slice are pending, so that a restored
  * store implies its timers exactly (when an eviction happens decides how the two stacks
  * group merges, hence the last bits of a floating-point result). */
-#define SLICE_TIMED 1u   /* its window's timer */
-#define SLICE_CLEANUP 2u /* its cleanup timer */
+#define SLICE_TIMED 1u   /* its window got a timer; pending while the slice is >= upto */
+#define SLICE_CLEANUP 2u /* its cleanup timer is pending */
 
 static void slice_time(bk_wkeys_t *ks, bk_wkey_t *k, size_t i, uint64_t what) {
   unsigned char *seq = bk_ring_el(&ks->rc, &k->ring, i) + 8;
@@ -77,7 +77,7 @@ static void slice_time(bk_wkeys_t *ks, bk_wkey_t *k, size_t i, uint64_t what) {
   memcpy(seq, &v, 8);
 }
 
-/* The timer `what` of slice t has fired. */
+/* The timer `what` of slice t has fired. O(log slices). */
 static void slice_untime(bk_wkeys_t *ks, bk_wkey_t *k, brook_time_t t, uint64_t what) {
   size_t i = bk_ring_lower(&ks->rc, &k->ring, t);
   if (i < k->ring.n && bk_ring_start(&ks->rc, &k->ring, i) == t) {
@@ -103,7 +103,7 @@ static brook_err_t sliding_rebuild(brook_ctx_t *ctx, bk_win_t *w) {
     for (size_t i = 0; i < k->ring.n; i++) {
       brook_time_t t = bk_ring_start(&ks->rc, &k->ring, i);
       uint64_t marks = bk_ring_seq(&ks->rc, &k->ring, i);
-      if ((marks & SLICE_TIMED) &&
+      if ((marks & SLICE_TIMED) && t >= k->upto && /* else its window has fired */
           (err = brook_timer_set(ctx, BROOK_EVENT_TIME, bk_win_fire_time(w, t + 1), key, kl,
                                  (uint64_t)t)) < 0)
         return err;
@@ -186,7 +186,6 @@ static brook_err_t sliding_on_timer(brook_ctx_t *ctx, void *state, const brook_t
   if ((err = bk_wkeys_touch(ks, k)) < 0)
     return err;
   brook_time_t reach = tm->time - w->cfg->grace; /* the window end - 1 this timer is about */
-  slice_untime(ks, k, t, reach == t ? SLICE_TIMED : SLICE_CLEANUP); /* this timer has fired */
   if (reach == t) {
     bk_ring_push(&ks->rc, &k->ring, t + 1, bk_wkey_back(k));
     if (t + 1 > k->upto)
@@ -207,6 +206,9 @@ static brook_err_t sliding_on_timer(brook_ctx_t *ctx, void *state, const brook_t
       bk_ring_start(&ks->rc, &k->ring, first_pending) - size + 1 < keep)
     keep = bk_ring_start(&ks->rc, &k->ring, first_pending) - size + 1;
   bk_ring_evict(&ks->rc, &k->ring, keep, bk_wkey_back(k));
+  /* A cleanup timer has fired: its slice, if still there, no longer has one pending. */
+  if (reach != t && k->ring.n && bk_ring_start(&ks->rc, &k->ring, 0) <= t)
+    slice_untime(ks, k, t, SLICE_CLEANUP);
   if (!k->ring.n) {
     bk_wkeys_remove(ks, k);
     return BROOK_OK;

@@ -3,6 +3,8 @@
  * with no backend table. See store.h for the layout and the deletion scheme. */
 #include "state/store.h"
 
+#include <brook/store_backend.h>
+
 #include <assert.h>
 #include <string.h>
 
@@ -447,8 +449,11 @@ brook_err_t bk_hash_insert_new(brook_store_t *s, const void *key, size_t klen, u
 int bk_store_check(const brook_store_t *s) {
   if (!s)
     return 0;
-  if (s->be) /* the backend keeps its own invariants */
-    return !s->cap && !s->count && s->name;
+  if (s->be) { /* a backend keeps its own invariants; the ordered store's are checkable */
+    if (s->cap || s->count || !s->name)
+      return 0;
+    return s->be != brook_store_backend_ordered() || bk_ordered_check(s->be_state);
+  }
   if (!bk_slab_check(&s->slab))
     return 0;
   if (!s->cap)

@@ -1,17 +1,25 @@
-/* The in-memory ordered store: a skip list of entries in slab memory, keys in unsigned byte
+/* The in-memory ordered store: a B+tree over entries in slab memory, keys in unsigned byte
  * order, behind the public backend table (brook_store_backend_ordered()).
  *
- * A node is one slab block: [header][height next-pointers][key, padded to 16][value], so a
- * put allocates one block from the store's slab (no malloc per entry once the slab is warm)
- * and values are 16-byte aligned like the hash store's. Heights are drawn with p = 1/4 from
- * a per-store xorshift generator (deterministic: the same operations build the same list),
- * giving O(log n) expected seek, insert and delete.
+ * Entries are the hash store's (store.h: [bk_entry_t][key, padded to 16][value]), one slab
+ * block each, so values are 16-byte aligned and a put asks the allocator for nothing once the
+ * slab is warm. Nodes are slab blocks too (one per up to CAP entries). Each node keeps, next
+ * to every entry or separator pointer, the key's first 8 bytes as a big-endian integer: a
+ * search compares integers inside the node and touches an entry only on a tie, so a lookup
+ * costs about one cache miss per level (3 to 4 levels for a million keys) instead of a skip
+ * list's dozens.
  *
- * Iterators hold a node pointer and are only advanced while the list has not changed (the
- * store layer re-seeks them after a change, store_iter.c); they come from a per-store free
- * list, so scans allocate nothing once warm. In-place updates (fixed value_size) are tracked
- * in a dirty array, one mark per node, and reported at flush. Single-threaded, like every
- * store. */
+ * Invariants (btree_check): an inner node with n children has separators sep[1..n-1]: sep[i]
+ * is the entry with the smallest key of child i's subtree (a pointer, kept exact: deleting a
+ * subtree's smallest key updates the one ancestor separator that points at it). Keys strictly
+ * increase along the leaves, which are linked left to right for iteration. Every node but the
+ * root has at least one entry or child; a leaf whose count falls below CAP/4 merges with a
+ * sibling that has room, so a store under churn keeps its node count near count / (CAP/4).
+ *
+ * Iterators hold a leaf and an index, valid while the tree does not change (the store layer
+ * re-seeks them after a change, store_iter.c); they come from a per-store free list. In-place
+ * updates (fixed value_size) are tracked in a dirty array, reported at flush. Single-threaded,
+ * like every store. */
 #include <assert.h>
 #include <string.h>
 
@@ -21,55 +29,61 @@
 #include "state/slab.h"
 #include "state/store.h"
 
-#define MAX_HEIGHT 32
+#define CAP 40 /* entries per leaf, children per inner node: a node is one 1 KiB block */
+#define MIN_FILL (CAP / 4)
+#define MAX_DEPTH 32 /* far beyond any reachable height */
 #define DIRTY_KEEP 64
 #define TRIM_BYTES ((size_t)256 * 1024) /* an emptied store holding more gives it back */
 
-typedef struct node {
-  uint32_t klen, vlen;
-  uint32_t ref;        /* the slab block's ref */
-  uint32_t dirty;      /* 1 + index in the dirty array, or 0 */
-  uint32_t height;     /* number of next pointers, 1..MAX_HEIGHT */
-  uint32_t pad_;       /* keeps next[] 8-byte aligned on every ABI */
-  struct node *next[]; /* height pointers, then the key at a 16-byte boundary */
-} node_t;
+typedef struct bnode {
+  uint16_t n;               /* entries (leaf) or children (inner) */
+  uint16_t leaf;            /* 1 for a leaf */
+  uint32_t ref;             /* the slab block's ref */
+  struct bnode *next;       /* leaves: the leaf to the right, or NULL */
+  uint64_t pfx[CAP];        /* big-endian first 8 key bytes of ent[i] (inner: of sep[i]) */
+  bk_entry_t *ent[CAP];     /* leaf: the entries; inner: separators, ent[0] unused */
+  struct bnode *child[CAP]; /* inner only */
+} bnode_t;
 
 typedef struct ord_iter ord_iter_t;
 
 typedef struct ordered {
-  node_t *head[MAX_HEIGHT]; /* the first node of each level */
-  uint32_t height;          /* levels in use */
+  bnode_t *root;  /* NULL when empty */
+  uint32_t depth; /* levels: 1 when the root is a leaf */
   size_t count;
+  size_t nodes;
   size_t value_size;
-  uint64_t rng;
   bk_slab_t slab;
-  node_t **dirty;
+  bk_entry_t **dirty; /* entries updated in place since the last flush */
   size_t n_dirty, dirty_cap;
   ord_iter_t *free_iters; /* closed iterators, kept for reuse */
-  size_t n_iters;         /* iterators allocated (open or free) */
+  size_t n_iters;
   brook_allocator_t alloc;
 } ordered_t;
 
 struct ord_iter {
   ordered_t *o;
-  node_t *at;
+  bnode_t *leaf;
+  size_t i;
   ord_iter_t *next_free;
 };
 
-static size_t key_offset(uint32_t height) {
-  return (sizeof(node_t) + height * sizeof(node_t *) + 15) & ~(size_t)15;
-}
+/* A root-to-leaf path: node[d] at depth d, at[d] the child index taken from node[d]. */
+typedef struct path {
+  bnode_t *node[MAX_DEPTH];
+  uint32_t at[MAX_DEPTH];
+} path_t;
 
-static unsigned char *node_key(const node_t *n) {
-  return (unsigned char *)(uintptr_t)n + key_offset(n->height);
-}
+/* ---- keys ---- */
 
-static unsigned char *node_value(const node_t *n) {
-  return node_key(n) + (((size_t)n->klen + 15) & ~(size_t)15);
-}
-
-static size_t node_size(uint32_t height, size_t klen, size_t vlen) {
-  return key_offset(height) + ((klen + 15) & ~(size_t)15) + vlen;
+static uint64_t key_prefix(const void *key, size_t klen) {
+  unsigned char b[8] = {0};
+  if (klen)
+    memcpy(b, key, klen < 8 ? klen : 8);
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++)
+    v = (v << 8) | b[i];
+  return v;
 }
 
 static int key_cmp(const void *a, size_t alen, const void *b, size_t blen) {
@@ -78,52 +92,107 @@ static int key_cmp(const void *a, size_t alen, const void *b, size_t blen) {
   return c ? c : (alen > blen) - (alen < blen);
 }
 
-static uint32_t random_height(ordered_t *o) {
-  uint64_t x = o->rng;
-  x ^= x << 13;
-  x ^= x >> 7;
-  x ^= x << 17;
-  o->rng = x;
-  uint32_t h = 1;
-  while (h < MAX_HEIGHT && (x & 3) == 0) { /* p = 1/4 per level */
-    h++;
-    x >>= 2;
+/* The order of `key` (with prefix kp) against entry i of node x: <0, 0, >0. */
+static inline int cmp_at(const void *key, size_t klen, uint64_t kp, const bnode_t *x, size_t i) {
+  if (kp != x->pfx[i])
+    return kp < x->pfx[i] ? -1 : 1;
+  const bk_entry_t *e = x->ent[i];
+  return key_cmp(key, klen, bk_entry_key(e), e->klen);
+}
+
+/* Leaf: the first index whose entry is >= key. */
+static size_t leaf_lb(const bnode_t *x, const void *key, size_t klen, uint64_t kp) {
+  size_t lo = 0, hi = x->n;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (cmp_at(key, klen, kp, x, mid) > 0)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
-  return h;
+  return lo;
 }
 
-/* The next pointer of level i after `n`, where n NULL is the head. */
-static node_t **link_of(ordered_t *o, node_t *n, uint32_t i) {
-  return n ? &n->next[i] : &o->head[i];
-}
-
-/* The first node with key >= `key`; prev[i] (if given) gets the last node of level i before
- * it (NULL: the head). */
-static node_t *find_ge(ordered_t *o, const void *key, size_t klen, node_t **prev) {
-  node_t *x = NULL; /* the head */
-  for (uint32_t i = o->height; i-- > 0;) {
-    node_t *n;
-    while ((n = *link_of(o, x, i)) && key_cmp(node_key(n), n->klen, key, klen) < 0)
-      x = n;
-    if (prev)
-      prev[i] = x;
+/* Inner: the child whose subtree holds key (the last i with sep[i] <= key, or 0). */
+static size_t inner_pick(const bnode_t *x, const void *key, size_t klen, uint64_t kp) {
+  size_t lo = 1, hi = x->n;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (cmp_at(key, klen, kp, x, mid) >= 0)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
-  return o->height ? *link_of(o, x, 0) : NULL;
+  return lo - 1;
 }
 
-static int node_is(const node_t *n, const void *key, size_t klen) {
-  return n && n->klen == klen && (klen == 0 || memcmp(node_key(n), key, klen) == 0);
+/* Descends to the leaf for key, recording the path; returns the leaf (NULL when empty). */
+static bnode_t *descend(const ordered_t *o, const void *key, size_t klen, uint64_t kp, path_t *p) {
+  bnode_t *x = o->root;
+  for (uint32_t d = 0; x && d + 1 < o->depth; d++) {
+    size_t c = inner_pick(x, key, klen, kp);
+    if (p) {
+      p->node[d] = x;
+      p->at[d] = (uint32_t)c;
+    }
+    x = x->child[c];
+  }
+  if (p && x)
+    p->node[o->depth - 1] = x;
+  return x;
 }
 
-/* ---- the dirty set ---- */
+/* ---- nodes and entries ---- */
 
-static void dirty_remove(ordered_t *o, node_t *n) {
-  size_t i = n->dirty - 1;
-  assert(i < o->n_dirty && o->dirty[i] == n);
-  node_t *last = o->dirty[--o->n_dirty];
+static bnode_t *node_new(ordered_t *o, int leaf) {
+  uint32_t ref;
+  bnode_t *x = bk_slab_alloc(&o->slab, sizeof(bnode_t), &ref);
+  if (!x)
+    return NULL;
+  x->n = 0;
+  x->leaf = (uint16_t)leaf;
+  x->ref = ref;
+  x->next = NULL;
+  o->nodes++;
+  return x;
+}
+
+static void node_free(ordered_t *o, bnode_t *x) {
+  o->nodes--;
+  bk_slab_free(&o->slab, x, x->ref);
+}
+
+static size_t entry_size(size_t klen, size_t vlen) {
+  return sizeof(bk_entry_t) + ((klen + 15) & ~(size_t)15) + vlen;
+}
+
+/* A new entry with copies of key and value (value NULL: zeroed). */
+static bk_entry_t *entry_new(ordered_t *o, const void *key, size_t klen, const void *value,
+                             size_t vlen) {
+  uint32_t ref;
+  bk_entry_t *e = bk_slab_alloc(&o->slab, entry_size(klen, vlen), &ref);
+  if (!e)
+    return NULL;
+  e->klen = (uint32_t)klen;
+  e->vlen = (uint32_t)vlen;
+  e->dirty = 0;
+  e->ref = ref;
+  if (klen)
+    memcpy(bk_entry_key(e), key, klen);
+  if (value && vlen)
+    memcpy(bk_entry_value(e), value, vlen);
+  else if (vlen)
+    memset(bk_entry_value(e), 0, vlen);
+  return e;
+}
+
+static void dirty_remove(ordered_t *o, bk_entry_t *e) {
+  size_t i = e->dirty - 1;
+  assert(i < o->n_dirty && o->dirty[i] == e);
+  bk_entry_t *last = o->dirty[--o->n_dirty];
   o->dirty[i] = last;
   last->dirty = (uint32_t)(i + 1);
-  n->dirty = 0;
+  e->dirty = 0;
 }
 
 static void dirty_reset(ordered_t *o) {
@@ -137,10 +206,221 @@ static void dirty_reset(ordered_t *o) {
   }
 }
 
-static void node_free(ordered_t *o, node_t *n) {
-  if (n->dirty)
-    dirty_remove(o, n);
-  bk_slab_free(&o->slab, n, n->ref);
+static void entry_free(ordered_t *o, bk_entry_t *e) {
+  if (e->dirty)
+    dirty_remove(o, e);
+  bk_slab_free(&o->slab, e, e->ref);
+}
+
+/* Slot i of x gets entry e (its prefix too). */
+static void set_ent(bnode_t *x, size_t i, bk_entry_t *e) {
+  x->ent[i] = e;
+  x->pfx[i] = key_prefix(bk_entry_key(e), e->klen);
+}
+
+/* The smallest entry of the subtree at node[d] changed to e: fix the one separator above
+ * that names it (the nearest ancestor reached through a child index > 0). */
+static void fix_min(path_t *p, uint32_t d, bk_entry_t *e) {
+  while (d-- > 0) {
+    if (p->at[d] > 0) {
+      set_ent(p->node[d], p->at[d], e);
+      return;
+    }
+  }
+}
+
+/* ---- insertion ---- */
+
+/* Inserts (sep, child) at index i of inner node x, which has room. */
+static void inner_insert(bnode_t *x, size_t i, bk_entry_t *sep, bnode_t *child) {
+  memmove(&x->pfx[i + 1], &x->pfx[i], (x->n - i) * sizeof(x->pfx[0]));
+  memmove(&x->ent[i + 1], &x->ent[i], (x->n - i) * sizeof(x->ent[0]));
+  memmove(&x->child[i + 1], &x->child[i], (x->n - i) * sizeof(x->child[0]));
+  set_ent(x, i, sep);
+  x->child[i] = child;
+  x->n++;
+}
+
+/* Inserts new entry e at index i of the leaf at the end of path p, splitting upwards as
+ * needed. BROOK_OK or BROOK_ERR_NOMEM (the tree unchanged: every node a split could need is
+ * allocated before anything moves). */
+static brook_err_t leaf_insert(ordered_t *o, path_t *p, size_t i, bk_entry_t *e) {
+  uint32_t d = o->depth - 1;
+  /* Levels that are full along the path split; count them and reserve the nodes first. */
+  uint32_t full = 0;
+  while (full <= d && p->node[d - full]->n == CAP)
+    full++;
+  bnode_t *spare[MAX_DEPTH + 1];
+  uint32_t need = full + (full == d + 1); /* a full root needs a new root too */
+  for (uint32_t k = 0; k < need; k++) {
+    if (!(spare[k] = node_new(o, 0))) {
+      while (k-- > 0)
+        node_free(o, spare[k]);
+      return BROOK_ERR_NOMEM;
+    }
+  }
+  uint32_t used = 0;
+  /* Insert into the leaf, splitting it first if full. */
+  bnode_t *x = p->node[d];
+  bk_entry_t *sep = NULL;
+  bnode_t *right = NULL;
+  if (x->n == CAP) {
+    right = spare[used++];
+    right->leaf = 1;
+    size_t half = CAP / 2;
+    memcpy(right->pfx, &x->pfx[half], (CAP - half) * sizeof(x->pfx[0]));
+    memcpy(right->ent, &x->ent[half], (CAP - half) * sizeof(x->ent[0]));
+    right->n = CAP - half;
+    x->n = (uint16_t)half;
+    right->next = x->next;
+    x->next = right;
+    if (i > half) {
+      x = right;
+      i -= half;
+    }
+  }
+  memmove(&x->pfx[i + 1], &x->pfx[i], (x->n - i) * sizeof(x->pfx[0]));
+  memmove(&x->ent[i + 1], &x->ent[i], (x->n - i) * sizeof(x->ent[0]));
+  set_ent(x, i, e);
+  x->n++;
+  o->count++;
+  /* Push the split up. */
+  while (right) {
+    sep = right->ent[0];
+    if (d == 0) { /* a new root */
+      bnode_t *root = spare[used++];
+      root->leaf = 0;
+      root->n = 2;
+      root->child[0] = p->node[0];
+      root->child[1] = right;
+      set_ent(root, 1, sep);
+      root->ent[0] = NULL;
+      root->pfx[0] = 0;
+      o->root = root;
+      o->depth++;
+      break;
+    }
+    d--;
+    bnode_t *parent = p->node[d];
+    size_t at = p->at[d] + 1;
+    if (parent->n < CAP) {
+      inner_insert(parent, at, sep, right);
+      right = NULL;
+      break;
+    }
+    bnode_t *r = spare[used++];
+    r->leaf = 0;
+    size_t half = CAP / 2;
+    memcpy(r->pfx, &parent->pfx[half], (CAP - half) * sizeof(parent->pfx[0]));
+    memcpy(r->ent, &parent->ent[half], (CAP - half) * sizeof(parent->ent[0]));
+    memcpy(r->child, &parent->child[half], (CAP - half) * sizeof(parent->child[0]));
+    r->n = CAP - half;
+    parent->n = (uint16_t)half;
+    if (at > half)
+      inner_insert(r, at - half, sep, right);
+    else
+      inner_insert(parent, at, sep, right);
+    right = r; /* r->ent[0] is the smallest key of its subtree: the separator to push */
+  }
+  while (used < need)
+    node_free(o, spare[used++]);
+  return BROOK_OK;
+}
+
+/* ---- deletion ---- */
+
+/* Removes slot i (entry or child) from node x. */
+static void node_remove(bnode_t *x, size_t i) {
+  memmove(&x->pfx[i], &x->pfx[i + 1], (x->n - i - 1) * sizeof(x->pfx[0]));
+  memmove(&x->ent[i], &x->ent[i + 1], (x->n - i - 1) * sizeof(x->ent[0]));
+  if (!x->leaf)
+    memmove(&x->child[i], &x->child[i + 1], (x->n - i - 1) * sizeof(x->child[0]));
+  x->n--;
+}
+
+/* The leaf before `leaf` in the leaf chain (for unlinking): the rightmost leaf of the
+ * subtree left of it, found through the path. NULL if it is the first leaf. */
+static bnode_t *prev_leaf(const ordered_t *o, const path_t *p) {
+  uint32_t d = o->depth - 1;
+  while (d-- > 0) {
+    if (p->at[d] > 0) {
+      bnode_t *x = p->node[d]->child[p->at[d] - 1];
+      while (!x->leaf)
+        x = x->child[x->n - 1];
+      return x;
+    }
+  }
+  return NULL;
+}
+
+/* Node node[d] of the path became empty: unlink and free it, removing it from its parent
+ * (recursively), and fix the separators of a subtree that lost its smallest key. */
+static void remove_empty(ordered_t *o, path_t *p, uint32_t d) {
+  bnode_t *x = p->node[d];
+  if (x->leaf) {
+    bnode_t *prev = prev_leaf(o, p);
+    if (prev)
+      prev->next = x->next;
+  }
+  node_free(o, x);
+  if (d == 0) {
+    o->root = NULL;
+    o->depth = 0;
+    return;
+  }
+  bnode_t *parent = p->node[d - 1];
+  uint32_t at = p->at[d - 1];
+  node_remove(parent, at);
+  if (parent->n == 0) {
+    remove_empty(o, p, d - 1);
+    return;
+  }
+  if (at == 0) { /* the parent's first child is another one now: its smallest key changed */
+    bk_entry_t *m = parent->ent[0];
+    parent->ent[0] = NULL;
+    parent->pfx[0] = 0;
+    fix_min(p, d - 1, m);
+  }
+}
+
+/* The root is an inner node with one child: that child becomes the root. */
+static void collapse_root(ordered_t *o) {
+  while (o->root && !o->root->leaf && o->root->n == 1) {
+    bnode_t *old = o->root;
+    o->root = old->child[0];
+    o->depth--;
+    node_free(o, old);
+  }
+}
+
+/* Leaf node[d] fell below MIN_FILL: merge it into a sibling under the same parent when the
+ * two fit in one leaf (the right one empties into the left and is removed). */
+static void leaf_merge(ordered_t *o, path_t *p, uint32_t d) {
+  if (d == 0)
+    return;
+  bnode_t *parent = p->node[d - 1];
+  uint32_t at = p->at[d - 1];
+  bnode_t *x = p->node[d], *left, *right;
+  uint32_t right_at;
+  if (at + 1 < parent->n && x->n + parent->child[at + 1]->n <= CAP) {
+    left = x;
+    right = parent->child[at + 1];
+    right_at = at + 1;
+  } else if (at > 0 && x->n + parent->child[at - 1]->n <= CAP) {
+    left = parent->child[at - 1];
+    right = x;
+    right_at = at;
+  } else {
+    return;
+  }
+  memcpy(&left->pfx[left->n], right->pfx, right->n * sizeof(right->pfx[0]));
+  memcpy(&left->ent[left->n], right->ent, right->n * sizeof(right->ent[0]));
+  left->n = (uint16_t)(left->n + right->n);
+  right->n = 0;
+  /* Remove the now empty right leaf through a path that reaches it. */
+  p->at[d - 1] = right_at;
+  p->node[d] = right;
+  remove_empty(o, p, d);
 }
 
 /* ---- the table's functions ---- */
@@ -158,7 +438,6 @@ static brook_err_t ord_open(void **state, brook_store_t *store, const char *name
   memset(o, 0, sizeof(*o));
   o->alloc = *alloc;
   o->value_size = opts->value_size;
-  o->rng = 0x9e3779b97f4a7c15ULL;
   bk_slab_init(&o->slab, &o->alloc);
   *state = o;
   return BROOK_OK;
@@ -171,115 +450,115 @@ static void ord_close(void *state) {
     o->free_iters = it->next_free;
     bk_free(&o->alloc, it);
   }
-  bk_slab_destroy(&o->slab);
+  bk_slab_destroy(&o->slab); /* every node and entry */
   bk_free(&o->alloc, o->dirty);
   brook_allocator_t a = o->alloc;
   bk_free(&a, o);
 }
 
+/* The entry of key in its leaf, or NULL; *leaf and *i say where it is or would go. */
+static bk_entry_t *find(const ordered_t *o, const void *key, size_t klen, path_t *p, bnode_t **leaf,
+                        size_t *i) {
+  uint64_t kp = key_prefix(key, klen);
+  bnode_t *x = descend(o, key, klen, kp, p);
+  *leaf = x;
+  *i = 0;
+  if (!x)
+    return NULL;
+  size_t at = leaf_lb(x, key, klen, kp);
+  *i = at;
+  return at < x->n && cmp_at(key, klen, kp, x, at) == 0 ? x->ent[at] : NULL;
+}
+
 static brook_err_t ord_get(void *state, const void *key, size_t klen, const void **value,
                            size_t *vlen) {
-  node_t *n = find_ge(state, key, klen, NULL);
-  if (!node_is(n, key, klen))
+  bnode_t *leaf;
+  size_t i;
+  bk_entry_t *e = find(state, key, klen, NULL, &leaf, &i);
+  if (!e)
     return BROOK_ERR_NOT_FOUND;
-  *value = node_value(n);
-  *vlen = n->vlen;
+  *value = bk_entry_value(e);
+  *vlen = e->vlen;
   return BROOK_OK;
 }
 
-/* A new node of `height` with copies of key and value (value may be NULL: zeroed). */
-static node_t *node_new(ordered_t *o, uint32_t height, const void *key, size_t klen,
-                        const void *value, size_t vlen) {
-  uint32_t ref;
-  node_t *n = bk_slab_alloc(&o->slab, node_size(height, klen, vlen), &ref);
-  if (!n)
-    return NULL;
-  n->klen = (uint32_t)klen;
-  n->vlen = (uint32_t)vlen;
-  n->ref = ref;
-  n->dirty = 0;
-  n->height = height;
-  n->pad_ = 0;
-  if (klen)
-    memcpy(node_key(n), key, klen);
-  if (value && vlen)
-    memcpy(node_value(n), value, vlen);
-  else if (vlen)
-    memset(node_value(n), 0, vlen);
-  return n;
-}
-
-/* Links new node n after prev[] (levels above the list's height start at the head). */
-static void node_link(ordered_t *o, node_t *n, node_t **prev) {
-  for (uint32_t i = o->height; i < n->height; i++)
-    prev[i] = NULL;
-  if (n->height > o->height)
-    o->height = n->height;
-  for (uint32_t i = 0; i < n->height; i++) {
-    node_t **l = link_of(o, prev[i], i);
-    n->next[i] = *l;
-    *l = n;
-  }
-  o->count++;
-}
-
-static brook_err_t insert(ordered_t *o, const void *key, size_t klen, const void *value,
-                          size_t vlen, node_t **out) {
-  node_t *prev[MAX_HEIGHT];
-  node_t *at = find_ge(o, key, klen, prev);
-  if (node_is(at, key, klen)) {
-    size_t old = node_size(at->height, at->klen, at->vlen);
-    size_t need = node_size(at->height, klen, vlen);
-    if (bk_slab_block_size(old) == bk_slab_block_size(need)) {
-      if (vlen)
-        memmove(node_value(at), value, vlen); /* value may be a view of this very value */
-      at->vlen = (uint32_t)vlen;
-      if (at->dirty)
-        dirty_remove(o, at);
-      *out = at;
-      return BROOK_OK;
-    }
-    /* Build the replacement before touching the old node: NOMEM leaves it, and key and
-     * value may point into it. Same height, so prev[] links it in place. */
-    node_t *n = node_new(o, at->height, key, klen, value, vlen);
-    if (!n)
-      return BROOK_ERR_NOMEM;
-    for (uint32_t i = 0; i < at->height; i++) {
-      n->next[i] = at->next[i];
-      *link_of(o, prev[i], i) = n;
-    }
-    node_free(o, at);
-    *out = n;
-    return BROOK_OK;
-  }
-  node_t *n = node_new(o, random_height(o), key, klen, value, vlen);
-  if (!n)
+/* Inserts a new key (value NULL: zeroed) into an empty tree or at leaf position i. */
+static brook_err_t insert_new(ordered_t *o, path_t *p, size_t i, const void *key, size_t klen,
+                              const void *value, size_t vlen, bk_entry_t **out) {
+  bk_entry_t *e = entry_new(o, key, klen, value, vlen);
+  if (!e)
     return BROOK_ERR_NOMEM;
-  node_link(o, n, prev);
-  *out = n;
+  if (!o->root) {
+    bnode_t *x = node_new(o, 1);
+    if (!x) {
+      bk_slab_free(&o->slab, e, e->ref);
+      return BROOK_ERR_NOMEM;
+    }
+    set_ent(x, 0, e);
+    x->n = 1;
+    o->root = x;
+    o->depth = 1;
+    o->count = 1;
+  } else if (leaf_insert(o, p, i, e)) {
+    bk_slab_free(&o->slab, e, e->ref);
+    return BROOK_ERR_NOMEM;
+  }
+  *out = e;
   return BROOK_OK;
 }
 
 static brook_err_t ord_put(void *state, const void *key, size_t klen, const void *value,
                            size_t vlen) {
-  node_t *n;
-  return insert(state, key, klen, value, vlen, &n);
+  ordered_t *o = state;
+  path_t p;
+  bnode_t *leaf;
+  size_t i;
+  bk_entry_t *e = find(o, key, klen, &p, &leaf, &i), *n;
+  if (!e)
+    return insert_new(o, &p, i, key, klen, value, vlen, &n);
+  if (bk_slab_block_size(entry_size(e->klen, e->vlen)) ==
+      bk_slab_block_size(entry_size(klen, vlen))) {
+    if (vlen)
+      memmove(bk_entry_value(e), value, vlen); /* value may be a view of this very value */
+    e->vlen = (uint32_t)vlen;
+    if (e->dirty)
+      dirty_remove(o, e);
+    return BROOK_OK;
+  }
+  /* Another block size: build the replacement before freeing (NOMEM keeps the old value, and
+   * key and value may point into it). */
+  if (!(n = entry_new(o, key, klen, value, vlen)))
+    return BROOK_ERR_NOMEM;
+  set_ent(leaf, i, n);
+  if (i == 0)
+    fix_min(&p, o->depth - 1, n); /* a separator may name the old entry */
+  entry_free(o, e);
+  return BROOK_OK;
 }
 
 static brook_err_t ord_del(void *state, const void *key, size_t klen) {
   ordered_t *o = state;
-  node_t *prev[MAX_HEIGHT];
-  node_t *n = find_ge(o, key, klen, prev);
-  if (!node_is(n, key, klen))
+  path_t p;
+  bnode_t *leaf;
+  size_t i;
+  bk_entry_t *e = find(o, key, klen, &p, &leaf, &i);
+  if (!e)
     return BROOK_ERR_NOT_FOUND;
-  for (uint32_t i = 0; i < n->height; i++)
-    *link_of(o, prev[i], i) = n->next[i];
-  while (o->height && !o->head[o->height - 1])
-    o->height--;
+  uint32_t d = o->depth - 1;
+  node_remove(leaf, i);
   o->count--;
-  node_free(o, n);
+  if (leaf->n == 0) {
+    remove_empty(o, &p, d);
+  } else {
+    if (i == 0)
+      fix_min(&p, d, leaf->ent[0]);
+    if (leaf->n < MIN_FILL)
+      leaf_merge(o, &p, d);
+  }
+  collapse_root(o);
+  entry_free(o, e); /* after the separators stopped naming it */
   if (!o->count && bk_slab_bytes(&o->slab) > TRIM_BYTES)
-    bk_slab_trim(&o->slab); /* the end of a burst: give the chunks back */
+    bk_slab_trim(&o->slab); /* emptied after a burst: give the chunks back */
   return BROOK_OK;
 }
 
@@ -294,34 +573,49 @@ static brook_err_t ord_iter_open(void *state, void **iter) {
     o->n_iters++;
   }
   it->o = o;
-  it->at = NULL;
+  it->leaf = NULL;
+  it->i = 0;
   it->next_free = NULL;
   *iter = it;
   return BROOK_OK;
 }
 
-static brook_err_t iter_fill(ord_iter_t *it, brook_store_entry_t *e) {
-  node_t *n = it->at;
-  if (!n)
+static brook_err_t iter_fill(ord_iter_t *it, brook_store_entry_t *out) {
+  while (it->leaf && it->i >= it->leaf->n) {
+    it->leaf = it->leaf->next;
+    it->i = 0;
+  }
+  if (!it->leaf)
     return BROOK_ERR_NOT_FOUND;
-  e->key = node_key(n);
-  e->key_len = n->klen;
-  e->value = node_value(n);
-  e->value_len = n->vlen;
+  const bk_entry_t *e = it->leaf->ent[it->i];
+  out->key = bk_entry_key(e);
+  out->key_len = e->klen;
+  out->value = bk_entry_value(e);
+  out->value_len = e->vlen;
   return BROOK_OK;
 }
 
-static brook_err_t ord_iter_seek(void *iter, const void *key, size_t klen, brook_store_entry_t *e) {
+static brook_err_t ord_iter_seek(void *iter, const void *key, size_t klen,
+                                 brook_store_entry_t *out) {
   ord_iter_t *it = iter;
-  it->at = key ? find_ge(it->o, key, klen, NULL) : it->o->head[0];
-  return iter_fill(it, e);
+  ordered_t *o = it->o;
+  if (!key) {
+    bnode_t *x = o->root;
+    while (x && !x->leaf)
+      x = x->child[0];
+    it->leaf = x;
+    it->i = 0;
+  } else {
+    (void)find(o, key, klen, NULL, &it->leaf, &it->i);
+  }
+  return iter_fill(it, out);
 }
 
-static brook_err_t ord_iter_next(void *iter, brook_store_entry_t *e) {
+static brook_err_t ord_iter_next(void *iter, brook_store_entry_t *out) {
   ord_iter_t *it = iter;
-  if (it->at)
-    it->at = it->at->next[0];
-  return iter_fill(it, e);
+  if (it->leaf)
+    it->i++;
+  return iter_fill(it, out);
 }
 
 static void ord_iter_close(void *iter) {
@@ -330,19 +624,25 @@ static void ord_iter_close(void *iter) {
   it->o->free_iters = it;
 }
 
+static void free_subtree(ordered_t *o, bnode_t *x) {
+  if (x->leaf) {
+    for (size_t i = 0; i < x->n; i++)
+      bk_slab_free(&o->slab, x->ent[i], x->ent[i]->ref);
+  } else {
+    for (size_t i = 0; i < x->n; i++)
+      free_subtree(o, x->child[i]);
+  }
+  node_free(o, x);
+}
+
 static brook_err_t ord_clear(void *state) {
   ordered_t *o = state;
-  node_t *n = o->head[0];
-  while (n) {
-    node_t *next = n->next[0];
-    n->dirty = 0; /* the dirty set goes as a whole below */
-    bk_slab_free(&o->slab, n, n->ref);
-    n = next;
-  }
-  memset(o->head, 0, sizeof(o->head));
-  o->height = 0;
+  o->n_dirty = 0; /* every entry goes: no need to unmark them */
+  if (o->root)
+    free_subtree(o, o->root);
+  o->root = NULL;
+  o->depth = 0;
   o->count = 0;
-  o->n_dirty = 0;
   dirty_reset(o);
   bk_slab_trim(&o->slab);
   return BROOK_OK;
@@ -352,52 +652,50 @@ static size_t ord_count(void *state) { return ((ordered_t *)state)->count; }
 
 static size_t ord_memory(void *state) {
   ordered_t *o = state;
-  return sizeof(*o) + bk_slab_bytes(&o->slab) + o->dirty_cap * sizeof(node_t *) +
+  return sizeof(*o) + bk_slab_bytes(&o->slab) + o->dirty_cap * sizeof(bk_entry_t *) +
          o->n_iters * sizeof(ord_iter_t);
 }
 
 static brook_err_t ord_update(void *state, const void *key, size_t klen, void **value,
                               int *created) {
   ordered_t *o = state;
-  node_t *prev[MAX_HEIGHT];
-  node_t *n = find_ge(o, key, klen, prev);
+  path_t p;
+  bnode_t *leaf;
+  size_t i;
   *created = 0;
-  if (!node_is(n, key, klen)) {
-    if (!(n = node_new(o, random_height(o), key, klen, NULL, o->value_size)))
+  if (o->n_dirty == o->dirty_cap) { /* room for a mark first: NOMEM changes nothing */
+    void *arr = o->dirty;
+    if (o->n_dirty >= UINT32_MAX - 1 ||
+        bk_grow(&o->alloc, &arr, &o->dirty_cap, o->n_dirty + 1, sizeof(bk_entry_t *)))
       return BROOK_ERR_NOMEM;
-    node_link(o, n, prev);
+    o->dirty = arr;
+  }
+  bk_entry_t *e = find(o, key, klen, &p, &leaf, &i);
+  if (!e) {
+    brook_err_t err = insert_new(o, &p, i, key, klen, NULL, o->value_size, &e);
+    if (err)
+      return err;
     *created = 1;
   }
-  if (!n->dirty) {
-    if (o->n_dirty == o->dirty_cap) {
-      void *arr = o->dirty;
-      if (o->n_dirty >= UINT32_MAX - 1 ||
-          bk_grow(&o->alloc, &arr, &o->dirty_cap, o->n_dirty + 1, sizeof(node_t *))) {
-        if (*created) /* undo: NOMEM leaves the store unchanged */
-          (void)ord_del(o, key, klen);
-        *created = 0;
-        return BROOK_ERR_NOMEM;
-      }
-      o->dirty = arr;
-    }
-    o->dirty[o->n_dirty++] = n;
-    n->dirty = (uint32_t)o->n_dirty;
+  if (!e->dirty) {
+    o->dirty[o->n_dirty++] = e;
+    e->dirty = (uint32_t)o->n_dirty;
   }
-  *value = node_value(n);
+  *value = bk_entry_value(e);
   return BROOK_OK;
 }
 
-/* Reports in the order keys were first updated; each node is unmarked before its report, so
- * the set stays consistent whatever the listener does. */
+/* Reports in the order keys were first updated; each entry is unmarked before its report,
+ * so the set stays consistent whatever the listener does. */
 static brook_err_t ord_flush(void *state, brook_store_listener_fn fn, void *fn_opaque) {
   ordered_t *o = state;
   brook_err_t first = BROOK_OK;
   for (size_t i = 0; i < o->n_dirty; i++) {
-    node_t *n = o->dirty[i];
-    n->dirty = 0;
+    bk_entry_t *e = o->dirty[i];
+    e->dirty = 0;
     if (!fn)
       continue;
-    brook_err_t err = fn(node_key(n), n->klen, node_value(n), n->vlen, fn_opaque);
+    brook_err_t err = fn(bk_entry_key(e), e->klen, bk_entry_value(e), e->vlen, fn_opaque);
     if (err && first == BROOK_OK)
       first = err;
   }
@@ -407,6 +705,64 @@ static brook_err_t ord_flush(void *state, brook_store_listener_fn fn, void *fn_o
 }
 
 static int ord_has_pending(void *state) { return ((ordered_t *)state)->n_dirty > 0; }
+
+/* ---- invariants ---- */
+
+/* Checks the subtree at x (depth d): sorted, separators exact, prefixes right, leaves at the
+ * same depth and chained in order. *prev is the last entry seen, *leaf the next expected leaf
+ * in the chain; returns the entries counted, or SIZE_MAX on a violation. */
+static size_t check_subtree(const ordered_t *o, const bnode_t *x, uint32_t d,
+                            const bk_entry_t **prev, const bnode_t **leaf, size_t *nodes) {
+  (*nodes)++;
+  if (x->n == 0 || x->n > CAP || (x->leaf != 0) != (d + 1 == o->depth))
+    return SIZE_MAX;
+  if (x->leaf) {
+    if (*leaf && *leaf != x)
+      return SIZE_MAX;
+    for (size_t i = 0; i < x->n; i++) {
+      const bk_entry_t *e = x->ent[i];
+      if (x->pfx[i] != key_prefix(bk_entry_key(e), e->klen) ||
+          (o->value_size && e->vlen != o->value_size) ||
+          (*prev && key_cmp(bk_entry_key(*prev), (*prev)->klen, bk_entry_key(e), e->klen) >= 0))
+        return SIZE_MAX;
+      *prev = e;
+    }
+    *leaf = x->next;
+    return x->n;
+  }
+  size_t total = 0;
+  for (size_t i = 0; i < x->n; i++) {
+    size_t n = check_subtree(o, x->child[i], d + 1, prev, leaf, nodes);
+    if (n == SIZE_MAX)
+      return SIZE_MAX;
+    if (i > 0) { /* sep[i] is the smallest entry of child i's subtree */
+      const bnode_t *y = x->child[i];
+      while (!y->leaf)
+        y = y->child[0];
+      if (x->ent[i] != y->ent[0] ||
+          x->pfx[i] != key_prefix(bk_entry_key(y->ent[0]), y->ent[0]->klen))
+        return SIZE_MAX;
+    }
+    total += n;
+  }
+  return total;
+}
+
+int bk_ordered_check(const void *state) {
+  const ordered_t *o = state;
+  if (!o->root)
+    return o->count == 0 && o->depth == 0 && o->nodes == 0;
+  const bk_entry_t *prev = NULL;
+  const bnode_t *leaf = NULL;
+  size_t nodes = 0;
+  size_t n = check_subtree(o, o->root, 0, &prev, &leaf, &nodes);
+  if (n != o->count || leaf != NULL || nodes != o->nodes)
+    return 0;
+  size_t dirty = 0;
+  for (size_t i = 0; i < o->n_dirty; i++)
+    dirty += o->dirty[i]->dirty == i + 1;
+  return dirty == o->n_dirty && bk_slab_check(&o->slab);
+}
 
 static const brook_store_backend_t ordered_backend = {
     .version = BROOK_STORE_BACKEND_VERSION,

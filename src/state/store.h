@@ -300,6 +300,10 @@ brook_err_t bk_hash_reserve(brook_store_t *s, size_t n);
 brook_err_t bk_hash_insert_new(brook_store_t *s, const void *key, size_t klen, uint64_t hash,
                                const void *value, size_t vlen);
 
+/* Checks the ordered backend's invariants (ordered_store.c) given its state; 1 if they hold.
+ * O(n): for tests and assert(). */
+int bk_ordered_check(const void *state);
+
 /* Checks every invariant of the table, the entries, the dirty set and the slab; returns 1 if
  * they hold. O(n) with a hash per entry: for tests and assert() after rare operations. */
 int bk_store_check(const brook_store_t *s);

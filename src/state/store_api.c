@@ -138,7 +138,10 @@ brook_err_t bk_store_create(const brook_allocator_t *a, const brook_store_opts_t
     name = o.name ? o.name : "store";
   if (!a)
     a = bk_default_allocator();
-  brook_store_t *s = bk_malloc(a, sizeof(*s));
+  /* One block: the store, then its name (a store per task: one allocation fewer). */
+  size_t name_bytes = strlen(name) + 1;
+  brook_store_t *s =
+      name_bytes <= SIZE_MAX - sizeof(*s) ? bk_malloc(a, sizeof(*s) + name_bytes) : NULL;
   if (!s) {
     bk_errmsg_set(why, "out of memory");
     return BROOK_ERR_NOMEM;
@@ -146,13 +149,10 @@ brook_err_t bk_store_create(const brook_allocator_t *a, const brook_store_opts_t
   memset(s, 0, sizeof(*s));
   s->alloc = *a;
   s->value_size = o.value_size;
-  s->name_bytes = strlen(name) + 1;
-  brook_err_t err = BROOK_ERR_NOMEM;
-  if (!(s->name = bk_strdup(&s->alloc, name))) {
-    bk_free(&s->alloc, s);
-    bk_errmsg_set(why, "out of memory");
-    return err;
-  }
+  s->name_bytes = name_bytes;
+  s->name = (char *)(s + 1);
+  memcpy(s->name, name, name_bytes);
+  brook_err_t err;
   if (!be) {
     err = bk_hash_init(s, o.expected_entries);
     if (err)
@@ -190,8 +190,7 @@ void bk_store_destroy(brook_store_t *s) {
   brook_allocator_t a = s->alloc;
   bk_free(&a, s->scratch);
   bk_free(&a, s->errmsg);
-  bk_free(&a, s->name);
-  bk_free(&a, s);
+  bk_free(&a, s); /* and the name after it */
 }
 
 brook_err_t brook_store_new(brook_store_t **out, const brook_store_opts_t *opts,
@@ -291,19 +290,23 @@ brook_err_t brook_store_get_copy(brook_store_t *s, const void *key, size_t key_l
   return BROOK_OK;
 }
 
-brook_err_t brook_store_put(brook_store_t *s, const void *key, size_t key_len, const void *value,
-                            size_t value_len) {
+/* Why a put was refused; cold, so the accepted path stays a few instructions and a jump. */
+__attribute__((noinline, cold)) static brook_err_t put_refused(brook_store_t *s, const void *key,
+                                                               size_t key_len, const void *value,
+                                                               size_t value_len) {
   if (!s || (!key && key_len) || (!value && value_len))
     return BROOK_ERR_INVALID_ARG;
   if (!bk_store_lens_ok(key_len, value_len))
     return bk_store_fail(s, BROOK_ERR_INVALID_ARG,
                          "put: key of %zu or value of %zu bytes is too long", key_len, value_len);
-  if (s->value_size && value_len != s->value_size)
-    return bk_store_fail(s, BROOK_ERR_INVALID_ARG,
-                         "put: a value of %zu bytes in a store of %zu-byte values", value_len,
-                         s->value_size);
-  if (!s->be)
-    return bk_hash_put(s, key, key_len, value, value_len);
+  return bk_store_fail(s, BROOK_ERR_INVALID_ARG,
+                       "put: a value of %zu bytes in a store of %zu-byte values", value_len,
+                       s->value_size);
+}
+
+/* brook_store_put on a backend table. */
+__attribute__((noinline)) static brook_err_t
+be_put(brook_store_t *s, const void *key, size_t key_len, const void *value, size_t value_len) {
   brook_err_t err;
   if (s->listener && (err = scratch_copy(s, &key, key_len, &value, value_len)))
     return err;
@@ -314,11 +317,21 @@ brook_err_t brook_store_put(brook_store_t *s, const void *key, size_t key_len, c
   return s->listener ? s->listener(key, key_len, value, value_len, s->listener_opaque) : BROOK_OK;
 }
 
-brook_err_t bk_store_remove(brook_store_t *s, const void *key, size_t klen, uint64_t hash) {
-  if (!s || (!key && klen))
-    return BROOK_ERR_INVALID_ARG;
+brook_err_t brook_store_put(brook_store_t *s, const void *key, size_t key_len, const void *value,
+                            size_t value_len) {
+  if (__builtin_expect(!s || (!key && key_len) || (!value && value_len) ||
+                           !bk_store_lens_ok(key_len, value_len) ||
+                           (s->value_size && value_len != s->value_size),
+                       0))
+    return put_refused(s, key, key_len, value, value_len);
   if (!s->be)
-    return bk_hash_remove(s, key, klen, hash);
+    return bk_hash_put(s, key, key_len, value, value_len); /* the default: a direct call */
+  return be_put(s, key, key_len, value, value_len);
+}
+
+/* bk_store_remove on a backend table. */
+__attribute__((noinline)) static brook_err_t be_remove(brook_store_t *s, const void *key,
+                                                       size_t klen) {
   brook_err_t err;
   if (s->listener && (err = scratch_copy(s, &key, klen, NULL, 0)))
     return err;
@@ -329,10 +342,20 @@ brook_err_t bk_store_remove(brook_store_t *s, const void *key, size_t klen, uint
   return s->listener ? s->listener(key, klen, NULL, 0, s->listener_opaque) : BROOK_OK;
 }
 
+brook_err_t bk_store_remove(brook_store_t *s, const void *key, size_t klen, uint64_t hash) {
+  if (!s || (!key && klen))
+    return BROOK_ERR_INVALID_ARG;
+  if (!s->be)
+    return bk_hash_remove(s, key, klen, hash); /* the default: a direct call */
+  return be_remove(s, key, klen);
+}
+
 brook_err_t brook_store_delete(brook_store_t *s, const void *key, size_t key_len) {
   if (!s || (!key && key_len))
     return BROOK_ERR_INVALID_ARG;
-  return bk_store_remove(s, key, key_len, s->be ? 0 : bk_hash_bytes(key, key_len));
+  if (s->be)
+    return be_remove(s, key, key_len);
+  return bk_hash_remove(s, key, key_len, bk_hash_bytes(key, key_len));
 }
 
 brook_err_t bk_store_upsert_slow(brook_store_t *s, const void *key, size_t klen, uint64_t hash,
@@ -372,7 +395,9 @@ brook_err_t brook_store_update(brook_store_t *s, const void *key, size_t key_len
       *value = NULL;
     return BROOK_ERR_INVALID_ARG;
   }
-  return bk_store_upsert(s, key, key_len, s->be ? 0 : bk_hash_bytes(key, key_len), value, created);
+  if (s->be)
+    return bk_store_upsert_slow(s, key, key_len, 0, value, created);
+  return bk_store_upsert(s, key, key_len, bk_hash_bytes(key, key_len), value, created);
 }
 
 /* ---- whole store ---- */

@@ -16,9 +16,9 @@
  *   'R' || user key                         -> the key's ring record (below)
  *   'M'                                     -> the meta bytes (absent while all zero)
  *
- * A ring record: le32 n, fe, pe, 0; le64 upto; the back accumulator (aw bytes); then the n
+ * A ring record: u32 n, fe, pe, 0; int64 upto; the back accumulator (aw bytes); then the n
  * ring elements as they are laid out in memory (int64 start, uint64 seq, acc, sfx: stride
- * bytes each). The running aggregates are part of the state, not recomputed: a restored
+ * bytes each), all in native byte order like the accumulators themselves. The running aggregates are part of the state, not recomputed: a restored
  * window produces the very same bytes an uninterrupted one would, even with an aggregator
  * whose merge is associative only up to rounding (floating-point sums).
  *
@@ -117,7 +117,7 @@ typedef struct bk_wstore {
   size_t meta_size;
   /* change tracking (see above) and the logical view */
   int tracking;
-  unsigned char *gone; /* logical keys deleted since the last flush: le32 length, bytes */
+  unsigned char *gone; /* logical keys deleted since the last flush: u32 length, bytes */
   size_t gone_used, gone_cap;
   uint64_t gen;        /* bumped by every change through the logical view */
   unsigned char *view; /* scratch for logical keys and ring records */
@@ -208,7 +208,7 @@ bk_wkey_t *bk_wstore_key_get(bk_wstore_t *ws, const void *key, size_t klen, uint
 
 static inline bk_wkey_t *bk_wstore_key_find(bk_wstore_t *ws, const void *key, size_t klen,
                                             uint64_t hash) {
-  return bk_store_find(ws->keys, key, klen, hash, NULL);
+  return bk_hash_find(ws->keys, key, klen, hash, NULL); /* an internal hash store */
 }
 
 /* Marks the key's ring changed (while tracking). BROOK_ERR_NOMEM if the list cannot grow. */

@@ -6,27 +6,16 @@
 #include "core/alloc.h"
 #include "state/window_store.h"
 
-#define RING_HDR 24 /* le32 n, fe, pe, 0; le64 upto */
+#define RING_HDR 24 /* u32 n, fe, pe, 0; int64 upto */
 #define START_BIAS ((uint64_t)1 << 63)
 
-static void put_le32(unsigned char *p, uint32_t v) {
-  for (int i = 0; i < 4; i++)
-    p[i] = (unsigned char)(v >> (8 * i));
-}
+/* A ring record's header fields, in native byte order like the accumulators and ring
+ * elements that follow them (window state moves between processes of one build). */
+static void put_u32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
 
-static uint32_t get_le32(const unsigned char *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put_le64(unsigned char *p, uint64_t v) {
-  for (int i = 0; i < 8; i++)
-    p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint64_t get_le64(const unsigned char *p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--)
-    v = (v << 8) | p[i];
+static uint32_t get_u32(const unsigned char *p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
   return v;
 }
 
@@ -71,11 +60,11 @@ size_t bk_wstore_ring_entry(bk_wstore_t *ws, bk_wkey_t *k, size_t *klen) {
   if (view_reserve(ws, *klen + n) < 0 || !bk_wstore_ring_key(ws, bk_wkey_bytes(k), k->klen))
     return 0;
   unsigned char *p = ws->view + *klen;
-  put_le32(p, k->ring.n);
-  put_le32(p + 4, k->ring.fe);
-  put_le32(p + 8, k->ring.pe);
-  put_le32(p + 12, 0);
-  put_le64(p + 16, (uint64_t)k->upto);
+  put_u32(p, k->ring.n);
+  put_u32(p + 4, k->ring.fe);
+  put_u32(p + 8, k->ring.pe);
+  put_u32(p + 12, 0);
+  memcpy(p + 16, &k->upto, 8);
   memcpy(p + RING_HDR, bk_wkey_back(k), ws->rc.aw);
   if (k->ring.n)
     memcpy(p + RING_HDR + ws->rc.aw, bk_ring_el(&ws->rc, &k->ring, 0),
@@ -99,8 +88,8 @@ static int slice_parse(const unsigned char *key, size_t klen, size_t *ulen, broo
 static int ring_record_ok(const bk_wstore_t *ws, const unsigned char *v, size_t vlen) {
   if (vlen < RING_HDR + ws->rc.aw)
     return 0;
-  uint32_t n = get_le32(v), fe = get_le32(v + 4), pe = get_le32(v + 8);
-  if (fe > pe || pe > n || get_le32(v + 12) || (vlen - RING_HDR - ws->rc.aw) / ws->rc.stride != n ||
+  uint32_t n = get_u32(v), fe = get_u32(v + 4), pe = get_u32(v + 8);
+  if (fe > pe || pe > n || get_u32(v + 12) || (vlen - RING_HDR - ws->rc.aw) / ws->rc.stride != n ||
       (vlen - RING_HDR - ws->rc.aw) % ws->rc.stride)
     return 0;
   const unsigned char *el = v + RING_HDR + ws->rc.aw;
@@ -185,15 +174,15 @@ static brook_err_t put_ring(bk_wstore_t *ws, const unsigned char *key, size_t kl
   if (err < 0)
     return err;
   bk_wkey_t *k = slot;
-  if (bk_ring_assign(&ws->rc, &k->ring, v + RING_HDR + ws->rc.aw, get_le32(v), get_le32(v + 4),
-                     get_le32(v + 8)) < 0) {
+  if (bk_ring_assign(&ws->rc, &k->ring, v + RING_HDR + ws->rc.aw, get_u32(v), get_u32(v + 4),
+                     get_u32(v + 8)) < 0) {
     if (created)
       (void)bk_store_remove(ws->keys, key + 1, klen - 1, bk_hash_bytes(key + 1, klen - 1));
     return BROOK_ERR_NOMEM;
   }
   k->klen = (uint32_t)(klen - 1);
   k->flag = 0;
-  k->upto = (brook_time_t)get_le64(v + 16);
+  memcpy(&k->upto, v + 16, 8);
   memcpy(bk_wkey_back(k), v + RING_HDR, ws->rc.aw);
   if (k->dirty) /* the store layer reports this put: no need to again */
     bk_wstore_key_unmark(ws, k);
