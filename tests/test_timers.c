@@ -21,6 +21,7 @@
 
 #include "collect.h"
 #include "driver_helpers.h"
+#include "runtime/timers.h"
 #include "wait.h"
 
 /* ---- the timer operator: runs commands given by the test, logs what fires ---- */
@@ -1393,6 +1394,128 @@ static void test_runtime_processing_timer_stops_runtime(void **state) {
   collect_free(&c);
 }
 
+/* ---- timers are state: the timer store holds exactly the pending timers ---- */
+
+typedef struct mirror {
+  int write_through; /* bk_timers_keep_synced in open */
+  uint64_t rng;
+  size_t checks;
+} mirror_t;
+
+/* The store's entries are the pending timers: same number, each one pending (deleting it
+ * succeeds; it is set back), none malformed. In lazy mode the store is synced first. */
+static void check_mirror(brook_ctx_t *ctx, mirror_t *m) {
+  if (!m->write_through)
+    assert_int_equal(bk_timers_sync(ctx), BROOK_OK);
+  brook_store_t *st = bk_timers_store(ctx);
+  size_t pending =
+      brook_timer_count(ctx, BROOK_EVENT_TIME) + brook_timer_count(ctx, BROOK_PROCESSING_TIME);
+  assert_int_equal(st ? brook_store_count(st) : 0, pending);
+  if (!st)
+    return;
+  brook_timer_t *all = calloc(pending + 1, sizeof(*all));
+  unsigned char **keys = calloc(pending + 1, sizeof(*keys));
+  assert_true(all && keys);
+  brook_store_iter_t *it;
+  assert_int_equal(brook_store_iter_all(st, &it), BROOK_OK);
+  brook_store_entry_t e;
+  size_t n = 0;
+  while (brook_store_iter_next(it, &e)) {
+    assert_true(n < pending);
+    assert_int_equal(bk_timer_key_decode(e.key, e.key_len, &all[n]), 1);
+    keys[n] = malloc(all[n].key_len + 1);
+    memcpy(keys[n], all[n].key ? all[n].key : "", all[n].key_len);
+    all[n].key = keys[n];
+    n++;
+  }
+  assert_int_equal(brook_store_iter_close(it), BROOK_OK);
+  assert_int_equal(n, pending);
+  for (size_t i = 0; i < n; i++) {
+    brook_timer_t *t = &all[i];
+    assert_int_equal(brook_timer_delete(ctx, t->domain, t->time, t->key, t->key_len, t->tag),
+                     BROOK_OK);
+    assert_int_equal(brook_timer_set(ctx, t->domain, t->time, t->key, t->key_len, t->tag),
+                     BROOK_OK);
+    free(keys[i]);
+  }
+  free(all);
+  free(keys);
+  m->checks++;
+}
+
+static brook_err_t mirror_open(brook_ctx_t *ctx, void *opaque, void **state) {
+  mirror_t *m = opaque;
+  *state = m;
+  return m->write_through ? bk_timers_keep_synced(ctx) : BROOK_OK;
+}
+
+static const char *const MIRROR_KEYS[] = {"", "k", "a-key-longer-than-twenty-four-bytes"};
+
+/* Each record sets, re-sets (a no-op) or deletes random timers of both domains. */
+static brook_err_t mirror_process(brook_ctx_t *ctx, void *state, const brook_record_t *rec) {
+  mirror_t *m = state;
+  for (int i = 0; i < 6; i++) {
+    m->rng = m->rng * 6364136223846793005ull + 1442695040888963407ull;
+    uint64_t r = m->rng >> 33;
+    brook_time_domain_t dom = (brook_time_domain_t)(r & 1);
+    brook_time_t t = rec->timestamp + (brook_time_t)((r >> 1) % 20) - 5;
+    const char *k = MIRROR_KEYS[(r >> 8) % 3];
+    uint64_t tag = (r >> 12) % 3;
+    brook_err_t err = (r >> 16) % 4 == 0 ? brook_timer_delete(ctx, dom, t, k, strlen(k), tag)
+                                         : brook_timer_set(ctx, dom, t, k, strlen(k), tag);
+    assert_true(err == BROOK_OK || err == BROOK_ERR_NOT_FOUND);
+  }
+  check_mirror(ctx, m);
+  return BROOK_OK;
+}
+
+static brook_err_t mirror_on_timer(brook_ctx_t *ctx, void *state, const brook_timer_t *t) {
+  (void)t;
+  check_mirror(ctx, state); /* the fired timer is no longer in the store */
+  return BROOK_OK;
+}
+
+static void run_mirror(int write_through) {
+  static const brook_operator_t op = {.version = BROOK_OPERATOR_VERSION,
+                                      .type_name = "mirror",
+                                      .open = mirror_open,
+                                      .process = mirror_process,
+                                      .on_timer = mirror_on_timer};
+  mirror_t m = {write_through, 42, 0};
+  brook_topology_t *t = NULL;
+  assert_int_equal(brook_topology_new(&t, NULL), BROOK_OK);
+  brook_stream_t *in = brook_source_push(t, "in", NULL), *out = NULL;
+  brook_operator_opts_t oo;
+  brook_operator_opts_init(&oo);
+  oo.name = "mirror";
+  assert_int_equal(brook_operator_add(&in, 1, &op, &m, &oo, &out), BROOK_OK);
+  named_sink(out, "out");
+  brook_driver_t *d = NULL;
+  assert_int_equal(brook_driver_new(&d, t, NULL), BROOK_OK);
+  for (int i = 0; i < 200; i++) {
+    brook_record_t r = {0};
+    r.timestamp = i * 3;
+    assert_int_equal(brook_driver_push(d, "in", &r), BROOK_OK);
+    if (i % 7 == 0)
+      assert_int_equal(brook_driver_advance_time(d, 4), BROOK_OK);
+  }
+  assert_int_equal(brook_driver_end(d), BROOK_OK);
+  assert_int_equal(brook_driver_advance_time(d, BROOK_TIME_MAX), BROOK_OK);
+  brook_driver_free(d);
+  brook_topology_free(t);
+  assert_true(m.checks > 200); /* after every record and every fired timer */
+}
+
+static void test_timer_store_mirrors_queue_lazily(void **state) {
+  (void)state;
+  run_mirror(0);
+}
+
+static void test_timer_store_written_through(void **state) {
+  (void)state;
+  run_mirror(1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(test_fire_order, teardown),
@@ -1415,6 +1538,8 @@ int main(void) {
       cmocka_unit_test_teardown(test_randomized_against_reference, teardown),
       cmocka_unit_test_teardown(test_runtime_end_fires_all_before_end_of_input, teardown),
       cmocka_unit_test_teardown(test_runtime_processing_timer_stops_runtime, teardown),
+      cmocka_unit_test(test_timer_store_mirrors_queue_lazily),
+      cmocka_unit_test(test_timer_store_written_through),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,18 @@
  * - brook_driver_end() is a natural end of input: watermarks go to BROOK_TIME_MAX (all
  *   windows close), then end_of_input and flush run.
  *
+ * - Partitions: the splits of a partitioned source (Kafka) are its partitions, and the nodes
+ *   that keep its partitioning run as one task per partition, as in a runtime (operator.h,
+ *   "Tasks"). A partition is assigned by its first record or by brook_driver_assign; revoking
+ *   it (brook_driver_revoke) flushes and closes its task and keeps the task's state (stores,
+ *   timers, watermarks) the way a changelog would; assigning it again opens a new task restored
+ *   from that state, whose due timers then fire.
+ * - Checkpoints: brook_driver_checkpoint writes the whole state (every operator instance's
+ *   stores and timers, the watermarks of sources, partitions and nodes, processing time, the
+ *   partitions' assignment and revoked tasks' state) and brook_driver_restore loads it into a
+ *   new driver built from the same topology, so a test can show that a pipeline continues
+ *   after a restart exactly as if it had not stopped.
+ *
  * Same input, same output, every run. Single-threaded: use a driver from one thread. */
 #ifndef BROOK_TEST_DRIVER_H
 #define BROOK_TEST_DRIVER_H
@@ -24,6 +36,7 @@
 #include <brook/error.h>
 #include <brook/record.h>
 #include <brook/runtime.h>
+#include <brook/state.h>
 #include <brook/timestamp.h>
 #include <brook/topology.h>
 
@@ -113,6 +126,45 @@ void brook_driver_clear_output(brook_driver_t *d, const char *sink);
 /* The pipeline's status and failure message ("" if none). */
 brook_err_t brook_driver_status(const brook_driver_t *d);
 const char *brook_driver_last_error(const brook_driver_t *d);
+
+/* ---- partitions and rebalances (partitioned sources: Kafka) ---- */
+
+/* Assigns partition `partition` (a split number) of source `source`, as a rebalance would: the
+ * partition's task is created and opened unless another source holding that partition
+ * (co-partitioned) has it open; if the partition was revoked before, the new task is restored
+ * from the state its task had when it closed (stores, timers, watermarks); then timers that
+ * are due fire. Returns BROOK_OK or the pipeline's failure; BROOK_ERR_NOT_FOUND (no such
+ * source), BROOK_ERR_STATE (not a partitioned source, or assigned already),
+ * BROOK_ERR_INVALID_ARG (partition above INT32_MAX), BROOK_ERR_STOPPED after
+ * brook_driver_end; the message is in brook_driver_last_error. */
+brook_err_t brook_driver_assign(brook_driver_t *d, const char *source, size_t partition);
+
+/* Revokes an assigned partition: if no other source holds its task, the task's operators
+ * flush (their output is captured as usual), its state is kept by the driver, and they close.
+ * Records pushed to a revoked partition fail with BROOK_ERR_STATE until it is assigned again.
+ * Returns as brook_driver_assign (BROOK_ERR_STATE: not assigned). */
+brook_err_t brook_driver_revoke(brook_driver_t *d, const char *source, size_t partition);
+
+/* ---- checkpoint and restore ---- */
+
+/* Writes the driver's whole state through `write` (brook_write_fn, state.h: called with the
+ * bytes in order, in pieces; an error it returns aborts the checkpoint and is returned). The
+ * format is versioned, every section carries a CRC32C and sections are keyed by node and
+ * store names (give stateful nodes names: generated ones change when the topology does).
+ * Captured sink records and counters are not part of it. The driver is unchanged and may go
+ * on. Returns BROOK_OK, the writer's error, BROOK_ERR_NOMEM, or the pipeline's failure (a
+ * failed pipeline cannot be checkpointed). */
+brook_err_t brook_driver_checkpoint(brook_driver_t *d, brook_write_fn write, void *opaque);
+
+/* Loads a checkpoint (borrowed for the call) into `d`, a driver that has done nothing yet
+ * (no push, clock move, assignment or restore) and was built from the same topology (a
+ * topology built the same way: nodes are matched by name). Afterwards it continues exactly
+ * where the checkpointed driver was. Returns BROOK_OK; BROOK_ERR_CORRUPT for a truncated or
+ * damaged checkpoint, or one whose nodes or stores do not match this topology (the message
+ * in brook_driver_last_error names the section, node and store and what was wrong);
+ * BROOK_ERR_STATE if `d` was used already; BROOK_ERR_NOMEM. On any failure `d` is left as it
+ * was: nothing is half restored. */
+brook_err_t brook_driver_restore(brook_driver_t *d, const void *data, size_t len);
 
 /* Counters, as brook_runtime_stats. */
 brook_err_t brook_driver_stats(const brook_driver_t *d, brook_runtime_stats_t *stats);

@@ -66,9 +66,10 @@ struct brook_ctx {
   bk_errmsg_t error_msg;
 
   /* Event time (runtime/event_time.c). */
-  brook_time_t wm;             /* input watermark: minimum over non-idle inputs */
-  int wm_idle;                 /* every input is idle: this node does not hold back others */
-  struct bk_timerq *timers[2]; /* pending timers by brook_time_domain_t; NULL until used */
+  brook_time_t wm;                    /* input watermark: minimum over non-idle inputs */
+  int wm_idle;                        /* every input is idle: this node does not hold back others */
+  struct bk_timerq *timers[2];        /* pending timers by brook_time_domain_t; NULL until used */
+  struct bk_timer_state *timer_state; /* the same timers as state (runtime/timers.c) */
 
   /* Keyed state (runtime/context_state.c): stores opened in open(), freed after close(). */
   int in_open;

@@ -1,5 +1,5 @@
-/* Shared window machinery: instance set-up, the slice store, the per-key index, result
- * emission and late records. See window_common.h. Loop thread. */
+/* Shared window machinery: instance set-up, result emission and late records. See window_common.h.
+ * Loop thread. */
 #include "ops/window_common.h"
 
 #include <string.h>
@@ -7,11 +7,12 @@
 #include "core/alloc.h"
 #include "core/context.h"
 #include "state/store.h"
+#include "state/window_store_backend.h"
 
 static size_t win_memory(const void *state) {
   const bk_win_t *w = state;
   return sizeof(*w) + w->acc_size + w->kcap + w->arr_cap * sizeof(*w->arr_tmp) +
-         bk_win_buckets_memory(w) + bk_win_hop_memory(w) + bk_win_slide_memory(w);
+         w->vslots * w->vstride + bk_win_hop_memory(w) + bk_win_slide_memory(w);
 }
 
 brook_err_t bk_win_open(brook_ctx_t *ctx, void *opaque, void **state) {
@@ -24,14 +25,12 @@ brook_err_t bk_win_open(brook_ctx_t *ctx, void *opaque, void **state) {
   w->alloc = a;
   w->acc_size = cfg->agg.acc_size;
   w->result_size = cfg->agg.result ? cfg->agg.result_size : cfg->agg.acc_size;
-  brook_store_opts_t so;
-  brook_store_opts_init(&so);
-  so.value_size = w->acc_size;
   brook_err_t err = BROOK_ERR_NOMEM;
-  /* Stores belong to the runtime (freed with it), so a failure only releases `w`. Tumbling
-   * and hopping windows keep their state in per-start buckets (window_buckets.c), sliding
-   * windows in per-key rings; only sessions use the slices and index stores. */
-  int bucketed = cfg->w.kind != BROOK_WINDOW_SESSION; /* sliding: rings (window_sliding.c) */
+  /* Stores belong to the runtime (freed with it), so a failure only releases `w`. Tumbling,
+   * hopping and sliding windows keep all their state in one window store (segments per
+   * start, rings per key, meta: state/window_store.h), opened like any store so that
+   * snapshots, listeners and memory accounting cover it. */
+  int bucketed = cfg->w.kind != BROOK_WINDOW_SESSION; /* sessions: window_session.c */
   if (ctx->n_ports) { /* result values: header + result, 16-byte aligned slots */
     w->vstride = (sizeof(brook_window_value_t) + w->result_size + 15) & ~(size_t)15;
     w->vslots = ctx->ports[0].cap;
@@ -40,10 +39,21 @@ brook_err_t bk_win_open(brook_ctx_t *ctx, void *opaque, void **state) {
       return BROOK_ERR_NOMEM;
     }
   }
-  if ((w->acc_tmp = bk_calloc(a, 1, w->acc_size)) &&
-      (bucketed || ((err = brook_store_open(ctx, "slices", &so, &w->slices)) == BROOK_OK &&
-                    (brook_store_opts_init(&so),
-                     err = brook_store_open(ctx, "index", &so, &w->index)) == BROOK_OK)))
+  if (bucketed) {
+    bk_wstore_open_args_t args = {
+        &cfg->agg, cfg->w.kind == BROOK_WINDOW_HOPPING ? BK_WIN_HOP_META_SIZE : 0, &w->ws};
+    brook_store_opts_t so;
+    brook_store_opts_init(&so);
+    so.backend = bk_wstore_backend();
+    so.backend_opaque = &args;
+    brook_store_t *store;
+    if ((err = brook_store_open(ctx, "window", &so, &store)) < 0) {
+      bk_win_close(w, opaque);
+      return err;
+    }
+    w->ws_gen = w->ws->gen;
+  }
+  if ((w->acc_tmp = bk_calloc(a, 1, w->acc_size)))
     err = BROOK_OK;
   if (err < 0) {
     bk_win_close(w, opaque);
@@ -61,7 +71,6 @@ void bk_win_close(void *state, void *opaque) {
   if (!w)
     return;
   const brook_allocator_t *a = w->alloc; /* the stores belong to the runtime */
-  bk_win_buckets_free(w);
   bk_win_hop_free(w);
   bk_win_slide_free(w);
   bk_free(a, w->kbuf);
@@ -71,68 +80,10 @@ void bk_win_close(void *state, void *opaque) {
   bk_free(a, w);
 }
 
-size_t bk_win_slice_key(bk_win_t *w, const void *key, size_t klen, brook_time_t start) {
-  size_t need = klen + sizeof(start);
-  if (need > w->kcap) {
-    size_t cap = need < 64 ? 64 : need * 2;
-    unsigned char *b = bk_realloc(w->alloc, w->kbuf, cap);
-    if (!b)
-      return 0;
-    w->kbuf = b;
-    w->kcap = cap;
-  }
-  if (klen)
-    memcpy(w->kbuf, key, klen);
-  memcpy(w->kbuf + klen, &start, sizeof(start));
-  return need;
-}
-
-void *bk_win_slice_find(bk_win_t *w, const void *key, size_t klen, brook_time_t start) {
-  size_t n = bk_win_slice_key(w, key, klen, start);
-  if (!n)
-    return NULL;
-  return bk_store_find(w->slices, w->kbuf, n, bk_hash_bytes(w->kbuf, n), NULL);
-}
-
-void bk_win_slice_remove(bk_win_t *w, const void *key, size_t klen, brook_time_t start) {
-  size_t n = bk_win_slice_key(w, key, klen, start);
-  if (n)
-    (void)bk_store_remove(w->slices, w->kbuf, n, bk_hash_bytes(w->kbuf, n));
-}
-
-brook_err_t bk_win_slice_add(bk_win_t *w, const brook_record_t *rec, brook_time_t start,
-                             int *created, void **acc_out) {
-  const brook_aggregator_t *agg = &w->cfg->agg;
-  size_t n = bk_win_slice_key(w, rec->key, rec->key_len, start);
-  if (!n)
-    return BROOK_ERR_NOMEM;
-  uint64_t h = bk_hash_bytes(w->kbuf, n);
-  void *acc;
-  brook_err_t err = bk_store_upsert(w->slices, w->kbuf, n, h, &acc, created);
-  if (err < 0)
-    return err;
-  if (*created && agg->init)
-    agg->init(acc, agg);
-  if ((err = agg->add(acc, rec, agg)) < 0 && *created) {
-    (void)bk_store_remove(w->slices, w->kbuf, n, h); /* no window for a refused record */
-    *created = 0;
-    acc = NULL;
-  }
-  if (acc_out)
-    *acc_out = acc;
-  return err;
-}
-
 brook_err_t bk_win_bad_time(brook_ctx_t *ctx, const brook_record_t *rec) {
   brook_ctx_set_error(ctx, "timestamp %lld is outside the range windows support (+-2^61 ms)",
                       (long long)rec->timestamp);
   return BROOK_ERR_INVALID_ARG;
-}
-
-void bk_win_acc_fresh(bk_win_t *w) {
-  memset(w->acc_tmp, 0, w->acc_size);
-  if (w->cfg->agg.init)
-    w->cfg->agg.init(w->acc_tmp, &w->cfg->agg);
 }
 
 brook_err_t bk_win_emit_copy(brook_ctx_t *ctx, bk_win_t *w, const void *key, size_t klen,
@@ -156,24 +107,6 @@ brook_err_t bk_win_late(brook_ctx_t *ctx, bk_win_t *w, const brook_record_t *rec
     return bk_emit_fast(ctx, 1, rec);
   bk_ctx_count_late(ctx, 1);
   return BROOK_OK;
-}
-
-/* ---- index ---- */
-
-const int64_t *bk_win_index_get(bk_win_t *w, const void *key, size_t klen, size_t *n) {
-  size_t vlen = 0;
-  const void *v = bk_store_find(w->index, key, klen, bk_hash_bytes(key, klen), &vlen);
-  *n = v ? vlen / sizeof(int64_t) : 0;
-  return v;
-}
-
-brook_err_t bk_win_index_put(bk_win_t *w, const void *key, size_t klen, const int64_t *arr,
-                             size_t n) {
-  if (n == 0) {
-    brook_err_t err = brook_store_delete(w->index, key, klen);
-    return err == BROOK_ERR_NOT_FOUND ? BROOK_OK : err;
-  }
-  return brook_store_put(w->index, key, klen, arr, n * sizeof(int64_t));
 }
 
 int64_t *bk_win_scratch(bk_win_t *w, size_t n) {

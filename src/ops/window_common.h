@@ -1,7 +1,8 @@
-/* What every window operator shares: its configuration and per-runtime state, the slice
- * store (key || session start -> accumulator) and the per-key index of sessions (sorted
- * int64 arrays) of session windows, emitting results and routing late records. The window kinds
- * live in window_tumbling.c, window_hopping.c, window_sliding.c and window_session.c. */
+/* What every window operator shares: its configuration and per-instance state, emitting
+ * results and routing late records. Every window keeps all its state in stores of its
+ * instance: tumbling, hopping and sliding windows in a window store (state/window_store.h),
+ * session windows in an ordered store (window_session.c). The window kinds live in
+ * window_tumbling.c, window_hopping.c, window_sliding.c and window_session.c. */
 #ifndef BROOK_OPS_WINDOW_COMMON_H
 #define BROOK_OPS_WINDOW_COMMON_H
 
@@ -15,6 +16,8 @@
 #include "core/context.h"
 #include "core/hash.h"
 #include "state/segment.h"
+#include "state/store.h"
+#include "state/window_store.h"
 
 /* The node's configuration (the operator's opaque), copied from the builder's arguments. */
 typedef struct bk_win_cfg {
@@ -26,31 +29,23 @@ typedef struct bk_win_cfg {
   brook_time_t slice; /* hopping: gcd(size, advance) */
 } bk_win_cfg_t;
 
-/* Tumbling and hopping: the state of one window start (tumbling) or slice start (hopping)
- * for all keys at once, a segment of user key -> accumulator (see window_buckets.c). */
-typedef struct bk_win_bucket {
-  brook_time_t start;
-  bk_seg_t seg;
-} bk_win_bucket_t;
-
 /* One operator instance's state. */
 typedef struct bk_win {
   const bk_win_cfg_t *cfg;
   const brook_allocator_t *alloc; /* the topology's */
   size_t acc_size, result_size;
-  /* Session windows only (tumbling and hopping use the buckets below, sliding its rings): */
-  brook_store_t *slices; /* (key || native int64 session start) -> accumulator */
-  brook_store_t *index;  /* key -> sorted int64 array of (start, end) pairs */
+  /* Session windows only (window_session.c): */
+  brook_store_t *slices; /* "sessions": key || encoded start -> end, accumulator */
+  uint64_t slices_gen;   /* the store's change count after this operator's last change */
   unsigned char *kbuf;   /* composite-key scratch */
   size_t kcap;
-  unsigned char *acc_tmp; /* merge scratch: acc_size bytes */
-  int64_t *arr_tmp;       /* index scratch */
+  unsigned char *acc_tmp; /* merge scratch */
+  int64_t *arr_tmp;       /* (start, end) pairs of a key's sessions */
   size_t arr_cap;
-  /* Tumbling and hopping (window_buckets.c): buckets sorted by start, `n_buckets` in use;
-   * the ones past them are spares that keep their segment's memory for reuse. */
-  bk_win_bucket_t *buckets;
-  size_t n_buckets, cap_buckets;
-  size_t last_bucket;     /* where the previous record went */
+  /* Tumbling, hopping and sliding: every bit of their state (segments per start, rings per
+   * key, meta), and the store generation their derived structures were built from. */
+  bk_wstore_t *ws;
+  uint64_t ws_gen;
   struct bk_hop *hop;     /* hopping: the keys' rings (window_hopping.c) */
   struct bk_wkeys *slide; /* sliding: the keys' rings (window_sliding.c) */
   /* Result values: one slot of `vstride` bytes per record slot of output port 0 (a slot is
@@ -83,22 +78,6 @@ static inline int bk_win_closed(const bk_win_t *w, brook_time_t end, brook_time_
 static inline brook_time_t bk_win_fire_time(const bk_win_t *w, brook_time_t end) {
   return end - 1 + w->cfg->grace;
 }
-
-/* Builds key || start into w->kbuf; returns its length, or 0 on allocation failure (a
- * composite key is never empty). */
-size_t bk_win_slice_key(bk_win_t *w, const void *key, size_t klen, brook_time_t start);
-
-/* The accumulator of slice (key, start), or NULL. */
-void *bk_win_slice_find(bk_win_t *w, const void *key, size_t klen, brook_time_t start);
-
-/* Adds `rec` to the slice (key, start), creating it (init) if needed; *created tells.
- * *acc (may be NULL) gets the slice's accumulator. Returns BROOK_OK, or the aggregator's /
- * allocation error (a slice created for a record the aggregator refused is removed again). */
-brook_err_t bk_win_slice_add(bk_win_t *w, const brook_record_t *rec, brook_time_t start,
-                             int *created, void **acc);
-
-/* Removes slice (key, start) if present. */
-void bk_win_slice_remove(bk_win_t *w, const void *key, size_t klen, brook_time_t start);
 
 /* Emits the window [start, end) of `key` with accumulator `acc`. The result value goes into
  * the port slot's value buffer; the key is BORROWED: it must stay valid until output port 0
@@ -137,18 +116,12 @@ brook_err_t bk_win_record_failed(brook_ctx_t *ctx, const brook_record_t *rec, br
 /* A record no open window accepts: drop and count, or route to the late stream. */
 brook_err_t bk_win_late(brook_ctx_t *ctx, bk_win_t *w, const brook_record_t *rec);
 
-/* Resets w->acc_tmp to a fresh accumulator. */
-void bk_win_acc_fresh(bk_win_t *w);
-
-/* ---- the per-key index: sorted int64 arrays in the variable-size `index` store ---- */
-
-/* The key's array (NULL, *n = 0 if none); valid until the index changes. */
-const int64_t *bk_win_index_get(bk_win_t *w, const void *key, size_t klen, size_t *n);
-/* Replaces the key's array by arr[0..n) (n == 0 removes it). */
-brook_err_t bk_win_index_put(bk_win_t *w, const void *key, size_t klen, const int64_t *arr,
-                             size_t n);
-/* Scratch array for building a new index value, of at least n elements; NULL if no memory. */
+/* Scratch array of at least n elements (w->arr_tmp); NULL if no memory. */
 int64_t *bk_win_scratch(bk_win_t *w, size_t n);
+
+/* How many changes the store has seen (state/store.h counts those through a backend table):
+ * an operator that remembers it after its own changes notices any other (a restore). */
+static inline uint64_t bk_win_store_gen(const brook_store_t *s) { return s->gen; }
 
 /* Floor of t to a multiple of `step` (also for negative t). */
 static inline brook_time_t bk_win_floor(brook_time_t t, brook_time_t step) {
@@ -162,49 +135,12 @@ extern const brook_operator_t bk_window_hopping_op;
 extern const brook_operator_t bk_window_sliding_op;
 extern const brook_operator_t bk_window_session_op;
 
-/* ---- buckets (window_buckets.c) ---- */
+/* Bytes of hopping's meta in its window store (window_hopping.c). */
+#define BK_WIN_HOP_META_SIZE 32
 
-/* The bucket of `start`, created (empty) if needed: *created tells. NULL if out of memory.
- * Pointers to buckets are valid until the next bucket is created or dropped. */
-bk_win_bucket_t *bk_win_bucket_find_or_add(bk_win_t *w, brook_time_t start, int *created);
-
-static inline bk_win_bucket_t *bk_win_bucket_for(bk_win_t *w, brook_time_t start, int *created) {
-  if (w->last_bucket < w->n_buckets && w->buckets[w->last_bucket].start == start) {
-    *created = 0; /* most records hit the previous record's bucket */
-    return &w->buckets[w->last_bucket];
-  }
-  return bk_win_bucket_find_or_add(w, start, created);
-}
-
-/* Adds `rec` to its key's accumulator in bucket `b` (created and init'ed if new); *acc gets
- * it. The aggregator's error or BROOK_ERR_NOMEM leave no new key behind. */
-static inline brook_err_t bk_win_bucket_add(bk_win_t *w, bk_win_bucket_t *b,
-                                            const brook_record_t *rec, void **acc) {
-  const brook_aggregator_t *agg = &w->cfg->agg;
-  int created;
-  *acc = bk_seg_upsert(&b->seg, rec->key, rec->key_len, bk_hash_bytes(rec->key, rec->key_len),
-                       &created);
-  if (!*acc)
-    return BROOK_ERR_NOMEM;
-  if (created && agg->init)
-    agg->init(*acc, agg);
-  brook_err_t err = agg->add(*acc, rec, agg);
-  if (err < 0 && created) /* no window for a refused record */
-    bk_seg_pop(&b->seg);
-  return err;
-}
-
-/* First bucket position whose start is >= `start`. */
-size_t bk_win_bucket_lower(const bk_win_t *w, brook_time_t start);
-
-/* Empties the buckets whose start is < `start` and keeps them as spares. */
-void bk_win_buckets_drop_before(bk_win_t *w, brook_time_t start);
-
-/* Bytes held by the buckets (spares included). */
-size_t bk_win_buckets_memory(const bk_win_t *w);
-
-/* Releases every bucket. */
-void bk_win_buckets_free(bk_win_t *w);
+/* Whether the window store changed through its logical view (a restore) since the operator
+ * last looked: then it rebuilds what it derives from the store (timers, lists). */
+static inline int bk_win_restored(const bk_win_t *w) { return w->ws && w->ws_gen != w->ws->gen; }
 
 brook_err_t bk_win_open(brook_ctx_t *ctx, void *opaque, void **state);
 void bk_win_close(void *state, void *opaque);

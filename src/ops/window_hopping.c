@@ -1,15 +1,15 @@
 /* Hopping windows [k*advance, k*advance + size). Time is cut into slices of
  * gcd(size, advance) ms; a record costs one slice update, whatever size/advance is.
  *
- * Slices not yet covered by a fired window live in buckets (window_buckets.c: per slice
- * start, a segment of user key -> accumulator), the fast path of in-order records. A window
- * of up to HOP_MERGE_MAX_SLICES slices merges its buckets key by key when it fires (cheap
- * and sequential at that size). For longer windows that would be O(size/advance) per
- * result, so when the window [ws, we) fires, the buckets before `we` are handed, entry by
- * entry, to their key's ring (window_keys.h, window_ring.h: the key's slices with two-stack
- * running aggregates), and every key with data slides its ring to [ws, we) and emits
- * sfx + back: O(1) amortised per slice and per result. A record behind the fired windows
- * that still belongs to an open one goes straight into its key's ring (bk_ring_refresh).
+ * All state lives in the window store (state/window_store.h). Slices not yet covered by a
+ * fired window live in its segments (per slice start, user key -> accumulator), the fast path of
+ * in-order records. A window of up to HOP_MERGE_MAX_SLICES slices merges its buckets key by key
+ * when it fires (cheap and sequential at that size). For longer windows that would be
+ * O(size/advance) per result, so when the window [ws, we) fires, the buckets before `we` are
+ * handed, entry by entry, to their key's ring (window_keys.h, window_ring.h: the key's slices with
+ * two-stack running aggregates), and every key with data slides its ring to [ws, we) and emits sfx
+ * + back: O(1) amortised per slice and per result. A record behind the fired windows that still
+ * belongs to an open one goes straight into its key's ring (bk_ring_refresh).
  *
  * Timers are per firing time, not per window and record: a new slice sets ONE timer, at the
  * close of the first open window holding it, and each firing emits every window closed by
@@ -43,6 +43,17 @@ typedef struct hop_order {
  * beats the rings' per-key bookkeeping); larger ones use the rings. */
 #define HOP_MERGE_MAX_SLICES 64
 
+/* Hopping's scalars: the window store's meta bytes (persisted with the slices). */
+typedef struct hop_meta {
+  brook_time_t done_ws; /* the last window fired, or known closed without data */
+  uint64_t pushed_off;  /* pushed_end - BROOK_TIME_MIN (zeroed meta: nothing pushed) */
+  uint64_t seq;         /* the last ring element's arrival number */
+  uint32_t done;        /* done_ws is set */
+  uint32_t unused;
+} hop_meta_t;
+
+_Static_assert(sizeof(hop_meta_t) <= BK_WIN_HOP_META_SIZE, "hop meta fits the store's meta");
+
 typedef struct bk_hop {
   int rings;          /* size / slice > HOP_MERGE_MAX_SLICES: keys' rings, else merging */
   bk_seg_t merged;    /* merging: a window's slices merged by key, when it fires */
@@ -51,11 +62,13 @@ typedef struct bk_hop {
   size_t n_active, cap_active;
   hop_order_t *order; /* scratch: a window's keys in emission order */
   size_t cap_order;
-  int done;                /* done_ws is set */
-  brook_time_t done_ws;    /* the last window fired, or known closed without data */
-  brook_time_t pushed_end; /* slices < it are in rings, the others in buckets */
-  uint64_t seq;
+  struct hop_meta *m; /* the scalars, kept in the window store's meta */
 } bk_hop_t;
+
+/* Slices before it are in rings, the others in buckets. */
+static inline brook_time_t pushed_end(const bk_hop_t *h) {
+  return (brook_time_t)(h->m->pushed_off + (uint64_t)BROOK_TIME_MIN);
+}
 
 /* Start of the first window (a multiple of advance) that contains slice `s`. */
 static brook_time_t first_window(const bk_win_cfg_t *c, brook_time_t s) {
@@ -66,7 +79,8 @@ static brook_time_t first_window(const bk_win_cfg_t *c, brook_time_t s) {
 static brook_time_t next_window_of(const bk_win_t *w, brook_time_t s) {
   const bk_hop_t *h = w->hop;
   brook_time_t f = first_window(w->cfg, s);
-  return h->done && h->done_ws + w->cfg->w.advance > f ? h->done_ws + w->cfg->w.advance : f;
+  return h->m->done && h->m->done_ws + w->cfg->w.advance > f ? h->m->done_ws + w->cfg->w.advance
+                                                             : f;
 }
 
 static brook_err_t reserve_active(bk_win_t *w) {
@@ -113,7 +127,7 @@ static brook_err_t ring_add(brook_ctx_t *ctx, bk_win_t *w, const brook_record_t 
   if (pos < k->ring.n && bk_ring_start(&h->ks.rc, &k->ring, pos) == s) {
     err = agg->add(bk_ring_acc(&h->ks.rc, &k->ring, pos), rec, agg);
   } else {
-    void *acc = bk_ring_insert(&h->ks.rc, &k->ring, pos, s, ++h->seq, 1);
+    void *acc = bk_ring_insert(&h->ks.rc, &k->ring, pos, s, ++h->m->seq, 1);
     if (!acc)
       err = BROOK_ERR_NOMEM;
     else if ((err = agg->add(acc, rec, agg)) < 0)
@@ -126,7 +140,7 @@ static brook_err_t ring_add(brook_ctx_t *ctx, bk_win_t *w, const brook_record_t 
   }
   bk_ring_refresh(&h->ks.rc, &k->ring, pos, bk_wkey_back(k));
   key_activate(w, k);
-  return set_timer(ctx, w, h->done_ws + w->cfg->w.advance);
+  return set_timer(ctx, w, h->m->done_ws + w->cfg->w.advance);
 }
 
 /* The watermark has closed windows a record's slice belongs to: they had no data, or they
@@ -136,9 +150,9 @@ static void note_closed(bk_win_t *w, brook_time_t wm) {
   /* The last closed start: ws + size - 1 + grace <= wm (no overflow: |wm| is bounded by a
    * closed window's end, itself within +-2^62, and size, grace <= 2^61). */
   brook_time_t last = bk_win_floor(wm - c->grace - c->w.size + 1, c->w.advance);
-  if (!w->hop->done || last > w->hop->done_ws) {
-    w->hop->done_ws = last;
-    w->hop->done = 1;
+  if (!w->hop->m->done || last > w->hop->m->done_ws) {
+    w->hop->m->done_ws = last;
+    w->hop->m->done = 1;
   }
 }
 
@@ -152,11 +166,12 @@ static brook_err_t emit_open_windows(brook_ctx_t *ctx, bk_win_t *w, const brook_
   brook_time_t first = first_window(c, s), last = bk_win_floor(s, c->w.advance);
   brook_time_t reach = last + c->w.size;
   uint64_t hash = bk_hash_bytes(rec->key, rec->key_len);
-  bk_wkey_t *k = first < h->pushed_end ? bk_wkeys_find(ks, rec->key, rec->key_len, hash) : NULL;
+  bk_wkey_t *k = first < pushed_end(h) ? bk_wkeys_find(ks, rec->key, rec->key_len, hash) : NULL;
   size_t r0 = k ? bk_ring_lower(&ks->rc, &k->ring, first) : 0, r1 = r0;
   while (k && r1 < k->ring.n && bk_ring_start(&ks->rc, &k->ring, r1) < reach)
     r1++;
-  size_t b0 = bk_win_bucket_lower(w, first), b1 = bk_win_bucket_lower(w, reach), m = 0;
+  size_t b0 = bk_wstore_bucket_lower(w->ws, first), b1 = bk_wstore_bucket_lower(w->ws, reach),
+         m = 0;
   if (bk_wkeys_sweep_reserve(ks, (r1 - r0) + (b1 - b0)) < 0)
     return BROOK_ERR_NOMEM;
   for (size_t i = r0; i < r1; i++) {
@@ -164,9 +179,9 @@ static brook_err_t emit_open_windows(brook_ctx_t *ctx, bk_win_t *w, const brook_
     ks->s_acc[m++] = bk_ring_acc(&ks->rc, &k->ring, i);
   }
   for (size_t i = b0; i < b1; i++) {
-    const void *acc = bk_seg_find(&w->buckets[i].seg, rec->key, rec->key_len, hash);
+    const void *acc = bk_seg_find(&w->ws->buckets[i].seg, rec->key, rec->key_len, hash);
     if (acc) {
-      ks->s_start[m] = w->buckets[i].start;
+      ks->s_start[m] = w->ws->buckets[i].start;
       ks->s_acc[m++] = acc;
     }
   }
@@ -183,10 +198,39 @@ static brook_err_t emit_open_windows(brook_ctx_t *ctx, bk_win_t *w, const brook_
   return BROOK_OK;
 }
 
+/* The next window that holds data (valid if there is any). */
+static brook_time_t next_window(const bk_win_t *w);
+
+/* After a restore: the active list is every key with slices in its ring, and the next window
+ * with data has its timer (the one the records and firings before the snapshot left). */
+static brook_err_t hopping_rebuild(brook_ctx_t *ctx, bk_win_t *w) {
+  bk_hop_t *h = w->hop;
+  w->ws_gen = w->ws->gen;
+  h->n_active = 0;
+  size_t cur = 0;
+  const void *key, *v;
+  size_t kl, vl;
+  while (brook_store_next(w->ws->keys, &cur, &key, &kl, &v, &vl)) {
+    bk_wkey_t *k = (bk_wkey_t *)(uintptr_t)v;
+    k->flag = 0;
+    if (!k->ring.n)
+      continue;
+    if (reserve_active(w) < 0)
+      return BROOK_ERR_NOMEM;
+    key_activate(w, k);
+  }
+  if (!h->n_active && !w->ws->n_buckets)
+    return BROOK_OK;
+  return set_timer(ctx, w, next_window(w));
+}
+
 static brook_err_t hopping_process(brook_ctx_t *ctx, void *state, const brook_record_t *rec) {
   if (bk_win_check_time(ctx, rec) < 0)
     return BROOK_ERR_INVALID_ARG;
   bk_win_t *w = state;
+  brook_err_t rerr;
+  if (bk_win_restored(w) && (rerr = hopping_rebuild(ctx, w)) < 0)
+    return rerr;
   const bk_win_cfg_t *c = w->cfg;
   brook_time_t s = bk_win_floor(rec->timestamp, c->slice);
   brook_time_t last = bk_win_floor(s, c->w.advance); /* latest window holding s */
@@ -197,17 +241,17 @@ static brook_err_t hopping_process(brook_ctx_t *ctx, void *state, const brook_re
   if (s + c->grace <= ctx->wm && bk_win_closed(w, first_window(c, s) + c->w.size, ctx->wm))
     note_closed(w, ctx->wm);
   brook_err_t err;
-  if (s < w->hop->pushed_end) {
+  if (s < pushed_end(w->hop)) {
     err = ring_add(ctx, w, rec, s);
   } else {
     int created;
-    bk_win_bucket_t *b = bk_win_bucket_for(w, s, &created);
+    bk_wbucket_t *b = bk_wstore_bucket_for(w->ws, s, &created);
     if (!b)
       return BROOK_ERR_NOMEM;
     if (created && (err = set_timer(ctx, w, next_window_of(w, s))) < 0)
       return err; /* the empty bucket stays; it is dropped when a later window fires */
     void *acc;
-    err = bk_win_bucket_add(w, b, rec, &acc);
+    err = bk_wstore_bucket_add(w->ws, b, &w->cfg->agg, rec, &acc);
   }
   if (err >= 0 && c->emit == BROOK_EMIT_ON_UPDATE)
     err = emit_open_windows(ctx, w, rec, s);
@@ -218,9 +262,9 @@ static brook_err_t hopping_process(brook_ctx_t *ctx, void *state, const brook_re
  * the order keys arrived), pushing them into the keys' back runs. */
 static brook_err_t push_buckets(bk_win_t *w, brook_time_t we) {
   bk_hop_t *h = w->hop;
-  size_t nb = bk_win_bucket_lower(w, we);
+  size_t nb = bk_wstore_bucket_lower(w->ws, we);
   for (size_t i = 0; i < nb; i++) {
-    bk_seg_t *seg = &w->buckets[i].seg;
+    bk_seg_t *seg = &w->ws->buckets[i].seg;
     for (size_t j = 0, n = bk_seg_count(seg); j < n; j++) {
       bk_seg_entry_t *e = bk_seg_at(seg, j);
       const unsigned char *key = bk_seg_key(seg, e);
@@ -229,7 +273,8 @@ static brook_err_t push_buckets(bk_win_t *w, brook_time_t we) {
       bk_wkey_t *k = key_get(w, key, e->klen, bk_hash_bytes(key, e->klen), &created, &err);
       if (!k)
         return err;
-      void *acc = bk_ring_insert(&h->ks.rc, &k->ring, k->ring.n, w->buckets[i].start, ++h->seq, 0);
+      void *acc =
+          bk_ring_insert(&h->ks.rc, &k->ring, k->ring.n, w->ws->buckets[i].start, ++h->m->seq, 0);
       if (!acc) {
         if (!k->ring.n)
           bk_wkeys_remove(&h->ks, k);
@@ -240,8 +285,8 @@ static brook_err_t push_buckets(bk_win_t *w, brook_time_t we) {
       key_activate(w, k);
     }
   }
-  bk_win_buckets_drop_before(w, we);
-  h->pushed_end = we;
+  bk_wstore_buckets_drop_before(w->ws, we);
+  h->m->pushed_off = (uint64_t)we - (uint64_t)BROOK_TIME_MIN;
   return BROOK_OK;
 }
 
@@ -257,13 +302,13 @@ static int order_cmp(const void *pa, const void *pb) {
  * the buckets no later window needs are emptied for reuse. */
 static brook_err_t merge_window(brook_ctx_t *ctx, bk_win_t *w, brook_time_t ws, brook_time_t we) {
   const brook_aggregator_t *agg = &w->cfg->agg;
-  size_t lo = bk_win_bucket_lower(w, ws), hi = bk_win_bucket_lower(w, we);
+  size_t lo = bk_wstore_bucket_lower(w->ws, ws), hi = bk_wstore_bucket_lower(w->ws, we);
   brook_err_t err = BROOK_OK;
-  bk_seg_t *out = lo < hi ? &w->buckets[lo].seg : NULL;
+  bk_seg_t *out = lo < hi ? &w->ws->buckets[lo].seg : NULL;
   if (hi - lo > 1) {
     out = &w->hop->merged;
     for (size_t i = lo; i < hi && err >= 0; i++) {
-      bk_seg_t *seg = &w->buckets[i].seg;
+      bk_seg_t *seg = &w->ws->buckets[i].seg;
       for (size_t j = 0, n = bk_seg_count(seg); j < n; j++) {
         bk_seg_entry_t *e = bk_seg_at(seg, j);
         int created;
@@ -287,7 +332,7 @@ static brook_err_t merge_window(brook_ctx_t *ctx, bk_win_t *w, brook_time_t ws, 
   if (err >= 0)
     err = ferr;
   bk_seg_reset(&w->hop->merged);
-  bk_win_buckets_drop_before(w, ws + w->cfg->w.advance); /* later windows start there */
+  bk_wstore_buckets_drop_before(w->ws, ws + w->cfg->w.advance); /* later windows start there */
   return err;
 }
 
@@ -310,6 +355,8 @@ static brook_err_t fire_window(brook_ctx_t *ctx, bk_win_t *w, brook_time_t ws) {
   for (size_t i = 0; i < h->n_active; i++) {
     bk_wkey_t *k = h->active[i];
     bk_ring_evict(&h->ks.rc, &k->ring, ws, bk_wkey_back(k));
+    if ((err = bk_wkeys_touch(&h->ks, k)) < 0)
+      return err;
     if (!k->ring.n) {
       k->flag = 0; /* out of the active list (and stays out if the removal cannot happen) */
       bk_wkeys_remove(&h->ks, k);
@@ -333,8 +380,8 @@ static brook_err_t fire_window(brook_ctx_t *ctx, bk_win_t *w, brook_time_t ws) {
 static brook_time_t next_window(const bk_win_t *w) {
   const bk_hop_t *h = w->hop;
   if (h->n_active) /* they have slices in [done_ws, done_ws + size) */
-    return h->done_ws + w->cfg->w.advance;
-  return next_window_of(w, w->buckets[0].start);
+    return h->m->done_ws + w->cfg->w.advance;
+  return next_window_of(w, w->ws->buckets[0].start);
 }
 
 static brook_err_t hopping_on_timer(brook_ctx_t *ctx, void *state, const brook_timer_t *t) {
@@ -342,13 +389,15 @@ static brook_err_t hopping_on_timer(brook_ctx_t *ctx, void *state, const brook_t
   bk_hop_t *h = w->hop;
   brook_time_t upto = t->time > ctx->wm ? t->time : ctx->wm;
   brook_err_t err = BROOK_OK;
-  while (err >= 0 && (h->n_active || w->n_buckets)) {
+  if (bk_win_restored(w) && (err = hopping_rebuild(ctx, w)) < 0)
+    return err;
+  while (err >= 0 && (h->n_active || w->ws->n_buckets)) {
     brook_time_t ws = next_window(w);
     if (bk_win_fire_time(w, ws + w->cfg->w.size) > upto)
       return set_timer(ctx, w, ws);
     err = fire_window(ctx, w, ws);
-    h->done_ws = ws;
-    h->done = 1;
+    h->m->done_ws = ws;
+    h->m->done = 1;
     brook_err_t ferr = bk_ctx_flush(ctx); /* results borrow the keys' bytes */
     if (err >= 0)
       err = ferr;
@@ -368,10 +417,10 @@ static brook_err_t hopping_open(brook_ctx_t *ctx, void *opaque, void **state) {
   }
   w->hop = h;
   h->rings = w->cfg->w.size / w->cfg->slice > HOP_MERGE_MAX_SLICES;
-  h->pushed_end = BROOK_TIME_MIN;
+  h->m = (hop_meta_t *)(void *)w->ws->meta;
   bk_seg_init(&h->merged, w->alloc, w->acc_size);
   /* Early results sweep with the rings' scratch in both modes. */
-  if ((err = bk_wkeys_open(&h->ks, ctx, &w->cfg->agg, w->alloc, h->rings)) < 0) {
+  if ((err = bk_wkeys_open(&h->ks, w->ws, w->alloc)) < 0) {
     bk_win_close(w, opaque);
     return err;
   }

@@ -6,28 +6,20 @@
 #include "core/alloc.h"
 #include "core/hash.h"
 
-brook_err_t bk_wkeys_open(bk_wkeys_t *ks, brook_ctx_t *ctx, const brook_aggregator_t *agg,
-                          const brook_allocator_t *a, int store) {
+brook_err_t bk_wkeys_open(bk_wkeys_t *ks, bk_wstore_t *ws, const brook_allocator_t *a) {
   memset(ks, 0, sizeof(*ks));
   ks->alloc = a;
-  bk_slab_init(&ks->slab, a);
-  bk_ring_cfg_init(&ks->rc, agg, &ks->slab);
+  ks->ws = ws;
+  ks->rc = ws->rc;
   if (!(ks->tmp = bk_calloc(a, 3, ks->rc.aw)))
     return BROOK_ERR_NOMEM;
-  if (!store)
-    return BROOK_OK;
-  brook_store_opts_t so;
-  brook_store_opts_init(&so);
-  so.value_size = BK_WKEY_BACK_OFF + ks->rc.aw;
-  return brook_store_open(ctx, "keys", &so, &ks->store);
+  return BROOK_OK;
 }
 
 void bk_wkeys_free(bk_wkeys_t *ks) {
   if (!ks->alloc)
     return;
-  bk_slab_destroy(&ks->slab); /* the store belongs to the runtime */
-  bk_free(ks->alloc, ks->tmp);
-  bk_free(ks->alloc, ks->kbuf);
+  bk_free(ks->alloc, ks->tmp); /* the rings belong to the window store */
   bk_free(ks->alloc, ks->s_start);
   bk_free(ks->alloc, (void *)ks->s_acc);
   bk_free(ks->alloc, ks->s_sfx);
@@ -35,33 +27,8 @@ void bk_wkeys_free(bk_wkeys_t *ks) {
 }
 
 size_t bk_wkeys_memory(const bk_wkeys_t *ks) {
-  return bk_slab_bytes(&ks->slab) + (ks->alloc ? 3 * ks->rc.aw : 0) + ks->kcap +
+  return (ks->alloc ? 3 * ks->rc.aw : 0) +
          ks->s_cap * (sizeof(*ks->s_start) + sizeof(*ks->s_acc) + ks->rc.aw);
-}
-
-bk_wkey_t *bk_wkeys_get(bk_wkeys_t *ks, const void *key, size_t klen, uint64_t hash, int *created,
-                        brook_err_t *err) {
-  void *v;
-  if ((*err = bk_store_upsert(ks->store, key, klen, hash, &v, created)) < 0)
-    return NULL;
-  bk_wkey_t *k = v;
-  if (*created)
-    k->klen = (uint32_t)klen;
-  return k;
-}
-
-void bk_wkeys_remove(bk_wkeys_t *ks, bk_wkey_t *k) {
-  size_t klen = k->klen;
-  bk_ring_free(&ks->rc, &k->ring);
-  if (klen > ks->kcap) { /* the bytes live in the entry being removed: copy them first */
-    size_t cap = ks->kcap;
-    if (bk_grow(ks->alloc, (void **)&ks->kbuf, &cap, klen, 1))
-      return; /* out of memory: the empty key stays, harmlessly, until it gets slices again */
-    ks->kcap = cap;
-  }
-  if (klen)
-    memcpy(ks->kbuf, bk_wkey_bytes(k), klen);
-  (void)bk_store_remove(ks->store, ks->kbuf, klen, bk_hash_bytes(ks->kbuf, klen));
 }
 
 brook_err_t bk_wkeys_sweep_reserve(bk_wkeys_t *ks, size_t m) {

@@ -1,115 +1,206 @@
 /* Session windows: per key, records less than `gap` ms apart form a session
- * [first ts, last ts + gap). The index holds each key's open sessions as sorted,
- * non-overlapping (start, end) pairs; the slice store holds one accumulator per session,
- * under its start. A record overlapping several sessions merges them (aggregator merge),
- * and each session has exactly one pending timer (moved when the session grows). */
+ * [first ts, last ts + gap). All state is one ORDERED store, "sessions":
+ *
+ *   user key || brook_store_time_encode(start)  ->  [int64 end][8 unused][accumulator]
+ *
+ * so a key's open sessions are a range read by key and time (brook_store_iter_time), in
+ * start order; they never overlap, so their ends are in order too. A record overlapping
+ * several sessions merges them (aggregator merge) into one entry under the earliest start;
+ * a record that grows one session updates its entry in place (brook_store_update). Each
+ * session has exactly one pending timer, at end - 1 + grace with the start as its tag (moved
+ * when the session grows), so a restored store implies its timers. */
 #include <string.h>
 
+#include <brook/state.h>
+
+#include "core/alloc.h"
 #include "core/context.h"
 #include "ops/window_common.h"
 #include "state/store.h"
 
+#define SESSION_HDR 16 /* int64 end, then padding: the accumulator stays 16-byte aligned */
+
+/* key || encoded start into w->kbuf; its length, or 0 if out of memory. */
+static size_t session_key(bk_win_t *w, const void *key, size_t klen, brook_time_t start) {
+  size_t need = klen + BROOK_STORE_TIME_LEN;
+  if (need > w->kcap) {
+    size_t cap = need < 64 ? 64 : need * 2;
+    unsigned char *b = bk_realloc(w->alloc, w->kbuf, cap);
+    if (!b)
+      return 0;
+    w->kbuf = b;
+    w->kcap = cap;
+  }
+  if (klen)
+    memcpy(w->kbuf, key, klen);
+  brook_store_time_encode(start, w->kbuf + klen);
+  return need;
+}
+
+static brook_time_t value_end(const void *v) {
+  brook_time_t e;
+  memcpy(&e, v, sizeof(e));
+  return e;
+}
+
+/* The sessions of `key` that overlap [t, t + gap), as (start, end) pairs in w->arr_tmp;
+ * their number in *n. */
+static brook_err_t overlapping(bk_win_t *w, const void *key, size_t klen, brook_time_t t,
+                               size_t *n) {
+  brook_store_iter_t *it;
+  brook_err_t err =
+      brook_store_iter_time(w->slices, key, klen, BROOK_TIME_MIN, t + w->cfg->w.gap, &it);
+  if (err < 0)
+    return err;
+  brook_store_entry_t e;
+  *n = 0;
+  while (brook_store_iter_next(it, &e)) {
+    brook_time_t end = value_end(e.value);
+    if (end <= t)
+      continue; /* a session before t, not reaching it */
+    int64_t *pairs = bk_win_scratch(w, 2 * (*n + 1));
+    if (!pairs) {
+      (void)brook_store_iter_close(it);
+      return BROOK_ERR_NOMEM;
+    }
+    pairs[2 * *n] = brook_store_entry_time_suffix(&e);
+    pairs[2 * *n + 1] = end;
+    ++*n;
+  }
+  return brook_store_iter_close(it);
+}
+
 static brook_err_t emit_session(brook_ctx_t *ctx, bk_win_t *w, const brook_record_t *rec,
                                 brook_time_t s, brook_time_t e) {
-  const void *acc = bk_win_slice_find(w, rec->key, rec->key_len, s);
-  return acc ? bk_win_emit(ctx, w, rec->key, rec->key_len, s, e, acc, 0) : BROOK_OK;
+  size_t kl = session_key(w, rec->key, rec->key_len, s);
+  const void *v;
+  size_t vlen;
+  if (!kl)
+    return BROOK_ERR_NOMEM;
+  brook_err_t err = brook_store_get(w->slices, w->kbuf, kl, &v, &vlen);
+  if (err == BROOK_ERR_NOT_FOUND)
+    return BROOK_OK;
+  if (err < 0)
+    return err;
+  return bk_win_emit(ctx, w, rec->key, rec->key_len, s, e, (const unsigned char *)v + SESSION_HDR,
+                     0);
+}
+
+/* The common case: the record falls into (or extends) one session with the same start. */
+static brook_err_t grow(brook_ctx_t *ctx, bk_win_t *w, const brook_record_t *rec, brook_time_t ms,
+                        brook_time_t old_end, brook_time_t me) {
+  const brook_aggregator_t *agg = &w->cfg->agg;
+  size_t kl = session_key(w, rec->key, rec->key_len, ms);
+  if (!kl)
+    return BROOK_ERR_NOMEM;
+  void *v;
+  brook_err_t err = brook_store_update(w->slices, w->kbuf, kl, &v, NULL);
+  if (err < 0)
+    return err;
+  if ((err = agg->add((unsigned char *)v + SESSION_HDR, rec, agg)) < 0)
+    return err;
+  if (me == old_end)
+    return BROOK_OK;
+  memcpy(v, &me, sizeof(me));
+  brook_timer_delete(ctx, BROOK_EVENT_TIME, bk_win_fire_time(w, old_end), rec->key, rec->key_len,
+                     (uint64_t)ms);
+  return brook_timer_set(ctx, BROOK_EVENT_TIME, bk_win_fire_time(w, me), rec->key, rec->key_len,
+                         (uint64_t)ms);
+}
+
+/* A new session, or a merge of the n overlapping ones (pairs in w->arr_tmp): everything is
+ * folded into a fresh accumulator first, so a refused record changes nothing. */
+static brook_err_t merge(brook_ctx_t *ctx, bk_win_t *w, const brook_record_t *rec, size_t n,
+                         brook_time_t ms, brook_time_t me) {
+  const brook_aggregator_t *agg = &w->cfg->agg;
+  const void *key = rec->key;
+  size_t klen = rec->key_len;
+  unsigned char *nv = w->acc_tmp; /* SESSION_HDR + acc_size bytes */
+  memset(nv, 0, SESSION_HDR + w->acc_size);
+  memcpy(nv, &me, sizeof(me));
+  if (agg->init)
+    agg->init(nv + SESSION_HDR, agg);
+  brook_err_t err = agg->add(nv + SESSION_HDR, rec, agg);
+  if (err < 0)
+    return err;
+  for (size_t i = 0; i < n; i++) {
+    const int64_t *pairs = w->arr_tmp;
+    size_t kl = session_key(w, key, klen, pairs[2 * i]);
+    const void *v;
+    size_t vlen;
+    if (!kl)
+      return BROOK_ERR_NOMEM;
+    if ((err = brook_store_get(w->slices, w->kbuf, kl, &v, &vlen)) < 0)
+      return err;
+    agg->merge(nv + SESSION_HDR, (const unsigned char *)v + SESSION_HDR, agg);
+  }
+  for (size_t i = 0; i < n; i++) {
+    const int64_t *pairs = w->arr_tmp;
+    size_t kl = session_key(w, key, klen, pairs[2 * i]);
+    if (!kl)
+      return BROOK_ERR_NOMEM;
+    brook_timer_delete(ctx, BROOK_EVENT_TIME, bk_win_fire_time(w, pairs[2 * i + 1]), key, klen,
+                       (uint64_t)pairs[2 * i]);
+    if ((err = brook_store_delete(w->slices, w->kbuf, kl)) < 0)
+      return err;
+  }
+  size_t kl = session_key(w, key, klen, ms);
+  if (!kl)
+    return BROOK_ERR_NOMEM;
+  if ((err = brook_store_put(w->slices, w->kbuf, kl, nv, SESSION_HDR + w->acc_size)) < 0)
+    return err;
+  return brook_timer_set(ctx, BROOK_EVENT_TIME, bk_win_fire_time(w, me), key, klen, (uint64_t)ms);
+}
+
+/* After a restore: each session's timer (the store holds exactly the open sessions). */
+static brook_err_t session_rebuild(brook_ctx_t *ctx, bk_win_t *w) {
+  brook_store_iter_t *it;
+  brook_err_t err = brook_store_iter_all(w->slices, &it);
+  if (err < 0)
+    return err;
+  brook_store_entry_t e;
+  while (err >= 0 && brook_store_iter_next(it, &e)) {
+    if (e.key_len < BROOK_STORE_TIME_LEN)
+      continue;
+    err = brook_timer_set(ctx, BROOK_EVENT_TIME, bk_win_fire_time(w, value_end(e.value)), e.key,
+                          e.key_len - BROOK_STORE_TIME_LEN,
+                          (uint64_t)brook_store_entry_time_suffix(&e));
+  }
+  brook_err_t cerr = brook_store_iter_close(it);
+  if (err < 0)
+    return err;
+  if (cerr < 0)
+    return cerr;
+  w->slices_gen = bk_win_store_gen(w->slices);
+  return BROOK_OK;
 }
 
 static brook_err_t session_process(brook_ctx_t *ctx, void *state, const brook_record_t *rec) {
   if (bk_win_check_time(ctx, rec) < 0)
     return BROOK_ERR_INVALID_ARG;
   bk_win_t *w = state;
-  const brook_aggregator_t *agg = &w->cfg->agg;
-  const void *key = rec->key;
-  size_t klen = rec->key_len;
-  brook_time_t t = rec->timestamp, gap = w->cfg->w.gap;
-  size_t n2;
-  const int64_t *pairs = bk_win_index_get(w, key, klen, &n2);
-  size_t n = n2 / 2;
-  /* Sessions overlapping [t, t + gap) are contiguous in start order. */
-  size_t lo = 0;
-  while (lo < n && pairs[2 * lo + 1] <= t)
-    lo++;
-  size_t hi = lo;
-  brook_time_t ms = t, me = t + gap;
-  while (hi < n && pairs[2 * hi] < t + gap) {
-    ms = pairs[2 * hi] < ms ? pairs[2 * hi] : ms;
-    me = pairs[2 * hi + 1] > me ? pairs[2 * hi + 1] : me;
-    hi++;
-  }
-  if (hi == lo && bk_win_closed(w, me, ctx->wm))
-    return bk_win_late(ctx, w, rec);
   brook_err_t err;
-  if (hi - lo == 1 && pairs[2 * lo] == ms) {
-    /* The common case: the record falls into (or extends) one session with the same start. */
-    brook_time_t old_end = pairs[2 * lo + 1];
-    int created;
-    if ((err = bk_win_slice_add(w, rec, ms, &created, NULL)) < 0)
-      return err;
-    if (me != old_end) {
-      brook_timer_delete(ctx, BROOK_EVENT_TIME, bk_win_fire_time(w, old_end), key, klen,
-                         (uint64_t)ms);
-      int64_t *tmp = bk_win_scratch(w, n2);
-      if (!tmp)
-        return BROOK_ERR_NOMEM;
-      memcpy(tmp, pairs, n2 * sizeof(*tmp));
-      tmp[2 * lo + 1] = me;
-      if ((err = bk_win_index_put(w, key, klen, tmp, n2)) < 0 ||
-          (err = brook_timer_set(ctx, BROOK_EVENT_TIME, bk_win_fire_time(w, me), key, klen,
-                                 (uint64_t)ms)) < 0)
-        return err;
-    }
-  } else {
-    /* A new session, or a merge: fold everything into a fresh accumulator first, so a
-     * refused record changes nothing. */
-    bk_win_acc_fresh(w);
-    if ((err = agg->add(w->acc_tmp, rec, agg)) < 0)
-      return err;
-    for (size_t i = lo; i < hi; i++) {
-      const void *acc = bk_win_slice_find(w, key, klen, pairs[2 * i]);
-      if (acc)
-        agg->merge(w->acc_tmp, acc, agg);
-    }
-    int64_t *tmp = bk_win_scratch(w, n2 + 2);
-    if (!tmp)
-      return BROOK_ERR_NOMEM;
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-      if (i >= lo && i < hi) {
-        brook_timer_delete(ctx, BROOK_EVENT_TIME, bk_win_fire_time(w, pairs[2 * i + 1]), key, klen,
-                           (uint64_t)pairs[2 * i]);
-        bk_win_slice_remove(w, key, klen, pairs[2 * i]);
-        if (i == lo) {
-          tmp[k++] = ms;
-          tmp[k++] = me;
-        }
-        continue;
-      }
-      if (i == lo && lo == hi) { /* a new session goes before pairs[lo] */
-        tmp[k++] = ms;
-        tmp[k++] = me;
-      }
-      tmp[k++] = pairs[2 * i];
-      tmp[k++] = pairs[2 * i + 1];
-    }
-    if (lo == hi && lo == n) {
-      tmp[k++] = ms;
-      tmp[k++] = me;
-    }
-    size_t kl = bk_win_slice_key(w, key, klen, ms);
-    void *acc;
-    int created;
-    if (!kl)
-      return BROOK_ERR_NOMEM;
-    if ((err = bk_store_upsert(w->slices, w->kbuf, kl, bk_hash_bytes(w->kbuf, kl), &acc,
-                               &created)) < 0)
-      return err;
-    memcpy(acc, w->acc_tmp, w->acc_size);
-    if ((err = bk_win_index_put(w, key, klen, tmp, k)) < 0 ||
-        (err = brook_timer_set(ctx, BROOK_EVENT_TIME, bk_win_fire_time(w, me), key, klen,
-                               (uint64_t)ms)) < 0)
-      return err;
+  if (bk_win_store_gen(w->slices) != w->slices_gen && (err = session_rebuild(ctx, w)) < 0)
+    return err;
+  brook_time_t t = rec->timestamp, gap = w->cfg->w.gap;
+  size_t n;
+  if ((err = overlapping(w, rec->key, rec->key_len, t, &n)) < 0)
+    return err;
+  const int64_t *pairs = w->arr_tmp;
+  brook_time_t ms = t, me = t + gap;
+  for (size_t i = 0; i < n; i++) {
+    ms = pairs[2 * i] < ms ? pairs[2 * i] : ms;
+    me = pairs[2 * i + 1] > me ? pairs[2 * i + 1] : me;
   }
+  if (n == 0 && bk_win_closed(w, me, ctx->wm))
+    return bk_win_late(ctx, w, rec);
+  if (n == 1 && pairs[0] == ms)
+    err = grow(ctx, w, rec, ms, pairs[1], me);
+  else
+    err = merge(ctx, w, rec, n, ms, me);
+  w->slices_gen = bk_win_store_gen(w->slices);
+  if (err < 0)
+    return err;
   if (w->cfg->emit == BROOK_EMIT_ON_UPDATE)
     return emit_session(ctx, w, rec, ms, me);
   return BROOK_OK;
@@ -117,32 +208,50 @@ static brook_err_t session_process(brook_ctx_t *ctx, void *state, const brook_re
 
 static brook_err_t session_on_timer(brook_ctx_t *ctx, void *state, const brook_timer_t *tm) {
   bk_win_t *w = state;
+  brook_err_t err;
+  if (bk_win_store_gen(w->slices) != w->slices_gen && (err = session_rebuild(ctx, w)) < 0)
+    return err;
   brook_time_t s = (brook_time_t)tm->tag;
-  size_t n2;
-  const int64_t *pairs = bk_win_index_get(w, tm->key, tm->key_len, &n2);
-  size_t n = n2 / 2, i = 0;
-  while (i < n && pairs[2 * i] != s)
-    i++;
-  if (i == n)
+  size_t kl = session_key(w, tm->key, tm->key_len, s);
+  const void *v;
+  size_t vlen;
+  if (!kl)
+    return BROOK_ERR_NOMEM;
+  if ((err = brook_store_get(w->slices, w->kbuf, kl, &v, &vlen)) == BROOK_ERR_NOT_FOUND)
     return BROOK_OK;
-  brook_time_t e = pairs[2 * i + 1];
-  const void *acc = bk_win_slice_find(w, tm->key, tm->key_len, s);
-  brook_err_t err = acc ? bk_win_emit_copy(ctx, w, tm->key, tm->key_len, s, e, acc, 1) : BROOK_OK;
   if (err < 0)
     return err;
-  bk_win_slice_remove(w, tm->key, tm->key_len, s);
-  int64_t *tmp = bk_win_scratch(w, n2);
-  if (!tmp)
-    return BROOK_ERR_NOMEM;
-  memcpy(tmp, pairs, 2 * i * sizeof(*tmp));
-  memcpy(tmp + 2 * i, pairs + 2 * i + 2, (n2 - 2 * i - 2) * sizeof(*tmp));
-  return bk_win_index_put(w, tm->key, tm->key_len, tmp, n2 - 2);
+  if ((err = bk_win_emit_copy(ctx, w, tm->key, tm->key_len, s, value_end(v),
+                              (const unsigned char *)v + SESSION_HDR, 1)) < 0)
+    return err;
+  err = brook_store_delete(w->slices, w->kbuf, kl);
+  w->slices_gen = bk_win_store_gen(w->slices);
+  return err;
+}
+
+static brook_err_t session_open(brook_ctx_t *ctx, void *opaque, void **state) {
+  brook_err_t err = bk_win_open(ctx, opaque, state);
+  if (err < 0)
+    return err;
+  bk_win_t *w = *state;
+  brook_store_opts_t so;
+  brook_store_opts_init(&so);
+  so.value_size = SESSION_HDR + w->acc_size;
+  so.ordered = 1;
+  bk_free(w->alloc, w->acc_tmp); /* the merge scratch holds a whole value */
+  if (!(w->acc_tmp = bk_calloc(w->alloc, 1, so.value_size)) ||
+      (err = brook_store_open(ctx, "sessions", &so, &w->slices)) < 0) {
+    bk_win_close(w, opaque);
+    return err < 0 ? err : BROOK_ERR_NOMEM;
+  }
+  w->slices_gen = bk_win_store_gen(w->slices);
+  return BROOK_OK;
 }
 
 const brook_operator_t bk_window_session_op = {
     .version = BROOK_OPERATOR_VERSION,
     .type_name = "window_session",
-    .open = bk_win_open,
+    .open = session_open,
     .process = session_process,
     .close = bk_win_close,
     .on_timer = session_on_timer,

@@ -11,7 +11,9 @@
  * aggregates holding it. Slices no window can reach any more are evicted as windows fire and
  * by a cleanup timer at last + size - 1 + grace for the newest one; a key whose ring empties
  * is removed. Early results (BROOK_EMIT_ON_UPDATE) sweep the key's slices over its open
- * windows holding t with the same two stacks, in scratch. */
+ * windows holding t with the same two stacks, in scratch. All of it lives in the operator's
+ * window store (state/window_store.h): the rings, and in each slice a mark telling whether
+ * its window's timer is pending, so a restored store implies its timers exactly. */
 #include <string.h>
 
 #include "core/alloc.h"
@@ -61,10 +63,66 @@ static int later_open(const bk_win_t *w, const bk_wkey_t *k, brook_time_t t, bro
   return 0;
 }
 
+/* A ring element's seq holds which timers of its slice are pending, so that a restored
+ * store implies its timers exactly (when an eviction happens decides how the two stacks
+ * group merges, hence the last bits of a floating-point result). */
+#define SLICE_TIMED 1u   /* its window got a timer; pending while the slice is >= upto */
+#define SLICE_CLEANUP 2u /* its cleanup timer is pending */
+
+static void slice_time(bk_wkeys_t *ks, bk_wkey_t *k, size_t i, uint64_t what) {
+  unsigned char *seq = bk_ring_el(&ks->rc, &k->ring, i) + 8;
+  uint64_t v;
+  memcpy(&v, seq, 8);
+  v |= what;
+  memcpy(seq, &v, 8);
+}
+
+/* The timer `what` of slice t has fired. O(log slices). */
+static void slice_untime(bk_wkeys_t *ks, bk_wkey_t *k, brook_time_t t, uint64_t what) {
+  size_t i = bk_ring_lower(&ks->rc, &k->ring, t);
+  if (i < k->ring.n && bk_ring_start(&ks->rc, &k->ring, i) == t) {
+    unsigned char *seq = bk_ring_el(&ks->rc, &k->ring, i) + 8;
+    uint64_t v;
+    memcpy(&v, seq, 8);
+    v &= ~what;
+    memcpy(seq, &v, 8);
+  }
+}
+
+/* After a restore: the timers the slices' marks say are pending. */
+static brook_err_t sliding_rebuild(brook_ctx_t *ctx, bk_win_t *w) {
+  bk_wkeys_t *ks = w->slide;
+  brook_time_t size = w->cfg->w.size;
+  w->ws_gen = w->ws->gen;
+  size_t cur = 0;
+  const void *key, *v;
+  size_t kl, vl;
+  while (brook_store_next(w->ws->keys, &cur, &key, &kl, &v, &vl)) {
+    const bk_wkey_t *k = v;
+    brook_err_t err;
+    for (size_t i = 0; i < k->ring.n; i++) {
+      brook_time_t t = bk_ring_start(&ks->rc, &k->ring, i);
+      uint64_t marks = bk_ring_seq(&ks->rc, &k->ring, i);
+      if ((marks & SLICE_TIMED) && t >= k->upto && /* else its window has fired */
+          (err = brook_timer_set(ctx, BROOK_EVENT_TIME, bk_win_fire_time(w, t + 1), key, kl,
+                                 (uint64_t)t)) < 0)
+        return err;
+      if ((marks & SLICE_CLEANUP) &&
+          (err = brook_timer_set(ctx, BROOK_EVENT_TIME, bk_win_fire_time(w, t + size), key, kl,
+                                 (uint64_t)t)) < 0)
+        return err;
+    }
+  }
+  return BROOK_OK;
+}
+
 static brook_err_t sliding_process(brook_ctx_t *ctx, void *state, const brook_record_t *rec) {
   if (bk_win_check_time(ctx, rec) < 0)
     return BROOK_ERR_INVALID_ARG;
   bk_win_t *w = state;
+  brook_err_t rerr;
+  if (bk_win_restored(w) && (rerr = sliding_rebuild(ctx, w)) < 0)
+    return rerr;
   bk_wkeys_t *ks = w->slide;
   const brook_aggregator_t *agg = &w->cfg->agg;
   brook_time_t t = rec->timestamp;
@@ -85,7 +143,8 @@ static brook_err_t sliding_process(brook_ctx_t *ctx, void *state, const brook_re
     err = agg->add(bk_ring_acc(&ks->rc, &k->ring, pos), rec, agg);
   } else {
     int pushed = pos < k->ring.pe || (pos == k->ring.pe && t < k->upto);
-    void *acc = bk_ring_insert(&ks->rc, &k->ring, pos, t, 0, pushed);
+    /* The element's seq says whether its window has a pending timer (set just below). */
+    void *acc = bk_ring_insert(&ks->rc, &k->ring, pos, t, own_open ? SLICE_TIMED : 0, pushed);
     if (!acc)
       err = BROOK_ERR_NOMEM;
     else if ((err = agg->add(acc, rec, agg)) < 0)
@@ -114,10 +173,18 @@ static brook_err_t sliding_on_timer(brook_ctx_t *ctx, void *state, const brook_t
   bk_win_t *w = state;
   bk_wkeys_t *ks = w->slide;
   brook_time_t t = (brook_time_t)tm->tag, size = w->cfg->w.size;
+  brook_err_t err;
+  if (bk_win_restored(w)) {
+    if ((err = sliding_rebuild(ctx, w)) < 0)
+      return err;
+    /* The rebuild re-set this timer too (its slice is still marked): it fires now, once. */
+    (void)brook_timer_delete(ctx, tm->domain, tm->time, tm->key, tm->key_len, tm->tag);
+  }
   bk_wkey_t *k = bk_wkeys_find(ks, tm->key, tm->key_len, bk_hash_bytes(tm->key, tm->key_len));
   if (!k)
     return BROOK_OK;
-  brook_err_t err;
+  if ((err = bk_wkeys_touch(ks, k)) < 0)
+    return err;
   brook_time_t reach = tm->time - w->cfg->grace; /* the window end - 1 this timer is about */
   if (reach == t) {
     bk_ring_push(&ks->rc, &k->ring, t + 1, bk_wkey_back(k));
@@ -139,6 +206,9 @@ static brook_err_t sliding_on_timer(brook_ctx_t *ctx, void *state, const brook_t
       bk_ring_start(&ks->rc, &k->ring, first_pending) - size + 1 < keep)
     keep = bk_ring_start(&ks->rc, &k->ring, first_pending) - size + 1;
   bk_ring_evict(&ks->rc, &k->ring, keep, bk_wkey_back(k));
+  /* A cleanup timer has fired: its slice, if still there, no longer has one pending. */
+  if (reach != t && k->ring.n && bk_ring_start(&ks->rc, &k->ring, 0) <= t)
+    slice_untime(ks, k, t, SLICE_CLEANUP);
   if (!k->ring.n) {
     bk_wkeys_remove(ks, k);
     return BROOK_OK;
@@ -147,8 +217,11 @@ static brook_err_t sliding_on_timer(brook_ctx_t *ctx, void *state, const brook_t
     return BROOK_OK;
   /* The newest slice is freed by its cleanup timer unless a later record's window does it. */
   brook_time_t last = bk_ring_start(&ks->rc, &k->ring, k->ring.n - 1);
-  return brook_timer_set(ctx, BROOK_EVENT_TIME, bk_win_fire_time(w, last + size), tm->key,
-                         tm->key_len, (uint64_t)last);
+  if ((err = brook_timer_set(ctx, BROOK_EVENT_TIME, bk_win_fire_time(w, last + size), tm->key,
+                             tm->key_len, (uint64_t)last)) < 0)
+    return err;
+  slice_time(ks, k, k->ring.n - 1, SLICE_CLEANUP);
+  return BROOK_OK;
 }
 
 static brook_err_t sliding_open(brook_ctx_t *ctx, void *opaque, void **state) {
@@ -159,7 +232,7 @@ static brook_err_t sliding_open(brook_ctx_t *ctx, void *opaque, void **state) {
   if (!(w->slide = bk_calloc(w->alloc, 1, sizeof(*w->slide))))
     err = BROOK_ERR_NOMEM;
   else
-    err = bk_wkeys_open(w->slide, ctx, &w->cfg->agg, w->alloc, 1);
+    err = bk_wkeys_open(w->slide, w->ws, w->alloc);
   if (err < 0) {
     bk_win_close(w, opaque);
     return err;

@@ -1,6 +1,7 @@
 /* Tumbling windows: one slice per window, [start, start + size) with start aligned to the
  * epoch. All keys' windows with the same start end together, so each start has a bucket
- * (window_buckets.c): a segment of user key -> accumulator, and ONE event-time timer at
+ * in the window store (state/window_store.h): a segment of user key -> accumulator, and ONE
+ * event-time timer at
  * end - 1 + grace. When it fires, every window is emitted straight from the segment, in the
  * order the keys first arrived in it, and the segment is emptied at once and reused for a
  * later start (like Kafka Streams' segmented window stores): no per-window timer, no
@@ -16,7 +17,7 @@ static inline brook_err_t tumbling_one(brook_ctx_t *ctx, bk_win_t *w, const broo
   if (bk_win_closed(w, start + size, ctx->wm))
     return bk_win_late(ctx, w, rec);
   int created;
-  bk_win_bucket_t *b = bk_win_bucket_for(w, start, &created);
+  bk_wbucket_t *b = bk_wstore_bucket_for(w->ws, start, &created);
   if (!b)
     return BROOK_ERR_NOMEM;
   brook_err_t err;
@@ -24,16 +25,33 @@ static inline brook_err_t tumbling_one(brook_ctx_t *ctx, bk_win_t *w, const broo
                                         NULL, 0, (uint64_t)start)) < 0)
     return err; /* the empty bucket stays; it is dropped when a later start fires */
   void *acc;
-  if ((err = bk_win_bucket_add(w, b, rec, &acc)) < 0)
+  if ((err = bk_wstore_bucket_add(w->ws, b, &w->cfg->agg, rec, &acc)) < 0)
     return err;
   if (w->cfg->emit == BROOK_EMIT_ON_UPDATE)
     return bk_win_emit(ctx, w, rec->key, rec->key_len, start, start + size, acc, 0);
   return BROOK_OK;
 }
 
+/* After a restore: one timer per start with data, as the records that made them set. */
+static brook_err_t tumbling_rebuild(brook_ctx_t *ctx, bk_win_t *w) {
+  w->ws_gen = w->ws->gen;
+  for (size_t i = 0; i < w->ws->n_buckets; i++) {
+    brook_time_t start = w->ws->buckets[i].start;
+    brook_err_t err =
+        brook_timer_set(ctx, BROOK_EVENT_TIME, bk_win_fire_time(w, start + w->cfg->w.size), NULL, 0,
+                        (uint64_t)start);
+    if (err < 0)
+      return err;
+  }
+  return BROOK_OK;
+}
+
 static brook_err_t tumbling_batch(brook_ctx_t *ctx, void *state, const brook_record_t *recs,
                                   size_t n) {
   bk_win_t *w = state;
+  brook_err_t rerr;
+  if (bk_win_restored(w) && (rerr = tumbling_rebuild(ctx, w)) < 0)
+    return rerr;
   for (size_t i = 0; i < n; i++) {
     brook_err_t err = tumbling_one(ctx, w, &recs[i]);
     if (err < 0 && (err = bk_win_record_failed(ctx, &recs[i], err)) < 0)
@@ -43,16 +61,23 @@ static brook_err_t tumbling_batch(brook_ctx_t *ctx, void *state, const brook_rec
 }
 
 static brook_err_t tumbling_process(brook_ctx_t *ctx, void *state, const brook_record_t *rec) {
+  brook_err_t err;
+  if (bk_win_restored(state) && (err = tumbling_rebuild(ctx, state)) < 0)
+    return err;
   return tumbling_one(ctx, state, rec);
 }
 
 static brook_err_t tumbling_on_timer(brook_ctx_t *ctx, void *state, const brook_timer_t *t) {
   bk_win_t *w = state;
+  brook_err_t err;
+  if (bk_win_restored(w) && (err = tumbling_rebuild(ctx, w)) < 0)
+    return err;
   brook_time_t start = (brook_time_t)t->tag;
-  size_t i = bk_win_bucket_lower(w, start);
-  brook_err_t err = BROOK_OK;
-  if (i < w->n_buckets && w->buckets[i].start == start) {
-    bk_seg_t *seg = &w->buckets[i].seg;
+  bk_wstore_t *ws = w->ws;
+  size_t i = bk_wstore_bucket_lower(ws, start);
+  err = BROOK_OK;
+  if (i < ws->n_buckets && ws->buckets[i].start == start) {
+    bk_seg_t *seg = &ws->buckets[i].seg;
     brook_time_t end = start + w->cfg->w.size;
     for (size_t j = 0, n = bk_seg_count(seg); j < n && err >= 0; j++) {
       bk_seg_entry_t *e = bk_seg_at(seg, j);
@@ -62,7 +87,7 @@ static brook_err_t tumbling_on_timer(brook_ctx_t *ctx, void *state, const brook_
     if (err >= 0)
       err = ferr;
   }
-  bk_win_buckets_drop_before(w, start + 1); /* this one, and any left empty by a failure */
+  bk_wstore_buckets_drop_before(ws, start + 1); /* this one, and any left empty by a failure */
   return err;
 }
 

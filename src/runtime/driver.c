@@ -7,23 +7,10 @@
 
 #include "core/alloc.h"
 #include "core/opts.h"
-#include "runtime/runtime_impl.h"
+#include "runtime/driver_impl.h"
 #include "time/time_arith.h"
 
-/* What one sink received: records whose bytes live in one allocation each. */
-typedef struct captured {
-  const bk_node_t *sink;
-  brook_record_t *recs;
-  size_t n, cap;
-} captured_t;
-
-struct brook_driver {
-  brook_runtime_t *rt;
-  brook_allocator_t alloc;
-  captured_t *caps; /* one per sink node */
-  size_t n_caps;
-  int ended;
-};
+typedef bk_captured_t captured_t;
 
 void brook_driver_opts_init_size(brook_driver_opts_t *opts, size_t size) {
   brook_driver_opts_t d;
@@ -199,6 +186,7 @@ brook_err_t brook_driver_new(brook_driver_t **out, brook_topology_t *t,
     bk_wm_gen_start(&rt->w0->sources[i].wm, rt->w0->now_ms);
   rt->sink_tap = tap;
   rt->sink_tap_opaque = d;
+  bk_driver_partitions_init(d);
   rt->state = rt->w0->state = BK_RT_RUNNING;
   if ((err = bk_open_operators(rt->w0)) < 0) {
     bk_errmsg_set(&t->msg, "driver_new: %s", rt->msg.text);
@@ -232,13 +220,13 @@ void brook_driver_free(brook_driver_t *d) {
   for (size_t i = 0; i < d->n_caps; i++)
     bk_free(&a, d->caps[i].recs);
   bk_free(&a, d->caps);
+  bk_driver_partitions_free(d);
   d->rt->state = BK_RT_DONE;
   bk_runtime_destroy(d->rt);
   bk_free(&a, d);
 }
 
-/* After input or a clock move: in-place state changes are reported, as after a batch. */
-static brook_err_t settle(brook_driver_t *d) {
+brook_err_t bk_driver_settle(brook_driver_t *d) {
   brook_runtime_t *rt = d->rt;
   if (rt->status == BROOK_OK)
     bk_state_flush_changes(rt->w0);
@@ -254,17 +242,21 @@ brook_err_t brook_driver_push_split(brook_driver_t *d, const char *source, size_
     return rt->status;
   if (d->ended)
     return BROOK_ERR_STOPPED;
-  bk_src_t *src = NULL;
-  for (size_t i = 0; i < rt->w0->n_sources && !src; i++)
-    if (strcmp(rt->w0->sources[i].ctx->node->name, source) == 0)
-      src = &rt->w0->sources[i];
-  if (!src) {
-    bk_errmsg_set(&rt->msg, "driver_push: no source named '%s'", source);
-    return BROOK_ERR_NOT_FOUND;
-  }
+  brook_err_t err;
+  bk_src_t *src = bk_driver_source(d, source, "driver_push", &err);
+  if (!src)
+    return err;
+  int partitioned = src->home->node->source_type->partitioned;
+  if (partitioned && (err = bk_driver_partition_for_push(d, src, split)) < 0)
+    return err;
+  d->touched = 1;
   brook_record_t r = *rec; /* stamping writes the event time into it */
   src->cur_split = split;
-  brook_err_t err = bk_src_emit_array(src, &r, 1);
+  if (partitioned) /* the records go to the partition's task */
+    (void)bk_src_enter_task(src, (int32_t)split);
+  err = bk_src_emit_array(src, &r, 1);
+  if (partitioned)
+    bk_src_leave_task(src);
   src->cur_split = 0;
   if (err >= 0 && rt->w0->errors_inst)
     err = bk_ctx_flush_ports(rt->w0->errors_inst);
@@ -274,7 +266,18 @@ brook_err_t brook_driver_push_split(brook_driver_t *d, const char *source, size_
     bk_runtime_fail(rt, err, "source '%s' failed: %s", source, brook_strerror(err));
   if (rt->status == BROOK_OK)
     bk_time_pass(rt->w0);
-  return settle(d);
+  return bk_driver_settle(d);
+}
+
+bk_src_t *bk_driver_source(brook_driver_t *d, const char *name, const char *what,
+                           brook_err_t *err) {
+  brook_runtime_t *rt = d->rt;
+  for (size_t i = 0; i < rt->w0->n_sources; i++)
+    if (strcmp(rt->w0->sources[i].home->node->name, name) == 0)
+      return &rt->w0->sources[i];
+  bk_errmsg_set(&rt->msg, "%s: no source named '%s'", what, name);
+  *err = BROOK_ERR_NOT_FOUND;
+  return NULL;
 }
 
 brook_err_t brook_driver_push(brook_driver_t *d, const char *source, const brook_record_t *rec) {
@@ -287,10 +290,11 @@ brook_err_t brook_driver_advance_time(brook_driver_t *d, brook_time_t ms) {
   brook_runtime_t *rt = d->rt;
   if (rt->status != BROOK_OK)
     return rt->status;
+  d->touched = 1;
   rt->w0->now_ms = bk_time_add_sat(rt->w0->now_ms, ms); /* the clock stops at BROOK_TIME_MAX */
   if (!d->ended)
     bk_time_tick(rt->w0);
-  return settle(d);
+  return bk_driver_settle(d);
 }
 
 brook_time_t brook_driver_time(const brook_driver_t *d) { return d ? d->rt->w0->now_ms : 0; }
@@ -311,16 +315,17 @@ brook_err_t brook_driver_end(brook_driver_t *d) {
   if (rt->status != BROOK_OK || d->ended)
     return rt->status;
   d->ended = 1;
+  d->touched = 1;
   for (size_t i = 0; i < rt->w0->n_sources; i++) {
     rt->w0->sources[i].ended = 1;
     rt->w0->sources[i].wm.ended = 1;
   }
   bk_time_pass(rt->w0);
-  if (settle(d) == BROOK_OK)
+  if (bk_driver_settle(d) == BROOK_OK)
     bk_for_each_operator(rt->w0, bk_call_end_of_input);
-  if (settle(d) == BROOK_OK)
+  if (bk_driver_settle(d) == BROOK_OK)
     bk_for_each_operator(rt->w0, bk_call_flush);
-  return settle(d);
+  return bk_driver_settle(d);
 }
 
 size_t brook_driver_output_count(const brook_driver_t *d, const char *sink) {

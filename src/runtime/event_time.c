@@ -7,6 +7,7 @@
 
 #include "core/alloc.h"
 #include "runtime/exchange.h"
+#include "runtime/timers.h"
 #include "time/timer_queue.h"
 
 /* Timer callbacks may emit many records (a window firing for every key); the batch arena is
@@ -144,12 +145,8 @@ static void op_failed(bk_worker_t *w, brook_ctx_t *c, brook_err_t err, const cha
 
 static brook_err_t fire_timers(bk_worker_t *w, brook_ctx_t *c, brook_time_domain_t domain,
                                brook_time_t upto) {
-  bk_timerq_t *q = c->timers[domain];
-  if (!q)
-    return BROOK_OK;
   brook_timer_t t;
-  while (w->rt->status == BROOK_OK && bk_timerq_pop(q, upto, &t)) {
-    t.domain = domain;
+  while (bk_runtime_status(w->rt) == BROOK_OK && bk_timer_pop(c, domain, upto, &t)) {
     w->stats.timers_fired++;
     c->has_error_msg = 0; /* a message belongs to the callback that set it */
     brook_err_t err = c->node->op.on_timer(c, c->state, &t);
@@ -321,53 +318,6 @@ brook_time_t bk_time_next_due(const bk_worker_t *w) {
     }
   }
   return due;
-}
-
-void bk_time_free_ctx(brook_runtime_t *rt, brook_ctx_t *c) {
-  for (int d = 0; d < 2; d++) {
-    if (c->timers[d]) {
-      bk_timerq_free(c->timers[d]);
-      bk_free(&rt->alloc, c->timers[d]);
-      c->timers[d] = NULL;
-    }
-  }
-}
-
-/* ---- the operator context's timer API ---- */
-
-brook_err_t brook_timer_set(brook_ctx_t *ctx, brook_time_domain_t domain, brook_time_t time,
-                            const void *key, size_t key_len, uint64_t tag) {
-  if (!ctx || (!key && key_len) || (domain != BROOK_EVENT_TIME && domain != BROOK_PROCESSING_TIME))
-    return BROOK_ERR_INVALID_ARG;
-  if (ctx->node->kind != BK_NODE_OPERATOR || !ctx->node->op.on_timer) {
-    brook_ctx_set_error(ctx, "brook_timer_set: operator '%s' has no on_timer callback",
-                        ctx->node->name);
-    return BROOK_ERR_STATE;
-  }
-  brook_runtime_t *rt = ctx->rt;
-  bk_timerq_t *q = ctx->timers[domain];
-  if (!q) {
-    if (!(q = bk_malloc(&rt->alloc, sizeof(*q))))
-      return BROOK_ERR_NOMEM;
-    bk_timerq_init(q, &rt->alloc);
-    ctx->timers[domain] = q;
-  }
-  return bk_timerq_add(q, time, key, key_len, tag);
-}
-
-brook_err_t brook_timer_delete(brook_ctx_t *ctx, brook_time_domain_t domain, brook_time_t time,
-                               const void *key, size_t key_len, uint64_t tag) {
-  if (!ctx || (!key && key_len) || (domain != BROOK_EVENT_TIME && domain != BROOK_PROCESSING_TIME))
-    return BROOK_ERR_INVALID_ARG;
-  bk_timerq_t *q = ctx->timers[domain];
-  return q && bk_timerq_remove(q, time, key, key_len, tag) ? BROOK_OK : BROOK_ERR_NOT_FOUND;
-}
-
-size_t brook_timer_count(const brook_ctx_t *ctx, brook_time_domain_t domain) {
-  if (!ctx || (domain != BROOK_EVENT_TIME && domain != BROOK_PROCESSING_TIME) ||
-      !ctx->timers[domain])
-    return 0;
-  return bk_timerq_count(ctx->timers[domain]);
 }
 
 brook_time_t brook_ctx_watermark(const brook_ctx_t *ctx) {

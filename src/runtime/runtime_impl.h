@@ -106,6 +106,10 @@ struct brook_runtime {
   /* The test driver's tap on every sink (node without outputs): sees each record first. */
   brook_err_t (*sink_tap)(brook_ctx_t *sink, const brook_record_t *recs, size_t n, void *opaque);
   void *sink_tap_opaque;
+  /* The test driver keeps a closing task's state (driver_partitions.c): bk_task_release calls
+   * it after the task's operators flushed, before they close. */
+  void (*task_closing)(brook_runtime_t *rt, struct bk_task *t, void *opaque);
+  void *task_closing_opaque;
 
   bk_rt_state_t state; /* NEW, RUNNING (workers started) or DONE (all finished) */
   atomic_int stop_flag;

@@ -170,6 +170,9 @@ void bk_task_release(bk_worker_t *w, int32_t id) {
   if (!t || --t->refs > 0)
     return;
   flush_task(w, t);
+  brook_runtime_t *rt = w->rt;
+  if (rt->task_closing && bk_runtime_status(rt) == BROOK_OK)
+    rt->task_closing(rt, t, rt->task_closing_opaque);
   unlink_task(w, t);
   destroy_task(w, t);
   w->stats.tasks_closed++;

@@ -156,6 +156,11 @@ extern const bk_opts_type_t bk_store_opts_type;
 /* Frees the store and everything in it, without reporting anything. NULL is a no-op. */
 void bk_store_destroy(brook_store_t *s);
 
+/* Empties the store without reporting anything to its listener (a restore's first step, and
+ * how a failed checkpoint restore puts a store back to empty). BROOK_OK or the backend's
+ * error (message set). */
+brook_err_t bk_store_empty(brook_store_t *s);
+
 /* The store's name (never NULL for a store). */
 const char *bk_store_name(const brook_store_t *s);
 

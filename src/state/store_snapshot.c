@@ -225,8 +225,7 @@ static brook_err_t snap_validate(const brook_store_t *s, const unsigned char *p,
   return BROOK_OK;
 }
 
-/* Empties the store, without reporting anything. */
-static brook_err_t store_empty(brook_store_t *s) {
+brook_err_t bk_store_empty(brook_store_t *s) {
   if (!s->be) {
     bk_hash_reset(s, 0);
     return BROOK_OK;
@@ -280,13 +279,13 @@ brook_err_t brook_store_restore(brook_store_t *s, const void *data, size_t len) 
   const unsigned char *p = data;
   size_t n = 0;
   brook_err_t err = snap_validate(s, p, len, &n);
-  brook_err_t cleared = store_empty(s);
+  brook_err_t cleared = bk_store_empty(s);
   if (!err)
     err = cleared;
   if (!err)
     err = snap_load(s, p, n);
   if (err && !cleared)
-    (void)store_empty(s);
+    (void)bk_store_empty(s);
   assert(bk_store_check(s)); /* O(n), like the restore itself */
   return err;
 }

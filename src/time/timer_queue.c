@@ -165,7 +165,7 @@ brook_err_t bk_timerq_add(bk_timerq_t *q, brook_time_t time, const void *key, si
     return BROOK_ERR_INVALID_ARG;
   uint64_t h = timer_hash(time, key, key_len, tag);
   if (set_find(q, h, time, key, key_len, tag) != UINT32_MAX)
-    return BROOK_OK; /* already pending: fires once */
+    return 0; /* already pending: fires once */
   if (reserve_one(q))
     return BROOK_ERR_NOMEM;
   unsigned char *long_key = NULL;
@@ -200,7 +200,7 @@ brook_err_t bk_timerq_add(bk_timerq_t *q, brook_time_t time, const void *key, si
   q->n++;
   sift_up(q, q->n - 1);
   assert(q->n > 512 || bk_timerq_check(q)); /* exhaustive check on small queues */
-  return BROOK_OK;
+  return 1;
 }
 
 static void set_remove(bk_timerq_t *q, uint32_t slot) {
@@ -281,6 +281,15 @@ int bk_timerq_pop(bk_timerq_t *q, brook_time_t upto, brook_timer_t *out) {
   maybe_clean_set(q);
   assert(q->n > 512 || bk_timerq_check(q)); /* exhaustive check on small queues */
   return 1;
+}
+
+void bk_timerq_at(const bk_timerq_t *q, size_t i, brook_timer_t *out) {
+  assert(i < q->n);
+  const bk_timer_slot_t *s = &q->slots[q->heap[i]];
+  out->time = s->time;
+  out->tag = s->tag;
+  out->key_len = s->key_len;
+  out->key = slot_key(s);
 }
 
 size_t bk_timerq_memory(const bk_timerq_t *q) {

@@ -48,8 +48,9 @@ typedef struct bk_timerq {
 void bk_timerq_init(bk_timerq_t *q, const brook_allocator_t *alloc);
 void bk_timerq_free(bk_timerq_t *q);
 
-/* Adds (time, key, tag) unless it is pending already. BROOK_OK or BROOK_ERR_NOMEM (queue
- * unchanged). */
+/* Adds (time, key, tag) unless it is pending already. Returns 1 (added), 0 (it was pending:
+ * nothing changed) or BROOK_ERR_NOMEM / BROOK_ERR_INVALID_ARG (queue unchanged). Callers that
+ * mirror the queue elsewhere (the timer store, runtime/timers.c) write only on 1. */
 brook_err_t bk_timerq_add(bk_timerq_t *q, brook_time_t time, const void *key, size_t key_len,
                           uint64_t tag);
 
@@ -67,6 +68,10 @@ static inline brook_time_t bk_timerq_next(const bk_timerq_t *q) {
 int bk_timerq_pop(bk_timerq_t *q, brook_time_t upto, brook_timer_t *out);
 
 static inline size_t bk_timerq_count(const bk_timerq_t *q) { return q->n; }
+
+/* The i-th pending timer (0 <= i < count), in no particular order, into *out (key valid until
+ * the next change to the queue; domain not set). For writing the timers out. */
+void bk_timerq_at(const bk_timerq_t *q, size_t i, brook_timer_t *out);
 
 /* Bytes of memory held. */
 size_t bk_timerq_memory(const bk_timerq_t *q);

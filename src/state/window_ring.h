@@ -94,6 +94,11 @@ void bk_ring_evict(const bk_ring_cfg_t *c, bk_ring_t *r, brook_time_t from, void
  * `tmp` (acc_size bytes). */
 const void *bk_ring_query(const bk_ring_cfg_t *c, const bk_ring_t *r, const void *back, void *tmp);
 
+/* Replaces the ring's content by n elements laid out as in memory (stride bytes each, sorted
+ * by start) with runs fe <= pe <= n. 0, or -1 if out of memory (the ring is unchanged). */
+int bk_ring_assign(const bk_ring_cfg_t *c, bk_ring_t *r, const void *elements, uint32_t n,
+                   uint32_t fe, uint32_t pe);
+
 /* Releases the ring's block; the ring is empty afterwards. */
 void bk_ring_free(const bk_ring_cfg_t *c, bk_ring_t *r);
 

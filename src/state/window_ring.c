@@ -1,5 +1,5 @@
 /* A key's slices with two-stack running aggregates. See window_ring.h. Loop thread. */
-#include "ops/window_ring.h"
+#include "state/window_ring.h"
 
 #include <assert.h>
 
@@ -158,6 +158,24 @@ const void *bk_ring_query(const bk_ring_cfg_t *c, const bk_ring_t *r, const void
   memcpy(tmp, bk_ring_sfx(c, r, 0), c->acc_size);
   c->agg->merge(tmp, back, c->agg);
   return tmp;
+}
+
+int bk_ring_assign(const bk_ring_cfg_t *c, bk_ring_t *r, const void *elements, uint32_t n,
+                   uint32_t fe, uint32_t pe) {
+  uint32_t ref = 0, cap = n < MIN_CAP ? MIN_CAP : n;
+  unsigned char *buf = n ? bk_slab_alloc(c->slab, (size_t)cap * c->stride, &ref) : NULL;
+  if (n && !buf)
+    return -1;
+  if (n)
+    memcpy(buf, elements, (size_t)n * c->stride);
+  bk_ring_free(c, r);
+  r->buf = buf;
+  r->ref = ref;
+  r->cap = n ? cap : 0;
+  r->n = n;
+  r->fe = fe;
+  r->pe = pe;
+  return 0;
 }
 
 void bk_ring_free(const bk_ring_cfg_t *c, bk_ring_t *r) {
