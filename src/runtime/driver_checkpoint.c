@@ -244,7 +244,7 @@ static brook_err_t read_all(brook_driver_t *d, load_t *l, bk_errmsg_t *why) {
       while (si < rt->w0->n_sources && rt->w0->sources[si].home->node != node)
         si++;
       err = si < rt->w0->n_sources ? read_source(d, l, s, si, why)
-                               : bad(why, s, "this topology's node of that name is no source");
+                                   : bad(why, s, "this topology's node of that name is no source");
     } else if (s->kind == BK_SEC_SAVED) {
       err = read_saved(d, l, s, why);
     } else if (s->task >= 0 && !(rt->per_task && rt->per_task[pos])) {
