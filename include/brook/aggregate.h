@@ -8,6 +8,8 @@
 #ifndef BROOK_AGGREGATE_H
 #define BROOK_AGGREGATE_H
 
+#include <brook/export.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,12 +57,12 @@ typedef struct brook_aggregator {
  * sum, min, max, mean: result double (min/max of no record: NaN never happens, as every
  *   accumulator has at least one record).
  * stats: result brook_agg_stats_t. */
-brook_aggregator_t brook_agg_count(void);
-brook_aggregator_t brook_agg_sum(brook_number_fn number, void *opaque);
-brook_aggregator_t brook_agg_min(brook_number_fn number, void *opaque);
-brook_aggregator_t brook_agg_max(brook_number_fn number, void *opaque);
-brook_aggregator_t brook_agg_mean(brook_number_fn number, void *opaque);
-brook_aggregator_t brook_agg_stats(brook_number_fn number, void *opaque);
+BROOK_API brook_aggregator_t brook_agg_count(void);
+BROOK_API brook_aggregator_t brook_agg_sum(brook_number_fn number, void *opaque);
+BROOK_API brook_aggregator_t brook_agg_min(brook_number_fn number, void *opaque);
+BROOK_API brook_aggregator_t brook_agg_max(brook_number_fn number, void *opaque);
+BROOK_API brook_aggregator_t brook_agg_mean(brook_number_fn number, void *opaque);
+BROOK_API brook_aggregator_t brook_agg_stats(brook_number_fn number, void *opaque);
 
 typedef struct brook_agg_stats {
   int64_t count;
@@ -74,7 +76,7 @@ typedef struct brook_aggregate_opts {
   const char *name;     /* copied; NULL = "<aggregator name>#<n>" */
 } brook_aggregate_opts_t;
 
-void brook_aggregate_opts_init_size(brook_aggregate_opts_t *opts, size_t size);
+BROOK_API void brook_aggregate_opts_init_size(brook_aggregate_opts_t *opts, size_t size);
 /* Inline, so that `sizeof(*opts)` is the size of the struct this program was compiled with:
  * an older program never gets the fields of a newer library written past its struct. */
 static inline void brook_aggregate_opts_init(brook_aggregate_opts_t *opts) {
@@ -87,11 +89,11 @@ static inline void brook_aggregate_opts_init(brook_aggregate_opts_t *opts) {
  * Records without a key (key NULL) share one "null key" group with the empty key. State is kept per
  * key for the life of the runtime (use windows to bound it by time). NULL on error (recorded in the
  * topology). */
-brook_stream_t *brook_aggregate(brook_stream_t *in, const brook_aggregator_t *agg,
-                                const brook_aggregate_opts_t *opts);
+BROOK_API brook_stream_t *brook_aggregate(brook_stream_t *in, const brook_aggregator_t *agg,
+                                          const brook_aggregate_opts_t *opts);
 
 /* brook_aggregate with brook_agg_count(): value = int64_t count so far. */
-brook_stream_t *brook_count(brook_stream_t *in, const brook_aggregate_opts_t *opts);
+BROOK_API brook_stream_t *brook_count(brook_stream_t *in, const brook_aggregate_opts_t *opts);
 
 /* Combines the key's previous value `acc` (acc_len bytes) with `rec`: writes the new value's
  * address and length to *out / *out_len (memory from brook_ctx_alloc or inside acc/rec; it
@@ -103,8 +105,8 @@ typedef brook_err_t (*brook_reduce_fn)(brook_ctx_t *ctx, const void *acc, size_t
 
 /* Reduces each key's values with `fn` and emits the key with its new value after every
  * record (Kafka Streams' reduce). NULL on error. */
-brook_stream_t *brook_reduce(brook_stream_t *in, brook_reduce_fn fn, void *opaque,
-                             const brook_aggregate_opts_t *opts);
+BROOK_API brook_stream_t *brook_reduce(brook_stream_t *in, brook_reduce_fn fn, void *opaque,
+                                       const brook_aggregate_opts_t *opts);
 
 /* Lets the first record of each key through and drops later records of the same key whose
  * timestamp is less than `horizon` ms away from that first one (after or before it; a record
@@ -113,8 +115,8 @@ brook_stream_t *brook_reduce(brook_stream_t *in, brook_reduce_fn fn, void *opaqu
  * saturated at BROOK_TIME_MAX: a horizon past the end of time lasts until the end of input), so
  * state stays bounded, and the next record of the key passes again. Any timestamp in the int64_t
  * range is accepted. Duplicates are filtered out, not treated as errors. NULL on error. */
-brook_stream_t *brook_dedupe(brook_stream_t *in, brook_time_t horizon,
-                             const brook_aggregate_opts_t *opts);
+BROOK_API brook_stream_t *brook_dedupe(brook_stream_t *in, brook_time_t horizon,
+                                       const brook_aggregate_opts_t *opts);
 
 #ifdef __cplusplus
 }

@@ -2,6 +2,8 @@
 #ifndef BROOK_BROOK_H
 #define BROOK_BROOK_H
 
+#include <brook/export.h>
+
 #include <brook/aggregate.h>
 #include <brook/alloc.h>
 #include <brook/error.h>

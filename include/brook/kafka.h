@@ -55,6 +55,8 @@
 #ifndef BROOK_KAFKA_H
 #define BROOK_KAFKA_H
 
+#include <brook/export.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -136,7 +138,7 @@ typedef struct brook_kafka_source_opts {
   int64_t startup_timeout_ms;
 } brook_kafka_source_opts_t;
 
-void brook_kafka_source_opts_init_size(brook_kafka_source_opts_t *opts, size_t size);
+BROOK_API void brook_kafka_source_opts_init_size(brook_kafka_source_opts_t *opts, size_t size);
 /* Inline, so that `sizeof(*opts)` is the size of the struct this program was compiled with:
  * an older program never gets the fields of a newer library written past its struct. */
 static inline void brook_kafka_source_opts_init(brook_kafka_source_opts_t *opts) {
@@ -149,8 +151,8 @@ static inline void brook_kafka_source_opts_init(brook_kafka_source_opts_t *opts)
  * message has no headers has header_count 0 but a headers pointer that is not NULL (brook
  * traces failed records back to their message by it): read headers up to header_count only.
  * `opts` is copied (strings included). NULL on error (recorded in the topology). */
-brook_stream_t *brook_source_kafka(brook_topology_t *t, const char *name,
-                                   const brook_kafka_source_opts_t *opts);
+BROOK_API brook_stream_t *brook_source_kafka(brook_topology_t *t, const char *name,
+                                             const brook_kafka_source_opts_t *opts);
 
 /* Picks a record's topic (sink option topic_fn): a NUL-terminated name that stays valid
  * until the call returns, or NULL for the sink's fixed topic. Loop thread. */
@@ -182,7 +184,7 @@ typedef struct brook_kafka_sink_opts {
   int64_t startup_timeout_ms;
 } brook_kafka_sink_opts_t;
 
-void brook_kafka_sink_opts_init_size(brook_kafka_sink_opts_t *opts, size_t size);
+BROOK_API void brook_kafka_sink_opts_init_size(brook_kafka_sink_opts_t *opts, size_t size);
 /* Inline, so that `sizeof(*opts)` is the size of the struct this program was compiled with:
  * an older program never gets the fields of a newer library written past its struct. */
 static inline void brook_kafka_sink_opts_init(brook_kafka_sink_opts_t *opts) {
@@ -193,13 +195,13 @@ static inline void brook_kafka_sink_opts_init(brook_kafka_sink_opts_t *opts) {
  * timestamp as the message's. Partitioning is librdkafka's (keyed: murmur2 by default).
  * Delivery reports are handled on the loop; the runtime finishes (end of input or stop)
  * only once every record is acknowledged or has failed. `name` may be NULL. */
-brook_err_t brook_sink_kafka(brook_stream_t *in, const char *name,
-                             const brook_kafka_sink_opts_t *opts);
+BROOK_API brook_err_t brook_sink_kafka(brook_stream_t *in, const char *name,
+                                       const brook_kafka_sink_opts_t *opts);
 
 /* Whether a librdkafka property's value is a secret brook never writes out (by key pattern:
  * sasl.password, ssl.key.password, ssl.keystore.password, ssl.key.pem, *secret*, ...).
  * Any thread. */
-int brook_kafka_property_is_secret(const char *key);
+BROOK_API int brook_kafka_property_is_secret(const char *key);
 
 #ifdef __cplusplus
 }

@@ -18,6 +18,8 @@
 #ifndef BROOK_STATE_H
 #define BROOK_STATE_H
 
+#include <brook/export.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,7 +42,7 @@ typedef struct brook_store_opts {
   size_t expected_entries; /* sizing hint; 0 = start small and grow (default) */
 } brook_store_opts_t;
 
-void brook_store_opts_init_size(brook_store_opts_t *opts, size_t size);
+BROOK_API void brook_store_opts_init_size(brook_store_opts_t *opts, size_t size);
 /* Inline, so that `sizeof(*opts)` is the size of the struct this program was compiled with:
  * an older program never gets the fields of a newer library written past its struct. */
 static inline void brook_store_opts_init(brook_store_opts_t *opts) {
@@ -53,33 +55,33 @@ static inline void brook_store_opts_init(brook_store_opts_t *opts) {
  * BROOK_ERR_STATE (not inside open()), BROOK_ERR_INVALID_ARG (a struct_size that is no
  * version of brook_store_opts_t, value_size too big) or BROOK_ERR_NOMEM; the reason goes to
  * the operator's error message (brook_ctx_set_error). */
-brook_err_t brook_store_open(brook_ctx_t *ctx, const char *name, const brook_store_opts_t *opts,
-                             brook_store_t **out);
+BROOK_API brook_err_t brook_store_open(brook_ctx_t *ctx, const char *name,
+                                       const brook_store_opts_t *opts, brook_store_t **out);
 
 /* A standalone store, not attached to any operator (for tools and tests). `allocator` may be
  * NULL (malloc). Free it with brook_store_free. BROOK_ERR_INVALID_ARG (NULL out, a
  * struct_size that is no version of brook_store_opts_t, value_size too big; there is no
  * object to keep a message: brook_store_open says which) or BROOK_ERR_NOMEM. */
-brook_err_t brook_store_new(brook_store_t **out, const brook_store_opts_t *opts,
-                            const brook_allocator_t *allocator);
+BROOK_API brook_err_t brook_store_new(brook_store_t **out, const brook_store_opts_t *opts,
+                                      const brook_allocator_t *allocator);
 /* Frees a store from brook_store_new. NULL is a no-op. Never call it on an opened store. */
-void brook_store_free(brook_store_t *s);
+BROOK_API void brook_store_free(brook_store_t *s);
 
 /* The value stored under `key`: *value points into the store and stays valid until this
  * key is put, updated (if its size changes) or deleted, or the store is restored or freed.
  * Returns BROOK_OK or BROOK_ERR_NOT_FOUND (*value = NULL, *value_len = 0). A zero-length key
  * is a valid key. */
-brook_err_t brook_store_get(const brook_store_t *s, const void *key, size_t key_len,
-                            const void **value, size_t *value_len);
+BROOK_API brook_err_t brook_store_get(const brook_store_t *s, const void *key, size_t key_len,
+                                      const void **value, size_t *value_len);
 
 /* Stores a copy of `value` under a copy of `key`, replacing any previous value. Reports the
  * change to the listener. BROOK_OK, BROOK_ERR_NOMEM (the store is unchanged) or
  * BROOK_ERR_INVALID_ARG. */
-brook_err_t brook_store_put(brook_store_t *s, const void *key, size_t key_len, const void *value,
-                            size_t value_len);
+BROOK_API brook_err_t brook_store_put(brook_store_t *s, const void *key, size_t key_len,
+                                      const void *value, size_t value_len);
 
 /* Removes `key`. Reports the deletion to the listener. BROOK_OK or BROOK_ERR_NOT_FOUND. */
-brook_err_t brook_store_delete(brook_store_t *s, const void *key, size_t key_len);
+BROOK_API brook_err_t brook_store_delete(brook_store_t *s, const void *key, size_t key_len);
 
 /* In-place update for stores with a fixed value_size: *value points at the key's value_size
  * bytes, which the caller may modify until its next call on this store. A new key gets
@@ -87,22 +89,22 @@ brook_err_t brook_store_delete(brook_store_t *s, const void *key, size_t key_len
  * listener at the next brook_store_flush_changes() (the runtime calls it after every batch),
  * once per key however many updates it had. BROOK_ERR_STATE if the store has no fixed
  * value_size, BROOK_ERR_NOMEM. */
-brook_err_t brook_store_update(brook_store_t *s, const void *key, size_t key_len, void **value,
-                               int *created);
+BROOK_API brook_err_t brook_store_update(brook_store_t *s, const void *key, size_t key_len,
+                                         void **value, int *created);
 
 /* Number of entries, and bytes of memory the store holds (table, keys, values, slack). */
-size_t brook_store_count(const brook_store_t *s);
-size_t brook_store_memory(const brook_store_t *s);
+BROOK_API size_t brook_store_count(const brook_store_t *s);
+BROOK_API size_t brook_store_memory(const brook_store_t *s);
 
 /* Iteration. Start with *cursor = 0; each call returns 1 and the next entry, or 0 at the end.
  * Order is unspecified. Deleting the entry just returned is allowed and every other entry is
  * still visited exactly once; other changes during an iteration may make it skip or repeat
  * entries (but never crash). Pointers are valid as for brook_store_get. */
-int brook_store_next(const brook_store_t *s, size_t *cursor, const void **key, size_t *key_len,
-                     const void **value, size_t *value_len);
+BROOK_API int brook_store_next(const brook_store_t *s, size_t *cursor, const void **key,
+                               size_t *key_len, const void **value, size_t *value_len);
 
 /* Removes every entry (reported to the listener as deletions). */
-void brook_store_clear(brook_store_t *s);
+BROOK_API void brook_store_clear(brook_store_t *s);
 
 /* ---- change listener (the changelog hooks in here) ---- */
 
@@ -113,11 +115,11 @@ typedef brook_err_t (*brook_store_listener_fn)(const void *key, size_t key_len, 
                                                size_t value_len, void *opaque);
 
 /* Sets (or with fn NULL removes) the listener. */
-void brook_store_set_listener(brook_store_t *s, brook_store_listener_fn fn, void *opaque);
+BROOK_API void brook_store_set_listener(brook_store_t *s, brook_store_listener_fn fn, void *opaque);
 
 /* Reports the changes made through brook_store_update since the last call (one per key,
  * with its current value). Returns the first listener error, or BROOK_OK. */
-brook_err_t brook_store_flush_changes(brook_store_t *s);
+BROOK_API brook_err_t brook_store_flush_changes(brook_store_t *s);
 
 /* ---- snapshot and restore ---- */
 
@@ -128,13 +130,13 @@ typedef brook_err_t (*brook_write_fn)(const void *data, size_t len, void *opaque
 /* Writes every entry as a self-describing byte stream (a versioned header, the entries, a
  * CRC32C of all of it: a named, stable checksum, not the in-memory hash). Pending in-place
  * changes are flushed to the listener first. */
-brook_err_t brook_store_snapshot(brook_store_t *s, brook_write_fn write, void *opaque);
+BROOK_API brook_err_t brook_store_snapshot(brook_store_t *s, brook_write_fn write, void *opaque);
 
 /* Replaces the store's content by a snapshot's. The listener is NOT called (the changelog is
  * where a restore comes from). Returns BROOK_OK, BROOK_ERR_CORRUPT (bad header, truncated,
  * wrong checksum, or a value size that does not match value_size: the store is then left
  * empty) or BROOK_ERR_NOMEM (store left empty). */
-brook_err_t brook_store_restore(brook_store_t *s, const void *data, size_t len);
+BROOK_API brook_err_t brook_store_restore(brook_store_t *s, const void *data, size_t len);
 
 #ifdef __cplusplus
 }

@@ -47,6 +47,8 @@
 #ifndef BROOK_WINDOW_H
 #define BROOK_WINDOW_H
 
+#include <brook/export.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -81,10 +83,10 @@ typedef struct brook_window {
  * ratio, and memory grows with the slices that hold data, not with size / advance. */
 #define BROOK_WINDOW_MAX_HOPS 10000
 
-brook_window_t brook_window_tumbling(brook_time_t size);
-brook_window_t brook_window_hopping(brook_time_t size, brook_time_t advance);
-brook_window_t brook_window_sliding(brook_time_t size);
-brook_window_t brook_window_session(brook_time_t gap);
+BROOK_API brook_window_t brook_window_tumbling(brook_time_t size);
+BROOK_API brook_window_t brook_window_hopping(brook_time_t size, brook_time_t advance);
+BROOK_API brook_window_t brook_window_sliding(brook_time_t size);
+BROOK_API brook_window_t brook_window_session(brook_time_t gap);
 
 typedef enum brook_emit_mode {
   BROOK_EMIT_ON_CLOSE = 0, /* default: one final result per window, when it closes */
@@ -106,7 +108,7 @@ typedef struct brook_window_opts {
   brook_late_policy_t late;
 } brook_window_opts_t;
 
-void brook_window_opts_init_size(brook_window_opts_t *opts, size_t size);
+BROOK_API void brook_window_opts_init_size(brook_window_opts_t *opts, size_t size);
 /* Inline, so that `sizeof(*opts)` is the size of the struct this program was compiled with:
  * an older program never gets the fields of a newer library written past its struct. */
 static inline void brook_window_opts_init(brook_window_opts_t *opts) {
@@ -118,13 +120,13 @@ static inline void brook_window_opts_init(brook_window_opts_t *opts) {
  * error (recorded in the topology, BROOK_ERR_INVALID_ARG: a size/advance/gap <= 0, advance >
  * size, more than BROOK_WINDOW_MAX_HOPS hopping windows per record, a negative grace, a
  * size, advance, gap or grace beyond 2^61 ms, a missing merge). */
-brook_stream_t *brook_window_aggregate(brook_stream_t *in, brook_window_t window,
-                                       const brook_aggregator_t *agg,
-                                       const brook_window_opts_t *opts);
+BROOK_API brook_stream_t *brook_window_aggregate(brook_stream_t *in, brook_window_t window,
+                                                 const brook_aggregator_t *agg,
+                                                 const brook_window_opts_t *opts);
 
 /* The late-records side stream of a window operator built with late = BROOK_LATE_ROUTE (the
  * late records unchanged), or NULL (recorded in the topology) if it has none. */
-brook_stream_t *brook_window_late(brook_stream_t *windowed);
+BROOK_API brook_stream_t *brook_window_late(brook_stream_t *windowed);
 
 #define BROOK_WINDOW_FINAL 1u /* flags: the window closed; this is its last result */
 
@@ -138,8 +140,8 @@ typedef struct brook_window_value {
 
 /* Reads a window result record: fills *out (may be NULL) and points *result at the result
  * bytes (may be NULL). BROOK_OK, or BROOK_ERR_INVALID_ARG if `rec` is not a window result. */
-brook_err_t brook_window_parse(const brook_record_t *rec, brook_window_value_t *out,
-                               const void **result);
+BROOK_API brook_err_t brook_window_parse(const brook_record_t *rec, brook_window_value_t *out,
+                                         const void **result);
 
 #ifdef __cplusplus
 }
