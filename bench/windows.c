@@ -400,7 +400,7 @@ static double run_brook(gen_state_t *g, sink_state_t *s, brook_window_t window, 
   wo.max_delay = DISORDER;
   if (src)
     brook_source_set_watermark(src, &wo);
-  brook_stream_t *out = brook_window_aggregate(src, window, &count_sum_agg, NULL);
+  brook_stream_t *out = brook_window_aggregate(src, &window, &count_sum_agg, NULL);
   brook_sink_callback(out, sink_cb, NULL, s);
   if (brook_runtime_new(&rt, t, NULL) != BROOK_OK) {
     fprintf(stderr, "runtime_new: %s\n", brook_topology_last_error(t));

@@ -158,7 +158,7 @@ static void try_window(uint32_t size, outcome_t *o) {
   brook_window_opts_init(&a.b.window);
   brook_aggregator_t count = brook_agg_count();
   brook_window_t w = brook_window_tumbling(BROOK_S);
-  attempt_close(&a, o, 0, brook_window_aggregate(a.src, w, &count, sized(&a, size)), 1);
+  attempt_close(&a, o, 0, brook_window_aggregate(a.src, &w, &count, sized(&a, size)), 1);
 }
 
 static void try_aggregate(uint32_t size, outcome_t *o) {

@@ -277,8 +277,8 @@ brook_stream_t *pipeline_detect(brook_stream_t *payments, pipeline_counts_t *cou
   brook_window_opts_t wo;
   brook_window_opts_init(&wo);
   wo.name = "per_card_60s_every_10s"; /* emit: on close (the default) */
-  brook_stream_t *windows = brook_window_aggregate(
-      parsed, brook_window_hopping(WINDOW_SIZE, WINDOW_ADVANCE), &card_activity, &wo);
+  brook_window_t win = brook_window_hopping(WINDOW_SIZE, WINDOW_ADVANCE);
+  brook_stream_t *windows = brook_window_aggregate(parsed, &win, &card_activity, &wo);
   windows = brook_stream_set_name(brook_peek(windows, track_windows, counts), "track_windows");
 
   brook_stream_t *alerts =
