@@ -309,9 +309,11 @@ static const uint32_t stats_old_sizes[] = {offsetof(brook_runtime_stats_t, timer
                                            offsetof(brook_runtime_stats_t, tasks_opened),
                                            offsetof(brook_runtime_stats_t, records_out_of_bounds)};
 static const uint32_t kafka_source_old_sizes[] = {
-    offsetof(brook_kafka_source_opts_t, startup_timeout_ms)};
+    offsetof(brook_kafka_source_opts_t, startup_timeout_ms),
+    offsetof(brook_kafka_source_opts_t, key_serde)};
 static const uint32_t kafka_sink_old_sizes[] = {
-    offsetof(brook_kafka_sink_opts_t, startup_timeout_ms)};
+    offsetof(brook_kafka_sink_opts_t, startup_timeout_ms),
+    offsetof(brook_kafka_sink_opts_t, key_serde)};
 static const uint32_t watermark_old_sizes[] = {offsetof(brook_watermark_opts_t, ts_bounds)};
 
 static int in_sizes(const uint32_t *sizes, size_t n, uint32_t size) {

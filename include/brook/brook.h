@@ -11,6 +11,7 @@
 #include <brook/operator.h>
 #include <brook/record.h>
 #include <brook/runtime.h>
+#include <brook/serde.h>
 #include <brook/sink.h>
 #include <brook/source.h>
 #include <brook/state.h>

@@ -62,13 +62,20 @@
 
 #include <brook/operator.h>
 #include <brook/record.h>
+#include <brook/serde.h>
 #include <brook/topology.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* How Kafka bytes become a record's bytes (source) and back (sink). */
+/* How Kafka bytes become a record's bytes (source) and back (sink).
+ *
+ * Use the key_serde / value_serde options (brook_serde_t tables, serde.h: built-ins, your
+ * own, chains such as UTF-8 then JSON). The formats below are DEPRECATED: they keep working,
+ * mapped onto the same serdes (BYTES: bytes; STRING: utf8 when read, bytes when written;
+ * INT64: int64; CUSTOM: your callback), and are refused together with a table for the same
+ * key or value. */
 typedef enum brook_kafka_format {
   BROOK_KAFKA_BYTES = 0, /* as is (default) */
   BROOK_KAFKA_STRING,    /* UTF-8 text; invalid UTF-8 is malformed (source) */
@@ -118,7 +125,7 @@ typedef struct brook_kafka_source_opts {
   size_t n_partitions;
   /* librdkafka properties, NULL-terminated key, value pairs; copied. */
   const char *const *properties;
-  brook_kafka_serde_t key, value; /* deserialisers; default bytes */
+  brook_kafka_serde_t key, value; /* DEPRECATED (key_serde, value_serde); default bytes */
   brook_kafka_malformed_t on_malformed;
   /* BROOK_KAFKA_MALFORMED_DEAD_LETTER: the topic that gets the original key, value and
    * headers plus "brook.error" (reason), "brook.error.code", "brook.error.message",
@@ -136,6 +143,10 @@ typedef struct brook_kafka_source_opts {
    * and why it could not be reached. 0: no limit. Default 30000. Later outages are retried by
    * librdkafka as before. */
   int64_t startup_timeout_ms;
+  /* The deserialisers (serde.h): a chain of tables, copied by their versions when the source
+   * is built (opaques borrowed). NULL: bytes (or the deprecated key / value formats). A
+   * message they reject follows on_malformed, the stage, field and reason in the message. */
+  const brook_serde_t *key_serde, *value_serde;
 } brook_kafka_source_opts_t;
 
 BROOK_API void brook_kafka_source_opts_init_size(brook_kafka_source_opts_t *opts, size_t size);
@@ -173,7 +184,7 @@ typedef struct brook_kafka_sink_opts {
   brook_kafka_topic_fn topic_fn; /* optional: a topic per record */
   void *topic_opaque;
   const char *const *properties;  /* librdkafka properties, NULL-terminated pairs; copied */
-  brook_kafka_serde_t key, value; /* serialisers; default bytes */
+  brook_kafka_serde_t key, value; /* DEPRECATED (key_serde, value_serde); default bytes */
   brook_kafka_delivery_failure_t on_failure;
   const char *dead_letter_topic;
   /* Records handed to librdkafka and not yet acknowledged; beyond it the sink holds the
@@ -182,6 +193,10 @@ typedef struct brook_kafka_sink_opts {
   /* How long the producer may take to reach the cluster when the run starts; past it the run
    * fails with BROOK_ERR_TIMEOUT, naming the brokers and why. 0: no limit. Default 30000. */
   int64_t startup_timeout_ms;
+  /* The serialisers (serde.h), run last table first; copied when the sink is built (opaques
+   * borrowed). NULL: bytes (or the deprecated formats). A record they refuse follows the
+   * error policy, the stage, field and reason in its message. */
+  const brook_serde_t *key_serde, *value_serde;
 } brook_kafka_sink_opts_t;
 
 BROOK_API void brook_kafka_sink_opts_init_size(brook_kafka_sink_opts_t *opts, size_t size);
