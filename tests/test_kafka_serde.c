@@ -3,8 +3,6 @@
  * dead-letter topic with the stage, field and reason in brook.error.message, and the builders
  * refuse chains that cannot run (unknown version, missing callback, table and deprecated
  * format both set). Every wait has a deadline. */
-#include <inttypes.h>
-#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -18,61 +16,15 @@
 
 #include <brook/brook.h>
 
+#include "support/bg_run.h"
 #include "support/broker_proc.h"
 #include "support/kafka_helpers.h"
 #include "support/kafka_readback.h"
+#include "support/serde_amount.h"
 
 static void assert_says(const char *msg, const char *part) {
   if (!msg || !strstr(msg, part))
     fail_msg("message \"%s\" does not say \"%s\"", msg ? msg : "(null)", part);
-}
-
-/* "amount=<decimal>" text <-> a native int64_t, naming the field when the number is bad. */
-static brook_err_t amount_read(brook_ctx_t *ctx, const void *in, size_t len, const void **out,
-                               size_t *out_len, brook_serde_failure_t *f, const brook_serde_t *s) {
-  (void)s;
-  const char *p = in;
-  if (len < 8 || memcmp(p, "amount=", 7) != 0) {
-    brook_serde_fail(f, NULL, "expected amount=<number>");
-    return BROOK_ERR_CORRUPT;
-  }
-  int64_t v = 0;
-  for (size_t i = 7; i < len; i++) {
-    if (p[i] < '0' || p[i] > '9') {
-      brook_serde_fail(f, "amount", "not a number: '%.*s'", (int)(len - 7), p + 7);
-      return BROOK_ERR_CORRUPT;
-    }
-    v = v * 10 + (p[i] - '0');
-  }
-  int64_t *o = brook_ctx_alloc(ctx, sizeof(*o));
-  if (!o)
-    return BROOK_ERR_NOMEM;
-  *o = v;
-  *out = o;
-  *out_len = sizeof(*o);
-  return BROOK_OK;
-}
-
-static brook_err_t amount_write(brook_ctx_t *ctx, const void *in, size_t len, const void **out,
-                                size_t *out_len, brook_serde_failure_t *f, const brook_serde_t *s) {
-  (void)s;
-  int64_t v;
-  if (len != sizeof(v)) {
-    brook_serde_fail(f, "amount", "%zu bytes are no int64_t", len);
-    return BROOK_ERR_INVALID_ARG;
-  }
-  memcpy(&v, in, sizeof(v));
-  char *text = brook_ctx_alloc(ctx, 32);
-  if (!text)
-    return BROOK_ERR_NOMEM;
-  *out_len = (size_t)snprintf(text, 32, "amount=%" PRId64, v);
-  *out = text;
-  return BROOK_OK;
-}
-
-static brook_serde_t amount_serde(void) {
-  brook_serde_t s = {BROOK_SERDE_VERSION, "amount", amount_read, amount_write, NULL, NULL};
-  return s;
 }
 
 /* ---- a runtime on its own thread, stopped once the group committed `want` ---- */
@@ -88,34 +40,16 @@ static brook_err_t add_amount(const brook_record_t *rec, void *opaque) {
   return BROOK_OK;
 }
 
-typedef struct run {
-  brook_runtime_t *rt;
-  atomic_int ended;
-  brook_err_t result;
-} run_t;
-
-static void *run_main(void *arg) {
-  run_t *r = arg;
-  r->result = brook_runtime_run(r->rt);
-  atomic_store(&r->ended, 1);
-  return NULL;
-}
-
+/* Runs `t` until group `group` committed offset `want` of partition 0 of "in" (or the
+ * deadline passes), then stops it; fails the test unless the run succeeded. */
 static void run_to_offset(const char *bootstrap, brook_topology_t *t, const char *group,
                           int64_t want) {
-  run_t r = {NULL};
-  atomic_init(&r.ended, 0);
-  if (brook_runtime_new(&r.rt, t, NULL) != BROOK_OK)
-    fail_msg("runtime: %s", brook_runtime_last_error(r.rt));
-  pthread_t th;
-  assert_int_equal(pthread_create(&th, NULL, run_main, &r), 0);
+  bg_run_t r;
+  bg_start(&r, t);
   long long deadline = kh_now_ms() + KH_TIMEOUT_MS;
-  while (!atomic_load(&r.ended) && kh_now_ms() < deadline &&
-         kh_committed(bootstrap, group, "in", 0) < want) {
+  while (kh_now_ms() < deadline && kh_committed(bootstrap, group, "in", 0) < want) {
   }
-  brook_runtime_stop(r.rt);
-  pthread_join(th, NULL);
-  if (r.result != BROOK_OK)
+  if (bg_stop(&r) != BROOK_OK)
     fail_msg("the run failed: %s", brook_runtime_last_error(r.rt));
   brook_runtime_free(r.rt);
 }
@@ -145,7 +79,7 @@ static void test_source_and_sink_chains(void **state) {
 
   brook_topology_t *t;
   assert_int_equal(brook_topology_new(&t, NULL), BROOK_OK);
-  brook_serde_t amount = amount_serde();
+  brook_serde_t amount = serde_amount(NULL);
   brook_serde_t text = brook_serde_utf8();
   text.next = &amount;
   brook_serde_t key = brook_serde_int32();
@@ -169,7 +103,7 @@ static void test_source_and_sink_chains(void **state) {
   ko.bootstrap_servers = b.bootstrap;
   ko.topic = "out";
   brook_serde_t out_key = brook_serde_int32();
-  brook_serde_t out_value = amount_serde();
+  brook_serde_t out_value = serde_amount(NULL);
   ko.key_serde = &out_key;
   ko.value_serde = &out_value;
   assert_int_equal(brook_sink_kafka(in, "out", &ko), BROOK_OK);
@@ -232,7 +166,7 @@ static const char *sink_refuses(brook_kafka_sink_opts_t *ko) {
 
 static void test_builders_refuse_bad_chains(void **state) {
   (void)state;
-  brook_serde_t amount = amount_serde();
+  brook_serde_t amount = serde_amount(NULL);
   brook_serde_t text = brook_serde_utf8();
   text.next = &amount;
 
@@ -246,7 +180,7 @@ static void test_builders_refuse_bad_chains(void **state) {
   amount.deserialize = NULL;
   assert_says(source_refuses(&so), "value deserialiser: serde 'amount' (table 2 of the chain) "
                                    "has no deserialize callback");
-  amount.deserialize = amount_read;
+  amount.deserialize = serde_amount_read;
   brook_kafka_source_opts_init(&so);
   so.key_serde = &text;
   so.key.format = BROOK_KAFKA_STRING;
@@ -259,7 +193,7 @@ static void test_builders_refuse_bad_chains(void **state) {
   ko.value_serde = &text;
   assert_says(sink_refuses(&ko), "sink_kafka: value serialiser: serde 'amount' (table 2 of the "
                                  "chain) has no serialize callback");
-  amount.serialize = amount_write;
+  amount.serialize = serde_amount_write;
   text.version = 0;
   assert_says(sink_refuses(&ko), "value serialiser: serde table 1 of the chain has version 0");
   text.version = BROOK_SERDE_VERSION;

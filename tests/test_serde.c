@@ -3,7 +3,6 @@
  * reason, and the table's versions: a version-1 table read by its size, unknown versions and
  * incomplete or endless chains refused with messages. Run inside operators on the test
  * driver, as a user's own source, sink or operator would use them. */
-#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,96 +16,34 @@
 #include <brook/brook.h>
 
 #include "driver_helpers.h"
+#include "serde_amount.h"
 
 static void assert_says(const char *msg, const char *part) {
   if (!msg || !strstr(msg, part))
     fail_msg("message \"%s\" does not say \"%s\"", msg ? msg : "(null)", part);
 }
 
-/* ---- a user's serde: "amount=<decimal>" text <-> a native int64_t ---- */
-
-typedef struct calls {
-  char log[128]; /* stage names in call order */
-} calls_t;
-
-static void called(const brook_serde_t *s, const char *what) {
-  calls_t *c = s->opaque;
-  if (c)
-    snprintf(c->log + strlen(c->log), sizeof(c->log) - strlen(c->log), "%s%s", c->log[0] ? "," : "",
-             what);
-}
-
-static brook_err_t amount_read(brook_ctx_t *ctx, const void *in, size_t len, const void **out,
-                               size_t *out_len, brook_serde_failure_t *f, const brook_serde_t *s) {
-  called(s, "amount.read");
-  const char *p = in;
-  if (len < 7 || memcmp(p, "amount=", 7) != 0) {
-    brook_serde_fail(f, NULL, "expected amount=<number>");
-    return BROOK_ERR_CORRUPT;
-  }
-  int64_t v = 0;
-  if (len == 7) {
-    brook_serde_fail(f, "amount", "empty");
-    return BROOK_ERR_CORRUPT;
-  }
-  for (size_t i = 7; i < len; i++) {
-    if (p[i] < '0' || p[i] > '9') {
-      brook_serde_fail(f, "amount", "not a number: '%.*s'", (int)(len - 7), p + 7);
-      return BROOK_ERR_CORRUPT;
-    }
-    v = v * 10 + (p[i] - '0');
-  }
-  int64_t *o = brook_ctx_alloc(ctx, sizeof(*o));
-  if (!o)
-    return BROOK_ERR_NOMEM;
-  *o = v;
-  *out = o;
-  *out_len = sizeof(*o);
-  return BROOK_OK;
-}
-
-static brook_err_t amount_write(brook_ctx_t *ctx, const void *in, size_t len, const void **out,
-                                size_t *out_len, brook_serde_failure_t *f, const brook_serde_t *s) {
-  called(s, "amount.write");
-  int64_t v;
-  if (len != sizeof(v)) {
-    brook_serde_fail(f, "amount", "a record value of %zu bytes is no int64_t", len);
-    return BROOK_ERR_INVALID_ARG;
-  }
-  memcpy(&v, in, sizeof(v));
-  char *text = brook_ctx_alloc(ctx, 32);
-  if (!text)
-    return BROOK_ERR_NOMEM;
-  int n = snprintf(text, 32, "amount=%" PRId64, v);
-  *out = text;
-  *out_len = (size_t)n;
-  return BROOK_OK;
-}
-
-static brook_serde_t amount_serde(calls_t *c) {
-  brook_serde_t s = {BROOK_SERDE_VERSION, "amount", amount_read, amount_write, c, NULL};
-  return s;
-}
-
 /* A wrapper around a built-in that logs its calls (to see the order stages run in). */
 typedef struct logged {
   brook_serde_t inner;
-  calls_t *calls;
+  serde_calls_t *calls;
 } logged_t;
 
 static brook_err_t logged_read(brook_ctx_t *ctx, const void *in, size_t len, const void **out,
                                size_t *out_len, brook_serde_failure_t *f, const brook_serde_t *s) {
   logged_t *l = s->opaque;
-  snprintf(l->calls->log + strlen(l->calls->log), sizeof(l->calls->log) - strlen(l->calls->log),
-           "%s%s.read", l->calls->log[0] ? "," : "", l->inner.name);
+  char what[32];
+  snprintf(what, sizeof(what), "%s.read", l->inner.name);
+  serde_calls_add(l->calls, what);
   return l->inner.deserialize(ctx, in, len, out, out_len, f, &l->inner);
 }
 
 static brook_err_t logged_write(brook_ctx_t *ctx, const void *in, size_t len, const void **out,
                                 size_t *out_len, brook_serde_failure_t *f, const brook_serde_t *s) {
   logged_t *l = s->opaque;
-  snprintf(l->calls->log + strlen(l->calls->log), sizeof(l->calls->log) - strlen(l->calls->log),
-           "%s%s.write", l->calls->log[0] ? "," : "", l->inner.name);
+  char what[32];
+  snprintf(what, sizeof(what), "%s.write", l->inner.name);
+  serde_calls_add(l->calls, what);
   return l->inner.serialize(ctx, in, len, out, out_len, f, &l->inner);
 }
 
@@ -237,8 +174,8 @@ static void test_builtins_both_ways(void **state) {
  * each failure names its stage (and position in the chain), the field and the reason. */
 static void test_composition(void **state) {
   (void)state;
-  calls_t calls = {""};
-  brook_serde_t amount = amount_serde(&calls);
+  serde_calls_t calls = {""};
+  brook_serde_t amount = serde_amount(&calls);
   logged_t lu = {brook_serde_utf8(), &calls};
   brook_serde_t text = {BROOK_SERDE_VERSION, "utf8", logged_read, logged_write, &lu, &amount};
 
@@ -261,8 +198,9 @@ static void test_composition(void **state) {
                  "deserialiser 'amount' (2 of 2), field 'amount': not a number: '12x'");
   expect_failure(&text, 0, "price=1", 7, BROOK_ERR_CORRUPT,
                  "deserialiser 'amount' (2 of 2): expected amount=<number>");
-  expect_failure(&text, 1, "abc", 3, BROOK_ERR_INVALID_ARG,
-                 "serialiser 'amount' (2 of 2), field 'amount': a record value of 3 bytes");
+  expect_failure(
+      &text, 1, "abc", 3, BROOK_ERR_INVALID_ARG,
+      "serialiser 'amount' (2 of 2), field 'amount': a record value of 3 bytes is no int64_t");
 
   /* Bytes stages anywhere in a chain change nothing. */
   brook_serde_t b2 = brook_serde_bytes();
@@ -281,7 +219,7 @@ static void test_known_version_by_size(void **state) {
   (void)state;
   brook_serde_t *s = malloc(sizeof(*s));
   assert_non_null(s);
-  *s = amount_serde(NULL);
+  *s = serde_amount(NULL);
   s->version = 1;
   int64_t v = 42;
   expect_bytes(s, 0, "amount=42", 9, &v, sizeof(v));
@@ -311,8 +249,8 @@ static void test_known_version_by_size(void **state) {
 /* Chains that cannot run are refused before any callback runs, with what is wrong. */
 static void test_bad_chains_refused(void **state) {
   (void)state;
-  calls_t calls = {""};
-  brook_serde_t amount = amount_serde(&calls);
+  serde_calls_t calls = {""};
+  brook_serde_t amount = serde_amount(&calls);
   brook_serde_t utf8 = brook_serde_utf8();
   utf8.next = &amount;
 
