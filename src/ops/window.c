@@ -1,6 +1,7 @@
-/* The public window API: window definitions, options, the brook_window_aggregate builder
- * (validates and picks the operator for the window kind), the late side stream and the
- * result parser. */
+/* The public window API: options, the brook_window_aggregate builder (reads the window
+ * definition by its struct_size and the aggregator by its version, validates, and picks the
+ * operator for the window kind), the late side stream and the result parser. The window
+ * constructors are inline in window.h. */
 #include <string.h>
 
 #include <brook/window.h>
