@@ -470,7 +470,7 @@ static double run_brook(gen_state_t *g, sink_state_t *s, brook_window_t window, 
     brook_source_set_watermark(src, &wo);
   if (workers > 1) /* each key to its worker */
     src = brook_key_by(src, same_key, NULL);
-  brook_stream_t *out = brook_window_aggregate(src, window, &count_sum_agg, NULL);
+  brook_stream_t *out = brook_window_aggregate(src, &window, &count_sum_agg, NULL);
   if (workers == 1)
     brook_sink_callback(out, sink_cb, NULL, s);
   else

@@ -270,18 +270,26 @@ static brook_topology_t *build(const pcase_t *c) {
   case OP_DEDUPE:
     out = brook_dedupe(in, c->horizon, &ao);
     break;
-  case OP_TUMBLING:
-    out = brook_window_aggregate(in, brook_window_tumbling(c->size), &sum, &wopt);
+  case OP_TUMBLING: {
+    brook_window_t win = brook_window_tumbling(c->size);
+    out = brook_window_aggregate(in, &win, &sum, &wopt);
     break;
-  case OP_HOPPING:
-    out = brook_window_aggregate(in, brook_window_hopping(c->size, c->advance), &sum, &wopt);
+  }
+  case OP_HOPPING: {
+    brook_window_t win = brook_window_hopping(c->size, c->advance);
+    out = brook_window_aggregate(in, &win, &sum, &wopt);
     break;
-  case OP_SLIDING:
-    out = brook_window_aggregate(in, brook_window_sliding(c->size), &sum, &wopt);
+  }
+  case OP_SLIDING: {
+    brook_window_t win = brook_window_sliding(c->size);
+    out = brook_window_aggregate(in, &win, &sum, &wopt);
     break;
-  case OP_SESSION:
-    out = brook_window_aggregate(in, brook_window_session(c->gap), &sum, &wopt);
+  }
+  case OP_SESSION: {
+    brook_window_t win = brook_window_session(c->gap);
+    out = brook_window_aggregate(in, &win, &sum, &wopt);
     break;
+  }
   case OP_CUSTOM: {
     brook_operator_opts_t oo;
     brook_operator_opts_init(&oo);

@@ -63,7 +63,8 @@ static brook_topology_t *topology(const brook_allocator_t *a, int extra, const c
   brook_window_opts_t wo;
   brook_window_opts_init(&wo);
   wo.name = "win";
-  named_sink(brook_window_aggregate(in, brook_window_session(10), &sum, &wo), "wout");
+  brook_window_t session = brook_window_session(10);
+  named_sink(brook_window_aggregate(in, &session, &sum, &wo), "wout");
   if (extra == 1) {
     ao.name = "extra";
     named_sink(brook_count(in, &ao), "xout");

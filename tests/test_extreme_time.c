@@ -718,7 +718,7 @@ static void fuzz_window(const fz_case_t *c, brook_window_kind_t kind) {
   wo.name = "win";
   wo.grace = c->grace;
   brook_aggregator_t count = brook_agg_count();
-  named_sink(brook_window_aggregate(brook_source_push(t, "in", NULL), win, &count, &wo), "out");
+  named_sink(brook_window_aggregate(brook_source_push(t, "in", NULL), &win, &count, &wo), "out");
   brook_driver_t *d = new_driver_at(t, c->start);
   ref_win_t ref[MAX_WINS];
   size_t n_ref = 0;

@@ -325,7 +325,8 @@ static void test_windows_fire_per_partition(void **state) {
   assert_int_equal(brook_topology_new(&t, NULL), BROOK_OK);
   brook_stream_t *in = kafka_in(t, b.bootstrap, "tasks2", "in", 2);
   brook_aggregator_t count = brook_agg_count();
-  brook_stream_t *w = brook_window_aggregate(in, brook_window_tumbling(1000), &count, NULL);
+  brook_window_t win = brook_window_tumbling(1000);
+  brook_stream_t *w = brook_window_aggregate(in, &win, &count, NULL);
   assert_int_equal(brook_sink_callback(w, on_window, NULL, &f), BROOK_OK);
   assert_int_equal(brook_topology_validate(t), BROOK_OK);
   bg_run_t r;

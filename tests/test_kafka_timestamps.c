@@ -122,10 +122,10 @@ static void run_pipeline(const char *bootstrap, const char *group, brook_kafka_m
   assert_int_equal(brook_source_set_watermark(in, &wo), BROOK_OK);
   assert_int_equal(brook_sink_callback(in, count_valid, NULL, NULL), BROOK_OK);
   brook_aggregator_t count = brook_agg_count();
+  brook_window_t win = brook_window_tumbling(BROOK_S);
   if (bounds != BROOK_TS_BOUNDS_OFF) /* windows refuse times beyond +-2^61 ms (a failure) */
-    assert_int_equal(brook_sink_callback(
-                         brook_window_aggregate(in, brook_window_tumbling(BROOK_S), &count, NULL),
-                         count_valid, NULL, NULL),
+    assert_int_equal(brook_sink_callback(brook_window_aggregate(in, &win, &count, NULL),
+                                         count_valid, NULL, NULL),
                      BROOK_OK);
   log_capture_init(&out->log);
   brook_runtime_opts_t ro;

@@ -158,7 +158,7 @@ static void try_window(uint32_t size, outcome_t *o) {
   brook_window_opts_init(&a.b.window);
   brook_aggregator_t count = brook_agg_count();
   brook_window_t w = brook_window_tumbling(BROOK_S);
-  attempt_close(&a, o, 0, brook_window_aggregate(a.src, w, &count, sized(&a, size)), 1);
+  attempt_close(&a, o, 0, brook_window_aggregate(a.src, &w, &count, sized(&a, size)), 1);
 }
 
 static void try_aggregate(uint32_t size, outcome_t *o) {
@@ -309,9 +309,11 @@ static const uint32_t stats_old_sizes[] = {offsetof(brook_runtime_stats_t, timer
                                            offsetof(brook_runtime_stats_t, tasks_opened),
                                            offsetof(brook_runtime_stats_t, records_out_of_bounds)};
 static const uint32_t kafka_source_old_sizes[] = {
-    offsetof(brook_kafka_source_opts_t, startup_timeout_ms)};
+    offsetof(brook_kafka_source_opts_t, startup_timeout_ms),
+    offsetof(brook_kafka_source_opts_t, key_serde)};
 static const uint32_t kafka_sink_old_sizes[] = {
-    offsetof(brook_kafka_sink_opts_t, startup_timeout_ms)};
+    offsetof(brook_kafka_sink_opts_t, startup_timeout_ms),
+    offsetof(brook_kafka_sink_opts_t, key_serde)};
 static const uint32_t store_old_sizes[] = {offsetof(brook_store_opts_t, ordered)};
 static const uint32_t watermark_old_sizes[] = {offsetof(brook_watermark_opts_t, ts_bounds)};
 static const uint32_t runtime_old_sizes[] = {offsetof(brook_runtime_opts_t, num_workers)};

@@ -108,8 +108,8 @@ static brook_stream_t *tumbling(brook_stream_t *in, const char *name) {
   brook_window_opts_init(&wo);
   wo.name = name;
   brook_aggregator_t count = brook_agg_count();
-  brook_stream_t *out =
-      brook_window_aggregate(in, brook_window_tumbling(60 * BROOK_S), &count, &wo);
+  brook_window_t win = brook_window_tumbling(60 * BROOK_S);
+  brook_stream_t *out = brook_window_aggregate(in, &win, &count, &wo);
   assert_non_null(out);
   return out;
 }
@@ -415,8 +415,8 @@ static void test_example_fraud_detection(void **state) {
   brook_window_opts_init(&wo);
   wo.name = "per_card_60s_every_10s";
   brook_aggregator_t cnt = brook_agg_count();
-  brook_stream_t *windows =
-      brook_window_aggregate(parsed, brook_window_hopping(60 * BROOK_S, 10 * BROOK_S), &cnt, &wo);
+  brook_window_t win = brook_window_hopping(60 * BROOK_S, 10 * BROOK_S);
+  brook_stream_t *windows = brook_window_aggregate(parsed, &win, &cnt, &wo);
   windows = named(brook_peek(windows, peek_fn, NULL), "track_windows");
   brook_stream_t *alerts = named(brook_filter(windows, pred_fn, NULL), "suspicious");
   alerts = named(brook_map(alerts, map_fn, NULL), "format_alert");
@@ -457,8 +457,8 @@ static void test_example_sensor_alerts(void **state) {
   wo.name = "mean_60s_every_10s";
   wo.late = BROOK_LATE_ROUTE;
   brook_aggregator_t cnt = brook_agg_count();
-  brook_stream_t *means =
-      brook_window_aggregate(readings, brook_window_hopping(60 * BROOK_S, 10 * BROOK_S), &cnt, &wo);
+  brook_window_t win = brook_window_hopping(60 * BROOK_S, 10 * BROOK_S);
+  brook_stream_t *means = brook_window_aggregate(readings, &win, &cnt, &wo);
   brook_stream_t *late = brook_window_late(means);
   brook_stream_t *alerts =
       named(brook_filter(named(brook_peek(means, peek_fn, NULL), "count_windows"), pred_fn, NULL),
@@ -467,7 +467,8 @@ static void test_example_sensor_alerts(void **state) {
   sink(late);
   brook_window_opts_init(&wo);
   wo.name = "activity_sessions";
-  sink(brook_window_aggregate(readings, brook_window_session(30 * BROOK_S), &cnt, &wo));
+  brook_window_t session = brook_window_session(30 * BROOK_S);
+  sink(brook_window_aggregate(readings, &session, &cnt, &wo));
   assert_describes(t, "brook plan: 1 sub-topology, 0 exchanges\n"
                       "sub-topology 0: tasks=1\n"
                       "  source 'sensors' [generator] per-task splits=1\n"
@@ -749,7 +750,8 @@ static void test_identity_check(void **state) {
   brook_stream_t *src = gen(t, "src");
   brook_stream_t *k = named(brook_key_by(src, key_fn, NULL), "k");
   brook_aggregator_t cnt = brook_agg_count();
-  brook_stream_t *w = brook_window_aggregate(k, brook_window_tumbling(BROOK_S), &cnt, NULL);
+  brook_window_t win = brook_window_tumbling(BROOK_S);
+  brook_stream_t *w = brook_window_aggregate(k, &win, &cnt, NULL);
   brook_stream_t *plain = brook_apply(w, &plain_op, NULL);     /* no open, no timers */
   brook_stream_t *watch = brook_apply(plain, &watch_op, NULL); /* may keep state */
   brook_stream_t *d = brook_dedupe(watch, BROOK_S, NULL);

@@ -54,7 +54,8 @@ static void build(size_t n_sources, brook_time_t idle, brook_time_t quiet) {
   brook_window_opts_t o;
   brook_window_opts_init(&o);
   o.name = "count";
-  named_sink(brook_window_aggregate(in, brook_window_tumbling(BROOK_MIN), &count, &o), "out");
+  brook_window_t win = brook_window_tumbling(BROOK_MIN);
+  named_sink(brook_window_aggregate(in, &win, &count, &o), "out");
   brook_driver_opts_t d;
   brook_driver_opts_init(&d);
   assert_int_equal(brook_driver_new(&g_fx.drv, g_fx.topo, &d), BROOK_OK);

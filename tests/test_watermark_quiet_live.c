@@ -55,10 +55,10 @@ static void set_quiet(brook_stream_t *s, brook_time_t idle, brook_time_t quiet) 
 
 static void window_into_sink(brook_stream_t *in) {
   brook_aggregator_t count = brook_agg_count();
-  assert_int_equal(brook_sink_callback(
-                       brook_window_aggregate(in, brook_window_tumbling(WINDOW_MS), &count, NULL),
-                       on_result, NULL, NULL),
-                   BROOK_OK);
+  brook_window_t win = brook_window_tumbling(WINDOW_MS);
+  assert_int_equal(
+      brook_sink_callback(brook_window_aggregate(in, &win, &count, NULL), on_result, NULL, NULL),
+      BROOK_OK);
 }
 
 /* Waits for `want` window results; fails with the elapsed time if they do not come. */

@@ -45,7 +45,7 @@ static int run_once(brook_window_t win, brook_emit_mode_t emit, long fail_at, in
     o.emit = emit;
     o.grace = 10;
     brook_aggregator_t agg = brook_agg_count();
-    brook_sink_callback(brook_window_aggregate(in, win, &agg, &o), ignore_record, NULL, NULL);
+    brook_sink_callback(brook_window_aggregate(in, &win, &agg, &o), ignore_record, NULL, NULL);
     brook_driver_t *d = NULL;
     err = brook_driver_new(&d, t, NULL);
     for (int i = 0; err == BROOK_OK && i < N_RECORDS; i++) {

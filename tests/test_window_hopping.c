@@ -59,8 +59,8 @@ static void test_limit(void **state) {
     assert_int_equal(brook_topology_new(&t, NULL), BROOK_OK);
     brook_stream_t *in = brook_source_push(t, "in", NULL);
     brook_aggregator_t agg = brook_agg_count();
-    brook_stream_t *out =
-        brook_window_aggregate(in, brook_window_hopping(defs[i].size, defs[i].advance), &agg, NULL);
+    brook_window_t win = brook_window_hopping(defs[i].size, defs[i].advance);
+    brook_stream_t *out = brook_window_aggregate(in, &win, &agg, NULL);
     if (defs[i].ok) {
       assert_non_null(out);
     } else {

@@ -766,7 +766,7 @@ static int run_case(const pcase_t *c, char *msg, size_t msgsz) {
   o.grace = c->grace;
   o.emit = c->emit;
   o.late = c->late;
-  brook_stream_t *res = brook_window_aggregate(src, c->win, &agg, &o);
+  brook_stream_t *res = brook_window_aggregate(src, &c->win, &agg, &o);
   assert_non_null(res);
   outvec_t log = {0};
   size_t step = 0;
@@ -1214,7 +1214,8 @@ static void test_idle_splits(void **state) {
   brook_window_opts_t o;
   brook_window_opts_init(&o);
   o.name = "win";
-  brook_stream_t *res = brook_window_aggregate(src, brook_window_tumbling(10), &agg, &o);
+  brook_window_t win = brook_window_tumbling(10);
+  brook_stream_t *res = brook_window_aggregate(src, &win, &agg, &o);
   outvec_t log = {0};
   size_t step = 0;
   tap_t tres = {&log, 0, AGG_COUNT, &step};
@@ -1341,7 +1342,8 @@ static void test_late_unchanged(void **state) {
   brook_window_opts_t o;
   brook_window_opts_init(&o);
   o.late = BROOK_LATE_ROUTE;
-  brook_stream_t *res = brook_window_aggregate(src, brook_window_tumbling(10), &agg, &o);
+  brook_window_t win = brook_window_tumbling(10);
+  brook_stream_t *res = brook_window_aggregate(src, &win, &agg, &o);
   late_copy_t l = {0, 0};
   assert_int_equal(brook_sink_callback(res, ignore_fn, NULL, NULL), BROOK_OK);
   assert_int_equal(brook_sink_callback(brook_window_late(res), late_check_fn, NULL, &l), BROOK_OK);

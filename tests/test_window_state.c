@@ -30,7 +30,7 @@ static void run_open(run_t *r, brook_window_t win, brook_emit_mode_t emit) {
   brook_window_opts_init(&opts);
   opts.emit = emit;
   brook_aggregator_t agg = brook_agg_count();
-  named_sink(brook_window_aggregate(in, win, &agg, &opts), "out");
+  named_sink(brook_window_aggregate(in, &win, &agg, &opts), "out");
   assert_int_equal(brook_driver_new(&r->d, r->t, NULL), BROOK_OK);
 }
 

@@ -253,7 +253,8 @@ static void run_windows(size_t workers, win_seen_t *seen) {
   assert_int_equal(brook_source_set_watermark(s, &wo), BROOK_OK);
   s = brook_key_by(s, key_is_value, NULL);
   brook_aggregator_t count = brook_agg_count();
-  s = brook_window_aggregate(s, brook_window_tumbling(WINDOW_MS), &count, NULL);
+  brook_window_t tumbling = brook_window_tumbling(WINDOW_MS);
+  s = brook_window_aggregate(s, &tumbling, &count, NULL);
   assert_int_equal(brook_sink_callback(s, window_sink, NULL, seen), BROOK_OK);
   brook_runtime_t *rt = new_runtime(t, workers, 256);
   assert_int_equal(run_with_deadline(rt, 60000, NULL), BROOK_OK);

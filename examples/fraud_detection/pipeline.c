@@ -277,8 +277,8 @@ brook_stream_t *pipeline_detect(brook_stream_t *payments, pipeline_counts_t *cou
   brook_window_opts_t wo;
   brook_window_opts_init(&wo);
   wo.name = "per_card_60s_every_10s"; /* emit: on close (the default) */
-  brook_stream_t *windows = brook_window_aggregate(
-      parsed, brook_window_hopping(WINDOW_SIZE, WINDOW_ADVANCE), &card_activity, &wo);
+  brook_window_t win = brook_window_hopping(WINDOW_SIZE, WINDOW_ADVANCE);
+  brook_stream_t *windows = brook_window_aggregate(parsed, &win, &card_activity, &wo);
   windows = brook_stream_set_name(brook_peek(windows, track_windows, counts), "track_windows");
 
   brook_stream_t *alerts =
@@ -301,8 +301,10 @@ brook_err_t pipeline_build(brook_topology_t *t, const pipeline_opts_t *opts,
   so.topics = topics; /* copied */
   so.properties = opts->properties;
   /* Values must be UTF-8 text; the source sends anything else to the dead-letter topic with
-   * its coordinates and counts it (brook_runtime_stats: records_dead_lettered). */
-  so.value.format = BROOK_KAFKA_STRING;
+   * its coordinates and counts it (brook_runtime_stats: records_dead_lettered). The serde
+   * tables are copied by the builders. */
+  brook_serde_t utf8 = brook_serde_utf8();
+  so.value_serde = &utf8;
   so.on_malformed = BROOK_KAFKA_MALFORMED_DEAD_LETTER;
   so.dead_letter_topic = opts->dlq_topic;
   brook_stream_t *payments = brook_source_kafka(t, "payments", &so);
@@ -321,13 +323,13 @@ brook_err_t pipeline_build(brook_topology_t *t, const pipeline_opts_t *opts,
   brook_kafka_sink_opts_init(&ko);
   ko.bootstrap_servers = opts->brokers;
   ko.properties = opts->properties;
-  ko.value.format = BROOK_KAFKA_STRING;
+  ko.value_serde = &utf8; /* alerts are text */
   ko.topic = opts->alerts_topic;
   brook_sink_kafka(alerts, "alerts_out", &ko);
 
   /* Payments parse_payment rejected, with their brook.error* headers. */
   ko.topic = opts->dlq_topic;
-  ko.value.format = BROOK_KAFKA_BYTES; /* as they came */
+  ko.value_serde = NULL; /* bytes, as they came */
   brook_sink_kafka(brook_error_stream(t), "dead_letters_out", &ko);
 
   return brook_topology_validate(t);

@@ -127,8 +127,8 @@ brook_err_t pipeline_build(brook_topology_t *t, brook_stream_t *readings,
   wo.grace = opts->grace;
   wo.late = BROOK_LATE_ROUTE;
   brook_aggregator_t mean = brook_agg_mean(reading_celsius, NULL);
-  brook_stream_t *means =
-      brook_window_aggregate(readings, brook_window_hopping(opts->window, opts->hop), &mean, &wo);
+  brook_window_t hopping = brook_window_hopping(opts->window, opts->hop);
+  brook_stream_t *means = brook_window_aggregate(readings, &hopping, &mean, &wo);
   /* Builders given NULL return NULL and every error is recorded in the topology (the sinks'
    * too), so the whole graph is checked once, at the end. */
   brook_stream_t *late = brook_window_late(means);
@@ -145,8 +145,8 @@ brook_err_t pipeline_build(brook_topology_t *t, brook_stream_t *readings,
   wo.name = "activity_sessions";
   wo.grace = opts->grace;
   brook_aggregator_t count = brook_agg_count();
-  brook_stream_t *sessions =
-      brook_window_aggregate(readings, brook_window_session(opts->session_gap), &count, &wo);
+  brook_window_t session = brook_window_session(opts->session_gap);
+  brook_stream_t *sessions = brook_window_aggregate(readings, &session, &count, &wo);
   if (sessions)
     brook_sink_callback(sessions, print_session, NULL, res);
   return brook_topology_error(t);

@@ -4,6 +4,8 @@
 #ifndef BROOK_ALLOC_H
 #define BROOK_ALLOC_H
 
+#include <brook/export.h>
+
 #include <stddef.h>
 
 #ifdef __cplusplus

@@ -2,6 +2,8 @@
 #ifndef BROOK_BROOK_H
 #define BROOK_BROOK_H
 
+#include <brook/export.h>
+
 #include <brook/aggregate.h>
 #include <brook/alloc.h>
 #include <brook/error.h>
@@ -9,6 +11,7 @@
 #include <brook/operator.h>
 #include <brook/record.h>
 #include <brook/runtime.h>
+#include <brook/serde.h>
 #include <brook/sink.h>
 #include <brook/source.h>
 #include <brook/state.h>

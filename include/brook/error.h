@@ -6,6 +6,8 @@
 #ifndef BROOK_ERROR_H
 #define BROOK_ERROR_H
 
+#include <brook/export.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -38,10 +40,10 @@ enum brook_err_code {
 
 /* A short static description of an error code, e.g. "out of memory". Unknown negative codes
  * (user-defined) give "user-defined error". Never NULL. Any thread. */
-const char *brook_strerror(int err);
+BROOK_API const char *brook_strerror(int err);
 
 /* The code's symbolic name, e.g. "BROOK_ERR_NOMEM". Never NULL. Any thread. */
-const char *brook_errname(int err);
+BROOK_API const char *brook_errname(int err);
 
 #ifdef __cplusplus
 }

@@ -55,18 +55,27 @@
 #ifndef BROOK_KAFKA_H
 #define BROOK_KAFKA_H
 
+#include <brook/export.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
 #include <brook/operator.h>
 #include <brook/record.h>
+#include <brook/serde.h>
 #include <brook/topology.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* How Kafka bytes become a record's bytes (source) and back (sink). */
+/* How Kafka bytes become a record's bytes (source) and back (sink).
+ *
+ * Use the key_serde / value_serde options (brook_serde_t tables, serde.h: built-ins, your
+ * own, chains such as UTF-8 then JSON). The formats below are DEPRECATED: they keep working,
+ * mapped onto the same serdes (BYTES: bytes; STRING: utf8 when read, bytes when written;
+ * INT64: int64; CUSTOM: your callback), and are refused together with a table for the same
+ * key or value. */
 typedef enum brook_kafka_format {
   BROOK_KAFKA_BYTES = 0, /* as is (default) */
   BROOK_KAFKA_STRING,    /* UTF-8 text; invalid UTF-8 is malformed (source) */
@@ -116,7 +125,7 @@ typedef struct brook_kafka_source_opts {
   size_t n_partitions;
   /* librdkafka properties, NULL-terminated key, value pairs; copied. */
   const char *const *properties;
-  brook_kafka_serde_t key, value; /* deserialisers; default bytes */
+  brook_kafka_serde_t key, value; /* DEPRECATED (key_serde, value_serde); default bytes */
   brook_kafka_malformed_t on_malformed;
   /* BROOK_KAFKA_MALFORMED_DEAD_LETTER: the topic that gets the original key, value and
    * headers plus "brook.error" (reason), "brook.error.code", "brook.error.message",
@@ -134,9 +143,13 @@ typedef struct brook_kafka_source_opts {
    * and why it could not be reached. 0: no limit. Default 30000. Later outages are retried by
    * librdkafka as before. */
   int64_t startup_timeout_ms;
+  /* The deserialisers (serde.h): a chain of tables, copied by their versions when the source
+   * is built (opaques borrowed). NULL: bytes (or the deprecated key / value formats). A
+   * message they reject follows on_malformed, the stage, field and reason in the message. */
+  const brook_serde_t *key_serde, *value_serde;
 } brook_kafka_source_opts_t;
 
-void brook_kafka_source_opts_init_size(brook_kafka_source_opts_t *opts, size_t size);
+BROOK_API void brook_kafka_source_opts_init_size(brook_kafka_source_opts_t *opts, size_t size);
 /* Inline, so that `sizeof(*opts)` is the size of the struct this program was compiled with:
  * an older program never gets the fields of a newer library written past its struct. */
 static inline void brook_kafka_source_opts_init(brook_kafka_source_opts_t *opts) {
@@ -149,8 +162,8 @@ static inline void brook_kafka_source_opts_init(brook_kafka_source_opts_t *opts)
  * message has no headers has header_count 0 but a headers pointer that is not NULL (brook
  * traces failed records back to their message by it): read headers up to header_count only.
  * `opts` is copied (strings included). NULL on error (recorded in the topology). */
-brook_stream_t *brook_source_kafka(brook_topology_t *t, const char *name,
-                                   const brook_kafka_source_opts_t *opts);
+BROOK_API brook_stream_t *brook_source_kafka(brook_topology_t *t, const char *name,
+                                             const brook_kafka_source_opts_t *opts);
 
 /* Picks a record's topic (sink option topic_fn): a NUL-terminated name that stays valid
  * until the call returns, or NULL for the sink's fixed topic. Loop thread. */
@@ -171,7 +184,7 @@ typedef struct brook_kafka_sink_opts {
   brook_kafka_topic_fn topic_fn; /* optional: a topic per record */
   void *topic_opaque;
   const char *const *properties;  /* librdkafka properties, NULL-terminated pairs; copied */
-  brook_kafka_serde_t key, value; /* serialisers; default bytes */
+  brook_kafka_serde_t key, value; /* DEPRECATED (key_serde, value_serde); default bytes */
   brook_kafka_delivery_failure_t on_failure;
   const char *dead_letter_topic;
   /* Records handed to librdkafka and not yet acknowledged; beyond it the sink holds the
@@ -180,9 +193,13 @@ typedef struct brook_kafka_sink_opts {
   /* How long the producer may take to reach the cluster when the run starts; past it the run
    * fails with BROOK_ERR_TIMEOUT, naming the brokers and why. 0: no limit. Default 30000. */
   int64_t startup_timeout_ms;
+  /* The serialisers (serde.h), run last table first; copied when the sink is built (opaques
+   * borrowed). NULL: bytes (or the deprecated formats). A record they refuse follows the
+   * error policy, the stage, field and reason in its message. */
+  const brook_serde_t *key_serde, *value_serde;
 } brook_kafka_sink_opts_t;
 
-void brook_kafka_sink_opts_init_size(brook_kafka_sink_opts_t *opts, size_t size);
+BROOK_API void brook_kafka_sink_opts_init_size(brook_kafka_sink_opts_t *opts, size_t size);
 /* Inline, so that `sizeof(*opts)` is the size of the struct this program was compiled with:
  * an older program never gets the fields of a newer library written past its struct. */
 static inline void brook_kafka_sink_opts_init(brook_kafka_sink_opts_t *opts) {
@@ -193,13 +210,13 @@ static inline void brook_kafka_sink_opts_init(brook_kafka_sink_opts_t *opts) {
  * timestamp as the message's. Partitioning is librdkafka's (keyed: murmur2 by default).
  * Delivery reports are handled on the loop; the runtime finishes (end of input or stop)
  * only once every record is acknowledged or has failed. `name` may be NULL. */
-brook_err_t brook_sink_kafka(brook_stream_t *in, const char *name,
-                             const brook_kafka_sink_opts_t *opts);
+BROOK_API brook_err_t brook_sink_kafka(brook_stream_t *in, const char *name,
+                                       const brook_kafka_sink_opts_t *opts);
 
 /* Whether a librdkafka property's value is a secret brook never writes out (by key pattern:
  * sasl.password, ssl.key.password, ssl.keystore.password, ssl.key.pem, *secret*, ...).
  * Any thread. */
-int brook_kafka_property_is_secret(const char *key);
+BROOK_API int brook_kafka_property_is_secret(const char *key);
 
 #ifdef __cplusplus
 }

@@ -44,6 +44,8 @@
 #ifndef BROOK_OPERATOR_H
 #define BROOK_OPERATOR_H
 
+#include <brook/export.h>
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -110,7 +112,7 @@ typedef struct brook_operator_opts {
   size_t n_outputs; /* output streams, 0..BROOK_OPERATOR_MAX_OUTPUTS (0 = a sink); default 1 */
 } brook_operator_opts_t;
 
-void brook_operator_opts_init_size(brook_operator_opts_t *opts, size_t size);
+BROOK_API void brook_operator_opts_init_size(brook_operator_opts_t *opts, size_t size);
 /* Inline, so that `sizeof(*opts)` is the size of the struct this program was compiled with:
  * an older program never gets the fields of a newer library written past its struct. */
 static inline void brook_operator_opts_init(brook_operator_opts_t *opts) {
@@ -125,61 +127,63 @@ static inline void brook_operator_opts_init(brook_operator_opts_t *opts) {
  * a NULL input, a NULL table, a table version this library does not know, no process
  * callback, n_outputs above BROOK_OPERATOR_MAX_OUTPUTS, a NULL outputs array with
  * n_outputs > 0, or an opts struct_size that is no version of brook_operator_opts_t. */
-brook_err_t brook_operator_add(brook_stream_t *const *inputs, size_t n_inputs,
-                               const brook_operator_t *op, void *opaque,
-                               const brook_operator_opts_t *opts, brook_stream_t **outputs);
+BROOK_API brook_err_t brook_operator_add(brook_stream_t *const *inputs, size_t n_inputs,
+                                         const brook_operator_t *op, void *opaque,
+                                         const brook_operator_opts_t *opts,
+                                         brook_stream_t **outputs);
 
 /* Shorthand: one input, one output, default options. NULL on error. */
-brook_stream_t *brook_apply(brook_stream_t *in, const brook_operator_t *op, void *opaque);
+BROOK_API brook_stream_t *brook_apply(brook_stream_t *in, const brook_operator_t *op, void *opaque);
 
 /* ---- the context, usable only inside the operator's callbacks (loop thread) ---- */
 
 /* Emits `rec` (struct copied) to output 0 / to output `port`. Returns BROOK_OK, or an error
  * a downstream operator failed with, which the caller should return. A port the operator
  * does not have, or a NULL `rec`, fails the run (BROOK_ERR_INVALID_ARG; see the top). */
-brook_err_t brook_emit(brook_ctx_t *ctx, const brook_record_t *rec);
-brook_err_t brook_emit_to(brook_ctx_t *ctx, size_t port, const brook_record_t *rec);
+BROOK_API brook_err_t brook_emit(brook_ctx_t *ctx, const brook_record_t *rec);
+BROOK_API brook_err_t brook_emit_to(brook_ctx_t *ctx, size_t port, const brook_record_t *rec);
 
 /* Emits `n` records to output `port` at once, in order. The array is borrowed for the call
  * (it may be passed downstream without copying), so an operator can forward the batch it
  * was given. Same return as brook_emit. */
-brook_err_t brook_emit_batch(brook_ctx_t *ctx, size_t port, const brook_record_t *recs, size_t n);
+BROOK_API brook_err_t brook_emit_batch(brook_ctx_t *ctx, size_t port, const brook_record_t *recs,
+                                       size_t n);
 
 /* Memory that lives until the current batch has passed through the whole pipeline. No free
  * needed. Aligned for any type. NULL if out of memory. */
-void *brook_ctx_alloc(brook_ctx_t *ctx, size_t size);
+BROOK_API void *brook_ctx_alloc(brook_ctx_t *ctx, size_t size);
 
 /* Applies the error policy to `rec`, which failed with `err` (negative). Returns BROOK_OK if
  * the record was skipped or routed (carry on), else `err` (return it). `fmt` may be NULL. */
-brook_err_t brook_ctx_fail_record(brook_ctx_t *ctx, const brook_record_t *rec, int err,
-                                  const char *fmt, ...);
+BROOK_API brook_err_t brook_ctx_fail_record(brook_ctx_t *ctx, const brook_record_t *rec, int err,
+                                            const char *fmt, ...);
 
 /* Explains the failure a callback is about to return (or an open() failure): the text goes
  * into the error policy's output (the error stream's brook.error.message header, or the
  * runtime's last error) instead of a generic message. Callable from any callback of this
  * operator, including the user callbacks of map, filter, flat_map, peek, key_by, branch, the
  * generator and the callback sink (they receive ctx or can keep it from open). */
-void brook_ctx_set_error(brook_ctx_t *ctx, const char *fmt, ...)
+BROOK_API void brook_ctx_set_error(brook_ctx_t *ctx, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* Index of the input the current record came from (0 for single-input operators). */
-size_t brook_ctx_input(const brook_ctx_t *ctx);
+BROOK_API size_t brook_ctx_input(const brook_ctx_t *ctx);
 
 /* The operator's configuration value for `key` (from opts.config), or NULL. */
-const char *brook_ctx_config(const brook_ctx_t *ctx, const char *key);
+BROOK_API const char *brook_ctx_config(const brook_ctx_t *ctx, const char *key);
 
 /* The operator's node name. */
-const char *brook_ctx_name(const brook_ctx_t *ctx);
+BROOK_API const char *brook_ctx_name(const brook_ctx_t *ctx);
 
 /* The input partition whose task this instance belongs to (see "Tasks" above), or -1 for an
  * instance that runs once per runtime. */
-int32_t brook_ctx_task(const brook_ctx_t *ctx);
+BROOK_API int32_t brook_ctx_task(const brook_ctx_t *ctx);
 
 /* Processing time: wall-clock ms since the epoch, cached per batch. */
-brook_time_t brook_ctx_now(const brook_ctx_t *ctx);
+BROOK_API brook_time_t brook_ctx_now(const brook_ctx_t *ctx);
 
 /* Sends a message to the runtime's log callback (nothing if none). level: BROOK_LOG_*. */
-void brook_ctx_log(brook_ctx_t *ctx, int level, const char *fmt, ...);
+BROOK_API void brook_ctx_log(brook_ctx_t *ctx, int level, const char *fmt, ...);
 
 #define BROOK_LOG_ERROR 3
 #define BROOK_LOG_WARN 4

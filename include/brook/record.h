@@ -9,6 +9,8 @@
 #ifndef BROOK_RECORD_H
 #define BROOK_RECORD_H
 
+#include <brook/export.h>
+
 #include <stddef.h>
 
 #include <brook/timestamp.h>
@@ -34,7 +36,7 @@ typedef struct brook_record {
 } brook_record_t;
 
 /* The first header named `name` (exact match), or NULL. */
-const brook_header_t *brook_record_header(const brook_record_t *rec, const char *name);
+BROOK_API const brook_header_t *brook_record_header(const brook_record_t *rec, const char *name);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,8 @@
 #ifndef BROOK_RUNTIME_H
 #define BROOK_RUNTIME_H
 
+#include <brook/export.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,7 +50,7 @@ typedef struct brook_runtime_opts {
   size_t num_workers;
 } brook_runtime_opts_t;
 
-void brook_runtime_opts_init_size(brook_runtime_opts_t *opts, size_t size);
+BROOK_API void brook_runtime_opts_init_size(brook_runtime_opts_t *opts, size_t size);
 /* Inline, so that `sizeof(*opts)` is the size of the struct this program was compiled with:
  * an older program never gets the fields of a newer library written past its struct. */
 static inline void brook_runtime_opts_init(brook_runtime_opts_t *opts) {
@@ -62,14 +64,14 @@ static inline void brook_runtime_opts_init(brook_runtime_opts_t *opts) {
  * for an opts struct_size that is no version of brook_runtime_opts_t). A topology that runs
  * but cannot do what it says (an error stream no policy feeds) gets a BROOK_LOG_WARN
  * through opts->log, from this call, on the calling thread. */
-brook_err_t brook_runtime_new(brook_runtime_t **out, brook_topology_t *t,
-                              const brook_runtime_opts_t *opts);
+BROOK_API brook_err_t brook_runtime_new(brook_runtime_t **out, brook_topology_t *t,
+                                        const brook_runtime_opts_t *opts);
 
 /* Runs on a loop of its own until every source has ended or brook_runtime_stop() is called,
  * then drains, flushes the sinks and closes. Returns BROOK_OK or the error that failed the
  * pipeline (message: brook_runtime_last_error). A runtime runs once: BROOK_ERR_STATE if it
  * was already started. */
-brook_err_t brook_runtime_run(brook_runtime_t *rt);
+BROOK_API brook_err_t brook_runtime_run(brook_runtime_t *rt);
 
 /* Attaches to the application's `loop` and returns at once; the pipeline then runs as the
  * application runs its loop, in slices of at most opts.slice_us. When it has finished,
@@ -77,32 +79,32 @@ brook_err_t brook_runtime_run(brook_runtime_t *rt);
 /* `loop` is a libuv uv_loop_t (declared here by its struct tag so that this header does not
  * pull in <uv.h> and its POSIX requirements). */
 struct uv_loop_s;
-brook_err_t brook_runtime_start(brook_runtime_t *rt, struct uv_loop_s *loop);
+BROOK_API brook_err_t brook_runtime_start(brook_runtime_t *rt, struct uv_loop_s *loop);
 
 /* Asks the runtime to stop: sources stop taking new input, records already accepted
  * (including queued pushes) are processed, sinks are flushed, then the runtime finishes.
  * Any thread; async-signal-safe (a signal handler may call it). Idempotent. */
-void brook_runtime_stop(brook_runtime_t *rt);
+BROOK_API void brook_runtime_stop(brook_runtime_t *rt);
 
 /* 1 once the runtime has finished (on_done has run or run() returned), else 0. */
-int brook_runtime_done(const brook_runtime_t *rt);
+BROOK_API int brook_runtime_done(const brook_runtime_t *rt);
 
 /* The final status (BROOK_OK while running or on success). */
-brook_err_t brook_runtime_status(const brook_runtime_t *rt);
+BROOK_API brook_err_t brook_runtime_status(const brook_runtime_t *rt);
 
 /* A message about the most recent error, "" if none. Valid until the next call on `rt`. */
-const char *brook_runtime_last_error(const brook_runtime_t *rt);
+BROOK_API const char *brook_runtime_last_error(const brook_runtime_t *rt);
 
 /* The push-source handle named `name`, or NULL if there is none. Borrowed: valid until the
  * runtime is freed. */
-brook_push_source_t *brook_runtime_push_source(brook_runtime_t *rt, const char *name);
+BROOK_API brook_push_source_t *brook_runtime_push_source(brook_runtime_t *rt, const char *name);
 
 /* The handle of split `split` (0 .. opts.splits - 1) of the push source named `name`, or
  * NULL if there is no such source or split. Each split is a queue of its own, processed by
  * worker split % num_workers: one per producer thread keeps that producer's order and lets
  * the workers share the load. Borrowed: valid until the runtime is freed. Any thread. */
-brook_push_source_t *brook_runtime_push_source_split(brook_runtime_t *rt, const char *name,
-                                                     size_t split);
+BROOK_API brook_push_source_t *brook_runtime_push_source_split(brook_runtime_t *rt,
+                                                               const char *name, size_t split);
 
 typedef struct brook_runtime_stats {
   uint32_t struct_size;           /* set by the caller: sizeof(brook_runtime_stats_t) */
@@ -134,12 +136,12 @@ typedef struct brook_runtime_stats {
  * BROOK_ERR_INVALID_ARG for NULL, or a struct_size that is no version of the struct
  * (brook_runtime_last_error says so, unless the run already failed: its message is kept).
  * Loop thread, or after the runtime finished. */
-brook_err_t brook_runtime_stats(const brook_runtime_t *rt, brook_runtime_stats_t *stats);
+BROOK_API brook_err_t brook_runtime_stats(const brook_runtime_t *rt, brook_runtime_stats_t *stats);
 
 /* Frees the runtime. NULL is a no-op. If it is still attached to a loop and running, it is
  * stopped and its memory is released after it has closed its handles (before on_done's
  * point, no callback is called after this). */
-void brook_runtime_free(brook_runtime_t *rt);
+BROOK_API void brook_runtime_free(brook_runtime_t *rt);
 
 #ifdef __cplusplus
 }

@@ -3,6 +3,8 @@
 #ifndef BROOK_SINK_H
 #define BROOK_SINK_H
 
+#include <brook/export.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,8 +27,8 @@ typedef brook_err_t (*brook_sink_flush_fn)(void *opaque);
  * The sink's node is named "sink#<n>"; use brook_sink_callback_v2 to give it a name (the test
  * driver reads a sink's captured records by its name). Returns BROOK_OK or an error recorded in
  * the topology (BROOK_ERR_INVALID_ARG for a NULL `in` or `fn`). */
-brook_err_t brook_sink_callback(brook_stream_t *in, brook_sink_fn fn, brook_sink_flush_fn flush,
-                                void *opaque);
+BROOK_API brook_err_t brook_sink_callback(brook_stream_t *in, brook_sink_fn fn,
+                                          brook_sink_flush_fn flush, void *opaque);
 
 typedef struct brook_callback_sink_opts {
   uint32_t struct_size; /* set by brook_callback_sink_opts_init() */
@@ -35,7 +37,7 @@ typedef struct brook_callback_sink_opts {
   const char *name;
 } brook_callback_sink_opts_t;
 
-void brook_callback_sink_opts_init_size(brook_callback_sink_opts_t *opts, size_t size);
+BROOK_API void brook_callback_sink_opts_init_size(brook_callback_sink_opts_t *opts, size_t size);
 /* Inline, so that `sizeof(*opts)` is the size of the struct this program was compiled with:
  * an older program never gets the fields of a newer library written past its struct. */
 static inline void brook_callback_sink_opts_init(brook_callback_sink_opts_t *opts) {
@@ -47,8 +49,9 @@ static inline void brook_callback_sink_opts_init(brook_callback_sink_opts_t *opt
  * struct_size, an empty name), BROOK_ERR_DUPLICATE (the name is taken), BROOK_ERR_FROZEN (a
  * runtime or driver was made from the topology already), BROOK_ERR_NOMEM. Build time: not
  * thread-safe with other builders of the same topology. */
-brook_err_t brook_sink_callback_v2(brook_stream_t *in, brook_sink_fn fn, brook_sink_flush_fn flush,
-                                   void *opaque, const brook_callback_sink_opts_t *opts);
+BROOK_API brook_err_t brook_sink_callback_v2(brook_stream_t *in, brook_sink_fn fn,
+                                             brook_sink_flush_fn flush, void *opaque,
+                                             const brook_callback_sink_opts_t *opts);
 
 typedef struct brook_line_sink_opts {
   uint32_t struct_size; /* set by brook_line_sink_opts_init() */
@@ -56,7 +59,7 @@ typedef struct brook_line_sink_opts {
   size_t buffer_size;   /* write buffer; default 64 KiB */
 } brook_line_sink_opts_t;
 
-void brook_line_sink_opts_init_size(brook_line_sink_opts_t *opts, size_t size);
+BROOK_API void brook_line_sink_opts_init_size(brook_line_sink_opts_t *opts, size_t size);
 /* Inline, so that `sizeof(*opts)` is the size of the struct this program was compiled with:
  * an older program never gets the fields of a newer library written past its struct. */
 static inline void brook_line_sink_opts_init(brook_line_sink_opts_t *opts) {
@@ -66,8 +69,8 @@ static inline void brook_line_sink_opts_init(brook_line_sink_opts_t *opts) {
 /* Writes each record's value followed by '\n' to `path` (copied; NULL or "-" = standard
  * output). Buffered; written out when the buffer fills, when the runtime goes idle, and at
  * the end. The file is opened when the runtime starts (an error then fails the start). */
-brook_err_t brook_sink_lines(brook_stream_t *in, const char *path,
-                             const brook_line_sink_opts_t *opts);
+BROOK_API brook_err_t brook_sink_lines(brook_stream_t *in, const char *path,
+                                       const brook_line_sink_opts_t *opts);
 
 #ifdef __cplusplus
 }

@@ -4,6 +4,8 @@
 #ifndef BROOK_SOURCE_H
 #define BROOK_SOURCE_H
 
+#include <brook/export.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,7 +37,7 @@ typedef struct brook_generator_opts {
   size_t splits;
 } brook_generator_opts_t;
 
-void brook_generator_opts_init_size(brook_generator_opts_t *opts, size_t size);
+BROOK_API void brook_generator_opts_init_size(brook_generator_opts_t *opts, size_t size);
 /* Inline, so that `sizeof(*opts)` is the size of the struct this program was compiled with:
  * an older program never gets the fields of a newer library written past its struct. */
 static inline void brook_generator_opts_init(brook_generator_opts_t *opts) {
@@ -44,12 +46,13 @@ static inline void brook_generator_opts_init(brook_generator_opts_t *opts) {
 
 /* The split a generator callback is filling, 0..brook_ctx_split_count(ctx) - 1 (0 outside
  * a splittable source's callback). Worker thread. */
-size_t brook_ctx_split(const brook_ctx_t *ctx);
-size_t brook_ctx_split_count(const brook_ctx_t *ctx);
+BROOK_API size_t brook_ctx_split(const brook_ctx_t *ctx);
+BROOK_API size_t brook_ctx_split_count(const brook_ctx_t *ctx);
 
 /* `opts` may be NULL (defaults); copied. `opaque` is borrowed. */
-brook_stream_t *brook_source_generator(brook_topology_t *t, const char *name, brook_generator_fn fn,
-                                       void *opaque, const brook_generator_opts_t *opts);
+BROOK_API brook_stream_t *brook_source_generator(brook_topology_t *t, const char *name,
+                                                 brook_generator_fn fn, void *opaque,
+                                                 const brook_generator_opts_t *opts);
 
 /* ---- lines: one record per line of a file or of standard input ---- */
 
@@ -61,7 +64,7 @@ typedef struct brook_lines_opts {
   int keep_cr;          /* keep a trailing '\r'; default 0 (stripped) */
 } brook_lines_opts_t;
 
-void brook_lines_opts_init_size(brook_lines_opts_t *opts, size_t size);
+BROOK_API void brook_lines_opts_init_size(brook_lines_opts_t *opts, size_t size);
 /* Inline, so that `sizeof(*opts)` is the size of the struct this program was compiled with:
  * an older program never gets the fields of a newer library written past its struct. */
 static inline void brook_lines_opts_init(brook_lines_opts_t *opts) {
@@ -71,8 +74,8 @@ static inline void brook_lines_opts_init(brook_lines_opts_t *opts) {
 /* Reads `path` (copied; NULL or "-" = standard input, which may be a file, pipe or tty).
  * Each record: value = the line without its '\n', no key, timestamp = wall-clock time the
  * batch was read (ingestion time). The source ends at end of file. */
-brook_stream_t *brook_source_lines(brook_topology_t *t, const char *name, const char *path,
-                                   const brook_lines_opts_t *opts);
+BROOK_API brook_stream_t *brook_source_lines(brook_topology_t *t, const char *name,
+                                             const char *path, const brook_lines_opts_t *opts);
 
 /* ---- push: the application pushes records from any thread ---- */
 
@@ -95,7 +98,7 @@ typedef struct brook_push_opts {
   size_t splits;
 } brook_push_opts_t;
 
-void brook_push_opts_init_size(brook_push_opts_t *opts, size_t size);
+BROOK_API void brook_push_opts_init_size(brook_push_opts_t *opts, size_t size);
 /* Inline, so that `sizeof(*opts)` is the size of the struct this program was compiled with:
  * an older program never gets the fields of a newer library written past its struct. */
 static inline void brook_push_opts_init(brook_push_opts_t *opts) {
@@ -105,8 +108,8 @@ static inline void brook_push_opts_init(brook_push_opts_t *opts) {
 /* Declares a push source. The handle to push into exists per runtime and split:
  * brook_runtime_push_source(rt, name) (split 0), brook_runtime_push_source_split(rt, name,
  * k). `name` is required. */
-brook_stream_t *brook_source_push(brook_topology_t *t, const char *name,
-                                  const brook_push_opts_t *opts);
+BROOK_API brook_stream_t *brook_source_push(brook_topology_t *t, const char *name,
+                                            const brook_push_opts_t *opts);
 
 /* Pushes a copy of `rec` (key, value, headers copied). Never blocks. Returns BROOK_OK;
  * BROOK_ERR_FULL when the queue bound is reached (nothing was queued: retry when
@@ -114,27 +117,27 @@ brook_stream_t *brook_source_push(brook_topology_t *t, const char *name,
  * the record alone exceeds max_bytes; BROOK_ERR_STOPPED after brook_push_end() or once the
  * runtime is stopping (from the moment brook_runtime_stop returns); BROOK_ERR_NOMEM.
  * Thread-safe: any thread, concurrently. */
-brook_err_t brook_push(brook_push_source_t *src, const brook_record_t *rec);
+BROOK_API brook_err_t brook_push(brook_push_source_t *src, const brook_record_t *rec);
 
 /* Like brook_push but waits up to `timeout_ms` (< 0, or more than the monotonic clock can
  * count, about 584 years: forever) for credit. Returns
  * BROOK_ERR_TIMEOUT if none came. Must not be called on the runtime's loop thread (it would
  * wait for itself). Thread-safe. */
-brook_err_t brook_push_wait(brook_push_source_t *src, const brook_record_t *rec,
-                            int64_t timeout_ms);
+BROOK_API brook_err_t brook_push_wait(brook_push_source_t *src, const brook_record_t *rec,
+                                      int64_t timeout_ms);
 
 /* How many records could be pushed right now (0 = no credit): the record bound minus the
  * records queued or being processed. A record also needs byte credit (max_bytes), so a push
  * can still be refused with BROOK_ERR_FULL when the queued bytes are near their bound. 0 once
  * the source ended or the runtime is stopping. Thread-safe. */
-size_t brook_push_credit(brook_push_source_t *src);
+BROOK_API size_t brook_push_credit(brook_push_source_t *src);
 
 /* Ends the source: records already queued are still processed, further pushes fail with
  * BROOK_ERR_STOPPED. Idempotent. Thread-safe.
  *
  * Lifetime: a push handle dies with its runtime. Every producer thread must have returned
  * from its last push call before brook_runtime_free (join producers, e.g. in on_done). */
-brook_err_t brook_push_end(brook_push_source_t *src);
+BROOK_API brook_err_t brook_push_end(brook_push_source_t *src);
 
 #ifdef __cplusplus
 }

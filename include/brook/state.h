@@ -36,6 +36,8 @@
 #ifndef BROOK_STATE_H
 #define BROOK_STATE_H
 
+#include <brook/export.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -70,7 +72,7 @@ typedef struct brook_store_opts {
   const char *name;
 } brook_store_opts_t;
 
-void brook_store_opts_init_size(brook_store_opts_t *opts, size_t size);
+BROOK_API void brook_store_opts_init_size(brook_store_opts_t *opts, size_t size);
 /* Inline, so that `sizeof(*opts)` is the size of the struct this program was compiled with:
  * an older program never gets the fields of a newer library written past its struct. */
 static inline void brook_store_opts_init(brook_store_opts_t *opts) {
@@ -84,44 +86,44 @@ static inline void brook_store_opts_init(brook_store_opts_t *opts) {
  * version of brook_store_opts_t, value_size too big, a backend table of an unknown version
  * or missing a required function), BROOK_ERR_NOMEM, or the backend's open error; the reason
  * goes to the operator's error message (brook_ctx_set_error). */
-brook_err_t brook_store_open(brook_ctx_t *ctx, const char *name, const brook_store_opts_t *opts,
-                             brook_store_t **out);
+BROOK_API brook_err_t brook_store_open(brook_ctx_t *ctx, const char *name,
+                                       const brook_store_opts_t *opts, brook_store_t **out);
 
 /* A standalone store, not attached to any operator (for tools and tests). `allocator` may be
  * NULL (malloc). Free it with brook_store_free. BROOK_ERR_INVALID_ARG (NULL out, a
  * struct_size that is no version of brook_store_opts_t, value_size too big, a bad backend
  * table; there is no object to keep a message: brook_store_open says which),
  * BROOK_ERR_NOMEM or the backend's open error. */
-brook_err_t brook_store_new(brook_store_t **out, const brook_store_opts_t *opts,
-                            const brook_allocator_t *allocator);
+BROOK_API brook_err_t brook_store_new(brook_store_t **out, const brook_store_opts_t *opts,
+                                      const brook_allocator_t *allocator);
 /* Frees a store from brook_store_new. NULL is a no-op. Never call it on an opened store. */
-void brook_store_free(brook_store_t *s);
+BROOK_API void brook_store_free(brook_store_t *s);
 
 /* The value stored under `key`: *value is a VIEW into the store, valid until the next call
  * on this store or its iterators. Returns BROOK_OK, BROOK_ERR_NOT_FOUND (*value = NULL,
  * *value_len = 0), BROOK_ERR_INVALID_ARG, or a backend's read error (message in
  * brook_store_last_error). A zero-length key is a valid key. */
-brook_err_t brook_store_get(const brook_store_t *s, const void *key, size_t key_len,
-                            const void **value, size_t *value_len);
+BROOK_API brook_err_t brook_store_get(const brook_store_t *s, const void *key, size_t key_len,
+                                      const void **value, size_t *value_len);
 
 /* Like brook_store_get, but copies the value into `buf` (`cap` bytes; buf may be NULL when
  * cap is 0): *value_len gets the value's length. BROOK_OK, BROOK_ERR_NOT_FOUND,
  * BROOK_ERR_TOO_LARGE (cap < *value_len: nothing copied; call again with a bigger buffer)
  * or an error as for get. */
-brook_err_t brook_store_get_copy(brook_store_t *s, const void *key, size_t key_len, void *buf,
-                                 size_t cap, size_t *value_len);
+BROOK_API brook_err_t brook_store_get_copy(brook_store_t *s, const void *key, size_t key_len,
+                                           void *buf, size_t cap, size_t *value_len);
 
 /* Stores a copy of `value` under a copy of `key`, replacing any previous value. Reports the
  * change to the listener. BROOK_OK, BROOK_ERR_NOMEM (the store is unchanged),
  * BROOK_ERR_INVALID_ARG or a backend's write error. Key and value may be views from this
  * store. */
-brook_err_t brook_store_put(brook_store_t *s, const void *key, size_t key_len, const void *value,
-                            size_t value_len);
+BROOK_API brook_err_t brook_store_put(brook_store_t *s, const void *key, size_t key_len,
+                                      const void *value, size_t value_len);
 
 /* Removes `key`. Reports the deletion to the listener. BROOK_OK, BROOK_ERR_NOT_FOUND or a
  * backend's error. `key` may be a view from this store (e.g. the entry an iterator is on:
  * deleting it during the iteration is allowed, see brook_store_iter_next). */
-brook_err_t brook_store_delete(brook_store_t *s, const void *key, size_t key_len);
+BROOK_API brook_err_t brook_store_delete(brook_store_t *s, const void *key, size_t key_len);
 
 /* In-place update for stores with a fixed value_size: *value points at the key's value_size
  * bytes, which the caller may modify until its next call on this store. A new key gets
@@ -130,13 +132,13 @@ brook_err_t brook_store_delete(brook_store_t *s, const void *key, size_t key_len
  * once per key however many updates it had. BROOK_ERR_STATE if the store has no fixed
  * value_size or its backend has no in-place update (BROOK_STORE_CAP_UPDATE; both in-memory
  * backends have it), BROOK_ERR_NOMEM or a backend's error. */
-brook_err_t brook_store_update(brook_store_t *s, const void *key, size_t key_len, void **value,
-                               int *created);
+BROOK_API brook_err_t brook_store_update(brook_store_t *s, const void *key, size_t key_len,
+                                         void **value, int *created);
 
 /* Number of entries (a disk backend may estimate), and bytes of memory the store holds
  * (table, keys, values, slack, iterators). */
-size_t brook_store_count(const brook_store_t *s);
-size_t brook_store_memory(const brook_store_t *s);
+BROOK_API size_t brook_store_count(const brook_store_t *s);
+BROOK_API size_t brook_store_memory(const brook_store_t *s);
 
 /* Cursor iteration (the iterators below are the general form; this stays for the hash
  * store's callers). Start with *cursor = 0; each call returns 1 and the next entry, or 0 at
@@ -146,20 +148,20 @@ size_t brook_store_memory(const brook_store_t *s);
  * brook_store_get. On a backend other than the hash store, a read error ends the iteration
  * (0) with the message in brook_store_last_error, and the cursor walk costs a re-seek when
  * the store changed in between. */
-int brook_store_next(const brook_store_t *s, size_t *cursor, const void **key, size_t *key_len,
-                     const void **value, size_t *value_len);
+BROOK_API int brook_store_next(const brook_store_t *s, size_t *cursor, const void **key,
+                               size_t *key_len, const void **value, size_t *value_len);
 
 /* Removes every entry (reported to the listener as deletions). A backend's error ends it
  * early (message in brook_store_last_error); the hash store never fails. */
-void brook_store_clear(brook_store_t *s);
+BROOK_API void brook_store_clear(brook_store_t *s);
 
 /* The store's name (brook_store_open's, opts.name, or "store"). Never NULL for a store. */
-const char *brook_store_name(const brook_store_t *s);
+BROOK_API const char *brook_store_name(const brook_store_t *s);
 
 /* The message of the last failed call on this store, naming the store, e.g.
  * "store 'slices': snapshot truncated: 12 bytes, the header needs 32". "" if none yet.
  * Valid until the next call on the store. */
-const char *brook_store_last_error(const brook_store_t *s);
+BROOK_API const char *brook_store_last_error(const brook_store_t *s);
 
 /* ---- iterators (ordered scans; full iteration on every backend) ---- */
 
@@ -178,33 +180,34 @@ typedef struct brook_store_iter brook_store_iter_t;
  * order otherwise. Iterators come from a per-store pool: after the first few, opening one
  * allocates nothing. Close every iterator before the store is freed or restored.
  * BROOK_OK, BROOK_ERR_INVALID_ARG, BROOK_ERR_NOMEM, or a backend error (*out = NULL). */
-brook_err_t brook_store_iter_all(brook_store_t *s, brook_store_iter_t **out);
+BROOK_API brook_err_t brook_store_iter_all(brook_store_t *s, brook_store_iter_t **out);
 
 /* Entries with lo <= key < hi in key order. lo NULL: from the first key; hi NULL: to the
  * last (a NULL bound ignores its length; a non-NULL empty lo is the first key too). Bounds
  * are copied. BROOK_ERR_STATE (with a message) on a backend that is not ordered (the hash
  * store), else as brook_store_iter_all. */
-brook_err_t brook_store_iter_range(brook_store_t *s, const void *lo, size_t lo_len, const void *hi,
-                                   size_t hi_len, brook_store_iter_t **out);
+BROOK_API brook_err_t brook_store_iter_range(brook_store_t *s, const void *lo, size_t lo_len,
+                                             const void *hi, size_t hi_len,
+                                             brook_store_iter_t **out);
 
 /* Entries whose key starts with `prefix` (copied), in key order. Errors as iter_range. */
-brook_err_t brook_store_iter_prefix(brook_store_t *s, const void *prefix, size_t prefix_len,
-                                    brook_store_iter_t **out);
+BROOK_API brook_err_t brook_store_iter_prefix(brook_store_t *s, const void *prefix,
+                                              size_t prefix_len, brook_store_iter_t **out);
 
 /* The entries of `key` laid out as key || brook_store_time_encode(t) (exactly key_len + 8
  * bytes; longer or shorter keys sharing the prefix are skipped) with from <= t < to, in time
  * order. to == INT64_MAX means no upper bound (t = INT64_MAX included). Errors as
  * iter_range. */
-brook_err_t brook_store_iter_time(brook_store_t *s, const void *key, size_t key_len, int64_t from,
-                                  int64_t to, brook_store_iter_t **out);
+BROOK_API brook_err_t brook_store_iter_time(brook_store_t *s, const void *key, size_t key_len,
+                                            int64_t from, int64_t to, brook_store_iter_t **out);
 
 /* The entries whose key starts with a time (time || rest: a timer store) with
  * from <= time < to, in time order (then by the rest of the key); keys shorter than 8 bytes
  * are skipped. to == INT64_MAX means no upper bound. "The first timer at or after t" is
  * brook_store_iter_time_prefixed(s, t, INT64_MAX, &it) then one iter_next. Errors as
  * iter_range. */
-brook_err_t brook_store_iter_time_prefixed(brook_store_t *s, int64_t from, int64_t to,
-                                           brook_store_iter_t **out);
+BROOK_API brook_err_t brook_store_iter_time_prefixed(brook_store_t *s, int64_t from, int64_t to,
+                                                     brook_store_iter_t **out);
 
 /* The next entry: returns 1 with *entry filled, or 0 at the end or on a backend error (then
  * brook_store_iter_close returns it). The store may change during an iteration: deleting the
@@ -213,21 +216,22 @@ brook_err_t brook_store_iter_time_prefixed(brook_store_t *s, int64_t from, int64
  * behind it is not seen, one put ahead of it is). On the hash store, deleting is allowed
  * (every other entry is still seen once), while putting new keys may make it skip or repeat
  * entries. Never crashes either way. */
-int brook_store_iter_next(brook_store_iter_t *it, brook_store_entry_t *entry);
+BROOK_API int brook_store_iter_next(brook_store_iter_t *it, brook_store_entry_t *entry);
 
 /* Moves the iterator so that the next brook_store_iter_next returns the first entry of its
  * range with key >= `key` (copied): forward or backward. BROOK_OK, BROOK_ERR_STATE (not an
  * ordered backend), BROOK_ERR_NOMEM or BROOK_ERR_INVALID_ARG. */
-brook_err_t brook_store_iter_seek(brook_store_iter_t *it, const void *key, size_t key_len);
+BROOK_API brook_err_t brook_store_iter_seek(brook_store_iter_t *it, const void *key,
+                                            size_t key_len);
 
 /* Like iter_seek for an iterator from brook_store_iter_time or _time_prefixed: the next
  * entry is the first with time >= t (within the iterator's range). BROOK_ERR_STATE for
  * other iterators. */
-brook_err_t brook_store_iter_seek_time(brook_store_iter_t *it, int64_t t);
+BROOK_API brook_err_t brook_store_iter_seek_time(brook_store_iter_t *it, int64_t t);
 
 /* Closes the iterator (back to the store's pool) and returns the first error the iteration
  * hit (a backend read error), or BROOK_OK. NULL is a no-op returning BROOK_OK. */
-brook_err_t brook_store_iter_close(brook_store_iter_t *it);
+BROOK_API brook_err_t brook_store_iter_close(brook_store_iter_t *it);
 
 /* ---- keys with a time component ---- */
 
@@ -272,12 +276,12 @@ typedef brook_err_t (*brook_store_listener_fn)(const void *key, size_t key_len, 
 
 /* Sets (or with fn NULL removes) the listener. The listener must not call into the store it
  * listens to. */
-void brook_store_set_listener(brook_store_t *s, brook_store_listener_fn fn, void *opaque);
+BROOK_API void brook_store_set_listener(brook_store_t *s, brook_store_listener_fn fn, void *opaque);
 
 /* Reports the changes made through brook_store_update since the last call (one per key,
  * with its current value) and makes pending changes durable (a disk backend). Returns the
  * first listener error, a backend's error, or BROOK_OK. */
-brook_err_t brook_store_flush_changes(brook_store_t *s);
+BROOK_API brook_err_t brook_store_flush_changes(brook_store_t *s);
 
 /* ---- snapshot and restore ---- */
 
@@ -290,7 +294,7 @@ typedef brook_err_t (*brook_write_fn)(const void *data, size_t len, void *opaque
  * changes are flushed to the listener first. The format is the same for every backend: a
  * snapshot restores into a store of any backend. Returns BROOK_OK, the writer's error, a
  * listener or backend error, or BROOK_ERR_NOMEM. */
-brook_err_t brook_store_snapshot(brook_store_t *s, brook_write_fn write, void *opaque);
+BROOK_API brook_err_t brook_store_snapshot(brook_store_t *s, brook_write_fn write, void *opaque);
 
 /* Replaces the store's content by a snapshot's. The listener is NOT called (the changelog is
  * where a restore comes from). The whole input is checked before anything is replaced.
@@ -298,7 +302,7 @@ brook_err_t brook_store_snapshot(brook_store_t *s, brook_write_fn write, void *o
  * a value size that does not match value_size, a duplicate key: brook_store_last_error
  * names the store and what was wrong), BROOK_ERR_NOMEM or a backend error; on any error the
  * store is left EMPTY (never half restored). No iterator may be open. */
-brook_err_t brook_store_restore(brook_store_t *s, const void *data, size_t len);
+BROOK_API brook_err_t brook_store_restore(brook_store_t *s, const void *data, size_t len);
 
 #ifdef __cplusplus
 }

@@ -10,6 +10,8 @@
 #ifndef BROOK_STATELESS_H
 #define BROOK_STATELESS_H
 
+#include <brook/export.h>
+
 #include <stddef.h>
 
 #include <brook/operator.h>
@@ -39,24 +41,24 @@ typedef brook_err_t (*brook_peek_fn)(const brook_record_t *rec, void *opaque);
 typedef brook_err_t (*brook_key_fn)(const brook_record_t *rec, const void **key, size_t *key_len,
                                     brook_ctx_t *ctx, void *opaque);
 
-brook_stream_t *brook_map(brook_stream_t *in, brook_map_fn fn, void *opaque);
-brook_stream_t *brook_filter(brook_stream_t *in, brook_predicate_fn fn, void *opaque);
-brook_stream_t *brook_flat_map(brook_stream_t *in, brook_flat_map_fn fn, void *opaque);
-brook_stream_t *brook_peek(brook_stream_t *in, brook_peek_fn fn, void *opaque);
+BROOK_API brook_stream_t *brook_map(brook_stream_t *in, brook_map_fn fn, void *opaque);
+BROOK_API brook_stream_t *brook_filter(brook_stream_t *in, brook_predicate_fn fn, void *opaque);
+BROOK_API brook_stream_t *brook_flat_map(brook_stream_t *in, brook_flat_map_fn fn, void *opaque);
+BROOK_API brook_stream_t *brook_peek(brook_stream_t *in, brook_peek_fn fn, void *opaque);
 
 /* Re-keys the stream. The value and timestamp are unchanged. The key change is an exchange
  * of the physical plan (brook_topology_describe): what follows is a new sub-topology whose
  * tasks each own the keys with murmur2(key) % tasks == task (set the count with
  * brook_stream_set_partitions). Within one process, for now (no repartition topics yet). */
-brook_stream_t *brook_key_by(brook_stream_t *in, brook_key_fn fn, void *opaque);
+BROOK_API brook_stream_t *brook_key_by(brook_stream_t *in, brook_key_fn fn, void *opaque);
 
 /* One stream from several (fan-in), all from the same topology. Order between inputs is
  * the order the runtime processes their batches; order within one input is kept. */
-brook_stream_t *brook_merge(brook_stream_t *const *ins, size_t n);
+BROOK_API brook_stream_t *brook_merge(brook_stream_t *const *ins, size_t n);
 
 /* Adds one more input to a stream made by brook_merge (for building merges incrementally;
  * a merge fed from its own downstream is a cycle, which validation rejects). */
-brook_err_t brook_merge_add(brook_stream_t *merged, brook_stream_t *in);
+BROOK_API brook_err_t brook_merge_add(brook_stream_t *merged, brook_stream_t *in);
 
 /* One branch: records for which `pred` returns > 0. */
 typedef struct brook_branch {
@@ -69,8 +71,8 @@ typedef struct brook_branch {
  * receives records no predicate accepted; otherwise those are dropped. n is 1 to
  * BROOK_OPERATOR_MAX_OUTPUTS (one less with a default). Returns BROOK_OK or
  * BROOK_ERR_INVALID_ARG (also recorded in the topology, naming the problem). */
-brook_err_t brook_branch(brook_stream_t *in, const brook_branch_t *branches, size_t n,
-                         brook_stream_t **outs, brook_stream_t **default_out);
+BROOK_API brook_err_t brook_branch(brook_stream_t *in, const brook_branch_t *branches, size_t n,
+                                   brook_stream_t **outs, brook_stream_t **default_out);
 
 #ifdef __cplusplus
 }

@@ -37,6 +37,7 @@
 
 #include <brook/alloc.h>
 #include <brook/error.h>
+#include <brook/export.h>
 #include <brook/state.h>
 
 #ifdef __cplusplus
@@ -145,7 +146,7 @@ typedef struct brook_store_backend {
 
 /* Records what went wrong in the store's message (brook_store_last_error), prefixed by the
  * store's name and backend. For backends, inside their own functions; printf-style. */
-void brook_store_set_error(brook_store_t *store, const char *fmt, ...)
+BROOK_API void brook_store_set_error(brook_store_t *store, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif
@@ -153,8 +154,8 @@ void brook_store_set_error(brook_store_t *store, const char *fmt, ...)
 
 /* brook's own backends, as tables (a wrapper backend may delegate to them; the store layer
  * recognises these and calls them directly). Never NULL; static; any thread. */
-const brook_store_backend_t *brook_store_backend_hash(void);
-const brook_store_backend_t *brook_store_backend_ordered(void);
+BROOK_API const brook_store_backend_t *brook_store_backend_hash(void);
+BROOK_API const brook_store_backend_t *brook_store_backend_ordered(void);
 
 #ifdef __cplusplus
 }

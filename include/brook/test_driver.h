@@ -30,6 +30,8 @@
 #ifndef BROOK_TEST_DRIVER_H
 #define BROOK_TEST_DRIVER_H
 
+#include <brook/export.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,7 +55,7 @@ typedef struct brook_driver_opts {
   void *log_opaque;
 } brook_driver_opts_t;
 
-void brook_driver_opts_init_size(brook_driver_opts_t *opts, size_t size);
+BROOK_API void brook_driver_opts_init_size(brook_driver_opts_t *opts, size_t size);
 /* Inline, so that `sizeof(*opts)` is the size of the struct this program was compiled with:
  * an older program never gets the fields of a newer library written past its struct. */
 static inline void brook_driver_opts_init(brook_driver_opts_t *opts) {
@@ -63,40 +65,41 @@ static inline void brook_driver_opts_init(brook_driver_opts_t *opts) {
 /* Builds a driver for `t` (validated and frozen like brook_runtime_new) and opens every
  * operator. Returns BROOK_OK, or an error with the message in brook_topology_last_error(t)
  * (build/validation errors, or an operator's open() failure); *out is NULL then. */
-brook_err_t brook_driver_new(brook_driver_t **out, brook_topology_t *t,
-                             const brook_driver_opts_t *opts);
+BROOK_API brook_err_t brook_driver_new(brook_driver_t **out, brook_topology_t *t,
+                                       const brook_driver_opts_t *opts);
 
 /* Closes the operators and frees everything, including the captured records. NULL: no-op. */
-void brook_driver_free(brook_driver_t *d);
+BROOK_API void brook_driver_free(brook_driver_t *d);
 
 /* Runs `rec` (borrowed for the call) through the pipeline as a record of source `source`
  * (split 0), then advances watermarks. Returns BROOK_OK or the pipeline's failure (which is
  * sticky: later calls return it too); BROOK_ERR_NOT_FOUND for an unknown source name,
  * BROOK_ERR_STOPPED after brook_driver_end. */
-brook_err_t brook_driver_push(brook_driver_t *d, const char *source, const brook_record_t *rec);
+BROOK_API brook_err_t brook_driver_push(brook_driver_t *d, const char *source,
+                                        const brook_record_t *rec);
 
 /* Same, on split `split` of the source (splits have separate watermarks and idleness, like
  * the partitions of a Kafka topic; a split exists from its first record). */
-brook_err_t brook_driver_push_split(brook_driver_t *d, const char *source, size_t split,
-                                    const brook_record_t *rec);
+BROOK_API brook_err_t brook_driver_push_split(brook_driver_t *d, const char *source, size_t split,
+                                              const brook_record_t *rec);
 
 /* Advances processing time by `ms` (>= 0): fires due processing-time timers, marks idle
  * splits, moves quiet splits' watermarks. The clock saturates: an advance past BROOK_TIME_MAX
  * stops it there (so advancing by BROOK_TIME_MAX fires every pending processing-time timer).
  * Returns BROOK_OK or the pipeline's failure; BROOK_ERR_INVALID_ARG for a negative `ms` (the
  * clock is unchanged and the pipeline does not fail). */
-brook_err_t brook_driver_advance_time(brook_driver_t *d, brook_time_t ms);
+BROOK_API brook_err_t brook_driver_advance_time(brook_driver_t *d, brook_time_t ms);
 
 /* The current processing time. */
-brook_time_t brook_driver_time(const brook_driver_t *d);
+BROOK_API brook_time_t brook_driver_time(const brook_driver_t *d);
 
 /* The watermark of node `name` (source or operator), or BROOK_TIME_MIN if unknown / none. */
-brook_time_t brook_driver_watermark(const brook_driver_t *d, const char *name);
+BROOK_API brook_time_t brook_driver_watermark(const brook_driver_t *d, const char *name);
 
 /* Ends the input: every source's watermark becomes BROOK_TIME_MAX (event-time timers fire,
  * windows close), then end_of_input and flush run on every operator. Further pushes fail
  * with BROOK_ERR_STOPPED. Returns BROOK_OK or the pipeline's failure. */
-brook_err_t brook_driver_end(brook_driver_t *d);
+BROOK_API brook_err_t brook_driver_end(brook_driver_t *d);
 
 /* Records captured at sink `sink` so far (0 for an unknown name), and the i-th of them
  * (NULL if out of range). `sink` names a sink:
@@ -109,23 +112,24 @@ brook_err_t brook_driver_end(brook_driver_t *d);
  *   with brook_driver_sink_name.
  * The record and its bytes are owned by the driver and valid until brook_driver_clear_output or
  * brook_driver_free. */
-size_t brook_driver_output_count(const brook_driver_t *d, const char *sink);
-const brook_record_t *brook_driver_output(const brook_driver_t *d, const char *sink, size_t i);
+BROOK_API size_t brook_driver_output_count(const brook_driver_t *d, const char *sink);
+BROOK_API const brook_record_t *brook_driver_output(const brook_driver_t *d, const char *sink,
+                                                    size_t i);
 
 /* The name of the i-th sink (0-based, in the order the sinks were added to the topology) that
  * consumes output `port` of the node named `node` (port 0 for single-output nodes; port k for
  * the k-th output a builder returned, e.g. brook_branch's outs[k]; the default output of
  * brook_branch comes after the n branches), or NULL if there is none. The name is owned by the
  * driver (valid until brook_driver_free); pass it to brook_driver_output and friends. */
-const char *brook_driver_sink_name(const brook_driver_t *d, const char *node, size_t port,
-                                   size_t i);
+BROOK_API const char *brook_driver_sink_name(const brook_driver_t *d, const char *node, size_t port,
+                                             size_t i);
 
 /* Forgets the records captured at `sink` (named as above; NULL: at every sink). */
-void brook_driver_clear_output(brook_driver_t *d, const char *sink);
+BROOK_API void brook_driver_clear_output(brook_driver_t *d, const char *sink);
 
 /* The pipeline's status and failure message ("" if none). */
-brook_err_t brook_driver_status(const brook_driver_t *d);
-const char *brook_driver_last_error(const brook_driver_t *d);
+BROOK_API brook_err_t brook_driver_status(const brook_driver_t *d);
+BROOK_API const char *brook_driver_last_error(const brook_driver_t *d);
 
 /* ---- partitions and rebalances (partitioned sources: Kafka) ---- */
 
@@ -137,13 +141,13 @@ const char *brook_driver_last_error(const brook_driver_t *d);
  * source), BROOK_ERR_STATE (not a partitioned source, or assigned already),
  * BROOK_ERR_INVALID_ARG (partition above INT32_MAX), BROOK_ERR_STOPPED after
  * brook_driver_end; the message is in brook_driver_last_error. */
-brook_err_t brook_driver_assign(brook_driver_t *d, const char *source, size_t partition);
+BROOK_API brook_err_t brook_driver_assign(brook_driver_t *d, const char *source, size_t partition);
 
 /* Revokes an assigned partition: if no other source holds its task, the task's operators
  * flush (their output is captured as usual), its state is kept by the driver, and they close.
  * Records pushed to a revoked partition fail with BROOK_ERR_STATE until it is assigned again.
  * Returns as brook_driver_assign (BROOK_ERR_STATE: not assigned). */
-brook_err_t brook_driver_revoke(brook_driver_t *d, const char *source, size_t partition);
+BROOK_API brook_err_t brook_driver_revoke(brook_driver_t *d, const char *source, size_t partition);
 
 /* ---- checkpoint and restore ---- */
 
@@ -154,7 +158,8 @@ brook_err_t brook_driver_revoke(brook_driver_t *d, const char *source, size_t pa
  * Captured sink records and counters are not part of it. The driver is unchanged and may go
  * on. Returns BROOK_OK, the writer's error, BROOK_ERR_NOMEM, or the pipeline's failure (a
  * failed pipeline cannot be checkpointed). */
-brook_err_t brook_driver_checkpoint(brook_driver_t *d, brook_write_fn write, void *opaque);
+BROOK_API brook_err_t brook_driver_checkpoint(brook_driver_t *d, brook_write_fn write,
+                                              void *opaque);
 
 /* Loads a checkpoint (borrowed for the call) into `d`, a driver that has done nothing yet
  * (no push, clock move, assignment or restore) and was built from the same topology (a
@@ -164,10 +169,10 @@ brook_err_t brook_driver_checkpoint(brook_driver_t *d, brook_write_fn write, voi
  * in brook_driver_last_error names the section, node and store and what was wrong);
  * BROOK_ERR_STATE if `d` was used already; BROOK_ERR_NOMEM. On any failure `d` is left as it
  * was: nothing is half restored. */
-brook_err_t brook_driver_restore(brook_driver_t *d, const void *data, size_t len);
+BROOK_API brook_err_t brook_driver_restore(brook_driver_t *d, const void *data, size_t len);
 
 /* Counters, as brook_runtime_stats. */
-brook_err_t brook_driver_stats(const brook_driver_t *d, brook_runtime_stats_t *stats);
+BROOK_API brook_err_t brook_driver_stats(const brook_driver_t *d, brook_runtime_stats_t *stats);
 
 #ifdef __cplusplus
 }

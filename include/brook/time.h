@@ -44,6 +44,8 @@
 #ifndef BROOK_TIME_H
 #define BROOK_TIME_H
 
+#include <brook/export.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -133,7 +135,7 @@ typedef struct brook_watermark_opts {
   brook_time_t ts_max_ahead;
 } brook_watermark_opts_t;
 
-void brook_watermark_opts_init_size(brook_watermark_opts_t *opts, size_t size);
+BROOK_API void brook_watermark_opts_init_size(brook_watermark_opts_t *opts, size_t size);
 /* Inline, so that `sizeof(*opts)` is the size of the struct this program was compiled with:
  * an older program never gets the fields of a newer library written past its struct. */
 static inline void brook_watermark_opts_init(brook_watermark_opts_t *opts) {
@@ -146,7 +148,8 @@ static inline void brook_watermark_opts_init(brook_watermark_opts_t *opts) {
  * bounded with max_delay 0, timestamp bounds AUTO). Returns BROOK_OK or an error recorded in the
  * topology (BROOK_ERR_INVALID_ARG for a non-source stream, a negative delay or ts_max_ahead,
  * CUSTOM without custom, an unknown kind or ts_bounds). */
-brook_err_t brook_source_set_watermark(brook_stream_t *source, const brook_watermark_opts_t *opts);
+BROOK_API brook_err_t brook_source_set_watermark(brook_stream_t *source,
+                                                 const brook_watermark_opts_t *opts);
 
 /* ---- timers (inside operator callbacks, loop thread) ---- */
 
@@ -172,16 +175,18 @@ typedef struct brook_timer {
  * current batch. Registration is O(log n) for a new timer and O(1) for one already pending.
  * BROOK_OK, BROOK_ERR_INVALID_ARG, BROOK_ERR_STATE (outside a callback of an operator that
  * has on_timer), BROOK_ERR_NOMEM. */
-brook_err_t brook_timer_set(brook_ctx_t *ctx, brook_time_domain_t domain, brook_time_t time,
-                            const void *key, size_t key_len, uint64_t tag);
+BROOK_API brook_err_t brook_timer_set(brook_ctx_t *ctx, brook_time_domain_t domain,
+                                      brook_time_t time, const void *key, size_t key_len,
+                                      uint64_t tag);
 
 /* Cancels the pending timer (domain, time, key, tag). Returns BROOK_OK, BROOK_ERR_NOT_FOUND
  * (not pending: never set, already fired or cancelled) or BROOK_ERR_INVALID_ARG. O(log n). */
-brook_err_t brook_timer_delete(brook_ctx_t *ctx, brook_time_domain_t domain, brook_time_t time,
-                               const void *key, size_t key_len, uint64_t tag);
+BROOK_API brook_err_t brook_timer_delete(brook_ctx_t *ctx, brook_time_domain_t domain,
+                                         brook_time_t time, const void *key, size_t key_len,
+                                         uint64_t tag);
 
 /* Pending timers of the operator in `domain`. */
-size_t brook_timer_count(const brook_ctx_t *ctx, brook_time_domain_t domain);
+BROOK_API size_t brook_timer_count(const brook_ctx_t *ctx, brook_time_domain_t domain);
 
 /* The operator's current event-time watermark (the minimum over its inputs), or
  * BROOK_TIME_MIN before any. A source whose records reach only the built-in callback
@@ -189,7 +194,7 @@ size_t brook_timer_count(const brook_ctx_t *ctx, brook_time_domain_t domain);
  * strategy, timestamp extractor or bounds does not track event time (it would cost a pass
  * over every batch); the first call of this function starts tracking on every source, so it
  * may see BROOK_TIME_MIN, or a watermark that does not yet reflect the batches before it. */
-brook_time_t brook_ctx_watermark(const brook_ctx_t *ctx);
+BROOK_API brook_time_t brook_ctx_watermark(const brook_ctx_t *ctx);
 
 #ifdef __cplusplus
 }

@@ -3,6 +3,8 @@
 #ifndef BROOK_TIMESTAMP_H
 #define BROOK_TIMESTAMP_H
 
+#include <brook/export.h>
+
 #include <stdint.h>
 
 typedef int64_t brook_time_t;

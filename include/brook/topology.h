@@ -13,6 +13,8 @@
 #ifndef BROOK_TOPOLOGY_H
 #define BROOK_TOPOLOGY_H
 
+#include <brook/export.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,7 +42,7 @@ typedef struct brook_topology_opts {
 } brook_topology_opts_t;
 
 /* Fills `opts` with the defaults. */
-void brook_topology_opts_init_size(brook_topology_opts_t *opts, size_t size);
+BROOK_API void brook_topology_opts_init_size(brook_topology_opts_t *opts, size_t size);
 /* Inline, so that `sizeof(*opts)` is the size of the struct this program was compiled with:
  * an older program never gets the fields of a newer library written past its struct. */
 static inline void brook_topology_opts_init(brook_topology_opts_t *opts) {
@@ -55,14 +57,15 @@ static inline void brook_topology_opts_init(brook_topology_opts_t *opts) {
  * open, *out still receives a topology (on malloc) that holds the error: read why with
  * brook_topology_last_error(), then free it; it cannot be run (BROOK_ERR_BUILD). *out is
  * NULL only if even that allocation failed. */
-brook_err_t brook_topology_new(brook_topology_t **out, const brook_topology_opts_t *opts);
+BROOK_API brook_err_t brook_topology_new(brook_topology_t **out, const brook_topology_opts_t *opts);
 
 /* Releases the caller's reference. The topology's memory is freed once no runtime built
  * from it remains. NULL is a no-op. */
-void brook_topology_free(brook_topology_t *t);
+BROOK_API void brook_topology_free(brook_topology_t *t);
 
 /* Sets the error policy (see brook_error_policy_t). BROOK_ERR_FROZEN once a runtime exists. */
-brook_err_t brook_topology_set_error_policy(brook_topology_t *t, brook_error_policy_t policy);
+BROOK_API brook_err_t brook_topology_set_error_policy(brook_topology_t *t,
+                                                      brook_error_policy_t policy);
 
 /* The stream of records that failed in a user callback when the policy is
  * BROOK_ON_ERROR_ROUTE. Each carries the failed input record's key, value and timestamp plus
@@ -80,28 +83,28 @@ brook_err_t brook_topology_set_error_policy(brook_topology_t *t, brook_error_pol
  * topology). Used while the policy is FAIL or SKIP, nothing can reach it: that is allowed
  * (the policy may be chosen per deployment) and each runtime made from the topology logs a
  * warning about it when it is created. */
-brook_stream_t *brook_error_stream(brook_topology_t *t);
+BROOK_API brook_stream_t *brook_error_stream(brook_topology_t *t);
 
 /* Checks the topology: no build errors, no cycle, every stream consumed, every operator fed.
  * On failure returns the code and sets the message (brook_topology_last_error). */
-brook_err_t brook_topology_validate(brook_topology_t *t);
+BROOK_API brook_err_t brook_topology_validate(brook_topology_t *t);
 
 /* The first error recorded by a builder call (sticky), or BROOK_OK. */
-brook_err_t brook_topology_error(const brook_topology_t *t);
+BROOK_API brook_err_t brook_topology_error(const brook_topology_t *t);
 
 /* The message of the most recent error, "" if none. Valid until the next call on `t`. */
-const char *brook_topology_last_error(const brook_topology_t *t);
+BROOK_API const char *brook_topology_last_error(const brook_topology_t *t);
 
 /* The topology a stream belongs to (NULL for NULL). */
-brook_topology_t *brook_stream_topology(const brook_stream_t *s);
+BROOK_API brook_topology_t *brook_stream_topology(const brook_stream_t *s);
 
 /* Names the operator or source that produces `s` (copied). Names appear in error messages
  * and stats and must be unique within the topology; push sources are looked up by name.
  * Unnamed nodes get "<kind>#<n>". Returns `s`, or NULL on error. */
-brook_stream_t *brook_stream_set_name(brook_stream_t *s, const char *name);
+BROOK_API brook_stream_t *brook_stream_set_name(brook_stream_t *s, const char *name);
 
 /* The name of the node producing `s`. Valid while the topology lives. */
-const char *brook_stream_name(const brook_stream_t *s);
+BROOK_API const char *brook_stream_name(const brook_stream_t *s);
 
 /* Most tasks a key change can fan out to (brook_stream_set_partitions). */
 #define BROOK_MAX_PARTITIONS 65536u
@@ -116,7 +119,7 @@ const char *brook_stream_name(const brook_stream_t *s);
  * counts must agree. Returns BROOK_OK, BROOK_ERR_INVALID_ARG (recorded in the topology)
  * for a NULL stream, n outside 1..BROOK_MAX_PARTITIONS or a stream that does not change the
  * key, or BROOK_ERR_FROZEN once a runtime exists. */
-brook_err_t brook_stream_set_partitions(brook_stream_t *s, uint32_t n);
+BROOK_API brook_err_t brook_stream_set_partitions(brook_stream_t *s, uint32_t n);
 
 /* Writes the physical plan of `t` as text into `buf` (at most `size` bytes, always
  * NUL-terminated when size > 0, truncated like snprintf) and its full length, without the
@@ -142,7 +145,8 @@ brook_err_t brook_stream_set_partitions(brook_stream_t *s, uint32_t n);
  * Returns BROOK_OK, BROOK_ERR_INVALID_ARG (NULL t, NULL buf with size > 0, or partition
  * counts that contradict each other), the validation error (message in
  * brook_topology_last_error) or BROOK_ERR_NOMEM. Same thread rules as building. */
-brook_err_t brook_topology_describe(brook_topology_t *t, char *buf, size_t size, size_t *len);
+BROOK_API brook_err_t brook_topology_describe(brook_topology_t *t, char *buf, size_t size,
+                                              size_t *len);
 
 #ifdef __cplusplus
 }

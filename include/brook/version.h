@@ -2,6 +2,8 @@
 #ifndef BROOK_VERSION_H
 #define BROOK_VERSION_H
 
+#include <brook/export.h>
+
 #define BROOK_VERSION_MAJOR 0
 #define BROOK_VERSION_MINOR 1
 #define BROOK_VERSION_PATCH 0
@@ -12,10 +14,10 @@ extern "C" {
 #endif
 
 /* The version of the library actually linked, e.g. "0.1.0". Static string; any thread. */
-const char *brook_version(void);
+BROOK_API const char *brook_version(void);
 
 /* (MAJOR << 16) | (MINOR << 8) | PATCH of the linked library. Any thread. */
-unsigned brook_version_number(void);
+BROOK_API unsigned brook_version_number(void);
 
 #ifdef __cplusplus
 }

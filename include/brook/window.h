@@ -47,6 +47,8 @@
 #ifndef BROOK_WINDOW_H
 #define BROOK_WINDOW_H
 
+#include <brook/export.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -67,12 +69,18 @@ typedef enum brook_window_kind {
   BROOK_WINDOW_SESSION = 3
 } brook_window_kind_t;
 
-/* A window definition (a plain value; build it with the functions below). */
+/* A window definition, passed to brook_window_aggregate by pointer. Build it with the
+ * constructors below: they are inline, so the struct and its struct_size are the ones this
+ * program was compiled with, and a library whose brook_window_t has grown (fields appended)
+ * still reads an older program's struct by its size (like the options structs). A binding
+ * that cannot call inline functions fills the struct itself with struct_size = the size of
+ * the layout it mirrors; any other struct_size is refused with BROOK_ERR_INVALID_ARG. */
 typedef struct brook_window {
-  brook_window_kind_t kind;
-  brook_time_t size;    /* tumbling, hopping, sliding */
-  brook_time_t advance; /* hopping */
-  brook_time_t gap;     /* session */
+  uint32_t struct_size;     /* sizeof(brook_window_t) as compiled by the caller */
+  brook_window_kind_t kind; /* which of the fields below apply */
+  brook_time_t size;        /* tumbling, hopping, sliding */
+  brook_time_t advance;     /* hopping */
+  brook_time_t gap;         /* session */
 } brook_window_t;
 
 /* The most windows a hopping definition may put a record in: ceil(size / advance). Beyond
@@ -81,10 +89,32 @@ typedef struct brook_window {
  * ratio, and memory grows with the slices that hold data, not with size / advance. */
 #define BROOK_WINDOW_MAX_HOPS 10000
 
-brook_window_t brook_window_tumbling(brook_time_t size);
-brook_window_t brook_window_hopping(brook_time_t size, brook_time_t advance);
-brook_window_t brook_window_sliding(brook_time_t size);
-brook_window_t brook_window_session(brook_time_t gap);
+/* Window definitions, by value (inline: nothing crosses the library's ABI by value). Values
+ * are checked by brook_window_aggregate, not here. E.g.
+ *   brook_window_t w = brook_window_hopping(60 * BROOK_S, 10 * BROOK_S);
+ *   brook_stream_t *out = brook_window_aggregate(in, &w, &agg, &opts); */
+static inline brook_window_t brook_window_define(brook_window_kind_t kind, brook_time_t size,
+                                                 brook_time_t advance, brook_time_t gap) {
+  brook_window_t w;
+  w.struct_size = (uint32_t)sizeof(w);
+  w.kind = kind;
+  w.size = size;
+  w.advance = advance;
+  w.gap = gap;
+  return w;
+}
+static inline brook_window_t brook_window_tumbling(brook_time_t size) {
+  return brook_window_define(BROOK_WINDOW_TUMBLING, size, size, 0);
+}
+static inline brook_window_t brook_window_hopping(brook_time_t size, brook_time_t advance) {
+  return brook_window_define(BROOK_WINDOW_HOPPING, size, advance, 0);
+}
+static inline brook_window_t brook_window_sliding(brook_time_t size) {
+  return brook_window_define(BROOK_WINDOW_SLIDING, size, 0, 0);
+}
+static inline brook_window_t brook_window_session(brook_time_t gap) {
+  return brook_window_define(BROOK_WINDOW_SESSION, 0, 0, gap);
+}
 
 typedef enum brook_emit_mode {
   BROOK_EMIT_ON_CLOSE = 0, /* default: one final result per window, when it closes */
@@ -106,25 +136,27 @@ typedef struct brook_window_opts {
   brook_late_policy_t late;
 } brook_window_opts_t;
 
-void brook_window_opts_init_size(brook_window_opts_t *opts, size_t size);
+BROOK_API void brook_window_opts_init_size(brook_window_opts_t *opts, size_t size);
 /* Inline, so that `sizeof(*opts)` is the size of the struct this program was compiled with:
  * an older program never gets the fields of a newer library written past its struct. */
 static inline void brook_window_opts_init(brook_window_opts_t *opts) {
   brook_window_opts_init_size(opts, sizeof(*opts));
 }
 
-/* Aggregates `in` per key and window with `agg` (copied; hopping, sliding and session need
- * agg->merge). Records without a key share one group. Returns the result stream, or NULL on
- * error (recorded in the topology, BROOK_ERR_INVALID_ARG: a size/advance/gap <= 0, advance >
- * size, more than BROOK_WINDOW_MAX_HOPS hopping windows per record, a negative grace, a
- * size, advance, gap or grace beyond 2^61 ms, a missing merge). */
-brook_stream_t *brook_window_aggregate(brook_stream_t *in, brook_window_t window,
-                                       const brook_aggregator_t *agg,
-                                       const brook_window_opts_t *opts);
+/* Aggregates `in` per key and `window` (copied by its struct_size) with `agg` (copied by its
+ * version; hopping, sliding and session need agg->merge). Records without a key share one
+ * group. Returns the result stream, or NULL on error (recorded in the topology,
+ * BROOK_ERR_INVALID_ARG: window NULL or of a struct_size this library does not know, an
+ * unknown kind, a size/advance/gap <= 0, advance > size, more than BROOK_WINDOW_MAX_HOPS
+ * hopping windows per record, a negative grace, a size, advance, gap or grace beyond 2^61
+ * ms, a missing merge, an aggregator table version this library does not know). */
+BROOK_API brook_stream_t *brook_window_aggregate(brook_stream_t *in, const brook_window_t *window,
+                                                 const brook_aggregator_t *agg,
+                                                 const brook_window_opts_t *opts);
 
 /* The late-records side stream of a window operator built with late = BROOK_LATE_ROUTE (the
  * late records unchanged), or NULL (recorded in the topology) if it has none. */
-brook_stream_t *brook_window_late(brook_stream_t *windowed);
+BROOK_API brook_stream_t *brook_window_late(brook_stream_t *windowed);
 
 #define BROOK_WINDOW_FINAL 1u /* flags: the window closed; this is its last result */
 
@@ -138,8 +170,8 @@ typedef struct brook_window_value {
 
 /* Reads a window result record: fills *out (may be NULL) and points *result at the result
  * bytes (may be NULL). BROOK_OK, or BROOK_ERR_INVALID_ARG if `rec` is not a window result. */
-brook_err_t brook_window_parse(const brook_record_t *rec, brook_window_value_t *out,
-                               const void **result);
+BROOK_API brook_err_t brook_window_parse(const brook_record_t *rec, brook_window_value_t *out,
+                                         const void **result);
 
 #ifdef __cplusplus
 }

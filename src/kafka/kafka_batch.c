@@ -67,11 +67,14 @@ static brook_err_t take_message(bk_ksrc_t *k, rd_kafka_message_t *m) {
   memset(rec, 0, sizeof(*rec));
   ctx->has_error_msg = 0;
   brook_err_t err = BROOK_OK;
-  if (m->key)
-    err = bk_kafka_deserialize(ctx, &cfg->o.key, m->key, m->key_len, &rec->key, &rec->key_len);
-  if (err >= 0 && m->payload)
-    err =
-        bk_kafka_deserialize(ctx, &cfg->o.value, m->payload, m->len, &rec->value, &rec->value_len);
+  rec->key = m->key, rec->key_len = m->key_len;
+  rec->value = m->payload, rec->value_len = m->len;
+  if (m->key && !bk_serde_chain_is_identity(&cfg->key_serde))
+    err = bk_serde_chain_run(ctx, &cfg->key_serde, m->key, m->key_len, &rec->key, &rec->key_len,
+                             NULL);
+  if (err >= 0 && m->payload && !bk_serde_chain_is_identity(&cfg->value_serde))
+    err = bk_serde_chain_run(ctx, &cfg->value_serde, m->payload, m->len, &rec->value,
+                             &rec->value_len, NULL);
   if (err >= 0)
     err = message_time(k, m, rec);
   if (err == BROOK_ERR_NOMEM)

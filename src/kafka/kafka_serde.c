@@ -1,134 +1,59 @@
-/* Built-in (de)serialisers. See kafka_serde.h. Loop thread. */
-#include "kafka_serde.h"
+/* The Kafka (de)serialisers as serde chains: the key_serde / value_serde tables of the
+ * options, or the deprecated formats mapped onto the built-in serdes. See kafka_serde.h. */
+#include "kafka/kafka_serde.h"
 
-#include <stdint.h>
-#include <string.h>
-
-int bk_kafka_serde_valid(const brook_kafka_serde_t *serde) {
-  switch (serde->format) {
-  case BROOK_KAFKA_BYTES:
-  case BROOK_KAFKA_STRING:
-  case BROOK_KAFKA_INT64:
-    return 1;
-  case BROOK_KAFKA_CUSTOM:
-    return serde->fn != NULL;
-  }
-  return 0;
+/* A deprecated BROOK_KAFKA_CUSTOM callback as a serde stage (opaque: the options' own
+ * brook_kafka_serde_t). Its errors keep the callback's own brook_ctx_set_error message. */
+static brook_err_t custom_call(brook_ctx_t *ctx, const void *in, size_t len, const void **out,
+                               size_t *out_len, brook_serde_failure_t *f, const brook_serde_t *s) {
+  (void)f;
+  const brook_kafka_serde_t *legacy = s->opaque;
+  return legacy->fn(ctx, in, len, out, out_len, legacy->opaque);
 }
 
-const char *bk_kafka_serde_problem(const brook_kafka_serde_t *serde, const char *which,
-                                   bk_errmsg_t *why) {
-  if (bk_kafka_serde_valid(serde))
+static const char *legacy_chain(bk_serde_chain_t *chain, const brook_kafka_serde_t *legacy,
+                                bk_serde_dir_t dir, const char *which, bk_errmsg_t *why) {
+  brook_serde_t s;
+  switch (legacy->format) {
+  case BROOK_KAFKA_BYTES:
+    bk_serde_chain_bytes(chain, dir, which);
     return NULL;
-  if (serde->format == BROOK_KAFKA_CUSTOM)
-    bk_errmsg_set(why, "%s: format CUSTOM needs fn", which);
-  else
-    bk_errmsg_set(why, "%s: unknown format %d", which, (int)serde->format);
-  return why->text;
-}
-
-int bk_utf8_valid(const unsigned char *s, size_t len) {
-  size_t i = 0;
-  while (i < len) {
-    unsigned c = s[i];
-    if (c < 0x80) {
-      i++;
-      continue;
-    }
-    size_t n;
-    uint32_t cp, min;
-    if ((c & 0xE0) == 0xC0) {
-      n = 2, cp = c & 0x1F, min = 0x80;
-    } else if ((c & 0xF0) == 0xE0) {
-      n = 3, cp = c & 0x0F, min = 0x800;
-    } else if ((c & 0xF8) == 0xF0) {
-      n = 4, cp = c & 0x07, min = 0x10000;
-    } else {
-      return 0;
-    }
-    if (len - i < n)
-      return 0;
-    for (size_t k = 1; k < n; k++) {
-      if ((s[i + k] & 0xC0) != 0x80)
-        return 0;
-      cp = (cp << 6) | (s[i + k] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-      return 0;
-    i += n;
-  }
-  return 1;
-}
-
-static uint64_t load_be64(const unsigned char *p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; i++)
-    v = (v << 8) | p[i];
-  return v;
-}
-
-static void store_be64(unsigned char *p, uint64_t v) {
-  for (int i = 7; i >= 0; i--, v >>= 8)
-    p[i] = (unsigned char)v;
-}
-
-brook_err_t bk_kafka_deserialize(brook_ctx_t *ctx, const brook_kafka_serde_t *serde, const void *in,
-                                 size_t len, const void **out, size_t *out_len) {
-  switch (serde->format) {
-  case BROOK_KAFKA_BYTES:
+  case BROOK_KAFKA_STRING: /* checked UTF-8 when read; written as is, as it always was */
+    brook_serde_builtin(&s, BROOK_SERDE_VERSION,
+                        dir == BK_SERDE_READ ? BROOK_SERDE_UTF8 : BROOK_SERDE_BYTES);
     break;
-  case BROOK_KAFKA_STRING:
-    if (!bk_utf8_valid(in, len)) {
-      brook_ctx_set_error(ctx, "not valid UTF-8 (%zu bytes)", len);
-      return BROOK_ERR_CORRUPT;
-    }
+  case BROOK_KAFKA_INT64:
+    brook_serde_builtin(&s, BROOK_SERDE_VERSION, BROOK_SERDE_INT64);
     break;
-  case BROOK_KAFKA_INT64: {
-    if (len != 8) {
-      brook_ctx_set_error(ctx, "an int64 needs 8 bytes, got %zu", len);
-      return BROOK_ERR_CORRUPT;
-    }
-    int64_t *v = brook_ctx_alloc(ctx, sizeof(*v));
-    if (!v)
-      return BROOK_ERR_NOMEM;
-    *v = (int64_t)load_be64(in);
-    *out = v;
-    *out_len = sizeof(*v);
-    return BROOK_OK;
-  }
   case BROOK_KAFKA_CUSTOM:
-    return serde->fn(ctx, in, len, out, out_len, serde->opaque);
+    if (!legacy->fn) {
+      bk_errmsg_set(why, "%s: format CUSTOM needs fn", which);
+      return why->text;
+    }
+    s = (brook_serde_t){.version = BROOK_SERDE_VERSION,
+                        .name = "custom",
+                        .deserialize = custom_call,
+                        .serialize = custom_call,
+                        .opaque = (void *)legacy};
+    break;
+  default:
+    bk_errmsg_set(why, "%s: unknown format %d", which, (int)legacy->format);
+    return why->text;
   }
-  *out = in;
-  *out_len = len;
-  return BROOK_OK;
+  return bk_serde_chain_init(chain, &s, dir, which, why);
 }
 
-brook_err_t bk_kafka_serialize(brook_ctx_t *ctx, const brook_kafka_serde_t *serde, const void *in,
-                               size_t len, const void **out, size_t *out_len) {
-  switch (serde->format) {
-  case BROOK_KAFKA_BYTES:
-  case BROOK_KAFKA_STRING:
-    break;
-  case BROOK_KAFKA_INT64: {
-    if (len != 8) {
-      brook_ctx_set_error(ctx, "an int64 needs 8 bytes, got %zu", len);
-      return BROOK_ERR_INVALID_ARG;
-    }
-    unsigned char *b = brook_ctx_alloc(ctx, 8);
-    if (!b)
-      return BROOK_ERR_NOMEM;
-    int64_t v;
-    memcpy(&v, in, sizeof(v));
-    store_be64(b, (uint64_t)v);
-    *out = b;
-    *out_len = 8;
-    return BROOK_OK;
+const char *bk_kafka_serde_chain(bk_serde_chain_t *chain, const brook_kafka_serde_t *legacy,
+                                 const brook_serde_t *serde, bk_serde_dir_t dir, const char *which,
+                                 bk_errmsg_t *why) {
+  if (!serde)
+    return legacy_chain(chain, legacy, dir, which, why);
+  if (legacy->format != BROOK_KAFKA_BYTES || legacy->fn) {
+    bk_errmsg_set(why,
+                  "%s: both a serde table and the deprecated format (%d) are set; set only "
+                  "the table",
+                  which, (int)legacy->format);
+    return why->text;
   }
-  case BROOK_KAFKA_CUSTOM:
-    return serde->fn(ctx, in, len, out, out_len, serde->opaque);
-  }
-  *out = in;
-  *out_len = len;
-  return BROOK_OK;
+  return bk_serde_chain_init(chain, serde, dir, which, why);
 }

@@ -1,32 +1,24 @@
-/* The built-in Kafka (de)serialisers (bytes, UTF-8 string, big-endian int64) and the custom
- * hook, shared by the Kafka source and sink. Outputs may point into the input or into the
- * batch arena (brook_ctx_alloc). Loop thread. */
+/* The Kafka source's and sink's (de)serialisers: the serde chain (serde/serde.h) each of key
+ * and value runs, built from the options' key_serde / value_serde tables, or from the
+ * deprecated brook_kafka_serde_t formats (bytes, string, int64, custom callback), which map
+ * onto the same chains. Runs where the topology is built; the chains then run per record on
+ * the loop thread (bk_serde_chain_run). */
 #ifndef BROOK_KAFKA_SERDE_H
 #define BROOK_KAFKA_SERDE_H
-
-#include <stddef.h>
 
 #include <brook/kafka.h>
 
 #include "core/errmsg.h"
+#include "serde/serde.h"
 
-/* Whether `serde` is well-formed (a known format; a callback for CUSTOM). */
-int bk_kafka_serde_valid(const brook_kafka_serde_t *serde);
-
-/* NULL if `serde` is well-formed, else what is wrong, prefixed by `which` (e.g. "key
- * deserialiser"), formatted into *why. */
-const char *bk_kafka_serde_problem(const brook_kafka_serde_t *serde, const char *which,
-                                   bk_errmsg_t *why);
-
-/* Kafka bytes -> record bytes. BROOK_OK, or an error with brook_ctx_set_error explaining. */
-brook_err_t bk_kafka_deserialize(brook_ctx_t *ctx, const brook_kafka_serde_t *serde, const void *in,
-                                 size_t len, const void **out, size_t *out_len);
-
-/* Record bytes -> Kafka bytes. */
-brook_err_t bk_kafka_serialize(brook_ctx_t *ctx, const brook_kafka_serde_t *serde, const void *in,
-                               size_t len, const void **out, size_t *out_len);
-
-/* Whether s[0..len) is valid UTF-8 (no overlong forms, no surrogates, <= U+10FFFF). */
-int bk_utf8_valid(const unsigned char *s, size_t len);
+/* Builds *chain for `which` (e.g. "value deserialiser") running `dir`: from `serde` if not
+ * NULL, else from the deprecated `legacy` format. `legacy` must stay where it is for as long
+ * as the chain is used (a CUSTOM format's chain calls through it): pass the source's or
+ * sink's own copy of the options. NULL if the chain can run, else what is wrong (formatted
+ * into *why): both set, an unknown format, CUSTOM without fn, or what bk_serde_chain_init
+ * refuses. */
+const char *bk_kafka_serde_chain(bk_serde_chain_t *chain, const brook_kafka_serde_t *legacy,
+                                 const brook_serde_t *serde, bk_serde_dir_t dir, const char *which,
+                                 bk_errmsg_t *why);
 
 #endif

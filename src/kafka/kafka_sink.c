@@ -24,6 +24,7 @@ typedef struct sink_cfg {
   brook_kafka_sink_opts_t o; /* strings below replace the user's */
   char *bootstrap, *topic, *dlq;
   char **props;
+  bk_serde_chain_t key_serde, value_serde; /* the serialisers (kafka_serde.h) */
 } sink_cfg_t;
 
 typedef struct sink {
@@ -45,6 +46,7 @@ void brook_kafka_sink_opts_init_size(brook_kafka_sink_opts_t *opts, size_t size)
 static const bk_opts_version_t kafka_sink_versions[] = {
     BK_OPTS_VERSION(brook_kafka_sink_opts_t, max_in_flight),
     BK_OPTS_VERSION(brook_kafka_sink_opts_t, startup_timeout_ms), /* issue 11 */
+    BK_OPTS_VERSION(brook_kafka_sink_opts_t, value_serde),        /* issue 12 */
 };
 static const bk_opts_type_t kafka_sink_opts_type =
     BK_OPTS_TYPE(brook_kafka_sink_opts_t, kafka_sink_versions);
@@ -159,10 +161,11 @@ static brook_err_t sink_one(brook_ctx_t *ctx, sink_t *s, const brook_record_t *r
   const void *k = NULL, *v = NULL;
   size_t kl = 0, vl = 0;
   brook_err_t err;
-  if (rec->key && (err = bk_kafka_serialize(ctx, &cfg->o.key, rec->key, rec->key_len, &k, &kl)) < 0)
+  if (rec->key &&
+      (err = bk_serde_chain_run(ctx, &cfg->key_serde, rec->key, rec->key_len, &k, &kl, NULL)) < 0)
     return err;
-  if (rec->value &&
-      (err = bk_kafka_serialize(ctx, &cfg->o.value, rec->value, rec->value_len, &v, &vl)) < 0)
+  if (rec->value && (err = bk_serde_chain_run(ctx, &cfg->value_serde, rec->value, rec->value_len,
+                                              &v, &vl, NULL)) < 0)
     return err;
   uint64_t epoch = bk_delivery_add(&s->rt->w0->delivery);
   if (!epoch)
@@ -235,10 +238,13 @@ brook_err_t brook_sink_kafka(brook_stream_t *in, const char *name,
   if (bk_opts_copy(&o, sizeof(o), opts, &kafka_sink_opts_type, &why))
     return bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "sink_kafka: %s", why.text);
   const char *problem = NULL;
+  bk_serde_chain_t chain; /* checks the serdes; the sink's own are built below */
   if (!o.topic && !o.topic_fn)
     problem = "a topic or a topic_fn is required";
-  else if (bk_kafka_serde_problem(&o.key, "key serialiser", &why) ||
-           bk_kafka_serde_problem(&o.value, "value serialiser", &why))
+  else if (bk_kafka_serde_chain(&chain, &o.key, o.key_serde, BK_SERDE_WRITE, "key serialiser",
+                                &why) ||
+           bk_kafka_serde_chain(&chain, &o.value, o.value_serde, BK_SERDE_WRITE, "value serialiser",
+                                &why))
     problem = why.text;
   else if (o.on_failure == BROOK_KAFKA_DELIVERY_DEAD_LETTER && !o.dead_letter_topic)
     problem = "on_failure DEAD_LETTER needs dead_letter_topic";
@@ -257,6 +263,12 @@ brook_err_t brook_sink_kafka(brook_stream_t *in, const char *name,
   brook_err_t err = BROOK_ERR_NOMEM;
   if (cfg) {
     cfg->o = o;
+    /* Checked above: these cannot fail. A CUSTOM format's chain calls through cfg->o. */
+    bk_kafka_serde_chain(&cfg->key_serde, &cfg->o.key, o.key_serde, BK_SERDE_WRITE,
+                         "key serialiser", &why);
+    bk_kafka_serde_chain(&cfg->value_serde, &cfg->o.value, o.value_serde, BK_SERDE_WRITE,
+                         "value serialiser", &why);
+    cfg->o.key_serde = cfg->o.value_serde = NULL; /* replaced by the chains above */
     err = bk_kafka_props_copy(&t->alloc, o.properties, &cfg->props);
     if (err == BROOK_OK &&
         ((o.bootstrap_servers && !(cfg->bootstrap = bk_strdup(&t->alloc, o.bootstrap_servers))) ||

@@ -17,6 +17,7 @@
 #include "kafka/kafka_topics.h"
 #include "kafka/kafka_trace.h"
 #include "runtime/runtime_impl.h"
+#include "serde/serde.h"
 
 /* The builder's copy of the options (kafka_source_opts.c), read-only while it runs. */
 typedef struct bk_ksrc_cfg {
@@ -25,6 +26,7 @@ typedef struct bk_ksrc_cfg {
   char **topics; /* NULL-terminated */
   brook_kafka_partition_t *parts;
   char **props;
+  bk_serde_chain_t key_serde, value_serde; /* the deserialisers (kafka_serde.h) */
 } bk_ksrc_cfg_t;
 
 typedef struct bk_kpart {

@@ -24,6 +24,7 @@ void brook_kafka_source_opts_init_size(brook_kafka_source_opts_t *opts, size_t s
 static const bk_opts_version_t kafka_source_versions[] = {
     BK_OPTS_VERSION(brook_kafka_source_opts_t, max_in_flight),
     BK_OPTS_VERSION(brook_kafka_source_opts_t, startup_timeout_ms), /* issue 11 */
+    BK_OPTS_VERSION(brook_kafka_source_opts_t, value_serde),        /* issue 12 */
 };
 static const bk_opts_type_t kafka_source_opts_type =
     BK_OPTS_TYPE(brook_kafka_source_opts_t, kafka_source_versions);
@@ -79,6 +80,7 @@ brook_stream_t *brook_source_kafka(brook_topology_t *t, const char *name,
     return NULL;
   }
   const char *problem = NULL;
+  bk_serde_chain_t chain; /* checks the serdes; the source's own are built below */
   if (!name)
     problem = "a name is required";
   else if (!o.group_id || !*o.group_id)
@@ -90,8 +92,10 @@ brook_stream_t *brook_source_kafka(brook_topology_t *t, const char *name,
               "not both";
   else if (o.partitions && !o.n_partitions)
     problem = "n_partitions is 0";
-  else if (bk_kafka_serde_problem(&o.key, "key deserialiser", &why) ||
-           bk_kafka_serde_problem(&o.value, "value deserialiser", &why))
+  else if (bk_kafka_serde_chain(&chain, &o.key, o.key_serde, BK_SERDE_READ, "key deserialiser",
+                                &why) ||
+           bk_kafka_serde_chain(&chain, &o.value, o.value_serde, BK_SERDE_READ,
+                                "value deserialiser", &why))
     problem = why.text;
   else if (o.on_malformed == BROOK_KAFKA_MALFORMED_DEAD_LETTER && !o.dead_letter_topic)
     problem = "on_malformed DEAD_LETTER needs dead_letter_topic";
@@ -126,6 +130,12 @@ brook_stream_t *brook_source_kafka(brook_topology_t *t, const char *name,
   brook_err_t err = c ? BROOK_OK : BROOK_ERR_NOMEM;
   if (c) {
     c->o = o;
+    /* Checked above: these cannot fail. A CUSTOM format's chain calls through c->o. */
+    bk_kafka_serde_chain(&c->key_serde, &c->o.key, o.key_serde, BK_SERDE_READ, "key deserialiser",
+                         &why);
+    bk_kafka_serde_chain(&c->value_serde, &c->o.value, o.value_serde, BK_SERDE_READ,
+                         "value deserialiser", &why);
+    c->o.key_serde = c->o.value_serde = NULL; /* the chains above replace the user's tables */
     if ((o.bootstrap_servers && !(c->bootstrap = bk_strdup(a, o.bootstrap_servers))) ||
         !(c->group = bk_strdup(a, o.group_id)) ||
         (o.dead_letter_topic && !(c->dlq = bk_strdup(a, o.dead_letter_topic))))

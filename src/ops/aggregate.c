@@ -82,9 +82,12 @@ static const brook_operator_t aggregate_op = {
 brook_stream_t *brook_aggregate(brook_stream_t *in, const brook_aggregator_t *agg,
                                 const brook_aggregate_opts_t *opts) {
   brook_operator_t op = aggregate_op;
-  if (agg && agg->name)
-    op.type_name = agg->name;
-  return bk_keyed_add(in, &op, agg, sizeof(*agg), opts, bk_aggregator_problem(agg));
+  brook_aggregator_t copy; /* by its version: an older caller's table is smaller */
+  bk_errmsg_t why;
+  const char *problem = bk_aggregator_copy(&copy, agg, &why);
+  if (!problem && copy.name)
+    op.type_name = copy.name;
+  return bk_keyed_add(in, &op, &copy, sizeof(copy), opts, problem);
 }
 
 brook_stream_t *brook_count(brook_stream_t *in, const brook_aggregate_opts_t *opts) {

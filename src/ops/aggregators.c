@@ -1,9 +1,12 @@
-/* The built-in aggregators: count, sum, min, max, mean and stats. Numeric ones read a double
- * through the aggregator's `number` callback, or take the value as a native double. */
+/* The built-in aggregators: count, sum, min, max, mean and stats, written into a caller's
+ * table by its version (brook_agg_builtin). Numeric ones read a double through the
+ * aggregator's `number` callback, or take the value as a native double. */
 #include <math.h>
 #include <string.h>
 
 #include <brook/aggregate.h>
+
+#include "ops/aggregator.h"
 
 static brook_err_t read_number(const brook_record_t *rec, const brook_aggregator_t *agg,
                                double *out) {
@@ -27,14 +30,6 @@ static brook_err_t count_add(void *acc, const brook_record_t *rec, const brook_a
 static void count_merge(void *acc, const void *other, const brook_aggregator_t *agg) {
   (void)agg;
   *(int64_t *)acc += *(const int64_t *)other;
-}
-
-brook_aggregator_t brook_agg_count(void) {
-  return (brook_aggregator_t){.version = BROOK_AGGREGATOR_VERSION,
-                              .name = "count",
-                              .acc_size = sizeof(int64_t),
-                              .add = count_add,
-                              .merge = count_merge};
 }
 
 /* ---- stats: count, sum, min, max (mean derived); sum/min/max/mean are views of it ---- */
@@ -117,22 +112,41 @@ static brook_aggregator_t numeric(const char *name, size_t result_size,
                               .number_opaque = opaque};
 }
 
-brook_aggregator_t brook_agg_sum(brook_number_fn number, void *opaque) {
-  return numeric("sum", sizeof(double), sum_result, number, opaque);
-}
-
-brook_aggregator_t brook_agg_min(brook_number_fn number, void *opaque) {
-  return numeric("min", sizeof(double), min_result, number, opaque);
-}
-
-brook_aggregator_t brook_agg_max(brook_number_fn number, void *opaque) {
-  return numeric("max", sizeof(double), max_result, number, opaque);
-}
-
-brook_aggregator_t brook_agg_mean(brook_number_fn number, void *opaque) {
-  return numeric("mean", sizeof(double), mean_result, number, opaque);
-}
-
-brook_aggregator_t brook_agg_stats(brook_number_fn number, void *opaque) {
-  return numeric("stats", sizeof(brook_agg_stats_t), stats_result, number, opaque);
+brook_err_t brook_agg_builtin(brook_aggregator_t *agg, uint32_t version, brook_agg_builtin_t which,
+                              brook_number_fn number, void *opaque) {
+  size_t size = bk_aggregator_table_size(version);
+  if (!agg || !size)
+    return BROOK_ERR_INVALID_ARG;
+  brook_aggregator_t a;
+  switch (which) {
+  case BROOK_AGG_COUNT:
+    a = (brook_aggregator_t){.version = BROOK_AGGREGATOR_VERSION,
+                             .name = "count",
+                             .acc_size = sizeof(int64_t),
+                             .add = count_add,
+                             .merge = count_merge};
+    break;
+  case BROOK_AGG_SUM:
+    a = numeric("sum", sizeof(double), sum_result, number, opaque);
+    break;
+  case BROOK_AGG_MIN:
+    a = numeric("min", sizeof(double), min_result, number, opaque);
+    break;
+  case BROOK_AGG_MAX:
+    a = numeric("max", sizeof(double), max_result, number, opaque);
+    break;
+  case BROOK_AGG_MEAN:
+    a = numeric("mean", sizeof(double), mean_result, number, opaque);
+    break;
+  case BROOK_AGG_STATS:
+    a = numeric("stats", sizeof(brook_agg_stats_t), stats_result, number, opaque);
+    break;
+  default:
+    return BROOK_ERR_INVALID_ARG;
+  }
+  /* The caller's table is as large as its version: write that much, marked as that version
+   * (the fields it has mean the same in every later version). */
+  a.version = version;
+  memcpy(agg, &a, size);
+  return BROOK_OK;
 }

@@ -1,6 +1,7 @@
-/* The public window API: window definitions, options, the brook_window_aggregate builder
- * (validates and picks the operator for the window kind), the late side stream and the
- * result parser. */
+/* The public window API: options, the brook_window_aggregate builder (reads the window
+ * definition by its struct_size and the aggregator by its version, validates, and picks the
+ * operator for the window kind), the late side stream and the result parser. The window
+ * constructors are inline in window.h. */
 #include <string.h>
 
 #include <brook/window.h>
@@ -10,22 +11,6 @@
 #include "core/topology.h"
 #include "ops/aggregator.h"
 #include "ops/window_common.h"
-
-brook_window_t brook_window_tumbling(brook_time_t size) {
-  return (brook_window_t){.kind = BROOK_WINDOW_TUMBLING, .size = size, .advance = size};
-}
-
-brook_window_t brook_window_hopping(brook_time_t size, brook_time_t advance) {
-  return (brook_window_t){.kind = BROOK_WINDOW_HOPPING, .size = size, .advance = advance};
-}
-
-brook_window_t brook_window_sliding(brook_time_t size) {
-  return (brook_window_t){.kind = BROOK_WINDOW_SLIDING, .size = size};
-}
-
-brook_window_t brook_window_session(brook_time_t gap) {
-  return (brook_window_t){.kind = BROOK_WINDOW_SESSION, .gap = gap};
-}
 
 void brook_window_opts_init_size(brook_window_opts_t *opts, size_t size) {
   brook_window_opts_t d;
@@ -39,6 +24,14 @@ static const bk_opts_version_t window_versions[] = {
 };
 static const bk_opts_type_t window_opts_type = BK_OPTS_TYPE(brook_window_opts_t, window_versions);
 
+/* The layouts brook_window_t has had (core/opts.h), read like an options struct: a caller's
+ * definition is copied by its struct_size, later fields keep their zero defaults. It was a
+ * plain value without struct_size (passed by value) before it became versioned. */
+static const bk_opts_version_t window_def_versions[] = {
+    BK_OPTS_VERSION(brook_window_t, gap),
+};
+static const bk_opts_type_t window_def_type = BK_OPTS_TYPE(brook_window_t, window_def_versions);
+
 static brook_time_t gcd(brook_time_t a, brook_time_t b) {
   while (b) {
     brook_time_t r = a % b;
@@ -50,31 +43,24 @@ static brook_time_t gcd(brook_time_t a, brook_time_t b) {
 
 static void cfg_free(void *cfg, const brook_allocator_t *a) { bk_free(a, cfg); }
 
-/* Checks an aggregator's table; returns NULL or what is wrong. */
-#define BK_STR_(x) #x
-#define BK_STR(x) BK_STR_(x)
-
-const char *bk_aggregator_problem(const brook_aggregator_t *agg) {
-  if (!agg)
-    return "aggregator is NULL";
-  if (agg->version < 1 || agg->version > BROOK_AGGREGATOR_VERSION)
-    return "aggregator table version is not one this library knows (1 to " BK_STR(
-        BROOK_AGGREGATOR_VERSION) ")";
-  if (!agg->add)
-    return "aggregator has no add callback";
-  if (agg->acc_size == 0 || agg->acc_size > 65536)
-    return "aggregator acc_size must be 1..65536";
-  if (agg->result && agg->result_size > 65536)
-    return "aggregator result_size must be <= 65536";
-  return NULL;
-}
-
-brook_stream_t *brook_window_aggregate(brook_stream_t *in, brook_window_t window,
+brook_stream_t *brook_window_aggregate(brook_stream_t *in, const brook_window_t *def,
                                        const brook_aggregator_t *agg,
                                        const brook_window_opts_t *opts) {
   if (!in)
     return NULL;
   brook_topology_t *t = in->node->topo;
+  bk_errmsg_t why;
+  brook_window_t window;
+  memset(&window, 0, sizeof(window));
+  window.struct_size = sizeof(window);
+  if (!def) {
+    bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "window_aggregate: window is NULL");
+    return NULL;
+  }
+  if (bk_opts_copy(&window, sizeof(window), def, &window_def_type, &why)) {
+    bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "window_aggregate: %s", why.text);
+    return NULL;
+  }
   static const char *const kinds[] = {"window_tumbling", "window_hopping", "window_sliding",
                                       "window_session"};
   if ((unsigned)window.kind > BROOK_WINDOW_SESSION) {
@@ -85,13 +71,14 @@ brook_stream_t *brook_window_aggregate(brook_stream_t *in, brook_window_t window
   const char *what = kinds[window.kind];
   brook_window_opts_t o;
   brook_window_opts_init(&o);
-  bk_errmsg_t why;
   if (bk_opts_copy(&o, sizeof(o), opts, &window_opts_type, &why)) {
     bk_topology_fail(t, BROOK_ERR_INVALID_ARG, "%s: %s", what, why.text);
     return NULL;
   }
-  const char *problem = bk_aggregator_problem(agg);
-  if (!problem && window.kind != BROOK_WINDOW_TUMBLING && !agg->merge)
+  brook_aggregator_t agg_copy; /* by its version: an older caller's table is smaller */
+  bk_errmsg_t agg_why;
+  const char *problem = bk_aggregator_copy(&agg_copy, agg, &agg_why);
+  if (!problem && window.kind != BROOK_WINDOW_TUMBLING && !agg_copy.merge)
     problem = "hopping, sliding and session windows need an aggregator with merge";
   if (!problem && window.kind == BROOK_WINDOW_SESSION && window.gap <= 0)
     problem = "session gap must be > 0";
@@ -133,7 +120,7 @@ brook_stream_t *brook_window_aggregate(brook_stream_t *in, brook_window_t window
   cfg->grace = o.grace;
   cfg->emit = o.emit;
   cfg->late = o.late;
-  cfg->agg = *agg;
+  cfg->agg = agg_copy;
   cfg->slice = window.kind == BROOK_WINDOW_HOPPING ? gcd(window.size, window.advance) : 0;
   static const brook_operator_t *const ops[] = {&bk_window_tumbling_op, &bk_window_hopping_op,
                                                 &bk_window_sliding_op, &bk_window_session_op};

@@ -21,7 +21,7 @@ brook_driver_t *window_count_pipeline(brook_topology_t **t, brook_window_t windo
   wo.max_delay = max_delay;
   assert_int_equal(brook_source_set_watermark(in, &wo), BROOK_OK);
   brook_aggregator_t agg = brook_agg_count();
-  brook_stream_t *out = brook_window_aggregate(in, window, &agg, opts);
+  brook_stream_t *out = brook_window_aggregate(in, &window, &agg, opts);
   if (!out)
     return NULL;
   named_sink(out, "out");
