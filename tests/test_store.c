@@ -18,6 +18,7 @@
 #include "core/hash.h"
 #include "state/store.h"
 #include "support/fail_alloc.h"
+#include "support/write_buf.h"
 
 /* ---- helpers: random numbers, keys ---- */
 
@@ -678,27 +679,6 @@ static void test_iteration_wraps_around(void **state) {
 
 /* ---- the change listener ---- */
 
-/* A brook_write_fn target: collects the snapshot; can fail its fail_at-th call. */
-typedef struct buf {
-  unsigned char *p;
-  size_t len, cap;
-  int calls, fail_at;
-} buf_t;
-
-static brook_err_t buf_write(const void *data, size_t len, void *opaque) {
-  buf_t *b = opaque;
-  if (++b->calls == b->fail_at)
-    return BROOK_ERR_IO;
-  assert_true(len > 0 && len <= 64 * 1024);
-  if (b->len + len > b->cap) {
-    b->cap = (b->len + len) * 2;
-    b->p = realloc(b->p, b->cap);
-  }
-  memcpy(b->p + b->len, data, len);
-  b->len += len;
-  return BROOK_OK;
-}
-
 typedef struct event {
   char key[16];
   char val[16]; /* "" and deleted = 1 for a deletion */
@@ -959,9 +939,13 @@ static void test_snapshot_corrupt(void **state) {
   const struct {
     size_t off;
     uint32_t val;
-  } edits[] = {{8, 1},       {8, 2},     {8, 4},           {12, 1},          {24, 1},
-               {cnt, n + 1}, {cnt, n - 1}, {cnt, 0},       {cnt + 4, 1},     {cnt - 4, 0},
-               {28, 1},      {32, UINT32_MAX}, {36, UINT32_MAX}, {36, UINT32_MAX - 40},
+  } edits[] = {{8, 1},           {8, 2},
+               {8, 4},           {12, 1},
+               {24, 1},          {cnt, n + 1},
+               {cnt, n - 1},     {cnt, 0},
+               {cnt + 4, 1},     {cnt - 4, 0},
+               {28, 1},          {32, UINT32_MAX},
+               {36, UINT32_MAX}, {36, UINT32_MAX - 40},
                {32, 1000}};
   for (size_t i = 0; i < sizeof(edits) / sizeof(edits[0]); i++) {
     memcpy(q, p, len);

@@ -25,6 +25,7 @@
 #include "state/store.h" /* bk_store_check: the backend's internal invariants */
 #include "support/fail_alloc.h"
 #include "support/sorted_store.h"
+#include "support/write_buf.h"
 
 /* ---- the backends under test ---- */
 
@@ -196,25 +197,6 @@ static size_t random_key(uint64_t *st, unsigned char *k) {
   for (size_t i = 0; i < kl; i++)
     k[i] = (unsigned char)("ab\0\xff"[rnd(st) % 4]);
   return kl;
-}
-
-typedef struct buf {
-  unsigned char *p;
-  size_t len, cap;
-  int fail_at, calls; /* fail the fail_at-th write (1-based; 0 = never) */
-} buf_t;
-
-static brook_err_t buf_write(const void *data, size_t len, void *opaque) {
-  buf_t *b = opaque;
-  if (b->fail_at && ++b->calls >= b->fail_at)
-    return BROOK_ERR_IO;
-  if (b->len + len > b->cap) {
-    b->cap = (b->len + len) * 2;
-    b->p = realloc(b->p, b->cap);
-  }
-  memcpy(b->p + b->len, data, len);
-  b->len += len;
-  return BROOK_OK;
 }
 
 /* ---- point operations ---- */

@@ -14,10 +14,10 @@
  * Rules for every function of the table:
  * - `state` is what open() stored in *state; the table and backend_opaque are borrowed and
  *   must outlive every store opened with them.
- * - Keys and values passed in are borrowed for the call (copy what you keep). A key may
- *   point into memory the backend gave out as a view (the store layer never passes a view
- *   that the same call could invalidate before the backend has read it, but a backend must
- *   read the key before it frees the entry it matched).
+ * - Keys and values passed in are borrowed for the call (copy what you keep). They may be
+ *   views this backend gave out (a value read from the store and put back under another key,
+ *   or an entry's key deleted during a scan): read or copy them before freeing or moving
+ *   the entry they point into.
  * - Views given out (get's *value, an iterator's entry) stay valid until the next call on
  *   the same store or on any of its iterators. A backend may keep them valid longer.
  * - Errors: return a negative brook_err_t; call brook_store_set_error(store, ...) first to
@@ -67,7 +67,8 @@ typedef struct brook_store_backend {
   /* ---- life cycle ---- */
 
   /* Creates the backend state of one store. `store` is the handle to pass to
-   * brook_store_set_error (it must not be used for anything else during open). `name` is the
+   * brook_store_set_error, now and from later calls (keep it in the state; use it for
+   * nothing else). `name` is the
    * store's name (brook_store_open's, or opts->name for a standalone store; never NULL),
    * borrowed for the call. `opts` is the store's options after version handling (value_size,
    * expected_entries are hints a backend may use; value_size is enforced by the store

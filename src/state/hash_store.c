@@ -10,10 +10,9 @@
 
 #include "core/alloc.h"
 
-#define MIN_CAP 16    /* smallest table */
-#define KEEP_CAP 256  /* an empty table up to this size is kept rather than freed */
-#define TOMB_HASH 1   /* any non-zero hash marks a tombstone */
-#define DIRTY_KEEP 64 /* dirty-array capacity always kept after a flush */
+#define MIN_CAP 16   /* smallest table */
+#define KEEP_CAP 256 /* an empty table up to this size is kept rather than freed */
+#define TOMB_HASH 1  /* any non-zero hash marks a tombstone */
 
 /* ---- sizing ---- */
 
@@ -27,10 +26,6 @@ static size_t cap_for(size_t n) {
     c *= 2;
   }
   return c;
-}
-
-static size_t entry_size(size_t klen, size_t vlen) {
-  return sizeof(bk_entry_t) + ((klen + 15) & ~(size_t)15) + vlen;
 }
 
 /* ---- the table ---- */
@@ -151,16 +146,9 @@ static brook_err_t entry_insert(brook_store_t *s, size_t ins, uint64_t h, const 
                                 size_t klen, size_t vlen, int may_shrink, bk_entry_t **out) {
   if (table_make_room(s, h, &ins, may_shrink))
     return BROOK_ERR_NOMEM;
-  uint32_t ref;
-  bk_entry_t *e = bk_slab_alloc(&s->slab, entry_size(klen, vlen), &ref);
+  bk_entry_t *e = bk_entry_alloc(&s->slab, key, klen, vlen);
   if (!e)
     return BROOK_ERR_NOMEM;
-  e->klen = (uint32_t)klen;
-  e->vlen = (uint32_t)vlen;
-  e->dirty = 0;
-  e->ref = ref;
-  if (klen)
-    memcpy(bk_entry_key(e), key, klen);
   bk_slot_t *sl = &s->slots[ins];
   if (sl->hash) /* a tombstone (empty slots have hash 0) */
     s->tombs--;
@@ -180,46 +168,12 @@ static brook_err_t report(const brook_store_t *s, const bk_entry_t *e, int delet
                      deleted ? 0 : e->vlen, s->listener_opaque);
 }
 
-/* ---- the dirty set (entries updated in place, reported at the next flush) ---- */
+/* ---- the dirty set (dirty_set.h) ---- */
 
-static int dirty_reserve(brook_store_t *s) {
-  if (s->n_dirty < s->dirty_cap)
-    return 0;
-  if (s->n_dirty >= UINT32_MAX - 1)
-    return -1;
-  void *arr = s->dirty;
-  if (bk_grow(&s->alloc, &arr, &s->dirty_cap, s->n_dirty + 1, sizeof(bk_entry_t *)))
-    return -1;
-  s->dirty = arr;
-  return 0;
-}
-
-static void dirty_add(brook_store_t *s, bk_entry_t *e) {
-  assert(!e->dirty && s->n_dirty < s->dirty_cap);
-  s->dirty[s->n_dirty++] = e;
-  e->dirty = (uint32_t)s->n_dirty;
-}
-
-static void dirty_remove(brook_store_t *s, bk_entry_t *e) {
-  size_t i = e->dirty - 1;
-  assert(i < s->n_dirty && s->dirty[i] == e);
-  bk_entry_t *last = s->dirty[--s->n_dirty];
-  s->dirty[i] = last;
-  last->dirty = (uint32_t)(i + 1);
-  e->dirty = 0;
-}
-
-/* Forgets every dirty mark, and frees an array grown far beyond the store's needs. */
-static void dirty_reset(brook_store_t *s) {
-  for (size_t i = 0; i < s->n_dirty; i++)
-    s->dirty[i]->dirty = 0;
-  s->n_dirty = 0;
-  if (s->dirty_cap > DIRTY_KEEP && s->dirty_cap > 2 * s->count) {
-    bk_free(&s->alloc, s->dirty);
-    s->dirty = NULL;
-    s->dirty_cap = 0;
-  }
-}
+static int dirty_reserve(brook_store_t *s) { return bk_dirty_reserve(&s->dirty, &s->alloc); }
+static void dirty_add(brook_store_t *s, bk_entry_t *e) { bk_dirty_add(&s->dirty, e); }
+static void dirty_remove(brook_store_t *s, bk_entry_t *e) { bk_dirty_remove(&s->dirty, e); }
+static void dirty_reset(brook_store_t *s) { bk_dirty_reset(&s->dirty, &s->alloc, s->count); }
 
 /* ---- set-up ---- */
 
@@ -240,10 +194,9 @@ brook_err_t bk_hash_init(brook_store_t *s, size_t expected_entries) {
 void bk_hash_fini(brook_store_t *s) {
   bk_slab_destroy(&s->slab);
   bk_free(&s->alloc, s->slots);
-  bk_free(&s->alloc, s->dirty);
+  bk_dirty_fini(&s->dirty, &s->alloc);
   s->slots = NULL;
-  s->dirty = NULL;
-  s->cap = s->count = s->tombs = s->n_dirty = s->dirty_cap = 0;
+  s->cap = s->count = s->tombs = 0;
 }
 
 /* ---- the hot path ---- */
@@ -312,7 +265,7 @@ brook_err_t bk_hash_put(brook_store_t *s, const void *key, size_t key_len, const
     return report(s, e, 0);
   }
   e = sl->e;
-  size_t old_size = entry_size(e->klen, e->vlen), new_size = entry_size(key_len, value_len);
+  size_t old_size = bk_entry_size(e->klen, e->vlen), new_size = bk_entry_size(key_len, value_len);
   if (bk_slab_block_size(old_size) != bk_slab_block_size(new_size)) {
     /* A block of another size: build the new entry before touching the old one, so NOMEM
      * leaves the old value (and `value` may point into it). */
@@ -344,7 +297,7 @@ brook_err_t bk_hash_put(brook_store_t *s, const void *key, size_t key_len, const
 }
 
 size_t bk_hash_memory(const brook_store_t *s) {
-  return s->cap * sizeof(bk_slot_t) + s->dirty_cap * sizeof(bk_entry_t *) + bk_slab_bytes(&s->slab);
+  return s->cap * sizeof(bk_slot_t) + bk_dirty_bytes(&s->dirty) + bk_slab_bytes(&s->slab);
 }
 
 /* The cursor is the index of the next slot to look at. Deletions never move entries (see
@@ -401,20 +354,9 @@ void bk_hash_listener_changed(brook_store_t *s) {
     dirty_reset(s); /* nobody to report pending changes to */
 }
 
-/* Reports in the order the keys were first updated. The entry being reported is unmarked
- * first, so the set stays consistent whatever the listener does. */
+/* Entries are marked only while there is a listener, so it is set whenever any is. */
 brook_err_t bk_hash_flush(brook_store_t *s) {
-  brook_err_t first = BROOK_OK;
-  for (size_t i = 0; i < s->n_dirty; i++) {
-    bk_entry_t *e = s->dirty[i];
-    e->dirty = 0;
-    brook_err_t err = report(s, e, 0);
-    if (err && first == BROOK_OK)
-      first = err;
-  }
-  s->n_dirty = 0;
-  dirty_reset(s);
-  return first;
+  return bk_dirty_flush(&s->dirty, &s->alloc, s->count, s->listener, s->listener_opaque);
 }
 
 /* ---- internal helpers for store_snapshot.c ---- */
@@ -481,7 +423,7 @@ int bk_store_check(const brook_store_t *s) {
         return 0;
     }
     if (e->dirty) {
-      if (e->dirty > s->n_dirty || s->dirty[e->dirty - 1] != e)
+      if (e->dirty > s->dirty.n || s->dirty.v[e->dirty - 1] != e)
         return 0;
       dirty++;
     }
@@ -492,6 +434,6 @@ int bk_store_check(const brook_store_t *s) {
     if (!sl->e && sl->hash && !next->e && !next->hash)
       return 0;
   }
-  return count == s->count && tombs == s->tombs && dirty == s->n_dirty &&
-         s->n_dirty <= s->dirty_cap && (s->listener || !s->n_dirty);
+  return count == s->count && tombs == s->tombs && dirty == s->dirty.n &&
+         s->dirty.n <= s->dirty.cap && (s->listener || !s->dirty.n);
 }

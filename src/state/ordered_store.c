@@ -31,8 +31,7 @@
 
 #define CAP 40 /* entries per leaf, children per inner node: a node is one 1 KiB block */
 #define MIN_FILL (CAP / 4)
-#define MAX_DEPTH 32 /* far beyond any reachable height */
-#define DIRTY_KEEP 64
+#define MAX_DEPTH 32                    /* far beyond any reachable height */
 #define TRIM_BYTES ((size_t)256 * 1024) /* an emptied store holding more gives it back */
 
 typedef struct bnode {
@@ -54,8 +53,7 @@ typedef struct ordered {
   size_t nodes;
   size_t value_size;
   bk_slab_t slab;
-  bk_entry_t **dirty; /* entries updated in place since the last flush */
-  size_t n_dirty, dirty_cap;
+  bk_dirty_t dirty;       /* entries updated in place since the last flush */
   ord_iter_t *free_iters; /* closed iterators, kept for reuse */
   size_t n_iters;
   brook_allocator_t alloc;
@@ -86,18 +84,12 @@ static uint64_t key_prefix(const void *key, size_t klen) {
   return v;
 }
 
-static int key_cmp(const void *a, size_t alen, const void *b, size_t blen) {
-  size_t n = alen < blen ? alen : blen;
-  int c = n ? memcmp(a, b, n) : 0;
-  return c ? c : (alen > blen) - (alen < blen);
-}
-
 /* The order of `key` (with prefix kp) against entry i of node x: <0, 0, >0. */
 static inline int cmp_at(const void *key, size_t klen, uint64_t kp, const bnode_t *x, size_t i) {
   if (kp != x->pfx[i])
     return kp < x->pfx[i] ? -1 : 1;
   const bk_entry_t *e = x->ent[i];
-  return key_cmp(key, klen, bk_entry_key(e), e->klen);
+  return bk_key_cmp(key, klen, bk_entry_key(e), e->klen);
 }
 
 /* Leaf: the first index whose entry is >= key. */
@@ -162,23 +154,12 @@ static void node_free(ordered_t *o, bnode_t *x) {
   bk_slab_free(&o->slab, x, x->ref);
 }
 
-static size_t entry_size(size_t klen, size_t vlen) {
-  return sizeof(bk_entry_t) + ((klen + 15) & ~(size_t)15) + vlen;
-}
-
 /* A new entry with copies of key and value (value NULL: zeroed). */
 static bk_entry_t *entry_new(ordered_t *o, const void *key, size_t klen, const void *value,
                              size_t vlen) {
-  uint32_t ref;
-  bk_entry_t *e = bk_slab_alloc(&o->slab, entry_size(klen, vlen), &ref);
+  bk_entry_t *e = bk_entry_alloc(&o->slab, key, klen, vlen);
   if (!e)
     return NULL;
-  e->klen = (uint32_t)klen;
-  e->vlen = (uint32_t)vlen;
-  e->dirty = 0;
-  e->ref = ref;
-  if (klen)
-    memcpy(bk_entry_key(e), key, klen);
   if (value && vlen)
     memcpy(bk_entry_value(e), value, vlen);
   else if (vlen)
@@ -186,29 +167,9 @@ static bk_entry_t *entry_new(ordered_t *o, const void *key, size_t klen, const v
   return e;
 }
 
-static void dirty_remove(ordered_t *o, bk_entry_t *e) {
-  size_t i = e->dirty - 1;
-  assert(i < o->n_dirty && o->dirty[i] == e);
-  bk_entry_t *last = o->dirty[--o->n_dirty];
-  o->dirty[i] = last;
-  last->dirty = (uint32_t)(i + 1);
-  e->dirty = 0;
-}
-
-static void dirty_reset(ordered_t *o) {
-  for (size_t i = 0; i < o->n_dirty; i++)
-    o->dirty[i]->dirty = 0;
-  o->n_dirty = 0;
-  if (o->dirty_cap > DIRTY_KEEP && o->dirty_cap > 2 * o->count) {
-    bk_free(&o->alloc, o->dirty);
-    o->dirty = NULL;
-    o->dirty_cap = 0;
-  }
-}
-
 static void entry_free(ordered_t *o, bk_entry_t *e) {
   if (e->dirty)
-    dirty_remove(o, e);
+    bk_dirty_remove(&o->dirty, e);
   bk_slab_free(&o->slab, e, e->ref);
 }
 
@@ -451,7 +412,7 @@ static void ord_close(void *state) {
     bk_free(&o->alloc, it);
   }
   bk_slab_destroy(&o->slab); /* every node and entry */
-  bk_free(&o->alloc, o->dirty);
+  bk_dirty_fini(&o->dirty, &o->alloc);
   brook_allocator_t a = o->alloc;
   bk_free(&a, o);
 }
@@ -516,13 +477,13 @@ static brook_err_t ord_put(void *state, const void *key, size_t klen, const void
   bk_entry_t *e = find(o, key, klen, &p, &leaf, &i), *n;
   if (!e)
     return insert_new(o, &p, i, key, klen, value, vlen, &n);
-  if (bk_slab_block_size(entry_size(e->klen, e->vlen)) ==
-      bk_slab_block_size(entry_size(klen, vlen))) {
+  if (bk_slab_block_size(bk_entry_size(e->klen, e->vlen)) ==
+      bk_slab_block_size(bk_entry_size(klen, vlen))) {
     if (vlen)
       memmove(bk_entry_value(e), value, vlen); /* value may be a view of this very value */
     e->vlen = (uint32_t)vlen;
     if (e->dirty)
-      dirty_remove(o, e);
+      bk_dirty_remove(&o->dirty, e);
     return BROOK_OK;
   }
   /* Another block size: build the replacement before freeing (NOMEM keeps the old value, and
@@ -637,13 +598,13 @@ static void free_subtree(ordered_t *o, bnode_t *x) {
 
 static brook_err_t ord_clear(void *state) {
   ordered_t *o = state;
-  o->n_dirty = 0; /* every entry goes: no need to unmark them */
+  o->dirty.n = 0; /* every entry goes: no need to unmark them */
   if (o->root)
     free_subtree(o, o->root);
   o->root = NULL;
   o->depth = 0;
   o->count = 0;
-  dirty_reset(o);
+  bk_dirty_reset(&o->dirty, &o->alloc, 0);
   bk_slab_trim(&o->slab);
   return BROOK_OK;
 }
@@ -652,7 +613,7 @@ static size_t ord_count(void *state) { return ((ordered_t *)state)->count; }
 
 static size_t ord_memory(void *state) {
   ordered_t *o = state;
-  return sizeof(*o) + bk_slab_bytes(&o->slab) + o->dirty_cap * sizeof(bk_entry_t *) +
+  return sizeof(*o) + bk_slab_bytes(&o->slab) + bk_dirty_bytes(&o->dirty) +
          o->n_iters * sizeof(ord_iter_t);
 }
 
@@ -663,13 +624,8 @@ static brook_err_t ord_update(void *state, const void *key, size_t klen, void **
   bnode_t *leaf;
   size_t i;
   *created = 0;
-  if (o->n_dirty == o->dirty_cap) { /* room for a mark first: NOMEM changes nothing */
-    void *arr = o->dirty;
-    if (o->n_dirty >= UINT32_MAX - 1 ||
-        bk_grow(&o->alloc, &arr, &o->dirty_cap, o->n_dirty + 1, sizeof(bk_entry_t *)))
-      return BROOK_ERR_NOMEM;
-    o->dirty = arr;
-  }
+  if (bk_dirty_reserve(&o->dirty, &o->alloc)) /* room for a mark first: NOMEM changes nothing */
+    return BROOK_ERR_NOMEM;
   bk_entry_t *e = find(o, key, klen, &p, &leaf, &i);
   if (!e) {
     brook_err_t err = insert_new(o, &p, i, key, klen, NULL, o->value_size, &e);
@@ -677,34 +633,18 @@ static brook_err_t ord_update(void *state, const void *key, size_t klen, void **
       return err;
     *created = 1;
   }
-  if (!e->dirty) {
-    o->dirty[o->n_dirty++] = e;
-    e->dirty = (uint32_t)o->n_dirty;
-  }
+  if (!e->dirty)
+    bk_dirty_add(&o->dirty, e);
   *value = bk_entry_value(e);
   return BROOK_OK;
 }
 
-/* Reports in the order keys were first updated; each entry is unmarked before its report,
- * so the set stays consistent whatever the listener does. */
 static brook_err_t ord_flush(void *state, brook_store_listener_fn fn, void *fn_opaque) {
   ordered_t *o = state;
-  brook_err_t first = BROOK_OK;
-  for (size_t i = 0; i < o->n_dirty; i++) {
-    bk_entry_t *e = o->dirty[i];
-    e->dirty = 0;
-    if (!fn)
-      continue;
-    brook_err_t err = fn(bk_entry_key(e), e->klen, bk_entry_value(e), e->vlen, fn_opaque);
-    if (err && first == BROOK_OK)
-      first = err;
-  }
-  o->n_dirty = 0;
-  dirty_reset(o);
-  return first;
+  return bk_dirty_flush(&o->dirty, &o->alloc, o->count, fn, fn_opaque);
 }
 
-static int ord_has_pending(void *state) { return ((ordered_t *)state)->n_dirty > 0; }
+static int ord_has_pending(void *state) { return ((ordered_t *)state)->dirty.n > 0; }
 
 /* ---- invariants ---- */
 
@@ -723,7 +663,7 @@ static size_t check_subtree(const ordered_t *o, const bnode_t *x, uint32_t d,
       const bk_entry_t *e = x->ent[i];
       if (x->pfx[i] != key_prefix(bk_entry_key(e), e->klen) ||
           (o->value_size && e->vlen != o->value_size) ||
-          (*prev && key_cmp(bk_entry_key(*prev), (*prev)->klen, bk_entry_key(e), e->klen) >= 0))
+          (*prev && bk_key_cmp(bk_entry_key(*prev), (*prev)->klen, bk_entry_key(e), e->klen) >= 0))
         return SIZE_MAX;
       *prev = e;
     }
@@ -759,9 +699,9 @@ int bk_ordered_check(const void *state) {
   if (n != o->count || leaf != NULL || nodes != o->nodes)
     return 0;
   size_t dirty = 0;
-  for (size_t i = 0; i < o->n_dirty; i++)
-    dirty += o->dirty[i]->dirty == i + 1;
-  return dirty == o->n_dirty && bk_slab_check(&o->slab);
+  for (size_t i = 0; i < o->dirty.n; i++)
+    dirty += o->dirty.v[i]->dirty == i + 1;
+  return dirty == o->dirty.n && bk_slab_check(&o->slab);
 }
 
 static const brook_store_backend_t ordered_backend = {

@@ -32,6 +32,7 @@
 
 #include "core/hash.h"
 #include "core/opts.h"
+#include "state/dirty_set.h"
 #include "state/slab.h"
 
 /* Longest key or value; put returns BROOK_ERR_INVALID_ARG beyond it (lengths are stored as
@@ -66,8 +67,7 @@ struct brook_store {
   bk_slab_t slab; /* every entry's memory */
   brook_store_listener_fn listener;
   void *listener_opaque;
-  bk_entry_t **dirty; /* entries changed in place since the last flush (listener set only) */
-  size_t n_dirty, dirty_cap;
+  bk_dirty_t dirty; /* entries changed in place since the last flush (listener set only) */
   /* ---- every store ---- */
   const brook_store_backend_t *be; /* NULL: the hash store above; else the backend's table */
   void *be_state;                  /* what be->open returned */
@@ -93,9 +93,39 @@ static inline unsigned char *bk_entry_value(const bk_entry_t *e) {
   return bk_entry_key(e) + (((size_t)e->klen + 15) & ~(size_t)15);
 }
 
+/* Bytes of an entry with these lengths. */
+static inline size_t bk_entry_size(size_t klen, size_t vlen) {
+  return sizeof(bk_entry_t) + ((klen + 15) & ~(size_t)15) + vlen;
+}
+
+/* A new entry from `slab` holding a copy of key, with room for vlen value bytes (left to the
+ * caller), not dirty; NULL if the slab's allocator failed. The lengths are checked. */
+static inline bk_entry_t *bk_entry_alloc(bk_slab_t *slab, const void *key, size_t klen,
+                                         size_t vlen) {
+  uint32_t ref;
+  bk_entry_t *e = (bk_entry_t *)bk_slab_alloc(slab, bk_entry_size(klen, vlen), &ref);
+  if (!e)
+    return NULL;
+  e->klen = (uint32_t)klen;
+  e->vlen = (uint32_t)vlen;
+  e->dirty = 0;
+  e->ref = ref;
+  if (klen)
+    memcpy(bk_entry_key(e), key, klen);
+  return e;
+}
+
 /* The entry a value pointer (from find/upsert) belongs to, given its key length. */
 static inline bk_entry_t *bk_entry_of_value(void *value, size_t klen) {
   return (bk_entry_t *)(void *)((unsigned char *)value - ((klen + 15) & ~(size_t)15)) - 1;
+}
+
+/* The order of ordered stores and range bounds: unsigned bytes (memcmp), a proper prefix
+ * first. <0, 0 or >0. */
+static inline int bk_key_cmp(const void *a, size_t alen, const void *b, size_t blen) {
+  size_t n = alen < blen ? alen : blen;
+  int c = n ? memcmp(a, b, n) : 0;
+  return c ? c : (alen > blen) - (alen < blen);
 }
 
 /* Whether a key and value of these lengths can be stored. */

@@ -454,7 +454,7 @@ int bk_store_has_pending_changes(const brook_store_t *s) {
   if (!s)
     return 0;
   if (!s->be)
-    return s->n_dirty > 0;
+    return s->dirty.n > 0;
   if (!s->be->flush)
     return 0;
   return s->be->has_pending ? s->be->has_pending(s->be_state) : 1;

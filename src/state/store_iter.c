@@ -64,15 +64,6 @@ static int buf_set(brook_store_t *s, iter_buf_t *b, const void *a, size_t alen, 
   return 0;
 }
 
-/* Unsigned byte order, a proper prefix first: the order of every ordered backend. */
-static int key_cmp(const void *a, size_t alen, const void *b, size_t blen) {
-  size_t n = alen < blen ? alen : blen;
-  int c = n ? memcmp(a, b, n) : 0;
-  if (c)
-    return c;
-  return (alen > blen) - (alen < blen);
-}
-
 /* The smallest key greater than every key starting with b's bytes: b with trailing 0xff
  * bytes dropped and the last byte incremented. Returns 0 if there is none (all 0xff). */
 static int prefix_successor(iter_buf_t *b) {
@@ -294,7 +285,7 @@ brook_err_t brook_store_iter_seek(brook_store_iter_t *it, const void *key, size_
   if (it->kind == KIND_ALL && !(s->be && (s->be->caps & BROOK_STORE_CAP_ORDERED)))
     return bk_store_fail(s, BROOK_ERR_STATE, "seek needs an ordered store (backend '%s')",
                          be_name(s));
-  if (it->has_lo && key_cmp(key, key_len, it->lo.p, it->lo.len) < 0) {
+  if (it->has_lo && bk_key_cmp(key, key_len, it->lo.p, it->lo.len) < 0) {
     key = it->lo.p; /* never before the range */
     key_len = it->lo.len;
   }
@@ -320,7 +311,7 @@ brook_err_t brook_store_iter_seek_time(brook_store_iter_t *it, int64_t t) {
   brook_store_t *s = it->s;
   if (buf_set(s, &it->cur, key, it->key_len, enc, sizeof(enc)))
     return bk_store_fail(s, BROOK_ERR_NOMEM, "out of memory for an iterator's key");
-  if (key_cmp(it->cur.p, it->cur.len, it->lo.p, it->lo.len) < 0 &&
+  if (bk_key_cmp(it->cur.p, it->cur.len, it->lo.p, it->lo.len) < 0 &&
       buf_set(s, &it->cur, it->lo.p, it->lo.len, NULL, 0))
     return bk_store_fail(s, BROOK_ERR_NOMEM, "out of memory for an iterator's key");
   it->pos = POS_SEEK;
@@ -369,7 +360,7 @@ static brook_err_t iter_step(brook_store_iter_t *it, brook_store_entry_t *e) {
                            be_name(s));
     { /* re-seek after the key returned last */
       brook_err_t err = be->iter_seek(it->bit, it->cur.p, it->cur.len, e);
-      if (err == BROOK_OK && key_cmp(e->key, e->key_len, it->cur.p, it->cur.len) == 0)
+      if (err == BROOK_OK && bk_key_cmp(e->key, e->key_len, it->cur.p, it->cur.len) == 0)
         err = be->iter_next(it->bit, e);
       return err;
     }
@@ -394,7 +385,7 @@ int brook_store_iter_next(brook_store_iter_t *it, brook_store_entry_t *entry) {
     brook_err_t err = iter_step(it, &e);
     if (err != BROOK_OK)
       return iter_stop(it, err, seq);
-    if (it->has_hi && key_cmp(e.key, e.key_len, it->hi.p, it->hi.len) >= 0)
+    if (it->has_hi && bk_key_cmp(e.key, e.key_len, it->hi.p, it->hi.len) >= 0)
       return iter_stop(it, BROOK_OK, seq);
     it->pos = POS_AT;
     it->gen = s->gen;
