@@ -12,8 +12,8 @@
 #include <brook/sink.h>
 #include <brook/source.h>
 #include <brook/state.h>
-#include <brook/store_backend.h>
 #include <brook/stateless.h>
+#include <brook/store_backend.h>
 #include <brook/test_driver.h>
 #include <brook/time.h>
 #include <brook/timestamp.h>
