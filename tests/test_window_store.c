@@ -17,6 +17,7 @@
 
 #include "state/window_store.h"
 #include "state/window_store_backend.h"
+#include "support/write_buf.h"
 
 typedef struct fixture {
   brook_aggregator_t agg;
@@ -166,15 +167,6 @@ static void test_flush_reports_in_place_changes(void **state) {
   brook_store_free(f.s);
 }
 
-static brook_err_t buf_write(const void *data, size_t len, void *opaque) {
-  unsigned char **p = opaque;
-  size_t *n = (size_t *)(p + 1);
-  *p = realloc(*p, *n + len);
-  memcpy(*p + *n, data, len);
-  *n += len;
-  return BROOK_OK;
-}
-
 static void test_snapshot_round_trip(void **state) {
   (void)state;
   fixture_t f, g;
@@ -194,12 +186,9 @@ static void test_snapshot_round_trip(void **state) {
   assert_non_null(k);
   assert_non_null(bk_ring_insert(&f.ws->rc, &k->ring, 0, 10, 1, 0));
   assert_non_null(bk_ring_insert(&f.ws->rc, &k->ring, 1, 20, 2, 0));
-  struct {
-    unsigned char *p;
-    size_t n;
-  } snap = {NULL, 0};
+  buf_t snap = {0};
   assert_int_equal(brook_store_snapshot(f.s, buf_write, &snap), BROOK_OK);
-  assert_int_equal(brook_store_restore(g.s, snap.p, snap.n), BROOK_OK);
+  assert_int_equal(brook_store_restore(g.s, snap.p, snap.len), BROOK_OK);
   assert_int_equal(brook_store_count(g.s), brook_store_count(f.s));
   assert_int_equal(g.ws->meta[3], 9);
   assert_true(g.ws->gen != 0); /* the operator notices and rebuilds */

@@ -80,6 +80,23 @@ void bk_win_close(void *state, void *opaque) {
   bk_free(a, w);
 }
 
+brook_err_t bk_win_on_watermark(brook_ctx_t *ctx, void *state, brook_time_t wm) {
+  (void)wm;
+  bk_win_t *w = state;
+  if (!bk_win_restored(w))
+    return BROOK_OK;
+  switch (w->cfg->w.kind) {
+  case BROOK_WINDOW_TUMBLING:
+    return bk_win_tumbling_rebuild(ctx, w);
+  case BROOK_WINDOW_HOPPING:
+    return bk_win_hopping_rebuild(ctx, w);
+  case BROOK_WINDOW_SLIDING:
+    return bk_win_sliding_rebuild(ctx, w);
+  default:
+    return bk_win_session_rebuild(ctx, w);
+  }
+}
+
 brook_err_t bk_win_bad_time(brook_ctx_t *ctx, const brook_record_t *rec) {
   brook_ctx_set_error(ctx, "timestamp %lld is outside the range windows support (+-2^61 ms)",
                       (long long)rec->timestamp);

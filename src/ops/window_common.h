@@ -123,6 +123,25 @@ int64_t *bk_win_scratch(bk_win_t *w, size_t n);
  * an operator that remembers it after its own changes notices any other (a restore). */
 static inline uint64_t bk_win_store_gen(const brook_store_t *s) { return s->gen; }
 
+/* Whether the window's stores changed from outside the operator (a restore) since it last
+ * looked: then it rebuilds what it derives from them (timers, lists) before anything else. */
+static inline int bk_win_restored(const bk_win_t *w) {
+  return w->ws ? w->ws_gen != w->ws->gen
+               : w->slices && bk_win_store_gen(w->slices) != w->slices_gen;
+}
+
+/* The kinds' rebuilds after a restore: they set the timers the state implies (an
+ * idempotent brook_timer_set, so restored timers are not doubled) and note the generation. */
+brook_err_t bk_win_tumbling_rebuild(brook_ctx_t *ctx, bk_win_t *w);
+brook_err_t bk_win_hopping_rebuild(brook_ctx_t *ctx, bk_win_t *w);
+brook_err_t bk_win_sliding_rebuild(brook_ctx_t *ctx, bk_win_t *w);
+brook_err_t bk_win_session_rebuild(brook_ctx_t *ctx, bk_win_t *w);
+
+/* on_watermark of every kind: a restored window rebuilds at its first callback, and this is
+ * the first when the watermark moves before any record comes (its timers at or before the
+ * watermark then fire at once). */
+brook_err_t bk_win_on_watermark(brook_ctx_t *ctx, void *state, brook_time_t wm);
+
 /* Floor of t to a multiple of `step` (also for negative t). */
 static inline brook_time_t bk_win_floor(brook_time_t t, brook_time_t step) {
   brook_time_t r = t % step;
@@ -137,10 +156,6 @@ extern const brook_operator_t bk_window_session_op;
 
 /* Bytes of hopping's meta in its window store (window_hopping.c). */
 #define BK_WIN_HOP_META_SIZE 32
-
-/* Whether the window store changed through its logical view (a restore) since the operator
- * last looked: then it rebuilds what it derives from the store (timers, lists). */
-static inline int bk_win_restored(const bk_win_t *w) { return w->ws && w->ws_gen != w->ws->gen; }
 
 brook_err_t bk_win_open(brook_ctx_t *ctx, void *opaque, void **state);
 void bk_win_close(void *state, void *opaque);

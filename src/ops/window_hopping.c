@@ -203,7 +203,7 @@ static brook_time_t next_window(const bk_win_t *w);
 
 /* After a restore: the active list is every key with slices in its ring, and the next window
  * with data has its timer (the one the records and firings before the snapshot left). */
-static brook_err_t hopping_rebuild(brook_ctx_t *ctx, bk_win_t *w) {
+brook_err_t bk_win_hopping_rebuild(brook_ctx_t *ctx, bk_win_t *w) {
   bk_hop_t *h = w->hop;
   w->ws_gen = w->ws->gen;
   h->n_active = 0;
@@ -229,7 +229,7 @@ static brook_err_t hopping_process(brook_ctx_t *ctx, void *state, const brook_re
     return BROOK_ERR_INVALID_ARG;
   bk_win_t *w = state;
   brook_err_t rerr;
-  if (bk_win_restored(w) && (rerr = hopping_rebuild(ctx, w)) < 0)
+  if (bk_win_restored(w) && (rerr = bk_win_hopping_rebuild(ctx, w)) < 0)
     return rerr;
   const bk_win_cfg_t *c = w->cfg;
   brook_time_t s = bk_win_floor(rec->timestamp, c->slice);
@@ -389,7 +389,7 @@ static brook_err_t hopping_on_timer(brook_ctx_t *ctx, void *state, const brook_t
   bk_hop_t *h = w->hop;
   brook_time_t upto = t->time > ctx->wm ? t->time : ctx->wm;
   brook_err_t err = BROOK_OK;
-  if (bk_win_restored(w) && (err = hopping_rebuild(ctx, w)) < 0)
+  if (bk_win_restored(w) && (err = bk_win_hopping_rebuild(ctx, w)) < 0)
     return err;
   while (err >= 0 && (h->n_active || w->ws->n_buckets)) {
     brook_time_t ws = next_window(w);
@@ -454,4 +454,5 @@ const brook_operator_t bk_window_hopping_op = {
     .process = hopping_process,
     .close = bk_win_close,
     .on_timer = hopping_on_timer,
+    .on_watermark = bk_win_on_watermark,
 };

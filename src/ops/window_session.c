@@ -153,7 +153,7 @@ static brook_err_t merge(brook_ctx_t *ctx, bk_win_t *w, const brook_record_t *re
 }
 
 /* After a restore: each session's timer (the store holds exactly the open sessions). */
-static brook_err_t session_rebuild(brook_ctx_t *ctx, bk_win_t *w) {
+brook_err_t bk_win_session_rebuild(brook_ctx_t *ctx, bk_win_t *w) {
   brook_store_iter_t *it;
   brook_err_t err = brook_store_iter_all(w->slices, &it);
   if (err < 0)
@@ -180,7 +180,7 @@ static brook_err_t session_process(brook_ctx_t *ctx, void *state, const brook_re
     return BROOK_ERR_INVALID_ARG;
   bk_win_t *w = state;
   brook_err_t err;
-  if (bk_win_store_gen(w->slices) != w->slices_gen && (err = session_rebuild(ctx, w)) < 0)
+  if (bk_win_restored(w) && (err = bk_win_session_rebuild(ctx, w)) < 0)
     return err;
   brook_time_t t = rec->timestamp, gap = w->cfg->w.gap;
   size_t n;
@@ -209,7 +209,7 @@ static brook_err_t session_process(brook_ctx_t *ctx, void *state, const brook_re
 static brook_err_t session_on_timer(brook_ctx_t *ctx, void *state, const brook_timer_t *tm) {
   bk_win_t *w = state;
   brook_err_t err;
-  if (bk_win_store_gen(w->slices) != w->slices_gen && (err = session_rebuild(ctx, w)) < 0)
+  if (bk_win_restored(w) && (err = bk_win_session_rebuild(ctx, w)) < 0)
     return err;
   brook_time_t s = (brook_time_t)tm->tag;
   size_t kl = session_key(w, tm->key, tm->key_len, s);
@@ -255,4 +255,5 @@ const brook_operator_t bk_window_session_op = {
     .process = session_process,
     .close = bk_win_close,
     .on_timer = session_on_timer,
+    .on_watermark = bk_win_on_watermark,
 };

@@ -90,7 +90,7 @@ static void slice_untime(bk_wkeys_t *ks, bk_wkey_t *k, brook_time_t t, uint64_t 
 }
 
 /* After a restore: the timers the slices' marks say are pending. */
-static brook_err_t sliding_rebuild(brook_ctx_t *ctx, bk_win_t *w) {
+brook_err_t bk_win_sliding_rebuild(brook_ctx_t *ctx, bk_win_t *w) {
   bk_wkeys_t *ks = w->slide;
   brook_time_t size = w->cfg->w.size;
   w->ws_gen = w->ws->gen;
@@ -121,7 +121,7 @@ static brook_err_t sliding_process(brook_ctx_t *ctx, void *state, const brook_re
     return BROOK_ERR_INVALID_ARG;
   bk_win_t *w = state;
   brook_err_t rerr;
-  if (bk_win_restored(w) && (rerr = sliding_rebuild(ctx, w)) < 0)
+  if (bk_win_restored(w) && (rerr = bk_win_sliding_rebuild(ctx, w)) < 0)
     return rerr;
   bk_wkeys_t *ks = w->slide;
   const brook_aggregator_t *agg = &w->cfg->agg;
@@ -175,7 +175,7 @@ static brook_err_t sliding_on_timer(brook_ctx_t *ctx, void *state, const brook_t
   brook_time_t t = (brook_time_t)tm->tag, size = w->cfg->w.size;
   brook_err_t err;
   if (bk_win_restored(w)) {
-    if ((err = sliding_rebuild(ctx, w)) < 0)
+    if ((err = bk_win_sliding_rebuild(ctx, w)) < 0)
       return err;
     /* The rebuild re-set this timer too (its slice is still marked): it fires now, once. */
     (void)brook_timer_delete(ctx, tm->domain, tm->time, tm->key, tm->key_len, tm->tag);
@@ -259,4 +259,5 @@ const brook_operator_t bk_window_sliding_op = {
     .process = sliding_process,
     .close = bk_win_close,
     .on_timer = sliding_on_timer,
+    .on_watermark = bk_win_on_watermark,
 };

@@ -33,7 +33,7 @@ static inline brook_err_t tumbling_one(brook_ctx_t *ctx, bk_win_t *w, const broo
 }
 
 /* After a restore: one timer per start with data, as the records that made them set. */
-static brook_err_t tumbling_rebuild(brook_ctx_t *ctx, bk_win_t *w) {
+brook_err_t bk_win_tumbling_rebuild(brook_ctx_t *ctx, bk_win_t *w) {
   w->ws_gen = w->ws->gen;
   for (size_t i = 0; i < w->ws->n_buckets; i++) {
     brook_time_t start = w->ws->buckets[i].start;
@@ -50,7 +50,7 @@ static brook_err_t tumbling_batch(brook_ctx_t *ctx, void *state, const brook_rec
                                   size_t n) {
   bk_win_t *w = state;
   brook_err_t rerr;
-  if (bk_win_restored(w) && (rerr = tumbling_rebuild(ctx, w)) < 0)
+  if (bk_win_restored(w) && (rerr = bk_win_tumbling_rebuild(ctx, w)) < 0)
     return rerr;
   for (size_t i = 0; i < n; i++) {
     brook_err_t err = tumbling_one(ctx, w, &recs[i]);
@@ -62,7 +62,7 @@ static brook_err_t tumbling_batch(brook_ctx_t *ctx, void *state, const brook_rec
 
 static brook_err_t tumbling_process(brook_ctx_t *ctx, void *state, const brook_record_t *rec) {
   brook_err_t err;
-  if (bk_win_restored(state) && (err = tumbling_rebuild(ctx, state)) < 0)
+  if (bk_win_restored(state) && (err = bk_win_tumbling_rebuild(ctx, state)) < 0)
     return err;
   return tumbling_one(ctx, state, rec);
 }
@@ -70,7 +70,7 @@ static brook_err_t tumbling_process(brook_ctx_t *ctx, void *state, const brook_r
 static brook_err_t tumbling_on_timer(brook_ctx_t *ctx, void *state, const brook_timer_t *t) {
   bk_win_t *w = state;
   brook_err_t err;
-  if (bk_win_restored(w) && (err = tumbling_rebuild(ctx, w)) < 0)
+  if (bk_win_restored(w) && (err = bk_win_tumbling_rebuild(ctx, w)) < 0)
     return err;
   brook_time_t start = (brook_time_t)t->tag;
   bk_wstore_t *ws = w->ws;
@@ -99,4 +99,5 @@ const brook_operator_t bk_window_tumbling_op = {
     .process_batch = tumbling_batch,
     .close = bk_win_close,
     .on_timer = tumbling_on_timer,
+    .on_watermark = bk_win_on_watermark,
 };

@@ -18,9 +18,10 @@
  *
  * A ring record: u32 n, fe, pe, 0; int64 upto; the back accumulator (aw bytes); then the n
  * ring elements as they are laid out in memory (int64 start, uint64 seq, acc, sfx: stride
- * bytes each), all in native byte order like the accumulators themselves. The running aggregates are part of the state, not recomputed: a restored
- * window produces the very same bytes an uninterrupted one would, even with an aggregator
- * whose merge is associative only up to rounding (floating-point sums).
+ * bytes each), all in native byte order like the accumulators themselves. The running aggregates
+ * are part of the state, not recomputed: a restored window produces the very same bytes an
+ * uninterrupted one would, even with an aggregator whose merge is associative only up to rounding
+ * (floating-point sums).
  *
  * Iteration order: meta, then segments by start and, within a segment, in insertion order
  * (the order a tumbling window emits its keys in), then rings. A restore puts the entries back
