@@ -307,7 +307,9 @@ static const uint32_t stats_old_sizes[] = {offsetof(brook_runtime_stats_t, timer
                                            offsetof(brook_runtime_stats_t, state_bytes),
                                            offsetof(brook_runtime_stats_t, records_dead_lettered),
                                            offsetof(brook_runtime_stats_t, tasks_opened),
-                                           offsetof(brook_runtime_stats_t, records_out_of_bounds)};
+                                           offsetof(brook_runtime_stats_t, records_out_of_bounds),
+                                           offsetof(brook_runtime_stats_t, commits)};
+static const uint32_t runtime_old_sizes[] = {offsetof(brook_runtime_opts_t, commit_interval_ms)};
 static const uint32_t kafka_source_old_sizes[] = {
     offsetof(brook_kafka_source_opts_t, startup_timeout_ms)};
 static const uint32_t kafka_sink_old_sizes[] = {
@@ -328,6 +330,8 @@ static int is_old_size(const opts_case_t *c, uint32_t size) {
     return IN_SIZES(stats_old_sizes, size);
   if (c->attempt == try_kafka_source)
     return IN_SIZES(kafka_source_old_sizes, size);
+  if (c->attempt == try_runtime)
+    return IN_SIZES(runtime_old_sizes, size);
   if (c->attempt == try_kafka_sink)
     return IN_SIZES(kafka_sink_old_sizes, size);
   if (c->attempt == try_watermark)

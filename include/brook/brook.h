@@ -13,6 +13,7 @@
 #include <brook/source.h>
 #include <brook/state.h>
 #include <brook/stateless.h>
+#include <brook/task.h>
 #include <brook/test_driver.h>
 #include <brook/time.h>
 #include <brook/timestamp.h>

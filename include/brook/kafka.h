@@ -124,7 +124,10 @@ typedef struct brook_kafka_source_opts {
    * above: cut to fit if too large). Written through a producer with the same bootstrap and
    * properties (so its message.max.bytes too). */
   const char *dead_letter_topic;
-  int64_t commit_interval_ms; /* default 1000 */
+  /* Deprecated and ignored: offsets are committed at the runtime's commits (runtime.h,
+   * brook_runtime_opts_t.commit_interval_ms, default 1000). Still accepted; any value but 0
+   * (the default now) logs a warning when the runtime is created. */
+  int64_t commit_interval_ms;
   /* Backpressure bound: once the runtime has this many records awaiting a delivery
    * acknowledgement (from all its sinks), the source pauses its partitions, and resumes them
    * below half of it. Default 100000. */

@@ -12,8 +12,10 @@
  * Life cycle, per instance: open() once before the first record; then process() (or
  * process_batch()) for every input record; end_of_input() once all inputs have ended (a
  * bounded source is exhausted) - NOT after brook_runtime_stop(), which only drains and
- * flushes; flush() at commit points, when the runtime goes idle and before close; close()
- * once at the end, also after a failure (then without flush). All callbacks run on the
+ * flushes; flush() once at every commit (runtime.h: every commit_interval_ms, at stop, at
+ * the end before close, and for a task when its partition is revoked; not when the runtime
+ * goes idle); close() once at the end, also after a failure (then without flush). All
+ * callbacks run on the
  * runtime's loop thread, one at a time: an operator needs no locking for its own state.
  *
  * Records handed to process() are borrowed for the call (see record.h). Records emitted
@@ -79,7 +81,8 @@ typedef struct brook_operator {
   /* Optional. All inputs have ended: emit any final results. */
   brook_err_t (*end_of_input)(brook_ctx_t *ctx, void *state);
 
-  /* Optional. Make everything received so far visible/durable (write buffers out). */
+  /* Optional. Make everything received so far visible/durable (write buffers out). Runs at
+   * every commit: what it emits is delivered before the commit's input positions. */
   brook_err_t (*flush)(brook_ctx_t *ctx, void *state);
 
   /* Optional. Release `state`. Called exactly once per successful open(). */

@@ -84,7 +84,7 @@ brook_err_t brook_store_delete(brook_store_t *s, const void *key, size_t key_len
 /* In-place update for stores with a fixed value_size: *value points at the key's value_size
  * bytes, which the caller may modify until its next call on this store. A new key gets
  * zeroed bytes and *created = 1 (created may be NULL). The change is reported to the
- * listener at the next brook_store_flush_changes() (the runtime calls it after every batch),
+ * listener at the next brook_store_flush_changes() (the runtime calls it at every commit),
  * once per key however many updates it had. BROOK_ERR_STATE if the store has no fixed
  * value_size, BROOK_ERR_NOMEM. */
 brook_err_t brook_store_update(brook_store_t *s, const void *key, size_t key_len, void **value,

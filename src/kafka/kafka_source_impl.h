@@ -16,7 +16,7 @@
 #include "kafka/kafka_startup.h"
 #include "kafka/kafka_topics.h"
 #include "kafka/kafka_trace.h"
-#include "runtime/runtime_impl.h"
+#include "runtime/services.h"
 
 /* The builder's copy of the options (kafka_source_opts.c), read-only while it runs. */
 typedef struct bk_ksrc_cfg {
@@ -32,6 +32,8 @@ typedef struct bk_kpart {
   int32_t partition;
   int assigned;
   int task_held;       /* holds its task (bk_task_acquire) */
+  int open_pending;    /* assigned: paused until its task runs (opened on the next turn) */
+  int64_t hold_from;   /* a message of it came before its task ran: read again from here */
   int64_t committable; /* every offset below it is finished; -1 = none yet */
   int64_t committed;   /* last offset committed (or -1) */
 } bk_kpart_t;
@@ -44,8 +46,9 @@ typedef struct bk_kpending {
 
 typedef enum bk_ksrc_phase {
   BK_KSRC_RUNNING,
-  BK_KSRC_STOP_DRAIN,  /* stop: waiting for pending deliveries */
-  BK_KSRC_STOP_COMMIT, /* final commit sent, waiting for its result */
+  BK_KSRC_STOP_DRAIN,  /* stop: processing what was fetched */
+  BK_KSRC_STOP_FLUSH,  /* the runtime's final commit asked for (runtime/commit.c) */
+  BK_KSRC_STOP_COMMIT, /* final offset commit sent, waiting for its result */
   BK_KSRC_JOIN_WAIT,   /* leaving: first finishing a join in progress (kafka_group.h) */
   BK_KSRC_CLOSING,     /* consumer closing (leaving the group) */
   BK_KSRC_CLOSED
@@ -61,7 +64,7 @@ typedef struct bk_ksrc {
   bk_kafka_startup_t *startup;   /* until the cluster answers (kafka_startup.h) */
   bk_topic_watch_t *topic_watch; /* subscribed topics that do not exist (kafka_topics.h) */
   bk_kprod_t *dlq;
-  uv_timer_t timer; /* commits; and backpressure / stop checks while waiting */
+  uv_timer_t timer; /* backpressure and stop checks while waiting */
   int timer_open;
   bk_kpart_t *parts;
   size_t n_parts, cap_parts;
@@ -74,6 +77,7 @@ typedef struct bk_ksrc {
   size_t batch_part;
   int64_t batch_next; /* -1: the batch consumed nothing */
   int paused;
+  int opens_pending; /* some partition's task opens on the next turn */
   bk_ksrc_phase_t phase;
   int commit_in_flight;
   int synced;            /* a group assignment came (the assignor's state exists) */
@@ -103,7 +107,8 @@ size_t bk_ksrc_part_find(bk_ksrc_t *k, const char *topic, int32_t partition);
 /* The partition's index, added if new; SIZE_MAX if out of memory. Its index is its split. */
 size_t bk_ksrc_part_get(bk_ksrc_t *k, const char *topic, int32_t partition);
 
-/* Pauses (or resumes) the partitions in `l`, or every assigned partition if `l` is NULL. */
+/* Pauses (or resumes) the partitions in `l`, or every assigned partition if `l` is NULL
+ * (those whose task is not open yet stay paused). */
 void bk_ksrc_set_paused(bk_ksrc_t *k, int pause, rd_kafka_topic_partition_list_t *l);
 
 /* ---- kafka_consumer.c ---- */
@@ -126,8 +131,13 @@ void bk_ksrc_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 /* An assigned partition holds the source's watermark back from now on. */
 void bk_ksrc_hold_watermark(bk_ksrc_t *k, size_t part);
 
-/* The partition is ours from now on: its task opens (runtime/task.c). */
+/* The partition is ours from now on: its task opens (runtime/task.c) and, unless the source
+ * is paused, its records flow. Outside the rebalance callback. */
 void bk_ksrc_open_task(bk_ksrc_t *k, size_t part);
+
+/* Opens the tasks of the partitions assigned since the last turn (the rebalance callback only
+ * records them). Outside the rebalance callback, before the next batch is read. */
+void bk_ksrc_open_pending_tasks(bk_ksrc_t *k);
 
 /* ---- kafka_batch.c ---- */
 
@@ -143,9 +153,17 @@ brook_err_t bk_ksrc_read_batch(bk_ksrc_t *k);
 void bk_ksrc_on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                        rd_kafka_topic_partition_list_t *offsets, void *opaque);
 
+/* The runtime's commit (bk_commit_fn, runtime/commit.c): the batches of epochs <= `epoch`
+ * are finished; their offsets are committed. A final one moves the stop sequence on. */
+void bk_ksrc_commit_point(void *opaque, uint64_t epoch, int final);
+
 /* Commits (asynchronously) every assigned partition whose committable offset moved; with
  * `only` set, just the partitions in it. Returns 1 if a commit was sent. */
 int bk_ksrc_commit_finished(bk_ksrc_t *k, const rd_kafka_topic_partition_list_t *only);
+
+/* A revocation's commit: the partitions in `parts` (their tasks just flushed) commit what the
+ * runtime's last commit finished, or everything read if no output is in flight. */
+void bk_ksrc_commit_revoked(bk_ksrc_t *k, const rd_kafka_topic_partition_list_t *parts);
 
 /* Drops the queued batch ends of partition `part`. */
 void bk_ksrc_forget_pending(bk_ksrc_t *k, size_t part);

@@ -15,57 +15,21 @@
 #include "core/errmsg.h"
 #include "core/topology.h"
 #include "plan/plan.h"
+#include "runtime/commit.h"
 #include "runtime/delivery.h"
+#include "runtime/services.h"
 #include "time/watermark.h"
-
-typedef struct bk_src bk_src_t;
 
 /* One input partition's instances of the per-task nodes (task.c), like a Kafka Streams task:
  * their operator state, timers and stores belong to that partition only. */
 typedef struct bk_task {
   int32_t id;           /* the partition number (co-partitioned topics share a task) */
   int refs;             /* sources holding the partition */
+  int state;            /* brook_task_state_t (task.h) */
   brook_ctx_t *insts;   /* indexed like plan.order; only per-task nodes are set up */
   brook_time_t fold_wm; /* event_time.c: a source's splits folded per task */
   int fold_active, fold_present;
 } bk_task_t;
-
-/* Where a record came from: the input message behind it (runtime-owned strings valid while
- * the source's batch is processed). */
-typedef struct bk_origin {
-  const char *topic;
-  int32_t partition;
-  int64_t offset;
-} bk_origin_t;
-
-/* A source kind's runtime side (the bk_source_type_t's runtime_vt). Runs on the loop thread
- * except create/destroy, which run where the runtime is created and freed. */
-typedef struct bk_source_vt {
-  brook_err_t (*create)(bk_src_t *src);
-  /* Acquires synchronous resources (opens files); no loop handles yet. On failure it must
-   * leave nothing behind: the runtime then fails to start cleanly. */
-  brook_err_t (*start)(bk_src_t *src);
-  /* Opens handles on rt->loop and sets src->ready (bk_sched_ready) when data is available.
-   * A failure here is reported through the runtime's status. */
-  brook_err_t (*attach)(bk_src_t *src);
-  /* Optional: the runtime's async handle fired (another thread may have queued data). */
-  void (*on_wake)(bk_src_t *src);
-  /* Emits at most one batch (bk_src_port(src) or bk_src_emit_array). Returns BROOK_OK,
-   * BROOK_DONE when the source has ended (it may have emitted records too), or an error. */
-  brook_err_t (*produce)(bk_src_t *src);
-  /* The batch has passed through the pipeline: its memory may be reused. */
-  void (*batch_done)(bk_src_t *src);
-  /* A stop was requested: take no new input; end once what was accepted is processed. */
-  void (*stop)(bk_src_t *src);
-  /* Close handles with bk_runtime_close_handle / release holds. Called once, after start
-   * succeeded (whether or not attach ran). */
-  void (*close)(bk_src_t *src);
-  void (*destroy)(bk_src_t *src);
-  /* Optional, while its batch is processed (rt->batch_src): the input message that `rec`, a
-   * record of the batch or one derived from it, comes from. 1 and *out filled, or 0 if it
-   * cannot tell. Costs nothing until asked: it runs only for records that fail. */
-  int (*origin)(bk_src_t *src, const brook_record_t *rec, bk_origin_t *out);
-} bk_source_vt_t;
 
 struct bk_src {
   brook_runtime_t *rt;
@@ -141,15 +105,17 @@ struct brook_runtime {
   brook_err_t status;
   bk_errmsg_t msg;
   brook_runtime_stats_t stats;
-  bk_delivery_t delivery; /* asynchronous sink writes by source-batch epoch */
+  bk_delivery_t delivery;     /* asynchronous sink writes by source-batch epoch */
+  bk_commit_t commit;         /* commit.c */
+  void *slots[BK_SLOT_COUNT]; /* services.h: what a source/sink layer shares per runtime */
+  /* task.c: fills a new task's stores before it runs (the test driver's snapshots). */
+  brook_err_t (*task_restore)(brook_runtime_t *rt, struct bk_task *t, void *opaque);
+  void *task_restore_opaque;
 };
 
 /* ---- exec.c: moving records ---- */
 brook_err_t bk_ctx_process(brook_ctx_t *ctx, size_t input, const brook_record_t *recs, size_t n);
 brook_err_t bk_ctx_flush_ports(brook_ctx_t *ctx);
-/* Records `err` as the pipeline's failure unless one is already recorded. */
-void bk_runtime_fail(brook_runtime_t *rt, brook_err_t err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 /* ---- event_time.c: watermarks and timers ---- */
 /* Stamps a source's batch in place: event time from the extractor (records it fails on
@@ -169,6 +135,8 @@ void bk_time_free_ctx(brook_runtime_t *rt, brook_ctx_t *c);
 /* ---- context_state.c ---- */
 /* Reports in-place store changes to their listeners (after each batch). */
 void bk_state_flush_changes(brook_runtime_t *rt);
+/* The same for one operator instance's stores. */
+void bk_state_flush_ctx(brook_runtime_t *rt, brook_ctx_t *c);
 /* Frees an operator's stores (after close). */
 void bk_state_free_ctx(brook_runtime_t *rt, brook_ctx_t *c);
 
@@ -179,16 +147,6 @@ void bk_runtime_destroy_if_requested(brook_runtime_t *rt);
 
 /* ---- scheduler.c: the loop side ---- */
 brook_err_t bk_sched_start(brook_runtime_t *rt, uv_loop_t *loop);
-/* Marks `src` ready and makes sure the idle handle runs. Loop thread. */
-void bk_sched_ready(bk_src_t *src);
-/* Wakes the loop from any thread (async-signal-safe). */
-void bk_runtime_wake(brook_runtime_t *rt);
-/* Closes a handle on behalf of the runtime; finishing waits for its callback. */
-void bk_runtime_close_handle(brook_runtime_t *rt, uv_handle_t *h);
-void bk_runtime_hold(brook_runtime_t *rt);
-void bk_runtime_release(brook_runtime_t *rt);
-/* Called when the loop thread should look at source states (ended, stop). */
-void bk_sched_poke(brook_runtime_t *rt);
 /* Operator life cycle (also used by the test driver). */
 brook_err_t bk_open_operators(brook_runtime_t *rt);
 void bk_close_operators(brook_runtime_t *rt);
@@ -208,21 +166,15 @@ brook_err_t bk_call_flush(brook_ctx_t *c, void *state);
 /* Marks the nodes that run once per task: those fed only by partitioned sources (or by
  * other per-task nodes), up to the first re-keying (key_by), sinks excluded. */
 brook_err_t bk_tasks_plan(brook_runtime_t *rt);
-/* One more holder of task `id` (>= 0): the first creates it and opens its operators.
- * Loop thread, operators open. A failure is also recorded in rt->status. */
-brook_err_t bk_task_acquire(brook_runtime_t *rt, int32_t id);
-/* One holder fewer: the last flushes the task's operators (their output goes on), closes
- * them and frees their state and timers. */
-void bk_task_release(brook_runtime_t *rt, int32_t id);
-/* Closes every task without flushing (the runtime is closing or failed), then frees them. */
-void bk_tasks_close_all(brook_runtime_t *rt);
+/* Closes every task (the runtime is closing): SUSPENDED then CLOSED with `reason`, without
+ * flushing (a finished run has committed already; a failed one must not flush). */
+void bk_tasks_close_all(brook_runtime_t *rt, const char *reason);
 void bk_tasks_free(brook_runtime_t *rt);
-/* Split `split` of partitioned source `src` feeds task `id` (its watermark is the task's). */
-brook_err_t bk_src_split_task(bk_src_t *src, size_t split, int32_t id);
-/* The records in the source's port belong to task `id`: they move to the task's instance,
- * which src->ctx becomes until bk_src_leave_task. Returns 0, or -1 if the task is not open
- * (the records are left in place). */
-int bk_src_enter_task(bk_src_t *src, int32_t id);
+/* Sets what restores a task's state in RESTORING (task.c): called with its operators open
+ * (their stores exist, empty); an error fails the run and the task closes. NULL: nothing to
+ * restore. */
+typedef brook_err_t (*bk_task_restore_fn)(brook_runtime_t *rt, bk_task_t *t, void *opaque);
+void bk_tasks_set_restorer(brook_runtime_t *rt, bk_task_restore_fn fn, void *opaque);
 void bk_src_leave_task(bk_src_t *src);
 
 static inline bk_task_t *bk_task_find(const brook_runtime_t *rt, int32_t id) {
@@ -242,6 +194,5 @@ static inline brook_ctx_t *bk_inst_at(const brook_runtime_t *rt, size_t i, size_
 static inline bk_port_t *bk_src_port(bk_src_t *src) { return &src->ctx->ports[0]; }
 /* Delivers an array of records produced by a source without copying. */
 brook_err_t bk_src_emit_array(bk_src_t *src, brook_record_t *recs, size_t n);
-brook_time_t bk_wallclock_ms(void);
 
 #endif

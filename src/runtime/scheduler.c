@@ -117,7 +117,8 @@ brook_err_t bk_call_flush(brook_ctx_t *c, void *state) {
 
 void bk_sched_poke(brook_runtime_t *rt) {
   if (rt->state == BK_RT_FLUSHING) {
-    if (rt->status != BROOK_OK || rt->delivery.total == 0)
+    bk_commit_poll(rt); /* the final commit completes once its outputs are acknowledged */
+    if (rt->status != BROOK_OK || (rt->delivery.total == 0 && !bk_commit_waiting(&rt->commit)))
       finish(rt);
     return;
   }
@@ -125,19 +126,15 @@ void bk_sched_poke(brook_runtime_t *rt) {
     return;
   if (rt->state == BK_RT_RUNNING && atomic_load(&rt->stop_flag))
     begin_drain(rt);
+  if (rt->status == BROOK_OK)
+    bk_commit_poll(rt); /* outside any batch: flush() may run (commit.c) */
   if (rt->status != BROOK_OK || all_sources_ended(rt)) {
     finish(rt);
     return;
   }
+  /* Going idle does not flush: flush() runs at commits (commit.c), every
+   * commit_interval_ms, which bounds how long buffered output waits. */
   int ready = any_source_ready(rt) && !rt->delivery.held;
-  if (!ready && rt->idle_active) {
-    /* Going idle: write buffered output out now rather than when the next batch comes. */
-    bk_for_each_operator(rt, bk_call_flush);
-    if (rt->status != BROOK_OK) {
-      finish(rt);
-      return;
-    }
-  }
   idle_set(rt, ready);
   clock_arm(rt);
 }
@@ -150,8 +147,6 @@ static void on_clock(uv_timer_t *h) {
     return;
   rt->now_ms = bk_wallclock_ms();
   bk_time_tick(rt);
-  if (rt->status == BROOK_OK)
-    bk_state_flush_changes(rt);
   bk_sched_poke(rt);
 }
 
@@ -209,8 +204,6 @@ static void run_batch(brook_runtime_t *rt, bk_src_t *src) {
     bk_runtime_fail(rt, err, "source '%s' failed: %s", src->ctx->node->name, brook_strerror(err));
   if (rt->status == BROOK_OK)
     bk_time_pass(rt);
-  if (rt->status == BROOK_OK)
-    bk_state_flush_changes(rt);
 }
 
 static void on_idle(uv_idle_t *h) {
@@ -264,7 +257,9 @@ static void on_async(uv_async_t *h) {
 }
 
 void bk_close_operators(brook_runtime_t *rt) {
-  bk_tasks_close_all(rt);
+  bk_tasks_close_all(rt, rt->status != BROOK_OK ? "the run failed (closed without flush or commit)"
+                         : atomic_load(&rt->stop_flag) ? "stopped"
+                                                       : "end of input");
   for (size_t i = 0; i < rt->plan.n; i++) {
     brook_ctx_t *c = &rt->insts[i];
     if (c->opened && c->node->op.close)
@@ -279,12 +274,10 @@ static void finish(brook_runtime_t *rt) {
   if (rt->status == BROOK_OK && rt->state == BK_RT_RUNNING) {
     bk_time_pass(rt); /* every source ended: the watermark is at its maximum, timers fire */
     if (rt->status == BROOK_OK)
-      bk_state_flush_changes(rt);
-    bk_for_each_operator(rt, bk_call_end_of_input); /* natural end: emit final results */
+      bk_for_each_operator(rt, bk_call_end_of_input); /* natural end: emit final results */
   }
-  if (rt->status == BROOK_OK)
-    bk_for_each_operator(rt, bk_call_flush);
-  if (rt->status == BROOK_OK && rt->delivery.total) {
+  bk_commit_final(rt); /* flush(), stores, then the outputs' acknowledgements (commit.c) */
+  if (rt->status == BROOK_OK && (rt->delivery.total || bk_commit_waiting(&rt->commit))) {
     /* Sinks still wait for acknowledgements: close once they are in (or one fails). */
     rt->state = BK_RT_FLUSHING;
     idle_set(rt, 0);
@@ -299,6 +292,7 @@ static void finish(brook_runtime_t *rt) {
     rt->clock_open = 0;
     bk_runtime_close_handle(rt, (uv_handle_t *)&rt->clock);
   }
+  bk_commit_close(rt);
   atomic_store(&rt->async_live, 0);
   while (atomic_load(&rt->senders)) /* a sender is inside uv_async_send: a few instructions */
     ;
@@ -392,6 +386,7 @@ brook_err_t bk_sched_start(brook_runtime_t *rt, uv_loop_t *loop) {
   uv_timer_init(loop, &rt->clock);
   rt->clock.data = rt;
   rt->clock_open = 1;
+  bk_commit_start(rt);
   rt->state = BK_RT_RUNNING;
   atomic_store(&rt->async_live, 1);
   for (size_t i = 0; i < rt->n_sources && rt->status == BROOK_OK; i++) {

@@ -116,7 +116,53 @@ static brook_err_t open_task(brook_runtime_t *rt, bk_task_t *t) {
   return BROOK_OK;
 }
 
-brook_err_t bk_task_acquire(brook_runtime_t *rt, int32_t id) {
+/* ---- the life cycle (brook/task.h) ---- */
+
+const char *brook_task_state_name(int state) {
+  static const char *const names[] = {"CREATED", "RESTORING", "RUNNING", "SUSPENDED", "CLOSED"};
+  return state >= 0 && state <= BROOK_TASK_CLOSED ? names[state] : "UNKNOWN";
+}
+
+static void report(brook_runtime_t *rt, int32_t id, int old, int state, const char *reason) {
+  if (rt->opts.on_task_state)
+    rt->opts.on_task_state(id, old, state, reason, rt->opts.on_task_state_opaque);
+}
+
+static void set_state(brook_runtime_t *rt, bk_task_t *t, int state, const char *reason) {
+  int old = t->state;
+  t->state = state;
+  report(rt, t->id, old, state, reason);
+}
+
+/* Closes a task (operators closed, state freed) and reports CLOSED. */
+static void close_task(brook_runtime_t *rt, bk_task_t *t, const char *reason) {
+  int32_t id = t->id;
+  int old = t->state;
+  destroy_task(rt, t);
+  report(rt, id, old, BROOK_TASK_CLOSED, reason);
+}
+
+void bk_tasks_set_restorer(brook_runtime_t *rt, bk_task_restore_fn fn, void *opaque) {
+  rt->task_restore = fn;
+  rt->task_restore_opaque = opaque;
+}
+
+/* RESTORING: the operators are open (their stores exist, empty); their state is restored
+ * into them before the task runs. Nothing persists locally yet (no disk store), so unless a
+ * restorer is set (the test driver's snapshots) there is nothing to restore. */
+static brook_err_t restore_task(brook_runtime_t *rt, bk_task_t *t) {
+  set_state(rt, t, BROOK_TASK_RESTORING,
+            rt->task_restore ? "restoring its state" : "nothing to restore");
+  if (!rt->task_restore)
+    return BROOK_OK;
+  brook_err_t err = rt->task_restore(rt, t, rt->task_restore_opaque);
+  if (err < 0)
+    bk_runtime_fail(rt, err, "runtime: restoring the task of partition %d failed: %s", (int)t->id,
+                    rt->msg.text[0] ? rt->msg.text : brook_strerror(err));
+  return err;
+}
+
+brook_err_t bk_task_acquire(brook_runtime_t *rt, int32_t id, const char *reason) {
   if (!rt->per_task || id < 0)
     return BROOK_OK; /* nothing runs per task */
   bk_task_t *t = bk_task_find(rt, id);
@@ -139,30 +185,36 @@ brook_err_t bk_task_acquire(brook_runtime_t *rt, int32_t id) {
     goto fail;
   t->id = id;
   t->refs = 1;
+  t->state = BROOK_TASK_CREATED;
   if (!(t->insts = bk_calloc(a, rt->plan.n, sizeof(*t->insts))) || build_task(rt, t)) {
     destroy_task(rt, t);
     goto fail;
   }
-  if ((err = open_task(rt, t)) < 0) {
-    destroy_task(rt, t);
+  set_state(rt, t, BROOK_TASK_CREATED, reason);
+  if ((err = open_task(rt, t)) < 0 || (err = restore_task(rt, t)) < 0) {
+    close_task(rt, t, "failed to open or restore");
     return err;
   }
   rt->tasks[rt->n_tasks++] = t;
   rt->task_by_id[id] = t;
   rt->stats.tasks_opened++;
+  set_state(rt, t, BROOK_TASK_RUNNING, "restored");
   return BROOK_OK;
 fail:
   bk_runtime_fail(rt, err, "runtime: out of memory creating the task of partition %d", (int)id);
   return err;
 }
 
-/* Runs every opened operator of the task through flush(), delivering what it emits. */
+/* Runs every opened operator of the task through flush(), delivering what it emits, then
+ * reports its stores' changes: the task's part of a commit (commit.c), at its revocation. */
 static void flush_task(brook_runtime_t *rt, bk_task_t *t) {
   for (size_t i = 0; i < rt->plan.n && rt->status == BROOK_OK; i++) {
     brook_ctx_t *c = &t->insts[i];
     if (c->opened && c->node->kind == BK_NODE_OPERATOR)
       bk_call_operator(rt, c, bk_call_flush);
   }
+  for (size_t i = 0; i < rt->plan.n && rt->status == BROOK_OK; i++)
+    bk_state_flush_ctx(rt, &t->insts[i]);
 }
 
 static void unlink_task(brook_runtime_t *rt, bk_task_t *t) {
@@ -176,27 +228,37 @@ static void unlink_task(brook_runtime_t *rt, bk_task_t *t) {
   rt->task_by_id[t->id] = NULL;
 }
 
-void bk_task_release(brook_runtime_t *rt, int32_t id) {
+void bk_task_suspend(brook_runtime_t *rt, int32_t id, const char *reason) {
+  bk_task_t *t = bk_task_find(rt, id);
+  if (!t || t->refs > 1 || t->state != BROOK_TASK_RUNNING)
+    return;
+  flush_task(rt, t);
+  set_state(rt, t, BROOK_TASK_SUSPENDED, reason);
+}
+
+void bk_task_release(brook_runtime_t *rt, int32_t id, const char *reason) {
   bk_task_t *t = bk_task_find(rt, id);
   if (!t || --t->refs > 0)
     return;
-  flush_task(rt, t);
+  bk_task_suspend(rt, id, reason);
   unlink_task(rt, t);
-  destroy_task(rt, t);
   rt->stats.tasks_closed++;
+  close_task(rt, t, "closed");
 }
 
-void bk_tasks_close_all(brook_runtime_t *rt) {
+void bk_tasks_close_all(brook_runtime_t *rt, const char *reason) {
   while (rt->n_tasks) {
     bk_task_t *t = rt->tasks[rt->n_tasks - 1];
+    if (t->state == BROOK_TASK_RUNNING)
+      set_state(rt, t, BROOK_TASK_SUSPENDED, reason);
     unlink_task(rt, t);
-    destroy_task(rt, t);
     rt->stats.tasks_closed++;
+    close_task(rt, t, "closed");
   }
 }
 
 void bk_tasks_free(brook_runtime_t *rt) {
-  bk_tasks_close_all(rt);
+  bk_tasks_close_all(rt, "the runtime was freed");
   bk_free(&rt->alloc, rt->tasks);
   bk_free(&rt->alloc, rt->task_by_id);
   bk_free(&rt->alloc, rt->per_task);
@@ -204,6 +266,13 @@ void bk_tasks_free(brook_runtime_t *rt) {
   rt->per_task = NULL;
   rt->n_tasks = rt->cap_tasks = rt->n_task_ids = 0;
 }
+
+int bk_task_state(const brook_runtime_t *rt, int32_t id) {
+  const bk_task_t *t = bk_task_find(rt, id);
+  return t ? t->state : -1;
+}
+
+int bk_rt_has_tasks(const brook_runtime_t *rt) { return rt->per_task != NULL; }
 
 brook_err_t bk_src_split_task(bk_src_t *src, size_t split, int32_t id) {
   if (split >= src->n_split_task) {
@@ -223,7 +292,7 @@ int bk_src_enter_task(bk_src_t *src, int32_t id) {
   brook_runtime_t *rt = src->rt;
   size_t pos = rt->plan.pos[src->home->node->id];
   bk_task_t *t = rt->per_task && rt->per_task[pos] ? bk_task_find(rt, id) : NULL;
-  if (!t)
+  if (!t || t->state != BROOK_TASK_RUNNING)
     return -1;
   brook_ctx_t *c = &t->insts[pos];
   c->ports[0].n = src->home->ports[0].n; /* same buffer: the records stay where they are */

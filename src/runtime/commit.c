@@ -1,0 +1,126 @@
+/* The commit coordinator. A commit runs every commit_interval_ms (runtime options), when a
+ * stop asks for one and at the end of the run, in this order:
+ *   1. every open operator instance's flush() (what it emits is delivered downstream);
+ *   2. every store's pending in-place changes to its listener (brook_store_flush_changes);
+ *   3. the commit point: the current delivery epoch (delivery.h) - every output derived from
+ *      input processed so far, including what the flushes emitted, counts against an epoch
+ *      <= point; the epoch moves on, so later output counts against later epochs. The
+ *      commit then waits, without blocking the loop, until no delivery of an epoch <= point
+ *      is pending (the brokers acknowledged every sink's records up to the commit point);
+ *   4. the sources' commits (bk_commit_register): each commits the input of its batches of
+ *      epochs <= point (the Kafka source: their offsets).
+ * Steps 1-3 run on a scheduler turn outside any batch, so flush() never sees a batch half
+ * done; a commit begins only once the previous one has completed (one at a time), and is
+ * skipped while nothing ran since the last one (no batch, no timer) unless a stop asked for
+ * it. A revoked partition's task commits on its own, inside the rebalance (task.c, kafka).
+ * Loop thread. */
+#include "runtime/commit.h"
+
+#include "core/alloc.h"
+#include "runtime/runtime_impl.h"
+
+brook_err_t bk_commit_register(brook_runtime_t *rt, bk_commit_fn fn, void *opaque) {
+  bk_commit_t *c = &rt->commit;
+  if (bk_grow(&rt->alloc, (void **)&c->fns, &c->cap_fns, c->n_fns + 1, sizeof(*c->fns)))
+    return BROOK_ERR_NOMEM;
+  c->fns[c->n_fns++] = (bk_committer_t){fn, opaque};
+  return BROOK_OK;
+}
+
+uint64_t bk_rt_batch_epoch(const brook_runtime_t *rt) { return rt->delivery.epoch; }
+
+void bk_commit_request(brook_runtime_t *rt, int final) {
+  rt->commit.due = 1;
+  rt->commit.due_final |= final;
+  if (!rt->batch_src) /* inside a batch, the scheduler's turn after it begins the commit */
+    bk_sched_poke(rt);
+}
+
+static void on_interval(uv_timer_t *h) {
+  brook_runtime_t *rt = h->data;
+  rt->commit.due = 1;
+  bk_sched_poke(rt);
+}
+
+void bk_commit_start(brook_runtime_t *rt) {
+  bk_commit_t *c = &rt->commit;
+  uv_timer_init(rt->loop, &c->timer); /* cannot fail (libuv), like the runtime's clock */
+  c->timer.data = rt;
+  c->timer_open = 1;
+  uint64_t ms = (uint64_t)rt->opts.commit_interval_ms;
+  uv_timer_start(&c->timer, on_interval, ms, ms);
+}
+
+void bk_commit_close(brook_runtime_t *rt) {
+  bk_commit_t *c = &rt->commit;
+  if (!c->timer_open)
+    return;
+  c->timer_open = 0;
+  uv_timer_stop(&c->timer);
+  bk_runtime_close_handle(rt, (uv_handle_t *)&c->timer);
+}
+
+void bk_commit_free(brook_runtime_t *rt) {
+  bk_free(&rt->alloc, rt->commit.fns);
+  rt->commit.fns = NULL;
+  rt->commit.n_fns = rt->commit.cap_fns = 0;
+}
+
+/* Steps 1-3: flushes, then the commit point. */
+static void begin(brook_runtime_t *rt, int final) {
+  bk_commit_t *c = &rt->commit;
+  c->due = 0;
+  if (final)
+    c->due_final = 0;
+  c->work_seen = rt->stats.batches + rt->stats.timers_fired;
+  bk_for_each_operator(rt, bk_call_flush);
+  if (rt->status == BROOK_OK)
+    bk_state_flush_changes(rt);
+  if (rt->status != BROOK_OK)
+    return;
+  c->point = rt->delivery.epoch;
+  c->point_final = final;
+  bk_delivery_next_epoch(&rt->delivery);
+}
+
+/* Step 4, once every delivery up to the point is acknowledged. */
+static int complete(brook_runtime_t *rt) {
+  bk_commit_t *c = &rt->commit;
+  if (!c->point || bk_delivery_oldest_pending(&rt->delivery) <= c->point)
+    return 0;
+  uint64_t point = c->point;
+  int final = c->point_final;
+  c->point = 0;
+  rt->stats.commits++;
+  for (size_t i = 0; i < c->n_fns && rt->status == BROOK_OK; i++)
+    c->fns[i].fn(c->fns[i].opaque, point, final);
+  return 1;
+}
+
+void bk_commit_poll(brook_runtime_t *rt) {
+  bk_commit_t *c = &rt->commit;
+  if (rt->status != BROOK_OK)
+    return;
+  complete(rt);
+  if (c->point || !c->due || rt->state == BK_RT_CLOSING || rt->state == BK_RT_DONE)
+    return;
+  if (!c->due_final && rt->stats.batches + rt->stats.timers_fired == c->work_seen) {
+    c->due = 0; /* nothing ran since the last commit: nothing to flush or commit */
+    return;
+  }
+  begin(rt, c->due_final);
+  complete(rt); /* nothing was pending: done at once */
+}
+
+void bk_commit_final(brook_runtime_t *rt) {
+  bk_commit_t *c = &rt->commit;
+  if (c->final_begun || rt->status != BROOK_OK)
+    return;
+  c->final_begun = 1;
+  if (c->point) { /* after the one in progress */
+    c->due = c->due_final = 1;
+    return;
+  }
+  begin(rt, 1);
+  complete(rt);
+}
