@@ -155,12 +155,12 @@ static char *conf_dump(const brook_allocator_t *a, rd_kafka_conf_t *conf) {
   char *out = bk_malloc(a, len);
   if (out) {
     char *w = out;
-    for (size_t i = 0; i < n + tn; i++) {
-      const char *x = i < n ? kv[i] : tkv[i - n];
-      size_t l = strlen(x);
-      memcpy(w, x, l);
-      w += l;
-      *w++ = i % 2 ? '\n' : '=';
+    for (size_t i = 0; i + 1 < n + tn; i += 2) {
+      const char *key = i < n ? kv[i] : tkv[i - n];
+      const char *val = i < n ? kv[i + 1] : tkv[i + 1 - n];
+      if (strncmp(val, "0x", 2) == 0)
+        continue; /* a pointer (default_topic_conf): not configuration to compare */
+      w += sprintf(w, "%s=%s\n", key, val);
     }
     *w = '\0';
   }
