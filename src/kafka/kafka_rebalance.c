@@ -161,7 +161,9 @@ void bk_ksrc_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     bk_ksrc_log(k, BROOK_LOG_INFO, "%d partition(s) assigned (%s rebalance)", parts->cnt,
                 rd_kafka_rebalance_protocol(rk));
   } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-    revoke_parts(k, parts, "partition revoked");
+    revoke_parts(k, parts,
+                 k->phase >= BK_KSRC_STOP_COMMIT ? "stopped (leaving the group)"
+                                                 : "partition revoked");
     if (cooperative)
       e = rd_kafka_incremental_unassign(rk, parts);
     else
