@@ -329,12 +329,55 @@ static void test_one_producer_per_configuration(void **state) {
   assert_int_equal(broker_stop(&b), 0);
 }
 
+/* Two sources' dead-letter outputs (the same properties) share one client; the sink's
+ * producer differs from them (a dead-letter output sends one letter per batch). */
+static void test_dead_letter_outputs_share(void **state) {
+  (void)state;
+  broker_proc_t b;
+  assert_int_equal(
+      broker_start(&b, 1, (const char *const[]){"in1:1", "in2:1", "out:1", "dlq:1", NULL}, NULL),
+      0);
+  brook_topology_t *t = collect_topology(BROOK_ON_ERROR_FAIL);
+  brook_stream_t *in[2];
+  static const brook_kafka_partition_t p1[] = {{"in1", 0, BROOK_KAFKA_OFFSET_BEGINNING}};
+  static const brook_kafka_partition_t p2[] = {{"in2", 0, BROOK_KAFKA_OFFSET_BEGINNING}};
+  for (int i = 0; i < 2; i++) {
+    brook_kafka_source_opts_t so;
+    brook_kafka_source_opts_init(&so);
+    so.bootstrap_servers = b.bootstrap;
+    so.group_id = "g-dlq";
+    so.partitions = i ? p2 : p1;
+    so.n_partitions = 1;
+    so.on_malformed = BROOK_KAFKA_MALFORMED_DEAD_LETTER;
+    so.dead_letter_topic = "dlq";
+    in[i] = brook_source_kafka(t, i ? "in2" : "in1", &so);
+  }
+  brook_stream_t *both = brook_merge(in, 2);
+  brook_kafka_sink_opts_t ko = sink_to(b.bootstrap, "out", NULL);
+  assert_int_equal(brook_sink_kafka(both, "out", &ko), BROOK_OK);
+  brook_runtime_t *rt = NULL;
+  assert_int_equal(brook_runtime_new(&rt, t, kh_rt_opts()), BROOK_OK);
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(brook_runtime_start(rt, &loop), BROOK_OK); /* sinks and sources attach */
+  assert_int_equal(bk_kprod_clients(rt), 2);
+  brook_runtime_stop(rt);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(brook_runtime_status(rt), BROOK_OK);
+  assert_int_equal(bk_kprod_clients(rt), 0);
+  brook_runtime_free(rt);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  brook_topology_free(t);
+  assert_int_equal(broker_stop(&b), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_committed_never_passes_acknowledged),
       cmocka_unit_test(test_buffering_operator_flushed_before_commit),
       cmocka_unit_test(test_source_commit_interval_deprecated),
       cmocka_unit_test(test_one_producer_per_configuration),
+      cmocka_unit_test(test_dead_letter_outputs_share),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
