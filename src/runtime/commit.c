@@ -102,7 +102,11 @@ void bk_commit_poll(brook_runtime_t *rt) {
   if (rt->status != BROOK_OK)
     return;
   complete(rt);
-  if (c->point || !c->due || rt->state == BK_RT_CLOSING || rt->state == BK_RT_DONE)
+  if (c->point || !c->due)
+    return;
+  /* After the end's final commit began, only that one (queued behind another) may start. */
+  if (rt->state != BK_RT_RUNNING && rt->state != BK_RT_DRAINING &&
+      !(rt->state == BK_RT_FLUSHING && c->due_final))
     return;
   if (!c->due_final && rt->stats.batches + rt->stats.timers_fired == c->work_seen) {
     c->due = 0; /* nothing ran since the last commit: nothing to flush or commit */
