@@ -15,8 +15,9 @@
  * partitioner=murmur2_random (the Java client's: the same key lands in the same partition
  * as from Kafka Streams).
  *
- * Delivery: at least once. A source commits an input offset only once every record derived
- * from it has been delivered by every Kafka sink (acknowledged by the brokers): per partition,
+ * Delivery: at least once. A source commits input offsets at the runtime's commits (runtime.h,
+ * commit_interval_ms), and an offset only once every record derived from it has been
+ * delivered by every Kafka sink (acknowledged by the brokers): per partition,
  * the lowest offset not yet finished bounds the commit. Records absorbed into operator state
  * (windows, aggregates) count as finished when absorbed; that state survives a crash only
  * once changelogs exist (not yet).
