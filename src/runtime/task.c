@@ -4,14 +4,6 @@
  * partition is assigned and flushed and closed when it is revoked, so the state of one
  * partition never mixes with another's and leaves with its partition.
  *
- * Its life cycle (brook/task.h), each change reported to the runtime's on_task_state:
- * CREATED (instances built) -> RESTORING (operators open, so their stores exist; the restorer
- * fills them: today only a hook, set by the test driver's snapshots, and synchronous - the
- * changelog restore will run in slices on the loop) -> RUNNING (enters the task map: only
- * now do records reach it, bk_src_enter_task) -> SUSPENDED (flushed: its part of a commit;
- * its holder commits its input) -> CLOSED (operators closed, state freed). The holder (the
- * Kafka source) acquires a task outside the consumer's rebalance callback.
- *
  * Which nodes run per task: a partitioned source, and an operator with outputs whose inputs
  * all come from per-task nodes other than a re-keying one (key_by: after it a key's records
  * come from every partition, so that state stays process-wide). Sinks are process-wide: they
@@ -20,7 +12,15 @@
  *
  * A task's output ports share the buffer of the process-wide instance's port: a port is
  * empty whenever control leaves its node (delivery is synchronous and each activation ends
- * by flushing), and a task's records never reach another task. Loop thread. */
+ * by flushing), and a task's records never reach another task. Loop thread.
+ *
+ * Its life cycle (brook/task.h), each change reported to the runtime's on_task_state:
+ * CREATED (instances built) -> RESTORING (operators open, so their stores exist; the restorer
+ * fills them: today only a hook, set by the test driver's snapshots, and synchronous - the
+ * changelog restore will run in slices on the loop) -> RUNNING (enters the task map: only
+ * now do records reach it, bk_src_enter_task) -> SUSPENDED (flushed: its part of a commit;
+ * its holder commits its input) -> CLOSED (operators closed, state freed). The holder (the
+ * Kafka source) acquires a task outside the consumer's rebalance callback. */
 #include <string.h>
 
 #include "core/alloc.h"
