@@ -71,7 +71,9 @@ void bk_ksrc_commit_point(void *opaque, uint64_t epoch, int final) {
   if (!k->rk || k->after_failure || k->phase > BK_KSRC_STOP_FLUSH)
     return; /* closing or closed: its last commit is done */
   settle_pending(k, epoch);
-  if (k->phase == BK_KSRC_STOP_FLUSH && final) {
+  /* A final commit that began before this source's stop asked for one (another source's)
+   * does not cover its last batches: the next one, which it asked for, does. */
+  if (k->phase == BK_KSRC_STOP_FLUSH && final && epoch >= k->stop_epoch) {
     k->phase = BK_KSRC_STOP_COMMIT;
     bk_ksrc_commit_finished(k, NULL);
     bk_sched_ready(k->src);          /* the stop goes on (kafka_source.c) */

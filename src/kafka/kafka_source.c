@@ -226,7 +226,8 @@ static brook_err_t stop_step(bk_ksrc_t *k) {
   bk_src_t *src = k->src;
   if (k->phase == BK_KSRC_STOP_DRAIN) { /* everything fetched is processed */
     k->phase = BK_KSRC_STOP_FLUSH;
-    bk_commit_request(k->rt, 1); /* bk_ksrc_commit_point(final) goes on */
+    k->stop_epoch = bk_rt_batch_epoch(k->rt); /* covers every batch this source ran */
+    bk_commit_request(k->rt, 1);              /* bk_ksrc_commit_point(final) goes on */
   }
   if (k->phase == BK_KSRC_STOP_FLUSH) {
     bk_src_unready(src);

@@ -77,7 +77,8 @@ typedef struct bk_ksrc {
   size_t batch_part;
   int64_t batch_next; /* -1: the batch consumed nothing */
   int paused;
-  int opens_pending; /* some partition's task opens on the next turn */
+  int opens_pending;   /* some partition's task opens on the next turn */
+  uint64_t stop_epoch; /* BK_KSRC_STOP_FLUSH: the final commit must reach this epoch */
   bk_ksrc_phase_t phase;
   int commit_in_flight;
   int synced;            /* a group assignment came (the assignor's state exists) */
