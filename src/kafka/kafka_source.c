@@ -2,24 +2,21 @@
  * rebalancing) or on an explicit assignment, served on the loop thread: its queue signals a
  * pipe watched by uv_poll (kafka_poll.c), and each batch is drained with
  * rd_kafka_consumer_poll(rk, 0), which also runs the rebalance and commit callbacks here.
- * This file is its runtime side (the vtable and life cycle, the timer, pausing, the partition
- * table) around the state in kafka_source_impl.h; the rest, one concept a file:
+ * This file is its runtime side (the vtable and life cycle, pausing, the partition table)
+ * around the state in kafka_source_impl.h; the rest, one concept a file:
  *   kafka_source_opts.c  the options, their checks and the builder
  *   kafka_consumer.c     the consumer: configuration, callbacks, subscription, release
  *   kafka_rebalance.c    partitions assigned and revoked (each a split with its task)
  *   kafka_batch.c        one partition's messages into a batch of records
+ *   kafka_backpressure.c pausing while outputs await acknowledgement; the source's timer
  *   kafka_commit.c       at least once: offsets committed at the runtime's commits
  *   kafka_leave.c        leaving the group, after a stop or a failed run
  *
  * Stop: a stop pauses input, processes what was fetched, asks the runtime for a final commit
  * (runtime/commit.c: flushes, acknowledgements, then this source's offsets), then closes the
- * consumer (leaving the group) before the source ends. A failed run leaves the group too, after the
- * runtime has closed its operators (ks_close), so a restart does not wait for the session
- * to time out.
- *
- * Backpressure: while the runtime has max_in_flight or more deliveries pending, every
- * assigned partition is paused (rd_kafka_pause_partitions) and resumed below half of it.
- * Loop thread; the client's destroy runs on a worker thread. */
+ * consumer (leaving the group) before the source ends. A failed run leaves the group too,
+ * after the runtime has closed its operators (ks_close), so a restart does not wait for the
+ * session to time out. Loop thread; the client's destroy runs on a worker thread. */
 #include "kafka/kafka_source_impl.h"
 
 #include <stdarg.h>
@@ -90,54 +87,6 @@ void bk_ksrc_set_paused(bk_ksrc_t *k, int pause, rd_kafka_topic_partition_list_t
     rd_kafka_topic_partition_list_destroy(all);
 }
 
-/* ---- the timer: backpressure, the stop sequence ---- */
-
-#define CHECK_MS 1000 /* running: another sink's backpressure hold is noticed this soon */
-
-static void timer_arm(bk_ksrc_t *k);
-
-static void on_timer(uv_timer_t *h) {
-  bk_ksrc_t *k = h->data;
-  if (bk_rt_status(k->rt) != BROOK_OK)
-    return;
-  if (k->phase == BK_KSRC_RUNNING) {
-    if (bk_rt_delivery_held(k->rt) && !k->paused) { /* another sink's limit holds every source */
-      bk_ksrc_set_paused(k, 1, NULL);
-      k->paused = 1;
-    }
-    if (k->paused && !k->stash) {
-      /* Held by backpressure, no batch runs: still serve the consumer, so a rebalance does
-       * not wait for the sink (its callbacks run in this poll) and max.poll.interval.ms does
-       * not expire. Paused partitions deliver nothing; anything else waits in the stash. */
-      k->stash = rd_kafka_consumer_poll(k->rk, 0);
-      if (bk_rt_status(k->rt) != BROOK_OK) {
-        bk_sched_poke(k->rt); /* nothing else may run: the failure must end the run */
-        return;
-      }
-    }
-    if (k->paused && !bk_rt_delivery_held(k->rt) &&
-        bk_rt_deliveries_pending(k->rt) < k->cfg->o.max_in_flight / 2) {
-      k->paused = 0;
-      bk_ksrc_set_paused(k, 0, NULL);
-      bk_sched_ready(k->src);
-    }
-  } else if (k->phase == BK_KSRC_STOP_DRAIN || k->phase == BK_KSRC_JOIN_WAIT) {
-    bk_sched_ready(k->src); /* produce() runs the stop sequence */
-  }
-  timer_arm(k);
-}
-
-static void timer_arm(bk_ksrc_t *k) {
-  if (!k->timer_open)
-    return;
-  int64_t ms = CHECK_MS;
-  if (k->paused && k->phase == BK_KSRC_RUNNING)
-    ms = 10; /* re-check soon: deliveries complete on the loop */
-  else if (k->phase == BK_KSRC_JOIN_WAIT)
-    ms = 50; /* the deadline of the join */
-  uv_timer_start(&k->timer, on_timer, (uint64_t)ms, 0);
-}
-
 /* ---- the vtable ---- */
 
 static brook_err_t ks_create(bk_src_t *src) {
@@ -205,7 +154,7 @@ static brook_err_t ks_attach(bk_src_t *src) {
   uv_timer_init(bk_rt_loop(k->rt), &k->timer);
   k->timer.data = k;
   k->timer_open = 1;
-  timer_arm(k);
+  bk_ksrc_timer_arm(k);
   bk_sched_ready(src); /* the queue may hold something already: poll once */
   return BROOK_OK;
 }
@@ -258,15 +207,7 @@ static brook_err_t ks_produce(bk_src_t *src) {
     bk_ksrc_open_pending_tasks(k); /* assigned since the last turn: before any of their records */
   if (bk_rt_status(k->rt) != BROOK_OK)
     return bk_rt_status(k->rt);
-  /* Too much output awaits acknowledgement: pause fetching and take no new batch until
-   * half of it is acknowledged (the timer resumes). The queue is left as it is meanwhile, so
-   * it will not signal: the timer, not the poller, wakes the source. */
-  if (k->phase == BK_KSRC_RUNNING && bk_rt_deliveries_pending(k->rt) >= k->cfg->o.max_in_flight) {
-    if (!k->paused) {
-      bk_ksrc_set_paused(k, 1, NULL);
-      k->paused = 1;
-      timer_arm(k);
-    }
+  if (bk_ksrc_backpressure(k)) { /* the timer resumes (kafka_backpressure.c) */
     bk_src_unready(src);
     return BROOK_OK;
   }
@@ -297,7 +238,7 @@ static void ks_stop(bk_src_t *src) {
   if (!k->paused)
     bk_ksrc_set_paused(k, 1, NULL);
   k->paused = 1;
-  timer_arm(k);
+  bk_ksrc_timer_arm(k);
   bk_sched_ready(src); /* what is already fetched is processed, then the stop goes on */
 }
 

@@ -112,6 +112,15 @@ size_t bk_ksrc_part_get(bk_ksrc_t *k, const char *topic, int32_t partition);
  * (those whose task is not open yet stay paused). */
 void bk_ksrc_set_paused(bk_ksrc_t *k, int pause, rd_kafka_topic_partition_list_t *l);
 
+/* ---- kafka_backpressure.c ---- */
+
+/* (Re)starts the source's timer for its phase: backpressure checks, the stop's waits. */
+void bk_ksrc_timer_arm(bk_ksrc_t *k);
+
+/* Whether too many outputs await acknowledgement to take a batch now: then every partition
+ * is paused until half of them are in (the timer resumes). */
+int bk_ksrc_backpressure(bk_ksrc_t *k);
+
 /* ---- kafka_consumer.c ---- */
 
 /* Creates the consumer (k->rk, k->q) and subscribes it or gives it its explicit assignment.
