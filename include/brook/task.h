@@ -5,8 +5,8 @@
  *
  *   CREATED    its partition was assigned; its operator instances exist but are not open.
  *              The assignment is only recorded inside the consumer's rebalance callback: the
- *              task is created, restored and opened on the next turn of the loop, and the
- *              partition is paused meanwhile (its records wait, none is lost or reordered).
+ *              task is created, restored and opened on the next turn of the loop, before any
+ *              record of its partition is processed (none is lost or reordered).
  *   RESTORING  its state is being restored (from a local persistent store, or a snapshot in
  *              the test driver) before it processes anything. With nothing to restore it
  *              passes through at once; the change is reported all the same.

@@ -135,12 +135,10 @@ brook_err_t bk_ksrc_read_batch(bk_ksrc_t *k) {
       break;
     }
     if (k->parts[p].open_pending) {
-      /* Came before its task runs (fetched before the pause took hold): read it again once
-       * the task runs, so nothing is lost or reordered. */
-      if (k->parts[p].hold_from < 0 || m->offset < k->parts[p].hold_from)
-        k->parts[p].hold_from = m->offset;
-      rd_kafka_message_destroy(m);
-      continue;
+      /* Assigned in this poll: its task opens first (ks_produce), then this message is the
+       * next batch's first. */
+      k->stash = m;
+      break;
     }
     if (part != SIZE_MAX && p != part) {
       k->stash = m; /* one partition (split) per batch */

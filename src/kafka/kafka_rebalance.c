@@ -1,9 +1,12 @@
 /* The Kafka source's partitions assigned and revoked by its group's rebalances (the
  * consumer's rebalance callback, run in its poll). An assigned partition becomes a watermark
- * split at once, but the callback only records it and pauses it: its task is created,
- * restored and opened on the next turn of the loop (bk_ksrc_open_pending_tasks, task states in
- * brook/task.h), and only then is the partition resumed, from the position it was assigned at
- * (nothing is read before its task runs; nothing is lost or reordered). A revoked partition's
+ * split at once, but the callback only records it: its task is created, restored and opened
+ * on the next turn of the loop (bk_ksrc_open_pending_tasks, task states in brook/task.h),
+ * before the next batch is read. A message of the partition that arrives before that ends
+ * the batch being read and waits in the stash (kafka_batch.c), so nothing is processed before
+ * its task runs, and nothing is lost or reordered. The partition is not paused for this:
+ * librdkafka 2.0.2 may resume a partition paused right after its assignment from the wrong
+ * position (2.1.0 fixed pause/resume skipping messages). A revoked partition's
  * task flushes (suspends), the partition commits what is finished, then its split retires
  * and its task closes. While the source leaves the group (kafka_leave.c) only the protocol's
  * part is done. Loop thread. */
@@ -24,36 +27,11 @@ void bk_ksrc_hold_watermark(bk_ksrc_t *k, size_t part) {
     bk_ksrc_fail(k, BROOK_ERR_NOMEM, "out of memory on assignment");
 }
 
-/* Reads partition `part` again from the first message that came before its task ran. */
-static void seek_back(bk_ksrc_t *k, size_t part) {
-  bk_kpart_t *p = &k->parts[part];
-  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-  rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = p->hold_from;
-  rd_kafka_error_t *e = rd_kafka_seek_partitions(k->rk, l, 0);
-  rd_kafka_topic_partition_list_destroy(l);
-  if (e) {
-    bk_ksrc_fail(k, BROOK_ERR_KAFKA, "seeking %s [%d] back to %lld: %s", p->topic,
-                 (int)p->partition, (long long)p->hold_from, rd_kafka_error_string(e));
-    rd_kafka_error_destroy(e);
-  }
-  p->hold_from = -1;
-}
-
 void bk_ksrc_open_task(bk_ksrc_t *k, size_t part) {
   bk_kpart_t *p = &k->parts[part];
   p->open_pending = 0;
   if (!p->task_held && bk_task_acquire(k->rt, p->partition, "partition assigned") == BROOK_OK)
     p->task_held = 1;
-  if (bk_rt_status(k->rt) != BROOK_OK)
-    return;
-  if (p->hold_from >= 0)
-    seek_back(k, part);
-  if (!k->paused && k->phase == BK_KSRC_RUNNING) {
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
-    bk_ksrc_set_paused(k, 0, l);
-    rd_kafka_topic_partition_list_destroy(l);
-  }
 }
 
 void bk_ksrc_open_pending_tasks(bk_ksrc_t *k) {
@@ -66,7 +44,6 @@ void bk_ksrc_open_pending_tasks(bk_ksrc_t *k) {
 /* The partition is gone: its task flushes, suspends and closes once no source holds it. */
 static void close_task(bk_ksrc_t *k, size_t part, const char *reason) {
   k->parts[part].open_pending = 0;
-  k->parts[part].hold_from = -1;
   if (k->parts[part].task_held) {
     k->parts[part].task_held = 0;
     bk_task_release(k->rt, k->parts[part].partition, reason);
@@ -146,7 +123,6 @@ void bk_ksrc_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
       k->parts[p].assigned = 1;
       k->parts[p].committable = k->parts[p].committed = -1;
       k->parts[p].open_pending = 1; /* its task opens on the next turn, outside this callback */
-      k->parts[p].hold_from = -1;
       /* From an earlier ownership: must not rewind the group's offset. */
       bk_ksrc_forget_pending(k, p);
       bk_ksrc_hold_watermark(k, p);
@@ -155,7 +131,8 @@ void bk_ksrc_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
       e = rd_kafka_incremental_assign(rk, parts);
     else
       rerr = rd_kafka_assign(rk, parts);
-    bk_ksrc_set_paused(k, 1, parts); /* until their tasks run (or the source resumes) */
+    if (k->paused || k->phase != BK_KSRC_RUNNING)
+      bk_ksrc_set_paused(k, 1, parts);
     k->opens_pending = 1;
     bk_sched_ready(k->src);
     bk_ksrc_log(k, BROOK_LOG_INFO, "%d partition(s) assigned (%s rebalance)", parts->cnt,

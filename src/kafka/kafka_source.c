@@ -68,8 +68,8 @@ size_t bk_ksrc_part_get(bk_ksrc_t *k, const char *topic, int32_t partition) {
   char *t = bk_strdup(a, topic);
   if (!t)
     return SIZE_MAX;
-  k->parts[k->n_parts] = (bk_kpart_t){
-      .topic = t, .partition = partition, .hold_from = -1, .committable = -1, .committed = -1};
+  k->parts[k->n_parts] =
+      (bk_kpart_t){.topic = t, .partition = partition, .committable = -1, .committed = -1};
   return k->n_parts++;
 }
 
@@ -78,7 +78,7 @@ void bk_ksrc_set_paused(bk_ksrc_t *k, int pause, rd_kafka_topic_partition_list_t
   if (!l) {
     l = all = rd_kafka_topic_partition_list_new((int)k->n_parts);
     for (size_t i = 0; i < k->n_parts; i++)
-      if (k->parts[i].assigned && (pause || !k->parts[i].open_pending))
+      if (k->parts[i].assigned)
         rd_kafka_topic_partition_list_add(all, k->parts[i].topic, k->parts[i].partition);
   }
   if (l->cnt)

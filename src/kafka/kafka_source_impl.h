@@ -32,8 +32,7 @@ typedef struct bk_kpart {
   int32_t partition;
   int assigned;
   int task_held;       /* holds its task (bk_task_acquire) */
-  int open_pending;    /* assigned: paused until its task runs (opened on the next turn) */
-  int64_t hold_from;   /* a message of it came before its task ran: read again from here */
+  int open_pending;    /* assigned: its task opens on the next turn (none of it runs before) */
   int64_t committable; /* every offset below it is finished; -1 = none yet */
   int64_t committed;   /* last offset committed (or -1) */
 } bk_kpart_t;
@@ -108,8 +107,7 @@ size_t bk_ksrc_part_find(bk_ksrc_t *k, const char *topic, int32_t partition);
 /* The partition's index, added if new; SIZE_MAX if out of memory. Its index is its split. */
 size_t bk_ksrc_part_get(bk_ksrc_t *k, const char *topic, int32_t partition);
 
-/* Pauses (or resumes) the partitions in `l`, or every assigned partition if `l` is NULL
- * (those whose task is not open yet stay paused). */
+/* Pauses (or resumes) the partitions in `l`, or every assigned partition if `l` is NULL. */
 void bk_ksrc_set_paused(bk_ksrc_t *k, int pause, rd_kafka_topic_partition_list_t *l);
 
 /* ---- kafka_backpressure.c ---- */
@@ -141,8 +139,8 @@ void bk_ksrc_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 /* An assigned partition holds the source's watermark back from now on. */
 void bk_ksrc_hold_watermark(bk_ksrc_t *k, size_t part);
 
-/* The partition is ours from now on: its task opens (runtime/task.c) and, unless the source
- * is paused, its records flow. Outside the rebalance callback. */
+/* The partition is ours from now on: its task opens (runtime/task.c). Outside the rebalance
+ * callback. */
 void bk_ksrc_open_task(bk_ksrc_t *k, size_t part);
 
 /* Opens the tasks of the partitions assigned since the last turn (the rebalance callback only
