@@ -32,6 +32,7 @@
 #include "support/collect.h"
 #include "support/flush_counter.h"
 #include "support/kafka_helpers.h"
+#include "support/kafka_sink_fixture.h"
 #include "support/log_capture.h"
 #include "support/wait.h"
 
@@ -272,12 +273,10 @@ static brook_err_t gen_fn(brook_record_t *out, brook_ctx_t *ctx, void *opaque) {
   return BROOK_OK;
 }
 
+/* A sink to `topic` with the fixture's options, but `props` (NULL: none) as its properties. */
 static brook_kafka_sink_opts_t sink_to(const char *bootstrap, const char *topic,
                                        const char *const *props) {
-  brook_kafka_sink_opts_t o;
-  brook_kafka_sink_opts_init(&o);
-  o.bootstrap_servers = bootstrap;
-  o.topic = topic;
+  brook_kafka_sink_opts_t o = sink_opts(bootstrap, topic);
   o.properties = props;
   return o;
 }
