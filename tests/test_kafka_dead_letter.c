@@ -84,7 +84,7 @@ static void *run_main(void *arg) {
 static void run_start(run_t *r, brook_topology_t *t) {
   r->rt = NULL;
   atomic_init(&r->ended, 0);
-  if (brook_runtime_new(&r->rt, t, NULL) != BROOK_OK)
+  if (brook_runtime_new(&r->rt, t, kh_rt_opts()) != BROOK_OK)
     fail_msg("runtime: %s", brook_runtime_last_error(r->rt));
   assert_int_equal(pthread_create(&r->thread, NULL, run_main, r), 0);
 }
@@ -159,7 +159,6 @@ static brook_topology_t *utf8_pipeline(const char *bootstrap, const char *group)
   so.value.format = BROOK_KAFKA_STRING;
   so.on_malformed = BROOK_KAFKA_MALFORMED_DEAD_LETTER;
   so.dead_letter_topic = "dead";
-  so.commit_interval_ms = 100;
   so.properties = (const char *const[]){"session.timeout.ms", "6000", NULL};
   assert_int_equal(brook_sink_callback(brook_source_kafka(t, "in", &so), count_valid, NULL, NULL),
                    BROOK_OK);
@@ -303,7 +302,6 @@ static brook_topology_t *routed_pipeline(const char *bootstrap, const char *grou
   so.bootstrap_servers = bootstrap;
   so.group_id = group;
   so.topics = (const char *const[]){"in", NULL};
-  so.commit_interval_ms = 100;
   so.properties = (const char *const[]){"session.timeout.ms", "6000", NULL};
   brook_stream_t *in = brook_source_kafka(t, "in", &so);
   brook_stream_t *checked = brook_map(brook_map(in, reject_bad, NULL), parse, NULL);

@@ -95,7 +95,6 @@ static brook_runtime_t *pipe_build(const pipe_spec_t *s, brook_topology_t **t_ou
   brook_kafka_source_opts_init(&so);
   so.bootstrap_servers = s->bootstrap;
   so.group_id = s->group;
-  so.commit_interval_ms = 200;
   const char *backoff = s->quick_reconnect ? "reconnect.backoff.max.ms" : NULL;
   so.properties =
       (const char *const[]){"session.timeout.ms", SESSION_TIMEOUT, backoff, "200", NULL};
@@ -125,6 +124,7 @@ static brook_runtime_t *pipe_build(const pipe_spec_t *s, brook_topology_t **t_ou
   brook_sink_kafka(brook_map(in, pc_tag_value, (void *)(uintptr_t)s->tag), "out", &ko);
   brook_runtime_opts_t ro;
   brook_runtime_opts_init(&ro);
+  ro.commit_interval_ms = 200; /* commits often: the waits for committed offsets are short */
   ro.on_done = s->on_done;
   ro.on_done_opaque = s->on_done_opaque;
   if (getenv("BROOK_TEST_LOG")) {

@@ -85,7 +85,6 @@ static int member_main(int argc, char **argv) {
   brook_kafka_source_opts_init(&so);
   so.bootstrap_servers = bootstrap;
   so.group_id = group;
-  so.commit_interval_ms = 200;
   so.topics = (const char *const[]){"in", NULL};
   /* The mock broker lets a join wait session.timeout.ms - 1 s for the other members: a short
    * session keeps cycles short, frequent heartbeats let survivors rejoin in time. */
@@ -100,6 +99,7 @@ static int member_main(int argc, char **argv) {
   brook_sink_kafka(brook_map(in, pc_tag_value, (void *)(uintptr_t)tag), "out", &ko);
   brook_runtime_opts_t ro;
   brook_runtime_opts_init(&ro);
+  ro.commit_interval_ms = 200; /* commits often: the waits for committed offsets are short */
   ro.log = member_log;
   ro.log_opaque = (void *)(uintptr_t)tag;
   brook_runtime_t *rt = NULL;

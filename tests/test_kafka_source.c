@@ -44,7 +44,6 @@ static brook_topology_t *pipeline(const char *bootstrap, const char *group,
     so = *custom;
   so.bootstrap_servers = bootstrap;
   so.group_id = group;
-  so.commit_interval_ms = 100;
   static const char *const in_topics[] = {"in", NULL};
   if (!so.partitions)
     so.topics = in_topics;
@@ -240,7 +239,6 @@ static void run_malformed(brook_kafka_malformed_t policy) {
   so.value.format = BROOK_KAFKA_INT64;
   so.on_malformed = policy;
   so.dead_letter_topic = "dead";
-  so.commit_interval_ms = 100;
   so.properties = (const char *const[]){"session.timeout.ms", "6000", NULL};
   assert_int_equal(brook_sink_callback(brook_source_kafka(t, "nums", &so), add_up, NULL, NULL),
                    BROOK_OK);
@@ -305,7 +303,7 @@ static void test_malformed_fails(void **state) {
   assert_int_equal(brook_sink_callback(brook_source_kafka(t, "nums", &so), add_up, NULL, NULL),
                    BROOK_OK);
   brook_runtime_t *rt;
-  assert_int_equal(brook_runtime_new(&rt, t, NULL), BROOK_OK);
+  assert_int_equal(brook_runtime_new(&rt, t, kh_rt_opts()), BROOK_OK);
   assert_int_equal(brook_runtime_run(rt), BROOK_ERR_CORRUPT);
   const char *msg = brook_runtime_last_error(rt);
   assert_non_null(strstr(msg, "offset 0"));

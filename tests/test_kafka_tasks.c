@@ -191,7 +191,6 @@ static brook_stream_t *kafka_in(brook_topology_t *t, const char *bootstrap, cons
   brook_kafka_source_opts_init(&so);
   so.bootstrap_servers = bootstrap;
   so.group_id = group;
-  so.commit_interval_ms = 100;
   so.properties = (const char *const[]){"session.timeout.ms", "6000", NULL};
   static brook_kafka_partition_t parts[N_PARTS];
   const char *topics[] = {topic, NULL};
@@ -481,7 +480,7 @@ static void test_malformed_mid_batch_fails_cleanly(void **state) {
   brook_stream_t *m = brook_map(brook_source_kafka(t, "nums", &so), count_in_task, &untasked);
   assert_int_equal(brook_sink_callback(m, count_int64, NULL, &seen), BROOK_OK);
   brook_runtime_t *rt;
-  assert_int_equal(brook_runtime_new(&rt, t, NULL), BROOK_OK);
+  assert_int_equal(brook_runtime_new(&rt, t, kh_rt_opts()), BROOK_OK);
   brook_err_t err = brook_runtime_run(rt);
   assert_true(err < 0);
   assert_non_null(strstr(brook_runtime_last_error(rt), "offset 50"));
@@ -522,7 +521,7 @@ static void test_task_open_out_of_memory(void **state) {
     assert_int_equal(brook_sink_callback(brook_apply(in, &tally_op, &l), count_sunk, NULL, &l),
                      BROOK_OK);
     brook_runtime_t *rt;
-    assert_int_equal(brook_runtime_new(&rt, t, NULL), BROOK_OK);
+    assert_int_equal(brook_runtime_new(&rt, t, kh_rt_opts()), BROOK_OK);
     fa.fail_at = fa.attempts + k;
     fa.persistent = 1;
     bg_run_t r = {.rt = rt};

@@ -113,7 +113,6 @@ static void run_pipeline(const char *bootstrap, const char *group, brook_kafka_m
   so.topics = (const char *const[]){"pay", NULL};
   so.on_malformed = policy;
   so.dead_letter_topic = "pay.dlq";
-  so.commit_interval_ms = 100;
   so.properties = (const char *const[]){"session.timeout.ms", "6000", NULL};
   brook_stream_t *in = brook_source_kafka(t, "pay", &so);
   brook_watermark_opts_t wo;
@@ -130,6 +129,7 @@ static void run_pipeline(const char *bootstrap, const char *group, brook_kafka_m
   log_capture_init(&out->log);
   brook_runtime_opts_t ro;
   brook_runtime_opts_init(&ro);
+  ro.commit_interval_ms = 100; /* commits often: the waits for committed offsets are short */
   ro.log = log_capture_cb;
   ro.log_opaque = &out->log;
   /* One message per batch: the watermark moves after every record, as it does when messages

@@ -101,12 +101,13 @@ static void test_inline_init_sets_current_size_and_defaults(void **state) {
   brook_kafka_source_opts_t ks;
   brook_kafka_source_opts_init(&ks);
   assert_int_equal(ks.struct_size, sizeof(ks));
-  assert_int_equal(ks.commit_interval_ms, 1000);
+  assert_int_equal(ks.commit_interval_ms, 0); /* deprecated: the runtime's commits */
   assert_int_equal(ks.startup_timeout_ms, 30000);
   brook_runtime_opts_t ro;
   brook_runtime_opts_init(&ro);
   assert_int_equal(ro.struct_size, sizeof(ro));
   assert_int_equal(ro.batch_size, 1024);
+  assert_int_equal(ro.commit_interval_ms, 1000);       /* README, "Commits" */
   brook_kafka_source_opts_init_size(NULL, sizeof(ks)); /* NULL: nothing, no crash */
   unsigned char tiny[2] = {CANARY, CANARY};
   brook_kafka_source_opts_init_size((brook_kafka_source_opts_t *)(void *)tiny, sizeof(tiny));

@@ -307,7 +307,8 @@ static const uint32_t stats_old_sizes[] = {offsetof(brook_runtime_stats_t, timer
                                            offsetof(brook_runtime_stats_t, state_bytes),
                                            offsetof(brook_runtime_stats_t, records_dead_lettered),
                                            offsetof(brook_runtime_stats_t, tasks_opened),
-                                           offsetof(brook_runtime_stats_t, records_out_of_bounds)};
+                                           offsetof(brook_runtime_stats_t, records_out_of_bounds),
+                                           offsetof(brook_runtime_stats_t, commits)};
 static const uint32_t kafka_source_old_sizes[] = {
     offsetof(brook_kafka_source_opts_t, startup_timeout_ms),
     offsetof(brook_kafka_source_opts_t, key_serde)};
@@ -316,7 +317,8 @@ static const uint32_t kafka_sink_old_sizes[] = {
     offsetof(brook_kafka_sink_opts_t, key_serde)};
 static const uint32_t store_old_sizes[] = {offsetof(brook_store_opts_t, ordered)};
 static const uint32_t watermark_old_sizes[] = {offsetof(brook_watermark_opts_t, ts_bounds)};
-static const uint32_t runtime_old_sizes[] = {offsetof(brook_runtime_opts_t, num_workers)};
+static const uint32_t runtime_old_sizes[] = {offsetof(brook_runtime_opts_t, num_workers),
+                                             offsetof(brook_runtime_opts_t, commit_interval_ms)};
 static const uint32_t generator_old_sizes[] = {offsetof(brook_generator_opts_t, splits)};
 static const uint32_t push_old_sizes[] = {offsetof(brook_push_opts_t, splits)};
 
@@ -334,14 +336,14 @@ static int is_old_size(const opts_case_t *c, uint32_t size) {
     return IN_SIZES(stats_old_sizes, size);
   if (c->attempt == try_kafka_source)
     return IN_SIZES(kafka_source_old_sizes, size);
+  if (c->attempt == try_runtime)
+    return IN_SIZES(runtime_old_sizes, size);
   if (c->attempt == try_kafka_sink)
     return IN_SIZES(kafka_sink_old_sizes, size);
   if (c->attempt == try_watermark)
     return IN_SIZES(watermark_old_sizes, size);
   if (c->attempt == try_store)
     return IN_SIZES(store_old_sizes, size);
-  if (c->attempt == try_runtime)
-    return IN_SIZES(runtime_old_sizes, size);
   if (c->attempt == try_generator)
     return IN_SIZES(generator_old_sizes, size);
   if (c->attempt == try_push)
@@ -370,6 +372,8 @@ static void test_older_versions_accepted(void **state) {
               {try_kafka_sink, offsetof(brook_kafka_sink_opts_t, startup_timeout_ms)},
               {try_watermark, offsetof(brook_watermark_opts_t, ts_bounds)},
               {try_runtime, offsetof(brook_runtime_opts_t, num_workers)},
+              {try_runtime, offsetof(brook_runtime_opts_t, commit_interval_ms)},
+              {try_store, offsetof(brook_store_opts_t, ordered)},
               {try_generator, offsetof(brook_generator_opts_t, splits)},
               {try_push, offsetof(brook_push_opts_t, splits)}};
   for (size_t i = 0; i < sizeof(olds) / sizeof(olds[0]); i++) {

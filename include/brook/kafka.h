@@ -15,8 +15,9 @@
  * partitioner=murmur2_random (the Java client's: the same key lands in the same partition
  * as from Kafka Streams).
  *
- * Delivery: at least once. A source commits an input offset only once every record derived
- * from it has been delivered by every Kafka sink (acknowledged by the brokers): per partition,
+ * Delivery: at least once. A source commits input offsets at the runtime's commits (runtime.h,
+ * commit_interval_ms), and an offset only once every record derived from it has been
+ * delivered by every Kafka sink (acknowledged by the brokers): per partition,
  * the lowest offset not yet finished bounds the commit. Records absorbed into operator state
  * (windows, aggregates) count as finished when absorbed; that state survives a crash only
  * once changelogs exist (not yet).
@@ -133,7 +134,10 @@ typedef struct brook_kafka_source_opts {
    * above: cut to fit if too large). Written through a producer with the same bootstrap and
    * properties (so its message.max.bytes too). */
   const char *dead_letter_topic;
-  int64_t commit_interval_ms; /* default 1000 */
+  /* Deprecated and ignored: offsets are committed at the runtime's commits (runtime.h,
+   * brook_runtime_opts_t.commit_interval_ms, default 1000). Still accepted; any value but 0
+   * (the default now) logs a warning when the runtime is created. */
+  int64_t commit_interval_ms;
   /* Backpressure bound: once the runtime has this many records awaiting a delivery
    * acknowledgement (from all its sinks), the source pauses its partitions, and resumes them
    * below half of it. Default 100000. */

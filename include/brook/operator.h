@@ -12,9 +12,11 @@
  * Life cycle, per instance: open() once before the first record; then process() (or
  * process_batch()) for every input record; end_of_input() once all inputs have ended (a
  * bounded source is exhausted) - NOT after brook_runtime_stop(), which only drains and
- * flushes; flush() at commit points, when the runtime goes idle and before close; close()
- * once at the end, also after a failure (then without flush). All callbacks of one instance
- * run on its worker's thread, one at a time: an operator needs no locking for its own state.
+ * flushes; flush() once at every commit (runtime.h: every commit_interval_ms, at stop, at
+ * the end before close, and for a task when its partition is revoked; not when the runtime
+ * goes idle); close() once at the end, also after a failure (then without flush). All
+ * callbacks of one instance run on its worker's thread, one at a time: an operator needs no
+ * locking for its own state.
  *
  * Workers (brook_runtime_opts_t.num_workers): with N workers every node has an instance per
  * worker, and the callbacks of the same node may run at the same time on different workers'
@@ -87,7 +89,8 @@ typedef struct brook_operator {
   /* Optional. All inputs have ended: emit any final results. */
   brook_err_t (*end_of_input)(brook_ctx_t *ctx, void *state);
 
-  /* Optional. Make everything received so far visible/durable (write buffers out). */
+  /* Optional. Make everything received so far visible/durable (write buffers out). Runs at
+   * every commit: what it emits is delivered before the commit's input positions. */
   brook_err_t (*flush)(brook_ctx_t *ctx, void *state);
 
   /* Optional. Release `state`. Called exactly once per successful open(). */

@@ -15,6 +15,7 @@
 
 #include <brook/error.h>
 #include <brook/source.h>
+#include <brook/task.h>
 #include <brook/topology.h>
 
 #ifdef __cplusplus
@@ -48,6 +49,15 @@ typedef struct brook_runtime_opts {
    * topology with Kafka sources or sinks, or a line sink, needs 1 in this version
    * (brook_runtime_new refuses more with BROOK_ERR_INVALID_ARG, naming the node). */
   size_t num_workers;
+  /* How often a commit runs (README, "Commits"): operators' flush(), stores' changes to their
+   * listeners, then every sink's outputs acknowledged, then the sources' input positions
+   * committed (Kafka offsets). Also at stop, at the end and when a partition is revoked.
+   * Default 1000 (0 also means the default); negative is refused. It replaces the Kafka
+   * source's own commit_interval_ms, which is ignored. */
+  int64_t commit_interval_ms;
+  /* Optional: every task state change (task.h), on the loop thread. */
+  brook_task_state_cb on_task_state;
+  void *on_task_state_opaque;
 } brook_runtime_opts_t;
 
 BROOK_API void brook_runtime_opts_init_size(brook_runtime_opts_t *opts, size_t size);
@@ -129,6 +139,8 @@ typedef struct brook_runtime_stats {
   uint64_t records_behind_watermark; /* records that arrived at or behind their split's
                                         watermark: late for every window fed only by that
                                         split (a mass of them is logged, time.h) */
+  uint64_t commits;                  /* commits completed (runtime opts commit_interval_ms):
+                                        each ran every operator's flush() once */
 } brook_runtime_stats_t;
 
 /* Copies the counters into `stats`, as far as the caller's version of the struct goes

@@ -19,7 +19,7 @@ extern "C" {
  * return applies the error policy to the record. */
 typedef brook_err_t (*brook_sink_fn)(const brook_record_t *rec, void *opaque);
 
-/* Optional companion: called at flush points (idle, commit, before close). */
+/* Optional companion: called at flush points (every commit, runtime.h, and at the end). */
 typedef brook_err_t (*brook_sink_flush_fn)(void *opaque);
 
 /* Adds a sink calling `fn` for every record of `in` (and `flush`, may be NULL, at flush

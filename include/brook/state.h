@@ -128,7 +128,7 @@ BROOK_API brook_err_t brook_store_delete(brook_store_t *s, const void *key, size
 /* In-place update for stores with a fixed value_size: *value points at the key's value_size
  * bytes, which the caller may modify until its next call on this store. A new key gets
  * zeroed bytes and *created = 1 (created may be NULL). The change is reported to the
- * listener at the next brook_store_flush_changes() (the runtime calls it after every batch),
+ * listener at the next brook_store_flush_changes() (the runtime calls it at every commit),
  * once per key however many updates it had. BROOK_ERR_STATE if the store has no fixed
  * value_size or its backend has no in-place update (BROOK_STORE_CAP_UPDATE; both in-memory
  * backends have it), BROOK_ERR_NOMEM or a backend's error. */

@@ -21,7 +21,7 @@ static brook_err_t headers_of(bk_ksrc_t *k, rd_kafka_message_t *m, brook_record_
     return BROOK_OK;
   }
   size_t n = rd_kafka_header_cnt(h);
-  brook_header_t *out = brook_ctx_alloc(k->src->ctx, n * sizeof(*out) + 1);
+  brook_header_t *out = brook_ctx_alloc(bk_src_ctx(k->src), n * sizeof(*out) + 1);
   if (!out)
     return BROOK_ERR_NOMEM;
   for (size_t i = 0; i < n; i++) {
@@ -45,14 +45,14 @@ static brook_err_t headers_of(bk_ksrc_t *k, rd_kafka_message_t *m, brook_record_
 static brook_err_t message_time(bk_ksrc_t *k, rd_kafka_message_t *m, brook_record_t *rec) {
   rd_kafka_timestamp_type_t type;
   int64_t ts = rd_kafka_message_timestamp(m, &type);
-  rec->timestamp = type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? k->rt->w0->now_ms : ts;
-  const bk_wm_gen_t *g = &k->src->wm;
+  rec->timestamp = type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? bk_rt_now(k->rt) : ts;
+  const bk_wm_gen_t *g = bk_src_wm(k->src);
   char why[160];
   if (g->opts->timestamp ||
-      bk_wm_check_ts(g, rec->timestamp, k->rt->w0->now_ms, why, sizeof(why)) == 0)
+      bk_wm_check_ts(g, rec->timestamp, bk_rt_now(k->rt), why, sizeof(why)) == 0)
     return BROOK_OK;
-  k->rt->w0->stats.records_out_of_bounds++;
-  brook_ctx_set_error(k->src->ctx, "%s", why);
+  bk_rt_count(k->rt, BK_STAT_RECORDS_OUT_OF_BOUNDS, 1);
+  brook_ctx_set_error(bk_src_ctx(k->src), "%s", why);
   return BROOK_ERR_CORRUPT;
 }
 
@@ -60,9 +60,9 @@ static brook_err_t message_time(bk_ksrc_t *k, rd_kafka_message_t *m, brook_recor
  * Returns BROOK_OK (consumed, as a record or not) or an error that fails the source. */
 static brook_err_t take_message(bk_ksrc_t *k, rd_kafka_message_t *m) {
   bk_src_t *src = k->src;
-  brook_ctx_t *ctx = src->ctx;
+  brook_ctx_t *ctx = bk_src_ctx(src);
   const bk_ksrc_cfg_t *cfg = k->cfg;
-  bk_port_t *port = bk_src_port(src);
+  bk_port_t *port = bk_src_port_of(src);
   brook_record_t *rec = &port->buf[port->n];
   memset(rec, 0, sizeof(*rec));
   ctx->has_error_msg = 0;
@@ -82,7 +82,7 @@ static brook_err_t take_message(bk_ksrc_t *k, rd_kafka_message_t *m) {
   if (err < 0) {
     switch (cfg->o.on_malformed) {
     case BROOK_KAFKA_MALFORMED_SKIP:
-      k->rt->w0->stats.records_skipped++;
+      bk_rt_count(k->rt, BK_STAT_RECORDS_SKIPPED, 1);
       return BROOK_OK;
     case BROOK_KAFKA_MALFORMED_DEAD_LETTER:
       return bk_dead_letter_malformed(
@@ -102,9 +102,9 @@ static brook_err_t take_message(bk_ksrc_t *k, rd_kafka_message_t *m) {
 
 brook_err_t bk_ksrc_read_batch(bk_ksrc_t *k) {
   bk_src_t *src = k->src;
-  bk_port_t *port = bk_src_port(src);
+  bk_port_t *port = bk_src_port_of(src);
   k->batch_next = -1;
-  if (bk_ktrace_begin(&k->trace, &k->rt->alloc, port->cap) < 0)
+  if (bk_ktrace_begin(&k->trace, bk_rt_alloc(k->rt), port->cap) < 0)
     return BROOK_ERR_NOMEM;
   size_t part = SIZE_MAX;
   brook_err_t ret = BROOK_OK; /* on failure the records taken so far still go on */
@@ -112,12 +112,12 @@ brook_err_t bk_ksrc_read_batch(bk_ksrc_t *k) {
     rd_kafka_message_t *m = k->stash;
     k->stash = NULL;
     if (!m && !(m = rd_kafka_consumer_poll(k->rk, 0))) {
-      src->ready = 0; /* empty: the poller wakes us */
+      bk_src_unready(src); /* empty: the poller wakes us */
       break;
     }
-    if (k->rt->status != BROOK_OK) { /* a callback inside the poll failed the run */
+    if (bk_rt_status(k->rt) != BROOK_OK) { /* a callback inside the poll failed the run */
       rd_kafka_message_destroy(m);
-      ret = k->rt->status;
+      ret = bk_rt_status(k->rt);
       break;
     }
     if (m->err) {
@@ -137,12 +137,18 @@ brook_err_t bk_ksrc_read_batch(bk_ksrc_t *k) {
       ret = BROOK_ERR_NOMEM;
       break;
     }
+    if (k->parts[p].open_pending) {
+      /* Assigned in this poll: its task opens first (ks_produce), then this message is the
+       * next batch's first. */
+      k->stash = m;
+      break;
+    }
     if (part != SIZE_MAX && p != part) {
       k->stash = m; /* one partition (split) per batch */
       break;
     }
-    if (k->n_msgs == k->cap_msgs &&
-        bk_grow(&k->rt->alloc, (void **)&k->msgs, &k->cap_msgs, k->n_msgs + 1, sizeof(*k->msgs))) {
+    if (k->n_msgs == k->cap_msgs && bk_grow(bk_rt_alloc(k->rt), (void **)&k->msgs, &k->cap_msgs,
+                                            k->n_msgs + 1, sizeof(*k->msgs))) {
       rd_kafka_message_destroy(m);
       ret = BROOK_ERR_NOMEM;
       break;
@@ -154,9 +160,9 @@ brook_err_t bk_ksrc_read_batch(bk_ksrc_t *k) {
       break;
   }
   k->batch_part = part;
-  src->cur_split = part == SIZE_MAX ? 0 : part;
+  bk_src_set_split(src, part == SIZE_MAX ? 0 : part);
   if (part != SIZE_MAX && bk_src_enter_task(src, k->parts[part].partition) < 0) {
-    /* Its task is closed (the partition was just revoked): the next owner reads these. */
+    /* Its task is not running (the partition was just revoked): the next owner reads these. */
     port->n = 0;
     k->batch_next = -1;
   }

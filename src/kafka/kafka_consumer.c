@@ -56,7 +56,7 @@ brook_err_t bk_ksrc_consumer_new(bk_ksrc_t *k) {
     err = BROOK_ERR_INVALID_ARG;
   }
   if (err < 0) {
-    brook_ctx_set_error(src->ctx, "%s", k->why);
+    brook_ctx_set_error(bk_src_ctx(src), "%s", k->why);
     return err;
   }
   rd_kafka_conf_set_opaque(conf, k);
@@ -67,7 +67,7 @@ brook_err_t bk_ksrc_consumer_new(bk_ksrc_t *k) {
   if (!(k->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, k->why, sizeof(k->why)))) {
     rd_kafka_conf_destroy(conf);
     bk_kafka_redact(cfg->props, k->why, sizeof(k->why));
-    brook_ctx_set_error(src->ctx, "Kafka consumer: %s", k->why);
+    brook_ctx_set_error(bk_src_ctx(src), "Kafka consumer: %s", k->why);
     return BROOK_ERR_KAFKA;
   }
   rd_kafka_set_log_queue(k->rk, NULL);
@@ -101,9 +101,10 @@ brook_err_t bk_ksrc_consumer_new(bk_ksrc_t *k) {
       rerr = rd_kafka_assign(k->rk, l);
     rd_kafka_topic_partition_list_destroy(l);
   }
-  if (rerr || k->rt->status != BROOK_OK) { /* status: bk_ksrc_hold_watermark ran out of memory */
+  if (rerr ||
+      bk_rt_status(k->rt) != BROOK_OK) { /* status: bk_ksrc_hold_watermark ran out of memory */
     brook_err_t err = rerr == RD_KAFKA_RESP_ERR__FAIL || !rerr ? BROOK_ERR_NOMEM : BROOK_ERR_KAFKA;
-    brook_ctx_set_error(src->ctx, "Kafka consumer: %s",
+    brook_ctx_set_error(bk_src_ctx(src), "Kafka consumer: %s",
                         err == BROOK_ERR_NOMEM ? "out of memory" : rd_kafka_err2str(rerr));
     /* A failed start leaves nothing behind (close does not run): no group to leave yet. */
     rd_kafka_queue_destroy(k->q);
@@ -123,14 +124,14 @@ void bk_ksrc_consumer_release(bk_ksrc_t *k) {
   if (k->timer_open) {
     k->timer_open = 0;
     uv_timer_stop(&k->timer);
-    bk_worker_close_handle(k->rt->w0, (uv_handle_t *)&k->timer);
+    bk_runtime_close_handle(k->rt, (uv_handle_t *)&k->timer);
   }
   if (k->q)
     rd_kafka_queue_destroy(k->q);
   k->q = NULL;
   if (k->rk) {
     int flags = k->phase == BK_KSRC_CLOSED ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE;
-    if (k->rt->w0->loop) /* once the topic watch no longer asks through it */
+    if (bk_rt_loop(k->rt)) /* once the topic watch no longer asks through it */
       bk_topic_watch_end(k->topic_watch, k->rt, k->rk, flags);
     else
       rd_kafka_destroy_flags(k->rk, flags);

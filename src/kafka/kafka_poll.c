@@ -34,7 +34,7 @@ brook_err_t bk_kafka_poller_start(brook_runtime_t *rt, rd_kafka_queue_t *q,
                                   void (*cb)(void *opaque), void *opaque, bk_kafka_poller_t **out,
                                   char *why, size_t why_len) {
   *out = NULL;
-  bk_kafka_poller_t *p = bk_calloc(&rt->alloc, 1, sizeof(*p));
+  bk_kafka_poller_t *p = bk_calloc(bk_rt_alloc(rt), 1, sizeof(*p));
   if (!p) {
     snprintf(why, why_len, "out of memory");
     return BROOK_ERR_NOMEM;
@@ -43,18 +43,18 @@ brook_err_t bk_kafka_poller_start(brook_runtime_t *rt, rd_kafka_queue_t *q,
   p->cb = cb;
   p->opaque = opaque;
   p->rt = rt;
-  p->alloc = &rt->alloc;
+  p->alloc = bk_rt_alloc(rt);
   if (pipe2(p->fds, O_NONBLOCK | O_CLOEXEC) != 0) {
     snprintf(why, why_len, "pipe: %s", strerror(errno));
-    bk_free(&rt->alloc, p);
+    bk_free(bk_rt_alloc(rt), p);
     return BROOK_ERR_LOOP;
   }
-  int rc = uv_poll_init(rt->w0->loop, &p->poll, p->fds[0]);
+  int rc = uv_poll_init(bk_rt_loop(rt), &p->poll, p->fds[0]);
   if (rc) {
     snprintf(why, why_len, "uv_poll_init: %s", uv_strerror(rc));
     close(p->fds[0]);
     close(p->fds[1]);
-    bk_free(&rt->alloc, p);
+    bk_free(bk_rt_alloc(rt), p);
     return BROOK_ERR_LOOP;
   }
   p->poll.data = p;
@@ -74,7 +74,7 @@ static void on_closed(uv_handle_t *h) {
   close(p->fds[0]);
   close(p->fds[1]);
   bk_free(p->alloc, p);
-  bk_worker_release(rt->w0);
+  bk_runtime_release(rt);
 }
 
 void bk_kafka_poller_close(bk_kafka_poller_t *p) {
@@ -82,7 +82,7 @@ void bk_kafka_poller_close(bk_kafka_poller_t *p) {
     return;
   rd_kafka_queue_io_event_enable(p->q, -1, NULL, 0);
   uv_poll_stop(&p->poll);
-  bk_worker_hold(p->rt->w0);
+  bk_runtime_hold(p->rt);
   uv_close((uv_handle_t *)&p->poll, on_closed);
 }
 
@@ -102,20 +102,20 @@ static void destroy_done(uv_work_t *w, int status) {
   (void)status;
   destroy_job_t *j = w->data;
   brook_runtime_t *rt = j->rt;
-  bk_free(&rt->alloc, j);
-  bk_worker_release(rt->w0);
+  bk_free(bk_rt_alloc(rt), j);
+  bk_runtime_release(rt);
 }
 
 void bk_kafka_destroy_off_loop(brook_runtime_t *rt, rd_kafka_t *rk, int flags) {
-  destroy_job_t *j = bk_calloc(&rt->alloc, 1, sizeof(*j));
+  destroy_job_t *j = bk_calloc(bk_rt_alloc(rt), 1, sizeof(*j));
   if (j) {
     *j = (destroy_job_t){.rk = rk, .flags = flags, .rt = rt};
     j->work.data = j;
-    bk_worker_hold(rt->w0);
-    if (uv_queue_work(rt->w0->loop, &j->work, destroy_work, destroy_done) == 0)
+    bk_runtime_hold(rt);
+    if (uv_queue_work(bk_rt_loop(rt), &j->work, destroy_work, destroy_done) == 0)
       return;
-    bk_worker_release(rt->w0);
-    bk_free(&rt->alloc, j);
+    bk_runtime_release(rt);
+    bk_free(bk_rt_alloc(rt), j);
   }
   rd_kafka_destroy_flags(rk, flags); /* no worker: here, blocking */
 }

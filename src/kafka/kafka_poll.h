@@ -9,7 +9,7 @@
 
 #include <brook/error.h>
 
-#include "runtime/runtime_impl.h"
+#include "runtime/services.h"
 
 typedef struct bk_kafka_poller bk_kafka_poller_t;
 

@@ -1,8 +1,16 @@
-/* brook's librdkafka producer, shared by the Kafka sink and the source's dead-letter output:
+/* brook's librdkafka producers, for the Kafka sinks and the sources' dead-letter outputs:
  * brook's producer defaults, delivery reports served on the loop (kafka_poll.c), each message
  * counted against a delivery epoch (runtime/delivery.h) until it is acknowledged, logs and
  * errors forwarded to the runtime's logger with secrets redacted, and a close that never
- * blocks the loop (the final rd_kafka_destroy runs on a worker thread). Loop thread. */
+ * blocks the loop (the final rd_kafka_destroy runs on a worker thread).
+ *
+ * One producer per execution context (the runtime; a worker's once there are workers): every
+ * sink and dead-letter output whose effective librdkafka configuration is identical (brook's
+ * defaults, bootstrap servers and properties, compared as librdkafka reports them) shares one
+ * client, as Kafka Streams shares a thread's producer. A bk_kprod_t is one user's handle on
+ * it: its messages' delivery reports and refusals come back to that user only. A different
+ * configuration (a dead-letter output's batch.num.messages=1, other properties) gets its own
+ * client. Loop thread. */
 #ifndef BROOK_KAFKA_PRODUCER_H
 #define BROOK_KAFKA_PRODUCER_H
 
@@ -10,7 +18,9 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "runtime/runtime_impl.h"
+#include "runtime/services.h"
+
+#define BK_KPROD_MAX_USERS 255 /* users of one client (message tags carry the user) */
 
 typedef struct bk_kprod bk_kprod_t;
 
@@ -29,7 +39,8 @@ typedef void (*bk_kprod_failed_fn)(bk_kprod_t *p, const rd_kafka_message_t *m, u
                                    unsigned flags, void *opaque);
 
 /* A producer for `who` (e.g. "Kafka sink 'alerts'", used in messages) on bootstrap (may be
- * NULL if props have it) and props (borrowed: must outlive the producer), into *out.
+ * NULL if props have it) and props (borrowed: must outlive the producer), into *out: the
+ * runtime's client of the same effective configuration, or a new one.
  * dead_letters_only: a producer that carries nothing but dead letters, one per record batch
  * (each is sized to fit alone).
  * Returns BROOK_OK, or an error (BROOK_ERR_NOMEM, BROOK_ERR_KAFKA, ...) with the reason
@@ -61,13 +72,17 @@ void bk_kprod_set_error_hook(bk_kprod_t *p,
                              int (*fn)(void *opaque, int err, const char *fac, const char *text),
                              void *opaque);
 
+/* The librdkafka clients the runtime's producers use now (tests: sharing is observable). */
+size_t bk_kprod_clients(brook_runtime_t *rt);
+
 /* Messages sent and not yet reported. */
 uint64_t bk_kprod_in_flight(const bk_kprod_t *p);
 
 /* Fails the run with "<who>: <fmt ...>", secrets redacted. */
 void bk_kprod_fail(bk_kprod_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Stops serving, drops undelivered messages, and destroys the client off the loop (holding
+/* Ends this user: its later delivery reports only end their epochs. The client's last user
+ * stops serving, drops undelivered messages, and destroys the client off the loop (holding
  * the runtime until done). NULL is a no-op. */
 void bk_kprod_close(bk_kprod_t *p);
 

@@ -18,7 +18,6 @@
 #include "kafka/kafka_producer.h"
 #include "kafka/kafka_serde.h"
 #include "kafka/kafka_startup.h"
-#include "runtime/runtime_impl.h"
 
 typedef struct sink_cfg {
   brook_kafka_sink_opts_t o; /* strings below replace the user's */
@@ -63,7 +62,7 @@ static void delivery_failed(bk_kprod_t *p, const rd_kafka_message_t *m, uint64_t
   snprintf(why, sizeof(why), "%s", rd_kafka_err2str(m->err));
   if (s->cfg->o.on_failure != BROOK_KAFKA_DELIVERY_DEAD_LETTER || (flags & BK_KMSG_DEAD_LETTER)) {
     bk_kprod_fail(p, "delivery to %s [%d] failed: %s", topic, (int)m->partition, why);
-    bk_delivery_done(&s->rt->w0->delivery, epoch);
+    bk_rt_delivery_done(s->rt, epoch);
     return;
   }
   bk_dead_letter_t dl;
@@ -72,7 +71,7 @@ static void delivery_failed(bk_kprod_t *p, const rd_kafka_message_t *m, uint64_t
                              sizeof(why))) {
     bk_kprod_fail(p, "dead-lettering a record for %s [%d] failed: %s", topic, (int)m->partition,
                   why);
-    bk_delivery_done(&s->rt->w0->delivery, epoch);
+    bk_rt_delivery_done(s->rt, epoch);
   }
 }
 
@@ -83,11 +82,11 @@ static int startup_note(void *opaque, int err, const char *fac, const char *text
 static brook_err_t sink_open(brook_ctx_t *ctx, void *opaque, void **state) {
   const sink_cfg_t *cfg = opaque;
   brook_runtime_t *rt = ctx->rt;
-  if (rt->manual_clock || !rt->w0->loop) {
+  if (!bk_rt_loop(rt)) {
     brook_ctx_set_error(ctx, "a Kafka sink needs a runtime on a loop (not the test driver)");
     return BROOK_ERR_STATE;
   }
-  sink_t *s = bk_calloc(&rt->alloc, 1, sizeof(*s));
+  sink_t *s = bk_calloc(bk_rt_alloc(rt), 1, sizeof(*s));
   if (!s)
     return BROOK_ERR_NOMEM;
   s->cfg = cfg;
@@ -98,20 +97,18 @@ static brook_err_t sink_open(brook_ctx_t *ctx, void *opaque, void **state) {
                                  &s->prod, why, sizeof(why));
   if (err < 0) {
     brook_ctx_set_error(ctx, "%s", why);
-    bk_free(&rt->alloc, s);
+    bk_free(bk_rt_alloc(rt), s);
     return err;
   }
   if ((err = bk_kafka_startup_begin(rt, bk_kprod_rk(s->prod), who, cfg->bootstrap, cfg->props,
                                     cfg->o.startup_timeout_ms, &s->startup)) < 0) {
     bk_kprod_close(s->prod);
-    bk_free(&rt->alloc, s);
+    bk_free(bk_rt_alloc(rt), s);
     return err;
   }
   bk_kprod_set_error_hook(s->prod, startup_note, s);
   /* Backpressure: sources wait while this many records await acknowledgement. */
-  uint64_t limit = cfg->o.max_in_flight;
-  if (!rt->w0->delivery.limit || limit < rt->w0->delivery.limit)
-    rt->w0->delivery.limit = limit;
+  bk_rt_delivery_limit(rt, cfg->o.max_in_flight);
   *state = s;
   return BROOK_OK;
 }
@@ -167,12 +164,12 @@ static brook_err_t sink_one(brook_ctx_t *ctx, sink_t *s, const brook_record_t *r
   if (rec->value && (err = bk_serde_chain_run(ctx, &cfg->value_serde, rec->value, rec->value_len,
                                               &v, &vl, NULL)) < 0)
     return err;
-  uint64_t epoch = bk_delivery_add(&s->rt->w0->delivery);
+  uint64_t epoch = bk_rt_delivery_add(s->rt);
   if (!epoch)
     return BROOK_ERR_NOMEM;
   rd_kafka_headers_t *h = headers_of(rec);
   int64_t ts = rec->timestamp > 0 ? rec->timestamp : 0; /* 0: librdkafka stamps now */
-  unsigned flags = s->rt->w0->error_depth ? BK_KMSG_ERROR_RECORD : BK_KMSG_OUTPUT;
+  unsigned flags = bk_rt_in_error_stream(s->rt) ? BK_KMSG_ERROR_RECORD : BK_KMSG_OUTPUT;
   rd_kafka_resp_err_t kerr = bk_kprod_send(s->prod, topic, k, kl, v, vl, ts, h, epoch, flags);
   if (!kerr)
     return BROOK_OK;
@@ -183,7 +180,7 @@ static brook_err_t sink_one(brook_ctx_t *ctx, sink_t *s, const brook_record_t *r
   if (kerr == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE &&
       !too_large(s, rec, topic, k, kl, v, vl, ts, epoch, flags, why, sizeof(why)))
     return BROOK_OK;
-  bk_delivery_done(&s->rt->w0->delivery, epoch);
+  bk_rt_delivery_done(s->rt, epoch);
   brook_ctx_set_error(ctx, "producing to '%s': %s", topic, why);
   return BROOK_ERR_KAFKA;
 }
@@ -205,7 +202,7 @@ static void sink_close(void *state, void *opaque) {
     return;
   bk_kafka_startup_end(s->startup);
   bk_kprod_close(s->prod);
-  bk_free(&s->rt->alloc, s);
+  bk_free(bk_rt_alloc(s->rt), s);
 }
 
 static const brook_operator_t kafka_sink_op = {

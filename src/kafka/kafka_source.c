@@ -2,23 +2,21 @@
  * rebalancing) or on an explicit assignment, served on the loop thread: its queue signals a
  * pipe watched by uv_poll (kafka_poll.c), and each batch is drained with
  * rd_kafka_consumer_poll(rk, 0), which also runs the rebalance and commit callbacks here.
- * This file is its runtime side (the vtable and life cycle, the timer, pausing, the partition
- * table) around the state in kafka_source_impl.h; the rest, one concept a file:
+ * This file is its runtime side (the vtable and life cycle, pausing, the partition table)
+ * around the state in kafka_source_impl.h; the rest, one concept a file:
  *   kafka_source_opts.c  the options, their checks and the builder
  *   kafka_consumer.c     the consumer: configuration, callbacks, subscription, release
  *   kafka_rebalance.c    partitions assigned and revoked (each a split with its task)
  *   kafka_batch.c        one partition's messages into a batch of records
- *   kafka_commit.c       at least once: finished offsets and their commits
+ *   kafka_backpressure.c pausing while outputs await acknowledgement; the source's timer
+ *   kafka_commit.c       at least once: offsets committed at the runtime's commits
  *   kafka_leave.c        leaving the group, after a stop or a failed run
  *
- * Stop: a stop pauses input, waits for pending deliveries, commits, then closes the consumer
- * (leaving the group) before the source ends. A failed run leaves the group too, after the
- * runtime has closed its operators (ks_close), so a restart does not wait for the session
- * to time out.
- *
- * Backpressure: while the runtime has max_in_flight or more deliveries pending, every
- * assigned partition is paused (rd_kafka_pause_partitions) and resumed below half of it.
- * Loop thread; the client's destroy runs on a worker thread. */
+ * Stop: a stop pauses input, processes what was fetched, asks the runtime for a final commit
+ * (runtime/commit.c: flushes, acknowledgements, then this source's offsets), then closes the
+ * consumer (leaving the group) before the source ends. A failed run leaves the group too,
+ * after the runtime has closed its operators (ks_close), so a restart does not wait for the
+ * session to time out. Loop thread; the client's destroy runs on a worker thread. */
 #include "kafka/kafka_source_impl.h"
 
 #include <stdarg.h>
@@ -32,14 +30,14 @@
 /* ---- messages to the runtime ---- */
 
 void bk_ksrc_log(bk_ksrc_t *k, int level, const char *fmt, ...) {
-  if (!k->rt->opts.log)
+  if (!bk_rt_logs(k->rt))
     return;
   char msg[4096];
   va_list ap;
   va_start(ap, fmt);
   bk_kafka_vmessage(msg, sizeof(msg), k->cfg->props, k->who, fmt, ap);
   va_end(ap);
-  k->rt->opts.log(level, msg, k->rt->opts.log_opaque);
+  bk_rt_log(k->rt, level, msg);
 }
 
 void bk_ksrc_fail(bk_ksrc_t *k, brook_err_t err, const char *fmt, ...) {
@@ -64,13 +62,14 @@ size_t bk_ksrc_part_get(bk_ksrc_t *k, const char *topic, int32_t partition) {
   size_t i = bk_ksrc_part_find(k, topic, partition);
   if (i != SIZE_MAX)
     return i;
-  const brook_allocator_t *a = &k->rt->alloc;
+  const brook_allocator_t *a = bk_rt_alloc(k->rt);
   if (bk_grow(a, (void **)&k->parts, &k->cap_parts, k->n_parts + 1, sizeof(*k->parts)))
     return SIZE_MAX;
   char *t = bk_strdup(a, topic);
   if (!t)
     return SIZE_MAX;
-  k->parts[k->n_parts] = (bk_kpart_t){t, partition, 0, 0, -1, -1};
+  k->parts[k->n_parts] =
+      (bk_kpart_t){.topic = t, .partition = partition, .committable = -1, .committed = -1};
   return k->n_parts++;
 }
 
@@ -88,69 +87,27 @@ void bk_ksrc_set_paused(bk_ksrc_t *k, int pause, rd_kafka_topic_partition_list_t
     rd_kafka_topic_partition_list_destroy(all);
 }
 
-/* ---- the timer: commits, backpressure, the stop sequence ---- */
-
-static void timer_arm(bk_ksrc_t *k);
-
-static void on_timer(uv_timer_t *h) {
-  bk_ksrc_t *k = h->data;
-  if (k->rt->status != BROOK_OK)
-    return;
-  if (k->phase == BK_KSRC_RUNNING) {
-    if (k->rt->w0->delivery.held && !k->paused) { /* another sink's limit holds every source */
-      bk_ksrc_set_paused(k, 1, NULL);
-      k->paused = 1;
-    }
-    if (k->paused && !k->stash) {
-      /* Held by backpressure, no batch runs: still serve the consumer, so a rebalance does
-       * not wait for the sink (its callbacks run in this poll) and max.poll.interval.ms does
-       * not expire. Paused partitions deliver nothing; anything else waits in the stash. */
-      k->stash = rd_kafka_consumer_poll(k->rk, 0);
-      if (k->rt->status != BROOK_OK) {
-        bk_worker_poke(k->rt->w0); /* nothing else may run: the failure must end the run */
-        return;
-      }
-    }
-    if (!k->commit_in_flight)
-      bk_ksrc_commit_finished(k, NULL);
-    if (k->paused && !k->rt->w0->delivery.held &&
-        k->rt->w0->delivery.total < k->cfg->o.max_in_flight / 2) {
-      bk_ksrc_set_paused(k, 0, NULL);
-      k->paused = 0;
-      bk_sched_ready(k->src);
-    }
-  } else if (k->phase == BK_KSRC_STOP_DRAIN || k->phase == BK_KSRC_JOIN_WAIT) {
-    bk_sched_ready(k->src); /* produce() runs the stop sequence */
-  }
-  timer_arm(k);
-}
-
-static void timer_arm(bk_ksrc_t *k) {
-  if (!k->timer_open)
-    return;
-  int64_t ms = k->cfg->o.commit_interval_ms;
-  if (k->paused || k->phase == BK_KSRC_STOP_DRAIN)
-    ms = 10; /* re-check soon: deliveries complete on the loop */
-  else if (k->phase == BK_KSRC_JOIN_WAIT)
-    ms = 50; /* the deadline of the join */
-  uv_timer_start(&k->timer, on_timer, (uint64_t)ms, 0);
-}
-
 /* ---- the vtable ---- */
 
 static brook_err_t ks_create(bk_src_t *src) {
-  bk_ksrc_t *k = bk_calloc(&src->rt->alloc, 1, sizeof(*k));
+  brook_runtime_t *rt = bk_src_runtime(src);
+  bk_ksrc_t *k = bk_calloc(bk_rt_alloc(rt), 1, sizeof(*k));
   if (!k)
     return BROOK_ERR_NOMEM;
   k->src = src;
-  k->cfg = src->cfg;
-  k->rt = src->rt;
+  k->cfg = bk_src_cfg(src);
+  k->rt = rt;
   k->batch_next = -1;
-  snprintf(k->who, sizeof(k->who), "Kafka source '%s'", src->ctx->node->name);
-  src->impl = k;
+  snprintf(k->who, sizeof(k->who), "Kafka source '%s'", bk_src_name(src));
+  bk_src_set_impl(src, k);
   /* Message timestamps come from any producer: checked by default (time.h, ts_bounds). */
-  bk_wm_bounds_set(&src->wm, 1);
-  return BROOK_OK;
+  bk_wm_bounds_set(bk_src_wm(src), 1);
+  if (k->cfg->o.commit_interval_ms)
+    bk_ksrc_log(k, BROOK_LOG_WARN,
+                "commit_interval_ms (%lld) is deprecated and ignored: offsets are committed at "
+                "the runtime's commits (brook_runtime_opts_t.commit_interval_ms)",
+                (long long)k->cfg->o.commit_interval_ms);
+  return bk_commit_register(rt, bk_ksrc_commit_point, k);
 }
 
 static void on_queue(void *opaque) {
@@ -161,19 +118,19 @@ static void on_queue(void *opaque) {
     bk_sched_ready(k->src);
 }
 
-static brook_err_t ks_start(bk_src_t *src) { return bk_ksrc_consumer_new(src->impl); }
+static brook_err_t ks_start(bk_src_t *src) { return bk_ksrc_consumer_new(bk_src_impl(src)); }
 
 static void topic_log(void *opaque, int level, const char *msg) {
   bk_ksrc_log(opaque, level, "%s", msg);
 }
 
 static brook_err_t ks_attach(bk_src_t *src) {
-  bk_ksrc_t *k = src->impl;
+  bk_ksrc_t *k = bk_src_impl(src);
   const bk_ksrc_cfg_t *cfg = k->cfg;
   brook_err_t err =
       bk_kafka_poller_start(k->rt, k->q, on_queue, k, &k->poller, k->why, sizeof(k->why));
   if (err < 0) {
-    brook_ctx_set_error(src->ctx, "Kafka source: %s", k->why);
+    brook_ctx_set_error(bk_src_ctx(src), "Kafka source: %s", k->why);
     return err;
   }
   if ((err = bk_kafka_startup_begin(k->rt, k->rk, k->who, cfg->bootstrap, cfg->props,
@@ -182,29 +139,29 @@ static brook_err_t ks_attach(bk_src_t *src) {
     return err;
   if (cfg->dlq) {
     char who[160];
-    snprintf(who, sizeof(who), "Kafka source '%s' (dead letters)", src->ctx->node->name);
+    snprintf(who, sizeof(who), "Kafka source '%s' (dead letters)", bk_src_name(src));
     if ((err = bk_kprod_new(k->rt, who, cfg->bootstrap, cfg->props, 1, bk_dead_letter_failed, NULL,
                             &k->dlq, k->why, sizeof(k->why))) < 0) {
-      brook_ctx_set_error(src->ctx, "%s", k->why);
+      brook_ctx_set_error(bk_src_ctx(src), "%s", k->why);
       return err;
     }
   }
   for (size_t i = 0; i < k->n_parts; i++) /* an explicit assignment */
     if (k->parts[i].assigned)
       bk_ksrc_open_task(k, i);
-  if (k->rt->status != BROOK_OK)
-    return k->rt->status;
-  uv_timer_init(k->rt->w0->loop, &k->timer);
+  if (bk_rt_status(k->rt) != BROOK_OK)
+    return bk_rt_status(k->rt);
+  uv_timer_init(bk_rt_loop(k->rt), &k->timer);
   k->timer.data = k;
   k->timer_open = 1;
-  timer_arm(k);
-  src->ready = 1; /* the queue may hold something already: poll once */
+  bk_ksrc_timer_arm(k);
+  bk_sched_ready(src); /* the queue may hold something already: poll once */
   return BROOK_OK;
 }
 
 /* The message behind a failed record (bk_source_vt_t.origin). */
 static int ks_origin(bk_src_t *src, const brook_record_t *rec, bk_origin_t *out) {
-  bk_ksrc_t *k = src->impl;
+  bk_ksrc_t *k = bk_src_impl(src);
   const rd_kafka_message_t *m = bk_ktrace_find(&k->trace, rec);
   if (!m)
     return 0;
@@ -212,26 +169,25 @@ static int ks_origin(bk_src_t *src, const brook_record_t *rec, bk_origin_t *out)
   return 1;
 }
 
-/* The stop sequence, one step per call: drain deliveries, commit, leave the group. */
+/* The stop sequence, one step per call: the runtime's final commit, the offsets' commit
+ * result, leaving the group. */
 static brook_err_t stop_step(bk_ksrc_t *k) {
   bk_src_t *src = k->src;
-  if (k->phase == BK_KSRC_STOP_DRAIN) {
-    if (k->rt->w0->delivery.total) {
-      src->ready = 0; /* the timer re-checks; the queue is empty, so it signals anew */
-      return BROOK_OK;
-    }
-    k->phase = BK_KSRC_STOP_COMMIT;
-    if (bk_ksrc_commit_finished(k, NULL)) {
-      src->ready = 0; /* bk_ksrc_on_commit continues */
-      return BROOK_OK;
-    }
+  if (k->phase == BK_KSRC_STOP_DRAIN) { /* everything fetched is processed */
+    k->phase = BK_KSRC_STOP_FLUSH;
+    k->stop_epoch = bk_rt_batch_epoch(k->rt); /* covers every batch this source ran */
+    bk_commit_request(k->rt, 1);              /* bk_ksrc_commit_point(final) goes on */
+  }
+  if (k->phase == BK_KSRC_STOP_FLUSH) {
+    bk_src_unready(src);
+    return BROOK_OK;
   }
   if (k->phase == BK_KSRC_STOP_COMMIT && k->commit_in_flight) {
     rd_kafka_message_t *m;
     while ((m = rd_kafka_consumer_poll(k->rk, 0))) /* serves bk_ksrc_on_commit */
       rd_kafka_message_destroy(m);
     if (k->commit_in_flight) {
-      src->ready = 0;
+      bk_src_unready(src);
       return BROOK_OK;
     }
   }
@@ -239,38 +195,34 @@ static brook_err_t stop_step(bk_ksrc_t *k) {
     bk_ksrc_leave_begin(k);
   if (bk_ksrc_leave_step(k))
     return BROOK_DONE;
-  src->ready = 0; /* the queue (or, for a join's deadline, the timer) signals the next step */
+  bk_src_unready(src); /* the queue (or, for a join's deadline, the timer) signals the next step */
   return BROOK_OK;
 }
 
 static brook_err_t ks_produce(bk_src_t *src) {
-  bk_ksrc_t *k = src->impl;
+  bk_ksrc_t *k = bk_src_impl(src);
   if (k->phase != BK_KSRC_RUNNING && k->phase != BK_KSRC_STOP_DRAIN)
     return stop_step(k);
-  /* Too much output awaits acknowledgement: pause fetching and take no new batch until
-   * half of it is acknowledged (the timer resumes). The queue is left as it is meanwhile, so
-   * it will not signal: the timer, not the poller, wakes the source. */
-  if (k->phase == BK_KSRC_RUNNING && k->rt->w0->delivery.total >= k->cfg->o.max_in_flight) {
-    if (!k->paused) {
-      bk_ksrc_set_paused(k, 1, NULL);
-      k->paused = 1;
-      timer_arm(k);
-    }
-    src->ready = 0;
+  if (k->opens_pending)
+    bk_ksrc_open_pending_tasks(k); /* assigned since the last turn: before any of their records */
+  if (bk_rt_status(k->rt) != BROOK_OK)
+    return bk_rt_status(k->rt);
+  if (bk_ksrc_backpressure(k)) { /* the timer resumes (kafka_backpressure.c) */
+    bk_src_unready(src);
     return BROOK_OK;
   }
   brook_err_t ret = bk_ksrc_read_batch(k);
   if (ret < 0)
     return ret;
-  if (k->stash)
-    src->ready = 1; /* more is waiting right now */
+  if (k->stash || k->opens_pending)
+    bk_sched_ready(src); /* more is waiting right now */
   if (k->phase == BK_KSRC_STOP_DRAIN && k->batch_part == SIZE_MAX)
     return stop_step(k); /* nothing left to read: go on with the stop */
   return BROOK_OK;
 }
 
 static void ks_batch_done(bk_src_t *src) {
-  bk_ksrc_t *k = src->impl;
+  bk_ksrc_t *k = bk_src_impl(src);
   for (size_t i = 0; i < k->n_msgs; i++)
     rd_kafka_message_destroy(k->msgs[i]);
   k->n_msgs = 0;
@@ -279,18 +231,19 @@ static void ks_batch_done(bk_src_t *src) {
 }
 
 static void ks_stop(bk_src_t *src) {
-  bk_ksrc_t *k = src->impl;
+  bk_ksrc_t *k = bk_src_impl(src);
   if (k->phase != BK_KSRC_RUNNING)
     return;
   k->phase = BK_KSRC_STOP_DRAIN;
   if (!k->paused)
     bk_ksrc_set_paused(k, 1, NULL);
   k->paused = 1;
+  bk_ksrc_timer_arm(k);
   bk_sched_ready(src); /* what is already fetched is processed, then the stop goes on */
 }
 
 static void ks_close(bk_src_t *src) {
-  bk_ksrc_t *k = src->impl;
+  bk_ksrc_t *k = bk_src_impl(src);
   bk_kprod_close(k->dlq);
   k->dlq = NULL;
   for (size_t i = 0; i < k->n_msgs; i++)
@@ -307,10 +260,10 @@ static void ks_close(bk_src_t *src) {
 }
 
 static void ks_destroy(bk_src_t *src) {
-  bk_ksrc_t *k = src->impl;
+  bk_ksrc_t *k = bk_src_impl(src);
   if (!k)
     return;
-  const brook_allocator_t *a = &src->rt->alloc;
+  const brook_allocator_t *a = bk_rt_alloc(k->rt);
   for (size_t i = 0; i < k->n_parts; i++)
     bk_free(a, k->parts[i].topic);
   bk_free(a, k->parts);
@@ -318,7 +271,7 @@ static void ks_destroy(bk_src_t *src) {
   bk_free(a, k->msgs);
   bk_ktrace_free(&k->trace, a);
   bk_free(a, k);
-  src->impl = NULL;
+  bk_src_set_impl(src, NULL);
 }
 
 const bk_source_vt_t bk_ksrc_vt = {

@@ -16,7 +16,7 @@
 #include "kafka/kafka_startup.h"
 #include "kafka/kafka_topics.h"
 #include "kafka/kafka_trace.h"
-#include "runtime/runtime_impl.h"
+#include "runtime/services.h"
 #include "serde/serde.h"
 
 /* The builder's copy of the options (kafka_source_opts.c), read-only while it runs. */
@@ -34,6 +34,7 @@ typedef struct bk_kpart {
   int32_t partition;
   int assigned;
   int task_held;       /* holds its task (bk_task_acquire) */
+  int open_pending;    /* assigned: its task opens on the next turn (none of it runs before) */
   int64_t committable; /* every offset below it is finished; -1 = none yet */
   int64_t committed;   /* last offset committed (or -1) */
 } bk_kpart_t;
@@ -46,8 +47,9 @@ typedef struct bk_kpending {
 
 typedef enum bk_ksrc_phase {
   BK_KSRC_RUNNING,
-  BK_KSRC_STOP_DRAIN,  /* stop: waiting for pending deliveries */
-  BK_KSRC_STOP_COMMIT, /* final commit sent, waiting for its result */
+  BK_KSRC_STOP_DRAIN,  /* stop: processing what was fetched */
+  BK_KSRC_STOP_FLUSH,  /* the runtime's final commit asked for (runtime/commit.c) */
+  BK_KSRC_STOP_COMMIT, /* final offset commit sent, waiting for its result */
   BK_KSRC_JOIN_WAIT,   /* leaving: first finishing a join in progress (kafka_group.h) */
   BK_KSRC_CLOSING,     /* consumer closing (leaving the group) */
   BK_KSRC_CLOSED
@@ -63,7 +65,7 @@ typedef struct bk_ksrc {
   bk_kafka_startup_t *startup;   /* until the cluster answers (kafka_startup.h) */
   bk_topic_watch_t *topic_watch; /* subscribed topics that do not exist (kafka_topics.h) */
   bk_kprod_t *dlq;
-  uv_timer_t timer; /* commits; and backpressure / stop checks while waiting */
+  uv_timer_t timer; /* backpressure and stop checks while waiting */
   int timer_open;
   bk_kpart_t *parts;
   size_t n_parts, cap_parts;
@@ -76,6 +78,8 @@ typedef struct bk_ksrc {
   size_t batch_part;
   int64_t batch_next; /* -1: the batch consumed nothing */
   int paused;
+  int opens_pending;   /* some partition's task opens on the next turn */
+  uint64_t stop_epoch; /* BK_KSRC_STOP_FLUSH: the final commit must reach this epoch */
   bk_ksrc_phase_t phase;
   int commit_in_flight;
   int synced;            /* a group assignment came (the assignor's state exists) */
@@ -108,6 +112,15 @@ size_t bk_ksrc_part_get(bk_ksrc_t *k, const char *topic, int32_t partition);
 /* Pauses (or resumes) the partitions in `l`, or every assigned partition if `l` is NULL. */
 void bk_ksrc_set_paused(bk_ksrc_t *k, int pause, rd_kafka_topic_partition_list_t *l);
 
+/* ---- kafka_backpressure.c ---- */
+
+/* (Re)starts the source's timer for its phase: backpressure checks, the stop's waits. */
+void bk_ksrc_timer_arm(bk_ksrc_t *k);
+
+/* Whether too many outputs await acknowledgement to take a batch now: then every partition
+ * is paused until half of them are in (the timer resumes). */
+int bk_ksrc_backpressure(bk_ksrc_t *k);
+
 /* ---- kafka_consumer.c ---- */
 
 /* Creates the consumer (k->rk, k->q) and subscribes it or gives it its explicit assignment.
@@ -128,8 +141,13 @@ void bk_ksrc_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 /* An assigned partition holds the source's watermark back from now on. */
 void bk_ksrc_hold_watermark(bk_ksrc_t *k, size_t part);
 
-/* The partition is ours from now on: its task opens (runtime/task.c). */
+/* The partition is ours from now on: its task opens (runtime/task.c). Outside the rebalance
+ * callback. */
 void bk_ksrc_open_task(bk_ksrc_t *k, size_t part);
+
+/* Opens the tasks of the partitions assigned since the last turn (the rebalance callback only
+ * records them). Outside the rebalance callback, before the next batch is read. */
+void bk_ksrc_open_pending_tasks(bk_ksrc_t *k);
 
 /* ---- kafka_batch.c ---- */
 
@@ -145,9 +163,17 @@ brook_err_t bk_ksrc_read_batch(bk_ksrc_t *k);
 void bk_ksrc_on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                        rd_kafka_topic_partition_list_t *offsets, void *opaque);
 
+/* The runtime's commit (bk_commit_fn, runtime/commit.c): the batches of epochs <= `epoch`
+ * are finished; their offsets are committed. A final one moves the stop sequence on. */
+void bk_ksrc_commit_point(void *opaque, uint64_t epoch, int final);
+
 /* Commits (asynchronously) every assigned partition whose committable offset moved; with
  * `only` set, just the partitions in it. Returns 1 if a commit was sent. */
 int bk_ksrc_commit_finished(bk_ksrc_t *k, const rd_kafka_topic_partition_list_t *only);
+
+/* A revocation's commit: the partitions in `parts` (their tasks just flushed) commit what the
+ * runtime's last commit finished, or everything read if no output is in flight. */
+void bk_ksrc_commit_revoked(bk_ksrc_t *k, const rd_kafka_topic_partition_list_t *parts);
 
 /* Drops the queued batch ends of partition `part`. */
 void bk_ksrc_forget_pending(bk_ksrc_t *k, size_t part);

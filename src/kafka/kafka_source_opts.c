@@ -15,7 +15,6 @@ void brook_kafka_source_opts_init_size(brook_kafka_source_opts_t *opts, size_t s
   brook_kafka_source_opts_t d;
   memset(&d, 0, sizeof(d));
   d.struct_size = sizeof(d);
-  d.commit_interval_ms = 1000;
   d.max_in_flight = 100000;
   d.startup_timeout_ms = 30000;
   bk_opts_init_sized(opts, size, &d, sizeof(d));
@@ -101,8 +100,6 @@ brook_stream_t *brook_source_kafka(brook_topology_t *t, const char *name,
     problem = "on_malformed DEAD_LETTER needs dead_letter_topic";
   else if (o.on_malformed > BROOK_KAFKA_MALFORMED_DEAD_LETTER)
     problem = "unknown on_malformed";
-  else if (o.commit_interval_ms <= 0)
-    problem = "commit_interval_ms must be > 0";
   else if (o.max_in_flight == 0)
     problem = "max_in_flight must be > 0";
   else if (o.startup_timeout_ms < 0)

@@ -34,15 +34,15 @@ struct bk_kafka_startup {
 static void on_closed(uv_handle_t *h) {
   bk_kafka_startup_t *s = h->data;
   brook_runtime_t *rt = s->rt;
-  bk_free(&rt->alloc, s);
-  bk_worker_release(rt->w0);
+  bk_free(bk_rt_alloc(rt), s);
+  bk_runtime_release(rt);
 }
 
 void bk_kafka_startup_end(bk_kafka_startup_t *s) {
   if (!s)
     return;
   uv_timer_stop(&s->timer);
-  bk_worker_hold(s->rt->w0);
+  bk_runtime_hold(s->rt);
   uv_close((uv_handle_t *)&s->timer, on_closed);
 }
 
@@ -61,7 +61,7 @@ static void fail_startup(bk_kafka_startup_t *s) {
   snprintf(out, sizeof(out), "%s: %s", s->who, msg);
   bk_kafka_redact(s->props, out, sizeof(out));
   bk_runtime_fail(s->rt, BROOK_ERR_TIMEOUT, "%s", out);
-  bk_worker_poke(s->rt->w0);
+  bk_sched_poke(s->rt);
 }
 
 static void on_check(uv_timer_t *h) {
@@ -75,7 +75,7 @@ static void on_check(uv_timer_t *h) {
   }
   if (s->timeout_ms > 0 && bk_wallclock_ms() - s->started_ms >= s->timeout_ms) {
     uv_timer_stop(&s->timer);
-    if (s->rt->status == BROOK_OK)
+    if (bk_rt_status(s->rt) == BROOK_OK)
       fail_startup(s);
   }
 }
@@ -84,7 +84,7 @@ brook_err_t bk_kafka_startup_begin(brook_runtime_t *rt, rd_kafka_t *rk, const ch
                                    const char *bootstrap, char *const *props, int64_t timeout_ms,
                                    bk_kafka_startup_t **out) {
   *out = NULL;
-  bk_kafka_startup_t *s = bk_calloc(&rt->alloc, 1, sizeof(*s));
+  bk_kafka_startup_t *s = bk_calloc(bk_rt_alloc(rt), 1, sizeof(*s));
   if (!s)
     return BROOK_ERR_NOMEM;
   s->rt = rt;
@@ -95,7 +95,7 @@ brook_err_t bk_kafka_startup_begin(brook_runtime_t *rt, rd_kafka_t *rk, const ch
   snprintf(s->who, sizeof(s->who), "%s", who);
   const char *bs = bootstrap ? bootstrap : bk_kafka_props_get(props, "bootstrap.servers");
   snprintf(s->bootstrap, sizeof(s->bootstrap), "%s", bs ? bs : "(none)");
-  uv_timer_init(rt->w0->loop, &s->timer);
+  uv_timer_init(bk_rt_loop(rt), &s->timer);
   s->timer.data = s;
   uv_timer_start(&s->timer, on_check, CHECK_MS, CHECK_MS);
   *out = s;

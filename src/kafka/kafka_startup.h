@@ -11,7 +11,7 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "runtime/runtime_impl.h"
+#include "runtime/services.h"
 
 typedef struct bk_kafka_startup bk_kafka_startup_t;
 

@@ -57,10 +57,10 @@ static void watch_free(bk_topic_watch_t *tw) {
   brook_runtime_t *rt = tw->rt;
   if (tw->rk)
     bk_kafka_destroy_off_loop(rt, tw->rk, tw->destroy_flags);
-  bk_free(&rt->alloc, tw->state);
-  bk_free(&rt->alloc, tw->warned);
-  bk_free(&rt->alloc, tw);
-  bk_worker_release(rt->w0); /* the watch's own hold */
+  bk_free(bk_rt_alloc(rt), tw->state);
+  bk_free(bk_rt_alloc(rt), tw->warned);
+  bk_free(bk_rt_alloc(rt), tw);
+  bk_runtime_release(rt); /* the watch's own hold */
 }
 
 static void on_timer_closed(uv_handle_t *h) {
@@ -113,7 +113,7 @@ static void on_tick(uv_timer_t *h) {
     return;
   tw->asking = 1;
   tw->work.data = tw;
-  if (uv_queue_work(tw->rt->w0->loop, &tw->work, ask_cluster, on_answer) != 0)
+  if (uv_queue_work(bk_rt_loop(tw->rt), &tw->work, ask_cluster, on_answer) != 0)
     tw->asking = 0;
 }
 
@@ -136,15 +136,15 @@ brook_err_t bk_topic_watch_begin(brook_runtime_t *rt, rd_kafka_t *rk, char *cons
     n++;
   if (!n)
     return BROOK_OK;
-  bk_topic_watch_t *tw = bk_calloc(&rt->alloc, 1, sizeof(*tw));
+  bk_topic_watch_t *tw = bk_calloc(bk_rt_alloc(rt), 1, sizeof(*tw));
   if (!tw)
     return BROOK_ERR_NOMEM;
-  tw->state = bk_calloc(&rt->alloc, n, 1);
-  tw->warned = bk_calloc(&rt->alloc, n, 1);
+  tw->state = bk_calloc(bk_rt_alloc(rt), n, 1);
+  tw->warned = bk_calloc(bk_rt_alloc(rt), n, 1);
   if (!tw->state || !tw->warned) {
-    bk_free(&rt->alloc, tw->state);
-    bk_free(&rt->alloc, tw->warned);
-    bk_free(&rt->alloc, tw);
+    bk_free(bk_rt_alloc(rt), tw->state);
+    bk_free(bk_rt_alloc(rt), tw->warned);
+    bk_free(bk_rt_alloc(rt), tw);
     return BROOK_ERR_NOMEM;
   }
   *tw = (bk_topic_watch_t){.rt = rt,
@@ -158,8 +158,8 @@ brook_err_t bk_topic_watch_begin(brook_runtime_t *rt, rd_kafka_t *rk, char *cons
   for (size_t i = 0; i < n; i++)
     if (topics[i][0] == '^')
       tw->state[i] = T_EXISTS; /* a regular expression: nothing to ask */
-  bk_worker_hold(rt->w0);      /* until the watch is freed */
-  uv_timer_init(rt->w0->loop, &tw->timer);
+  bk_runtime_hold(rt);         /* until the watch is freed */
+  uv_timer_init(bk_rt_loop(rt), &tw->timer);
   tw->timer.data = tw;
   uv_timer_start(&tw->timer, on_tick, BK_TOPIC_CHECK_MS, 0);
   *out = tw;

@@ -10,7 +10,7 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "runtime/runtime_impl.h"
+#include "runtime/services.h"
 
 #define BK_TOPIC_CHECK_MS 3000
 

@@ -1,6 +1,6 @@
 /* Keyed state in the operator context: brook_store_open registers a store with the operator
- * instance that opened it; the runtime reports in-place changes after every batch and frees
- * the stores with the runtime. Loop thread. */
+ * instance that opened it; the runtime reports in-place changes at every commit (commit.c) and
+ * frees the stores with the runtime. Loop thread. */
 #include <string.h>
 
 #include <brook/state.h>
@@ -41,21 +41,22 @@ brook_err_t brook_store_open(brook_ctx_t *ctx, const char *name, const brook_sto
   return BROOK_OK;
 }
 
+void bk_state_flush_ctx(brook_runtime_t *rt, brook_ctx_t *c) {
+  for (size_t k = 0; k < c->n_stores && bk_runtime_status(rt) == BROOK_OK; k++) {
+    if (!bk_store_has_pending_changes(c->stores[k]))
+      continue;
+    brook_err_t err = brook_store_flush_changes(c->stores[k]);
+    if (err < 0)
+      bk_runtime_fail(rt, err, "operator '%s': the change listener of store '%s' failed: %s",
+                      c->node->name, bk_store_name(c->stores[k]), brook_strerror(err));
+  }
+}
+
 void bk_state_flush_changes(bk_worker_t *w) {
   brook_runtime_t *rt = w->rt;
-  for (size_t i = 0; i < rt->plan.n && rt->status == BROOK_OK; i++) {
-    for (size_t t = 0; t < bk_inst_count(w, i); t++) {
-      brook_ctx_t *c = bk_inst_at(w, i, t);
-      for (size_t k = 0; k < c->n_stores; k++) {
-        if (!bk_store_has_pending_changes(c->stores[k]))
-          continue;
-        brook_err_t err = brook_store_flush_changes(c->stores[k]);
-        if (err < 0)
-          bk_runtime_fail(rt, err, "operator '%s': the change listener of store '%s' failed: %s",
-                          c->node->name, bk_store_name(c->stores[k]), brook_strerror(err));
-      }
-    }
-  }
+  for (size_t i = 0; i < rt->plan.n && bk_runtime_status(rt) == BROOK_OK; i++)
+    for (size_t t = 0; t < bk_inst_count(w, i); t++)
+      bk_state_flush_ctx(rt, bk_inst_at(w, i, t));
 }
 
 void bk_state_free_ctx(brook_runtime_t *rt, brook_ctx_t *c) {

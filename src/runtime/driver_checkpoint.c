@@ -288,7 +288,7 @@ static brook_err_t apply(brook_driver_t *d, load_t *l, bk_errmsg_t *why) {
       if ((size_t)id >= sl->n_split_task || sl->split_task[id] != id)
         continue;
       if ((err = bk_src_split_task(&rt->w0->sources[si], (size_t)id, id)) >= 0)
-        err = bk_task_acquire(rt->w0, id);
+        err = bk_worker_task_acquire(rt->w0, id, "restored from a checkpoint");
       if (err < 0)
         bk_errmsg_set(why, "opening the task of partition %d of source '%s' failed: %s", (int)id,
                       rt->w0->sources[si].home->node->name,
@@ -320,7 +320,8 @@ static brook_err_t apply(brook_driver_t *d, load_t *l, bk_errmsg_t *why) {
 /* The restore failed while applying: back to the new driver it was. */
 static void roll_back(brook_driver_t *d, const brook_time_t *wm, const int *idle) {
   brook_runtime_t *rt = d->rt;
-  bk_tasks_close_all(rt->w0); /* all opened by this restore: the driver had none */
+  bk_tasks_close_all(rt->w0,
+                     "the restore failed"); /* all opened by this restore: the driver had none */
   for (size_t i = 0; i < rt->plan.n; i++) {
     bk_ckpt_reset_inst(&rt->w0->insts[i]);
     rt->w0->insts[i].wm = wm[i];

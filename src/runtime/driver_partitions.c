@@ -66,9 +66,25 @@ static void keep_closing_task(brook_runtime_t *rt, bk_task_t *t, void *opaque) {
   *s = (bk_saved_task_t){t->id, b.data, b.len};
 }
 
+/* The task life cycle's RESTORING step (task.c): a partition's task created again gets the
+ * stores and timers it had when it was last revoked. */
+static brook_err_t restore_saved(brook_runtime_t *rt, bk_task_t *t, void *opaque) {
+  brook_driver_t *d = opaque;
+  bk_saved_task_t *s = saved_find(d, t->id);
+  if (!s)
+    return BROOK_OK;
+  bk_errmsg_t why;
+  brook_err_t err = bk_task_restore(rt, t, s->data, s->len, &why);
+  saved_drop(d, s);
+  if (err < 0)
+    bk_runtime_fail(rt, err, "driver: restoring partition %d: %s", (int)t->id, why.text);
+  return err;
+}
+
 void bk_driver_partitions_init(brook_driver_t *d) {
   d->rt->task_closing = keep_closing_task;
   d->rt->task_closing_opaque = d;
+  bk_tasks_set_restorer(d->rt, restore_saved, d);
 }
 
 void bk_driver_partitions_free(brook_driver_t *d) {
@@ -104,14 +120,16 @@ brook_err_t bk_driver_hold_task(brook_driver_t *d, bk_src_t *src, size_t split, 
     return BROOK_ERR_NOMEM;
   }
   *created = bk_task_find(rt->w0, id) == NULL;
-  brook_err_t err = bk_task_acquire(rt->w0, id); /* a failure is recorded in rt->status */
+  brook_err_t err =
+      bk_worker_task_acquire(rt->w0, id, "assigned"); /* a failure is recorded in rt->status */
   if (err < 0)
     src->split_task[split] = -1;
   return err;
 }
 
-/* Assigns the partition and, if its task is created now, restores the state it had when it
- * was last revoked. Then fires what is due (timers whose time passed meanwhile). */
+/* Assigns the partition (a task created now restores the state it had when it was last
+ * revoked, in RESTORING: restore_saved). Then fires what is due (timers whose time passed
+ * meanwhile). */
 static brook_err_t assign(brook_driver_t *d, bk_src_t *src, size_t split) {
   brook_runtime_t *rt = d->rt;
   int created;
@@ -125,16 +143,7 @@ static brook_err_t assign(brook_driver_t *d, bk_src_t *src, size_t split) {
       break;
     }
   }
-  bk_saved_task_t *s = created ? saved_find(d, (int32_t)split) : NULL;
-  if (s) { /* RESTORING: the task's stores and timers from its snapshot */
-    bk_errmsg_t why;
-    err = bk_task_restore(rt, bk_task_find(rt->w0, (int32_t)split), s->data, s->len, &why);
-    saved_drop(d, s);
-    if (err < 0) {
-      bk_runtime_fail(rt, err, "driver: restoring partition %zu: %s", split, why.text);
-      return err;
-    }
-  }
+  (void)created; /* a task created now was restored in RESTORING (restore_saved) */
   bk_time_tick(rt->w0);
   return bk_driver_settle(d);
 }
@@ -221,7 +230,8 @@ brook_err_t brook_driver_revoke(brook_driver_t *d, const char *source, size_t pa
   d->revoked[d->n_revoked++] = (bk_revoked_t){source_index(d, src), partition};
   src->split_task[partition] = -1;
   bk_wm_split_retire(&src->wm, partition);
-  bk_task_release(rt->w0, (int32_t)partition); /* the last holder: flush, keep state, close */
+  bk_worker_task_release(rt->w0, (int32_t)partition,
+                         "revoked"); /* the last holder: flush, keep state, close */
   if (rt->status == BROOK_OK)
     bk_time_pass(rt->w0); /* the partition holds the watermark back no more */
   return bk_driver_settle(d);

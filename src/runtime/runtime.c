@@ -16,12 +16,14 @@ void brook_runtime_opts_init_size(brook_runtime_opts_t *opts, size_t size) {
   d.batch_size = 1024;
   d.slice_us = 1000;
   d.num_workers = 1;
+  d.commit_interval_ms = BK_COMMIT_INTERVAL_DEFAULT_MS;
   bk_opts_init_sized(opts, size, &d, sizeof(d));
 }
 
 static const bk_opts_version_t runtime_versions[] = {
     BK_OPTS_VERSION(brook_runtime_opts_t, log_opaque),
-    BK_OPTS_VERSION(brook_runtime_opts_t, num_workers), /* issue 12 */
+    BK_OPTS_VERSION(brook_runtime_opts_t, num_workers),          /* issue 12 */
+    BK_OPTS_VERSION(brook_runtime_opts_t, on_task_state_opaque), /* issue 12: commits, tasks */
 };
 static const bk_opts_type_t runtime_opts_type =
     BK_OPTS_TYPE(brook_runtime_opts_t, runtime_versions);
@@ -195,6 +197,14 @@ brook_err_t brook_runtime_new(brook_runtime_t **out, brook_topology_t *t,
   for (size_t i = 0; o.num_workers > 1 && i < t->n_nodes; i++)
     if (needs_one_worker(t->nodes[i], &t->msg))
       return BROOK_ERR_INVALID_ARG;
+  if (o.commit_interval_ms < 0) {
+    bk_errmsg_set(&t->msg,
+                  "runtime_new: commit_interval_ms must be >= 0 (0: the default), got %lld",
+                  (long long)o.commit_interval_ms);
+    return BROOK_ERR_INVALID_ARG;
+  }
+  if (o.commit_interval_ms == 0)
+    o.commit_interval_ms = BK_COMMIT_INTERVAL_DEFAULT_MS;
   brook_runtime_t *rt = bk_calloc(&t->alloc, 1, sizeof(*rt));
   if (!rt) {
     bk_errmsg_set(&t->msg, "runtime_new: out of memory");
@@ -326,6 +336,7 @@ static const bk_opts_version_t stats_versions[] = {
     BK_OPTS_VERSION(brook_runtime_stats_t, records_dead_lettered),
     BK_OPTS_VERSION(brook_runtime_stats_t, tasks_closed),
     BK_OPTS_VERSION(brook_runtime_stats_t, records_behind_watermark), /* issue 11 */
+    BK_OPTS_VERSION(brook_runtime_stats_t, commits),                  /* issue 12 */
 };
 static const bk_opts_type_t stats_type = BK_OPTS_TYPE(brook_runtime_stats_t, stats_versions);
 

@@ -15,7 +15,9 @@
 #include "core/errmsg.h"
 #include "core/topology.h"
 #include "plan/plan.h"
+#include "runtime/commit.h"
 #include "runtime/delivery.h"
+#include "runtime/services.h"
 #include "runtime/worker.h"
 #include "time/watermark.h"
 
@@ -26,52 +28,11 @@ typedef struct bk_src bk_src_t;
 typedef struct bk_task {
   int32_t id;           /* the partition number (co-partitioned topics share a task) */
   int refs;             /* sources holding the partition */
+  int state;            /* brook_task_state_t (task.h) */
   brook_ctx_t *insts;   /* indexed like plan.order; only per-task nodes are set up */
   brook_time_t fold_wm; /* event_time.c: a source's splits folded per task */
   int fold_active, fold_present;
 } bk_task_t;
-
-/* Where a record came from: the input message behind it (runtime-owned strings valid while
- * the source's batch is processed). */
-typedef struct bk_origin {
-  const char *topic;
-  int32_t partition;
-  int64_t offset;
-} bk_origin_t;
-
-/* A source kind's runtime side (the bk_source_type_t's runtime_vt): one instance per worker.
- * Runs on the worker's thread except create/destroy, which run where the runtime is created
- * and freed. */
-typedef struct bk_source_vt {
-  brook_err_t (*create)(bk_src_t *src);
-  /* Acquires synchronous resources (opens files); no loop handles yet. On failure it must
-   * leave nothing behind: the runtime then fails to start cleanly. */
-  brook_err_t (*start)(bk_src_t *src);
-  /* Opens handles on rt->loop and sets src->ready (bk_sched_ready) when data is available.
-   * A failure here is reported through the runtime's status. */
-  brook_err_t (*attach)(bk_src_t *src);
-  /* Optional: the runtime's async handle fired (another thread may have queued data). */
-  void (*on_wake)(bk_src_t *src);
-  /* Emits at most one batch (bk_src_port(src) or bk_src_emit_array). Returns BROOK_OK,
-   * BROOK_DONE when the source has ended (it may have emitted records too), or an error. */
-  brook_err_t (*produce)(bk_src_t *src);
-  /* The batch has passed through the pipeline: its memory may be reused. */
-  void (*batch_done)(bk_src_t *src);
-  /* A stop was requested: take no new input; end once what was accepted is processed. */
-  void (*stop)(bk_src_t *src);
-  /* Close handles with bk_runtime_close_handle / release holds. Called once, after start
-   * succeeded (whether or not attach ran). */
-  void (*close)(bk_src_t *src);
-  void (*destroy)(bk_src_t *src);
-  /* Optional, while its batch is processed (rt->batch_src): the input message that `rec`, a
-   * record of the batch or one derived from it, comes from. 1 and *out filled, or 0 if it
-   * cannot tell. Costs nothing until asked: it runs only for records that fail. */
-  int (*origin)(bk_src_t *src, const brook_record_t *rec, bk_origin_t *out);
-  /* Optional: how many splits the source's configuration has (the generator's and the push
-   * source's `splits`); worker k runs splits k, k + n_workers, ... NULL: the source cannot be
-   * split and runs on worker 0 only (files, Kafka today). */
-  size_t (*split_count)(const void *cfg);
-} bk_source_vt_t;
 
 struct bk_src {
   brook_runtime_t *rt;
@@ -110,6 +71,9 @@ struct brook_runtime {
    * it after the task's operators flushed, before they close. */
   void (*task_closing)(brook_runtime_t *rt, struct bk_task *t, void *opaque);
   void *task_closing_opaque;
+  /* task.c: fills a new task's stores before it runs (RESTORING; bk_tasks_set_restorer). */
+  brook_err_t (*task_restore)(brook_runtime_t *rt, struct bk_task *t, void *opaque);
+  void *task_restore_opaque;
 
   bk_rt_state_t state; /* NEW, RUNNING (workers started) or DONE (all finished) */
   atomic_int stop_flag;
@@ -157,8 +121,11 @@ brook_time_t bk_time_next_due(const bk_worker_t *w);
 void bk_time_free_ctx(brook_runtime_t *rt, brook_ctx_t *c);
 
 /* ---- context_state.c ---- */
-/* Reports in-place store changes to their listeners (after each batch). */
+/* Reports the worker's in-place store changes to their listeners (at commits, commit.c; the
+ * test driver after each call). */
 void bk_state_flush_changes(bk_worker_t *w);
+/* The same for one operator instance's stores. */
+void bk_state_flush_ctx(brook_runtime_t *rt, brook_ctx_t *c);
 /* Frees an operator's stores (after close). */
 void bk_state_free_ctx(brook_runtime_t *rt, brook_ctx_t *c);
 
@@ -205,14 +172,25 @@ brook_err_t bk_call_flush(brook_ctx_t *c, void *state);
 /* Marks the nodes that run once per task: those fed only by partitioned sources (or by
  * other per-task nodes), up to the first re-keying (key_by), sinks excluded. */
 brook_err_t bk_tasks_plan(brook_runtime_t *rt);
-/* One more holder of task `id` (>= 0): the first creates it and opens its operators.
- * Worker thread, operators open. A failure is also recorded in rt->status. */
-brook_err_t bk_task_acquire(bk_worker_t *w, int32_t id);
-/* One holder fewer: the last flushes the task's operators (their output goes on), closes
- * them and frees their state and timers. */
-void bk_task_release(bk_worker_t *w, int32_t id);
-/* Closes every task without flushing (the runtime is closing or failed), then frees them. */
-void bk_tasks_close_all(bk_worker_t *w);
+/* One more holder of task `id` (>= 0): the first creates it (CREATED), opens its operators,
+ * restores it (RESTORING) and runs it (RUNNING); `reason` goes to on_task_state. Worker
+ * thread. A failure is also recorded in rt->status. (services.h has the same for sources,
+ * on worker 0.) */
+brook_err_t bk_worker_task_acquire(bk_worker_t *w, int32_t id, const char *reason);
+/* The last holder is about to commit the task's input: flush its operators and stores, then
+ * SUSPENDED. */
+void bk_worker_task_suspend(bk_worker_t *w, int32_t id, const char *reason);
+/* One holder fewer: the last suspends the task (if running), closes its operators and frees
+ * their state and timers (CLOSED). */
+void bk_worker_task_release(bk_worker_t *w, int32_t id, const char *reason);
+/* Closes every task without flushing (the runtime is closing or failed), then frees them;
+ * `reason` goes to on_task_state (a finished run has committed already; a failed one must
+ * not flush). */
+void bk_tasks_close_all(bk_worker_t *w, const char *reason);
+/* Sets what restores a task's state in RESTORING: called with its operators open (their
+ * stores exist, empty). NULL: nothing to restore. */
+typedef brook_err_t (*bk_task_restore_fn)(brook_runtime_t *rt, bk_task_t *t, void *opaque);
+void bk_tasks_set_restorer(brook_runtime_t *rt, bk_task_restore_fn fn, void *opaque);
 void bk_tasks_free(bk_worker_t *w);
 /* Split `split` of partitioned source `src` feeds task `id` (its watermark is the task's). */
 brook_err_t bk_src_split_task(bk_src_t *src, size_t split, int32_t id);

@@ -110,7 +110,8 @@ brook_err_t bk_call_flush(brook_ctx_t *c, void *state) {
 
 void bk_worker_poke(bk_worker_t *w) {
   if (w->state == BK_RT_FLUSHING) {
-    if (w->rt->status != BROOK_OK || w->delivery.total == 0)
+    bk_commit_poll(w); /* the final commit completes once its outputs are acknowledged */
+    if (w->rt->status != BROOK_OK || (w->delivery.total == 0 && !bk_commit_waiting(&w->commit)))
       finish(w);
     return;
   }
@@ -118,20 +119,18 @@ void bk_worker_poke(bk_worker_t *w) {
     return;
   if (w->state == BK_RT_RUNNING && atomic_load(&w->rt->stop_flag))
     begin_drain(w);
+  if (w->rt->status == BROOK_OK)
+    bk_commit_poll(w); /* outside any batch: flush() may run (commit.c) */
   if (w->rt->status != BROOK_OK || all_sources_ended(w)) {
     finish(w);
     return;
   }
+  /* Going idle does not flush operators: flush() runs at commits (commit.c), every
+   * commit_interval_ms, which bounds how long buffered output waits. What waits for other
+   * workers goes now. */
   int ready = any_source_ready(w) && !w->delivery.held && !bk_xchg_blocked(w);
-  if (!ready && w->idle_active) {
-    /* Going idle: write buffered output out now rather than when the next batch comes. */
-    bk_for_each_operator(w, bk_call_flush);
+  if (!ready && w->idle_active)
     bk_xchg_flush(w);
-    if (w->rt->status != BROOK_OK) {
-      finish(w);
-      return;
-    }
-  }
   idle_set(w, ready);
   clock_arm(w);
 }
@@ -144,8 +143,6 @@ static void on_clock(uv_timer_t *h) {
     return;
   w->now_ms = bk_wallclock_ms();
   bk_time_tick(w);
-  if (w->rt->status == BROOK_OK)
-    bk_state_flush_changes(w);
   bk_xchg_flush(w);
   bk_worker_poke(w);
 }
@@ -205,8 +202,6 @@ static void run_batch(bk_worker_t *w, bk_src_t *src) {
                     brook_strerror(err));
   if (w->rt->status == BROOK_OK)
     bk_time_pass(w);
-  if (w->rt->status == BROOK_OK)
-    bk_state_flush_changes(w);
   bk_xchg_flush(w); /* what went to other workers, and the watermark after it */
 }
 
@@ -215,8 +210,6 @@ static void receive(bk_worker_t *w) {
   if (!bk_xchg_receive(w) || w->rt->status != BROOK_OK)
     return;
   bk_time_pass(w);
-  if (w->rt->status == BROOK_OK)
-    bk_state_flush_changes(w);
   bk_xchg_flush(w);
 }
 
@@ -283,8 +276,11 @@ static void on_async(uv_async_t *h) {
 }
 
 void bk_close_operators(bk_worker_t *w) {
-  bk_tasks_close_all(w);
-  for (size_t i = 0; i < w->rt->plan.n; i++) {
+  brook_runtime_t *rt = w->rt;
+  bk_tasks_close_all(w, rt->status != BROOK_OK ? "the run failed (closed without flush or commit)"
+                        : atomic_load(&rt->stop_flag) ? "stopped"
+                                                      : "end of input");
+  for (size_t i = 0; i < rt->plan.n; i++) {
     brook_ctx_t *c = &w->insts[i];
     if (c->opened && c->node->op.close)
       c->node->op.close(c->state, c->node->opaque);
@@ -302,17 +298,13 @@ static void finish(bk_worker_t *w) {
       clock_arm(w); /* processing-time timers keep firing while the others finish */
       return;       /* called again when something arrives */
     }
-    if (w->rt->status == BROOK_OK)
-      bk_state_flush_changes(w);
   } else if (w->rt->status == BROOK_OK && w->state == BK_RT_RUNNING) {
     bk_time_pass(w); /* every source ended: the watermark is at its maximum, timers fire */
     if (w->rt->status == BROOK_OK)
-      bk_state_flush_changes(w);
-    bk_for_each_operator(w, bk_call_end_of_input); /* natural end: emit final results */
+      bk_for_each_operator(w, bk_call_end_of_input); /* natural end: emit final results */
   }
-  if (w->rt->status == BROOK_OK && !w->xchg)
-    bk_for_each_operator(w, bk_call_flush);
-  if (w->rt->status == BROOK_OK && w->delivery.total) {
+  bk_commit_final(w); /* flush(), stores, then the outputs' acknowledgements (commit.c) */
+  if (w->rt->status == BROOK_OK && (w->delivery.total || bk_commit_waiting(&w->commit))) {
     /* Sinks still wait for acknowledgements: close once they are in (or one fails). */
     w->state = BK_RT_FLUSHING;
     idle_set(w, 0);
@@ -328,6 +320,7 @@ static void finish(bk_worker_t *w) {
     w->clock_open = 0;
     bk_worker_close_handle(w, (uv_handle_t *)&w->clock);
   }
+  bk_commit_close(w);
   atomic_store(&w->async_live, 0);
   while (atomic_load(&w->senders)) /* a sender is inside uv_async_send: a few instructions */
     ;
@@ -428,6 +421,7 @@ brook_err_t bk_worker_attach(bk_worker_t *w, uv_loop_t *loop) {
   uv_timer_init(loop, &w->clock);
   w->clock.data = w;
   w->clock_open = 1;
+  bk_commit_start(w);
   w->state = BK_RT_RUNNING;
   atomic_store(&w->async_live, 1);
   return BROOK_OK;

@@ -14,7 +14,15 @@
  * A task's output ports share the buffer of the process-wide instance's port: a port is
  * empty whenever control leaves its node (delivery is synchronous and each activation ends
  * by flushing), and a task's records never reach another task. Tasks belong to a worker
- * (w->tasks); everything here runs on that worker's thread. */
+ * (w->tasks); everything here runs on that worker's thread.
+ *
+ * Its life cycle (brook/task.h), each change reported to the runtime's on_task_state:
+ * CREATED (instances built) -> RESTORING (operators open, so their stores exist; the restorer
+ * fills them: today only a hook, set by the test driver's snapshots, and synchronous - the
+ * changelog restore will run in slices on the loop) -> RUNNING (enters the task map: only
+ * now do records reach it, bk_src_enter_task) -> SUSPENDED (flushed: its part of a commit;
+ * its holder commits its input) -> CLOSED (operators closed, state freed). The holder (the
+ * Kafka source) acquires a task outside the consumer's rebalance callback. */
 #include <string.h>
 
 #include "core/alloc.h"
@@ -105,7 +113,54 @@ static brook_err_t open_task(bk_worker_t *w, bk_task_t *t) {
   return BROOK_OK;
 }
 
-brook_err_t bk_task_acquire(bk_worker_t *w, int32_t id) {
+/* ---- the life cycle (brook/task.h) ---- */
+
+const char *brook_task_state_name(int state) {
+  static const char *const names[] = {"CREATED", "RESTORING", "RUNNING", "SUSPENDED", "CLOSED"};
+  return state >= 0 && state <= BROOK_TASK_CLOSED ? names[state] : "UNKNOWN";
+}
+
+static void report(brook_runtime_t *rt, int32_t id, int old, int state, const char *reason) {
+  if (rt->opts.on_task_state)
+    rt->opts.on_task_state(id, old, state, reason, rt->opts.on_task_state_opaque);
+}
+
+static void set_state(bk_worker_t *w, bk_task_t *t, int state, const char *reason) {
+  int old = t->state;
+  t->state = state;
+  report(w->rt, t->id, old, state, reason);
+}
+
+/* Closes a task (operators closed, state freed) and reports CLOSED. */
+static void close_task(bk_worker_t *w, bk_task_t *t, const char *reason) {
+  int32_t id = t->id;
+  int old = t->state;
+  destroy_task(w, t);
+  report(w->rt, id, old, BROOK_TASK_CLOSED, reason);
+}
+
+void bk_tasks_set_restorer(brook_runtime_t *rt, bk_task_restore_fn fn, void *opaque) {
+  rt->task_restore = fn;
+  rt->task_restore_opaque = opaque;
+}
+
+/* RESTORING: the operators are open (their stores exist, empty); their state is restored
+ * into them before the task runs. Nothing persists locally yet (no disk store), so unless a
+ * restorer is set (the test driver's snapshots) there is nothing to restore. */
+static brook_err_t restore_task(bk_worker_t *w, bk_task_t *t) {
+  brook_runtime_t *rt = w->rt;
+  set_state(w, t, BROOK_TASK_RESTORING,
+            rt->task_restore ? "restoring its state" : "nothing to restore");
+  if (!rt->task_restore)
+    return BROOK_OK;
+  brook_err_t err = rt->task_restore(rt, t, rt->task_restore_opaque);
+  if (err < 0)
+    bk_runtime_fail(rt, err, "runtime: restoring the task of partition %d failed: %s", (int)t->id,
+                    rt->msg.text[0] ? rt->msg.text : brook_strerror(err));
+  return err;
+}
+
+brook_err_t bk_worker_task_acquire(bk_worker_t *w, int32_t id, const char *reason) {
   if (!w->rt->per_task || id < 0)
     return BROOK_OK; /* nothing runs per task */
   bk_task_t *t = bk_task_find(w, id);
@@ -128,30 +183,36 @@ brook_err_t bk_task_acquire(bk_worker_t *w, int32_t id) {
     goto fail;
   t->id = id;
   t->refs = 1;
+  t->state = BROOK_TASK_CREATED;
   if (!(t->insts = bk_calloc(a, w->rt->plan.n, sizeof(*t->insts))) || build_task(w, t)) {
     destroy_task(w, t);
     goto fail;
   }
-  if ((err = open_task(w, t)) < 0) {
-    destroy_task(w, t);
+  set_state(w, t, BROOK_TASK_CREATED, reason);
+  if ((err = open_task(w, t)) < 0 || (err = restore_task(w, t)) < 0) {
+    close_task(w, t, "failed to open or restore");
     return err;
   }
   w->tasks[w->n_tasks++] = t;
   w->task_by_id[id] = t;
   w->stats.tasks_opened++;
+  set_state(w, t, BROOK_TASK_RUNNING, "restored");
   return BROOK_OK;
 fail:
   bk_runtime_fail(w->rt, err, "runtime: out of memory creating the task of partition %d", (int)id);
   return err;
 }
 
-/* Runs every opened operator of the task through flush(), delivering what it emits. */
+/* Runs every opened operator of the task through flush(), delivering what it emits, then
+ * reports its stores' changes: the task's part of a commit (commit.c), at its revocation. */
 static void flush_task(bk_worker_t *w, bk_task_t *t) {
   for (size_t i = 0; i < w->rt->plan.n && w->rt->status == BROOK_OK; i++) {
     brook_ctx_t *c = &t->insts[i];
     if (c->opened && c->node->kind == BK_NODE_OPERATOR)
       bk_call_operator(w, c, bk_call_flush);
   }
+  for (size_t i = 0; i < w->rt->plan.n && w->rt->status == BROOK_OK; i++)
+    bk_state_flush_ctx(w->rt, &t->insts[i]);
 }
 
 static void unlink_task(bk_worker_t *w, bk_task_t *t) {
@@ -165,35 +226,67 @@ static void unlink_task(bk_worker_t *w, bk_task_t *t) {
   w->task_by_id[t->id] = NULL;
 }
 
-void bk_task_release(bk_worker_t *w, int32_t id) {
+void bk_worker_task_suspend(bk_worker_t *w, int32_t id, const char *reason) {
+  bk_task_t *t = bk_task_find(w, id);
+  if (!t || t->refs > 1 || t->state != BROOK_TASK_RUNNING)
+    return;
+  flush_task(w, t);
+  set_state(w, t, BROOK_TASK_SUSPENDED, reason);
+}
+
+void bk_worker_task_release(bk_worker_t *w, int32_t id, const char *reason) {
   bk_task_t *t = bk_task_find(w, id);
   if (!t || --t->refs > 0)
     return;
-  flush_task(w, t);
+  bk_worker_task_suspend(w, id, reason);
   brook_runtime_t *rt = w->rt;
   if (rt->task_closing && bk_runtime_status(rt) == BROOK_OK)
     rt->task_closing(rt, t, rt->task_closing_opaque);
   unlink_task(w, t);
-  destroy_task(w, t);
   w->stats.tasks_closed++;
+  close_task(w, t, "closed");
 }
 
-void bk_tasks_close_all(bk_worker_t *w) {
+void bk_tasks_close_all(bk_worker_t *w, const char *reason) {
   while (w->n_tasks) {
     bk_task_t *t = w->tasks[w->n_tasks - 1];
+    if (t->state == BROOK_TASK_RUNNING)
+      set_state(w, t, BROOK_TASK_SUSPENDED, reason);
     unlink_task(w, t);
-    destroy_task(w, t);
     w->stats.tasks_closed++;
+    close_task(w, t, "closed");
   }
 }
 
 void bk_tasks_free(bk_worker_t *w) {
-  bk_tasks_close_all(w);
+  bk_tasks_close_all(w, "the runtime was freed");
   bk_free(&w->rt->alloc, w->tasks);
   bk_free(&w->rt->alloc, w->task_by_id);
   w->tasks = w->task_by_id = NULL;
   w->n_tasks = w->cap_tasks = w->n_task_ids = 0;
 }
+
+/* ---- services for sources (services.h): a partitioned source's tasks live on worker 0, the
+ * only worker of a topology with Kafka nodes (runtime.h, num_workers) ---- */
+
+brook_err_t bk_task_acquire(brook_runtime_t *rt, int32_t id, const char *reason) {
+  return bk_worker_task_acquire(rt->w0, id, reason);
+}
+
+void bk_task_suspend(brook_runtime_t *rt, int32_t id, const char *reason) {
+  bk_worker_task_suspend(rt->w0, id, reason);
+}
+
+void bk_task_release(brook_runtime_t *rt, int32_t id, const char *reason) {
+  bk_worker_task_release(rt->w0, id, reason);
+}
+
+int bk_task_state(const brook_runtime_t *rt, int32_t id) {
+  const bk_task_t *t = bk_task_find(rt->w0, id);
+  return t ? t->state : -1;
+}
+
+int bk_rt_has_tasks(const brook_runtime_t *rt) { return rt->per_task != NULL; }
 
 brook_err_t bk_src_split_task(bk_src_t *src, size_t split, int32_t id) {
   if (split >= src->n_split_task) {
@@ -213,7 +306,7 @@ int bk_src_enter_task(bk_src_t *src, int32_t id) {
   brook_runtime_t *rt = src->rt;
   size_t pos = rt->plan.pos[src->home->node->id];
   bk_task_t *t = rt->per_task && rt->per_task[pos] ? bk_task_find(src->w, id) : NULL;
-  if (!t)
+  if (!t || t->state != BROOK_TASK_RUNNING)
     return -1;
   brook_ctx_t *c = &t->insts[pos];
   c->ports[0].n = src->home->ports[0].n; /* same buffer: the records stay where they are */

@@ -61,6 +61,7 @@ void bk_worker_free(bk_worker_t *w) {
   bk_free(a, w->sources);
   bk_arena_free(&w->arena);
   bk_delivery_free(&w->delivery);
+  bk_commit_free(w);
   w->rt = NULL;
 }
 
@@ -134,6 +135,10 @@ static void close_own_loops(brook_runtime_t *rt) {
 static void close_attached(bk_worker_t *w) {
   uv_close((uv_handle_t *)&w->idle, NULL);
   uv_close((uv_handle_t *)&w->clock, NULL);
+  if (w->commit.timer_open) {
+    w->commit.timer_open = 0;
+    uv_close((uv_handle_t *)&w->commit.timer, NULL);
+  }
   atomic_store(&w->async_live, 0);
   uv_close((uv_handle_t *)&w->async, NULL);
   w->clock_open = 0;

@@ -17,6 +17,7 @@
 
 #include "core/arena.h"
 #include "core/context.h"
+#include "runtime/commit.h"
 #include "runtime/delivery.h"
 
 typedef struct bk_src bk_src_t;
@@ -72,7 +73,9 @@ typedef struct bk_worker {
   brook_runtime_stats_t stats;     /* written by the worker only */
   brook_runtime_stats_t published; /* with N workers: a copy for readers (published_lock) */
   atomic_flag published_lock;
-  bk_delivery_t delivery; /* asynchronous sink writes by source-batch epoch */
+  bk_delivery_t delivery;     /* asynchronous sink writes by source-batch epoch */
+  bk_commit_t commit;         /* commit.c: this worker's commits */
+  void *slots[BK_SLOT_COUNT]; /* services.h: what a source/sink layer shares per worker */
 
   bk_xchg_worker_t *xchg; /* exchange.c: rings to and from the other workers (NULL: none) */
 } bk_worker_t;

@@ -24,6 +24,7 @@ static void log_to_stderr(int level, const char *msg, void *opaque) {
 void bg_start(bg_run_t *r, brook_topology_t *t) {
   brook_runtime_opts_t o;
   brook_runtime_opts_init(&o);
+  o.commit_interval_ms = 100; /* commits often: tests waiting on flushed or committed output */
   if (getenv("BROOK_TEST_LOG"))
     o.log = log_to_stderr;
   if (brook_runtime_new(&r->rt, t, &o) != BROOK_OK)

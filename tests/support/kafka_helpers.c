@@ -9,6 +9,13 @@
 
 #include <cmocka.h>
 
+const brook_runtime_opts_t *kh_rt_opts(void) {
+  static brook_runtime_opts_t o;
+  brook_runtime_opts_init(&o);
+  o.commit_interval_ms = 100;
+  return &o;
+}
+
 long long kh_now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -8,7 +8,13 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <brook/runtime.h>
+
 #define KH_TIMEOUT_MS 30000
+
+/* Runtime options for Kafka tests: the defaults but commit_interval_ms 100, so waits for
+ * committed offsets are short. Static; loop thread of the caller. */
+const brook_runtime_opts_t *kh_rt_opts(void);
 
 long long kh_now_ms(void);
 

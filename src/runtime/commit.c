@@ -1,0 +1,133 @@
+/* The commit coordinator. A commit runs every commit_interval_ms (runtime options), when a
+ * stop asks for one and at the end of the run, in this order:
+ *   1. every open operator instance's flush() (what it emits is delivered downstream);
+ *   2. every store's pending in-place changes to its listener (brook_store_flush_changes);
+ *   3. the commit point: the current delivery epoch (delivery.h) - every output derived from
+ *      input processed so far, including what the flushes emitted, counts against an epoch
+ *      <= point; the epoch moves on, so later output counts against later epochs. The
+ *      commit then waits, without blocking the loop, until no delivery of an epoch <= point
+ *      is pending (the brokers acknowledged every sink's records up to the commit point);
+ *   4. the sources' commits (bk_commit_register): each commits the input of its batches of
+ *      epochs <= point (the Kafka source: their offsets).
+ * Steps 1-3 run on a scheduler turn outside any batch, so flush() never sees a batch half
+ * done; a commit begins only once the previous one has completed (one at a time), and is
+ * skipped while nothing ran since the last one (no batch, no timer) unless a stop asked for
+ * it. A revoked partition's task commits on its own, inside the rebalance (task.c, kafka).
+ * Each worker commits on its own (its operators, stores, deliveries and sources), on its
+ * thread, like Kafka Streams' stream threads; the sources' services (services.h) reach
+ * worker 0's, the only one a topology with Kafka nodes has. */
+#include "runtime/commit.h"
+
+#include "core/alloc.h"
+#include "runtime/runtime_impl.h"
+
+brook_err_t bk_commit_register(brook_runtime_t *rt, bk_commit_fn fn, void *opaque) {
+  bk_commit_t *c = &rt->w0->commit;
+  if (bk_grow(&rt->alloc, (void **)&c->fns, &c->cap_fns, c->n_fns + 1, sizeof(*c->fns)))
+    return BROOK_ERR_NOMEM;
+  c->fns[c->n_fns++] = (bk_committer_t){fn, opaque};
+  return BROOK_OK;
+}
+
+uint64_t bk_rt_batch_epoch(const brook_runtime_t *rt) { return rt->w0->delivery.epoch; }
+
+void bk_commit_request(brook_runtime_t *rt, int final) {
+  bk_worker_t *w = rt->w0;
+  w->commit.due = 1;
+  w->commit.due_final |= final;
+  if (!w->batch_src) /* inside a batch, the scheduler's turn after it begins the commit */
+    bk_worker_poke(w);
+}
+
+static void on_interval(uv_timer_t *h) {
+  bk_worker_t *w = h->data;
+  w->commit.due = 1;
+  bk_worker_poke(w);
+}
+
+void bk_commit_start(bk_worker_t *w) {
+  bk_commit_t *c = &w->commit;
+  uv_timer_init(w->loop, &c->timer); /* cannot fail (libuv), like the worker's clock */
+  c->timer.data = w;
+  c->timer_open = 1;
+  uint64_t ms = (uint64_t)w->rt->opts.commit_interval_ms;
+  uv_timer_start(&c->timer, on_interval, ms, ms);
+}
+
+void bk_commit_close(bk_worker_t *w) {
+  bk_commit_t *c = &w->commit;
+  if (!c->timer_open)
+    return;
+  c->timer_open = 0;
+  uv_timer_stop(&c->timer);
+  bk_worker_close_handle(w, (uv_handle_t *)&c->timer);
+}
+
+void bk_commit_free(bk_worker_t *w) {
+  bk_free(&w->rt->alloc, w->commit.fns);
+  w->commit.fns = NULL;
+  w->commit.n_fns = w->commit.cap_fns = 0;
+}
+
+/* Steps 1-3: flushes, then the commit point. */
+static void begin(bk_worker_t *w, int final) {
+  bk_commit_t *c = &w->commit;
+  c->due = 0;
+  if (final)
+    c->due_final = 0;
+  c->work_seen = w->stats.batches + w->stats.timers_fired;
+  bk_for_each_operator(w, bk_call_flush);
+  if (bk_runtime_status(w->rt) == BROOK_OK)
+    bk_state_flush_changes(w);
+  if (bk_runtime_status(w->rt) != BROOK_OK)
+    return;
+  c->point = w->delivery.epoch;
+  c->point_final = final;
+  bk_delivery_next_epoch(&w->delivery);
+}
+
+/* Step 4, once every delivery up to the point is acknowledged. */
+static int complete(bk_worker_t *w) {
+  bk_commit_t *c = &w->commit;
+  if (!c->point || bk_delivery_oldest_pending(&w->delivery) <= c->point)
+    return 0;
+  uint64_t point = c->point;
+  int final = c->point_final;
+  c->point = 0;
+  w->stats.commits++;
+  for (size_t i = 0; i < c->n_fns && bk_runtime_status(w->rt) == BROOK_OK; i++)
+    c->fns[i].fn(c->fns[i].opaque, point, final);
+  return 1;
+}
+
+void bk_commit_poll(bk_worker_t *w) {
+  bk_commit_t *c = &w->commit;
+  if (bk_runtime_status(w->rt) != BROOK_OK)
+    return;
+  complete(w);
+  if (c->point || !c->due)
+    return;
+  /* After the end's final commit began, only that one (queued behind another) may start. */
+  if (w->state != BK_RT_RUNNING && w->state != BK_RT_DRAINING &&
+      !(w->state == BK_RT_FLUSHING && c->due_final))
+    return;
+  if (!c->due_final && w->stats.batches + w->stats.timers_fired == c->work_seen) {
+    c->due = 0; /* nothing ran since the last commit: nothing to flush or commit */
+    return;
+  }
+  begin(w, c->due_final);
+  complete(w); /* nothing was pending: done at once */
+}
+
+void bk_commit_final(bk_worker_t *w) {
+  bk_commit_t *c = &w->commit;
+  if (c->final_begun || bk_runtime_status(w->rt) != BROOK_OK)
+    return;
+  c->final_begun = 1;
+  if (c->point) { /* after the one in progress */
+    c->due = c->due_final = 1;
+    return;
+  }
+  begin(w, 1);
+  complete(w);
+}
