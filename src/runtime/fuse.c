@@ -105,81 +105,186 @@ static brook_err_t stage_failed(const stage_t *s, const brook_record_t *rec, bro
   return brook_ctx_fail_record(s->ctx, rec, err, "%s", what[s->kind]);
 }
 
-/* Runs *r through stage s. Returns 1 if it goes on to the next stage (or out of the chain),
- * 0 if it was dropped, consumed by the sink or failed under a policy that goes on, or < 0
- * (the run fails). *reached counts records handed to the sink. */
-static inline __attribute__((always_inline)) brook_err_t step(const stage_t *s, size_t *reached,
-                                                              brook_record_t *r) {
+/* The stages other than filter and map, out of the record loop. Returns what step() does. */
+static __attribute__((noinline)) brook_err_t step_other(const stage_t *s, brook_record_t *r) {
   brook_err_t err;
-  brook_record_t orig;
-  {
-    switch (s->kind) {
-    case BK_FUSE_FILTER: {
-      int keep = ((brook_predicate_fn)s->fn)(r, s->opaque);
-      if (BK_LIKELY(keep > 0))
-        return 1;
-      if (keep == 0)
-        return 0;
-      return stage_failed(s, r, keep);
+  switch (s->kind) {
+  case MAP_KEEPING_INPUT: {
+    brook_record_t orig = *r;
+    err = ((brook_map_fn)s->fn)(r, s->ctx, s->opaque);
+    if (err >= 0 && !s->ctx->emit_misused)
+      return 1;
+    return stage_failed(s, &orig, err);
+  }
+  case BK_FUSE_PEEK:
+    err = ((brook_peek_fn)s->fn)(r, s->opaque);
+    return err >= 0 ? 1 : stage_failed(s, r, err);
+  default: { /* BK_FUSE_KEY_BY */
+    const void *key = r->key;
+    size_t key_len = r->key_len;
+    err = ((brook_key_fn)s->fn)(r, &key, &key_len, s->ctx, s->opaque);
+    if (err >= 0 && (key || !key_len)) {
+      r->key = key;
+      r->key_len = key_len;
+      return 1;
     }
-    case BK_FUSE_MAP:
-      err = ((brook_map_fn)s->fn)(r, s->ctx, s->opaque);
-      if (BK_LIKELY(err >= 0 && !s->ctx->emit_misused))
-        return 1;
-      return stage_failed(s, r, err);
-    case MAP_KEEPING_INPUT:
-      orig = *r;
-      err = ((brook_map_fn)s->fn)(r, s->ctx, s->opaque);
-      if (err >= 0 && !s->ctx->emit_misused)
-        return 1;
-      return stage_failed(s, &orig, err);
-    case BK_FUSE_PEEK:
-      err = ((brook_peek_fn)s->fn)(r, s->opaque);
-      if (BK_LIKELY(err >= 0))
-        return 1;
-      return stage_failed(s, r, err);
-    case BK_FUSE_KEY_BY: {
-      const void *key = r->key;
-      size_t key_len = r->key_len;
-      err = ((brook_key_fn)s->fn)(r, &key, &key_len, s->ctx, s->opaque);
-      if (BK_LIKELY(err >= 0 && (key || !key_len))) {
-        r->key = key;
-        r->key_len = key_len;
-        return 1;
-      }
-      return stage_failed(s, r, err < 0 ? err : BROOK_ERR_INVALID_ARG);
-    }
-    case SINK_TAPPED: {
-      brook_runtime_t *rt = s->ctx->rt;
-      if ((err = rt->sink_tap(s->ctx, r, 1, rt->sink_tap_opaque)) < 0) {
-        bk_runtime_fail(rt, err, "test driver: capturing output of '%s' failed: %s",
-                        s->ctx->node->name, brook_strerror(err));
-        return err;
-      }
-    }        /* fall through */
-    default: /* BK_FUSE_SINK, always the last */
-      ++*reached;
-      err = ((brook_sink_fn)s->fn)(r, s->opaque);
-      if (BK_LIKELY(err >= 0))
-        return 0;
-      return stage_failed(s, r, err);
-    }
+    return stage_failed(s, r, err < 0 ? err : BROOK_ERR_INVALID_ARG);
+  }
   }
 }
 
-/* Runs *r through the chain's `len` (>= 2) stages: step()'s result for the last one it
- * reached. The first three are unrolled, so each has a dispatch of its own, which goes the
- * same way for every record of a batch (predicted), and its callback's call site. */
+/* Runs *r through stage s (not a sink). Returns 1 if it goes on, 0 if it was dropped or
+ * failed under a policy that goes on, or < 0 (the run fails). Filter and map are tested
+ * first and inline: the branches go the same way for every record of a batch. */
+static inline __attribute__((always_inline)) brook_err_t step(const stage_t *s, brook_record_t *r) {
+  if (s->kind == BK_FUSE_FILTER) {
+    int keep = ((brook_predicate_fn)s->fn)(r, s->opaque);
+    if (BK_LIKELY(keep > 0))
+      return 1;
+    return keep == 0 ? 0 : stage_failed(s, r, keep);
+  }
+  if (s->kind == BK_FUSE_MAP) {
+    brook_err_t err = ((brook_map_fn)s->fn)(r, s->ctx, s->opaque);
+    if (BK_LIKELY(err >= 0 && !s->ctx->emit_misused))
+      return 1;
+    return stage_failed(s, r, err);
+  }
+  return step_other(s, r);
+}
+
+/* The test driver's tap sees the record before the sink; what the sink stage returns. */
+static __attribute__((noinline)) brook_err_t sink_tapped(const stage_t *s, brook_record_t *r) {
+  brook_runtime_t *rt = s->ctx->rt;
+  brook_err_t err = rt->sink_tap(s->ctx, r, 1, rt->sink_tap_opaque);
+  if (err < 0) {
+    bk_runtime_fail(rt, err, "test driver: capturing output of '%s' failed: %s", s->ctx->node->name,
+                    brook_strerror(err));
+    return err;
+  }
+  err = ((brook_sink_fn)s->fn)(r, s->opaque);
+  return err >= 0 ? 0 : stage_failed(s, r, err);
+}
+
+/* Runs *r through the `nb` (>= 1) stages st[] and then the sink `snk` if not NULL. Returns 1
+ * if the record comes out of the chain (no sink), 0 if it was dropped, consumed by the sink
+ * or failed under a policy that goes on, or < 0 (the run fails). *reached counts records
+ * handed to the sink. The first three stages are unrolled: each has its own dispatch and call
+ * sites, which go the same way for every record of a batch (predicted). */
 static inline __attribute__((always_inline)) brook_err_t
-run_record(const stage_t *st, size_t len, size_t *reached, brook_record_t *r) {
-  brook_err_t rc = step(&st[0], reached, r);
-  if (rc == 1)
-    rc = step(&st[1], reached, r);
-  if (rc == 1 && len > 2)
-    rc = step(&st[2], reached, r);
-  for (size_t k = 3; rc == 1 && k < len; k++)
-    rc = step(&st[k], reached, r);
-  return rc;
+run_record(const stage_t *st, size_t nb, const stage_t *snk, size_t *reached, brook_record_t *r) {
+  brook_err_t rc = step(&st[0], r);
+  if (rc == 1 && nb > 1)
+    rc = step(&st[1], r);
+  if (rc == 1 && nb > 2)
+    rc = step(&st[2], r);
+  for (size_t k = 3; rc == 1 && k < nb; k++)
+    rc = step(&st[k], r);
+  if (rc != 1 || !snk)
+    return rc;
+  ++*reached;
+  if (BK_UNLIKELY(snk->kind == SINK_TAPPED))
+    return sink_tapped(snk, r);
+  rc = ((brook_sink_fn)snk->fn)(r, snk->opaque);
+  return BK_LIKELY(rc >= 0) ? 0 : stage_failed(snk, r, rc);
+}
+
+/* ---- owned batches of short chains: the loop compiled per shape ----
+ * A chain of one or two stages before an optional (untapped) callback sink, each stage a
+ * filter, a map or another kind (OTHER: step_other, out of line), runs in a loop compiled for
+ * that shape: no dispatch at all per record, as if written by hand. Other chains use the
+ * generic loop (run_record). */
+enum { K_NONE, K_FILTER, K_MAP, K_OTHER };
+
+/* step() for a stage whose kind `k` is a compile-time constant. */
+static inline __attribute__((always_inline)) brook_err_t step_as(int k, const stage_t *s,
+                                                                 brook_record_t *r) {
+  if (k == K_FILTER) {
+    int keep = ((brook_predicate_fn)s->fn)(r, s->opaque);
+    if (BK_LIKELY(keep > 0))
+      return 1;
+    return keep == 0 ? 0 : stage_failed(s, r, keep);
+  }
+  if (k == K_MAP) {
+    brook_err_t err = ((brook_map_fn)s->fn)(r, s->ctx, s->opaque);
+    if (BK_LIKELY(err >= 0 && !s->ctx->emit_misused))
+      return 1;
+    return stage_failed(s, r, err);
+  }
+  return step_other(s, r);
+}
+
+/* Runs own[0, n) through stages k0, k1 (K_NONE: absent) and the sink if `sink`; survivors
+ * move down to own[0, *kept). Returns BROOK_OK or the error that stopped it. */
+static inline __attribute__((always_inline)) brook_err_t
+owned_shaped(const stage_t *st, int k0, int k1, int sink, brook_record_t *own, size_t n,
+             size_t *kept, size_t *reached) {
+  const stage_t *s0 = &st[0], *s1 = &st[1], *snk = &st[k1 == K_NONE ? 1 : 2];
+  size_t out = 0, at_sink = 0;
+  brook_err_t rc = BROOK_OK;
+  for (size_t i = 0; i < n; i++) {
+    brook_record_t *r = &own[i];
+    rc = step_as(k0, s0, r);
+    if (k1 != K_NONE && rc == 1)
+      rc = step_as(k1, s1, r);
+    if (rc == 1 && sink) {
+      at_sink++;
+      rc = ((brook_sink_fn)snk->fn)(r, snk->opaque);
+      rc = BK_LIKELY(rc >= 0) ? 0 : stage_failed(snk, r, rc);
+    }
+    if (rc == 1) {
+      if (out != i)
+        own[out] = *r;
+      out++;
+    } else if (BK_UNLIKELY(rc < 0)) {
+      break;
+    }
+  }
+  *kept = out;
+  *reached += at_sink;
+  return rc < 0 ? rc : BROOK_OK;
+}
+
+static int shape_kind(int kind) {
+  return kind == BK_FUSE_FILTER ? K_FILTER : kind == BK_FUSE_MAP ? K_MAP : K_OTHER;
+}
+
+#define SHAPE(k0, k1, sink) (((k0)*4 + (k1)) * 2 + (sink))
+#define SHAPED(k0, k1, sink)                                                                       \
+  case SHAPE(k0, k1, sink):                                                                        \
+    return owned_shaped(st, k0, k1, sink, own, n, kept, reached)
+
+/* The shaped loop for chains of `nb` <= 2 stages before an optional plain sink; -1 if the
+ * chain has another shape (the generic loop runs it). */
+static brook_err_t owned_by_shape(const stage_t *st, size_t nb, const stage_t *snk,
+                                  brook_record_t *own, size_t n, size_t *kept, size_t *reached) {
+  if (nb > 2 || (snk && snk->kind != BK_FUSE_SINK))
+    return 1;
+  int k0 = shape_kind(st[0].kind), k1 = nb > 1 ? shape_kind(st[1].kind) : K_NONE;
+  switch (SHAPE(k0, k1, snk != NULL)) {
+    SHAPED(K_FILTER, K_NONE, 1);
+    SHAPED(K_MAP, K_NONE, 1);
+    SHAPED(K_OTHER, K_NONE, 1);
+    SHAPED(K_FILTER, K_FILTER, 0);
+    SHAPED(K_FILTER, K_MAP, 0);
+    SHAPED(K_FILTER, K_OTHER, 0);
+    SHAPED(K_MAP, K_FILTER, 0);
+    SHAPED(K_MAP, K_MAP, 0);
+    SHAPED(K_MAP, K_OTHER, 0);
+    SHAPED(K_OTHER, K_FILTER, 0);
+    SHAPED(K_OTHER, K_MAP, 0);
+    SHAPED(K_OTHER, K_OTHER, 0);
+    SHAPED(K_FILTER, K_FILTER, 1);
+    SHAPED(K_FILTER, K_MAP, 1);
+    SHAPED(K_FILTER, K_OTHER, 1);
+    SHAPED(K_MAP, K_FILTER, 1);
+    SHAPED(K_MAP, K_MAP, 1);
+    SHAPED(K_MAP, K_OTHER, 1);
+    SHAPED(K_OTHER, K_FILTER, 1);
+    SHAPED(K_OTHER, K_MAP, 1);
+    SHAPED(K_OTHER, K_OTHER, 1);
+  default:
+    return 1;
+  }
 }
 
 brook_err_t bk_fuse_run(brook_ctx_t *head, size_t len, const brook_record_t *recs, size_t n) {
@@ -208,6 +313,9 @@ brook_err_t bk_fuse_run(brook_ctx_t *head, size_t len, const brook_record_t *rec
       x = x->ports[0].to[0].ctx;
   }
   brook_ctx_t *tail = x;
+  int has_sink = st[len - 1].kind == BK_FUSE_SINK || st[len - 1].kind == SINK_TAPPED;
+  size_t nb = len - (size_t)has_sink; /* the stages before the sink */
+  const stage_t *snk = has_sink ? &st[nb] : NULL;
   bk_port_t *out = tail->n_ports ? &tail->ports[0] : NULL;
   int error_records = w->error_depth != 0;
   brook_err_t err = BROOK_OK;
@@ -216,15 +324,21 @@ brook_err_t bk_fuse_run(brook_ctx_t *head, size_t len, const brook_record_t *rec
     /* The batch is ours: records are rewritten where they lie and the chain's survivors
      * move down over the others, [recs, recs + kept). */
     brook_record_t *own = (brook_record_t *)recs;
-    for (size_t i = 0; i < n; i++) {
-      if ((err = run_record(st, len, &reached, &own[i])) <= 0) {
-        if (err < 0)
-          break;
-        continue;
+    if ((err = owned_by_shape(st, nb, snk, own, n, &kept, &reached)) == 1) {
+      err = BROOK_OK; /* another shape: the generic loop */
+      for (size_t i = 0; i < n; i++) {
+        brook_err_t rc = run_record(st, nb, snk, &reached, &own[i]);
+        if (rc <= 0) {
+          if (rc < 0) {
+            err = rc;
+            break;
+          }
+          continue;
+        }
+        if (kept != i)
+          own[kept] = own[i];
+        kept++;
       }
-      if (kept != i)
-        own[kept] = own[i];
-      kept++;
     }
   } else {
     /* Borrowed records: each is copied first, into the last operator's output buffer (or a
@@ -233,7 +347,7 @@ brook_err_t bk_fuse_run(brook_ctx_t *head, size_t len, const brook_record_t *rec
     for (size_t i = 0; i < n; i++) {
       brook_record_t *r = out ? &out->buf[out->n] : &local;
       *r = recs[i];
-      if ((err = run_record(st, len, &reached, r)) <= 0) {
+      if ((err = run_record(st, nb, snk, &reached, r)) <= 0) {
         if (err < 0)
           break;
         continue;
