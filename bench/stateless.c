@@ -4,12 +4,20 @@
  *
  *   bench_stateless [records] [runs] [workers]   (BROOK_BENCH_SMOKE=1: tiny run, for ctest)
  *
+ * Two variants, each against its own same-run loop:
+ *   payload  the callbacks touch a 32-byte value (write it, read it, key on it) and sample
+ *            end-to-end latency (sampled records carry their creation time to the sink);
+ *   cheap    callbacks of a few instructions on the timestamp only, so brook's own cost per
+ *            record is most of what is measured.
  * Without a worker count (argument or BROOK_BENCH_WORKERS) it measures 1 and 2 workers; with
  * N workers the generator has N splits (one per worker) and each worker has its own sink
- * state, summed after the run. Every key=value line carries workers=N.
+ * state, summed after the run. The loop always runs on one thread.
  *
- * Prints per-run figures, medians, end-to-end latency percentiles (sampled records carry
- * their creation time to the sink), peak RSS, and a final key=value line. */
+ * Prints per-run figures, medians, latency percentiles (payload), peak RSS, and a key=value
+ * line per variant and worker count, with workers=N. Each ratio is given twice: from
+ * wall-clock time (throughput) and from the process's CPU time (loop CPU / brook CPU), which
+ * other load on a shared machine disturbs far less (with N workers, brook's CPU time is that
+ * of all its threads: cpu_ratio is then CPU per record, not speed). */
 #include <brook/brook.h>
 #include <uv.h>
 
@@ -19,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #define VALUE_SIZE 32
 #define RING 8192 /* value buffers: more than a batch, so values live until the batch ends */
@@ -84,12 +93,62 @@ static brook_err_t sink_cb(const brook_record_t *rec, void *opaque) {
   return BROOK_OK;
 }
 
+/* ---- the cheap variant: a few instructions each, on the timestamp only ---- */
+
+static brook_err_t cheap_gen_cb(brook_record_t *out, brook_ctx_t *ctx, void *opaque) {
+  (void)ctx;
+  gen_state_t *g = opaque;
+  if (g->next == g->limit)
+    return BROOK_DONE;
+  out->timestamp = (brook_time_t)g->next++;
+  return BROOK_OK;
+}
+
+static int cheap_filter_cb(const brook_record_t *rec, void *opaque) {
+  (void)opaque;
+  return (rec->timestamp & 3) != 3; /* keeps 75% */
+}
+
+static brook_err_t cheap_map_cb(brook_record_t *rec, brook_ctx_t *ctx, void *opaque) {
+  (void)ctx;
+  (void)opaque;
+  rec->timestamp += 1000;
+  return BROOK_OK;
+}
+
+static brook_err_t cheap_sink_cb(const brook_record_t *rec, void *opaque) {
+  sink_state_t *s = opaque;
+  s->count++;
+  s->checksum += (uint64_t)rec->timestamp;
+  return BROOK_OK;
+}
+
+typedef struct variant {
+  const char *name;
+  const char *what;
+  brook_generator_fn gen;
+  brook_predicate_fn filter;
+  brook_map_fn map;
+  brook_sink_fn sink;
+  int latency; /* its records carry creation stamps */
+} variant_t;
+
+/* Read through a volatile pointer so the compiler cannot inline the callbacks into the
+ * baseline. */
+static variant_t variants[] = {
+    {"payload", "records of 32-byte values", gen_cb, filter_cb, map_cb, sink_cb, 1},
+    {"cheap", "callbacks of a few instructions", cheap_gen_cb, cheap_filter_cb, cheap_map_cb,
+     cheap_sink_cb, 0},
+};
+#define N_VARIANTS (sizeof(variants) / sizeof(variants[0]))
+
 /* ---- N workers: per-split generator state, per-thread sink state ---- */
 
 #define MAX_WORKERS 64
 
 typedef struct workers_state {
-  gen_state_t *gens; /* one per split: split k produces [start_k, start_k + count_k) */
+  const variant_t *v; /* the variant's callbacks */
+  gen_state_t *gens;  /* one per split: split k produces [start_k, start_k + count_k) */
   struct {
     _Alignas(64) sink_state_t s; /* a cache line each: no false sharing between workers */
   } sinks[MAX_WORKERS];
@@ -99,7 +158,7 @@ typedef struct workers_state {
 
 static brook_err_t gen_split_cb(brook_record_t *out, brook_ctx_t *ctx, void *opaque) {
   workers_state_t *ws = opaque;
-  return gen_cb(out, ctx, &ws->gens[brook_ctx_split(ctx)]);
+  return ws->v->gen(out, ctx, &ws->gens[brook_ctx_split(ctx)]);
 }
 
 static uint64_t *lat_bufs[MAX_WORKERS]; /* the workers' sampled latencies */
@@ -113,20 +172,14 @@ static brook_err_t sink_split_cb(const brook_record_t *rec, void *opaque) {
     my_sink = &ws->sinks[atomic_fetch_add(&ws->n_sinks, 1)].s;
     my_sink_run = ws->run;
   }
-  return sink_cb(rec, my_sink);
+  return ws->v->sink(rec, my_sink);
 }
 
-/* Called through volatile pointers so the compiler cannot inline them into the baseline. */
-static brook_generator_fn volatile p_gen = gen_cb;
-static brook_predicate_fn volatile p_filter = filter_cb;
-static brook_map_fn volatile p_map = map_cb;
-static brook_sink_fn volatile p_sink = sink_cb;
-
-static double run_baseline(gen_state_t *g, sink_state_t *s) {
-  brook_generator_fn gen = p_gen;
-  brook_predicate_fn filt = p_filter;
-  brook_map_fn map = p_map;
-  brook_sink_fn sink = p_sink;
+static double run_baseline(const variant_t *volatile vp, gen_state_t *g, sink_state_t *s) {
+  brook_generator_fn gen = vp->gen;
+  brook_predicate_fn filt = vp->filter;
+  brook_map_fn map = vp->map;
+  brook_sink_fn sink = vp->sink;
   uint64_t t0 = uv_hrtime();
   for (;;) {
     brook_record_t r;
@@ -144,7 +197,7 @@ static double run_baseline(gen_state_t *g, sink_state_t *s) {
   return (double)(uv_hrtime() - t0) / 1e9;
 }
 
-static double run_brook(gen_state_t *g, sink_state_t *s, size_t workers) {
+static double run_brook(const variant_t *v, gen_state_t *g, sink_state_t *s, size_t workers) {
   brook_topology_t *t = NULL;
   brook_runtime_t *rt = NULL;
   if (brook_topology_new(&t, NULL) != BROOK_OK)
@@ -155,7 +208,7 @@ static double run_brook(gen_state_t *g, sink_state_t *s, size_t workers) {
   go.splits = workers;
   brook_stream_t *src;
   if (workers == 1) {
-    src = brook_source_generator(t, "gen", gen_cb, g, NULL);
+    src = brook_source_generator(t, "gen", v->gen, g, NULL);
   } else {
     if (!(ws.gens = calloc(workers, sizeof(*ws.gens))))
       abort();
@@ -170,11 +223,12 @@ static double run_brook(gen_state_t *g, sink_state_t *s, size_t workers) {
       ws.sinks[k].s.lat_ns = lat_bufs[k];
     atomic_store(&ws.n_sinks, 0);
     ws.run++;
+    ws.v = v;
     src = brook_source_generator(t, "gen", gen_split_cb, &ws, &go);
   }
-  brook_stream_t *out = brook_map(brook_filter(src, filter_cb, NULL), map_cb, NULL);
+  brook_stream_t *out = brook_map(brook_filter(src, v->filter, NULL), v->map, NULL);
   if (workers == 1)
-    brook_sink_callback(out, sink_cb, NULL, s);
+    brook_sink_callback(out, v->sink, NULL, s);
   else
     brook_sink_callback(out, sink_split_cb, NULL, &ws);
   brook_runtime_opts_t ro;
@@ -235,7 +289,100 @@ static long peak_rss_kb(void) {
   return ru.ru_maxrss;
 }
 
-static int bench(uint64_t records, int runs, size_t workers);
+/* CPU time of the whole process (every thread), in seconds. */
+static double cpu_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+typedef struct result {
+  double brook_s, loop_s;         /* medians, wall clock */
+  double brook_cpu_s, loop_cpu_s; /* medians, process CPU time */
+  uint64_t count, checksum;
+  uint64_t *lat; /* sampled latencies of brook's last run, sorted */
+  size_t n_lat;
+} result_t;
+
+/* Alternating runs of the loop and brook with `workers` workers; 0, or 1 if brook's output
+ * differs from the loop's (or memory ran out). */
+static int measure(const variant_t *v, uint64_t records, int runs, size_t workers, gen_state_t *g,
+                   sink_state_t *s, result_t *res) {
+  double tb[99], tl[99], cb[99], cl[99];
+  printf("%s: generator -> filter(75%%) -> map -> counting sink, %s, %" PRIu64
+         " records, %d runs each, alternating, %zu worker(s)\n",
+         v->name, v->what, records, runs, workers);
+  for (size_t k = 0; k < MAX_WORKERS && workers > 1; k++)
+    if (!lat_bufs[k] && !(lat_bufs[k] = malloc(MAX_SAMPLES * sizeof(uint64_t))))
+      return 1;
+  for (int r = 0; r < runs; r++) {
+    memset(g, 0, sizeof(*g));
+    g->limit = records;
+    s->count = s->checksum = 0;
+    s->n_lat = 0;
+    double c0 = cpu_seconds();
+    tl[r] = run_baseline(v, g, s);
+    cl[r] = cpu_seconds() - c0;
+    uint64_t expect_count = s->count, expect_sum = s->checksum;
+    memset(g, 0, sizeof(*g));
+    g->limit = records;
+    s->count = s->checksum = 0;
+    s->n_lat = 0;
+    c0 = cpu_seconds();
+    tb[r] = run_brook(v, g, s, workers);
+    cb[r] = cpu_seconds() - c0;
+    if (s->count != expect_count || s->checksum != expect_sum) {
+      fprintf(stderr,
+              "MISMATCH (%s, %zu workers): brook count=%" PRIu64 " sum=%" PRIu64
+              ", loop count=%" PRIu64 " sum=%" PRIu64 "\n",
+              v->name, workers, s->count, s->checksum, expect_count, expect_sum);
+      return 1;
+    }
+    memcpy(res->lat, s->lat_ns, s->n_lat * sizeof(*res->lat));
+    res->n_lat = s->n_lat;
+    res->count = s->count;
+    res->checksum = s->checksum;
+    printf("  run %d: loop %.1f M rec/s (%.2f ns/rec)   brook %.1f M rec/s (%.2f ns/rec)   "
+           "ratio %.3f (cpu %.3f)\n",
+           r + 1, (double)records / tl[r] / 1e6, tl[r] * 1e9 / (double)records,
+           (double)records / tb[r] / 1e6, tb[r] * 1e9 / (double)records, tl[r] / tb[r],
+           cl[r] / cb[r]);
+  }
+  res->brook_s = median(tb, runs);
+  res->loop_s = median(tl, runs);
+  res->brook_cpu_s = median(cb, runs);
+  res->loop_cpu_s = median(cl, runs);
+  qsort(res->lat, res->n_lat, sizeof(*res->lat), cmp_u64);
+  return 0;
+}
+
+static void report(const variant_t *v, uint64_t records, size_t workers, const result_t *res) {
+  double brook_rps = (double)records / res->brook_s, loop_rps = (double)records / res->loop_s;
+  double ns = res->brook_s * 1e9 / (double)records;
+  double cpu_ratio = res->loop_cpu_s / res->brook_cpu_s;
+  long rss = peak_rss_kb();
+  printf("%s median (%zu worker(s)): brook %.1f M records/s (%.2f ns/record), loop %.1f M "
+         "records/s (%.2f ns/record), ratio brook/loop %.3f; CPU time %.2f against %.2f "
+         "ns/record, ratio %.3f\n",
+         v->name, workers, brook_rps / 1e6, ns, loop_rps / 1e6, res->loop_s * 1e9 / (double)records,
+         brook_rps / loop_rps, res->brook_cpu_s * 1e9 / (double)records,
+         res->loop_cpu_s * 1e9 / (double)records, cpu_ratio);
+  double p50 = (double)pct(res->lat, res->n_lat, 0.50) / 1e3;
+  double p99 = (double)pct(res->lat, res->n_lat, 0.99) / 1e3;
+  if (v->latency)
+    printf("%s brook source-to-sink latency (sampled, last run): p50 %.1f us, p99 %.1f us, "
+           "p99.9 %.1f us, max %.1f us\n",
+           v->name, p50, p99, (double)pct(res->lat, res->n_lat, 0.999) / 1e3,
+           (double)pct(res->lat, res->n_lat, 1.0) / 1e3);
+  printf("%s peak RSS %ld KiB; records kept by the sink %" PRIu64 "; checksum %" PRIu64 "\n",
+         v->name, rss, res->count, res->checksum);
+  printf("bench=stateless variant=%s workers=%zu records=%" PRIu64 " records_per_s=%.0f "
+         "ns_per_record=%.2f loop_records_per_s=%.0f ratio=%.3f cpu_ratio=%.3f",
+         v->name, workers, records, brook_rps, ns, loop_rps, brook_rps / loop_rps, cpu_ratio);
+  if (v->latency)
+    printf(" p50_us=%.1f p99_us=%.1f", p50, p99);
+  printf(" peak_rss_kb=%ld\n", rss);
+}
 
 int main(int argc, char **argv) {
   int smoke = getenv("BROOK_BENCH_SMOKE") != NULL;
@@ -256,85 +403,24 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: bench_stateless [records] [runs 1..99] [workers 1..%d]\n", MAX_WORKERS);
     return 2;
   }
-  for (size_t wc = 0; wc < n_counts; wc++)
-    if (bench(records, runs, worker_counts[wc]))
-      return 1;
-  return 0;
-}
-
-/* Measures brook with `workers` workers against the loop, `runs` times each, alternating. */
-static int bench(uint64_t records, int runs, size_t workers) {
   gen_state_t *g = malloc(sizeof(*g));
   sink_state_t s = {0};
   s.lat_ns = malloc(MAX_SAMPLES * sizeof(*s.lat_ns));
-  uint64_t *brook_lat = malloc(MAX_SAMPLES * sizeof(*brook_lat));
-  size_t n_brook_lat = 0;
-  if (!g || !s.lat_ns || !brook_lat)
-    return 1;
-  double tb[99], tl[99];
-  uint64_t expect_count = 0, expect_sum = 0;
-  printf("bench_stateless: generator -> filter(75%%) -> map -> counting sink, %" PRIu64
-         " records of %d bytes, %d runs each, alternating, %zu worker(s)\n",
-         records, VALUE_SIZE, runs, workers);
-  for (int r = 0; r < runs; r++) {
-    /* baseline */
-    memset(g, 0, sizeof(*g));
-    g->limit = records;
-    s.count = s.checksum = 0;
-    s.n_lat = 0;
-    tl[r] = run_baseline(g, &s);
-    expect_count = s.count;
-    expect_sum = s.checksum;
-    /* brook */
-    memset(g, 0, sizeof(*g));
-    g->limit = records;
-    s.count = s.checksum = 0;
-    s.n_lat = 0;
-    for (size_t k = 0; k < MAX_WORKERS && workers > 1; k++)
-      if (!lat_bufs[k] && !(lat_bufs[k] = malloc(MAX_SAMPLES * sizeof(uint64_t))))
-        return 1;
-    tb[r] = run_brook(g, &s, workers);
-    if (s.count != expect_count || s.checksum != expect_sum) {
-      fprintf(stderr,
-              "MISMATCH: brook count=%" PRIu64 " sum=%" PRIu64 ", loop count=%" PRIu64
-              " sum=%" PRIu64 "\n",
-              s.count, s.checksum, expect_count, expect_sum);
-      return 1;
-    }
-    memcpy(brook_lat, s.lat_ns, s.n_lat * sizeof(*brook_lat));
-    n_brook_lat = s.n_lat;
-    printf("  run %d: loop %.1f M rec/s (%.2f ns/rec)   brook %.1f M rec/s (%.2f ns/rec)   "
-           "ratio %.3f\n",
-           r + 1, (double)records / tl[r] / 1e6, tl[r] * 1e9 / (double)records,
-           (double)records / tb[r] / 1e6, tb[r] * 1e9 / (double)records, tl[r] / tb[r]);
+  result_t res[N_VARIANTS];
+  int failed = !g || !s.lat_ns;
+  for (size_t i = 0; i < N_VARIANTS; i++)
+    failed |= !(res[i].lat = malloc(MAX_SAMPLES * sizeof(*res[i].lat)));
+  for (size_t wc = 0; wc < n_counts && !failed; wc++) {
+    for (size_t i = 0; i < N_VARIANTS && !failed; i++)
+      failed = measure(&variants[i], records, runs, worker_counts[wc], g, &s, &res[i]);
+    for (size_t i = 0; i < N_VARIANTS && !failed; i++)
+      report(&variants[i], records, worker_counts[wc], &res[i]);
   }
-  double mb = median(tb, runs), ml = median(tl, runs);
-  double brook_rps = (double)records / mb, loop_rps = (double)records / ml;
-  qsort(brook_lat, n_brook_lat, sizeof(*brook_lat), cmp_u64);
-  long rss = peak_rss_kb();
-  printf("median: brook %.1f M records/s (%.2f ns/record), loop %.1f M records/s (%.2f "
-         "ns/record), ratio brook/loop %.3f\n",
-         brook_rps / 1e6, mb * 1e9 / (double)records, loop_rps / 1e6, ml * 1e9 / (double)records,
-         brook_rps / loop_rps);
-  printf("brook source-to-sink latency (sampled, last run): p50 %.1f us, p99 %.1f us, p99.9 "
-         "%.1f us, max %.1f us\n",
-         (double)pct(brook_lat, n_brook_lat, 0.50) / 1e3,
-         (double)pct(brook_lat, n_brook_lat, 0.99) / 1e3,
-         (double)pct(brook_lat, n_brook_lat, 0.999) / 1e3,
-         (double)pct(brook_lat, n_brook_lat, 1.0) / 1e3);
-  printf("peak RSS %ld KiB; records kept by the sink %" PRIu64 "; checksum %" PRIu64 "\n", rss,
-         expect_count, expect_sum);
-  printf("bench=stateless workers=%zu records=%" PRIu64 " records_per_s=%.0f ns_per_record=%.2f "
-         "loop_records_per_s=%.0f ratio=%.3f p50_us=%.1f p99_us=%.1f peak_rss_kb=%ld\n",
-         workers, records, brook_rps, mb * 1e9 / (double)records, loop_rps, brook_rps / loop_rps,
-         (double)pct(brook_lat, n_brook_lat, 0.50) / 1e3,
-         (double)pct(brook_lat, n_brook_lat, 0.99) / 1e3, rss);
+  for (size_t i = 0; i < N_VARIANTS; i++)
+    free(res[i].lat);
+  for (size_t k = 0; k < MAX_WORKERS; k++)
+    free(lat_bufs[k]);
   free(g);
   free(s.lat_ns);
-  free(brook_lat);
-  for (size_t k = 0; k < MAX_WORKERS; k++) {
-    free(lat_bufs[k]);
-    lat_bufs[k] = NULL;
-  }
-  return 0;
+  return failed;
 }

@@ -24,6 +24,11 @@
  * (as today); whatever `opaque` points to is shared by all of them and must be thread-safe.
  * After a key_by each key is processed by exactly one instance, on the worker owning it.
  *
+ * Order: an operator of your own handles a whole batch (process() for each record, or
+ * process_batch()) before the operators after it see any of it, and so do the built-in
+ * operators, except lines of map, filter, peek, key_by and a callback sink, which run record
+ * by record (fused; see stateless.h for the lines and for which failure is met first).
+ *
  * Records handed to process() are borrowed for the call (see record.h). Records emitted
  * with brook_emit() are copied as structs; the bytes they point at must live until the
  * current batch is done: point into the input record or allocate with brook_ctx_alloc().

@@ -6,6 +6,19 @@
  * for that record, and the topology's error policy decides what happens (fail the pipeline,
  * skip the record, or route it to brook_error_stream()).
  *
+ * Fused chains: a line of map, filter, peek and key_by ending, or not, at a callback sink
+ * (brook_sink_callback) runs record by record: each record of a batch goes through every
+ * operator of the line before the next record enters it, with direct calls. A line ends where
+ * a stream has two consumers, at flat_map, branch, merge, a custom operator or another sink,
+ * and, with num_workers > 1, after key_by (its output crosses to the key's worker). So the
+ * callbacks of different operators of a line interleave (filter(r0), map(r0), sink(r0),
+ * filter(r1), ...). Failures are met in record order: under BROOK_ON_ERROR_FAIL the run
+ * fails with the first record of the batch that fails in any operator of the line (the message
+ * names that operator), and the records before it have gone through the whole line; under
+ * SKIP and ROUTE each failure is handled where it happens, a routed record as it came into
+ * the operator that failed. Between lines (and for everything else) an operator handles a
+ * whole batch before the next operator sees it.
+ *
  * Each builder returns the new stream, or NULL on error (recorded in the topology). */
 #ifndef BROOK_STATELESS_H
 #define BROOK_STATELESS_H

@@ -73,6 +73,9 @@ struct bk_node {
   /* Never looks at event time (the built-in callback operators, ops/fn_op.c): a source that
    * feeds only such nodes skips its per-batch watermark pass (runtime/event_time.c). */
   int time_blind;
+  /* A built-in callback operator a runtime may run fused with its neighbours, record by
+   * record (runtime/fuse.c): a bk_fuse_kind_t (core/fn_cfg.h), its opaque a bk_fn_cfg_t. */
+  int fuse_kind;
 
   /* BK_NODE_SOURCE */
   const bk_source_type_t *source_type;

@@ -55,5 +55,5 @@ static const brook_operator_t filter_op = {
 };
 
 brook_stream_t *brook_filter(brook_stream_t *in, brook_predicate_fn fn, void *opaque) {
-  return bk_fn_op_add1(in, &filter_op, (bk_any_fn)fn, opaque);
+  return bk_fn_op_fusable(bk_fn_op_add1(in, &filter_op, (bk_any_fn)fn, opaque), BK_FUSE_FILTER);
 }

@@ -43,3 +43,9 @@ brook_stream_t *bk_fn_op_add1(brook_stream_t *in, const brook_operator_t *op, bk
   brook_stream_t *out = NULL;
   return bk_fn_op_add(in, op, fn, NULL, opaque, 1, &out) ? NULL : out;
 }
+
+brook_stream_t *bk_fn_op_fusable(brook_stream_t *s, bk_fuse_kind_t kind) {
+  if (s)
+    s->node->fuse_kind = (int)kind;
+  return s;
+}

@@ -5,13 +5,7 @@
 
 #include <brook/operator.h>
 
-typedef void (*bk_any_fn)(void);
-
-typedef struct bk_fn_cfg {
-  bk_any_fn fn;  /* cast back to the operator's callback type before calling */
-  bk_any_fn fn2; /* a second callback where needed (a sink's flush), else NULL */
-  void *opaque;
-} bk_fn_cfg_t;
+#include "core/fn_cfg.h"
 
 /* open(): the state is the node's bk_fn_cfg_t. */
 brook_err_t bk_fn_open(brook_ctx_t *ctx, void *opaque, void **state);
@@ -25,6 +19,9 @@ brook_err_t bk_fn_op_add(brook_stream_t *in, const brook_operator_t *op, bk_any_
 brook_err_t bk_fn_op_add_named(brook_stream_t *in, const brook_operator_t *op, bk_any_fn fn,
                                bk_any_fn fn2, void *opaque, const char *name, size_t n_outputs,
                                brook_stream_t **outs);
+
+/* Marks the node behind `s` (just added) as a runtime may fuse it (core/fn_cfg.h). Returns s. */
+brook_stream_t *bk_fn_op_fusable(brook_stream_t *s, bk_fuse_kind_t kind);
 
 /* Single-output form: the new stream or NULL. */
 brook_stream_t *bk_fn_op_add1(brook_stream_t *in, const brook_operator_t *op, bk_any_fn fn,

@@ -63,7 +63,8 @@ static const brook_operator_t key_by_op = {
 };
 
 brook_stream_t *brook_key_by(brook_stream_t *in, brook_key_fn fn, void *opaque) {
-  brook_stream_t *out = bk_fn_op_add1(in, &key_by_op, (bk_any_fn)fn, opaque);
+  brook_stream_t *out =
+      bk_fn_op_fusable(bk_fn_op_add1(in, &key_by_op, (bk_any_fn)fn, opaque), BK_FUSE_KEY_BY);
   if (out)
     out->node->rekeys = 1; /* stateful operators after it are not per input partition */
   return out;

@@ -85,5 +85,5 @@ static const brook_operator_t map_op = {
 };
 
 brook_stream_t *brook_map(brook_stream_t *in, brook_map_fn fn, void *opaque) {
-  return bk_fn_op_add1(in, &map_op, (bk_any_fn)fn, opaque);
+  return bk_fn_op_fusable(bk_fn_op_add1(in, &map_op, (bk_any_fn)fn, opaque), BK_FUSE_MAP);
 }

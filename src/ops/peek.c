@@ -38,5 +38,5 @@ static const brook_operator_t peek_op = {
 };
 
 brook_stream_t *brook_peek(brook_stream_t *in, brook_peek_fn fn, void *opaque) {
-  return bk_fn_op_add1(in, &peek_op, (bk_any_fn)fn, opaque);
+  return bk_fn_op_fusable(bk_fn_op_add1(in, &peek_op, (bk_any_fn)fn, opaque), BK_FUSE_PEEK);
 }

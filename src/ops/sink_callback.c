@@ -63,6 +63,9 @@ brook_err_t brook_sink_callback_v2(brook_stream_t *in, brook_sink_fn fn, brook_s
     return bk_topology_fail(in->node->topo, BROOK_ERR_INVALID_ARG, "sink_callback: %s", why.text);
   if (o.name && !*o.name)
     return bk_topology_fail(in->node->topo, BROOK_ERR_INVALID_ARG, "sink_callback: empty name");
-  return bk_fn_op_add_named(in, &sink_cb_op, (bk_any_fn)fn, (bk_any_fn)flush, opaque, o.name, 0,
-                            NULL);
+  brook_err_t err =
+      bk_fn_op_add_named(in, &sink_cb_op, (bk_any_fn)fn, (bk_any_fn)flush, opaque, o.name, 0, NULL);
+  if (err == BROOK_OK) /* the node just added */
+    in->node->topo->nodes[in->node->topo->n_nodes - 1]->fuse_kind = BK_FUSE_SINK;
+  return err;
 }

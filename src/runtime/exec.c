@@ -102,7 +102,10 @@ brook_err_t bk_ctx_process(brook_ctx_t *ctx, size_t input, const brook_record_t 
       return err;
     }
   }
-  if (op->process_batch) {
+  size_t fused = rt->fuse_len ? rt->fuse_len[rt->plan.pos[ctx->node->id]] : 0;
+  if (fused > 1) {
+    err = bk_fuse_run(ctx, fused, recs, n);
+  } else if (op->process_batch) {
     err = op->process_batch(ctx, ctx->state, recs, n);
   } else {
     for (size_t i = 0; i < n; i++) {

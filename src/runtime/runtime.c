@@ -34,6 +34,7 @@ void bk_runtime_destroy(brook_runtime_t *rt) {
     bk_worker_free(&rt->workers[i]);
   bk_free(a, rt->workers);
   bk_free(a, rt->per_task);
+  bk_free(a, rt->fuse_len);
   bk_plan_free(&rt->plan, a);
   if (rt->topo)
     bk_topology_unref(rt->topo);
@@ -139,6 +140,8 @@ static brook_err_t build_workers(brook_runtime_t *rt) {
   if (bk_tasks_plan(rt))
     return BROOK_ERR_NOMEM;
   rt->n_workers = rt->opts.num_workers;
+  if (bk_fuse_plan(rt))
+    return BROOK_ERR_NOMEM;
   if (!(rt->workers = bk_calloc(&rt->alloc, rt->n_workers, sizeof(*rt->workers))))
     return BROOK_ERR_NOMEM;
   rt->w0 = &rt->workers[0];

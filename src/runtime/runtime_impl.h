@@ -60,7 +60,10 @@ struct brook_runtime {
   brook_runtime_opts_t opts;
   bk_plan_t plan;
   unsigned char *per_task; /* plan index -> 1 if the node runs once per task (task.c) */
-  bk_worker_t *workers;    /* opts.num_workers of them; workers[0] runs on-done */
+  /* fuse.c: plan index -> the length of the fused chain the node heads (0 or 1: none);
+   * NULL when nothing is fused. */
+  unsigned char *fuse_len;
+  bk_worker_t *workers; /* opts.num_workers of them; workers[0] runs on-done */
   size_t n_workers;
   bk_worker_t *w0;  /* &workers[0]: the worker of unsplittable sources (files, Kafka today) */
   int manual_clock; /* the test driver sets now_ms by hand; no loop */
@@ -104,6 +107,14 @@ void bk_runtime_fail(brook_runtime_t *rt, brook_err_t err, const char *fmt, ...)
 static inline brook_err_t bk_runtime_status(const brook_runtime_t *rt) {
   return (brook_err_t)atomic_load_explicit(&((brook_runtime_t *)rt)->status, memory_order_acquire);
 }
+
+/* ---- fuse.c: chains of built-in callback operators run record by record ---- */
+/* Decides the chains from the plan and the worker count (rt->fuse_len). */
+brook_err_t bk_fuse_plan(brook_runtime_t *rt);
+/* Runs the chain of `len` operators headed by `head` over its input (head->input_owned:
+ * the records may be rewritten where they lie) and delivers what comes out of its last
+ * operator. Called by bk_ctx_process in place of the head's process_batch. */
+brook_err_t bk_fuse_run(brook_ctx_t *head, size_t len, const brook_record_t *recs, size_t n);
 
 /* ---- event_time.c: watermarks and timers ---- */
 /* Stamps a source's batch in place: event time from the extractor (records it fails on

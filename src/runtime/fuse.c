@@ -1,0 +1,380 @@
+/* Fused chains: a linear chain of built-in callback operators (filter, map, peek, key_by and a
+ * callback sink at its end; core/fn_cfg.h) runs record by record inside each batch, every
+ * record through the whole chain before the next one, instead of one operator over the whole
+ * batch and then the next. The loop calls the users' callbacks directly, keeps the records
+ * where they lie and delivers the chain's survivors once, from its last operator.
+ *
+ * Which nodes form chains is decided once, when the runtime is built, from plan positions
+ * (bk_fuse_plan); every worker's and task's instances follow their ports' wiring, so a chain
+ * runs on the instances of its worker and task. A chain ends at fan-out (a stream with two
+ * consumers), at an operator that is not fusable (flat_map: it emits any number of records per
+ * input, so its output is a batch of its own), at a node with more than one input, at a sink,
+ * and, with more than one worker, at key_by (its output crosses an exchange).
+ *
+ * Semantics are those of the operators run one by one (ops/filter.c, map.c, peek.c,
+ * key_by.c, sink_callback.c), with one difference, in the order failures are met: the first
+ * record of a batch (in batch order) that fails in any operator of the chain is met first. So
+ * under BROOK_ON_ERROR_FAIL the failure reported is that record's, in the operator it failed
+ * in, and the records before it have gone through the whole chain (operator by operator it was
+ * the failure of the chain's first operator that failed on any record). Runs on the worker's
+ * thread. */
+#include <string.h>
+
+#include <brook/sink.h>
+#include <brook/stateless.h>
+
+#include "core/alloc.h"
+#include "core/fn_cfg.h"
+#include "core/hints.h"
+#include "runtime/runtime_impl.h"
+
+#define FUSE_MAX 16 /* operators in one chain; a longer line is cut into several chains */
+
+static int fusable(const bk_node_t *n) {
+  return n->kind == BK_NODE_OPERATOR && n->fuse_kind != BK_FUSE_NONE;
+}
+
+/* The node that position i hands its records to within a chain, or NULL if the chain ends at
+ * i (see the top of the file). */
+static const bk_node_t *fused_next(const brook_runtime_t *rt, const bk_node_t *n) {
+  if (!fusable(n) || n->fuse_kind == BK_FUSE_SINK || n->n_outputs != 1 ||
+      n->outputs[0].n_consumers != 1)
+    return NULL;
+  if (n->rekeys && rt->n_workers > 1)
+    return NULL;
+  const bk_node_t *next = n->outputs[0].consumers[0].node;
+  return fusable(next) && next->n_inputs == 1 ? next : NULL;
+}
+
+brook_err_t bk_fuse_plan(brook_runtime_t *rt) {
+  const bk_plan_t *plan = &rt->plan;
+  unsigned char *len = bk_calloc(&rt->alloc, plan->n ? plan->n : 1, 1);
+  unsigned char *member = bk_calloc(&rt->alloc, plan->n ? plan->n : 1, 1);
+  if (!len || !member) {
+    bk_free(&rt->alloc, len);
+    bk_free(&rt->alloc, member);
+    return BROOK_ERR_NOMEM;
+  }
+  int any = 0;
+  for (size_t i = 0; i < plan->n; i++) { /* topological: a chain's head comes first */
+    if (member[i] || !fusable(plan->order[i]))
+      continue;
+    size_t k = 1;
+    for (const bk_node_t *n = plan->order[i], *next; k < FUSE_MAX && (next = fused_next(rt, n));
+         n = next, k++)
+      member[plan->pos[next->id]] = 1;
+    len[i] = (unsigned char)k;
+    any |= k > 1;
+  }
+  bk_free(&rt->alloc, member);
+  if (!any) { /* nothing to fuse: bk_ctx_process never looks */
+    bk_free(&rt->alloc, len);
+    len = NULL;
+  }
+  rt->fuse_len = len;
+  return BROOK_OK;
+}
+
+typedef struct stage {
+  int kind;
+  bk_any_fn fn;
+  void *opaque;
+  brook_ctx_t *ctx;
+} stage_t;
+
+/* Stage kinds while a batch runs: bk_fuse_kind_t, and two variants chosen per batch so that
+ * the record loop tests nothing else. */
+enum {
+  MAP_KEEPING_INPUT = BK_FUSE_SINK + 1, /* failed records are routed: a copy comes first */
+  SINK_TAPPED                           /* the test driver sees each record first */
+};
+
+/* A failure of `rec` (as it came into stage s) in stage s, under the error policy. */
+static brook_err_t stage_failed(const stage_t *s, const brook_record_t *rec, brook_err_t err) {
+  static const char *const what[] = {
+      [BK_FUSE_FILTER] = "filter predicate failed", [BK_FUSE_MAP] = "map callback failed",
+      [BK_FUSE_PEEK] = "peek callback failed",      [BK_FUSE_KEY_BY] = "key_by callback failed",
+      [BK_FUSE_SINK] = "sink callback failed",      [MAP_KEEPING_INPUT] = "map callback failed",
+      [SINK_TAPPED] = "sink callback failed",
+  };
+  if (s->ctx->emit_misused) {
+    s->ctx->emit_misused = 0;
+    return brook_ctx_fail_record(s->ctx, rec, BROOK_ERR_STATE,
+                                 "map callback must not emit (use flat_map)");
+  }
+  return brook_ctx_fail_record(s->ctx, rec, err, "%s", what[s->kind]);
+}
+
+/* The stages other than filter and map, out of the record loop. Returns what step() does. */
+static __attribute__((noinline)) brook_err_t step_other(const stage_t *s, brook_record_t *r) {
+  brook_err_t err;
+  switch (s->kind) {
+  case MAP_KEEPING_INPUT: {
+    brook_record_t orig = *r;
+    err = ((brook_map_fn)s->fn)(r, s->ctx, s->opaque);
+    if (err >= 0 && !s->ctx->emit_misused)
+      return 1;
+    return stage_failed(s, &orig, err);
+  }
+  case BK_FUSE_PEEK:
+    err = ((brook_peek_fn)s->fn)(r, s->opaque);
+    return err >= 0 ? 1 : stage_failed(s, r, err);
+  default: { /* BK_FUSE_KEY_BY */
+    const void *key = r->key;
+    size_t key_len = r->key_len;
+    err = ((brook_key_fn)s->fn)(r, &key, &key_len, s->ctx, s->opaque);
+    if (err >= 0 && (key || !key_len)) {
+      r->key = key;
+      r->key_len = key_len;
+      return 1;
+    }
+    return stage_failed(s, r, err < 0 ? err : BROOK_ERR_INVALID_ARG);
+  }
+  }
+}
+
+/* Runs *r through stage s (not a sink). Returns 1 if it goes on, 0 if it was dropped or
+ * failed under a policy that goes on, or < 0 (the run fails). Filter and map are tested
+ * first and inline: the branches go the same way for every record of a batch. */
+static inline __attribute__((always_inline)) brook_err_t step(const stage_t *s, brook_record_t *r) {
+  if (s->kind == BK_FUSE_FILTER) {
+    int keep = ((brook_predicate_fn)s->fn)(r, s->opaque);
+    if (BK_LIKELY(keep > 0))
+      return 1;
+    return keep == 0 ? 0 : stage_failed(s, r, keep);
+  }
+  if (s->kind == BK_FUSE_MAP) {
+    brook_err_t err = ((brook_map_fn)s->fn)(r, s->ctx, s->opaque);
+    if (BK_LIKELY(err >= 0 && !s->ctx->emit_misused))
+      return 1;
+    return stage_failed(s, r, err);
+  }
+  return step_other(s, r);
+}
+
+/* The test driver's tap sees the record before the sink; what the sink stage returns. */
+static __attribute__((noinline)) brook_err_t sink_tapped(const stage_t *s, brook_record_t *r) {
+  brook_runtime_t *rt = s->ctx->rt;
+  brook_err_t err = rt->sink_tap(s->ctx, r, 1, rt->sink_tap_opaque);
+  if (err < 0) {
+    bk_runtime_fail(rt, err, "test driver: capturing output of '%s' failed: %s", s->ctx->node->name,
+                    brook_strerror(err));
+    return err;
+  }
+  err = ((brook_sink_fn)s->fn)(r, s->opaque);
+  return err >= 0 ? 0 : stage_failed(s, r, err);
+}
+
+/* Runs *r through the `nb` (>= 1) stages st[] and then the sink `snk` if not NULL. Returns 1
+ * if the record comes out of the chain (no sink), 0 if it was dropped, consumed by the sink
+ * or failed under a policy that goes on, or < 0 (the run fails). *reached counts records
+ * handed to the sink. The first three stages are unrolled: each has its own dispatch and call
+ * sites, which go the same way for every record of a batch (predicted). */
+static inline __attribute__((always_inline)) brook_err_t
+run_record(const stage_t *st, size_t nb, const stage_t *snk, size_t *reached, brook_record_t *r) {
+  brook_err_t rc = step(&st[0], r);
+  if (rc == 1 && nb > 1)
+    rc = step(&st[1], r);
+  if (rc == 1 && nb > 2)
+    rc = step(&st[2], r);
+  for (size_t k = 3; rc == 1 && k < nb; k++)
+    rc = step(&st[k], r);
+  if (rc != 1 || !snk)
+    return rc;
+  ++*reached;
+  if (BK_UNLIKELY(snk->kind == SINK_TAPPED))
+    return sink_tapped(snk, r);
+  rc = ((brook_sink_fn)snk->fn)(r, snk->opaque);
+  return BK_LIKELY(rc >= 0) ? 0 : stage_failed(snk, r, rc);
+}
+
+/* ---- owned batches of short chains: the loop compiled per shape ----
+ * A chain of one or two stages before an optional (untapped) callback sink, each stage a
+ * filter, a map or another kind (OTHER: step_other, out of line), runs in a loop compiled for
+ * that shape: no dispatch at all per record, as if written by hand. Other chains use the
+ * generic loop (run_record). */
+enum { K_NONE, K_FILTER, K_MAP, K_OTHER };
+
+/* step() for a stage whose kind `k` is a compile-time constant. */
+static inline __attribute__((always_inline)) brook_err_t step_as(int k, const stage_t *s,
+                                                                 brook_record_t *r) {
+  if (k == K_FILTER) {
+    int keep = ((brook_predicate_fn)s->fn)(r, s->opaque);
+    if (BK_LIKELY(keep > 0))
+      return 1;
+    return keep == 0 ? 0 : stage_failed(s, r, keep);
+  }
+  if (k == K_MAP) {
+    brook_err_t err = ((brook_map_fn)s->fn)(r, s->ctx, s->opaque);
+    if (BK_LIKELY(err >= 0 && !s->ctx->emit_misused))
+      return 1;
+    return stage_failed(s, r, err);
+  }
+  return step_other(s, r);
+}
+
+/* Runs own[0, n) through stages k0, k1 (K_NONE: absent) and the sink if `sink`; survivors
+ * move down to own[0, *kept). Returns BROOK_OK or the error that stopped it. */
+static inline __attribute__((always_inline)) brook_err_t
+owned_shaped(const stage_t *st, int k0, int k1, int sink, brook_record_t *own, size_t n,
+             size_t *kept, size_t *reached) {
+  const stage_t *s0 = &st[0], *s1 = &st[1], *snk = &st[k1 == K_NONE ? 1 : 2];
+  size_t out = 0, at_sink = 0;
+  brook_err_t rc = BROOK_OK;
+  for (size_t i = 0; i < n; i++) {
+    brook_record_t *r = &own[i];
+    rc = step_as(k0, s0, r);
+    if (k1 != K_NONE && rc == 1)
+      rc = step_as(k1, s1, r);
+    if (rc == 1 && sink) {
+      at_sink++;
+      rc = ((brook_sink_fn)snk->fn)(r, snk->opaque);
+      rc = BK_LIKELY(rc >= 0) ? 0 : stage_failed(snk, r, rc);
+    }
+    if (rc == 1) {
+      if (out != i)
+        own[out] = *r;
+      out++;
+    } else if (BK_UNLIKELY(rc < 0)) {
+      break;
+    }
+  }
+  *kept = out;
+  *reached += at_sink;
+  return rc < 0 ? rc : BROOK_OK;
+}
+
+static int shape_kind(int kind) {
+  return kind == BK_FUSE_FILTER ? K_FILTER : kind == BK_FUSE_MAP ? K_MAP : K_OTHER;
+}
+
+#define SHAPE(k0, k1, sink) (((k0)*4 + (k1)) * 2 + (sink))
+#define SHAPED(k0, k1, sink)                                                                       \
+  case SHAPE(k0, k1, sink):                                                                        \
+    return owned_shaped(st, k0, k1, sink, own, n, kept, reached)
+
+/* The shaped loop for chains of `nb` <= 2 stages before an optional plain sink; -1 if the
+ * chain has another shape (the generic loop runs it). */
+static brook_err_t owned_by_shape(const stage_t *st, size_t nb, const stage_t *snk,
+                                  brook_record_t *own, size_t n, size_t *kept, size_t *reached) {
+  if (nb > 2 || (snk && snk->kind != BK_FUSE_SINK))
+    return 1;
+  int k0 = shape_kind(st[0].kind), k1 = nb > 1 ? shape_kind(st[1].kind) : K_NONE;
+  switch (SHAPE(k0, k1, snk != NULL)) {
+    SHAPED(K_FILTER, K_NONE, 1);
+    SHAPED(K_MAP, K_NONE, 1);
+    SHAPED(K_OTHER, K_NONE, 1);
+    SHAPED(K_FILTER, K_FILTER, 0);
+    SHAPED(K_FILTER, K_MAP, 0);
+    SHAPED(K_FILTER, K_OTHER, 0);
+    SHAPED(K_MAP, K_FILTER, 0);
+    SHAPED(K_MAP, K_MAP, 0);
+    SHAPED(K_MAP, K_OTHER, 0);
+    SHAPED(K_OTHER, K_FILTER, 0);
+    SHAPED(K_OTHER, K_MAP, 0);
+    SHAPED(K_OTHER, K_OTHER, 0);
+    SHAPED(K_FILTER, K_FILTER, 1);
+    SHAPED(K_FILTER, K_MAP, 1);
+    SHAPED(K_FILTER, K_OTHER, 1);
+    SHAPED(K_MAP, K_FILTER, 1);
+    SHAPED(K_MAP, K_MAP, 1);
+    SHAPED(K_MAP, K_OTHER, 1);
+    SHAPED(K_OTHER, K_FILTER, 1);
+    SHAPED(K_OTHER, K_MAP, 1);
+    SHAPED(K_OTHER, K_OTHER, 1);
+  default:
+    return 1;
+  }
+}
+
+brook_err_t bk_fuse_run(brook_ctx_t *head, size_t len, const brook_record_t *recs, size_t n) {
+  bk_worker_t *w = head->w;
+  stage_t st[FUSE_MAX];
+  int keep_input = bk_ctx_routes_failures(head);
+  size_t reached = 0;
+  int no_emit[FUSE_MAX];
+  brook_ctx_t *x = head;
+  for (size_t k = 0; k < len; k++) {
+    const bk_fn_cfg_t *cfg = x->node->opaque;
+    int kind = x->node->fuse_kind;
+    if (kind == BK_FUSE_MAP && keep_input)
+      kind = MAP_KEEPING_INPUT;
+    else if (kind == BK_FUSE_SINK && x->rt->sink_tap)
+      kind = SINK_TAPPED;
+    st[k] = (stage_t){kind, cfg->fn, cfg->opaque, x};
+    no_emit[k] = x->no_emit; /* restored, not cleared: this may run nested in an emit */
+    if (x->node->fuse_kind == BK_FUSE_MAP)
+      x->no_emit = 1;
+    if (x != head) {
+      x->has_error_msg = 0;
+      x->input = 0;
+    }
+    if (k + 1 < len)
+      x = x->ports[0].to[0].ctx;
+  }
+  brook_ctx_t *tail = x;
+  int has_sink = st[len - 1].kind == BK_FUSE_SINK || st[len - 1].kind == SINK_TAPPED;
+  size_t nb = len - (size_t)has_sink; /* the stages before the sink */
+  const stage_t *snk = has_sink ? &st[nb] : NULL;
+  bk_port_t *out = tail->n_ports ? &tail->ports[0] : NULL;
+  int error_records = w->error_depth != 0;
+  brook_err_t err = BROOK_OK;
+  size_t kept = 0;
+  if (head->input_owned) {
+    /* The batch is ours: records are rewritten where they lie and the chain's survivors
+     * move down over the others, [recs, recs + kept). */
+    brook_record_t *own = (brook_record_t *)recs;
+    if ((err = owned_by_shape(st, nb, snk, own, n, &kept, &reached)) == 1) {
+      err = BROOK_OK; /* another shape: the generic loop */
+      for (size_t i = 0; i < n; i++) {
+        brook_err_t rc = run_record(st, nb, snk, &reached, &own[i]);
+        if (rc <= 0) {
+          if (rc < 0) {
+            err = rc;
+            break;
+          }
+          continue;
+        }
+        if (kept != i)
+          own[kept] = own[i];
+        kept++;
+      }
+    }
+  } else {
+    /* Borrowed records: each is copied first, into the last operator's output buffer (or a
+     * local for a sink), and goes on from there. */
+    brook_record_t local;
+    for (size_t i = 0; i < n; i++) {
+      brook_record_t *r = out ? &out->buf[out->n] : &local;
+      *r = recs[i];
+      if ((err = run_record(st, nb, snk, &reached, r)) <= 0) {
+        if (err < 0)
+          break;
+        continue;
+      }
+      if (++out->n == out->cap && (err = bk_port_deliver(tail, out)) < 0)
+        break;
+    }
+  }
+  for (size_t k = 0; k < len; k++)
+    st[k].ctx->no_emit = no_emit[k];
+  if (!error_records)
+    w->stats.records_out += reached;
+  /* This chain's own failure (not one from downstream): what went through it before the
+   * failing record still goes on, as operator by operator. */
+  int own_failure = 0;
+  for (size_t k = 0; k < len && err < 0; k++)
+    if (w->failed_ctx == st[k].ctx) {
+      w->failed_ctx = NULL;
+      own_failure = 1;
+    }
+  if (err < 0 && !own_failure)
+    return err;
+  brook_err_t derr = BROOK_OK;
+  if (out && head->input_owned)
+    derr = bk_emit_batch_owned(tail, 0, (brook_record_t *)recs, kept);
+  for (size_t k = 0; k < len && derr >= 0; k++) /* what callbacks emitted, and the rest */
+    if (st[k].ctx != head)
+      derr = bk_ctx_flush_ports(st[k].ctx);
+  return err < 0 ? err : derr;
+}
