@@ -29,6 +29,9 @@ typedef struct bk_ctx_services {
   void (*count_late)(brook_ctx_t *ctx, size_t n);
   /* 1 once the run has failed (any worker): a failure coming back up is not the caller's. */
   int (*run_failed)(const brook_ctx_t *ctx);
+  /* bk_emit_batch_owned and bk_ctx_routes_failures below. */
+  brook_err_t (*emit_batch_owned)(brook_ctx_t *ctx, size_t port, brook_record_t *recs, size_t n);
+  int (*routes_failures)(const brook_ctx_t *ctx);
 } bk_ctx_services_t;
 
 typedef struct bk_target {
@@ -89,11 +92,16 @@ static inline int bk_ctx_run_failed(const brook_ctx_t *ctx) { return ctx->svc->r
 /* Emits records [0, n) of the batch being processed, rewritten in place (input_owned set;
  * `recs` is that batch): they go on without a copy, owned by the next operator if it is the
  * only one. Order is kept with what was emitted one by one before. */
-brook_err_t bk_emit_batch_owned(brook_ctx_t *ctx, size_t port, brook_record_t *recs, size_t n);
+static inline brook_err_t bk_emit_batch_owned(brook_ctx_t *ctx, size_t port, brook_record_t *recs,
+                                              size_t n) {
+  return ctx->svc->emit_batch_owned(ctx, port, recs, n);
+}
 
 /* 1 if a record failed now goes to the error stream, which must get the input record as it
  * came (an operator rewriting records in place keeps a copy then). */
-int bk_ctx_routes_failures(const brook_ctx_t *ctx);
+static inline int bk_ctx_routes_failures(const brook_ctx_t *ctx) {
+  return ctx->svc->routes_failures(ctx);
+}
 
 /* Fast emit for built-in operators: the next free slot of output `port` (valid port
  * required), to be filled and then committed with bk_emit_commit. */

@@ -61,7 +61,7 @@ brook_err_t bk_port_deliver(brook_ctx_t *from, bk_port_t *p) {
   return serr < 0 ? serr : err;
 }
 
-brook_err_t bk_emit_batch_owned(brook_ctx_t *ctx, size_t port, brook_record_t *recs, size_t n) {
+brook_err_t bk_rt_emit_batch_owned(brook_ctx_t *ctx, size_t port, brook_record_t *recs, size_t n) {
   bk_port_t *p = &ctx->ports[port];
   if (p->n) { /* keep order: what was emitted one by one goes first */
     brook_err_t err = bk_port_deliver(ctx, p);
@@ -71,7 +71,7 @@ brook_err_t bk_emit_batch_owned(brook_ctx_t *ctx, size_t port, brook_record_t *r
   return n ? deliver(ctx, p, recs, n, 1) : BROOK_OK;
 }
 
-int bk_ctx_routes_failures(const brook_ctx_t *ctx) {
+int bk_rt_routes_failures(const brook_ctx_t *ctx) {
   return ctx->rt->topo->error_policy == BROOK_ON_ERROR_ROUTE && ctx->w->error_depth == 0;
 }
 

@@ -97,6 +97,9 @@ struct brook_runtime {
 /* ---- exec.c: moving records ---- */
 brook_err_t bk_ctx_process(brook_ctx_t *ctx, size_t input, const brook_record_t *recs, size_t n);
 brook_err_t bk_ctx_flush_ports(brook_ctx_t *ctx);
+/* The services behind core/context.h's bk_emit_batch_owned and bk_ctx_routes_failures. */
+brook_err_t bk_rt_emit_batch_owned(brook_ctx_t *ctx, size_t port, brook_record_t *recs, size_t n);
+int bk_rt_routes_failures(const brook_ctx_t *ctx);
 /* Delivers a port's buffered records to its targets (direct calls) and empties it. */
 brook_err_t bk_port_deliver(brook_ctx_t *from, bk_port_t *p);
 /* Records `err` as the pipeline's failure unless one is already recorded (by any worker),

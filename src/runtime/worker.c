@@ -17,6 +17,8 @@ const bk_ctx_services_t bk_worker_services = {
     .flush_ports = bk_ctx_flush_ports,
     .count_late = count_late,
     .run_failed = run_failed,
+    .emit_batch_owned = bk_rt_emit_batch_owned,
+    .routes_failures = bk_rt_routes_failures,
 };
 
 void bk_worker_init(bk_worker_t *w, brook_runtime_t *rt, size_t index) {
