@@ -62,7 +62,8 @@ static const bk_source_vt_t none_vt = {
 };
 
 /* Worker w's instance of source node `node`: splits w->index, w->index + n_workers, ... of
- * a splittable source; all of an unsplittable one on worker 0. */
+ * a splittable source; one per worker of a source that finds its own input per worker
+ * (Kafka); all of an unsplittable one on worker 0. */
 static brook_err_t build_source(bk_worker_t *w, brook_ctx_t *c) {
   brook_runtime_t *rt = w->rt;
   bk_node_t *node = c->node;
@@ -74,11 +75,11 @@ static brook_err_t build_source(bk_worker_t *w, brook_ctx_t *c) {
   c->src = src;
   bk_wm_gen_init(&src->wm, &rt->alloc, node->wm_opts);
   const bk_source_vt_t *vt = node->source_type->runtime_vt;
-  size_t splits = vt->split_count ? vt->split_count(src->cfg) : 1;
+  size_t splits = vt->split_count ? vt->split_count(src->cfg) : vt->per_worker ? rt->n_workers : 1;
   src->split0 = w->index;
   src->split_stride = rt->n_workers;
   src->n_splits = splits;
-  if (w->index >= splits || (!vt->split_count && w->index > 0)) {
+  if (w->index >= splits) {
     src->vt = &none_vt;
     return BROOK_OK;
   }
@@ -151,18 +152,11 @@ static brook_err_t build_workers(brook_runtime_t *rt) {
   return BROOK_OK;
 }
 
-/* 1 and *why set if node `n` cannot have an instance per worker in this version. Kafka's
- * partitions are not spread over workers yet; a line sink's instances would each open and
- * truncate the same file. */
+/* 1 and *why set if node `n` cannot have an instance per worker in this version: a line
+ * sink's instances would each open and truncate the same file. */
 static int needs_one_worker(const bk_node_t *n, bk_errmsg_t *why) {
   const char *what = NULL;
-  if (n->kind == BK_NODE_SOURCE && n->source_type->partitioned)
-    what = "a Kafka source";
-  else if (n->kind == BK_NODE_OPERATOR && n->op.type_name &&
-           strcmp(n->op.type_name, "kafka_sink") == 0)
-    what = "a Kafka sink";
-  else if (n->kind == BK_NODE_OPERATOR && n->op.type_name &&
-           strcmp(n->op.type_name, "sink_lines") == 0)
+  if (n->kind == BK_NODE_OPERATOR && n->op.type_name && strcmp(n->op.type_name, "sink_lines") == 0)
     what = "a line sink (one file written by every worker)";
   if (what)
     bk_errmsg_set(why, "runtime_new: node '%s' is %s: it runs with num_workers = 1 in this version",

@@ -1,0 +1,291 @@
+/* Kafka on N workers: each worker's Kafka source instance is a member of the group (its own
+ * consumer on its own loop), the group spreads the 8 partitions over the workers, and each
+ * partition's task (here a tumbling window) runs on the worker consuming it; each worker's
+ * sinks use that worker's producer. The per-key window results are the same with 1, 2 and 4
+ * workers, every worker emits some of them, and a partition's results all come from one
+ * worker. Not in the `threads` label: Debian's librdkafka is not TSan-instrumented. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <brook/brook.h>
+#include <librdkafka/rdkafka.h>
+
+#include "support/bg_run.h"
+#include "support/broker_proc.h"
+#include "support/kafka_helpers.h"
+#include "support/wait.h"
+
+#define N_PARTS 8
+#define N_KEYS 5
+#define N_WIN 32
+#define MAX_WORKERS 4
+#define TS0 10000
+#define STEP 200
+#define WIN_MS 1000
+
+/* Partition p has 40 + 10 p records, keys "p<p>-k<j>" with j = (i * i + p) % N_KEYS, at
+ * TS0 + i * STEP; then one "end" record far ahead, so every data window closes. */
+static int n_records(int p) { return 40 + 10 * p; }
+static int key_of(int p, int i) { return (i * i + p) % N_KEYS; }
+static int win_of(int64_t end) { return (int)(end / WIN_MS) - TS0 / WIN_MS - 1; }
+
+static int on_dr_failed;
+static void on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+  (void)rk;
+  (void)opaque;
+  if (m->err)
+    on_dr_failed++;
+}
+
+static void produce_input(const char *bootstrap, const char *topic) {
+  on_dr_failed = 0;
+  rd_kafka_t *rk = kh_client(RD_KAFKA_PRODUCER, bootstrap, NULL, on_dr, NULL);
+  for (int p = 0; p < N_PARTS; p++) {
+    for (int i = 0; i <= n_records(p); i++) {
+      char key[32];
+      int end = i == n_records(p);
+      if (end)
+        snprintf(key, sizeof(key), "end");
+      else
+        snprintf(key, sizeof(key), "p%d-k%d", p, key_of(p, i));
+      int64_t ts = end ? 1000000 : TS0 + (int64_t)i * STEP;
+      rd_kafka_resp_err_t e = rd_kafka_producev(
+          rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(p), RD_KAFKA_V_KEY(key, strlen(key)),
+          RD_KAFKA_V_VALUE("v", 1), RD_KAFKA_V_TIMESTAMP(ts),
+          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+      assert_int_equal(e, RD_KAFKA_RESP_ERR_NO_ERROR);
+    }
+  }
+  assert_int_equal(rd_kafka_flush(rk, KH_TIMEOUT_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
+  assert_int_equal(on_dr_failed, 0);
+  rd_kafka_destroy(rk);
+}
+
+/* The expected count of key (p, j) in window w, and how many window results there are. */
+static int expected(int64_t exp[N_PARTS][N_KEYS][N_WIN]) {
+  memset(exp, 0, sizeof(int64_t) * N_PARTS * N_KEYS * N_WIN);
+  int results = 0;
+  for (int p = 0; p < N_PARTS; p++)
+    for (int i = 0; i < n_records(p); i++) {
+      int64_t ts = TS0 + (int64_t)i * STEP;
+      int64_t *c = &exp[p][key_of(p, i)][win_of(ts - ts % WIN_MS + WIN_MS)];
+      results += *c == 0;
+      (*c)++;
+    }
+  return results;
+}
+
+/* ---- what the run saw (sink callbacks and task-state changes, on the workers' threads) ---- */
+
+typedef struct seen {
+  uv_mutex_t mu;
+  int64_t got[N_PARTS][N_KEYS][N_WIN];
+  int dup; /* a (key, window) reported twice, or a result that is not ours */
+  pthread_t part_thread[N_PARTS];
+  int part_seen[N_PARTS];
+  int part_split; /* a partition's results came from two threads */
+  pthread_t threads[MAX_WORKERS + 1];
+  int n_threads;
+  pthread_t running[N_PARTS]; /* the thread where each task is RUNNING */
+  int is_running[N_PARTS];
+  wait_counter_t results;
+} seen_t;
+
+static void add_thread(pthread_t *set, int *n, int cap, pthread_t t) {
+  for (int i = 0; i < *n; i++)
+    if (pthread_equal(set[i], t))
+      return;
+  if (*n < cap)
+    set[(*n)++] = t;
+}
+
+static brook_err_t on_result(const brook_record_t *rec, void *opaque) {
+  seen_t *s = opaque;
+  brook_window_value_t wv;
+  const void *res = NULL;
+  if (brook_window_parse(rec, &wv, &res) != BROOK_OK || wv.result_len != sizeof(int64_t))
+    return BROOK_ERR_USER;
+  int64_t count;
+  memcpy(&count, res, sizeof(count));
+  char key[32] = {0};
+  memcpy(key, rec->key, rec->key_len < sizeof(key) - 1 ? rec->key_len : sizeof(key) - 1);
+  int p = -1, j = -1, w = win_of(wv.end);
+  uv_mutex_lock(&s->mu);
+  if (sscanf(key, "p%d-k%d", &p, &j) != 2 || p < 0 || p >= N_PARTS || j < 0 || j >= N_KEYS ||
+      w < 0 || w >= N_WIN || s->got[p][j][w]) {
+    s->dup++;
+  } else {
+    s->got[p][j][w] = count;
+    pthread_t me = pthread_self();
+    if (s->part_seen[p]++ && !pthread_equal(s->part_thread[p], me))
+      s->part_split++;
+    s->part_thread[p] = me;
+    add_thread(s->threads, &s->n_threads, MAX_WORKERS + 1, me);
+  }
+  uv_mutex_unlock(&s->mu);
+  wait_counter_add(&s->results, 1);
+  return BROOK_OK;
+}
+
+static void on_task(int32_t task, int old_state, int new_state, const char *reason, void *opaque) {
+  (void)old_state;
+  (void)reason;
+  seen_t *s = opaque;
+  if (task < 0 || task >= N_PARTS)
+    return;
+  uv_mutex_lock(&s->mu);
+  s->is_running[task] = new_state == BROOK_TASK_RUNNING;
+  s->running[task] = pthread_self();
+  uv_mutex_unlock(&s->mu);
+}
+
+typedef struct spread {
+  seen_t *s;
+  int workers;
+} spread_t;
+
+/* Every task RUNNING, on `workers` different threads: the group's assignment is complete. */
+static int tasks_spread(void *p) {
+  spread_t *sp = p;
+  seen_t *s = sp->s;
+  pthread_t set[N_PARTS];
+  int n = 0, running = 0;
+  uv_mutex_lock(&s->mu);
+  for (int t = 0; t < N_PARTS; t++)
+    if (s->is_running[t]) {
+      running++;
+      add_thread(set, &n, N_PARTS, s->running[t]);
+    }
+  uv_mutex_unlock(&s->mu);
+  return running == N_PARTS && n == sp->workers;
+}
+
+/* ---- the run ---- */
+
+static brook_topology_t *window_pipeline(const char *bootstrap, const char *group,
+                                         const char *topic, int explicit_parts, seen_t *s) {
+  brook_topology_t *t;
+  assert_int_equal(brook_topology_new(&t, NULL), BROOK_OK);
+  brook_kafka_source_opts_t so;
+  brook_kafka_source_opts_init(&so);
+  so.bootstrap_servers = bootstrap;
+  so.group_id = group;
+  so.properties = (const char *const[]){"session.timeout.ms", "6000", NULL};
+  const char *topics[] = {topic, NULL};
+  brook_kafka_partition_t parts[N_PARTS];
+  if (explicit_parts) {
+    for (int p = 0; p < N_PARTS; p++)
+      parts[p] = (brook_kafka_partition_t){topic, p, BROOK_KAFKA_OFFSET_BEGINNING};
+    so.partitions = parts;
+    so.n_partitions = N_PARTS;
+  } else {
+    so.topics = topics;
+  }
+  brook_stream_t *in = brook_source_kafka(t, "in", &so);
+  assert_non_null(in);
+  brook_aggregator_t count = brook_agg_count();
+  brook_window_t win = brook_window_tumbling(WIN_MS);
+  brook_stream_t *w = brook_window_aggregate(in, &win, &count, NULL);
+  assert_int_equal(brook_sink_callback(w, on_result, NULL, s), BROOK_OK);
+  if (brook_topology_validate(t) != BROOK_OK)
+    fail_msg("topology: %s", brook_topology_last_error(t));
+  return t;
+}
+
+/* Runs the window pipeline on `workers` workers over a fresh topic and checks its results. A
+ * group member per worker (explicit_parts 0) or an explicit assignment (worker k takes
+ * partitions k, k + workers, ...). */
+static void run_windows(broker_proc_t *b, int workers, int explicit_parts) {
+  char topic[32], group[32];
+  snprintf(topic, sizeof(topic), "in%d%c", workers, explicit_parts ? 'a' : 's');
+  snprintf(group, sizeof(group), "g%d%c", workers, explicit_parts ? 'a' : 's');
+  assert_int_equal(broker_cmd(b, "topic %s %d", topic, N_PARTS), 0);
+  static seen_t s;
+  memset(&s, 0, sizeof(s));
+  uv_mutex_init(&s.mu);
+  wait_counter_init(&s.results, 0);
+  brook_topology_t *t = window_pipeline(b->bootstrap, group, topic, explicit_parts, &s);
+  brook_runtime_opts_t o = *kh_rt_opts();
+  o.num_workers = (size_t)workers;
+  o.on_task_state = on_task;
+  o.on_task_state_opaque = &s;
+  bg_run_t r;
+  if (brook_runtime_new(&r.rt, t, &o) != BROOK_OK)
+    fail_msg("runtime_new: %s", brook_topology_last_error(t));
+  assert_int_equal(pthread_create(&r.thread, NULL, bg_run_thread, &r), 0);
+  /* Input goes in once the group has settled: a partition moving later would take its open
+   * windows' in-memory state with it (durable state is the next issue's). */
+  spread_t sp = {&s, workers};
+  assert_true(wait_until(tasks_spread, &sp, KH_TIMEOUT_MS));
+  produce_input(b->bootstrap, topic);
+  int64_t exp[N_PARTS][N_KEYS][N_WIN];
+  int want = expected(exp);
+  assert_true(wait_counter_wait_ge(&s.results, want, KH_TIMEOUT_MS));
+  assert_int_equal(bg_stop(&r), BROOK_OK);
+  brook_runtime_stats_t st = {.struct_size = sizeof(st)};
+  assert_int_equal(brook_runtime_stats(r.rt, &st), BROOK_OK);
+  brook_runtime_free(r.rt);
+  brook_topology_free(t);
+
+  assert_int_equal(s.dup, 0);
+  assert_int_equal(wait_counter_get(&s.results), want);
+  assert_memory_equal(s.got, exp, sizeof(exp));
+  assert_int_equal(s.n_threads, workers); /* every worker emitted results */
+  assert_int_equal(s.part_split, 0);      /* a partition's task ran on one worker */
+  int64_t in = 0;
+  for (int p = 0; p < N_PARTS; p++)
+    in += n_records(p) + 1;
+  assert_int_equal(st.records_in, in);
+  uv_mutex_destroy(&s.mu);
+  wait_counter_destroy(&s.results);
+}
+
+static broker_proc_t broker;
+
+static int setup(void **state) {
+  (void)state;
+  return broker_start(&broker, 1, NULL, NULL);
+}
+
+static int teardown(void **state) {
+  (void)state;
+  return broker_stop(&broker);
+}
+
+static void test_group_1_worker(void **state) {
+  (void)state;
+  run_windows(&broker, 1, 0);
+}
+
+static void test_group_2_workers(void **state) {
+  (void)state;
+  run_windows(&broker, 2, 0);
+}
+
+static void test_group_4_workers(void **state) {
+  (void)state;
+  run_windows(&broker, 4, 0);
+}
+
+static void test_assigned_4_workers(void **state) {
+  (void)state;
+  run_windows(&broker, 4, 1);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_group_1_worker),
+      cmocka_unit_test(test_group_2_workers),
+      cmocka_unit_test(test_group_4_workers),
+      cmocka_unit_test(test_assigned_4_workers),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
