@@ -18,6 +18,7 @@
 #include <brook/brook.h>
 #include <librdkafka/rdkafka.h>
 
+#include "kafka/kafka_producer.h" /* bk_kprod_clients: the librdkafka producers that exist */
 #include "support/bg_run.h"
 #include "support/broker_proc.h"
 #include "support/kafka_helpers.h"
@@ -170,8 +171,23 @@ static int tasks_spread(void *p) {
 
 /* ---- the run ---- */
 
+enum {
+  EXPLICIT = 1, /* an explicit assignment instead of a group subscription */
+  KEYED = 2,    /* key_by before the window: the results cross workers through the exchange */
+  TO_KAFKA = 4  /* the results also go to a Kafka sink (topic "<input>-out", 8 partitions) */
+};
+
+static brook_err_t same_key(const brook_record_t *rec, const void **key, size_t *key_len,
+                            brook_ctx_t *ctx, void *opaque) {
+  (void)ctx;
+  (void)opaque;
+  *key = rec->key;
+  *key_len = rec->key_len;
+  return BROOK_OK;
+}
+
 static brook_topology_t *window_pipeline(const char *bootstrap, const char *group,
-                                         const char *topic, int explicit_parts, seen_t *s) {
+                                         const char *topic, int mode, seen_t *s) {
   brook_topology_t *t;
   assert_int_equal(brook_topology_new(&t, NULL), BROOK_OK);
   brook_kafka_source_opts_t so;
@@ -181,7 +197,7 @@ static brook_topology_t *window_pipeline(const char *bootstrap, const char *grou
   so.properties = (const char *const[]){"session.timeout.ms", "6000", NULL};
   const char *topics[] = {topic, NULL};
   brook_kafka_partition_t parts[N_PARTS];
-  if (explicit_parts) {
+  if (mode & EXPLICIT) {
     for (int p = 0; p < N_PARTS; p++)
       parts[p] = (brook_kafka_partition_t){topic, p, BROOK_KAFKA_OFFSET_BEGINNING};
     so.partitions = parts;
@@ -193,26 +209,40 @@ static brook_topology_t *window_pipeline(const char *bootstrap, const char *grou
   assert_non_null(in);
   brook_aggregator_t count = brook_agg_count();
   brook_window_t win = brook_window_tumbling(WIN_MS);
+  if (mode & KEYED)
+    in = brook_key_by(in, same_key, NULL);
   brook_stream_t *w = brook_window_aggregate(in, &win, &count, NULL);
   assert_int_equal(brook_sink_callback(w, on_result, NULL, s), BROOK_OK);
+  if (mode & TO_KAFKA) {
+    char out[40];
+    snprintf(out, sizeof(out), "%s-out", topic);
+    brook_kafka_sink_opts_t ko;
+    brook_kafka_sink_opts_init(&ko);
+    ko.bootstrap_servers = bootstrap;
+    ko.topic = out;
+    assert_int_equal(brook_sink_kafka(w, "out", &ko), BROOK_OK);
+  }
   if (brook_topology_validate(t) != BROOK_OK)
     fail_msg("topology: %s", brook_topology_last_error(t));
   return t;
 }
 
 /* Runs the window pipeline on `workers` workers over a fresh topic and checks its results. A
- * group member per worker (explicit_parts 0) or an explicit assignment (worker k takes
+ * group member per worker, or with EXPLICIT an explicit assignment (worker k takes
  * partitions k, k + workers, ...). */
-static void run_windows(broker_proc_t *b, int workers, int explicit_parts) {
-  char topic[32], group[32];
-  snprintf(topic, sizeof(topic), "in%d%c", workers, explicit_parts ? 'a' : 's');
-  snprintf(group, sizeof(group), "g%d%c", workers, explicit_parts ? 'a' : 's');
+static void run_windows(broker_proc_t *b, int workers, int mode) {
+  char topic[32], group[32], out[40];
+  snprintf(topic, sizeof(topic), "in%d-%d", workers, mode);
+  snprintf(group, sizeof(group), "g%d-%d", workers, mode);
+  snprintf(out, sizeof(out), "%s-out", topic);
   assert_int_equal(broker_cmd(b, "topic %s %d", topic, N_PARTS), 0);
+  if (mode & TO_KAFKA)
+    assert_int_equal(broker_cmd(b, "topic %s %d", out, N_PARTS), 0);
   static seen_t s;
   memset(&s, 0, sizeof(s));
   uv_mutex_init(&s.mu);
   wait_counter_init(&s.results, 0);
-  brook_topology_t *t = window_pipeline(b->bootstrap, group, topic, explicit_parts, &s);
+  brook_topology_t *t = window_pipeline(b->bootstrap, group, topic, mode, &s);
   brook_runtime_opts_t o = *kh_rt_opts();
   o.num_workers = (size_t)workers;
   o.on_task_state = on_task;
@@ -229,6 +259,14 @@ static void run_windows(broker_proc_t *b, int workers, int explicit_parts) {
   int64_t exp[N_PARTS][N_KEYS][N_WIN];
   int want = expected(exp);
   assert_true(wait_counter_wait_ge(&s.results, want, KH_TIMEOUT_MS));
+  if (mode & TO_KAFKA) {
+    /* One producer per worker, shared by nothing else here; read while the run goes on: the
+     * workers created them at start-up and keep them until they close. */
+    assert_int_equal(bk_kprod_clients(r.rt), workers);
+    rd_kafka_t *rd = kh_reader(b->bootstrap, out, N_PARTS);
+    assert_int_equal(kh_read(rd, want, KH_TIMEOUT_MS, NULL, NULL), want);
+    kh_reader_close(rd);
+  }
   assert_int_equal(bg_stop(&r), BROOK_OK);
   brook_runtime_stats_t st = {.struct_size = sizeof(st)};
   assert_int_equal(brook_runtime_stats(r.rt, &st), BROOK_OK);
@@ -239,7 +277,8 @@ static void run_windows(broker_proc_t *b, int workers, int explicit_parts) {
   assert_int_equal(wait_counter_get(&s.results), want);
   assert_memory_equal(s.got, exp, sizeof(exp));
   assert_int_equal(s.n_threads, workers); /* every worker emitted results */
-  assert_int_equal(s.part_split, 0);      /* a partition's task ran on one worker */
+  if (!(mode & KEYED))
+    assert_int_equal(s.part_split, 0); /* a partition's task ran on one worker */
   int64_t in = 0;
   for (int p = 0; p < N_PARTS; p++)
     in += n_records(p) + 1;
@@ -277,15 +316,24 @@ static void test_group_4_workers(void **state) {
 
 static void test_assigned_4_workers(void **state) {
   (void)state;
-  run_windows(&broker, 4, 1);
+  run_windows(&broker, 4, EXPLICIT);
+}
+
+static void test_producer_per_worker(void **state) {
+  (void)state;
+  run_windows(&broker, 2, TO_KAFKA);
+}
+
+static void test_key_by_2_workers(void **state) {
+  (void)state;
+  run_windows(&broker, 2, KEYED | TO_KAFKA);
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_group_1_worker),
-      cmocka_unit_test(test_group_2_workers),
-      cmocka_unit_test(test_group_4_workers),
-      cmocka_unit_test(test_assigned_4_workers),
+      cmocka_unit_test(test_group_1_worker),      cmocka_unit_test(test_group_2_workers),
+      cmocka_unit_test(test_group_4_workers),     cmocka_unit_test(test_assigned_4_workers),
+      cmocka_unit_test(test_producer_per_worker), cmocka_unit_test(test_key_by_2_workers),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
