@@ -173,7 +173,7 @@ static int tasks_spread(void *p) {
 
 enum {
   EXPLICIT = 1, /* an explicit assignment instead of a group subscription */
-  KEYED = 2,    /* key_by before the window: the results cross workers through the exchange */
+  KEYED = 2,    /* key_by before the window (refused with N workers) */
   TO_KAFKA = 4  /* the results also go to a Kafka sink (topic "<input>-out", 8 partitions) */
 };
 
@@ -277,8 +277,7 @@ static void run_windows(broker_proc_t *b, int workers, int mode) {
   assert_int_equal(wait_counter_get(&s.results), want);
   assert_memory_equal(s.got, exp, sizeof(exp));
   assert_int_equal(s.n_threads, workers); /* every worker emitted results */
-  if (!(mode & KEYED))
-    assert_int_equal(s.part_split, 0); /* a partition's task ran on one worker */
+  assert_int_equal(s.part_split, 0);      /* a partition's task ran on one worker */
   int64_t in = 0;
   for (int p = 0; p < N_PARTS; p++)
     in += n_records(p) + 1;
@@ -324,16 +323,35 @@ static void test_producer_per_worker(void **state) {
   run_windows(&broker, 2, TO_KAFKA);
 }
 
-static void test_key_by_2_workers(void **state) {
+/* key_by after a Kafka source would send records across workers, and a worker's commit
+ * covers only its own flushes and acknowledgements: refused with N workers, naming the node
+ * (one worker runs it, as test_kafka_tasks shows). */
+static void test_key_by_refused_with_workers(void **state) {
   (void)state;
-  run_windows(&broker, 2, KEYED | TO_KAFKA);
+  static seen_t s;
+  brook_topology_t *t = window_pipeline(broker.bootstrap, "gk", "ink", KEYED, &s);
+  brook_runtime_opts_t o = *kh_rt_opts();
+  o.num_workers = 2;
+  brook_runtime_t *rt = NULL;
+  assert_int_equal(brook_runtime_new(&rt, t, &o), BROOK_ERR_INVALID_ARG);
+  assert_null(rt);
+  const char *msg = brook_topology_last_error(t);
+  assert_non_null(strstr(msg, "changes the key of records from Kafka source 'in'"));
+  assert_non_null(strstr(msg, "num_workers = 1"));
+  o.num_workers = 1;
+  assert_int_equal(brook_runtime_new(&rt, t, &o), BROOK_OK);
+  brook_runtime_free(rt);
+  brook_topology_free(t);
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_group_1_worker),      cmocka_unit_test(test_group_2_workers),
-      cmocka_unit_test(test_group_4_workers),     cmocka_unit_test(test_assigned_4_workers),
-      cmocka_unit_test(test_producer_per_worker), cmocka_unit_test(test_key_by_2_workers),
+      cmocka_unit_test(test_group_1_worker),
+      cmocka_unit_test(test_group_2_workers),
+      cmocka_unit_test(test_group_4_workers),
+      cmocka_unit_test(test_assigned_4_workers),
+      cmocka_unit_test(test_producer_per_worker),
+      cmocka_unit_test(test_key_by_refused_with_workers),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

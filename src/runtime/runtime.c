@@ -164,6 +164,48 @@ static int needs_one_worker(const bk_node_t *n, bk_errmsg_t *why) {
   return what != NULL;
 }
 
+/* 1 and *why set if a key change (key_by) is downstream of a partitioned (Kafka) source:
+ * with N workers its records would cross workers through an exchange, and a worker's commit
+ * covers only its own operators and acknowledgements, so it could commit offsets whose
+ * output another worker has not flushed or delivered yet. The walk marks nodes fed by the
+ * source until nothing changes (a DAG: at most n passes). BROOK_ERR_NOMEM: -1. */
+static int kafka_feeds_key_change(brook_topology_t *t, bk_errmsg_t *why) {
+  unsigned char *fed = bk_calloc(&t->alloc, t->n_nodes ? t->n_nodes : 1, 1);
+  if (!fed)
+    return -1;
+  const bk_node_t *src = NULL, *rekey = NULL;
+  for (size_t i = 0; i < t->n_nodes; i++)
+    if (t->nodes[i]->kind == BK_NODE_SOURCE && t->nodes[i]->source_type->partitioned)
+      fed[i] = 1;
+  for (int changed = 1; changed && !rekey;) {
+    changed = 0;
+    for (size_t i = 0; i < t->n_nodes && !rekey; i++) {
+      const bk_node_t *n = t->nodes[i];
+      if (!fed[i])
+        continue;
+      if (n->kind == BK_NODE_SOURCE)
+        src = n;
+      if (n->rekeys)
+        rekey = n;
+      for (size_t o = 0; o < n->n_outputs; o++)
+        for (size_t c = 0; c < n->outputs[o].n_consumers; c++) {
+          size_t id = n->outputs[o].consumers[c].node->id;
+          changed |= !fed[id];
+          fed[id] = 1;
+        }
+    }
+  }
+  bk_free(&t->alloc, fed);
+  if (rekey)
+    bk_errmsg_set(why,
+                  "runtime_new: node '%s' changes the key of records from Kafka source '%s': "
+                  "with num_workers > 1 they would cross workers, and commits do not span "
+                  "workers in this version; use num_workers = 1, or group by the input "
+                  "topic's own key (no key_by)",
+                  rekey->name, src ? src->name : "?");
+  return rekey != NULL;
+}
+
 brook_err_t brook_runtime_new(brook_runtime_t **out, brook_topology_t *t,
                               const brook_runtime_opts_t *opts) {
   if (!out)
@@ -191,6 +233,13 @@ brook_err_t brook_runtime_new(brook_runtime_t **out, brook_topology_t *t,
   for (size_t i = 0; o.num_workers > 1 && i < t->n_nodes; i++)
     if (needs_one_worker(t->nodes[i], &t->msg))
       return BROOK_ERR_INVALID_ARG;
+  int keyed = o.num_workers > 1 ? kafka_feeds_key_change(t, &t->msg) : 0;
+  if (keyed < 0) {
+    bk_errmsg_set(&t->msg, "runtime_new: out of memory");
+    return BROOK_ERR_NOMEM;
+  }
+  if (keyed)
+    return BROOK_ERR_INVALID_ARG;
   if (o.commit_interval_ms < 0) {
     bk_errmsg_set(&t->msg,
                   "runtime_new: commit_interval_ms must be >= 0 (0: the default), got %lld",
