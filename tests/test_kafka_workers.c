@@ -26,15 +26,19 @@
 
 #define N_PARTS 8
 #define N_KEYS 5
-#define N_WIN 32
+#define N_WIN 384
 #define MAX_WORKERS 4
 #define TS0 10000
 #define STEP 200
 #define WIN_MS 1000
+#define BATCH_MS 128000 /* batch b's records start at TS0 + b * BATCH_MS */
+#define END_MS 100000   /* and its "end" records are END_MS later */
 
-/* Partition p has 40 + 10 p records, keys "p<p>-k<j>" with j = (i * i + p) % N_KEYS, at
- * TS0 + i * STEP; then one "end" record far ahead, so every data window closes. */
+/* Batch b: partition p has 40 + 10 p records, keys "p<p>-k<j>" with j = (i * i + p) %
+ * N_KEYS, at TS0 + b * BATCH_MS + i * STEP; then one "end" record END_MS after the batch's
+ * start, so every data window of the batch closes (before the next batch's records). */
 static int n_records(int p) { return 40 + 10 * p; }
+static int64_t ts_of(int batch, int i) { return TS0 + (int64_t)batch * BATCH_MS + i * STEP; }
 static int key_of(int p, int i) { return (i * i + p) % N_KEYS; }
 static int win_of(int64_t end) { return (int)(end / WIN_MS) - TS0 / WIN_MS - 1; }
 
@@ -46,7 +50,7 @@ static void on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     on_dr_failed++;
 }
 
-static void produce_input(const char *bootstrap, const char *topic) {
+static void produce_input(const char *bootstrap, const char *topic, int batch) {
   on_dr_failed = 0;
   rd_kafka_t *rk = kh_client(RD_KAFKA_PRODUCER, bootstrap, NULL, on_dr, NULL);
   for (int p = 0; p < N_PARTS; p++) {
@@ -57,7 +61,7 @@ static void produce_input(const char *bootstrap, const char *topic) {
         snprintf(key, sizeof(key), "end");
       else
         snprintf(key, sizeof(key), "p%d-k%d", p, key_of(p, i));
-      int64_t ts = end ? 1000000 : TS0 + (int64_t)i * STEP;
+      int64_t ts = end ? ts_of(batch, 0) + END_MS : ts_of(batch, i);
       rd_kafka_resp_err_t e = rd_kafka_producev(
           rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(p), RD_KAFKA_V_KEY(key, strlen(key)),
           RD_KAFKA_V_VALUE("v", 1), RD_KAFKA_V_TIMESTAMP(ts),
@@ -70,17 +74,19 @@ static void produce_input(const char *bootstrap, const char *topic) {
   rd_kafka_destroy(rk);
 }
 
-/* The expected count of key (p, j) in window w, and how many window results there are. */
-static int expected(int64_t exp[N_PARTS][N_KEYS][N_WIN]) {
+/* The expected count of key (p, j) in window w after batches 0 .. batches - 1, and how many
+ * window results there are. */
+static int expected(int64_t exp[N_PARTS][N_KEYS][N_WIN], int batches) {
   memset(exp, 0, sizeof(int64_t) * N_PARTS * N_KEYS * N_WIN);
   int results = 0;
-  for (int p = 0; p < N_PARTS; p++)
-    for (int i = 0; i < n_records(p); i++) {
-      int64_t ts = TS0 + (int64_t)i * STEP;
-      int64_t *c = &exp[p][key_of(p, i)][win_of(ts - ts % WIN_MS + WIN_MS)];
-      results += *c == 0;
-      (*c)++;
-    }
+  for (int b = 0; b < batches; b++)
+    for (int p = 0; p < N_PARTS; p++)
+      for (int i = 0; i < n_records(p); i++) {
+        int64_t ts = ts_of(b, i);
+        int64_t *c = &exp[p][key_of(p, i)][win_of(ts - ts % WIN_MS + WIN_MS)];
+        results += *c == 0;
+        (*c)++;
+      }
   return results;
 }
 
@@ -119,6 +125,8 @@ static brook_err_t on_result(const brook_record_t *rec, void *opaque) {
   char key[32] = {0};
   memcpy(key, rec->key, rec->key_len < sizeof(key) - 1 ? rec->key_len : sizeof(key) - 1);
   int p = -1, j = -1, w = win_of(wv.end);
+  if (strcmp(key, "end") == 0)
+    return BROOK_OK; /* an earlier batch's end record, once a later batch moves time on */
   uv_mutex_lock(&s->mu);
   if (sscanf(key, "p%d-k%d", &p, &j) != 2 || p < 0 || p >= N_PARTS || j < 0 || j >= N_KEYS ||
       w < 0 || w >= N_WIN || s->got[p][j][w]) {
@@ -170,6 +178,20 @@ static int tasks_spread(void *p) {
 }
 
 /* ---- the run ---- */
+
+typedef struct committed {
+  const char *bootstrap, *group, *topic;
+  int batches;
+} committed_t;
+
+/* Every partition's committed offset is past all `batches` batches. */
+static int all_committed(void *p) {
+  const committed_t *c = p;
+  for (int q = 0; q < N_PARTS; q++)
+    if (kh_committed(c->bootstrap, c->group, c->topic, q) != c->batches * (n_records(q) + 1))
+      return 0;
+  return 1;
+}
 
 enum {
   EXPLICIT = 1, /* an explicit assignment instead of a group subscription */
@@ -227,6 +249,36 @@ static brook_topology_t *window_pipeline(const char *bootstrap, const char *grou
   return t;
 }
 
+static void log_to_stderr(int level, const char *msg, void *opaque) {
+  (void)opaque;
+  fprintf(stderr, "[brook %d] %s\n", level, msg);
+}
+
+/* Starts a runtime for `t` on `workers` workers, its task changes reported to `s`.
+ * BROOK_TEST_LOG=1 sends its log to stderr. */
+static void start_run(bg_run_t *r, brook_topology_t *t, int workers, seen_t *s) {
+  brook_runtime_opts_t o = *kh_rt_opts();
+  o.num_workers = (size_t)workers;
+  o.on_task_state = on_task;
+  o.on_task_state_opaque = s;
+  if (getenv("BROOK_TEST_LOG"))
+    o.log = log_to_stderr;
+  if (brook_runtime_new(&r->rt, t, &o) != BROOK_OK)
+    fail_msg("runtime_new: %s", brook_topology_last_error(t));
+  assert_int_equal(pthread_create(&r->thread, NULL, bg_run_thread, r), 0);
+}
+
+static void seen_init(seen_t *s) {
+  memset(s, 0, sizeof(*s));
+  uv_mutex_init(&s->mu);
+  wait_counter_init(&s->results, 0);
+}
+
+static void seen_destroy(seen_t *s) {
+  uv_mutex_destroy(&s->mu);
+  wait_counter_destroy(&s->results);
+}
+
 /* Runs the window pipeline on `workers` workers over a fresh topic and checks its results. A
  * group member per worker, or with EXPLICIT an explicit assignment (worker k takes
  * partitions k, k + workers, ...). */
@@ -239,25 +291,17 @@ static void run_windows(broker_proc_t *b, int workers, int mode) {
   if (mode & TO_KAFKA)
     assert_int_equal(broker_cmd(b, "topic %s %d", out, N_PARTS), 0);
   static seen_t s;
-  memset(&s, 0, sizeof(s));
-  uv_mutex_init(&s.mu);
-  wait_counter_init(&s.results, 0);
+  seen_init(&s);
   brook_topology_t *t = window_pipeline(b->bootstrap, group, topic, mode, &s);
-  brook_runtime_opts_t o = *kh_rt_opts();
-  o.num_workers = (size_t)workers;
-  o.on_task_state = on_task;
-  o.on_task_state_opaque = &s;
   bg_run_t r;
-  if (brook_runtime_new(&r.rt, t, &o) != BROOK_OK)
-    fail_msg("runtime_new: %s", brook_topology_last_error(t));
-  assert_int_equal(pthread_create(&r.thread, NULL, bg_run_thread, &r), 0);
+  start_run(&r, t, workers, &s);
   /* Input goes in once the group has settled: a partition moving later would take its open
    * windows' in-memory state with it (durable state is the next issue's). */
   spread_t sp = {&s, workers};
   assert_true(wait_until(tasks_spread, &sp, KH_TIMEOUT_MS));
-  produce_input(b->bootstrap, topic);
-  int64_t exp[N_PARTS][N_KEYS][N_WIN];
-  int want = expected(exp);
+  produce_input(b->bootstrap, topic, 0);
+  static int64_t exp[N_PARTS][N_KEYS][N_WIN];
+  int want = expected(exp, 1);
   assert_true(wait_counter_wait_ge(&s.results, want, KH_TIMEOUT_MS));
   if (mode & TO_KAFKA) {
     /* One producer per worker, shared by nothing else here; read while the run goes on: the
@@ -267,6 +311,9 @@ static void run_windows(broker_proc_t *b, int workers, int mode) {
     assert_int_equal(kh_read(rd, want, KH_TIMEOUT_MS, NULL, NULL), want);
     kh_reader_close(rd);
   }
+  /* Each worker commits its own partitions' offsets through its commit coordinator. */
+  committed_t cm = {b->bootstrap, group, topic, 1};
+  assert_true(wait_until(all_committed, &cm, KH_TIMEOUT_MS));
   assert_int_equal(bg_stop(&r), BROOK_OK);
   brook_runtime_stats_t st = {.struct_size = sizeof(st)};
   assert_int_equal(brook_runtime_stats(r.rt, &st), BROOK_OK);
@@ -282,11 +329,70 @@ static void run_windows(broker_proc_t *b, int workers, int mode) {
   for (int p = 0; p < N_PARTS; p++)
     in += n_records(p) + 1;
   assert_int_equal(st.records_in, in);
-  uv_mutex_destroy(&s.mu);
-  wait_counter_destroy(&s.results);
+  assert_true(all_committed(&cm)); /* the stop's final commits never go back */
+  seen_destroy(&s);
 }
 
 static broker_proc_t broker;
+
+/* A runtime of 2 workers holds the 8 partitions; a second runtime of 2 workers joins the
+ * group (4 members: each worker's partitions are revoked, flushed, committed and closed on
+ * that worker, or kept), then leaves again (its partitions come back). After each settles a
+ * batch of input goes in, and is committed (each worker commits its own partitions) before
+ * the next change: the window results of all three batches are exact, with no duplicate (a
+ * partition that moved resumes at its committed offset on its new worker), and came from
+ * the second runtime's workers too. */
+static void test_rebalance_between_runtimes(void **state) {
+  (void)state;
+  broker_proc_t *b = &broker;
+  const char *topic = "inr", *group = "gr";
+  assert_int_equal(broker_cmd(b, "topic %s %d", topic, N_PARTS), 0);
+  static seen_t s;
+  seen_init(&s);
+  brook_topology_t *ta = window_pipeline(b->bootstrap, group, topic, 0, &s);
+  brook_topology_t *tb = window_pipeline(b->bootstrap, group, topic, 0, &s);
+  static int64_t exp[N_PARTS][N_KEYS][N_WIN];
+  bg_run_t ra, rb;
+  start_run(&ra, ta, 2, &s);
+  spread_t sp = {&s, 2};
+  assert_true(wait_until(tasks_spread, &sp, KH_TIMEOUT_MS));
+  produce_input(b->bootstrap, topic, 0);
+  assert_true(wait_counter_wait_ge(&s.results, expected(exp, 1), KH_TIMEOUT_MS));
+  committed_t cm = {b->bootstrap, group, topic, 1};
+  assert_true(wait_until(all_committed, &cm, KH_TIMEOUT_MS));
+
+  start_run(&rb, tb, 2, &s);
+  sp.workers = 4;
+  assert_true(wait_until(tasks_spread, &sp, KH_TIMEOUT_MS));
+  produce_input(b->bootstrap, topic, 1);
+  assert_true(wait_counter_wait_ge(&s.results, expected(exp, 2), KH_TIMEOUT_MS));
+  cm.batches = 2;
+  assert_true(wait_until(all_committed, &cm, KH_TIMEOUT_MS));
+  uv_mutex_lock(&s.mu);
+  int threads = s.n_threads;
+  uv_mutex_unlock(&s.mu);
+  assert_int_equal(threads, 4); /* the second runtime's workers emitted results */
+
+  assert_int_equal(bg_stop(&rb), BROOK_OK);
+  sp.workers = 2;
+  assert_true(wait_until(tasks_spread, &sp, KH_TIMEOUT_MS));
+  produce_input(b->bootstrap, topic, 2);
+  int want = expected(exp, 3);
+  assert_true(wait_counter_wait_ge(&s.results, want, KH_TIMEOUT_MS));
+  cm.batches = 3;
+  assert_true(wait_until(all_committed, &cm, KH_TIMEOUT_MS));
+  assert_int_equal(bg_stop(&ra), BROOK_OK);
+  brook_runtime_free(ra.rt);
+  brook_runtime_free(rb.rt);
+  brook_topology_free(ta);
+  brook_topology_free(tb);
+
+  assert_int_equal(s.dup, 0);
+  assert_int_equal(wait_counter_get(&s.results), want);
+  assert_memory_equal(s.got, exp, sizeof(exp));
+  assert_true(all_committed(&cm));
+  seen_destroy(&s);
+}
 
 static int setup(void **state) {
   (void)state;
@@ -352,6 +458,7 @@ int main(void) {
       cmocka_unit_test(test_assigned_4_workers),
       cmocka_unit_test(test_producer_per_worker),
       cmocka_unit_test(test_key_by_refused_with_workers),
+      cmocka_unit_test(test_rebalance_between_runtimes),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
