@@ -66,7 +66,7 @@ typedef struct bk_source_vt {
   int (*origin)(bk_src_t *src, const brook_record_t *rec, bk_origin_t *out);
   /* Optional: how many splits the source's configuration has (the generator's and the push
    * source's `splits`); worker k runs splits k, k + n_workers, ... NULL: the source cannot be
-   * split and runs on worker 0 only (files, Kafka today). */
+   * split: see per_worker. */
   size_t (*split_count)(const void *cfg);
   /* With split_count NULL: 1 gives every worker an instance that finds its own input (the
    * Kafka source: a consumer per worker in the group, whose assignor spreads the
