@@ -1,7 +1,11 @@
 /* bench_kafka: Kafka -> map -> Kafka through the embedded broker (tools/broker.c), brook
  * against a hand-written librdkafka consume -> map -> produce loop in the same run.
  *
- *   bench_kafka [records] [runs]         (BROOK_BENCH_SMOKE=1: a tiny run, for ctest)
+ *   bench_kafka [records] [runs] [workers]   (BROOK_BENCH_SMOKE=1: a tiny run, for ctest)
+ *
+ * workers: brook's num_workers (also BROOK_BENCH_WORKERS); without it, brook runs with 1 and
+ * with 2 workers in each run (the explicit assignment gives worker k partitions k, k + N,
+ * ...; each worker has its own consumer and producer).
  *
  * Throughput: `records` records of 100 bytes (keys "k<i % 10007>") are produced once into a
  * 64-partition topic; then, alternating, (a) the raw loop and (b) brook's Kafka source ->
@@ -15,13 +19,15 @@
  * Latency: brook's pipeline runs on its own while this process produces records at a fixed
  * rate, each carrying its send time, and reads the output: p50/p99/max end to end.
  *
- * The last line is machine-readable: bench=kafka raw_per_s=... brook_per_s=... ratio=... */
+ * The last lines are machine-readable, one per worker count:
+ * bench=kafka workers=N records=... raw_per_s=... brook_per_s=... ratio=... */
 #define _GNU_SOURCE
 #include <brook/brook.h>
 
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,8 +44,10 @@
 #define REC_BYTES 100
 #define N_KEYS 10007
 #define MAX_RUNS 15
+#define MAX_WCOUNTS 2
 
 static int parts = 64;
+static size_t n_workers = 1; /* brook's num_workers for the next run_brook */
 
 static uint64_t now_ns(void) {
   struct timespec ts;
@@ -93,15 +101,16 @@ static void produce_retry(rd_kafka_t *p, const char *topic, const void *k, size_
 /* ---- the user callback both sides call through a pointer ---- */
 
 typedef struct map_state {
-  uint64_t count, bytes, stop_at;
+  atomic_uint_fast64_t count, bytes; /* several workers' map instances add to them */
+  uint64_t stop_at;
   brook_runtime_t *rt; /* brook: stopped once stop_at records went through */
 } map_state_t;
 
 static brook_err_t map_cb(brook_record_t *rec, brook_ctx_t *ctx, void *opaque) {
   (void)ctx;
   map_state_t *m = opaque;
-  m->bytes += rec->value_len;
-  if (++m->count == m->stop_at && m->rt)
+  atomic_fetch_add_explicit(&m->bytes, rec->value_len, memory_order_relaxed);
+  if (atomic_fetch_add_explicit(&m->count, 1, memory_order_relaxed) + 1 == m->stop_at && m->rt)
     brook_runtime_stop(m->rt); /* drains: every output acknowledged before run returns */
   return BROOK_OK;
 }
@@ -218,8 +227,11 @@ static void run_brook(const char *bootstrap, uint64_t n, run_result_t *res) {
   ko.topic = "out_brook";
   brook_sink_kafka(brook_map(in, p_map, &ms), "out", &ko);
   free(ps);
+  brook_runtime_opts_t ro;
+  brook_runtime_opts_init(&ro);
+  ro.num_workers = n_workers;
   brook_runtime_t *rt;
-  if (brook_runtime_new(&rt, t, NULL) != BROOK_OK)
+  if (brook_runtime_new(&rt, t, &ro) != BROOK_OK)
     die("runtime", brook_topology_last_error(t));
   ms.rt = rt;
   uint64_t t0 = now_ns();
@@ -229,7 +241,7 @@ static void run_brook(const char *bootstrap, uint64_t n, run_result_t *res) {
     die("brook run", brook_runtime_last_error(rt));
   brook_runtime_stats_t st = {.struct_size = sizeof(st)};
   brook_runtime_stats(rt, &st);
-  res->records = ms.count;
+  res->records = atomic_load(&ms.count);
   res->delivered = st.records_out; /* handed to the sink; the run ends once all are acked */
   brook_runtime_free(rt);
   brook_topology_free(t);
@@ -412,8 +424,15 @@ int main(int argc, char **argv) {
     n = strtoull(argv[1], NULL, 10);
   if (argc > 2)
     runs = atoi(argv[2]);
-  if (n == 0 || runs < 1 || runs > MAX_RUNS) {
-    fprintf(stderr, "usage: bench_kafka [records] [runs 1..%d]\n", MAX_RUNS);
+  size_t wcounts[MAX_WCOUNTS] = {1, 2};
+  int n_wc = 2;
+  const char *wenv = argc > 3 ? argv[3] : getenv("BROOK_BENCH_WORKERS");
+  if (wenv) {
+    wcounts[0] = (size_t)atoi(wenv);
+    n_wc = 1;
+  }
+  if (n == 0 || runs < 1 || runs > MAX_RUNS || wcounts[0] < 1 || wcounts[0] > 64) {
+    fprintf(stderr, "usage: bench_kafka [records] [runs 1..%d] [workers 1..64]\n", MAX_RUNS);
     return 2;
   }
   char in[32], out_raw[32], out_brook[32];
@@ -447,43 +466,57 @@ int main(int argc, char **argv) {
       die("load", "flush timed out");
     rd_kafka_destroy(p);
   }
-  double traw[MAX_RUNS], tbrook[MAX_RUNS], craw[MAX_RUNS], cbrook[MAX_RUNS];
-  long rss_raw = 0, rss_brook = 0;
+  double traw[MAX_RUNS], tbrook[MAX_WCOUNTS][MAX_RUNS], craw[MAX_RUNS],
+      cbrook[MAX_WCOUNTS][MAX_RUNS];
+  long rss_raw = 0, rss_brook[MAX_WCOUNTS] = {0};
   for (int r = 0; r < runs; r++) {
     run_result_t a = run_child(0, b.bootstrap, n);
-    run_result_t k = run_child(1, b.bootstrap, n);
-    if (a.records != n || k.records != n || a.delivered != n || k.delivered != n)
-      die("run", "a side did not move every record");
+    if (a.records != n || a.delivered != n)
+      die("run", "the raw loop did not move every record");
     traw[r] = a.secs;
-    tbrook[r] = k.secs;
     craw[r] = a.cpu;
-    cbrook[r] = k.cpu;
     rss_raw = a.rss_kb > rss_raw ? a.rss_kb : rss_raw;
-    rss_brook = k.rss_kb > rss_brook ? k.rss_kb : rss_brook;
-    printf("  run %d: raw %8.0f rec/s (%.2f s, cpu %.2f s, %ld KiB)   brook %8.0f rec/s (%.2f s, "
-           "cpu %.2f s, %ld KiB)   ratio %.3f\n",
-           r + 1, (double)n / a.secs, a.secs, a.cpu, a.rss_kb, (double)n / k.secs, k.secs, k.cpu,
-           k.rss_kb, a.secs / k.secs);
+    printf("  run %d: raw %8.0f rec/s (%.2f s, cpu %.2f s, %ld KiB)\n", r + 1, (double)n / a.secs,
+           a.secs, a.cpu, a.rss_kb);
+    for (int w = 0; w < n_wc; w++) {
+      n_workers = wcounts[w];
+      run_result_t k = run_child(1, b.bootstrap, n);
+      if (k.records != n || k.delivered != n)
+        die("run", "brook did not move every record");
+      tbrook[w][r] = k.secs;
+      cbrook[w][r] = k.cpu;
+      rss_brook[w] = k.rss_kb > rss_brook[w] ? k.rss_kb : rss_brook[w];
+      printf("         brook workers=%zu %8.0f rec/s (%.2f s, cpu %.2f s, %ld KiB)   ratio %.3f\n",
+             wcounts[w], (double)n / k.secs, k.secs, k.cpu, k.rss_kb, a.secs / k.secs);
+    }
   }
   qsort(traw, (size_t)runs, sizeof(double), cmp_d);
-  qsort(tbrook, (size_t)runs, sizeof(double), cmp_d);
   qsort(craw, (size_t)runs, sizeof(double), cmp_d);
-  qsort(cbrook, (size_t)runs, sizeof(double), cmp_d);
-  double mr = traw[runs / 2], mb = tbrook[runs / 2];
+  double mr = traw[runs / 2];
+  n_workers = 1;
   double p50, p99, pmax;
   measure_latency(b.bootstrap, lat_n, lat_rate, &p50, &p99, &pmax);
   broker_stop(&b);
-  printf("\nmedians: raw %.0f rec/s (%.0f ns/rec, cpu %.2f s), brook %.0f rec/s (%.0f ns/rec, "
-         "cpu %.2f s), ratio brook/raw %.3f; peak RSS raw %ld KiB, brook %ld KiB\n",
-         (double)n / mr, mr * 1e9 / (double)n, craw[runs / 2], (double)n / mb, mb * 1e9 / (double)n,
-         cbrook[runs / 2], mr / mb, rss_raw, rss_brook);
-  printf("latency at %" PRIu64 " rec/s (%" PRIu64 " records, brook): p50 %.2f ms, p99 %.2f ms, "
-         "max %.2f ms\n",
+  printf("\nlatency at %" PRIu64 " rec/s (%" PRIu64 " records, brook, 1 worker): p50 %.2f ms, "
+         "p99 %.2f ms, max %.2f ms\n",
          lat_rate, lat_n, p50, p99, pmax);
-  printf("bench=kafka records=%" PRIu64 " raw_per_s=%.0f brook_per_s=%.0f ratio=%.3f "
-         "raw_cpu_s=%.2f brook_cpu_s=%.2f raw_rss_kb=%ld brook_rss_kb=%ld p50_ms=%.2f "
-         "p99_ms=%.2f\n",
-         n, (double)n / mr, (double)n / mb, mr / mb, craw[runs / 2], cbrook[runs / 2], rss_raw,
-         rss_brook, p50, p99);
+  for (int w = 0; w < n_wc; w++) {
+    qsort(tbrook[w], (size_t)runs, sizeof(double), cmp_d);
+    qsort(cbrook[w], (size_t)runs, sizeof(double), cmp_d);
+    double mb = tbrook[w][runs / 2];
+    printf("medians, %zu worker(s): raw %.0f rec/s (%.0f ns/rec, cpu %.2f s), brook %.0f rec/s "
+           "(%.0f ns/rec, cpu %.2f s), ratio brook/raw %.3f; peak RSS raw %ld KiB, brook %ld "
+           "KiB\n",
+           wcounts[w], (double)n / mr, mr * 1e9 / (double)n, craw[runs / 2], (double)n / mb,
+           mb * 1e9 / (double)n, cbrook[w][runs / 2], mr / mb, rss_raw, rss_brook[w]);
+  }
+  for (int w = 0; w < n_wc; w++) {
+    double mb = tbrook[w][runs / 2];
+    printf("bench=kafka workers=%zu records=%" PRIu64 " raw_per_s=%.0f brook_per_s=%.0f "
+           "ratio=%.3f raw_cpu_s=%.2f brook_cpu_s=%.2f raw_rss_kb=%ld brook_rss_kb=%ld "
+           "p50_ms=%.2f p99_ms=%.2f\n",
+           wcounts[w], n, (double)n / mr, (double)n / mb, mr / mb, craw[runs / 2],
+           cbrook[w][runs / 2], rss_raw, rss_brook[w], p50, p99);
+  }
   return 0;
 }

@@ -78,7 +78,8 @@ static const brook_operator_t restored_op = {
 static brook_err_t restore(brook_runtime_t *rt, bk_task_t *t, void *opaque) {
   seen_t *s = opaque;
   s->restorer_calls++;
-  s->restorer_saw_restoring = bk_task_state(rt, t->id) == -1 && t->state == BROOK_TASK_RESTORING;
+  s->restorer_saw_restoring =
+      bk_task_state(rt->w0, t->id) == -1 && t->state == BROOK_TASK_RESTORING;
   for (size_t i = 0; i < rt->plan.n; i++) {
     brook_ctx_t *c = &t->insts[i];
     if (!c->node || c->node->kind != BK_NODE_OPERATOR || c->n_stores != 1)

@@ -216,7 +216,7 @@ void bk_dead_letter_of_message(bk_dead_letter_t *dl, const rd_kafka_message_t *m
 rd_kafka_resp_err_t bk_dead_letter_send(bk_kprod_t *p, const char *topic,
                                         const bk_dead_letter_t *dl, size_t limit, uint64_t epoch,
                                         unsigned flags, char *why, size_t why_len) {
-  const brook_allocator_t *a = bk_rt_alloc(bk_kprod_runtime(p));
+  const brook_allocator_t *a = bk_rt_alloc(bk_kprod_worker(p));
   if (!limit)
     limit = bk_kprod_max_message(p);
   letter_t l;
@@ -246,7 +246,7 @@ rd_kafka_resp_err_t bk_dead_letter_send(bk_kprod_t *p, const char *topic,
 
 brook_err_t bk_dead_letter_malformed(bk_kprod_t *p, const char *topic, const rd_kafka_message_t *m,
                                      brook_err_t err, const char *message) {
-  brook_runtime_t *rt = bk_kprod_runtime(p);
+  bk_worker_t *w = bk_kprod_worker(p);
   char code[16], part[16], off[32], why[512];
   snprintf(code, sizeof(code), "%d", (int)err);
   snprintf(part, sizeof(part), "%d", (int)m->partition);
@@ -268,16 +268,16 @@ brook_err_t bk_dead_letter_malformed(bk_kprod_t *p, const char *topic, const rd_
   bk_dead_letter_t dl;
   bk_dead_letter_of_message(&dl, m);
   dl.brook = brook;
-  uint64_t epoch = bk_rt_delivery_add(rt);
+  uint64_t epoch = bk_rt_delivery_add(w);
   if (!epoch)
     return BROOK_ERR_NOMEM;
   if (bk_dead_letter_send(p, topic, &dl, 0, epoch, BK_KMSG_DEAD_LETTER, why, sizeof(why))) {
-    bk_rt_delivery_done(rt, epoch);
+    bk_rt_delivery_done(w, epoch);
     bk_kprod_fail(p, "dead-lettering offset %lld of %s [%d]: %s", (long long)m->offset, src_topic,
                   (int)m->partition, why);
     return BROOK_ERR_KAFKA;
   }
-  bk_rt_count(rt, BK_STAT_RECORDS_DEAD_LETTERED, 1);
+  bk_rt_count(w, BK_STAT_RECORDS_DEAD_LETTERED, 1);
   return BROOK_OK;
 }
 
@@ -314,7 +314,7 @@ rd_kafka_resp_err_t bk_dead_letter_refusal(bk_kprod_t *p, const char *dlq,
   rd_kafka_resp_err_t err =
       bk_dead_letter_send(p, dlq, &letter, 0, epoch, BK_KMSG_DEAD_LETTER, why, why_len);
   if (!err)
-    bk_rt_count(bk_kprod_runtime(p), BK_STAT_RECORDS_DEAD_LETTERED, 1);
+    bk_rt_count(bk_kprod_worker(p), BK_STAT_RECORDS_DEAD_LETTERED, 1);
   return err;
 }
 
@@ -343,7 +343,7 @@ int bk_dead_letter_retry_cut(bk_kprod_t *p, const rd_kafka_message_t *m, uint64_
                   "%s refused a record as too large, and cut to %zu bytes it could not be "
                   "sent again: %s",
                   topic, limit, why);
-    bk_rt_delivery_done(bk_kprod_runtime(p), epoch);
+    bk_rt_delivery_done(bk_kprod_worker(p), epoch);
   }
   return 1;
 }
@@ -355,5 +355,5 @@ void bk_dead_letter_failed(bk_kprod_t *p, const rd_kafka_message_t *m, uint64_t 
     return;
   bk_kprod_fail(p, "dead-lettering to %s failed: %s", rd_kafka_topic_name(m->rkt),
                 rd_kafka_err2str(m->err));
-  bk_rt_delivery_done(bk_kprod_runtime(p), epoch);
+  bk_rt_delivery_done(bk_kprod_worker(p), epoch);
 }

@@ -11,10 +11,10 @@
 
 static void on_timer(uv_timer_t *h) {
   bk_ksrc_t *k = h->data;
-  if (bk_rt_status(k->rt) != BROOK_OK)
+  if (bk_rt_status(k->w) != BROOK_OK)
     return;
   if (k->phase == BK_KSRC_RUNNING) {
-    if (bk_rt_delivery_held(k->rt) && !k->paused) { /* another sink's limit holds every source */
+    if (bk_rt_delivery_held(k->w) && !k->paused) { /* another sink's limit holds every source */
       bk_ksrc_set_paused(k, 1, NULL);
       k->paused = 1;
     }
@@ -23,13 +23,13 @@ static void on_timer(uv_timer_t *h) {
        * not wait for the sink (its callbacks run in this poll) and max.poll.interval.ms does
        * not expire. Paused partitions deliver nothing; anything else waits in the stash. */
       k->stash = rd_kafka_consumer_poll(k->rk, 0);
-      if (bk_rt_status(k->rt) != BROOK_OK) {
-        bk_sched_poke(k->rt); /* nothing else may run: the failure must end the run */
+      if (bk_rt_status(k->w) != BROOK_OK) {
+        bk_sched_poke(k->w); /* nothing else may run: the failure must end the run */
         return;
       }
     }
-    if (k->paused && !bk_rt_delivery_held(k->rt) &&
-        bk_rt_deliveries_pending(k->rt) < k->cfg->o.max_in_flight / 2) {
+    if (k->paused && !bk_rt_delivery_held(k->w) &&
+        bk_rt_deliveries_pending(k->w) < k->cfg->o.max_in_flight / 2) {
       k->paused = 0;
       bk_ksrc_set_paused(k, 0, NULL);
       bk_sched_ready(k->src);
@@ -55,7 +55,7 @@ int bk_ksrc_backpressure(bk_ksrc_t *k) {
   /* Too much output awaits acknowledgement: pause fetching and take no new batch until half
    * of it is acknowledged (the timer resumes). The queue is left as it is meanwhile, so it
    * will not signal: the timer, not the poller, wakes the source. */
-  if (k->phase != BK_KSRC_RUNNING || bk_rt_deliveries_pending(k->rt) < k->cfg->o.max_in_flight)
+  if (k->phase != BK_KSRC_RUNNING || bk_rt_deliveries_pending(k->w) < k->cfg->o.max_in_flight)
     return 0;
   if (!k->paused) {
     bk_ksrc_set_paused(k, 1, NULL);

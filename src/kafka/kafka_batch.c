@@ -45,13 +45,13 @@ static brook_err_t headers_of(bk_ksrc_t *k, rd_kafka_message_t *m, brook_record_
 static brook_err_t message_time(bk_ksrc_t *k, rd_kafka_message_t *m, brook_record_t *rec) {
   rd_kafka_timestamp_type_t type;
   int64_t ts = rd_kafka_message_timestamp(m, &type);
-  rec->timestamp = type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? bk_rt_now(k->rt) : ts;
+  rec->timestamp = type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? bk_rt_now(k->w) : ts;
   const bk_wm_gen_t *g = bk_src_wm(k->src);
   char why[160];
   if (g->opts->timestamp ||
-      bk_wm_check_ts(g, rec->timestamp, bk_rt_now(k->rt), why, sizeof(why)) == 0)
+      bk_wm_check_ts(g, rec->timestamp, bk_rt_now(k->w), why, sizeof(why)) == 0)
     return BROOK_OK;
-  bk_rt_count(k->rt, BK_STAT_RECORDS_OUT_OF_BOUNDS, 1);
+  bk_rt_count(k->w, BK_STAT_RECORDS_OUT_OF_BOUNDS, 1);
   brook_ctx_set_error(bk_src_ctx(k->src), "%s", why);
   return BROOK_ERR_CORRUPT;
 }
@@ -82,7 +82,7 @@ static brook_err_t take_message(bk_ksrc_t *k, rd_kafka_message_t *m) {
   if (err < 0) {
     switch (cfg->o.on_malformed) {
     case BROOK_KAFKA_MALFORMED_SKIP:
-      bk_rt_count(k->rt, BK_STAT_RECORDS_SKIPPED, 1);
+      bk_rt_count(k->w, BK_STAT_RECORDS_SKIPPED, 1);
       return BROOK_OK;
     case BROOK_KAFKA_MALFORMED_DEAD_LETTER:
       return bk_dead_letter_malformed(
@@ -104,7 +104,7 @@ brook_err_t bk_ksrc_read_batch(bk_ksrc_t *k) {
   bk_src_t *src = k->src;
   bk_port_t *port = bk_src_port_of(src);
   k->batch_next = -1;
-  if (bk_ktrace_begin(&k->trace, bk_rt_alloc(k->rt), port->cap) < 0)
+  if (bk_ktrace_begin(&k->trace, bk_rt_alloc(k->w), port->cap) < 0)
     return BROOK_ERR_NOMEM;
   size_t part = SIZE_MAX;
   brook_err_t ret = BROOK_OK; /* on failure the records taken so far still go on */
@@ -115,9 +115,9 @@ brook_err_t bk_ksrc_read_batch(bk_ksrc_t *k) {
       bk_src_unready(src); /* empty: the poller wakes us */
       break;
     }
-    if (bk_rt_status(k->rt) != BROOK_OK) { /* a callback inside the poll failed the run */
+    if (bk_rt_status(k->w) != BROOK_OK) { /* a callback inside the poll failed the run */
       rd_kafka_message_destroy(m);
-      ret = bk_rt_status(k->rt);
+      ret = bk_rt_status(k->w);
       break;
     }
     if (m->err) {
@@ -147,7 +147,7 @@ brook_err_t bk_ksrc_read_batch(bk_ksrc_t *k) {
       k->stash = m; /* one partition (split) per batch */
       break;
     }
-    if (k->n_msgs == k->cap_msgs && bk_grow(bk_rt_alloc(k->rt), (void **)&k->msgs, &k->cap_msgs,
+    if (k->n_msgs == k->cap_msgs && bk_grow(bk_rt_alloc(k->w), (void **)&k->msgs, &k->cap_msgs,
                                             k->n_msgs + 1, sizeof(*k->msgs))) {
       rd_kafka_message_destroy(m);
       ret = BROOK_ERR_NOMEM;

@@ -83,8 +83,8 @@ void bk_ksrc_commit_point(void *opaque, uint64_t epoch, int final) {
 }
 
 void bk_ksrc_commit_revoked(bk_ksrc_t *k, const rd_kafka_topic_partition_list_t *parts) {
-  if (bk_rt_deliveries_pending(k->rt) == 0) /* nothing in flight: every batch read is done */
-    settle_pending(k, bk_rt_batch_epoch(k->rt));
+  if (bk_rt_deliveries_pending(k->w) == 0) /* nothing in flight: every batch read is done */
+    settle_pending(k, bk_rt_batch_epoch(k->w));
   bk_ksrc_commit_finished(k, parts);
 }
 
@@ -102,19 +102,19 @@ void bk_ksrc_queue_batch_end(bk_ksrc_t *k) {
   /* Finished once the runtime commits past this epoch. */
   if (k->n_pend == k->cap_pend) {
     size_t cap = k->cap_pend ? k->cap_pend * 2 : 64;
-    bk_kpending_t *r = bk_malloc(bk_rt_alloc(k->rt), cap * sizeof(*r));
+    bk_kpending_t *r = bk_malloc(bk_rt_alloc(k->w), cap * sizeof(*r));
     if (!r) { /* cannot remember it: it is committed with a later batch of its partition */
       k->batch_next = -1;
       return;
     }
     for (size_t i = 0; i < k->n_pend; i++)
       r[i] = k->pend[(k->pend_head + i) % k->cap_pend];
-    bk_free(bk_rt_alloc(k->rt), k->pend);
+    bk_free(bk_rt_alloc(k->w), k->pend);
     k->pend = r;
     k->cap_pend = cap;
     k->pend_head = 0;
   }
   k->pend[(k->pend_head + k->n_pend++) % k->cap_pend] =
-      (bk_kpending_t){bk_rt_batch_epoch(k->rt), k->batch_part, k->batch_next};
+      (bk_kpending_t){bk_rt_batch_epoch(k->w), k->batch_part, k->batch_next};
   k->batch_next = -1;
 }

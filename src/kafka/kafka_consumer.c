@@ -2,7 +2,10 @@
  * properties, the group id), its callbacks (rebalance: kafka_rebalance.c, commits:
  * kafka_commit.c, errors and logs here), the subscription or explicit assignment, and its
  * release. One queue serves messages, callbacks and logs, so rd_kafka_consumer_poll on the
- * loop thread runs them all. Loop thread; the client's destroy runs on a worker thread. */
+ * loop thread runs them all. With N workers, each worker's source instance has its own
+ * consumer, a member of the group on the worker's loop (Kafka Streams' consumer per stream
+ * thread): the group's assignor spreads the partitions, an explicit assignment gives worker
+ * k its partitions k, k + N, ... Loop thread; the client's destroy runs on a worker thread. */
 #include "kafka/kafka_source_impl.h"
 
 #include <stdio.h>
@@ -42,6 +45,20 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
   }
 }
 
+/* With N workers each worker's consumer is a member of the group: a static member id
+ * (group.instance.id) set by the user becomes "<id>-<worker index>", one per member (two
+ * members with the same id fence each other). */
+static rd_kafka_conf_res_t instance_id_per_worker(bk_ksrc_t *k, rd_kafka_conf_t *conf, char *err,
+                                                  size_t err_len) {
+  char id[256];
+  size_t len = sizeof(id);
+  if (bk_wk_count(k->w) == 1 || rd_kafka_conf_get(conf, "group.instance.id", id, &len) || !id[0])
+    return RD_KAFKA_CONF_OK;
+  char mine[300];
+  snprintf(mine, sizeof(mine), "%s-%zu", id, bk_wk_index(k->w));
+  return rd_kafka_conf_set(conf, "group.instance.id", mine, err, err_len);
+}
+
 brook_err_t bk_ksrc_consumer_new(bk_ksrc_t *k) {
   bk_src_t *src = k->src;
   const bk_ksrc_cfg_t *cfg = k->cfg;
@@ -49,8 +66,10 @@ brook_err_t bk_ksrc_consumer_new(bk_ksrc_t *k) {
   brook_err_t err = bk_kafka_conf_build(consumer_defaults, cfg->bootstrap, cfg->props, &conf,
                                         k->why, sizeof(k->why));
   char err_group[256];
-  if (err == BROOK_OK && rd_kafka_conf_set(conf, "group.id", cfg->group, err_group,
-                                           sizeof(err_group)) != RD_KAFKA_CONF_OK) {
+  if (err == BROOK_OK &&
+      (rd_kafka_conf_set(conf, "group.id", cfg->group, err_group, sizeof(err_group)) !=
+           RD_KAFKA_CONF_OK ||
+       instance_id_per_worker(k, conf, err_group, sizeof(err_group)) != RD_KAFKA_CONF_OK)) {
     snprintf(k->why, sizeof(k->why), "group.id: %s", err_group);
     rd_kafka_conf_destroy(conf);
     err = BROOK_ERR_INVALID_ARG;
@@ -86,7 +105,8 @@ brook_err_t bk_ksrc_consumer_new(bk_ksrc_t *k) {
   } else {
     rd_kafka_topic_partition_list_t *l =
         rd_kafka_topic_partition_list_new((int)cfg->o.n_partitions);
-    for (size_t i = 0; i < cfg->o.n_partitions; i++) {
+    size_t nw = bk_wk_count(k->w), wi = bk_wk_index(k->w);
+    for (size_t i = wi; i < cfg->o.n_partitions; i += nw) { /* this worker's share */
       const brook_kafka_partition_t *p = &cfg->parts[i];
       rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = p->offset;
       size_t pi = bk_ksrc_part_get(k, p->topic, p->partition);
@@ -102,7 +122,7 @@ brook_err_t bk_ksrc_consumer_new(bk_ksrc_t *k) {
     rd_kafka_topic_partition_list_destroy(l);
   }
   if (rerr ||
-      bk_rt_status(k->rt) != BROOK_OK) { /* status: bk_ksrc_hold_watermark ran out of memory */
+      bk_rt_status(k->w) != BROOK_OK) { /* status: bk_ksrc_hold_watermark ran out of memory */
     brook_err_t err = rerr == RD_KAFKA_RESP_ERR__FAIL || !rerr ? BROOK_ERR_NOMEM : BROOK_ERR_KAFKA;
     brook_ctx_set_error(bk_src_ctx(src), "Kafka consumer: %s",
                         err == BROOK_ERR_NOMEM ? "out of memory" : rd_kafka_err2str(rerr));
@@ -124,15 +144,15 @@ void bk_ksrc_consumer_release(bk_ksrc_t *k) {
   if (k->timer_open) {
     k->timer_open = 0;
     uv_timer_stop(&k->timer);
-    bk_runtime_close_handle(k->rt, (uv_handle_t *)&k->timer);
+    bk_runtime_close_handle(k->w, (uv_handle_t *)&k->timer);
   }
   if (k->q)
     rd_kafka_queue_destroy(k->q);
   k->q = NULL;
   if (k->rk) {
     int flags = k->phase == BK_KSRC_CLOSED ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE;
-    if (bk_rt_loop(k->rt)) /* once the topic watch no longer asks through it */
-      bk_topic_watch_end(k->topic_watch, k->rt, k->rk, flags);
+    if (bk_rt_loop(k->w)) /* once the topic watch no longer asks through it */
+      bk_topic_watch_end(k->topic_watch, k->w, k->rk, flags);
     else
       rd_kafka_destroy_flags(k->rk, flags);
   }

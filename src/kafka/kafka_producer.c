@@ -15,7 +15,7 @@
 
 /* One librdkafka producer, shared by the runtime's users of its configuration. */
 typedef struct kclient {
-  brook_runtime_t *rt;
+  bk_worker_t *w;
   struct kclient *next; /* the runtime's clients (bk_rt_slot) */
   char *conf_dump;      /* the effective configuration, "key=value\n"..., to compare */
   rd_kafka_t *rk;
@@ -53,14 +53,14 @@ static const char *const producer_defaults[] = {
 static void log_line(bk_kprod_t *p, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void log_line(bk_kprod_t *p, int level, const char *fmt, ...) {
-  if (!bk_rt_logs(p->c->rt))
+  if (!bk_rt_logs(p->c->w))
     return;
   char msg[4096];
   va_list ap;
   va_start(ap, fmt);
   bk_kafka_vmessage(msg, sizeof(msg), p->props, p->who, fmt, ap);
   va_end(ap);
-  bk_rt_log(p->c->rt, level, msg);
+  bk_rt_log(p->c->w, level, msg);
 }
 
 void bk_kprod_fail(bk_kprod_t *p, const char *fmt, ...) {
@@ -69,7 +69,7 @@ void bk_kprod_fail(bk_kprod_t *p, const char *fmt, ...) {
   va_start(ap, fmt);
   bk_kafka_vmessage(msg, sizeof(msg), p->props, p->who, fmt, ap);
   va_end(ap);
-  bk_runtime_fail(p->c->rt, BROOK_ERR_KAFKA, "%s", msg);
+  bk_wk_fail(p->c->w, BROOK_ERR_KAFKA, "%s", msg);
 }
 
 /* The client's first user still open: it speaks for the client in logs (NULL: none). */
@@ -126,18 +126,18 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
   c->in_flight--;
   if (p)
     p->in_flight--;
-  if (p && m->err && bk_rt_status(c->rt) == BROOK_OK) {
+  if (p && m->err && bk_rt_status(c->w) == BROOK_OK) {
     p->failed(p, m, epoch, (unsigned)(tag & FLAG_MASK), p->opaque);
     return;
   }
-  bk_rt_delivery_done(c->rt, epoch);
+  bk_rt_delivery_done(c->w, epoch);
 }
 
 static void serve(void *opaque) {
   kclient_t *c = opaque;
   while (rd_kafka_poll(c->rk, 0) > 0) {
   }
-  bk_sched_poke(c->rt); /* a failure, a commit's acknowledgements, the end-of-run wait */
+  bk_sched_poke(c->w); /* a failure, a commit's acknowledgements, the end-of-run wait */
 }
 
 /* The configuration as librdkafka holds it (global and default topic properties), as one
@@ -170,20 +170,20 @@ static char *conf_dump(const brook_allocator_t *a, rd_kafka_conf_t *conf) {
   return out;
 }
 
-static kclient_t **clients_of(brook_runtime_t *rt) {
-  return (kclient_t **)bk_rt_slot(rt, BK_SLOT_KAFKA_PRODUCERS);
+static kclient_t **clients_of(bk_worker_t *w) {
+  return (kclient_t **)bk_rt_slot(w, BK_SLOT_KAFKA_PRODUCERS);
 }
 
 /* A new client with `conf` (consumed on success). */
-static brook_err_t client_new(brook_runtime_t *rt, rd_kafka_conf_t *conf, char *dump,
-                              char *const *props, kclient_t **out, char *why, size_t why_len) {
-  const brook_allocator_t *a = bk_rt_alloc(rt);
+static brook_err_t client_new(bk_worker_t *w, rd_kafka_conf_t *conf, char *dump, char *const *props,
+                              kclient_t **out, char *why, size_t why_len) {
+  const brook_allocator_t *a = bk_rt_alloc(w);
   kclient_t *c = bk_calloc(a, 1, sizeof(*c));
   if (!c) {
     snprintf(why, why_len, "out of memory");
     return BROOK_ERR_NOMEM;
   }
-  c->rt = rt;
+  c->w = w;
   c->conf_dump = dump;
   rd_kafka_conf_set_opaque(conf, c);
   rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
@@ -203,14 +203,14 @@ static brook_err_t client_new(brook_runtime_t *rt, rd_kafka_conf_t *conf, char *
       strtoull(max, NULL, 10) > 0)
     c->max_message = (size_t)strtoull(max, NULL, 10);
   c->mainq = rd_kafka_queue_get_main(c->rk);
-  brook_err_t err = bk_kafka_poller_start(rt, c->mainq, serve, c, &c->poller, why, why_len);
+  brook_err_t err = bk_kafka_poller_start(w, c->mainq, serve, c, &c->poller, why, why_len);
   if (err < 0) {
     rd_kafka_queue_destroy(c->mainq);
     rd_kafka_destroy(c->rk);
     bk_free(a, c);
     return err;
   }
-  kclient_t **head = clients_of(rt);
+  kclient_t **head = clients_of(w);
   c->next = *head;
   *head = c;
   *out = c;
@@ -218,9 +218,9 @@ static brook_err_t client_new(brook_runtime_t *rt, rd_kafka_conf_t *conf, char *
 }
 
 static void client_close(kclient_t *c) {
-  brook_runtime_t *rt = c->rt;
-  const brook_allocator_t *a = bk_rt_alloc(rt);
-  for (kclient_t **pp = clients_of(rt); *pp; pp = &(*pp)->next)
+  bk_worker_t *w = c->w;
+  const brook_allocator_t *a = bk_rt_alloc(w);
+  for (kclient_t **pp = clients_of(w); *pp; pp = &(*pp)->next)
     if (*pp == c) {
       *pp = c->next;
       break;
@@ -233,21 +233,22 @@ static void client_close(kclient_t *c) {
   bk_free(a, c->users);
   bk_free(a, c->conf_dump);
   bk_free(a, c);
-  bk_kafka_destroy_off_loop(rt, rk, 0);
+  bk_kafka_destroy_off_loop(w, rk, 0);
 }
 
 size_t bk_kprod_clients(brook_runtime_t *rt) {
   size_t n = 0;
-  for (kclient_t *c = *clients_of(rt); c; c = c->next)
-    n++;
+  for (size_t i = 0; i < bk_rt_n_workers(rt); i++)
+    for (kclient_t *c = *clients_of(bk_rt_worker(rt, i)); c; c = c->next)
+      n++;
   return n;
 }
 
-brook_err_t bk_kprod_new(brook_runtime_t *rt, const char *who, const char *bootstrap,
-                         char *const *props, int dead_letters_only, bk_kprod_failed_fn failed,
-                         void *opaque, bk_kprod_t **out, char *why, size_t why_len) {
+brook_err_t bk_kprod_new(bk_worker_t *w, const char *who, const char *bootstrap, char *const *props,
+                         int dead_letters_only, bk_kprod_failed_fn failed, void *opaque,
+                         bk_kprod_t **out, char *why, size_t why_len) {
   *out = NULL;
-  const brook_allocator_t *a = bk_rt_alloc(rt);
+  const brook_allocator_t *a = bk_rt_alloc(w);
   rd_kafka_conf_t *conf;
   brook_err_t err = bk_kafka_conf_build(producer_defaults, bootstrap, props, &conf, why, why_len);
   if (err < 0)
@@ -268,13 +269,13 @@ brook_err_t bk_kprod_new(brook_runtime_t *rt, const char *who, const char *boots
     snprintf(why, why_len, "out of memory");
     return BROOK_ERR_NOMEM;
   }
-  kclient_t *c = *clients_of(rt);
+  kclient_t *c = *clients_of(w);
   while (c && (c->n_users >= BK_KPROD_MAX_USERS || strcmp(c->conf_dump, dump) != 0))
     c = c->next;
   if (c) { /* the same configuration: share its client */
     rd_kafka_conf_destroy(conf);
     bk_free(a, dump);
-  } else if ((err = client_new(rt, conf, dump, props, &c, why, why_len)) < 0) {
+  } else if ((err = client_new(w, conf, dump, props, &c, why, why_len)) < 0) {
     rd_kafka_conf_destroy(conf);
     bk_free(a, dump);
     bk_free(a, p);
@@ -329,7 +330,7 @@ uint64_t bk_kprod_in_flight(const bk_kprod_t *p) { return p->in_flight; }
 
 size_t bk_kprod_max_message(const bk_kprod_t *p) { return p->c->max_message; }
 
-brook_runtime_t *bk_kprod_runtime(const bk_kprod_t *p) { return p->c->rt; }
+bk_worker_t *bk_kprod_worker(const bk_kprod_t *p) { return p->c->w; }
 rd_kafka_t *bk_kprod_rk(bk_kprod_t *p) { return p->c->rk; }
 
 void bk_kprod_set_error_hook(bk_kprod_t *p,
@@ -344,7 +345,7 @@ void bk_kprod_close(bk_kprod_t *p) {
     return;
   kclient_t *c = p->c;
   c->users[p->idx] = NULL; /* its reports from now on only end their epochs */
-  bk_free(bk_rt_alloc(c->rt), p);
+  bk_free(bk_rt_alloc(c->w), p);
   if (--c->live == 0)
     client_close(c);
 }

@@ -45,9 +45,9 @@ typedef void (*bk_kprod_failed_fn)(bk_kprod_t *p, const rd_kafka_message_t *m, u
  * (each is sized to fit alone).
  * Returns BROOK_OK, or an error (BROOK_ERR_NOMEM, BROOK_ERR_KAFKA, ...) with the reason
  * (redacted) in why. */
-brook_err_t bk_kprod_new(brook_runtime_t *rt, const char *who, const char *bootstrap,
-                         char *const *props, int dead_letters_only, bk_kprod_failed_fn failed,
-                         void *opaque, bk_kprod_t **out, char *why, size_t why_len);
+brook_err_t bk_kprod_new(bk_worker_t *w, const char *who, const char *bootstrap, char *const *props,
+                         int dead_letters_only, bk_kprod_failed_fn failed, void *opaque,
+                         bk_kprod_t **out, char *why, size_t why_len);
 
 /* Sends a message (bytes copied; `headers` owned by the producer on success, by the caller
  * on failure). The delivery counts against `epoch` (from bk_delivery_add); `flags`
@@ -61,7 +61,7 @@ rd_kafka_resp_err_t bk_kprod_send(bk_kprod_t *p, const char *topic, const void *
  * it): no message larger than that on the wire is accepted. */
 size_t bk_kprod_max_message(const bk_kprod_t *p);
 
-brook_runtime_t *bk_kprod_runtime(const bk_kprod_t *p);
+bk_worker_t *bk_kprod_worker(const bk_kprod_t *p);
 
 /* The client, for watches that only read its state (kafka_startup.h). */
 rd_kafka_t *bk_kprod_rk(bk_kprod_t *p);

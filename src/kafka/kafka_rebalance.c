@@ -21,8 +21,8 @@ void bk_ksrc_hold_watermark(bk_ksrc_t *k, size_t part) {
   /* A partition assigned again starts over: its new task's windows must not inherit the
    * watermark of an earlier ownership (the records from the committed offset would be late). */
   bk_wm_gen_t *wm = bk_src_wm(k->src);
-  bk_wm_split_restart(wm, part, bk_rt_now(k->rt));
-  if (!bk_wm_split(wm, part, bk_rt_now(k->rt)) ||
+  bk_wm_split_restart(wm, part, bk_rt_now(k->w));
+  if (!bk_wm_split(wm, part, bk_rt_now(k->w)) ||
       bk_src_split_task(k->src, part, k->parts[part].partition))
     bk_ksrc_fail(k, BROOK_ERR_NOMEM, "out of memory on assignment");
 }
@@ -30,13 +30,13 @@ void bk_ksrc_hold_watermark(bk_ksrc_t *k, size_t part) {
 void bk_ksrc_open_task(bk_ksrc_t *k, size_t part) {
   bk_kpart_t *p = &k->parts[part];
   p->open_pending = 0;
-  if (!p->task_held && bk_task_acquire(k->rt, p->partition, "partition assigned") == BROOK_OK)
+  if (!p->task_held && bk_task_acquire(k->w, p->partition, "partition assigned") == BROOK_OK)
     p->task_held = 1;
 }
 
 void bk_ksrc_open_pending_tasks(bk_ksrc_t *k) {
   k->opens_pending = 0;
-  for (size_t i = 0; i < k->n_parts && bk_rt_status(k->rt) == BROOK_OK; i++)
+  for (size_t i = 0; i < k->n_parts && bk_rt_status(k->w) == BROOK_OK; i++)
     if (k->parts[i].assigned && k->parts[i].open_pending)
       bk_ksrc_open_task(k, i);
 }
@@ -46,7 +46,7 @@ static void close_task(bk_ksrc_t *k, size_t part, const char *reason) {
   k->parts[part].open_pending = 0;
   if (k->parts[part].task_held) {
     k->parts[part].task_held = 0;
-    bk_task_release(k->rt, k->parts[part].partition, reason);
+    bk_task_release(k->w, k->parts[part].partition, reason);
   }
 }
 
@@ -58,7 +58,7 @@ static void revoke_parts(bk_ksrc_t *k, const rd_kafka_topic_partition_list_t *pa
   for (int i = 0; i < parts->cnt; i++) {
     size_t p = bk_ksrc_part_find(k, parts->elems[i].topic, parts->elems[i].partition);
     if (p != SIZE_MAX && k->parts[p].assigned && k->parts[p].task_held)
-      bk_task_suspend(k->rt, k->parts[p].partition, reason);
+      bk_task_suspend(k->w, k->parts[p].partition, reason);
   }
   bk_ksrc_commit_revoked(k, parts);
   for (int i = 0; i < parts->cnt; i++) {

@@ -28,7 +28,7 @@ typedef struct sink_cfg {
 
 typedef struct sink {
   const sink_cfg_t *cfg;
-  brook_runtime_t *rt;
+  bk_worker_t *w;
   bk_kprod_t *prod;
   bk_kafka_startup_t *startup; /* until the cluster answers */
 } sink_t;
@@ -62,7 +62,7 @@ static void delivery_failed(bk_kprod_t *p, const rd_kafka_message_t *m, uint64_t
   snprintf(why, sizeof(why), "%s", rd_kafka_err2str(m->err));
   if (s->cfg->o.on_failure != BROOK_KAFKA_DELIVERY_DEAD_LETTER || (flags & BK_KMSG_DEAD_LETTER)) {
     bk_kprod_fail(p, "delivery to %s [%d] failed: %s", topic, (int)m->partition, why);
-    bk_rt_delivery_done(s->rt, epoch);
+    bk_rt_delivery_done(s->w, epoch);
     return;
   }
   bk_dead_letter_t dl;
@@ -71,7 +71,7 @@ static void delivery_failed(bk_kprod_t *p, const rd_kafka_message_t *m, uint64_t
                              sizeof(why))) {
     bk_kprod_fail(p, "dead-lettering a record for %s [%d] failed: %s", topic, (int)m->partition,
                   why);
-    bk_rt_delivery_done(s->rt, epoch);
+    bk_rt_delivery_done(s->w, epoch);
   }
 }
 
@@ -81,34 +81,34 @@ static int startup_note(void *opaque, int err, const char *fac, const char *text
 
 static brook_err_t sink_open(brook_ctx_t *ctx, void *opaque, void **state) {
   const sink_cfg_t *cfg = opaque;
-  brook_runtime_t *rt = ctx->rt;
-  if (!bk_rt_loop(rt)) {
+  bk_worker_t *w = bk_ctx_worker(ctx);
+  if (!bk_rt_loop(w)) {
     brook_ctx_set_error(ctx, "a Kafka sink needs a runtime on a loop (not the test driver)");
     return BROOK_ERR_STATE;
   }
-  sink_t *s = bk_calloc(bk_rt_alloc(rt), 1, sizeof(*s));
+  sink_t *s = bk_calloc(bk_rt_alloc(w), 1, sizeof(*s));
   if (!s)
     return BROOK_ERR_NOMEM;
   s->cfg = cfg;
-  s->rt = rt;
+  s->w = w;
   char who[160], why[512];
   snprintf(who, sizeof(who), "Kafka sink '%s'", ctx->node->name);
-  brook_err_t err = bk_kprod_new(rt, who, cfg->bootstrap, cfg->props, 0, delivery_failed, s,
+  brook_err_t err = bk_kprod_new(w, who, cfg->bootstrap, cfg->props, 0, delivery_failed, s,
                                  &s->prod, why, sizeof(why));
   if (err < 0) {
     brook_ctx_set_error(ctx, "%s", why);
-    bk_free(bk_rt_alloc(rt), s);
+    bk_free(bk_rt_alloc(w), s);
     return err;
   }
-  if ((err = bk_kafka_startup_begin(rt, bk_kprod_rk(s->prod), who, cfg->bootstrap, cfg->props,
+  if ((err = bk_kafka_startup_begin(w, bk_kprod_rk(s->prod), who, cfg->bootstrap, cfg->props,
                                     cfg->o.startup_timeout_ms, &s->startup)) < 0) {
     bk_kprod_close(s->prod);
-    bk_free(bk_rt_alloc(rt), s);
+    bk_free(bk_rt_alloc(w), s);
     return err;
   }
   bk_kprod_set_error_hook(s->prod, startup_note, s);
   /* Backpressure: sources wait while this many records await acknowledgement. */
-  bk_rt_delivery_limit(rt, cfg->o.max_in_flight);
+  bk_rt_delivery_limit(w, cfg->o.max_in_flight);
   *state = s;
   return BROOK_OK;
 }
@@ -164,12 +164,12 @@ static brook_err_t sink_one(brook_ctx_t *ctx, sink_t *s, const brook_record_t *r
   if (rec->value && (err = bk_serde_chain_run(ctx, &cfg->value_serde, rec->value, rec->value_len,
                                               &v, &vl, NULL)) < 0)
     return err;
-  uint64_t epoch = bk_rt_delivery_add(s->rt);
+  uint64_t epoch = bk_rt_delivery_add(s->w);
   if (!epoch)
     return BROOK_ERR_NOMEM;
   rd_kafka_headers_t *h = headers_of(rec);
   int64_t ts = rec->timestamp > 0 ? rec->timestamp : 0; /* 0: librdkafka stamps now */
-  unsigned flags = bk_rt_in_error_stream(s->rt) ? BK_KMSG_ERROR_RECORD : BK_KMSG_OUTPUT;
+  unsigned flags = bk_rt_in_error_stream(s->w) ? BK_KMSG_ERROR_RECORD : BK_KMSG_OUTPUT;
   rd_kafka_resp_err_t kerr = bk_kprod_send(s->prod, topic, k, kl, v, vl, ts, h, epoch, flags);
   if (!kerr)
     return BROOK_OK;
@@ -180,7 +180,7 @@ static brook_err_t sink_one(brook_ctx_t *ctx, sink_t *s, const brook_record_t *r
   if (kerr == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE &&
       !too_large(s, rec, topic, k, kl, v, vl, ts, epoch, flags, why, sizeof(why)))
     return BROOK_OK;
-  bk_rt_delivery_done(s->rt, epoch);
+  bk_rt_delivery_done(s->w, epoch);
   brook_ctx_set_error(ctx, "producing to '%s': %s", topic, why);
   return BROOK_ERR_KAFKA;
 }
@@ -202,7 +202,7 @@ static void sink_close(void *state, void *opaque) {
     return;
   bk_kafka_startup_end(s->startup);
   bk_kprod_close(s->prod);
-  bk_free(bk_rt_alloc(s->rt), s);
+  bk_free(bk_rt_alloc(s->w), s);
 }
 
 static const brook_operator_t kafka_sink_op = {

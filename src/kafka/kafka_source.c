@@ -30,14 +30,14 @@
 /* ---- messages to the runtime ---- */
 
 void bk_ksrc_log(bk_ksrc_t *k, int level, const char *fmt, ...) {
-  if (!bk_rt_logs(k->rt))
+  if (!bk_rt_logs(k->w))
     return;
   char msg[4096];
   va_list ap;
   va_start(ap, fmt);
   bk_kafka_vmessage(msg, sizeof(msg), k->cfg->props, k->who, fmt, ap);
   va_end(ap);
-  bk_rt_log(k->rt, level, msg);
+  bk_rt_log(k->w, level, msg);
 }
 
 void bk_ksrc_fail(bk_ksrc_t *k, brook_err_t err, const char *fmt, ...) {
@@ -46,7 +46,7 @@ void bk_ksrc_fail(bk_ksrc_t *k, brook_err_t err, const char *fmt, ...) {
   va_start(ap, fmt);
   bk_kafka_vmessage(msg, sizeof(msg), k->cfg->props, k->who, fmt, ap);
   va_end(ap);
-  bk_runtime_fail(k->rt, err, "%s", msg);
+  bk_wk_fail(k->w, err, "%s", msg);
 }
 
 /* ---- partitions ---- */
@@ -62,7 +62,7 @@ size_t bk_ksrc_part_get(bk_ksrc_t *k, const char *topic, int32_t partition) {
   size_t i = bk_ksrc_part_find(k, topic, partition);
   if (i != SIZE_MAX)
     return i;
-  const brook_allocator_t *a = bk_rt_alloc(k->rt);
+  const brook_allocator_t *a = bk_rt_alloc(k->w);
   if (bk_grow(a, (void **)&k->parts, &k->cap_parts, k->n_parts + 1, sizeof(*k->parts)))
     return SIZE_MAX;
   char *t = bk_strdup(a, topic);
@@ -90,24 +90,28 @@ void bk_ksrc_set_paused(bk_ksrc_t *k, int pause, rd_kafka_topic_partition_list_t
 /* ---- the vtable ---- */
 
 static brook_err_t ks_create(bk_src_t *src) {
-  brook_runtime_t *rt = bk_src_runtime(src);
-  bk_ksrc_t *k = bk_calloc(bk_rt_alloc(rt), 1, sizeof(*k));
+  bk_worker_t *w = bk_src_worker(src);
+  bk_ksrc_t *k = bk_calloc(bk_rt_alloc(w), 1, sizeof(*k));
   if (!k)
     return BROOK_ERR_NOMEM;
   k->src = src;
   k->cfg = bk_src_cfg(src);
-  k->rt = rt;
+  k->w = w;
   k->batch_next = -1;
-  snprintf(k->who, sizeof(k->who), "Kafka source '%s'", bk_src_name(src));
+  if (bk_wk_count(w) > 1)
+    snprintf(k->who, sizeof(k->who), "Kafka source '%s' (worker %zu)", bk_src_name(src),
+             bk_wk_index(w));
+  else
+    snprintf(k->who, sizeof(k->who), "Kafka source '%s'", bk_src_name(src));
   bk_src_set_impl(src, k);
   /* Message timestamps come from any producer: checked by default (time.h, ts_bounds). */
   bk_wm_bounds_set(bk_src_wm(src), 1);
-  if (k->cfg->o.commit_interval_ms)
+  if (k->cfg->o.commit_interval_ms && bk_wk_index(w) == 0) /* said once, not per worker */
     bk_ksrc_log(k, BROOK_LOG_WARN,
                 "commit_interval_ms (%lld) is deprecated and ignored: offsets are committed at "
                 "the runtime's commits (brook_runtime_opts_t.commit_interval_ms)",
                 (long long)k->cfg->o.commit_interval_ms);
-  return bk_commit_register(rt, bk_ksrc_commit_point, k);
+  return bk_commit_register(w, bk_ksrc_commit_point, k);
 }
 
 static void on_queue(void *opaque) {
@@ -128,19 +132,19 @@ static brook_err_t ks_attach(bk_src_t *src) {
   bk_ksrc_t *k = bk_src_impl(src);
   const bk_ksrc_cfg_t *cfg = k->cfg;
   brook_err_t err =
-      bk_kafka_poller_start(k->rt, k->q, on_queue, k, &k->poller, k->why, sizeof(k->why));
+      bk_kafka_poller_start(k->w, k->q, on_queue, k, &k->poller, k->why, sizeof(k->why));
   if (err < 0) {
     brook_ctx_set_error(bk_src_ctx(src), "Kafka source: %s", k->why);
     return err;
   }
-  if ((err = bk_kafka_startup_begin(k->rt, k->rk, k->who, cfg->bootstrap, cfg->props,
+  if ((err = bk_kafka_startup_begin(k->w, k->rk, k->who, cfg->bootstrap, cfg->props,
                                     cfg->o.startup_timeout_ms, &k->startup)) < 0 ||
-      (err = bk_topic_watch_begin(k->rt, k->rk, cfg->topics, topic_log, k, &k->topic_watch)) < 0)
+      (err = bk_topic_watch_begin(k->w, k->rk, cfg->topics, topic_log, k, &k->topic_watch)) < 0)
     return err;
   if (cfg->dlq) {
     char who[160];
     snprintf(who, sizeof(who), "Kafka source '%s' (dead letters)", bk_src_name(src));
-    if ((err = bk_kprod_new(k->rt, who, cfg->bootstrap, cfg->props, 1, bk_dead_letter_failed, NULL,
+    if ((err = bk_kprod_new(k->w, who, cfg->bootstrap, cfg->props, 1, bk_dead_letter_failed, NULL,
                             &k->dlq, k->why, sizeof(k->why))) < 0) {
       brook_ctx_set_error(bk_src_ctx(src), "%s", k->why);
       return err;
@@ -149,9 +153,9 @@ static brook_err_t ks_attach(bk_src_t *src) {
   for (size_t i = 0; i < k->n_parts; i++) /* an explicit assignment */
     if (k->parts[i].assigned)
       bk_ksrc_open_task(k, i);
-  if (bk_rt_status(k->rt) != BROOK_OK)
-    return bk_rt_status(k->rt);
-  uv_timer_init(bk_rt_loop(k->rt), &k->timer);
+  if (bk_rt_status(k->w) != BROOK_OK)
+    return bk_rt_status(k->w);
+  uv_timer_init(bk_rt_loop(k->w), &k->timer);
   k->timer.data = k;
   k->timer_open = 1;
   bk_ksrc_timer_arm(k);
@@ -175,8 +179,8 @@ static brook_err_t stop_step(bk_ksrc_t *k) {
   bk_src_t *src = k->src;
   if (k->phase == BK_KSRC_STOP_DRAIN) { /* everything fetched is processed */
     k->phase = BK_KSRC_STOP_FLUSH;
-    k->stop_epoch = bk_rt_batch_epoch(k->rt); /* covers every batch this source ran */
-    bk_commit_request(k->rt, 1);              /* bk_ksrc_commit_point(final) goes on */
+    k->stop_epoch = bk_rt_batch_epoch(k->w); /* covers every batch this source ran */
+    bk_commit_request(k->w, 1);              /* bk_ksrc_commit_point(final) goes on */
   }
   if (k->phase == BK_KSRC_STOP_FLUSH) {
     bk_src_unready(src);
@@ -205,8 +209,8 @@ static brook_err_t ks_produce(bk_src_t *src) {
     return stop_step(k);
   if (k->opens_pending)
     bk_ksrc_open_pending_tasks(k); /* assigned since the last turn: before any of their records */
-  if (bk_rt_status(k->rt) != BROOK_OK)
-    return bk_rt_status(k->rt);
+  if (bk_rt_status(k->w) != BROOK_OK)
+    return bk_rt_status(k->w);
   if (bk_ksrc_backpressure(k)) { /* the timer resumes (kafka_backpressure.c) */
     bk_src_unready(src);
     return BROOK_OK;
@@ -263,7 +267,7 @@ static void ks_destroy(bk_src_t *src) {
   bk_ksrc_t *k = bk_src_impl(src);
   if (!k)
     return;
-  const brook_allocator_t *a = bk_rt_alloc(k->rt);
+  const brook_allocator_t *a = bk_rt_alloc(k->w);
   for (size_t i = 0; i < k->n_parts; i++)
     bk_free(a, k->parts[i].topic);
   bk_free(a, k->parts);
@@ -284,4 +288,5 @@ const bk_source_vt_t bk_ksrc_vt = {
     .close = ks_close,
     .destroy = ks_destroy,
     .origin = ks_origin,
+    .per_worker = 1, /* each worker's instance is a member of the group (kafka_consumer.c) */
 };

@@ -58,7 +58,7 @@ typedef enum bk_ksrc_phase {
 typedef struct bk_ksrc {
   bk_src_t *src;
   const bk_ksrc_cfg_t *cfg;
-  brook_runtime_t *rt;
+  bk_worker_t *w;
   rd_kafka_t *rk;
   rd_kafka_queue_t *q;
   bk_kafka_poller_t *poller;

@@ -20,7 +20,7 @@ typedef struct broker_failure {
 
 struct bk_kafka_startup {
   uv_timer_t timer;
-  brook_runtime_t *rt;
+  bk_worker_t *w;
   rd_kafka_t *rk;
   char who[160];
   char bootstrap[512];
@@ -33,16 +33,16 @@ struct bk_kafka_startup {
 
 static void on_closed(uv_handle_t *h) {
   bk_kafka_startup_t *s = h->data;
-  brook_runtime_t *rt = s->rt;
-  bk_free(bk_rt_alloc(rt), s);
-  bk_runtime_release(rt);
+  bk_worker_t *w = s->w;
+  bk_free(bk_rt_alloc(w), s);
+  bk_runtime_release(w);
 }
 
 void bk_kafka_startup_end(bk_kafka_startup_t *s) {
   if (!s)
     return;
   uv_timer_stop(&s->timer);
-  bk_runtime_hold(s->rt);
+  bk_runtime_hold(s->w);
   uv_close((uv_handle_t *)&s->timer, on_closed);
 }
 
@@ -60,8 +60,8 @@ static void fail_startup(bk_kafka_startup_t *s) {
   char out[4096 + 200];
   snprintf(out, sizeof(out), "%s: %s", s->who, msg);
   bk_kafka_redact(s->props, out, sizeof(out));
-  bk_runtime_fail(s->rt, BROOK_ERR_TIMEOUT, "%s", out);
-  bk_sched_poke(s->rt);
+  bk_wk_fail(s->w, BROOK_ERR_TIMEOUT, "%s", out);
+  bk_sched_poke(s->w);
 }
 
 static void on_check(uv_timer_t *h) {
@@ -75,19 +75,19 @@ static void on_check(uv_timer_t *h) {
   }
   if (s->timeout_ms > 0 && bk_wallclock_ms() - s->started_ms >= s->timeout_ms) {
     uv_timer_stop(&s->timer);
-    if (bk_rt_status(s->rt) == BROOK_OK)
+    if (bk_rt_status(s->w) == BROOK_OK)
       fail_startup(s);
   }
 }
 
-brook_err_t bk_kafka_startup_begin(brook_runtime_t *rt, rd_kafka_t *rk, const char *who,
+brook_err_t bk_kafka_startup_begin(bk_worker_t *w, rd_kafka_t *rk, const char *who,
                                    const char *bootstrap, char *const *props, int64_t timeout_ms,
                                    bk_kafka_startup_t **out) {
   *out = NULL;
-  bk_kafka_startup_t *s = bk_calloc(bk_rt_alloc(rt), 1, sizeof(*s));
+  bk_kafka_startup_t *s = bk_calloc(bk_rt_alloc(w), 1, sizeof(*s));
   if (!s)
     return BROOK_ERR_NOMEM;
-  s->rt = rt;
+  s->w = w;
   s->rk = rk;
   s->props = props;
   s->timeout_ms = timeout_ms;
@@ -95,7 +95,7 @@ brook_err_t bk_kafka_startup_begin(brook_runtime_t *rt, rd_kafka_t *rk, const ch
   snprintf(s->who, sizeof(s->who), "%s", who);
   const char *bs = bootstrap ? bootstrap : bk_kafka_props_get(props, "bootstrap.servers");
   snprintf(s->bootstrap, sizeof(s->bootstrap), "%s", bs ? bs : "(none)");
-  uv_timer_init(bk_rt_loop(rt), &s->timer);
+  uv_timer_init(bk_rt_loop(w), &s->timer);
   s->timer.data = s;
   uv_timer_start(&s->timer, on_check, CHECK_MS, CHECK_MS);
   *out = s;

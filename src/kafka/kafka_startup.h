@@ -19,7 +19,7 @@ typedef struct bk_kafka_startup bk_kafka_startup_t;
  * "Kafka sink 'out'"), whose configuration is `bootstrap` (may be NULL) and `props`
  * (borrowed, for the bootstrap list and redaction). timeout_ms 0: no time limit (failures are
  * still logged once each). Returns BROOK_OK or BROOK_ERR_NOMEM. */
-brook_err_t bk_kafka_startup_begin(brook_runtime_t *rt, rd_kafka_t *rk, const char *who,
+brook_err_t bk_kafka_startup_begin(bk_worker_t *w, rd_kafka_t *rk, const char *who,
                                    const char *bootstrap, char *const *props, int64_t timeout_ms,
                                    bk_kafka_startup_t **out);
 

@@ -16,7 +16,7 @@ enum { T_UNKNOWN = 0, T_EXISTS, T_MISSING };
 struct bk_topic_watch {
   uv_timer_t timer;
   uv_work_t work;
-  brook_runtime_t *rt;
+  bk_worker_t *w;
   rd_kafka_t *rk;
   char *const *topics;
   size_t n;
@@ -54,13 +54,13 @@ static void ask_cluster(uv_work_t *w) { /* a worker thread */
 }
 
 static void watch_free(bk_topic_watch_t *tw) {
-  brook_runtime_t *rt = tw->rt;
+  bk_worker_t *w = tw->w;
   if (tw->rk)
-    bk_kafka_destroy_off_loop(rt, tw->rk, tw->destroy_flags);
-  bk_free(bk_rt_alloc(rt), tw->state);
-  bk_free(bk_rt_alloc(rt), tw->warned);
-  bk_free(bk_rt_alloc(rt), tw);
-  bk_runtime_release(rt); /* the watch's own hold */
+    bk_kafka_destroy_off_loop(w, tw->rk, tw->destroy_flags);
+  bk_free(bk_rt_alloc(w), tw->state);
+  bk_free(bk_rt_alloc(w), tw->warned);
+  bk_free(bk_rt_alloc(w), tw);
+  bk_runtime_release(w); /* the watch's own hold */
 }
 
 static void on_timer_closed(uv_handle_t *h) {
@@ -113,7 +113,7 @@ static void on_tick(uv_timer_t *h) {
     return;
   tw->asking = 1;
   tw->work.data = tw;
-  if (uv_queue_work(bk_rt_loop(tw->rt), &tw->work, ask_cluster, on_answer) != 0)
+  if (uv_queue_work(bk_rt_loop(tw->w), &tw->work, ask_cluster, on_answer) != 0)
     tw->asking = 0;
 }
 
@@ -128,7 +128,7 @@ int bk_topic_watch_none_since(const bk_topic_watch_t *tw, int64_t since_ms) {
   return tw && tw->answered_ms >= since_ms && tw->none_exist;
 }
 
-brook_err_t bk_topic_watch_begin(brook_runtime_t *rt, rd_kafka_t *rk, char *const *topics,
+brook_err_t bk_topic_watch_begin(bk_worker_t *w, rd_kafka_t *rk, char *const *topics,
                                  bk_topic_log_fn log, void *opaque, bk_topic_watch_t **out) {
   *out = NULL;
   size_t n = 0;
@@ -136,18 +136,18 @@ brook_err_t bk_topic_watch_begin(brook_runtime_t *rt, rd_kafka_t *rk, char *cons
     n++;
   if (!n)
     return BROOK_OK;
-  bk_topic_watch_t *tw = bk_calloc(bk_rt_alloc(rt), 1, sizeof(*tw));
+  bk_topic_watch_t *tw = bk_calloc(bk_rt_alloc(w), 1, sizeof(*tw));
   if (!tw)
     return BROOK_ERR_NOMEM;
-  tw->state = bk_calloc(bk_rt_alloc(rt), n, 1);
-  tw->warned = bk_calloc(bk_rt_alloc(rt), n, 1);
+  tw->state = bk_calloc(bk_rt_alloc(w), n, 1);
+  tw->warned = bk_calloc(bk_rt_alloc(w), n, 1);
   if (!tw->state || !tw->warned) {
-    bk_free(bk_rt_alloc(rt), tw->state);
-    bk_free(bk_rt_alloc(rt), tw->warned);
-    bk_free(bk_rt_alloc(rt), tw);
+    bk_free(bk_rt_alloc(w), tw->state);
+    bk_free(bk_rt_alloc(w), tw->warned);
+    bk_free(bk_rt_alloc(w), tw);
     return BROOK_ERR_NOMEM;
   }
-  *tw = (bk_topic_watch_t){.rt = rt,
+  *tw = (bk_topic_watch_t){.w = w,
                            .rk = rk,
                            .topics = topics,
                            .n = n,
@@ -158,18 +158,18 @@ brook_err_t bk_topic_watch_begin(brook_runtime_t *rt, rd_kafka_t *rk, char *cons
   for (size_t i = 0; i < n; i++)
     if (topics[i][0] == '^')
       tw->state[i] = T_EXISTS; /* a regular expression: nothing to ask */
-  bk_runtime_hold(rt);         /* until the watch is freed */
-  uv_timer_init(bk_rt_loop(rt), &tw->timer);
+  bk_runtime_hold(w);          /* until the watch is freed */
+  uv_timer_init(bk_rt_loop(w), &tw->timer);
   tw->timer.data = tw;
   uv_timer_start(&tw->timer, on_tick, BK_TOPIC_CHECK_MS, 0);
   *out = tw;
   return BROOK_OK;
 }
 
-void bk_topic_watch_end(bk_topic_watch_t *tw, brook_runtime_t *rt, rd_kafka_t *rk, int flags) {
+void bk_topic_watch_end(bk_topic_watch_t *tw, bk_worker_t *w, rd_kafka_t *rk, int flags) {
   if (!tw) {
     if (rk)
-      bk_kafka_destroy_off_loop(rt, rk, flags);
+      bk_kafka_destroy_off_loop(w, rk, flags);
     return;
   }
   /* Not written again: a question on a worker thread may be reading it right now. */

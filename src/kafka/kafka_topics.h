@@ -22,7 +22,7 @@ typedef void (*bk_topic_log_fn)(void *opaque, int level, const char *msg);
 /* Watches the literal names of `topics` (NULL-terminated, borrowed until the end of the watch)
  * through consumer `rk`. *out is NULL if there is nothing to watch. Returns BROOK_OK or
  * BROOK_ERR_NOMEM. */
-brook_err_t bk_topic_watch_begin(brook_runtime_t *rt, rd_kafka_t *rk, char *const *topics,
+brook_err_t bk_topic_watch_begin(bk_worker_t *w, rd_kafka_t *rk, char *const *topics,
                                  bk_topic_log_fn log, void *opaque, bk_topic_watch_t **out);
 
 /* Asks the cluster again now, if the last answer found no subscribed topic (unless a
@@ -35,8 +35,8 @@ void bk_topic_watch_ask_now(bk_topic_watch_t *w);
 int bk_topic_watch_none_since(const bk_topic_watch_t *w, int64_t since_ms);
 
 /* Ends the watch and hands it `rk` to destroy (rd_kafka_destroy_flags with `flags`, off the
- * loop) once no question to the cluster still uses it. With w NULL, rk is destroyed at once
+ * loop) once no question to the cluster still uses it. With tw NULL, rk is destroyed at once
  * (off the loop). */
-void bk_topic_watch_end(bk_topic_watch_t *w, brook_runtime_t *rt, rd_kafka_t *rk, int flags);
+void bk_topic_watch_end(bk_topic_watch_t *tw, bk_worker_t *w, rd_kafka_t *rk, int flags);
 
 #endif

@@ -14,25 +14,24 @@
  * skipped while nothing ran since the last one (no batch, no timer) unless a stop asked for
  * it. A revoked partition's task commits on its own, inside the rebalance (task.c, kafka).
  * Each worker commits on its own (its operators, stores, deliveries and sources), on its
- * thread, like Kafka Streams' stream threads; the sources' services (services.h) reach
- * worker 0's, the only one a topology with Kafka nodes has. */
+ * thread, like Kafka Streams' stream threads; a source registers its commit with the worker
+ * running its instance (services.h), so it commits the input that worker processed. */
 #include "runtime/commit.h"
 
 #include "core/alloc.h"
 #include "runtime/runtime_impl.h"
 
-brook_err_t bk_commit_register(brook_runtime_t *rt, bk_commit_fn fn, void *opaque) {
-  bk_commit_t *c = &rt->w0->commit;
-  if (bk_grow(&rt->alloc, (void **)&c->fns, &c->cap_fns, c->n_fns + 1, sizeof(*c->fns)))
+brook_err_t bk_commit_register(bk_worker_t *w, bk_commit_fn fn, void *opaque) {
+  bk_commit_t *c = &w->commit;
+  if (bk_grow(&w->rt->alloc, (void **)&c->fns, &c->cap_fns, c->n_fns + 1, sizeof(*c->fns)))
     return BROOK_ERR_NOMEM;
   c->fns[c->n_fns++] = (bk_committer_t){fn, opaque};
   return BROOK_OK;
 }
 
-uint64_t bk_rt_batch_epoch(const brook_runtime_t *rt) { return rt->w0->delivery.epoch; }
+uint64_t bk_rt_batch_epoch(const bk_worker_t *w) { return w->delivery.epoch; }
 
-void bk_commit_request(brook_runtime_t *rt, int final) {
-  bk_worker_t *w = rt->w0;
+void bk_commit_request(bk_worker_t *w, int final) {
   w->commit.due = 1;
   w->commit.due_final |= final;
   if (!w->batch_src) /* inside a batch, the scheduler's turn after it begins the commit */

@@ -63,7 +63,8 @@ static const bk_source_vt_t none_vt = {
 };
 
 /* Worker w's instance of source node `node`: splits w->index, w->index + n_workers, ... of
- * a splittable source; all of an unsplittable one on worker 0. */
+ * a splittable source; one per worker of a source that finds its own input per worker
+ * (Kafka); all of an unsplittable one on worker 0. */
 static brook_err_t build_source(bk_worker_t *w, brook_ctx_t *c) {
   brook_runtime_t *rt = w->rt;
   bk_node_t *node = c->node;
@@ -75,11 +76,11 @@ static brook_err_t build_source(bk_worker_t *w, brook_ctx_t *c) {
   c->src = src;
   bk_wm_gen_init(&src->wm, &rt->alloc, node->wm_opts);
   const bk_source_vt_t *vt = node->source_type->runtime_vt;
-  size_t splits = vt->split_count ? vt->split_count(src->cfg) : 1;
+  size_t splits = vt->split_count ? vt->split_count(src->cfg) : vt->per_worker ? rt->n_workers : 1;
   src->split0 = w->index;
   src->split_stride = rt->n_workers;
   src->n_splits = splits;
-  if (w->index >= splits || (!vt->split_count && w->index > 0)) {
+  if (w->index >= splits) {
     src->vt = &none_vt;
     return BROOK_OK;
   }
@@ -154,23 +155,58 @@ static brook_err_t build_workers(brook_runtime_t *rt) {
   return BROOK_OK;
 }
 
-/* 1 and *why set if node `n` cannot have an instance per worker in this version. Kafka's
- * partitions are not spread over workers yet; a line sink's instances would each open and
- * truncate the same file. */
+/* 1 and *why set if node `n` cannot have an instance per worker in this version: a line
+ * sink's instances would each open and truncate the same file. */
 static int needs_one_worker(const bk_node_t *n, bk_errmsg_t *why) {
   const char *what = NULL;
-  if (n->kind == BK_NODE_SOURCE && n->source_type->partitioned)
-    what = "a Kafka source";
-  else if (n->kind == BK_NODE_OPERATOR && n->op.type_name &&
-           strcmp(n->op.type_name, "kafka_sink") == 0)
-    what = "a Kafka sink";
-  else if (n->kind == BK_NODE_OPERATOR && n->op.type_name &&
-           strcmp(n->op.type_name, "sink_lines") == 0)
+  if (n->kind == BK_NODE_OPERATOR && n->op.type_name && strcmp(n->op.type_name, "sink_lines") == 0)
     what = "a line sink (one file written by every worker)";
   if (what)
     bk_errmsg_set(why, "runtime_new: node '%s' is %s: it runs with num_workers = 1 in this version",
                   n->name, what);
   return what != NULL;
+}
+
+/* 1 and *why set if a key change (key_by) is downstream of a partitioned (Kafka) source:
+ * with N workers its records would cross workers through an exchange, and a worker's commit
+ * covers only its own operators and acknowledgements, so it could commit offsets whose
+ * output another worker has not flushed or delivered yet. The walk marks nodes fed by the
+ * source until nothing changes (a DAG: at most n passes). BROOK_ERR_NOMEM: -1. */
+static int kafka_feeds_key_change(brook_topology_t *t, bk_errmsg_t *why) {
+  unsigned char *fed = bk_calloc(&t->alloc, t->n_nodes ? t->n_nodes : 1, 1);
+  if (!fed)
+    return -1;
+  const bk_node_t *src = NULL, *rekey = NULL;
+  for (size_t i = 0; i < t->n_nodes; i++)
+    if (t->nodes[i]->kind == BK_NODE_SOURCE && t->nodes[i]->source_type->partitioned)
+      fed[i] = 1;
+  for (int changed = 1; changed && !rekey;) {
+    changed = 0;
+    for (size_t i = 0; i < t->n_nodes && !rekey; i++) {
+      const bk_node_t *n = t->nodes[i];
+      if (!fed[i])
+        continue;
+      if (n->kind == BK_NODE_SOURCE)
+        src = n;
+      if (n->rekeys)
+        rekey = n;
+      for (size_t o = 0; o < n->n_outputs; o++)
+        for (size_t c = 0; c < n->outputs[o].n_consumers; c++) {
+          size_t id = n->outputs[o].consumers[c].node->id;
+          changed |= !fed[id];
+          fed[id] = 1;
+        }
+    }
+  }
+  bk_free(&t->alloc, fed);
+  if (rekey)
+    bk_errmsg_set(why,
+                  "runtime_new: node '%s' changes the key of records from Kafka source '%s': "
+                  "with num_workers > 1 they would cross workers, and commits do not span "
+                  "workers in this version; use num_workers = 1, or group by the input "
+                  "topic's own key (no key_by)",
+                  rekey->name, src ? src->name : "?");
+  return rekey != NULL;
 }
 
 brook_err_t brook_runtime_new(brook_runtime_t **out, brook_topology_t *t,
@@ -200,6 +236,13 @@ brook_err_t brook_runtime_new(brook_runtime_t **out, brook_topology_t *t,
   for (size_t i = 0; o.num_workers > 1 && i < t->n_nodes; i++)
     if (needs_one_worker(t->nodes[i], &t->msg))
       return BROOK_ERR_INVALID_ARG;
+  int keyed = o.num_workers > 1 ? kafka_feeds_key_change(t, &t->msg) : 0;
+  if (keyed < 0) {
+    bk_errmsg_set(&t->msg, "runtime_new: out of memory");
+    return BROOK_ERR_NOMEM;
+  }
+  if (keyed)
+    return BROOK_ERR_INVALID_ARG;
   if (o.commit_interval_ms < 0) {
     bk_errmsg_set(&t->msg,
                   "runtime_new: commit_interval_ms must be >= 0 (0: the default), got %lld",

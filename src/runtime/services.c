@@ -1,24 +1,39 @@
 /* The runtime's services for source and sink implementations (services.h): small functions
- * over the runtime's internals, so the Kafka layer never reads them directly. A topology with
- * Kafka nodes runs one worker (runtime.h, num_workers), so the services that need a worker's
- * context (loop, clock, stats, deliveries, holds) reach worker 0's. Worker 0's thread. */
+ * over a worker's internals, so the Kafka layer never reads them directly. Each acts on the
+ * worker it is given (the caller's own): the worker's thread. */
 #include "runtime/services.h"
+
+#include <stdarg.h>
 
 #include "runtime/runtime_impl.h"
 
-const brook_allocator_t *bk_rt_alloc(brook_runtime_t *rt) { return &rt->alloc; }
-uv_loop_t *bk_rt_loop(const brook_runtime_t *rt) { return rt->manual_clock ? NULL : rt->w0->loop; }
-brook_err_t bk_rt_status(const brook_runtime_t *rt) { return bk_runtime_status(rt); }
-brook_time_t bk_rt_now(const brook_runtime_t *rt) { return rt->w0->now_ms; }
-int bk_rt_logs(const brook_runtime_t *rt) { return rt->opts.log != NULL; }
+size_t bk_rt_n_workers(const brook_runtime_t *rt) { return rt->n_workers; }
+bk_worker_t *bk_rt_worker(brook_runtime_t *rt, size_t i) { return &rt->workers[i]; }
+size_t bk_wk_index(const bk_worker_t *w) { return w->index; }
+size_t bk_wk_count(const bk_worker_t *w) { return w->rt->n_workers; }
 
-void bk_rt_log(brook_runtime_t *rt, int level, const char *msg) {
-  if (rt->opts.log)
-    rt->opts.log(level, msg, rt->opts.log_opaque);
+const brook_allocator_t *bk_rt_alloc(bk_worker_t *w) { return &w->rt->alloc; }
+uv_loop_t *bk_rt_loop(const bk_worker_t *w) { return w->rt->manual_clock ? NULL : w->loop; }
+brook_err_t bk_rt_status(const bk_worker_t *w) { return bk_runtime_status(w->rt); }
+brook_time_t bk_rt_now(const bk_worker_t *w) { return w->now_ms; }
+int bk_rt_logs(const bk_worker_t *w) { return w->rt->opts.log != NULL; }
+
+void bk_rt_log(bk_worker_t *w, int level, const char *msg) {
+  if (w->rt->opts.log)
+    w->rt->opts.log(level, msg, w->rt->opts.log_opaque);
 }
 
-void bk_rt_count(brook_runtime_t *rt, bk_stat_t which, uint64_t n) {
-  brook_runtime_stats_t *st = &rt->w0->stats;
+void bk_wk_fail(bk_worker_t *w, brook_err_t err, const char *fmt, ...) {
+  bk_errmsg_t m;
+  va_list ap;
+  va_start(ap, fmt);
+  bk_errmsg_vset(&m, fmt, ap);
+  va_end(ap);
+  bk_runtime_fail(w->rt, err, "%s", m.text);
+}
+
+void bk_rt_count(bk_worker_t *w, bk_stat_t which, uint64_t n) {
+  brook_runtime_stats_t *st = &w->stats;
   switch (which) {
   case BK_STAT_RECORDS_SKIPPED:
     st->records_skipped += n;
@@ -32,30 +47,28 @@ void bk_rt_count(brook_runtime_t *rt, bk_stat_t which, uint64_t n) {
   }
 }
 
-void bk_runtime_hold(brook_runtime_t *rt) { bk_worker_hold(rt->w0); }
-void bk_runtime_release(brook_runtime_t *rt) { bk_worker_release(rt->w0); }
-void bk_runtime_close_handle(brook_runtime_t *rt, uv_handle_t *h) {
-  bk_worker_close_handle(rt->w0, h);
-}
-void bk_runtime_wake(brook_runtime_t *rt) { bk_worker_wake(rt->w0); }
-void bk_sched_poke(brook_runtime_t *rt) { bk_worker_poke(rt->w0); }
+void bk_runtime_hold(bk_worker_t *w) { bk_worker_hold(w); }
+void bk_runtime_release(bk_worker_t *w) { bk_worker_release(w); }
+void bk_runtime_close_handle(bk_worker_t *w, uv_handle_t *h) { bk_worker_close_handle(w, h); }
+void bk_runtime_wake(bk_worker_t *w) { bk_worker_wake(w); }
+void bk_sched_poke(bk_worker_t *w) { bk_worker_poke(w); }
 
-void **bk_rt_slot(brook_runtime_t *rt, bk_rt_slot_t which) { return &rt->w0->slots[which]; }
+void **bk_rt_slot(bk_worker_t *w, bk_rt_slot_t which) { return &w->slots[which]; }
 
-uint64_t bk_rt_delivery_add(brook_runtime_t *rt) { return bk_delivery_add(&rt->w0->delivery); }
-void bk_rt_delivery_done(brook_runtime_t *rt, uint64_t epoch) {
-  bk_delivery_done(&rt->w0->delivery, epoch);
-}
-uint64_t bk_rt_deliveries_pending(const brook_runtime_t *rt) { return rt->w0->delivery.total; }
-int bk_rt_delivery_held(const brook_runtime_t *rt) { return rt->w0->delivery.held; }
-void bk_rt_delivery_limit(brook_runtime_t *rt, uint64_t limit) {
-  bk_delivery_t *d = &rt->w0->delivery;
+uint64_t bk_rt_delivery_add(bk_worker_t *w) { return bk_delivery_add(&w->delivery); }
+void bk_rt_delivery_done(bk_worker_t *w, uint64_t epoch) { bk_delivery_done(&w->delivery, epoch); }
+uint64_t bk_rt_deliveries_pending(const bk_worker_t *w) { return w->delivery.total; }
+int bk_rt_delivery_held(const bk_worker_t *w) { return w->delivery.held; }
+void bk_rt_delivery_limit(bk_worker_t *w, uint64_t limit) {
+  bk_delivery_t *d = &w->delivery;
   if (!d->limit || limit < d->limit)
     d->limit = limit;
 }
-int bk_rt_in_error_stream(const brook_runtime_t *rt) { return rt->w0->error_depth > 0; }
+int bk_rt_in_error_stream(const bk_worker_t *w) { return w->error_depth > 0; }
 
-brook_runtime_t *bk_src_runtime(const bk_src_t *src) { return src->rt; }
+bk_worker_t *bk_ctx_worker(const brook_ctx_t *ctx) { return ctx->w; }
+
+bk_worker_t *bk_src_worker(const bk_src_t *src) { return src->w; }
 const void *bk_src_cfg(const bk_src_t *src) { return src->cfg; }
 void *bk_src_impl(const bk_src_t *src) { return src->impl; }
 void bk_src_set_impl(bk_src_t *src, void *impl) { src->impl = impl; }

@@ -4,8 +4,9 @@
  * (per worker, say) without touching it. Sources implement bk_source_vt_t; sinks are
  * operators (operator.h) that may count asynchronous writes as deliveries.
  *
- * Everything here runs on the loop thread of the runtime (or, for a source, of the worker
- * running it) unless it says otherwise. */
+ * Each worker (runtime/worker.h) has its own loop, clock, stats, deliveries, commits, tasks
+ * and slots: the services take the worker they act on, the one running the source or sink
+ * instance that calls them, and run on that worker's loop thread unless they say otherwise. */
 #ifndef BROOK_RUNTIME_SERVICES_H
 #define BROOK_RUNTIME_SERVICES_H
 
@@ -23,6 +24,10 @@
 #include "time/watermark.h"
 
 typedef struct bk_src bk_src_t;
+/* A worker (runtime/worker.h): the services below act on the calling worker's loop, clock,
+ * stats, deliveries, commits, tasks and slots. A source reaches its own with bk_src_worker,
+ * an operator (a sink) its instance's with bk_ctx_worker. */
+typedef struct bk_worker bk_worker_t;
 
 /* Where a record came from: the input message behind it (runtime-owned strings valid while
  * the source's batch is processed). */
@@ -61,25 +66,37 @@ typedef struct bk_source_vt {
   int (*origin)(bk_src_t *src, const brook_record_t *rec, bk_origin_t *out);
   /* Optional: how many splits the source's configuration has (the generator's and the push
    * source's `splits`); worker k runs splits k, k + n_workers, ... NULL: the source cannot be
-   * split and runs on worker 0 only (files, Kafka today). */
+   * split: see per_worker. */
   size_t (*split_count)(const void *cfg);
+  /* With split_count NULL: 1 gives every worker an instance that finds its own input (the
+   * Kafka source: a consumer per worker in the group, whose assignor spreads the
+   * partitions); 0 runs the source on worker 0 only. */
+  int per_worker;
 } bk_source_vt_t;
 
-/* ---- the runtime ---- */
+/* ---- the runtime and its workers ---- */
 
-const brook_allocator_t *bk_rt_alloc(brook_runtime_t *rt);
+/* The runtime's workers (runtime.h, num_workers): worker i, 0 <= i < bk_rt_n_workers. For
+ * what reads every worker after the run (tests); any thread once the run is over. */
+size_t bk_rt_n_workers(const brook_runtime_t *rt);
+bk_worker_t *bk_rt_worker(brook_runtime_t *rt, size_t i);
+/* The worker's index (0 .. num_workers - 1) and the number of workers. */
+size_t bk_wk_index(const bk_worker_t *w);
+size_t bk_wk_count(const bk_worker_t *w);
+
+const brook_allocator_t *bk_rt_alloc(bk_worker_t *w);
 /* The loop, or NULL before start and in the test driver (no loop: nothing asynchronous). */
-uv_loop_t *bk_rt_loop(const brook_runtime_t *rt);
+uv_loop_t *bk_rt_loop(const bk_worker_t *w);
 /* BROOK_OK, or the error that failed the run. */
-brook_err_t bk_rt_status(const brook_runtime_t *rt);
+brook_err_t bk_rt_status(const bk_worker_t *w);
 /* The runtime's processing time now (ms), as its operators see it. */
-brook_time_t bk_rt_now(const brook_runtime_t *rt);
+brook_time_t bk_rt_now(const bk_worker_t *w);
 brook_time_t bk_wallclock_ms(void);
 /* Whether a logger is set (to skip building a message nobody reads), and a message to it. */
-int bk_rt_logs(const brook_runtime_t *rt);
-void bk_rt_log(brook_runtime_t *rt, int level, const char *msg);
+int bk_rt_logs(const bk_worker_t *w);
+void bk_rt_log(bk_worker_t *w, int level, const char *msg);
 /* Records `err` as the pipeline's failure unless one is already recorded. */
-void bk_runtime_fail(brook_runtime_t *rt, brook_err_t err, const char *fmt, ...)
+void bk_wk_fail(bk_worker_t *w, brook_err_t err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Counters of brook_runtime_stats_t a source or sink adds to. */
@@ -88,39 +105,39 @@ typedef enum bk_stat {
   BK_STAT_RECORDS_OUT_OF_BOUNDS,
   BK_STAT_RECORDS_DEAD_LETTERED
 } bk_stat_t;
-void bk_rt_count(brook_runtime_t *rt, bk_stat_t which, uint64_t n);
+void bk_rt_count(bk_worker_t *w, bk_stat_t which, uint64_t n);
 
 /* Handles and requests: finishing waits for every hold to be released. */
-void bk_runtime_hold(brook_runtime_t *rt);
-void bk_runtime_release(brook_runtime_t *rt);
+void bk_runtime_hold(bk_worker_t *w);
+void bk_runtime_release(bk_worker_t *w);
 /* Closes a handle on behalf of the runtime; finishing waits for its callback. */
-void bk_runtime_close_handle(brook_runtime_t *rt, uv_handle_t *h);
+void bk_runtime_close_handle(bk_worker_t *w, uv_handle_t *h);
 /* Wakes the loop from any thread (async-signal-safe). */
-void bk_runtime_wake(brook_runtime_t *rt);
+void bk_runtime_wake(bk_worker_t *w);
 /* Asks the loop to look at the runtime's state soon (a failure, deliveries that came in). */
-void bk_sched_poke(brook_runtime_t *rt);
+void bk_sched_poke(bk_worker_t *w);
 
 /* Per-runtime slots where a source or sink layer keeps what its instances share (the Kafka
  * layer: its producers, one client per configuration). The layer frees what it keeps there
  * before the runtime is freed (when its last user closes). Starts NULL. */
 typedef enum bk_rt_slot { BK_SLOT_KAFKA_PRODUCERS, BK_SLOT_COUNT } bk_rt_slot_t;
-void **bk_rt_slot(brook_runtime_t *rt, bk_rt_slot_t which);
+void **bk_rt_slot(bk_worker_t *w, bk_rt_slot_t which);
 
 /* ---- asynchronous deliveries (runtime/delivery.h: epochs) ---- */
 
 /* Counts one asynchronous write against the current epoch; returns its token for
  * bk_rt_delivery_done, or 0 if memory ran out (nothing counted). */
-uint64_t bk_rt_delivery_add(brook_runtime_t *rt);
+uint64_t bk_rt_delivery_add(bk_worker_t *w);
 /* The write counted against `epoch` completed (acknowledged, dead-lettered, or failed). */
-void bk_rt_delivery_done(brook_runtime_t *rt, uint64_t epoch);
+void bk_rt_delivery_done(bk_worker_t *w, uint64_t epoch);
 /* Writes pending over all epochs. */
-uint64_t bk_rt_deliveries_pending(const brook_runtime_t *rt);
+uint64_t bk_rt_deliveries_pending(const bk_worker_t *w);
 /* Whether backpressure holds the sources (too many writes pending). */
-int bk_rt_delivery_held(const brook_runtime_t *rt);
+int bk_rt_delivery_held(const bk_worker_t *w);
 /* Sources are held while `limit` or more writes are pending: the smallest limit wins. */
-void bk_rt_delivery_limit(brook_runtime_t *rt, uint64_t limit);
+void bk_rt_delivery_limit(bk_worker_t *w, uint64_t limit);
 /* Whether the records being delivered now are error-stream records (a sink's flags). */
-int bk_rt_in_error_stream(const brook_runtime_t *rt);
+int bk_rt_in_error_stream(const bk_worker_t *w);
 
 /* ---- commits (runtime/commit.c) ---- */
 
@@ -129,15 +146,19 @@ int bk_rt_in_error_stream(const brook_runtime_t *rt);
  * committed. `final` is set for the commit a stop or the end of the run asked for. */
 typedef void (*bk_commit_fn)(void *opaque, uint64_t epoch, int final);
 /* Registers a source's commit; called at every completed commit. BROOK_ERR_NOMEM. */
-brook_err_t bk_commit_register(brook_runtime_t *rt, bk_commit_fn fn, void *opaque);
+brook_err_t bk_commit_register(bk_worker_t *w, bk_commit_fn fn, void *opaque);
 /* The delivery epoch of the batch being processed (a source queues its batch's end by it). */
-uint64_t bk_rt_batch_epoch(const brook_runtime_t *rt);
+uint64_t bk_rt_batch_epoch(const bk_worker_t *w);
 /* Asks for a commit as soon as the loop gets to it (a stop: `final`). Never runs it here. */
-void bk_commit_request(brook_runtime_t *rt, int final);
+void bk_commit_request(bk_worker_t *w, int final);
+
+/* The worker running an operator instance (a sink's context). */
+bk_worker_t *bk_ctx_worker(const brook_ctx_t *ctx);
 
 /* ---- sources ---- */
 
-brook_runtime_t *bk_src_runtime(const bk_src_t *src);
+/* The worker running this instance of the source. */
+bk_worker_t *bk_src_worker(const bk_src_t *src);
 const void *bk_src_cfg(const bk_src_t *src);
 void *bk_src_impl(const bk_src_t *src);
 void bk_src_set_impl(bk_src_t *src, void *impl);
@@ -161,19 +182,19 @@ int bk_src_is_ready(const bk_src_t *src);
  * opens its operators, restores its state (RESTORING) and runs it (RUNNING). Loop thread,
  * outside a rebalance callback (operators open here). A failure is also recorded in the
  * status. */
-brook_err_t bk_task_acquire(brook_runtime_t *rt, int32_t id, const char *reason);
+brook_err_t bk_task_acquire(bk_worker_t *w, int32_t id, const char *reason);
 /* Suspends a RUNNING task held once (its last holder is letting it go): its operators flush
  * (their output goes on) and its stores report their changes, then SUSPENDED (`reason`).
  * The holder then commits its input and releases it. */
-void bk_task_suspend(brook_runtime_t *rt, int32_t id, const char *reason);
+void bk_task_suspend(bk_worker_t *w, int32_t id, const char *reason);
 /* One holder fewer: the last suspends the task unless it is already (`reason`), then closes
  * it (operators closed, state and timers freed; CLOSED reported). */
-void bk_task_release(brook_runtime_t *rt, int32_t id, const char *reason);
+void bk_task_release(bk_worker_t *w, int32_t id, const char *reason);
 /* The task's state, or -1 if there is no such task (or nothing runs per task: then records
  * need no task and the source treats every partition as running). */
-int bk_task_state(const brook_runtime_t *rt, int32_t id);
+int bk_task_state(const bk_worker_t *w, int32_t id);
 /* Whether anything runs per task (a partitioned source's pipeline has tasks). */
-int bk_rt_has_tasks(const brook_runtime_t *rt);
+int bk_rt_has_tasks(const bk_worker_t *w);
 /* Split `split` of partitioned source `src` feeds task `id` (its watermark is the task's). */
 brook_err_t bk_src_split_task(bk_src_t *src, size_t split, int32_t id);
 /* The records in the source's port belong to task `id`: they move to the task's instance

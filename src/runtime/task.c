@@ -266,27 +266,27 @@ void bk_tasks_free(bk_worker_t *w) {
   w->n_tasks = w->cap_tasks = w->n_task_ids = 0;
 }
 
-/* ---- services for sources (services.h): a partitioned source's tasks live on worker 0, the
- * only worker of a topology with Kafka nodes (runtime.h, num_workers) ---- */
+/* ---- services for sources (services.h): a partitioned source's instance on worker w
+ * holds the tasks of the partitions it consumes, on w ---- */
 
-brook_err_t bk_task_acquire(brook_runtime_t *rt, int32_t id, const char *reason) {
-  return bk_worker_task_acquire(rt->w0, id, reason);
+brook_err_t bk_task_acquire(bk_worker_t *w, int32_t id, const char *reason) {
+  return bk_worker_task_acquire(w, id, reason);
 }
 
-void bk_task_suspend(brook_runtime_t *rt, int32_t id, const char *reason) {
-  bk_worker_task_suspend(rt->w0, id, reason);
+void bk_task_suspend(bk_worker_t *w, int32_t id, const char *reason) {
+  bk_worker_task_suspend(w, id, reason);
 }
 
-void bk_task_release(brook_runtime_t *rt, int32_t id, const char *reason) {
-  bk_worker_task_release(rt->w0, id, reason);
+void bk_task_release(bk_worker_t *w, int32_t id, const char *reason) {
+  bk_worker_task_release(w, id, reason);
 }
 
-int bk_task_state(const brook_runtime_t *rt, int32_t id) {
-  const bk_task_t *t = bk_task_find(rt->w0, id);
+int bk_task_state(const bk_worker_t *w, int32_t id) {
+  const bk_task_t *t = bk_task_find(w, id);
   return t ? t->state : -1;
 }
 
-int bk_rt_has_tasks(const brook_runtime_t *rt) { return rt->per_task != NULL; }
+int bk_rt_has_tasks(const bk_worker_t *w) { return w->rt->per_task != NULL; }
 
 brook_err_t bk_src_split_task(bk_src_t *src, size_t split, int32_t id) {
   if (split >= src->n_split_task) {
