@@ -65,7 +65,7 @@ struct brook_runtime {
   unsigned char *fuse_len;
   bk_worker_t *workers; /* opts.num_workers of them; workers[0] runs on-done */
   size_t n_workers;
-  bk_worker_t *w0;  /* &workers[0]: the worker of unsplittable sources (files, Kafka today) */
+  bk_worker_t *w0;  /* &workers[0]: the worker of unsplittable sources (files, stdin) */
   int manual_clock; /* the test driver sets now_ms by hand; no loop */
   /* The test driver's tap on every sink (node without outputs): sees each record first. */
   brook_err_t (*sink_tap)(brook_ctx_t *sink, const brook_record_t *recs, size_t n, void *opaque);
