@@ -24,7 +24,7 @@ static void on_timer(uv_timer_t *h) {
        * not expire. Paused partitions deliver nothing; anything else waits in the stash. */
       k->stash = rd_kafka_consumer_poll(k->rk, 0);
       if (bk_rt_status(k->w) != BROOK_OK) {
-        bk_sched_poke(k->w); /* nothing else may run: the failure must end the run */
+        bk_worker_poke(k->w); /* nothing else may run: the failure must end the run */
         return;
       }
     }

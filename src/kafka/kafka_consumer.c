@@ -144,7 +144,7 @@ void bk_ksrc_consumer_release(bk_ksrc_t *k) {
   if (k->timer_open) {
     k->timer_open = 0;
     uv_timer_stop(&k->timer);
-    bk_runtime_close_handle(k->w, (uv_handle_t *)&k->timer);
+    bk_worker_close_handle(k->w, (uv_handle_t *)&k->timer);
   }
   if (k->q)
     rd_kafka_queue_destroy(k->q);

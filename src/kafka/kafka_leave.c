@@ -87,7 +87,7 @@ void bk_ksrc_failed_leave_step(bk_ksrc_t *k) {
                 "the failed run could not leave the group in time; the group notices after "
                 "session.timeout.ms");
   bk_ksrc_consumer_release(k);
-  bk_runtime_release(k->w);
+  bk_worker_release(k->w);
 }
 
 static void on_leave_timer(uv_timer_t *h) { bk_ksrc_failed_leave_step(h->data); }
@@ -97,7 +97,7 @@ void bk_ksrc_leave_failed_run(bk_ksrc_t *k) {
    * on the loop, so that a restart is not kept waiting for this member's session to time
    * out. The runtime is held until the consumer is closed or LEAVE_WAIT_MS have passed. */
   k->after_failure = 1;
-  bk_runtime_hold(k->w);
+  bk_worker_hold(k->w);
   if (k->phase != BK_KSRC_CLOSING && k->phase != BK_KSRC_JOIN_WAIT) {
     k->phase = BK_KSRC_STOP_COMMIT; /* no final commit after a failure: the rest is read again */
     bk_ksrc_leave_begin(k);

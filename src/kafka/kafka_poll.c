@@ -74,7 +74,7 @@ static void on_closed(uv_handle_t *h) {
   close(p->fds[0]);
   close(p->fds[1]);
   bk_free(p->alloc, p);
-  bk_runtime_release(w);
+  bk_worker_release(w);
 }
 
 void bk_kafka_poller_close(bk_kafka_poller_t *p) {
@@ -82,7 +82,7 @@ void bk_kafka_poller_close(bk_kafka_poller_t *p) {
     return;
   rd_kafka_queue_io_event_enable(p->q, -1, NULL, 0);
   uv_poll_stop(&p->poll);
-  bk_runtime_hold(p->w);
+  bk_worker_hold(p->w);
   uv_close((uv_handle_t *)&p->poll, on_closed);
 }
 
@@ -103,7 +103,7 @@ static void destroy_done(uv_work_t *req, int status) {
   destroy_job_t *j = req->data;
   bk_worker_t *w = j->w;
   bk_free(bk_rt_alloc(w), j);
-  bk_runtime_release(w);
+  bk_worker_release(w);
 }
 
 void bk_kafka_destroy_off_loop(bk_worker_t *w, rd_kafka_t *rk, int flags) {
@@ -111,10 +111,10 @@ void bk_kafka_destroy_off_loop(bk_worker_t *w, rd_kafka_t *rk, int flags) {
   if (j) {
     *j = (destroy_job_t){.rk = rk, .flags = flags, .w = w};
     j->work.data = j;
-    bk_runtime_hold(w);
+    bk_worker_hold(w);
     if (uv_queue_work(bk_rt_loop(w), &j->work, destroy_work, destroy_done) == 0)
       return;
-    bk_runtime_release(w);
+    bk_worker_release(w);
     bk_free(bk_rt_alloc(w), j);
   }
   rd_kafka_destroy_flags(rk, flags); /* no worker: here, blocking */

@@ -137,7 +137,7 @@ static void serve(void *opaque) {
   kclient_t *c = opaque;
   while (rd_kafka_poll(c->rk, 0) > 0) {
   }
-  bk_sched_poke(c->w); /* a failure, a commit's acknowledgements, the end-of-run wait */
+  bk_worker_poke(c->w); /* a failure, a commit's acknowledgements, the end-of-run wait */
 }
 
 /* The configuration as librdkafka holds it (global and default topic properties), as one

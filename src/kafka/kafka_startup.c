@@ -35,14 +35,14 @@ static void on_closed(uv_handle_t *h) {
   bk_kafka_startup_t *s = h->data;
   bk_worker_t *w = s->w;
   bk_free(bk_rt_alloc(w), s);
-  bk_runtime_release(w);
+  bk_worker_release(w);
 }
 
 void bk_kafka_startup_end(bk_kafka_startup_t *s) {
   if (!s)
     return;
   uv_timer_stop(&s->timer);
-  bk_runtime_hold(s->w);
+  bk_worker_hold(s->w);
   uv_close((uv_handle_t *)&s->timer, on_closed);
 }
 
@@ -61,7 +61,7 @@ static void fail_startup(bk_kafka_startup_t *s) {
   snprintf(out, sizeof(out), "%s: %s", s->who, msg);
   bk_kafka_redact(s->props, out, sizeof(out));
   bk_wk_fail(s->w, BROOK_ERR_TIMEOUT, "%s", out);
-  bk_sched_poke(s->w);
+  bk_worker_poke(s->w);
 }
 
 static void on_check(uv_timer_t *h) {

@@ -60,7 +60,7 @@ static void watch_free(bk_topic_watch_t *tw) {
   bk_free(bk_rt_alloc(w), tw->state);
   bk_free(bk_rt_alloc(w), tw->warned);
   bk_free(bk_rt_alloc(w), tw);
-  bk_runtime_release(w); /* the watch's own hold */
+  bk_worker_release(w); /* the watch's own hold */
 }
 
 static void on_timer_closed(uv_handle_t *h) {
@@ -158,7 +158,7 @@ brook_err_t bk_topic_watch_begin(bk_worker_t *w, rd_kafka_t *rk, char *const *to
   for (size_t i = 0; i < n; i++)
     if (topics[i][0] == '^')
       tw->state[i] = T_EXISTS; /* a regular expression: nothing to ask */
-  bk_runtime_hold(w);          /* until the watch is freed */
+  bk_worker_hold(w);           /* until the watch is freed */
   uv_timer_init(bk_rt_loop(w), &tw->timer);
   tw->timer.data = tw;
   uv_timer_start(&tw->timer, on_tick, BK_TOPIC_CHECK_MS, 0);

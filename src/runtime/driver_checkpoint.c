@@ -288,7 +288,7 @@ static brook_err_t apply(brook_driver_t *d, load_t *l, bk_errmsg_t *why) {
       if ((size_t)id >= sl->n_split_task || sl->split_task[id] != id)
         continue;
       if ((err = bk_src_split_task(&rt->w0->sources[si], (size_t)id, id)) >= 0)
-        err = bk_worker_task_acquire(rt->w0, id, "restored from a checkpoint");
+        err = bk_task_acquire(rt->w0, id, "restored from a checkpoint");
       if (err < 0)
         bk_errmsg_set(why, "opening the task of partition %d of source '%s' failed: %s", (int)id,
                       rt->w0->sources[si].home->node->name,

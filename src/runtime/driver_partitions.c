@@ -121,7 +121,7 @@ brook_err_t bk_driver_hold_task(brook_driver_t *d, bk_src_t *src, size_t split, 
   }
   *created = bk_task_find(rt->w0, id) == NULL;
   brook_err_t err =
-      bk_worker_task_acquire(rt->w0, id, "assigned"); /* a failure is recorded in rt->status */
+      bk_task_acquire(rt->w0, id, "assigned"); /* a failure is recorded in rt->status */
   if (err < 0)
     src->split_task[split] = -1;
   return err;
@@ -230,8 +230,8 @@ brook_err_t brook_driver_revoke(brook_driver_t *d, const char *source, size_t pa
   d->revoked[d->n_revoked++] = (bk_revoked_t){source_index(d, src), partition};
   src->split_task[partition] = -1;
   bk_wm_split_retire(&src->wm, partition);
-  bk_worker_task_release(rt->w0, (int32_t)partition,
-                         "revoked"); /* the last holder: flush, keep state, close */
+  bk_task_release(rt->w0, (int32_t)partition,
+                  "revoked"); /* the last holder: flush, keep state, close */
   if (rt->status == BROOK_OK)
     bk_time_pass(rt->w0); /* the partition holds the watermark back no more */
   return bk_driver_settle(d);

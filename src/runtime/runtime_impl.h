@@ -183,20 +183,10 @@ brook_err_t bk_call_end_of_input(brook_ctx_t *c, void *state);
 brook_err_t bk_call_flush(brook_ctx_t *c, void *state);
 
 /* ---- task.c: one instance of the partitioned part of the DAG per input partition ---- */
-/* Marks the nodes that run once per task: those fed only by partitioned sources (or by
- * other per-task nodes), up to the first re-keying (key_by), sinks excluded. */
+/* Marks the nodes that run once per task (rt->per_task): the plan's partition_local nodes
+ * (plan/placement.c). */
 brook_err_t bk_tasks_plan(brook_runtime_t *rt);
-/* One more holder of task `id` (>= 0): the first creates it (CREATED), opens its operators,
- * restores it (RESTORING) and runs it (RUNNING); `reason` goes to on_task_state. Worker
- * thread. A failure is also recorded in rt->status. (services.h has the same for sources,
- * on worker 0.) */
-brook_err_t bk_worker_task_acquire(bk_worker_t *w, int32_t id, const char *reason);
-/* The last holder is about to commit the task's input: flush its operators and stores, then
- * SUSPENDED. */
-void bk_worker_task_suspend(bk_worker_t *w, int32_t id, const char *reason);
-/* One holder fewer: the last suspends the task (if running), closes its operators and frees
- * their state and timers (CLOSED). */
-void bk_worker_task_release(bk_worker_t *w, int32_t id, const char *reason);
+/* bk_task_acquire, bk_task_suspend and bk_task_release: services.h. */
 /* Closes every task without flushing (the runtime is closing or failed), then frees them;
  * `reason` goes to on_task_state (a finished run has committed already; a failed one must
  * not flush). */

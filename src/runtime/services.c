@@ -47,12 +47,6 @@ void bk_rt_count(bk_worker_t *w, bk_stat_t which, uint64_t n) {
   }
 }
 
-void bk_runtime_hold(bk_worker_t *w) { bk_worker_hold(w); }
-void bk_runtime_release(bk_worker_t *w) { bk_worker_release(w); }
-void bk_runtime_close_handle(bk_worker_t *w, uv_handle_t *h) { bk_worker_close_handle(w, h); }
-void bk_runtime_wake(bk_worker_t *w) { bk_worker_wake(w); }
-void bk_sched_poke(bk_worker_t *w) { bk_worker_poke(w); }
-
 void **bk_rt_slot(bk_worker_t *w, bk_rt_slot_t which) { return &w->slots[which]; }
 
 uint64_t bk_rt_delivery_add(bk_worker_t *w) { return bk_delivery_add(&w->delivery); }

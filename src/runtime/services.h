@@ -56,7 +56,7 @@ typedef struct bk_source_vt {
   void (*batch_done)(bk_src_t *src);
   /* A stop was requested: take no new input; end once what was accepted is processed. */
   void (*stop)(bk_src_t *src);
-  /* Close handles with bk_runtime_close_handle / release holds. Called once, after start
+  /* Close handles with bk_worker_close_handle / release holds. Called once, after start
    * succeeded (whether or not attach ran). */
   void (*close)(bk_src_t *src);
   void (*destroy)(bk_src_t *src);
@@ -107,15 +107,16 @@ typedef enum bk_stat {
 } bk_stat_t;
 void bk_rt_count(bk_worker_t *w, bk_stat_t which, uint64_t n);
 
-/* Handles and requests: finishing waits for every hold to be released. */
-void bk_runtime_hold(bk_worker_t *w);
-void bk_runtime_release(bk_worker_t *w);
-/* Closes a handle on behalf of the runtime; finishing waits for its callback. */
-void bk_runtime_close_handle(bk_worker_t *w, uv_handle_t *h);
-/* Wakes the loop from any thread (async-signal-safe). */
-void bk_runtime_wake(bk_worker_t *w);
-/* Asks the loop to look at the runtime's state soon (a failure, deliveries that came in). */
-void bk_sched_poke(bk_worker_t *w);
+/* Handles and requests (scheduler.c): finishing waits for every hold to be released. */
+void bk_worker_hold(bk_worker_t *w);
+void bk_worker_release(bk_worker_t *w);
+/* Closes a handle on behalf of the worker; finishing waits for its callback. */
+void bk_worker_close_handle(bk_worker_t *w, uv_handle_t *h);
+/* Wakes the worker's loop from any thread (async-signal-safe). */
+void bk_worker_wake(bk_worker_t *w);
+/* Asks the worker's loop to look at its state soon (sources ended, a stop, a failure,
+ * deliveries that came in). */
+void bk_worker_poke(bk_worker_t *w);
 
 /* Per-runtime slots where a source or sink layer keeps what its instances share (the Kafka
  * layer: its producers, one client per configuration). The layer frees what it keeps there

@@ -160,7 +160,7 @@ static brook_err_t restore_task(bk_worker_t *w, bk_task_t *t) {
   return err;
 }
 
-brook_err_t bk_worker_task_acquire(bk_worker_t *w, int32_t id, const char *reason) {
+brook_err_t bk_task_acquire(bk_worker_t *w, int32_t id, const char *reason) {
   if (!w->rt->per_task || id < 0)
     return BROOK_OK; /* nothing runs per task */
   bk_task_t *t = bk_task_find(w, id);
@@ -226,7 +226,7 @@ static void unlink_task(bk_worker_t *w, bk_task_t *t) {
   w->task_by_id[t->id] = NULL;
 }
 
-void bk_worker_task_suspend(bk_worker_t *w, int32_t id, const char *reason) {
+void bk_task_suspend(bk_worker_t *w, int32_t id, const char *reason) {
   bk_task_t *t = bk_task_find(w, id);
   if (!t || t->refs > 1 || t->state != BROOK_TASK_RUNNING)
     return;
@@ -234,11 +234,11 @@ void bk_worker_task_suspend(bk_worker_t *w, int32_t id, const char *reason) {
   set_state(w, t, BROOK_TASK_SUSPENDED, reason);
 }
 
-void bk_worker_task_release(bk_worker_t *w, int32_t id, const char *reason) {
+void bk_task_release(bk_worker_t *w, int32_t id, const char *reason) {
   bk_task_t *t = bk_task_find(w, id);
   if (!t || --t->refs > 0)
     return;
-  bk_worker_task_suspend(w, id, reason);
+  bk_task_suspend(w, id, reason);
   brook_runtime_t *rt = w->rt;
   if (rt->task_closing && bk_runtime_status(rt) == BROOK_OK)
     rt->task_closing(rt, t, rt->task_closing_opaque);
@@ -264,21 +264,6 @@ void bk_tasks_free(bk_worker_t *w) {
   bk_free(&w->rt->alloc, w->task_by_id);
   w->tasks = w->task_by_id = NULL;
   w->n_tasks = w->cap_tasks = w->n_task_ids = 0;
-}
-
-/* ---- services for sources (services.h): a partitioned source's instance on worker w
- * holds the tasks of the partitions it consumes, on w ---- */
-
-brook_err_t bk_task_acquire(bk_worker_t *w, int32_t id, const char *reason) {
-  return bk_worker_task_acquire(w, id, reason);
-}
-
-void bk_task_suspend(bk_worker_t *w, int32_t id, const char *reason) {
-  bk_worker_task_suspend(w, id, reason);
-}
-
-void bk_task_release(bk_worker_t *w, int32_t id, const char *reason) {
-  bk_worker_task_release(w, id, reason);
 }
 
 int bk_task_state(const bk_worker_t *w, int32_t id) {

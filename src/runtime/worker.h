@@ -94,13 +94,6 @@ void bk_worker_publish_stats(bk_worker_t *w);
 void bk_runtime_stats_sum(const brook_runtime_t *rt, brook_runtime_stats_t *out);
 
 /* ---- scheduler.c ---- */
-/* Wakes the worker's loop from any thread (async-signal-safe). */
-void bk_worker_wake(bk_worker_t *w);
-/* Closes a handle on behalf of the worker; finishing waits for its callback. */
-void bk_worker_close_handle(bk_worker_t *w, uv_handle_t *h);
-void bk_worker_hold(bk_worker_t *w);
-void bk_worker_release(bk_worker_t *w);
-/* Called when the worker's thread should look at source states (ended, stop, failure). */
-void bk_worker_poke(bk_worker_t *w);
+/* bk_worker_wake, _close_handle, _hold, _release and _poke: services.h. */
 
 #endif
