@@ -35,6 +35,22 @@ typedef struct brook_generator_opts {
    * worker k % num_workers); each ends on its own. With a limit, split k produces
    * limit / splits records, plus one for k < limit % splits. Default 1. */
   size_t splits;
+  /* Appended (issue 12): */
+  /* 1: the splits are partitioned by key, like the partitions of a topic a Kafka producer
+   * keyed: split k produces only records whose key has brook_key_split(key, key_len, splits)
+   * == k. The source is then a partitioned source (like Kafka's): each split is a task
+   * (task id = split number, created and opened when the split produces its first batch,
+   * closed at the end of the run, each change reported to on_task_state), and the operators
+   * after it up to the first key change run once per task, on the split's worker, with the
+   * task's own state (operator.h, "Tasks"): a keyed aggregate or window needs no key_by and
+   * records never cross workers. brook_topology_describe() shows it.
+   * Verified, not trusted: a record whose key belongs to another split is malformed input
+   * and follows the topology's error policy with BROOK_ERR_INVALID_ARG (FAIL: the run fails
+   * with a message naming the source, the split and the key's length; SKIP: dropped and
+   * counted in records_skipped; ROUTE: to the error stream, e.g. a dead-letter topic). The
+   * check costs one murmur2 hash per record (none with one split). A NULL key is the empty
+   * key. Default 0 (records of any key in any split). */
+  int partitioned_by_key;
 } brook_generator_opts_t;
 
 BROOK_API void brook_generator_opts_init_size(brook_generator_opts_t *opts, size_t size);
@@ -53,6 +69,13 @@ BROOK_API size_t brook_ctx_split_count(const brook_ctx_t *ctx);
 BROOK_API brook_stream_t *brook_source_generator(brook_topology_t *t, const char *name,
                                                  brook_generator_fn fn, void *opaque,
                                                  const brook_generator_opts_t *opts);
+
+/* The split (task, partition) that owns `key` among `n`: (murmur2(key) & 0x7fffffff) % n,
+ * the partition Kafka's default partitioner (and librdkafka's "murmur2") picks for a keyed
+ * record in a topic of n partitions, and the task a key_by sends the key to. `key` (borrowed
+ * for the call) may be NULL when key_len is 0: the empty key. Returns 0 if n is 0. No state;
+ * any thread. */
+BROOK_API uint32_t brook_key_split(const void *key, size_t key_len, uint32_t n);
 
 /* ---- lines: one record per line of a file or of standard input ---- */
 
@@ -96,6 +119,16 @@ typedef struct brook_push_opts {
    * or choose the split from the key. Order is kept within a split. The source ends when
    * every split has ended (brook_push_end on each). Default 1. */
   size_t splits;
+  /* Appended (issue 12): */
+  /* 1: the splits are partitioned by key: a record pushed into split k must have
+   * brook_key_split(key, key_len, splits) == k (push each record into the split of its key:
+   * brook_runtime_push_source_split(rt, name, brook_key_split(...))). As for the generator's
+   * partitioned_by_key: each split is a task (created when its first records are processed,
+   * closed at the end of the run), the operators after the source up to the first key change
+   * run per task with no exchange, and a record in the wrong split is malformed input that
+   * follows the error policy (checked on the worker's loop thread, not in brook_push, so the
+   * push still succeeds). Default 0. */
+  int partitioned_by_key;
 } brook_push_opts_t;
 
 BROOK_API void brook_push_opts_init_size(brook_push_opts_t *opts, size_t size);

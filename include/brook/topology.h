@@ -133,7 +133,8 @@ BROOK_API brook_err_t brook_stream_set_partitions(brook_stream_t *s, uint32_t n)
  *                     | tasks=<n> (set on '<key_by>') | no tasks
  *     exchange from '<key_by>': task = murmur2(key) % tasks
  *     <source|operator|sink|errors> '<name>' [<type>] <per-task|per-worker|once>
- *         [splits=<n>|splits=partitions] [state=<identity> [(generated name)]]
+ *         [splits=<n> [by key: split = murmur2(key) % splits]|splits=partitions]
+ *         [state=<identity> [(generated name)]]
  *         [<- '<input>'[<port>], ...] [=> exchange to sub-topology <k>]
  *
  * A sub-topology is the part of the topology between key changes; it runs as `tasks`

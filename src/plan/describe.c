@@ -102,6 +102,9 @@ static void put_node(out_t *o, const bk_plan_t *p, size_t i) {
       put(o, " splits=%u", (unsigned)p->splits[i]);
     else
       put(o, " splits=partitions");
+    /* An in-process source partitioned by key (brook/source.h): its splits are partitions. */
+    if (node->source_type->partitioned && node->splits)
+      put(o, " by key: split = murmur2(key) %% splits");
   }
   if (pn->stateful)
     put(o, " state=%s%s", pn->identity, node->name_generated ? " (generated name)" : "");

@@ -1,7 +1,13 @@
 /* Placement: where each node's instances live.
  *
  * - A source runs per task: each task reads its own splits (a Kafka partition, a generator
- *   split); a source that cannot be split has one split and so one task.
+ *   split); a source that cannot be split has one split and so one task. A partitioned
+ *   source - Kafka, or a generator or push source whose splits are partitioned by key
+ *   (partitioned_by_key, brook/source.h: split k holds the keys with murmur2(key) % splits
+ *   == k, as partition k of a keyed topic does) - keeps its keys apart per split, so what
+ *   follows it up to the first key change sees one task's keys only: partition_local, one
+ *   instance per task on the split's worker, and no exchange is needed before a keyed
+ *   operator.
  * - The error stream runs per worker: each worker routes the records that fail on it.
  * - A sink runs per worker: each worker owns its sink instances (and, for Kafka, its
  *   producer), whatever feeds them.

@@ -19,7 +19,8 @@
  * own instance, state and timers), per worker (each worker owns an instance: sinks, the
  * error stream and the stateless nodes fed only by them) or once per runtime.
  *
- * Today's runtime creates per-task instances only for the tasks of a partitioned source:
+ * Today's runtime creates per-task instances only for the tasks of a partitioned source
+ * (Kafka, or a generator or push source partitioned by key, whose split k is task k):
  * `partition_local` marks the nodes that see one input partition's records (runtime/task.c).
  * Until exchanges are wired, the nodes after an exchange run once in-process. */
 #ifndef BROOK_PLAN_PLAN_H

@@ -8,6 +8,7 @@
 #include "core/alloc.h"
 #include "core/opts.h"
 #include "runtime/driver_impl.h"
+#include "runtime/source_keyed.h"
 #include "time/time_arith.h"
 
 typedef bk_captured_t captured_t;
@@ -247,14 +248,20 @@ brook_err_t brook_driver_push_split(brook_driver_t *d, const char *source, size_
   if (!src)
     return err;
   int partitioned = src->home->node->source_type->partitioned;
+  if ((err = bk_keyed_check_split(src, split, &rt->msg, "driver_push")) < 0)
+    return err;
   if (partitioned && (err = bk_driver_partition_for_push(d, src, split)) < 0)
     return err;
   d->touched = 1;
   brook_record_t r = *rec; /* stamping writes the event time into it */
+  size_t n = 1;
   src->cur_split = split;
   if (partitioned) /* the records go to the partition's task */
     (void)bk_src_enter_task(src, (int32_t)split);
-  err = bk_src_emit_array(src, &r, 1);
+  /* A source partitioned by key gets only its own keys, here as in a runtime. */
+  err = bk_keyed_source(src) ? bk_keyed_verify(src, split, &r, &n) : BROOK_OK;
+  if (err >= 0 && n)
+    err = bk_src_emit_array(src, &r, 1);
   if (partitioned)
     bk_src_leave_task(src);
   src->cur_split = 0;

@@ -13,6 +13,7 @@
 #include "core/alloc.h"
 #include "runtime/checkpoint.h"
 #include "runtime/driver_impl.h"
+#include "runtime/source_keyed.h"
 
 typedef struct growbuf {
   const brook_allocator_t *a;
@@ -191,6 +192,8 @@ static bk_src_t *partition_source(brook_driver_t *d, const char *source, size_t 
     *err = BROOK_ERR_INVALID_ARG;
     return NULL;
   }
+  if ((*err = bk_keyed_check_split(src, partition, &rt->msg, what)) < 0)
+    return NULL;
   return src;
 }
 

@@ -170,15 +170,18 @@ static int needs_one_worker(const bk_node_t *n, bk_errmsg_t *why) {
 /* 1 and *why set if a key change (key_by) is downstream of a partitioned (Kafka) source:
  * with N workers its records would cross workers through an exchange, and a worker's commit
  * covers only its own operators and acknowledgements, so it could commit offsets whose
- * output another worker has not flushed or delivered yet. The walk marks nodes fed by the
- * source until nothing changes (a DAG: at most n passes). BROOK_ERR_NOMEM: -1. */
+ * output another worker has not flushed or delivered yet. In-process sources partitioned by
+ * key (their splits known from options) commit no input: they may feed a key change. The walk
+ * marks nodes fed by the source until nothing changes (a DAG: at most n passes).
+ * BROOK_ERR_NOMEM: -1. */
 static int kafka_feeds_key_change(brook_topology_t *t, bk_errmsg_t *why) {
   unsigned char *fed = bk_calloc(&t->alloc, t->n_nodes ? t->n_nodes : 1, 1);
   if (!fed)
     return -1;
   const bk_node_t *src = NULL, *rekey = NULL;
   for (size_t i = 0; i < t->n_nodes; i++)
-    if (t->nodes[i]->kind == BK_NODE_SOURCE && t->nodes[i]->source_type->partitioned)
+    if (t->nodes[i]->kind == BK_NODE_SOURCE && t->nodes[i]->source_type->partitioned &&
+        !t->nodes[i]->splits)
       fed[i] = 1;
   for (int changed = 1; changed && !rekey;) {
     changed = 0;

@@ -6,18 +6,21 @@
 #include "core/hints.h"
 #include "core/opts.h"
 #include "runtime/runtime_impl.h"
+#include "runtime/source_keyed.h"
 
 typedef struct gen_cfg {
   brook_generator_fn fn;
   void *opaque;
   uint64_t limit; /* over all splits */
   size_t splits;
+  int partitioned; /* by key: each split is a task (source_keyed.h) */
 } gen_cfg_t;
 
 /* This worker's splits: split0 + k * stride for k < n (runtime_impl.h, bk_src_t). */
 typedef struct gen_split {
   uint64_t produced, limit;
   int done;
+  int started; /* partitioned: its task was acquired */
 } gen_split_t;
 
 typedef struct gen_state {
@@ -80,15 +83,34 @@ static brook_err_t gen_start(bk_src_t *src) {
 
 static brook_err_t gen_fill(bk_src_t *src, const gen_cfg_t *cfg, gen_state_t *st, uint64_t limit);
 
+/* Partitioned by key: the split's task starts with its first batch, and the batch is verified
+ * and moved into the task (source_keyed.h). Outside the fill loop: once per batch. */
+static brook_err_t gen_keyed_start(bk_src_t *src, gen_split_t *sp) {
+  if (sp->started)
+    return BROOK_OK;
+  sp->started = 1; /* a failed start fails the run: not retried */
+  return bk_keyed_split_start(src, src->cur_split, brook_ctx_split(src->home));
+}
+
+static brook_err_t gen_keyed_batch(bk_src_t *src, brook_err_t err) {
+  brook_err_t verr = bk_keyed_batch(src, brook_ctx_split(src->home), NULL, NULL);
+  return verr < 0 ? verr : err;
+}
+
 static brook_err_t gen_produce(bk_src_t *src) {
   const gen_cfg_t *cfg = src->cfg;
   gen_state_t *st = src->impl;
   if (!st->live)
     return BROOK_DONE;
   gen_split_t *sp = gen_pick(src, st);
+  brook_err_t err;
+  if (cfg->partitioned && (err = gen_keyed_start(src, sp)) < 0)
+    return err;
   st->produced = sp->produced;
-  brook_err_t err = gen_fill(src, cfg, st, sp->limit);
+  err = gen_fill(src, cfg, st, sp->limit);
   sp->produced = st->produced;
+  if (cfg->partitioned)
+    err = gen_keyed_batch(src, err);
   return err == BROOK_DONE ? gen_split_done(st, sp) : err;
 }
 
@@ -166,10 +188,13 @@ static const bk_source_vt_t gen_vt = {
 static void gen_cfg_free(void *cfg, const brook_allocator_t *a) { bk_free(a, cfg); }
 
 static const bk_source_type_t gen_type = {"generator", &gen_vt, gen_cfg_free, 0};
+/* partitioned_by_key: a partitioned source, like Kafka's (plan/placement.c). */
+static const bk_source_type_t gen_keyed_type = {"generator", &gen_vt, gen_cfg_free, 1};
 
 static const bk_opts_version_t generator_versions[] = {
     BK_OPTS_VERSION(brook_generator_opts_t, limit),
-    BK_OPTS_VERSION(brook_generator_opts_t, splits), /* issue 12 */
+    BK_OPTS_VERSION(brook_generator_opts_t, splits),             /* issue 12 */
+    BK_OPTS_VERSION(brook_generator_opts_t, partitioned_by_key), /* issue 12: keyed splits */
 };
 static const bk_opts_type_t generator_opts_type =
     BK_OPTS_TYPE(brook_generator_opts_t, generator_versions);
@@ -199,8 +224,9 @@ brook_stream_t *brook_source_generator(brook_topology_t *t, const char *name, br
     bk_topology_fail(t, BROOK_ERR_NOMEM, "source_generator: out of memory");
     return NULL;
   }
-  *cfg = (gen_cfg_t){fn, opaque, o.limit, o.splits};
-  brook_stream_t *out = bk_topology_add_source(t, &gen_type, cfg, name);
+  *cfg = (gen_cfg_t){fn, opaque, o.limit, o.splits, o.partitioned_by_key != 0};
+  brook_stream_t *out =
+      bk_topology_add_source(t, cfg->partitioned ? &gen_keyed_type : &gen_type, cfg, name);
   if (out) /* the plan's task count after a key_by is the largest upstream split count */
     out->node->splits = (uint32_t)o.splits;
   return out;

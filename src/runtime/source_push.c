@@ -12,6 +12,7 @@
 #include "core/opts.h"
 #include "runtime/record_pack.h"
 #include "runtime/runtime_impl.h"
+#include "runtime/source_keyed.h"
 
 #define PUSH_CHUNK_BYTES (64 * 1024)
 #define PUSH_FREE_CHUNKS 4
@@ -47,6 +48,7 @@ struct brook_push_source {
   int closed;  /* runtime stopping or done */
   int refused; /* a push was refused since credit was last signalled */
   int waiters;
+  int task_started; /* partitioned by key: its task was acquired (loop thread only) */
 };
 
 /* A worker's instance of a push source: its splits (split0 + k * stride), one queue each. */
@@ -330,6 +332,22 @@ static push_chunk_t *handle_take(brook_push_source_t *p, int *finished) {
   return c;
 }
 
+/* Partitioned by key: the split's task starts with its first chunk, and the chunk's records
+ * are verified (compacted in place) and delivered in the task (source_keyed.h). */
+static brook_err_t push_keyed_chunk(bk_src_t *src, brook_push_source_t *p, brook_record_t *recs,
+                                    size_t *n) {
+  size_t split = src->split0 + src->cur_split * src->split_stride;
+  if (!p->task_started) {
+    p->task_started = 1; /* a failed start fails the run: not retried */
+    brook_err_t err = bk_keyed_split_start(src, src->cur_split, split);
+    if (err < 0) {
+      *n = 0;
+      return err;
+    }
+  }
+  return bk_keyed_batch(src, split, recs, n);
+}
+
 static brook_err_t push_produce(bk_src_t *src) {
   push_set_t *set = src->impl;
   size_t finished = 0;
@@ -345,7 +363,12 @@ static brook_err_t push_produce(bk_src_t *src) {
     set->producing = p;
     p->processing = c;
     src->cur_split = k;
-    return bk_src_emit_array(src, c->recs, c->n);
+    size_t n = c->n; /* the chunk's count stays: batch_done returns its credit */
+    brook_err_t err = BROOK_OK;
+    if (((const push_cfg_t *)src->cfg)->opts.partitioned_by_key)
+      err = push_keyed_chunk(src, p, c->recs, &n);
+    brook_err_t eerr = n ? bk_src_emit_array(src, c->recs, n) : BROOK_OK;
+    return err < 0 ? err : eerr;
   }
   if (finished == set->n)
     return BROOK_DONE; /* every split ended and is drained */
@@ -437,10 +460,13 @@ static const bk_source_vt_t push_vt = {
 static void push_cfg_free(void *cfg, const brook_allocator_t *a) { bk_free(a, cfg); }
 
 static const bk_source_type_t push_type = {"push", &push_vt, push_cfg_free, 0};
+/* partitioned_by_key: a partitioned source, like Kafka's (plan/placement.c). */
+static const bk_source_type_t push_keyed_type = {"push", &push_vt, push_cfg_free, 1};
 
 static const bk_opts_version_t push_versions[] = {
     BK_OPTS_VERSION(brook_push_opts_t, on_credit_opaque),
-    BK_OPTS_VERSION(brook_push_opts_t, splits), /* issue 12 */
+    BK_OPTS_VERSION(brook_push_opts_t, splits),             /* issue 12 */
+    BK_OPTS_VERSION(brook_push_opts_t, partitioned_by_key), /* issue 12: keyed splits */
 };
 static const bk_opts_type_t push_opts_type = BK_OPTS_TYPE(brook_push_opts_t, push_versions);
 
@@ -475,7 +501,8 @@ brook_stream_t *brook_source_push(brook_topology_t *t, const char *name,
     return NULL;
   }
   cfg->opts = o;
-  brook_stream_t *out = bk_topology_add_source(t, &push_type, cfg, name);
+  brook_stream_t *out =
+      bk_topology_add_source(t, o.partitioned_by_key ? &push_keyed_type : &push_type, cfg, name);
   if (out) /* the plan's task count after a key_by is the largest upstream split count */
     out->node->splits = (uint32_t)(o.splits ? o.splits : 1);
   return out;
@@ -488,7 +515,8 @@ brook_push_source_t *brook_runtime_push_source_split(brook_runtime_t *rt, const 
   bk_worker_t *w = &rt->workers[split % rt->n_workers];
   for (size_t i = 0; i < w->n_sources; i++) {
     bk_src_t *src = &w->sources[i];
-    if (src->ctx->node->source_type != &push_type || strcmp(src->ctx->node->name, name) != 0)
+    const bk_source_type_t *type = src->ctx->node->source_type;
+    if ((type != &push_type && type != &push_keyed_type) || strcmp(src->ctx->node->name, name) != 0)
       continue;
     if (split >= src->n_splits)
       return NULL;

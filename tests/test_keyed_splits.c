@@ -1,0 +1,352 @@
+/* Sources partitioned by key (partitioned_by_key, brook/source.h): a generator or push source
+ * whose split k holds only the keys with murmur2(key) % splits == k runs like a Kafka topic
+ * keyed by its producer. Each split is a task; the keyed operators after it run per task on
+ * the split's worker with no key_by and no exchange, and give the same per-key results on 1,
+ * 2 and 4 workers, with every worker taking part. A record in the wrong split follows the
+ * error policy (fail naming the split and the key length, skip and count, route), in a
+ * runtime and in the test driver, whose assign/revoke treat the splits as partitions. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <brook/brook.h>
+
+#include "run_deadline.h"
+
+#define N_KEYS 64
+#define SPLITS 4
+#define MAX_THREADS 16
+#define N_WINDOWS 20
+#define WINDOW_MS 100
+#define PER_SPLIT ((uint64_t)N_WINDOWS * WINDOW_MS * 10) /* records per split, 10 per ms */
+
+static char key_names[N_KEYS][8];
+static uint32_t key_split[N_KEYS];   /* brook_key_split(key, SPLITS) */
+static int own_keys[SPLITS][N_KEYS]; /* per split: the indices of its keys */
+static int n_own[SPLITS];
+
+static int key_index(const void *key, size_t len) {
+  for (int i = 0; i < N_KEYS; i++)
+    if (strlen(key_names[i]) == len && memcmp(key_names[i], key, len) == 0)
+      return i;
+  return -1;
+}
+
+/* ---- what the sinks and the task callback saw, from every worker's thread ---- */
+
+typedef struct seen {
+  pthread_mutex_t mu;
+  int64_t count[N_KEYS][N_WINDOWS]; /* window results (or the latest count in column 0) */
+  uint64_t results;
+  pthread_t threads[MAX_THREADS];
+  size_t n_threads;
+  int task_states[SPLITS][5]; /* changes into each brook_task_state_t, per task */
+  int bad_task_ids;
+} seen_t;
+
+static void seen_init(seen_t *s) {
+  memset(s, 0, sizeof(*s));
+  pthread_mutex_init(&s->mu, NULL);
+}
+
+static void seen_thread(seen_t *s) {
+  pthread_t self = pthread_self();
+  for (size_t i = 0; i < s->n_threads; i++)
+    if (pthread_equal(s->threads[i], self))
+      return;
+  if (s->n_threads < MAX_THREADS)
+    s->threads[s->n_threads++] = self;
+}
+
+static void on_task_state(int32_t task, int old_state, int new_state, const char *reason,
+                          void *opaque) {
+  (void)old_state, (void)reason;
+  seen_t *s = opaque;
+  pthread_mutex_lock(&s->mu);
+  if (task < 0 || task >= SPLITS || new_state < 0 || new_state > BROOK_TASK_CLOSED)
+    s->bad_task_ids++;
+  else
+    s->task_states[task][new_state]++;
+  pthread_mutex_unlock(&s->mu);
+}
+
+static brook_err_t window_sink(const brook_record_t *rec, void *opaque) {
+  seen_t *s = opaque;
+  brook_window_value_t wv;
+  const void *res;
+  int64_t n;
+  int k = key_index(rec->key, rec->key_len);
+  if (brook_window_parse(rec, &wv, &res) != BROOK_OK || k < 0 || wv.result_len != sizeof(n) ||
+      !(wv.flags & BROOK_WINDOW_FINAL) || wv.start < 0 || wv.start / WINDOW_MS >= N_WINDOWS)
+    return BROOK_ERR_USER;
+  memcpy(&n, res, sizeof(n));
+  pthread_mutex_lock(&s->mu);
+  s->count[k][wv.start / WINDOW_MS] += n;
+  s->results++;
+  seen_thread(s);
+  pthread_mutex_unlock(&s->mu);
+  return BROOK_OK;
+}
+
+static brook_err_t count_sink(const brook_record_t *rec, void *opaque) {
+  seen_t *s = opaque;
+  int64_t v;
+  int k = key_index(rec->key, rec->key_len);
+  if (k < 0 || rec->value_len != sizeof(v))
+    return BROOK_ERR_USER;
+  memcpy(&v, rec->value, sizeof(v));
+  pthread_mutex_lock(&s->mu);
+  if (v > s->count[k][0])
+    s->count[k][0] = v;
+  s->results++;
+  seen_thread(s);
+  pthread_mutex_unlock(&s->mu);
+  return BROOK_OK;
+}
+
+/* ---- the generator: split s makes only its own keys ---- */
+
+typedef struct gen {
+  uint64_t next[SPLITS];
+  uint64_t bad_at; /* > 0: split 1's record number bad_at gets a key of another split */
+  uint64_t per_split;
+} gen_t;
+
+/* Split s's i-th record: its own key number i % n_own[s], event time i / 10 ms. */
+static brook_err_t keyed_gen(brook_record_t *out, brook_ctx_t *ctx, void *opaque) {
+  gen_t *g = opaque;
+  size_t s = brook_ctx_split(ctx);
+  if (s >= SPLITS || brook_ctx_split_count(ctx) != SPLITS)
+    return BROOK_ERR_STATE;
+  if (g->next[s] == g->per_split)
+    return BROOK_DONE;
+  uint64_t i = g->next[s]++;
+  int k = own_keys[s][i % (uint64_t)n_own[s]];
+  if (s == 1 && g->bad_at && i + 1 == g->bad_at)
+    k = own_keys[2][0]; /* a key of split 2 */
+  out->key = key_names[k];
+  out->key_len = strlen(key_names[k]);
+  out->value = key_names[k];
+  out->value_len = out->key_len;
+  out->timestamp = (brook_time_t)(i / 10);
+  return BROOK_OK;
+}
+
+static brook_stream_t *keyed_source(brook_topology_t *t, gen_t *g, uint64_t per_split) {
+  memset(g, 0, sizeof(*g));
+  g->per_split = per_split;
+  brook_generator_opts_t go;
+  brook_generator_opts_init(&go);
+  go.splits = SPLITS;
+  go.partitioned_by_key = 1;
+  brook_stream_t *s = brook_source_generator(t, "gen", keyed_gen, g, &go);
+  assert_non_null(s);
+  brook_watermark_opts_t wo;
+  brook_watermark_opts_init(&wo);
+  wo.kind = BROOK_WATERMARK_MONOTONOUS;
+  assert_int_equal(brook_source_set_watermark(s, &wo), BROOK_OK);
+  return s;
+}
+
+/* A custom operator that checks that every record it sees belongs to its instance's task:
+ * the per-task instances really get one split's keys each. */
+static brook_err_t check_task(brook_ctx_t *ctx, void *state, const brook_record_t *rec) {
+  (void)state;
+  int32_t task = brook_ctx_task(ctx);
+  if (task < 0 || brook_key_split(rec->key, rec->key_len, SPLITS) != (uint32_t)task) {
+    brook_ctx_set_error(ctx, "record of split %u in task %d",
+                        (unsigned)brook_key_split(rec->key, rec->key_len, SPLITS), (int)task);
+    return BROOK_ERR_USER;
+  }
+  return brook_emit(ctx, rec);
+}
+
+static const brook_operator_t check_task_op = {
+    .version = BROOK_OPERATOR_VERSION, .type_name = "check_task", .process = check_task};
+
+static brook_topology_t *new_topology(brook_error_policy_t policy) {
+  brook_topology_opts_t o;
+  brook_topology_opts_init(&o);
+  o.error_policy = policy;
+  brook_topology_t *t = NULL;
+  assert_int_equal(brook_topology_new(&t, &o), BROOK_OK);
+  return t;
+}
+
+static brook_runtime_t *new_runtime(brook_topology_t *t, size_t workers, seen_t *seen) {
+  brook_runtime_opts_t ro;
+  brook_runtime_opts_init(&ro);
+  ro.num_workers = workers;
+  ro.batch_size = 256;
+  ro.on_task_state = on_task_state;
+  ro.on_task_state_opaque = seen;
+  brook_runtime_t *rt = NULL;
+  if (brook_runtime_new(&rt, t, &ro) != BROOK_OK)
+    fail_msg("runtime_new: %s", brook_topology_last_error(t));
+  return rt;
+}
+
+static brook_runtime_stats_t stats_of(const brook_runtime_t *rt) {
+  brook_runtime_stats_t st;
+  st.struct_size = sizeof(st);
+  assert_int_equal(brook_runtime_stats(rt, &st), BROOK_OK);
+  return st;
+}
+
+/* Every split's task went CREATED, RESTORING, RUNNING, SUSPENDED, CLOSED exactly once. */
+static void check_task_life(const seen_t *s) {
+  assert_int_equal(s->bad_task_ids, 0);
+  for (int k = 0; k < SPLITS; k++)
+    for (int st = 0; st <= BROOK_TASK_CLOSED; st++)
+      if (s->task_states[k][st] != 1)
+        fail_msg("task %d reported %s %d times", k, brook_task_state_name(st),
+                 s->task_states[k][st]);
+}
+
+/* No exchange: the plan has one sub-topology and the window runs per task. */
+static void check_no_exchange(brook_topology_t *t) {
+  char text[2048];
+  size_t len = 0;
+  assert_int_equal(brook_topology_describe(t, text, sizeof(text), &len), BROOK_OK);
+  if (!strstr(text, ", 0 exchanges\n") || !strstr(text, "sub-topology 0: tasks=4\n") ||
+      !strstr(text, "splits=4 by key: split = murmur2(key) % splits\n"))
+    fail_msg("unexpected plan:\n%s", text);
+}
+
+/* generator(partitioned) -> check_task -> tumbling count -> sink, on `workers` workers. */
+static void run_windows(size_t workers, seen_t *seen) {
+  static gen_t g;
+  seen_init(seen);
+  brook_topology_t *t = new_topology(BROOK_ON_ERROR_FAIL);
+  brook_stream_t *s = brook_apply(keyed_source(t, &g, PER_SPLIT), &check_task_op, NULL);
+  brook_aggregator_t count = brook_agg_count();
+  brook_window_t tumbling = brook_window_tumbling(WINDOW_MS);
+  brook_window_opts_t wo;
+  brook_window_opts_init(&wo);
+  wo.name = "per_key_100ms";
+  s = brook_window_aggregate(s, &tumbling, &count, &wo);
+  assert_int_equal(brook_sink_callback(s, window_sink, NULL, seen), BROOK_OK);
+  check_no_exchange(t);
+  brook_runtime_t *rt = new_runtime(t, workers, seen);
+  brook_err_t err = run_with_deadline(rt, 60000, NULL);
+  if (err != BROOK_OK)
+    fail_msg("%zu workers: %s", workers, brook_runtime_last_error(rt));
+  brook_runtime_stats_t st = stats_of(rt);
+  assert_int_equal(st.records_in, SPLITS * PER_SPLIT);
+  assert_int_equal(st.records_late, 0);
+  assert_int_equal(st.tasks_opened, SPLITS);
+  assert_int_equal(st.tasks_closed, SPLITS);
+  check_task_life(seen);
+  brook_runtime_free(rt);
+  brook_topology_free(t);
+}
+
+static void test_tumbling_same_on_1_2_4_workers(void **state) {
+  (void)state;
+  static seen_t one, many;
+  run_windows(1, &one);
+  int64_t total = 0;
+  for (int k = 0; k < N_KEYS; k++)
+    for (int w = 0; w < N_WINDOWS; w++)
+      total += one.count[k][w];
+  assert_int_equal(total, SPLITS * PER_SPLIT);
+  size_t ns[] = {2, 4};
+  for (size_t i = 0; i < 2; i++) {
+    run_windows(ns[i], &many);
+    assert_int_equal(many.results, one.results);
+    for (int k = 0; k < N_KEYS; k++)
+      for (int w = 0; w < N_WINDOWS; w++)
+        if (many.count[k][w] != one.count[k][w])
+          fail_msg("%zu workers: key %s window %d counted %lld, one worker %lld", ns[i],
+                   key_names[k], w, (long long)many.count[k][w], (long long)one.count[k][w]);
+    if (many.n_threads != ns[i]) /* every worker ran tasks and fired windows */
+      fail_msg("%zu workers: windows fired on %zu threads", ns[i], many.n_threads);
+  }
+}
+
+static brook_err_t key_is_value(const brook_record_t *rec, const void **key, size_t *key_len,
+                                brook_ctx_t *ctx, void *opaque) {
+  (void)ctx, (void)opaque;
+  *key = rec->value;
+  *key_len = rec->value_len;
+  return BROOK_OK;
+}
+
+/* generator(partitioned) -> aggregate(count) -> sink (optionally through key_by on the same
+ * key, which an in-process source may feed with N workers: it commits no input). */
+static void run_aggregate(size_t workers, int with_key_by, seen_t *seen) {
+  static gen_t g;
+  seen_init(seen);
+  brook_topology_t *t = new_topology(BROOK_ON_ERROR_FAIL);
+  brook_stream_t *s = keyed_source(t, &g, 5000);
+  brook_aggregator_t count = brook_agg_count();
+  brook_aggregate_opts_t ao;
+  brook_aggregate_opts_init(&ao);
+  ao.name = "per_key";
+  if (with_key_by)
+    s = brook_key_by(s, key_is_value, NULL);
+  s = brook_aggregate(s, &count, &ao);
+  assert_non_null(s);
+  assert_int_equal(brook_sink_callback(s, count_sink, NULL, seen), BROOK_OK);
+  brook_runtime_t *rt = new_runtime(t, workers, seen);
+  brook_err_t err = run_with_deadline(rt, 60000, NULL);
+  if (err != BROOK_OK)
+    fail_msg("%zu workers: %s", workers, brook_runtime_last_error(rt));
+  assert_int_equal(stats_of(rt).records_out, SPLITS * 5000);
+  check_task_life(seen);
+  brook_runtime_free(rt);
+  brook_topology_free(t);
+}
+
+static void check_same_counts(const seen_t *one, const seen_t *many, size_t workers) {
+  for (int k = 0; k < N_KEYS; k++)
+    if (many->count[k][0] != one->count[k][0])
+      fail_msg("%zu workers: key %s counted %lld, one worker %lld", workers, key_names[k],
+               (long long)many->count[k][0], (long long)one->count[k][0]);
+  if (many->n_threads != workers)
+    fail_msg("%zu workers: sinks ran on %zu threads", workers, many->n_threads);
+}
+
+static void test_aggregate_same_on_1_2_4_workers(void **state) {
+  (void)state;
+  static seen_t one, many;
+  run_aggregate(1, 0, &one);
+  int64_t total = 0;
+  for (int k = 0; k < N_KEYS; k++)
+    total += one.count[k][0];
+  assert_int_equal(total, SPLITS * 5000);
+  size_t ns[] = {2, 4};
+  for (size_t i = 0; i < 2; i++) {
+    run_aggregate(ns[i], 0, &many);
+    check_same_counts(&one, &many, ns[i]);
+  }
+  /* A key change after it is allowed with N workers (no input to commit) and agrees. */
+  run_aggregate(2, 1, &many);
+  check_same_counts(&one, &many, 2);
+}
+
+int main(void) {
+  for (int i = 0; i < N_KEYS; i++) {
+    snprintf(key_names[i], sizeof(key_names[i]), "k%02d", i);
+    key_split[i] = brook_key_split(key_names[i], strlen(key_names[i]), SPLITS);
+    own_keys[key_split[i]][n_own[key_split[i]]++] = i;
+  }
+  for (int s = 0; s < SPLITS; s++)
+    if (!n_own[s]) {
+      fprintf(stderr, "split %d owns no key\n", s);
+      return 1;
+    }
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_tumbling_same_on_1_2_4_workers),
+      cmocka_unit_test(test_aggregate_same_on_1_2_4_workers),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
