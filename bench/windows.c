@@ -11,9 +11,20 @@
  *                 [workers]            (BROOK_BENCH_SMOKE=1: tiny run, for ctest)
  * The third argument runs one window type only (e.g. under a profiler). Without a worker
  * count (fourth argument or BROOK_BENCH_WORKERS) every measurement runs with 1 and then 2
- * workers; with N > 1 the generator has N splits (split k makes events k, k + N, ...) and a
- * key_by before the window sends each key to its worker. Every key=value line carries
- * workers=N.
+ * workers. With N > 1 two inputs are measured, alternating run by run:
+ *   input=partitioned  the generator's N splits are partitioned by key (partitioned_by_key):
+ *                      split k makes, in event order, exactly the events whose key has
+ *                      brook_key_split(key, N) == k (a per-key split table, built before the
+ *                      run, says which; a split steps over the others' events without making
+ *                      records for them), and the window runs per task with no exchange;
+ *   input=key_by       the generator's N splits interleave events (split k makes events k,
+ *                      k + N, ...) and a key_by before the window sends each key to its
+ *                      worker's task through the exchange.
+ * Both must give the results of one worker: tumbling's checksum equals the baseline's (the
+ * whole stream on one thread); the other kinds are compared with a one-worker run made once
+ * per kind. One worker is input=single (one split, no key_by). Every key=value line carries
+ * workers=N and input=...; a line check=key_split gives the cost per record of verifying a
+ * partitioned split's keys (brook_key_split on the bench's 8-byte keys).
  *
  * Keys are 8-byte binary key ids (native byte order) taken from a pre-built table of 100,000;
  * values are native 8-byte doubles (multiples of 0.25, so every sum is exact and the checksum
@@ -85,18 +96,26 @@ typedef struct sink_state {
 
 /* ---- the user callbacks, shared by brook and the baseline ---- */
 
+/* Event i: its hash decides its key, value and disorder. */
+static uint64_t event_hash(uint64_t i) { return mix64(i + 0x9e3779b97f4a7c15ULL); }
+
+static void fill_event(const gen_state_t *g, uint64_t i, uint64_t h, uint64_t key,
+                       brook_record_t *out) {
+  out->key = &g->keys[key];
+  out->key_len = sizeof(uint64_t);
+  out->value = &g->values[(h >> 40) % N_VALUES];
+  out->value_len = sizeof(double);
+  out->timestamp = BASE_TIME + (brook_time_t)i - (brook_time_t)((h >> 20) % (DISORDER + 1));
+}
+
 static brook_err_t gen_cb(brook_record_t *out, brook_ctx_t *ctx, void *opaque) {
   (void)ctx;
   gen_state_t *g = opaque;
   if (g->next == g->limit)
     return BROOK_DONE;
   uint64_t i = g->next++;
-  uint64_t h = mix64(i + 0x9e3779b97f4a7c15ULL);
-  out->key = &g->keys[h % g->n_keys];
-  out->key_len = sizeof(uint64_t);
-  out->value = &g->values[(h >> 40) % N_VALUES];
-  out->value_len = sizeof(double);
-  out->timestamp = BASE_TIME + (brook_time_t)i - (brook_time_t)((h >> 20) % (DISORDER + 1));
+  uint64_t h = event_hash(i);
+  fill_event(g, i, h, h % g->n_keys, out);
   return BROOK_OK;
 }
 
@@ -180,12 +199,17 @@ typedef struct run_result {
   long rss_kb; /* the child's peak RSS, filled in by the parent */
 } run_result_t;
 
+/* What feeds the window (see the top). */
+typedef enum input_kind { INPUT_SINGLE, INPUT_PARTITIONED, INPUT_KEY_BY } input_kind_t;
+static const char *const input_names[] = {"single", "partitioned", "key_by"};
+
 typedef struct run_spec {
   int baseline; /* 1: the hand-written tumbling loop; 0: brook */
   brook_window_t window;
   uint64_t events;
   uint32_t n_keys;
   size_t workers;
+  input_kind_t input;
 } run_spec_t;
 
 /* ---- N workers: interleaved generator splits, a sink state per worker thread ---- */
@@ -193,8 +217,11 @@ typedef struct run_spec {
 #define MAX_WORKERS 64
 
 typedef struct split_gens {
-  gen_state_t gens[MAX_WORKERS]; /* split k: events k, k + stride, ... below limit */
+  /* key_by: split k makes events k, k + stride, ... below limit; partitioned: the events
+   * below limit whose key's split (split_of) is k, in order. */
+  gen_state_t gens[MAX_WORKERS];
   size_t stride;
+  const unsigned char *split_of; /* partitioned: key number -> brook_key_split(key, splits) */
   struct {
     _Alignas(64) sink_state_t s; /* a cache line each: no false sharing between workers */
   } sinks[MAX_WORKERS];
@@ -210,6 +237,26 @@ static brook_err_t gen_split_cb(brook_record_t *out, brook_ctx_t *ctx, void *opa
   brook_err_t err = gen_cb(out, ctx, g);
   g->next += sg->stride - 1;
   return err;
+}
+
+/* Partitioned by key: the next event of this split's keys. The others' events are stepped
+ * over by their hash alone (no record is made for them): the stream a split makes is the one
+ * a producer partitioning by key would have written into its partition. */
+static brook_err_t gen_keyed_cb(brook_record_t *out, brook_ctx_t *ctx, void *opaque) {
+  split_gens_t *sg = opaque;
+  size_t split = brook_ctx_split(ctx);
+  gen_state_t *g = &sg->gens[split];
+  for (uint64_t i = g->next; i < g->limit; i++) {
+    uint64_t h = event_hash(i);
+    uint64_t key = h % g->n_keys;
+    if (sg->split_of[key] != split)
+      continue;
+    fill_event(g, i, h, key, out);
+    g->next = i + 1;
+    return BROOK_OK;
+  }
+  g->next = g->limit;
+  return BROOK_DONE;
 }
 
 static brook_err_t same_key(const brook_record_t *rec, const void **key, size_t *key_len,
@@ -438,15 +485,26 @@ static double run_baseline(gen_state_t *g, sink_state_t *s, brook_time_t size, u
 
 /* ---- brook ---- */
 
+/* Key number -> its split among `splits` (Kafka's partitioner on the key's 8 bytes). */
+static unsigned char *split_table(const gen_state_t *g, size_t splits) {
+  unsigned char *split_of = malloc(g->n_keys);
+  if (!split_of)
+    oom();
+  for (uint32_t k = 0; k < g->n_keys; k++)
+    split_of[k] = (unsigned char)brook_key_split(&g->keys[k], sizeof(g->keys[k]), (uint32_t)splits);
+  return split_of;
+}
+
 static double run_brook(gen_state_t *g, sink_state_t *s, brook_window_t window, size_t workers,
-                        run_result_t *res) {
+                        input_kind_t input, run_result_t *res) {
   brook_topology_t *t = NULL;
   brook_runtime_t *rt = NULL;
   if (brook_topology_new(&t, NULL) != BROOK_OK)
     abort();
   static split_gens_t sg;
+  unsigned char *split_of = NULL;
   brook_stream_t *src;
-  if (workers == 1) {
+  if (input == INPUT_SINGLE) {
     src = brook_source_generator(t, "gen", gen_cb, g, NULL);
   } else {
     unsigned run = sg.run;
@@ -455,12 +513,17 @@ static double run_brook(gen_state_t *g, sink_state_t *s, brook_window_t window, 
     sg.stride = workers;
     for (size_t k = 0; k < workers; k++) {
       sg.gens[k] = *g;
-      sg.gens[k].next = k;
+      sg.gens[k].next = input == INPUT_KEY_BY ? k : 0;
     }
     brook_generator_opts_t go;
     brook_generator_opts_init(&go);
     go.splits = workers;
-    src = brook_source_generator(t, "gen", gen_split_cb, &sg, &go);
+    if (input == INPUT_PARTITIONED) {
+      sg.split_of = split_of = split_table(g, workers);
+      go.partitioned_by_key = 1;
+    }
+    src = brook_source_generator(t, "gen", input == INPUT_PARTITIONED ? gen_keyed_cb : gen_split_cb,
+                                 &sg, &go);
   }
   brook_watermark_opts_t wo;
   brook_watermark_opts_init(&wo);
@@ -468,10 +531,10 @@ static double run_brook(gen_state_t *g, sink_state_t *s, brook_window_t window, 
   wo.max_delay = DISORDER;
   if (src)
     brook_source_set_watermark(src, &wo);
-  if (workers > 1) /* each key to its worker */
+  if (input == INPUT_KEY_BY) /* each key to its task's worker */
     src = brook_key_by(src, same_key, NULL);
   brook_stream_t *out = brook_window_aggregate(src, &window, &count_sum_agg, NULL);
-  if (workers == 1)
+  if (input == INPUT_SINGLE)
     brook_sink_callback(out, sink_cb, NULL, s);
   else
     brook_sink_callback(out, sink_split_cb, NULL, &sg);
@@ -496,7 +559,8 @@ static double run_brook(gen_state_t *g, sink_state_t *s, brook_window_t window, 
   }
   brook_runtime_free(rt);
   brook_topology_free(t);
-  for (int k = 0; workers > 1 && k < atomic_load(&sg.n_sinks); k++) {
+  free(split_of);
+  for (int k = 0; input != INPUT_SINGLE && k < atomic_load(&sg.n_sinks); k++) {
     const sink_state_t *w = &sg.sinks[k].s;
     s->results += w->results;
     s->count_total += w->count_total;
@@ -522,7 +586,7 @@ static run_result_t run_once(const run_spec_t *spec) {
   if (spec->baseline)
     res.secs = run_baseline(&g, &s, spec->window.size, &res.late);
   else
-    res.secs = run_brook(&g, &s, spec->window, spec->workers, &res);
+    res.secs = run_brook(&g, &s, spec->window, spec->workers, spec->input, &res);
   res.results = s.results;
   res.count_total = s.count_total;
   res.sum_total = s.sum_total;
@@ -630,10 +694,14 @@ typedef struct kind_report {
   run_result_t twice;    /* the run at 2N */
   double base_secs;      /* tumbling only */
   long base_rss_kb;
+  double kb_secs; /* workers > 1: the key_by input's median (secs: partitioned's) */
+  run_result_t kb_first;
+  long kb_rss_kb;
 } kind_report_t;
 
 static int bench(kind_report_t *kinds, size_t n_kinds, uint64_t events, uint32_t n_keys, int runs,
                  size_t workers);
+static void check_cost(uint64_t events, uint32_t n_keys);
 
 int main(int argc, char **argv) {
   int smoke = getenv("BROOK_BENCH_SMOKE") != NULL;
@@ -708,81 +776,160 @@ int main(int argc, char **argv) {
   int failed = 0;
   for (size_t wc = 0; wc < n_counts; wc++)
     failed |= bench(kinds, n_kinds, events, n_keys, runs, worker_counts[wc]);
+  check_cost(events < 4000000 ? events : 4000000, n_keys);
   return failed;
+}
+
+/* What a partitioned split's check costs per record: brook_key_split on the keys of the
+ * bench's events (taken from a table first, so only the check is timed), split count 2. */
+static void check_cost(uint64_t events, uint32_t n_keys) {
+  uint64_t *keys = malloc(n_keys * sizeof(*keys));
+  uint32_t *seq = malloc(events * sizeof(*seq));
+  if (!keys || !seq)
+    oom();
+  for (uint32_t k = 0; k < n_keys; k++)
+    keys[k] = k;
+  for (uint64_t i = 0; i < events; i++)
+    seq[i] = (uint32_t)(event_hash(i) % n_keys);
+  double best = 0;
+  uint64_t own = 0;
+  for (int r = 0; r < 3; r++) {
+    uint64_t t0 = now_ns();
+    own = 0;
+    for (uint64_t i = 0; i < events; i++)
+      own += brook_key_split(&keys[seq[i]], sizeof(keys[0]), 2) == 0;
+    double ns = (double)(now_ns() - t0) / (double)events;
+    best = r == 0 || ns < best ? ns : best;
+  }
+  printf("check=key_split splits=2 ns_per_record=%.2f own_share=%.3f\n", best,
+         (double)own / (double)events);
+  free(seq);
+  free(keys);
+}
+
+/* Prints one run's figures. */
+static void print_run(const char *name, const char *input, int r, uint64_t events, double secs,
+                      const run_result_t *res) {
+  printf("  %-8s run %d: %-11s %6.2f M ev/s (%7.1f ns/ev) %11" PRIu64
+         " results, checksum %016" PRIx64 ", timers %" PRIu64 ", late %" PRIu64,
+         name, r + 1, input, (double)events / secs / 1e6, secs * 1e9 / (double)events, res->results,
+         res->checksum, res->timers, res->late);
+}
+
+/* The reason a run's results are wrong, or NULL: identical across runs, equal to the
+ * reference (the baseline's for tumbling, else one worker's), nothing late or broken, and
+ * every event counted in exactly as many windows as it belongs to. */
+static const char *wrong(const kind_report_t *kr, const run_result_t *res,
+                         const run_result_t *first, const run_result_t *ref) {
+  if (res->bad || res->late)
+    return "brook emitted a malformed or non-final result, or dropped a late event";
+  if (first && !same_results(res, first))
+    return "brook's results differ between runs";
+  if (ref && (!same_results(res, ref) || ref->late || ref->bad))
+    return kr->window.kind == BROOK_WINDOW_TUMBLING
+               ? "brook's tumbling results differ from the baseline's"
+               : "brook's results differ from one worker's";
+  if (kr->expect_count && res->count_total != kr->expect_count)
+    return "the counts over all windows do not add up";
+  return NULL;
+}
+
+static void report_mismatch(const kind_report_t *kr, const char *input, const char *why,
+                            const run_result_t *res, const run_result_t *ref) {
+  fprintf(stderr,
+          "MISMATCH (%s, input=%s): %s: brook results=%" PRIu64 " checksum=%016" PRIx64
+          " count_total=%" PRIu64 " sum_total=%.2f late=%" PRIu64 " bad=%" PRIu64,
+          kr->name, input, why, res->results, res->checksum, res->count_total, res->sum_total,
+          res->late, res->bad);
+  if (kr->expect_count)
+    fprintf(stderr, " (expected count_total=%" PRIu64 ")", kr->expect_count);
+  if (ref)
+    fprintf(stderr,
+            "; reference results=%" PRIu64 " checksum=%016" PRIx64 " count_total=%" PRIu64
+            " sum_total=%.2f late=%" PRIu64,
+            ref->results, ref->checksum, ref->count_total, ref->sum_total, ref->late);
+  fprintf(stderr, "\n");
 }
 
 /* Measures every window kind with `workers` workers. Returns nonzero on a mismatch. */
 static int bench(kind_report_t *kinds, size_t n_kinds, uint64_t events, uint32_t n_keys, int runs,
                  size_t workers) {
+  int many = workers > 1;
+  input_kind_t main_input = many ? INPUT_PARTITIONED : INPUT_SINGLE;
   printf("bench_windows (%zu worker(s)): generator -> %swindow_aggregate(count+sum) -> counting "
          "sink; %" PRIu64 " events, %" PRIu32
          " keys (8-byte binary), event time +1 ms/event with disorder "
          "[-%d, 0] ms, bounded watermark max_delay %d ms; %d runs each, each in a fresh "
          "process; tumbling alternates with a hand-written baseline\n",
-         workers, workers > 1 ? "key_by -> " : "", events, n_keys, DISORDER, DISORDER, runs);
+         workers,
+         many ? "(input=partitioned: splits partitioned by key | input=key_by: interleaved "
+                "splits -> key_by) -> "
+              : "",
+         events, n_keys, DISORDER, DISORDER, runs);
   int failed = 0;
   for (size_t k = 0; k < n_kinds; k++) {
     kind_report_t *kr = &kinds[k];
-    run_result_t rb[MAX_RUNS], rl[MAX_RUNS];
-    double tb[MAX_RUNS], tl[MAX_RUNS];
+    run_result_t rb[MAX_RUNS], rl[MAX_RUNS], rk[MAX_RUNS], one;
+    double tb[MAX_RUNS], tl[MAX_RUNS], tk[MAX_RUNS];
     int tumbling = kr->window.kind == BROOK_WINDOW_TUMBLING;
+    uint32_t keys = kr->n_keys ? kr->n_keys : n_keys;
+    const run_result_t *ref = NULL;
+    if (many && !tumbling) { /* the one-worker results, to compare with (not timed here) */
+      run_spec_t s1 = {0, kr->window, events, keys, 1, INPUT_SINGLE};
+      one = run_child(&s1);
+      ref = &one;
+    }
     for (int r = 0; r < runs; r++) {
-      run_spec_t spec = {0, kr->window, events, kr->n_keys ? kr->n_keys : n_keys, workers};
+      run_spec_t spec = {0, kr->window, events, keys, workers, main_input};
       if (tumbling) {
         spec.baseline = 1;
         rl[r] = run_child(&spec);
         tl[r] = rl[r].secs;
         spec.baseline = 0;
+        ref = &rl[r];
       }
       rb[r] = run_child(&spec);
       tb[r] = rb[r].secs;
-      printf("  %-8s run %d: brook %6.2f M ev/s (%7.1f ns/ev) %11" PRIu64
-             " results, checksum %016" PRIx64 ", timers %" PRIu64 ", late %" PRIu64,
-             kr->name, r + 1, (double)events / tb[r] / 1e6, tb[r] * 1e9 / (double)events,
-             rb[r].results, rb[r].checksum, rb[r].timers, rb[r].late);
+      print_run(kr->name, input_names[main_input], r, events, tb[r], &rb[r]);
       if (tumbling)
         printf("   baseline %6.2f M ev/s (%7.1f ns/ev), checksum %016" PRIx64 ", ratio %.3f",
                (double)events / tl[r] / 1e6, tl[r] * 1e9 / (double)events, rl[r].checksum,
                tl[r] / tb[r]);
       printf("\n");
-      /* Correctness: identical across runs, equal to the baseline, nothing late or broken,
-       * and every event counted in exactly as many windows as it belongs to. */
-      const char *why = NULL;
-      if (rb[r].bad || rb[r].late)
-        why = "brook emitted a malformed or non-final result, or dropped a late event";
-      else if (r > 0 && !same_results(&rb[r], &rb[0]))
-        why = "brook's results differ between runs";
-      else if (tumbling && (!same_results(&rb[r], &rl[r]) || rl[r].late || rl[r].bad))
-        why = "brook's tumbling results differ from the baseline's";
-      else if (kr->expect_count && rb[r].count_total != kr->expect_count)
-        why = "the counts over all windows do not add up";
+      const char *why = wrong(kr, &rb[r], r > 0 ? &rb[0] : NULL, ref);
       if (why) {
-        fprintf(stderr,
-                "MISMATCH (%s): %s: brook results=%" PRIu64 " checksum=%016" PRIx64
-                " count_total=%" PRIu64 " sum_total=%.2f late=%" PRIu64 " bad=%" PRIu64,
-                kr->name, why, rb[r].results, rb[r].checksum, rb[r].count_total, rb[r].sum_total,
-                rb[r].late, rb[r].bad);
-        if (kr->expect_count)
-          fprintf(stderr, " (expected count_total=%" PRIu64 ")", kr->expect_count);
-        if (tumbling)
-          fprintf(stderr,
-                  "; baseline results=%" PRIu64 " checksum=%016" PRIx64 " count_total=%" PRIu64
-                  " sum_total=%.2f late=%" PRIu64,
-                  rl[r].results, rl[r].checksum, rl[r].count_total, rl[r].sum_total, rl[r].late);
-        fprintf(stderr, "\n");
+        report_mismatch(kr, input_names[main_input], why, &rb[r], ref);
+        failed = 1;
+      }
+      if (!many)
+        continue;
+      spec.input = INPUT_KEY_BY;
+      rk[r] = run_child(&spec);
+      tk[r] = rk[r].secs;
+      print_run(kr->name, input_names[INPUT_KEY_BY], r, events, tk[r], &rk[r]);
+      if (tumbling)
+        printf("   ratio %.3f", tl[r] / tk[r]);
+      printf("\n");
+      if ((why = wrong(kr, &rk[r], r > 0 ? &rk[0] : NULL, ref))) {
+        report_mismatch(kr, input_names[INPUT_KEY_BY], why, &rk[r], ref);
         failed = 1;
       }
     }
     kr->secs = median(tb, runs);
     kr->first = rb[0];
     kr->rss_kb = max_rss(rb, runs);
+    if (many) {
+      kr->kb_secs = median(tk, runs);
+      kr->kb_first = rk[0];
+      kr->kb_rss_kb = max_rss(rk, runs);
+    }
     if (tumbling) {
       kr->base_secs = median(tl, runs);
       kr->base_rss_kb = max_rss(rl, runs);
     }
     /* State is bounded by live keys and windows, not by events: twice the events must not
      * need (much) more memory. */
-    run_spec_t spec2 = {0, kr->window, events * 2, kr->n_keys ? kr->n_keys : n_keys, workers};
+    run_spec_t spec2 = {0, kr->window, events * 2, keys, workers, main_input};
     kr->twice = run_child(&spec2);
     kr->rss2_kb = kr->twice.rss_kb;
     if (kr->twice.late || kr->twice.bad) {
@@ -795,18 +942,27 @@ static int bench(kind_report_t *kinds, size_t n_kinds, uint64_t events, uint32_t
   printf("\nmedians over %d runs (%" PRIu64 " events; peak RSS = max over the runs' processes; "
          "RSS 2x = one run with %" PRIu64 " events)\n",
          runs, events, events * 2);
-  printf("%-18s %10s %9s %12s %12s %9s %16s %12s %10s\n", "window", "M ev/s", "ns/ev", "results",
+  printf("%-22s %10s %9s %12s %12s %9s %16s %12s %10s\n", "window", "M ev/s", "ns/ev", "results",
          "res/event", "ns/result", "checksum", "peakRSS KiB", "RSS 2x KiB");
   for (size_t k = 0; k < n_kinds; k++) {
     const kind_report_t *kr = &kinds[k];
     char label[64];
-    snprintf(label, sizeof(label), "%s brook", kr->name);
-    printf("%-18s %10.2f %9.1f %12" PRIu64 " %12.3f %9.1f %016" PRIx64 " %12ld %10ld\n", label,
+    snprintf(label, sizeof(label), "%s %s", kr->name, input_names[main_input]);
+    printf("%-22s %10.2f %9.1f %12" PRIu64 " %12.3f %9.1f %016" PRIx64 " %12ld %10ld\n", label,
            (double)events / kr->secs / 1e6, kr->secs * 1e9 / (double)events, kr->first.results,
            (double)kr->first.results / (double)events, ns_per_result(kr->secs, kr->first.results),
            kr->first.checksum, kr->rss_kb, kr->rss2_kb);
+    if (many) {
+      snprintf(label, sizeof(label), "%s key_by", kr->name);
+      printf("%-22s %10.2f %9.1f %12" PRIu64 " %12.3f %9.1f %016" PRIx64 " %12ld %10s   "
+             "partitioned/key_by speed %.2fx\n",
+             label, (double)events / kr->kb_secs / 1e6, kr->kb_secs * 1e9 / (double)events,
+             kr->kb_first.results, (double)kr->kb_first.results / (double)events,
+             ns_per_result(kr->kb_secs, kr->kb_first.results), kr->kb_first.checksum, kr->kb_rss_kb,
+             "-", kr->kb_secs / kr->secs);
+    }
     if (kr->window.kind == BROOK_WINDOW_TUMBLING)
-      printf("%-18s %10.2f %9.1f %12" PRIu64 " %12.3f %9.1f %016" PRIx64 " %12ld %10s   ratio "
+      printf("%-22s %10.2f %9.1f %12" PRIu64 " %12.3f %9.1f %016" PRIx64 " %12ld %10s   ratio "
              "brook/baseline %.3f\n",
              "tumbling baseline", (double)events / kr->base_secs / 1e6,
              kr->base_secs * 1e9 / (double)events, kr->first.results,
@@ -846,17 +1002,21 @@ static int bench(kind_report_t *kinds, size_t n_kinds, uint64_t events, uint32_t
     printf("RESULT MISMATCH: see the messages above\n");
   for (size_t k = 0; k < n_kinds; k++) {
     const kind_report_t *kr = &kinds[k];
-    printf("window=%s workers=%zu events_per_s=%.0f ns_per_event=%.2f ns_per_result=%.2f", kr->name,
-           workers, (double)events / kr->secs, kr->secs * 1e9 / (double)events,
-           ns_per_result(kr->secs, kr->first.results));
-    if (kr->window.kind == BROOK_WINDOW_TUMBLING)
-      printf(" ratio=%.3f peak_rss_kb=%ld results=%" PRIu64 " checksum=%016" PRIx64 "\n",
-             kr->base_secs / kr->secs, kr->rss_kb, kr->first.results, kr->first.checksum);
-    else
-      printf(" peak_rss_kb=%ld results=%" PRIu64 "\n", kr->rss_kb, kr->first.results);
+    for (int v = 0; v < 1 + many; v++) {
+      double secs = v ? kr->kb_secs : kr->secs;
+      const run_result_t *first = v ? &kr->kb_first : &kr->first;
+      printf("window=%s workers=%zu input=%s events_per_s=%.0f ns_per_event=%.2f "
+             "ns_per_result=%.2f",
+             kr->name, workers, input_names[v ? INPUT_KEY_BY : main_input], (double)events / secs,
+             secs * 1e9 / (double)events, ns_per_result(secs, first->results));
+      if (kr->window.kind == BROOK_WINDOW_TUMBLING)
+        printf(" ratio=%.3f", kr->base_secs / secs);
+      printf(" peak_rss_kb=%ld results=%" PRIu64 " checksum=%016" PRIx64 "\n",
+             v ? kr->kb_rss_kb : kr->rss_kb, first->results, first->checksum);
+    }
   }
   if (n_series)
-    printf("window=hopping_series workers=%zu ns_per_event_max_over_min=%.3f\n", workers,
-           s_max / s_min);
+    printf("window=hopping_series workers=%zu input=%s ns_per_event_max_over_min=%.3f\n", workers,
+           input_names[main_input], s_max / s_min);
   return failed;
 }

@@ -333,6 +333,224 @@ static void test_aggregate_same_on_1_2_4_workers(void **state) {
   check_same_counts(&one, &many, 2);
 }
 
+/* ---- a record in the wrong split: the error policy, never a silent wrong result ---- */
+
+static brook_err_t count_errors(const brook_record_t *rec, void *opaque) {
+  (void)rec;
+  atomic_fetch_add((atomic_int *)opaque, 1);
+  return BROOK_OK;
+}
+
+/* Split 1's 1000th record carries a key of split 2. */
+static void run_violation(brook_error_policy_t policy, size_t workers) {
+  static gen_t g;
+  static seen_t seen;
+  static atomic_int routed;
+  seen_init(&seen);
+  atomic_store(&routed, 0);
+  brook_topology_t *t = new_topology(policy);
+  brook_stream_t *s = keyed_source(t, &g, 5000);
+  g.bad_at = 1000;
+  s = brook_apply(s, &check_task_op, NULL); /* would fail if the record reached task 1 */
+  brook_aggregator_t count = brook_agg_count();
+  s = brook_aggregate(s, &count, NULL);
+  assert_int_equal(brook_sink_callback(s, count_sink, NULL, &seen), BROOK_OK);
+  if (policy == BROOK_ON_ERROR_ROUTE)
+    assert_int_equal(brook_sink_callback(brook_error_stream(t), count_errors, NULL, &routed),
+                     BROOK_OK);
+  brook_runtime_t *rt = new_runtime(t, workers, &seen);
+  brook_err_t err = run_with_deadline(rt, 60000, NULL);
+  brook_runtime_stats_t st = stats_of(rt);
+  if (policy == BROOK_ON_ERROR_FAIL) {
+    assert_int_equal(err, BROOK_ERR_INVALID_ARG);
+    const char *msg = brook_runtime_last_error(rt);
+    if (!strstr(msg, "source 'gen' is partitioned by key, but split 1 of 4 produced a record "
+                     "whose key (3 bytes) belongs to split 2"))
+      fail_msg("unclear message: %s", msg);
+  } else {
+    if (err != BROOK_OK)
+      fail_msg("%s", brook_runtime_last_error(rt));
+    /* Every other record is counted, each by its own split's task. */
+    int64_t total = 0;
+    for (int k = 0; k < N_KEYS; k++)
+      total += seen.count[k][0];
+    assert_int_equal(total, SPLITS * 5000 - 1);
+    if (policy == BROOK_ON_ERROR_SKIP) {
+      assert_int_equal(st.records_skipped, 1);
+    } else {
+      assert_int_equal(atomic_load(&routed), 1);
+      assert_int_equal(st.records_skipped, 0);
+    }
+  }
+  brook_runtime_free(rt);
+  brook_topology_free(t);
+}
+
+static void test_wrong_split_fails_naming_split_and_key_length(void **state) {
+  (void)state;
+  run_violation(BROOK_ON_ERROR_FAIL, 1);
+  run_violation(BROOK_ON_ERROR_FAIL, 2);
+}
+
+static void test_wrong_split_skipped_and_counted(void **state) {
+  (void)state;
+  run_violation(BROOK_ON_ERROR_SKIP, 2);
+}
+
+static void test_wrong_split_routed_to_error_stream(void **state) {
+  (void)state;
+  run_violation(BROOK_ON_ERROR_ROUTE, 2);
+}
+
+/* ---- the push source: 4 producer threads, each pushing its split's keys ---- */
+
+#define PUSHES 20000
+
+typedef struct producer {
+  brook_push_source_t *src;
+  size_t split;
+  int bad; /* push one key of another split in the middle */
+  brook_err_t err;
+} producer_t;
+
+static void *produce(void *arg) {
+  producer_t *p = arg;
+  for (size_t i = 0; i < PUSHES && p->err == BROOK_OK; i++) {
+    int k = own_keys[p->split][i % (size_t)n_own[p->split]];
+    if (p->bad && i == PUSHES / 2)
+      k = own_keys[(p->split + 1) % SPLITS][0];
+    brook_record_t rec = {0};
+    rec.key = key_names[k];
+    rec.key_len = strlen(key_names[k]);
+    p->err = brook_push_wait(p->src, &rec, 60000);
+  }
+  brook_err_t end = brook_push_end(p->src);
+  if (p->err == BROOK_OK)
+    p->err = end;
+  return NULL;
+}
+
+static brook_err_t run_pushed(size_t workers, int bad, seen_t *seen, char *msg, size_t msg_size) {
+  seen_init(seen);
+  brook_topology_t *t = new_topology(BROOK_ON_ERROR_FAIL);
+  brook_push_opts_t po;
+  brook_push_opts_init(&po);
+  po.splits = SPLITS;
+  po.max_records = 2048;
+  po.partitioned_by_key = 1;
+  brook_stream_t *s = brook_source_push(t, "in", &po);
+  s = brook_apply(s, &check_task_op, NULL);
+  s = brook_count(s, NULL);
+  assert_int_equal(brook_sink_callback(s, count_sink, NULL, seen), BROOK_OK);
+  brook_runtime_t *rt = new_runtime(t, workers, seen);
+  producer_t prods[SPLITS];
+  pthread_t th[SPLITS];
+  for (size_t k = 0; k < SPLITS; k++) {
+    prods[k] =
+        (producer_t){brook_runtime_push_source_split(rt, "in", k), k, bad && k == 3, BROOK_OK};
+    assert_non_null(prods[k].src);
+    assert_int_equal(pthread_create(&th[k], NULL, produce, &prods[k]), 0);
+  }
+  brook_err_t err = run_with_deadline(rt, 60000, NULL);
+  for (size_t k = 0; k < SPLITS; k++) {
+    pthread_join(th[k], NULL);
+    if (!bad)
+      assert_int_equal(prods[k].err, BROOK_OK);
+  }
+  snprintf(msg, msg_size, "%s", brook_runtime_last_error(rt));
+  if (!bad)
+    check_task_life(seen);
+  brook_runtime_free(rt);
+  brook_topology_free(t);
+  return err;
+}
+
+static void test_push_partitioned_same_on_1_2_4_workers(void **state) {
+  (void)state;
+  static seen_t one, many;
+  char msg[512];
+  assert_int_equal(run_pushed(1, 0, &one, msg, sizeof(msg)), BROOK_OK);
+  int64_t total = 0;
+  for (int k = 0; k < N_KEYS; k++)
+    total += one.count[k][0];
+  assert_int_equal(total, SPLITS * PUSHES);
+  size_t ns[] = {2, 4};
+  for (size_t i = 0; i < 2; i++) {
+    assert_int_equal(run_pushed(ns[i], 0, &many, msg, sizeof(msg)), BROOK_OK);
+    check_same_counts(&one, &many, ns[i]);
+  }
+  /* A record pushed into the wrong split fails the run, saying which. */
+  assert_int_equal(run_pushed(2, 1, &many, msg, sizeof(msg)), BROOK_ERR_INVALID_ARG);
+  if (!strstr(msg, "source 'in' is partitioned by key, but split 3 of 4 produced a record whose "
+                   "key (3 bytes) belongs to split 0"))
+    fail_msg("unclear message: %s", msg);
+}
+
+/* ---- the test driver: splits are partitions ---- */
+
+static brook_err_t driver_push(brook_driver_t *d, size_t split, int key) {
+  brook_record_t rec = {0};
+  rec.key = key_names[key];
+  rec.key_len = strlen(key_names[key]);
+  rec.value = rec.key;
+  rec.value_len = rec.key_len;
+  return brook_driver_push_split(d, "gen", split, &rec);
+}
+
+static int64_t last_count(const brook_driver_t *d) {
+  size_t n = brook_driver_output_count(d, "out");
+  assert_true(n > 0);
+  const brook_record_t *r = brook_driver_output(d, "out", n - 1);
+  int64_t v;
+  assert_int_equal(r->value_len, sizeof(v));
+  memcpy(&v, r->value, sizeof(v));
+  return v;
+}
+
+static void test_driver_assign_revoke_and_wrong_split(void **state) {
+  (void)state;
+  static gen_t g;
+  static seen_t seen;
+  seen_init(&seen);
+  brook_topology_t *t = new_topology(BROOK_ON_ERROR_FAIL);
+  brook_stream_t *s = brook_apply(keyed_source(t, &g, 10), &check_task_op, NULL);
+  brook_aggregate_opts_t ao;
+  brook_aggregate_opts_init(&ao);
+  ao.name = "per_key";
+  s = brook_count(s, &ao);
+  brook_callback_sink_opts_t so;
+  brook_callback_sink_opts_init(&so);
+  so.name = "out";
+  assert_int_equal(brook_sink_callback_v2(s, count_sink, NULL, &seen, &so), BROOK_OK);
+  brook_driver_t *d = NULL;
+  assert_int_equal(brook_driver_new(&d, t, NULL), BROOK_OK);
+  int k1 = own_keys[1][0];
+  assert_int_equal(driver_push(d, 1, k1), BROOK_OK);
+  assert_int_equal(driver_push(d, 1, k1), BROOK_OK);
+  assert_int_equal(last_count(d), 2);
+  /* Split 1 is a partition: revoked, its task's count is kept; assigned again, it goes on. */
+  assert_int_equal(brook_driver_revoke(d, "gen", 1), BROOK_OK);
+  assert_int_equal(driver_push(d, 1, k1), BROOK_ERR_STATE);
+  assert_non_null(strstr(brook_driver_last_error(d), "partition 1 of source 'gen' is revoked"));
+  assert_int_equal(brook_driver_assign(d, "gen", 1), BROOK_OK);
+  assert_int_equal(driver_push(d, 1, k1), BROOK_OK);
+  assert_int_equal(last_count(d), 3);
+  /* No split 4 of 4. */
+  assert_int_equal(brook_driver_assign(d, "gen", 4), BROOK_ERR_INVALID_ARG);
+  assert_non_null(strstr(brook_driver_last_error(d),
+                         "driver_assign: source 'gen' is partitioned by key into 4 splits "
+                         "(partitions 0..3): it has no split 4"));
+  assert_int_equal(driver_push(d, 4, k1), BROOK_ERR_INVALID_ARG);
+  assert_int_equal(brook_driver_status(d), BROOK_OK); /* refused, not failed */
+  /* A key of split 1 pushed into split 2 fails like in a runtime. */
+  assert_int_equal(driver_push(d, 2, k1), BROOK_ERR_INVALID_ARG);
+  if (!strstr(brook_driver_last_error(d), "but split 2 of 4 produced a record whose key (3 bytes) "
+                                          "belongs to split 1"))
+    fail_msg("unclear message: %s", brook_driver_last_error(d));
+  brook_driver_free(d);
+  brook_topology_free(t);
+}
+
 int main(void) {
   for (int i = 0; i < N_KEYS; i++) {
     snprintf(key_names[i], sizeof(key_names[i]), "k%02d", i);
@@ -347,6 +565,11 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_tumbling_same_on_1_2_4_workers),
       cmocka_unit_test(test_aggregate_same_on_1_2_4_workers),
+      cmocka_unit_test(test_wrong_split_fails_naming_split_and_key_length),
+      cmocka_unit_test(test_wrong_split_skipped_and_counted),
+      cmocka_unit_test(test_wrong_split_routed_to_error_stream),
+      cmocka_unit_test(test_push_partitioned_same_on_1_2_4_workers),
+      cmocka_unit_test(test_driver_assign_revoke_and_wrong_split),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

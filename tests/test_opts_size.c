@@ -319,8 +319,10 @@ static const uint32_t store_old_sizes[] = {offsetof(brook_store_opts_t, ordered)
 static const uint32_t watermark_old_sizes[] = {offsetof(brook_watermark_opts_t, ts_bounds)};
 static const uint32_t runtime_old_sizes[] = {offsetof(brook_runtime_opts_t, num_workers),
                                              offsetof(brook_runtime_opts_t, commit_interval_ms)};
-static const uint32_t generator_old_sizes[] = {offsetof(brook_generator_opts_t, splits)};
-static const uint32_t push_old_sizes[] = {offsetof(brook_push_opts_t, splits)};
+static const uint32_t generator_old_sizes[] = {
+    offsetof(brook_generator_opts_t, splits), offsetof(brook_generator_opts_t, partitioned_by_key)};
+static const uint32_t push_old_sizes[] = {offsetof(brook_push_opts_t, splits),
+                                          offsetof(brook_push_opts_t, partitioned_by_key)};
 
 static int in_sizes(const uint32_t *sizes, size_t n, uint32_t size) {
   for (size_t i = 0; i < n; i++)
@@ -375,7 +377,9 @@ static void test_older_versions_accepted(void **state) {
               {try_runtime, offsetof(brook_runtime_opts_t, commit_interval_ms)},
               {try_store, offsetof(brook_store_opts_t, ordered)},
               {try_generator, offsetof(brook_generator_opts_t, splits)},
-              {try_push, offsetof(brook_push_opts_t, splits)}};
+              {try_generator, offsetof(brook_generator_opts_t, partitioned_by_key)},
+              {try_push, offsetof(brook_push_opts_t, splits)},
+              {try_push, offsetof(brook_push_opts_t, partitioned_by_key)}};
   for (size_t i = 0; i < sizeof(olds) / sizeof(olds[0]); i++) {
     outcome_t o = {0};
     olds[i].attempt(olds[i].size, &o);

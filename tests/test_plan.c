@@ -883,6 +883,73 @@ static void test_describe_out_of_memory(void **state) {
   assert_int_equal(fa.live, 0);
 }
 
+/* Splits partitioned by key (partitioned_by_key): the generator is a partitioned source like
+ * Kafka, its split count known from options; what follows it up to the key change runs per
+ * task with no exchange. The push source the same, fed into a key change: an exchange to a
+ * sub-topology with as many tasks as it has splits. A generator with plain splits is not
+ * partitioned: its window has one instance per worker (no partition_local). */
+static void test_partitioned_by_key(void **state) {
+  (void)state;
+  brook_topology_t *t = topo(BROOK_ON_ERROR_FAIL);
+  brook_generator_opts_t go;
+  brook_generator_opts_init(&go);
+  go.splits = 4;
+  go.partitioned_by_key = 1;
+  brook_stream_t *clicks = brook_source_generator(t, "clicks", gen_fn, NULL, &go);
+  assert_non_null(clicks);
+  sink(tumbling(named(brook_filter(clicks, pred_fn, NULL), "bots_out"), "clicks_per_user_1m"));
+  brook_push_opts_t po;
+  brook_push_opts_init(&po);
+  po.splits = 8;
+  po.partitioned_by_key = 1;
+  brook_stream_t *orders = brook_source_push(t, "orders", &po);
+  assert_non_null(orders);
+  brook_stream_t *byp = named(brook_key_by(orders, key_fn, NULL), "by_product");
+  sink(count(byp, "orders_per_product"));
+  go.partitioned_by_key = 0;
+  brook_stream_t *plain = brook_source_generator(t, "plain", gen_fn, NULL, &go);
+  sink(tumbling(plain, "plain_1m"));
+  assert_describes(
+      t, "brook plan: 4 sub-topologies, 1 exchange\n"
+         "sub-topology 0: tasks=4\n"
+         "  source 'clicks' [generator] per-task splits=4 by key: split = murmur2(key) % splits\n"
+         "  operator 'bots_out' [filter] per-task <- 'clicks'\n"
+         "  operator 'clicks_per_user_1m' [window_tumbling] per-task state=clicks_per_user_1m "
+         "<- 'bots_out'\n"
+         "  sink 'sink#3' [sink] per-worker <- 'clicks_per_user_1m'\n"
+         "sub-topology 1: tasks=8\n"
+         "  source 'orders' [push] per-task splits=8 by key: split = murmur2(key) % splits\n"
+         "  operator 'by_product' [key_by] per-task <- 'orders' => exchange to sub-topology 3\n"
+         "sub-topology 2: tasks=4\n"
+         "  source 'plain' [generator] per-task splits=4\n"
+         "  operator 'plain_1m' [window_tumbling] per-task state=plain_1m <- 'plain'\n"
+         "  sink 'sink#10' [sink] per-worker <- 'plain_1m'\n"
+         "sub-topology 3: tasks=8\n"
+         "  exchange from 'by_product': task = murmur2(key) % tasks\n"
+         "  operator 'orders_per_product' [count] per-task state=orders_per_product <- "
+         "'by_product'\n"
+         "  sink 'sink#7' [sink] per-worker <- 'orders_per_product'\n");
+  bk_plan_t p;
+  plan_of(t, &p);
+  assert_same_as_old_rule(&p);
+  assert_true(pnode(&p, t, "clicks")->partition_local);
+  assert_true(pnode(&p, t, "bots_out")->partition_local);
+  assert_true(pnode(&p, t, "clicks_per_user_1m")->partition_local);
+  assert_false(pnode(&p, t, "sink#3")->partition_local); /* sinks: per worker */
+  assert_true(pnode(&p, t, "by_product")->partition_local);
+  assert_false(pnode(&p, t, "orders_per_product")->partition_local); /* after the exchange */
+  assert_false(pnode(&p, t, "plain")->partition_local);
+  assert_false(pnode(&p, t, "plain_1m")->partition_local);
+  /* Known from options: nothing to resolve at run time. */
+  assert_int_equal(p.subs[0].tasks, 4);
+  assert_int_equal(p.subs[1].tasks, 8);
+  assert_int_equal(p.subs[2].tasks, 4);
+  assert_int_equal(p.subs[3].tasks, 8); /* after the exchange: the push source's splits */
+  assert_int_equal(p.n_exchanges, 1);
+  bk_plan_free(&p, bk_default_allocator());
+  brook_topology_free(t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_kafka_filter_key_by_window),
@@ -891,6 +958,7 @@ int main(void) {
       cmocka_unit_test(test_branch),
       cmocka_unit_test(test_error_stream),
       cmocka_unit_test(test_no_key_by),
+      cmocka_unit_test(test_partitioned_by_key),
       cmocka_unit_test(test_example_fraud_detection),
       cmocka_unit_test(test_example_sensor_alerts),
       cmocka_unit_test(test_example_custom_operator),
