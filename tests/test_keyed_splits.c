@@ -551,6 +551,98 @@ static void test_driver_assign_revoke_and_wrong_split(void **state) {
   brook_topology_free(t);
 }
 
+/* ---- a split that ends releases its task while the others go on ---- */
+
+static atomic_int split0_closed;     /* task 0 reported CLOSED */
+static atomic_int split0_finals;     /* window results of split 0's keys so far */
+static int split0_finals_at_close;   /* ... when task 0 closed */
+static char split0_close_reason[64]; /* why task 0 was suspended */
+
+static void on_split0_state(int32_t task, int old_state, int new_state, const char *reason,
+                            void *opaque) {
+  on_task_state(task, old_state, new_state, reason, opaque);
+  if (task == 0 && new_state == BROOK_TASK_SUSPENDED) /* the reason it was let go */
+    snprintf(split0_close_reason, sizeof(split0_close_reason), "%s", reason);
+  if (task == 0 && new_state == BROOK_TASK_CLOSED) {
+    split0_finals_at_close = atomic_load(&split0_finals);
+    atomic_store(&split0_closed, 1);
+  }
+}
+
+static brook_err_t split0_sink(const brook_record_t *rec, void *opaque) {
+  int k = key_index(rec->key, rec->key_len);
+  if (k >= 0 && key_split[k] == 0)
+    atomic_fetch_add(&split0_finals, 1);
+  return window_sink(rec, opaque);
+}
+
+/* Split 0 makes 1000 records (event time 0..99 ms: window 0 only); the others go on until
+ * task 0 has closed (or 5,000,000 records each, which fails the test). */
+static brook_err_t early_end_gen(brook_record_t *out, brook_ctx_t *ctx, void *opaque) {
+  gen_t *g = opaque;
+  size_t s = brook_ctx_split(ctx);
+  if ((s == 0 && g->next[0] == 1000) || (s > 0 && atomic_load(&split0_closed)) ||
+      g->next[s] == 5000000)
+    return BROOK_DONE;
+  brook_err_t err = keyed_gen(out, ctx, opaque);
+  out->timestamp = (brook_time_t)((g->next[s] - 1) / 10 % (N_WINDOWS * WINDOW_MS));
+  return err;
+}
+
+static void test_split_end_releases_its_task_early(void **state) {
+  (void)state;
+  static gen_t g;
+  static seen_t seen;
+  seen_init(&seen);
+  atomic_store(&split0_closed, 0);
+  atomic_store(&split0_finals, 0);
+  brook_topology_t *t = new_topology(BROOK_ON_ERROR_FAIL);
+  brook_generator_opts_t go;
+  brook_generator_opts_init(&go);
+  go.splits = SPLITS;
+  go.partitioned_by_key = 1;
+  memset(&g, 0, sizeof(g));
+  g.per_split = UINT64_MAX; /* early_end_gen decides */
+  brook_stream_t *s = brook_source_generator(t, "gen", early_end_gen, &g, &go);
+  brook_watermark_opts_t wo;
+  brook_watermark_opts_init(&wo);
+  wo.kind = BROOK_WATERMARK_BOUNDED;
+  wo.max_delay = N_WINDOWS * WINDOW_MS; /* the others' timestamps wrap: nothing late */
+  assert_int_equal(brook_source_set_watermark(s, &wo), BROOK_OK);
+  brook_aggregator_t count = brook_agg_count();
+  brook_window_t tumbling = brook_window_tumbling(WINDOW_MS);
+  s = brook_window_aggregate(s, &tumbling, &count, NULL);
+  assert_int_equal(brook_sink_callback(s, split0_sink, NULL, &seen), BROOK_OK);
+  brook_runtime_opts_t ro;
+  brook_runtime_opts_init(&ro);
+  ro.num_workers = 2;
+  ro.batch_size = 128;
+  ro.on_task_state = on_split0_state;
+  ro.on_task_state_opaque = &seen;
+  brook_runtime_t *rt = NULL;
+  assert_int_equal(brook_runtime_new(&rt, t, &ro), BROOK_OK);
+  assert_int_equal(run_with_deadline(rt, 60000, NULL), BROOK_OK);
+  assert_int_equal(atomic_load(&split0_closed), 1);
+  assert_string_equal(split0_close_reason, "split ended");
+  /* Its windows fired before its task closed, while the other splits still ran: one final
+   * result per key of split 0 (all in window 0). */
+  assert_int_equal(split0_finals_at_close, n_own[0]);
+  int64_t split0_total = 0;
+  for (int k = 0; k < N_KEYS; k++) {
+    if (key_split[k] != 0)
+      continue;
+    split0_total += seen.count[k][0];
+    for (int w = 1; w < N_WINDOWS; w++)
+      assert_int_equal(seen.count[k][w], 0);
+  }
+  assert_int_equal(split0_total, 1000);
+  for (int k = 1; k < SPLITS; k++)
+    assert_true(g.next[k] < 5000000);
+  check_task_life(&seen);
+  brook_runtime_free(rt);
+  brook_topology_free(t);
+}
+
 int main(void) {
   for (int i = 0; i < N_KEYS; i++) {
     snprintf(key_names[i], sizeof(key_names[i]), "k%02d", i);
@@ -570,6 +662,7 @@ int main(void) {
       cmocka_unit_test(test_wrong_split_routed_to_error_stream),
       cmocka_unit_test(test_push_partitioned_same_on_1_2_4_workers),
       cmocka_unit_test(test_driver_assign_revoke_and_wrong_split),
+      cmocka_unit_test(test_split_end_releases_its_task_early),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,6 +21,7 @@ typedef struct gen_split {
   uint64_t produced, limit;
   int done;
   int started; /* partitioned: its task was acquired */
+  int end_due; /* partitioned: ended, its task to be released after this batch */
 } gen_split_t;
 
 typedef struct gen_state {
@@ -92,6 +93,16 @@ static brook_err_t gen_keyed_start(bk_src_t *src, gen_split_t *sp) {
   return bk_keyed_split_start(src, src->cur_split, brook_ctx_split(src->home));
 }
 
+/* After the batch: the task of a split that ended is released (source_keyed.h). */
+static void gen_keyed_ends(bk_src_t *src, gen_state_t *st) {
+  for (size_t k = 0; k < st->n; k++) {
+    if (!st->splits[k].end_due)
+      continue;
+    st->splits[k].end_due = 0;
+    bk_keyed_split_end(src, k, src->split0 + k * src->split_stride);
+  }
+}
+
 static brook_err_t gen_keyed_batch(bk_src_t *src, brook_err_t err) {
   brook_err_t verr = bk_keyed_batch(src, brook_ctx_split(src->home), NULL, NULL);
   return verr < 0 ? verr : err;
@@ -109,8 +120,10 @@ static brook_err_t gen_produce(bk_src_t *src) {
   st->produced = sp->produced;
   err = gen_fill(src, cfg, st, sp->limit);
   sp->produced = st->produced;
-  if (cfg->partitioned)
+  if (cfg->partitioned) {
     err = gen_keyed_batch(src, err);
+    sp->end_due = err == BROOK_DONE;
+  }
   return err == BROOK_DONE ? gen_split_done(st, sp) : err;
 }
 
@@ -162,7 +175,10 @@ static brook_err_t gen_fill(bk_src_t *src, const gen_cfg_t *cfg, gen_state_t *st
   return err;
 }
 
-static void gen_batch_done(bk_src_t *src) { (void)src; }
+static void gen_batch_done(bk_src_t *src) {
+  if (((const gen_cfg_t *)src->cfg)->partitioned)
+    gen_keyed_ends(src, src->impl);
+}
 
 static void gen_stop(bk_src_t *src) { src->ended = 1; }
 

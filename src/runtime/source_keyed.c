@@ -40,6 +40,34 @@ brook_err_t bk_keyed_split_start(bk_src_t *src, size_t local, size_t split) {
   return bk_task_acquire(w, (int32_t)split, "split started");
 }
 
+void bk_keyed_split_end(bk_src_t *src, size_t local, size_t split) {
+  bk_worker_t *w = src->w;
+  brook_runtime_t *rt = src->rt;
+  bk_task_t *t = bk_task_find(w, (int32_t)split);
+  if (!t || w->state != BK_RT_RUNNING || atomic_load(&rt->stop_flag) ||
+      bk_runtime_status(rt) != BROOK_OK)
+    return;
+  bk_wm_split_t *sp = bk_wm_split(&src->wm, local, w->now_ms);
+  if (!sp) {
+    bk_runtime_fail(rt, BROOK_ERR_NOMEM, "source '%s': out of memory ending split %zu",
+                    src->home->node->name, split);
+    return;
+  }
+  /* Every record of the split has been stamped: nothing can be behind this. */
+  sp->present = 1;
+  sp->max_ts = sp->wm = sp->wm_at_last = BROOK_TIME_MAX;
+  bk_time_pass(w); /* the task's windows and timers fire (and whatever else is due) */
+  for (size_t i = 0; i < rt->plan.n && bk_runtime_status(rt) == BROOK_OK; i++) {
+    brook_ctx_t *c = &t->insts[i];
+    if (rt->per_task[i] && c->opened && c->node->kind == BK_NODE_OPERATOR)
+      bk_call_operator(w, c, bk_call_end_of_input);
+  }
+  if (bk_runtime_status(rt) != BROOK_OK)
+    return;                    /* the tasks close with the run, without flush */
+  src->split_task[local] = -1; /* no task of the source's holds it any more */
+  bk_task_release(w, (int32_t)split, "split ended");
+}
+
 /* The first record of recs[0..n) whose key is not split `split`'s, or n. */
 static size_t first_stranger(const brook_record_t *recs, size_t n, uint32_t split,
                              uint32_t n_splits) {

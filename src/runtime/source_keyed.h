@@ -29,6 +29,14 @@ brook_err_t bk_keyed_check_split(const bk_src_t *src, size_t split, bk_errmsg_t 
  * BROOK_OK or the failure (recorded in the run's status). */
 brook_err_t bk_keyed_split_start(bk_src_t *src, size_t local, size_t split);
 
+/* This worker's split `local` (global `split`) ended naturally and its last batch has passed
+ * through the pipeline (call it from batch_done, outside any batch): its watermark goes to
+ * the maximum, so its task's windows and event-time timers fire now, not when the whole
+ * source ends; then its task's operators get end_of_input and the task is released
+ * (flushed, SUSPENDED, CLOSED with reason "split ended"). Nothing happens once the run is
+ * stopping or failed: a stop leaves windows unfired, and the tasks close with the run. */
+void bk_keyed_split_end(bk_src_t *src, size_t local, size_t split);
+
 /* Checks that each of recs[0..*n) belongs to split `split` of the source's `n_splits`. A
  * record that does not follows the error policy (BROOK_ERR_INVALID_ARG, the message names the
  * source, the split, the key's length and its owner) and is removed: *n shrinks, the others

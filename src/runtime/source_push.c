@@ -49,6 +49,7 @@ struct brook_push_source {
   int refused; /* a push was refused since credit was last signalled */
   int waiters;
   int task_started; /* partitioned by key: its task was acquired (loop thread only) */
+  int task_ended;   /* ... and released once the split ended and was drained */
 };
 
 /* A worker's instance of a push source: its splits (split0 + k * stride), one queue each. */
@@ -57,6 +58,7 @@ typedef struct push_set {
   size_t n;
   size_t next;                    /* round robin */
   brook_push_source_t *producing; /* the split whose chunk is being processed */
+  int ends_due;                   /* partitioned: a split ended, its task to be released */
 } push_set_t;
 
 void brook_push_opts_init_size(brook_push_opts_t *opts, size_t size) {
@@ -357,6 +359,7 @@ static brook_err_t push_produce(bk_src_t *src) {
     int done;
     push_chunk_t *c = handle_take(p, &done);
     finished += (size_t)done;
+    set->ends_due |= done && p->task_started && !p->task_ended;
     if (!c)
       continue;
     set->next = (k + 1) % set->n;
@@ -376,8 +379,29 @@ static brook_err_t push_produce(bk_src_t *src) {
   return BROOK_OK;
 }
 
+/* After the batch: the tasks of splits that ended and were drained are released
+ * (source_keyed.h). */
+static void push_keyed_ends(bk_src_t *src, push_set_t *set) {
+  set->ends_due = 0;
+  for (size_t k = 0; k < set->n; k++) {
+    brook_push_source_t *p = set->h[k];
+    int done;
+    if (!p->task_started || p->task_ended)
+      continue;
+    uv_mutex_lock(&p->mu);
+    done = !p->head && (p->ended || p->closed);
+    uv_mutex_unlock(&p->mu);
+    if (!done)
+      continue;
+    p->task_ended = 1;
+    bk_keyed_split_end(src, k, src->split0 + k * src->split_stride);
+  }
+}
+
 static void push_batch_done(bk_src_t *src) {
   push_set_t *set = src->impl;
+  if (set->ends_due)
+    push_keyed_ends(src, set);
   brook_push_source_t *p = set->producing;
   push_chunk_t *c = p ? p->processing : NULL;
   if (!c)
