@@ -20,66 +20,45 @@
 #include <brook/brook.h>
 
 #include "run_deadline.h"
+#include "worker_seen.h"
 
-#define N_KEYS 64
 #define SPLITS 4
-#define MAX_THREADS 16
 #define N_WINDOWS 20
 #define WINDOW_MS 100
 #define PER_SPLIT ((uint64_t)N_WINDOWS * WINDOW_MS * 10) /* records per split, 10 per ms */
 
-static char key_names[N_KEYS][8];
 static uint32_t key_split[N_KEYS];   /* brook_key_split(key, SPLITS) */
 static int own_keys[SPLITS][N_KEYS]; /* per split: the indices of its keys */
 static int n_own[SPLITS];
 
-static int key_index(const void *key, size_t len) {
-  for (int i = 0; i < N_KEYS; i++)
-    if (strlen(key_names[i]) == len && memcmp(key_names[i], key, len) == 0)
-      return i;
-  return -1;
-}
-
 /* ---- what the sinks and the task callback saw, from every worker's thread ---- */
 
-typedef struct seen {
-  pthread_mutex_t mu;
-  int64_t count[N_KEYS][N_WINDOWS]; /* window results (or the latest count in column 0) */
-  uint64_t results;
-  pthread_t threads[MAX_THREADS];
-  size_t n_threads;
-  int task_states[SPLITS][5]; /* changes into each brook_task_state_t, per task */
+typedef struct kseen {
+  seen_t s;                       /* counts per key (count_sink), threads; its mu guards all */
+  int64_t win[N_KEYS][N_WINDOWS]; /* window_sink: FINAL counts per key and window */
+  int task_states[SPLITS][5];     /* changes into each brook_task_state_t, per task */
   int bad_task_ids;
-} seen_t;
+} kseen_t;
 
-static void seen_init(seen_t *s) {
-  memset(s, 0, sizeof(*s));
-  pthread_mutex_init(&s->mu, NULL);
-}
-
-static void seen_thread(seen_t *s) {
-  pthread_t self = pthread_self();
-  for (size_t i = 0; i < s->n_threads; i++)
-    if (pthread_equal(s->threads[i], self))
-      return;
-  if (s->n_threads < MAX_THREADS)
-    s->threads[s->n_threads++] = self;
+static void kseen_init(kseen_t *k) {
+  memset(k, 0, sizeof(*k));
+  seen_init(&k->s);
 }
 
 static void on_task_state(int32_t task, int old_state, int new_state, const char *reason,
                           void *opaque) {
   (void)old_state, (void)reason;
-  seen_t *s = opaque;
-  pthread_mutex_lock(&s->mu);
+  kseen_t *k = opaque;
+  pthread_mutex_lock(&k->s.mu);
   if (task < 0 || task >= SPLITS || new_state < 0 || new_state > BROOK_TASK_CLOSED)
-    s->bad_task_ids++;
+    k->bad_task_ids++;
   else
-    s->task_states[task][new_state]++;
-  pthread_mutex_unlock(&s->mu);
+    k->task_states[task][new_state]++;
+  pthread_mutex_unlock(&k->s.mu);
 }
 
 static brook_err_t window_sink(const brook_record_t *rec, void *opaque) {
-  seen_t *s = opaque;
+  kseen_t *ks = opaque;
   brook_window_value_t wv;
   const void *res;
   int64_t n;
@@ -88,27 +67,11 @@ static brook_err_t window_sink(const brook_record_t *rec, void *opaque) {
       !(wv.flags & BROOK_WINDOW_FINAL) || wv.start < 0 || wv.start / WINDOW_MS >= N_WINDOWS)
     return BROOK_ERR_USER;
   memcpy(&n, res, sizeof(n));
-  pthread_mutex_lock(&s->mu);
-  s->count[k][wv.start / WINDOW_MS] += n;
-  s->results++;
-  seen_thread(s);
-  pthread_mutex_unlock(&s->mu);
-  return BROOK_OK;
-}
-
-static brook_err_t count_sink(const brook_record_t *rec, void *opaque) {
-  seen_t *s = opaque;
-  int64_t v;
-  int k = key_index(rec->key, rec->key_len);
-  if (k < 0 || rec->value_len != sizeof(v))
-    return BROOK_ERR_USER;
-  memcpy(&v, rec->value, sizeof(v));
-  pthread_mutex_lock(&s->mu);
-  if (v > s->count[k][0])
-    s->count[k][0] = v;
-  s->results++;
-  seen_thread(s);
-  pthread_mutex_unlock(&s->mu);
+  pthread_mutex_lock(&ks->s.mu);
+  ks->win[k][wv.start / WINDOW_MS] += n;
+  ks->s.records++;
+  seen_thread(&ks->s);
+  pthread_mutex_unlock(&ks->s.mu);
   return BROOK_OK;
 }
 
@@ -181,7 +144,7 @@ static brook_topology_t *new_topology(brook_error_policy_t policy) {
   return t;
 }
 
-static brook_runtime_t *new_runtime(brook_topology_t *t, size_t workers, seen_t *seen) {
+static brook_runtime_t *new_runtime(brook_topology_t *t, size_t workers, kseen_t *seen) {
   brook_runtime_opts_t ro;
   brook_runtime_opts_init(&ro);
   ro.num_workers = workers;
@@ -194,15 +157,8 @@ static brook_runtime_t *new_runtime(brook_topology_t *t, size_t workers, seen_t 
   return rt;
 }
 
-static brook_runtime_stats_t stats_of(const brook_runtime_t *rt) {
-  brook_runtime_stats_t st;
-  st.struct_size = sizeof(st);
-  assert_int_equal(brook_runtime_stats(rt, &st), BROOK_OK);
-  return st;
-}
-
 /* Every split's task went CREATED, RESTORING, RUNNING, SUSPENDED, CLOSED exactly once. */
-static void check_task_life(const seen_t *s) {
+static void check_task_life(const kseen_t *s) {
   assert_int_equal(s->bad_task_ids, 0);
   for (int k = 0; k < SPLITS; k++)
     for (int st = 0; st <= BROOK_TASK_CLOSED; st++)
@@ -222,9 +178,9 @@ static void check_no_exchange(brook_topology_t *t) {
 }
 
 /* generator(partitioned) -> check_task -> tumbling count -> sink, on `workers` workers. */
-static void run_windows(size_t workers, seen_t *seen) {
+static void run_windows(size_t workers, kseen_t *seen) {
   static gen_t g;
-  seen_init(seen);
+  kseen_init(seen);
   brook_topology_t *t = new_topology(BROOK_ON_ERROR_FAIL);
   brook_stream_t *s = brook_apply(keyed_source(t, &g, PER_SPLIT), &check_task_op, NULL);
   brook_aggregator_t count = brook_agg_count();
@@ -251,40 +207,32 @@ static void run_windows(size_t workers, seen_t *seen) {
 
 static void test_tumbling_same_on_1_2_4_workers(void **state) {
   (void)state;
-  static seen_t one, many;
+  static kseen_t one, many;
   run_windows(1, &one);
   int64_t total = 0;
   for (int k = 0; k < N_KEYS; k++)
     for (int w = 0; w < N_WINDOWS; w++)
-      total += one.count[k][w];
+      total += one.win[k][w];
   assert_int_equal(total, SPLITS * PER_SPLIT);
   size_t ns[] = {2, 4};
   for (size_t i = 0; i < 2; i++) {
     run_windows(ns[i], &many);
-    assert_int_equal(many.results, one.results);
+    assert_int_equal(many.s.records, one.s.records);
     for (int k = 0; k < N_KEYS; k++)
       for (int w = 0; w < N_WINDOWS; w++)
-        if (many.count[k][w] != one.count[k][w])
+        if (many.win[k][w] != one.win[k][w])
           fail_msg("%zu workers: key %s window %d counted %lld, one worker %lld", ns[i],
-                   key_names[k], w, (long long)many.count[k][w], (long long)one.count[k][w]);
-    if (many.n_threads != ns[i]) /* every worker ran tasks and fired windows */
-      fail_msg("%zu workers: windows fired on %zu threads", ns[i], many.n_threads);
+                   key_names[k], w, (long long)many.win[k][w], (long long)one.win[k][w]);
+    if (many.s.n_threads != ns[i]) /* every worker ran tasks and fired windows */
+      fail_msg("%zu workers: windows fired on %zu threads", ns[i], many.s.n_threads);
   }
-}
-
-static brook_err_t key_is_value(const brook_record_t *rec, const void **key, size_t *key_len,
-                                brook_ctx_t *ctx, void *opaque) {
-  (void)ctx, (void)opaque;
-  *key = rec->value;
-  *key_len = rec->value_len;
-  return BROOK_OK;
 }
 
 /* generator(partitioned) -> aggregate(count) -> sink (optionally through key_by on the same
  * key, which an in-process source may feed with N workers: it commits no input). */
-static void run_aggregate(size_t workers, int with_key_by, seen_t *seen) {
+static void run_aggregate(size_t workers, int with_key_by, kseen_t *seen) {
   static gen_t g;
-  seen_init(seen);
+  kseen_init(seen);
   brook_topology_t *t = new_topology(BROOK_ON_ERROR_FAIL);
   brook_stream_t *s = keyed_source(t, &g, 5000);
   brook_aggregator_t count = brook_agg_count();
@@ -295,7 +243,7 @@ static void run_aggregate(size_t workers, int with_key_by, seen_t *seen) {
     s = brook_key_by(s, key_is_value, NULL);
   s = brook_aggregate(s, &count, &ao);
   assert_non_null(s);
-  assert_int_equal(brook_sink_callback(s, count_sink, NULL, seen), BROOK_OK);
+  assert_int_equal(brook_sink_callback(s, count_sink, NULL, &seen->s), BROOK_OK);
   brook_runtime_t *rt = new_runtime(t, workers, seen);
   brook_err_t err = run_with_deadline(rt, 60000, NULL);
   if (err != BROOK_OK)
@@ -306,31 +254,22 @@ static void run_aggregate(size_t workers, int with_key_by, seen_t *seen) {
   brook_topology_free(t);
 }
 
-static void check_same_counts(const seen_t *one, const seen_t *many, size_t workers) {
-  for (int k = 0; k < N_KEYS; k++)
-    if (many->count[k][0] != one->count[k][0])
-      fail_msg("%zu workers: key %s counted %lld, one worker %lld", workers, key_names[k],
-               (long long)many->count[k][0], (long long)one->count[k][0]);
-  if (many->n_threads != workers)
-    fail_msg("%zu workers: sinks ran on %zu threads", workers, many->n_threads);
-}
-
 static void test_aggregate_same_on_1_2_4_workers(void **state) {
   (void)state;
-  static seen_t one, many;
+  static kseen_t one, many;
   run_aggregate(1, 0, &one);
   int64_t total = 0;
   for (int k = 0; k < N_KEYS; k++)
-    total += one.count[k][0];
+    total += one.s.count[k];
   assert_int_equal(total, SPLITS * 5000);
   size_t ns[] = {2, 4};
   for (size_t i = 0; i < 2; i++) {
     run_aggregate(ns[i], 0, &many);
-    check_same_counts(&one, &many, ns[i]);
+    check_same_counts(&one.s, &many.s, ns[i]);
   }
   /* A key change after it is allowed with N workers (no input to commit) and agrees. */
   run_aggregate(2, 1, &many);
-  check_same_counts(&one, &many, 2);
+  check_same_counts(&one.s, &many.s, 2);
 }
 
 /* ---- a record in the wrong split: the error policy, never a silent wrong result ---- */
@@ -344,9 +283,9 @@ static brook_err_t count_errors(const brook_record_t *rec, void *opaque) {
 /* Split 1's 1000th record carries a key of split 2. */
 static void run_violation(brook_error_policy_t policy, size_t workers) {
   static gen_t g;
-  static seen_t seen;
+  static kseen_t seen;
   static atomic_int routed;
-  seen_init(&seen);
+  kseen_init(&seen);
   atomic_store(&routed, 0);
   brook_topology_t *t = new_topology(policy);
   brook_stream_t *s = keyed_source(t, &g, 5000);
@@ -354,7 +293,7 @@ static void run_violation(brook_error_policy_t policy, size_t workers) {
   s = brook_apply(s, &check_task_op, NULL); /* would fail if the record reached task 1 */
   brook_aggregator_t count = brook_agg_count();
   s = brook_aggregate(s, &count, NULL);
-  assert_int_equal(brook_sink_callback(s, count_sink, NULL, &seen), BROOK_OK);
+  assert_int_equal(brook_sink_callback(s, count_sink, NULL, &seen.s), BROOK_OK);
   if (policy == BROOK_ON_ERROR_ROUTE)
     assert_int_equal(brook_sink_callback(brook_error_stream(t), count_errors, NULL, &routed),
                      BROOK_OK);
@@ -373,7 +312,7 @@ static void run_violation(brook_error_policy_t policy, size_t workers) {
     /* Every other record is counted, each by its own split's task. */
     int64_t total = 0;
     for (int k = 0; k < N_KEYS; k++)
-      total += seen.count[k][0];
+      total += seen.s.count[k];
     assert_int_equal(total, SPLITS * 5000 - 1);
     if (policy == BROOK_ON_ERROR_SKIP) {
       assert_int_equal(st.records_skipped, 1);
@@ -430,8 +369,8 @@ static void *produce(void *arg) {
   return NULL;
 }
 
-static brook_err_t run_pushed(size_t workers, int bad, seen_t *seen, char *msg, size_t msg_size) {
-  seen_init(seen);
+static brook_err_t run_pushed(size_t workers, int bad, kseen_t *seen, char *msg, size_t msg_size) {
+  kseen_init(seen);
   brook_topology_t *t = new_topology(BROOK_ON_ERROR_FAIL);
   brook_push_opts_t po;
   brook_push_opts_init(&po);
@@ -441,7 +380,7 @@ static brook_err_t run_pushed(size_t workers, int bad, seen_t *seen, char *msg, 
   brook_stream_t *s = brook_source_push(t, "in", &po);
   s = brook_apply(s, &check_task_op, NULL);
   s = brook_count(s, NULL);
-  assert_int_equal(brook_sink_callback(s, count_sink, NULL, seen), BROOK_OK);
+  assert_int_equal(brook_sink_callback(s, count_sink, NULL, &seen->s), BROOK_OK);
   brook_runtime_t *rt = new_runtime(t, workers, seen);
   producer_t prods[SPLITS];
   pthread_t th[SPLITS];
@@ -467,17 +406,17 @@ static brook_err_t run_pushed(size_t workers, int bad, seen_t *seen, char *msg, 
 
 static void test_push_partitioned_same_on_1_2_4_workers(void **state) {
   (void)state;
-  static seen_t one, many;
+  static kseen_t one, many;
   char msg[512];
   assert_int_equal(run_pushed(1, 0, &one, msg, sizeof(msg)), BROOK_OK);
   int64_t total = 0;
   for (int k = 0; k < N_KEYS; k++)
-    total += one.count[k][0];
+    total += one.s.count[k];
   assert_int_equal(total, SPLITS * PUSHES);
   size_t ns[] = {2, 4};
   for (size_t i = 0; i < 2; i++) {
     assert_int_equal(run_pushed(ns[i], 0, &many, msg, sizeof(msg)), BROOK_OK);
-    check_same_counts(&one, &many, ns[i]);
+    check_same_counts(&one.s, &many.s, ns[i]);
   }
   /* A record pushed into the wrong split fails the run, saying which. */
   assert_int_equal(run_pushed(2, 1, &many, msg, sizeof(msg)), BROOK_ERR_INVALID_ARG);
@@ -510,8 +449,8 @@ static int64_t last_count(const brook_driver_t *d) {
 static void test_driver_assign_revoke_and_wrong_split(void **state) {
   (void)state;
   static gen_t g;
-  static seen_t seen;
-  seen_init(&seen);
+  static kseen_t seen;
+  kseen_init(&seen);
   brook_topology_t *t = new_topology(BROOK_ON_ERROR_FAIL);
   brook_stream_t *s = brook_apply(keyed_source(t, &g, 10), &check_task_op, NULL);
   brook_aggregate_opts_t ao;
@@ -521,7 +460,7 @@ static void test_driver_assign_revoke_and_wrong_split(void **state) {
   brook_callback_sink_opts_t so;
   brook_callback_sink_opts_init(&so);
   so.name = "out";
-  assert_int_equal(brook_sink_callback_v2(s, count_sink, NULL, &seen, &so), BROOK_OK);
+  assert_int_equal(brook_sink_callback_v2(s, count_sink, NULL, &seen.s, &so), BROOK_OK);
   brook_driver_t *d = NULL;
   assert_int_equal(brook_driver_new(&d, t, NULL), BROOK_OK);
   int k1 = own_keys[1][0];
@@ -592,8 +531,8 @@ static brook_err_t early_end_gen(brook_record_t *out, brook_ctx_t *ctx, void *op
 static void test_split_end_releases_its_task_early(void **state) {
   (void)state;
   static gen_t g;
-  static seen_t seen;
-  seen_init(&seen);
+  static kseen_t seen;
+  kseen_init(&seen);
   atomic_store(&split0_closed, 0);
   atomic_store(&split0_finals, 0);
   brook_topology_t *t = new_topology(BROOK_ON_ERROR_FAIL);
@@ -631,9 +570,9 @@ static void test_split_end_releases_its_task_early(void **state) {
   for (int k = 0; k < N_KEYS; k++) {
     if (key_split[k] != 0)
       continue;
-    split0_total += seen.count[k][0];
+    split0_total += seen.win[k][0];
     for (int w = 1; w < N_WINDOWS; w++)
-      assert_int_equal(seen.count[k][w], 0);
+      assert_int_equal(seen.win[k][w], 0);
   }
   assert_int_equal(split0_total, 1000);
   for (int k = 1; k < SPLITS; k++)
@@ -644,8 +583,8 @@ static void test_split_end_releases_its_task_early(void **state) {
 }
 
 int main(void) {
+  worker_keys_init();
   for (int i = 0; i < N_KEYS; i++) {
-    snprintf(key_names[i], sizeof(key_names[i]), "k%02d", i);
     key_split[i] = brook_key_split(key_names[i], strlen(key_names[i]), SPLITS);
     own_keys[key_split[i]][n_own[key_split[i]]++] = i;
   }

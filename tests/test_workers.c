@@ -21,65 +21,7 @@
 #include "fail_alloc.h"
 #include "run_deadline.h"
 #include "wait.h"
-
-#define N_KEYS 64
-#define MAX_THREADS 16
-
-static char key_names[N_KEYS][8];
-
-/* What the sinks saw, from every worker's thread. */
-typedef struct seen {
-  pthread_mutex_t mu;
-  int64_t count[N_KEYS]; /* the latest count per key */
-  uint64_t records;
-  pthread_t threads[MAX_THREADS];
-  size_t n_threads;
-} seen_t;
-
-static void seen_init(seen_t *s) {
-  memset(s, 0, sizeof(*s));
-  pthread_mutex_init(&s->mu, NULL);
-}
-
-static void seen_thread(seen_t *s) {
-  pthread_t self = pthread_self();
-  for (size_t i = 0; i < s->n_threads; i++)
-    if (pthread_equal(s->threads[i], self))
-      return;
-  if (s->n_threads < MAX_THREADS)
-    s->threads[s->n_threads++] = self;
-}
-
-static int key_index(const void *key, size_t len) {
-  for (int i = 0; i < N_KEYS; i++)
-    if (strlen(key_names[i]) == len && memcmp(key_names[i], key, len) == 0)
-      return i;
-  return -1;
-}
-
-static brook_err_t count_sink(const brook_record_t *rec, void *opaque) {
-  seen_t *s = opaque;
-  int k = key_index(rec->key, rec->key_len);
-  if (k < 0 || rec->value_len != sizeof(int64_t))
-    return BROOK_ERR_USER;
-  int64_t v;
-  memcpy(&v, rec->value, sizeof(v));
-  pthread_mutex_lock(&s->mu);
-  if (v > s->count[k])
-    s->count[k] = v;
-  s->records++;
-  seen_thread(s);
-  pthread_mutex_unlock(&s->mu);
-  return BROOK_OK;
-}
-
-static brook_err_t key_is_value(const brook_record_t *rec, const void **key, size_t *key_len,
-                                brook_ctx_t *ctx, void *opaque) {
-  (void)ctx, (void)opaque;
-  *key = rec->value;
-  *key_len = rec->value_len;
-  return BROOK_OK;
-}
+#include "worker_seen.h"
 
 static brook_topology_t *new_topology(void) {
   brook_topology_t *t = NULL;
@@ -103,31 +45,6 @@ static brook_runtime_t *new_runtime(brook_topology_t *t, size_t workers, size_t 
   brook_runtime_t *rt = NULL;
   assert_int_equal(brook_runtime_new(&rt, t, &ro), BROOK_OK);
   return rt;
-}
-
-static brook_runtime_stats_t stats_of(const brook_runtime_t *rt) {
-  brook_runtime_stats_t st;
-  st.struct_size = sizeof(st);
-  assert_int_equal(brook_runtime_stats(rt, &st), BROOK_OK);
-  return st;
-}
-
-static uint64_t total_count(const seen_t *s) {
-  uint64_t total = 0;
-  for (int k = 0; k < N_KEYS; k++)
-    total += (uint64_t)s->count[k];
-  return total;
-}
-
-/* The same count for every key as with one worker, and every worker's sink took part (each
- * key's sink runs on the worker owning the key). */
-static void check_same_counts(const seen_t *one, const seen_t *many, size_t workers) {
-  for (int k = 0; k < N_KEYS; k++)
-    if (many->count[k] != one->count[k])
-      fail_msg("%zu workers: key %s counted %lld, one worker %lld", workers, key_names[k],
-               (long long)many->count[k], (long long)one->count[k]);
-  if (many->n_threads != workers)
-    fail_msg("%zu workers: sinks ran on %zu threads", workers, many->n_threads);
 }
 
 /* Split s's i-th record is key (s * 7 + i) % N_KEYS: every split covers every key. */
@@ -763,8 +680,7 @@ static void test_refused_worker_counts_and_nodes(void **state) {
 }
 
 int main(void) {
-  for (int i = 0; i < N_KEYS; i++)
-    snprintf(key_names[i], sizeof(key_names[i]), "k%02d", i);
+  worker_keys_init();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_same_counts_on_1_2_4_workers),
       cmocka_unit_test(test_tumbling_windows_same_on_1_2_4_workers),
