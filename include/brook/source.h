@@ -39,11 +39,13 @@ typedef struct brook_generator_opts {
   /* 1: the splits are partitioned by key, like the partitions of a topic a Kafka producer
    * keyed: split k produces only records whose key has brook_key_split(key, key_len, splits)
    * == k. The source is then a partitioned source (like Kafka's): each split is a task
-   * (task id = split number, created and opened when the split produces its first batch,
-   * closed at the end of the run, each change reported to on_task_state), and the operators
-   * after it up to the first key change run once per task, on the split's worker, with the
-   * task's own state (operator.h, "Tasks"): a keyed aggregate or window needs no key_by and
-   * records never cross workers. brook_topology_describe() shows it.
+   * (task id = split number, created and opened when the split produces its first batch;
+   * when the split ends its watermark goes to the maximum, so its windows fire, and its task
+   * is flushed and closed; on a stop or failure it closes with the run; each change is
+   * reported to on_task_state), and the operators after it up to the first key change run
+   * once per task, on the split's worker, with the task's own state (operator.h, "Tasks"): a
+   * keyed aggregate or window needs no key_by and records never cross workers.
+   * brook_topology_describe() shows it. Thread: as the callback (the split's worker).
    * Verified, not trusted: a record whose key belongs to another split is malformed input
    * and follows the topology's error policy with BROOK_ERR_INVALID_ARG (FAIL: the run fails
    * with a message naming the source, the split and the key's length; SKIP: dropped and
@@ -124,10 +126,11 @@ typedef struct brook_push_opts {
    * brook_key_split(key, key_len, splits) == k (push each record into the split of its key:
    * brook_runtime_push_source_split(rt, name, brook_key_split(...))). As for the generator's
    * partitioned_by_key: each split is a task (created when its first records are processed,
-   * closed at the end of the run), the operators after the source up to the first key change
-   * run per task with no exchange, and a record in the wrong split is malformed input that
-   * follows the error policy (checked on the worker's loop thread, not in brook_push, so the
-   * push still succeeds). Default 0. */
+   * flushed and closed once the split has ended and is drained, its windows fired), the
+   * operators after the source up to the first key change run per task with no exchange,
+   * and a record in the wrong split is malformed input that follows the error policy
+   * (checked on the worker's loop thread, not in brook_push, so the push still succeeds).
+   * Default 0. */
   int partitioned_by_key;
 } brook_push_opts_t;
 
