@@ -17,7 +17,12 @@
  * under BROOK_ON_ERROR_FAIL the failure reported is that record's, in the operator it failed
  * in, and the records before it have gone through the whole chain (operator by operator it was
  * the failure of the chain's first operator that failed on any record). Runs on the worker's
- * thread. */
+ * thread.
+ *
+ * A generator whose records go straight to a chain's head runs in front of the chain
+ * (bk_fuse_generate, runtime/fuse.h): each record is made in the slot where the chain's next
+ * survivor goes and runs through the chain before the next is made. The generator is then the
+ * chain's first operator for the rule above, and nothing is made after a failure under FAIL. */
 #include <string.h>
 
 #include <brook/sink.h>
