@@ -4,12 +4,9 @@
  * batch and then the next. The loop calls the users' callbacks directly, keeps the records
  * where they lie and delivers the chain's survivors once, from its last operator.
  *
- * Which nodes form chains is decided once, when the runtime is built, from plan positions
- * (bk_fuse_plan); every worker's and task's instances follow their ports' wiring, so a chain
- * runs on the instances of its worker and task. A chain ends at fan-out (a stream with two
- * consumers), at an operator that is not fusable (flat_map: it emits any number of records per
- * input, so its output is a batch of its own), at a node with more than one input, at a sink,
- * and, with more than one worker, at key_by (its output crosses an exchange).
+ * Which nodes form chains is the plan's decision (plan/fusion.c: where a chain ends and why),
+ * taken by bk_fuse_plan for the runtime's worker count; every worker's and task's instances
+ * follow their ports' wiring, so a chain runs on the instances of its worker and task.
  *
  * Semantics are those of the operators run one by one (ops/filter.c, map.c, peek.c,
  * key_by.c, sink_callback.c), with one difference, in the order failures are met: the first
@@ -34,49 +31,19 @@
 #include "runtime/fuse.h"
 #include "runtime/runtime_impl.h"
 
-#define FUSE_MAX 16 /* operators in one chain; a longer line is cut into several chains */
-
-static int fusable(const bk_node_t *n) {
-  return n->kind == BK_NODE_OPERATOR && n->fuse_kind != BK_FUSE_NONE;
-}
-
-/* The node that position i hands its records to within a chain, or NULL if the chain ends at
- * i (see the top of the file). */
-static const bk_node_t *fused_next(const brook_runtime_t *rt, const bk_node_t *n) {
-  if (!fusable(n) || n->fuse_kind == BK_FUSE_SINK || n->n_outputs != 1 ||
-      n->outputs[0].n_consumers != 1)
-    return NULL;
-  if (n->rekeys && rt->n_workers > 1)
-    return NULL;
-  const bk_node_t *next = n->outputs[0].consumers[0].node;
-  return fusable(next) && next->n_inputs == 1 ? next : NULL;
-}
+#define FUSE_MAX BK_FUSE_MAX
 
 brook_err_t bk_fuse_plan(brook_runtime_t *rt) {
   const bk_plan_t *plan = &rt->plan;
-  unsigned char *len = bk_calloc(&rt->alloc, plan->n ? plan->n : 1, 1);
-  unsigned char *member = bk_calloc(&rt->alloc, plan->n ? plan->n : 1, 1);
-  if (!len || !member) {
-    bk_free(&rt->alloc, len);
-    bk_free(&rt->alloc, member);
+  rt->fuse_len = NULL;
+  if (!plan->any_fusable) /* nothing to fuse: bk_ctx_process and sources never look */
+    return BROOK_OK;
+  unsigned char *len = bk_calloc(&rt->alloc, plan->n, 1);
+  if (!len)
     return BROOK_ERR_NOMEM;
-  }
-  int any = 0;
-  for (size_t i = 0; i < plan->n; i++) { /* topological: a chain's head comes first */
-    if (member[i] || !fusable(plan->order[i]))
-      continue;
-    size_t k = 1;
-    for (const bk_node_t *n = plan->order[i], *next; k < FUSE_MAX && (next = fused_next(rt, n));
-         n = next, k++)
-      member[plan->pos[next->id]] = 1;
-    len[i] = (unsigned char)k; /* 1: a chain of one, run fused only behind a generator */
-    any = 1;
-  }
-  bk_free(&rt->alloc, member);
-  if (!any) { /* nothing to fuse: bk_ctx_process and sources never look */
-    bk_free(&rt->alloc, len);
-    len = NULL;
-  }
+  /* With one worker every key_by's exchange stays on it: a line goes on past key_by. */
+  for (size_t i = 0; i < plan->n; i++)
+    len[i] = rt->n_workers > 1 ? plan->nodes[i].fuse_len : plan->nodes[i].fuse_len_local;
   rt->fuse_len = len;
   return BROOK_OK;
 }
