@@ -17,57 +17,34 @@
 
 #include <brook/brook.h>
 
+#include "call_log.h"
 #include "collect.h"
 
 #define N_IN 12
 
 static const char *in_values[N_IN];
 
-/* ---- a log of callback calls: "g3" = the generator made record 3, "f3" the filter saw it ---- */
+/* ---- the log (call_log.h), with the generator's calls: "g3" = it made record 3 ---- */
 
 typedef struct logged {
+  call_log_t log; /* first: the filter's and map's opaque */
   collect_gen_t gen;
-  char text[4096];
-  size_t len;
-  size_t filter_fails_at, map_fails_at; /* record numbers; N_IN: never */
   collect_t errs, out;
   collect_run_t run;
 } logged_t;
-
-static void log_call(logged_t *l, char op, size_t i) {
-  l->len += (size_t)snprintf(l->text + l->len, sizeof(l->text) - l->len, "%s%c%zu",
-                             l->len ? " " : "", op, i);
-}
 
 static brook_err_t log_gen(brook_record_t *out, brook_ctx_t *ctx, void *opaque) {
   logged_t *l = opaque;
   size_t i = l->gen.next;
   brook_err_t err = collect_gen_fn(out, ctx, &l->gen);
   if (err != BROOK_DONE)
-    log_call(l, 'g', i);
+    call_log_add(&l->log, 'g', i);
   return err;
-}
-
-static int log_filter(const brook_record_t *rec, void *opaque) {
-  logged_t *l = opaque;
-  size_t i = (size_t)rec->timestamp;
-  log_call(l, 'f', i);
-  if (i == l->filter_fails_at)
-    return -41;
-  return i % 4 != 3;
-}
-
-static brook_err_t log_map(brook_record_t *rec, brook_ctx_t *ctx, void *opaque) {
-  (void)ctx;
-  logged_t *l = opaque;
-  size_t i = (size_t)rec->timestamp;
-  log_call(l, 'm', i);
-  return i == l->map_fails_at ? -42 : BROOK_OK;
 }
 
 static brook_err_t log_sink(const brook_record_t *rec, void *opaque) {
   logged_t *l = opaque;
-  log_call(l, 's', (size_t)rec->timestamp);
+  call_log_sink(rec, &l->log);
   return collect_sink_fn(rec, &l->out);
 }
 
@@ -84,8 +61,8 @@ typedef struct shape {
 /* src -> filter -> map -> sink, all logged. */
 static void logged_run(logged_t *l, const shape_t *s) {
   memset(l, 0, sizeof(*l));
-  l->filter_fails_at = s->filter_at;
-  l->map_fails_at = s->map_at;
+  l->log.filter_fails_at = s->filter_at;
+  l->log.map_fails_at = s->map_at;
   collect_init(&l->errs);
   collect_init(&l->out);
   collect_gen_init(&l->gen, in_values, N_IN);
@@ -99,8 +76,8 @@ static void logged_run(logged_t *l, const shape_t *s) {
   brook_generator_opts_init(&go);
   go.limit = s->limit;
   brook_stream_t *src = brook_source_generator(t, "src", log_gen, l, &go);
-  brook_stream_t *f = brook_stream_set_name(brook_filter(src, log_filter, l), "filter");
-  brook_stream_t *m = brook_stream_set_name(brook_map(f, log_map, l), "map");
+  brook_stream_t *f = brook_stream_set_name(brook_filter(src, call_log_filter, &l->log), "filter");
+  brook_stream_t *m = brook_stream_set_name(brook_map(f, call_log_map, &l->log), "map");
   assert_int_equal(brook_sink_callback(m, log_sink, NULL, l), BROOK_OK);
   collect_t other;
   collect_init(&other);
@@ -134,7 +111,7 @@ static void test_generator_runs_in_front_of_the_chain(void **state) {
     s.batch = batches[b];
     logged_run(&l, &s);
     assert_int_equal(l.run.status, BROOK_OK);
-    assert_string_equal(l.text, all_through);
+    assert_string_equal(l.log.text, all_through);
     assert_int_equal(l.run.stats.records_in, N_IN);
     assert_int_equal(l.run.stats.records_out, 9);
     assert_int_equal(l.out.n, 9);
@@ -145,8 +122,9 @@ static void test_generator_runs_in_front_of_the_chain(void **state) {
   s.fan_out = 1;
   logged_run(&l, &s);
   assert_int_equal(l.run.status, BROOK_OK);
-  assert_string_equal(l.text, "g0 g1 g2 g3 g4 g5 g6 g7 g8 g9 g10 g11 f0 m0 s0 f1 m1 s1 f2 m2 s2 "
-                              "f3 f4 m4 s4 f5 m5 s5 f6 m6 s6 f7 f8 m8 s8 f9 m9 s9 f10 m10 s10 f11");
+  assert_string_equal(l.log.text,
+                      "g0 g1 g2 g3 g4 g5 g6 g7 g8 g9 g10 g11 f0 m0 s0 f1 m1 s1 f2 m2 s2 "
+                      "f3 f4 m4 s4 f5 m5 s5 f6 m6 s6 f7 f8 m8 s8 f9 m9 s9 f10 m10 s10 f11");
   assert_int_equal(l.run.stats.records_in, N_IN);
   logged_free(&l);
 }
@@ -162,7 +140,7 @@ static void test_fail_order_with_the_generator(void **state) {
   logged_run(&l, &s);
   assert_int_equal(l.run.status, -41);
   assert_non_null(strstr(l.run.message, "operator 'filter' failed on a record"));
-  assert_string_equal(l.text, "g0 f0 m0 s0 g1 f1 m1 s1 g2 f2");
+  assert_string_equal(l.log.text, "g0 f0 m0 s0 g1 f1 m1 s1 g2 f2");
   assert_int_equal(l.run.stats.records_out, 2);
   assert_int_equal(l.run.stats.records_in, 3);
   logged_free(&l);
@@ -174,7 +152,7 @@ static void test_fail_order_with_the_generator(void **state) {
   assert_int_equal(l.run.status, -43);
   assert_non_null(strstr(l.run.message, "operator 'src' failed on a record"));
   assert_non_null(strstr(l.run.message, "generator callback failed"));
-  assert_string_equal(l.text, "g0 f0 m0 s0 g1 f1 m1 s1 g2");
+  assert_string_equal(l.log.text, "g0 f0 m0 s0 g1 f1 m1 s1 g2");
   assert_int_equal(l.run.stats.records_out, 2);
   assert_int_equal(l.out.n, 2);
   logged_free(&l);
