@@ -158,6 +158,41 @@ static void test_fail_order_with_the_generator(void **state) {
   logged_free(&l);
 }
 
+static brook_err_t add_one(brook_record_t *rec, brook_ctx_t *ctx, void *opaque) {
+  (void)ctx, (void)opaque;
+  rec->timestamp++;
+  return BROOK_OK;
+}
+
+/* ---- a failure in the generator: what came before it still goes on after the line ---- */
+
+static brook_err_t pass_on(const brook_record_t *rec, brook_ctx_t *ctx, void *opaque) {
+  (void)opaque;
+  return brook_emit(ctx, rec);
+}
+
+static void test_records_before_a_generator_failure_go_on(void **state) {
+  (void)state;
+  brook_topology_t *t = collect_topology(BROOK_ON_ERROR_FAIL);
+  collect_gen_t gen;
+  collect_gen_init(&gen, in_values, N_IN);
+  gen.fail_index = 3;
+  gen.fail_err = -43;
+  /* map is a line of one with the generator in front; flat_map ends it */
+  brook_stream_t *s = brook_map(collect_gen_source(t, "src", &gen), add_one, NULL);
+  collect_t out;
+  collect_init(&out);
+  assert_int_equal(collect_sink(brook_flat_map(s, pass_on, NULL), &out), BROOK_OK);
+  collect_run_t run;
+  collect_run_batch(t, 0, &run);
+  assert_int_equal(run.status, -43);
+  assert_non_null(strstr(run.message, "generator callback failed"));
+  const char *before[] = {"r0", "r1", "r2"};
+  collect_assert_values(&out, before, 3);
+  collect_free(&out);
+  brook_topology_free(t);
+}
+
 /* SKIP and ROUTE: the generator's failed record is dropped or routed, the next one is made in
  * its place, and it does not count against the limit nor the batch's room. */
 static void test_generator_failures_skipped_and_routed(void **state) {
@@ -218,12 +253,6 @@ static brook_err_t seen_batch(brook_ctx_t *ctx, void *state, const brook_record_
   b->batches++;
   if (n > b->largest)
     b->largest = n;
-  return BROOK_OK;
-}
-
-static brook_err_t add_one(brook_record_t *rec, brook_ctx_t *ctx, void *opaque) {
-  (void)ctx, (void)opaque;
-  rec->timestamp++;
   return BROOK_OK;
 }
 
@@ -381,6 +410,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_generator_runs_in_front_of_the_chain),
       cmocka_unit_test(test_fail_order_with_the_generator),
+      cmocka_unit_test(test_records_before_a_generator_failure_go_on),
       cmocka_unit_test(test_generator_failures_skipped_and_routed),
       cmocka_unit_test(test_batches_after_the_chain_keep_their_bound),
       cmocka_unit_test(test_splits_on_workers),

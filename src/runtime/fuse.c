@@ -204,9 +204,10 @@ static void chain_begin(chain_t *c, brook_ctx_t *head, size_t len) {
 
 /* Ends the batch: `err` is what stopped the records (BROOK_OK: none did), `reached` the
  * records handed to the sink, own[0, kept) the survivors of an owned batch (own NULL: the
- * records were borrowed, the survivors are in the tail's port). */
+ * records were borrowed, the survivors are in the tail's port). `own_failure`: err is the
+ * failure of the generator in front of the chain. */
 static brook_err_t chain_end(chain_t *c, brook_err_t err, size_t reached, brook_record_t *own,
-                             size_t kept) {
+                             size_t kept, int own_failure) {
   bk_worker_t *w = c->head->w;
   for (size_t k = 0; k < c->len; k++)
     c->st[k].ctx->no_emit = c->no_emit[k];
@@ -214,7 +215,6 @@ static brook_err_t chain_end(chain_t *c, brook_err_t err, size_t reached, brook_
     w->stats.records_out += reached;
   /* This chain's own failure (not one from downstream): what went through it before the
    * failing record still goes on, as operator by operator. */
-  int own_failure = 0;
   for (size_t k = 0; k < c->len && err < 0; k++)
     if (w->failed_ctx == c->st[k].ctx) {
       w->failed_ctx = NULL;
@@ -391,7 +391,7 @@ brook_err_t bk_fuse_run(brook_ctx_t *head, size_t len, const brook_record_t *rec
     /* The batch is ours: records are rewritten where they lie and the chain's survivors
      * move down over the others, [recs, recs + kept). */
     err = owned_run(&c, (brook_record_t *)recs, n, &kept, &reached);
-    return chain_end(&c, err, reached, (brook_record_t *)recs, kept);
+    return chain_end(&c, err, reached, (brook_record_t *)recs, kept, 0);
   }
   /* Borrowed records: each is copied first, into the last operator's output buffer (or a
    * local for a sink), and goes on from there. */
@@ -407,7 +407,7 @@ brook_err_t bk_fuse_run(brook_ctx_t *head, size_t len, const brook_record_t *rec
     if (++c.out->n == c.out->cap && (err = bk_port_deliver(c.tail, c.out)) < 0)
       break;
   }
-  return chain_end(&c, err < 0 ? err : BROOK_OK, reached, NULL, 0);
+  return chain_end(&c, err < 0 ? err : BROOK_OK, reached, NULL, 0, 0);
 }
 
 size_t bk_fuse_source_chain(bk_src_t *src) {
@@ -437,7 +437,12 @@ brook_err_t bk_fuse_generate(bk_src_t *src, size_t len, const bk_fuse_gen_t *gen
   *made = 0;
   brook_err_t err = generated_run(&c, gen, p->buf, max, &kept, &reached, made);
   int done = err == GEN_DONE;
-  err = chain_end(&c, done ? BROOK_OK : err, reached, p->buf, kept);
+  /* The generator's failure: the records made before it still go on, as in a batch it had
+   * filled before failing. */
+  int gen_failed = err < 0 && src->w->failed_ctx == gen->ctx;
+  if (gen_failed)
+    src->w->failed_ctx = NULL;
+  err = chain_end(&c, done ? BROOK_OK : err, reached, p->buf, kept, gen_failed);
   err = bk_ctx_process_end(head, err);
   return err < 0 ? err : done ? BROOK_DONE : BROOK_OK;
 }
