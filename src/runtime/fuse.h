@@ -18,7 +18,10 @@ typedef struct bk_fuse_gen {
 /* The length (>= 1) of the fused chain that `src`'s next batch would go to, if its records
  * may be made in front of that chain; 0 if they must be made as a batch first: the source has
  * more than one consumer, or it tracks event time (each batch is stamped and observed before
- * anything sees it), or its records would have no task. Worker thread, between batches. */
+ * anything sees it), or its records would have no task. A callback that asks
+ * brook_ctx_watermark for the first time turns tracking on from the next batch: the batch in
+ * progress is not stamped (in a filled batch, one the generator's own callback asked during,
+ * was). Worker thread, between batches. */
 size_t bk_fuse_source_chain(bk_src_t *src);
 
 /* Makes up to `max` records with `gen` into `src`'s port buffer (empty), each running through
