@@ -11,7 +11,8 @@
  *            record is most of what is measured.
  * Without a worker count (argument or BROOK_BENCH_WORKERS) it measures 1 and 2 workers; with
  * N workers the generator has N splits (one per worker) and each worker has its own sink
- * state, summed after the run. The loop always runs on one thread.
+ * state, summed after the run. The loop always runs on one thread. BROOK_BENCH_BATCH sets
+ * the runtime's batch_size (1..8192; default the runtime's own, 1024).
  *
  * Prints per-run figures, medians, latency percentiles (payload), peak RSS, and a key=value
  * line per variant and worker count, with workers=N. Each ratio is given twice: from
@@ -197,6 +198,8 @@ static double run_baseline(const variant_t *volatile vp, gen_state_t *g, sink_st
   return (double)(uv_hrtime() - t0) / 1e9;
 }
 
+static size_t bench_batch; /* BROOK_BENCH_BATCH, or the runtime's default */
+
 static double run_brook(const variant_t *v, gen_state_t *g, sink_state_t *s, size_t workers) {
   brook_topology_t *t = NULL;
   brook_runtime_t *rt = NULL;
@@ -234,6 +237,7 @@ static double run_brook(const variant_t *v, gen_state_t *g, sink_state_t *s, siz
   brook_runtime_opts_t ro;
   brook_runtime_opts_init(&ro);
   ro.num_workers = workers;
+  ro.batch_size = bench_batch;
   if (brook_runtime_new(&rt, t, &ro) != BROOK_OK) {
     fprintf(stderr, "runtime_new: %s\n", brook_topology_last_error(t));
     exit(1);
@@ -376,9 +380,11 @@ static void report(const variant_t *v, uint64_t records, size_t workers, const r
            (double)pct(res->lat, res->n_lat, 1.0) / 1e3);
   printf("%s peak RSS %ld KiB; records kept by the sink %" PRIu64 "; checksum %" PRIu64 "\n",
          v->name, rss, res->count, res->checksum);
-  printf("bench=stateless variant=%s workers=%zu records=%" PRIu64 " records_per_s=%.0f "
-         "ns_per_record=%.2f loop_records_per_s=%.0f ratio=%.3f cpu_ratio=%.3f",
-         v->name, workers, records, brook_rps, ns, loop_rps, brook_rps / loop_rps, cpu_ratio);
+  printf("bench=stateless variant=%s workers=%zu batch=%zu records=%" PRIu64
+         " records_per_s=%.0f ns_per_record=%.2f loop_records_per_s=%.0f ratio=%.3f "
+         "cpu_ratio=%.3f",
+         v->name, workers, bench_batch, records, brook_rps, ns, loop_rps, brook_rps / loop_rps,
+         cpu_ratio);
   if (v->latency)
     printf(" p50_us=%.1f p99_us=%.1f", p50, p99);
   printf(" peak_rss_kb=%ld\n", rss);
@@ -393,6 +399,17 @@ int main(int argc, char **argv) {
   if (argc > 2)
     runs = atoi(argv[2]);
   size_t worker_counts[2] = {1, 2}, n_counts = 2;
+  brook_runtime_opts_t defaults;
+  brook_runtime_opts_init(&defaults);
+  bench_batch = defaults.batch_size;
+  const char *benv = getenv("BROOK_BENCH_BATCH");
+  if (benv) {
+    bench_batch = (size_t)strtoull(benv, NULL, 10);
+    if (bench_batch < 1 || bench_batch > RING) { /* the values must live until a batch ends */
+      fprintf(stderr, "BROOK_BENCH_BATCH must be 1..%d\n", RING);
+      return 2;
+    }
+  }
   const char *wenv = getenv("BROOK_BENCH_WORKERS");
   if (argc > 3 || wenv) {
     worker_counts[0] = (size_t)strtoull(argc > 3 ? argv[3] : wenv, NULL, 10);

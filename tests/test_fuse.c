@@ -16,6 +16,7 @@
 
 #include <brook/brook.h>
 
+#include "call_log.h"
 #include "collect.h"
 
 #define N_IN 12
@@ -28,43 +29,6 @@ static void make_values(void) {
 }
 
 /* Record i has timestamp i (ts_base 0); maps here add 1000 (the log) or 1 (the long chain). */
-static size_t value_index(const brook_record_t *rec) { return (size_t)(rec->timestamp % 1000); }
-
-/* ---- a log of callback calls: "f3" = the filter saw record 3 ---- */
-
-typedef struct call_log {
-  char text[4096];
-  size_t len;
-  size_t filter_fails_at, map_fails_at; /* record numbers; N_IN: never */
-} call_log_t;
-
-static void log_call(call_log_t *l, char op, size_t i) {
-  l->len += (size_t)snprintf(l->text + l->len, sizeof(l->text) - l->len, "%s%c%zu",
-                             l->len ? " " : "", op, i);
-}
-
-static int log_filter(const brook_record_t *rec, void *opaque) {
-  call_log_t *l = opaque;
-  size_t i = value_index(rec);
-  log_call(l, 'f', i);
-  if (i == l->filter_fails_at)
-    return -41;
-  return i % 4 != 3;
-}
-
-static brook_err_t log_map(brook_record_t *rec, brook_ctx_t *ctx, void *opaque) {
-  (void)ctx;
-  call_log_t *l = opaque;
-  size_t i = value_index(rec);
-  log_call(l, 'm', i);
-  rec->timestamp += 1000;
-  return i == l->map_fails_at ? -42 : BROOK_OK;
-}
-
-static brook_err_t log_sink(const brook_record_t *rec, void *opaque) {
-  log_call(opaque, 's', value_index(rec));
-  return BROOK_OK;
-}
 
 typedef struct logged_run {
   call_log_t log;
@@ -85,9 +49,9 @@ static void logged_run(logged_run_t *r, brook_error_policy_t policy, int fan_out
   collect_gen_init(&gen, in_values, N_IN);
   gen.ts_base = 0;
   brook_stream_t *f = brook_stream_set_name(
-      brook_filter(collect_gen_source(t, "src", &gen), log_filter, &r->log), "filter");
-  brook_stream_t *m = brook_stream_set_name(brook_map(f, log_map, &r->log), "map");
-  assert_int_equal(brook_sink_callback(m, log_sink, NULL, &r->log), BROOK_OK);
+      brook_filter(collect_gen_source(t, "src", &gen), call_log_filter, &r->log), "filter");
+  brook_stream_t *m = brook_stream_set_name(brook_map(f, call_log_map, &r->log), "map");
+  assert_int_equal(brook_sink_callback(m, call_log_sink, NULL, &r->log), BROOK_OK);
   collect_t other;
   collect_init(&other);
   if (fan_out)

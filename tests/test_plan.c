@@ -37,6 +37,10 @@ static brook_err_t peek_fn(const brook_record_t *rec, void *opaque) {
   (void)rec, (void)opaque;
   return BROOK_OK;
 }
+static brook_err_t flat_fn(const brook_record_t *rec, brook_ctx_t *ctx, void *opaque) {
+  (void)rec, (void)ctx, (void)opaque;
+  return BROOK_OK;
+}
 static brook_err_t key_fn(const brook_record_t *rec, const void **key, size_t *key_len,
                           brook_ctx_t *ctx, void *opaque) {
   (void)ctx, (void)opaque;
@@ -225,6 +229,7 @@ static void test_kafka_filter_key_by_window(void **state) {
                       "  operator 'large' [filter] per-task <- 'payments'\n"
                       "  operator 'by_card' [key_by] per-task <- 'large' => exchange to "
                       "sub-topology 1\n"
+                      "  fused: 'large' -> 'by_card'\n"
                       "sub-topology 1: tasks=partitions('payments')\n"
                       "  exchange from 'by_card': task = murmur2(key) % tasks\n"
                       "  operator 'per_card_1m' [window_tumbling] per-task state=per_card_1m "
@@ -282,7 +287,8 @@ static void test_two_sources_merged(void **state) {
                       "  source 'views' [push] per-task splits=1\n"
                       "  operator 'all' [merge] per-task <- 'clicks', 'views'\n"
                       "  operator 'enrich' [map] per-task <- 'all'\n"
-                      "  sink 'sink#4' [sink] per-worker <- 'enrich'\n");
+                      "  sink 'sink#4' [sink] per-worker <- 'enrich'\n"
+                      "  fused: 'enrich' -> 'sink#4'\n");
   bk_plan_t p;
   plan_of(t, &p);
   assert_same_as_old_rule(&p); /* no partitioned source: everything has one instance */
@@ -347,6 +353,7 @@ static void test_branch(void **state) {
          "  sink 'small_out' [kafka_sink] per-worker <- 'route'[1]\n"
          "  operator 'rekey' [key_by] per-task <- 'route'[2] => exchange to sub-topology 1\n"
          "  sink 'sink#3' [sink] per-worker <- 'big'\n"
+         "  fused: 'big' -> 'sink#3'\n"
          "sub-topology 1: tasks=partitions('orders')\n"
          "  exchange from 'rekey': task = murmur2(key) % tasks\n"
          "  operator 'rest_counts' [count] per-task state=rest_counts <- 'rekey'\n"
@@ -400,7 +407,8 @@ static void test_no_key_by(void **state) {
                       "sub-topology 0: tasks=1\n"
                       "  source 'numbers' [push] per-task splits=1\n"
                       "  operator 'square' [map] per-task <- 'numbers'\n"
-                      "  sink 'sink#2' [sink] per-worker <- 'square'\n");
+                      "  sink 'sink#2' [sink] per-worker <- 'square'\n"
+                      "  fused: 'square' -> 'sink#2'\n");
   brook_topology_free(t);
 }
 
@@ -423,20 +431,22 @@ static void test_example_fraud_detection(void **state) {
   alerts = named(brook_peek(alerts, peek_fn, NULL), "count_alerts");
   kafka_sink(alerts, "alerts_out", "alerts");
   kafka_sink(brook_error_stream(t), "dead_letters_out", "dlq");
-  assert_describes(t, "brook plan: 2 sub-topologies, 0 exchanges\n"
-                      "sub-topology 0: tasks=partitions('payments')\n"
-                      "  source 'payments' [kafka] per-task splits=partitions\n"
-                      "  operator 'parse_payment' [map] per-task <- 'payments'\n"
-                      "  operator 'per_card_60s_every_10s' [window_hopping] per-task "
-                      "state=per_card_60s_every_10s <- 'parse_payment'\n"
-                      "  operator 'track_windows' [peek] per-task <- 'per_card_60s_every_10s'\n"
-                      "  operator 'suspicious' [filter] per-task <- 'track_windows'\n"
-                      "  operator 'format_alert' [map] per-task <- 'suspicious'\n"
-                      "  operator 'count_alerts' [peek] per-task <- 'format_alert'\n"
-                      "  sink 'alerts_out' [kafka_sink] per-worker <- 'count_alerts'\n"
-                      "sub-topology 1: no tasks\n"
-                      "  errors 'errors' [errors] per-worker\n"
-                      "  sink 'dead_letters_out' [kafka_sink] per-worker <- 'errors'\n");
+  assert_describes(t,
+                   "brook plan: 2 sub-topologies, 0 exchanges\n"
+                   "sub-topology 0: tasks=partitions('payments')\n"
+                   "  source 'payments' [kafka] per-task splits=partitions\n"
+                   "  operator 'parse_payment' [map] per-task <- 'payments'\n"
+                   "  operator 'per_card_60s_every_10s' [window_hopping] per-task "
+                   "state=per_card_60s_every_10s <- 'parse_payment'\n"
+                   "  operator 'track_windows' [peek] per-task <- 'per_card_60s_every_10s'\n"
+                   "  operator 'suspicious' [filter] per-task <- 'track_windows'\n"
+                   "  operator 'format_alert' [map] per-task <- 'suspicious'\n"
+                   "  operator 'count_alerts' [peek] per-task <- 'format_alert'\n"
+                   "  sink 'alerts_out' [kafka_sink] per-worker <- 'count_alerts'\n"
+                   "  fused: 'track_windows' -> 'suspicious' -> 'format_alert' -> 'count_alerts'\n"
+                   "sub-topology 1: no tasks\n"
+                   "  errors 'errors' [errors] per-worker\n"
+                   "  sink 'dead_letters_out' [kafka_sink] per-worker <- 'errors'\n");
   bk_plan_t p;
   plan_of(t, &p);
   assert_same_as_old_rule(&p);
@@ -480,7 +490,8 @@ static void test_example_sensor_alerts(void **state) {
                       "  sink 'sink#5' [sink] per-worker <- 'mean_60s_every_10s'[1]\n"
                       "  sink 'sink#7' [sink] per-worker <- 'activity_sessions'\n"
                       "  operator 'over_threshold' [filter] per-task <- 'count_windows'\n"
-                      "  sink 'sink#4' [sink] per-worker <- 'over_threshold'\n");
+                      "  sink 'sink#4' [sink] per-worker <- 'over_threshold'\n"
+                      "  fused: 'count_windows' -> 'over_threshold' -> 'sink#4'\n");
   brook_topology_free(t);
 }
 
@@ -533,6 +544,7 @@ static void test_example_log_filter(void **state) {
                       "  operator 'slow_warn_error' [filter] per-task <- 'parse'\n"
                       "  operator 'format' [map] per-task <- 'slow_warn_error'\n"
                       "  sink 'sink_lines#4' [sink_lines] per-worker <- 'format'\n"
+                      "  fused: 'parse' -> 'slow_warn_error' -> 'format'\n"
                       "sub-topology 1: no tasks\n"
                       "  errors 'errors' [errors] per-worker\n"
                       "  sink 'sink#6' [sink] per-worker <- 'errors'\n");
@@ -950,6 +962,57 @@ static void test_partitioned_by_key(void **state) {
   brook_topology_free(t);
 }
 
+/* Fused lines: where a line ends, and key_by, whose exchange ends a line unless a runtime of
+ * one worker keeps it on that worker (the last section of the text). */
+static void test_fused_lines(void **state) {
+  (void)state;
+  brook_topology_t *t = topo(BROOK_ON_ERROR_FAIL);
+  brook_stream_t *f = named(brook_filter(gen(t, "g"), pred_fn, NULL), "f");
+  brook_stream_t *k = named(brook_key_by(f, key_fn, NULL), "k");
+  sink(named(brook_map(k, map_fn, NULL), "m"));
+  assert_describes(t, "brook plan: 2 sub-topologies, 1 exchange\n"
+                      "sub-topology 0: tasks=1\n"
+                      "  source 'g' [generator] per-task splits=1\n"
+                      "  operator 'f' [filter] per-task <- 'g'\n"
+                      "  operator 'k' [key_by] per-task <- 'f' => exchange to sub-topology 1\n"
+                      "  fused: 'f' -> 'k'\n"
+                      "sub-topology 1: tasks=1\n"
+                      "  exchange from 'k': task = murmur2(key) % tasks\n"
+                      "  operator 'm' [map] per-task <- 'k'\n"
+                      "  sink 'sink#4' [sink] per-worker <- 'm'\n"
+                      "  fused: 'm' -> 'sink#4'\n"
+                      "with one worker (exchanges stay on it):\n"
+                      "  fused: 'f' -> 'k' -> 'm' -> 'sink#4'\n");
+  brook_topology_free(t);
+
+  /* Fan-out, flat_map and a line longer than BK_FUSE_MAX. */
+  t = topo(BROOK_ON_ERROR_FAIL);
+  brook_stream_t *x = named(brook_map(gen(t, "h"), map_fn, NULL), "x");
+  sink(x); /* x has two consumers: its line is x alone */
+  brook_stream_t *s = named(brook_peek(x, peek_fn, NULL), "p");
+  for (int i = 0; i < BK_FUSE_MAX + 1; i++)
+    s = brook_map(s, map_fn, NULL);
+  s = named(brook_flat_map(s, flat_fn, NULL), "fm");
+  sink(named(brook_filter(s, pred_fn, NULL), "y"));
+  bk_plan_t p;
+  plan_of(t, &p);
+  assert_int_equal(pnode(&p, t, "x")->fuse_len, 1);
+  assert_int_equal(pnode(&p, t, "p")->fuse_len, BK_FUSE_MAX);
+  size_t n_heads = 0, fused = 0;
+  for (size_t i = 0; i < p.n; i++) {
+    n_heads += p.nodes[i].fuse_len > 0;
+    fused += p.nodes[i].fuse_len;
+    assert_int_equal(p.nodes[i].fuse_len, p.nodes[i].fuse_len_local); /* no key_by */
+  }
+  /* x; the sink after x; p + 15 maps; the last 2 maps; y + its sink. fm is not fusable. */
+  assert_int_equal(n_heads, 5);
+  assert_int_equal(fused, 1 + 1 + BK_FUSE_MAX + 2 + 2);
+  assert_int_equal(pnode(&p, t, "fm")->fuse_len, 0);
+  assert_int_equal(pnode(&p, t, "y")->fuse_len, 2);
+  bk_plan_free(&p, bk_default_allocator());
+  brook_topology_free(t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_kafka_filter_key_by_window),
@@ -970,6 +1033,7 @@ int main(void) {
       cmocka_unit_test(test_identity_check),
       cmocka_unit_test(test_describe_api),
       cmocka_unit_test(test_describe_out_of_memory),
+      cmocka_unit_test(test_fused_lines),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -136,6 +136,9 @@ BROOK_API brook_err_t brook_stream_set_partitions(brook_stream_t *s, uint32_t n)
  *         [splits=<n> [by key: split = murmur2(key) % splits]|splits=partitions]
  *         [state=<identity> [(generated name)]]
  *         [<- '<input>'[<port>], ...] [=> exchange to sub-topology <k>]
+ *     fused: '<operator>' -> '<operator>' ...
+ *   with one worker (exchanges stay on it):
+ *     fused: '<operator>' -> ... -> '<key_by>' -> '<operator>' ...
  *
  * A sub-topology is the part of the topology between key changes; it runs as `tasks`
  * parallel tasks (a Kafka source's partition count is known only at run time: "partitions"
@@ -143,6 +146,11 @@ BROOK_API brook_err_t brook_stream_set_partitions(brook_stream_t *s, uint32_t n)
  * state and timers per task), per worker (sinks, the error stream) or once per runtime. A
  * stateful node shows its identity, the escaped name its persisted state will be found by;
  * "(generated name)" marks one the user did not name, which persisting state will refuse.
+ * A "fused" line lists operators that run record by record, each record through the whole
+ * line before the next (a line of map, filter, peek and key_by, ending or not at a callback
+ * sink; README "Fused lines"); a line ends at key_by, whose records cross an exchange to other
+ * workers. The last section, present only if it differs, lists the lines a runtime of one
+ * worker runs instead: there a line goes on past key_by.
  * Returns BROOK_OK, BROOK_ERR_INVALID_ARG (NULL t, NULL buf with size > 0, or partition
  * counts that contradict each other), the validation error (message in
  * brook_topology_last_error) or BROOK_ERR_NOMEM. Same thread rules as building. */

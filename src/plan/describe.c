@@ -122,6 +122,29 @@ static void put_node(out_t *o, const bk_plan_t *p, size_t i) {
   put(o, "\n");
 }
 
+/* The fused line headed by plan position i, `len` operators long. */
+static void put_line(out_t *o, const bk_plan_t *p, size_t i, size_t len, int local_exchanges) {
+  put(o, "  fused:");
+  const bk_node_t *n = p->order[i];
+  for (size_t k = 0; k < len && n; k++, n = bk_plan_fused_next(n, local_exchanges))
+    put(o, "%s'%s'", k ? " -> " : " ", n->name);
+  put(o, "\n");
+}
+
+/* Lines that a runtime of one worker fuses past key_by (its exchange stays on the worker). */
+static void put_local_lines(out_t *o, const bk_plan_t *p) {
+  int any = 0;
+  for (size_t i = 0; i < p->n; i++) {
+    const bk_plan_node_t *pn = &p->nodes[i];
+    if (pn->fuse_len_local < 2 || pn->fuse_len_local == pn->fuse_len)
+      continue;
+    if (!any)
+      put(o, "with one worker (exchanges stay on it):\n");
+    any = 1;
+    put_line(o, p, i, pn->fuse_len_local, 1);
+  }
+}
+
 size_t bk_plan_describe(const bk_plan_t *p, char *buf, size_t size) {
   out_t o = {buf, size, 0};
   put(&o, "brook plan: %zu sub-topolog%s, %zu exchange%s\n", p->n_subs,
@@ -136,7 +159,11 @@ size_t bk_plan_describe(const bk_plan_t *p, char *buf, size_t size) {
     for (size_t i = 0; i < p->n; i++)
       if (p->nodes[i].sub == k)
         put_node(&o, p, i);
+    for (size_t i = 0; i < p->n; i++)
+      if (p->nodes[i].sub == k && p->nodes[i].fuse_len > 1)
+        put_line(&o, p, i, p->nodes[i].fuse_len, 0);
   }
+  put_local_lines(&o, p);
   if (size)
     buf[o.len < size ? o.len : size - 1] = '\0';
   return o.len;

@@ -1,5 +1,6 @@
 /* Compiles a topology into a physical plan (see plan.h): the execution order, then one step
- * per concern (sub-topologies, placement, task counts, identities), each in its own file. */
+ * per concern (sub-topologies, placement, task counts, identities, fused lines), each in its
+ * own file. */
 #include "plan/plan.h"
 
 #include <string.h>
@@ -34,6 +35,8 @@ brook_err_t bk_plan_build(bk_plan_t *p, brook_topology_t *t) {
   bk_plan_place(p);
   if ((err = bk_plan_tasks(p, a, &t->msg)) || (err = bk_plan_identities(p, a, &t->msg)))
     goto fail;
+  if ((err = bk_plan_fuse(p, a)))
+    goto nomem;
   return BROOK_OK;
 nomem:
   bk_errmsg_set(&t->msg, "runtime: out of memory compiling the topology");

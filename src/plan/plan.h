@@ -15,6 +15,10 @@
  * source's partition count is known only at run time: the count is then "inherit from
  * source X", resolved with bk_plan_resolve_source.
  *
+ * Fused lines (fusion.c): chains of built-in callback operators that run record by record
+ * inside a batch (runtime/fuse.c), decided from the topology: once for exchanges that cross
+ * workers (a line ends at key_by) and once for a runtime of one worker (it goes on past it).
+ *
  * Placement (placement.c): each node runs per task (once per task of its sub-topology: its
  * own instance, state and timers), per worker (each worker owns an instance: sinks, the
  * error stream and the stateless nodes fed only by them) or once per runtime.
@@ -44,6 +48,10 @@ typedef struct bk_plan_node {
   int stateful;        /* keeps stores or timers: needs a stable identity */
   int partition_local; /* per task, and fed only by partitioned sources without an exchange */
   char *identity;      /* stateful nodes: the escaped name (identity.c); else NULL */
+  /* fusion.c: the length of the fused line the node heads (0: none, it is inside one or not
+   * fusable; 1: a line of one, fused only with a generator in front), where key_by's exchange
+   * crosses to other workers; fuse_len_local: where exchanges stay on one worker. */
+  unsigned char fuse_len, fuse_len_local;
 } bk_plan_node_t;
 
 typedef struct bk_subtopology {
@@ -74,7 +82,10 @@ typedef struct bk_plan {
   bk_exchange_t *exchanges;
   size_t n_exchanges;
   int any_partition_local;
+  int any_fusable; /* some node heads a fused line */
 } bk_plan_t;
+
+#define BK_FUSE_MAX 16 /* operators in one fused line; a longer chain is cut into several */
 
 /* Validates `t` and compiles it. On error the topology's message says why. */
 brook_err_t bk_plan_build(bk_plan_t *plan, brook_topology_t *t);
@@ -91,8 +102,14 @@ void bk_plan_place(bk_plan_t *p);
 brook_err_t bk_plan_tasks(bk_plan_t *p, const brook_allocator_t *a, bk_errmsg_t *msg);
 /* identity.c: nodes[].identity for stateful nodes. */
 brook_err_t bk_plan_identities(bk_plan_t *p, const brook_allocator_t *a, bk_errmsg_t *msg);
+/* fusion.c: nodes[].fuse_len and fuse_len_local, any_fusable. Fails only for memory. */
+brook_err_t bk_plan_fuse(bk_plan_t *p, const brook_allocator_t *a);
 
 /* ---- using a plan ---- */
+
+/* The node a fused line goes on to after `n`, or NULL if a line ends at `n` (fusion.c);
+ * `local_exchanges`: key_by's exchange stays on one worker. */
+const bk_node_t *bk_plan_fused_next(const bk_node_t *n, int local_exchanges);
 
 /* The split count of the source at plan position `i` became known (a Kafka source learnt its
  * topics' partition counts: pass the largest): resolves the task counts that inherit it.

@@ -94,11 +94,15 @@ static int source_tracks_time(const brook_runtime_t *rt, const bk_src_t *src) {
   return tracks;
 }
 
-brook_err_t bk_src_stamp(bk_src_t *src, brook_record_t *recs, size_t *n) {
-  bk_worker_t *w = src->w;
+int bk_src_tracks_time(bk_src_t *src) {
   if (src->wm.track < 0) /* decided once, at the source's first batch */
     src->wm.track = source_tracks_time(src->rt, src);
-  if (!src->wm.track)
+  return src->wm.track;
+}
+
+brook_err_t bk_src_stamp(bk_src_t *src, brook_record_t *recs, size_t *n) {
+  bk_worker_t *w = src->w;
+  if (!bk_src_tracks_time(src))
     return BROOK_OK;
   brook_err_t err = BROOK_OK;
   size_t m = *n;

@@ -118,6 +118,12 @@ brook_err_t bk_ctx_process(brook_ctx_t *ctx, size_t input, const brook_record_t 
         break;
     }
   }
+  return bk_ctx_process_end(ctx, err);
+}
+
+brook_err_t bk_ctx_process_end(brook_ctx_t *ctx, brook_err_t err) {
+  brook_runtime_t *rt = ctx->rt;
+  bk_worker_t *w = ctx->w;
   if (err >= 0)
     err = bk_ctx_flush_ports(ctx);
   if (err < 0) {

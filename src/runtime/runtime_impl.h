@@ -60,8 +60,8 @@ struct brook_runtime {
   brook_runtime_opts_t opts;
   bk_plan_t plan;
   unsigned char *per_task; /* plan index -> 1 if the node runs once per task (task.c) */
-  /* fuse.c: plan index -> the length of the fused chain the node heads (0 or 1: none);
-   * NULL when nothing is fused. */
+  /* fuse.c: plan index -> the length of the fused chain the node heads (0: none; 1: a chain
+   * of one, fused only with a generator in front); NULL when no node is fusable. */
   unsigned char *fuse_len;
   bk_worker_t *workers; /* opts.num_workers of them; workers[0] runs on-done */
   size_t n_workers;
@@ -96,6 +96,9 @@ struct brook_runtime {
 
 /* ---- exec.c: moving records ---- */
 brook_err_t bk_ctx_process(brook_ctx_t *ctx, size_t input, const brook_record_t *recs, size_t n);
+/* The end of bk_ctx_process after the operator ran over the batch (`err`: what it returned):
+ * delivers what it emitted, records its failure. Also ends a generator's fused batch. */
+brook_err_t bk_ctx_process_end(brook_ctx_t *ctx, brook_err_t err);
 brook_err_t bk_ctx_flush_ports(brook_ctx_t *ctx);
 /* The services behind core/context.h's bk_emit_batch_owned and bk_ctx_routes_failures. */
 brook_err_t bk_rt_emit_batch_owned(brook_ctx_t *ctx, size_t port, brook_record_t *recs, size_t n);
@@ -123,6 +126,8 @@ brook_err_t bk_fuse_run(brook_ctx_t *head, size_t len, const brook_record_t *rec
 /* Stamps a source's batch in place: event time from the extractor (records it fails on
  * follow the error policy and are removed: *n shrinks), then the split's watermark. */
 brook_err_t bk_src_stamp(bk_src_t *src, brook_record_t *recs, size_t *n);
+/* 1 if `src`'s batches are stamped and observed (bk_src_stamp): decided at its first batch. */
+int bk_src_tracks_time(bk_src_t *src);
 /* Moves processing time to w->now_ms for the sources' idleness / quiet advance and fires the
  * processing-time timers that are due. Then runs bk_time_pass. Failures go to rt->status. */
 void bk_time_tick(bk_worker_t *w);

@@ -5,6 +5,7 @@
 #include "core/alloc.h"
 #include "core/hints.h"
 #include "core/opts.h"
+#include "runtime/fuse.h"
 #include "runtime/runtime_impl.h"
 #include "runtime/source_keyed.h"
 
@@ -83,6 +84,8 @@ static brook_err_t gen_start(bk_src_t *src) {
 }
 
 static brook_err_t gen_fill(bk_src_t *src, const gen_cfg_t *cfg, gen_state_t *st, uint64_t limit);
+static brook_err_t gen_fill_fused(bk_src_t *src, const gen_cfg_t *cfg, gen_state_t *st,
+                                  uint64_t limit, size_t chain);
 
 /* Partitioned by key: the split's task starts with its first batch, and the batch is verified
  * and moved into the task (source_keyed.h). Outside the fill loop: once per batch. */
@@ -118,13 +121,57 @@ static brook_err_t gen_produce(bk_src_t *src) {
   if (cfg->partitioned && (err = gen_keyed_start(src, sp)) < 0)
     return err;
   st->produced = sp->produced;
-  err = gen_fill(src, cfg, st, sp->limit);
+  /* A partitioned source's batch is verified and moved into its task after the fill
+   * (source_keyed.h): it is filled first, never fused with the line it feeds. */
+  size_t chain = cfg->partitioned ? 0 : bk_fuse_source_chain(src);
+  err = chain ? gen_fill_fused(src, cfg, st, sp->limit, chain) : gen_fill(src, cfg, st, sp->limit);
   sp->produced = st->produced;
   if (cfg->partitioned) {
     err = gen_keyed_batch(src, err);
     sp->end_due = err == BROOK_DONE;
   }
   return err == BROOK_DONE ? gen_split_done(st, sp) : err;
+}
+
+/* The records the current split may still make in this batch: at most the port's capacity,
+ * and up to `limit` (0: none). */
+static size_t gen_room(const bk_port_t *port, const gen_state_t *st, uint64_t limit) {
+  size_t max = port->cap - port->n;
+  if (limit && limit - st->produced < max)
+    max = (size_t)(limit - st->produced);
+  return max;
+}
+
+/* The end of a batch of the current split: an emit from the callback fails the run (checked
+ * once per batch, not per record); the split ends at its limit. */
+static brook_err_t gen_batch_end(bk_src_t *src, const gen_state_t *st, uint64_t limit,
+                                 brook_err_t err) {
+  brook_ctx_t *ctx = src->ctx;
+  ctx->no_emit = 0;
+  if (ctx->emit_misused) {
+    ctx->emit_misused = 0;
+    if (err >= 0)
+      err = brook_ctx_fail_record(ctx, NULL, BROOK_ERR_STATE,
+                                  "generator callback called brook_emit (it must fill *out)");
+  }
+  if (err == BROOK_OK && limit && st->produced >= limit)
+    return BROOK_DONE;
+  return err;
+}
+
+/* One batch of the current split made record by record in front of the fused chain its
+ * records go to (runtime/fuse.h): each record goes through the chain before the next is
+ * made, so the batch is not filled and then walked again. */
+static brook_err_t gen_fill_fused(bk_src_t *src, const gen_cfg_t *cfg, gen_state_t *st,
+                                  uint64_t limit, size_t chain) {
+  bk_fuse_gen_t gen = {cfg->fn, cfg->opaque, src->ctx};
+  size_t made = 0;
+  src->ctx->no_emit = 1;
+  brook_err_t err =
+      bk_fuse_generate(src, chain, &gen, gen_room(bk_src_port(src), st, limit), &made);
+  src->w->stats.records_in += made;
+  st->produced += made;
+  return gen_batch_end(src, st, limit, err);
 }
 
 /* Fills the port with one batch of the current split, at most up to `limit` (0: none). The
@@ -134,13 +181,10 @@ static brook_err_t gen_produce(bk_src_t *src) {
  * batch, not per record). */
 static brook_err_t gen_fill(bk_src_t *src, const gen_cfg_t *cfg, gen_state_t *st, uint64_t limit) {
   bk_port_t *port = bk_src_port(src);
-  size_t max = port->cap;
-  if (limit && limit - st->produced < max)
-    max = (size_t)(limit - st->produced);
   brook_generator_fn fn = cfg->fn;
   void *opaque = cfg->opaque;
   brook_ctx_t *ctx = src->ctx;
-  brook_record_t *rec = port->buf + port->n, *end = port->buf + max, *start = rec;
+  brook_record_t *rec = port->buf + port->n, *start = rec, *end = rec + gen_room(port, st, limit);
   brook_err_t err = BROOK_OK;
   ctx->no_emit = 1;
   while (rec < end) {
@@ -161,18 +205,9 @@ static brook_err_t gen_fill(bk_src_t *src, const gen_cfg_t *cfg, gen_state_t *st
       break; /* the records before it still go on */
     /* skipped or routed: not part of the batch */
   }
-  ctx->no_emit = 0;
   port->n = (size_t)(rec - port->buf);
   st->produced += (uint64_t)(rec - start);
-  if (ctx->emit_misused) {
-    ctx->emit_misused = 0;
-    if (err >= 0)
-      err = brook_ctx_fail_record(ctx, NULL, BROOK_ERR_STATE,
-                                  "generator callback called brook_emit (it must fill *out)");
-  }
-  if (err == BROOK_OK && limit && st->produced >= limit)
-    return BROOK_DONE;
-  return err;
+  return gen_batch_end(src, st, limit, err);
 }
 
 static void gen_batch_done(bk_src_t *src) {
