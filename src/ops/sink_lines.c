@@ -163,8 +163,8 @@ brook_err_t brook_sink_lines(brook_stream_t *in, const char *path,
   }
   cfg->opts = o;
   cfg->alloc = &t->alloc;
-  brook_err_t err = bk_topology_add_operator(&in, 1, &line_sink_op, cfg, line_sink_cfg_free, NULL,
-                                             NULL, 0, NULL);
+  brook_err_t err =
+      bk_topology_add_operator(&in, 1, &line_sink_op, cfg, line_sink_cfg_free, NULL, NULL, 0, NULL);
   if (err == BROOK_OK) /* one file, one writer: with N workers every record goes to worker 0 */
     t->nodes[t->n_nodes - 1]->single_instance = 1;
   return err;

@@ -32,7 +32,8 @@ brook_err_t bk_plan_build(bk_plan_t *p, brook_topology_t *t) {
   if ((err = bk_plan_subtopologies(p, a, &t->msg)))
     goto fail;
   bk_plan_place(p);
-  if ((err = bk_plan_gathers(p, a, &t->msg)) || (err = bk_plan_tasks(p, a, &t->msg)) || (err = bk_plan_identities(p, a, &t->msg)))
+  if ((err = bk_plan_gathers(p, a, &t->msg)) || (err = bk_plan_tasks(p, a, &t->msg)) ||
+      (err = bk_plan_identities(p, a, &t->msg)))
     goto fail;
   return BROOK_OK;
 nomem:

@@ -53,8 +53,8 @@ typedef struct xdef {
 /* How one output port's records are delivered when any of them cross workers. */
 typedef struct xroute {
   int routed;
-  int key_x;          /* the by-key exchange leaving by it, or -1 */
-  uint32_t *gathers;  /* gathers leaving by it (one per once target) */
+  int key_x;         /* the by-key exchange leaving by it, or -1 */
+  uint32_t *gathers; /* gathers leaving by it (one per once target) */
   size_t n_gathers;
   size_t *local; /* targets fed directly on every worker */
   size_t n_local;
@@ -85,10 +85,10 @@ struct bk_xchg_worker {
   xchunk_t **filling;   /* [n_x * n_workers]: chunk being filled for (x, worker) */
   xchunk_t **wait_head; /* [n_workers]: FIFO of chunks waiting for ring space */
   xchunk_t **wait_tail;
-  unsigned char *wake;    /* [n_workers]: got chunks since the last wake-up */
-  xin_t *xin;             /* [n_x * n_workers] */
-  xsent_t *sent;          /* [n_x] */
-  size_t fin_pos;         /* bk_xchg_finish: next plan position */
+  unsigned char *wake; /* [n_workers]: got chunks since the last wake-up */
+  xin_t *xin;          /* [n_x * n_workers] */
+  xsent_t *sent;       /* [n_x] */
+  size_t fin_pos;      /* bk_xchg_finish: next plan position */
   int blocked;
   atomic_int want_space; /* set by a blocked producer: consumers wake it after popping */
 };

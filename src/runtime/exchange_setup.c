@@ -33,8 +33,7 @@ static brook_err_t def_targets(const bk_plan_t *plan, const brook_allocator_t *a
     return BROOK_ERR_NOMEM;
   for (size_t k = 0; k < s->n_consumers; k++) {
     const bk_consumer_t *c = &s->consumers[k];
-    int mine = g ? c->node == g->to && c->input == g->input
-                 : !gathered(plan, s->node, d->port, c);
+    int mine = g ? c->node == g->to && c->input == g->input : !gathered(plan, s->node, d->port, c);
     if (mine)
       d->to[d->n_to++] = k;
   }
@@ -151,8 +150,8 @@ brook_err_t bk_xchg_worker_init(bk_worker_t *w) {
   x->xin = bk_calloc(a, n_x * nw, sizeof(*x->xin));
   x->sent = bk_calloc(a, n_x, sizeof(*x->sent));
   atomic_init(&x->want_space, 0);
-  if (!x->defs || !x->routes || !x->in_off || !x->in || !x->back || !x->filling ||
-      !x->wait_head || !x->wait_tail || !x->wake || !x->xin || !x->sent)
+  if (!x->defs || !x->routes || !x->in_off || !x->in || !x->back || !x->filling || !x->wait_head ||
+      !x->wait_tail || !x->wake || !x->xin || !x->sent)
     return BROOK_ERR_NOMEM;
   brook_err_t err;
   if ((err = build_defs(w)) || (err = build_routes(w)))
