@@ -181,72 +181,118 @@ static xchunk_t *room_for(bk_worker_t *w, uint32_t xi, size_t to, size_t need) {
 }
 
 /* Packs records recs[idx[0..n)] (or recs[0..n) when idx is NULL) into chunks of exchange xi
- * for worker `to`. The common record (no headers) is copied without a call per piece. */
-static brook_err_t pack_to(bk_worker_t *w, uint32_t xi, size_t to, const brook_record_t *recs,
-                           const uint16_t *idx, size_t n) {
-  xchunk_t *c = NULL;
-  for (size_t i = 0; i < n; i++) {
+ * for worker `to`. The inner loop keeps the chunk's counters in locals (the compiler cannot:
+ * the records written might alias them) and packs a record without headers inline
+ * (record_pack.h); a record with headers, or one that does not fit, takes the slow path. */
+static inline __attribute__((always_inline)) brook_err_t pack_to(bk_worker_t *w, uint32_t xi,
+                                                                 size_t to,
+                                                                 const brook_record_t *recs,
+                                                                 const uint16_t *idx, size_t n) {
+  xchunk_t *c = w->xchg->filling[xi * w->rt->n_workers + to];
+  int errors = w->error_depth > 0;
+  size_t i = 0;
+  while (i < n) {
     const brook_record_t *rec = idx ? &recs[idx[i]] : &recs[i];
-    size_t need = rec->header_count ? bk_record_packed_size(rec)
-                                    : bk_align8(rec->key_len) + bk_align8(rec->value_len);
-    if (BK_UNLIKELY(!c || c->n == c->cap || c->size - c->used < need) &&
+    size_t need = rec->header_count ? bk_record_packed_size(rec) : bk_record_packed_size_plain(rec);
+    if ((!c || c->n == c->cap || c->size - c->used < need || c->errors != errors) &&
         !(c = room_for(w, xi, to, need)))
       return BROOK_ERR_NOMEM;
-    bk_record_pack(&c->recs[c->n++], rec, c->data, &c->used);
+    if (rec->header_count) {
+      bk_record_pack(&c->recs[c->n++], rec, c->data, &c->used);
+      i++;
+      continue;
+    }
+    brook_record_t *out = c->recs + c->n, *out_end = c->recs + c->cap;
+    unsigned char *data = c->data;
+    size_t used = c->used, size = c->size;
+    for (; i < n && out < out_end; i++, out++) {
+      rec = idx ? &recs[idx[i]] : &recs[i];
+      size_t ka = bk_align8(rec->key_len), va = bk_align8(rec->value_len);
+      if (BK_UNLIKELY(rec->header_count || size - used < ka + va))
+        break;
+      unsigned char *k = data + used;
+      *out = *rec;
+      out->key = rec->key ? k : NULL;
+      out->value = rec->value ? k + ka : NULL;
+      if (rec->key)
+        bk_pack_bytes(k, rec->key, rec->key_len);
+      if (rec->value)
+        bk_pack_bytes(k + ka, rec->value, rec->value_len);
+      used += ka + va;
+    }
+    c->n = (size_t)(out - c->recs);
+    c->used = used;
   }
   return BROOK_OK;
 }
 
-/* The worker owning each record's key: task = murmur2(key) % n_tasks, a power of two being
- * a mask (the common counts), then the task's worker from a table. */
-static void key_workers(const xdef_t *d, const brook_record_t *recs, size_t n, uint16_t *dest) {
-  if ((d->n_tasks & (d->n_tasks - 1)) == 0) {
-    uint32_t mask = d->n_tasks - 1;
-    for (size_t i = 0; i < n; i++) /* a NULL key is the empty key (core/murmur2.h) */
-      dest[i] = d->task_worker[bk_murmur2(recs[i].key, recs[i].key ? recs[i].key_len : 0) &
-                               0x7fffffffu & mask];
+/* pack_to for a bucket of indexes and for a whole array, each its own loop. */
+static brook_err_t pack_bucket(bk_worker_t *w, uint32_t xi, size_t to, const brook_record_t *recs,
+                               const uint16_t *idx, size_t n) {
+  return pack_to(w, xi, to, recs, idx, n);
+}
+
+static brook_err_t pack_all(bk_worker_t *w, uint32_t xi, size_t to, const brook_record_t *recs,
+                            size_t n) {
+  return pack_to(w, xi, to, recs, NULL, n);
+}
+
+/* murmur2 of a record's key as Kafka's partitioner takes it (& 0x7fffffff). A NULL key is the
+ * empty key (core/murmur2.h); 8-byte keys (ids) are common: hashed with the length known,
+ * unrolled. */
+static inline uint32_t key_hash(const brook_record_t *rec) {
+  if (rec->key_len == 8 && rec->key)
+    return bk_murmur2(rec->key, 8) & 0x7fffffffu;
+  return bk_murmur2(rec->key, rec->key ? rec->key_len : 0) & 0x7fffffffu;
+}
+
+/* Sorts run r[0..n) into x's buckets by the worker owning each key: task = hash % n_tasks (a
+ * mask when n_tasks is a power of two, the common counts), then the task's worker. The
+ * loops differ only in that, so neither tests it per record. */
+static void bucket_by_key(const xdef_t *d, xscratch_t *x, const brook_record_t *r, size_t n) {
+  size_t R = x->run;
+  uint32_t nt = d->n_tasks;
+  if ((nt & (nt - 1)) == 0) {
+    for (size_t i = 0; i < n; i++) {
+      uint32_t to = d->task_worker[key_hash(&r[i]) & (nt - 1)];
+      x->bucket[to * R + x->count[to]++] = (uint16_t)i;
+    }
   } else {
-    for (size_t i = 0; i < n; i++)
-      dest[i] = d->task_worker[(bk_murmur2(recs[i].key, recs[i].key ? recs[i].key_len : 0) &
-                                0x7fffffffu) %
-                               d->n_tasks];
+    for (size_t i = 0; i < n; i++) {
+      uint32_t to = d->task_worker[key_hash(&r[i]) % nt];
+      x->bucket[to * R + x->count[to]++] = (uint16_t)i;
+    }
   }
 }
 
-/* By key: each record to its key's worker. The records are sorted by destination first
- * (indexes, no record copies), so packing runs one destination at a time without a branch
- * per record, and this worker's share goes to its targets as one batch. */
+/* By key: each record to its key's worker. A run of records is sorted into one bucket of
+ * indexes per destination as the keys are hashed (no record copies), so packing runs one
+ * destination at a time without a branch per record, and this worker's share goes to its
+ * targets as one batch. */
 static brook_err_t route_by_key(bk_worker_t *w, bk_port_t *p, uint32_t xi,
                                 const brook_record_t *recs, size_t n) {
   xdef_t *d = &w->xchg->defs[xi];
   xscratch_t *x = d->scratch; /* per exchange: delivering the local share may route again */
-  size_t nw = w->rt->n_workers;
+  size_t nw = w->rt->n_workers, R = x->run;
   brook_err_t err = BROOK_OK;
-  for (size_t i0 = 0; i0 < n && err >= 0; i0 += XCHG_RUN) {
-    size_t run = n - i0 < XCHG_RUN ? n - i0 : XCHG_RUN;
+  for (size_t i0 = 0; i0 < n && err >= 0; i0 += R) {
+    size_t run = n - i0 < R ? n - i0 : R;
     const brook_record_t *r = recs + i0;
-    key_workers(d, r, run, x->dest);
     for (size_t to = 0; to < nw; to++)
       x->count[to] = 0;
-    for (size_t i = 0; i < run; i++)
-      x->count[x->dest[i]]++;
-    size_t at = 0;
-    for (size_t to = 0; to < nw; to++) { /* each destination's slice of x->order */
-      x->start[to] = at;
-      at += x->count[to];
-    }
-    for (size_t i = 0; i < run; i++)
-      x->order[x->start[x->dest[i]]++] = (uint16_t)i;
-    for (size_t to = 0, from = 0; to < nw && err >= 0; from += x->count[to], to++) {
-      if (!x->count[to])
+    bucket_by_key(d, x, r, run);
+    for (size_t to = 0; to < nw && err >= 0; to++) {
+      size_t m = x->count[to];
+      const uint16_t *b = x->bucket + to * R;
+      if (!m)
         continue;
       if (to != w->index) {
-        err = pack_to(w, xi, to, r, x->order + from, x->count[to]);
+        err = pack_bucket(w, xi, to, r, b, m);
         continue;
       }
-      for (size_t k = 0; k < x->count[to]; k++)
-        x->local[k] = r[x->order[from + k]];
-      err = deliver_to(p, d->to, d->n_to, x->local, x->count[to]);
+      for (size_t k = 0; k < m; k++)
+        x->local[k] = r[b[k]];
+      err = deliver_to(p, d->to, d->n_to, x->local, m);
     }
   }
   return err;
@@ -267,7 +313,7 @@ brook_err_t bk_xchg_route(brook_ctx_t *from, bk_port_t *p, const brook_record_t 
   for (size_t g = 0; g < r->n_gathers && err >= 0; g++) {
     const xdef_t *d = &x->defs[r->gathers[g]];
     err = w->index == 0 ? deliver_to(p, d->to, d->n_to, recs, n)
-                        : pack_to(w, r->gathers[g], 0, recs, NULL, n);
+                        : pack_all(w, r->gathers[g], 0, recs, n);
   }
   if (r->key_x >= 0 && err >= 0)
     err = route_by_key(w, p, (uint32_t)r->key_x, recs, n);

@@ -31,12 +31,13 @@ struct xchunk {
 };
 
 /* route_by_key's work space, one per by-key exchange: delivering this worker's share runs
- * the operators after it, which may route through another exchange. */
+ * the operators after it, which may route through another exchange. A run of `run` records
+ * is sorted into one bucket of record indexes per destination worker. */
 typedef struct xscratch {
-  uint16_t dest[XCHG_RUN];  /* the destination worker of each record of a run */
-  uint16_t order[XCHG_RUN]; /* the run's record indexes sorted by destination */
+  size_t run;       /* XCHG_RUN, less with many workers (bucket memory: n_workers * run) */
+  uint16_t *bucket; /* [n_workers * run] */
+  size_t *count;    /* [n_workers] */
   brook_record_t local[XCHG_RUN];
-  size_t *count, *start; /* [n_workers] */
 } xscratch_t;
 
 /* One exchange, the same on every worker. */

@@ -54,9 +54,11 @@ static brook_err_t build_defs(bk_worker_t *w) {
     d->scratch = bk_calloc(a, 1, sizeof(*d->scratch));
     if (!d->task_worker || !d->scratch)
       return BROOK_ERR_NOMEM;
+    size_t run = 4096 / nw; /* at most 8 KiB of buckets */
+    d->scratch->run = run > XCHG_RUN ? XCHG_RUN : run < 16 ? 16 : run;
     d->scratch->count = bk_calloc(a, nw, sizeof(size_t));
-    d->scratch->start = bk_calloc(a, nw, sizeof(size_t));
-    if (!d->scratch->count || !d->scratch->start || def_targets(plan, a, d, NULL))
+    d->scratch->bucket = bk_calloc(a, nw * d->scratch->run, sizeof(uint16_t));
+    if (!d->scratch->count || !d->scratch->bucket || def_targets(plan, a, d, NULL))
       return BROOK_ERR_NOMEM;
     for (uint32_t t = 0; t < d->n_tasks; t++) /* a task's worker does not depend on keys */
       d->task_worker[t] = (uint16_t)(t % nw);
@@ -174,7 +176,7 @@ static void free_tables(bk_xchg_worker_t *x, const bk_plan_t *plan, const brook_
     bk_free(a, d->to);
     if (d->scratch) {
       bk_free(a, d->scratch->count);
-      bk_free(a, d->scratch->start);
+      bk_free(a, d->scratch->bucket);
       bk_free(a, d->scratch);
     }
   }
