@@ -21,10 +21,10 @@
 
 #include "run_deadline.h"
 #include "wait.h"
+#include "worker_seen.h"
 
 #define N_KEYS 16
 #define SPLITS 4
-#define MAX_THREADS 16
 
 static char key_names[N_KEYS][8];
 
@@ -208,46 +208,6 @@ static void test_line_sink_every_record_once_1_2_4_workers(void **state) {
 
 /* ---- a count and a window placed once ---- */
 
-/* What the count's and window's sinks saw. */
-typedef struct seen {
-  pthread_mutex_t mu;
-  int64_t count[N_KEYS]; /* the latest count per key */
-  int64_t windowed;      /* sum of every final window count */
-  pthread_t threads[MAX_THREADS];
-  size_t n_threads;
-} seen_t;
-
-static void seen_thread(seen_t *s) {
-  pthread_t self = pthread_self();
-  for (size_t i = 0; i < s->n_threads; i++)
-    if (pthread_equal(s->threads[i], self))
-      return;
-  if (s->n_threads < MAX_THREADS)
-    s->threads[s->n_threads++] = self;
-}
-
-static int key_index(const void *key, size_t len) {
-  for (int i = 0; i < N_KEYS; i++)
-    if (strlen(key_names[i]) == len && memcmp(key_names[i], key, len) == 0)
-      return i;
-  return -1;
-}
-
-static brook_err_t count_sink(const brook_record_t *rec, void *opaque) {
-  seen_t *s = opaque;
-  int k = key_index(rec->key, rec->key_len);
-  if (k < 0 || rec->value_len != sizeof(int64_t))
-    return BROOK_ERR_USER;
-  int64_t v;
-  memcpy(&v, rec->value, sizeof(v));
-  pthread_mutex_lock(&s->mu);
-  if (v > s->count[k])
-    s->count[k] = v;
-  seen_thread(s);
-  pthread_mutex_unlock(&s->mu);
-  return BROOK_OK;
-}
-
 static brook_err_t window_sink(const brook_record_t *rec, void *opaque) {
   seen_t *s = opaque;
   brook_window_value_t wv;
@@ -279,8 +239,7 @@ static brook_err_t fail_some(brook_record_t *rec, brook_ctx_t *ctx, void *opaque
  * window (once). Every record reaches both exactly once: as itself or as a failed record. */
 static void run_once_nodes(size_t workers, uint64_t limit, seen_t *seen) {
   static gen_t g;
-  memset(seen, 0, sizeof(*seen));
-  pthread_mutex_init(&seen->mu, NULL);
+  seen_init(seen);
   brook_topology_t *t = new_topology(BROOK_ON_ERROR_ROUTE);
   brook_stream_t *src = gen_source(t, &g, limit);
   /* A worker's splits start one batch after another (a split's watermark counts from its first
@@ -296,7 +255,8 @@ static void run_once_nodes(size_t workers, uint64_t limit, seen_t *seen) {
   brook_aggregate_opts_t ao;
   brook_aggregate_opts_init(&ao);
   ao.name = "per_key";
-  assert_int_equal(brook_sink_callback(brook_count(all, &ao), count_sink, NULL, seen), BROOK_OK);
+  assert_int_equal(brook_sink_callback(brook_count(all, &ao), seen_count_sink, NULL, seen),
+                   BROOK_OK);
   brook_window_opts_t wo;
   brook_window_opts_init(&wo);
   wo.name = "per_key_100ms";
@@ -404,14 +364,13 @@ static void test_failures_with_gathers(void **state) {
   (void)state;
   static gen_t g;
   static seen_t seen;
-  memset(&seen, 0, sizeof(seen));
-  pthread_mutex_init(&seen.mu, NULL);
+  seen_init(&seen);
   atomic_store(&split3_seen, 0);
   brook_topology_t *t = new_topology(BROOK_ON_ERROR_FAIL);
   brook_stream_t *s = brook_map(gen_source(t, &g, 0), fail_on_split3, NULL);
   brook_stream_t *ins[2] = {s, brook_error_stream(t)};
   brook_stream_t *c = brook_count(brook_merge(ins, 2), NULL);
-  assert_int_equal(brook_sink_callback(c, count_sink, NULL, &seen), BROOK_OK);
+  assert_int_equal(brook_sink_callback(c, seen_count_sink, NULL, &seen), BROOK_OK);
   brook_runtime_t *rt = new_runtime(t, 4);
   assert_int_equal(run_with_deadline(rt, 60000, NULL), BROOK_ERR_USER);
   assert_non_null(strstr(brook_runtime_last_error(rt), "split 3 is broken"));

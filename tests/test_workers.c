@@ -21,57 +21,11 @@
 #include "fail_alloc.h"
 #include "run_deadline.h"
 #include "wait.h"
+#include "worker_seen.h"
 
 #define N_KEYS 64
-#define MAX_THREADS 16
 
 static char key_names[N_KEYS][8];
-
-/* What the sinks saw, from every worker's thread. */
-typedef struct seen {
-  pthread_mutex_t mu;
-  int64_t count[N_KEYS]; /* the latest count per key */
-  uint64_t records;
-  pthread_t threads[MAX_THREADS];
-  size_t n_threads;
-} seen_t;
-
-static void seen_init(seen_t *s) {
-  memset(s, 0, sizeof(*s));
-  pthread_mutex_init(&s->mu, NULL);
-}
-
-static void seen_thread(seen_t *s) {
-  pthread_t self = pthread_self();
-  for (size_t i = 0; i < s->n_threads; i++)
-    if (pthread_equal(s->threads[i], self))
-      return;
-  if (s->n_threads < MAX_THREADS)
-    s->threads[s->n_threads++] = self;
-}
-
-static int key_index(const void *key, size_t len) {
-  for (int i = 0; i < N_KEYS; i++)
-    if (strlen(key_names[i]) == len && memcmp(key_names[i], key, len) == 0)
-      return i;
-  return -1;
-}
-
-static brook_err_t count_sink(const brook_record_t *rec, void *opaque) {
-  seen_t *s = opaque;
-  int k = key_index(rec->key, rec->key_len);
-  if (k < 0 || rec->value_len != sizeof(int64_t))
-    return BROOK_ERR_USER;
-  int64_t v;
-  memcpy(&v, rec->value, sizeof(v));
-  pthread_mutex_lock(&s->mu);
-  if (v > s->count[k])
-    s->count[k] = v;
-  s->records++;
-  seen_thread(s);
-  pthread_mutex_unlock(&s->mu);
-  return BROOK_OK;
-}
 
 static brook_err_t key_is_value(const brook_record_t *rec, const void **key, size_t *key_len,
                                 brook_ctx_t *ctx, void *opaque) {
@@ -90,7 +44,7 @@ static brook_topology_t *new_topology(void) {
 /* key_by -> count -> the counting sink. */
 static void count_by_key(brook_stream_t *s, seen_t *seen) {
   s = brook_count(brook_key_by(s, key_is_value, NULL), NULL);
-  assert_int_equal(brook_sink_callback(s, count_sink, NULL, seen), BROOK_OK);
+  assert_int_equal(brook_sink_callback(s, seen_count_sink, NULL, seen), BROOK_OK);
 }
 
 /* A runtime with `workers` workers (and batch_size, unless 0). */
@@ -197,7 +151,7 @@ typedef struct win_seen {
   int64_t count[N_KEYS][N_WINDOWS]; /* FINAL results per key and window */
   uint64_t finals;
   uint64_t before_end; /* results emitted while the sources still ran */
-  pthread_t threads[MAX_THREADS];
+  pthread_t threads[SEEN_THREADS];
   size_t n_threads;
 } win_seen_t;
 
@@ -208,7 +162,7 @@ static brook_err_t window_sink(const brook_record_t *rec, void *opaque) {
   brook_window_value_t wv;
   const void *res;
   int64_t n;
-  int k = key_index(rec->key, rec->key_len);
+  int k = seen_key_index(rec->key, rec->key_len);
   if (brook_window_parse(rec, &wv, &res) != BROOK_OK || k < 0 || wv.result_len != sizeof(n) ||
       !(wv.flags & BROOK_WINDOW_FINAL) || wv.start < 0 || wv.start / WINDOW_MS >= N_WINDOWS)
     return BROOK_ERR_USER;
@@ -221,7 +175,7 @@ static brook_err_t window_sink(const brook_record_t *rec, void *opaque) {
   size_t i = 0;
   while (i < s->n_threads && !pthread_equal(s->threads[i], self))
     i++;
-  if (i == s->n_threads && i < MAX_THREADS)
+  if (i == s->n_threads && i < SEEN_THREADS)
     s->threads[s->n_threads++] = self;
   pthread_mutex_unlock(&s->mu);
   return BROOK_OK;
@@ -574,7 +528,7 @@ static void alloc_failure_sweep(int persistent) {
       go.limit = 4000;
       brook_stream_t *s = brook_source_generator(t, "gen", gen_fn, &g, &go);
       s = brook_count(brook_key_by(s, key_is_value, NULL), NULL);
-      brook_sink_callback(s, count_sink, NULL, &seen);
+      brook_sink_callback(s, seen_count_sink, NULL, &seen);
       brook_runtime_opts_t ro;
       brook_runtime_opts_init(&ro);
       ro.num_workers = 4;
@@ -651,7 +605,7 @@ static void run_chained(size_t workers, seen_t *seen) {
   brook_stream_t *merged = brook_merge(ins, 2);
   assert_non_null(merged);
   brook_stream_t *s = brook_count(merged, NULL);
-  assert_int_equal(brook_sink_callback(s, count_sink, NULL, seen), BROOK_OK);
+  assert_int_equal(brook_sink_callback(s, seen_count_sink, NULL, seen), BROOK_OK);
   brook_runtime_t *rt = new_runtime(t, workers, 128);
   assert_int_equal(run_with_deadline(rt, 60000, NULL), BROOK_OK);
   assert_int_equal(stats_of(rt).records_out, 80000); /* each count twice */
@@ -729,7 +683,7 @@ static void test_processing_timers_fire_on_a_waiting_worker(void **state) {
   brook_stream_t *keyed = brook_key_by(s, key_is_value, NULL);
   assert_int_equal(brook_stream_set_partitions(keyed, 2), BROOK_OK);
   s = brook_apply(keyed, &op, NULL);
-  assert_int_equal(brook_sink_callback(s, count_sink, NULL, &seen), BROOK_OK); /* gets none */
+  assert_int_equal(brook_sink_callback(s, seen_count_sink, NULL, &seen), BROOK_OK); /* gets none */
   brook_runtime_t *rt = new_runtime(t, 2, 64);
   assert_int_equal(run_with_deadline(rt, 30000, NULL), BROOK_OK);
   assert_int_equal(atomic_load(&timers_fired), 2);
