@@ -35,6 +35,7 @@ static xchunk_t *chunk_new(bk_worker_t *w, size_t to, uint32_t xi, int kind, siz
   c->x = xi;
   c->kind = kind;
   c->errors = w->error_depth > 0;
+  c->has_wm = 0;
   c->wm = BROOK_TIME_MIN;
   c->wm_state = BK_WM_ACTIVE;
   c->n = 0;
@@ -133,19 +134,25 @@ static int receives(const bk_worker_t *w, const xdef_t *d) {
   return d->n_to && (!d->gather || w->index == 0);
 }
 
+/* Sends a watermark (XC_WM) or the end (XC_END) of exchange xi to its receivers, after the
+ * records before it. A watermark rides on the chunk being filled for a receiver when there is
+ * one (no chunk of its own: steady traffic sends none); the end always has its own. */
 static brook_err_t send_control(bk_worker_t *w, uint32_t xi, int kind, brook_time_t wm, int state) {
   const xdef_t *d = &w->xchg->defs[xi];
   for (size_t to = 0; to < w->rt->n_workers; to++) {
     if (!sends_to(w, d, to))
       continue;
     xchunk_t **fill = &w->xchg->filling[xi * w->rt->n_workers + to];
-    if (*fill) { /* the records before it go first */
-      publish(w, to, *fill);
-      *fill = NULL;
+    xchunk_t *c = *fill;
+    *fill = NULL;
+    if (c && kind == XC_WM) {
+      c->has_wm = 1;
+    } else {
+      if (c) /* the records before it go first */
+        publish(w, to, c);
+      if (!(c = chunk_new(w, to, xi, kind, 0)))
+        return BROOK_ERR_NOMEM;
     }
-    xchunk_t *c = chunk_new(w, to, xi, kind, 0);
-    if (!c)
-      return BROOK_ERR_NOMEM;
     c->wm = wm;
     c->wm_state = state;
     publish(w, to, c);
@@ -332,13 +339,6 @@ void bk_xchg_flush(bk_worker_t *w) {
     return;
   size_t nw = w->rt->n_workers;
   for (size_t xi = 0; xi < x->n_x; xi++) {
-    for (size_t to = 0; to < nw; to++) {
-      xchunk_t **fill = &x->filling[xi * nw + to];
-      if (*fill) {
-        publish(w, to, *fill);
-        *fill = NULL;
-      }
-    }
     const brook_ctx_t *c = &w->insts[x->defs[xi].from_pos];
     xsent_t *s = &x->sent[xi];
     if (!s->ended && (c->wm != s->wm || c->wm_idle != s->wm_state)) {
@@ -348,6 +348,13 @@ void bk_xchg_flush(bk_worker_t *w) {
       }
       s->wm = c->wm;
       s->wm_state = c->wm_idle;
+    }
+    for (size_t to = 0; to < nw; to++) { /* what the watermark did not take along */
+      xchunk_t **fill = &x->filling[xi * nw + to];
+      if (*fill) {
+        publish(w, to, *fill);
+        *fill = NULL;
+      }
     }
   }
   for (size_t to = 0; to < nw; to++)
@@ -390,7 +397,8 @@ int bk_xchg_receive(bk_worker_t *w) {
       if (c->kind == XC_DATA && bk_runtime_status(rt) == BROOK_OK) {
         w->now_ms = bk_wallclock_ms();
         deliver_chunk(w, c);
-      } else if (c->kind == XC_WM) {
+      }
+      if (c->kind == XC_WM || c->has_wm) { /* after the records it covers */
         in->wm = c->wm;
         in->wm_state = c->wm_state;
       } else if (c->kind == XC_END) {

@@ -18,11 +18,12 @@ enum { XC_DATA, XC_WM, XC_END };
 
 typedef struct xchunk xchunk_t;
 struct xchunk {
-  xchunk_t *next; /* in the producer's FIFO of chunks waiting for ring space */
-  uint32_t x;     /* exchange index */
-  int kind;       /* XC_* */
-  int errors;     /* records of the error stream (delivered with error_depth > 0) */
-  brook_time_t wm;
+  xchunk_t *next;       /* in the producer's FIFO of chunks waiting for ring space */
+  uint32_t x;           /* exchange index */
+  int kind;             /* XC_* */
+  int errors;           /* records of the error stream (delivered with error_depth > 0) */
+  int has_wm;           /* XC_DATA: wm and wm_state follow its records */
+  brook_time_t wm;      /* XC_WM, or XC_DATA with has_wm */
   int wm_state;         /* BK_WM_* */
   size_t n, cap;        /* records */
   size_t used, size;    /* bytes in data */
