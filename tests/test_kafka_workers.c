@@ -450,6 +450,34 @@ static void test_key_by_refused_with_workers(void **state) {
   brook_topology_free(t);
 }
 
+/* A line sink has one instance, on worker 0: records of a Kafka source reach it from every
+ * worker through a gather, so it is refused with N workers for the same reason. */
+static void test_line_sink_after_kafka_refused_with_workers(void **state) {
+  (void)state;
+  brook_topology_t *t;
+  assert_int_equal(brook_topology_new(&t, NULL), BROOK_OK);
+  brook_kafka_source_opts_t so;
+  brook_kafka_source_opts_init(&so);
+  so.bootstrap_servers = broker.bootstrap;
+  so.group_id = "gl";
+  const char *topics[] = {"inl", NULL};
+  so.topics = topics;
+  brook_stream_t *in = brook_source_kafka(t, "in", &so);
+  assert_non_null(in);
+  assert_int_equal(brook_sink_lines(in, "/dev/null", NULL), BROOK_OK);
+  brook_runtime_opts_t o = *kh_rt_opts();
+  o.num_workers = 2;
+  brook_runtime_t *rt = NULL;
+  assert_int_equal(brook_runtime_new(&rt, t, &o), BROOK_ERR_INVALID_ARG);
+  assert_null(rt);
+  const char *msg = brook_topology_last_error(t);
+  assert_non_null(strstr(msg, "runs once (on worker 0) and records from Kafka source 'in'"));
+  o.num_workers = 1;
+  assert_int_equal(brook_runtime_new(&rt, t, &o), BROOK_OK);
+  brook_runtime_free(rt);
+  brook_topology_free(t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_group_1_worker),
@@ -458,6 +486,7 @@ int main(void) {
       cmocka_unit_test(test_assigned_4_workers),
       cmocka_unit_test(test_producer_per_worker),
       cmocka_unit_test(test_key_by_refused_with_workers),
+      cmocka_unit_test(test_line_sink_after_kafka_refused_with_workers),
       cmocka_unit_test(test_rebalance_between_runtimes),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

@@ -376,12 +376,14 @@ static void test_error_stream(void **state) {
   brook_stream_t *tagged = named(brook_map(errs, map_fn, NULL), "tag");
   kafka_sink(tagged, "dlq", "dlq");
   sink(count(tagged, "errors_per_key"));
-  assert_describes(t, "brook plan: 2 sub-topologies, 0 exchanges\n"
+  assert_describes(t, "brook plan: 2 sub-topologies, 1 exchange\n"
                       "sub-topology 0: tasks=partitions('in')\n"
                       "  source 'in' [kafka] per-task splits=partitions\n"
                       "  operator 'parse' [map] per-task <- 'in'\n"
                       "  sink 'out' [kafka_sink] per-worker <- 'parse'\n"
                       "sub-topology 1: no tasks\n"
+                      "  exchange into 'errors_per_key' from 'tag': every record to its one "
+                      "instance (worker 0)\n"
                       "  errors 'errors' [errors] per-worker\n"
                       "  operator 'tag' [map] per-worker <- 'errors'\n"
                       "  sink 'dlq' [kafka_sink] per-worker <- 'tag'\n"
@@ -537,17 +539,96 @@ static void test_example_log_filter(void **state) {
   brook_stream_t *text = named(brook_map(slow, map_fn, NULL), "format");
   assert_int_equal(brook_sink_lines(text, "/dev/null", NULL), BROOK_OK);
   sink(brook_error_stream(t));
-  assert_describes(t, "brook plan: 2 sub-topologies, 0 exchanges\n"
+  /* One split, one task: the gather brings nothing from other workers, but the plan does
+   * not depend on that (the line sink's one instance is worker 0's). */
+  assert_describes(t, "brook plan: 2 sub-topologies, 1 exchange\n"
                       "sub-topology 0: tasks=1\n"
+                      "  exchange into 'sink_lines#4' from 'format': every record to its one "
+                      "instance (worker 0)\n"
                       "  source 'read' [lines] per-task splits=1\n"
                       "  operator 'parse' [map] per-task <- 'read'\n"
                       "  operator 'slow_warn_error' [filter] per-task <- 'parse'\n"
                       "  operator 'format' [map] per-task <- 'slow_warn_error'\n"
-                      "  sink 'sink_lines#4' [sink_lines] per-worker <- 'format'\n"
+                      "  sink 'sink_lines#4' [sink_lines] once <- 'format'\n"
                       "  fused: 'parse' -> 'slow_warn_error' -> 'format'\n"
                       "sub-topology 1: no tasks\n"
                       "  errors 'errors' [errors] per-worker\n"
                       "  sink 'sink#6' [sink] per-worker <- 'errors'\n");
+  brook_topology_free(t);
+}
+
+/* ---- gathers: the inputs of once nodes ---- */
+
+/* A count after a merge of a generator's stream with the error stream's (per worker: every
+ * worker has failed records of every group, no key change brings them together) runs once,
+ * fed by a gather; the map after it is once too (its input is on worker 0 already: no
+ * gather), the callback sink per worker; a line sink runs once. */
+static void test_gather_into_once_count(void **state) {
+  (void)state;
+  brook_topology_t *t = topo(BROOK_ON_ERROR_ROUTE);
+  brook_generator_opts_t go;
+  brook_generator_opts_init(&go);
+  go.splits = 4;
+  brook_stream_t *a = brook_source_generator(t, "a", gen_fn, NULL, &go);
+  brook_stream_t *tag = named(brook_map(brook_error_stream(t), map_fn, NULL), "tag");
+  brook_stream_t *ins[2] = {a, tag};
+  brook_stream_t *m = named(brook_merge(ins, 2), "both");
+  brook_stream_t *c = count(m, "per_key");
+  brook_stream_t *f = named(brook_map(c, map_fn, NULL), "format");
+  sink(f);
+  assert_int_equal(brook_sink_lines(f, "/dev/null", NULL), BROOK_OK);
+  assert_int_equal(brook_sink_lines(m, "/dev/null", NULL), BROOK_OK);
+  assert_describes(t, "brook plan: 1 sub-topology, 2 exchanges\n"
+                      "sub-topology 0: tasks=4\n"
+                      "  exchange into 'per_key' from 'both': every record to its one instance "
+                      "(worker 0)\n"
+                      "  exchange into 'sink_lines#8' from 'both': every record to its one "
+                      "instance (worker 0)\n"
+                      "  source 'a' [generator] per-task splits=4\n"
+                      "  errors 'errors' [errors] per-worker\n"
+                      "  operator 'tag' [map] per-worker <- 'errors'\n"
+                      "  operator 'both' [merge] per-worker <- 'a', 'tag'\n"
+                      "  operator 'per_key' [count] once state=per_key <- 'both'\n"
+                      "  sink 'sink_lines#8' [sink_lines] once <- 'both'\n"
+                      "  operator 'format' [map] once <- 'per_key'\n"
+                      "  sink 'sink#6' [sink] per-worker <- 'format'\n"
+                      "  sink 'sink_lines#7' [sink_lines] once <- 'format'\n");
+  bk_plan_t p;
+  plan_of(t, &p);
+  assert_int_equal(p.n_gathers, 2); /* format -> its line sink: both on worker 0 */
+  assert_int_equal(pnode(&p, t, "format")->place, BK_PLACE_ONCE);
+  bk_plan_free(&p, bk_default_allocator());
+  brook_topology_free(t);
+}
+
+/* A line sink after a key change: the key_by's stream feeds a per-task count by key and the
+ * once sink by a gather (one output, two exchanges); the count's output reaches a second line
+ * sink through a gather out of the count's sub-topology. */
+static void test_gather_after_key_change(void **state) {
+  (void)state;
+  brook_topology_t *t = topo(BROOK_ON_ERROR_FAIL);
+  brook_generator_opts_t go;
+  brook_generator_opts_init(&go);
+  go.splits = 2;
+  brook_stream_t *g = brook_source_generator(t, "gen", gen_fn, NULL, &go);
+  brook_stream_t *k = named(brook_key_by(g, key_fn, NULL), "by_user");
+  assert_int_equal(brook_sink_lines(k, "/dev/null", NULL), BROOK_OK);
+  brook_stream_t *c = count(k, "per_user");
+  assert_int_equal(brook_sink_lines(c, "/dev/null", NULL), BROOK_OK);
+  assert_describes(t, "brook plan: 2 sub-topologies, 3 exchanges\n"
+                      "sub-topology 0: tasks=2\n"
+                      "  source 'gen' [generator] per-task splits=2\n"
+                      "  operator 'by_user' [key_by] per-task <- 'gen' => exchange to "
+                      "sub-topology 1\n"
+                      "sub-topology 1: tasks=2\n"
+                      "  exchange from 'by_user': task = murmur2(key) % tasks\n"
+                      "  exchange into 'sink_lines#2' from 'by_user': every record to its one "
+                      "instance (worker 0)\n"
+                      "  exchange into 'sink_lines#4' from 'per_user': every record to its one "
+                      "instance (worker 0)\n"
+                      "  sink 'sink_lines#2' [sink_lines] once <- 'by_user'\n"
+                      "  operator 'per_user' [count] per-task state=per_user <- 'by_user'\n"
+                      "  sink 'sink_lines#4' [sink_lines] once <- 'per_user'\n");
   brook_topology_free(t);
 }
 
@@ -1031,6 +1112,8 @@ int main(void) {
       cmocka_unit_test(test_self_exchange),
       cmocka_unit_test(test_identity_escape),
       cmocka_unit_test(test_identity_check),
+      cmocka_unit_test(test_gather_into_once_count),
+      cmocka_unit_test(test_gather_after_key_change),
       cmocka_unit_test(test_describe_api),
       cmocka_unit_test(test_describe_out_of_memory),
       cmocka_unit_test(test_fused_lines),

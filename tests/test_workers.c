@@ -654,7 +654,7 @@ static void test_processing_timers_fire_on_a_waiting_worker(void **state) {
   brook_topology_free(t);
 }
 
-/* ---- what cannot run per worker yet is refused, saying why ---- */
+/* ---- worker counts out of range are refused, saying why ---- */
 
 static void test_refused_worker_counts_and_nodes(void **state) {
   (void)state;
@@ -668,11 +668,11 @@ static void test_refused_worker_counts_and_nodes(void **state) {
   ro.num_workers = 0;
   assert_int_equal(brook_runtime_new(&rt, t, &ro), BROOK_ERR_INVALID_ARG);
   assert_non_null(strstr(brook_topology_last_error(t), "num_workers must be 1..256, got 0"));
-  ro.num_workers = 2; /* every worker's instance would truncate and write the same file */
+  ro.num_workers = 257;
   assert_int_equal(brook_runtime_new(&rt, t, &ro), BROOK_ERR_INVALID_ARG);
   assert_null(rt);
-  assert_non_null(strstr(brook_topology_last_error(t), "is a line sink"));
-  ro.num_workers = 1;
+  assert_non_null(strstr(brook_topology_last_error(t), "num_workers must be 1..256, got 257"));
+  ro.num_workers = 2; /* a line sink has one instance, on worker 0 (test_gather.c) */
   assert_int_equal(brook_runtime_new(&rt, t, &ro), BROOK_OK);
   assert_int_equal(run_with_deadline(rt, 60000, NULL), BROOK_OK);
   brook_runtime_free(rt);

@@ -132,6 +132,7 @@ BROOK_API brook_err_t brook_stream_set_partitions(brook_stream_t *s, uint32_t n)
  *   sub-topology <k>: tasks=<n> | tasks=partitions('<source>') | tasks=max(<n>, ...)
  *                     | tasks=<n> (set on '<key_by>') | no tasks
  *     exchange from '<key_by>': task = murmur2(key) % tasks
+ *     exchange into '<node>' from '<input>'[<port>]: every record to its one instance (worker 0)
  *     <source|operator|sink|errors> '<name>' [<type>] <per-task|per-worker|once>
  *         [splits=<n> [by key: split = murmur2(key) % splits]|splits=partitions]
  *         [state=<identity> [(generated name)]]
@@ -143,7 +144,9 @@ BROOK_API brook_err_t brook_stream_set_partitions(brook_stream_t *s, uint32_t n)
  * A sub-topology is the part of the topology between key changes; it runs as `tasks`
  * parallel tasks (a Kafka source's partition count is known only at run time: "partitions"
  * until then). Nodes are listed in execution order; each runs per task (its own instance,
- * state and timers per task), per worker (sinks, the error stream) or once per runtime. A
+ * state and timers per task), per worker (sinks, the error stream) or once per runtime (on
+ * worker 0: a stateful node fed from every worker without a key change, a line sink; its
+ * inputs that come from every worker are the "exchange into" lines, counted in <m>). A
  * stateful node shows its identity, the escaped name its persisted state will be found by;
  * "(generated name)" marks one the user did not name, which persisting state will refuse.
  * A "fused" line lists operators that run record by record, each record through the whole

@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Inline: exchanges hash every record they route. Checked against Kafka's UtilsTest vectors
  * and librdkafka's rd_kafka_msg_partitioner_murmur2 (tests/test_murmur2.c). MurmurHash2 by
@@ -31,7 +32,12 @@ static inline uint32_t bk_murmur2(const void *data, size_t len) {
   uint32_t h = MURMUR2_SEED ^ (uint32_t)len;
   size_t words = len / 4;
   for (size_t i = 0; i < words; i++, p += 4) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint32_t k; /* one load: exchanges hash every record they route */
+    memcpy(&k, p, sizeof(k));
+#else
     uint32_t k = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+#endif
     k *= MURMUR2_M;
     k ^= k >> MURMUR2_R;
     k *= MURMUR2_M;

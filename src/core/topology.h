@@ -70,6 +70,9 @@ struct bk_node {
    * 0 = the default, the largest upstream partition count. */
   uint32_t partitions;
   bk_stateful_t stateful;
+  /* A sink that must have one instance (a line sink: one file): placed once, not per worker
+   * (plan/placement.c). */
+  int single_instance;
   /* Never looks at event time (the built-in callback operators, ops/fn_op.c): a source that
    * feeds only such nodes skips its per-batch watermark pass (runtime/event_time.c). */
   int time_blind;

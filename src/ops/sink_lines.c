@@ -1,4 +1,7 @@
-/* The line-writer sink: each record's value and a '\n', buffered, to a file or stdout. */
+/* The line-writer sink: each record's value and a '\n', buffered, to a file or stdout. It has
+ * one instance whatever the number of workers (placed once, plan/placement.c): the records
+ * of every worker reach it on worker 0 through a gather (runtime/exchange.c), in order per
+ * upstream worker. */
 #include <brook/sink.h>
 
 #include <errno.h>
@@ -160,6 +163,9 @@ brook_err_t brook_sink_lines(brook_stream_t *in, const char *path,
   }
   cfg->opts = o;
   cfg->alloc = &t->alloc;
-  return bk_topology_add_operator(&in, 1, &line_sink_op, cfg, line_sink_cfg_free, NULL, NULL, 0,
-                                  NULL);
+  brook_err_t err =
+      bk_topology_add_operator(&in, 1, &line_sink_op, cfg, line_sink_cfg_free, NULL, NULL, 0, NULL);
+  if (err == BROOK_OK) /* one file, one writer: with N workers every record goes to worker 0 */
+    t->nodes[t->n_nodes - 1]->single_instance = 1;
+  return err;
 }

@@ -145,10 +145,19 @@ static void put_local_lines(out_t *o, const bk_plan_t *p) {
   }
 }
 
+/* A gather: one target task, the once node's instance on worker 0. */
+static void put_gather(out_t *o, const bk_gather_t *g) {
+  put(o, "  exchange into '%s' from '%s'", g->to->name, g->from->name);
+  if (g->from->n_outputs > 1)
+    put(o, "[%zu]", g->port);
+  put(o, ": every record to its one instance (worker 0)\n");
+}
+
 size_t bk_plan_describe(const bk_plan_t *p, char *buf, size_t size) {
   out_t o = {buf, size, 0};
+  size_t n_x = p->n_exchanges + p->n_gathers;
   put(&o, "brook plan: %zu sub-topolog%s, %zu exchange%s\n", p->n_subs,
-      p->n_subs == 1 ? "y" : "ies", p->n_exchanges, p->n_exchanges == 1 ? "" : "s");
+      p->n_subs == 1 ? "y" : "ies", n_x, n_x == 1 ? "" : "s");
   for (size_t k = 0; k < p->n_subs; k++) {
     put(&o, "sub-topology %zu: ", k);
     put_tasks(&o, p, k);
@@ -156,6 +165,9 @@ size_t bk_plan_describe(const bk_plan_t *p, char *buf, size_t size) {
     for (size_t e = 0; e < p->n_exchanges; e++)
       if (p->exchanges[e].to_sub == k)
         put(&o, "  exchange from '%s': task = murmur2(key) %% tasks\n", p->exchanges[e].from->name);
+    for (size_t g = 0; g < p->n_gathers; g++)
+      if (p->nodes[p->pos[p->gathers[g].to->id]].sub == k)
+        put_gather(&o, &p->gathers[g]);
     for (size_t i = 0; i < p->n; i++)
       if (p->nodes[i].sub == k)
         put_node(&o, p, i);

@@ -10,7 +10,7 @@
  *   operator.
  * - The error stream runs per worker: each worker routes the records that fail on it.
  * - A sink runs per worker: each worker owns its sink instances (and, for Kafka, its
- *   producer), whatever feeds them.
+ *   producer), whatever feeds them; a sink that must be one (a line sink) runs once.
  * - Any other operator runs where its inputs put it: per task when every input is per task
  *   or crosses an exchange (after a key change records arrive per target task); else per
  *   worker if stateless (a map after the error stream) or once if it keeps state (its keys
@@ -39,7 +39,7 @@ static bk_placement_t input_place(const bk_plan_t *p, const bk_node_t *node, siz
 
 static bk_placement_t operator_place(const bk_plan_t *p, const bk_node_t *node, int stateful) {
   if (node->n_outputs == 0)
-    return BK_PLACE_WORKER;
+    return node->single_instance ? BK_PLACE_ONCE : BK_PLACE_WORKER;
   bk_placement_t worst = BK_PLACE_TASK;
   for (size_t k = 0; k < node->n_inputs; k++) {
     bk_placement_t in = input_place(p, node, k);

@@ -33,7 +33,8 @@ brook_err_t bk_plan_build(bk_plan_t *p, brook_topology_t *t) {
   if ((err = bk_plan_subtopologies(p, a, &t->msg)))
     goto fail;
   bk_plan_place(p);
-  if ((err = bk_plan_tasks(p, a, &t->msg)) || (err = bk_plan_identities(p, a, &t->msg)))
+  if ((err = bk_plan_gathers(p, a, &t->msg)) || (err = bk_plan_tasks(p, a, &t->msg)) ||
+      (err = bk_plan_identities(p, a, &t->msg)))
     goto fail;
   if ((err = bk_plan_fuse(p, a)))
     goto nomem;
@@ -54,6 +55,7 @@ void bk_plan_free(bk_plan_t *p, const brook_allocator_t *a) {
   bk_free(a, p->splits);
   bk_free(a, p->subs);
   bk_free(a, p->exchanges);
+  bk_free(a, p->gathers);
   bk_free(a, p->order);
   bk_free(a, p->pos);
   memset(p, 0, sizeof(*p));

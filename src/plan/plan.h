@@ -21,7 +21,11 @@
  *
  * Placement (placement.c): each node runs per task (once per task of its sub-topology: its
  * own instance, state and timers), per worker (each worker owns an instance: sinks, the
- * error stream and the stateless nodes fed only by them) or once per runtime.
+ * error stream and the stateless nodes fed only by them) or once per runtime (a stateful node
+ * whose keys arrive on every worker with no key change to bring them together, and a sink
+ * that must be one, such as a line sink writing one file). A once node runs on worker 0; its
+ * inputs from other placements are gathers (bk_gather_t) that bring every worker's records
+ * there.
  *
  * Today's runtime creates per-task instances only for the tasks of a partitioned source
  * (Kafka, or a generator or push source partitioned by key, whose split k is task k):
@@ -70,6 +74,18 @@ typedef struct bk_exchange {
   size_t from_sub, to_sub;
 } bk_exchange_t;
 
+/* A gather: an input of a node placed once (placement.c) that is not itself fed from a once
+ * node. With N workers its records come from every worker's instance of `from`, so they are
+ * exchanged to the node's one instance, on worker 0: an exchange with one target task
+ * (runtime/exchange.c). Nodes fed only by once nodes need none: their records already are on
+ * worker 0. */
+typedef struct bk_gather {
+  const bk_node_t *from; /* the upstream node (any placement but once, or a re-keying node) */
+  size_t port;           /* its output */
+  const bk_node_t *to;   /* the node placed once */
+  size_t input;          /* which of to's inputs */
+} bk_gather_t;
+
 typedef struct bk_plan {
   bk_node_t **order; /* all nodes, sources first, every node after its inputs */
   size_t n;
@@ -81,6 +97,8 @@ typedef struct bk_plan {
   size_t n_subs;
   bk_exchange_t *exchanges;
   size_t n_exchanges;
+  bk_gather_t *gathers; /* subtopology.c, after placement */
+  size_t n_gathers;
   int any_partition_local;
   int any_fusable; /* some node heads a fused line */
 } bk_plan_t;
@@ -97,6 +115,8 @@ void bk_plan_free(bk_plan_t *plan, const brook_allocator_t *a);
 brook_err_t bk_plan_subtopologies(bk_plan_t *p, const brook_allocator_t *a, bk_errmsg_t *msg);
 /* placement.c: nodes[].place, stateful, partition_local. */
 void bk_plan_place(bk_plan_t *p);
+/* subtopology.c, after placement: gathers. */
+brook_err_t bk_plan_gathers(bk_plan_t *p, const brook_allocator_t *a, bk_errmsg_t *msg);
 /* tasks.c: splits and the subs' task counts; an error if counts set on exchanges into one
  * sub-topology disagree. */
 brook_err_t bk_plan_tasks(bk_plan_t *p, const brook_allocator_t *a, bk_errmsg_t *msg);

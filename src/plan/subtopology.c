@@ -4,7 +4,10 @@
  * same with the consumers of one repartition topic). A sub-topology may feed itself through
  * an exchange (a key_by merged back with its own input). Sub-topologies are numbered in the
  * order their first node appears in the plan, so the numbering is stable for a topology
- * built the same way. */
+ * built the same way.
+ *
+ * Gathers (bk_plan_gathers) do not cut: a node placed once stays in its inputs'
+ * sub-topology; only its inputs from other placements become gathers to its one instance. */
 #include "plan/plan.h"
 
 #include "core/alloc.h"
@@ -84,5 +87,36 @@ brook_err_t bk_plan_subtopologies(bk_plan_t *p, const brook_allocator_t *a, bk_e
     e->to_sub = p->nodes[p->pos[node->outputs[0].consumers[0].node->id]].sub;
   }
   bk_free(a, parent);
+  return BROOK_OK;
+}
+
+/* 1 if the input edge from `from` into node `to` (placed once) needs a gather: records of
+ * `from` come from more than one instance (per task, per worker, or a key change, whose
+ * output follows keys to every worker). From a once node they are already on worker 0. */
+static int needs_gather(const bk_plan_t *p, const bk_node_t *from, const bk_node_t *to) {
+  return p->nodes[p->pos[to->id]].place == BK_PLACE_ONCE &&
+         (from->rekeys || p->nodes[p->pos[from->id]].place != BK_PLACE_ONCE);
+}
+
+brook_err_t bk_plan_gathers(bk_plan_t *p, const brook_allocator_t *a, bk_errmsg_t *msg) {
+  size_t n = 0;
+  for (int fill = 0; fill < 2; fill++) { /* count, then fill in plan order */
+    for (size_t i = 0; i < p->n; i++) {
+      const bk_node_t *to = p->order[i];
+      for (size_t k = 0; k < to->n_inputs; k++) {
+        const brook_stream_t *in = to->inputs[k];
+        if (!needs_gather(p, in->node, to))
+          continue;
+        if (fill)
+          p->gathers[p->n_gathers++] = (bk_gather_t){in->node, in->port, to, k};
+        else
+          n++;
+      }
+    }
+    if (!fill && !(p->gathers = bk_calloc(a, n ? n : 1, sizeof(*p->gathers)))) {
+      bk_errmsg_set(msg, "runtime: out of memory compiling the topology");
+      return BROOK_ERR_NOMEM;
+    }
+  }
   return BROOK_OK;
 }

@@ -173,9 +173,7 @@ static brook_time_t inputs_watermark(const bk_worker_t *w, const brook_ctx_t *in
   for (size_t k = 0; k < node->n_inputs; k++) {
     size_t pos = w->rt->plan.pos[node->inputs[k]->node->id];
     const brook_ctx_t *p = &insts[pos];
-    if (w->xchg && p->node->rekeys) /* records come from every worker: so does time */
-      bk_xchg_fold(w, pos, &f);
-    else
+    if (!w->xchg || !bk_xchg_fold_input(w, node, k, &f)) /* else from every worker: so is time */
       bk_wm_fold_add(&f, p->wm, p->wm_idle);
   }
   *state = bk_wm_fold_state(&f);

@@ -1,74 +1,15 @@
-/* Exchanges between workers (exchange.h). */
-#include "runtime/exchange.h"
+/* Exchanges between workers (exchange.h): routing records into chunks, the rings, receiving,
+ * watermarks and the end of input. The tables (which exchange leaves by which port, which
+ * input is fed by which exchange) are built in exchange_setup.c. */
+#include "runtime/exchange_impl.h"
 
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/hints.h"
 #include "core/murmur2.h"
 #include "runtime/record_pack.h"
 #include "runtime/spsc_ring.h"
-
-#define XCHG_RING_CHUNKS 16 /* chunks in flight per pair of workers */
-#define XCHG_BACK_CHUNKS 32 /* empty chunks on their way back for reuse */
-#define XCHG_CHUNK_BYTES (32 * 1024)
-#define XCHG_HASH_RUN 64 /* records hashed ahead of routing */
-
-enum { XC_DATA, XC_WM, XC_END };
-
-typedef struct xchunk xchunk_t;
-struct xchunk {
-  xchunk_t *next; /* in the producer's FIFO of chunks waiting for ring space */
-  uint32_t x;     /* exchange index */
-  int kind;       /* XC_* */
-  brook_time_t wm;
-  int wm_state;         /* BK_WM_* */
-  size_t n, cap;        /* records */
-  size_t used, size;    /* bytes in data */
-  brook_record_t *recs; /* inside this allocation */
-  unsigned char *data;
-};
-
-/* What worker w knows of exchange x from worker s. */
-typedef struct xin {
-  brook_time_t wm;
-  int wm_state;
-  int ended;
-} xin_t;
-
-/* What worker w sent of exchange x. */
-typedef struct xsent {
-  brook_time_t wm;
-  int wm_state;
-  int ended;
-} xsent_t;
-
-struct bk_xchg_worker {
-  size_t n_x;
-  size_t *x_pos;        /* exchange -> plan position */
-  int *x_of_pos;        /* plan position -> exchange, or -1 */
-  uint32_t *x_tasks;    /* exchange -> task count of its target sub-topology (plan/) */
-  bk_spsc_t *in;        /* [n_workers]: from worker s (in[w->index] unused) */
-  bk_spsc_t *back;      /* [n_workers]: empty chunks worker s sends back for reuse */
-  xchunk_t **filling;   /* [n_x * n_workers]: chunk being filled for (x, worker) */
-  xchunk_t **wait_head; /* [n_workers]: FIFO of chunks waiting for ring space */
-  xchunk_t **wait_tail;
-  xin_t *xin;                   /* [n_x * n_workers] */
-  xsent_t *sent;                /* [n_x] */
-  brook_record_t *local;        /* batch_size records for this worker's share of a batch */
-  uint32_t dest[XCHG_HASH_RUN]; /* bk_xchg_route: the target worker of each record of a run */
-  size_t fin_pos;               /* bk_xchg_finish: next plan position */
-  int blocked;
-  atomic_int want_space; /* set by a blocked producer: consumers wake it after popping */
-};
-
-/* The worker owning `key`: its target task is the plan's, murmur2(key) % n_tasks of the
- * exchange's target sub-topology (plan/), and task t runs on worker t % n_workers, so a key's
- * task does not depend on the number of workers. */
-static uint32_t key_worker(const bk_worker_t *w, uint32_t n_tasks, const brook_record_t *rec) {
-  /* A NULL key is the empty key (plan/: one group, whose state lives in one task). */
-  uint32_t task = bk_murmur2_partition(rec->key, rec->key ? rec->key_len : 0, n_tasks);
-  return task % (uint32_t)w->rt->n_workers;
-}
 
 /* Bytes for records' data in a standard chunk: about 32 bytes per record of a batch, at most
  * XCHG_CHUNK_BYTES; a larger record gets a chunk of its own size (not reused). */
@@ -79,7 +20,7 @@ static size_t std_size(const bk_worker_t *w) {
 
 /* A chunk for worker `to`: a standard one it sent back if there is one (chunks are reused
  * between two workers, so steady traffic allocates nothing), else a new one. */
-static xchunk_t *chunk_new(bk_worker_t *w, size_t to, uint32_t x, int kind, size_t need) {
+static xchunk_t *chunk_new(bk_worker_t *w, size_t to, uint32_t xi, int kind, size_t need) {
   size_t cap = kind == XC_DATA ? w->rt->opts.batch_size : 0;
   size_t size = kind == XC_DATA ? (need > std_size(w) ? need : std_size(w)) : 0;
   xchunk_t *c = kind == XC_DATA && size == std_size(w) ? bk_spsc_pop(&w->xchg->back[to]) : NULL;
@@ -90,14 +31,16 @@ static xchunk_t *chunk_new(bk_worker_t *w, size_t to, uint32_t x, int kind, size
     c->recs = (brook_record_t *)((unsigned char *)c + head);
     c->data = (unsigned char *)c->recs + recs;
   }
-  brook_record_t *recs_at = c->recs;
-  unsigned char *data_at = c->data;
-  memset(c, 0, sizeof(*c));
-  c->recs = recs_at;
-  c->data = data_at;
-  c->x = x;
+  c->next = NULL;
+  c->x = xi;
   c->kind = kind;
+  c->errors = w->error_depth > 0;
+  c->has_wm = 0;
+  c->wm = BROOK_TIME_MIN;
+  c->wm_state = BK_WM_ACTIVE;
+  c->n = 0;
   c->cap = cap;
+  c->used = 0;
   c->size = size;
   return c;
 }
@@ -111,32 +54,60 @@ static void chunk_done(bk_worker_t *w, size_t s, xchunk_t *c) {
   bk_free(&w->rt->alloc, c);
 }
 
-/* Pushes the chunks waiting for worker `to` into its ring, oldest first. */
+/* Pushes the chunks waiting for worker `to` into its ring, oldest first; the wake-up waits
+ * for wake_pending (one per batch and destination, not one per chunk). */
 static void push_waiting(bk_worker_t *w, size_t to) {
   bk_xchg_worker_t *x = w->xchg;
-  bk_worker_t *dst = &w->rt->workers[to];
-  bk_spsc_t *ring = &dst->xchg->in[w->index];
-  int pushed = 0;
+  bk_spsc_t *ring = &w->rt->workers[to].xchg->in[w->index];
   while (x->wait_head[to]) {
     xchunk_t *c = x->wait_head[to], *next = c->next; /* once pushed, c is the consumer's */
     if (bk_spsc_push(ring, c) != 0)
       break;
     x->wait_head[to] = next;
-    pushed = 1;
+    x->wake[to] = 1;
   }
   if (!x->wait_head[to])
     x->wait_tail[to] = NULL;
-  if (pushed)
-    bk_worker_wake(dst);
 }
 
+/* Wakes the workers that got chunks since the last call. */
+static void wake_pending(bk_worker_t *w) {
+  bk_xchg_worker_t *x = w->xchg;
+  for (size_t to = 0; to < w->rt->n_workers; to++) {
+    if (x->wake[to]) {
+      x->wake[to] = 0;
+      bk_worker_wake(&w->rt->workers[to]);
+    }
+  }
+}
+
+static int any_waiting(const bk_worker_t *w) {
+  for (size_t to = 0; to < w->rt->n_workers; to++)
+    if (w->xchg->wait_head[to])
+      return 1;
+  return 0;
+}
+
+/* Blocked while chunks wait for ring space. The consumer that pops wakes us if want_space is
+ * set; it may have popped between our failed push and the store, so once want_space is
+ * visible (a seq_cst store, paired with the consumer's fence between popping and reading it)
+ * the pushes are tried again: either they succeed now, or that consumer's next pop sees the
+ * flag and wakes us. */
 static void update_blocked(bk_worker_t *w) {
   bk_xchg_worker_t *x = w->xchg;
-  int blocked = 0;
-  for (size_t to = 0; to < w->rt->n_workers && !blocked; to++)
-    blocked = x->wait_head[to] != NULL;
+  int blocked = any_waiting(w);
+  if (blocked && !x->blocked) {
+    atomic_store(&x->want_space, 1);
+    atomic_thread_fence(memory_order_seq_cst);
+    for (size_t to = 0; to < w->rt->n_workers; to++)
+      if (x->wait_head[to])
+        push_waiting(w, to);
+    wake_pending(w);
+    blocked = any_waiting(w);
+  }
   x->blocked = blocked;
-  atomic_store(&x->want_space, blocked);
+  if (!blocked)
+    atomic_store_explicit(&x->want_space, 0, memory_order_relaxed);
 }
 
 /* Queues chunk c for worker `to` (after everything queued before it). */
@@ -151,18 +122,37 @@ static void publish(bk_worker_t *w, size_t to, xchunk_t *c) {
   push_waiting(w, to);
 }
 
+/* 1 if worker w sends exchange xi's records to worker `to`. */
+static int sends_to(const bk_worker_t *w, const xdef_t *d, size_t to) {
+  return d->n_to && to != w->index && (!d->gather || to == 0);
+}
+
+/* 1 if worker w receives exchange xi's records from the other workers. An exchange that
+ * feeds nothing (a key_by whose only consumers are once nodes, fed by gathers) carries
+ * nothing at all. */
+static int receives(const bk_worker_t *w, const xdef_t *d) {
+  return d->n_to && (!d->gather || w->index == 0);
+}
+
+/* Sends a watermark (XC_WM) or the end (XC_END) of exchange xi to its receivers, after the
+ * records before it. A watermark rides on the chunk being filled for a receiver when there is
+ * one (no chunk of its own: steady traffic sends none); the end always has its own. */
 static brook_err_t send_control(bk_worker_t *w, uint32_t xi, int kind, brook_time_t wm, int state) {
+  const xdef_t *d = &w->xchg->defs[xi];
   for (size_t to = 0; to < w->rt->n_workers; to++) {
-    if (to == w->index)
+    if (!sends_to(w, d, to))
       continue;
     xchunk_t **fill = &w->xchg->filling[xi * w->rt->n_workers + to];
-    if (*fill) { /* the records before it go first */
-      publish(w, to, *fill);
-      *fill = NULL;
+    xchunk_t *c = *fill;
+    *fill = NULL;
+    if (c && kind == XC_WM) {
+      c->has_wm = 1;
+    } else {
+      if (c) /* the records before it go first */
+        publish(w, to, c);
+      if (!(c = chunk_new(w, to, xi, kind, 0)))
+        return BROOK_ERR_NOMEM;
     }
-    xchunk_t *c = chunk_new(w, to, xi, kind, 0);
-    if (!c)
-      return BROOK_ERR_NOMEM;
     c->wm = wm;
     c->wm_state = state;
     publish(w, to, c);
@@ -170,70 +160,177 @@ static brook_err_t send_control(bk_worker_t *w, uint32_t xi, int kind, brook_tim
   return BROOK_OK;
 }
 
-/* Delivers this worker's share of a batch to the exchange's consumers here. */
-static brook_err_t deliver_local(bk_port_t *p, const brook_record_t *recs, size_t *n) {
+/* Delivers records to targets `to` (indexes into p->to) of this worker. */
+static brook_err_t deliver_to(bk_port_t *p, const size_t *to, size_t n_to,
+                              const brook_record_t *recs, size_t n) {
   brook_err_t err = BROOK_OK;
-  for (size_t i = 0; i < p->n_to && err >= 0 && *n; i++) {
-    p->to[i].ctx->input_owned = 0; /* the worker's share of a batch: not rewritten in place */
-    err = bk_ctx_process(p->to[i].ctx, p->to[i].input, recs, *n);
+  for (size_t i = 0; i < n_to && err >= 0 && n; i++) {
+    p->to[to[i]].ctx->input_owned = 0; /* shared with other targets or a chunk: read only */
+    err = bk_ctx_process(p->to[to[i]].ctx, p->to[to[i]].input, recs, n);
   }
-  *n = 0;
   return err;
 }
 
-static brook_err_t route_one(bk_worker_t *w, brook_ctx_t *from, bk_port_t *p, uint32_t xi,
-                             size_t to, const brook_record_t *rec, size_t *n_local);
+/* The chunk of exchange xi for worker `to` with room for `need` bytes and one record: the
+ * one being filled, or a new one (the full one is published). NULL: out of memory (the run
+ * has failed). */
+static xchunk_t *room_for(bk_worker_t *w, uint32_t xi, size_t to, size_t need) {
+  xchunk_t **fill = &w->xchg->filling[xi * w->rt->n_workers + to];
+  xchunk_t *c = *fill;
+  int errors = w->error_depth > 0;
+  if (BK_LIKELY(c && c->n < c->cap && c->size - c->used >= need && c->errors == errors))
+    return c;
+  if (c)
+    publish(w, to, c);
+  if (!(*fill = chunk_new(w, to, xi, XC_DATA, need)))
+    bk_runtime_fail(w->rt, BROOK_ERR_NOMEM, "runtime: out of memory in an exchange");
+  return *fill;
+}
+
+/* Packs records recs[idx[0..n)] (or recs[0..n) when idx is NULL) into chunks of exchange xi
+ * for worker `to`. The inner loop keeps the chunk's counters in locals (the compiler cannot:
+ * the records written might alias them) and packs a record without headers inline
+ * (record_pack.h); a record with headers, or one that does not fit, takes the slow path. */
+static inline __attribute__((always_inline)) brook_err_t pack_to(bk_worker_t *w, uint32_t xi,
+                                                                 size_t to,
+                                                                 const brook_record_t *recs,
+                                                                 const uint16_t *idx, size_t n) {
+  xchunk_t *c = w->xchg->filling[xi * w->rt->n_workers + to];
+  int errors = w->error_depth > 0;
+  size_t i = 0;
+  while (i < n) {
+    const brook_record_t *rec = idx ? &recs[idx[i]] : &recs[i];
+    size_t need = rec->header_count ? bk_record_packed_size(rec) : bk_record_packed_size_plain(rec);
+    if ((!c || c->n == c->cap || c->size - c->used < need || c->errors != errors) &&
+        !(c = room_for(w, xi, to, need)))
+      return BROOK_ERR_NOMEM;
+    if (rec->header_count) {
+      bk_record_pack(&c->recs[c->n++], rec, c->data, &c->used);
+      i++;
+      continue;
+    }
+    brook_record_t *out = c->recs + c->n, *out_end = c->recs + c->cap;
+    unsigned char *data = c->data;
+    size_t used = c->used, size = c->size;
+    for (; i < n && out < out_end; i++, out++) {
+      rec = idx ? &recs[idx[i]] : &recs[i];
+      size_t ka = bk_align8(rec->key_len), va = bk_align8(rec->value_len);
+      if (BK_UNLIKELY(rec->header_count || size - used < ka + va))
+        break;
+      unsigned char *k = data + used;
+      *out = *rec;
+      out->key = rec->key ? k : NULL;
+      out->value = rec->value ? k + ka : NULL;
+      if (rec->key)
+        bk_pack_bytes(k, rec->key, rec->key_len);
+      if (rec->value)
+        bk_pack_bytes(k + ka, rec->value, rec->value_len);
+      used += ka + va;
+    }
+    c->n = (size_t)(out - c->recs);
+    c->used = used;
+  }
+  return BROOK_OK;
+}
+
+/* pack_to for a bucket of indexes and for a whole array, each its own loop. */
+static brook_err_t pack_bucket(bk_worker_t *w, uint32_t xi, size_t to, const brook_record_t *recs,
+                               const uint16_t *idx, size_t n) {
+  return pack_to(w, xi, to, recs, idx, n);
+}
+
+static brook_err_t pack_all(bk_worker_t *w, uint32_t xi, size_t to, const brook_record_t *recs,
+                            size_t n) {
+  return pack_to(w, xi, to, recs, NULL, n);
+}
+
+/* murmur2 of a record's key as Kafka's partitioner takes it (& 0x7fffffff). A NULL key is the
+ * empty key (core/murmur2.h); 8-byte keys (ids) are common: hashed with the length known,
+ * unrolled. */
+static inline uint32_t key_hash(const brook_record_t *rec) {
+  if (rec->key_len == 8 && rec->key)
+    return bk_murmur2(rec->key, 8) & 0x7fffffffu;
+  return bk_murmur2(rec->key, rec->key ? rec->key_len : 0) & 0x7fffffffu;
+}
+
+/* Sorts run r[0..n) into x's buckets by the worker owning each key: task = hash % n_tasks (a
+ * mask when n_tasks is a power of two, the common counts), then the task's worker. The
+ * loops differ only in that, so neither tests it per record. */
+static void bucket_by_key(const xdef_t *d, xscratch_t *x, const brook_record_t *r, size_t n) {
+  size_t R = x->run;
+  uint32_t nt = d->n_tasks;
+  if ((nt & (nt - 1)) == 0) {
+    for (size_t i = 0; i < n; i++) {
+      uint32_t to = d->task_worker[key_hash(&r[i]) & (nt - 1)];
+      x->bucket[to * R + x->count[to]++] = (uint16_t)i;
+    }
+  } else {
+    for (size_t i = 0; i < n; i++) {
+      uint32_t to = d->task_worker[key_hash(&r[i]) % nt];
+      x->bucket[to * R + x->count[to]++] = (uint16_t)i;
+    }
+  }
+}
+
+/* By key: each record to its key's worker. A run of records is sorted into one bucket of
+ * indexes per destination as the keys are hashed (no record copies), so packing runs one
+ * destination at a time without a branch per record, and this worker's share goes to its
+ * targets as one batch. */
+static brook_err_t route_by_key(bk_worker_t *w, bk_port_t *p, uint32_t xi,
+                                const brook_record_t *recs, size_t n) {
+  xdef_t *d = &w->xchg->defs[xi];
+  xscratch_t *x = d->scratch; /* per exchange: delivering the local share may route again */
+  size_t nw = w->rt->n_workers, R = x->run;
+  brook_err_t err = BROOK_OK;
+  for (size_t i0 = 0; i0 < n && err >= 0; i0 += R) {
+    size_t run = n - i0 < R ? n - i0 : R;
+    const brook_record_t *r = recs + i0;
+    for (size_t to = 0; to < nw; to++)
+      x->count[to] = 0;
+    bucket_by_key(d, x, r, run);
+    for (size_t to = 0; to < nw && err >= 0; to++) {
+      size_t m = x->count[to];
+      const uint16_t *b = x->bucket + to * R;
+      if (!m)
+        continue;
+      if (to != w->index) {
+        err = pack_bucket(w, xi, to, r, b, m);
+        continue;
+      }
+      for (size_t k = 0; k < m; k++)
+        x->local[k] = r[b[k]];
+      err = deliver_to(p, d->to, d->n_to, x->local, m);
+    }
+  }
+  return err;
+}
+
+int bk_xchg_routed(const bk_worker_t *w, const brook_ctx_t *from, const bk_port_t *p) {
+  const xroute_t *r = w->xchg->routes[w->rt->plan.pos[from->node->id]];
+  return r && r[p - from->ports].routed;
+}
 
 brook_err_t bk_xchg_route(brook_ctx_t *from, bk_port_t *p, const brook_record_t *recs, size_t n) {
   bk_worker_t *w = from->w;
   bk_xchg_worker_t *x = w->xchg;
-  size_t pos = w->rt->plan.pos[from->node->id];
-  uint32_t xi = (uint32_t)x->x_of_pos[pos];
-  uint32_t n_tasks = x->x_tasks[xi];
-  size_t n_local = 0;
-  brook_err_t err = BROOK_OK;
-  for (size_t i0 = 0; i0 < n; i0 += XCHG_HASH_RUN) {
-    /* Hashing first, in runs: the keys' cache misses overlap instead of waiting one by one
-     * behind the copies. */
-    size_t run = n - i0 < XCHG_HASH_RUN ? n - i0 : XCHG_HASH_RUN;
-    for (size_t i = 0; i < run; i++)
-      x->dest[i] = key_worker(w, n_tasks, &recs[i0 + i]);
-    for (size_t i = i0; i < i0 + run; i++) {
-      size_t to = x->dest[i - i0];
-      if ((err = route_one(w, from, p, xi, to, &recs[i], &n_local)) < 0)
-        return err;
-    }
+  const xroute_t *r = &x->routes[w->rt->plan.pos[from->node->id]][p - from->ports];
+  int from_errors = from == w->errors_inst; /* as exec.c's deliver: failed records */
+  w->error_depth += from_errors;
+  brook_err_t err = deliver_to(p, r->local, r->n_local, recs, n);
+  for (size_t g = 0; g < r->n_gathers && err >= 0; g++) {
+    const xdef_t *d = &x->defs[r->gathers[g]];
+    err = w->index == 0 ? deliver_to(p, d->to, d->n_to, recs, n)
+                        : pack_all(w, r->gathers[g], 0, recs, n);
   }
-  err = deliver_local(p, x->local, &n_local);
+  if (r->key_x >= 0 && err >= 0)
+    err = route_by_key(w, p, (uint32_t)r->key_x, recs, n);
+  w->error_depth -= from_errors;
+  wake_pending(w);
   update_blocked(w);
-  return err;
-}
-
-/* Sends one record to worker `to`: into this worker's share (x->local) or a chunk. */
-static brook_err_t route_one(bk_worker_t *w, brook_ctx_t *from, bk_port_t *p, uint32_t xi,
-                             size_t to, const brook_record_t *rec, size_t *n_local) {
-  bk_xchg_worker_t *x = w->xchg;
-  size_t nw = w->rt->n_workers;
-  brook_err_t err;
-  if (to == w->index) {
-    x->local[(*n_local)++] = *rec;
-    if (*n_local == w->rt->opts.batch_size && (err = deliver_local(p, x->local, n_local)) < 0)
-      return err;
-    return BROOK_OK;
-  }
-  xchunk_t **fill = &x->filling[xi * nw + to];
-  size_t need = bk_record_packed_size(rec);
-  if (*fill && ((*fill)->n == (*fill)->cap || (*fill)->size - (*fill)->used < need)) {
-    publish(w, to, *fill);
-    *fill = NULL;
-  }
-  if (!*fill && !(*fill = chunk_new(w, to, xi, XC_DATA, need))) {
-    bk_runtime_fail(w->rt, BROOK_ERR_NOMEM, "runtime: out of memory in the exchange after '%s'",
+  if (err == BROOK_ERR_NOMEM && bk_runtime_status(w->rt) == BROOK_OK)
+    bk_runtime_fail(w->rt, err, "runtime: out of memory in the exchange after '%s'",
                     from->node->name);
-    return BROOK_ERR_NOMEM;
-  }
-  bk_record_pack(&(*fill)->recs[(*fill)->n++], rec, (*fill)->data, &(*fill)->used);
-  return BROOK_OK;
+  return err;
 }
 
 void bk_xchg_flush(bk_worker_t *w) {
@@ -242,14 +339,7 @@ void bk_xchg_flush(bk_worker_t *w) {
     return;
   size_t nw = w->rt->n_workers;
   for (size_t xi = 0; xi < x->n_x; xi++) {
-    for (size_t to = 0; to < nw; to++) {
-      xchunk_t **fill = &x->filling[xi * nw + to];
-      if (*fill) {
-        publish(w, to, *fill);
-        *fill = NULL;
-      }
-    }
-    const brook_ctx_t *c = &w->insts[x->x_pos[xi]];
+    const brook_ctx_t *c = &w->insts[x->defs[xi].from_pos];
     xsent_t *s = &x->sent[xi];
     if (!s->ended && (c->wm != s->wm || c->wm_idle != s->wm_state)) {
       if (send_control(w, (uint32_t)xi, XC_WM, c->wm, c->wm_idle) < 0) {
@@ -259,29 +349,35 @@ void bk_xchg_flush(bk_worker_t *w) {
       s->wm = c->wm;
       s->wm_state = c->wm_idle;
     }
+    for (size_t to = 0; to < nw; to++) { /* what the watermark did not take along */
+      xchunk_t **fill = &x->filling[xi * nw + to];
+      if (*fill) {
+        publish(w, to, *fill);
+        *fill = NULL;
+      }
+    }
   }
   for (size_t to = 0; to < nw; to++)
     if (x->wait_head[to])
       push_waiting(w, to);
+  wake_pending(w);
   update_blocked(w);
 }
 
 int bk_xchg_blocked(const bk_worker_t *w) { return w->xchg && w->xchg->blocked; }
 
 static void deliver_chunk(bk_worker_t *w, xchunk_t *c) {
-  brook_ctx_t *xc = &w->insts[w->xchg->x_pos[c->x]];
-  bk_port_t *p = &xc->ports[0];
-  brook_err_t err = BROOK_OK;
-  for (size_t i = 0; i < p->n_to && err >= 0; i++) {
-    p->to[i].ctx->input_owned = 0; /* a chunk: not rewritten in place */
-    err = bk_ctx_process(p->to[i].ctx, p->to[i].input, c->recs, c->n);
-  }
+  const xdef_t *d = &w->xchg->defs[c->x];
+  brook_ctx_t *from = &w->insts[d->from_pos];
+  w->error_depth += c->errors; /* failed records stay failed records on this worker too */
+  brook_err_t err = deliver_to(&from->ports[d->port], d->to, d->n_to, c->recs, c->n);
+  w->error_depth -= c->errors;
   if (err >= 0 && w->errors_inst)
     err = bk_ctx_flush_ports(w->errors_inst);
   bk_arena_reset(&w->arena);
   if (err < 0)
-    bk_runtime_fail(w->rt, err, "operator after exchange '%s' failed: %s", xc->node->name,
-                    brook_strerror(err));
+    bk_runtime_fail(w->rt, err, "operator after the exchange from '%s' failed: %s",
+                    from->node->name, brook_strerror(err));
 }
 
 int bk_xchg_receive(bk_worker_t *w) {
@@ -301,7 +397,8 @@ int bk_xchg_receive(bk_worker_t *w) {
       if (c->kind == XC_DATA && bk_runtime_status(rt) == BROOK_OK) {
         w->now_ms = bk_wallclock_ms();
         deliver_chunk(w, c);
-      } else if (c->kind == XC_WM) {
+      }
+      if (c->kind == XC_WM || c->has_wm) { /* after the records it covers */
         in->wm = c->wm;
         in->wm_state = c->wm_state;
       } else if (c->kind == XC_END) {
@@ -311,33 +408,47 @@ int bk_xchg_receive(bk_worker_t *w) {
       }
       chunk_done(w, s, c);
     }
-    if (popped && atomic_load(&rt->workers[s].xchg->want_space))
-      bk_worker_wake(&rt->workers[s]);
+    if (popped) { /* room made: a producer that waits for it must hear (update_blocked) */
+      atomic_thread_fence(memory_order_seq_cst);
+      if (atomic_load_explicit(&rt->workers[s].xchg->want_space, memory_order_relaxed))
+        bk_worker_wake(&rt->workers[s]);
+    }
     any |= popped;
   }
   return any;
 }
 
-void bk_xchg_fold(const bk_worker_t *w, size_t pos, bk_wm_fold_t *f) {
+int bk_xchg_fold_input(const bk_worker_t *w, const bk_node_t *node, size_t k, bk_wm_fold_t *f) {
   const bk_xchg_worker_t *x = w->xchg;
-  const brook_ctx_t *c = &w->insts[pos];
+  size_t pos = w->rt->plan.pos[node->id];
+  int xi = x->in_x[x->in_off[pos] + k];
+  if (xi < 0)
+    return 0;
+  const xdef_t *d = &x->defs[xi];
+  if (!receives(w, d)) { /* a once node's input on another worker: nothing comes here */
+    bk_wm_fold_add(f, BROOK_TIME_MAX, BK_WM_IDLE);
+    return 1;
+  }
+  const brook_ctx_t *c = &w->insts[d->from_pos];
   bk_wm_fold_add(f, c->wm, c->wm_idle);
-  int xi = x->x_of_pos[pos];
   for (size_t s = 0; s < w->rt->n_workers; s++) {
     if (s == w->index)
       continue;
     const xin_t *in = &x->xin[(size_t)xi * w->rt->n_workers + s];
     bk_wm_fold_add(f, in->wm, in->wm_state);
   }
+  return 1;
 }
 
-/* 1 if every other worker has ended every exchange node `pos` consumes. */
+/* 1 if every worker sending to w has ended every exchange into node `pos`. */
 static int inputs_ended(const bk_worker_t *w, size_t pos) {
   const bk_xchg_worker_t *x = w->xchg;
   const bk_node_t *node = w->insts[pos].node;
   for (size_t k = 0; k < node->n_inputs; k++) {
-    int xi = x->x_of_pos[w->rt->plan.pos[node->inputs[k]->node->id]];
-    for (size_t s = 0; xi >= 0 && s < w->rt->n_workers; s++)
+    int xi = x->in_x[x->in_off[pos] + k];
+    if (xi < 0 || !receives(w, &x->defs[xi]))
+      continue;
+    for (size_t s = 0; s < w->rt->n_workers; s++)
       if (s != w->index && !x->xin[(size_t)xi * w->rt->n_workers + s].ended)
         return 0;
   }
@@ -362,110 +473,21 @@ int bk_xchg_finish(bk_worker_t *w, int natural) {
       bk_call_operator(w, c, bk_call_flush);
       bk_arena_reset(&w->arena);
     }
-    if (x->x_of_pos[i] >= 0) {
+    for (size_t xi = 0; xi < x->n_x; xi++) {
+      if (x->defs[xi].from_pos != i)
+        continue;
       bk_xchg_flush(w); /* its records and watermark first */
-      x->sent[x->x_of_pos[i]].ended = 1;
-      if (send_control(w, (uint32_t)x->x_of_pos[i], XC_END, BROOK_TIME_MAX, BK_WM_ACTIVE) < 0)
+      x->sent[xi].ended = 1;
+      if (send_control(w, (uint32_t)xi, XC_END, BROOK_TIME_MAX, BK_WM_ACTIVE) < 0)
         bk_runtime_fail(rt, BROOK_ERR_NOMEM, "runtime: out of memory in an exchange");
     }
   }
   bk_xchg_flush(w);
+  /* A worker that finished would no longer pop its rings: it goes only once every sender has
+   * ended every exchange it receives (a sender's last chunks always find room). */
+  for (size_t xi = 0; xi < x->n_x; xi++)
+    for (size_t s = 0; receives(w, &x->defs[xi]) && s < rt->n_workers; s++)
+      if (s != w->index && !x->xin[xi * rt->n_workers + s].ended)
+        return bk_runtime_status(rt) != BROOK_OK;
   return bk_runtime_status(rt) != BROOK_OK || !x->blocked;
-}
-
-/* The task count behind the exchange out of `from`: its target sub-topology's, or one task
- * per worker while the count is unresolved (a source that learns its partitions at run time;
- * those run on one worker today). */
-static uint32_t exchange_tasks(const bk_plan_t *plan, const bk_node_t *from, size_t n_workers) {
-  for (size_t e = 0; e < plan->n_exchanges; e++)
-    if (plan->exchanges[e].from == from && plan->subs[plan->exchanges[e].to_sub].tasks)
-      return plan->subs[plan->exchanges[e].to_sub].tasks;
-  return (uint32_t)n_workers;
-}
-
-brook_err_t bk_xchg_worker_init(bk_worker_t *w) {
-  brook_runtime_t *rt = w->rt;
-  const brook_allocator_t *a = &rt->alloc;
-  size_t nw = rt->n_workers, n_x = 0;
-  for (size_t i = 0; i < rt->plan.n; i++)
-    n_x += rt->plan.order[i]->rekeys;
-  if (nw == 1 || n_x == 0)
-    return BROOK_OK;
-  bk_xchg_worker_t *x = bk_calloc(a, 1, sizeof(*x));
-  if (!x)
-    return BROOK_ERR_NOMEM;
-  w->xchg = x;
-  x->n_x = n_x;
-  x->x_pos = bk_calloc(a, n_x, sizeof(*x->x_pos));
-  x->x_of_pos = bk_calloc(a, rt->plan.n, sizeof(*x->x_of_pos));
-  x->x_tasks = bk_calloc(a, n_x, sizeof(*x->x_tasks));
-  x->in = bk_calloc(a, nw, sizeof(*x->in));
-  x->back = bk_calloc(a, nw, sizeof(*x->back));
-  x->filling = bk_calloc(a, n_x * nw, sizeof(*x->filling));
-  x->wait_head = bk_calloc(a, nw, sizeof(*x->wait_head));
-  x->wait_tail = bk_calloc(a, nw, sizeof(*x->wait_tail));
-  x->xin = bk_calloc(a, n_x * nw, sizeof(*x->xin));
-  x->sent = bk_calloc(a, n_x, sizeof(*x->sent));
-  x->local = bk_calloc(a, rt->opts.batch_size, sizeof(*x->local));
-  atomic_init(&x->want_space, 0);
-  if (!x->x_pos || !x->x_of_pos || !x->x_tasks || !x->in || !x->back || !x->filling ||
-      !x->wait_head || !x->wait_tail || !x->xin || !x->sent || !x->local)
-    return BROOK_ERR_NOMEM;
-  for (size_t i = 0, k = 0; i < rt->plan.n; i++) {
-    x->x_of_pos[i] = rt->plan.order[i]->rekeys ? (int)k : -1;
-    if (rt->plan.order[i]->rekeys) {
-      x->x_tasks[k] = exchange_tasks(&rt->plan, rt->plan.order[i], nw);
-      x->x_pos[k++] = i;
-    }
-  }
-  for (size_t k = 0; k < n_x * nw; k++)
-    x->xin[k] = (xin_t){BROOK_TIME_MIN, BK_WM_ACTIVE, 0};
-  for (size_t k = 0; k < n_x; k++)
-    x->sent[k] = (xsent_t){BROOK_TIME_MIN, BK_WM_ACTIVE, 0};
-  for (size_t s = 0; s < nw; s++)
-    if (s != w->index && (bk_spsc_init(&x->in[s], a, XCHG_RING_CHUNKS) ||
-                          bk_spsc_init(&x->back[s], a, XCHG_BACK_CHUNKS)))
-      return BROOK_ERR_NOMEM;
-  return BROOK_OK;
-}
-
-void bk_xchg_worker_free(bk_worker_t *w) {
-  bk_xchg_worker_t *x = w->xchg;
-  if (!x)
-    return;
-  const brook_allocator_t *a = &w->rt->alloc;
-  size_t nw = w->rt->n_workers;
-  bk_spsc_t *rings[2] = {x->in, x->back};
-  for (size_t r = 0; r < 2; r++) {
-    for (size_t s = 0; rings[r] && s < nw; s++) {
-      if (!rings[r][s].slots)
-        continue;
-      xchunk_t *c;
-      while ((c = bk_spsc_pop(&rings[r][s])))
-        bk_free(a, c);
-      bk_spsc_free(&rings[r][s], a);
-    }
-  }
-  for (size_t k = 0; x->filling && k < x->n_x * nw; k++)
-    bk_free(a, x->filling[k]);
-  for (size_t to = 0; x->wait_head && to < nw; to++) {
-    while (x->wait_head[to]) {
-      xchunk_t *c = x->wait_head[to];
-      x->wait_head[to] = c->next;
-      bk_free(a, c);
-    }
-  }
-  bk_free(a, x->x_pos);
-  bk_free(a, x->x_tasks);
-  bk_free(a, x->x_of_pos);
-  bk_free(a, x->in);
-  bk_free(a, x->back);
-  bk_free(a, x->filling);
-  bk_free(a, x->wait_head);
-  bk_free(a, x->wait_tail);
-  bk_free(a, x->xin);
-  bk_free(a, x->sent);
-  bk_free(a, x->local);
-  bk_free(a, x);
-  w->xchg = NULL;
 }

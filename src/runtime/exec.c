@@ -40,7 +40,7 @@ void bk_runtime_fail(brook_runtime_t *rt, brook_err_t err, const char *fmt, ...)
 static brook_err_t deliver(brook_ctx_t *from, bk_port_t *p, const brook_record_t *recs, size_t n,
                            int owned) {
   bk_worker_t *w = from->w;
-  if (w->xchg && from->node->rekeys) /* a key change with N workers: the key's worker */
+  if (w->xchg && bk_xchg_routed(w, from, p)) /* N workers: a key change, or a once node's input */
     return bk_xchg_route(from, p, recs, n);
   int from_errors = from == w->errors_inst;
   w->error_depth += from_errors;

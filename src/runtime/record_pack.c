@@ -14,17 +14,14 @@ size_t bk_record_packed_size(const brook_record_t *rec) {
 }
 
 static void *copy(unsigned char *area, size_t *used, const void *src, size_t n) {
-  void *dst = area + *used;
-  if (n == 8) /* 8-byte keys and values are common: a fixed-size copy is one move */
-    memcpy(dst, src, 8);
-  else if (n)
-    memcpy(dst, src, n);
+  unsigned char *dst = area + *used;
+  bk_pack_bytes(dst, src, n);
   *used += bk_align8(n);
   return dst;
 }
 
-void bk_record_pack(brook_record_t *out, const brook_record_t *rec, unsigned char *area,
-                    size_t *used) {
+void bk_record_pack_any(brook_record_t *out, const brook_record_t *rec, unsigned char *area,
+                        size_t *used) {
   *out = *rec;
   out->key = rec->key ? copy(area, used, rec->key, rec->key_len) : NULL;
   out->value = rec->value ? copy(area, used, rec->value, rec->value_len) : NULL;

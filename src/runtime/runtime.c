@@ -155,53 +155,43 @@ static brook_err_t build_workers(brook_runtime_t *rt) {
   return BROOK_OK;
 }
 
-/* 1 and *why set if node `n` cannot have an instance per worker in this version: a line
- * sink's instances would each open and truncate the same file. */
-static int needs_one_worker(const bk_node_t *n, bk_errmsg_t *why) {
-  const char *what = NULL;
-  if (n->kind == BK_NODE_OPERATOR && n->op.type_name && strcmp(n->op.type_name, "sink_lines") == 0)
-    what = "a line sink (one file written by every worker)";
-  if (what)
-    bk_errmsg_set(why, "runtime_new: node '%s' is %s: it runs with num_workers = 1 in this version",
-                  n->name, what);
-  return what != NULL;
+/* The once node that records of `from` reach through a gather, or NULL. */
+static const bk_node_t *gather_target(const bk_plan_t *plan, const bk_node_t *from) {
+  for (size_t g = 0; g < plan->n_gathers; g++)
+    if (plan->gathers[g].from == from)
+      return plan->gathers[g].to;
+  return NULL;
 }
 
-/* 1 and *why set if a key change (key_by) is downstream of a partitioned (Kafka) source:
- * with N workers its records would cross workers through an exchange, and a worker's commit
- * covers only its own operators and acknowledgements, so it could commit offsets whose
- * output another worker has not flushed or delivered yet. In-process sources partitioned by
- * key (their splits known from options) commit no input: they may feed a key change. The walk
- * marks nodes fed by the source until nothing changes (a DAG: at most n passes).
+/* 1 and *why set if records of a partitioned (Kafka) source cross workers with N workers: a
+ * key change (key_by) downstream of it, or a node placed once (a line sink, plan/) it feeds
+ * through a gather. A worker's commit covers only its own operators and acknowledgements, so
+ * it could commit offsets whose output another worker has not flushed or delivered yet. The
+ * walk marks nodes fed by the source in plan order (inputs come first). In-process sources
+ * partitioned by key (their splits known from options) commit no input: they may feed both.
  * BROOK_ERR_NOMEM: -1. */
-static int kafka_feeds_key_change(brook_topology_t *t, bk_errmsg_t *why) {
-  unsigned char *fed = bk_calloc(&t->alloc, t->n_nodes ? t->n_nodes : 1, 1);
+static int kafka_feeds_exchange(const bk_plan_t *plan, const brook_allocator_t *a,
+                                bk_errmsg_t *why) {
+  unsigned char *fed = bk_calloc(a, plan->n ? plan->n : 1, 1); /* by plan position */
   if (!fed)
     return -1;
-  const bk_node_t *src = NULL, *rekey = NULL;
-  for (size_t i = 0; i < t->n_nodes; i++)
-    if (t->nodes[i]->kind == BK_NODE_SOURCE && t->nodes[i]->source_type->partitioned &&
-        !t->nodes[i]->splits)
+  const bk_node_t *src = NULL, *rekey = NULL, *once = NULL;
+  for (size_t i = 0; i < plan->n && !rekey && !once; i++) {
+    const bk_node_t *n = plan->order[i];
+    if (n->kind == BK_NODE_SOURCE && n->source_type->partitioned && !n->splits) {
       fed[i] = 1;
-  for (int changed = 1; changed && !rekey;) {
-    changed = 0;
-    for (size_t i = 0; i < t->n_nodes && !rekey; i++) {
-      const bk_node_t *n = t->nodes[i];
-      if (!fed[i])
-        continue;
-      if (n->kind == BK_NODE_SOURCE)
-        src = n;
-      if (n->rekeys)
-        rekey = n;
-      for (size_t o = 0; o < n->n_outputs; o++)
-        for (size_t c = 0; c < n->outputs[o].n_consumers; c++) {
-          size_t id = n->outputs[o].consumers[c].node->id;
-          changed |= !fed[id];
-          fed[id] = 1;
-        }
+      src = n;
     }
+    for (size_t k = 0; k < n->n_inputs && !fed[i]; k++)
+      fed[i] = fed[plan->pos[n->inputs[k]->node->id]];
+    if (!fed[i])
+      continue;
+    if (n->rekeys)
+      rekey = n;
+    else
+      once = gather_target(plan, n);
   }
-  bk_free(&t->alloc, fed);
+  bk_free(a, fed);
   if (rekey)
     bk_errmsg_set(why,
                   "runtime_new: node '%s' changes the key of records from Kafka source '%s': "
@@ -209,7 +199,13 @@ static int kafka_feeds_key_change(brook_topology_t *t, bk_errmsg_t *why) {
                   "workers in this version; use num_workers = 1, or group by the input "
                   "topic's own key (no key_by)",
                   rekey->name, src ? src->name : "?");
-  return rekey != NULL;
+  else if (once)
+    bk_errmsg_set(why,
+                  "runtime_new: node '%s' runs once (on worker 0) and records from Kafka "
+                  "source '%s' reach it from every worker: commits do not span workers in "
+                  "this version; use num_workers = 1",
+                  once->name, src ? src->name : "?");
+  return rekey || once;
 }
 
 brook_err_t brook_runtime_new(brook_runtime_t **out, brook_topology_t *t,
@@ -236,16 +232,6 @@ brook_err_t brook_runtime_new(brook_runtime_t **out, brook_topology_t *t,
     bk_errmsg_set(&t->msg, "runtime_new: num_workers must be 1..256, got %zu", o.num_workers);
     return BROOK_ERR_INVALID_ARG;
   }
-  for (size_t i = 0; o.num_workers > 1 && i < t->n_nodes; i++)
-    if (needs_one_worker(t->nodes[i], &t->msg))
-      return BROOK_ERR_INVALID_ARG;
-  int keyed = o.num_workers > 1 ? kafka_feeds_key_change(t, &t->msg) : 0;
-  if (keyed < 0) {
-    bk_errmsg_set(&t->msg, "runtime_new: out of memory");
-    return BROOK_ERR_NOMEM;
-  }
-  if (keyed)
-    return BROOK_ERR_INVALID_ARG;
   if (o.commit_interval_ms < 0) {
     bk_errmsg_set(&t->msg,
                   "runtime_new: commit_interval_ms must be >= 0 (0: the default), got %lld",
@@ -270,6 +256,14 @@ brook_err_t brook_runtime_new(brook_runtime_t **out, brook_topology_t *t,
   if (err) {
     bk_free(&rt->alloc, rt);
     return err;
+  }
+  int crosses = o.num_workers > 1 ? kafka_feeds_exchange(&rt->plan, &rt->alloc, &t->msg) : 0;
+  if (crosses) {
+    if (crosses < 0)
+      bk_errmsg_set(&t->msg, "runtime_new: out of memory");
+    bk_plan_free(&rt->plan, &rt->alloc);
+    bk_free(&rt->alloc, rt);
+    return crosses < 0 ? BROOK_ERR_NOMEM : BROOK_ERR_INVALID_ARG;
   }
   rt->topo = t;
   bk_topology_ref(t);

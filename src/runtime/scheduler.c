@@ -336,6 +336,8 @@ brook_err_t bk_open_operators(bk_worker_t *w) {
     brook_ctx_t *c = &w->insts[i];
     if (c->node->kind != BK_NODE_OPERATOR || (w->rt->per_task && w->rt->per_task[i]))
       continue; /* per-task nodes open with their task (task.c) */
+    if (w->index != 0 && w->rt->plan.nodes[i].place == BK_PLACE_ONCE)
+      continue; /* its one instance is worker 0's (exchange.h: gathers) */
     brook_err_t err = bk_open_operator(c);
     if (err < 0)
       return err;

@@ -16,10 +16,11 @@ void worker_keys_init(void) {
 }
 
 int key_index(const void *key, size_t len) {
-  for (int i = 0; i < N_KEYS; i++)
-    if (strlen(key_names[i]) == len && memcmp(key_names[i], key, len) == 0)
-      return i;
-  return -1;
+  const char *k = key;
+  if (len != 3 || k[0] != 'k' || k[1] < '0' || k[1] > '9' || k[2] < '0' || k[2] > '9')
+    return -1;
+  int i = (k[1] - '0') * 10 + (k[2] - '0');
+  return i < N_KEYS ? i : -1;
 }
 
 void seen_init(seen_t *s) {

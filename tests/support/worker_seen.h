@@ -1,5 +1,5 @@
 /* What sinks on every worker's thread saw, for the tests that run a pipeline on 1, 2 and 4
- * workers and compare (test_workers, test_keyed_splits): 64 keys "k00".."k63", the latest
+ * workers and compare (test_workers, test_keyed_splits, test_gather): 64 keys "k00".."k63", the latest
  * count per key, and the threads the sinks ran on (every worker must take part). */
 #ifndef BROOK_TEST_WORKER_SEEN_H
 #define BROOK_TEST_WORKER_SEEN_H
@@ -16,12 +16,13 @@
 /* "k00".."k63": filled by worker_keys_init(). */
 extern char key_names[N_KEYS][8];
 void worker_keys_init(void);
-/* The key's number, or -1. */
+/* The number NN of key "kNN" (NN < N_KEYS), or -1. */
 int key_index(const void *key, size_t len);
 
 typedef struct seen {
   pthread_mutex_t mu;
-  int64_t count[N_KEYS]; /* the latest count per key */
+  int64_t count[N_KEYS]; /* the latest (largest) count per key */
+  int64_t windowed;      /* free for a test's own sum */
   uint64_t records;
   pthread_t threads[MAX_THREADS];
   size_t n_threads;
@@ -30,7 +31,8 @@ typedef struct seen {
 void seen_init(seen_t *s);
 /* Notes the calling thread; the caller holds s->mu. */
 void seen_thread(seen_t *s);
-/* A brook_sink_fn (opaque: a seen_t): the record is a key and its int64 count. */
+/* A brook_sink_fn (opaque: a seen_t): the record is a key and its int64 count. Fails the
+ * record (BROOK_ERR_USER) for an unknown key or a value of another size. */
 brook_err_t count_sink(const brook_record_t *rec, void *opaque);
 /* A brook_key_fn: the value becomes the key. */
 brook_err_t key_is_value(const brook_record_t *rec, const void **key, size_t *key_len,
