@@ -23,10 +23,8 @@
 #include "wait.h"
 #include "worker_seen.h"
 
-#define N_KEYS 16
+#define G_KEYS 16 /* keys k00..k15 of worker_seen.h's key_names */
 #define SPLITS 4
-
-static char key_names[N_KEYS][8];
 
 static brook_topology_t *new_topology(brook_error_policy_t policy) {
   brook_topology_opts_t to;
@@ -48,14 +46,7 @@ static brook_runtime_t *new_runtime(brook_topology_t *t, size_t workers) {
   return rt;
 }
 
-static brook_runtime_stats_t stats_of(const brook_runtime_t *rt) {
-  brook_runtime_stats_t st;
-  st.struct_size = sizeof(st);
-  assert_int_equal(brook_runtime_stats(rt, &st), BROOK_OK);
-  return st;
-}
-
-/* ---- the generator: split s's i-th record is "s<s>-<i>", key k<(s * 5 + i) % N_KEYS>, event
+/* ---- the generator: split s's i-th record is "s<s>-<i>", key k<(s * 5 + i) % G_KEYS>, event
  * time i * (SPLITS - s): split 0 runs fastest in event time, so a once window that took only
  * worker 0's watermark would find the other splits' records late. ---- */
 
@@ -72,7 +63,7 @@ static brook_err_t gen_fn(brook_record_t *out, brook_ctx_t *ctx, void *opaque) {
     return BROOK_ERR_NOMEM;
   out->value = v;
   out->value_len = (size_t)snprintf(v, 32, "s%zu-%llu", s, (unsigned long long)i);
-  out->key = key_names[(s * 5 + i) % N_KEYS];
+  out->key = key_names[(s * 5 + i) % G_KEYS];
   out->key_len = strlen(out->key);
   out->timestamp = (brook_time_t)(i * (SPLITS - s));
   return BROOK_OK;
@@ -284,13 +275,13 @@ static void test_once_count_and_window_see_every_record(void **state) {
   static seen_t one, many;
   run_once_nodes(1, limit, &one);
   int64_t total = 0;
-  for (int k = 0; k < N_KEYS; k++)
+  for (int k = 0; k < G_KEYS; k++)
     total += one.count[k];
   assert_int_equal(total, limit);
   assert_int_equal(one.windowed, limit);
   for (size_t w = 2; w <= 4; w *= 2) {
     run_once_nodes(w, limit, &many);
-    for (int k = 0; k < N_KEYS; k++)
+    for (int k = 0; k < G_KEYS; k++)
       if (many.count[k] != one.count[k])
         fail_msg("%zu workers: key %s counted %lld, one worker %lld", w, key_names[k],
                  (long long)many.count[k], (long long)one.count[k]);
@@ -512,8 +503,7 @@ static void test_records_of_every_shape_cross_intact(void **state) {
 }
 
 int main(void) {
-  for (int i = 0; i < N_KEYS; i++)
-    snprintf(key_names[i], sizeof(key_names[i]), "k%02d", i);
+  worker_keys_init();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_line_sink_every_record_once_1_2_4_workers),
       cmocka_unit_test(test_once_count_and_window_see_every_record),
