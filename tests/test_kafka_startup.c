@@ -293,5 +293,7 @@ int main(void) {
       cmocka_unit_test(test_missing_topic_warns_then_is_consumed),
       cmocka_unit_test(test_missing_topic_stop),
   };
+  if (getenv("BROOK_TEST_FILTER")) /* one test, e.g. BROOK_TEST_FILTER=test_missing_topic_stop */
+    cmocka_set_test_filter(getenv("BROOK_TEST_FILTER"));
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

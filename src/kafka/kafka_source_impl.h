@@ -84,12 +84,13 @@ typedef struct bk_ksrc {
   bk_ksrc_phase_t phase;
   int commit_in_flight;
   int synced;           /* a group assignment came (the assignor's state exists) */
+  int cooperative;      /* the rebalance protocol is COOPERATIVE (kafka_rebalance.c) */
   int after_failure;    /* the run failed: ks_close leaves the group on its own */
   int64_t leave_due_ms; /* from the final offset commit on: when to stop waiting (kafka_leave.c) */
   int64_t join_checked_ms; /* BK_KSRC_JOIN_WAIT: when may_be_joining last asked librdkafka */
   int joining;             /* its answer */
   int join_answered;       /* the member has a member id: a JoinGroup was answered */
-  int destroy_immediately; /* abandoned mid-join: RD_KAFKA_DESTROY_F_IMMEDIATE (kafka_leave.c) */
+  int destroy_immediately; /* abandoned mid-join: destroyed IMMEDIATE (kafka_group.h) */
   int64_t leave_from_ms;   /* when the leave began */
   char why[512];
   char who[160]; /* "Kafka source '<name>'", the prefix of its messages */
