@@ -32,12 +32,10 @@
 #define STOP_BOUND_MS (10000 + 10000 + 10000 + 10000)
 #define N_RECORDS 10
 
-static atomic_int n_seen;
-
-static brook_err_t count(const brook_record_t *rec, void *opaque) {
+/* The sink: counts the records into its opaque, an atomic_int (read by the test thread). */
+static brook_err_t count_into(const brook_record_t *rec, void *seen) {
   (void)rec;
-  (void)opaque;
-  atomic_fetch_add(&n_seen, 1);
+  atomic_fetch_add((atomic_int *)seen, 1);
   return BROOK_OK;
 }
 
@@ -51,6 +49,7 @@ typedef struct app {
   brook_runtime_t *rt;
   log_capture_t log;
   bg_run_t run;
+  atomic_int seen; /* records the sink saw */
 } app_t;
 
 static void app_start(app_t *a, const char *bootstrap, const char *group) {
@@ -64,8 +63,9 @@ static void app_start(app_t *a, const char *bootstrap, const char *group) {
   /* max.poll.interval.ms bounds the wait for a join in progress (librdkafka before 2.3.0) */
   so.properties = (const char *const[]){
       "session.timeout.ms", "6000", "max.poll.interval.ms", "10000", "debug", "cgrp", NULL};
-  assert_int_equal(brook_sink_callback(brook_source_kafka(a->t, "in", &so), count, NULL, NULL),
-                   BROOK_OK);
+  assert_int_equal(
+      brook_sink_callback(brook_source_kafka(a->t, "in", &so), count_into, NULL, &a->seen),
+      BROOK_OK);
   log_capture_init(&a->log);
   brook_runtime_opts_t ro;
   brook_runtime_opts_init(&ro);
@@ -74,7 +74,7 @@ static void app_start(app_t *a, const char *bootstrap, const char *group) {
   ro.log_opaque = &a->log;
   if (brook_runtime_new(&a->rt, a->t, &ro) != BROOK_OK)
     fail_msg("runtime: %s", brook_topology_last_error(a->t));
-  atomic_store(&n_seen, 0);
+  atomic_store(&a->seen, 0);
   bg_run_start(&a->run, a->rt);
 }
 
@@ -82,19 +82,6 @@ static void app_free(app_t *a) {
   brook_runtime_free(a->rt);
   brook_topology_free(a->t);
   log_capture_free(&a->log);
-}
-
-typedef struct log_wait {
-  log_capture_t *log;
-  const char *needle;
-} log_wait_t;
-
-static int log_has(void *arg) {
-  log_wait_t *w = arg;
-  uv_mutex_lock(&w->log->mu);
-  int has = w->log->text && strstr(w->log->text, w->needle);
-  uv_mutex_unlock(&w->log->mu);
-  return has;
 }
 
 /* Where the stop comes, and what the broker does around it. */
@@ -118,7 +105,7 @@ static void run_scenario(const scenario_t *s) {
   app_start(&a, b.bootstrap, group);
   if (s->stop_at) {
     log_wait_t w = {&a.log, s->stop_at};
-    if (!wait_until(log_has, &w, 30000)) {
+    if (!wait_until(log_capture_has, &w, 30000)) {
       brook_runtime_stop(a.rt);
       bg_run_finish(&a.run, STOP_BOUND_MS);
       fail_msg("%s: no '%s' within 30 s; the log:\n%s", s->name, s->stop_at,
@@ -135,7 +122,7 @@ static void run_scenario(const scenario_t *s) {
          brook_errname(err));
   if (err != BROOK_OK)
     fail_msg("%s: %s", brook_errname(err), brook_runtime_last_error(a.rt));
-  int seen = atomic_load(&n_seen);
+  int seen = atomic_load(&a.seen);
   app_free(&a);
   if (s->before_stop || s->before_start)
     assert_int_equal(broker_cmd(&b, "up 1"), 0);
