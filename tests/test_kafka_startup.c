@@ -195,19 +195,6 @@ static void test_one_broker_down_is_no_failure(void **state) {
   assert_int_equal(broker_stop(&b), 0);
 }
 
-typedef struct log_wait {
-  log_capture_t *log;
-  const char *needle;
-} log_wait_t;
-
-static int log_has(void *arg) {
-  log_wait_t *w = arg;
-  uv_mutex_lock(&w->log->mu);
-  int has = w->log->text && strstr(w->log->text, w->needle);
-  uv_mutex_unlock(&w->log->mu);
-  return has;
-}
-
 /* A subscription to a topic that is created only later. The cluster is a mock in this
  * process rather than brook-broker: librdkafka 2.0.2's mock answers Metadata only up to
  * version 2, which has no AllowAutoTopicCreation flag, so the consumer's own metadata requests
@@ -226,7 +213,7 @@ static void missing_topic(int create) {
   app_t a;
   app_start(&a, bootstrap, "later-app", "later", 30000);
   log_wait_t w = {&a.log, "subscribed topic 'later' does not exist"};
-  int warned = wait_until(log_has, &w, 15000);
+  int warned = wait_until(log_capture_has, &w, 15000);
   uint64_t warned_ms = wait_now_ms() - a.run.started_ms;
   int consumed = !create;
   if (warned && create) {
@@ -293,5 +280,7 @@ int main(void) {
       cmocka_unit_test(test_missing_topic_warns_then_is_consumed),
       cmocka_unit_test(test_missing_topic_stop),
   };
+  if (getenv("BROOK_TEST_FILTER")) /* one test, e.g. BROOK_TEST_FILTER=test_missing_topic_stop */
+    cmocka_set_test_filter(getenv("BROOK_TEST_FILTER"));
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -34,8 +34,11 @@ static void on_timer(uv_timer_t *h) {
       bk_ksrc_set_paused(k, 0, NULL);
       bk_sched_ready(k->src);
     }
-  } else if (k->phase == BK_KSRC_STOP_DRAIN || k->phase == BK_KSRC_JOIN_WAIT) {
-    bk_sched_ready(k->src); /* produce() runs the stop sequence */
+  } else if (k->phase != BK_KSRC_STOP_FLUSH && k->phase < BK_KSRC_CLOSED) {
+    /* produce() runs the stop sequence: its waits (the final offset commit, a join, the
+     * close) have deadlines, and the close's rebalance events are served, even if the queue
+     * does not signal (kafka_leave.c) */
+    bk_sched_ready(k->src);
   }
   bk_ksrc_timer_arm(k);
 }
@@ -46,8 +49,8 @@ void bk_ksrc_timer_arm(bk_ksrc_t *k) {
   int64_t ms = CHECK_MS;
   if (k->paused && k->phase == BK_KSRC_RUNNING)
     ms = 10; /* re-check soon: deliveries complete on the loop */
-  else if (k->phase == BK_KSRC_JOIN_WAIT)
-    ms = 50; /* the deadline of the join */
+  else if (k->phase >= BK_KSRC_STOP_COMMIT && k->phase < BK_KSRC_CLOSED)
+    ms = 50; /* the stop's waits and their deadlines (kafka_leave.c) */
   uv_timer_start(&k->timer, on_timer, (uint64_t)ms, 0);
 }
 

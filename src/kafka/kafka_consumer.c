@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "kafka/kafka_conf.h"
+#include "kafka/kafka_group.h"
 
 static const char *const consumer_defaults[] = {"enable.auto.commit",
                                                 "false",
@@ -151,7 +152,9 @@ void bk_ksrc_consumer_release(bk_ksrc_t *k) {
   k->q = NULL;
   if (k->rk) {
     int flags = k->phase == BK_KSRC_CLOSED ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE;
-    if (bk_rt_loop(k->w)) /* once the topic watch no longer asks through it */
+    if (k->destroy_immediately)
+      flags |= BK_KAFKA_DESTROY_F_IMMEDIATE; /* kafka_group.h */
+    if (bk_rt_loop(k->w))                    /* once the topic watch no longer asks through it */
       bk_topic_watch_end(k->topic_watch, k->w, k->rk, flags);
     else
       rd_kafka_destroy_flags(k->rk, flags);

@@ -13,6 +13,12 @@
 
 #include <librdkafka/rdkafka.h>
 
+/* librdkafka's internal destroy flag (rdkafka_int.h, 0x4 in every release up to 2.3.0 and
+ * since): returns without joining the client's threads or freeing it, so the assignor state
+ * is never destroyed and the abort above cannot happen. Only for a member abandoned in the
+ * middle of a join on an affected version (kafka_leave.c); the client's memory is leaked. */
+#define BK_KAFKA_DESTROY_F_IMMEDIATE 0x4
+
 /* Whether the librdkafka this process runs (checked at run time, not at build time) has the
  * abort above. Any thread. */
 int bk_kafka_join_abort_bug(void);

@@ -2,25 +2,54 @@
  * one step per queue wake-up or timer tick, after a stop's final commit (kafka_source.c) or
  * when a run failed, so that a restart does not wait for the session to time out. Either way
  * a member that may have joined but was never assigned finishes its join first
- * (kafka_group.h: librdkafka 2.0.2 aborts otherwise). Loop thread. */
+ * (kafka_group.h: librdkafka 2.0.2 aborts otherwise).
+ *
+ * Every wait is bounded, so a stop ends the run in bounded time whatever the cluster does:
+ *   - the final offset commit's answer and the close (LeaveGroup, the revocation, librdkafka's
+ *     outstanding requests) get LEAVE_WAIT_MS each; a close that does not finish by then is
+ *     given up: the client is destroyed without it (the group notices after
+ *     session.timeout.ms, and the records since the last commit are read again);
+ *   - a join in progress (librdkafka before 2.3.0 only) gets max.poll.interval.ms, the longest
+ *     a broker lets a rebalance take (leaving earlier could abort the process). A join still
+ *     not complete by then is left at once if its JoinGroup was never answered (the member has
+ *     no member id: nothing to abort on); otherwise the client is abandoned (destroyed with
+ *     BK_KAFKA_DESTROY_F_IMMEDIATE, kafka_group.h: its threads end on their own, its memory is not
+ *     reclaimed), the one way out that neither aborts nor blocks.
+ * A stop therefore takes at most 2 * LEAVE_WAIT_MS, plus max.poll.interval.ms if it came
+ * during a join, after the runtime's final commit. The timer (kafka_backpressure.c) steps the
+ * leave every 50 ms, so a lost queue wake-up only delays it. Loop thread. */
 #include "kafka/kafka_source_impl.h"
 
 #include "kafka/kafka_group.h"
 
-#define LEAVE_WAIT_MS 10000 /* a failed run's close (LeaveGroup) before it gives up */
+#define LEAVE_WAIT_MS 10000 /* the final commit's answer, and the close, before giving up */
+#define JOIN_CHECK_MS 50    /* how often a join wait asks librdkafka for its member id */
 
 /* Whether the consumer may be in the middle of a group join (kafka_group.h): never assigned,
  * and either a JoinGroup was answered (it has a member id) or it has a subscribed topic to join
- * for: unless the topic watch, asked since the leave began, found none. */
+ * for: unless the topic watch, asked since the leave began, found none. rd_kafka_memberid is
+ * a blocking round trip to librdkafka's main thread (and, with debug=cgrp, a log line that
+ * wakes the queue again): asked at most every JOIN_CHECK_MS, never once per wake-up. */
 static int may_be_joining(bk_ksrc_t *k) {
   if (k->synced)
     return 0;
+  int64_t now = bk_wallclock_ms();
+  if (k->join_checked_ms && now - k->join_checked_ms < JOIN_CHECK_MS)
+    return k->joining;
+  k->join_checked_ms = now;
   char *id = rd_kafka_memberid(k->rk);
-  int member = id && *id;
+  k->join_answered = id && *id;
   if (id)
     rd_kafka_mem_free(k->rk, id);
-  return member || !bk_topic_watch_none_since(k->topic_watch, k->leave_from_ms);
+  k->joining = k->join_answered || !bk_topic_watch_none_since(k->topic_watch, k->leave_from_ms);
+  return k->joining;
 }
+
+void bk_ksrc_leave_deadline_start(bk_ksrc_t *k) {
+  k->leave_due_ms = bk_wallclock_ms() + LEAVE_WAIT_MS;
+}
+
+int bk_ksrc_leave_overdue(const bk_ksrc_t *k) { return bk_wallclock_ms() >= k->leave_due_ms; }
 
 /* Starts leaving: closing the consumer at once, or first finishing a join that may be in
  * progress (kafka_group.h): never assigned yet, but the cluster has answered. */
@@ -50,11 +79,25 @@ int bk_ksrc_leave_step(bk_ksrc_t *k) {
     int joining = may_be_joining(k);
     if (joining && bk_wallclock_ms() < k->leave_due_ms)
       return 0;
-    if (joining)
-      bk_ksrc_log(k, BROOK_LOG_WARN,
-                  "the group join did not complete in time: leaving before the first assignment "
-                  "(librdkafka %s may abort the process here; 2.3.0 fixed it)",
+    if (joining && k->join_answered) {
+      /* A JoinGroup was answered and no assignment came within the rebalance timeout (the
+       * coordinator is gone or slower than its own limit): any close or destroy would abort
+       * the process. The stop ends all the same; the client is left to librdkafka's threads
+       * (destroyed without waiting: its memory is not reclaimed) and the group notices after
+       * session.timeout.ms. */
+      bk_ksrc_log(k, BROOK_LOG_ERROR,
+                  "the group join did not complete within max.poll.interval.ms: the consumer is "
+                  "abandoned without closing it (librdkafka %s would abort the process; 2.3.0 "
+                  "fixed it): its memory is not reclaimed",
                   rd_kafka_version_str());
+      k->phase = BK_KSRC_ABANDONED;
+      k->destroy_immediately = 1;
+      return 1;
+    }
+    if (joining) /* never answered: the assignor has no state to destroy yet */
+      bk_ksrc_log(k, BROOK_LOG_WARN,
+                  "the group join did not complete within max.poll.interval.ms: leaving before "
+                  "its JoinGroup was answered");
     k->leave_due_ms = bk_wallclock_ms() + LEAVE_WAIT_MS;
     k->phase = BK_KSRC_STOP_COMMIT; /* closes now */
   }
@@ -70,22 +113,27 @@ int bk_ksrc_leave_step(bk_ksrc_t *k) {
     while ((m = rd_kafka_consumer_poll(k->rk, 0))) /* rebalance events of the leave */
       rd_kafka_message_destroy(m);
   }
-  if (!rd_kafka_consumer_closed(k->rk))
+  if (rd_kafka_consumer_closed(k->rk)) {
+    k->phase = BK_KSRC_CLOSED;
+    return 1;
+  }
+  if (bk_wallclock_ms() < k->leave_due_ms)
     return 0;
-  k->phase = BK_KSRC_CLOSED;
+  /* librdkafka waits for the coordinator (LeaveGroup, commits) without a limit of its own:
+   * give the close up; the client is destroyed without it (bk_ksrc_consumer_release). */
+  bk_ksrc_log(k, BROOK_LOG_WARN,
+              "the consumer could not leave the group within %d ms (coordinator unreachable?): "
+              "closed without leaving; the group notices after session.timeout.ms",
+              LEAVE_WAIT_MS);
+  k->phase = BK_KSRC_ABANDONED;
   return 1;
 }
 
 /* A failed run's leave, one step per queue wake-up or timer tick; ends by releasing the
  * consumer and the runtime's hold. */
 void bk_ksrc_failed_leave_step(bk_ksrc_t *k) {
-  int closed = bk_ksrc_leave_step(k);
-  if (!closed && bk_wallclock_ms() < k->leave_due_ms)
+  if (!bk_ksrc_leave_step(k))
     return;
-  if (!closed)
-    bk_ksrc_log(k, BROOK_LOG_WARN,
-                "the failed run could not leave the group in time; the group notices after "
-                "session.timeout.ms");
   bk_ksrc_consumer_release(k);
   bk_worker_release(k->w);
 }

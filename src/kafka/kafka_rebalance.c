@@ -104,7 +104,12 @@ static void rebalance_leaving(bk_ksrc_t *k, rd_kafka_t *rk, rd_kafka_resp_err_t 
 void bk_ksrc_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                           rd_kafka_topic_partition_list_t *parts, void *opaque) {
   bk_ksrc_t *k = opaque;
-  int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+  /* NULL once the group is terminating (a revocation served by the close): the protocol of the
+   * assignment before, then. */
+  const char *proto = rd_kafka_rebalance_protocol(rk);
+  int cooperative = proto ? strcmp(proto, "COOPERATIVE") == 0 : k->cooperative;
+  k->cooperative = cooperative;
+  proto = cooperative ? "COOPERATIVE" : "EAGER";
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
     k->synced = 1;
   if (k->after_failure || k->phase == BK_KSRC_JOIN_WAIT) {
@@ -135,8 +140,7 @@ void bk_ksrc_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
       bk_ksrc_set_paused(k, 1, parts);
     k->opens_pending = 1;
     bk_sched_ready(k->src);
-    bk_ksrc_log(k, BROOK_LOG_INFO, "%d partition(s) assigned (%s rebalance)", parts->cnt,
-                rd_kafka_rebalance_protocol(rk));
+    bk_ksrc_log(k, BROOK_LOG_INFO, "%d partition(s) assigned (%s rebalance)", parts->cnt, proto);
   } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
     revoke_parts(k, parts,
                  k->phase >= BK_KSRC_STOP_COMMIT ? "stopped (leaving the group)"
@@ -145,8 +149,7 @@ void bk_ksrc_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
       e = rd_kafka_incremental_unassign(rk, parts);
     else
       rerr = rd_kafka_assign(rk, NULL);
-    bk_ksrc_log(k, BROOK_LOG_INFO, "%d partition(s) revoked (%s rebalance)", parts->cnt,
-                rd_kafka_rebalance_protocol(rk));
+    bk_ksrc_log(k, BROOK_LOG_INFO, "%d partition(s) revoked (%s rebalance)", parts->cnt, proto);
   } else {
     bk_ksrc_log(k, BROOK_LOG_WARN, "rebalance error: %s", rd_kafka_err2str(err));
     for (size_t p = 0; p < k->n_parts; p++) { /* every partition is gone, as on revocation */

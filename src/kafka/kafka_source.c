@@ -180,6 +180,7 @@ static brook_err_t stop_step(bk_ksrc_t *k) {
   if (k->phase == BK_KSRC_STOP_DRAIN) { /* everything fetched is processed */
     k->phase = BK_KSRC_STOP_FLUSH;
     k->stop_epoch = bk_rt_batch_epoch(k->w); /* covers every batch this source ran */
+    bk_ksrc_timer_arm(k);                    /* the stop's waits are driven by the timer too */
     bk_commit_request(k->w, 1);              /* bk_ksrc_commit_point(final) goes on */
   }
   if (k->phase == BK_KSRC_STOP_FLUSH) {
@@ -187,13 +188,19 @@ static brook_err_t stop_step(bk_ksrc_t *k) {
     return BROOK_OK;
   }
   if (k->phase == BK_KSRC_STOP_COMMIT && k->commit_in_flight) {
+    if (!k->leave_due_ms)
+      bk_ksrc_leave_deadline_start(k); /* the commit's answer is waited for a bounded time */
     rd_kafka_message_t *m;
     while ((m = rd_kafka_consumer_poll(k->rk, 0))) /* serves bk_ksrc_on_commit */
       rd_kafka_message_destroy(m);
-    if (k->commit_in_flight) {
+    if (k->commit_in_flight && !bk_ksrc_leave_overdue(k)) {
       bk_src_unready(src);
       return BROOK_OK;
     }
+    if (k->commit_in_flight)
+      bk_ksrc_log(k, BROOK_LOG_WARN,
+                  "the final offset commit was not answered in time: leaving without it (the "
+                  "records since the last commit are read again)");
   }
   if (k->phase == BK_KSRC_STOP_COMMIT)
     bk_ksrc_leave_begin(k);
@@ -256,7 +263,7 @@ static void ks_close(bk_src_t *src) {
   if (k->stash)
     rd_kafka_message_destroy(k->stash);
   k->stash = NULL;
-  if (k->rk && k->phase != BK_KSRC_CLOSED && k->poller && k->timer_open) {
+  if (k->rk && k->phase < BK_KSRC_CLOSED && k->poller && k->timer_open) {
     bk_ksrc_leave_failed_run(k); /* the run failed: leave the group all the same */
     return;
   }

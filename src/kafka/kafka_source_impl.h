@@ -52,7 +52,8 @@ typedef enum bk_ksrc_phase {
   BK_KSRC_STOP_COMMIT, /* final offset commit sent, waiting for its result */
   BK_KSRC_JOIN_WAIT,   /* leaving: first finishing a join in progress (kafka_group.h) */
   BK_KSRC_CLOSING,     /* consumer closing (leaving the group) */
-  BK_KSRC_CLOSED
+  BK_KSRC_CLOSED,
+  BK_KSRC_ABANDONED /* the close did not finish in time: destroyed without it (kafka_leave.c) */
 } bk_ksrc_phase_t;
 
 typedef struct bk_ksrc {
@@ -82,10 +83,15 @@ typedef struct bk_ksrc {
   uint64_t stop_epoch; /* BK_KSRC_STOP_FLUSH: the final commit must reach this epoch */
   bk_ksrc_phase_t phase;
   int commit_in_flight;
-  int synced;            /* a group assignment came (the assignor's state exists) */
-  int after_failure;     /* the run failed: ks_close leaves the group on its own */
-  int64_t leave_due_ms;  /* BK_KSRC_JOIN_WAIT, or a failed run's leave: when to stop waiting */
-  int64_t leave_from_ms; /* when the leave began */
+  int synced;           /* a group assignment came (the assignor's state exists) */
+  int cooperative;      /* the rebalance protocol is COOPERATIVE (kafka_rebalance.c) */
+  int after_failure;    /* the run failed: ks_close leaves the group on its own */
+  int64_t leave_due_ms; /* from the final offset commit on: when to stop waiting (kafka_leave.c) */
+  int64_t join_checked_ms; /* BK_KSRC_JOIN_WAIT: when may_be_joining last asked librdkafka */
+  int joining;             /* its answer */
+  int join_answered;       /* the member has a member id: a JoinGroup was answered */
+  int destroy_immediately; /* abandoned mid-join: destroyed IMMEDIATE (kafka_group.h) */
+  int64_t leave_from_ms;   /* when the leave began */
   char why[512];
   char who[160]; /* "Kafka source '<name>'", the prefix of its messages */
 } bk_ksrc_t;
@@ -184,6 +190,13 @@ void bk_ksrc_forget_pending(bk_ksrc_t *k, size_t part);
 void bk_ksrc_queue_batch_end(bk_ksrc_t *k);
 
 /* ---- kafka_leave.c ---- */
+
+/* The stop's final offset commit was sent: its result and the leave that follows are given
+ * BK_KSRC_LEAVE_WAIT_MS from now (kafka_leave.c). */
+void bk_ksrc_leave_deadline_start(bk_ksrc_t *k);
+
+/* Whether the stop's wait for its final offset commit is over (the deadline passed). */
+int bk_ksrc_leave_overdue(const bk_ksrc_t *k);
 
 /* Starts leaving: closing the consumer at once, or first finishing a join that may be in
  * progress (kafka_group.h). */

@@ -1,10 +1,12 @@
 /* See bg_run.h. */
+#define _GNU_SOURCE /* pthread_timedjoin_np */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -34,6 +36,12 @@ void bg_start(bg_run_t *r, brook_topology_t *t) {
 
 brook_err_t bg_stop(bg_run_t *r) {
   brook_runtime_stop(r->rt);
-  pthread_join(r->thread, NULL);
+  /* A stop that never ends fails its test with this message, not the whole file at ctest's
+   * timeout without one. */
+  struct timespec deadline;
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += BG_STOP_TIMEOUT_S;
+  if (pthread_timedjoin_np(r->thread, NULL, &deadline) != 0)
+    fail_msg("the runtime did not finish within %d s of brook_runtime_stop", BG_STOP_TIMEOUT_S);
   return r->result;
 }

@@ -21,7 +21,12 @@ void *bg_run_thread(void *r);
 /* Creates the runtime for `t` and starts running it. */
 void bg_start(bg_run_t *r, brook_topology_t *t);
 
-/* Stops the pipeline and waits for it; returns what run returned. The runtime stays for its
+/* How long bg_stop waits: the longest stop a test may see (kafka_leave.c: 10 s for the final
+ * offset commit, 10 s for the close, plus a join's max.poll.interval.ms) with room to spare. */
+#define BG_STOP_TIMEOUT_S 90
+
+/* Stops the pipeline and waits for it (at most BG_STOP_TIMEOUT_S, else the test fails);
+ * returns what run returned. The runtime stays for its
  * stats: brook_runtime_free(r->rt) afterwards. */
 brook_err_t bg_stop(bg_run_t *r);
 

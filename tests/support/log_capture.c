@@ -35,3 +35,11 @@ void log_capture_cb(int level, const char *msg, void *opaque) {
 }
 
 const char *log_capture_text(const log_capture_t *l) { return l->text ? l->text : ""; }
+
+int log_capture_has(void *arg) {
+  log_wait_t *w = arg;
+  uv_mutex_lock(&w->log->mu);
+  int has = w->log->text && strstr(w->log->text, w->needle);
+  uv_mutex_unlock(&w->log->mu);
+  return has;
+}

@@ -21,6 +21,15 @@ void log_capture_free(log_capture_t *l);
 /* The brook_log_cb: `opaque` is a log_capture_t. */
 void log_capture_cb(int level, const char *msg, void *opaque);
 
+/* A line to wait for in a log still being written (wait.h): `log` and `needle` borrowed. */
+typedef struct log_wait {
+  log_capture_t *log;
+  const char *needle;
+} log_wait_t;
+
+/* wait_pred_fn (wait.h) over a log_wait_t: whether the log holds the needle yet. Any thread. */
+int log_capture_has(void *log_wait);
+
 /* Everything captured ("" if nothing). Read it once the run is over. */
 const char *log_capture_text(const log_capture_t *l);
 
