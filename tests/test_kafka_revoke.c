@@ -33,6 +33,7 @@
 #include "support/bg_run.h"
 #include "support/broker_proc.h"
 #include "support/kafka_helpers.h"
+#include "support/kafka_numbered.h"
 #include "support/kafka_progress.h"
 #include "support/log_capture.h"
 #include "support/pipeline_child.h"
@@ -216,27 +217,8 @@ static brook_runtime_stats_t member_end(member_t *m) {
 
 /* ---- input ---- */
 
-/* Produces "<p>:<i>" to partition p of "in" for i in [from, to), every partition in bursts of
- * BURST that each wait for their acknowledgement (with the broker's delay the input keeps
- * coming for several seconds). */
 static void produce_range(const char *bootstrap, int from, int to) {
-  rd_kafka_t *pr = kh_client(RD_KAFKA_PRODUCER, bootstrap, NULL, NULL, NULL);
-  for (int at = from; at < to; at += BURST) {
-    for (int p = 0; p < N_PARTS; p++) {
-      for (int i = at; i < at + BURST && i < to; i++) {
-        char v[32];
-        int n = snprintf(v, sizeof(v), "%d:%d", p, i);
-        rd_kafka_resp_err_t err = rd_kafka_producev(
-            pr, RD_KAFKA_V_TOPIC("in"), RD_KAFKA_V_PARTITION(p), RD_KAFKA_V_VALUE(v, (size_t)n),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-        if (err)
-          fail_msg("produce: %s", rd_kafka_err2str(err));
-      }
-    }
-    if (rd_kafka_flush(pr, KH_TIMEOUT_MS))
-      fail_msg("produce: not acknowledged in time");
-  }
-  rd_kafka_destroy(pr);
+  kn_produce(bootstrap, "in", N_PARTS, from, to, BURST);
 }
 
 static void *produce_all(void *bootstrap) {
@@ -257,13 +239,9 @@ typedef struct outputs {
 
 static void on_output(const rd_kafka_message_t *m, void *opaque) {
   outputs_t *o = opaque;
-  char v[48], tag = 0;
-  int p = -1, i = -1;
-  size_t n = m->len < sizeof(v) - 1 ? m->len : sizeof(v) - 1;
-  memcpy(v, m->payload, n);
-  v[n] = '\0';
-  if (sscanf(v, "%c:%d:%d", &tag, &p, &i) != 3 || p < 0 || p >= N_PARTS || i < 0 || i >= PER_PART)
-    fail_msg("unexpected output '%s'", v);
+  char tag;
+  int p, i;
+  kn_parse(m, N_PARTS, PER_PART, &tag, &p, &i);
   o->total++;
   if (o->first[p][i] < 0)
     o->distinct++;
@@ -313,23 +291,6 @@ typedef struct sample {
 
 static sample_t samples[MAX_SAMPLES];
 
-/* The group's committed offsets, then the output's high watermark. */
-static sample_t take_sample(rd_kafka_t *q) {
-  sample_t sm;
-  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(N_PARTS);
-  for (int p = 0; p < N_PARTS; p++)
-    rd_kafka_topic_partition_list_add(l, "in", p);
-  assert_int_equal(rd_kafka_committed(q, l, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
-  for (int p = 0; p < N_PARTS; p++)
-    sm.committed[p] = l->elems[p].offset < 0 ? 0 : l->elems[p].offset;
-  rd_kafka_topic_partition_list_destroy(l);
-  int64_t lo, hi;
-  assert_int_equal(rd_kafka_query_watermark_offsets(q, "out", 0, &lo, &hi, 10000),
-                   RD_KAFKA_RESP_ERR_NO_ERROR);
-  sm.out_high = hi;
-  return sm;
-}
-
 /* ---- the hand-over ---- */
 
 static member_t ma, mb;
@@ -360,7 +321,8 @@ static void handover(int eager) {
   size_t n_samples = 0;
   long long deadline = kh_now_ms() + 90000, b_took = -1;
   for (;;) {
-    sample_t sm = take_sample(q);
+    sample_t sm;
+    kn_sample(q, "in", N_PARTS, "out", sm.committed, &sm.out_high);
     if (n_samples < MAX_SAMPLES)
       samples[n_samples++] = sm;
     if (b_took < 0 && member_running(&mb) >= 1)
