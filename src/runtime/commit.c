@@ -17,8 +17,9 @@
  * Revocations (a rebalance takes partitions away; kafka_rebalance.c) do the same for the tasks
  * given up, out of step with the interval, like Kafka Streams' onPartitionsRevoked: the holder
  * suspends the tasks (their operators' and stores' flush, task.c), takes a revocation point
- * (bk_commit_revoke_point: the epoch moves on, so what other tasks emit later is not waited
- * for), is told when every delivery up to it is acknowledged (bk_commit_watch), then commits
+ * (bk_commit_revoke_point: every other operator and store flushes too, as after a key_by they
+ * may hold output of the revoked input; the epoch moves on, so what is emitted later is not
+ * waited for), is told when every delivery up to it is acknowledged (bk_commit_watch), then commits
  * the tasks' input and closes them. The wait never blocks the loop: other tasks run meanwhile.
  * Each worker commits on its own (its operators, stores, deliveries and sources), on its
  * thread, like Kafka Streams' stream threads; a source registers its commit with the worker
@@ -84,6 +85,12 @@ void bk_commit_free(bk_worker_t *w) {
 
 uint64_t bk_commit_revoke_point(bk_worker_t *w) {
   assert(!w->batch_src); /* outside any batch: every output so far counts against <= point */
+  /* The revoked tasks flushed when they suspended; the operators that serve every task (after
+   * a key_by) may hold output derived from their input too: everything flushes, as at a
+   * commit (Kafka Streams flushes its whole producer on revocation, too). */
+  bk_for_each_operator(w, bk_call_flush);
+  if (bk_runtime_status(w->rt) == BROOK_OK)
+    bk_state_flush_changes(w);
   uint64_t point = w->delivery.epoch;
   bk_delivery_next_epoch(&w->delivery);
   return point;

@@ -157,8 +157,10 @@ void bk_commit_request(bk_worker_t *w, int final);
 
 /* A holder giving up tasks (the Kafka source's revoked partitions), like Kafka Streams'
  * onPartitionsRevoked: once it suspended them (bk_task_suspend: flushed), outside any batch,
- * it takes a revocation point. Every output derived from their input counts against an epoch
- * <= the point; what runs afterwards counts against later epochs. */
+ * it takes a revocation point. Every other operator instance and store of the worker flushes
+ * too (after a key_by, instances that serve every task may hold output of the revoked
+ * input), so every output derived from their input counts against an epoch <= the point;
+ * what runs afterwards counts against later epochs. */
 uint64_t bk_commit_revoke_point(bk_worker_t *w);
 /* Whether every delivery of an epoch <= point is acknowledged (or failed for good). */
 int bk_commit_acknowledged(const bk_worker_t *w, uint64_t point);
