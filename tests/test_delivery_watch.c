@@ -14,15 +14,19 @@ static void count(void *opaque) { (*(int *)opaque)++; }
 
 #include "core/alloc.h"
 
-#define no_alloc bk_default_allocator()
+/* Deliveries whose watch counts into *fired. */
+static void watched(bk_delivery_t *d, int *fired) {
+  bk_delivery_init(d, bk_default_allocator());
+  *fired = 0;
+  d->on_passed = count;
+  d->on_passed_opaque = fired;
+}
 
 static void test_fires_once_when_the_point_is_passed(void **state) {
   (void)state;
   bk_delivery_t d;
-  bk_delivery_init(&d, no_alloc);
-  int fired = 0;
-  d.on_passed = count;
-  d.on_passed_opaque = &fired;
+  int fired;
+  watched(&d, &fired);
   uint64_t e1 = bk_delivery_add(&d), e1b = bk_delivery_add(&d); /* epoch 1: two writes */
   bk_delivery_next_epoch(&d);
   uint64_t e2 = bk_delivery_add(&d); /* epoch 2 */
@@ -47,10 +51,8 @@ static void test_fires_once_when_the_point_is_passed(void **state) {
 static void test_later_epochs_do_not_hold_it(void **state) {
   (void)state;
   bk_delivery_t d;
-  bk_delivery_init(&d, no_alloc);
-  int fired = 0;
-  d.on_passed = count;
-  d.on_passed_opaque = &fired;
+  int fired;
+  watched(&d, &fired);
   uint64_t e1 = bk_delivery_add(&d);
   bk_delivery_next_epoch(&d);
   for (int i = 0; i < 100; i++) /* a stream of later writes keeps total above 0 */
