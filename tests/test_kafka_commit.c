@@ -32,6 +32,7 @@
 #include "support/collect.h"
 #include "support/flush_counter.h"
 #include "support/kafka_helpers.h"
+#include "support/kafka_numbered.h"
 #include "support/kafka_sink_fixture.h"
 #include "support/log_capture.h"
 #include "support/wait.h"
@@ -44,23 +45,7 @@
  * that each wait for their acknowledgement: with the broker's delay the input keeps coming
  * for several seconds, so the samples see commits while outputs are in flight. */
 static void *produce_numbered(void *bootstrap) {
-  rd_kafka_t *p = kh_client(RD_KAFKA_PRODUCER, bootstrap, NULL, NULL, NULL);
-  for (int from = 0; from < PER_PART; from += 50) {
-    for (int part = 0; part < N_PARTS; part++) {
-      for (int i = from; i < from + 50 && i < PER_PART; i++) {
-        char v[32];
-        int n = snprintf(v, sizeof(v), "%d:%d", part, i);
-        rd_kafka_resp_err_t err = rd_kafka_producev(
-            p, RD_KAFKA_V_TOPIC("in"), RD_KAFKA_V_PARTITION(part), RD_KAFKA_V_VALUE(v, (size_t)n),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-        if (err)
-          fail_msg("produce: %s", rd_kafka_err2str(err));
-      }
-    }
-    if (rd_kafka_flush(p, KH_TIMEOUT_MS))
-      fail_msg("produce: not acknowledged in time");
-  }
-  rd_kafka_destroy(p);
+  kn_produce(bootstrap, "in", N_PARTS, 0, PER_PART, 50);
   return NULL;
 }
 
@@ -77,13 +62,9 @@ typedef struct landed {
 
 static void on_output(const rd_kafka_message_t *m, void *opaque) {
   landed_t *l = opaque;
-  int part = -1, i = -1;
-  char v[32];
-  size_t n = m->len < sizeof(v) - 1 ? m->len : sizeof(v) - 1;
-  memcpy(v, m->payload, n);
-  v[n] = '\0';
-  if (sscanf(v, "%d:%d", &part, &i) != 2 || part < 0 || part >= N_PARTS || i < 0 || i >= PER_PART)
-    fail_msg("unexpected output '%s'", v);
+  int part, i;
+  char tag;
+  kn_parse(m, N_PARTS, PER_PART, &tag, &part, &i);
   if (l->at[part][i] < 0 || m->offset < l->at[part][i])
     l->at[part][i] = m->offset;
   l->n++;
@@ -135,17 +116,7 @@ static void committed_never_passes_acknowledged(int buffer) {
   long long deadline = kh_now_ms() + 90000;
   for (;;) {
     sample_t sm;
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(N_PARTS);
-    for (int p = 0; p < N_PARTS; p++)
-      rd_kafka_topic_partition_list_add(l, "in", p);
-    assert_int_equal(rd_kafka_committed(q, l, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
-    for (int p = 0; p < N_PARTS; p++)
-      sm.committed[p] = l->elems[p].offset < 0 ? 0 : l->elems[p].offset;
-    rd_kafka_topic_partition_list_destroy(l);
-    int64_t lo, hi;
-    assert_int_equal(rd_kafka_query_watermark_offsets(q, "out", 0, &lo, &hi, 10000),
-                     RD_KAFKA_RESP_ERR_NO_ERROR);
-    sm.out_high = hi;
+    kn_sample(q, "in", N_PARTS, "out", sm.committed, &sm.out_high);
     if (n_samples < MAX_SAMPLES)
       samples[n_samples++] = sm;
     int done = 1, mid = 0;

@@ -308,10 +308,12 @@ static const uint32_t stats_old_sizes[] = {offsetof(brook_runtime_stats_t, timer
                                            offsetof(brook_runtime_stats_t, records_dead_lettered),
                                            offsetof(brook_runtime_stats_t, tasks_opened),
                                            offsetof(brook_runtime_stats_t, records_out_of_bounds),
-                                           offsetof(brook_runtime_stats_t, commits)};
+                                           offsetof(brook_runtime_stats_t, commits),
+                                           offsetof(brook_runtime_stats_t, revocations)};
 static const uint32_t kafka_source_old_sizes[] = {
     offsetof(brook_kafka_source_opts_t, startup_timeout_ms),
-    offsetof(brook_kafka_source_opts_t, key_serde)};
+    offsetof(brook_kafka_source_opts_t, key_serde),
+    offsetof(brook_kafka_source_opts_t, revoke_timeout_ms)};
 static const uint32_t kafka_sink_old_sizes[] = {
     offsetof(brook_kafka_sink_opts_t, startup_timeout_ms),
     offsetof(brook_kafka_sink_opts_t, key_serde)};

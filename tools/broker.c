@@ -14,6 +14,8 @@
  *   topic NAME PARTITIONS        create a topic
  *   down BROKER | up BROKER      take a broker (1..N) down / bring it back
  *   rtt BROKER MS                delay every response of a broker by MS ms (0: none)
+ *   leader TOPIC PARTITION BROKER  make BROKER the partition's leader
+ *   coordinator GROUP BROKER     make BROKER the coordinator of consumer group GROUP
  *   error APIKEY ERR [COUNT]     the next COUNT (default 1) requests of protocol API APIKEY
  *                                (0 Produce, 1 Fetch, 8 OffsetCommit, ...) fail with Kafka
  *                                error code ERR (e.g. 6 NOT_LEADER_FOR_PARTITION; -195
@@ -124,6 +126,12 @@ static int run_command(rd_kafka_mock_cluster_t *mc, int n_brokers, char *line) {
   } else if (strcmp(argv[0], "rtt") == 0 && argc == 3 &&
              parse_int(argv[1], 1, n_brokers, &a) == 0 && parse_int(argv[2], 0, 3600000, &b) == 0) {
     err = rd_kafka_mock_broker_set_rtt(mc, (int32_t)a, (int)b);
+  } else if (strcmp(argv[0], "leader") == 0 && argc == 4 &&
+             parse_int(argv[2], 0, 100000, &a) == 0 && parse_int(argv[3], 1, n_brokers, &b) == 0) {
+    err = rd_kafka_mock_partition_set_leader(mc, argv[1], (int32_t)a, (int32_t)b);
+  } else if (strcmp(argv[0], "coordinator") == 0 && argc == 3 &&
+             parse_int(argv[2], 1, n_brokers, &b) == 0) {
+    err = rd_kafka_mock_coordinator_set(mc, "group", argv[1], (int32_t)b);
   } else if (strcmp(argv[0], "error") == 0 && (argc == 3 || argc == 4) &&
              parse_int(argv[1], 0, INT16_MAX, &a) == 0 &&
              parse_int(argv[2], -10000, 10000, &b) == 0 &&

@@ -151,6 +151,17 @@ typedef struct brook_kafka_source_opts {
    * is built (opaques borrowed). NULL: bytes (or the deprecated key / value formats). A
    * message they reject follows on_malformed, the stage, field and reason in the message. */
   const brook_serde_t *key_serde, *value_serde;
+  /* Appended (issue 12): how long a revoked partition may wait, before it is handed over, for
+   * the acknowledgements of every output derived from its input (README, "Commits and
+   * rebalances"). The revocation (a rebalance) suspends the partition's task (operators and
+   * stores flushed), waits for those acknowledgements without blocking the loop, commits the
+   * partition's offsets, closes the task, and only then lets the group give the partition to
+   * another member. Past the bound it commits only what earlier commits finished (never an
+   * offset whose outputs are unacknowledged: the next owner reads the rest again) and logs a
+   * warning (brook_runtime_stats_t.revocations_timed_out). 0: half the consumer's
+   * max.poll.interval.ms (150000 with librdkafka's default), the time an eager group gives a
+   * member to rejoin. Must be >= 0. */
+  int64_t revoke_timeout_ms;
 } brook_kafka_source_opts_t;
 
 BROOK_API void brook_kafka_source_opts_init_size(brook_kafka_source_opts_t *opts, size_t size);

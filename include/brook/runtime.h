@@ -143,6 +143,12 @@ typedef struct brook_runtime_stats {
                                         split (a mass of them is logged, time.h) */
   uint64_t commits;                  /* commits completed (runtime opts commit_interval_ms):
                                         each ran every operator's flush() once */
+  uint64_t revocations;              /* partitions revoked by rebalances whose tasks were handed
+                                        over after their outputs were acknowledged (kafka.h,
+                                        revoke_timeout_ms) */
+  uint64_t revocations_timed_out;    /* ... and revoked partitions handed over at the timeout, with
+                                        outputs still unacknowledged (their offsets not committed
+                                        past the last commit) */
 } brook_runtime_stats_t;
 
 /* Copies the counters into `stats`, as far as the caller's version of the struct goes

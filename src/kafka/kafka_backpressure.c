@@ -3,8 +3,8 @@
  * taken; they resume below half of it (partitions whose task is not open yet stay paused).
  * The source's timer checks that (every 10 ms while paused; every CHECK_MS otherwise, to
  * notice another sink's hold), keeps serving the consumer while paused (rebalances and
- * max.poll.interval.ms do not wait for the sinks), and drives the stop sequence's waits.
- * Loop thread. */
+ * max.poll.interval.ms do not wait for the sinks), drives the stop sequence's waits and a
+ * revocation's steps (kafka_rebalance.c). Loop thread. */
 #include "kafka/kafka_source_impl.h"
 
 #define CHECK_MS 1000 /* running: another sink's backpressure hold is noticed this soon */
@@ -13,6 +13,12 @@ static void on_timer(uv_timer_t *h) {
   bk_ksrc_t *k = h->data;
   if (bk_rt_status(k->w) != BROOK_OK)
     return;
+  if (k->revoke.parts) /* a revocation's steps (kafka_rebalance.c): outside any batch */
+    bk_ksrc_revoke_step(k);
+  if (bk_rt_status(k->w) != BROOK_OK) {
+    bk_worker_poke(k->w);
+    return;
+  }
   if (k->phase == BK_KSRC_RUNNING) {
     if (bk_rt_delivery_held(k->w) && !k->paused) { /* another sink's limit holds every source */
       bk_ksrc_set_paused(k, 1, NULL);
@@ -51,7 +57,14 @@ void bk_ksrc_timer_arm(bk_ksrc_t *k) {
     ms = 10; /* re-check soon: deliveries complete on the loop */
   else if (k->phase >= BK_KSRC_STOP_COMMIT && k->phase < BK_KSRC_CLOSED)
     ms = 50; /* the stop's waits and their deadlines (kafka_leave.c) */
+  if (bk_ksrc_revoke_due_in(k) < ms)
+    ms = bk_ksrc_revoke_due_in(k); /* a revocation's timeout */
   uv_timer_start(&k->timer, on_timer, (uint64_t)ms, 0);
+}
+
+void bk_ksrc_timer_soon(bk_ksrc_t *k) {
+  if (k->timer_open)
+    uv_timer_start(&k->timer, on_timer, 0, 0);
 }
 
 int bk_ksrc_backpressure(bk_ksrc_t *k) {

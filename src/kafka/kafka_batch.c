@@ -137,6 +137,11 @@ brook_err_t bk_ksrc_read_batch(bk_ksrc_t *k) {
       ret = BROOK_ERR_NOMEM;
       break;
     }
+    if (k->parts[p].revoking) {
+      /* Being revoked (kafka_rebalance.c): its task is suspending, the next owner reads it. */
+      rd_kafka_message_destroy(m);
+      continue;
+    }
     if (k->parts[p].open_pending) {
       /* Assigned in this poll: its task opens first (ks_produce), then this message is the
        * next batch's first. */

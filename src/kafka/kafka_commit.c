@@ -3,19 +3,26 @@
  * operators flushed, stores flushed, every output up to the commit point acknowledged) the
  * batches of epochs up to the point advance their partitions' committable offsets, which are
  * committed asynchronously: an offset is never committed before the outputs of the records
- * below it are acknowledged. A revoked partition commits inside the rebalance
- * (kafka_rebalance.c), without waiting for outputs in flight: what the last commit finished,
- * or all it read if nothing is in flight; the rest is read again by the next owner. Loop
- * thread (the commit callback runs in the consumer's poll). */
+ * below it are acknowledged. A revoked partition commits at its revocation
+ * (kafka_rebalance.c), once its task is flushed and the outputs up to the revocation point
+ * are acknowledged: everything it read (bk_ksrc_settle_part); at the revocation's timeout,
+ * only what the last commits finished. Loop thread (the commit callback runs in the
+ * consumer's poll). */
 #include "kafka/kafka_source_impl.h"
 
 #include "core/alloc.h"
+#include "kafka/kafka_group.h"
 
 void bk_ksrc_on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                        rd_kafka_topic_partition_list_t *offsets, void *opaque) {
   (void)rk;
   bk_ksrc_t *k = opaque;
   k->commit_in_flight = 0;
+  int rebalancing = err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS;
+  for (int i = 0; offsets && i < offsets->cnt; i++)
+    rebalancing |= offsets->elems[i].err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS;
+  if (rebalancing && k->phase < BK_KSRC_JOIN_WAIT && !k->rebalancing_since)
+    k->rebalancing_since = bk_wallclock_ms(); /* until the rebalance's callback */
   if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
     bk_ksrc_log(k, BROOK_LOG_WARN, "offset commit failed: %s (retried at the next commit)",
                 rd_kafka_err2str(err));
@@ -66,6 +73,16 @@ int bk_ksrc_commit_finished(bk_ksrc_t *k, const rd_kafka_topic_partition_list_t 
   return sent;
 }
 
+/* Whether the group is rebalancing (k->rebalancing_since), as far as the member can tell. */
+static int rebalancing(bk_ksrc_t *k) {
+  if (!k->rebalancing_since)
+    return 0;
+  if (bk_wallclock_ms() - k->rebalancing_since < bk_kafka_join_wait_ms(k->rk))
+    return 1;
+  k->rebalancing_since = 0; /* no callback came within the rebalance timeout: commit again */
+  return 0;
+}
+
 void bk_ksrc_commit_point(void *opaque, uint64_t epoch, int final) {
   bk_ksrc_t *k = opaque;
   if (!k->rk || k->after_failure || k->phase > BK_KSRC_STOP_FLUSH)
@@ -76,16 +93,27 @@ void bk_ksrc_commit_point(void *opaque, uint64_t epoch, int final) {
   if (k->phase == BK_KSRC_STOP_FLUSH && final && epoch >= k->stop_epoch) {
     k->phase = BK_KSRC_STOP_COMMIT;
     bk_ksrc_commit_finished(k, NULL);
-    bk_sched_ready(k->src);          /* the stop goes on (kafka_source.c) */
-  } else if (!k->commit_in_flight) { /* else the next commit sends these positions too */
+    bk_sched_ready(k->src); /* the stop goes on (kafka_source.c) */
+  } else if (!k->commit_in_flight && !rebalancing(k)) {
+    /* Else the next commit sends these positions too. While the group rebalances, a commit
+     * of the old generation that reaches the coordinator after the new one formed is refused
+     * as ILLEGAL_GENERATION, and librdkafka 2.0.2 then drops the whole assignment as lost
+     * (no revocation commit, everything since the last commit read again): the interval's
+     * commits wait for the rebalance's callback. */
     bk_ksrc_commit_finished(k, NULL);
   }
 }
 
-void bk_ksrc_commit_revoked(bk_ksrc_t *k, const rd_kafka_topic_partition_list_t *parts) {
-  if (bk_rt_deliveries_pending(k->w) == 0) /* nothing in flight: every batch read is done */
-    settle_pending(k, bk_rt_batch_epoch(k->w));
-  bk_ksrc_commit_finished(k, parts);
+void bk_ksrc_settle_part(bk_ksrc_t *k, size_t part) {
+  bk_kpart_t *p = &k->parts[part];
+  for (size_t i = 0; i < k->n_pend; i++) {
+    bk_kpending_t *e = &k->pend[(k->pend_head + i) % k->cap_pend];
+    if (e->part != part)
+      continue;
+    if (e->next > p->committable)
+      p->committable = e->next;
+    e->part = SIZE_MAX;
+  }
 }
 
 void bk_ksrc_forget_pending(bk_ksrc_t *k, size_t part) {

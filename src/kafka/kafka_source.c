@@ -202,6 +202,10 @@ static brook_err_t stop_step(bk_ksrc_t *k) {
                   "the final offset commit was not answered in time: leaving without it (the "
                   "records since the last commit are read again)");
   }
+  if (k->phase == BK_KSRC_STOP_COMMIT && k->revoke.parts) {
+    bk_src_unready(src); /* the revocation finishes first (its timer), then the leave */
+    return BROOK_OK;
+  }
   if (k->phase == BK_KSRC_STOP_COMMIT)
     bk_ksrc_leave_begin(k);
   if (bk_ksrc_leave_step(k))
@@ -263,6 +267,7 @@ static void ks_close(bk_src_t *src) {
   if (k->stash)
     rd_kafka_message_destroy(k->stash);
   k->stash = NULL;
+  bk_ksrc_revoke_abandon(k); /* the run failed while a revocation waited */
   if (k->rk && k->phase < BK_KSRC_CLOSED && k->poller && k->timer_open) {
     bk_ksrc_leave_failed_run(k); /* the run failed: leave the group all the same */
     return;

@@ -35,6 +35,7 @@ typedef struct bk_kpart {
   int assigned;
   int task_held;       /* holds its task (bk_task_acquire) */
   int open_pending;    /* assigned: its task opens on the next turn (none of it runs before) */
+  int revoking;        /* in the revocation in progress: none of its messages is processed */
   int64_t committable; /* every offset below it is finished; -1 = none yet */
   int64_t committed;   /* last offset committed (or -1) */
 } bk_kpart_t;
@@ -44,6 +45,17 @@ typedef struct bk_kpending {
   size_t part;
   int64_t next; /* last offset of the batch + 1 */
 } bk_kpending_t;
+
+/* The revocation in progress (kafka_rebalance.c): librdkafka waits for its unassign call
+ * until the revoked partitions' outputs are acknowledged and their offsets committed. */
+typedef struct bk_krevoke {
+  rd_kafka_topic_partition_list_t *parts; /* NULL: none in progress */
+  int cooperative;                        /* incremental unassign, or assign(NULL) (eager) */
+  int begun;                              /* tasks suspended, point taken */
+  uint64_t point;                         /* their outputs count against epochs <= point */
+  int64_t from_ms, due_ms;                /* when it began, when it times out */
+  const char *reason;
+} bk_krevoke_t;
 
 typedef enum bk_ksrc_phase {
   BK_KSRC_RUNNING,
@@ -83,6 +95,12 @@ typedef struct bk_ksrc {
   uint64_t stop_epoch; /* BK_KSRC_STOP_FLUSH: the final commit must reach this epoch */
   bk_ksrc_phase_t phase;
   int commit_in_flight;
+  /* The group is rebalancing (a commit was refused as REBALANCE_IN_PROGRESS, or a cooperative
+   * revocation just made the member rejoin): the interval's commits wait for the rebalance's
+   * callback, at most max.poll.interval.ms (kafka_commit.c). 0: not; else since when. */
+  int64_t rebalancing_since;
+  int rejoin_after_assign; /* a cooperative revocation: the rejoin follows its assignment */
+  bk_krevoke_t revoke;
   int synced;           /* a group assignment came (the assignor's state exists) */
   int cooperative;      /* the rebalance protocol is COOPERATIVE (kafka_rebalance.c) */
   int after_failure;    /* the run failed: ks_close leaves the group on its own */
@@ -123,6 +141,9 @@ void bk_ksrc_set_paused(bk_ksrc_t *k, int pause, rd_kafka_topic_partition_list_t
 /* (Re)starts the source's timer for its phase: backpressure checks, the stop's waits. */
 void bk_ksrc_timer_arm(bk_ksrc_t *k);
 
+/* Runs the source's timer on the next loop turn (a revocation's outputs are acknowledged). */
+void bk_ksrc_timer_soon(bk_ksrc_t *k);
+
 /* Whether too many outputs await acknowledgement to take a batch now: then every partition
  * is paused until half of them are in (the timer resumes). */
 int bk_ksrc_backpressure(bk_ksrc_t *k);
@@ -155,6 +176,19 @@ void bk_ksrc_open_task(bk_ksrc_t *k, size_t part);
  * records them). Outside the rebalance callback, before the next batch is read. */
 void bk_ksrc_open_pending_tasks(bk_ksrc_t *k);
 
+/* The revocation in progress, one step per call of the source's timer (outside any batch):
+ * suspends the tasks and takes the revocation point, then, once the outputs are acknowledged
+ * or the timeout passed, commits, hands the partitions over and closes their tasks. */
+void bk_ksrc_revoke_step(bk_ksrc_t *k);
+
+/* Milliseconds until the revocation in progress has its next step: 0 if it is due now (to
+ * begin, acknowledged, or timed out), INT64_MAX if there is none. */
+int64_t bk_ksrc_revoke_due_in(const bk_ksrc_t *k);
+
+/* The run failed or the consumer closes with a revocation in progress: the partitions are
+ * handed over at once, nothing committed (the tasks are closed by the runtime). */
+void bk_ksrc_revoke_abandon(bk_ksrc_t *k);
+
 /* ---- kafka_batch.c ---- */
 
 /* Reads the next batch into the source's port: the messages waiting, of one partition (the
@@ -177,9 +211,9 @@ void bk_ksrc_commit_point(void *opaque, uint64_t epoch, int final);
  * `only` set, just the partitions in it. Returns 1 if a commit was sent. */
 int bk_ksrc_commit_finished(bk_ksrc_t *k, const rd_kafka_topic_partition_list_t *only);
 
-/* A revocation's commit: the partitions in `parts` (their tasks just flushed) commit what the
- * runtime's last commit finished, or everything read if no output is in flight. */
-void bk_ksrc_commit_revoked(bk_ksrc_t *k, const rd_kafka_topic_partition_list_t *parts);
+/* A revoked partition's task is flushed and every output up to the revocation point is
+ * acknowledged: all its queued batch ends are finished (committable) and leave the queue. */
+void bk_ksrc_settle_part(bk_ksrc_t *k, size_t part);
 
 /* Drops the queued batch ends of partition `part`. */
 void bk_ksrc_forget_pending(bk_ksrc_t *k, size_t part);

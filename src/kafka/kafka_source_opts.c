@@ -24,6 +24,7 @@ static const bk_opts_version_t kafka_source_versions[] = {
     BK_OPTS_VERSION(brook_kafka_source_opts_t, max_in_flight),
     BK_OPTS_VERSION(brook_kafka_source_opts_t, startup_timeout_ms), /* issue 11 */
     BK_OPTS_VERSION(brook_kafka_source_opts_t, value_serde),        /* issue 12 */
+    BK_OPTS_VERSION(brook_kafka_source_opts_t, revoke_timeout_ms),  /* issue 12: revocations */
 };
 static const bk_opts_type_t kafka_source_opts_type =
     BK_OPTS_TYPE(brook_kafka_source_opts_t, kafka_source_versions);
@@ -104,6 +105,8 @@ brook_stream_t *brook_source_kafka(brook_topology_t *t, const char *name,
     problem = "max_in_flight must be > 0";
   else if (o.startup_timeout_ms < 0)
     problem = "startup_timeout_ms must be >= 0 (0: no limit)";
+  else if (o.revoke_timeout_ms < 0)
+    problem = "revoke_timeout_ms must be >= 0 (0: half of max.poll.interval.ms)";
   for (size_t i = 0; !problem && o.partitions && i < o.n_partitions; i++)
     if (!o.partitions[i].topic || !*o.partitions[i].topic || o.partitions[i].partition < 0) {
       bk_errmsg_set(&why, "partitions[%zu] has no topic or a negative partition number", i);

@@ -12,11 +12,21 @@
  * Steps 1-3 run on a scheduler turn outside any batch, so flush() never sees a batch half
  * done; a commit begins only once the previous one has completed (one at a time), and is
  * skipped while nothing ran since the last one (no batch, no timer) unless a stop asked for
- * it. A revoked partition's task commits on its own, inside the rebalance (task.c, kafka).
+ * it.
+ *
+ * Revocations (a rebalance takes partitions away; kafka_rebalance.c) do the same for the tasks
+ * given up, out of step with the interval, like Kafka Streams' onPartitionsRevoked: the holder
+ * suspends the tasks (their operators' and stores' flush, task.c), takes a revocation point
+ * (bk_commit_revoke_point: every other operator and store flushes too, as after a key_by they
+ * may hold output of the revoked input; the epoch moves on, so what is emitted later is not
+ * waited for), is told when every delivery up to it is acknowledged (bk_commit_watch), then commits
+ * the tasks' input and closes them. The wait never blocks the loop: other tasks run meanwhile.
  * Each worker commits on its own (its operators, stores, deliveries and sources), on its
  * thread, like Kafka Streams' stream threads; a source registers its commit with the worker
  * running its instance (services.h), so it commits the input that worker processed. */
 #include "runtime/commit.h"
+
+#include <assert.h>
 
 #include "core/alloc.h"
 #include "runtime/runtime_impl.h"
@@ -66,6 +76,88 @@ void bk_commit_free(bk_worker_t *w) {
   bk_free(&w->rt->alloc, w->commit.fns);
   w->commit.fns = NULL;
   w->commit.n_fns = w->commit.cap_fns = 0;
+  bk_free(&w->rt->alloc, w->commit.watchers);
+  w->commit.watchers = NULL;
+  w->commit.n_watchers = w->commit.cap_watchers = 0;
+}
+
+/* ---- revocations ---- */
+
+uint64_t bk_commit_revoke_point(bk_worker_t *w) {
+  assert(!w->batch_src); /* outside any batch: every output so far counts against <= point */
+  /* The revoked tasks flushed when they suspended; the operators that serve every task (after
+   * a key_by) may hold output derived from their input too: everything flushes, as at a
+   * commit (Kafka Streams flushes its whole producer on revocation, too). */
+  bk_for_each_operator(w, bk_call_flush);
+  if (bk_runtime_status(w->rt) == BROOK_OK)
+    bk_state_flush_changes(w);
+  uint64_t point = w->delivery.epoch;
+  bk_delivery_next_epoch(&w->delivery);
+  return point;
+}
+
+int bk_commit_acknowledged(const bk_worker_t *w, uint64_t point) {
+  return bk_delivery_oldest_pending(&w->delivery) > point;
+}
+
+/* The delivery watch is the smallest point still watched. */
+static void rewatch(bk_worker_t *w) {
+  bk_commit_t *c = &w->commit;
+  uint64_t min = 0;
+  for (size_t i = 0; i < c->n_watchers; i++)
+    if (!min || c->watchers[i].point < min)
+      min = c->watchers[i].point;
+  w->delivery.watch = min;
+}
+
+/* Inside a delivery's completion (delivery.h): the watchers whose point is passed are told. */
+static void on_passed(void *opaque) {
+  bk_worker_t *w = opaque;
+  bk_commit_t *c = &w->commit;
+  uint64_t oldest = bk_delivery_oldest_pending(&w->delivery);
+  for (size_t i = 0; i < c->n_watchers;) {
+    if (c->watchers[i].point >= oldest) {
+      i++;
+      continue;
+    }
+    bk_commit_watcher_t done = c->watchers[i];
+    c->watchers[i] = c->watchers[--c->n_watchers];
+    done.fn(done.opaque);
+  }
+  rewatch(w);
+}
+
+brook_err_t bk_commit_watch(bk_worker_t *w, uint64_t point, void (*fn)(void *opaque),
+                            void *opaque) {
+  bk_commit_t *c = &w->commit;
+  if (bk_commit_acknowledged(w, point))
+    return BROOK_OK; /* nothing to wait for */
+  if (bk_grow(&w->rt->alloc, (void **)&c->watchers, &c->cap_watchers, c->n_watchers + 1,
+              sizeof(*c->watchers)))
+    return BROOK_ERR_NOMEM;
+  c->watchers[c->n_watchers++] = (bk_commit_watcher_t){point, fn, opaque};
+  w->delivery.on_passed = on_passed;
+  w->delivery.on_passed_opaque = w;
+  rewatch(w);
+  return BROOK_OK;
+}
+
+void bk_commit_unwatch(bk_worker_t *w, void *opaque) {
+  bk_commit_t *c = &w->commit;
+  for (size_t i = 0; i < c->n_watchers;) {
+    if (c->watchers[i].opaque == opaque)
+      c->watchers[i] = c->watchers[--c->n_watchers];
+    else
+      i++;
+  }
+  rewatch(w);
+}
+
+void bk_commit_revoked(bk_worker_t *w, uint64_t n, int timed_out) {
+  if (timed_out)
+    w->stats.revocations_timed_out += n;
+  else
+    w->stats.revocations += n;
 }
 
 /* Steps 1-3: flushes, then the commit point. */

@@ -21,6 +21,13 @@ typedef struct bk_committer {
   void *opaque;
 } bk_committer_t;
 
+/* Someone waiting for every delivery up to `point` to be acknowledged (a revocation). */
+typedef struct bk_commit_watcher {
+  uint64_t point;
+  void (*fn)(void *opaque);
+  void *opaque;
+} bk_commit_watcher_t;
+
 typedef struct bk_commit {
   uv_timer_t timer; /* every commit_interval_ms */
   int timer_open;
@@ -32,6 +39,8 @@ typedef struct bk_commit {
   int due_final;      /* a stop asked for a final commit */
   int final_begun;    /* the end of the run began its final commit */
   uint64_t work_seen; /* batches + timers fired when the last commit began */
+  bk_commit_watcher_t *watchers; /* revocations waiting for acknowledgements (unordered) */
+  size_t n_watchers, cap_watchers;
 } bk_commit_t;
 
 typedef struct bk_worker bk_worker_t;

@@ -57,6 +57,11 @@ void bk_delivery_done(bk_delivery_t *d, uint64_t epoch) {
     d->head = (d->head + 1) & (d->cap - 1);
     d->n--;
   }
+  if (d->watch && bk_delivery_oldest_pending(d) > d->watch) {
+    d->watch = 0;
+    if (d->on_passed)
+      d->on_passed(d->on_passed_opaque);
+  }
   int resume = d->held && d->total <= d->limit / 2;
   if (resume)
     d->held = 0;

@@ -33,6 +33,12 @@ typedef struct bk_delivery {
    * limit / 2. The smallest max_in_flight of the pipeline's asynchronous sinks. */
   uint64_t limit;
   int held;
+  /* A watch (commit.c, revocations): on_passed runs once every write of an epoch <= watch is
+   * done (bk_delivery_oldest_pending() > watch), inside the write's completion like
+   * on_drained, and the watch is cleared (0: none). */
+  uint64_t watch;
+  void (*on_passed)(void *opaque);
+  void *on_passed_opaque;
 } bk_delivery_t;
 
 /* Whether sources must wait: at or over the limit (and then held until limit / 2). */

@@ -153,6 +153,28 @@ uint64_t bk_rt_batch_epoch(const bk_worker_t *w);
 /* Asks for a commit as soon as the loop gets to it (a stop: `final`). Never runs it here. */
 void bk_commit_request(bk_worker_t *w, int final);
 
+/* ---- revocations (runtime/commit.c) ---- */
+
+/* A holder giving up tasks (the Kafka source's revoked partitions), like Kafka Streams'
+ * onPartitionsRevoked: once it suspended them (bk_task_suspend: flushed), outside any batch,
+ * it takes a revocation point. Every other operator instance and store of the worker flushes
+ * too (after a key_by, instances that serve every task may hold output of the revoked
+ * input), so every output derived from their input counts against an epoch <= the point;
+ * what runs afterwards counts against later epochs. */
+uint64_t bk_commit_revoke_point(bk_worker_t *w);
+/* Whether every delivery of an epoch <= point is acknowledged (or failed for good). */
+int bk_commit_acknowledged(const bk_worker_t *w, uint64_t point);
+/* Calls fn(opaque) once, when every delivery of an epoch <= point is acknowledged (never if it
+ * is already: check bk_commit_acknowledged). fn runs inside the acknowledging write's
+ * completion (a sink's delivery callback): it must only schedule its work (arm a timer).
+ * BROOK_OK or BROOK_ERR_NOMEM. */
+brook_err_t bk_commit_watch(bk_worker_t *w, uint64_t point, void (*fn)(void *opaque), void *opaque);
+/* Forgets every watch of `opaque`. */
+void bk_commit_unwatch(bk_worker_t *w, void *opaque);
+/* Counts `n` partitions handed over: after their outputs were acknowledged, or at the timeout
+ * (brook_runtime_stats_t.revocations, revocations_timed_out). */
+void bk_commit_revoked(bk_worker_t *w, uint64_t n, int timed_out);
+
 /* The worker running an operator instance (a sink's context). */
 bk_worker_t *bk_ctx_worker(const brook_ctx_t *ctx);
 
