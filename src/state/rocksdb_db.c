@@ -71,6 +71,8 @@ static void free_handles(rdb_db_t *d) {
     rocksdb_block_based_options_destroy(d->table); /* it owns the filter policy */
   if (d->block_cache)
     rocksdb_cache_destroy(d->block_cache);
+  if (d->batch)
+    rocksdb_writebatch_destroy(d->batch);
   d->db = NULL;
 }
 
@@ -85,45 +87,43 @@ static void free_paths(rdb_db_t *d) {
   d->path = d->tmp_dir = NULL;
 }
 
-static brook_err_t make_paths(rdb_db_t *d, brook_store_t *store, const char *name,
-                              const brook_rocksdb_opts_t *o) {
-  const char *parent = o->dir;
+static brook_err_t make_paths(rdb_db_t *d, const char *parent, const char *name, bk_errmsg_t *why) {
   if (!parent) {
     const char *tmp = getenv("TMPDIR");
     char tpl[4096];
     if (snprintf(tpl, sizeof(tpl), "%s/brook-rocksdb-XXXXXX", tmp && *tmp ? tmp : "/tmp") >=
         (int)sizeof(tpl)) {
-      brook_store_set_error(store, "TMPDIR is too long");
+      bk_errmsg_set(why, "TMPDIR is too long");
       return BROOK_ERR_IO;
     }
     if (!mkdtemp(tpl)) {
-      brook_store_set_error(store, "cannot create a temporary directory %s: %s", tpl,
-                            strerror(errno));
+      bk_errmsg_set(why, "cannot create a temporary directory %s: %s", tpl, strerror(errno));
       return BROOK_ERR_IO;
     }
     if (!(d->tmp_dir = str_dup(d->alloc, tpl))) {
       rmdir(tpl);
-      brook_store_set_error(store, "out of memory");
+      bk_errmsg_set(why, "out of memory");
       return BROOK_ERR_NOMEM;
     }
     parent = d->tmp_dir;
   } else if (mkdir(parent, 0755) != 0 && errno != EEXIST) {
-    brook_store_set_error(store, "cannot create directory %s: %s", parent, strerror(errno));
+    bk_errmsg_set(why, "cannot create directory %s: %s", parent, strerror(errno));
     return BROOK_ERR_IO;
   }
   if (!(d->path = db_path(d->alloc, parent, name))) {
     free_paths(d);
-    brook_store_set_error(store, "out of memory");
+    bk_errmsg_set(why, "out of memory");
     return BROOK_ERR_NOMEM;
   }
   return BROOK_OK;
 }
 
-brook_err_t rdb_db_open(rdb_db_t *d, brook_store_t *store, const char *name,
-                        const brook_rocksdb_opts_t *o, const brook_allocator_t *alloc) {
+brook_err_t rdb_db_open(rdb_db_t *d, const char *parent, const char *name,
+                        const brook_rocksdb_opts_t *o, const brook_allocator_t *alloc,
+                        bk_errmsg_t *why) {
   memset(d, 0, sizeof(*d));
   d->alloc = alloc;
-  brook_err_t err = make_paths(d, store, name, o);
+  brook_err_t err = make_paths(d, parent, name, why);
   if (err)
     return err;
   d->opts = rocksdb_options_create();
@@ -131,10 +131,11 @@ brook_err_t rdb_db_open(rdb_db_t *d, brook_store_t *store, const char *name,
   d->block_cache = rocksdb_cache_create_lru(o->block_cache_bytes);
   d->read = rocksdb_readoptions_create();
   d->write = rocksdb_writeoptions_create();
-  if (!d->opts || !d->table || !d->block_cache || !d->read || !d->write) {
+  d->batch = rocksdb_writebatch_create();
+  if (!d->opts || !d->table || !d->block_cache || !d->read || !d->write || !d->batch) {
     free_handles(d);
     free_paths(d);
-    brook_store_set_error(store, "out of memory");
+    bk_errmsg_set(why, "out of memory");
     return BROOK_ERR_NOMEM;
   }
   /* Point reads of absent keys (a first put, a new window) skip the disk: a bloom filter. */
@@ -147,12 +148,12 @@ brook_err_t rdb_db_open(rdb_db_t *d, brook_store_t *store, const char *name,
   rocksdb_options_set_info_log_level(d->opts, 3 /* ERROR: no informational log growing */);
   rocksdb_options_set_keep_log_file_num(d->opts, 2);
   rocksdb_writeoptions_set_sync(d->write, (unsigned char)(o->sync != 0));
-  char *why = NULL;
-  d->db = rocksdb_open(d->opts, d->path, &why);
+  char *reason = NULL;
+  d->db = rocksdb_open(d->opts, d->path, &reason);
   if (!d->db) {
-    brook_store_set_error(store, "cannot open RocksDB database %s: %s", d->path,
-                          why ? why : "unknown reason");
-    rocksdb_free(why);
+    bk_errmsg_set(why, "cannot open RocksDB database %s: %s", d->path,
+                  reason ? reason : "unknown reason");
+    rocksdb_free(reason);
     free_handles(d);
     free_paths(d);
     return BROOK_ERR_IO;
@@ -181,12 +182,27 @@ size_t rdb_db_memory(rdb_db_t *d) {
   return (size_t)mem + rocksdb_cache_get_usage(d->block_cache);
 }
 
-brook_err_t rdb_db_write(rdb_db_t *d, brook_store_t *store, rocksdb_writebatch_t *batch) {
-  char *why = NULL;
-  rocksdb_write(d->db, d->write, batch, &why);
-  if (why) {
-    brook_store_set_error(store, "RocksDB write to %s failed: %s", d->path, why);
-    rocksdb_free(why);
+brook_err_t rdb_db_write(rdb_db_t *d, bk_errmsg_t *why) {
+  char *reason = NULL;
+  rocksdb_write(d->db, d->write, d->batch, &reason);
+  rocksdb_writebatch_clear(d->batch);
+  if (reason) {
+    bk_errmsg_set(why, "RocksDB write to %s failed: %s", d->path, reason);
+    rocksdb_free(reason);
+    return BROOK_ERR_IO;
+  }
+  d->gen++;
+  return BROOK_OK;
+}
+
+brook_err_t rdb_db_get(rdb_db_t *d, const void *key, size_t klen, char **value, size_t *vlen,
+                       bk_errmsg_t *why) {
+  char *reason = NULL;
+  *vlen = 0;
+  *value = rocksdb_get(d->db, d->read, key, klen, vlen, &reason);
+  if (reason) {
+    bk_errmsg_set(why, "RocksDB read from %s failed: %s", d->path, reason);
+    rocksdb_free(reason);
     return BROOK_ERR_IO;
   }
   return BROOK_OK;

@@ -3,9 +3,9 @@
  * a tombstone hiding the disk's); tombstones are never returned.
  *
  * The disk side is a RocksDB iterator bounded to the store's id, which reads the database as
- * it was when the iterator was created: after a flush wrote to disk (s->gen moved), the next
- * seek creates a fresh one. After clear() and before the next flush, the disk counts as
- * empty. The store layer re-seeks after every change and flush (no CAP_STABLE_ITER). */
+ * it was when the iterator was created: after a flush wrote to disk (its database's gen moved), the
+ * next seek creates a fresh one. After clear() and before the next flush, the disk counts as empty.
+ * The store layer re-seeks after every change and flush (no CAP_STABLE_ITER). */
 #include <string.h>
 
 #include "core/alloc.h"
@@ -16,7 +16,7 @@ typedef struct rdb_iter {
   void *ci;               /* the cache's iterator */
   rocksdb_iterator_t *di; /* the disk's, or NULL */
   rocksdb_readoptions_t *ro;
-  uint64_t gen; /* s->gen when di was created */
+  uint64_t gen; /* s->db->gen when di was created */
   brook_store_entry_t ce;
   int c_ok, d_ok;     /* the side has a current entry */
   int adv_c, adv_d;   /* move the side before the next answer */
@@ -29,7 +29,7 @@ static brook_err_t disk_error(rdb_iter_t *it) {
   rocksdb_iter_get_error(it->di, &why);
   if (!why)
     return BROOK_OK;
-  brook_store_set_error(it->s->store, "RocksDB read from %s failed: %s", it->s->db.path, why);
+  brook_store_set_error(it->s->store, "RocksDB read from %s failed: %s", it->s->db->path, why);
   rocksdb_free(why);
   return BROOK_ERR_IO;
 }
@@ -132,16 +132,16 @@ brook_err_t rdb_iter_seek(void *iter, const void *key, size_t klen, brook_store_
   it->c_ok = err == BROOK_OK;
   it->d_ok = 0;
   if (!s->cleared) {
-    if (it->di && it->gen != s->gen) {
+    if (it->di && it->gen != s->db->gen) {
       rocksdb_iter_destroy(it->di);
       it->di = NULL;
     }
     if (!it->di) {
-      if (!(it->di = rocksdb_create_iterator(s->db.db, it->ro))) {
+      if (!(it->di = rocksdb_create_iterator(s->db->db, it->ro))) {
         brook_store_set_error(s->store, "out of memory");
         return BROOK_ERR_NOMEM;
       }
-      it->gen = s->gen;
+      it->gen = s->db->gen;
     }
     size_t need = RDB_ID_LEN + (key ? klen : 0);
     if (need > it->kcap) {

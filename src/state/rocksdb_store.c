@@ -89,9 +89,9 @@ static int disk_get(rdb_store_t *s, size_t klen) {
   if (s->cleared)
     return 0;
   char *why = NULL;
-  s->pinned = rocksdb_get_pinned(s->db.db, s->db.read, (const char *)s->kbuf, klen, &why);
+  s->pinned = rocksdb_get_pinned(s->db->db, s->db->read, (const char *)s->kbuf, klen, &why);
   if (why) {
-    brook_store_set_error(s->store, "RocksDB read from %s failed: %s", s->db.path, why);
+    brook_store_set_error(s->store, "RocksDB read from %s failed: %s", s->db->path, why);
     rocksdb_free(why);
     return BROOK_ERR_IO;
   }
@@ -117,27 +117,24 @@ static int cache_get(rdb_store_t *s, const void *key, size_t klen, const unsigne
 
 /* ---- life cycle ---- */
 
-static void rdb_close(void *state);
-
 static brook_err_t read_count(rdb_store_t *s) {
   unsigned char k[COUNT_KEY_LEN + RDB_ID_LEN];
   memcpy(k, COUNT_KEY, COUNT_KEY_LEN);
   memcpy(k + COUNT_KEY_LEN, s->id_be, RDB_ID_LEN);
-  char *why = NULL;
+  bk_errmsg_t why;
+  char *v = NULL;
   size_t vl = 0;
-  char *v = rocksdb_get(s->db.db, s->db.read, (const char *)k, sizeof(k), &vl, &why);
-  if (why) {
-    brook_store_set_error(s->store, "RocksDB read from %s failed: %s", s->db.path, why);
-    rocksdb_free(why);
+  s->count = 0;
+  if (rdb_db_get(s->db, k, sizeof(k), &v, &vl, &why) != BROOK_OK) {
+    brook_store_set_error(s->store, "%s", why.text);
     return BROOK_ERR_IO;
   }
-  s->count = 0;
   if (!v)
     return BROOK_OK;
   brook_err_t err = BROOK_OK;
   if (vl != 8) {
     brook_store_set_error(s->store, "RocksDB database %s: its entry count has %zu bytes, not 8",
-                          s->db.path, vl);
+                          s->db->path, vl);
     err = BROOK_ERR_CORRUPT;
   } else {
     uint64_t c = 0;
@@ -147,6 +144,52 @@ static brook_err_t read_count(rdb_store_t *s) {
   }
   rocksdb_free(v);
   return err;
+}
+
+brook_err_t rdb_store_open(rdb_store_t **out, brook_store_t *store, const char *name,
+                           const brook_store_opts_t *opts, const brook_allocator_t *alloc,
+                           rdb_db_t *db, uint32_t id, const brook_rocksdb_opts_t *o) {
+  rdb_store_t *s = bk_calloc(alloc, 1, sizeof(*s));
+  if (!s) {
+    brook_store_set_error(store, "out of memory");
+    return BROOK_ERR_NOMEM;
+  }
+  s->store = store;
+  s->alloc = alloc;
+  s->value_size = opts->value_size;
+  s->cache_bytes = o->cache_bytes;
+  s->id = id;
+  for (int i = 0; i < RDB_ID_LEN; i++) {
+    s->id_be[i] = (unsigned char)(id >> (8 * (RDB_ID_LEN - 1 - i)));
+    s->end_be[i] = (unsigned char)((id + 1) >> (8 * (RDB_ID_LEN - 1 - i)));
+  }
+  s->cb = brook_store_backend_ordered();
+  brook_store_opts_t co = *opts;
+  co.value_size = opts->value_size ? opts->value_size + 1 : 0; /* value || flags */
+  co.backend = NULL;
+  co.backend_opaque = NULL;
+  brook_err_t err = s->cb->open(&s->cache, store, name, &co, alloc, NULL);
+  if (err) {
+    bk_free(alloc, s);
+    return err;
+  }
+  if (db) {
+    s->db = db;
+  } else {
+    bk_errmsg_t why;
+    if ((err = rdb_db_open(&s->own, o->dir, name, o, alloc, &why)) != BROOK_OK) {
+      brook_store_set_error(store, "%s", why.text);
+      rdb_store_close(s);
+      return err;
+    }
+    s->db = &s->own;
+  }
+  if ((err = read_count(s)) != BROOK_OK) {
+    rdb_store_close(s);
+    return err;
+  }
+  *out = s;
+  return BROOK_OK;
 }
 
 static brook_err_t rdb_open(void **state, brook_store_t *store, const char *name,
@@ -159,55 +202,22 @@ static brook_err_t rdb_open(void **state, brook_store_t *store, const char *name
     brook_store_set_error(store, "%s", why.text);
     return BROOK_ERR_INVALID_ARG;
   }
-  rdb_store_t *s = bk_calloc(alloc, 1, sizeof(*s));
-  if (!s) {
-    brook_store_set_error(store, "out of memory");
-    return BROOK_ERR_NOMEM;
-  }
-  s->store = store;
-  s->alloc = alloc;
-  s->value_size = opts->value_size;
-  s->cache_bytes = o.cache_bytes;
-  s->id = 1; /* one store per database */
-  for (int i = 0; i < RDB_ID_LEN; i++) {
-    s->id_be[i] = (unsigned char)(s->id >> (8 * (RDB_ID_LEN - 1 - i)));
-    s->end_be[i] = (unsigned char)((s->id + 1) >> (8 * (RDB_ID_LEN - 1 - i)));
-  }
-  s->cb = brook_store_backend_ordered();
-  brook_store_opts_t co = *opts;
-  co.value_size = opts->value_size ? opts->value_size + 1 : 0; /* value || flags */
-  co.backend = NULL;
-  co.backend_opaque = NULL;
-  brook_err_t err = s->cb->open(&s->cache, store, name, &co, alloc, NULL);
-  if (err) {
-    bk_free(alloc, s);
-    return err;
-  }
-  if (!(s->batch = rocksdb_writebatch_create())) {
-    rdb_close(s);
-    brook_store_set_error(store, "out of memory");
-    return BROOK_ERR_NOMEM;
-  }
-  if ((err = rdb_db_open(&s->db, store, name, &o, alloc)) != BROOK_OK ||
-      (err = read_count(s)) != BROOK_OK) {
-    rdb_close(s);
-    return err;
-  }
-  *state = s;
-  return BROOK_OK;
+  return rdb_store_open((rdb_store_t **)state, store, name, opts, alloc, NULL,
+                        1 /* one store per database */, &o);
 }
 
-static void rdb_close(void *state) {
+void rdb_store_close(void *state) {
   rdb_store_t *s = state;
   unpin(s);
-  if (s->db.db)
-    rdb_db_close(&s->db);
-  if (s->batch)
-    rocksdb_writebatch_destroy(s->batch);
+  if (s->db == &s->own)
+    rdb_db_close(&s->own);
+  else if (s->db)
+    rdb_task_db_forget(s->db, s);
   if (s->cache)
     s->cb->close(s->cache);
   bk_free(s->alloc, s->kbuf);
   bk_free(s->alloc, s->vbuf);
+  bk_free(s->alloc, s->name);
   bk_free(s->alloc, s);
 }
 
@@ -351,7 +361,7 @@ static brook_err_t rdb_update(void *state, const void *key, size_t klen, void **
         s->cb->del(s->cache, k, klen);
         unpin(s);
         brook_store_set_error(s->store, "RocksDB database %s: a value of %zu bytes, not %zu",
-                              s->db.path, dl, vs);
+                              s->db->path, dl, vs);
         return BROOK_ERR_CORRUPT;
       }
       memcpy(e, d, vs);
@@ -367,6 +377,7 @@ static brook_err_t rdb_update(void *state, const void *key, size_t klen, void **
   }
   e[vs] = (unsigned char)(C_LIVE | C_DIRTY | C_UPDATED | (f & C_ONDISK));
   s->pending = 1;
+  s->updated = 1;
   *value = e;
   return BROOK_OK;
 }
@@ -389,49 +400,80 @@ static size_t rdb_count(void *state) { return ((rdb_store_t *)state)->count; }
 
 static size_t rdb_memory(void *state) {
   rdb_store_t *s = state;
-  return sizeof(*s) + s->kcap + s->vcap + s->cb->memory(s->cache) + rdb_db_memory(&s->db);
+  return sizeof(*s) + s->kcap + s->vcap + s->cb->memory(s->cache) +
+         (s->db == &s->own ? rdb_db_memory(&s->own) : 0); /* a task's: counted once, there */
 }
 
-static int rdb_has_pending(void *state) { return ((rdb_store_t *)state)->pending; }
+/* Reports the keys changed in place since the last report to fn (until its first error:
+ * the rest are reported next time). */
+static brook_err_t report_updates(rdb_store_t *s, brook_store_listener_fn fn, void *fn_opaque) {
+  if (!s->updated)
+    return BROOK_OK;
+  void *it;
+  brook_err_t err = s->cb->iter_open(s->cache, &it), fn_err = BROOK_OK;
+  if (err)
+    return err;
+  brook_store_entry_t e;
+  int left = 0;
+  for (err = s->cb->iter_seek(it, NULL, 0, &e); err == BROOK_OK; err = s->cb->iter_next(it, &e)) {
+    unsigned char *fp = (unsigned char *)e.value + e.value_len - 1;
+    if (!(*fp & C_UPDATED))
+      continue;
+    if (fn && !fn_err)
+      fn_err = fn(e.key, e.key_len, e.value, e.value_len - 1, fn_opaque);
+    if (fn_err)
+      left = 1;
+    else
+      *fp &= (unsigned char)~C_UPDATED;
+  }
+  s->cb->iter_close(it);
+  s->updated = left;
+  return err == BROOK_ERR_NOT_FOUND ? fn_err : err;
+}
 
-/* Adds every changed cache entry to the batch, and reports in-place updates to fn (until
- * its first error, kept in *fn_err: the rest are reported at the next flush). */
-static brook_err_t batch_changes(rdb_store_t *s, brook_store_listener_fn fn, void *fn_opaque,
-                                 size_t *tombstones, brook_err_t *fn_err) {
+brook_err_t rdb_store_collect(rdb_store_t *s) {
+  rocksdb_writebatch_t *batch = s->db->batch;
+  s->tombstones = 0;
+  if (!s->pending)
+    return BROOK_OK;
+  if (s->cleared)
+    rocksdb_writebatch_delete_range(batch, (const char *)s->id_be, RDB_ID_LEN,
+                                    (const char *)s->end_be, RDB_ID_LEN);
   void *it;
   brook_err_t err = s->cb->iter_open(s->cache, &it);
   if (err)
     return err;
   brook_store_entry_t e;
   for (err = s->cb->iter_seek(it, NULL, 0, &e); err == BROOK_OK; err = s->cb->iter_next(it, &e)) {
-    unsigned char *fp = (unsigned char *)e.value + e.value_len - 1;
-    size_t vl = e.value_len - 1;
-    if (*fp & C_DIRTY) {
-      size_t kl = rdb_key(s, e.key, e.key_len);
-      if (!kl) {
-        err = BROOK_ERR_NOMEM;
-        break;
-      }
-      if (*fp & C_LIVE) {
-        rocksdb_writebatch_put(s->batch, (const char *)s->kbuf, kl, e.value, vl);
-      } else {
-        rocksdb_writebatch_delete(s->batch, (const char *)s->kbuf, kl);
-        ++*tombstones;
-      }
-    }
-    if (!(*fp & C_UPDATED) || *fn_err)
+    const unsigned char f = ((const unsigned char *)e.value)[e.value_len - 1];
+    if (!(f & C_DIRTY))
       continue;
-    if (fn)
-      *fn_err = fn(e.key, e.key_len, e.value, vl, fn_opaque);
-    if (!*fn_err)
-      *fp &= (unsigned char)~C_UPDATED;
+    size_t kl = rdb_key(s, e.key, e.key_len);
+    if (!kl) {
+      err = BROOK_ERR_NOMEM;
+      break;
+    }
+    if (f & C_LIVE) {
+      rocksdb_writebatch_put(batch, (const char *)s->kbuf, kl, e.value, e.value_len - 1);
+    } else {
+      rocksdb_writebatch_delete(batch, (const char *)s->kbuf, kl);
+      s->tombstones++;
+    }
   }
   s->cb->iter_close(it);
-  return err == BROOK_ERR_NOT_FOUND ? BROOK_OK : err;
+  if (err != BROOK_ERR_NOT_FOUND)
+    return err;
+  unsigned char ck[COUNT_KEY_LEN + RDB_ID_LEN], cv[8];
+  memcpy(ck, COUNT_KEY, COUNT_KEY_LEN);
+  memcpy(ck + COUNT_KEY_LEN, s->id_be, RDB_ID_LEN);
+  for (int i = 0; i < 8; i++)
+    cv[i] = (unsigned char)((uint64_t)s->count >> (8 * i));
+  rocksdb_writebatch_put(batch, (const char *)ck, sizeof(ck), (const char *)cv, sizeof(cv));
+  return BROOK_OK;
 }
 
 /* The first cache entry at or after key (NULL: the first) whose flags are 0: a tombstone
- * once settle() cleared the flags. BROOK_OK, BROOK_ERR_NOT_FOUND or an error. */
+ * once settle cleared the flags. BROOK_OK, BROOK_ERR_NOT_FOUND or an error. */
 static brook_err_t next_tombstone(rdb_store_t *s, void *it, const void *key, size_t klen,
                                   brook_store_entry_t *e) {
   brook_err_t err;
@@ -441,9 +483,11 @@ static brook_err_t next_tombstone(rdb_store_t *s, void *it, const void *key, siz
   return err;
 }
 
-/* After a successful write: live entries are clean and on disk, tombstones leave the cache.
- * *updated_left: some in-place change is still to be reported. */
-static brook_err_t settle(rdb_store_t *s, size_t tombstones, int *updated_left) {
+brook_err_t rdb_store_settle(rdb_store_t *s) {
+  if (!s->pending)
+    return BROOK_OK;
+  s->cleared = 0;
+  s->pending = 0;
   void *it;
   brook_err_t err = s->cb->iter_open(s->cache, &it);
   if (err)
@@ -451,12 +495,11 @@ static brook_err_t settle(rdb_store_t *s, size_t tombstones, int *updated_left) 
   brook_store_entry_t e;
   for (err = s->cb->iter_seek(it, NULL, 0, &e); err == BROOK_OK; err = s->cb->iter_next(it, &e)) {
     unsigned char *fp = (unsigned char *)e.value + e.value_len - 1;
-    *updated_left |= (*fp & C_UPDATED) != 0;
     *fp = (*fp & C_LIVE) ? (unsigned char)(C_LIVE | C_ONDISK | (*fp & C_UPDATED)) : 0;
   }
   /* Each delete may move entries: seek again from the deleted key (in kbuf) each time. */
   size_t from = 0; /* kbuf's length, or 0 before the first delete */
-  while (tombstones) {
+  while (s->tombstones) {
     err =
         next_tombstone(s, it, from ? s->kbuf + RDB_ID_LEN : NULL, from ? from - RDB_ID_LEN : 0, &e);
     if (err)
@@ -467,51 +510,39 @@ static brook_err_t settle(rdb_store_t *s, size_t tombstones, int *updated_left) 
     }
     if ((err = s->cb->del(s->cache, s->kbuf + RDB_ID_LEN, from - RDB_ID_LEN)) != BROOK_OK)
       break;
-    tombstones--;
+    s->tombstones--;
   }
   s->cb->iter_close(it);
-  return err == BROOK_ERR_NOT_FOUND ? BROOK_OK : err;
+  if (err && err != BROOK_ERR_NOT_FOUND)
+    return err;
+  s->cb->flush(s->cache, NULL, NULL); /* forget the cache's own in-place marks */
+  if (!s->updated && s->cb->memory(s->cache) > s->cache_bytes)
+    s->cb->clear(s->cache); /* all clean: the disk has everything */
+  return BROOK_OK;
 }
 
-/* Writes the count of store s into the batch (little-endian, 8 bytes). */
-static void batch_count(rdb_store_t *s) {
-  unsigned char ck[COUNT_KEY_LEN + RDB_ID_LEN], cv[8];
-  memcpy(ck, COUNT_KEY, COUNT_KEY_LEN);
-  memcpy(ck + COUNT_KEY_LEN, s->id_be, RDB_ID_LEN);
-  for (int i = 0; i < 8; i++)
-    cv[i] = (unsigned char)((uint64_t)s->count >> (8 * i));
-  rocksdb_writebatch_put(s->batch, (const char *)ck, sizeof(ck), (const char *)cv, sizeof(cv));
-}
-
+/* A standalone store writes its changes now; a task's store only reports them (its task
+ * database writes every store's at the task's commit). */
 static brook_err_t rdb_flush(void *state, brook_store_listener_fn fn, void *fn_opaque) {
   rdb_store_t *s = state;
   unpin(s);
-  if (!s->pending)
-    return BROOK_OK;
-  rocksdb_writebatch_clear(s->batch);
-  if (s->cleared)
-    rocksdb_writebatch_delete_range(s->batch, (const char *)s->id_be, RDB_ID_LEN,
-                                    (const char *)s->end_be, RDB_ID_LEN);
-  size_t tombstones = 0;
-  brook_err_t fn_err = BROOK_OK;
-  brook_err_t err = batch_changes(s, fn, fn_opaque, &tombstones, &fn_err);
-  if (!err) {
-    batch_count(s);
-    err = rdb_db_write(&s->db, s->store, s->batch);
-  }
-  rocksdb_writebatch_clear(s->batch);
+  brook_err_t fn_err = report_updates(s, fn, fn_opaque);
+  if (fn_err == BROOK_ERR_NOMEM || s->db != &s->own || !s->pending)
+    return fn_err;
+  brook_err_t err = rdb_store_collect(s);
+  bk_errmsg_t why;
+  if (!err && (err = rdb_db_write(s->db, &why)) != BROOK_OK)
+    brook_store_set_error(s->store, "%s", why.text);
+  rocksdb_writebatch_clear(s->db->batch);
   if (err)
     return err; /* the disk is as before; the cache still holds every change */
-  s->gen++;
-  s->cleared = 0;
-  int updated_left = 0;
-  if ((err = settle(s, tombstones, &updated_left)) != BROOK_OK)
-    return err;
-  s->pending = updated_left;          /* reported at the next flush */
-  s->cb->flush(s->cache, NULL, NULL); /* forget the cache's own in-place marks */
-  if (!updated_left && s->cb->memory(s->cache) > s->cache_bytes)
-    s->cb->clear(s->cache); /* all clean: the disk has everything */
-  return fn_err;
+  err = rdb_store_settle(s);
+  return err ? err : fn_err;
+}
+
+static int rdb_has_pending(void *state) {
+  rdb_store_t *s = state;
+  return s->updated || (s->pending && s->db == &s->own);
 }
 
 static const brook_store_backend_t rocksdb_backend = {
@@ -519,7 +550,7 @@ static const brook_store_backend_t rocksdb_backend = {
     .caps = BROOK_STORE_CAP_ORDERED | BROOK_STORE_CAP_UPDATE,
     .name = "rocksdb",
     .open = rdb_open,
-    .close = rdb_close,
+    .close = rdb_store_close,
     .get = rdb_get,
     .put = rdb_put,
     .del = rdb_del,
@@ -536,3 +567,26 @@ static const brook_store_backend_t rocksdb_backend = {
 };
 
 const brook_store_backend_t *brook_store_backend_rocksdb(void) { return &rocksdb_backend; }
+
+static const brook_store_backend_t task_backend = {
+    .version = BROOK_STORE_BACKEND_VERSION,
+    .caps = BROOK_STORE_CAP_ORDERED | BROOK_STORE_CAP_UPDATE,
+    .name = "rocksdb",
+    .open = rdb_task_store_open,
+    .close = rdb_store_close,
+    .get = rdb_get,
+    .put = rdb_put,
+    .del = rdb_del,
+    .iter_open = rdb_iter_open,
+    .iter_seek = rdb_iter_seek,
+    .iter_next = rdb_iter_next,
+    .iter_close = rdb_iter_close,
+    .clear = rdb_clear,
+    .count = rdb_count,
+    .memory = rdb_memory,
+    .update = rdb_update,
+    .flush = rdb_flush,
+    .has_pending = rdb_has_pending,
+};
+
+const brook_store_backend_t *rdb_task_backend(void) { return &task_backend; }
