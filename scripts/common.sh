@@ -3,7 +3,7 @@
 # makes sure the Debian packages brook builds with are installed.
 
 # The Debian packages needed to build and test brook.
-BROOK_DEB_PACKAGES=(build-essential cmake pkg-config libuv1-dev librdkafka-dev libcmocka-dev)
+BROOK_DEB_PACKAGES=(build-essential cmake pkg-config libuv1-dev librdkafka-dev librocksdb-dev libcmocka-dev)
 
 # The repository root (the parent of scripts/).
 brook_repo_root() {

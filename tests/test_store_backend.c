@@ -7,7 +7,8 @@
  * Backends: "hash" (the built-in default, called directly), "hash_table" (the same hash
  * store reached through a copy of its public table, so through every indirect call),
  * "ordered" (opts.ordered), "user" (a sorted-array backend written below through the public
- * table only: the proof that a user can bring one). Adding a backend is one row in
+ * table only: the proof that a user can bring one), "rocksdb" (on disk, behind its write
+ * cache; test_store_rocksdb.c adds what only a disk store has). Adding a backend is one row in
  * `backends` and one name in tests/CMakeLists.txt. */
 #include <inttypes.h>
 #include <setjmp.h>
@@ -47,6 +48,9 @@ static void opts_hash_table(brook_store_opts_t *o) {
   o->backend = &hash_copy;
 }
 static void opts_ordered(brook_store_opts_t *o) { o->ordered = 1; }
+static void opts_rocksdb(brook_store_opts_t *o) {
+  o->backend = brook_store_backend_rocksdb(); /* a temporary directory per store */
+}
 static void opts_user(brook_store_opts_t *o) {
   o->backend = sorted_store_backend();
   o->backend_opaque = &user_opts;
@@ -57,6 +61,7 @@ static const backend_case_t backends[] = {
     {"hash_table", opts_hash_table, 0, 1, 1, 1},
     {"ordered", opts_ordered, 1, 1, 1, 1},
     {"user", opts_user, 1, 0, 1, 8}, /* a sorted array: memmove per put */
+    {"rocksdb", opts_rocksdb, 1, 1, 1, 1},
 };
 #define N_BACKENDS (sizeof(backends) / sizeof(backends[0]))
 

@@ -17,6 +17,7 @@
 #include <brook/state.h>
 #include <brook/stateless.h>
 #include <brook/store_backend.h>
+#include <brook/store_rocksdb.h>
 #include <brook/task.h>
 #include <brook/test_driver.h>
 #include <brook/time.h>

@@ -137,7 +137,8 @@ typedef struct brook_store_backend {
    * last flush to `fn` (once per key, with its current value; fn may be NULL when the store
    * has no listener, and is never the store's own modifier: fn must not modify the store).
    * Returns BROOK_OK, fn's first error (the rest are still reported at the next flush), or
-   * the backend's own error. NULL: nothing is ever pending. */
+   * the backend's own error. A flush counts as a change for iterators (the store layer
+   * re-seeks them after it), so it may reorganise entries. NULL: nothing is ever pending. */
   brook_err_t (*flush)(void *state, brook_store_listener_fn fn, void *fn_opaque);
   /* Whether flush has something to do (cheap; checked after every batch). NULL: the store
    * layer calls flush after every batch if flush is not NULL. */

@@ -467,6 +467,7 @@ brook_err_t brook_store_flush_changes(brook_store_t *s) {
     return bk_hash_flush(s);
   if (!s->be->flush)
     return BROOK_OK;
+  s->gen++; /* a flush may move a backend's entries (a write cache settling): iterators re-seek */
   return s->be->flush(s->be_state, s->listener, s->listener_opaque);
 }
 

@@ -1,0 +1,592 @@
+/* The RocksDB backend (brook/store_rocksdb.h): the write cache in front of the database,
+ * point operations, and the flush that writes a commit's changes as one atomic batch.
+ *
+ * Every entry of the cache says (C_* flags, rocksdb_store.h) whether the key is live or a
+ * tombstone, whether it must be written, and whether the disk has it; the last is what keeps
+ * the entry count exact without reading the disk at flush: a key enters the cache once per
+ * flush interval, and only then is the disk asked whether it has it (a bloom filter answers
+ * most "no"s from memory). */
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/opts.h"
+#include "state/rocksdb_store.h"
+
+#define DEFAULT_CACHE_BYTES ((size_t)16 << 20)
+#define DEFAULT_BLOCK_CACHE_BYTES ((size_t)8 << 20)
+#define COUNT_KEY "\0\0\0\0count"
+#define COUNT_KEY_LEN 9
+
+static const brook_rocksdb_opts_t rdb_defaults = {
+    .struct_size = sizeof(brook_rocksdb_opts_t),
+    .cache_bytes = DEFAULT_CACHE_BYTES,
+    .block_cache_bytes = DEFAULT_BLOCK_CACHE_BYTES,
+};
+static const bk_opts_version_t rdb_versions[] = {BK_OPTS_VERSION(brook_rocksdb_opts_t, sync)};
+static const bk_opts_type_t rdb_opts_type = BK_OPTS_TYPE(brook_rocksdb_opts_t, rdb_versions);
+
+void brook_rocksdb_opts_init_size(brook_rocksdb_opts_t *opts, size_t size) {
+  bk_opts_init_sized(opts, size, &rdb_defaults, sizeof(rdb_defaults));
+}
+
+static brook_err_t nomem(rdb_store_t *s) {
+  brook_store_set_error(s->store, "out of memory");
+  return BROOK_ERR_NOMEM;
+}
+
+static int grow(const brook_allocator_t *a, unsigned char **buf, size_t *cap, size_t need) {
+  if (need <= *cap)
+    return 0;
+  size_t n = *cap ? *cap : 64;
+  while (n < need)
+    n *= 2;
+  unsigned char *p = bk_malloc(a, n);
+  if (!p)
+    return -1;
+  bk_free(a, *buf);
+  *buf = p;
+  *cap = n;
+  return 0;
+}
+
+size_t rdb_key(rdb_store_t *s, const void *key, size_t klen) {
+  if (grow(s->alloc, &s->kbuf, &s->kcap, RDB_ID_LEN + klen) != 0) {
+    nomem(s);
+    return 0;
+  }
+  memcpy(s->kbuf, s->id_be, RDB_ID_LEN);
+  if (klen)
+    memcpy(s->kbuf + RDB_ID_LEN, key, klen); /* kbuf is never given out: no overlap */
+  return RDB_ID_LEN + klen;
+}
+
+/* s->vbuf = value || flags, `len` value bytes (a tombstone: len = the fixed size or 0,
+ * value NULL: zeros). Returns the length, or 0 on NOMEM. */
+static size_t cache_value(rdb_store_t *s, const void *value, size_t len, unsigned flags) {
+  if (grow(s->alloc, &s->vbuf, &s->vcap, len + 1) != 0) {
+    nomem(s);
+    return 0;
+  }
+  if (len && value)
+    memcpy(s->vbuf, value, len);
+  else if (len)
+    memset(s->vbuf, 0, len);
+  s->vbuf[len] = (unsigned char)flags;
+  return len + 1;
+}
+
+static void unpin(rdb_store_t *s) {
+  if (s->pinned) {
+    rocksdb_pinnableslice_destroy(s->pinned);
+    s->pinned = NULL;
+  }
+}
+
+/* Reads id || key (in kbuf, klen bytes) from disk into s->pinned: 1 found, 0 absent, or a
+ * negative error (message set). */
+static int disk_get(rdb_store_t *s, size_t klen) {
+  unpin(s);
+  if (s->cleared)
+    return 0;
+  char *why = NULL;
+  s->pinned = rocksdb_get_pinned(s->db->db, s->db->read, (const char *)s->kbuf, klen, &why);
+  if (why) {
+    brook_store_set_error(s->store, "RocksDB read from %s failed: %s", s->db->path, why);
+    rocksdb_free(why);
+    return BROOK_ERR_IO;
+  }
+  return s->pinned != NULL;
+}
+
+/* The cache's entry for key: its flags (*flags), value view and length without the flag
+ * byte; 0 absent, 1 present, or a negative error. */
+static int cache_get(rdb_store_t *s, const void *key, size_t klen, const unsigned char **v,
+                     size_t *vlen, unsigned *flags) {
+  const void *cv;
+  size_t cl;
+  brook_err_t err = s->cb->get(s->cache, key, klen, &cv, &cl);
+  if (err == BROOK_ERR_NOT_FOUND)
+    return 0;
+  if (err)
+    return err;
+  *v = cv;
+  *vlen = cl - 1;
+  *flags = ((const unsigned char *)cv)[cl - 1];
+  return 1;
+}
+
+/* ---- life cycle ---- */
+
+static brook_err_t read_count(rdb_store_t *s) {
+  unsigned char k[COUNT_KEY_LEN + RDB_ID_LEN];
+  memcpy(k, COUNT_KEY, COUNT_KEY_LEN);
+  memcpy(k + COUNT_KEY_LEN, s->id_be, RDB_ID_LEN);
+  bk_errmsg_t why;
+  char *v = NULL;
+  size_t vl = 0;
+  s->count = 0;
+  if (rdb_db_get(s->db, k, sizeof(k), &v, &vl, &why) != BROOK_OK) {
+    brook_store_set_error(s->store, "%s", why.text);
+    return BROOK_ERR_IO;
+  }
+  if (!v)
+    return BROOK_OK;
+  brook_err_t err = BROOK_OK;
+  if (vl != 8) {
+    brook_store_set_error(s->store, "RocksDB database %s: its entry count has %zu bytes, not 8",
+                          s->db->path, vl);
+    err = BROOK_ERR_CORRUPT;
+  } else {
+    uint64_t c = 0;
+    for (int i = 7; i >= 0; i--)
+      c = c << 8 | (unsigned char)v[i];
+    s->count = (size_t)c;
+  }
+  rocksdb_free(v);
+  return err;
+}
+
+brook_err_t rdb_store_open(rdb_store_t **out, brook_store_t *store, const char *name,
+                           const brook_store_opts_t *opts, const brook_allocator_t *alloc,
+                           rdb_db_t *db, uint32_t id, const brook_rocksdb_opts_t *o) {
+  rdb_store_t *s = bk_calloc(alloc, 1, sizeof(*s));
+  if (!s) {
+    brook_store_set_error(store, "out of memory");
+    return BROOK_ERR_NOMEM;
+  }
+  s->store = store;
+  s->alloc = alloc;
+  s->value_size = opts->value_size;
+  s->cache_bytes = o->cache_bytes;
+  s->id = id;
+  for (int i = 0; i < RDB_ID_LEN; i++) {
+    s->id_be[i] = (unsigned char)(id >> (8 * (RDB_ID_LEN - 1 - i)));
+    s->end_be[i] = (unsigned char)((id + 1) >> (8 * (RDB_ID_LEN - 1 - i)));
+  }
+  s->cb = brook_store_backend_ordered();
+  brook_store_opts_t co = *opts;
+  co.value_size = opts->value_size ? opts->value_size + 1 : 0; /* value || flags */
+  co.backend = NULL;
+  co.backend_opaque = NULL;
+  brook_err_t err = s->cb->open(&s->cache, store, name, &co, alloc, NULL);
+  if (err) {
+    bk_free(alloc, s);
+    return err;
+  }
+  if (db) {
+    s->db = db;
+  } else {
+    bk_errmsg_t why;
+    if ((err = rdb_db_open(&s->own, o->dir, name, o, alloc, &why)) != BROOK_OK) {
+      brook_store_set_error(store, "%s", why.text);
+      rdb_store_close(s);
+      return err;
+    }
+    s->db = &s->own;
+  }
+  if ((err = read_count(s)) != BROOK_OK) {
+    rdb_store_close(s);
+    return err;
+  }
+  *out = s;
+  return BROOK_OK;
+}
+
+static brook_err_t rdb_open(void **state, brook_store_t *store, const char *name,
+                            const brook_store_opts_t *opts, const brook_allocator_t *alloc,
+                            void *opaque) {
+  brook_rocksdb_opts_t o;
+  bk_errmsg_t why;
+  memcpy(&o, &rdb_defaults, sizeof(o));
+  if (opaque && bk_opts_copy(&o, sizeof(o), opaque, &rdb_opts_type, &why) != BROOK_OK) {
+    brook_store_set_error(store, "%s", why.text);
+    return BROOK_ERR_INVALID_ARG;
+  }
+  return rdb_store_open((rdb_store_t **)state, store, name, opts, alloc, NULL,
+                        1 /* one store per database */, &o);
+}
+
+void rdb_store_close(void *state) {
+  rdb_store_t *s = state;
+  unpin(s);
+  if (s->db == &s->own)
+    rdb_db_close(&s->own);
+  else if (s->db)
+    rdb_task_db_forget(s->db, s);
+  if (s->cache)
+    s->cb->close(s->cache);
+  bk_free(s->alloc, s->kbuf);
+  bk_free(s->alloc, s->vbuf);
+  bk_free(s->alloc, s->name);
+  bk_free(s->alloc, s);
+}
+
+/* ---- point operations ---- */
+
+static brook_err_t rdb_get(void *state, const void *key, size_t klen, const void **value,
+                           size_t *value_len) {
+  rdb_store_t *s = state;
+  const unsigned char *v;
+  size_t vl;
+  unsigned f;
+  unpin(s);
+  int in = cache_get(s, key, klen, &v, &vl, &f);
+  if (in < 0)
+    return in;
+  if (in) {
+    if (!(f & C_LIVE))
+      return BROOK_ERR_NOT_FOUND;
+    *value = v;
+    *value_len = vl;
+    return BROOK_OK;
+  }
+  size_t kl = rdb_key(s, key, klen);
+  if (!kl)
+    return BROOK_ERR_NOMEM;
+  int on = disk_get(s, kl);
+  if (on <= 0)
+    return on < 0 ? on : BROOK_ERR_NOT_FOUND;
+  size_t dl;
+  const char *d = rocksdb_pinnableslice_value(s->pinned, &dl);
+  *value = d ? (const void *)d : (const void *)"";
+  *value_len = dl;
+  return BROOK_OK;
+}
+
+static brook_err_t rdb_put(void *state, const void *key, size_t klen, const void *value,
+                           size_t value_len) {
+  rdb_store_t *s = state;
+  /* key and value may be views of this store (a cache entry, a pinned disk value): copy
+   * the value first, and the key into kbuf, before anything moves. */
+  size_t cl = cache_value(s, value, value_len, 0);
+  if (!cl)
+    return BROOK_ERR_NOMEM;
+  size_t kl = rdb_key(s, key, klen);
+  if (!kl)
+    return BROOK_ERR_NOMEM;
+  const unsigned char *k = s->kbuf + RDB_ID_LEN;
+  const unsigned char *v;
+  size_t vl;
+  unsigned f;
+  int in = cache_get(s, k, klen, &v, &vl, &f);
+  if (in < 0)
+    return in;
+  int was_live;
+  if (in) {
+    was_live = (f & C_LIVE) != 0;
+  } else {
+    int on = disk_get(s, kl);
+    if (on < 0)
+      return on;
+    f = on ? C_ONDISK : 0;
+    was_live = on;
+    unpin(s);
+  }
+  s->vbuf[value_len] = (unsigned char)(C_LIVE | C_DIRTY | (f & C_ONDISK));
+  brook_err_t err = s->cb->put(s->cache, k, klen, s->vbuf, cl);
+  if (err)
+    return err;
+  s->count += !was_live;
+  s->pending = 1;
+  return BROOK_OK;
+}
+
+/* Marks key deleted in the cache: a tombstone if the disk has it, else no entry. */
+static brook_err_t forget(rdb_store_t *s, const void *k, size_t klen, unsigned f, int in_cache) {
+  if (!(f & C_ONDISK) || s->cleared)
+    return in_cache ? s->cb->del(s->cache, k, klen) : BROOK_OK;
+  size_t cl = cache_value(s, NULL, s->value_size, C_DIRTY | C_ONDISK);
+  if (!cl)
+    return BROOK_ERR_NOMEM;
+  return s->cb->put(s->cache, k, klen, s->vbuf, cl);
+}
+
+static brook_err_t rdb_del(void *state, const void *key, size_t klen) {
+  rdb_store_t *s = state;
+  size_t kl = rdb_key(s, key, klen);
+  if (!kl)
+    return BROOK_ERR_NOMEM;
+  const unsigned char *k = s->kbuf + RDB_ID_LEN;
+  const unsigned char *v;
+  size_t vl;
+  unsigned f;
+  int in = cache_get(s, k, klen, &v, &vl, &f);
+  if (in < 0)
+    return in;
+  if (in && !(f & C_LIVE))
+    return BROOK_ERR_NOT_FOUND;
+  if (!in) {
+    int on = disk_get(s, kl);
+    unpin(s);
+    if (on <= 0)
+      return on < 0 ? on : BROOK_ERR_NOT_FOUND;
+    f = C_ONDISK;
+  }
+  brook_err_t err = forget(s, k, klen, f, in);
+  if (err)
+    return err;
+  s->count--;
+  s->pending = 1;
+  return BROOK_OK;
+}
+
+static brook_err_t rdb_update(void *state, const void *key, size_t klen, void **value,
+                              int *created) {
+  rdb_store_t *s = state;
+  size_t vs = s->value_size;
+  *value = NULL;
+  *created = 0;
+  size_t kl = rdb_key(s, key, klen);
+  if (!kl)
+    return BROOK_ERR_NOMEM;
+  const unsigned char *k = s->kbuf + RDB_ID_LEN;
+  void *p;
+  int made;
+  brook_err_t err = s->cb->update(s->cache, k, klen, &p, &made);
+  if (err)
+    return err;
+  unsigned char *e = p;
+  unsigned f = made ? 0 : e[vs];
+  int live = (f & C_LIVE) != 0;
+  if (made) {
+    int on = disk_get(s, kl);
+    if (on < 0) {
+      s->cb->del(s->cache, k, klen); /* the store stays unchanged */
+      return on;
+    }
+    if (on) {
+      size_t dl;
+      const char *d = rocksdb_pinnableslice_value(s->pinned, &dl);
+      if (dl != vs) {
+        s->cb->del(s->cache, k, klen);
+        unpin(s);
+        brook_store_set_error(s->store, "RocksDB database %s: a value of %zu bytes, not %zu",
+                              s->db->path, dl, vs);
+        return BROOK_ERR_CORRUPT;
+      }
+      memcpy(e, d, vs);
+      f = C_ONDISK;
+      live = 1;
+    }
+    unpin(s);
+  }
+  if (!live) {
+    memset(e, 0, vs);
+    s->count++;
+    *created = 1;
+  }
+  e[vs] = (unsigned char)(C_LIVE | C_DIRTY | C_UPDATED | (f & C_ONDISK));
+  s->pending = 1;
+  s->updated = 1;
+  *value = e;
+  return BROOK_OK;
+}
+
+/* ---- whole store ---- */
+
+static brook_err_t rdb_clear(void *state) {
+  rdb_store_t *s = state;
+  unpin(s);
+  brook_err_t err = s->cb->clear(s->cache);
+  if (err)
+    return err;
+  s->cleared = 1;
+  s->count = 0;
+  s->pending = 1;
+  return BROOK_OK;
+}
+
+static size_t rdb_count(void *state) { return ((rdb_store_t *)state)->count; }
+
+static size_t rdb_memory(void *state) {
+  rdb_store_t *s = state;
+  return sizeof(*s) + s->kcap + s->vcap + s->cb->memory(s->cache) +
+         (s->db == &s->own ? rdb_db_memory(&s->own) : 0); /* a task's: counted once, there */
+}
+
+/* Reports the keys changed in place since the last report to fn (until its first error:
+ * the rest are reported next time). */
+static brook_err_t report_updates(rdb_store_t *s, brook_store_listener_fn fn, void *fn_opaque) {
+  if (!s->updated)
+    return BROOK_OK;
+  void *it;
+  brook_err_t err = s->cb->iter_open(s->cache, &it), fn_err = BROOK_OK;
+  if (err)
+    return err;
+  brook_store_entry_t e;
+  int left = 0;
+  for (err = s->cb->iter_seek(it, NULL, 0, &e); err == BROOK_OK; err = s->cb->iter_next(it, &e)) {
+    unsigned char *fp = (unsigned char *)e.value + e.value_len - 1;
+    if (!(*fp & C_UPDATED))
+      continue;
+    if (fn && !fn_err)
+      fn_err = fn(e.key, e.key_len, e.value, e.value_len - 1, fn_opaque);
+    if (fn_err)
+      left = 1;
+    else
+      *fp &= (unsigned char)~C_UPDATED;
+  }
+  s->cb->iter_close(it);
+  s->updated = left;
+  return err == BROOK_ERR_NOT_FOUND ? fn_err : err;
+}
+
+brook_err_t rdb_store_collect(rdb_store_t *s) {
+  rocksdb_writebatch_t *batch = s->db->batch;
+  s->tombstones = 0;
+  if (!s->pending)
+    return BROOK_OK;
+  if (s->cleared)
+    rocksdb_writebatch_delete_range(batch, (const char *)s->id_be, RDB_ID_LEN,
+                                    (const char *)s->end_be, RDB_ID_LEN);
+  void *it;
+  brook_err_t err = s->cb->iter_open(s->cache, &it);
+  if (err)
+    return err;
+  brook_store_entry_t e;
+  for (err = s->cb->iter_seek(it, NULL, 0, &e); err == BROOK_OK; err = s->cb->iter_next(it, &e)) {
+    const unsigned char f = ((const unsigned char *)e.value)[e.value_len - 1];
+    if (!(f & C_DIRTY))
+      continue;
+    size_t kl = rdb_key(s, e.key, e.key_len);
+    if (!kl) {
+      err = BROOK_ERR_NOMEM;
+      break;
+    }
+    if (f & C_LIVE) {
+      rocksdb_writebatch_put(batch, (const char *)s->kbuf, kl, e.value, e.value_len - 1);
+    } else {
+      rocksdb_writebatch_delete(batch, (const char *)s->kbuf, kl);
+      s->tombstones++;
+    }
+  }
+  s->cb->iter_close(it);
+  if (err != BROOK_ERR_NOT_FOUND)
+    return err;
+  unsigned char ck[COUNT_KEY_LEN + RDB_ID_LEN], cv[8];
+  memcpy(ck, COUNT_KEY, COUNT_KEY_LEN);
+  memcpy(ck + COUNT_KEY_LEN, s->id_be, RDB_ID_LEN);
+  for (int i = 0; i < 8; i++)
+    cv[i] = (unsigned char)((uint64_t)s->count >> (8 * i));
+  rocksdb_writebatch_put(batch, (const char *)ck, sizeof(ck), (const char *)cv, sizeof(cv));
+  return BROOK_OK;
+}
+
+/* The first cache entry at or after key (NULL: the first) whose flags are 0: a tombstone
+ * once settle cleared the flags. BROOK_OK, BROOK_ERR_NOT_FOUND or an error. */
+static brook_err_t next_tombstone(rdb_store_t *s, void *it, const void *key, size_t klen,
+                                  brook_store_entry_t *e) {
+  brook_err_t err;
+  for (err = s->cb->iter_seek(it, key, klen, e); err == BROOK_OK; err = s->cb->iter_next(it, e))
+    if (((const unsigned char *)e->value)[e->value_len - 1] == 0)
+      break;
+  return err;
+}
+
+brook_err_t rdb_store_settle(rdb_store_t *s) {
+  if (!s->pending)
+    return BROOK_OK;
+  s->cleared = 0;
+  s->pending = 0;
+  void *it;
+  brook_err_t err = s->cb->iter_open(s->cache, &it);
+  if (err)
+    return err;
+  brook_store_entry_t e;
+  for (err = s->cb->iter_seek(it, NULL, 0, &e); err == BROOK_OK; err = s->cb->iter_next(it, &e)) {
+    unsigned char *fp = (unsigned char *)e.value + e.value_len - 1;
+    *fp = (*fp & C_LIVE) ? (unsigned char)(C_LIVE | C_ONDISK | (*fp & C_UPDATED)) : 0;
+  }
+  /* Each delete may move entries: seek again from the deleted key (in kbuf) each time. */
+  size_t from = 0; /* kbuf's length, or 0 before the first delete */
+  while (s->tombstones) {
+    err =
+        next_tombstone(s, it, from ? s->kbuf + RDB_ID_LEN : NULL, from ? from - RDB_ID_LEN : 0, &e);
+    if (err)
+      break;
+    if (!(from = rdb_key(s, e.key, e.key_len))) {
+      err = BROOK_ERR_NOMEM;
+      break;
+    }
+    if ((err = s->cb->del(s->cache, s->kbuf + RDB_ID_LEN, from - RDB_ID_LEN)) != BROOK_OK)
+      break;
+    s->tombstones--;
+  }
+  s->cb->iter_close(it);
+  if (err && err != BROOK_ERR_NOT_FOUND)
+    return err;
+  s->cb->flush(s->cache, NULL, NULL); /* forget the cache's own in-place marks */
+  if (!s->updated && s->cb->memory(s->cache) > s->cache_bytes)
+    s->cb->clear(s->cache); /* all clean: the disk has everything */
+  return BROOK_OK;
+}
+
+/* A standalone store writes its changes now; a task's store only reports them (its task
+ * database writes every store's at the task's commit). */
+static brook_err_t rdb_flush(void *state, brook_store_listener_fn fn, void *fn_opaque) {
+  rdb_store_t *s = state;
+  unpin(s);
+  brook_err_t fn_err = report_updates(s, fn, fn_opaque);
+  if (fn_err == BROOK_ERR_NOMEM || s->db != &s->own || !s->pending)
+    return fn_err;
+  brook_err_t err = rdb_store_collect(s);
+  bk_errmsg_t why;
+  if (!err && (err = rdb_db_write(s->db, &why)) != BROOK_OK)
+    brook_store_set_error(s->store, "%s", why.text);
+  rocksdb_writebatch_clear(s->db->batch);
+  if (err)
+    return err; /* the disk is as before; the cache still holds every change */
+  err = rdb_store_settle(s);
+  return err ? err : fn_err;
+}
+
+static int rdb_has_pending(void *state) {
+  rdb_store_t *s = state;
+  return s->updated || (s->pending && s->db == &s->own);
+}
+
+static const brook_store_backend_t rocksdb_backend = {
+    .version = BROOK_STORE_BACKEND_VERSION,
+    .caps = BROOK_STORE_CAP_ORDERED | BROOK_STORE_CAP_UPDATE,
+    .name = "rocksdb",
+    .open = rdb_open,
+    .close = rdb_store_close,
+    .get = rdb_get,
+    .put = rdb_put,
+    .del = rdb_del,
+    .iter_open = rdb_iter_open,
+    .iter_seek = rdb_iter_seek,
+    .iter_next = rdb_iter_next,
+    .iter_close = rdb_iter_close,
+    .clear = rdb_clear,
+    .count = rdb_count,
+    .memory = rdb_memory,
+    .update = rdb_update,
+    .flush = rdb_flush,
+    .has_pending = rdb_has_pending,
+};
+
+const brook_store_backend_t *brook_store_backend_rocksdb(void) { return &rocksdb_backend; }
+
+static const brook_store_backend_t task_backend = {
+    .version = BROOK_STORE_BACKEND_VERSION,
+    .caps = BROOK_STORE_CAP_ORDERED | BROOK_STORE_CAP_UPDATE,
+    .name = "rocksdb",
+    .open = rdb_task_store_open,
+    .close = rdb_store_close,
+    .get = rdb_get,
+    .put = rdb_put,
+    .del = rdb_del,
+    .iter_open = rdb_iter_open,
+    .iter_seek = rdb_iter_seek,
+    .iter_next = rdb_iter_next,
+    .iter_close = rdb_iter_close,
+    .clear = rdb_clear,
+    .count = rdb_count,
+    .memory = rdb_memory,
+    .update = rdb_update,
+    .flush = rdb_flush,
+    .has_pending = rdb_has_pending,
+};
+
+const brook_store_backend_t *rdb_task_backend(void) { return &task_backend; }
