@@ -246,8 +246,7 @@ static void run_once_nodes(size_t workers, uint64_t limit, seen_t *seen) {
   brook_aggregate_opts_t ao;
   brook_aggregate_opts_init(&ao);
   ao.name = "per_key";
-  assert_int_equal(brook_sink_callback(brook_count(all, &ao), count_sink, NULL, seen),
-                   BROOK_OK);
+  assert_int_equal(brook_sink_callback(brook_count(all, &ao), count_sink, NULL, seen), BROOK_OK);
   brook_window_opts_t wo;
   brook_window_opts_init(&wo);
   wo.name = "per_key_100ms";

@@ -226,9 +226,9 @@ void rdb_store_close(void *state) {
 static brook_err_t rdb_get(void *state, const void *key, size_t klen, const void **value,
                            size_t *value_len) {
   rdb_store_t *s = state;
-  const unsigned char *v;
-  size_t vl;
-  unsigned f;
+  const unsigned char *v = NULL;
+  size_t vl = 0;
+  unsigned f = 0;
   unpin(s);
   int in = cache_get(s, key, klen, &v, &vl, &f);
   if (in < 0)
@@ -265,9 +265,9 @@ static brook_err_t rdb_put(void *state, const void *key, size_t klen, const void
   if (!kl)
     return BROOK_ERR_NOMEM;
   const unsigned char *k = s->kbuf + RDB_ID_LEN;
-  const unsigned char *v;
-  size_t vl;
-  unsigned f;
+  const unsigned char *v = NULL;
+  size_t vl = 0;
+  unsigned f = 0;
   int in = cache_get(s, k, klen, &v, &vl, &f);
   if (in < 0)
     return in;
@@ -307,9 +307,9 @@ static brook_err_t rdb_del(void *state, const void *key, size_t klen) {
   if (!kl)
     return BROOK_ERR_NOMEM;
   const unsigned char *k = s->kbuf + RDB_ID_LEN;
-  const unsigned char *v;
-  size_t vl;
-  unsigned f;
+  const unsigned char *v = NULL;
+  size_t vl = 0;
+  unsigned f = 0;
   int in = cache_get(s, k, klen, &v, &vl, &f);
   if (in < 0)
     return in;

@@ -1,6 +1,6 @@
 /* What sinks on every worker's thread saw, for the tests that run a pipeline on 1, 2 and 4
- * workers and compare (test_workers, test_keyed_splits, test_gather): 64 keys "k00".."k63", the latest
- * count per key, and the threads the sinks ran on (every worker must take part). */
+ * workers and compare (test_workers, test_keyed_splits, test_gather): 64 keys "k00".."k63", the
+ * latest count per key, and the threads the sinks ran on (every worker must take part). */
 #ifndef BROOK_TEST_WORKER_SEEN_H
 #define BROOK_TEST_WORKER_SEEN_H
 
