@@ -545,48 +545,20 @@ static int rdb_has_pending(void *state) {
   return s->updated || (s->pending && s->db == &s->own);
 }
 
-static const brook_store_backend_t rocksdb_backend = {
-    .version = BROOK_STORE_BACKEND_VERSION,
-    .caps = BROOK_STORE_CAP_ORDERED | BROOK_STORE_CAP_UPDATE,
-    .name = "rocksdb",
-    .open = rdb_open,
-    .close = rdb_store_close,
-    .get = rdb_get,
-    .put = rdb_put,
-    .del = rdb_del,
-    .iter_open = rdb_iter_open,
-    .iter_seek = rdb_iter_seek,
-    .iter_next = rdb_iter_next,
-    .iter_close = rdb_iter_close,
-    .clear = rdb_clear,
-    .count = rdb_count,
-    .memory = rdb_memory,
-    .update = rdb_update,
-    .flush = rdb_flush,
-    .has_pending = rdb_has_pending,
-};
+/* Both tables (a standalone store's, a task database's) differ only in open. */
+#define RDB_TABLE(open_fn)                                                                         \
+  {                                                                                                \
+    .version = BROOK_STORE_BACKEND_VERSION,                                                        \
+    .caps = BROOK_STORE_CAP_ORDERED | BROOK_STORE_CAP_UPDATE, .name = "rocksdb", .open = open_fn,  \
+    .close = rdb_store_close, .get = rdb_get, .put = rdb_put, .del = rdb_del,                      \
+    .iter_open = rdb_iter_open, .iter_seek = rdb_iter_seek, .iter_next = rdb_iter_next,            \
+    .iter_close = rdb_iter_close, .clear = rdb_clear, .count = rdb_count, .memory = rdb_memory,    \
+    .update = rdb_update, .flush = rdb_flush, .has_pending = rdb_has_pending                       \
+  }
+
+static const brook_store_backend_t rocksdb_backend = RDB_TABLE(rdb_open);
+static const brook_store_backend_t task_backend = RDB_TABLE(rdb_task_store_open);
 
 const brook_store_backend_t *brook_store_backend_rocksdb(void) { return &rocksdb_backend; }
-
-static const brook_store_backend_t task_backend = {
-    .version = BROOK_STORE_BACKEND_VERSION,
-    .caps = BROOK_STORE_CAP_ORDERED | BROOK_STORE_CAP_UPDATE,
-    .name = "rocksdb",
-    .open = rdb_task_store_open,
-    .close = rdb_store_close,
-    .get = rdb_get,
-    .put = rdb_put,
-    .del = rdb_del,
-    .iter_open = rdb_iter_open,
-    .iter_seek = rdb_iter_seek,
-    .iter_next = rdb_iter_next,
-    .iter_close = rdb_iter_close,
-    .clear = rdb_clear,
-    .count = rdb_count,
-    .memory = rdb_memory,
-    .update = rdb_update,
-    .flush = rdb_flush,
-    .has_pending = rdb_has_pending,
-};
 
 const brook_store_backend_t *rdb_task_backend(void) { return &task_backend; }
