@@ -11,7 +11,11 @@
  *            record is most of what is measured.
  * Without a worker count (argument or BROOK_BENCH_WORKERS) it measures 1 and 2 workers; with
  * N workers the generator has N splits (one per worker) and each worker has its own sink
- * state, summed after the run. The loop always runs on one thread. BROOK_BENCH_BATCH sets
+ * state, summed after the run. The loop always runs on one thread. With N workers each round
+ * also runs ONE worker through those same split callbacks (the generator state found per
+ * record with brook_ctx_split, the sink state per thread), which cost more than the direct
+ * callbacks of the 1-worker line: scaling= is the median over rounds of that run's time over
+ * the N workers' time, brook's own speed-up. BROOK_BENCH_BATCH sets
  * the runtime's batch_size (1..8192; default the runtime's own, 1024).
  *
  * Prints per-run figures, medians, latency percentiles (payload), peak RSS, and a key=value
@@ -199,6 +203,10 @@ static double run_baseline(const variant_t *volatile vp, gen_state_t *g, sink_st
 }
 
 static size_t bench_batch; /* BROOK_BENCH_BATCH, or the runtime's default */
+/* Run one worker through the N-worker callbacks (per-split generator state found with
+ * brook_ctx_split, per-thread sink state): the reference for scaling, so that 1 and N workers
+ * pay the same callbacks. */
+static int one_worker_split_path;
 
 static double run_brook(const variant_t *v, gen_state_t *g, sink_state_t *s, size_t workers) {
   brook_topology_t *t = NULL;
@@ -210,7 +218,8 @@ static double run_brook(const variant_t *v, gen_state_t *g, sink_state_t *s, siz
   brook_generator_opts_init(&go);
   go.splits = workers;
   brook_stream_t *src;
-  if (workers == 1) {
+  int direct = workers == 1 && !one_worker_split_path;
+  if (direct) {
     src = brook_source_generator(t, "gen", v->gen, g, NULL);
   } else {
     if (!(ws.gens = calloc(workers, sizeof(*ws.gens))))
@@ -230,7 +239,7 @@ static double run_brook(const variant_t *v, gen_state_t *g, sink_state_t *s, siz
     src = brook_source_generator(t, "gen", gen_split_cb, &ws, &go);
   }
   brook_stream_t *out = brook_map(brook_filter(src, v->filter, NULL), v->map, NULL);
-  if (workers == 1)
+  if (direct)
     brook_sink_callback(out, v->sink, NULL, s);
   else
     brook_sink_callback(out, sink_split_cb, NULL, &ws);
@@ -251,7 +260,7 @@ static double run_brook(const variant_t *v, gen_state_t *g, sink_state_t *s, siz
   }
   brook_runtime_free(rt);
   brook_topology_free(t);
-  if (workers > 1) { /* the workers' sink states, as one */
+  if (!direct) { /* the workers' sink states, as one */
     for (int k = 0; k < atomic_load(&ws.n_sinks); k++) {
       sink_state_t *w = &ws.sinks[k].s;
       s->count += w->count;
@@ -301,7 +310,8 @@ static double cpu_seconds(void) {
 }
 
 typedef struct result {
-  double brook_s, loop_s;         /* medians, wall clock */
+  double brook_s, loop_s; /* medians, wall clock */
+  double scaling; /* N workers: median over rounds of (1 worker through the same callbacks) / N */
   double brook_cpu_s, loop_cpu_s; /* medians, process CPU time */
   uint64_t count, checksum;
   uint64_t *lat; /* sampled latencies of brook's last run, sorted */
@@ -312,7 +322,7 @@ typedef struct result {
  * differs from the loop's (or memory ran out). */
 static int measure(const variant_t *v, uint64_t records, int runs, size_t workers, gen_state_t *g,
                    sink_state_t *s, result_t *res) {
-  double tb[99], tl[99], cb[99], cl[99];
+  double tb[99], tl[99], cb[99], cl[99], t1[99];
   printf("%s: generator -> filter(75%%) -> map -> counting sink, %s, %" PRIu64
          " records, %d runs each, alternating, %zu worker(s)\n",
          v->name, v->what, records, runs, workers);
@@ -347,11 +357,31 @@ static int measure(const variant_t *v, uint64_t records, int runs, size_t worker
     res->count = s->count;
     res->checksum = s->checksum;
     printf("  run %d: loop %.1f M rec/s (%.2f ns/rec)   brook %.1f M rec/s (%.2f ns/rec)   "
-           "ratio %.3f (cpu %.3f)\n",
+           "ratio %.3f (cpu %.3f)",
            r + 1, (double)records / tl[r] / 1e6, tl[r] * 1e9 / (double)records,
            (double)records / tb[r] / 1e6, tb[r] * 1e9 / (double)records, tl[r] / tb[r],
            cl[r] / cb[r]);
+    t1[r] = 0;
+    if (workers > 1) { /* the scaling reference, in the same round */
+      memset(g, 0, sizeof(*g));
+      g->limit = records;
+      s->count = s->checksum = 0;
+      s->n_lat = 0;
+      one_worker_split_path = 1;
+      t1[r] = run_brook(v, g, s, 1);
+      one_worker_split_path = 0;
+      if (s->count != expect_count || s->checksum != expect_sum) {
+        fprintf(stderr, "MISMATCH (%s, 1 worker through the split callbacks)\n", v->name);
+        return 1;
+      }
+      printf("   1 worker, same callbacks: %.1f M rec/s, %zu workers %.2fx",
+             (double)records / t1[r] / 1e6, workers, t1[r] / tb[r]);
+    }
+    printf("\n");
   }
+  for (int r = 0; workers > 1 && r < runs; r++)
+    t1[r] /= tb[r]; /* each round's speed-up: the same minutes' noise on both */
+  res->scaling = workers > 1 ? median(t1, runs) : 0;
   res->brook_s = median(tb, runs);
   res->loop_s = median(tl, runs);
   res->brook_cpu_s = median(cb, runs);
@@ -378,6 +408,10 @@ static void report(const variant_t *v, uint64_t records, size_t workers, const r
            "p99.9 %.1f us, max %.1f us\n",
            v->name, p50, p99, (double)pct(res->lat, res->n_lat, 0.999) / 1e3,
            (double)pct(res->lat, res->n_lat, 1.0) / 1e3);
+  if (workers > 1)
+    printf("%s scaling: %zu workers run %.3fx as fast as 1 worker through the same callbacks "
+           "(median of the rounds' ratios)\n",
+           v->name, workers, res->scaling);
   printf("%s peak RSS %ld KiB; records kept by the sink %" PRIu64 "; checksum %" PRIu64 "\n",
          v->name, rss, res->count, res->checksum);
   printf("bench=stateless variant=%s workers=%zu batch=%zu records=%" PRIu64
@@ -387,6 +421,8 @@ static void report(const variant_t *v, uint64_t records, size_t workers, const r
          cpu_ratio);
   if (v->latency)
     printf(" p50_us=%.1f p99_us=%.1f", p50, p99);
+  if (workers > 1)
+    printf(" scaling=%.3f", res->scaling);
   printf(" peak_rss_kb=%ld\n", rss);
 }
 
