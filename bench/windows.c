@@ -212,6 +212,7 @@ typedef struct run_spec {
   uint32_t n_keys;
   size_t workers;
   input_kind_t input;
+  size_t splits; /* the generator's splits (not single); 0: one per worker */
 } run_spec_t;
 
 /* ---- N workers: interleaved generator splits, a sink state per worker thread ---- */
@@ -221,7 +222,9 @@ typedef struct run_spec {
 typedef struct split_gens {
   /* key_by: split k makes events k, k + stride, ... below limit; partitioned: the events
    * below limit whose key's split (split_of) is k, in order. */
-  gen_state_t gens[MAX_WORKERS];
+  struct {
+    _Alignas(64) gen_state_t g; /* a cache line each: next is written per event */
+  } gens[MAX_WORKERS];
   size_t stride;
   const unsigned char *split_of; /* partitioned: key number -> brook_key_split(key, splits) */
   struct {
@@ -233,7 +236,7 @@ typedef struct split_gens {
 
 static brook_err_t gen_split_cb(brook_record_t *out, brook_ctx_t *ctx, void *opaque) {
   split_gens_t *sg = opaque;
-  gen_state_t *g = &sg->gens[brook_ctx_split(ctx)];
+  gen_state_t *g = &sg->gens[brook_ctx_split(ctx)].g;
   if (g->next >= g->limit)
     return BROOK_DONE;
   brook_err_t err = gen_cb(out, ctx, g);
@@ -247,7 +250,7 @@ static brook_err_t gen_split_cb(brook_record_t *out, brook_ctx_t *ctx, void *opa
 static brook_err_t gen_keyed_cb(brook_record_t *out, brook_ctx_t *ctx, void *opaque) {
   split_gens_t *sg = opaque;
   size_t split = brook_ctx_split(ctx);
-  gen_state_t *g = &sg->gens[split];
+  gen_state_t *g = &sg->gens[split].g;
   for (uint64_t i = g->next; i < g->limit; i++) {
     uint64_t h = event_hash(i);
     uint64_t key = h % g->n_keys;
@@ -498,7 +501,7 @@ static unsigned char *split_table(const gen_state_t *g, size_t splits) {
 }
 
 static double run_brook(gen_state_t *g, sink_state_t *s, brook_window_t window, size_t workers,
-                        input_kind_t input, run_result_t *res) {
+                        size_t splits, input_kind_t input, run_result_t *res) {
   brook_topology_t *t = NULL;
   brook_runtime_t *rt = NULL;
   if (brook_topology_new(&t, NULL) != BROOK_OK)
@@ -512,16 +515,16 @@ static double run_brook(gen_state_t *g, sink_state_t *s, brook_window_t window, 
     unsigned run = sg.run;
     memset(&sg, 0, sizeof(sg));
     sg.run = run + 1;
-    sg.stride = workers;
-    for (size_t k = 0; k < workers; k++) {
-      sg.gens[k] = *g;
-      sg.gens[k].next = input == INPUT_KEY_BY ? k : 0;
+    sg.stride = splits;
+    for (size_t k = 0; k < splits; k++) {
+      sg.gens[k].g = *g;
+      sg.gens[k].g.next = input == INPUT_KEY_BY ? k : 0;
     }
     brook_generator_opts_t go;
     brook_generator_opts_init(&go);
-    go.splits = workers;
+    go.splits = splits;
     if (input == INPUT_PARTITIONED) {
-      sg.split_of = split_of = split_table(g, workers);
+      sg.split_of = split_of = split_table(g, splits);
       go.partitioned_by_key = 1;
     }
     src = brook_source_generator(t, "gen", input == INPUT_PARTITIONED ? gen_keyed_cb : gen_split_cb,
@@ -588,7 +591,8 @@ static run_result_t run_once(const run_spec_t *spec) {
   if (spec->baseline)
     res.secs = run_baseline(&g, &s, spec->window.size, &res.late);
   else
-    res.secs = run_brook(&g, &s, spec->window, spec->workers, spec->input, &res);
+    res.secs = run_brook(&g, &s, spec->window, spec->workers,
+                         spec->splits ? spec->splits : spec->workers, spec->input, &res);
   res.results = s.results;
   res.count_total = s.count_total;
   res.sum_total = s.sum_total;
@@ -703,6 +707,7 @@ typedef struct kind_report {
   double kb_cpu_secs;
   run_result_t kb_first;
   long kb_rss_kb;
+  double scaling; /* workers > 1: median over rounds of (1 worker, same splits) / partitioned */
 } kind_report_t;
 
 static int bench(kind_report_t *kinds, size_t n_kinds, uint64_t events, uint32_t n_keys, int runs,
@@ -891,17 +896,17 @@ static int bench(kind_report_t *kinds, size_t n_kinds, uint64_t events, uint32_t
   for (size_t k = 0; k < n_kinds; k++) {
     kind_report_t *kr = &kinds[k];
     run_result_t rb[MAX_RUNS], rl[MAX_RUNS], rk[MAX_RUNS], one;
-    double tb[MAX_RUNS], tl[MAX_RUNS], tk[MAX_RUNS], cb[MAX_RUNS], ck[MAX_RUNS];
+    double tb[MAX_RUNS], tl[MAX_RUNS], tk[MAX_RUNS], cb[MAX_RUNS], ck[MAX_RUNS], sc[MAX_RUNS];
     int tumbling = kr->window.kind == BROOK_WINDOW_TUMBLING;
     uint32_t keys = kr->n_keys ? kr->n_keys : n_keys;
     const run_result_t *ref = NULL;
     if (many && !tumbling) { /* the one-worker results, to compare with (not timed here) */
-      run_spec_t s1 = {0, kr->window, events, keys, 1, INPUT_SINGLE};
+      run_spec_t s1 = {0, kr->window, events, keys, 1, INPUT_SINGLE, 0};
       one = run_child(&s1);
       ref = &one;
     }
     for (int r = 0; r < runs; r++) {
-      run_spec_t spec = {0, kr->window, events, keys, workers, main_input};
+      run_spec_t spec = {0, kr->window, events, keys, workers, main_input, 0};
       if (tumbling) {
         spec.baseline = 1;
         rl[r] = run_child(&spec);
@@ -925,6 +930,18 @@ static int bench(kind_report_t *kinds, size_t n_kinds, uint64_t events, uint32_t
       }
       if (!many)
         continue;
+      /* The scaling reference: one worker running the same partitioned splits (the same
+       * generator work per event as the N workers together). */
+      run_spec_t s1 = {0, kr->window, events, keys, 1, INPUT_PARTITIONED, workers};
+      run_result_t r1 = run_child(&s1);
+      sc[r] = r1.secs / tb[r];
+      printf("  %-8s run %d: 1 worker, the same %zu partitioned splits %6.2f M ev/s: %zu workers "
+             "%.2fx\n",
+             kr->name, r + 1, workers, (double)events / r1.secs / 1e6, workers, sc[r]);
+      if ((why = wrong(kr, &r1, &rb[0], ref))) {
+        report_mismatch(kr, "partitioned, 1 worker", why, &r1, ref);
+        failed = 1;
+      }
       spec.input = INPUT_KEY_BY;
       rk[r] = run_child(&spec);
       tk[r] = rk[r].secs;
@@ -947,6 +964,7 @@ static int bench(kind_report_t *kinds, size_t n_kinds, uint64_t events, uint32_t
       kr->kb_cpu_secs = median(ck, runs);
       kr->kb_first = rk[0];
       kr->kb_rss_kb = max_rss(rk, runs);
+      kr->scaling = median(sc, runs);
     }
     if (tumbling) {
       kr->base_secs = median(tl, runs);
@@ -954,7 +972,7 @@ static int bench(kind_report_t *kinds, size_t n_kinds, uint64_t events, uint32_t
     }
     /* State is bounded by live keys and windows, not by events: twice the events must not
      * need (much) more memory. */
-    run_spec_t spec2 = {0, kr->window, events * 2, keys, workers, main_input};
+    run_spec_t spec2 = {0, kr->window, events * 2, keys, workers, main_input, 0};
     kr->twice = run_child(&spec2);
     kr->rss2_kb = kr->twice.rss_kb;
     if (kr->twice.late || kr->twice.bad) {
@@ -1038,6 +1056,8 @@ static int bench(kind_report_t *kinds, size_t n_kinds, uint64_t events, uint32_t
       printf(" cpu_ns_per_event=%.2f", cpu * 1e9 / (double)events);
       if (kr->window.kind == BROOK_WINDOW_TUMBLING)
         printf(" ratio=%.3f", kr->base_secs / secs);
+      if (many && !v)
+        printf(" scaling=%.3f", kr->scaling);
       printf(" peak_rss_kb=%ld results=%" PRIu64 " checksum=%016" PRIx64 "\n",
              v ? kr->kb_rss_kb : kr->rss_kb, first->results, first->checksum);
     }
