@@ -278,7 +278,7 @@ void bk_time_pass(bk_worker_t *w) {
       return;
     for (size_t k = 0; per_task && k < w->n_tasks; k++) {
       bk_task_t *t = w->tasks[k];
-      if (pass_operator(w, t->insts, &t->insts[i], 1) < 0)
+      if (bk_inst_live(w, i, k) && pass_operator(w, t->insts, &t->insts[i], 1) < 0)
         return;
     }
   }
@@ -292,7 +292,7 @@ void bk_time_tick(bk_worker_t *w) {
     for (size_t k = 0; k < bk_inst_count(w, i) && w->rt->status == BROOK_OK; k++) {
       brook_ctx_t *c = bk_inst_at(w, i, k);
       bk_timerq_t *q = c->timers[BROOK_PROCESSING_TIME];
-      if (!q || bk_timerq_next(q) > w->now_ms)
+      if (!q || bk_timerq_next(q) > w->now_ms || !bk_inst_live(w, i, k))
         continue;
       if (fire_timers(w, c, BROOK_PROCESSING_TIME, w->now_ms) < 0)
         return;
@@ -315,7 +315,7 @@ brook_time_t bk_time_next_due(const bk_worker_t *w) {
   for (size_t i = 0; i < w->rt->plan.n; i++) {
     for (size_t k = 0; k < bk_inst_count(w, i); k++) {
       const bk_timerq_t *q = bk_inst_at(w, i, k)->timers[BROOK_PROCESSING_TIME];
-      if (q && bk_timerq_next(q) < due)
+      if (q && bk_timerq_next(q) < due && bk_inst_live(w, i, k))
         due = bk_timerq_next(q);
     }
   }

@@ -221,6 +221,13 @@ static inline size_t bk_inst_count(const bk_worker_t *w, size_t i) {
 static inline brook_ctx_t *bk_inst_at(const bk_worker_t *w, size_t i, size_t k) {
   return w->rt->per_task && w->rt->per_task[i] ? &w->tasks[k]->insts[i] : &w->insts[i];
 }
+/* Whether instance k of node i may fire timers and pass watermarks now: a process-wide
+ * instance always; a task's only while the task is RUNNING (a suspended task waiting for its
+ * revocation's acknowledgements must emit nothing the wait does not cover, and one still
+ * restoring has not started). */
+static inline int bk_inst_live(const bk_worker_t *w, size_t i, size_t k) {
+  return !(w->rt->per_task && w->rt->per_task[i]) || w->tasks[k]->state == BROOK_TASK_RUNNING;
+}
 
 /* ---- sources ---- */
 static inline bk_port_t *bk_src_port(bk_src_t *src) { return &src->ctx->ports[0]; }
