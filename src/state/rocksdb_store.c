@@ -253,6 +253,26 @@ static brook_err_t rdb_get(void *state, const void *key, size_t klen, const void
   return BROOK_OK;
 }
 
+/* Where key stands (kbuf holds id || key afterwards): 1 live, 0 absent, or an error. *f: its
+ * cache flags (a cache miss: C_ONDISK if the disk has it); *in: whether the cache has it. */
+static int key_state(rdb_store_t *s, const void *key, size_t klen, unsigned *f, int *in) {
+  size_t kl = rdb_key(s, key, klen);
+  if (!kl)
+    return BROOK_ERR_NOMEM;
+  const unsigned char *v = NULL;
+  size_t vl = 0;
+  *f = 0;
+  *in = cache_get(s, s->kbuf + RDB_ID_LEN, klen, &v, &vl, f);
+  if (*in < 0)
+    return *in;
+  if (*in)
+    return (*f & C_LIVE) != 0;
+  int on = disk_get(s, kl);
+  unpin(s);
+  *f = on > 0 ? C_ONDISK : 0;
+  return on;
+}
+
 static brook_err_t rdb_put(void *state, const void *key, size_t klen, const void *value,
                            size_t value_len) {
   rdb_store_t *s = state;
@@ -261,32 +281,15 @@ static brook_err_t rdb_put(void *state, const void *key, size_t klen, const void
   size_t cl = cache_value(s, value, value_len, 0);
   if (!cl)
     return BROOK_ERR_NOMEM;
-  size_t kl = rdb_key(s, key, klen);
-  if (!kl)
-    return BROOK_ERR_NOMEM;
-  const unsigned char *k = s->kbuf + RDB_ID_LEN;
-  const unsigned char *v = NULL;
-  size_t vl = 0;
-  unsigned f = 0;
-  int in = cache_get(s, k, klen, &v, &vl, &f);
-  if (in < 0)
-    return in;
-  int was_live;
-  if (in) {
-    was_live = (f & C_LIVE) != 0;
-  } else {
-    int on = disk_get(s, kl);
-    if (on < 0)
-      return on;
-    f = on ? C_ONDISK : 0;
-    was_live = on;
-    unpin(s);
-  }
+  unsigned f;
+  int in, live = key_state(s, key, klen, &f, &in);
+  if (live < 0)
+    return live;
   s->vbuf[value_len] = (unsigned char)(C_LIVE | C_DIRTY | (f & C_ONDISK));
-  brook_err_t err = s->cb->put(s->cache, k, klen, s->vbuf, cl);
+  brook_err_t err = s->cb->put(s->cache, s->kbuf + RDB_ID_LEN, klen, s->vbuf, cl);
   if (err)
     return err;
-  s->count += !was_live;
+  s->count += !live;
   s->pending = 1;
   return BROOK_OK;
 }
@@ -303,26 +306,11 @@ static brook_err_t forget(rdb_store_t *s, const void *k, size_t klen, unsigned f
 
 static brook_err_t rdb_del(void *state, const void *key, size_t klen) {
   rdb_store_t *s = state;
-  size_t kl = rdb_key(s, key, klen);
-  if (!kl)
-    return BROOK_ERR_NOMEM;
-  const unsigned char *k = s->kbuf + RDB_ID_LEN;
-  const unsigned char *v = NULL;
-  size_t vl = 0;
-  unsigned f = 0;
-  int in = cache_get(s, k, klen, &v, &vl, &f);
-  if (in < 0)
-    return in;
-  if (in && !(f & C_LIVE))
-    return BROOK_ERR_NOT_FOUND;
-  if (!in) {
-    int on = disk_get(s, kl);
-    unpin(s);
-    if (on <= 0)
-      return on < 0 ? on : BROOK_ERR_NOT_FOUND;
-    f = C_ONDISK;
-  }
-  brook_err_t err = forget(s, k, klen, f, in);
+  unsigned f;
+  int in, live = key_state(s, key, klen, &f, &in);
+  if (live <= 0)
+    return live < 0 ? live : BROOK_ERR_NOT_FOUND;
+  brook_err_t err = forget(s, s->kbuf + RDB_ID_LEN, klen, f, in);
   if (err)
     return err;
   s->count--;
