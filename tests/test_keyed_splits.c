@@ -34,15 +34,15 @@ static int n_own[SPLITS];
 /* ---- what the sinks and the task callback saw, from every worker's thread ---- */
 
 typedef struct kseen {
-  seen_t s;                       /* counts per key (count_sink), threads; its mu guards all */
-  int64_t win[N_KEYS][N_WINDOWS]; /* window_sink: FINAL counts per key and window */
-  int task_states[SPLITS][5];     /* changes into each brook_task_state_t, per task */
+  seen_t s;                   /* counts per key and window, threads; its mu guards all */
+  int task_states[SPLITS][5]; /* changes into each brook_task_state_t, per task */
   int bad_task_ids;
 } kseen_t;
 
 static void kseen_init(kseen_t *k) {
   memset(k, 0, sizeof(*k));
   seen_init(&k->s);
+  k->s.window_ms = WINDOW_MS;
 }
 
 static void on_task_state(int32_t task, int old_state, int new_state, const char *reason,
@@ -55,24 +55,6 @@ static void on_task_state(int32_t task, int old_state, int new_state, const char
   else
     k->task_states[task][new_state]++;
   pthread_mutex_unlock(&k->s.mu);
-}
-
-static brook_err_t window_sink(const brook_record_t *rec, void *opaque) {
-  kseen_t *ks = opaque;
-  brook_window_value_t wv;
-  const void *res;
-  int64_t n;
-  int k = key_index(rec->key, rec->key_len);
-  if (brook_window_parse(rec, &wv, &res) != BROOK_OK || k < 0 || wv.result_len != sizeof(n) ||
-      !(wv.flags & BROOK_WINDOW_FINAL) || wv.start < 0 || wv.start / WINDOW_MS >= N_WINDOWS)
-    return BROOK_ERR_USER;
-  memcpy(&n, res, sizeof(n));
-  pthread_mutex_lock(&ks->s.mu);
-  ks->win[k][wv.start / WINDOW_MS] += n;
-  ks->s.records++;
-  seen_thread(&ks->s);
-  pthread_mutex_unlock(&ks->s.mu);
-  return BROOK_OK;
 }
 
 /* ---- the generator: split s makes only its own keys ---- */
@@ -189,7 +171,7 @@ static void run_windows(size_t workers, kseen_t *seen) {
   brook_window_opts_init(&wo);
   wo.name = "per_key_100ms";
   s = brook_window_aggregate(s, &tumbling, &count, &wo);
-  assert_int_equal(brook_sink_callback(s, window_sink, NULL, seen), BROOK_OK);
+  assert_int_equal(brook_sink_callback(s, window_count_sink, NULL, &seen->s), BROOK_OK);
   check_no_exchange(t);
   brook_runtime_t *rt = new_runtime(t, workers, seen);
   brook_err_t err = run_with_deadline(rt, 60000, NULL);
@@ -209,22 +191,11 @@ static void test_tumbling_same_on_1_2_4_workers(void **state) {
   (void)state;
   static kseen_t one, many;
   run_windows(1, &one);
-  int64_t total = 0;
-  for (int k = 0; k < N_KEYS; k++)
-    for (int w = 0; w < N_WINDOWS; w++)
-      total += one.win[k][w];
-  assert_int_equal(total, SPLITS * PER_SPLIT);
+  assert_int_equal(windows_total(&one.s), SPLITS * PER_SPLIT);
   size_t ns[] = {2, 4};
   for (size_t i = 0; i < 2; i++) {
     run_windows(ns[i], &many);
-    assert_int_equal(many.s.records, one.s.records);
-    for (int k = 0; k < N_KEYS; k++)
-      for (int w = 0; w < N_WINDOWS; w++)
-        if (many.win[k][w] != one.win[k][w])
-          fail_msg("%zu workers: key %s window %d counted %lld, one worker %lld", ns[i],
-                   key_names[k], w, (long long)many.win[k][w], (long long)one.win[k][w]);
-    if (many.s.n_threads != ns[i]) /* every worker ran tasks and fired windows */
-      fail_msg("%zu workers: windows fired on %zu threads", ns[i], many.s.n_threads);
+    check_same_windows(&one.s, &many.s, ns[i]);
   }
 }
 
@@ -512,7 +483,7 @@ static brook_err_t split0_sink(const brook_record_t *rec, void *opaque) {
   int k = key_index(rec->key, rec->key_len);
   if (k >= 0 && key_split[k] == 0)
     atomic_fetch_add(&split0_finals, 1);
-  return window_sink(rec, opaque);
+  return window_count_sink(rec, &((kseen_t *)opaque)->s);
 }
 
 /* Split 0 makes 1000 records (event time 0..99 ms: window 0 only); the others go on until
@@ -570,9 +541,9 @@ static void test_split_end_releases_its_task_early(void **state) {
   for (int k = 0; k < N_KEYS; k++) {
     if (key_split[k] != 0)
       continue;
-    split0_total += seen.win[k][0];
+    split0_total += seen.s.win[k][0];
     for (int w = 1; w < N_WINDOWS; w++)
-      assert_int_equal(seen.win[k][w], 0);
+      assert_int_equal(seen.s.win[k][w], 0);
   }
   assert_int_equal(split0_total, 1000);
   for (int k = 1; k < SPLITS; k++)

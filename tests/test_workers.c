@@ -109,40 +109,7 @@ static void test_same_counts_on_1_2_4_workers(void **state) {
 #define N_WINDOWS 40
 #define WINDOW_MS 100
 
-typedef struct win_seen {
-  pthread_mutex_t mu;
-  int64_t count[N_KEYS][N_WINDOWS]; /* FINAL results per key and window */
-  uint64_t finals;
-  uint64_t before_end; /* results emitted while the sources still ran */
-  pthread_t threads[MAX_THREADS];
-  size_t n_threads;
-} win_seen_t;
-
 static atomic_int sources_running;
-
-static brook_err_t window_sink(const brook_record_t *rec, void *opaque) {
-  win_seen_t *s = opaque;
-  brook_window_value_t wv;
-  const void *res;
-  int64_t n;
-  int k = key_index(rec->key, rec->key_len);
-  if (brook_window_parse(rec, &wv, &res) != BROOK_OK || k < 0 || wv.result_len != sizeof(n) ||
-      !(wv.flags & BROOK_WINDOW_FINAL) || wv.start < 0 || wv.start / WINDOW_MS >= N_WINDOWS)
-    return BROOK_ERR_USER;
-  memcpy(&n, res, sizeof(n));
-  pthread_mutex_lock(&s->mu);
-  s->count[k][wv.start / WINDOW_MS] += n;
-  s->finals++;
-  s->before_end += atomic_load(&sources_running) > 0;
-  pthread_t self = pthread_self();
-  size_t i = 0;
-  while (i < s->n_threads && !pthread_equal(s->threads[i], self))
-    i++;
-  if (i == s->n_threads && i < MAX_THREADS)
-    s->threads[s->n_threads++] = self;
-  pthread_mutex_unlock(&s->mu);
-  return BROOK_OK;
-}
 
 /* Event time = the split's record number / 10 ms: in order within a split. */
 static brook_err_t timed_gen(brook_record_t *out, brook_ctx_t *ctx, void *opaque) {
@@ -157,10 +124,11 @@ static brook_err_t timed_gen(brook_record_t *out, brook_ctx_t *ctx, void *opaque
   return err;
 }
 
-static void run_windows(size_t workers, win_seen_t *seen) {
+static void run_windows(size_t workers, seen_t *seen) {
   static gen_t g;
-  memset(seen, 0, sizeof(*seen));
-  pthread_mutex_init(&seen->mu, NULL);
+  seen_init(seen);
+  seen->window_ms = WINDOW_MS;
+  seen->running = &sources_running;
   atomic_store(&sources_running, 4);
   brook_topology_t *t = new_topology();
   brook_stream_t *s = gen_source(t, timed_gen, &g, 4, 0);
@@ -172,7 +140,7 @@ static void run_windows(size_t workers, win_seen_t *seen) {
   brook_aggregator_t count = brook_agg_count();
   brook_window_t tumbling = brook_window_tumbling(WINDOW_MS);
   s = brook_window_aggregate(s, &tumbling, &count, NULL);
-  assert_int_equal(brook_sink_callback(s, window_sink, NULL, seen), BROOK_OK);
+  assert_int_equal(brook_sink_callback(s, window_count_sink, NULL, seen), BROOK_OK);
   brook_runtime_t *rt = new_runtime(t, workers, 256);
   assert_int_equal(run_with_deadline(rt, 60000, NULL), BROOK_OK);
   brook_runtime_stats_t st = stats_of(rt);
@@ -183,24 +151,13 @@ static void run_windows(size_t workers, win_seen_t *seen) {
 
 static void test_tumbling_windows_same_on_1_2_4_workers(void **state) {
   (void)state;
-  static win_seen_t one, many;
+  static seen_t one, many;
   run_windows(1, &one);
-  int64_t total = 0;
-  for (int k = 0; k < N_KEYS; k++)
-    for (int w = 0; w < N_WINDOWS; w++)
-      total += one.count[k][w];
-  assert_int_equal(total, 4 * N_WINDOWS * WINDOW_MS * 10);
+  assert_int_equal(windows_total(&one), 4 * N_WINDOWS * WINDOW_MS * 10);
   size_t ns[] = {2, 4};
   for (size_t i = 0; i < 2; i++) {
     run_windows(ns[i], &many);
-    assert_int_equal(many.finals, one.finals);
-    for (int k = 0; k < N_KEYS; k++)
-      for (int w = 0; w < N_WINDOWS; w++)
-        if (many.count[k][w] != one.count[k][w])
-          fail_msg("%zu workers: key %s window %d counted %lld, one worker %lld", ns[i],
-                   key_names[k], w, (long long)many.count[k][w], (long long)one.count[k][w]);
-    if (many.n_threads != ns[i])
-      fail_msg("%zu workers: windows fired on %zu threads", ns[i], many.n_threads);
+    check_same_windows(&one, &many, ns[i]);
     /* Watermarks crossed the exchange while the input ran: windows did not all wait for the
      * end of input. */
     assert_true(many.before_end > 0);

@@ -83,3 +83,45 @@ brook_runtime_stats_t stats_of(const brook_runtime_t *rt) {
   assert_int_equal(brook_runtime_stats(rt, &st), BROOK_OK);
   return st;
 }
+
+brook_err_t window_count_sink(const brook_record_t *rec, void *opaque) {
+  seen_t *s = opaque;
+  brook_window_value_t wv;
+  const void *res;
+  int64_t n;
+  int k = key_index(rec->key, rec->key_len);
+  if (brook_window_parse(rec, &wv, &res) != BROOK_OK || k < 0 || wv.result_len != sizeof(n) ||
+      !(wv.flags & BROOK_WINDOW_FINAL) || wv.start < 0 || s->window_ms <= 0 ||
+      wv.start / s->window_ms >= MAX_WINDOWS)
+    return BROOK_ERR_USER;
+  memcpy(&n, res, sizeof(n));
+  pthread_mutex_lock(&s->mu);
+  s->win[k][wv.start / s->window_ms] += n;
+  s->records++;
+  if (s->running)
+    s->before_end += atomic_load(s->running) > 0;
+  seen_thread(s);
+  pthread_mutex_unlock(&s->mu);
+  return BROOK_OK;
+}
+
+int64_t windows_total(const seen_t *s) {
+  int64_t total = 0;
+  for (int k = 0; k < N_KEYS; k++)
+    for (int w = 0; w < MAX_WINDOWS; w++)
+      total += s->win[k][w];
+  return total;
+}
+
+void check_same_windows(const seen_t *one, const seen_t *many, size_t workers) {
+  if (many->records != one->records)
+    fail_msg("%zu workers: %llu window results, one worker %llu", workers,
+             (unsigned long long)many->records, (unsigned long long)one->records);
+  for (int k = 0; k < N_KEYS; k++)
+    for (int w = 0; w < MAX_WINDOWS; w++)
+      if (many->win[k][w] != one->win[k][w])
+        fail_msg("%zu workers: key %s window %d counted %lld, one worker %lld", workers,
+                 key_names[k], w, (long long)many->win[k][w], (long long)one->win[k][w]);
+  if (many->n_threads != workers) /* every worker fired windows */
+    fail_msg("%zu workers: windows fired on %zu threads", workers, many->n_threads);
+}
