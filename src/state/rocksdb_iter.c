@@ -2,7 +2,8 @@
  * side by side in key order. Where both have a key the cache's entry wins (a newer value, or
  * a tombstone hiding the disk's); tombstones are never returned.
  *
- * The disk side is a RocksDB iterator bounded to the store's id, which reads the database as
+ * The disk side is a RocksDB iterator bounded to the store's id (its read options are the
+ * store's, made once at open), which reads the database as
  * it was when the iterator was created: after a flush wrote to disk (its database's gen moved), the
  * next seek creates a fresh one. After clear() and before the next flush, the disk counts as empty.
  * The store layer re-seeks after every change and flush (no CAP_STABLE_ITER). */
@@ -15,8 +16,7 @@ typedef struct rdb_iter {
   rdb_store_t *s;
   void *ci;               /* the cache's iterator */
   rocksdb_iterator_t *di; /* the disk's, or NULL */
-  rocksdb_readoptions_t *ro;
-  uint64_t gen; /* s->db->gen when di was created */
+  uint64_t gen;           /* s->db->gen when di was created */
   brook_store_entry_t ce;
   int c_ok, d_ok;     /* the side has a current entry */
   int adv_c, adv_d;   /* move the side before the next answer */
@@ -37,12 +37,11 @@ static brook_err_t disk_error(rdb_iter_t *it) {
 brook_err_t rdb_iter_open(void *state, void **iter) {
   rdb_store_t *s = state;
   rdb_iter_t *it = bk_calloc(s->alloc, 1, sizeof(*it));
-  if (!it)
-    goto nomem;
+  if (!it) {
+    brook_store_set_error(s->store, "out of memory");
+    return BROOK_ERR_NOMEM;
+  }
   it->s = s;
-  if (!(it->ro = rocksdb_readoptions_create()))
-    goto nomem;
-  rocksdb_readoptions_set_iterate_upper_bound(it->ro, (const char *)s->end_be, RDB_ID_LEN);
   brook_err_t err = s->cb->iter_open(s->cache, &it->ci);
   if (err) {
     rdb_iter_close(it);
@@ -50,19 +49,12 @@ brook_err_t rdb_iter_open(void *state, void **iter) {
   }
   *iter = it;
   return BROOK_OK;
-nomem:
-  if (it)
-    rdb_iter_close(it);
-  brook_store_set_error(s->store, "out of memory");
-  return BROOK_ERR_NOMEM;
 }
 
 void rdb_iter_close(void *iter) {
   rdb_iter_t *it = iter;
   if (it->di)
     rocksdb_iter_destroy(it->di);
-  if (it->ro)
-    rocksdb_readoptions_destroy(it->ro);
   if (it->ci)
     it->s->cb->iter_close(it->ci);
   bk_free(it->s->alloc, it->key);
@@ -137,7 +129,7 @@ brook_err_t rdb_iter_seek(void *iter, const void *key, size_t klen, brook_store_
       it->di = NULL;
     }
     if (!it->di) {
-      if (!(it->di = rocksdb_create_iterator(s->db->db, it->ro))) {
+      if (!(it->di = rocksdb_create_iterator(s->db->db, s->iter_read))) {
         brook_store_set_error(s->store, "out of memory");
         return BROOK_ERR_NOMEM;
       }

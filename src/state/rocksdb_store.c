@@ -163,6 +163,12 @@ brook_err_t rdb_store_open(rdb_store_t **out, brook_store_t *store, const char *
     s->id_be[i] = (unsigned char)(id >> (8 * (RDB_ID_LEN - 1 - i)));
     s->end_be[i] = (unsigned char)((id + 1) >> (8 * (RDB_ID_LEN - 1 - i)));
   }
+  if (!(s->iter_read = rocksdb_readoptions_create())) {
+    bk_free(alloc, s);
+    brook_store_set_error(store, "out of memory");
+    return BROOK_ERR_NOMEM;
+  }
+  rocksdb_readoptions_set_iterate_upper_bound(s->iter_read, (const char *)s->end_be, RDB_ID_LEN);
   s->cb = brook_store_backend_ordered();
   brook_store_opts_t co = *opts;
   co.value_size = opts->value_size ? opts->value_size + 1 : 0; /* value || flags */
@@ -170,6 +176,7 @@ brook_err_t rdb_store_open(rdb_store_t **out, brook_store_t *store, const char *
   co.backend_opaque = NULL;
   brook_err_t err = s->cb->open(&s->cache, store, name, &co, alloc, NULL);
   if (err) {
+    rocksdb_readoptions_destroy(s->iter_read);
     bk_free(alloc, s);
     return err;
   }
@@ -215,6 +222,8 @@ void rdb_store_close(void *state) {
     rdb_task_db_forget(s->db, s);
   if (s->cache)
     s->cb->close(s->cache);
+  if (s->iter_read)
+    rocksdb_readoptions_destroy(s->iter_read);
   bk_free(s->alloc, s->kbuf);
   bk_free(s->alloc, s->vbuf);
   bk_free(s->alloc, s->name);

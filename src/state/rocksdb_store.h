@@ -67,13 +67,14 @@ struct rdb_store {
   size_t cache_bytes;              /* clean bytes kept after a write */
   const brook_store_backend_t *cb; /* the cache's table (the ordered store) */
   void *cache;
-  size_t count;                    /* live entries: the disk's, corrected by the cache */
-  int cleared;                     /* clear() since the last write: the disk counts as empty */
-  int pending;                     /* something to write at the next write */
-  int updated;                     /* some in-place update is not reported to a listener yet */
-  size_t tombstones;               /* collected for the write in progress */
-  rocksdb_pinnableslice_t *pinned; /* the view get() gave out from disk */
-  unsigned char *kbuf;             /* id || key */
+  size_t count;                     /* live entries: the disk's, corrected by the cache */
+  int cleared;                      /* clear() since the last write: the disk counts as empty */
+  int pending;                      /* something to write at the next write */
+  int updated;                      /* some in-place update is not reported to a listener yet */
+  size_t tombstones;                /* collected for the write in progress */
+  rocksdb_pinnableslice_t *pinned;  /* the view get() gave out from disk */
+  rocksdb_readoptions_t *iter_read; /* its iterators': bounded to the store's id */
+  unsigned char *kbuf;              /* id || key */
   size_t kcap;
   unsigned char *vbuf; /* value || flag */
   size_t vcap;
