@@ -320,7 +320,8 @@ static const uint32_t kafka_sink_old_sizes[] = {
 static const uint32_t store_old_sizes[] = {offsetof(brook_store_opts_t, ordered)};
 static const uint32_t watermark_old_sizes[] = {offsetof(brook_watermark_opts_t, ts_bounds)};
 static const uint32_t runtime_old_sizes[] = {offsetof(brook_runtime_opts_t, num_workers),
-                                             offsetof(brook_runtime_opts_t, commit_interval_ms)};
+                                             offsetof(brook_runtime_opts_t, commit_interval_ms),
+                                             offsetof(brook_runtime_opts_t, state_dir)};
 static const uint32_t generator_old_sizes[] = {
     offsetof(brook_generator_opts_t, splits), offsetof(brook_generator_opts_t, partitioned_by_key)};
 static const uint32_t push_old_sizes[] = {offsetof(brook_push_opts_t, splits),
@@ -377,6 +378,7 @@ static void test_older_versions_accepted(void **state) {
               {try_watermark, offsetof(brook_watermark_opts_t, ts_bounds)},
               {try_runtime, offsetof(brook_runtime_opts_t, num_workers)},
               {try_runtime, offsetof(brook_runtime_opts_t, commit_interval_ms)},
+              {try_runtime, offsetof(brook_runtime_opts_t, state_dir)},
               {try_store, offsetof(brook_store_opts_t, ordered)},
               {try_generator, offsetof(brook_generator_opts_t, splits)},
               {try_generator, offsetof(brook_generator_opts_t, partitioned_by_key)},

@@ -60,6 +60,19 @@ typedef struct brook_runtime_opts {
   /* Optional: every task state change (task.h), on the loop thread. */
   brook_task_state_cb on_task_state;
   void *on_task_state_opaque;
+  /* Durable state (README, "State on disk"). NULL (the default): operator state lives in
+   * memory and is lost when the process ends. Else a directory (created if missing) where
+   * every task keeps its state in a RocksDB database of its own, <state_dir>/<task>/ (task
+   * "0_3": sub-topology 0, partition 3, like Kafka Streams), written at each commit in one
+   * atomic batch with the input positions it covers; a restart on the same directory resumes
+   * from there. Stores opened with the default backend and operators' built-in state live
+   * there; every stateful node then needs a name of its own (brook_runtime_new refuses a
+   * generated one: state is found again by name). Copied. One process at a time per task
+   * directory (RocksDB's lock: a second one fails with BROOK_ERR_IO naming the directory). */
+  const char *state_dir;
+  /* Bytes of write cache in front of each store on disk (updates between commits collapse
+   * there; a full cache forces an early commit). 0: 16 MiB. Ignored without state_dir. */
+  size_t state_cache_bytes;
 } brook_runtime_opts_t;
 
 BROOK_API void brook_runtime_opts_init_size(brook_runtime_opts_t *opts, size_t size);

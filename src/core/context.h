@@ -78,6 +78,9 @@ struct brook_ctx {
   int in_open;
   struct brook_store **stores;
   size_t n_stores, cap_stores;
+  /* The task's database when state is on disk (runtime/task.c), else NULL: stores opened with
+   * the default backend live there (context_state.c). */
+  struct bk_task_db *task_db;
   /* Built-in operators with state outside stores report its bytes (stats.state_bytes). */
   size_t (*state_memory)(const void *state);
 };

@@ -1,6 +1,10 @@
 /* Keyed state in the operator context: brook_store_open registers a store with the operator
  * instance that opened it; the runtime reports in-place changes at every commit (commit.c) and
- * frees the stores with the runtime. Loop thread. */
+ * frees the stores with the runtime. With state on disk (runtime option state_dir), a task's
+ * stores of the default backend live in the task's database under "<node identity>/<name>"
+ * (the identity is the escaped node name, plan/identity.c), so two operators' stores of one
+ * name never meet and a restart finds each again by name. Loop thread. */
+#include <stdio.h>
 #include <string.h>
 
 #include <brook/state.h>
@@ -8,6 +12,31 @@
 #include "core/alloc.h"
 #include "runtime/runtime_impl.h"
 #include "state/store.h"
+#include "state/task_db.h"
+
+brook_err_t bk_state_store_opts(const brook_ctx_t *ctx, const char *name,
+                                const brook_store_opts_t *opts, brook_store_opts_t *out,
+                                char *qname, size_t qsize, bk_errmsg_t *why) {
+  bk_errmsg_t ignored;
+  if (!why)
+    why = &ignored;
+  brook_store_opts_init(out);
+  if (bk_opts_copy(out, sizeof(*out), opts, &bk_store_opts_type, why))
+    return BROOK_ERR_INVALID_ARG;
+  int in_db = ctx->task_db && (!out->backend || out->backend == brook_store_backend_hash());
+  const char *id = NULL;
+  if (in_db) {
+    out->backend = bk_task_db_backend();
+    out->backend_opaque = ctx->task_db;
+    id = ctx->rt->plan.nodes[ctx->rt->plan.pos[ctx->node->id]].identity;
+  }
+  int n = id ? snprintf(qname, qsize, "%s/%s", id, name) : snprintf(qname, qsize, "%s", name);
+  if (n < 0 || (size_t)n >= qsize) {
+    bk_errmsg_set(why, "the store's name is longer than %zu bytes", qsize - 1);
+    return BROOK_ERR_INVALID_ARG;
+  }
+  return BROOK_OK;
+}
 
 brook_err_t brook_store_open(brook_ctx_t *ctx, const char *name, const brook_store_opts_t *opts,
                              brook_store_t **out) {
@@ -19,8 +48,16 @@ brook_err_t brook_store_open(brook_ctx_t *ctx, const char *name, const brook_sto
     brook_ctx_set_error(ctx, "brook_store_open('%s') must be called from open()", name);
     return BROOK_ERR_STATE;
   }
+  brook_store_opts_t o;
+  char qname[BK_STATE_NAME_MAX];
+  bk_errmsg_t why;
+  brook_err_t err = bk_state_store_opts(ctx, name, opts, &o, qname, sizeof(qname), &why);
+  if (err < 0) {
+    brook_ctx_set_error(ctx, "brook_store_open('%.64s'): %s", name, why.text);
+    return err;
+  }
   for (size_t i = 0; i < ctx->n_stores; i++) {
-    if (strcmp(bk_store_name(ctx->stores[i]), name) == 0) {
+    if (strcmp(bk_store_name(ctx->stores[i]), qname) == 0) {
       brook_ctx_set_error(ctx, "brook_store_open: store '%s' is already open", name);
       return BROOK_ERR_DUPLICATE;
     }
@@ -29,9 +66,8 @@ brook_err_t brook_store_open(brook_ctx_t *ctx, const char *name, const brook_sto
   if (bk_grow(&rt->alloc, (void **)&ctx->stores, &ctx->cap_stores, ctx->n_stores + 1,
               sizeof(*ctx->stores)))
     return BROOK_ERR_NOMEM;
-  bk_errmsg_t why;
   brook_store_t *s;
-  brook_err_t err = bk_store_create(&rt->alloc, opts, name, &s, &why);
+  err = bk_store_create(&rt->alloc, &o, qname, &s, &why);
   if (err < 0) {
     brook_ctx_set_error(ctx, "brook_store_open('%s'): %s", name, why.text);
     return err;

@@ -24,6 +24,7 @@ static const bk_opts_version_t runtime_versions[] = {
     BK_OPTS_VERSION(brook_runtime_opts_t, log_opaque),
     BK_OPTS_VERSION(brook_runtime_opts_t, num_workers),          /* issue 12 */
     BK_OPTS_VERSION(brook_runtime_opts_t, on_task_state_opaque), /* issue 12: commits, tasks */
+    BK_OPTS_VERSION(brook_runtime_opts_t, state_cache_bytes),    /* issue 13: state on disk */
 };
 static const bk_opts_type_t runtime_opts_type =
     BK_OPTS_TYPE(brook_runtime_opts_t, runtime_versions);
@@ -36,6 +37,7 @@ void bk_runtime_destroy(brook_runtime_t *rt) {
   bk_free(a, rt->per_task);
   bk_free(a, rt->fuse_len);
   bk_plan_free(&rt->plan, a);
+  bk_free(a, rt->state_dir);
   if (rt->topo)
     bk_topology_unref(rt->topo);
   bk_free(a, rt);
@@ -208,6 +210,26 @@ static int kafka_feeds_exchange(const bk_plan_t *plan, const brook_allocator_t *
   return rekey || once;
 }
 
+/* With state on disk: the directory option copied (rt->opts points to the copy) and every
+ * stateful node named by the user (bk_plan_check_identities). */
+static brook_err_t persisted_state_check(brook_runtime_t *rt, bk_errmsg_t *msg) {
+  if (!rt->opts.state_dir[0]) {
+    bk_errmsg_set(msg, "runtime_new: state_dir is empty (NULL keeps state in memory)");
+    return BROOK_ERR_INVALID_ARG;
+  }
+  bk_errmsg_t why;
+  if (bk_plan_check_identities(&rt->plan, &why) != BROOK_OK) {
+    bk_errmsg_set(msg, "runtime_new: with state_dir, %s", why.text);
+    return BROOK_ERR_INVALID_ARG;
+  }
+  if (!(rt->state_dir = bk_strdup(&rt->alloc, rt->opts.state_dir))) {
+    bk_errmsg_set(msg, "runtime_new: out of memory");
+    return BROOK_ERR_NOMEM;
+  }
+  rt->opts.state_dir = rt->state_dir;
+  return BROOK_OK;
+}
+
 brook_err_t brook_runtime_new(brook_runtime_t **out, brook_topology_t *t,
                               const brook_runtime_opts_t *opts) {
   if (!out)
@@ -254,6 +276,12 @@ brook_err_t brook_runtime_new(brook_runtime_t **out, brook_topology_t *t,
   atomic_flag_clear(&rt->fail_lock);
   brook_err_t err = bk_plan_build(&rt->plan, t);
   if (err) {
+    bk_free(&rt->alloc, rt);
+    return err;
+  }
+  if (o.state_dir && (err = persisted_state_check(rt, &t->msg)) != BROOK_OK) {
+    bk_plan_free(&rt->plan, &rt->alloc);
+    bk_free(&rt->alloc, rt->state_dir);
     bk_free(&rt->alloc, rt);
     return err;
   }

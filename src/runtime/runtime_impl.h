@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include <brook/runtime.h>
+#include <brook/state.h>
 
 #include "core/arena.h"
 #include "core/context.h"
@@ -32,6 +33,7 @@ typedef struct bk_task {
   brook_ctx_t *insts;   /* indexed like plan.order; only per-task nodes are set up */
   brook_time_t fold_wm; /* event_time.c: a source's splits folded per task */
   int fold_active, fold_present;
+  struct bk_task_db *db; /* its state on disk (runtime option state_dir), or NULL */
 } bk_task_t;
 
 struct bk_src {
@@ -57,7 +59,8 @@ struct bk_src {
 struct brook_runtime {
   brook_allocator_t alloc;
   brook_topology_t *topo;
-  brook_runtime_opts_t opts;
+  brook_runtime_opts_t opts; /* opts.state_dir points to state_dir below */
+  char *state_dir;           /* a copy of the option, or NULL: state in memory */
   bk_plan_t plan;
   unsigned char *per_task; /* plan index -> 1 if the node runs once per task (task.c) */
   /* fuse.c: plan index -> the length of the fused chain the node heads (0: none; 1: a chain
@@ -187,6 +190,18 @@ brook_err_t bk_open_operator(brook_ctx_t *c);
 brook_err_t bk_call_end_of_input(brook_ctx_t *c, void *state);
 brook_err_t bk_call_flush(brook_ctx_t *c, void *state);
 
+/* ---- context_state.c ---- */
+/* Longest store name in a task database: "<node identity>/<store name>". */
+#define BK_STATE_NAME_MAX 512
+/* The options and name a store of `ctx` named `name` opens with: `opts` (NULL: defaults)
+ * copied into *out; in a task with its state on disk, a store of the default backend goes to
+ * the task database under "<identity>/<name>" (in qname), else qname is `name`.
+ * BROOK_OK or BROOK_ERR_INVALID_ARG (bad struct_size, a name too long) with *why (may be
+ * NULL) set. */
+brook_err_t bk_state_store_opts(const brook_ctx_t *ctx, const char *name,
+                                const brook_store_opts_t *opts, brook_store_opts_t *out,
+                                char *qname, size_t qsize, bk_errmsg_t *why);
+
 /* ---- task.c: one instance of the partitioned part of the DAG per input partition ---- */
 /* Marks the nodes that run once per task (rt->per_task): the plan's partition_local nodes
  * (plan/placement.c). */
@@ -208,6 +223,10 @@ brook_err_t bk_src_split_task(bk_src_t *src, size_t split, int32_t id);
  * (the records are left in place). */
 int bk_src_enter_task(bk_src_t *src, int32_t id);
 void bk_src_leave_task(bk_src_t *src);
+
+/* A task's name: "<sub-topology>_<partition>" like Kafka Streams' task ids (its state
+ * directory under state_dir). Writes at most `size` bytes with a NUL. */
+void bk_task_name(const bk_task_t *t, char *buf, size_t size);
 
 static inline bk_task_t *bk_task_find(const bk_worker_t *w, int32_t id) {
   return id >= 0 && (size_t)id < w->n_task_ids ? w->task_by_id[id] : NULL;

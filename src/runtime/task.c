@@ -23,10 +23,12 @@
  * now do records reach it, bk_src_enter_task) -> SUSPENDED (flushed: its part of a commit;
  * its holder commits its input) -> CLOSED (operators closed, state freed). The holder (the
  * Kafka source) acquires a task outside the consumer's rebalance callback. */
+#include <stdio.h>
 #include <string.h>
 
 #include "core/alloc.h"
 #include "runtime/runtime_impl.h"
+#include "state/task_db.h"
 
 brook_err_t bk_tasks_plan(brook_runtime_t *rt) {
   const bk_plan_t *plan = &rt->plan;
@@ -100,8 +102,36 @@ static void destroy_task(bk_worker_t *w, bk_task_t *t) {
     bk_state_free_ctx(w->rt, c);
     free_ports(w, c);
   }
+  bk_task_db_close(t->db); /* after its stores: uncommitted changes are dropped */
   bk_free(&w->rt->alloc, t->insts);
   bk_free(&w->rt->alloc, t);
+}
+
+void bk_task_name(const bk_task_t *t, char *buf, size_t size) {
+  snprintf(buf, size, "0_%d", (int)t->id);
+}
+
+/* With state on disk: opens the task's database (<state_dir>/<task name>), so its operators'
+ * stores open in it and find what the last commit wrote. */
+static brook_err_t open_task_db(bk_worker_t *w, bk_task_t *t) {
+  brook_runtime_t *rt = w->rt;
+  if (!rt->state_dir)
+    return BROOK_OK;
+  brook_rocksdb_opts_t ro;
+  brook_rocksdb_opts_init(&ro);
+  if (rt->opts.state_cache_bytes)
+    ro.cache_bytes = rt->opts.state_cache_bytes;
+  char name[32];
+  bk_task_name(t, name, sizeof(name));
+  bk_errmsg_t why;
+  brook_err_t err = bk_task_db_open(&t->db, rt->state_dir, name, &ro, &rt->alloc, &why);
+  if (err < 0) {
+    bk_runtime_fail(rt, err, "runtime: the state of task %s: %s", name, why.text);
+    return err;
+  }
+  for (size_t i = 0; i < rt->plan.n; i++)
+    t->insts[i].task_db = t->db;
+  return BROOK_OK;
 }
 
 static brook_err_t open_task(bk_worker_t *w, bk_task_t *t) {
@@ -189,7 +219,8 @@ brook_err_t bk_task_acquire(bk_worker_t *w, int32_t id, const char *reason) {
     goto fail;
   }
   set_state(w, t, BROOK_TASK_CREATED, reason);
-  if ((err = open_task(w, t)) < 0 || (err = restore_task(w, t)) < 0) {
+  if ((err = open_task_db(w, t)) < 0 || (err = open_task(w, t)) < 0 ||
+      (err = restore_task(w, t)) < 0) {
     close_task(w, t, "failed to open or restore");
     return err;
   }

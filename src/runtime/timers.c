@@ -89,10 +89,14 @@ static brook_err_t state_get(brook_ctx_t *ctx, bk_timer_state_t **out) {
     bk_timer_state_t *ts = bk_calloc(&rt->alloc, 1, sizeof(*ts));
     if (!ts)
       return BROOK_ERR_NOMEM;
-    brook_store_opts_t so; /* ordered: a range scan by domain || time finds the due ones */
-    brook_store_opts_init(&so);
-    so.ordered = 1;
-    brook_err_t err = bk_store_create(&rt->alloc, &so, BK_TIMER_STORE_NAME, &ts->store, NULL);
+    brook_store_opts_t want, so; /* ordered: a range scan by domain || time finds the due ones */
+    brook_store_opts_init(&want);
+    want.ordered = 1;
+    char qname[BK_STATE_NAME_MAX]; /* with state on disk: in the task's database */
+    brook_err_t err =
+        bk_state_store_opts(ctx, BK_TIMER_STORE_NAME, &want, &so, qname, sizeof(qname), NULL);
+    if (!err)
+      err = bk_store_create(&rt->alloc, &so, qname, &ts->store, NULL);
     if (err < 0) {
       bk_free(&rt->alloc, ts);
       return err;

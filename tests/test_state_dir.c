@@ -1,0 +1,165 @@
+/* The runtime option state_dir: each task of a partitioned source keeps its stores in a RocksDB
+ * database of its own, <state_dir>/<sub-topology>_<partition>; operators compute the same
+ * results as with state in memory; and a stateful node with a generated name is refused (state
+ * on disk is found again by name). Persistence across runs (commits with input positions,
+ * restart) is tested by the persistence suites. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include <brook/brook.h>
+
+#define SPLITS 2
+#define N_KEYS 10
+#define PER_KEY 50
+
+static char key_names[N_KEYS][8];
+
+typedef struct gen {
+  uint64_t next[SPLITS];
+} gen_t;
+
+/* Split s cycles through its own keys until each got PER_KEY records. */
+static brook_err_t keyed_gen(brook_record_t *out, brook_ctx_t *ctx, void *opaque) {
+  gen_t *g = opaque;
+  size_t s = brook_ctx_split(ctx);
+  for (;;) {
+    uint64_t i = g->next[s]++;
+    if (i >= (uint64_t)N_KEYS * PER_KEY)
+      return BROOK_DONE;
+    int k = (int)(i % N_KEYS);
+    if (brook_key_split(key_names[k], strlen(key_names[k]), SPLITS) != s)
+      continue;
+    out->key = key_names[k];
+    out->key_len = strlen(key_names[k]);
+    out->value = NULL;
+    out->value_len = 0;
+    out->timestamp = (brook_time_t)i;
+    return BROOK_OK;
+  }
+}
+
+typedef struct last {
+  int64_t count[N_KEYS];
+  int records;
+} last_t;
+
+static brook_err_t on_count(const brook_record_t *rec, void *opaque) {
+  last_t *l = opaque;
+  for (int k = 0; k < N_KEYS; k++)
+    if (rec->key_len == strlen(key_names[k]) && memcmp(rec->key, key_names[k], rec->key_len) == 0)
+      memcpy(&l->count[k], rec->value, sizeof(int64_t));
+  l->records++;
+  return BROOK_OK;
+}
+
+static brook_topology_t *counting(gen_t *g, last_t *l, int named) {
+  brook_topology_t *t = NULL;
+  assert_int_equal(brook_topology_new(&t, NULL), BROOK_OK);
+  brook_generator_opts_t go;
+  brook_generator_opts_init(&go);
+  go.splits = SPLITS;
+  go.partitioned_by_key = 1;
+  brook_stream_t *s = brook_source_generator(t, "gen", keyed_gen, g, &go);
+  brook_aggregate_opts_t ao;
+  brook_aggregate_opts_init(&ao);
+  ao.name = named ? "counts" : NULL;
+  assert_int_equal(brook_sink_callback(brook_count(s, &ao), on_count, NULL, l), BROOK_OK);
+  return t;
+}
+
+static char *temp_dir(void) {
+  char *d = strdup("/tmp/brook-state-dir-XXXXXX");
+  assert_non_null(mkdtemp(d));
+  return d;
+}
+
+static void remove_tree(const char *d) {
+  char cmd[512];
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d);
+  assert_int_equal(system(cmd), 0);
+}
+
+static int is_dir(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static void test_tasks_keep_state_in_their_directories(void **state) {
+  (void)state;
+  char *dir = temp_dir();
+  gen_t g = {{0}};
+  last_t l = {{0}, 0};
+  brook_topology_t *t = counting(&g, &l, 1);
+  brook_runtime_opts_t o;
+  brook_runtime_opts_init(&o);
+  o.state_dir = dir;
+  brook_runtime_t *rt = NULL;
+  assert_int_equal(brook_runtime_new(&rt, t, &o), BROOK_OK);
+  assert_int_equal(brook_runtime_run(rt), BROOK_OK);
+  for (int k = 0; k < N_KEYS; k++)
+    assert_int_equal(l.count[k], PER_KEY);
+  assert_int_equal(l.records, N_KEYS * PER_KEY);
+  char path[600];
+  for (int s = 0; s < SPLITS; s++) {
+    snprintf(path, sizeof(path), "%s/0_%d", dir, s);
+    assert_true(is_dir(path));
+    snprintf(path, sizeof(path), "%s/0_%d/CURRENT", dir, s); /* a RocksDB database */
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+  }
+  brook_runtime_free(rt);
+  brook_topology_free(t);
+  remove_tree(dir);
+  free(dir);
+}
+
+static void test_generated_name_refused(void **state) {
+  (void)state;
+  gen_t g = {{0}};
+  last_t l = {{0}, 0};
+  brook_topology_t *t = counting(&g, &l, 0);
+  brook_runtime_opts_t o;
+  brook_runtime_opts_init(&o);
+  o.state_dir = "/tmp/brook-never-created";
+  brook_runtime_t *rt = NULL;
+  assert_int_equal(brook_runtime_new(&rt, t, &o), BROOK_ERR_INVALID_ARG);
+  assert_null(rt);
+  const char *msg = brook_topology_last_error(t);
+  assert_non_null(strstr(msg, "state_dir"));
+  assert_non_null(strstr(msg, "no name"));
+  assert_false(is_dir("/tmp/brook-never-created"));
+  brook_topology_free(t);
+}
+
+static void test_empty_dir_refused(void **state) {
+  (void)state;
+  gen_t g = {{0}};
+  last_t l = {{0}, 0};
+  brook_topology_t *t = counting(&g, &l, 1);
+  brook_runtime_opts_t o;
+  brook_runtime_opts_init(&o);
+  o.state_dir = "";
+  brook_runtime_t *rt = NULL;
+  assert_int_equal(brook_runtime_new(&rt, t, &o), BROOK_ERR_INVALID_ARG);
+  assert_non_null(strstr(brook_topology_last_error(t), "state_dir is empty"));
+  brook_topology_free(t);
+}
+
+int main(void) {
+  for (int k = 0; k < N_KEYS; k++)
+    snprintf(key_names[k], sizeof(key_names[k]), "key%d", k);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_tasks_keep_state_in_their_directories),
+      cmocka_unit_test(test_generated_name_refused),
+      cmocka_unit_test(test_empty_dir_refused),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
