@@ -4,6 +4,7 @@
 #include "kafka/changelog_restore.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -24,6 +25,7 @@ struct bk_changelog_restore {
   int64_t end;   /* -1 until the first fetch answered */
   int64_t next;  /* the offset after the last record read */
   int assigned, finished, failed;
+  uint64_t started_ms, timeout_ms; /* the first fetch must answer within timeout_ms */
   bk_cl_replay_t replay;
   bk_changelog_restore_result_t res;
   unsigned char *scratch; /* an escaped key's store key */
@@ -123,6 +125,8 @@ brook_err_t bk_changelog_restore_new(const bk_changelog_restore_opts_t *o,
   r->partition = o->partition;
   r->start = o->start_offset;
   r->end = -1;
+  r->started_ms = now_ms();
+  r->timeout_ms = o->timeout_ms > 0 ? (uint64_t)o->timeout_ms : BK_CL_DEFAULT_TIMEOUT_MS;
   r->next = o->start_offset >= 0 ? o->start_offset : 0;
   size_t max_pending = o->max_pending_bytes ? o->max_pending_bytes : BK_CL_DEFAULT_MAX_PENDING;
   if (max_pending > UINT32_MAX / 2)
@@ -284,7 +288,7 @@ static void sync_result(bk_changelog_restore_t *r) {
 }
 
 brook_err_t bk_changelog_restore_step(bk_changelog_restore_t *r, size_t max_records, int max_ms,
-                                      int *done, bk_errmsg_t *why) {
+                                      int wait_ms, int *done, bk_errmsg_t *why) {
   *done = r->finished;
   if (r->finished) {
     if (r->failed)
@@ -298,7 +302,8 @@ brook_err_t bk_changelog_restore_step(bk_changelog_restore_t *r, size_t max_reco
   int at_end = r->end >= 0 && r->next >= r->end;
   while (!err && !at_end && taken < max_records) {
     size_t want = max_records - taken < BATCH ? max_records - taken : BATCH;
-    ssize_t n = rd_kafka_consume_batch_queue(r->q, 0, r->msgs, want);
+    ssize_t n = rd_kafka_consume_batch_queue(r->q, wait_ms, r->msgs, want);
+    wait_ms = 0; /* only for the first batch */
     if (n <= 0)
       break; /* nothing has arrived yet */
     ssize_t i = 0;
@@ -326,6 +331,14 @@ brook_err_t bk_changelog_restore_step(bk_changelog_restore_t *r, size_t max_reco
     if (max_ms >= 0 && now_ms() >= deadline)
       break;
   }
+  if (!err && !at_end && r->end < 0 && now_ms() - r->started_ms >= r->timeout_ms) {
+    bk_errmsg_set(why,
+                  "changelog '%s' partition %" PRId32 ": no answer from the cluster within %" PRIu64
+                  " ms (does the partition exist? internal topics are checked with "
+                  "bk_kafka_ensure_topics before a restore)",
+                  r->topic, r->partition, r->timeout_ms);
+    err = BROOK_ERR_TIMEOUT;
+  }
   if (!err && at_end)
     err = bk_cl_replay_finish(&r->replay, why);
   sync_result(r);
@@ -341,6 +354,8 @@ brook_err_t bk_changelog_restore_step(bk_changelog_restore_t *r, size_t max_reco
   }
   return BROOK_OK;
 }
+
+rd_kafka_queue_t *bk_changelog_restore_queue(bk_changelog_restore_t *r) { return r->q; }
 
 const bk_changelog_restore_result_t *bk_changelog_restore_result(bk_changelog_restore_t *r) {
   return &r->res;

@@ -22,7 +22,8 @@
  * brook's reserved prefix that brook never writes, a marker that is a tombstone or whose value
  * is truncated or fails its checksum, a marker out of order, and a partition whose log starts
  * AFTER start_offset (retention, or the embedded broker's ~5 MiB per partition, evicted what
- * the restore needs); BROOK_ERR_KAFKA if the topic or partition does not exist;
+ * the restore needs); BROOK_ERR_KAFKA if the cluster says the topic or partition does not
+ * exist, BROOK_ERR_TIMEOUT if the partition's first fetch got no answer within timeout_ms;
  * BROOK_ERR_TOO_LARGE past max_pending_bytes; the apply callback's own error.
  *
  * Loop thread (the thread that owns the restore); the consumer may be shared by restores of
@@ -45,6 +46,7 @@
  * log that starts late (a window store's changelog with time retention). */
 #define BK_CL_FROM_LOG_START (-2)
 #define BK_CL_DEFAULT_MAX_PENDING ((size_t)256 << 20)
+#define BK_CL_DEFAULT_TIMEOUT_MS 30000
 
 typedef struct bk_changelog_restore_opts {
   rd_kafka_t *consumer; /* borrowed: from bk_changelog_restore_consumer; outlives the restore */
@@ -57,7 +59,10 @@ typedef struct bk_changelog_restore_opts {
   /* The epoch of the marker the local state covers (its commit's), or 0 for an empty store. */
   uint64_t known_epoch;
   size_t max_pending_bytes; /* 0: BK_CL_DEFAULT_MAX_PENDING */
-  bk_cl_apply_fn apply;     /* required */
+  /* The partition's first fetch must answer within this (0: BK_CL_DEFAULT_TIMEOUT_MS): a
+   * partition that does not exist gets no answer at all from librdkafka. */
+  int timeout_ms;
+  bk_cl_apply_fn apply; /* required */
   void *apply_opaque;
   const brook_allocator_t *alloc; /* NULL: malloc */
 } bk_changelog_restore_opts_t;
@@ -93,15 +98,19 @@ brook_err_t bk_changelog_restore_consumer(const char *bootstrap, const char *con
 brook_err_t bk_changelog_restore_new(const bk_changelog_restore_opts_t *opts,
                                      bk_changelog_restore_t **out, bk_errmsg_t *why);
 
-/* Runs one slice: reads at most max_records records, for at most max_ms milliseconds
- * (0: only what has arrived already; it never waits for the network), applying what is
- * settled. Returns BROOK_OK with *done = 1 once the end was reached (the result is final and
- * the partition unassigned), *done = 0 to be called again (when more data arrives: the
- * caller may wait on the consumer's partition queue, or call again on its next loop
- * iteration); or an error (see above, message in *why), after which the restore is done
- * and failed (the partition unassigned; only _free remains). */
+/* Runs one slice: reads at most max_records records, for at most about max_ms milliseconds
+ * (checked between batches of up to 512 records; <= 0: one batch), applying what is settled.
+ * wait_ms: how long to wait when nothing has arrived yet (0 on a loop thread: never block;
+ * the caller is woken by the partition's queue, bk_changelog_restore_queue). Returns BROOK_OK
+ * with *done = 1 once the end was reached (the result is final, the partition unassigned),
+ * *done = 0 to be called again; or an error (see above, message in *why), after which the
+ * restore is done and failed (the partition unassigned; only _free remains). */
 brook_err_t bk_changelog_restore_step(bk_changelog_restore_t *r, size_t max_records, int max_ms,
-                                      int *done, bk_errmsg_t *why);
+                                      int wait_ms, int *done, bk_errmsg_t *why);
+
+/* The partition's queue, for a loop to be woken when records arrive (kafka_poll.h:
+ * bk_kafka_poller_start). Valid until _free. */
+rd_kafka_queue_t *bk_changelog_restore_queue(bk_changelog_restore_t *r);
 
 /* Progress so far (counts are live during the restore; the rest is final once done). */
 const bk_changelog_restore_result_t *bk_changelog_restore_result(bk_changelog_restore_t *r);
