@@ -5,6 +5,9 @@
 
 #include "core/crc32c.h"
 
+const char *const bk_changelog_topic_defaults[] = {"cleanup.policy", "compact",
+                                                   "min.compaction.lag.ms", "300000", NULL};
+
 const unsigned char bk_cl_prefix[BK_CL_PREFIX_LEN] = {0xff, 0x00, 'b', 'r', 'o', 'o', 'k'};
 const unsigned char bk_cl_marker_key[BK_CL_MARKER_KEY_LEN] = {0xff, 0x00, 'b', 'r',
                                                               'o',  'o',  'k', 0x01};

@@ -44,6 +44,17 @@
 #define BK_CL_MARKER_OVERHEAD 28 /* magic 4, epoch 8, prev 8, blob_len 4, crc 4 */
 #define BK_CL_SEQ_BITS 24
 
+/* The configs brook gives a changelog topic it creates (name, value pairs, NULL-terminated);
+ * a store's changelog_configs replace values of the same name:
+ *   cleanup.policy=compact        the latest record of each key (and the latest marker) stays;
+ *   min.compaction.lag.ms=300000  the cleaner leaves records younger than 5 minutes alone. A
+ *     killed writer's records may otherwise supersede their keys' committed records before
+ *     the next owner compensates them (its restore then drops them, and the committed value
+ *     is gone). So exactly-once state after a kill holds when the next owner restores within
+ *     this lag, or while the dead records stay in the active segment (the cleaner never
+ *     touches it, and nothing is appended after them until the next owner writes). */
+extern const char *const bk_changelog_topic_defaults[];
+
 extern const unsigned char bk_cl_prefix[BK_CL_PREFIX_LEN];
 extern const unsigned char bk_cl_marker_key[BK_CL_MARKER_KEY_LEN];
 
