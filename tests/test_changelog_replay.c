@@ -148,7 +148,7 @@ static brook_err_t replay_log(const model_t *m, bk_cl_replay_t *rp, restored_t *
     if (r->key < 0) {
       err = bk_cl_replay_marker(rp, r->offset, r->epoch, r->prev, "pos", 3, why);
     } else {
-      char k[8], v[16];
+      char k[16], v[16];
       snprintf(k, sizeof(k), "k%02d", r->key);
       snprintf(v, sizeof(v), "v%d", r->value);
       err = bk_cl_replay_record(rp, r->offset, r->epoch, r->committed, k, strlen(k),

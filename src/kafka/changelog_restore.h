@@ -14,7 +14,11 @@
  * The consumer: the caller's, made with bk_changelog_restore_consumer (an assign-only client
  * of no group: enable.partition.eof, auto.offset.reset=error, read_committed, no commits);
  * one per worker serves all of its restores, each on its own partition queue. The caller
- * serves the client's main queue (rd_kafka_poll) for its logs and errors.
+ * serves the client's main queue (rd_kafka_poll) for its logs and errors. Memory: what
+ * librdkafka prefetches per assigned partition (queued.min.messages, 100,000 messages by
+ * default: restores advanced in turns keep their partitions' prefetch; a lower value costs
+ * throughput on the embedded broker, which answers a fetch with one batch) plus each
+ * restore's pending records (changelog_replay.h).
  *
  * Errors end the restore and name topic, partition and offset, with nothing applied past the
  * problem: BROOK_ERR_CORRUPT for a record whose "brook.e" header is missing, short or longer
