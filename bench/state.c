@@ -12,8 +12,8 @@
  * partition could not hold 1M records; 32 partitions are 32 tasks restoring at once). The
  * restore runs like a worker would: every partition's restore on one consumer, advanced in
  * slices of 10,000 records round-robin, until all are done. Each run is a fresh process
- * (its wall time and peak RSS are its own); runs alternate baseline and brook, and the
- * medians are reported.
+ * (this program again, with --child: its wall time, CPU time and peak RSS are its own); runs
+ * alternate baseline and brook, and the medians are reported.
  *
  * Uses brook's internal changelog API (src/kafka/changelog_*.h): the runtime does not plug
  * changelogs into tasks yet (the next step of issue 13). The last line is the issue's
@@ -60,10 +60,16 @@ static void die(const char *what, const char *why) {
   exit(1);
 }
 
-static void conf_set(rd_kafka_conf_t *c, const char *k, const char *v) {
+/* A client configuration: bootstrap, then name/value pairs (NULL-terminated). */
+static rd_kafka_conf_t *new_conf(const char *bootstrap, const char *const *kv) {
+  rd_kafka_conf_t *c = rd_kafka_conf_new();
   char err[512];
-  if (rd_kafka_conf_set(c, k, v, err, sizeof(err)) != RD_KAFKA_CONF_OK)
-    die(k, err);
+  if (rd_kafka_conf_set(c, "bootstrap.servers", bootstrap, err, sizeof(err)) != RD_KAFKA_CONF_OK)
+    die("bootstrap.servers", err);
+  for (size_t i = 0; kv[i]; i += 2)
+    if (rd_kafka_conf_set(c, kv[i], kv[i + 1], err, sizeof(err)) != RD_KAFKA_CONF_OK)
+      die(kv[i], err);
+  return c;
 }
 
 static void make_key(char key[KEY_LEN + 1], uint64_t i) {
@@ -75,14 +81,11 @@ static void make_key(char key[KEY_LEN + 1], uint64_t i) {
 /* ---- loading the changelog: one writer per partition, as tasks would ---- */
 
 static void load(const char *bootstrap, uint64_t n) {
-  rd_kafka_conf_t *c = rd_kafka_conf_new();
-  conf_set(c, "bootstrap.servers", bootstrap);
-  conf_set(c, "enable.idempotence", "true");
-  conf_set(c, "acks", "all");
-  conf_set(c, "linger.ms", "20");
-  conf_set(c, "batch.num.messages", "10000");
-  conf_set(c, "queue.buffering.max.messages", "1000000");
-  conf_set(c, "log_level", "3");
+  rd_kafka_conf_t *c =
+      new_conf(bootstrap,
+               (const char *const[]){"enable.idempotence", "true", "acks", "all", "linger.ms", "20",
+                                     "batch.num.messages", "10000", "queue.buffering.max.messages",
+                                     "1000000", "log_level", "3", NULL});
   rd_kafka_conf_set_dr_msg_cb(c, bk_changelog_dr_msg_cb);
   char err[512];
   rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err));
@@ -223,14 +226,12 @@ static void run_brook(const char *bootstrap, uint64_t n, run_result_t *res) {
  * put into its partition's store as it is. */
 static void run_raw(const char *bootstrap, uint64_t n, run_result_t *res) {
   stores_new(n);
-  rd_kafka_conf_t *conf = rd_kafka_conf_new();
-  conf_set(conf, "bootstrap.servers", bootstrap);
-  conf_set(conf, "group.id", "bench-state-raw");
-  conf_set(conf, "enable.auto.commit", "false");
-  conf_set(conf, "enable.partition.eof", "true");
-  conf_set(conf, "auto.offset.reset", "error");
-  conf_set(conf, "isolation.level", "read_committed");
-  conf_set(conf, "log_level", "3");
+  /* The settings bk_changelog_restore_consumer gives the restore's consumer. */
+  rd_kafka_conf_t *conf =
+      new_conf(bootstrap,
+               (const char *const[]){"group.id", "bench-state-raw", "enable.auto.commit", "false",
+                                     "enable.partition.eof", "true", "auto.offset.reset", "error",
+                                     "isolation.level", "read_committed", "log_level", "3", NULL});
   char err[512];
   rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
   if (!c)
@@ -275,48 +276,43 @@ static void run_raw(const char *bootstrap, uint64_t n, run_result_t *res) {
   stores_result(res);
 }
 
+/* Runs one measurement in a fresh process (this program with --child), so its wall time,
+ * CPU time and peak RSS are its own: the child prints one line of results. */
 static run_result_t run_child(int brook, const char *bootstrap, uint64_t n) {
-  int fd[2];
-  if (pipe(fd))
-    die("pipe", strerror(errno));
+  char exe[4096], cmd[8192];
+  ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (len <= 0)
+    die("readlink /proc/self/exe", strerror(errno));
+  exe[len] = '\0';
+  snprintf(cmd, sizeof(cmd), "'%s' --child %s '%s' %" PRIu64, exe, brook ? "brook" : "raw",
+           bootstrap, n);
   fflush(NULL);
-  pid_t pid = fork();
-  if (pid < 0)
-    die("fork", strerror(errno));
-  if (pid == 0) {
-    close(fd[0]);
-    run_result_t r = {0};
-    if (brook)
-      run_brook(bootstrap, n, &r);
-    else
-      run_raw(bootstrap, n, &r);
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    r.cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-    ssize_t w = write(fd[1], &r, sizeof(r));
-    _exit(w == (ssize_t)sizeof(r) ? 0 : 1);
-  }
-  close(fd[1]);
-  run_result_t r;
-  size_t got = 0;
-  while (got < sizeof(r)) {
-    ssize_t k = read(fd[0], (char *)&r + got, sizeof(r) - got);
-    if (k < 0 && errno == EINTR)
-      continue;
-    if (k <= 0)
-      break;
-    got += (size_t)k;
-  }
-  close(fd[0]);
-  int status;
-  struct rusage ru;
-  while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {
-  }
-  if (got != sizeof(r) || !WIFEXITED(status) || WEXITSTATUS(status))
+  FILE *f = popen(cmd, "r");
+  if (!f)
+    die("popen", strerror(errno));
+  run_result_t r = {0};
+  int got = fscanf(f, "result %lf %lf %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %ld", &r.secs,
+                   &r.cpu, &r.records, &r.entries, &r.read, &r.checksum, &r.rss_kb);
+  int status = pclose(f);
+  if (got != 7 || status == -1 || !WIFEXITED(status) || WEXITSTATUS(status))
     die(brook ? "brook run" : "raw run", "the child failed");
-  r.rss_kb = ru.ru_maxrss;
   return r;
+}
+
+/* The child's side: one run, its results on stdout. */
+static int child_main(const char *mode, const char *bootstrap, uint64_t n) {
+  run_result_t r = {0};
+  if (strcmp(mode, "brook") == 0)
+    run_brook(bootstrap, n, &r);
+  else
+    run_raw(bootstrap, n, &r);
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  r.cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+          (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+  printf("result %.6f %.6f %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %ld\n", r.secs, r.cpu,
+         r.records, r.entries, r.read, r.checksum, ru.ru_maxrss);
+  return 0;
 }
 
 static int cmp_d(const void *a, const void *b) {
@@ -325,6 +321,8 @@ static int cmp_d(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
+  if (argc == 5 && strcmp(argv[1], "--child") == 0)
+    return child_main(argv[2], argv[3], strtoull(argv[4], NULL, 10));
   int smoke = getenv("BROOK_BENCH_SMOKE") != NULL;
   uint64_t n = smoke ? 20000 : 1000000;
   int runs = smoke ? 1 : 3;

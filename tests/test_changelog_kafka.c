@@ -119,26 +119,19 @@ typedef struct restore_run {
   size_t steps;
 } restore_run_t;
 
-/* Restores partition `part` from `start` into `s` in steps of `step` records. Leaves the
- * restore open in *keep (for its tail keys) when keep is not NULL. */
-static restore_run_t restore(rd_kafka_t *c, int32_t part, int64_t start, uint64_t known,
-                             brook_store_t *s, size_t step, bk_changelog_restore_t **keep) {
+/* Runs the restore of `o` to its end in steps of `step` records. Leaves the restore open in
+ * *keep (for its tail keys) when keep is not NULL and it started. */
+static restore_run_t restore_with(const bk_changelog_restore_opts_t *o, size_t step,
+                                  bk_changelog_restore_t **keep) {
   restore_run_t run;
   memset(&run, 0, sizeof(run));
-  bk_changelog_restore_opts_t o = {.consumer = c,
-                                   .topic = TOPIC,
-                                   .partition = part,
-                                   .start_offset = start,
-                                   .known_epoch = known,
-                                   .apply = apply_store,
-                                   .apply_opaque = s};
   bk_changelog_restore_t *r = NULL;
-  run.err = bk_changelog_restore_new(&o, &r, &run.why);
+  run.err = bk_changelog_restore_new(o, &r, &run.why);
   if (run.err)
     return run;
   int done = 0;
   uint64_t t0 = wait_now_ms();
-  while (!done && wait_now_ms() - t0 < KH_TIMEOUT_MS) {
+  while (!done && wait_now_ms() - t0 < 2 * KH_TIMEOUT_MS) {
     uint64_t before = bk_changelog_restore_result(r)->records_read;
     run.err = bk_changelog_restore_step(r, step, 50, 10, &done, &run.why);
     size_t n = (size_t)(bk_changelog_restore_result(r)->records_read - before);
@@ -159,6 +152,19 @@ static restore_run_t restore(rd_kafka_t *c, int32_t part, int64_t start, uint64_
   else
     bk_changelog_restore_free(r);
   return run;
+}
+
+/* Restores partition `part` of TOPIC from `start` into `s`. */
+static restore_run_t restore(rd_kafka_t *c, int32_t part, int64_t start, uint64_t known,
+                             brook_store_t *s, size_t step, bk_changelog_restore_t **keep) {
+  bk_changelog_restore_opts_t o = {.consumer = c,
+                                   .topic = TOPIC,
+                                   .partition = part,
+                                   .start_offset = start,
+                                   .known_epoch = known,
+                                   .apply = apply_store,
+                                   .apply_opaque = s};
+  return restore_with(&o, step, keep);
 }
 
 static rd_kafka_t *restore_consumer(void) {
@@ -544,41 +550,28 @@ static void test_log_start_after_needed_offset(void **state) {
   print_message("log now %lld..%lld\n", (long long)lo, (long long)hi);
   assert_true(lo > 0);
 
+  brook_store_t *s = new_store();
   bk_changelog_restore_opts_t ro = {.consumer = c,
                                     .topic = "small-changelog",
                                     .partition = 0,
                                     .start_offset = 0,
-                                    .apply = apply_store};
-  brook_store_t *s = new_store();
-  ro.apply_opaque = s;
-  bk_changelog_restore_t *r = NULL;
-  assert_int_equal(bk_changelog_restore_new(&ro, &r, &why), BROOK_OK);
-  int done = 0;
-  brook_err_t err = BROOK_OK;
-  uint64_t t0 = wait_now_ms();
-  while (!done && !err && wait_now_ms() - t0 < KH_TIMEOUT_MS)
-    err = bk_changelog_restore_step(r, 1000, 50, 10, &done, &why);
-  print_message("from 0: %s\n", why.text);
-  assert_int_equal(err, BROOK_ERR_CORRUPT);
-  assert_non_null(strstr(why.text, "changelog 'small-changelog' partition 0 offset 0"));
+                                    .apply = apply_store,
+                                    .apply_opaque = s};
+  restore_run_t run = restore_with(&ro, 1000, NULL);
+  print_message("from 0: %s\n", run.why.text);
+  assert_int_equal(run.err, BROOK_ERR_CORRUPT);
+  assert_non_null(strstr(run.why.text, "changelog 'small-changelog' partition 0 offset 0"));
   char starts[64];
   snprintf(starts, sizeof(starts), "the log starts at offset %lld", (long long)lo);
-  assert_non_null(strstr(why.text, starts));
+  assert_non_null(strstr(run.why.text, starts));
   assert_int_equal(brook_store_count(s), 0);
-  bk_changelog_restore_free(r);
 
   /* From the log's start instead (a store whose changelog has time retention): no error. */
   ro.start_offset = BK_CL_FROM_LOG_START;
-  assert_int_equal(bk_changelog_restore_new(&ro, &r, &why), BROOK_OK);
-  done = 0;
-  err = BROOK_OK;
-  while (!done && !err && wait_now_ms() - t0 < 2 * KH_TIMEOUT_MS)
-    err = bk_changelog_restore_step(r, 1000, 50, 10, &done, &why);
-  assert_int_equal(err, BROOK_OK);
-  assert_true(done);
-  assert_int_equal(bk_changelog_restore_result(r)->end_offset, hi);
+  run = restore_with(&ro, 1000, NULL);
+  assert_int_equal(run.err, BROOK_OK);
+  assert_int_equal(run.res.end_offset, hi);
   assert_true(brook_store_count(s) > 0);
-  bk_changelog_restore_free(r);
   brook_store_free(s);
   rd_kafka_destroy(p);
   rd_kafka_destroy(c);
@@ -587,26 +580,18 @@ static void test_log_start_after_needed_offset(void **state) {
 static void test_missing_partition_times_out(void **state) {
   (void)state;
   rd_kafka_t *c = restore_consumer();
+  brook_store_t *s = new_store();
   bk_changelog_restore_opts_t ro = {.consumer = c,
                                     .topic = TOPIC,
                                     .partition = 50,
                                     .start_offset = 0,
                                     .timeout_ms = 1000,
-                                    .apply = apply_store};
-  brook_store_t *s = new_store();
-  ro.apply_opaque = s;
-  bk_changelog_restore_t *r = NULL;
-  bk_errmsg_t why;
-  assert_int_equal(bk_changelog_restore_new(&ro, &r, &why), BROOK_OK);
-  int done = 0;
-  brook_err_t err = BROOK_OK;
-  uint64_t t0 = wait_now_ms();
-  while (!done && !err && wait_now_ms() - t0 < KH_TIMEOUT_MS)
-    err = bk_changelog_restore_step(r, 1000, 50, 10, &done, &why);
-  print_message("missing: %s\n", why.text);
-  assert_int_equal(err, BROOK_ERR_TIMEOUT);
-  assert_non_null(strstr(why.text, "changelog '" TOPIC "' partition 50"));
-  bk_changelog_restore_free(r);
+                                    .apply = apply_store,
+                                    .apply_opaque = s};
+  restore_run_t run = restore_with(&ro, 1000, NULL);
+  print_message("missing: %s\n", run.why.text);
+  assert_int_equal(run.err, BROOK_ERR_TIMEOUT);
+  assert_non_null(strstr(run.why.text, "changelog '" TOPIC "' partition 50"));
   brook_store_free(s);
   rd_kafka_destroy(c);
 }
