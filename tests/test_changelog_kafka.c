@@ -328,6 +328,7 @@ static void test_epochs_with_markers_restore_exactly(void **state) {
   assert_int_equal(tail.err, BROOK_OK);
   assert_int_equal(tail.res.records_read, 0);
   assert_int_equal(tail.res.has_marker, 0);
+  assert_int_equal(tail.res.committed_epoch, last); /* the local state's */
   assert_true(tail.res.next_epoch > last);
 
   brook_store_free(want);
@@ -376,7 +377,7 @@ static void test_killed_writer_is_dropped_and_compensated(void **state) {
   assert_true(run1.res.next_epoch > dead);
 
   /* Incarnation B: compensation first, then its own commits. */
-  bk_changelog_writer_t *b = writer(p, part, run1.res.next_epoch, run1.res.marker_epoch);
+  bk_changelog_writer_t *b = writer(p, part, run1.res.next_epoch, run1.res.committed_epoch);
   assert_int_equal(bk_changelog_compensate(b, run1.res.tail_keys, tail_key, r1, lookup_store, s1),
                    BROOK_OK);
   assert_int_equal(bk_changelog_writer_stats(b)->compensations, 3);
@@ -406,7 +407,7 @@ static void test_killed_writer_is_dropped_and_compensated(void **state) {
   assert_true(run2.res.next_epoch > run2.res.max_epoch);
 
   /* C compensates B's tail and commits; a third restore is exact again. */
-  bk_changelog_writer_t *cw = writer(p, part, run2.res.next_epoch, run2.res.marker_epoch);
+  bk_changelog_writer_t *cw = writer(p, part, run2.res.next_epoch, run2.res.committed_epoch);
   assert_int_equal(bk_changelog_compensate(cw, run2.res.tail_keys, tail_key, r2, lookup_store, s2),
                    BROOK_OK);
   bk_changelog_restore_free(r2);

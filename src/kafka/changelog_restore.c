@@ -24,6 +24,7 @@ struct bk_changelog_restore {
   int64_t start; /* opts.start_offset */
   int64_t end;   /* -1 until the first fetch answered */
   int64_t next;  /* the offset after the last record read */
+  uint64_t known_epoch;
   int assigned, finished, failed;
   uint64_t started_ms, timeout_ms; /* the first fetch must answer within timeout_ms */
   bk_cl_replay_t replay;
@@ -124,6 +125,7 @@ brook_err_t bk_changelog_restore_new(const bk_changelog_restore_opts_t *o,
   snprintf(r->topic, sizeof(r->topic), "%s", o->topic);
   r->partition = o->partition;
   r->start = o->start_offset;
+  r->known_epoch = o->known_epoch;
   r->end = -1;
   r->started_ms = now_ms();
   r->timeout_ms = o->timeout_ms > 0 ? (uint64_t)o->timeout_ms : BK_CL_DEFAULT_TIMEOUT_MS;
@@ -281,6 +283,7 @@ static void sync_result(bk_changelog_restore_t *r) {
   r->res.next_epoch = bk_cl_first_epoch(p->max_epoch);
   r->res.has_marker = p->marker_offset >= 0;
   r->res.marker_epoch = p->marker_epoch;
+  r->res.committed_epoch = p->marker_offset >= 0 ? p->marker_epoch : r->known_epoch;
   r->res.marker_offset = p->marker_offset;
   r->res.positions = p->marker_offset >= 0 ? (const void *)p->blob : NULL;
   r->res.positions_len = p->blob_len;

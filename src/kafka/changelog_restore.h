@@ -79,7 +79,8 @@ typedef struct bk_changelog_restore_result {
   const void *positions;    /* its positions blob (positions_len bytes; NULL if none) */
   size_t positions_len;     /* */
   uint64_t max_epoch;       /* the highest epoch seen, known_epoch included */
-  uint64_t next_epoch;      /* the first epoch for the task's next writer */
+  uint64_t next_epoch;      /* the writer's first_epoch: above every epoch seen */
+  uint64_t committed_epoch; /* the writer's committed: marker_epoch, else known_epoch */
   uint64_t records_read;    /* records read (markers included) */
   uint64_t records_applied; /* changes handed to apply */
   uint64_t records_dropped; /* records of dead epochs and of the tail */

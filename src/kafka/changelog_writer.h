@@ -5,7 +5,8 @@
  * Life of a writer (the runtime's task life cycle):
  *   1. RESTORING: bk_changelog_restore_* reads the partition; its result gives next_epoch and
  *      marker_epoch, and the dropped tail's keys.
- *   2. RUNNING: bk_changelog_writer_new(first_epoch = next_epoch, committed = marker_epoch),
+ *   2. RUNNING: bk_changelog_writer_new(first_epoch = next_epoch,
+ *      committed = committed_epoch),
  *      then bk_changelog_compensate over the tail's keys with the restored store as lookup
  *      (before anything else: the compensation belongs to the first epoch, before its marker).
  *   3. Each commit: bk_changelog_put for each key changed since the last commit (the store's
@@ -48,7 +49,7 @@ typedef struct bk_changelog_writer_opts {
   const char *topic;    /* copied */
   int32_t partition;
   uint64_t first_epoch; /* the restore's next_epoch (> every epoch the changelog holds) */
-  uint64_t committed;   /* the restore's marker_epoch (its last marker), or known_epoch */
+  uint64_t committed;   /* the restore's committed_epoch (its last marker's, or known) */
   /* Optional: every record and the marker of `epoch` (and of all before) are acknowledged. */
   void (*on_acked)(uint64_t epoch, void *opaque);
   /* Optional: a delivery failed; the writer is failed (message in bk_changelog_writer_error). */
