@@ -2,8 +2,9 @@
  * changelog written with brook's changelog writer (epochs of 10,000 records, each closed by
  * its commit marker) restored into in-memory brook stores (brook_store_put through the
  * restore's apply callback), against a baseline in the same run: the very same records read
- * with plain librdkafka (same consumer settings) and put into the same kind of stores,
- * without the protocol (no epoch header, no marker, no pending buffer).
+ * with plain librdkafka (same consumer settings, the same reading in turns of a queue per
+ * partition) and put into the same kind of stores, without the protocol (no epoch header,
+ * no marker, no pending buffer).
  *
  *   bench_state [records] [runs]      (BROOK_BENCH_SMOKE=1: a tiny run, for ctest)
  *
@@ -237,40 +238,52 @@ static void run_raw(const char *bootstrap, uint64_t n, run_result_t *res) {
   if (!c)
     die("consumer", err);
   uint64_t t0 = now_ns();
+  /* The restore's consumption pattern without its protocol: each partition on its own queue,
+   * read in turns of up to SLICE records, never waiting while records flow. */
+  rd_kafka_queue_t *q[PARTS];
   rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(PARTS);
-  for (int i = 0; i < PARTS; i++)
+  for (int i = 0; i < PARTS; i++) {
+    q[i] = rd_kafka_queue_get_partition(c, TOPIC, i);
+    rd_kafka_queue_forward(q[i], NULL);
     rd_kafka_topic_partition_list_add(l, TOPIC, i)->offset = 0;
+  }
   if (rd_kafka_assign(c, l))
     die("assign", TOPIC);
   rd_kafka_topic_partition_list_destroy(l);
-  rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(c);
   rd_kafka_message_t *msgs[512];
-  int eofs = 0, at_eof[PARTS] = {0};
-  ssize_t got = 1;
-  while (eofs < PARTS) {
-    /* Like the restore: never wait while records flow (a batch call with a time-out waits
-     * for a full batch), 1 ms when the last call found nothing. */
-    got = rd_kafka_consume_batch_queue(q, got > 0 ? 0 : 1, msgs, 512);
-    for (ssize_t i = 0; i < got; i++) {
-      rd_kafka_message_t *m = msgs[i];
-      if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-        if (!at_eof[m->partition]++)
-          eofs++;
-      } else if (m->err) {
-        die("consume", rd_kafka_err2str(m->err));
-      } else {
-        res->read++;
-        if (m->key_len == KEY_LEN) { /* a data record (markers are 8 bytes) */
-          if (apply_put(m->key, m->key_len, m->payload, m->len, stores[m->partition]))
-            die("put", "failed");
-          res->records++;
+  int left = PARTS, at_eof[PARTS] = {0}, idle = 0;
+  while (left) {
+    uint64_t before = res->read;
+    for (int p = 0; p < PARTS; p++) {
+      size_t taken = 0;
+      ssize_t got = 1;
+      while (!at_eof[p] && taken < SLICE && got > 0) {
+        got = rd_kafka_consume_batch_queue(q[p], idle && taken == 0 ? 1 : 0, msgs, 512);
+        for (ssize_t i = 0; i < got; i++) {
+          rd_kafka_message_t *m = msgs[i];
+          if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            at_eof[p] = 1;
+            left--;
+          } else if (m->err) {
+            die("consume", rd_kafka_err2str(m->err));
+          } else {
+            res->read++;
+            taken++;
+            if (m->key_len == KEY_LEN) { /* a data record (markers are 8 bytes) */
+              if (apply_put(m->key, m->key_len, m->payload, m->len, stores[p]))
+                die("put", "failed");
+              res->records++;
+            }
+          }
+          rd_kafka_message_destroy(m);
         }
       }
-      rd_kafka_message_destroy(m);
     }
+    idle = res->read == before;
   }
   res->secs = (double)(now_ns() - t0) / 1e9;
-  rd_kafka_queue_destroy(q);
+  for (int i = 0; i < PARTS; i++)
+    rd_kafka_queue_destroy(q[i]);
   rd_kafka_consumer_close(c);
   rd_kafka_destroy(c);
   stores_result(res);
