@@ -16,6 +16,7 @@
 
 #include "kafka/changelog_format.h"
 #include "kafka/changelog_replay.h"
+#include "support/fail_alloc.h"
 #include "support/rng.h"
 
 /* ---- format ---- */
@@ -137,11 +138,11 @@ static brook_err_t apply_model(const void *key, size_t klen, const void *value, 
 }
 
 /* Replays the whole model log; fills *out and the replay (caller frees it). */
-static brook_err_t replay_log(const model_t *m, bk_cl_replay_t *rp, restored_t *out,
-                              size_t max_pending, bk_errmsg_t *why) {
+static brook_err_t replay_log_with(const model_t *m, const brook_allocator_t *a, bk_cl_replay_t *rp,
+                                   restored_t *out, size_t max_pending, bk_errmsg_t *why) {
   for (int k = 0; k < N_KEYS; k++)
     out->v[k] = -1;
-  bk_cl_replay_init(rp, NULL, "t-changelog", 0, max_pending, 0, apply_model, out);
+  bk_cl_replay_init(rp, a, "t-changelog", 0, max_pending, 0, apply_model, out);
   for (size_t i = 0; i < m->n; i++) {
     const rec_t *r = &m->log[i];
     brook_err_t err;
@@ -158,6 +159,11 @@ static brook_err_t replay_log(const model_t *m, bk_cl_replay_t *rp, restored_t *
       return err;
   }
   return bk_cl_replay_finish(rp, why);
+}
+
+static brook_err_t replay_log(const model_t *m, bk_cl_replay_t *rp, restored_t *out,
+                              size_t max_pending, bk_errmsg_t *why) {
+  return replay_log_with(m, NULL, rp, out, max_pending, why);
 }
 
 static void append(model_t *m, rec_t r) {
@@ -278,25 +284,31 @@ static void test_killed_writers_and_compaction_restore_exactly(void **state) {
 }
 
 /* The brief's cases spelled out. */
+/* A log with committed epochs, a dead one, compensation and a tail. */
+static void dead_epoch_log(model_t *m) {
+  memset(m, 0, sizeof(*m));
+  uint64_t e1 = bk_cl_first_epoch(0);
+  append(m, (rec_t){1, 10, e1, 0, 0, 0});
+  append(m, (rec_t){-1, 0, e1, 0, 0, 0}); /* M(e1) */
+  /* A writer restored after M(e1), wrote e1' records and died. */
+  uint64_t dead = bk_cl_first_epoch(e1);
+  append(m, (rec_t){1, 666, dead, e1, 0, 0});
+  append(m, (rec_t){2, 666, dead, e1, 0, 0});
+  /* The next incarnation compensates keys 1 and 2 and commits. */
+  uint64_t e3 = bk_cl_first_epoch(dead);
+  append(m, (rec_t){1, 10, e3, e1, 0, 0});
+  append(m, (rec_t){2, -1, e3, e1, 0, 0});
+  append(m, (rec_t){3, 30, e3, e1, 0, 0});
+  append(m, (rec_t){-1, 0, e3, e1, e1, 0});
+  /* A tail of a later writer, never committed. */
+  append(m, (rec_t){4, 40, bk_cl_next_epoch(e3), e3, 0, 0});
+}
+
 static void test_dead_epoch_between_markers_is_dropped(void **state) {
   (void)state;
   static model_t m;
-  memset(&m, 0, sizeof(m));
-  uint64_t e1 = bk_cl_first_epoch(0);
-  append(&m, (rec_t){1, 10, e1, 0, 0, 0});
-  append(&m, (rec_t){-1, 0, e1, 0, 0, 0}); /* M(e1) */
-  /* A writer restored after M(e1), wrote e1' records and died. */
-  uint64_t dead = bk_cl_first_epoch(e1);
-  append(&m, (rec_t){1, 666, dead, e1, 0, 0});
-  append(&m, (rec_t){2, 666, dead, e1, 0, 0});
-  /* The next incarnation compensates keys 1 and 2 and commits. */
-  uint64_t e3 = bk_cl_first_epoch(dead);
-  append(&m, (rec_t){1, 10, e3, e1, 0, 0});
-  append(&m, (rec_t){2, -1, e3, e1, 0, 0});
-  append(&m, (rec_t){3, 30, e3, e1, 0, 0});
-  append(&m, (rec_t){-1, 0, e3, e1, e1, 0});
-  /* A tail of a later writer, never committed. */
-  append(&m, (rec_t){4, 40, bk_cl_next_epoch(e3), e3, 0, 0});
+  dead_epoch_log(&m);
+  uint64_t e1 = bk_cl_first_epoch(0), dead = bk_cl_first_epoch(e1), e3 = bk_cl_first_epoch(dead);
   bk_cl_replay_t rp;
   restored_t st;
   bk_errmsg_t why;
@@ -365,6 +377,29 @@ static void test_out_of_order_marker_and_bound(void **state) {
   bk_cl_replay_free(&rp);
 }
 
+/* Every allocation of a replay failing in turn: BROOK_ERR_NOMEM, and nothing leaks. */
+static void test_allocation_failures(void **state) {
+  (void)state;
+  static model_t m;
+  dead_epoch_log(&m);
+  for (long k = 1;; k++) {
+    fail_alloc_t fa = {.fail_at = k, .persistent = 1};
+    brook_allocator_t a = fa_allocator(&fa);
+    bk_cl_replay_t rp;
+    restored_t st;
+    bk_errmsg_t why;
+    brook_err_t err = replay_log_with(&m, &a, &rp, &st, 1 << 20, &why);
+    bk_cl_replay_free(&rp);
+    assert_int_equal(fa.live, 0);
+    if (!fa.injected) {
+      assert_int_equal(err, BROOK_OK);
+      break;
+    }
+    assert_int_equal(err, BROOK_ERR_NOMEM);
+    assert_non_null(strstr(why.text, "out of memory"));
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_marker_round_trip_and_damage),
@@ -373,6 +408,7 @@ int main(void) {
       cmocka_unit_test(test_dead_epoch_between_markers_is_dropped),
       cmocka_unit_test(test_pending_stays_one_epoch_on_a_compacted_log),
       cmocka_unit_test(test_out_of_order_marker_and_bound),
+      cmocka_unit_test(test_allocation_failures),
       cmocka_unit_test(test_killed_writers_and_compaction_restore_exactly),
   };
   cmocka_set_test_filter(getenv("BROOK_TEST_FILTER"));

@@ -15,6 +15,7 @@
 #include "core/errmsg.h"
 #include "state/store.h"
 #include "state/store_changelog.h"
+#include "support/fail_alloc.h"
 
 static void test_defaults_logged_without_configs(void **state) {
   (void)state;
@@ -76,11 +77,36 @@ static void test_odd_count_and_empty_name_refused(void **state) {
   assert_non_null(strstr(why.text, "empty config name"));
 }
 
+/* Every allocation of a store with configs failing in turn: BROOK_ERR_NOMEM, no leak. */
+static void test_allocation_failures(void **state) {
+  (void)state;
+  const char *list[] = {"retention.ms", "60000", NULL};
+  brook_store_opts_t o;
+  brook_store_opts_init(&o);
+  o.changelog_configs = list;
+  for (long k = 1;; k++) {
+    fail_alloc_t fa = {.fail_at = k, .persistent = 1};
+    brook_allocator_t a = fa_allocator(&fa);
+    brook_store_t *s = NULL;
+    brook_err_t err = brook_store_new(&s, &o, &a);
+    if (!err)
+      assert_string_equal(bk_store_changelog_configs(s)[0], "retention.ms");
+    brook_store_free(s);
+    assert_int_equal(fa.live, 0);
+    if (!fa.injected) {
+      assert_int_equal(err, BROOK_OK);
+      break;
+    }
+    assert_int_equal(err, BROOK_ERR_NOMEM);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults_logged_without_configs),
       cmocka_unit_test(test_configs_copied_and_logging_off),
       cmocka_unit_test(test_odd_count_and_empty_name_refused),
+      cmocka_unit_test(test_allocation_failures),
   };
   cmocka_set_test_filter(getenv("BROOK_TEST_FILTER"));
   return cmocka_run_group_tests(tests, NULL, NULL);
