@@ -317,7 +317,8 @@ static const uint32_t kafka_source_old_sizes[] = {
 static const uint32_t kafka_sink_old_sizes[] = {
     offsetof(brook_kafka_sink_opts_t, startup_timeout_ms),
     offsetof(brook_kafka_sink_opts_t, key_serde)};
-static const uint32_t store_old_sizes[] = {offsetof(brook_store_opts_t, ordered)};
+static const uint32_t store_old_sizes[] = {offsetof(brook_store_opts_t, ordered),
+                                           offsetof(brook_store_opts_t, changelog_disabled)};
 static const uint32_t watermark_old_sizes[] = {offsetof(brook_watermark_opts_t, ts_bounds)};
 static const uint32_t runtime_old_sizes[] = {offsetof(brook_runtime_opts_t, num_workers),
                                              offsetof(brook_runtime_opts_t, commit_interval_ms),
@@ -380,6 +381,7 @@ static void test_older_versions_accepted(void **state) {
               {try_runtime, offsetof(brook_runtime_opts_t, commit_interval_ms)},
               {try_runtime, offsetof(brook_runtime_opts_t, state_dir)},
               {try_store, offsetof(brook_store_opts_t, ordered)},
+              {try_store, offsetof(brook_store_opts_t, changelog_disabled)},
               {try_generator, offsetof(brook_generator_opts_t, splits)},
               {try_generator, offsetof(brook_generator_opts_t, partitioned_by_key)},
               {try_push, offsetof(brook_push_opts_t, splits)},

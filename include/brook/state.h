@@ -70,6 +70,18 @@ typedef struct brook_store_opts {
   /* brook_store_new only: the store's name for messages (copied; NULL = "store").
    * brook_store_open names the store itself and ignores this. */
   const char *name;
+  /* ---- appended in 0.3 (changelogs) ---- */
+  /* In a Kafka pipeline a task's stores are logged to changelog topics
+   * (`<group>-<node>-<store>-changelog`, README "Changelogs") and restored from them.
+   * 0 (default): logged. 1: not logged: the store starts empty after a restart or a move to
+   * another instance (for a cache that can be rebuilt). */
+  int changelog_disabled;
+  /* Topic configs for the changelog when brook creates it: name, value pairs, NULL-terminated,
+   * on top of brook's own (cleanup.policy=compact, min.compaction.lag.ms=300000), a name given
+   * here replacing brook's value; e.g. a window store's {"cleanup.policy", "compact,delete",
+   * "retention.ms", "<window size + grace + margin>", NULL}. Copied when the store is
+   * created (an odd count is BROOK_ERR_INVALID_ARG). NULL (default): brook's only. */
+  const char *const *changelog_configs;
 } brook_store_opts_t;
 
 BROOK_API void brook_store_opts_init_size(brook_store_opts_t *opts, size_t size);

@@ -82,7 +82,9 @@ struct brook_store {
   uint32_t err_seq; /* counts messages set: tells whether a backend call set one */
   char *name;       /* never NULL */
   size_t name_bytes;
-  brook_allocator_t alloc; /* a copy of the allocator the store was created with */
+  brook_allocator_t alloc;  /* a copy of the allocator the store was created with */
+  int changelog_disabled;   /* opts.changelog_disabled (store_changelog.h) */
+  char **changelog_configs; /* a copy of opts.changelog_configs, or NULL */
 };
 
 static inline unsigned char *bk_entry_key(const bk_entry_t *e) {

@@ -12,6 +12,7 @@
 #include "core/alloc.h"
 #include "core/opts.h"
 #include "state/store.h"
+#include "state/store_changelog.h"
 #include "state/store_iter.h"
 
 #define ERRMSG_SIZE 512
@@ -28,6 +29,7 @@ void brook_store_opts_init_size(brook_store_opts_t *opts, size_t size) {
 static const bk_opts_version_t store_versions[] = {
     BK_OPTS_VERSION(brook_store_opts_t, expected_entries),
     BK_OPTS_VERSION(brook_store_opts_t, name), /* 0.2: ordered, backend, backend_opaque, name */
+    BK_OPTS_VERSION(brook_store_opts_t, changelog_configs), /* 0.3: changelog_disabled, _configs */
 };
 const bk_opts_type_t bk_store_opts_type = BK_OPTS_TYPE(brook_store_opts_t, store_versions);
 
@@ -152,7 +154,11 @@ brook_err_t bk_store_create(const brook_allocator_t *a, const brook_store_opts_t
   s->name_bytes = name_bytes;
   s->name = (char *)(s + 1);
   memcpy(s->name, name, name_bytes);
-  brook_err_t err;
+  brook_err_t err = bk_store_changelog_init(s, &o, why);
+  if (err) {
+    bk_store_destroy(s);
+    return err;
+  }
   if (!be) {
     err = bk_hash_init(s, o.expected_entries);
     if (err)
@@ -187,6 +193,7 @@ void bk_store_destroy(brook_store_t *s) {
     s->be->close(s->be_state);
   else
     bk_hash_fini(s);
+  bk_store_changelog_fini(s);
   brook_allocator_t a = s->alloc;
   bk_free(&a, s->scratch);
   bk_free(&a, s->errmsg);
