@@ -3,7 +3,8 @@
  * gives - one final result per (new key, window), counted over every partition - not one
  * partial result per input partition. map_values keeps the key and so the partitioning: no
  * exchange, the window runs per task, and the results are right too. Checked on 1 and 2
- * workers against a brute-force reference. */
+ * workers against a brute-force reference. And the plan's rules (plan/rekey.c): which key
+ * changes re-key, shown by brook_topology_describe. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +18,8 @@
 
 #include <brook/brook.h>
 
+#include "core/alloc.h"
+#include "plan/plan.h"
 #include "run_deadline.h"
 #include "worker_seen.h"
 
@@ -199,10 +202,280 @@ static void test_map_changing_key_before_window(void **state) {
   }
 }
 
+/* ---- map_values: the key stays, no exchange, per-task windows are right ---- */
+
+/* The value becomes "kNN" + the record's own key; the window counts by the kept key. */
+static brook_err_t tag_value(const brook_record_t *rec, const void **value, size_t *value_len,
+                             brook_ctx_t *ctx, void *opaque) {
+  (void)opaque;
+  char *v = brook_ctx_alloc(ctx, rec->value_len + rec->key_len);
+  if (!v)
+    return BROOK_ERR_NOMEM;
+  memcpy(v, rec->value, rec->value_len);
+  memcpy(v + rec->value_len, rec->key, rec->key_len);
+  *value = v;
+  *value_len = rec->value_len + rec->key_len;
+  return BROOK_OK;
+}
+
+/* Counts, per window, the records whose value ends with their key (tag_value ran). */
+static brook_err_t tagged_only(const brook_record_t *rec, void *opaque) {
+  (void)opaque;
+  return rec->value_len == 6 && memcmp((const char *)rec->value + 3, rec->key, 3) == 0;
+}
+
+static void test_map_values_keeps_partitioning(void **state) {
+  (void)state;
+  static gen_t g;
+  static wseen_t w;
+  size_t ns[] = {1, 2};
+  for (size_t i = 0; i < 2; i++) {
+    memset(&w, 0, sizeof(w));
+    pthread_mutex_init(&w.mu, NULL);
+    brook_topology_t *t = new_topology();
+    brook_stream_t *s = brook_map_values(keyed_source(t, &g), tag_value, NULL);
+    s = brook_filter(brook_stream_set_name(s, "tag"), tagged_only, NULL);
+    brook_aggregator_t count = brook_agg_count();
+    brook_window_t tumbling = brook_window_tumbling(WINDOW_MS);
+    brook_window_opts_t wo;
+    brook_window_opts_init(&wo);
+    wo.name = "per_key_100ms";
+    s = brook_window_aggregate(s, &tumbling, &count, &wo);
+    assert_int_equal(brook_sink_callback(s, window_sink, NULL, &w), BROOK_OK);
+    char text[2048];
+    assert_int_equal(brook_topology_describe(t, text, sizeof(text), NULL), BROOK_OK);
+    if (!strstr(text, ", 0 exchanges\n") || strstr(text, "repartition"))
+      fail_msg("map_values must not repartition:\n%s", text);
+    brook_runtime_opts_t ro;
+    brook_runtime_opts_init(&ro);
+    ro.num_workers = ns[i];
+    brook_runtime_t *rt = NULL;
+    assert_int_equal(brook_runtime_new(&rt, t, &ro), BROOK_OK);
+    assert_int_equal(run_with_deadline(rt, 60000, NULL), BROOK_OK);
+    brook_runtime_free(rt);
+    brook_topology_free(t);
+    pthread_mutex_destroy(&w.mu);
+    /* Every window of every source key, counted once: compare with a by-key reference. */
+    int64_t by_key[N_KEYS][N_WINDOWS];
+    memset(by_key, 0, sizeof(by_key));
+    for (size_t sp = 0; sp < SPLITS; sp++)
+      for (uint64_t r = 0; r < PER_SPLIT; r++)
+        by_key[own_keys[sp][r % (uint64_t)n_own[sp]]][(r / 5) / WINDOW_MS]++;
+    for (int k = 0; k < N_KEYS; k++)
+      for (int x = 0; x < N_WINDOWS; x++)
+        if (w.results[k][x] != (by_key[k][x] > 0) || w.last[k][x] != by_key[k][x])
+          fail_msg("%zu workers: key %s window %d: %d results, last %lld, expected %lld", ns[i],
+                   key_names[k], x, w.results[k][x], (long long)w.last[k][x],
+                   (long long)by_key[k][x]);
+  }
+}
+
+/* ---- the plan: which key changes re-key ---- */
+
+static brook_err_t keep_key(const brook_record_t *rec, void *opaque) {
+  (void)rec, (void)opaque;
+  return BROOK_OK;
+}
+static int keep_all(const brook_record_t *rec, void *opaque) {
+  (void)rec, (void)opaque;
+  return 1;
+}
+static brook_err_t flat(const brook_record_t *rec, brook_ctx_t *ctx, void *opaque) {
+  (void)opaque;
+  return brook_emit(ctx, rec);
+}
+static brook_err_t pass(brook_ctx_t *ctx, void *state, const brook_record_t *rec) {
+  (void)state;
+  return brook_emit_to(ctx, brook_ctx_input(ctx), rec);
+}
+static brook_err_t no_state(brook_ctx_t *ctx, void *opaque, void **state) {
+  (void)ctx, (void)opaque;
+  *state = NULL;
+  return BROOK_OK;
+}
+static const brook_operator_t pass_op = {
+    .version = BROOK_OPERATOR_VERSION, .type_name = "pass", .process = pass};
+static const brook_operator_t stateful_op = {
+    .version = BROOK_OPERATOR_VERSION, .type_name = "keeper", .open = no_state, .process = pass};
+
+static brook_stream_t *name(brook_stream_t *s, const char *n) {
+  assert_non_null(brook_stream_set_name(s, n));
+  return s;
+}
+
+static brook_stream_t *count_of(brook_stream_t *in, const char *n) {
+  brook_aggregate_opts_t ao;
+  brook_aggregate_opts_init(&ao);
+  ao.name = n;
+  brook_stream_t *out = brook_count(in, &ao);
+  assert_non_null(out);
+  return out;
+}
+
+static void drop_all(brook_stream_t *in) {
+  assert_int_equal(brook_sink_callback(in, keep_key, NULL, NULL), BROOK_OK);
+}
+
+/* A custom operator with `n_out` outputs, declaring the key preserved or not. */
+static brook_stream_t *custom(brook_stream_t *in, const brook_operator_t *op, int keeps,
+                              size_t n_out, brook_stream_t **outs) {
+  brook_operator_opts_t oo;
+  brook_operator_opts_init(&oo);
+  oo.key_preserving = keeps;
+  oo.n_outputs = n_out;
+  brook_stream_t *one = NULL;
+  assert_int_equal(brook_operator_add(&in, 1, op, NULL, &oo, outs ? outs : &one), BROOK_OK);
+  return outs ? outs[0] : one;
+}
+
+static void assert_plan(brook_topology_t *t, const char *golden) {
+  char text[4096];
+  size_t len = 0;
+  assert_int_equal(brook_topology_describe(t, text, sizeof(text), &len), BROOK_OK);
+  assert_true(len < sizeof(text));
+  if (strcmp(text, golden) != 0)
+    fail_msg("---- got ----\n%s---- want ----\n%s----", text, golden);
+}
+
+/* The re-keying kind of node `n` in t's plan. */
+static bk_rekey_t rekeys_of(brook_topology_t *t, const char *n) {
+  bk_plan_t p;
+  assert_int_equal(bk_plan_build(&p, t), BROOK_OK);
+  bk_rekey_t r = BK_REKEY_NONE;
+  int found = 0;
+  for (size_t i = 0; i < p.n; i++)
+    if (strcmp(p.order[i]->name, n) == 0) {
+      r = p.nodes[i].rekeys;
+      found = 1;
+    }
+  bk_plan_free(&p, bk_default_allocator());
+  assert_true(found);
+  return r;
+}
+
+/* Kafka -> map -> filter -> window: the map re-keys (automatic), the window runs per task of
+ * its own sub-topology, as after key_by. */
+static void test_plan_map_filter_window(void **state) {
+  (void)state;
+  brook_topology_t *t = new_topology();
+  const char *const topics[] = {"in", NULL};
+  brook_kafka_source_opts_t so;
+  brook_kafka_source_opts_init(&so);
+  so.bootstrap_servers = "127.0.0.1:9";
+  so.group_id = "g";
+  so.topics = topics;
+  brook_stream_t *s =
+      name(brook_map(brook_source_kafka(t, "in", &so), map_key_to_value, NULL), "m");
+  s = name(brook_filter(s, keep_all, NULL), "f");
+  brook_aggregator_t count = brook_agg_count();
+  brook_window_t tumbling = brook_window_tumbling(WINDOW_MS);
+  brook_window_opts_t wo;
+  brook_window_opts_init(&wo);
+  wo.name = "w";
+  drop_all(name(brook_window_aggregate(s, &tumbling, &count, &wo), "w"));
+  assert_plan(t, "brook plan: 2 sub-topologies, 1 exchange\n"
+                 "sub-topology 0: tasks=partitions('in')\n"
+                 "  source 'in' [kafka] per-task splits=partitions\n"
+                 "  operator 'm' [map] per-task <- 'in' => exchange to sub-topology 1\n"
+                 "sub-topology 1: tasks=partitions('in')\n"
+                 "  exchange from 'm': task = murmur2(key) % tasks, repartition (key changed by "
+                 "'m', before stateful 'w')\n"
+                 "  operator 'f' [filter] per-task <- 'm'\n"
+                 "  operator 'w' [window_tumbling] per-task state=w <- 'f'\n"
+                 "  sink 'sink#4' [sink] per-worker <- 'w'\n"
+                 "with one worker (exchanges stay on it):\n"
+                 "  fused: 'm' -> 'f'\n");
+  assert_int_equal(rekeys_of(t, "m"), BK_REKEY_AUTO);
+  /* Kafka input crossing workers is refused with N workers, as after key_by. */
+  brook_runtime_opts_t ro;
+  brook_runtime_opts_init(&ro);
+  ro.num_workers = 2;
+  brook_runtime_t *rt = NULL;
+  assert_int_equal(brook_runtime_new(&rt, t, &ro), BROOK_ERR_INVALID_ARG);
+  assert_non_null(strstr(brook_topology_last_error(t), "node 'm' changes the key"));
+  brook_topology_free(t);
+}
+
+/* What does and does not re-key, one small topology each. */
+static void test_plan_rules(void **state) {
+  (void)state;
+  brook_topology_t *t = new_topology();
+  brook_stream_t *src = brook_source_generator(t, "src", keyed_gen, NULL, NULL);
+  /* map -> map -> count: only the last key change re-keys. */
+  brook_stream_t *m1 = name(brook_map(src, map_key_to_value, NULL), "m1");
+  brook_stream_t *m2 = name(brook_map(m1, map_key_to_value, NULL), "m2");
+  drop_all(count_of(m2, "c1"));
+  /* map -> sink only: no state, no repartition (like Kafka Streams' to()). */
+  drop_all(name(brook_map(src, map_key_to_value, NULL), "m_sink"));
+  /* map -> key_by -> count: the explicit key change is the only one. */
+  brook_stream_t *kb = name(
+      brook_key_by(name(brook_map(src, map_key_to_value, NULL), "m_kb"), key_is_value, NULL), "kb");
+  drop_all(count_of(kb, "c2"));
+  /* map_values, and a custom operator declaring the key kept: nothing. */
+  brook_stream_t *mv = name(brook_map_values(src, tag_value, NULL), "mv");
+  drop_all(count_of(name(custom(mv, &pass_op, 1, 1, NULL), "kept"), "c3"));
+  /* flat_map, and a custom operator that declares nothing: both may change keys. */
+  drop_all(count_of(name(brook_flat_map(src, flat, NULL), "fm"), "c4"));
+  drop_all(count_of(name(custom(src, &pass_op, 0, 1, NULL), "undeclared"), "c5"));
+  drop_all(count_of(name(brook_apply(src, &pass_op, NULL), "applied"), "c6"));
+  /* A stateful custom operator that may change keys re-keys before the count after it, and
+   * a count after a count (keys kept) does not. */
+  brook_stream_t *keeper = name(custom(count_of(src, "c7"), &stateful_op, 0, 1, NULL), "keeper");
+  drop_all(count_of(keeper, "c8"));
+  /* merge of a changed and an unchanged stream, then peek: the change re-keys. */
+  brook_stream_t *ins[2] = {name(brook_map(src, map_key_to_value, NULL), "m_merge"), src};
+  brook_stream_t *mg = name(brook_peek(name(brook_merge(ins, 2), "mg"), keep_key, NULL), "pk");
+  drop_all(count_of(mg, "c9"));
+  struct {
+    const char *node;
+    bk_rekey_t want;
+  } cases[] = {{"m1", BK_REKEY_NONE},      {"m2", BK_REKEY_AUTO},     {"m_sink", BK_REKEY_NONE},
+               {"m_kb", BK_REKEY_NONE},    {"kb", BK_REKEY_EXPLICIT}, {"mv", BK_REKEY_NONE},
+               {"kept", BK_REKEY_NONE},    {"fm", BK_REKEY_AUTO},     {"undeclared", BK_REKEY_AUTO},
+               {"applied", BK_REKEY_AUTO}, {"c7", BK_REKEY_NONE},     {"keeper", BK_REKEY_AUTO},
+               {"m_merge", BK_REKEY_AUTO}, {"mg", BK_REKEY_NONE},     {"pk", BK_REKEY_NONE}};
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+    if (rekeys_of(t, cases[i].node) != cases[i].want)
+      fail_msg("node '%s': rekeys %d, expected %d", cases[i].node, (int)rekeys_of(t, cases[i].node),
+               (int)cases[i].want);
+  brook_topology_free(t);
+}
+
+/* A key-changing custom operator with two outputs, both read by state: one exchange per
+ * output, each named with its port. */
+static void test_plan_two_outputs(void **state) {
+  (void)state;
+  brook_topology_t *t = new_topology();
+  brook_stream_t *src = brook_source_generator(t, "src", keyed_gen, NULL, NULL);
+  brook_stream_t *outs[2] = {NULL, NULL};
+  name(custom(src, &pass_op, 0, 2, outs), "split");
+  drop_all(count_of(outs[0], "c0"));
+  drop_all(count_of(outs[1], "c1"));
+  assert_plan(t, "brook plan: 2 sub-topologies, 2 exchanges\n"
+                 "sub-topology 0: tasks=1\n"
+                 "  source 'src' [generator] per-task splits=1\n"
+                 "  operator 'split' [pass] per-task <- 'src' => exchange[0] to sub-topology 1 "
+                 "=> exchange[1] to sub-topology 1\n"
+                 "sub-topology 1: tasks=1\n"
+                 "  exchange from 'split'[0]: task = murmur2(key) % tasks, repartition (key "
+                 "changed by 'split', before stateful 'c0')\n"
+                 "  exchange from 'split'[1]: task = murmur2(key) % tasks, repartition (key "
+                 "changed by 'split', before stateful 'c0')\n"
+                 "  operator 'c0' [count] per-task state=c0 <- 'split'[0]\n"
+                 "  operator 'c1' [count] per-task state=c1 <- 'split'[1]\n"
+                 "  sink 'sink#3' [sink] per-worker <- 'c0'\n"
+                 "  sink 'sink#5' [sink] per-worker <- 'c1'\n");
+  brook_topology_free(t);
+}
+
 int main(void) {
   setup_keys();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_map_changing_key_before_window),
+      cmocka_unit_test(test_map_values_keeps_partitioning),
+      cmocka_unit_test(test_plan_map_filter_window),
+      cmocka_unit_test(test_plan_rules),
+      cmocka_unit_test(test_plan_two_outputs),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

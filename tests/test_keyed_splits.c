@@ -117,6 +117,17 @@ static brook_err_t check_task(brook_ctx_t *ctx, void *state, const brook_record_
 static const brook_operator_t check_task_op = {
     .version = BROOK_OPERATOR_VERSION, .type_name = "check_task", .process = check_task};
 
+/* check_task after `in`: it forwards records unchanged, so it declares the key preserved (a
+ * custom operator that may change keys would make the window after it repartition). */
+static brook_stream_t *apply_check_task(brook_stream_t *in) {
+  brook_operator_opts_t oo;
+  brook_operator_opts_init(&oo);
+  oo.key_preserving = 1;
+  brook_stream_t *out = NULL;
+  assert_int_equal(brook_operator_add(&in, 1, &check_task_op, NULL, &oo, &out), BROOK_OK);
+  return out;
+}
+
 static brook_topology_t *new_topology(brook_error_policy_t policy) {
   brook_topology_opts_t o;
   brook_topology_opts_init(&o);
@@ -164,7 +175,7 @@ static void run_windows(size_t workers, kseen_t *seen) {
   static gen_t g;
   kseen_init(seen);
   brook_topology_t *t = new_topology(BROOK_ON_ERROR_FAIL);
-  brook_stream_t *s = brook_apply(keyed_source(t, &g, PER_SPLIT), &check_task_op, NULL);
+  brook_stream_t *s = apply_check_task(keyed_source(t, &g, PER_SPLIT));
   brook_aggregator_t count = brook_agg_count();
   brook_window_t tumbling = brook_window_tumbling(WINDOW_MS);
   brook_window_opts_t wo;
@@ -261,7 +272,7 @@ static void run_violation(brook_error_policy_t policy, size_t workers) {
   brook_topology_t *t = new_topology(policy);
   brook_stream_t *s = keyed_source(t, &g, 5000);
   g.bad_at = 1000;
-  s = brook_apply(s, &check_task_op, NULL); /* would fail if the record reached task 1 */
+  s = apply_check_task(s); /* would fail if the record reached task 1 */
   brook_aggregator_t count = brook_agg_count();
   s = brook_aggregate(s, &count, NULL);
   assert_int_equal(brook_sink_callback(s, count_sink, NULL, &seen.s), BROOK_OK);
@@ -349,7 +360,7 @@ static brook_err_t run_pushed(size_t workers, int bad, kseen_t *seen, char *msg,
   po.max_records = 2048;
   po.partitioned_by_key = 1;
   brook_stream_t *s = brook_source_push(t, "in", &po);
-  s = brook_apply(s, &check_task_op, NULL);
+  s = apply_check_task(s);
   s = brook_count(s, NULL);
   assert_int_equal(brook_sink_callback(s, count_sink, NULL, &seen->s), BROOK_OK);
   brook_runtime_t *rt = new_runtime(t, workers, seen);
@@ -423,7 +434,7 @@ static void test_driver_assign_revoke_and_wrong_split(void **state) {
   static kseen_t seen;
   kseen_init(&seen);
   brook_topology_t *t = new_topology(BROOK_ON_ERROR_FAIL);
-  brook_stream_t *s = brook_apply(keyed_source(t, &g, 10), &check_task_op, NULL);
+  brook_stream_t *s = apply_check_task(keyed_source(t, &g, 10));
   brook_aggregate_opts_t ao;
   brook_aggregate_opts_init(&ao);
   ao.name = "per_key";

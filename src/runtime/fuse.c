@@ -1,6 +1,6 @@
-/* Fused chains: a linear chain of built-in callback operators (filter, map, peek, key_by and a
- * callback sink at its end; core/fn_cfg.h) runs record by record inside each batch, every
- * record through the whole chain before the next one, instead of one operator over the whole
+/* Fused chains: a linear chain of built-in callback operators (filter, map, map_values, peek,
+ * key_by and a callback sink at its end; core/fn_cfg.h) runs record by record inside each batch,
+ * every record through the whole chain before the next one, instead of one operator over the whole
  * batch and then the next. The loop calls the users' callbacks directly, keeps the records
  * where they lie and delivers the chain's survivors once, from its last operator.
  *
@@ -65,9 +65,13 @@ enum {
 /* A failure of `rec` (as it came into stage s) in stage s, under the error policy. */
 static brook_err_t stage_failed(const stage_t *s, const brook_record_t *rec, brook_err_t err) {
   static const char *const what[] = {
-      [BK_FUSE_FILTER] = "filter predicate failed", [BK_FUSE_MAP] = "map callback failed",
-      [BK_FUSE_PEEK] = "peek callback failed",      [BK_FUSE_KEY_BY] = "key_by callback failed",
-      [BK_FUSE_SINK] = "sink callback failed",      [MAP_KEEPING_INPUT] = "map callback failed",
+      [BK_FUSE_FILTER] = "filter predicate failed",
+      [BK_FUSE_MAP] = "map callback failed",
+      [BK_FUSE_PEEK] = "peek callback failed",
+      [BK_FUSE_KEY_BY] = "key_by callback failed",
+      [BK_FUSE_MAP_VALUES] = "map_values callback failed",
+      [BK_FUSE_SINK] = "sink callback failed",
+      [MAP_KEEPING_INPUT] = "map callback failed",
       [SINK_TAPPED] = "sink callback failed",
   };
   if (s->ctx->emit_misused) {
@@ -92,6 +96,17 @@ static __attribute__((noinline)) brook_err_t step_other(const stage_t *s, brook_
   case BK_FUSE_PEEK:
     err = ((brook_peek_fn)s->fn)(r, s->opaque);
     return err >= 0 ? 1 : stage_failed(s, r, err);
+  case BK_FUSE_MAP_VALUES: {
+    const void *value = r->value;
+    size_t value_len = r->value_len;
+    err = ((brook_value_fn)s->fn)(r, &value, &value_len, s->ctx, s->opaque);
+    if (err >= 0 && (value || !value_len)) {
+      r->value = value;
+      r->value_len = value_len;
+      return 1;
+    }
+    return stage_failed(s, r, err < 0 ? err : BROOK_ERR_INVALID_ARG);
+  }
   default: { /* BK_FUSE_KEY_BY */
     const void *key = r->key;
     size_t key_len = r->key_len;
