@@ -144,7 +144,7 @@ static void check_windows(const wseen_t *w, const char *what, size_t workers) {
                (!expected[k][x] || w->last[k][x] == expected[k][x]);
       right += ok && expected[k][x] > 0;
       if (!ok && !wrong++)
-        snprintf(first, sizeof(first), "key %s window %d: %d results, last %lld, expected %lld",
+        snprintf(first, sizeof(first), "key %.7s window %d: %d results, last %lld, expected %lld",
                  key_names[k], x, w->results[k][x], (long long)w->last[k][x],
                  (long long)expected[k][x]);
     }
@@ -468,14 +468,147 @@ static void test_plan_two_outputs(void **state) {
   brook_topology_free(t);
 }
 
+/* Bytes NULL with a length: the record fails like any failed callback (SKIP: counted). */
+static brook_err_t bad_value(const brook_record_t *rec, const void **value, size_t *value_len,
+                             brook_ctx_t *ctx, void *opaque) {
+  (void)ctx, (void)opaque;
+  if (rec->value_len && ((const char *)rec->value)[2] == '7') /* "kN7": a tenth of them */
+    *value = NULL;
+  *value_len = 5;
+  return BROOK_OK;
+}
+
+static void test_map_values_null_bytes_fail_the_record(void **state) {
+  (void)state;
+  for (int fused = 0; fused < 2; fused++) {
+    static gen_t g;
+    brook_topology_opts_t to;
+    brook_topology_opts_init(&to);
+    to.error_policy = BROOK_ON_ERROR_SKIP;
+    brook_topology_t *t = NULL;
+    assert_int_equal(brook_topology_new(&t, &to), BROOK_OK);
+    brook_stream_t *s = brook_map_values(keyed_source(t, &g), bad_value, NULL);
+    if (!fused) /* two consumers: no line, the operator runs over the batch */
+      drop_all(s);
+    drop_all(s);
+    brook_runtime_t *rt = NULL;
+    assert_int_equal(brook_runtime_new(&rt, t, NULL), BROOK_OK);
+    assert_int_equal(run_with_deadline(rt, 60000, NULL), BROOK_OK);
+    brook_runtime_stats_t st = stats_of(rt);
+    uint64_t bad = 0;
+    for (size_t sp = 0; sp < SPLITS; sp++)
+      for (uint64_t i = 0; i < PER_SPLIT; i++)
+        bad += key_names[value_key(sp, i)][2] == '7';
+    assert_true(bad > 0);
+    assert_int_equal(st.records_skipped, bad);
+    brook_runtime_free(rt);
+    brook_topology_free(t);
+  }
+}
+
+/* ---- a key change on two outputs: one exchange per output, on 1 and 2 workers ---- */
+
+/* Key := value; records whose new key has an even number go to output 0, others to 1. */
+static brook_err_t split_rekey(brook_ctx_t *ctx, void *state, const brook_record_t *rec) {
+  (void)state;
+  brook_record_t out = *rec;
+  out.key = rec->value;
+  out.key_len = rec->value_len;
+  return brook_emit_to(ctx, (size_t)(key_index(out.key, out.key_len) & 1), &out);
+}
+
+static const brook_operator_t split_op = {
+    .version = BROOK_OPERATOR_VERSION, .type_name = "split", .process = split_rekey};
+
+static void test_two_outputs_repartitioned(void **state) {
+  (void)state;
+  int64_t want[N_KEYS] = {0};
+  for (size_t sp = 0; sp < SPLITS; sp++)
+    for (uint64_t i = 0; i < PER_SPLIT; i++)
+      want[value_key(sp, i)]++;
+  size_t ns[] = {1, 2};
+  for (size_t i = 0; i < 2; i++) {
+    static gen_t g;
+    static seen_t seen[2];
+    brook_topology_t *t = new_topology();
+    brook_stream_t *src = keyed_source(t, &g);
+    brook_operator_opts_t oo;
+    brook_operator_opts_init(&oo);
+    oo.n_outputs = 2;
+    brook_stream_t *outs[2] = {NULL, NULL};
+    assert_int_equal(brook_operator_add(&src, 1, &split_op, NULL, &oo, outs), BROOK_OK);
+    for (int o = 0; o < 2; o++) {
+      seen_init(&seen[o]);
+      assert_int_equal(brook_sink_callback(brook_count(outs[o], NULL), count_sink, NULL, &seen[o]),
+                       BROOK_OK);
+    }
+    brook_runtime_opts_t ro;
+    brook_runtime_opts_init(&ro);
+    ro.num_workers = ns[i];
+    brook_runtime_t *rt = NULL;
+    assert_int_equal(brook_runtime_new(&rt, t, &ro), BROOK_OK);
+    assert_int_equal(run_with_deadline(rt, 60000, NULL), BROOK_OK);
+    brook_runtime_free(rt);
+    brook_topology_free(t);
+    for (int k = 0; k < N_KEYS; k++) {
+      /* The final count of each key is the whole count, on its own output only. */
+      if (seen[k & 1].count[k] != want[k] || seen[!(k & 1)].count[k] != 0)
+        fail_msg("%zu workers: key %s counted %lld on output %d, %lld on the other; expected "
+                 "%lld",
+                 ns[i], key_names[k], (long long)seen[k & 1].count[k], k & 1,
+                 (long long)seen[!(k & 1)].count[k], (long long)want[k]);
+    }
+  }
+}
+
+/* A partition count on a key change: it sets the automatic repartition's task count, and is
+ * refused where no repartition happens (rather than ignored). */
+static void test_partitions_of_a_key_change(void **state) {
+  (void)state;
+  brook_topology_t *t = new_topology();
+  brook_stream_t *src = brook_source_generator(t, "src", keyed_gen, NULL, NULL);
+  brook_stream_t *m = name(brook_map(src, map_key_to_value, NULL), "m");
+  assert_int_equal(brook_stream_set_partitions(m, 8), BROOK_OK);
+  drop_all(count_of(m, "c"));
+  assert_plan(t, "brook plan: 2 sub-topologies, 1 exchange\n"
+                 "sub-topology 0: tasks=1\n"
+                 "  source 'src' [generator] per-task splits=1\n"
+                 "  operator 'm' [map] per-task <- 'src' => exchange to sub-topology 1\n"
+                 "sub-topology 1: tasks=8 (set on 'm')\n"
+                 "  exchange from 'm': task = murmur2(key) % tasks, repartition (key changed by "
+                 "'m', before stateful 'c')\n"
+                 "  operator 'c' [count] per-task state=c <- 'm'\n"
+                 "  sink 'sink#3' [sink] per-worker <- 'c'\n");
+  /* Not on a stream whose key cannot change. */
+  brook_stream_t *f = name(brook_filter(m, keep_all, NULL), "f");
+  assert_int_equal(brook_stream_set_partitions(f, 4), BROOK_ERR_INVALID_ARG);
+  assert_non_null(strstr(brook_topology_last_error(t), "'f' does not change the key"));
+  brook_topology_free(t);
+  /* A map read by no state: no repartition, so its count is refused when the plan is built. */
+  t = new_topology();
+  src = brook_source_generator(t, "src", keyed_gen, NULL, NULL);
+  m = name(brook_map(src, map_key_to_value, NULL), "m");
+  assert_int_equal(brook_stream_set_partitions(m, 8), BROOK_OK);
+  drop_all(m);
+  char text[512];
+  assert_int_equal(brook_topology_describe(t, text, sizeof(text), NULL), BROOK_ERR_INVALID_ARG);
+  assert_non_null(strstr(brook_topology_last_error(t), "'m' changes the key but no stateful"));
+  brook_runtime_t *rt = NULL;
+  assert_int_equal(brook_runtime_new(&rt, t, NULL), BROOK_ERR_INVALID_ARG);
+  brook_topology_free(t);
+}
+
 int main(void) {
   setup_keys();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_map_changing_key_before_window),
       cmocka_unit_test(test_map_values_keeps_partitioning),
+      cmocka_unit_test(test_map_values_null_bytes_fail_the_record),
+      cmocka_unit_test(test_two_outputs_repartitioned),
       cmocka_unit_test(test_plan_map_filter_window),
       cmocka_unit_test(test_plan_rules),
       cmocka_unit_test(test_plan_two_outputs),
+      cmocka_unit_test(test_partitions_of_a_key_change),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

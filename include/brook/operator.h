@@ -8,6 +8,9 @@
  * This assumes the stream is partitioned by the key the operator groups by (the producer
  * keyed the input topic by it); after key_by, operators run once per runtime over all of
  * its partitions. Sinks and every operator of other topologies run once per runtime.
+ * A custom operator may change keys unless its opts declare key_preserving: a stateful
+ * operator after it then repartitions by key, as after key_by (stateless.h, "Key changes");
+ * a custom operator with open() or on_timer counts as stateful.
  *
  * Life cycle, per instance: open() once before the first record; then process() (or
  * process_batch()) for every input record; end_of_input() once all inputs have ended (a

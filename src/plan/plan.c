@@ -30,9 +30,7 @@ brook_err_t bk_plan_build(bk_plan_t *p, brook_topology_t *t) {
     if (p->order[i]->kind == BK_NODE_SOURCE)
       p->n_sources++;
   }
-  if ((err = bk_plan_rekeys(p, a)))
-    goto nomem;
-  if ((err = bk_plan_subtopologies(p, a, &t->msg)))
+  if ((err = bk_plan_rekeys(p, a, &t->msg)) || (err = bk_plan_subtopologies(p, a, &t->msg)))
     goto fail;
   bk_plan_place(p);
   if ((err = bk_plan_gathers(p, a, &t->msg)) || (err = bk_plan_tasks(p, a, &t->msg)) ||

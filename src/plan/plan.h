@@ -137,8 +137,9 @@ void bk_plan_free(bk_plan_t *plan, const brook_allocator_t *a);
 
 /* ---- steps of bk_plan_build, one file each (the plan's order and pos are set) ---- */
 
-/* rekey.c: nodes[].stateful, rekeys, rekey_for. Fails only for memory. */
-brook_err_t bk_plan_rekeys(bk_plan_t *p, const brook_allocator_t *a);
+/* rekey.c: nodes[].stateful, rekeys, rekey_for. BROOK_ERR_INVALID_ARG for a partition count
+ * set on a key change that is not repartitioned (it would be ignored), or NOMEM. */
+brook_err_t bk_plan_rekeys(bk_plan_t *p, const brook_allocator_t *a, bk_errmsg_t *msg);
 /* subtopology.c: nodes[].sub, subs, exchanges. */
 brook_err_t bk_plan_subtopologies(bk_plan_t *p, const brook_allocator_t *a, bk_errmsg_t *msg);
 /* placement.c: nodes[].place, partition_local. */

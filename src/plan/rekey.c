@@ -57,7 +57,25 @@ static void walk_up(bk_plan_t *p, size_t to, size_t *seen, size_t *stack) {
   }
 }
 
-brook_err_t bk_plan_rekeys(bk_plan_t *p, const brook_allocator_t *a) {
+/* A count set (brook_stream_set_partitions) on a key change that is not repartitioned would
+ * be ignored: refused instead, naming it. */
+static brook_err_t check_counts(const bk_plan_t *p, bk_errmsg_t *msg) {
+  for (size_t i = 0; i < p->n; i++) {
+    const bk_node_t *n = p->order[i];
+    if (n->partitions && !p->nodes[i].rekeys) {
+      bk_errmsg_set(msg,
+                    "stream_set_partitions: '%s' changes the key but no stateful operator "
+                    "reads it (no key_by, other key change or state in between), so it is not "
+                    "repartitioned and its partition count would be ignored; use key_by to "
+                    "repartition anyway",
+                    n->name);
+      return BROOK_ERR_INVALID_ARG;
+    }
+  }
+  return BROOK_OK;
+}
+
+brook_err_t bk_plan_rekeys(bk_plan_t *p, const brook_allocator_t *a, bk_errmsg_t *msg) {
   int any_change = 0;
   for (size_t i = 0; i < p->n; i++) {
     bk_plan_node_t *pn = &p->nodes[i];
@@ -73,6 +91,7 @@ brook_err_t bk_plan_rekeys(bk_plan_t *p, const brook_allocator_t *a) {
   if (!seen || !stack) {
     bk_free(a, seen);
     bk_free(a, stack);
+    bk_errmsg_set(msg, "runtime: out of memory compiling the topology");
     return BROOK_ERR_NOMEM;
   }
   for (size_t i = 0; i < p->n; i++)
@@ -80,5 +99,5 @@ brook_err_t bk_plan_rekeys(bk_plan_t *p, const brook_allocator_t *a) {
       walk_up(p, i, seen, stack);
   bk_free(a, seen);
   bk_free(a, stack);
-  return BROOK_OK;
+  return check_counts(p, msg);
 }
