@@ -19,6 +19,7 @@
 #include <brook/brook.h>
 
 #include "core/alloc.h"
+#include "keyed_generator.h"
 #include "plan/plan.h"
 #include "run_deadline.h"
 #include "worker_seen.h"
@@ -82,17 +83,7 @@ static void setup_keys(void) {
 
 static brook_stream_t *keyed_source(brook_topology_t *t, gen_t *g) {
   memset(g, 0, sizeof(*g));
-  brook_generator_opts_t go;
-  brook_generator_opts_init(&go);
-  go.splits = SPLITS;
-  go.partitioned_by_key = 1;
-  brook_stream_t *s = brook_source_generator(t, "gen", keyed_gen, g, &go);
-  assert_non_null(s);
-  brook_watermark_opts_t wo;
-  brook_watermark_opts_init(&wo);
-  wo.kind = BROOK_WATERMARK_MONOTONOUS;
-  assert_int_equal(brook_source_set_watermark(s, &wo), BROOK_OK);
-  return s;
+  return keyed_generator(t, keyed_gen, g, SPLITS);
 }
 
 /* ---- the key changes ---- */
@@ -159,22 +150,9 @@ static brook_topology_t *new_topology(void) {
   return t;
 }
 
-/* source -> rekey (map or key_by: key := value) -> tumbling count -> sink. */
-static void run_rekeyed(size_t workers, int use_key_by, wseen_t *w) {
-  static gen_t g;
-  memset(w, 0, sizeof(*w));
-  pthread_mutex_init(&w->mu, NULL);
-  brook_topology_t *t = new_topology();
-  brook_stream_t *s = keyed_source(t, &g);
-  s = use_key_by ? brook_key_by(s, key_is_value, NULL) : brook_map(s, map_key_to_value, NULL);
-  s = brook_stream_set_name(s, "rekey");
-  brook_aggregator_t count = brook_agg_count();
-  brook_window_t tumbling = brook_window_tumbling(WINDOW_MS);
-  brook_window_opts_t wo;
-  brook_window_opts_init(&wo);
-  wo.name = "per_key_100ms";
-  s = brook_window_aggregate(s, &tumbling, &count, &wo);
-  assert_int_equal(brook_sink_callback(s, window_sink, NULL, w), BROOK_OK);
+/* Runs `t` to its end on `workers` workers (batches of 256), then frees it; fails the test
+ * naming the error if it does not succeed. */
+static void run_and_free(brook_topology_t *t, size_t workers) {
   brook_runtime_opts_t ro;
   brook_runtime_opts_init(&ro);
   ro.num_workers = workers;
@@ -187,6 +165,18 @@ static void run_rekeyed(size_t workers, int use_key_by, wseen_t *w) {
     fail_msg("%zu workers: %s", workers, brook_runtime_last_error(rt));
   brook_runtime_free(rt);
   brook_topology_free(t);
+}
+
+/* source -> rekey (map or key_by: key := value) -> tumbling count -> sink. */
+static void run_rekeyed(size_t workers, int use_key_by, wseen_t *w) {
+  static gen_t g;
+  memset(w, 0, sizeof(*w));
+  pthread_mutex_init(&w->mu, NULL);
+  brook_topology_t *t = new_topology();
+  brook_stream_t *s = keyed_source(t, &g);
+  s = use_key_by ? brook_key_by(s, key_is_value, NULL) : brook_map(s, map_key_to_value, NULL);
+  tumbling_count_to(brook_stream_set_name(s, "rekey"), "per_key_100ms", WINDOW_MS, window_sink, w);
+  run_and_free(t, workers);
   pthread_mutex_destroy(&w->mu);
 }
 
@@ -235,25 +225,12 @@ static void test_map_values_keeps_partitioning(void **state) {
     brook_topology_t *t = new_topology();
     brook_stream_t *s = brook_map_values(keyed_source(t, &g), tag_value, NULL);
     s = brook_filter(brook_stream_set_name(s, "tag"), tagged_only, NULL);
-    brook_aggregator_t count = brook_agg_count();
-    brook_window_t tumbling = brook_window_tumbling(WINDOW_MS);
-    brook_window_opts_t wo;
-    brook_window_opts_init(&wo);
-    wo.name = "per_key_100ms";
-    s = brook_window_aggregate(s, &tumbling, &count, &wo);
-    assert_int_equal(brook_sink_callback(s, window_sink, NULL, &w), BROOK_OK);
+    tumbling_count_to(s, "per_key_100ms", WINDOW_MS, window_sink, &w);
     char text[2048];
     assert_int_equal(brook_topology_describe(t, text, sizeof(text), NULL), BROOK_OK);
     if (!strstr(text, ", 0 exchanges\n") || strstr(text, "repartition"))
       fail_msg("map_values must not repartition:\n%s", text);
-    brook_runtime_opts_t ro;
-    brook_runtime_opts_init(&ro);
-    ro.num_workers = ns[i];
-    brook_runtime_t *rt = NULL;
-    assert_int_equal(brook_runtime_new(&rt, t, &ro), BROOK_OK);
-    assert_int_equal(run_with_deadline(rt, 60000, NULL), BROOK_OK);
-    brook_runtime_free(rt);
-    brook_topology_free(t);
+    run_and_free(t, ns[i]);
     pthread_mutex_destroy(&w.mu);
     /* Every window of every source key, counted once: compare with a by-key reference. */
     int64_t by_key[N_KEYS][N_WINDOWS];
@@ -542,14 +519,7 @@ static void test_two_outputs_repartitioned(void **state) {
       assert_int_equal(brook_sink_callback(brook_count(outs[o], NULL), count_sink, NULL, &seen[o]),
                        BROOK_OK);
     }
-    brook_runtime_opts_t ro;
-    brook_runtime_opts_init(&ro);
-    ro.num_workers = ns[i];
-    brook_runtime_t *rt = NULL;
-    assert_int_equal(brook_runtime_new(&rt, t, &ro), BROOK_OK);
-    assert_int_equal(run_with_deadline(rt, 60000, NULL), BROOK_OK);
-    brook_runtime_free(rt);
-    brook_topology_free(t);
+    run_and_free(t, ns[i]);
     for (int k = 0; k < N_KEYS; k++) {
       /* The final count of each key is the whole count, on its own output only. */
       if (seen[k & 1].count[k] != want[k] || seen[!(k & 1)].count[k] != 0)

@@ -19,6 +19,7 @@
 
 #include <brook/brook.h>
 
+#include "keyed_generator.h"
 #include "run_deadline.h"
 #include "worker_seen.h"
 
@@ -88,17 +89,7 @@ static brook_err_t keyed_gen(brook_record_t *out, brook_ctx_t *ctx, void *opaque
 static brook_stream_t *keyed_source(brook_topology_t *t, gen_t *g, uint64_t per_split) {
   memset(g, 0, sizeof(*g));
   g->per_split = per_split;
-  brook_generator_opts_t go;
-  brook_generator_opts_init(&go);
-  go.splits = SPLITS;
-  go.partitioned_by_key = 1;
-  brook_stream_t *s = brook_source_generator(t, "gen", keyed_gen, g, &go);
-  assert_non_null(s);
-  brook_watermark_opts_t wo;
-  brook_watermark_opts_init(&wo);
-  wo.kind = BROOK_WATERMARK_MONOTONOUS;
-  assert_int_equal(brook_source_set_watermark(s, &wo), BROOK_OK);
-  return s;
+  return keyed_generator(t, keyed_gen, g, SPLITS);
 }
 
 /* A custom operator that checks that every record it sees belongs to its instance's task:
@@ -176,13 +167,7 @@ static void run_windows(size_t workers, kseen_t *seen) {
   kseen_init(seen);
   brook_topology_t *t = new_topology(BROOK_ON_ERROR_FAIL);
   brook_stream_t *s = apply_check_task(keyed_source(t, &g, PER_SPLIT));
-  brook_aggregator_t count = brook_agg_count();
-  brook_window_t tumbling = brook_window_tumbling(WINDOW_MS);
-  brook_window_opts_t wo;
-  brook_window_opts_init(&wo);
-  wo.name = "per_key_100ms";
-  s = brook_window_aggregate(s, &tumbling, &count, &wo);
-  assert_int_equal(brook_sink_callback(s, window_count_sink, NULL, &seen->s), BROOK_OK);
+  tumbling_count_to(s, "per_key_100ms", WINDOW_MS, window_count_sink, &seen->s);
   check_no_exchange(t);
   brook_runtime_t *rt = new_runtime(t, workers, seen);
   brook_err_t err = run_with_deadline(rt, 60000, NULL);

@@ -82,6 +82,21 @@ static brook_err_t stage_failed(const stage_t *s, const brook_record_t *rec, bro
   return brook_ctx_fail_record(s->ctx, rec, err, "%s", what[s->kind]);
 }
 
+/* key_by and map_values: the callback sets one bytes field of *r, `*field` / `*len` (their
+ * callbacks have one shape: brook_key_fn, brook_value_fn). Bytes NULL with a length fail. */
+static brook_err_t step_field(const stage_t *s, brook_record_t *r, const void **field,
+                              size_t *len) {
+  const void *bytes = *field;
+  size_t n = *len;
+  brook_err_t err = ((brook_key_fn)s->fn)(r, &bytes, &n, s->ctx, s->opaque);
+  if (err >= 0 && (bytes || !n)) {
+    *field = bytes;
+    *len = n;
+    return 1;
+  }
+  return stage_failed(s, r, err < 0 ? err : BROOK_ERR_INVALID_ARG);
+}
+
 /* The stages other than filter and map, out of the record loop. Returns what step() does. */
 static __attribute__((noinline)) brook_err_t step_other(const stage_t *s, brook_record_t *r) {
   brook_err_t err;
@@ -96,28 +111,10 @@ static __attribute__((noinline)) brook_err_t step_other(const stage_t *s, brook_
   case BK_FUSE_PEEK:
     err = ((brook_peek_fn)s->fn)(r, s->opaque);
     return err >= 0 ? 1 : stage_failed(s, r, err);
-  case BK_FUSE_MAP_VALUES: {
-    const void *value = r->value;
-    size_t value_len = r->value_len;
-    err = ((brook_value_fn)s->fn)(r, &value, &value_len, s->ctx, s->opaque);
-    if (err >= 0 && (value || !value_len)) {
-      r->value = value;
-      r->value_len = value_len;
-      return 1;
-    }
-    return stage_failed(s, r, err < 0 ? err : BROOK_ERR_INVALID_ARG);
-  }
-  default: { /* BK_FUSE_KEY_BY */
-    const void *key = r->key;
-    size_t key_len = r->key_len;
-    err = ((brook_key_fn)s->fn)(r, &key, &key_len, s->ctx, s->opaque);
-    if (err >= 0 && (key || !key_len)) {
-      r->key = key;
-      r->key_len = key_len;
-      return 1;
-    }
-    return stage_failed(s, r, err < 0 ? err : BROOK_ERR_INVALID_ARG);
-  }
+  case BK_FUSE_MAP_VALUES:
+    return step_field(s, r, &r->value, &r->value_len);
+  default: /* BK_FUSE_KEY_BY */
+    return step_field(s, r, &r->key, &r->key_len);
   }
 }
 
