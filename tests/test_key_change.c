@@ -568,6 +568,69 @@ static void test_partitions_of_a_key_change(void **state) {
   brook_topology_free(t);
 }
 
+/* ---- the test driver: partitions of a Kafka source, a key change before a count ---- */
+
+/* Kafka "in" -> `change` (map: key := value, or map_values keeping the key) -> count "c". */
+static brook_driver_t *count_driver(brook_topology_t **t, int map) {
+  *t = new_topology();
+  const char *const topics[] = {"in", NULL};
+  brook_kafka_source_opts_t so;
+  brook_kafka_source_opts_init(&so);
+  so.bootstrap_servers = "127.0.0.1:9"; /* never contacted: the driver is fed by hand */
+  so.group_id = "g";
+  so.topics = topics;
+  brook_stream_t *s = brook_source_kafka(*t, "in", &so);
+  s = map ? brook_map(s, map_key_to_value, NULL) : brook_map_values(s, tag_value, NULL);
+  drop_all(count_of(name(s, "change"), "c"));
+  brook_driver_t *d = NULL;
+  assert_int_equal(brook_driver_new(&d, *t, NULL), BROOK_OK);
+  return d;
+}
+
+/* The latest count the sink after "c" got for `key`, or -1. */
+static int64_t last_count(brook_driver_t *d, const char *key) {
+  const char *sink = brook_driver_sink_name(d, "c", 0, 0);
+  assert_non_null(sink);
+  int64_t last = -1;
+  for (size_t i = 0; i < brook_driver_output_count(d, sink); i++) {
+    const brook_record_t *r = brook_driver_output(d, sink, i);
+    if (r->key_len == strlen(key) && memcmp(r->key, key, r->key_len) == 0 &&
+        r->value_len == sizeof(int64_t))
+      memcpy(&last, r->value, sizeof(last));
+  }
+  return last;
+}
+
+/* Three partitions each send one record whose value is "k05": after a map setting the key to
+ * the value, one count of 3 for k05 (not three counts of 1, one per partition task); after
+ * map_values each source key keeps its own count of 1, per task. */
+static void test_driver_partitions_key_change(void **state) {
+  (void)state;
+  static const char *const keys[3] = {"k01", "k02", "k03"};
+  for (int map = 0; map < 2; map++) {
+    brook_topology_t *t = NULL;
+    brook_driver_t *d = count_driver(&t, map);
+    for (size_t p = 0; p < 3; p++) {
+      brook_record_t rec = {.key = keys[p],
+                            .key_len = 3,
+                            .value = "k05",
+                            .value_len = 3,
+                            .timestamp = (brook_time_t)p};
+      assert_int_equal(brook_driver_push_split(d, "in", p, &rec), BROOK_OK);
+    }
+    assert_int_equal(brook_driver_end(d), BROOK_OK);
+    if (map) {
+      assert_int_equal(last_count(d, "k05"), 3);
+    } else {
+      for (size_t p = 0; p < 3; p++)
+        assert_int_equal(last_count(d, keys[p]), 1);
+      assert_int_equal(last_count(d, "k05"), -1);
+    }
+    brook_driver_free(d);
+    brook_topology_free(t);
+  }
+}
+
 int main(void) {
   setup_keys();
   const struct CMUnitTest tests[] = {
@@ -579,6 +642,7 @@ int main(void) {
       cmocka_unit_test(test_plan_rules),
       cmocka_unit_test(test_plan_two_outputs),
       cmocka_unit_test(test_partitions_of_a_key_change),
+      cmocka_unit_test(test_driver_partitions_key_change),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
