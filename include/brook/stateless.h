@@ -5,16 +5,17 @@
  * instance. Records from a partitioned source (Kafka, a source partitioned_by_key) are, by
  * the key they came with. An operator that may change the key - map, flat_map, and a custom
  * operator unless it declares key_preserving (operator.h) - marks its stream; filter, peek,
- * branch, merge, map_values and the stateful operators' own outputs keep the mark as it is
- * (a merge of a marked and an unmarked stream is marked). A stateful operator fed by a
+ * branch, merge and map_values keep the mark as it is (a merge of a marked and an unmarked
+ * stream is marked); a stateful operator's output is unmarked (its input was repartitioned),
+ * unless it is a custom operator that may change keys. A stateful operator fed by a
  * marked stream with no key_by in between repartitions it automatically: the operator that
  * changed the key becomes a re-keying node of the plan, its output crosses an exchange by
- * murmur2(key) exactly as key_by's does (brook_topology_describe shows "repartition: key
- * changed by '<node>'"), so the results are those key_by would give, never one partial
+ * murmur2(key) exactly as key_by's does (brook_topology_describe shows "repartition (key
+ * changed by '<node>', ...)"), so the results are those key_by would give, never one partial
  * result per input partition. Kafka sinks and other stateless consumers do not cause one.
  * When the key does not change, use map_values (or a key_preserving custom operator): no
  * exchange, the stateful operator runs in the source partition's task. key_by is the
- * explicit form: its output always crosses an exchange, and its partition count can be set
+ * explicit form: its output always crosses an exchange. Either's partition count can be set
  * (brook_stream_set_partitions).
  *
  * Every callback gets the user's `opaque` (given when the operator is added) as its last
