@@ -247,6 +247,29 @@ static void test_map_values_keeps_partitioning(void **state) {
   }
 }
 
+/* Two values per record: its own and "!" + its own; the callback checks that brook_emit_value
+ * refuses NULL bytes with a length. */
+static brook_err_t twice(const brook_record_t *rec, brook_values_t *out, brook_ctx_t *ctx,
+                         void *opaque) {
+  (void)opaque;
+  if (brook_emit_value(out, NULL, 1) != BROOK_ERR_INVALID_ARG)
+    return BROOK_ERR_STATE;
+  char *bang = brook_ctx_alloc(ctx, rec->value_len + 1);
+  if (!bang)
+    return BROOK_ERR_NOMEM;
+  bang[0] = '!';
+  memcpy(bang + 1, rec->value, rec->value_len);
+  brook_err_t err = brook_emit_value(out, rec->value, rec->value_len);
+  return err < 0 ? err : brook_emit_value(out, bang, rec->value_len + 1);
+}
+
+/* Emits through ctx: refused, whatever the record carries. */
+static brook_err_t emits_directly(const brook_record_t *rec, brook_values_t *out, brook_ctx_t *ctx,
+                                  void *opaque) {
+  (void)out, (void)opaque;
+  return brook_emit(ctx, rec);
+}
+
 /* ---- the plan: which key changes re-key ---- */
 
 static brook_err_t keep_key(const brook_record_t *rec, void *opaque) {
@@ -391,6 +414,7 @@ static void test_plan_rules(void **state) {
   /* map_values, and a custom operator declaring the key kept: nothing. */
   brook_stream_t *mv = name(brook_map_values(src, tag_value, NULL), "mv");
   drop_all(count_of(name(custom(mv, &pass_op, 1, 1, NULL), "kept"), "c3"));
+  drop_all(count_of(name(brook_flat_map_values(src, twice, NULL), "fmv"), "c10"));
   /* flat_map, and a custom operator that declares nothing: both may change keys. */
   drop_all(count_of(name(brook_flat_map(src, flat, NULL), "fm"), "c4"));
   drop_all(count_of(name(custom(src, &pass_op, 0, 1, NULL), "undeclared"), "c5"));
@@ -410,7 +434,8 @@ static void test_plan_rules(void **state) {
                {"m_kb", BK_REKEY_NONE},    {"kb", BK_REKEY_EXPLICIT}, {"mv", BK_REKEY_NONE},
                {"kept", BK_REKEY_NONE},    {"fm", BK_REKEY_AUTO},     {"undeclared", BK_REKEY_AUTO},
                {"applied", BK_REKEY_AUTO}, {"c7", BK_REKEY_NONE},     {"keeper", BK_REKEY_AUTO},
-               {"m_merge", BK_REKEY_AUTO}, {"mg", BK_REKEY_NONE},     {"pk", BK_REKEY_NONE}};
+               {"m_merge", BK_REKEY_AUTO}, {"fmv", BK_REKEY_NONE},    {"mg", BK_REKEY_NONE},
+               {"pk", BK_REKEY_NONE}};
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
     if (rekeys_of(t, cases[i].node) != cases[i].want)
       fail_msg("node '%s': rekeys %d, expected %d", cases[i].node, (int)rekeys_of(t, cases[i].node),
@@ -631,6 +656,50 @@ static void test_driver_partitions_key_change(void **state) {
   }
 }
 
+/* ---- flat_map_values: values multiply, the key stays ---- */
+
+static void test_flat_map_values(void **state) {
+  (void)state;
+  static gen_t g;
+  static wseen_t w;
+  memset(&w, 0, sizeof(w));
+  pthread_mutex_init(&w.mu, NULL);
+  brook_topology_t *t = new_topology();
+  brook_stream_t *s = name(brook_flat_map_values(keyed_source(t, &g), twice, NULL), "twice");
+  tumbling_count_to(s, "per_key_100ms", WINDOW_MS, window_sink, &w);
+  char text[2048];
+  assert_int_equal(brook_topology_describe(t, text, sizeof(text), NULL), BROOK_OK);
+  if (!strstr(text, ", 0 exchanges\n"))
+    fail_msg("flat_map_values must not repartition:\n%s", text);
+  run_and_free(t, 2);
+  pthread_mutex_destroy(&w.mu);
+  int64_t by_key[N_KEYS][N_WINDOWS];
+  memset(by_key, 0, sizeof(by_key));
+  for (size_t sp = 0; sp < SPLITS; sp++)
+    for (uint64_t r = 0; r < PER_SPLIT; r++)
+      by_key[own_keys[sp][r % (uint64_t)n_own[sp]]][(r / 5) / WINDOW_MS] += 2;
+  for (int k = 0; k < N_KEYS; k++)
+    for (int x = 0; x < N_WINDOWS; x++)
+      if (w.results[k][x] != (by_key[k][x] > 0) || w.last[k][x] != by_key[k][x])
+        fail_msg("key %s window %d: %d results, last %lld, expected %lld", key_names[k], x,
+                 w.results[k][x], (long long)w.last[k][x], (long long)by_key[k][x]);
+
+  /* brook_emit on ctx inside the callback fails the record (SKIP: counted, nothing out). */
+  brook_topology_opts_t to;
+  brook_topology_opts_init(&to);
+  to.error_policy = BROOK_ON_ERROR_SKIP;
+  assert_int_equal(brook_topology_new(&t, &to), BROOK_OK);
+  drop_all(brook_flat_map_values(keyed_source(t, &g), emits_directly, NULL));
+  brook_runtime_t *rt = NULL;
+  assert_int_equal(brook_runtime_new(&rt, t, NULL), BROOK_OK);
+  assert_int_equal(run_with_deadline(rt, 60000, NULL), BROOK_OK);
+  brook_runtime_stats_t st = stats_of(rt);
+  assert_int_equal(st.records_skipped, SPLITS * PER_SPLIT);
+  assert_int_equal(st.records_out, 0);
+  brook_runtime_free(rt);
+  brook_topology_free(t);
+}
+
 int main(void) {
   setup_keys();
   const struct CMUnitTest tests[] = {
@@ -643,6 +712,7 @@ int main(void) {
       cmocka_unit_test(test_plan_two_outputs),
       cmocka_unit_test(test_partitions_of_a_key_change),
       cmocka_unit_test(test_driver_partitions_key_change),
+      cmocka_unit_test(test_flat_map_values),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,22 +1,23 @@
-/* Stateless operators: map, map_values, filter, flat_map, branch, merge, peek, key_by.
+/* Stateless operators: map, map_values, filter, flat_map, flat_map_values, branch, merge,
+ * peek, key_by.
  *
  * Key changes (as in Kafka Streams): stateful operators (aggregate, reduce, count, dedupe,
  * the windows, custom operators with stores or timers) need each key's records in one
  * instance. Records from a partitioned source (Kafka, a source partitioned_by_key) are, by
  * the key they came with. An operator that may change the key - map, flat_map, and a custom
  * operator unless it declares key_preserving (operator.h) - marks its stream; filter, peek,
- * branch, merge and map_values keep the mark as it is (a merge of a marked and an unmarked
- * stream is marked); a stateful operator's output is unmarked (its input was repartitioned),
- * unless it is a custom operator that may change keys. A stateful operator fed by a
+ * branch, merge, map_values and flat_map_values keep the mark as it is (a merge of a marked and an
+ * unmarked stream is marked); a stateful operator's output is unmarked (its input was
+ * repartitioned), unless it is a custom operator that may change keys. A stateful operator fed by a
  * marked stream with no key_by in between repartitions it automatically: the operator that
  * changed the key becomes a re-keying node of the plan, its output crosses an exchange by
  * murmur2(key) exactly as key_by's does (brook_topology_describe shows "repartition (key
  * changed by '<node>', ...)"), so the results are those key_by would give, never one partial
  * result per input partition. Kafka sinks and other stateless consumers do not cause one.
- * When the key does not change, use map_values (or a key_preserving custom operator): no
- * exchange, the stateful operator runs in the source partition's task. key_by is the
- * explicit form: its output always crosses an exchange. Either's partition count can be set
- * (brook_stream_set_partitions).
+ * When the key does not change, use map_values or flat_map_values (or a key_preserving
+ * custom operator): no exchange, the stateful operator runs in the source partition's task.
+ * key_by is the explicit form: its output always crosses an exchange. Either's partition
+ * count can be set (brook_stream_set_partitions).
  *
  * Every callback gets the user's `opaque` (given when the operator is added) as its last
  * argument; it is borrowed and must outlive every runtime built from the topology.
@@ -27,9 +28,9 @@
  * Fused chains: a line of map, map_values, filter, peek and key_by ending, or not, at a callback
  * sink (brook_sink_callback) runs record by record: each record of a batch goes through every
  * operator of the line before the next record enters it, with direct calls. A line ends where
- * a stream has two consumers, at flat_map, branch, merge, a custom operator or another sink,
- * and, with num_workers > 1, after key_by (its output crosses to the key's worker). So the
- * callbacks of different operators of a line interleave (filter(r0), map(r0), sink(r0),
+ * a stream has two consumers, at flat_map, flat_map_values, branch, merge, a custom operator or
+ * another sink, and, with num_workers > 1, after key_by (its output crosses to the key's worker).
+ * So the callbacks of different operators of a line interleave (filter(r0), map(r0), sink(r0),
  * filter(r1), ...). Failures are met in record order: under BROOK_ON_ERROR_FAIL the run
  * fails with the first record of the batch that fails in any operator of the line (the message
  * names that operator), and the records before it have gone through the whole line; under
@@ -84,10 +85,26 @@ typedef brook_err_t (*brook_value_fn)(const brook_record_t *rec, const void **va
 BROOK_API brook_stream_t *brook_map(brook_stream_t *in, brook_map_fn fn, void *opaque);
 BROOK_API brook_stream_t *brook_map_values(brook_stream_t *in, brook_value_fn fn, void *opaque);
 BROOK_API brook_stream_t *brook_filter(brook_stream_t *in, brook_predicate_fn fn, void *opaque);
-/* flat_map may change the key (a stateful operator after it repartitions). For a flat map
- * that keeps the key (Kafka Streams' flatMapValues), use a custom operator that emits
- * records with the input's key and declares key_preserving = 1 (operator.h). */
+/* flat_map may change the key (a stateful operator after it repartitions); flat_map_values
+ * cannot (Kafka Streams' flatMapValues) and costs no repartition. */
 BROOK_API brook_stream_t *brook_flat_map(brook_stream_t *in, brook_flat_map_fn fn, void *opaque);
+
+/* What a flat_map_values callback emits with (valid during the callback only). */
+typedef struct brook_values brook_values_t;
+
+/* Emits one record with the input record's key, timestamp and headers and `value` (bytes
+ * borrowed: same memory rules as brook_map_fn). Returns BROOK_OK, an error a downstream
+ * operator failed with (return it), or BROOK_ERR_INVALID_ARG for a NULL `out` or NULL bytes
+ * with a length. Loop thread, inside the callback. */
+BROOK_API brook_err_t brook_emit_value(brook_values_t *out, const void *value, size_t value_len);
+
+/* Emits 0..n values for one input record with brook_emit_value(out, ...); the key cannot
+ * change. brook_emit on ctx is refused (BROOK_ERR_STATE, and the record fails). */
+typedef brook_err_t (*brook_flat_map_values_fn)(const brook_record_t *rec, brook_values_t *out,
+                                                brook_ctx_t *ctx, void *opaque);
+
+BROOK_API brook_stream_t *brook_flat_map_values(brook_stream_t *in, brook_flat_map_values_fn fn,
+                                                void *opaque);
 BROOK_API brook_stream_t *brook_peek(brook_stream_t *in, brook_peek_fn fn, void *opaque);
 
 /* Re-keys the stream. The value and timestamp are unchanged. The key change is an exchange
