@@ -19,6 +19,7 @@
 
 #include <brook/brook.h>
 
+#include "keyed_generator.h"
 #include "run_deadline.h"
 #include "worker_seen.h"
 
@@ -88,17 +89,7 @@ static brook_err_t keyed_gen(brook_record_t *out, brook_ctx_t *ctx, void *opaque
 static brook_stream_t *keyed_source(brook_topology_t *t, gen_t *g, uint64_t per_split) {
   memset(g, 0, sizeof(*g));
   g->per_split = per_split;
-  brook_generator_opts_t go;
-  brook_generator_opts_init(&go);
-  go.splits = SPLITS;
-  go.partitioned_by_key = 1;
-  brook_stream_t *s = brook_source_generator(t, "gen", keyed_gen, g, &go);
-  assert_non_null(s);
-  brook_watermark_opts_t wo;
-  brook_watermark_opts_init(&wo);
-  wo.kind = BROOK_WATERMARK_MONOTONOUS;
-  assert_int_equal(brook_source_set_watermark(s, &wo), BROOK_OK);
-  return s;
+  return keyed_generator(t, keyed_gen, g, SPLITS);
 }
 
 /* A custom operator that checks that every record it sees belongs to its instance's task:
@@ -116,6 +107,17 @@ static brook_err_t check_task(brook_ctx_t *ctx, void *state, const brook_record_
 
 static const brook_operator_t check_task_op = {
     .version = BROOK_OPERATOR_VERSION, .type_name = "check_task", .process = check_task};
+
+/* check_task after `in`: it forwards records unchanged, so it declares the key preserved (a
+ * custom operator that may change keys would make the window after it repartition). */
+static brook_stream_t *apply_check_task(brook_stream_t *in) {
+  brook_operator_opts_t oo;
+  brook_operator_opts_init(&oo);
+  oo.key_preserving = 1;
+  brook_stream_t *out = NULL;
+  assert_int_equal(brook_operator_add(&in, 1, &check_task_op, NULL, &oo, &out), BROOK_OK);
+  return out;
+}
 
 static brook_topology_t *new_topology(brook_error_policy_t policy) {
   brook_topology_opts_t o;
@@ -164,14 +166,8 @@ static void run_windows(size_t workers, kseen_t *seen) {
   static gen_t g;
   kseen_init(seen);
   brook_topology_t *t = new_topology(BROOK_ON_ERROR_FAIL);
-  brook_stream_t *s = brook_apply(keyed_source(t, &g, PER_SPLIT), &check_task_op, NULL);
-  brook_aggregator_t count = brook_agg_count();
-  brook_window_t tumbling = brook_window_tumbling(WINDOW_MS);
-  brook_window_opts_t wo;
-  brook_window_opts_init(&wo);
-  wo.name = "per_key_100ms";
-  s = brook_window_aggregate(s, &tumbling, &count, &wo);
-  assert_int_equal(brook_sink_callback(s, window_count_sink, NULL, &seen->s), BROOK_OK);
+  brook_stream_t *s = apply_check_task(keyed_source(t, &g, PER_SPLIT));
+  tumbling_count_to(s, "per_key_100ms", WINDOW_MS, window_count_sink, &seen->s);
   check_no_exchange(t);
   brook_runtime_t *rt = new_runtime(t, workers, seen);
   brook_err_t err = run_with_deadline(rt, 60000, NULL);
@@ -261,7 +257,7 @@ static void run_violation(brook_error_policy_t policy, size_t workers) {
   brook_topology_t *t = new_topology(policy);
   brook_stream_t *s = keyed_source(t, &g, 5000);
   g.bad_at = 1000;
-  s = brook_apply(s, &check_task_op, NULL); /* would fail if the record reached task 1 */
+  s = apply_check_task(s); /* would fail if the record reached task 1 */
   brook_aggregator_t count = brook_agg_count();
   s = brook_aggregate(s, &count, NULL);
   assert_int_equal(brook_sink_callback(s, count_sink, NULL, &seen.s), BROOK_OK);
@@ -349,7 +345,7 @@ static brook_err_t run_pushed(size_t workers, int bad, kseen_t *seen, char *msg,
   po.max_records = 2048;
   po.partitioned_by_key = 1;
   brook_stream_t *s = brook_source_push(t, "in", &po);
-  s = brook_apply(s, &check_task_op, NULL);
+  s = apply_check_task(s);
   s = brook_count(s, NULL);
   assert_int_equal(brook_sink_callback(s, count_sink, NULL, &seen->s), BROOK_OK);
   brook_runtime_t *rt = new_runtime(t, workers, seen);
@@ -423,7 +419,7 @@ static void test_driver_assign_revoke_and_wrong_split(void **state) {
   static kseen_t seen;
   kseen_init(&seen);
   brook_topology_t *t = new_topology(BROOK_ON_ERROR_FAIL);
-  brook_stream_t *s = brook_apply(keyed_source(t, &g, 10), &check_task_op, NULL);
+  brook_stream_t *s = apply_check_task(keyed_source(t, &g, 10));
   brook_aggregate_opts_t ao;
   brook_aggregate_opts_init(&ao);
   ao.name = "per_key";

@@ -327,6 +327,7 @@ static const uint32_t generator_old_sizes[] = {
     offsetof(brook_generator_opts_t, splits), offsetof(brook_generator_opts_t, partitioned_by_key)};
 static const uint32_t push_old_sizes[] = {offsetof(brook_push_opts_t, splits),
                                           offsetof(brook_push_opts_t, partitioned_by_key)};
+static const uint32_t operator_old_sizes[] = {offsetof(brook_operator_opts_t, key_preserving)};
 
 static int in_sizes(const uint32_t *sizes, size_t n, uint32_t size) {
   for (size_t i = 0; i < n; i++)
@@ -354,6 +355,8 @@ static int is_old_size(const opts_case_t *c, uint32_t size) {
     return IN_SIZES(generator_old_sizes, size);
   if (c->attempt == try_push)
     return IN_SIZES(push_old_sizes, size);
+  if (c->attempt == try_operator)
+    return IN_SIZES(operator_old_sizes, size);
   return 0;
 }
 

@@ -33,6 +33,11 @@ static brook_err_t map_fn(brook_record_t *rec, brook_ctx_t *ctx, void *opaque) {
   (void)rec, (void)ctx, (void)opaque;
   return BROOK_OK;
 }
+static brook_err_t value_fn(const brook_record_t *rec, const void **value, size_t *value_len,
+                            brook_ctx_t *ctx, void *opaque) {
+  (void)rec, (void)value, (void)value_len, (void)ctx, (void)opaque;
+  return BROOK_OK;
+}
 static brook_err_t peek_fn(const brook_record_t *rec, void *opaque) {
   (void)rec, (void)opaque;
   return BROOK_OK;
@@ -198,7 +203,7 @@ static void assert_same_as_old_rule(const bk_plan_t *p) {
       per_task = 1;
       for (size_t k = 0; k < node->n_inputs && per_task; k++) {
         const bk_node_t *from = node->inputs[k]->node;
-        per_task = old[p->pos[from->id]] && !from->rekeys;
+        per_task = old[p->pos[from->id]] && !bk_plan_rekeys_node(p, from);
       }
     }
     old[i] = (unsigned char)per_task;
@@ -373,7 +378,7 @@ static void test_error_stream(void **state) {
   brook_stream_t *src = kafka_source(t, "in", "in");
   kafka_sink(named(brook_map(src, map_fn, NULL), "parse"), "out", "out");
   brook_stream_t *errs = brook_error_stream(t);
-  brook_stream_t *tagged = named(brook_map(errs, map_fn, NULL), "tag");
+  brook_stream_t *tagged = named(brook_map_values(errs, value_fn, NULL), "tag");
   kafka_sink(tagged, "dlq", "dlq");
   sink(count(tagged, "errors_per_key"));
   assert_describes(t, "brook plan: 2 sub-topologies, 1 exchange\n"
@@ -385,7 +390,7 @@ static void test_error_stream(void **state) {
                       "  exchange into 'errors_per_key' from 'tag': every record to its one "
                       "instance (worker 0)\n"
                       "  errors 'errors' [errors] per-worker\n"
-                      "  operator 'tag' [map] per-worker <- 'errors'\n"
+                      "  operator 'tag' [map_values] per-worker <- 'errors'\n"
                       "  sink 'dlq' [kafka_sink] per-worker <- 'tag'\n"
                       "  operator 'errors_per_key' [count] once state=errors_per_key <- 'tag'\n"
                       "  sink 'sink#7' [sink] per-worker <- 'errors_per_key'\n");
@@ -420,7 +425,7 @@ static void test_example_fraud_detection(void **state) {
   (void)state;
   brook_topology_t *t = topo(BROOK_ON_ERROR_ROUTE);
   brook_stream_t *payments = kafka_source(t, "payments", "payments");
-  brook_stream_t *parsed = named(brook_map(payments, map_fn, NULL), "parse_payment");
+  brook_stream_t *parsed = named(brook_map_values(payments, value_fn, NULL), "parse_payment");
   brook_window_opts_t wo;
   brook_window_opts_init(&wo);
   wo.name = "per_card_60s_every_10s";
@@ -437,7 +442,7 @@ static void test_example_fraud_detection(void **state) {
                    "brook plan: 2 sub-topologies, 0 exchanges\n"
                    "sub-topology 0: tasks=partitions('payments')\n"
                    "  source 'payments' [kafka] per-task splits=partitions\n"
-                   "  operator 'parse_payment' [map] per-task <- 'payments'\n"
+                   "  operator 'parse_payment' [map_values] per-task <- 'payments'\n"
                    "  operator 'per_card_60s_every_10s' [window_hopping] per-task "
                    "state=per_card_60s_every_10s <- 'parse_payment'\n"
                    "  operator 'track_windows' [peek] per-task <- 'per_card_60s_every_10s'\n"
@@ -570,7 +575,7 @@ static void test_gather_into_once_count(void **state) {
   brook_generator_opts_init(&go);
   go.splits = 4;
   brook_stream_t *a = brook_source_generator(t, "a", gen_fn, NULL, &go);
-  brook_stream_t *tag = named(brook_map(brook_error_stream(t), map_fn, NULL), "tag");
+  brook_stream_t *tag = named(brook_map_values(brook_error_stream(t), value_fn, NULL), "tag");
   brook_stream_t *ins[2] = {a, tag};
   brook_stream_t *m = named(brook_merge(ins, 2), "both");
   brook_stream_t *c = count(m, "per_key");
@@ -586,7 +591,7 @@ static void test_gather_into_once_count(void **state) {
                       "instance (worker 0)\n"
                       "  source 'a' [generator] per-task splits=4\n"
                       "  errors 'errors' [errors] per-worker\n"
-                      "  operator 'tag' [map] per-worker <- 'errors'\n"
+                      "  operator 'tag' [map_values] per-worker <- 'errors'\n"
                       "  operator 'both' [merge] per-worker <- 'a', 'tag'\n"
                       "  operator 'per_key' [count] once state=per_key <- 'both'\n"
                       "  sink 'sink_lines#8' [sink_lines] once <- 'both'\n"
@@ -835,6 +840,16 @@ static void assert_identity_refused(brook_topology_t *t, const char *what, const
     fail_msg("%s", msg.text);
 }
 
+/* A custom operator after `in` that declares the key preserved (no repartition after it). */
+static brook_stream_t *apply_keeping_key(brook_stream_t *in, const brook_operator_t *op) {
+  brook_operator_opts_t oo;
+  brook_operator_opts_init(&oo);
+  oo.key_preserving = 1;
+  brook_stream_t *out = NULL;
+  assert_int_equal(brook_operator_add(&in, 1, op, NULL, &oo, &out), BROOK_OK);
+  return out;
+}
+
 /* Which nodes are stateful, and the check persisted state will run: a stateful node with a
  * generated name is refused with a message naming it and saying how to name it. */
 static void test_identity_check(void **state) {
@@ -845,8 +860,8 @@ static void test_identity_check(void **state) {
   brook_aggregator_t cnt = brook_agg_count();
   brook_window_t win = brook_window_tumbling(BROOK_S);
   brook_stream_t *w = brook_window_aggregate(k, &win, &cnt, NULL);
-  brook_stream_t *plain = brook_apply(w, &plain_op, NULL);     /* no open, no timers */
-  brook_stream_t *watch = brook_apply(plain, &watch_op, NULL); /* may keep state */
+  brook_stream_t *plain = apply_keeping_key(w, &plain_op);     /* no open, no timers */
+  brook_stream_t *watch = apply_keeping_key(plain, &watch_op); /* may keep state */
   brook_stream_t *d = brook_dedupe(watch, BROOK_S, NULL);
   sink(d);
   assert_describes(t, "brook plan: 2 sub-topologies, 1 exchange\n"

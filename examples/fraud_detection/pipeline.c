@@ -3,8 +3,9 @@
  *   Kafka source "payments"      topic payments, consumer group fraud-detection; values must
  *     |                          be UTF-8, others go to payments.dlq; watermark = newest - 3 s
  *   ---- pipeline_detect: from here to the alerts, testable with the test driver ----
- *   map "parse_payment"          CSV -> key = card id, value = amount in cents (int64_t);
- *     |                          unparsable, or amount not in 1..MAX_AMOUNT_CENTS -> errors
+ *   map_values "parse_payment"   CSV -> value = amount in cents (int64_t), key = card id
+ *     |                          kept (no repartition); unparsable, amount not in
+ *     |                          1..MAX_AMOUNT_CENTS, or keyed by another card -> errors
  *   window_aggregate "per_card_60s_every_10s"   hopping(60 s, 10 s): payments and total
  *     |                          (saturating: a total never wraps)
  *   peek "track_windows"         counts closed windows, notes how far event time has got
@@ -87,7 +88,8 @@ static int parse_digits(const char *s, size_t len, int64_t *out) {
  * The event time is the message timestamp (the watermark is computed from it at the
  * source); the CSV's copy is only checked. A failure names what is wrong: the error stream
  * carries the text in the "brook.error.message" header to the dead-letter topic. */
-static brook_err_t parse_payment(brook_record_t *rec, brook_ctx_t *ctx, void *opaque) {
+static brook_err_t parse_payment(const brook_record_t *rec, const void **value, size_t *value_len,
+                                 brook_ctx_t *ctx, void *opaque) {
   pipeline_counts_t *counts = opaque;
   if (rec->value_len == 0) {
     brook_ctx_set_error(ctx, "empty value");
@@ -137,19 +139,25 @@ static brook_err_t parse_payment(brook_record_t *rec, brook_ctx_t *ctx, void *op
                         (int)(len[3] < 24 ? len[3] : 24), field[3]);
     return BROOK_ERR_USER;
   }
+  /* The key stays the message key, which must be the card id: the topic is partitioned by
+   * card (paygen keys every payment by it), so each partition's task sees whole cards and
+   * its windows are right, with no repartition (map_values cannot change the key). A payment
+   * keyed otherwise sits in some other card's partition: a dead letter, never a window
+   * counted apart. (A pipeline whose topic is keyed by something else would use brook_map
+   * to set the key - brook then repartitions before the window - or brook_key_by.) */
+  if (rec->key_len != len[0] || memcmp(rec->key, field[0], len[0]) != 0) {
+    brook_ctx_set_error(ctx,
+                        "the message key is not the card id '%.*s' (the topic must be "
+                        "keyed by card)",
+                        (int)len[0], field[0]);
+    return BROOK_ERR_USER;
+  }
   int64_t *amount = brook_ctx_alloc(ctx, sizeof(*amount)); /* lives until the batch is done */
   if (!amount)
     return BROOK_ERR_NOMEM;
   *amount = cents;
-  /* The key becomes the card id, which is also the message key: the topic is partitioned by
-   * card (paygen keys every payment by it), so each partition's task sees whole cards and
-   * its windows are right. A map that changed the key to anything else would leave a key's
-   * records spread over several tasks, each with its own windows (one partial result per
-   * partition): then re-key with brook_key_by, which runs what follows over all partitions. */
-  rec->key = field[0]; /* points into the input value: valid for the batch, too */
-  rec->key_len = len[0];
-  rec->value = amount;
-  rec->value_len = sizeof(*amount);
+  *value = amount;
+  *value_len = sizeof(*amount);
   if (rec->timestamp > counts->newest_payment)
     counts->newest_payment = rec->timestamp;
   return BROOK_OK;
@@ -272,7 +280,7 @@ static brook_err_t count_alerts(const brook_record_t *rec, void *opaque) {
 
 brook_stream_t *pipeline_detect(brook_stream_t *payments, pipeline_counts_t *counts) {
   brook_stream_t *parsed =
-      brook_stream_set_name(brook_map(payments, parse_payment, counts), "parse_payment");
+      brook_stream_set_name(brook_map_values(payments, parse_payment, counts), "parse_payment");
 
   brook_window_opts_t wo;
   brook_window_opts_init(&wo);

@@ -8,6 +8,9 @@
  * This assumes the stream is partitioned by the key the operator groups by (the producer
  * keyed the input topic by it); after key_by, operators run once per runtime over all of
  * its partitions. Sinks and every operator of other topologies run once per runtime.
+ * A custom operator may change keys unless its opts declare key_preserving: a stateful
+ * operator after it then repartitions by key, as after key_by (stateless.h, "Key changes");
+ * a custom operator with open() or on_timer counts as stateful.
  *
  * Life cycle, per instance: open() once before the first record; then process() (or
  * process_batch()) for every input record; end_of_input() once all inputs have ended (a
@@ -118,6 +121,12 @@ typedef struct brook_operator_opts {
   const char *name;          /* copied; NULL = "<type_name>#<n>" */
   const char *const *config; /* NULL or NULL-terminated key, value, key, value ...; copied */
   size_t n_outputs; /* output streams, 0..BROOK_OPERATOR_MAX_OUTPUTS (0 = a sink); default 1 */
+  /* 1: every record the operator emits carries the key of the input record it came from
+   * (like map_values; see stateless.h, "Key changes"). Default 0: the operator may change
+   * keys, so a stateful operator after it (with no key_by in between) repartitions its output
+   * by key, as Kafka Streams does after process(). Declaring 1 for an operator that does
+   * change keys gives stateful operators after it one partial result per input partition. */
+  int key_preserving;
 } brook_operator_opts_t;
 
 BROOK_API void brook_operator_opts_init_size(brook_operator_opts_t *opts, size_t size);
@@ -140,7 +149,7 @@ BROOK_API brook_err_t brook_operator_add(brook_stream_t *const *inputs, size_t n
                                          const brook_operator_opts_t *opts,
                                          brook_stream_t **outputs);
 
-/* Shorthand: one input, one output, default options. NULL on error. */
+/* Shorthand: one input, one output, default options (the key may change). NULL on error. */
 BROOK_API brook_stream_t *brook_apply(brook_stream_t *in, const brook_operator_t *op, void *opaque);
 
 /* ---- the context, usable only inside the operator's callbacks (loop thread) ---- */

@@ -116,9 +116,13 @@ BROOK_API const char *brook_stream_name(const brook_stream_t *s);
  * partition count upstream (a Kafka source's partitions, a generator's or push source's
  * splits); it never depends on the number of workers, so state keyed by task stays valid
  * when that changes. Streams merged after key changes are one sub-topology: their explicit
- * counts must agree. Returns BROOK_OK, BROOK_ERR_INVALID_ARG (recorded in the topology)
- * for a NULL stream, n outside 1..BROOK_MAX_PARTITIONS or a stream that does not change the
- * key, or BROOK_ERR_FROZEN once a runtime exists. */
+ * counts must agree. Also allowed on the stream of a map, flat_map or custom operator that
+ * may change the key: the count of its automatic repartition (stateless.h, "Key changes");
+ * if no stateful operator makes one, building the plan (describe, runtime_new) fails with
+ * BROOK_ERR_INVALID_ARG naming the node, rather than ignore it. Returns BROOK_OK,
+ * BROOK_ERR_INVALID_ARG (recorded in the topology) for a NULL stream, n outside
+ * 1..BROOK_MAX_PARTITIONS or a stream that does not change the key, or BROOK_ERR_FROZEN once
+ * a runtime exists. */
 BROOK_API brook_err_t brook_stream_set_partitions(brook_stream_t *s, uint32_t n);
 
 /* Writes the physical plan of `t` as text into `buf` (at most `size` bytes, always
@@ -132,16 +136,21 @@ BROOK_API brook_err_t brook_stream_set_partitions(brook_stream_t *s, uint32_t n)
  *   sub-topology <k>: tasks=<n> | tasks=partitions('<source>') | tasks=max(<n>, ...)
  *                     | tasks=<n> (set on '<key_by>') | no tasks
  *     exchange from '<key_by>': task = murmur2(key) % tasks
+ *     exchange from '<node>'[<port>]: task = murmur2(key) % tasks, repartition (key changed
+ *         by '<node>', before stateful '<node>')
  *     exchange into '<node>' from '<input>'[<port>]: every record to its one instance (worker 0)
  *     <source|operator|sink|errors> '<name>' [<type>] <per-task|per-worker|once>
  *         [splits=<n> [by key: split = murmur2(key) % splits]|splits=partitions]
  *         [state=<identity> [(generated name)]]
- *         [<- '<input>'[<port>], ...] [=> exchange to sub-topology <k>]
+ *         [<- '<input>'[<port>], ...] [=> exchange[<port>] to sub-topology <k> ...]
  *     fused: '<operator>' -> '<operator>' ...
  *   with one worker (exchanges stay on it):
  *     fused: '<operator>' -> ... -> '<key_by>' -> '<operator>' ...
  *
- * A sub-topology is the part of the topology between key changes; it runs as `tasks`
+ * A sub-topology is the part of the topology between key changes (key_by, or a map,
+ * flat_map or custom operator that may change the key feeding a stateful operator: an
+ * automatic repartition, the "repartition (...)" exchanges; stateless.h, "Key changes"); it
+ * runs as `tasks`
  * parallel tasks (a Kafka source's partition count is known only at run time: "partitions"
  * until then). Nodes are listed in execution order; each runs per task (its own instance,
  * state and timers per task), per worker (sinks, the error stream) or once per runtime (on
@@ -150,10 +159,11 @@ BROOK_API brook_err_t brook_stream_set_partitions(brook_stream_t *s, uint32_t n)
  * stateful node shows its identity, the escaped name its persisted state will be found by;
  * "(generated name)" marks one the user did not name, which persisting state will refuse.
  * A "fused" line lists operators that run record by record, each record through the whole
- * line before the next (a line of map, filter, peek and key_by, ending or not at a callback
- * sink; README "Fused lines"); a line ends at key_by, whose records cross an exchange to other
- * workers. The last section, present only if it differs, lists the lines a runtime of one
- * worker runs instead: there a line goes on past key_by.
+ * line before the next (a line of map, map_values, filter, peek and key_by, ending or not at
+ * a callback sink; README "Fused lines"); a line ends at a re-keying node (key_by, or one
+ * repartitioned automatically), whose records cross an exchange to other workers. The last
+ * section, present only if it differs, lists the lines a runtime of one worker runs
+ * instead: there a line goes on past it.
  * Returns BROOK_OK, BROOK_ERR_INVALID_ARG (NULL t, NULL buf with size > 0, or partition
  * counts that contradict each other), the validation error (message in
  * brook_topology_last_error) or BROOK_ERR_NOMEM. Same thread rules as building. */

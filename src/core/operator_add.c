@@ -16,6 +16,7 @@ void brook_operator_opts_init_size(brook_operator_opts_t *opts, size_t size) {
 
 static const bk_opts_version_t operator_opts_versions[] = {
     BK_OPTS_VERSION(brook_operator_opts_t, n_outputs),
+    BK_OPTS_VERSION(brook_operator_opts_t, key_preserving),
 };
 static const bk_opts_type_t operator_opts_type =
     BK_OPTS_TYPE(brook_operator_opts_t, operator_opts_versions);
@@ -38,8 +39,10 @@ brook_err_t brook_operator_add(brook_stream_t *const *inputs, size_t n_inputs,
   size_t before = t ? t->n_nodes : 0;
   brook_err_t err = bk_topology_add_operator(inputs, n_inputs, op, opaque, NULL, o.name, o.config,
                                              o.n_outputs, outputs);
-  if (err == BROOK_OK && t->n_nodes > before)
+  if (err == BROOK_OK && t->n_nodes > before) {
     t->nodes[before]->stateful = BK_STATE_UNDECLARED; /* the plan looks at its callbacks */
+    t->nodes[before]->key_changing = !o.key_preserving;
+  }
   return err;
 }
 
@@ -48,5 +51,6 @@ brook_stream_t *brook_apply(brook_stream_t *in, const brook_operator_t *op, void
   if (bk_topology_add_operator(&in, 1, op, opaque, NULL, NULL, NULL, 1, &out))
     return NULL;
   out->node->stateful = BK_STATE_UNDECLARED;
+  out->node->key_changing = 1;
   return out;
 }

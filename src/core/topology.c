@@ -196,10 +196,11 @@ brook_err_t brook_stream_set_partitions(brook_stream_t *s, uint32_t n) {
   brook_err_t err = bk_topology_check_open(t, "stream_set_partitions");
   if (err)
     return err;
-  if (!s->node->rekeys)
+  if (!s->node->rekeys && !s->node->key_changing)
     return bk_topology_fail(t, BROOK_ERR_INVALID_ARG,
                             "stream_set_partitions: '%s' does not change the key; only the "
-                            "stream of a key_by starts new tasks",
+                            "stream of a key_by (or of a key change repartitioned before "
+                            "state) starts new tasks",
                             s->node->name);
   if (n == 0 || n > BROOK_MAX_PARTITIONS)
     return bk_topology_fail(t, BROOK_ERR_INVALID_ARG,

@@ -65,7 +65,12 @@ struct bk_node {
   brook_stream_t **inputs;
   size_t n_inputs, cap_inputs;
   int is_merge; /* accepts brook_merge_add */
-  int rekeys;   /* changes the key (key_by): its output leaves the input's partitioning */
+  int rekeys;   /* key_by: an explicit key change, its output always crosses an exchange */
+  /* May change the key without saying how (map, flat_map, a custom operator that does not
+   * declare the key preserved, brook/operator.h): no exchange of its own, but a stateful node
+   * fed by it (no key_by in between) makes the plan repartition its output (plan/rekey.c).
+   * The other built-in operators keep the key (0). */
+  int key_changing;
   /* A rekeying node: the task count after its exchange (brook_stream_set_partitions);
    * 0 = the default, the largest upstream partition count. */
   uint32_t partitions;

@@ -1,6 +1,7 @@
 /* flat_map: a user callback emits zero or more records per input record. */
 #include <brook/stateless.h>
 
+#include "core/topology.h"
 #include "ops/fn_op.h"
 
 static brook_err_t flat_map_batch(brook_ctx_t *ctx, void *state, const brook_record_t *recs,
@@ -24,5 +25,8 @@ static const brook_operator_t flat_map_op = {
 };
 
 brook_stream_t *brook_flat_map(brook_stream_t *in, brook_flat_map_fn fn, void *opaque) {
-  return bk_fn_op_add1(in, &flat_map_op, (bk_any_fn)fn, opaque);
+  brook_stream_t *out = bk_fn_op_add1(in, &flat_map_op, (bk_any_fn)fn, opaque);
+  if (out)
+    out->node->key_changing = 1; /* it may emit any key (stateless.h, "Key changes") */
+  return out;
 }

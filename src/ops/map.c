@@ -3,6 +3,7 @@
 
 #include "core/context.h"
 #include "core/hints.h"
+#include "core/topology.h"
 #include "ops/fn_op.h"
 
 /* A failure of record `rec` (`orig`: the record as it came, for the error stream); misuse of
@@ -85,5 +86,9 @@ static const brook_operator_t map_op = {
 };
 
 brook_stream_t *brook_map(brook_stream_t *in, brook_map_fn fn, void *opaque) {
-  return bk_fn_op_fusable(bk_fn_op_add1(in, &map_op, (bk_any_fn)fn, opaque), BK_FUSE_MAP);
+  brook_stream_t *out =
+      bk_fn_op_fusable(bk_fn_op_add1(in, &map_op, (bk_any_fn)fn, opaque), BK_FUSE_MAP);
+  if (out)
+    out->node->key_changing = 1; /* the callback may set any key (stateless.h, "Key changes") */
+  return out;
 }

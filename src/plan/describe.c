@@ -114,10 +114,14 @@ static void put_node(out_t *o, const bk_plan_t *p, size_t i) {
     if (in->node->n_outputs > 1)
       put(o, "[%zu]", in->port);
   }
-  if (node->rekeys) {
-    for (size_t e = 0; e < p->n_exchanges; e++)
-      if (p->exchanges[e].from == node)
-        put(o, " => exchange to sub-topology %zu", p->exchanges[e].to_sub);
+  for (size_t e = 0; pn->rekeys && e < p->n_exchanges; e++) {
+    const bk_exchange_t *x = &p->exchanges[e];
+    if (x->from != node)
+      continue;
+    put(o, " => exchange");
+    if (node->n_outputs > 1)
+      put(o, "[%zu]", x->port);
+    put(o, " to sub-topology %zu", x->to_sub);
   }
   put(o, "\n");
 }
@@ -126,12 +130,12 @@ static void put_node(out_t *o, const bk_plan_t *p, size_t i) {
 static void put_line(out_t *o, const bk_plan_t *p, size_t i, size_t len, int local_exchanges) {
   put(o, "  fused:");
   const bk_node_t *n = p->order[i];
-  for (size_t k = 0; k < len && n; k++, n = bk_plan_fused_next(n, local_exchanges))
+  for (size_t k = 0; k < len && n; k++, n = bk_plan_fused_next(p, n, local_exchanges))
     put(o, "%s'%s'", k ? " -> " : " ", n->name);
   put(o, "\n");
 }
 
-/* Lines that a runtime of one worker fuses past key_by (its exchange stays on the worker). */
+/* Lines that a runtime of one worker fuses past a re-keying node (its exchange stays on it). */
 static void put_local_lines(out_t *o, const bk_plan_t *p) {
   int any = 0;
   for (size_t i = 0; i < p->n; i++) {
@@ -143,6 +147,19 @@ static void put_local_lines(out_t *o, const bk_plan_t *p) {
     any = 1;
     put_line(o, p, i, pn->fuse_len_local, 1);
   }
+}
+
+/* An exchange by key into its sub-topology; an automatic one says which key change made it
+ * and which stateful node reads it. */
+static void put_exchange(out_t *o, const bk_plan_t *p, const bk_exchange_t *x) {
+  put(o, "  exchange from '%s'", x->from->name);
+  if (x->from->n_outputs > 1)
+    put(o, "[%zu]", x->port);
+  put(o, ": task = murmur2(key) %% tasks");
+  if (x->kind == BK_REKEY_AUTO)
+    put(o, ", repartition (key changed by '%s', before stateful '%s')", x->from->name,
+        p->nodes[p->pos[x->from->id]].rekey_for->name);
+  put(o, "\n");
 }
 
 /* A gather: one target task, the once node's instance on worker 0. */
@@ -164,7 +181,7 @@ size_t bk_plan_describe(const bk_plan_t *p, char *buf, size_t size) {
     put(&o, "\n");
     for (size_t e = 0; e < p->n_exchanges; e++)
       if (p->exchanges[e].to_sub == k)
-        put(&o, "  exchange from '%s': task = murmur2(key) %% tasks\n", p->exchanges[e].from->name);
+        put_exchange(&o, p, &p->exchanges[e]);
     for (size_t g = 0; g < p->n_gathers; g++)
       if (p->nodes[p->pos[p->gathers[g].to->id]].sub == k)
         put_gather(&o, &p->gathers[g]);

@@ -17,24 +17,14 @@
  *   arrive on every worker with no exchange to bring them together); once if any input runs
  *   once.
  *
- * A node is stateful when a built-in stateful builder marked it (aggregate, reduce, count,
- * dedupe, the windows), or when it is a custom operator with open() (the only place stores
- * are opened) or on_timer (timers are state): custom operators do not declare their stores,
- * so the plan assumes the worst of any that could open one. */
+ * "Key change" here is any re-keying node, explicit (key_by) or automatic (rekey.c); which
+ * nodes are stateful is rekey.c's decision too. */
 #include "plan/plan.h"
-
-static int node_stateful(const bk_node_t *node) {
-  if (node->kind != BK_NODE_OPERATOR)
-    return 0;
-  if (node->stateful == BK_STATE_UNDECLARED)
-    return node->op.open != NULL || node->op.on_timer != NULL;
-  return node->stateful == BK_STATEFUL;
-}
 
 /* Where the records of input `k` of `node` come from. */
 static bk_placement_t input_place(const bk_plan_t *p, const bk_node_t *node, size_t k) {
   const bk_node_t *from = node->inputs[k]->node;
-  return from->rekeys ? BK_PLACE_TASK : p->nodes[p->pos[from->id]].place;
+  return bk_plan_rekeys_node(p, from) ? BK_PLACE_TASK : p->nodes[p->pos[from->id]].place;
 }
 
 static bk_placement_t operator_place(const bk_plan_t *p, const bk_node_t *node, int stateful) {
@@ -60,7 +50,7 @@ static int partition_local(const bk_plan_t *p, const bk_node_t *node, bk_placeme
     return node->source_type->partitioned;
   for (size_t k = 0; k < node->n_inputs; k++) {
     const bk_node_t *from = node->inputs[k]->node;
-    if (from->rekeys || !p->nodes[p->pos[from->id]].partition_local)
+    if (bk_plan_rekeys_node(p, from) || !p->nodes[p->pos[from->id]].partition_local)
       return 0;
   }
   return node->n_inputs > 0;
@@ -70,7 +60,6 @@ void bk_plan_place(bk_plan_t *p) {
   for (size_t i = 0; i < p->n; i++) { /* inputs come before their consumers */
     bk_plan_node_t *pn = &p->nodes[i];
     const bk_node_t *node = pn->node;
-    pn->stateful = node_stateful(node);
     switch (node->kind) {
     case BK_NODE_SOURCE:
       pn->place = BK_PLACE_TASK;

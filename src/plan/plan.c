@@ -1,6 +1,6 @@
 /* Compiles a topology into a physical plan (see plan.h): the execution order, then one step
- * per concern (sub-topologies, placement, task counts, identities, fused lines), each in its
- * own file. */
+ * per concern (re-keying nodes, sub-topologies, placement, task counts, identities, fused lines),
+ * each in its own file. */
 #include "plan/plan.h"
 
 #include <string.h>
@@ -30,7 +30,7 @@ brook_err_t bk_plan_build(bk_plan_t *p, brook_topology_t *t) {
     if (p->order[i]->kind == BK_NODE_SOURCE)
       p->n_sources++;
   }
-  if ((err = bk_plan_subtopologies(p, a, &t->msg)))
+  if ((err = bk_plan_rekeys(p, a, &t->msg)) || (err = bk_plan_subtopologies(p, a, &t->msg)))
     goto fail;
   bk_plan_place(p);
   if ((err = bk_plan_gathers(p, a, &t->msg)) || (err = bk_plan_tasks(p, a, &t->msg)) ||

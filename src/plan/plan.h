@@ -3,11 +3,25 @@
  * Order: nodes in topological order; every stream becomes a port with direct-call targets,
  * so a linear chain of operators runs as nested direct calls over one batch (fusion).
  *
- * Sub-topologies (subtopology.c): the topology cut at every key change. The output of a
- * re-keying node (key_by) is an EXCHANGE: its records go to the task that owns
- * murmur2(key) % tasks of the sub-topology it feeds (core/murmur2.h), so after it keyed state
- * is partitioned again. Everything connected without crossing an exchange is one
- * sub-topology (like Kafka Streams' sub-topologies between repartition topics).
+ * Re-keying nodes (rekey.c): a node whose outputs cross an exchange, nodes[].rekeys != 0.
+ * Either explicit (BK_REKEY_EXPLICIT: key_by, always), or automatic (BK_REKEY_AUTO): a node
+ * that may change the key (bk_node_t.key_changing: map, flat_map, a custom operator not
+ * declared key_preserving) whose output reaches a stateful node through key-preserving
+ * stateless nodes only (filter, peek, branch, merge, map_values; no key_by, no other key
+ * change, no stateful node in between): Kafka Streams' keyChangingOperation /
+ * repartitionRequired. The automatic one is placed at the LAST key change before the
+ * stateful node (map1 -> map2 -> window repartitions after map2), on every path (a merge of
+ * two changed streams repartitions both). Everything below treats the two kinds alike:
+ * later mechanisms (the in-process exchange, repartition topics) must test nodes[].rekeys
+ * (or walk plan.exchanges), never key_by or bk_node_t.rekeys, which is only the explicit
+ * kind. nodes[].rekey_for names the stateful node that made an automatic one necessary.
+ *
+ * Sub-topologies (subtopology.c): the topology cut at every key change. Each output port of a
+ * re-keying node is an EXCHANGE (plan.exchanges, one per port with consumers): its records
+ * go to the task that owns murmur2(key) % tasks of the sub-topology it feeds
+ * (core/murmur2.h), so after it keyed state is partitioned again. Everything connected
+ * without crossing an exchange is one sub-topology (like Kafka Streams' sub-topologies
+ * between repartition topics).
  *
  * Tasks (tasks.c): a sub-topology runs as `tasks` parallel tasks. Its count: the count set on
  * an exchange into it (brook_stream_set_partitions), else the largest of its sources' splits
@@ -17,7 +31,8 @@
  *
  * Fused lines (fusion.c): chains of built-in callback operators that run record by record
  * inside a batch (runtime/fuse.c), decided from the topology: once for exchanges that cross
- * workers (a line ends at key_by) and once for a runtime of one worker (it goes on past it).
+ * workers (a line ends at a re-keying node) and once for a runtime of one worker (it goes on
+ * past it).
  *
  * Placement (placement.c): each node runs per task (once per task of its sub-topology: its
  * own instance, state and timers), per worker (each worker owns an instance: sinks, the
@@ -45,16 +60,25 @@ typedef enum bk_placement {
   BK_PLACE_ONCE = 2    /* one instance per runtime */
 } bk_placement_t;
 
+/* nodes[].rekeys: whether (and why) a node's outputs cross an exchange (see the top). */
+typedef enum bk_rekey {
+  BK_REKEY_NONE = 0,
+  BK_REKEY_EXPLICIT = 1, /* key_by */
+  BK_REKEY_AUTO = 2      /* a key change feeding a stateful node: automatic repartition */
+} bk_rekey_t;
+
 typedef struct bk_plan_node {
   bk_node_t *node;
   size_t sub; /* its sub-topology */
   bk_placement_t place;
-  int stateful;        /* keeps stores or timers: needs a stable identity */
+  int stateful;               /* keeps stores or timers: needs a stable identity (rekey.c) */
+  bk_rekey_t rekeys;          /* its outputs cross an exchange (rekey.c) */
+  const bk_node_t *rekey_for; /* BK_REKEY_AUTO: the (first) stateful node that needs it */
   int partition_local; /* per task, and fed only by partitioned sources without an exchange */
   char *identity;      /* stateful nodes: the escaped name (identity.c); else NULL */
   /* fusion.c: the length of the fused line the node heads (0: none, it is inside one or not
-   * fusable; 1: a line of one, fused only with a generator in front), where key_by's exchange
-   * crosses to other workers; fuse_len_local: where exchanges stay on one worker. */
+   * fusable; 1: a line of one, fused only with a generator in front), where a re-keying node's
+   * exchange crosses to other workers; fuse_len_local: where exchanges stay on one worker. */
   unsigned char fuse_len, fuse_len_local;
 } bk_plan_node_t;
 
@@ -70,8 +94,10 @@ typedef struct bk_subtopology {
 } bk_subtopology_t;
 
 typedef struct bk_exchange {
-  const bk_node_t *from; /* the re-keying node whose outputs cross it */
+  const bk_node_t *from; /* the re-keying node whose output crosses it */
+  size_t port;           /* which output of `from` (key_by and map have one: 0) */
   size_t from_sub, to_sub;
+  bk_rekey_t kind; /* BK_REKEY_EXPLICIT (key_by) or BK_REKEY_AUTO (plan.nodes[].rekey_for) */
 } bk_exchange_t;
 
 /* A gather: an input of a node placed once (placement.c) that is not itself fed from a once
@@ -111,9 +137,12 @@ void bk_plan_free(bk_plan_t *plan, const brook_allocator_t *a);
 
 /* ---- steps of bk_plan_build, one file each (the plan's order and pos are set) ---- */
 
+/* rekey.c: nodes[].stateful, rekeys, rekey_for. BROOK_ERR_INVALID_ARG for a partition count
+ * set on a key change that is not repartitioned (it would be ignored), or NOMEM. */
+brook_err_t bk_plan_rekeys(bk_plan_t *p, const brook_allocator_t *a, bk_errmsg_t *msg);
 /* subtopology.c: nodes[].sub, subs, exchanges. */
 brook_err_t bk_plan_subtopologies(bk_plan_t *p, const brook_allocator_t *a, bk_errmsg_t *msg);
-/* placement.c: nodes[].place, stateful, partition_local. */
+/* placement.c: nodes[].place, partition_local. */
 void bk_plan_place(bk_plan_t *p);
 /* subtopology.c, after placement: gathers. */
 brook_err_t bk_plan_gathers(bk_plan_t *p, const brook_allocator_t *a, bk_errmsg_t *msg);
@@ -127,9 +156,14 @@ brook_err_t bk_plan_fuse(bk_plan_t *p, const brook_allocator_t *a);
 
 /* ---- using a plan ---- */
 
+/* 1 if `n`'s outputs cross an exchange (explicit or automatic re-keying, see the top). */
+static inline int bk_plan_rekeys_node(const bk_plan_t *p, const bk_node_t *n) {
+  return p->nodes[p->pos[n->id]].rekeys != BK_REKEY_NONE;
+}
+
 /* The node a fused line goes on to after `n`, or NULL if a line ends at `n` (fusion.c);
- * `local_exchanges`: key_by's exchange stays on one worker. */
-const bk_node_t *bk_plan_fused_next(const bk_node_t *n, int local_exchanges);
+ * `local_exchanges`: exchanges stay on one worker. */
+const bk_node_t *bk_plan_fused_next(const bk_plan_t *p, const bk_node_t *n, int local_exchanges);
 
 /* The split count of the source at plan position `i` became known (a Kafka source learnt its
  * topics' partition counts: pass the largest): resolves the task counts that inherit it.

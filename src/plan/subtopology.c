@@ -1,10 +1,10 @@
 /* Sub-topologies: the topology cut at key changes. Two nodes are in one sub-topology when a
- * stream connects them that does not leave a re-keying node; the consumers of one re-keying
- * node's outputs are one exchange target and so one sub-topology too (Kafka Streams does the
- * same with the consumers of one repartition topic). A sub-topology may feed itself through
- * an exchange (a key_by merged back with its own input). Sub-topologies are numbered in the
- * order their first node appears in the plan, so the numbering is stable for a topology
- * built the same way.
+ * stream connects them that does not leave a re-keying node (explicit or automatic: rekey.c); the
+ * consumers of one re-keying node's outputs are one exchange target and so one sub-topology too
+ * (Kafka Streams does the same with the consumers of one repartition topic). A sub-topology may
+ * feed itself through an exchange (a key_by merged back with its own input). Sub-topologies are
+ * numbered in the order their first node appears in the plan, so the numbering is stable for a
+ * topology built the same way.
  *
  * Gathers (bk_plan_gathers) do not cut: a node placed once stays in its inputs'
  * sub-topology; only its inputs from other placements become gathers to its one instance. */
@@ -33,10 +33,10 @@ static void join_connected(const bk_plan_t *p, size_t *parent) {
     const bk_node_t *node = p->order[i];
     for (size_t k = 0; k < node->n_inputs; k++) {
       const bk_node_t *from = node->inputs[k]->node;
-      if (!from->rekeys)
+      if (!bk_plan_rekeys_node(p, from))
         join(parent, p->pos[from->id], i);
     }
-    if (!node->rekeys)
+    if (!p->nodes[i].rekeys)
       continue;
     size_t first = SIZE_MAX;
     for (size_t o = 0; o < node->n_outputs; o++) {
@@ -53,10 +53,10 @@ static void join_connected(const bk_plan_t *p, size_t *parent) {
 
 brook_err_t bk_plan_subtopologies(bk_plan_t *p, const brook_allocator_t *a, bk_errmsg_t *msg) {
   size_t *parent = bk_calloc(a, p->n, sizeof(*parent));
-  size_t n_rekeys = 0;
+  size_t n_ports = 0; /* outputs of re-keying nodes: each one with consumers is an exchange */
   for (size_t i = 0; i < p->n; i++)
-    n_rekeys += p->order[i]->rekeys != 0;
-  p->exchanges = bk_calloc(a, n_rekeys ? n_rekeys : 1, sizeof(*p->exchanges));
+    n_ports += p->nodes[i].rekeys ? p->order[i]->n_outputs : 0;
+  p->exchanges = bk_calloc(a, n_ports ? n_ports : 1, sizeof(*p->exchanges));
   if (!parent || !p->exchanges) {
     bk_free(a, parent);
     bk_errmsg_set(msg, "runtime: out of memory compiling the topology");
@@ -79,12 +79,16 @@ brook_err_t bk_plan_subtopologies(bk_plan_t *p, const brook_allocator_t *a, bk_e
   for (size_t i = 0; i < p->n; i++) {
     p->subs[p->nodes[i].sub].n_nodes++;
     const bk_node_t *node = p->order[i];
-    if (!node->rekeys || !node->n_outputs || !node->outputs[0].n_consumers)
-      continue; /* validation guarantees consumers; stay safe for a node without outputs */
-    bk_exchange_t *e = &p->exchanges[p->n_exchanges++];
-    e->from = node;
-    e->from_sub = p->nodes[i].sub;
-    e->to_sub = p->nodes[p->pos[node->outputs[0].consumers[0].node->id]].sub;
+    for (size_t o = 0; p->nodes[i].rekeys && o < node->n_outputs; o++) {
+      if (!node->outputs[o].n_consumers)
+        continue; /* an output nobody reads (allowed for all but one of a node's outputs) */
+      bk_exchange_t *e = &p->exchanges[p->n_exchanges++];
+      e->from = node;
+      e->port = o;
+      e->from_sub = p->nodes[i].sub;
+      e->to_sub = p->nodes[p->pos[node->outputs[o].consumers[0].node->id]].sub;
+      e->kind = p->nodes[i].rekeys;
+    }
   }
   bk_free(a, parent);
   return BROOK_OK;
@@ -95,7 +99,7 @@ brook_err_t bk_plan_subtopologies(bk_plan_t *p, const brook_allocator_t *a, bk_e
  * output follows keys to every worker). From a once node they are already on worker 0. */
 static int needs_gather(const bk_plan_t *p, const bk_node_t *from, const bk_node_t *to) {
   return p->nodes[p->pos[to->id]].place == BK_PLACE_ONCE &&
-         (from->rekeys || p->nodes[p->pos[from->id]].place != BK_PLACE_ONCE);
+         (bk_plan_rekeys_node(p, from) || p->nodes[p->pos[from->id]].place != BK_PLACE_ONCE);
 }
 
 brook_err_t bk_plan_gathers(bk_plan_t *p, const brook_allocator_t *a, bk_errmsg_t *msg) {

@@ -1,8 +1,9 @@
 /* Exchanges: where records cross workers. Two kinds, both from the plan (plan/plan.h):
  *
- * - By key: the output of every re-keying node (key_by) goes to the worker that owns the
- *   key's target task: target = murmur2(key) % n_tasks (Kafka's partitioner, so the target
- *   does not depend on the number of workers), task t runs on worker t % n_workers.
+ * - By key: each output of every re-keying node (key_by, or a key change before state:
+ *   plan.exchanges, one per output port) goes to the worker that owns the key's target
+ *   task: target = murmur2(key) % n_tasks (Kafka's partitioner, so the target does not
+ *   depend on the number of workers), task t runs on worker t % n_workers.
  * - Gather: an input of a node placed once (a stateful node fed from every worker without a
  *   key change, a line sink) is an exchange with one target task, on worker 0: every
  *   worker's records of that input go there, in order per sending worker. The once node has

@@ -49,6 +49,7 @@ static brook_err_t build_defs(bk_worker_t *w) {
   for (size_t e = 0; e < plan->n_exchanges; e++) {
     xdef_t *d = &x->defs[e];
     d->from_pos = plan->pos[plan->exchanges[e].from->id];
+    d->port = plan->exchanges[e].port;
     d->n_tasks = exchange_tasks(plan, &plan->exchanges[e], nw);
     d->task_worker = bk_calloc(a, d->n_tasks, sizeof(*d->task_worker));
     d->scratch = bk_calloc(a, 1, sizeof(*d->scratch));

@@ -1,6 +1,6 @@
-/* Fused chains: a linear chain of built-in callback operators (filter, map, peek, key_by and a
- * callback sink at its end; core/fn_cfg.h) runs record by record inside each batch, every
- * record through the whole chain before the next one, instead of one operator over the whole
+/* Fused chains: a linear chain of built-in callback operators (filter, map, map_values, peek,
+ * key_by and a callback sink at its end; core/fn_cfg.h) runs record by record inside each batch,
+ * every record through the whole chain before the next one, instead of one operator over the whole
  * batch and then the next. The loop calls the users' callbacks directly, keeps the records
  * where they lie and delivers the chain's survivors once, from its last operator.
  *
@@ -65,9 +65,13 @@ enum {
 /* A failure of `rec` (as it came into stage s) in stage s, under the error policy. */
 static brook_err_t stage_failed(const stage_t *s, const brook_record_t *rec, brook_err_t err) {
   static const char *const what[] = {
-      [BK_FUSE_FILTER] = "filter predicate failed", [BK_FUSE_MAP] = "map callback failed",
-      [BK_FUSE_PEEK] = "peek callback failed",      [BK_FUSE_KEY_BY] = "key_by callback failed",
-      [BK_FUSE_SINK] = "sink callback failed",      [MAP_KEEPING_INPUT] = "map callback failed",
+      [BK_FUSE_FILTER] = "filter predicate failed",
+      [BK_FUSE_MAP] = "map callback failed",
+      [BK_FUSE_PEEK] = "peek callback failed",
+      [BK_FUSE_KEY_BY] = "key_by callback failed",
+      [BK_FUSE_MAP_VALUES] = "map_values callback failed",
+      [BK_FUSE_SINK] = "sink callback failed",
+      [MAP_KEEPING_INPUT] = "map callback failed",
       [SINK_TAPPED] = "sink callback failed",
   };
   if (s->ctx->emit_misused) {
@@ -76,6 +80,21 @@ static brook_err_t stage_failed(const stage_t *s, const brook_record_t *rec, bro
                                  "map callback must not emit (use flat_map)");
   }
   return brook_ctx_fail_record(s->ctx, rec, err, "%s", what[s->kind]);
+}
+
+/* key_by and map_values: the callback sets one bytes field of *r, `*field` / `*len` (their
+ * callbacks have one shape: brook_key_fn, brook_value_fn). Bytes NULL with a length fail. */
+static brook_err_t step_field(const stage_t *s, brook_record_t *r, const void **field,
+                              size_t *len) {
+  const void *bytes = *field;
+  size_t n = *len;
+  brook_err_t err = ((brook_key_fn)s->fn)(r, &bytes, &n, s->ctx, s->opaque);
+  if (err >= 0 && (bytes || !n)) {
+    *field = bytes;
+    *len = n;
+    return 1;
+  }
+  return stage_failed(s, r, err < 0 ? err : BROOK_ERR_INVALID_ARG);
 }
 
 /* The stages other than filter and map, out of the record loop. Returns what step() does. */
@@ -92,17 +111,10 @@ static __attribute__((noinline)) brook_err_t step_other(const stage_t *s, brook_
   case BK_FUSE_PEEK:
     err = ((brook_peek_fn)s->fn)(r, s->opaque);
     return err >= 0 ? 1 : stage_failed(s, r, err);
-  default: { /* BK_FUSE_KEY_BY */
-    const void *key = r->key;
-    size_t key_len = r->key_len;
-    err = ((brook_key_fn)s->fn)(r, &key, &key_len, s->ctx, s->opaque);
-    if (err >= 0 && (key || !key_len)) {
-      r->key = key;
-      r->key_len = key_len;
-      return 1;
-    }
-    return stage_failed(s, r, err < 0 ? err : BROOK_ERR_INVALID_ARG);
-  }
+  case BK_FUSE_MAP_VALUES:
+    return step_field(s, r, &r->value, &r->value_len);
+  default: /* BK_FUSE_KEY_BY */
+    return step_field(s, r, &r->key, &r->key_len);
   }
 }
 

@@ -166,12 +166,12 @@ static const bk_node_t *gather_target(const bk_plan_t *plan, const bk_node_t *fr
 }
 
 /* 1 and *why set if records of a partitioned (Kafka) source cross workers with N workers: a
- * key change (key_by) downstream of it, or a node placed once (a line sink, plan/) it feeds
- * through a gather. A worker's commit covers only its own operators and acknowledgements, so
- * it could commit offsets whose output another worker has not flushed or delivered yet. The
- * walk marks nodes fed by the source in plan order (inputs come first). In-process sources
- * partitioned by key (their splits known from options) commit no input: they may feed both.
- * BROOK_ERR_NOMEM: -1. */
+ * key change (key_by, or one before state) downstream of it, or a node placed once (a line sink,
+ * plan/) it feeds through a gather. A worker's commit covers only its own operators and
+ * acknowledgements, so it could commit offsets whose output another worker has not flushed or
+ * delivered yet. The walk marks nodes fed by the source in plan order (inputs come first).
+ * In-process sources partitioned by key (their splits known from options) commit no input: they may
+ * feed both. BROOK_ERR_NOMEM: -1. */
 static int kafka_feeds_exchange(const bk_plan_t *plan, const brook_allocator_t *a,
                                 bk_errmsg_t *why) {
   unsigned char *fed = bk_calloc(a, plan->n ? plan->n : 1, 1); /* by plan position */
@@ -188,7 +188,7 @@ static int kafka_feeds_exchange(const bk_plan_t *plan, const brook_allocator_t *
       fed[i] = fed[plan->pos[n->inputs[k]->node->id]];
     if (!fed[i])
       continue;
-    if (n->rekeys)
+    if (plan->nodes[i].rekeys) /* key_by, or a key change before state (plan/rekey.c) */
       rekey = n;
     else
       once = gather_target(plan, n);
@@ -199,7 +199,7 @@ static int kafka_feeds_exchange(const bk_plan_t *plan, const brook_allocator_t *
                   "runtime_new: node '%s' changes the key of records from Kafka source '%s': "
                   "with num_workers > 1 they would cross workers, and commits do not span "
                   "workers in this version; use num_workers = 1, or group by the input "
-                  "topic's own key (no key_by)",
+                  "topic's own key (no key_by; map_values instead of a map that keeps it)",
                   rekey->name, src ? src->name : "?");
   else if (once)
     bk_errmsg_set(why,
