@@ -41,6 +41,13 @@ typedef struct bk_source_type {
   /* Input comes in partitions (Kafka): the nodes that keep its partitioning run as one
    * task per partition (runtime/task.h). */
   int partitioned;
+  /* Optional (Kafka): the key change at `rekeying`, downstream of `source` (a source of this
+   * type), goes through a repartition topic: rewires the topology so that `rekeying` feeds a
+   * repartition sink and its consumers read a new source of the topic (kafka/repartition.c).
+   * Called by the runtime (runtime/repartition_plan.c) before the topology is frozen.
+   * BROOK_OK, or an error with the reason in *why (the topology is then unchanged). */
+  brook_err_t (*repartition)(bk_node_t *source, bk_node_t *rekeying, size_t n_workers,
+                             bk_errmsg_t *why);
 } bk_source_type_t;
 
 /* Whether an operator keeps state (stores or timers), for the plan (plan/placement.c). */
@@ -73,6 +80,9 @@ struct bk_node {
   /* A sink that must have one instance (a line sink: one file): placed once, not per worker
    * (plan/placement.c). */
   int single_instance;
+  /* A sink that runs per task of its input, not per worker (the repartition sink: each
+   * upstream task writes its own watermark, kafka/repartition_sink.c). */
+  int per_task_sink;
   /* Never looks at event time (the built-in callback operators, ops/fn_op.c): a source that
    * feeds only such nodes skips its per-batch watermark pass (runtime/event_time.c). */
   int time_blind;

@@ -26,6 +26,7 @@
 #include "core/alloc.h"
 #include "kafka/dead_letter.h"
 #include "kafka/kafka_conf.h"
+#include "kafka/repartition.h"
 
 /* ---- messages to the runtime ---- */
 
@@ -286,6 +287,7 @@ static void ks_destroy(bk_src_t *src) {
   bk_free(a, k->pend);
   bk_free(a, k->msgs);
   bk_ktrace_free(&k->trace, a);
+  bk_krp_source_free(k);
   bk_free(a, k);
   bk_src_set_impl(src, NULL);
 }

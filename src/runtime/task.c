@@ -27,6 +27,7 @@
 
 #include "core/alloc.h"
 #include "runtime/runtime_impl.h"
+#include "runtime/task_ids.h"
 
 brook_err_t bk_tasks_plan(brook_runtime_t *rt) {
   const bk_plan_t *plan = &rt->plan;
@@ -50,8 +51,8 @@ static void free_ports(bk_worker_t *w, brook_ctx_t *c) {
 static brook_err_t build_task(bk_worker_t *w, bk_task_t *t) {
   const bk_plan_t *plan = &w->rt->plan;
   for (size_t i = 0; i < plan->n; i++) {
-    if (!w->rt->per_task[i])
-      continue;
+    if (!w->rt->per_task[i] || !bk_task_has_node(w->rt, t->id, i))
+      continue; /* another sub-topology's node (runtime/task_ids.h) */
     const brook_ctx_t *home = &w->insts[i];
     brook_ctx_t *c = &t->insts[i];
     c->rt = w->rt;
