@@ -188,7 +188,7 @@ static brook_err_t word_key(const brook_record_t *rec, const void **key, size_t 
 enum { COUNT, WINDOW, PLAIN };
 
 static brook_topology_t *pipeline(const char *group, const char *topic, int what,
-                                  int64_t startup_ms) {
+                                  int64_t startup_ms, int64_t idle_ms) {
   brook_topology_t *t;
   assert_int_equal(brook_topology_new(&t, NULL), BROOK_OK);
   brook_kafka_source_opts_t so;
@@ -204,7 +204,7 @@ static brook_topology_t *pipeline(const char *group, const char *topic, int what
   assert_non_null(in);
   brook_watermark_opts_t wo;
   brook_watermark_opts_init(&wo);
-  wo.idle_timeout = 300; /* an input partition without records stops holding time back */
+  wo.idle_timeout = idle_ms; /* an input partition without records stops holding time back */
   assert_int_equal(brook_source_set_watermark(in, &wo), BROOK_OK);
   brook_stream_t *words = brook_key_by(in, word_key, NULL);
   assert_non_null(brook_stream_set_name(words, "by_word"));
@@ -285,7 +285,7 @@ static void count_words(int runtimes, int workers, const char *group, const char
   bg_run_t r[2];
   inst_t in[2] = {{&seen, 0}, {&seen, 1}};
   for (int k = 0; k < runtimes; k++) {
-    t[k] = pipeline(group, topic, COUNT, 0);
+    t[k] = pipeline(group, topic, COUNT, 0, 0);
     start(&r[k], t[k], workers, &in[k]);
   }
   settle_t st = {runtimes, EXPECT_TASKS};
@@ -329,16 +329,20 @@ static int expected_windows(int64_t exp[N_WORDS][N_WIN], int skip_part) {
   return n;
 }
 
-static void windows_after_repartition(const char *group, const char *topic, int idle_part) {
+/* The input is in the topic before the run starts, so every input partition has records
+ * from its first fetch on: none goes idle while others run ahead (an idle partition would
+ * let the watermark pass records of its own not read yet, with or without a repartition). An
+ * `idle_part` never gets any: after idle_ms its task says it is idle, and stops holding the
+ * windows back. */
+static void windows_after_repartition(const char *group, const char *topic, int idle_part,
+                                      int64_t idle_ms) {
   topics_for(group, topic);
   seen_init(&seen);
-  brook_topology_t *t = pipeline(group, topic, WINDOW, 0);
+  produce_words(topic, idle_part);
+  brook_topology_t *t = pipeline(group, topic, WINDOW, 0, idle_ms);
   bg_run_t r;
   inst_t in = {&seen, 0};
   start(&r, t, 1, &in);
-  settle_t st = {1, EXPECT_TASKS};
-  assert_true(wait_until(settled, &st, KH_TIMEOUT_MS));
-  produce_words(topic, idle_part);
   static int64_t exp[N_WORDS][N_WIN];
   int want = expected_windows(exp, idle_part);
   int got = wait_counter_wait_ge(&seen.results, want, 20000);
@@ -355,14 +359,14 @@ static void windows_after_repartition(const char *group, const char *topic, int 
 
 static void test_windows_same_as_without(void **state) {
   (void)state;
-  windows_after_repartition("gwin", "wwords", -1);
+  windows_after_repartition("gwin", "wwords", -1, 0);
 }
 
 /* Input partition 2 gets nothing: its task goes idle (idle_timeout) and writes so; the
  * downstream tasks stop waiting for it, and the windows close all the same. */
 static void test_windows_idle_partition(void **state) {
   (void)state;
-  windows_after_repartition("gidle", "iwords", 2);
+  windows_after_repartition("gidle", "iwords", 2, 3000);
 }
 
 typedef struct wm_count {
@@ -388,7 +392,7 @@ static void test_watermark_records_invisible(void **state) {
   const char *group = "gv", *topic = "vwords";
   topics_for(group, topic);
   seen_init(&seen);
-  brook_topology_t *t = pipeline(group, topic, PLAIN, 0);
+  brook_topology_t *t = pipeline(group, topic, PLAIN, 0, 0);
   bg_run_t r;
   inst_t in = {&seen, 0};
   start(&r, t, 1, &in);
@@ -413,24 +417,33 @@ static void test_watermark_records_invisible(void **state) {
   seen_destroy(&seen);
 }
 
-/* No repartition topic and a broker that cannot create it: runtime_new fails, naming it. */
+/* Runs `t` until it fails at start-up; returns the error, its message in msg[cap]. */
+static brook_err_t run_failing(brook_topology_t *t, char *msg, size_t cap) {
+  brook_runtime_t *rt = NULL;
+  if (brook_runtime_new(&rt, t, kh_rt_opts()) != BROOK_OK) /* offline: no cluster asked */
+    fail_msg("runtime_new: %s", brook_topology_last_error(t));
+  brook_err_t err = brook_runtime_run(rt);
+  snprintf(msg, cap, "%s", brook_runtime_last_error(rt));
+  brook_runtime_free(rt);
+  print_message("%s: %s\n", brook_errname(err), msg);
+  return err;
+}
+
+/* No repartition topic and a broker that cannot create it: the run fails at start-up, before
+ * anything is produced, naming the topic. A topic with another partition count than the
+ * input's is refused too. */
 static void test_topic_not_creatable(void **state) {
   (void)state;
   assert_int_equal(broker_cmd(&broker, "topic %s %d", "nwords", N_PARTS), 0);
   seen_init(&seen);
-  brook_topology_t *t = pipeline("gn", "nwords", COUNT, 2000);
-  brook_runtime_t *rt = NULL;
-  brook_err_t err = brook_runtime_new(&rt, t, kh_rt_opts());
-  const char *msg = brook_topology_last_error(t);
-  print_message("%s: %s\n", brook_errname(err), msg);
+  brook_topology_t *t = pipeline("gn", "nwords", COUNT, 2000, 0);
+  char msg[1024];
+  brook_err_t err = run_failing(t, msg, sizeof(msg));
   assert_true(err == BROOK_ERR_TIMEOUT || err == BROOK_ERR_KAFKA);
-  assert_null(rt);
   assert_non_null(strstr(msg, "repartition topic 'gn-by_word-repartition' (4 partitions)"));
-  /* A count that does not match the input's is refused too. */
   assert_int_equal(broker_cmd(&broker, "topic %s %d", "gn-by_word-repartition", 2), 0);
-  assert_int_equal(brook_runtime_new(&rt, t, kh_rt_opts()), BROOK_ERR_KAFKA);
-  assert_non_null(strstr(brook_topology_last_error(t),
-                         "'gn-by_word-repartition' has 2 partitions, brook needs 4"));
+  assert_int_equal(run_failing(t, msg, sizeof(msg)), BROOK_ERR_KAFKA);
+  assert_non_null(strstr(msg, "'gn-by_word-repartition' has 2 partitions, brook needs 4"));
   brook_topology_free(t);
   seen_destroy(&seen);
 }

@@ -162,7 +162,7 @@ brook_err_t bk_ksrc_read_batch(bk_ksrc_t *k) {
     k->msgs[k->n_msgs++] = m; /* records point into it until batch_done */
     part = p;
     k->batch_next = m->offset + 1;
-    if (k->cfg->rp_upstream && bk_krp_source_control(k, m, p))
+    if (k->cfg->rp && bk_krp_source_control(k, m, p))
       continue; /* a watermark record of a repartition topic: never a record */
     if ((ret = take_message(k, m)) < 0)
       break;

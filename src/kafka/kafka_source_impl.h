@@ -27,9 +27,9 @@ typedef struct bk_ksrc_cfg {
   brook_kafka_partition_t *parts;
   char **props;
   bk_serde_chain_t key_serde, value_serde; /* the deserialisers (kafka_serde.h) */
-  /* > 0: the source reads a repartition topic written by this many upstream tasks, whose
-   * watermark records it consumes (kafka/repartition_source.c). 0: an ordinary source. */
-  uint32_t rp_upstream;
+  /* The repartition topic this source reads (its watermark records are consumed by
+   * kafka/repartition_source.c; owned by the topic's sink), or NULL: an ordinary source. */
+  struct bk_krp_topic *rp;
 } bk_ksrc_cfg_t;
 
 typedef struct bk_kpart {

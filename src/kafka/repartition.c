@@ -61,47 +61,67 @@ static void quiet_log(const rd_kafka_t *rk, int level, const char *fac, const ch
   (void)rk, (void)level, (void)fac, (void)buf;
 }
 
-/* Asks the cluster: the upstream task count, and the repartition topic made sure of with
- * its partition count (explicit, or the upstream's). */
-static brook_err_t ask_cluster(const bk_ksrc_cfg_t *cfg, const char *topic, uint32_t explicit_n,
-                               int32_t *partitions, uint32_t *n_upstream, bk_errmsg_t *why) {
+brook_err_t bk_krp_resolve(bk_krp_topic_t *tp, bk_errmsg_t *why) {
+  uv_mutex_lock(&tp->mu);
+  if (tp->resolved) {
+    uv_mutex_unlock(&tp->mu);
+    return BROOK_OK;
+  }
+  const bk_ksrc_cfg_t *cfg = tp->upstream;
   char errstr[512];
   rd_kafka_conf_t *conf;
+  brook_err_t err = BROOK_OK;
+  rd_kafka_t *rk = NULL;
   if (bk_kafka_conf_build(NULL, cfg->bootstrap, cfg->props, &conf, errstr, sizeof(errstr))) {
     bk_errmsg_set(why, "%s", errstr);
-    return BROOK_ERR_INVALID_ARG;
-  }
-  rd_kafka_conf_set_log_cb(conf, quiet_log); /* the source's consumer properties warn */
-  rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-  if (!rk) {
-    rd_kafka_conf_destroy(conf);
-    bk_errmsg_set(why, "a client to ask the cluster: %s", errstr);
-    bk_kafka_redact(cfg->props, why->text, sizeof(why->text));
-    return BROOK_ERR_KAFKA;
+    err = BROOK_ERR_INVALID_ARG;
+  } else {
+    rd_kafka_conf_set_log_cb(conf, quiet_log); /* the source's consumer properties warn */
+    if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)))) {
+      rd_kafka_conf_destroy(conf);
+      bk_errmsg_set(why, "a client to ask the cluster: %s", errstr);
+      bk_kafka_redact(cfg->props, why->text, sizeof(why->text));
+      err = BROOK_ERR_KAFKA;
+    }
   }
   int timeout = cfg->o.startup_timeout_ms > 0 && cfg->o.startup_timeout_ms < INT32_MAX
                     ? (int)cfg->o.startup_timeout_ms
                     : METADATA_TIMEOUT_DEFAULT_MS;
   int32_t up = 0;
-  brook_err_t err = upstream_partitions(rk, cfg, timeout, &up, why);
+  if (!err)
+    err = upstream_partitions(rk, cfg, timeout, &up, why);
   if (!err) {
-    *n_upstream = (uint32_t)up;
-    *partitions = explicit_n ? (int32_t)explicit_n : up;
-    bk_topic_spec_t spec = {topic, *partitions, -1, NULL};
+    int32_t partitions = tp->explicit_n ? (int32_t)tp->explicit_n : up;
+    bk_topic_spec_t spec = {tp->name, partitions, -1, NULL};
     bk_errmsg_t twhy;
-    if ((err = bk_kafka_ensure_topics(rk, &spec, 1, timeout, &twhy)))
-      bk_errmsg_set(why, "repartition topic '%s' (%d partitions) is not usable: %s", topic,
-                    (int)*partitions, twhy.text);
+    if ((err = bk_kafka_ensure_topics(rk, &spec, 1, timeout, &twhy))) {
+      bk_errmsg_set(why, "repartition topic '%s' (%d partitions) is not usable: %s", tp->name,
+                    (int)partitions, twhy.text);
+    } else {
+      tp->partitions = partitions;
+      tp->n_upstream = (uint32_t)up;
+      tp->resolved = 1;
+    }
   }
-  rd_kafka_destroy(rk);
+  if (rk)
+    rd_kafka_destroy(rk);
+  uv_mutex_unlock(&tp->mu);
   return err;
+}
+
+void bk_krp_topic_free(bk_krp_topic_t *tp, const brook_allocator_t *a) {
+  if (!tp)
+    return;
+  uv_mutex_destroy(&tp->mu);
+  bk_free(a, tp->name);
+  bk_free(a, tp);
 }
 
 /* The reader of the topic: a Kafka source in the upstream's group, with its connection,
  * whose watermark only watermark records move. */
 static brook_stream_t *add_reader(brook_topology_t *t, const bk_ksrc_cfg_t *cfg, const char *name,
-                                  const char *topic, uint32_t n_upstream) {
-  const char *topics[] = {topic, NULL};
+                                  bk_krp_topic_t *topic) {
+  const char *topics[] = {topic->name, NULL};
   brook_kafka_source_opts_t o;
   brook_kafka_source_opts_init(&o);
   o.bootstrap_servers = cfg->bootstrap;
@@ -114,7 +134,7 @@ static brook_stream_t *add_reader(brook_topology_t *t, const bk_ksrc_cfg_t *cfg,
   brook_stream_t *s = brook_source_kafka(t, name, &o);
   if (!s)
     return NULL;
-  ((bk_ksrc_cfg_t *)s->node->source_cfg)->rp_upstream = n_upstream;
+  ((bk_ksrc_cfg_t *)s->node->source_cfg)->rp = topic;
   brook_watermark_opts_t wo;
   brook_watermark_opts_init(&wo);
   wo.kind = BROOK_WATERMARK_CUSTOM;
@@ -145,44 +165,52 @@ brook_err_t bk_krp_rewrite(bk_node_t *source, bk_node_t *rekeying, size_t n_work
   brook_topology_t *t = rekeying->topo;
   const brook_allocator_t *a = &t->alloc;
   const bk_ksrc_cfg_t *cfg = source->source_cfg;
-  if (cfg->topics && !rekeying->partitions)
-    for (size_t i = 0; cfg->topics[i]; i++)
-      if (cfg->topics[i][0] == '^') {
-        bk_errmsg_set(why,
-                      "Kafka source '%s' subscribes to a pattern ('%s'): the repartition topic's "
-                      "partition count cannot follow it; set it with brook_stream_set_partitions",
-                      source->name, cfg->topics[i]);
-        return BROOK_ERR_INVALID_ARG;
-      }
+  for (size_t i = 0; cfg->topics && cfg->topics[i]; i++)
+    if (cfg->topics[i][0] == '^') {
+      bk_errmsg_set(why,
+                    "Kafka source '%s' subscribes to a pattern ('%s'): a repartition topic needs "
+                    "the input topics by name (its watermark waits for every upstream task, one "
+                    "per input partition)",
+                    source->name, cfg->topics[i]);
+      return BROOK_ERR_INVALID_ARG;
+    }
   char identity[BK_IDENTITY_MAX + 64], topic[BK_TOPIC_NAME_MAX + 1];
   if (bk_identity_escape(rekeying->name, identity, sizeof(identity)) >= sizeof(identity)) {
     bk_errmsg_set(why, "the node's name is too long for a topic name");
     return BROOK_ERR_INVALID_ARG;
   }
   brook_err_t err = bk_repartition_topic(topic, sizeof(topic), cfg->group, identity, why);
-  int32_t partitions = 0;
-  uint32_t n_upstream = 0;
-  if (err || (err = ask_cluster(cfg, topic, rekeying->partitions, &partitions, &n_upstream, why)))
+  if (err)
     return err;
+  bk_krp_topic_t *tp = bk_calloc(a, 1, sizeof(*tp));
+  if (!tp || !(tp->name = bk_strdup(a, topic)) || uv_mutex_init(&tp->mu)) {
+    if (tp)
+      bk_free(a, tp->name);
+    bk_free(a, tp);
+    bk_errmsg_set(why, "out of memory");
+    return BROOK_ERR_NOMEM;
+  }
+  tp->upstream = cfg;
+  tp->explicit_n = rekeying->partitions;
 
   char src_name[512], sink_name[512];
   snprintf(src_name, sizeof(src_name), "%s.repartition-source", rekeying->name);
   snprintf(sink_name, sizeof(sink_name), "%s.repartition-sink", rekeying->name);
   brook_stream_t *out = &rekeying->outputs[0];
-  brook_stream_t *reader = add_reader(t, cfg, src_name, topic, n_upstream);
+  brook_stream_t *reader = add_reader(t, cfg, src_name, tp);
   if (!reader) {
+    bk_krp_topic_free(tp, a);
     bk_errmsg_set(why, "%s", t->build_msg.text[0] ? t->build_msg.text : t->msg.text);
     return t->build_err ? t->build_err : BROOK_ERR_INVALID_ARG;
   }
-  /* R's consumers move to the reader; R feeds the sink instead. */
+  /* R's consumers move to the reader; R feeds the sink instead (which owns the topic). */
   bk_consumer_t *saved = out->consumers;
   size_t n_saved = out->n_consumers;
   out->consumers = NULL;
   out->n_consumers = out->cap_consumers = 0;
-  bk_krp_sink_spec_t spec = {topic,      cfg->bootstrap, cfg->props,
-                             partitions, n_upstream,     cfg->o.max_in_flight};
-  if ((err = bk_krp_sink_add(out, sink_name, &spec)) ||
+  if ((err = bk_krp_sink_add(out, sink_name, tp)) ||
       (err = move_consumers(a, saved, n_saved, out, reader))) {
+    ((bk_ksrc_cfg_t *)reader->node->source_cfg)->rp = NULL;
     bk_errmsg_set(why, "%s", t->build_msg.text[0] ? t->build_msg.text : brook_strerror(err));
     bk_free(a, saved);
     return err;

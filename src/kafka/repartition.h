@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include <librdkafka/rdkafka.h>
+#include <uv.h>
 
 #include <brook/time.h>
 
@@ -42,6 +43,20 @@
 #include "core/topology.h"
 
 typedef struct bk_ksrc bk_ksrc_t;
+typedef struct bk_ksrc_cfg bk_ksrc_cfg_t;
+
+/* One repartition topic, shared by its sink's and its reader's configurations (owned by the
+ * sink's). Its partition count and upstream task count come from the cluster when a runtime
+ * starts (bk_krp_resolve), once for every runtime built from the topology. */
+typedef struct bk_krp_topic {
+  char *name;
+  const bk_ksrc_cfg_t *upstream; /* the upstream Kafka source's (connection, topics) */
+  uint32_t explicit_n;           /* brook_stream_set_partitions on the re-keying node, or 0 */
+  uv_mutex_t mu;                 /* guards what follows (runtimes may start on two threads) */
+  int resolved;
+  int32_t partitions;  /* the topic's */
+  uint32_t n_upstream; /* upstream tasks: the largest partition count of the upstream topics */
+} bk_krp_topic_t;
 
 #define BK_KRP_WM_GAP_MS 50         /* least time between two watermark records of a task */
 #define BK_KRP_WM_HEARTBEAT_MS 1000 /* a task's watermark is written at least this often */
@@ -89,28 +104,32 @@ static inline int bk_krp_wm_decode(const void *in, size_t len, bk_krp_wm_t *w) {
 /* ---- repartition.c ---- */
 
 /* The Kafka source type's `repartition` hook (core/topology.h): rewires the topology around
- * `rekeying`, fed by Kafka source `source` (see the top). Blocking: asks the cluster for the
- * upstream topics' partition counts and ensures the repartition topic, bounded by the
- * source's startup_timeout_ms (10 s if it has none). BROOK_ERR_KAFKA (a topic that cannot be
- * created or has the wrong partition count, named), BROOK_ERR_TIMEOUT, BROOK_ERR_INVALID_ARG
- * (a regex subscription without brook_stream_set_partitions, an identity that makes no topic
- * name), BROOK_ERR_NOMEM; the reason in *why. */
+ * `rekeying`, fed by Kafka source `source` (see the top). No call to the cluster (that waits
+ * for start-up, bk_krp_resolve). BROOK_ERR_INVALID_ARG (a regex subscription without
+ * brook_stream_set_partitions, an identity that makes no topic name) or BROOK_ERR_NOMEM; the
+ * reason in *why. */
 brook_err_t bk_krp_rewrite(bk_node_t *source, bk_node_t *rekeying, size_t n_workers,
                            bk_errmsg_t *why);
 
+/* Asks the cluster once (the first call; later ones return what it found): the upstream
+ * topics' partition counts, then makes sure of the topic (bk_kafka_ensure_topics: created if
+ * missing, its partition count checked). Blocking, bounded by the upstream source's
+ * startup_timeout_ms (10 s if it has none): called where a runtime starts its sources
+ * (repartition_source.c), before any loop runs. BROOK_OK, or BROOK_ERR_KAFKA (a topic that
+ * cannot be created or has the wrong partition count, named), BROOK_ERR_TIMEOUT,
+ * BROOK_ERR_NOMEM with the reason in *why. */
+brook_err_t bk_krp_resolve(bk_krp_topic_t *rt, bk_errmsg_t *why);
+
 /* ---- repartition_sink.c ---- */
 
-typedef struct bk_krp_sink_spec {
-  const char *topic, *bootstrap;
-  char *const *props; /* copied */
-  int32_t partitions;
-  uint32_t n_upstream;
-  size_t max_in_flight;
-} bk_krp_sink_spec_t;
-
 /* Adds the repartition sink of `in` (a sink placed per task, core/topology.h per_task_sink)
- * named `name`. BROOK_OK or an error recorded in the topology. */
-brook_err_t bk_krp_sink_add(brook_stream_t *in, const char *name, const bk_krp_sink_spec_t *spec);
+ * named `name`, writing to `topic` (owned by the sink from now on, also on failure) through a
+ * producer configured as the upstream source's connection. BROOK_OK or an error recorded in
+ * the topology. */
+brook_err_t bk_krp_sink_add(brook_stream_t *in, const char *name, bk_krp_topic_t *topic);
+
+/* Frees a topic made by bk_krp_topic_new (NULL: no-op). */
+void bk_krp_topic_free(bk_krp_topic_t *topic, const brook_allocator_t *a);
 
 /* ---- repartition_source.c ---- */
 
@@ -118,6 +137,10 @@ brook_err_t bk_krp_sink_add(brook_stream_t *in, const char *name, const bk_krp_s
  * watermark record, takes it (the partition's watermark moves) and returns 1; else 0 (a
  * record). Loop thread. */
 int bk_krp_source_control(bk_ksrc_t *k, const rd_kafka_message_t *m, size_t part);
+
+/* A reader starts (ks_start): its topic is resolved first (bk_krp_resolve); on failure the
+ * source's context holds the message. BROOK_OK for an ordinary source. */
+brook_err_t bk_krp_source_start(bk_ksrc_t *k);
 
 /* The reader's watermark state (k->rp); NULL is a no-op. */
 void bk_krp_source_free(bk_ksrc_t *k);

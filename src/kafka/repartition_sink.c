@@ -11,19 +11,17 @@
 #include "core/murmur2.h"
 #include "kafka/kafka_conf.h"
 #include "kafka/kafka_producer.h"
+#include "kafka/kafka_source_impl.h" /* the upstream source's configuration */
 #include "kafka/repartition.h"
 #include "time/watermark.h"
 
 typedef struct rp_cfg {
-  char *topic, *bootstrap;
-  char **props;
-  int32_t partitions;
-  uint32_t n_upstream;
-  size_t max_in_flight;
+  bk_krp_topic_t *topic; /* owned */
+  char **props;          /* the upstream source's, copied */
 } rp_cfg_t;
 
 typedef struct rp_sink {
-  const rp_cfg_t *cfg;
+  const bk_krp_topic_t *tp; /* resolved: the reader's start asked the cluster */
   bk_worker_t *w;
   bk_kprod_t *prod;
   brook_ctx_t *ctx;
@@ -44,11 +42,11 @@ static void delivery_failed(bk_kprod_t *p, const rd_kafka_message_t *m, uint64_t
 
 /* Writes the task's watermark into every partition, after the records it covers. */
 static brook_err_t write_watermark(rp_sink_t *s, brook_time_t now) {
-  const rp_cfg_t *cfg = s->cfg;
-  bk_krp_wm_t wm = {s->upstream, cfg->n_upstream, s->ctx->wm, (uint8_t)s->ctx->wm_idle};
+  const bk_krp_topic_t *tp = s->tp;
+  bk_krp_wm_t wm = {s->upstream, tp->n_upstream, s->ctx->wm, (uint8_t)s->ctx->wm_idle};
   unsigned char value[BK_KRP_WM_SIZE];
   bk_krp_wm_encode(&wm, value);
-  for (int32_t q = 0; q < cfg->partitions; q++) {
+  for (int32_t q = 0; q < tp->partitions; q++) {
     uint64_t epoch = bk_rt_delivery_add(s->w);
     rd_kafka_headers_t *h = rd_kafka_headers_new(1);
     if (!epoch || !h) {
@@ -57,13 +55,13 @@ static brook_err_t write_watermark(rp_sink_t *s, brook_time_t now) {
       return BROOK_ERR_NOMEM;
     }
     rd_kafka_header_add(h, BK_KRP_HEADER, -1, "", 0);
-    rd_kafka_resp_err_t kerr = bk_kprod_send_to(s->prod, cfg->topic, q, NULL, 0, value,
-                                                sizeof(value), now, h, epoch, BK_KMSG_OUTPUT);
+    rd_kafka_resp_err_t kerr = bk_kprod_send_to(s->prod, tp->name, q, NULL, 0, value, sizeof(value),
+                                                now, h, epoch, BK_KMSG_OUTPUT);
     if (kerr) {
       rd_kafka_headers_destroy(h);
       bk_rt_delivery_done(s->w, epoch);
       brook_ctx_set_error(s->ctx, "writing a watermark to repartition topic '%s' [%d]: %s",
-                          cfg->topic, (int)q, rd_kafka_err2str(kerr));
+                          tp->name, (int)q, rd_kafka_err2str(kerr));
       return BROOK_ERR_KAFKA;
     }
   }
@@ -91,40 +89,47 @@ static brook_err_t rp_open(brook_ctx_t *ctx, void *opaque, void **state) {
     brook_ctx_set_error(ctx, "a repartition topic needs a runtime on a loop (not the test driver)");
     return BROOK_ERR_STATE;
   }
+  bk_errmsg_t why;
+  brook_err_t err = bk_krp_resolve(cfg->topic, &why); /* done already: the reader started */
+  if (err < 0) {
+    brook_ctx_set_error(ctx, "%s", why.text);
+    return err;
+  }
   rp_sink_t *s = bk_calloc(bk_rt_alloc(w), 1, sizeof(*s));
   if (!s)
     return BROOK_ERR_NOMEM;
-  s->cfg = cfg;
+  s->tp = cfg->topic;
   s->w = w;
   s->ctx = ctx;
   s->upstream = (uint32_t)bk_ctx_task_partition(ctx);
   s->sent_wm = BROOK_TIME_MIN;
   s->sent_state = -1; /* nothing written yet: the first check writes */
   s->sent_at = BROOK_TIME_MIN / 2;
-  char who[160], why[512];
+  char who[160];
   snprintf(who, sizeof(who), "repartition sink '%s'", ctx->node->name);
-  brook_err_t err = bk_kprod_new(w, who, cfg->bootstrap, cfg->props, 0, delivery_failed, s,
-                                 &s->prod, why, sizeof(why));
+  char pwhy[512];
+  err = bk_kprod_new(w, who, cfg->topic->upstream->bootstrap, cfg->props, 0, delivery_failed, s,
+                     &s->prod, pwhy, sizeof(pwhy));
   if (err < 0) {
-    brook_ctx_set_error(ctx, "%s", why);
+    brook_ctx_set_error(ctx, "%s", pwhy);
     bk_free(bk_rt_alloc(w), s);
     return err;
   }
-  bk_rt_delivery_limit(w, cfg->max_in_flight);
+  bk_rt_delivery_limit(w, cfg->topic->upstream->o.max_in_flight);
   *state = s;
   /* The clock checks the watermark (its idleness moves without a callback) and beats. */
   return brook_timer_set(ctx, BROOK_PROCESSING_TIME, brook_ctx_now(ctx), NULL, 0, 0);
 }
 
 static brook_err_t rp_one(brook_ctx_t *ctx, rp_sink_t *s, const brook_record_t *rec) {
-  const rp_cfg_t *cfg = s->cfg;
+  const bk_krp_topic_t *tp = s->tp;
   if (rec->timestamp <= 0) { /* a Kafka timestamp of 0 or less would become "now" */
     brook_ctx_set_error(ctx, "event time %lld cannot cross repartition topic '%s' (must be > 0)",
-                        (long long)rec->timestamp, cfg->topic);
+                        (long long)rec->timestamp, tp->name);
     return BROOK_ERR_INVALID_ARG;
   }
   size_t klen = rec->key ? rec->key_len : 0;
-  int32_t q = (int32_t)bk_murmur2_partition(rec->key, klen, (uint32_t)cfg->partitions);
+  int32_t q = (int32_t)bk_murmur2_partition(rec->key, klen, (uint32_t)tp->partitions);
   uint64_t epoch = bk_rt_delivery_add(s->w);
   if (!epoch)
     return BROOK_ERR_NOMEM;
@@ -136,14 +141,14 @@ static brook_err_t rp_one(brook_ctx_t *ctx, rp_sink_t *s, const brook_record_t *
                           (ssize_t)rec->headers[i].value_len);
   }
   rd_kafka_resp_err_t kerr =
-      bk_kprod_send_to(s->prod, cfg->topic, q, rec->key, klen, rec->value,
+      bk_kprod_send_to(s->prod, tp->name, q, rec->key, klen, rec->value,
                        rec->value ? rec->value_len : 0, rec->timestamp, h, epoch, BK_KMSG_OUTPUT);
   if (!kerr)
     return BROOK_OK;
   if (h)
     rd_kafka_headers_destroy(h);
   bk_rt_delivery_done(s->w, epoch);
-  brook_ctx_set_error(ctx, "producing to repartition topic '%s': %s", cfg->topic,
+  brook_ctx_set_error(ctx, "producing to repartition topic '%s': %s", tp->name,
                       rd_kafka_err2str(kerr));
   return BROOK_ERR_KAFKA;
 }
@@ -195,25 +200,21 @@ static void rp_cfg_free(void *p, const brook_allocator_t *a) {
   rp_cfg_t *cfg = p;
   if (!cfg)
     return;
-  bk_free(a, cfg->topic);
-  bk_free(a, cfg->bootstrap);
+  bk_krp_topic_free(cfg->topic, a);
   bk_kafka_props_free(a, cfg->props);
   bk_free(a, cfg);
 }
 
-brook_err_t bk_krp_sink_add(brook_stream_t *in, const char *name, const bk_krp_sink_spec_t *spec) {
+brook_err_t bk_krp_sink_add(brook_stream_t *in, const char *name, bk_krp_topic_t *topic) {
   brook_topology_t *t = brook_stream_topology(in);
   const brook_allocator_t *a = &t->alloc;
   rp_cfg_t *cfg = bk_calloc(a, 1, sizeof(*cfg));
-  if (!cfg || !(cfg->topic = bk_strdup(a, spec->topic)) ||
-      (spec->bootstrap && !(cfg->bootstrap = bk_strdup(a, spec->bootstrap))) ||
-      bk_kafka_props_copy(a, (const char *const *)spec->props, &cfg->props)) {
-    rp_cfg_free(cfg, a);
+  if (!cfg || bk_kafka_props_copy(a, (const char *const *)topic->upstream->props, &cfg->props)) {
+    bk_free(a, cfg);
+    bk_krp_topic_free(topic, a);
     return bk_topology_fail(t, BROOK_ERR_NOMEM, "%s: out of memory", name);
   }
-  cfg->partitions = spec->partitions;
-  cfg->n_upstream = spec->n_upstream;
-  cfg->max_in_flight = spec->max_in_flight;
+  cfg->topic = topic;
   size_t before = t->n_nodes;
   brook_err_t err =
       bk_topology_add_operator(&in, 1, &repartition_sink_op, cfg, rp_cfg_free, name, NULL, 0, NULL);

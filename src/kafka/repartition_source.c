@@ -81,7 +81,8 @@ int bk_krp_source_control(bk_ksrc_t *k, const rd_kafka_message_t *m, size_t part
                 (long long)m->offset, rd_kafka_topic_name(m->rkt), (int)m->partition);
     return 1;
   }
-  uint32_t n_up = w.n_upstream > k->cfg->rp_upstream ? w.n_upstream : k->cfg->rp_upstream;
+  uint32_t known = k->cfg->rp->n_upstream;
+  uint32_t n_up = w.n_upstream > known ? w.n_upstream : known;
   krp_part_t *p = w.upstream < n_up ? part_table(k, part, n_up) : NULL;
   bk_wm_split_t *s = p ? bk_wm_split(bk_src_wm(k->src), part, bk_rt_now(k->w)) : NULL;
   if (!s) {
@@ -100,6 +101,16 @@ int bk_krp_source_control(bk_ksrc_t *k, const rd_kafka_message_t *m, size_t part
    * clock (advance_when_quiet upstream) moves this partition too. */
   s->idle = f.rank == 0;
   return 1;
+}
+
+brook_err_t bk_krp_source_start(bk_ksrc_t *k) {
+  if (!k->cfg->rp)
+    return BROOK_OK;
+  bk_errmsg_t why;
+  brook_err_t err = bk_krp_resolve(k->cfg->rp, &why);
+  if (err < 0)
+    brook_ctx_set_error(bk_src_ctx(k->src), "%s", why.text);
+  return err;
 }
 
 void bk_krp_source_free(bk_ksrc_t *k) {

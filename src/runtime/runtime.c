@@ -324,6 +324,10 @@ brook_err_t brook_runtime_run(brook_runtime_t *rt) {
   if (err == BROOK_OK) {
     uv_run(&w0->own_loop, UV_RUN_DEFAULT);
     err = bk_runtime_status(rt);
+  } else {
+    /* A source that failed to start after another had: the other's close may have left
+     * requests on the loop (a client destroyed off the loop). They finish before it closes. */
+    uv_run(&w0->own_loop, UV_RUN_DEFAULT);
   }
   rc = uv_loop_close(&w0->own_loop);
   if (rc && err == BROOK_OK) {
