@@ -99,6 +99,25 @@ static void produce_retry(rd_kafka_t *p, const char *topic, const void *k, size_
     die("produce", rd_kafka_err2str(err));
 }
 
+/* Loads `n` records of REC_BYTES (keys "k<i % N_KEYS>", value starting with i) into
+ * `topic`. */
+static void load_input(const char *bootstrap, const char *topic, uint64_t n) {
+  rd_kafka_t *p = new_producer(bootstrap, NULL, NULL);
+  char val[REC_BYTES];
+  memset(val, 'v', sizeof(val));
+  for (uint64_t i = 0; i < n; i++) {
+    char key[16];
+    int kl = snprintf(key, sizeof(key), "k%" PRIu64, i % N_KEYS);
+    memcpy(val, &i, sizeof(i));
+    produce_retry(p, topic, key, (size_t)kl, val, sizeof(val));
+    if (i % 1000 == 0)
+      rd_kafka_poll(p, 0);
+  }
+  if (rd_kafka_flush(p, 120000))
+    die("load", "flush timed out");
+  rd_kafka_destroy(p);
+}
+
 /* ---- the user callback both sides call through a pointer ---- */
 
 typedef struct map_state {
@@ -508,19 +527,7 @@ static int repartition_main(int argc, char **argv) {
   broker_proc_t b;
   if (broker_start(&b, 1, (const char *const[]){"rp_in:8", NULL}, NULL) != 0)
     die("broker", "brook-broker did not start");
-  rd_kafka_t *p = new_producer(b.bootstrap, NULL, NULL);
-  char val[REC_BYTES];
-  memset(val, 'v', sizeof(val));
-  for (uint64_t i = 0; i < n; i++) {
-    char key[16];
-    int kl = snprintf(key, sizeof(key), "k%" PRIu64, i % N_KEYS);
-    produce_retry(p, "rp_in", key, (size_t)kl, val, sizeof(val));
-    if (i % 1000 == 0)
-      rd_kafka_poll(p, 0);
-  }
-  if (rd_kafka_flush(p, 120000))
-    die("load", "flush timed out");
-  rd_kafka_destroy(p);
+  load_input(b.bootstrap, "rp_in", n);
   printf("bench_kafka repartition: %" PRIu64 " records of %d bytes, 8 partitions, 1 worker\n", n,
          REC_BYTES);
   double tr[MAX_RUNS], tl[MAX_RUNS];
@@ -584,22 +591,7 @@ int main(int argc, char **argv) {
   /* Load the input once. The mock keeps ~5 MiB per partition: stay below. */
   if (n * (REC_BYTES + 20) / (uint64_t)parts > 4u * 1024 * 1024)
     die("input", "too many records for the mock broker's per-partition retention");
-  {
-    rd_kafka_t *p = new_producer(b.bootstrap, NULL, NULL);
-    char val[REC_BYTES];
-    memset(val, 'v', sizeof(val));
-    for (uint64_t i = 0; i < n; i++) {
-      char key[16];
-      int kl = snprintf(key, sizeof(key), "k%" PRIu64, i % N_KEYS);
-      memcpy(val, &i, sizeof(i));
-      produce_retry(p, "in", key, (size_t)kl, val, sizeof(val));
-      if (i % 1000 == 0)
-        rd_kafka_poll(p, 0);
-    }
-    if (rd_kafka_flush(p, 120000))
-      die("load", "flush timed out");
-    rd_kafka_destroy(p);
-  }
+  load_input(b.bootstrap, "in", n);
   double traw[MAX_RUNS], tbrook[MAX_WCOUNTS][MAX_RUNS], craw[MAX_RUNS],
       cbrook[MAX_WCOUNTS][MAX_RUNS];
   long rss_raw = 0, rss_brook[MAX_WCOUNTS] = {0};

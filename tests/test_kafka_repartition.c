@@ -227,21 +227,12 @@ static brook_topology_t *pipeline(const char *group, const char *topic, int what
   return t;
 }
 
-static void log_to_stderr(int level, const char *msg, void *opaque) {
-  (void)opaque;
-  fprintf(stderr, "[brook %d] %s\n", level, msg);
-}
-
 static void start(bg_run_t *r, brook_topology_t *t, int workers, inst_t *in) {
   brook_runtime_opts_t o = *kh_rt_opts();
   o.num_workers = (size_t)workers;
   o.on_task_state = on_task;
   o.on_task_state_opaque = in;
-  if (getenv("BROOK_TEST_LOG"))
-    o.log = log_to_stderr;
-  if (brook_runtime_new(&r->rt, t, &o) != BROOK_OK)
-    fail_msg("runtime_new: %s", brook_topology_last_error(t));
-  assert_int_equal(pthread_create(&r->thread, NULL, bg_run_thread, r), 0);
+  bg_start_opts(r, t, &o);
 }
 
 typedef struct settle {

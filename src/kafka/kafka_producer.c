@@ -327,6 +327,16 @@ rd_kafka_resp_err_t bk_kprod_send_to(bk_kprod_t *p, const char *topic, int32_t p
   }
 }
 
+rd_kafka_headers_t *bk_kprod_headers(const brook_record_t *rec) {
+  if (!rec->header_count)
+    return NULL;
+  rd_kafka_headers_t *h = rd_kafka_headers_new(rec->header_count);
+  for (size_t i = 0; i < rec->header_count; i++)
+    rd_kafka_header_add(h, rec->headers[i].name, -1, rec->headers[i].value,
+                        (ssize_t)rec->headers[i].value_len);
+  return h;
+}
+
 rd_kafka_resp_err_t bk_kprod_send(bk_kprod_t *p, const char *topic, const void *key, size_t klen,
                                   const void *val, size_t vlen, int64_t ts,
                                   rd_kafka_headers_t *headers, uint64_t epoch, unsigned flags) {

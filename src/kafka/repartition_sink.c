@@ -133,13 +133,7 @@ static brook_err_t rp_one(brook_ctx_t *ctx, rp_sink_t *s, const brook_record_t *
   uint64_t epoch = bk_rt_delivery_add(s->w);
   if (!epoch)
     return BROOK_ERR_NOMEM;
-  rd_kafka_headers_t *h = NULL;
-  if (rec->header_count) {
-    h = rd_kafka_headers_new(rec->header_count);
-    for (size_t i = 0; i < rec->header_count; i++)
-      rd_kafka_header_add(h, rec->headers[i].name, -1, rec->headers[i].value,
-                          (ssize_t)rec->headers[i].value_len);
-  }
+  rd_kafka_headers_t *h = bk_kprod_headers(rec);
   rd_kafka_resp_err_t kerr =
       bk_kprod_send_to(s->prod, tp->name, q, rec->key, klen, rec->value,
                        rec->value ? rec->value_len : 0, rec->timestamp, h, epoch, BK_KMSG_OUTPUT);
