@@ -53,7 +53,7 @@ int bk_task_has_node(const brook_runtime_t *rt, int32_t id, size_t i) {
   return rt->n_task_subs <= 1 || rt->plan.nodes[i].sub == bk_task_sub(rt, id);
 }
 
-int bk_task_name(const brook_runtime_t *rt, int32_t id, char *buf, size_t size) {
+int bk_task_id_name(const brook_runtime_t *rt, int32_t id, char *buf, size_t size) {
   return snprintf(buf, size, "%zu_%d", bk_task_sub(rt, id), (int)bk_task_partition(rt, id));
 }
 

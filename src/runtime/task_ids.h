@@ -33,9 +33,10 @@ int32_t bk_task_partition(const brook_runtime_t *rt, int32_t id);
 /* 1 if plan node `i` belongs to task `id`'s sub-topology. */
 int bk_task_has_node(const brook_runtime_t *rt, int32_t id, size_t i);
 
-/* The task's name as Kafka Streams writes task ids, "<sub>_<partition>" ("0_3"), for state
- * directories and messages: writes at most `size` bytes with a NUL, returns the full length
- * (snprintf). */
-int bk_task_name(const brook_runtime_t *rt, int32_t id, char *buf, size_t size);
+/* The task's name as Kafka Streams writes task ids, "<sub>_<partition>" ("0_3"; sub is the
+ * plan's sub-topology number), for state directories and messages: writes at most `size`
+ * bytes with a NUL, returns the full length (snprintf). A task's state directory must be
+ * named by this, not by its id: with repartition topics the id is not the partition. */
+int bk_task_id_name(const brook_runtime_t *rt, int32_t id, char *buf, size_t size);
 
 #endif
