@@ -2,6 +2,7 @@
  * against a hand-written librdkafka consume -> map -> produce loop in the same run.
  *
  *   bench_kafka [records] [runs] [workers]   (BROOK_BENCH_SMOKE=1: a tiny run, for ctest)
+ *   bench_kafka repartition [records] [runs] key_by + count through a repartition topic
  *
  * workers: brook's num_workers (also BROOK_BENCH_WORKERS); without it, brook runs with 1 and
  * with 2 workers in each run (the explicit assignment gives worker k partitions k, k + N,
@@ -96,6 +97,25 @@ static void produce_retry(rd_kafka_t *p, const char *topic, const void *k, size_
     rd_kafka_poll(p, 5);
   if (err)
     die("produce", rd_kafka_err2str(err));
+}
+
+/* Loads `n` records of REC_BYTES (keys "k<i % N_KEYS>", value starting with i) into
+ * `topic`. */
+static void load_input(const char *bootstrap, const char *topic, uint64_t n) {
+  rd_kafka_t *p = new_producer(bootstrap, NULL, NULL);
+  char val[REC_BYTES];
+  memset(val, 'v', sizeof(val));
+  for (uint64_t i = 0; i < n; i++) {
+    char key[16];
+    int kl = snprintf(key, sizeof(key), "k%" PRIu64, i % N_KEYS);
+    memcpy(val, &i, sizeof(i));
+    produce_retry(p, topic, key, (size_t)kl, val, sizeof(val));
+    if (i % 1000 == 0)
+      rd_kafka_poll(p, 0);
+  }
+  if (rd_kafka_flush(p, 120000))
+    die("load", "flush timed out");
+  rd_kafka_destroy(p);
 }
 
 /* ---- the user callback both sides call through a pointer ---- */
@@ -413,7 +433,128 @@ static int cmp_d(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+/* ---- repartition mode: key_by + count through the repartition topic ---- */
+
+/* `bench_kafka repartition [records] [runs]`: records keyed "k<i % 10007>" in an 8-partition
+ * topic, read by a group subscription (1 worker); (a) key_by (the same key) + count per key,
+ * through the repartition topic "<group>-by_key-repartition" (8 partitions), against (b) the
+ * count per key without the key change (the input is partitioned by that key already: what
+ * the pipeline costs without a repartition). Timed from the moment every task is RUNNING
+ * (the group's join is not timed) until every record's count came out. */
+typedef struct rp_run {
+  atomic_uint_fast64_t results;
+  atomic_int running;
+} rp_run_t;
+
+static void rp_on_task(int32_t task, int old_state, int new_state, const char *reason,
+                       void *opaque) {
+  (void)task, (void)reason;
+  rp_run_t *r = opaque;
+  atomic_fetch_add(&r->running,
+                   (new_state == BROOK_TASK_RUNNING) - (old_state == BROOK_TASK_RUNNING));
+}
+
+static brook_err_t rp_result(const brook_record_t *rec, void *opaque) {
+  (void)rec;
+  atomic_fetch_add(&((rp_run_t *)opaque)->results, 1);
+  return BROOK_OK;
+}
+
+static brook_err_t rp_same_key(const brook_record_t *rec, const void **key, size_t *key_len,
+                               brook_ctx_t *ctx, void *opaque) {
+  (void)ctx, (void)opaque;
+  *key = rec->key;
+  *key_len = rec->key_len;
+  return BROOK_OK;
+}
+
+static void *rp_thread(void *rt) {
+  brook_runtime_run(rt);
+  return NULL;
+}
+
+/* One run: seconds from every task RUNNING to n results. */
+static double rp_once(const char *bootstrap, const char *group, int repartition, uint64_t n) {
+  brook_topology_t *t;
+  if (brook_topology_new(&t, NULL))
+    die("topology", "out of memory");
+  brook_kafka_source_opts_t so;
+  brook_kafka_source_opts_init(&so);
+  so.bootstrap_servers = bootstrap;
+  so.group_id = group;
+  so.topics = (const char *const[]){"rp_in", NULL};
+  so.properties = (const char *const[]){"session.timeout.ms", "6000", NULL};
+  brook_stream_t *in = brook_source_kafka(t, "in", &so);
+  if (repartition)
+    in = brook_stream_set_name(brook_key_by(in, rp_same_key, NULL), "by_key");
+  rp_run_t r;
+  atomic_init(&r.results, 0);
+  atomic_init(&r.running, 0);
+  if (brook_sink_callback(brook_count(in, NULL), rp_result, NULL, &r))
+    die("topology", brook_topology_last_error(t));
+  brook_runtime_opts_t o;
+  brook_runtime_opts_init(&o);
+  o.on_task_state = rp_on_task;
+  o.on_task_state_opaque = &r;
+  brook_runtime_t *rt;
+  if (brook_runtime_new(&rt, t, &o))
+    die("runtime", brook_topology_last_error(t));
+  pthread_t th;
+  pthread_create(&th, NULL, rp_thread, rt);
+  int tasks = repartition ? 16 : 8;
+  struct timespec tick = {0, 200000};
+  while (atomic_load(&r.running) < tasks)
+    nanosleep(&tick, NULL);
+  uint64_t t0 = now_ns();
+  while (atomic_load(&r.results) < n)
+    nanosleep(&tick, NULL);
+  double secs = (double)(now_ns() - t0) / 1e9;
+  brook_runtime_stop(rt);
+  pthread_join(th, NULL);
+  brook_runtime_free(rt);
+  brook_topology_free(t);
+  return secs;
+}
+
+static int repartition_main(int argc, char **argv) {
+  int smoke = getenv("BROOK_BENCH_SMOKE") != NULL;
+  uint64_t n = argc > 1 ? strtoull(argv[1], NULL, 10) : smoke ? 5000 : 200000;
+  int runs = argc > 2 ? atoi(argv[2]) : smoke ? 1 : 3;
+  if (n == 0 || runs < 1 || runs > MAX_RUNS || n * (REC_BYTES + 40) / 8 > 4u * 1024 * 1024) {
+    fprintf(stderr, "usage: bench_kafka repartition [records, <= 240000] [runs 1..%d]\n", MAX_RUNS);
+    return 2;
+  }
+  broker_proc_t b;
+  if (broker_start(&b, 1, (const char *const[]){"rp_in:8", NULL}, NULL) != 0)
+    die("broker", "brook-broker did not start");
+  load_input(b.bootstrap, "rp_in", n);
+  printf("bench_kafka repartition: %" PRIu64 " records of %d bytes, 8 partitions, 1 worker\n", n,
+         REC_BYTES);
+  double tr[MAX_RUNS], tl[MAX_RUNS];
+  for (int r = 0; r < runs; r++) {
+    char group[32];
+    snprintf(group, sizeof(group), "rpl%d", r);
+    tl[r] = rp_once(b.bootstrap, group, 0, n);
+    snprintf(group, sizeof(group), "rpr%d", r);
+    if (broker_cmd(&b, "topic %s-by_key-repartition 8", group))
+      die("broker", "topic");
+    tr[r] = rp_once(b.bootstrap, group, 1, n);
+    printf("  run %d: no key change %8.0f rec/s, key_by through the topic %8.0f rec/s, ratio "
+           "%.3f\n",
+           r + 1, (double)n / tl[r], (double)n / tr[r], tl[r] / tr[r]);
+  }
+  broker_stop(&b);
+  qsort(tl, (size_t)runs, sizeof(double), cmp_d);
+  qsort(tr, (size_t)runs, sizeof(double), cmp_d);
+  printf("bench=kafka_repartition records=%" PRIu64 " local_per_s=%.0f repartition_per_s=%.0f "
+         "ratio=%.3f\n",
+         n, (double)n / tl[runs / 2], (double)n / tr[runs / 2], tl[runs / 2] / tr[runs / 2]);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "repartition") == 0)
+    return repartition_main(argc - 1, argv + 1);
   int smoke = getenv("BROOK_BENCH_SMOKE") != NULL;
   uint64_t n = smoke ? 20000 : 2000000;
   int runs = smoke ? 1 : 3;
@@ -450,22 +591,7 @@ int main(int argc, char **argv) {
   /* Load the input once. The mock keeps ~5 MiB per partition: stay below. */
   if (n * (REC_BYTES + 20) / (uint64_t)parts > 4u * 1024 * 1024)
     die("input", "too many records for the mock broker's per-partition retention");
-  {
-    rd_kafka_t *p = new_producer(b.bootstrap, NULL, NULL);
-    char val[REC_BYTES];
-    memset(val, 'v', sizeof(val));
-    for (uint64_t i = 0; i < n; i++) {
-      char key[16];
-      int kl = snprintf(key, sizeof(key), "k%" PRIu64, i % N_KEYS);
-      memcpy(val, &i, sizeof(i));
-      produce_retry(p, "in", key, (size_t)kl, val, sizeof(val));
-      if (i % 1000 == 0)
-        rd_kafka_poll(p, 0);
-    }
-    if (rd_kafka_flush(p, 120000))
-      die("load", "flush timed out");
-    rd_kafka_destroy(p);
-  }
+  load_input(b.bootstrap, "in", n);
   double traw[MAX_RUNS], tbrook[MAX_WCOUNTS][MAX_RUNS], craw[MAX_RUNS],
       cbrook[MAX_WCOUNTS][MAX_RUNS];
   long rss_raw = 0, rss_brook[MAX_WCOUNTS] = {0};

@@ -216,7 +216,8 @@ static brook_topology_t *tally_pipeline(const char *bootstrap, const char *group
   brook_stream_t *tallied = brook_apply(in, &tally_op, per_part);
   assert_int_equal(brook_sink_callback(tallied, count_sunk, NULL, per_part), BROOK_OK);
   if (after_key) {
-    brook_stream_t *rekeyed = brook_apply(brook_key_by(in, same_key, NULL), &tally_op, after_key);
+    brook_stream_t *by = brook_stream_set_name(brook_key_by(in, same_key, NULL), "rekey");
+    brook_stream_t *rekeyed = brook_apply(by, &tally_op, after_key);
     brook_operator_opts_t oo;
     brook_operator_opts_init(&oo);
     oo.n_outputs = 0;
@@ -240,11 +241,14 @@ static int sorted_tasks_are(const int32_t *tasks, int n, int want_n) {
 }
 
 /* Explicit assignment of four partitions: four task instances, each seeing exactly its own
- * partition's records, closed once at the end; after key_by one instance sees everything. */
+ * partition's records, closed once at the end; after key_by the records cross the repartition
+ * topic, read by four tasks of its own (one per partition of the topic) that see them all. */
 static void test_one_task_per_partition(void **state) {
   (void)state;
   broker_proc_t b;
-  assert_int_equal(broker_start(&b, 1, (const char *const[]){"in:4", NULL}, NULL), 0);
+  assert_int_equal(
+      broker_start(&b, 1, (const char *const[]){"in:4", "tasks1-rekey-repartition:4", NULL}, NULL),
+      0);
   const int n[N_PARTS] = {100, 200, 300, 400};
   produce_parts(b.bootstrap, "in", n, N_PARTS, 1000, 10);
   inst_log_t per, after;
@@ -267,11 +271,13 @@ static void test_one_task_per_partition(void **state) {
   assert_int_equal(per.mismatched, 0);
   assert_int_equal(per.untasked_records, 0);
   assert_true(per.flushes >= N_PARTS); /* the stop flushes every task */
-  assert_int_equal(after.opens, 0);    /* after key_by: one process-wide instance */
-  assert_int_equal(after.untasked_records, 1000);
-  assert_int_equal(st.tasks_opened, N_PARTS);
-  assert_int_equal(st.tasks_closed, N_PARTS);
-  assert_int_equal(st.records_in, 1000);
+  /* After key_by: a task per partition of the repartition topic. */
+  assert_true(sorted_tasks_are(after.open_task, after.opens, N_PARTS));
+  assert_int_equal(after.untasked_records, 0);
+  assert_int_equal(after.records, 1000);
+  assert_int_equal(st.tasks_opened, 2 * N_PARTS);
+  assert_int_equal(st.tasks_closed, 2 * N_PARTS);
+  assert_int_equal(st.records_in, 2000); /* read twice: from the input and the repartition topic */
   log_destroy(&per);
   log_destroy(&after);
   brook_topology_free(t);

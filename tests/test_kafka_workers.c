@@ -101,8 +101,8 @@ typedef struct seen {
   int part_split; /* a partition's results came from two threads */
   pthread_t threads[MAX_WORKERS + 1];
   int n_threads;
-  pthread_t running[N_PARTS]; /* the thread where each task is RUNNING */
-  int is_running[N_PARTS];
+  pthread_t running[2 * N_PARTS]; /* the thread where each task is RUNNING (by task id) */
+  int is_running[2 * N_PARTS];
   wait_counter_t results;
 } seen_t;
 
@@ -148,7 +148,7 @@ static void on_task(int32_t task, int old_state, int new_state, const char *reas
   (void)old_state;
   (void)reason;
   seen_t *s = opaque;
-  if (task < 0 || task >= N_PARTS)
+  if (task < 0 || task >= 2 * N_PARTS)
     return;
   uv_mutex_lock(&s->mu);
   s->is_running[task] = new_state == BROOK_TASK_RUNNING;
@@ -159,22 +159,23 @@ static void on_task(int32_t task, int old_state, int new_state, const char *reas
 typedef struct spread {
   seen_t *s;
   int workers;
+  int tasks; /* N_PARTS, or 2 * N_PARTS with a repartition topic (its own tasks) */
 } spread_t;
 
 /* Every task RUNNING, on `workers` different threads: the group's assignment is complete. */
 static int tasks_spread(void *p) {
   spread_t *sp = p;
   seen_t *s = sp->s;
-  pthread_t set[N_PARTS];
+  pthread_t set[2 * N_PARTS];
   int n = 0, running = 0;
   uv_mutex_lock(&s->mu);
-  for (int t = 0; t < N_PARTS; t++)
+  for (int t = 0; t < 2 * N_PARTS; t++)
     if (s->is_running[t]) {
       running++;
-      add_thread(set, &n, N_PARTS, s->running[t]);
+      add_thread(set, &n, 2 * N_PARTS, s->running[t]);
     }
   uv_mutex_unlock(&s->mu);
-  return running == N_PARTS && n == sp->workers;
+  return running == (sp->tasks ? sp->tasks : N_PARTS) && n == sp->workers;
 }
 
 /* ---- the run ---- */
@@ -195,8 +196,9 @@ static int all_committed(void *p) {
 
 enum {
   EXPLICIT = 1, /* an explicit assignment instead of a group subscription */
-  KEYED = 2,    /* key_by before the window (refused with N workers) */
-  TO_KAFKA = 4  /* the results also go to a Kafka sink (topic "<input>-out", 8 partitions) */
+  KEYED =
+      2, /* key_by before the window: through the repartition topic "<group>-rekey-repartition" */
+  TO_KAFKA = 4 /* the results also go to a Kafka sink (topic "<input>-out", 8 partitions) */
 };
 
 static brook_err_t same_key(const brook_record_t *rec, const void **key, size_t *key_len,
@@ -232,7 +234,7 @@ static brook_topology_t *window_pipeline(const char *bootstrap, const char *grou
   brook_aggregator_t count = brook_agg_count();
   brook_window_t win = brook_window_tumbling(WIN_MS);
   if (mode & KEYED)
-    in = brook_key_by(in, same_key, NULL);
+    in = brook_stream_set_name(brook_key_by(in, same_key, NULL), "rekey");
   brook_stream_t *w = brook_window_aggregate(in, &win, &count, NULL);
   assert_int_equal(brook_sink_callback(w, on_result, NULL, s), BROOK_OK);
   if (mode & TO_KAFKA) {
@@ -290,6 +292,8 @@ static void run_windows(broker_proc_t *b, int workers, int mode) {
   assert_int_equal(broker_cmd(b, "topic %s %d", topic, N_PARTS), 0);
   if (mode & TO_KAFKA)
     assert_int_equal(broker_cmd(b, "topic %s %d", out, N_PARTS), 0);
+  if (mode & KEYED)
+    assert_int_equal(broker_cmd(b, "topic %s-rekey-repartition %d", group, N_PARTS), 0);
   static seen_t s;
   seen_init(&s);
   brook_topology_t *t = window_pipeline(b->bootstrap, group, topic, mode, &s);
@@ -297,7 +301,7 @@ static void run_windows(broker_proc_t *b, int workers, int mode) {
   start_run(&r, t, workers, &s);
   /* Input goes in once the group has settled: a partition moving later would take its open
    * windows' in-memory state with it (durable state is the next issue's). */
-  spread_t sp = {&s, workers};
+  spread_t sp = {&s, workers, mode & KEYED ? 2 * N_PARTS : N_PARTS};
   assert_true(wait_until(tasks_spread, &sp, KH_TIMEOUT_MS));
   produce_input(b->bootstrap, topic, 0);
   static int64_t exp[N_PARTS][N_KEYS][N_WIN];
@@ -324,11 +328,13 @@ static void run_windows(broker_proc_t *b, int workers, int mode) {
   assert_int_equal(wait_counter_get(&s.results), want);
   assert_memory_equal(s.got, exp, sizeof(exp));
   assert_int_equal(s.n_threads, workers); /* every worker emitted results */
-  assert_int_equal(s.part_split, 0);      /* a partition's task ran on one worker */
+  if (!(mode & KEYED))
+    assert_int_equal(s.part_split, 0); /* a partition's task ran on one worker */
   int64_t in = 0;
   for (int p = 0; p < N_PARTS; p++)
     in += n_records(p) + 1;
-  assert_int_equal(st.records_in, in);
+  /* Keyed: each record is read again from the repartition topic. */
+  assert_int_equal(st.records_in, mode & KEYED ? 2 * in : in);
   assert_true(all_committed(&cm)); /* the stop's final commits never go back */
   seen_destroy(&s);
 }
@@ -354,7 +360,7 @@ static void test_rebalance_between_runtimes(void **state) {
   static int64_t exp[N_PARTS][N_KEYS][N_WIN];
   bg_run_t ra, rb;
   start_run(&ra, ta, 2, &s);
-  spread_t sp = {&s, 2};
+  spread_t sp = {&s, 2, 0};
   assert_true(wait_until(tasks_spread, &sp, KH_TIMEOUT_MS));
   produce_input(b->bootstrap, topic, 0);
   assert_true(wait_counter_wait_ge(&s.results, expected(exp, 1), KH_TIMEOUT_MS));
@@ -429,25 +435,12 @@ static void test_producer_per_worker(void **state) {
   run_windows(&broker, 2, TO_KAFKA);
 }
 
-/* key_by after a Kafka source would send records across workers, and a worker's commit
- * covers only its own flushes and acknowledgements: refused with N workers, naming the node
- * (one worker runs it, as test_kafka_tasks shows). */
-static void test_key_by_refused_with_workers(void **state) {
+/* key_by after a Kafka source with 2 workers (it used to be refused: records crossed
+ * workers in-process, outside the commits): through the repartition topic, whose writes the
+ * commits wait for, the per-key windows are exact. */
+static void test_key_by_with_workers(void **state) {
   (void)state;
-  static seen_t s;
-  brook_topology_t *t = window_pipeline(broker.bootstrap, "gk", "ink", KEYED, &s);
-  brook_runtime_opts_t o = *kh_rt_opts();
-  o.num_workers = 2;
-  brook_runtime_t *rt = NULL;
-  assert_int_equal(brook_runtime_new(&rt, t, &o), BROOK_ERR_INVALID_ARG);
-  assert_null(rt);
-  const char *msg = brook_topology_last_error(t);
-  assert_non_null(strstr(msg, "changes the key of records from Kafka source 'in'"));
-  assert_non_null(strstr(msg, "num_workers = 1"));
-  o.num_workers = 1;
-  assert_int_equal(brook_runtime_new(&rt, t, &o), BROOK_OK);
-  brook_runtime_free(rt);
-  brook_topology_free(t);
+  run_windows(&broker, 2, KEYED);
 }
 
 /* A line sink has one instance, on worker 0: records of a Kafka source reach it from every
@@ -485,7 +478,7 @@ int main(void) {
       cmocka_unit_test(test_group_4_workers),
       cmocka_unit_test(test_assigned_4_workers),
       cmocka_unit_test(test_producer_per_worker),
-      cmocka_unit_test(test_key_by_refused_with_workers),
+      cmocka_unit_test(test_key_by_with_workers),
       cmocka_unit_test(test_line_sink_after_kafka_refused_with_workers),
       cmocka_unit_test(test_rebalance_between_runtimes),
   };

@@ -6,8 +6,10 @@
  * when the partition is assigned, flush() and close() when it is revoked (or at the end),
  * with its own state, stores, timers and watermark (brook_ctx_task() says which partition).
  * This assumes the stream is partitioned by the key the operator groups by (the producer
- * keyed the input topic by it); after key_by, operators run once per runtime over all of
- * its partitions. Sinks and every operator of other topologies run once per runtime.
+ * keyed the input topic by it); after key_by in a Kafka pipeline, the records cross a
+ * repartition topic (README, "Repartition topics") and operators run per task of its
+ * partitions again; in other pipelines they run once per runtime over all partitions. Sinks
+ * and every operator of other topologies run once per runtime.
  * A custom operator may change keys unless its opts declare key_preserving: a stateful
  * operator after it then repartitions by key, as after key_by (stateless.h, "Key changes");
  * a custom operator with open() or on_timer counts as stateful.
@@ -192,8 +194,9 @@ BROOK_API const char *brook_ctx_config(const brook_ctx_t *ctx, const char *key);
 /* The operator's node name. */
 BROOK_API const char *brook_ctx_name(const brook_ctx_t *ctx);
 
-/* The input partition whose task this instance belongs to (see "Tasks" above), or -1 for an
- * instance that runs once per runtime. */
+/* The input partition whose task this instance belongs to (see "Tasks" above; after a
+ * repartition topic, the topic's partition), or -1 for an instance that runs once per
+ * runtime. */
 BROOK_API int32_t brook_ctx_task(const brook_ctx_t *ctx);
 
 /* Processing time: wall-clock ms since the epoch, cached per batch. */

@@ -47,8 +47,9 @@ typedef struct brook_runtime_opts {
    * Splittable sources spread their splits over them (split k on worker k % num_workers);
    * records cross workers only after a key_by, to the worker owning the key. Default 1. A
    * Kafka source runs a consumer per worker in its group (the group spreads the partitions)
-   * and each worker has its own producer. A line sink, or a key_by downstream of a Kafka
-   * source, needs 1 in this version (brook_runtime_new refuses more with
+   * and each worker has its own producer; a key_by downstream of it crosses a repartition
+   * topic (README, "Repartition topics"), with any number of workers. A line sink fed by a
+   * Kafka source needs 1 in this version (brook_runtime_new refuses more with
    * BROOK_ERR_INVALID_ARG, naming the node). */
   size_t num_workers;
   /* How often a commit runs (README, "Commits"): operators' flush(), stores' changes to their

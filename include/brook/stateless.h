@@ -110,7 +110,9 @@ BROOK_API brook_stream_t *brook_peek(brook_stream_t *in, brook_peek_fn fn, void 
 /* Re-keys the stream. The value and timestamp are unchanged. The key change is an exchange
  * of the physical plan (brook_topology_describe): what follows is a new sub-topology whose
  * tasks each own the keys with murmur2(key) % tasks == task (set the count with
- * brook_stream_set_partitions). Within one process, for now (no repartition topics yet).
+ * brook_stream_set_partitions). In a Kafka pipeline the records cross the repartition topic
+ * "<group>-<name>-repartition" (README, "Repartition topics"), so the keys' state is right
+ * with any number of instances; elsewhere they cross workers in-process.
  * The same happens automatically after map, flat_map or a custom operator that may change
  * the key, when a stateful operator follows (see "Key changes" above). */
 BROOK_API brook_stream_t *brook_key_by(brook_stream_t *in, brook_key_fn fn, void *opaque);

@@ -39,7 +39,11 @@ typedef enum brook_task_state {
 /* "CREATED", "RESTORING", ...; "UNKNOWN" for any other value. Static string; any thread. */
 BROOK_API const char *brook_task_state_name(int state);
 
-/* A task changed state: `task` is its id (the input partition number), `old_state` and
+/* A task changed state: `task` is its id (the input partition number; in a pipeline with
+ * repartition topics, where the input's sub-topology and each one reading a repartition topic
+ * run tasks of their own, it is partition * n + k for the k-th of those n sub-topologies in
+ * plan order, e.g. with one repartition input partition 3 is task 6 and repartition
+ * partition 3 task 7, Kafka Streams' "0_3" and "1_3"), `old_state` and
  * `new_state` are brook_task_state_t values (a new task reports CREATED with old_state
  * BROOK_TASK_CREATED), `reason` a short text saying why ("partition assigned", "partition
  * revoked", "end of input", "stopped", "the run failed", ...), borrowed for the call. Called on

@@ -41,6 +41,13 @@ typedef struct bk_source_type {
   /* Input comes in partitions (Kafka): the nodes that keep its partitioning run as one
    * task per partition (runtime/task.h). */
   int partitioned;
+  /* Optional (Kafka): the key change at `rekeying`, downstream of `source` (a source of this
+   * type), goes through a repartition topic: rewires the topology so that `rekeying` feeds a
+   * repartition sink and its consumers read a new source of the topic (kafka/repartition.c).
+   * Called by the runtime (runtime/repartition_plan.c) before the topology is frozen.
+   * BROOK_OK, or an error with the reason in *why (the topology is then unchanged). */
+  brook_err_t (*repartition)(bk_node_t *source, bk_node_t *rekeying, size_t n_workers,
+                             bk_errmsg_t *why);
 } bk_source_type_t;
 
 /* Whether an operator keeps state (stores or timers), for the plan (plan/placement.c). */
@@ -78,6 +85,9 @@ struct bk_node {
   /* A sink that must have one instance (a line sink: one file): placed once, not per worker
    * (plan/placement.c). */
   int single_instance;
+  /* A sink that runs per task of its input, not per worker (the repartition sink: each
+   * upstream task writes its own watermark, kafka/repartition_sink.c). */
+  int per_task_sink;
   /* Never looks at event time (the built-in callback operators, ops/fn_op.c): a source that
    * feeds only such nodes skips its per-batch watermark pass (runtime/event_time.c). */
   int time_blind;
@@ -105,6 +115,9 @@ struct brook_topology {
   size_t n_nodes, cap_nodes;
   bk_node_t *errors_node;
   int frozen;
+  /* The test driver's runtime keeps exchanges in process (no repartition topics: it feeds
+   * every source by hand), like Kafka Streams' TopologyTestDriver. Set around its runtime_new. */
+  int in_process_exchanges;
   int refs; /* the user's reference plus one per runtime */
   brook_err_t build_err;
   bk_errmsg_t build_msg; /* message of the first build error */

@@ -12,6 +12,7 @@
 #include "core/alloc.h"
 #include "kafka/dead_letter.h"
 #include "kafka/kafka_serde.h"
+#include "kafka/repartition.h"
 
 /* The message's headers as brook headers in the batch arena (none: a trace tag). */
 static brook_err_t headers_of(bk_ksrc_t *k, rd_kafka_message_t *m, brook_record_t *rec) {
@@ -161,12 +162,14 @@ brook_err_t bk_ksrc_read_batch(bk_ksrc_t *k) {
     k->msgs[k->n_msgs++] = m; /* records point into it until batch_done */
     part = p;
     k->batch_next = m->offset + 1;
+    if (k->cfg->rp && bk_krp_source_control(k, m, p))
+      continue; /* a watermark record of a repartition topic: never a record */
     if ((ret = take_message(k, m)) < 0)
       break;
   }
   k->batch_part = part;
   bk_src_set_split(src, part == SIZE_MAX ? 0 : part);
-  if (part != SIZE_MAX && bk_src_enter_task(src, k->parts[part].partition) < 0) {
+  if (part != SIZE_MAX && bk_src_enter_task(src, bk_ksrc_task(k, part)) < 0) {
     /* Its task is not running (the partition was just revoked): the next owner reads these. */
     port->n = 0;
     k->batch_next = -1;

@@ -300,17 +300,18 @@ brook_err_t bk_kprod_new(bk_worker_t *w, const char *who, const char *bootstrap,
   return BROOK_OK;
 }
 
-rd_kafka_resp_err_t bk_kprod_send(bk_kprod_t *p, const char *topic, const void *key, size_t klen,
-                                  const void *val, size_t vlen, int64_t ts,
-                                  rd_kafka_headers_t *headers, uint64_t epoch, unsigned flags) {
+rd_kafka_resp_err_t bk_kprod_send_to(bk_kprod_t *p, const char *topic, int32_t partition,
+                                     const void *key, size_t klen, const void *val, size_t vlen,
+                                     int64_t ts, rd_kafka_headers_t *headers, uint64_t epoch,
+                                     unsigned flags) {
   assert(flags <= FLAG_MASK && epoch < (UINT64_MAX >> (FLAG_BITS + USER_BITS)));
   void *tag =
       (void *)(uintptr_t)(epoch << (FLAG_BITS + USER_BITS) | (uint64_t)p->idx << FLAG_BITS | flags);
   kclient_t *c = p->c;
   for (;;) {
     rd_kafka_resp_err_t err =
-        rd_kafka_producev(c->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, klen),
-                          RD_KAFKA_V_VALUE((void *)(uintptr_t)val, vlen),
+        rd_kafka_producev(c->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                          RD_KAFKA_V_KEY(key, klen), RD_KAFKA_V_VALUE((void *)(uintptr_t)val, vlen),
                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_TIMESTAMP(ts),
                           RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(tag), RD_KAFKA_V_END);
     if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -324,6 +325,23 @@ rd_kafka_resp_err_t bk_kprod_send(bk_kprod_t *p, const char *topic, const void *
      * reports until there is room. Blocks the loop, bounded by message.timeout.ms. */
     rd_kafka_poll(c->rk, 10);
   }
+}
+
+rd_kafka_headers_t *bk_kprod_headers(const brook_record_t *rec) {
+  if (!rec->header_count)
+    return NULL;
+  rd_kafka_headers_t *h = rd_kafka_headers_new(rec->header_count);
+  for (size_t i = 0; i < rec->header_count; i++)
+    rd_kafka_header_add(h, rec->headers[i].name, -1, rec->headers[i].value,
+                        (ssize_t)rec->headers[i].value_len);
+  return h;
+}
+
+rd_kafka_resp_err_t bk_kprod_send(bk_kprod_t *p, const char *topic, const void *key, size_t klen,
+                                  const void *val, size_t vlen, int64_t ts,
+                                  rd_kafka_headers_t *headers, uint64_t epoch, unsigned flags) {
+  return bk_kprod_send_to(p, topic, RD_KAFKA_PARTITION_UA, key, klen, val, vlen, ts, headers, epoch,
+                          flags);
 }
 
 uint64_t bk_kprod_in_flight(const bk_kprod_t *p) { return p->in_flight; }

@@ -57,6 +57,16 @@ rd_kafka_resp_err_t bk_kprod_send(bk_kprod_t *p, const char *topic, const void *
                                   const void *val, size_t vlen, int64_t ts,
                                   rd_kafka_headers_t *headers, uint64_t epoch, unsigned flags);
 
+/* A record's headers as librdkafka headers for bk_kprod_send (NULL if it has none). */
+rd_kafka_headers_t *bk_kprod_headers(const brook_record_t *rec);
+
+/* bk_kprod_send to partition `partition` of the topic (RD_KAFKA_PARTITION_UA: the
+ * partitioner's choice, murmur2 of the key by brook's default). */
+rd_kafka_resp_err_t bk_kprod_send_to(bk_kprod_t *p, const char *topic, int32_t partition,
+                                     const void *key, size_t klen, const void *val, size_t vlen,
+                                     int64_t ts, rd_kafka_headers_t *headers, uint64_t epoch,
+                                     unsigned flags);
+
 /* The producer's effective message.max.bytes (librdkafka's default unless the properties set
  * it): no message larger than that on the wire is accepted. */
 size_t bk_kprod_max_message(const bk_kprod_t *p);

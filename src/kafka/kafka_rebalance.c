@@ -42,14 +42,15 @@ void bk_ksrc_hold_watermark(bk_ksrc_t *k, size_t part) {
   bk_wm_gen_t *wm = bk_src_wm(k->src);
   bk_wm_split_restart(wm, part, bk_rt_now(k->w));
   if (!bk_wm_split(wm, part, bk_rt_now(k->w)) ||
-      bk_src_split_task(k->src, part, k->parts[part].partition))
+      bk_src_split_task(k->src, part, bk_ksrc_task(k, part)))
     bk_ksrc_fail(k, BROOK_ERR_NOMEM, "out of memory on assignment");
 }
 
 void bk_ksrc_open_task(bk_ksrc_t *k, size_t part) {
   bk_kpart_t *p = &k->parts[part];
   p->open_pending = 0;
-  if (!p->task_held && bk_task_acquire(k->w, p->partition, "partition assigned") == BROOK_OK)
+  if (!p->task_held &&
+      bk_task_acquire(k->w, bk_ksrc_task(k, part), "partition assigned") == BROOK_OK)
     p->task_held = 1;
 }
 
@@ -65,7 +66,7 @@ static void close_task(bk_ksrc_t *k, size_t part, const char *reason) {
   k->parts[part].open_pending = 0;
   if (k->parts[part].task_held) {
     k->parts[part].task_held = 0;
-    bk_task_release(k->w, k->parts[part].partition, reason);
+    bk_task_release(k->w, bk_ksrc_task(k, part), reason);
   }
 }
 
@@ -113,7 +114,7 @@ static void revoke_now(bk_ksrc_t *k, rd_kafka_topic_partition_list_t *parts, int
   for (int i = 0; i < parts->cnt; i++) {
     size_t p = bk_ksrc_part_find(k, parts->elems[i].topic, parts->elems[i].partition);
     if (p != SIZE_MAX && k->parts[p].assigned && k->parts[p].task_held)
-      bk_task_suspend(k->w, k->parts[p].partition, reason);
+      bk_task_suspend(k->w, bk_ksrc_task(k, p), reason);
   }
   if (!lost)
     bk_ksrc_commit_finished(k, parts);
@@ -218,7 +219,7 @@ void bk_ksrc_revoke_step(bk_ksrc_t *k) {
     for (int i = 0; i < r->parts->cnt; i++) {
       size_t p = bk_ksrc_part_find(k, r->parts->elems[i].topic, r->parts->elems[i].partition);
       if (p != SIZE_MAX && k->parts[p].assigned && k->parts[p].task_held)
-        bk_task_suspend(k->w, k->parts[p].partition, r->reason);
+        bk_task_suspend(k->w, bk_ksrc_task(k, p), r->reason);
     }
     if (bk_rt_status(k->w) != BROOK_OK)
       return;

@@ -113,17 +113,6 @@ static brook_err_t sink_open(brook_ctx_t *ctx, void *opaque, void **state) {
   return BROOK_OK;
 }
 
-/* The record's headers as librdkafka headers (NULL if it has none). */
-static rd_kafka_headers_t *headers_of(const brook_record_t *rec) {
-  if (!rec->header_count)
-    return NULL;
-  rd_kafka_headers_t *h = rd_kafka_headers_new(rec->header_count);
-  for (size_t i = 0; i < rec->header_count; i++)
-    rd_kafka_header_add(h, rec->headers[i].name, -1, rec->headers[i].value,
-                        (ssize_t)rec->headers[i].value_len);
-  return h;
-}
-
 /* The producer refused a record as larger than its message.max.bytes. An error-stream record
  * is a dead letter already: written cut to fit. An output goes to the dead-letter topic if
  * there is one (cut to fit there). Else the refusal stands (the error policy decides). */
@@ -167,7 +156,7 @@ static brook_err_t sink_one(brook_ctx_t *ctx, sink_t *s, const brook_record_t *r
   uint64_t epoch = bk_rt_delivery_add(s->w);
   if (!epoch)
     return BROOK_ERR_NOMEM;
-  rd_kafka_headers_t *h = headers_of(rec);
+  rd_kafka_headers_t *h = bk_kprod_headers(rec);
   int64_t ts = rec->timestamp > 0 ? rec->timestamp : 0; /* 0: librdkafka stamps now */
   unsigned flags = bk_rt_in_error_stream(s->w) ? BK_KMSG_ERROR_RECORD : BK_KMSG_OUTPUT;
   rd_kafka_resp_err_t kerr = bk_kprod_send(s->prod, topic, k, kl, v, vl, ts, h, epoch, flags);

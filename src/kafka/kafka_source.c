@@ -26,6 +26,7 @@
 #include "core/alloc.h"
 #include "kafka/dead_letter.h"
 #include "kafka/kafka_conf.h"
+#include "kafka/repartition.h"
 
 /* ---- messages to the runtime ---- */
 
@@ -122,7 +123,10 @@ static void on_queue(void *opaque) {
     bk_sched_ready(k->src);
 }
 
-static brook_err_t ks_start(bk_src_t *src) { return bk_ksrc_consumer_new(bk_src_impl(src)); }
+static brook_err_t ks_start(bk_src_t *src) {
+  brook_err_t err = bk_krp_source_start(bk_src_impl(src)); /* a repartition topic's reader */
+  return err < 0 ? err : bk_ksrc_consumer_new(bk_src_impl(src));
+}
 
 static void topic_log(void *opaque, int level, const char *msg) {
   bk_ksrc_log(opaque, level, "%s", msg);
@@ -286,6 +290,7 @@ static void ks_destroy(bk_src_t *src) {
   bk_free(a, k->pend);
   bk_free(a, k->msgs);
   bk_ktrace_free(&k->trace, a);
+  bk_krp_source_free(k);
   bk_free(a, k);
   bk_src_set_impl(src, NULL);
 }

@@ -27,6 +27,9 @@ typedef struct bk_ksrc_cfg {
   brook_kafka_partition_t *parts;
   char **props;
   bk_serde_chain_t key_serde, value_serde; /* the deserialisers (kafka_serde.h) */
+  /* The repartition topic this source reads (its watermark records are consumed by
+   * kafka/repartition_source.c; owned by the topic's sink), or NULL: an ordinary source. */
+  struct bk_krp_topic *rp;
 } bk_ksrc_cfg_t;
 
 typedef struct bk_kpart {
@@ -111,7 +114,8 @@ typedef struct bk_ksrc {
   int destroy_immediately; /* abandoned mid-join: destroyed IMMEDIATE (kafka_group.h) */
   int64_t leave_from_ms;   /* when the leave began */
   char why[512];
-  char who[160]; /* "Kafka source '<name>'", the prefix of its messages */
+  char who[160];           /* "Kafka source '<name>'", the prefix of its messages */
+  struct bk_krp_state *rp; /* a repartition topic's reader: upstream watermarks (or NULL) */
 } bk_ksrc_t;
 
 /* ---- kafka_source.c ---- */
@@ -132,6 +136,11 @@ size_t bk_ksrc_part_find(bk_ksrc_t *k, const char *topic, int32_t partition);
 
 /* The partition's index, added if new; SIZE_MAX if out of memory. Its index is its split. */
 size_t bk_ksrc_part_get(bk_ksrc_t *k, const char *topic, int32_t partition);
+
+/* The id of the task of partition k->parts[part] (runtime/task_ids.h). */
+static inline int32_t bk_ksrc_task(const bk_ksrc_t *k, size_t part) {
+  return bk_src_task_id(k->src, k->parts[part].partition);
+}
 
 /* Pauses (or resumes) the partitions in `l`, or every assigned partition if `l` is NULL. */
 void bk_ksrc_set_paused(bk_ksrc_t *k, int pause, rd_kafka_topic_partition_list_t *l);

@@ -3,6 +3,7 @@
  * the options (bk_ksrc_cfg_t), registered with the source's runtime side (kafka_source.c).
  * Runs where the topology is built. */
 #include "kafka/kafka_source_impl.h"
+#include "kafka/repartition.h"
 
 #include <string.h>
 
@@ -44,7 +45,7 @@ static void cfg_free(void *p, const brook_allocator_t *a) {
   bk_free(a, c);
 }
 
-static const bk_source_type_t kafka_type = {"kafka", &bk_ksrc_vt, cfg_free, 1};
+static const bk_source_type_t kafka_type = {"kafka", &bk_ksrc_vt, cfg_free, 1, bk_krp_rewrite};
 
 /* Copies a NULL-terminated string list (non-empty strings). */
 static brook_err_t copy_list(const brook_allocator_t *a, const char *const *in, char ***out) {

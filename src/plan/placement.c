@@ -28,7 +28,7 @@ static bk_placement_t input_place(const bk_plan_t *p, const bk_node_t *node, siz
 }
 
 static bk_placement_t operator_place(const bk_plan_t *p, const bk_node_t *node, int stateful) {
-  if (node->n_outputs == 0)
+  if (node->n_outputs == 0 && !node->per_task_sink)
     return node->single_instance ? BK_PLACE_ONCE : BK_PLACE_WORKER;
   bk_placement_t worst = BK_PLACE_TASK;
   for (size_t k = 0; k < node->n_inputs; k++) {

@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "runtime/runtime_impl.h"
+#include "runtime/task_ids.h"
 
 void *brook_ctx_alloc(brook_ctx_t *ctx, size_t size) {
   return ctx ? bk_arena_alloc(&ctx->w->arena, size) : NULL;
@@ -42,7 +43,9 @@ size_t brook_ctx_split_count(const brook_ctx_t *ctx) {
   return src && src->vt->split_count ? src->n_splits : 1;
 }
 
-int32_t brook_ctx_task(const brook_ctx_t *ctx) { return ctx ? ctx->task : -1; }
+int32_t brook_ctx_task(const brook_ctx_t *ctx) {
+  return ctx ? bk_task_partition(ctx->rt, ctx->task) : -1; /* the partition (task_ids.h) */
+}
 
 brook_time_t brook_ctx_now(const brook_ctx_t *ctx) { return ctx ? ctx->w->now_ms : 0; }
 

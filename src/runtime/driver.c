@@ -160,7 +160,9 @@ brook_err_t brook_driver_new(brook_driver_t **out, brook_topology_t *t,
   ro.log_opaque = o.log_opaque;
   ro.batch_size = 64; /* records are pushed one at a time; timers may emit more */
   brook_runtime_t *rt;
+  t->in_process_exchanges = 1;
   brook_err_t err = brook_runtime_new(&rt, t, &ro);
+  t->in_process_exchanges = 0;
   if (err < 0)
     return err;
   brook_driver_t *d = bk_calloc(&rt->alloc, 1, sizeof(*d));

@@ -8,6 +8,8 @@
 #include "core/alloc.h"
 #include "core/opts.h"
 #include "runtime/exchange.h"
+#include "runtime/repartition_plan.h"
+#include "runtime/task_ids.h"
 
 void brook_runtime_opts_init_size(brook_runtime_opts_t *opts, size_t size) {
   brook_runtime_opts_t d;
@@ -35,6 +37,8 @@ void bk_runtime_destroy(brook_runtime_t *rt) {
     bk_worker_free(&rt->workers[i]);
   bk_free(a, rt->workers);
   bk_free(a, rt->per_task);
+  bk_free(a, rt->task_sub_rank);
+  bk_free(a, rt->task_rank_sub);
   bk_free(a, rt->fuse_len);
   bk_plan_free(&rt->plan, a);
   bk_free(a, rt->state_dir);
@@ -140,7 +144,7 @@ static brook_err_t build_instances(bk_worker_t *w) {
 }
 
 static brook_err_t build_workers(brook_runtime_t *rt) {
-  if (bk_tasks_plan(rt))
+  if (bk_tasks_plan(rt) || bk_task_ids_plan(rt))
     return BROOK_ERR_NOMEM;
   rt->n_workers = rt->opts.num_workers;
   if (bk_fuse_plan(rt))
@@ -166,19 +170,19 @@ static const bk_node_t *gather_target(const bk_plan_t *plan, const bk_node_t *fr
 }
 
 /* 1 and *why set if records of a partitioned (Kafka) source cross workers with N workers: a
- * key change (key_by, or one before state) downstream of it, or a node placed once (a line sink,
- * plan/) it feeds through a gather. A worker's commit covers only its own operators and
- * acknowledgements, so it could commit offsets whose output another worker has not flushed or
- * delivered yet. The walk marks nodes fed by the source in plan order (inputs come first).
- * In-process sources partitioned by key (their splits known from options) commit no input: they may
- * feed both. BROOK_ERR_NOMEM: -1. */
-static int kafka_feeds_exchange(const bk_plan_t *plan, const brook_allocator_t *a,
-                                bk_errmsg_t *why) {
+ * node placed once (a line sink, plan/) it feeds through a gather. A worker's commit covers
+ * only its own operators and acknowledgements, so it could commit offsets whose output
+ * another worker has not flushed or delivered yet. (A key change after a Kafka source crosses
+ * through a repartition topic instead, repartition_plan.h: its writes count against the
+ * commits of the worker that produced them.) The walk marks nodes fed by the source in plan
+ * order (inputs come first). In-process sources partitioned by key (their splits known from
+ * options) commit no input. BROOK_ERR_NOMEM: -1. */
+static int kafka_feeds_gather(const bk_plan_t *plan, const brook_allocator_t *a, bk_errmsg_t *why) {
   unsigned char *fed = bk_calloc(a, plan->n ? plan->n : 1, 1); /* by plan position */
   if (!fed)
     return -1;
-  const bk_node_t *src = NULL, *rekey = NULL, *once = NULL;
-  for (size_t i = 0; i < plan->n && !rekey && !once; i++) {
+  const bk_node_t *src = NULL, *once = NULL;
+  for (size_t i = 0; i < plan->n && !once; i++) {
     const bk_node_t *n = plan->order[i];
     if (n->kind == BK_NODE_SOURCE && n->source_type->partitioned && !n->splits) {
       fed[i] = 1;
@@ -186,28 +190,17 @@ static int kafka_feeds_exchange(const bk_plan_t *plan, const brook_allocator_t *
     }
     for (size_t k = 0; k < n->n_inputs && !fed[i]; k++)
       fed[i] = fed[plan->pos[n->inputs[k]->node->id]];
-    if (!fed[i])
-      continue;
-    if (plan->nodes[i].rekeys) /* key_by, or a key change before state (plan/rekey.c) */
-      rekey = n;
-    else
+    if (fed[i])
       once = gather_target(plan, n);
   }
   bk_free(a, fed);
-  if (rekey)
-    bk_errmsg_set(why,
-                  "runtime_new: node '%s' changes the key of records from Kafka source '%s': "
-                  "with num_workers > 1 they would cross workers, and commits do not span "
-                  "workers in this version; use num_workers = 1, or group by the input "
-                  "topic's own key (no key_by; map_values instead of a map that keeps it)",
-                  rekey->name, src ? src->name : "?");
-  else if (once)
+  if (once)
     bk_errmsg_set(why,
                   "runtime_new: node '%s' runs once (on worker 0) and records from Kafka "
                   "source '%s' reach it from every worker: commits do not span workers in "
                   "this version; use num_workers = 1",
                   once->name, src ? src->name : "?");
-  return rekey || once;
+  return once != NULL;
 }
 
 /* With state on disk: the directory option copied (rt->opts points to the copy) and every
@@ -275,6 +268,8 @@ brook_err_t brook_runtime_new(brook_runtime_t **out, brook_topology_t *t,
   atomic_init(&rt->workers_left, 0);
   atomic_flag_clear(&rt->fail_lock);
   brook_err_t err = bk_plan_build(&rt->plan, t);
+  if (!err && !t->frozen && !t->in_process_exchanges)
+    err = bk_repartition_plan(&rt->plan, t, o.num_workers);
   if (err) {
     bk_free(&rt->alloc, rt);
     return err;
@@ -285,7 +280,7 @@ brook_err_t brook_runtime_new(brook_runtime_t **out, brook_topology_t *t,
     bk_free(&rt->alloc, rt);
     return err;
   }
-  int crosses = o.num_workers > 1 ? kafka_feeds_exchange(&rt->plan, &rt->alloc, &t->msg) : 0;
+  int crosses = o.num_workers > 1 ? kafka_feeds_gather(&rt->plan, &rt->alloc, &t->msg) : 0;
   if (crosses) {
     if (crosses < 0)
       bk_errmsg_set(&t->msg, "runtime_new: out of memory");
@@ -357,6 +352,10 @@ brook_err_t brook_runtime_run(brook_runtime_t *rt) {
   if (err == BROOK_OK) {
     uv_run(&w0->own_loop, UV_RUN_DEFAULT);
     err = bk_runtime_status(rt);
+  } else {
+    /* A source that failed to start after another had: the other's close may have left
+     * requests on the loop (a client destroyed off the loop). They finish before it closes. */
+    uv_run(&w0->own_loop, UV_RUN_DEFAULT);
   }
   rc = uv_loop_close(&w0->own_loop);
   if (rc && err == BROOK_OK) {

@@ -63,6 +63,10 @@ struct brook_runtime {
   char *state_dir;           /* a copy of the option, or NULL: state in memory */
   bk_plan_t plan;
   unsigned char *per_task; /* plan index -> 1 if the node runs once per task (task.c) */
+  /* task_ids.h: the sub-topologies that run tasks, numbered (sub -> rank, UINT32_MAX if it
+   * runs none; rank -> sub); n_task_subs >= 1. */
+  uint32_t *task_sub_rank, *task_rank_sub;
+  uint32_t n_task_subs;
   /* fuse.c: plan index -> the length of the fused chain the node heads (0: none; 1: a chain
    * of one, fused only with a generator in front); NULL when no node is fusable. */
   unsigned char *fuse_len;
@@ -224,10 +228,6 @@ brook_err_t bk_src_split_task(bk_src_t *src, size_t split, int32_t id);
 int bk_src_enter_task(bk_src_t *src, int32_t id);
 void bk_src_leave_task(bk_src_t *src);
 
-/* A task's name: "<sub-topology>_<partition>" like Kafka Streams' task ids (its state
- * directory under state_dir). Writes at most `size` bytes with a NUL. */
-void bk_task_name(const bk_task_t *t, char *buf, size_t size);
-
 static inline bk_task_t *bk_task_find(const bk_worker_t *w, int32_t id) {
   return id >= 0 && (size_t)id < w->n_task_ids ? w->task_by_id[id] : NULL;
 }
@@ -241,11 +241,14 @@ static inline brook_ctx_t *bk_inst_at(const bk_worker_t *w, size_t i, size_t k) 
   return w->rt->per_task && w->rt->per_task[i] ? &w->tasks[k]->insts[i] : &w->insts[i];
 }
 /* Whether instance k of node i may fire timers and pass watermarks now: a process-wide
- * instance always; a task's only while the task is RUNNING (a suspended task waiting for its
- * revocation's acknowledgements must emit nothing the wait does not cover, and one still
- * restoring has not started). */
+ * instance always; a task's only if the task has the node and while it is RUNNING (a suspended task
+ * waiting for its revocation's acknowledgements must emit nothing the wait does not cover, and one
+ * still restoring has not started). */
 static inline int bk_inst_live(const bk_worker_t *w, size_t i, size_t k) {
-  return !(w->rt->per_task && w->rt->per_task[i]) || w->tasks[k]->state == BROOK_TASK_RUNNING;
+  if (!(w->rt->per_task && w->rt->per_task[i]))
+    return 1;
+  /* A task has instances of its own sub-topology's nodes only (task_ids.h). */
+  return w->tasks[k]->state == BROOK_TASK_RUNNING && w->tasks[k]->insts[i].node;
 }
 
 /* ---- sources ---- */

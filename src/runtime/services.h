@@ -218,8 +218,14 @@ void bk_task_release(bk_worker_t *w, int32_t id, const char *reason);
 int bk_task_state(const bk_worker_t *w, int32_t id);
 /* Whether anything runs per task (a partitioned source's pipeline has tasks). */
 int bk_rt_has_tasks(const bk_worker_t *w);
+/* The id of the task of input partition `partition` of partitioned source `src`: its
+ * sub-topology's task (runtime/task_ids.h; the partition itself unless several
+ * sub-topologies run tasks, as with repartition topics). */
+int32_t bk_src_task_id(const bk_src_t *src, int32_t partition);
 /* Split `split` of partitioned source `src` feeds task `id` (its watermark is the task's). */
 brook_err_t bk_src_split_task(bk_src_t *src, size_t split, int32_t id);
+/* The input partition of the task whose instance `ctx` is (-1: a process-wide instance). */
+int32_t bk_ctx_task_partition(const brook_ctx_t *ctx);
 /* The records in the source's port belong to task `id`: they move to the task's instance
  * until the batch is done. Returns 0, or -1 if the task is not running (records left). */
 int bk_src_enter_task(bk_src_t *src, int32_t id);

@@ -238,9 +238,9 @@ static const bk_source_vt_t gen_vt = {
 
 static void gen_cfg_free(void *cfg, const brook_allocator_t *a) { bk_free(a, cfg); }
 
-static const bk_source_type_t gen_type = {"generator", &gen_vt, gen_cfg_free, 0};
+static const bk_source_type_t gen_type = {"generator", &gen_vt, gen_cfg_free, 0, NULL};
 /* partitioned_by_key: a partitioned source, like Kafka's (plan/placement.c). */
-static const bk_source_type_t gen_keyed_type = {"generator", &gen_vt, gen_cfg_free, 1};
+static const bk_source_type_t gen_keyed_type = {"generator", &gen_vt, gen_cfg_free, 1, NULL};
 
 static const bk_opts_version_t generator_versions[] = {
     BK_OPTS_VERSION(brook_generator_opts_t, limit),

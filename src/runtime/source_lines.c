@@ -333,7 +333,7 @@ static void lines_cfg_free(void *cfg, const brook_allocator_t *a) {
   bk_free(a, c);
 }
 
-static const bk_source_type_t lines_type = {"lines", &lines_vt, lines_cfg_free, 0};
+static const bk_source_type_t lines_type = {"lines", &lines_vt, lines_cfg_free, 0, NULL};
 
 static const bk_opts_version_t lines_versions[] = {
     BK_OPTS_VERSION(brook_lines_opts_t, keep_cr),

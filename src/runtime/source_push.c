@@ -483,9 +483,9 @@ static const bk_source_vt_t push_vt = {
 
 static void push_cfg_free(void *cfg, const brook_allocator_t *a) { bk_free(a, cfg); }
 
-static const bk_source_type_t push_type = {"push", &push_vt, push_cfg_free, 0};
+static const bk_source_type_t push_type = {"push", &push_vt, push_cfg_free, 0, NULL};
 /* partitioned_by_key: a partitioned source, like Kafka's (plan/placement.c). */
-static const bk_source_type_t push_keyed_type = {"push", &push_vt, push_cfg_free, 1};
+static const bk_source_type_t push_keyed_type = {"push", &push_vt, push_cfg_free, 1, NULL};
 
 static const bk_opts_version_t push_versions[] = {
     BK_OPTS_VERSION(brook_push_opts_t, on_credit_opaque),

@@ -28,6 +28,7 @@
 
 #include "core/alloc.h"
 #include "runtime/runtime_impl.h"
+#include "runtime/task_ids.h"
 #include "state/task_db.h"
 
 brook_err_t bk_tasks_plan(brook_runtime_t *rt) {
@@ -52,8 +53,8 @@ static void free_ports(bk_worker_t *w, brook_ctx_t *c) {
 static brook_err_t build_task(bk_worker_t *w, bk_task_t *t) {
   const bk_plan_t *plan = &w->rt->plan;
   for (size_t i = 0; i < plan->n; i++) {
-    if (!w->rt->per_task[i])
-      continue;
+    if (!w->rt->per_task[i] || !bk_task_has_node(w->rt, t->id, i))
+      continue; /* another sub-topology's node (runtime/task_ids.h) */
     const brook_ctx_t *home = &w->insts[i];
     brook_ctx_t *c = &t->insts[i];
     c->rt = w->rt;
@@ -107,10 +108,6 @@ static void destroy_task(bk_worker_t *w, bk_task_t *t) {
   bk_free(&w->rt->alloc, t);
 }
 
-void bk_task_name(const bk_task_t *t, char *buf, size_t size) {
-  snprintf(buf, size, "0_%d", (int)t->id);
-}
-
 /* With state on disk: opens the task's database (<state_dir>/<task name>), so its operators'
  * stores open in it and find what the last commit wrote. */
 static brook_err_t open_task_db(bk_worker_t *w, bk_task_t *t) {
@@ -122,7 +119,7 @@ static brook_err_t open_task_db(bk_worker_t *w, bk_task_t *t) {
   if (rt->opts.state_cache_bytes)
     ro.cache_bytes = rt->opts.state_cache_bytes;
   char name[32];
-  bk_task_name(t, name, sizeof(name));
+  bk_task_id_name(rt, t->id, name, sizeof(name));
   bk_errmsg_t why;
   brook_err_t err = bk_task_db_open(&t->db, rt->state_dir, name, &ro, &rt->alloc, &why);
   if (err < 0) {

@@ -23,15 +23,20 @@ static void log_to_stderr(int level, const char *msg, void *opaque) {
   fprintf(stderr, "[brook %d] %s\n", level, msg);
 }
 
-void bg_start(bg_run_t *r, brook_topology_t *t) {
-  brook_runtime_opts_t o;
-  brook_runtime_opts_init(&o);
-  o.commit_interval_ms = 100; /* commits often: tests waiting on flushed or committed output */
-  if (getenv("BROOK_TEST_LOG"))
+void bg_start_opts(bg_run_t *r, brook_topology_t *t, const brook_runtime_opts_t *opts) {
+  brook_runtime_opts_t o = *opts;
+  if (getenv("BROOK_TEST_LOG") && !o.log)
     o.log = log_to_stderr;
   if (brook_runtime_new(&r->rt, t, &o) != BROOK_OK)
     fail_msg("runtime_new: %s", brook_topology_last_error(t));
   assert_int_equal(pthread_create(&r->thread, NULL, bg_run_thread, r), 0);
+}
+
+void bg_start(bg_run_t *r, brook_topology_t *t) {
+  brook_runtime_opts_t o;
+  brook_runtime_opts_init(&o);
+  o.commit_interval_ms = 100; /* commits often: tests waiting on flushed or committed output */
+  bg_start_opts(r, t, &o);
 }
 
 brook_err_t bg_stop(bg_run_t *r) {

@@ -21,6 +21,9 @@ void *bg_run_thread(void *r);
 /* Creates the runtime for `t` and starts running it. */
 void bg_start(bg_run_t *r, brook_topology_t *t);
 
+/* The same with options `opts` (copied; BROOK_TEST_LOG=1 sets a logger if it has none). */
+void bg_start_opts(bg_run_t *r, brook_topology_t *t, const brook_runtime_opts_t *opts);
+
 /* How long bg_stop waits: the longest stop a test may see (kafka_leave.c: 10 s for the final
  * offset commit, 10 s for the close, plus a join's max.poll.interval.ms) with room to spare. */
 #define BG_STOP_TIMEOUT_S 90
