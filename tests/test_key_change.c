@@ -593,6 +593,87 @@ static void test_partitions_of_a_key_change(void **state) {
   brook_topology_free(t);
 }
 
+/* ---- a custom sink after a key change: no repartition ---- */
+
+static int sink_records; /* what the counting sink got, over every worker */
+
+static brook_err_t count_into_sink(brook_ctx_t *ctx, void *st, const brook_record_t *rec) {
+  (void)ctx, (void)st, (void)rec;
+  __atomic_add_fetch(&sink_records, 1, __ATOMIC_RELAXED);
+  return BROOK_OK;
+}
+
+/* A user sink (no outputs) that opens a connection in open(), as a database sink does. */
+static const brook_operator_t db_sink_op = {.version = BROOK_OPERATOR_VERSION,
+                                            .type_name = "db_sink",
+                                            .open = no_state,
+                                            .process = count_into_sink};
+
+/* Adds the custom sink after `in`, named `n` (NULL: a generated name). */
+static void db_sink(brook_stream_t *in, const char *n) {
+  brook_operator_opts_t oo;
+  brook_operator_opts_init(&oo);
+  oo.n_outputs = 0;
+  oo.name = n;
+  assert_int_equal(brook_operator_add(&in, 1, &db_sink_op, NULL, &oo, NULL), BROOK_OK);
+}
+
+/* A sink runs once per worker, never per task, so a repartition before it cannot help it: a
+ * custom sink with open() after a map causes none (as a callback sink does), and a Kafka
+ * source feeding it runs on 2 workers. The sink still keeps state for its identity: with a
+ * generated name it is refused once state is on disk. */
+static void test_custom_sink_after_key_change(void **state) {
+  (void)state;
+  brook_topology_t *t = new_topology();
+  const char *const topics[] = {"in", NULL};
+  brook_kafka_source_opts_t so;
+  brook_kafka_source_opts_init(&so);
+  so.bootstrap_servers = "127.0.0.1:9"; /* never contacted: the runtime is not started */
+  so.group_id = "g";
+  so.topics = topics;
+  brook_stream_t *m =
+      name(brook_map(brook_source_kafka(t, "in", &so), map_key_to_value, NULL), "m");
+  db_sink(m, "db");
+  assert_plan(t, "brook plan: 1 sub-topology, 0 exchanges\n"
+                 "sub-topology 0: tasks=partitions('in')\n"
+                 "  source 'in' [kafka] per-task splits=partitions\n"
+                 "  operator 'm' [map] per-task <- 'in'\n"
+                 "  sink 'db' [db_sink] per-worker state=db <- 'm'\n");
+  assert_int_equal(rekeys_of(t, "m"), BK_REKEY_NONE);
+  brook_runtime_opts_t ro;
+  brook_runtime_opts_init(&ro);
+  ro.num_workers = 2;
+  brook_runtime_t *rt = NULL;
+  if (brook_runtime_new(&rt, t, &ro) != BROOK_OK)
+    fail_msg("runtime_new, 2 workers: %s", brook_topology_last_error(t));
+  brook_runtime_free(rt);
+  brook_topology_free(t);
+  /* Unnamed, its state could not be found again. */
+  t = new_topology();
+  brook_stream_t *src = brook_source_generator(t, "src", keyed_gen, NULL, NULL);
+  db_sink(name(brook_map(src, map_key_to_value, NULL), "m"), NULL);
+  bk_plan_t p;
+  assert_int_equal(bk_plan_build(&p, t), BROOK_OK);
+  bk_errmsg_t msg;
+  assert_int_equal(bk_plan_check_identities(&p, &msg), BROOK_ERR_INVALID_ARG);
+  bk_plan_free(&p, bk_default_allocator());
+  if (!strstr(msg.text, "keeps state but has no name"))
+    fail_msg("%s", msg.text);
+  brook_topology_free(t);
+
+  /* Run: every record reaches the sink once, on 1 and 2 workers. */
+  for (size_t workers = 1; workers <= 2; workers++) {
+    static gen_t g;
+    sink_records = 0;
+    t = new_topology();
+    db_sink(name(brook_map(keyed_source(t, &g), map_key_to_value, NULL), "m"), "db");
+    run_and_free(t, workers);
+    if ((uint64_t)sink_records != SPLITS * PER_SPLIT)
+      fail_msg("%zu workers: the sink got %d records of %llu", workers, sink_records,
+               (unsigned long long)(SPLITS * PER_SPLIT));
+  }
+}
+
 /* ---- the test driver: partitions of a Kafka source, a key change before a count ---- */
 
 /* Kafka "in" -> `change` (map: key := value, or map_values keeping the key) -> count "c". */
@@ -711,6 +792,7 @@ int main(void) {
       cmocka_unit_test(test_plan_rules),
       cmocka_unit_test(test_plan_two_outputs),
       cmocka_unit_test(test_partitions_of_a_key_change),
+      cmocka_unit_test(test_custom_sink_after_key_change),
       cmocka_unit_test(test_driver_partitions_key_change),
       cmocka_unit_test(test_flat_map_values),
   };
