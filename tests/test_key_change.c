@@ -508,6 +508,79 @@ static void test_map_values_null_bytes_fail_the_record(void **state) {
   }
 }
 
+/* ---- a map_values callback cannot change the key by emitting ---- */
+
+static int zzz_seen, all_seen; /* what the sink after the sneaky map_values got */
+
+/* Emits a copy of the record with key "zzz" through ctx and returns OK: refused, the record
+ * fails (else a record with another key would pass with no repartition). */
+static brook_err_t sneaky_value(const brook_record_t *rec, const void **value, size_t *value_len,
+                                brook_ctx_t *ctx, void *opaque) {
+  (void)value, (void)value_len, (void)opaque;
+  brook_record_t r = *rec;
+  r.key = "zzz";
+  r.key_len = 3;
+  (void)brook_emit(ctx, &r);
+  return BROOK_OK;
+}
+
+static brook_err_t see(const brook_record_t *rec, void *opaque) {
+  (void)opaque;
+  __atomic_add_fetch(&all_seen, 1, __ATOMIC_RELAXED);
+  if (rec->key_len == 3 && memcmp(rec->key, "zzz", 3) == 0)
+    __atomic_add_fetch(&zzz_seen, 1, __ATOMIC_RELAXED);
+  return BROOK_OK;
+}
+
+static brook_err_t same_value(const brook_record_t *rec, brook_values_t *out, brook_ctx_t *ctx,
+                              void *opaque) {
+  (void)ctx, (void)opaque;
+  return brook_emit_value(out, rec->value, rec->value_len);
+}
+
+/* Fused (generator -> map_values -> callback sink, one line) and not (after flat_map_values,
+ * with two consumers), under SKIP (every record skipped, nothing out) and FAIL (the run fails
+ * saying why), as for map's callback. */
+static void test_map_values_emit_fails_the_record(void **state) {
+  (void)state;
+  for (int run = 0; run < 4; run++) {
+    int fused = run & 1, skip = run < 2;
+    static gen_t g;
+    zzz_seen = all_seen = 0;
+    brook_topology_opts_t to;
+    brook_topology_opts_init(&to);
+    to.error_policy = skip ? BROOK_ON_ERROR_SKIP : BROOK_ON_ERROR_FAIL;
+    brook_topology_t *t = NULL;
+    assert_int_equal(brook_topology_new(&t, &to), BROOK_OK);
+    brook_stream_t *s = keyed_source(t, &g);
+    if (!fused)
+      s = brook_flat_map_values(s, same_value, NULL);
+    s = name(brook_map_values(s, sneaky_value, NULL), "mv");
+    assert_int_equal(brook_sink_callback(s, see, NULL, NULL), BROOK_OK);
+    if (!fused)
+      drop_all(s);
+    char text[1024];
+    assert_int_equal(brook_topology_describe(t, text, sizeof(text), NULL), BROOK_OK);
+    if (!strstr(text, "'mv' -> ") != !fused)
+      fail_msg("map_values %s be in a fused line:\n%s", fused ? "must" : "must not", text);
+    brook_runtime_t *rt = NULL;
+    assert_int_equal(brook_runtime_new(&rt, t, NULL), BROOK_OK);
+    brook_err_t err = run_with_deadline(rt, 60000, NULL);
+    brook_runtime_stats_t st = stats_of(rt);
+    if (skip && (err != BROOK_OK || st.records_skipped != SPLITS * PER_SPLIT || all_seen))
+      fail_msg("%s, SKIP: run %d (%s), %llu skipped of %llu, the sink saw %d (%d with key zzz)",
+               fused ? "fused" : "unfused", err, err ? brook_runtime_last_error(rt) : "",
+               (unsigned long long)st.records_skipped, (unsigned long long)(SPLITS * PER_SPLIT),
+               all_seen, zzz_seen);
+    if (!skip && (err != BROOK_ERR_STATE || all_seen ||
+                  !strstr(brook_runtime_last_error(rt), "map_values callback must not emit")))
+      fail_msg("%s, FAIL: run %d (%s), the sink saw %d (%d with key zzz)",
+               fused ? "fused" : "unfused", err, brook_runtime_last_error(rt), all_seen, zzz_seen);
+    brook_runtime_free(rt);
+    brook_topology_free(t);
+  }
+}
+
 /* ---- a key change on two outputs: one exchange per output, on 1 and 2 workers ---- */
 
 /* Key := value; records whose new key has an even number go to output 0, others to 1. */
@@ -787,6 +860,7 @@ int main(void) {
       cmocka_unit_test(test_map_changing_key_before_window),
       cmocka_unit_test(test_map_values_keeps_partitioning),
       cmocka_unit_test(test_map_values_null_bytes_fail_the_record),
+      cmocka_unit_test(test_map_values_emit_fails_the_record),
       cmocka_unit_test(test_two_outputs_repartitioned),
       cmocka_unit_test(test_plan_map_filter_window),
       cmocka_unit_test(test_plan_rules),
