@@ -353,19 +353,37 @@ static bk_rekey_t rekeys_of(brook_topology_t *t, const char *n) {
   return r;
 }
 
-/* Kafka -> map -> filter -> window: the map re-keys (automatic), the window runs per task of
- * its own sub-topology, as after key_by. */
-static void test_plan_map_filter_window(void **state) {
-  (void)state;
-  brook_topology_t *t = new_topology();
+/* Kafka source 'in' reading topic "in". Its broker is never contacted: these tests build
+ * plans, create runtimes without running them, or feed the test driver by hand. */
+static brook_stream_t *kafka_in(brook_topology_t *t) {
   const char *const topics[] = {"in", NULL};
   brook_kafka_source_opts_t so;
   brook_kafka_source_opts_init(&so);
   so.bootstrap_servers = "127.0.0.1:9";
   so.group_id = "g";
   so.topics = topics;
-  brook_stream_t *s =
-      name(brook_map(brook_source_kafka(t, "in", &so), map_key_to_value, NULL), "m");
+  brook_stream_t *s = brook_source_kafka(t, "in", &so);
+  assert_non_null(s);
+  return s;
+}
+
+/* What brook_runtime_new says of `t` on 2 workers (the runtime, if made, is freed unrun). */
+static brook_err_t runtime_new_on_two_workers(brook_topology_t *t) {
+  brook_runtime_opts_t ro;
+  brook_runtime_opts_init(&ro);
+  ro.num_workers = 2;
+  brook_runtime_t *rt = NULL;
+  brook_err_t err = brook_runtime_new(&rt, t, &ro);
+  brook_runtime_free(rt);
+  return err;
+}
+
+/* Kafka -> map -> filter -> window: the map re-keys (automatic), the window runs per task of
+ * its own sub-topology, as after key_by. */
+static void test_plan_map_filter_window(void **state) {
+  (void)state;
+  brook_topology_t *t = new_topology();
+  brook_stream_t *s = name(brook_map(kafka_in(t), map_key_to_value, NULL), "m");
   s = name(brook_filter(s, keep_all, NULL), "f");
   brook_aggregator_t count = brook_agg_count();
   brook_window_t tumbling = brook_window_tumbling(WINDOW_MS);
@@ -387,11 +405,7 @@ static void test_plan_map_filter_window(void **state) {
                  "  fused: 'm' -> 'f'\n");
   assert_int_equal(rekeys_of(t, "m"), BK_REKEY_AUTO);
   /* Kafka input crossing workers is refused with N workers, as after key_by. */
-  brook_runtime_opts_t ro;
-  brook_runtime_opts_init(&ro);
-  ro.num_workers = 2;
-  brook_runtime_t *rt = NULL;
-  assert_int_equal(brook_runtime_new(&rt, t, &ro), BROOK_ERR_INVALID_ARG);
+  assert_int_equal(runtime_new_on_two_workers(t), BROOK_ERR_INVALID_ARG);
   assert_non_null(strstr(brook_topology_last_error(t), "node 'm' changes the key"));
   brook_topology_free(t);
 }
@@ -698,28 +712,15 @@ static void db_sink(brook_stream_t *in, const char *n) {
 static void test_custom_sink_after_key_change(void **state) {
   (void)state;
   brook_topology_t *t = new_topology();
-  const char *const topics[] = {"in", NULL};
-  brook_kafka_source_opts_t so;
-  brook_kafka_source_opts_init(&so);
-  so.bootstrap_servers = "127.0.0.1:9"; /* never contacted: the runtime is not started */
-  so.group_id = "g";
-  so.topics = topics;
-  brook_stream_t *m =
-      name(brook_map(brook_source_kafka(t, "in", &so), map_key_to_value, NULL), "m");
-  db_sink(m, "db");
+  db_sink(name(brook_map(kafka_in(t), map_key_to_value, NULL), "m"), "db");
   assert_plan(t, "brook plan: 1 sub-topology, 0 exchanges\n"
                  "sub-topology 0: tasks=partitions('in')\n"
                  "  source 'in' [kafka] per-task splits=partitions\n"
                  "  operator 'm' [map] per-task <- 'in'\n"
                  "  sink 'db' [db_sink] per-worker state=db <- 'm'\n");
   assert_int_equal(rekeys_of(t, "m"), BK_REKEY_NONE);
-  brook_runtime_opts_t ro;
-  brook_runtime_opts_init(&ro);
-  ro.num_workers = 2;
-  brook_runtime_t *rt = NULL;
-  if (brook_runtime_new(&rt, t, &ro) != BROOK_OK)
+  if (runtime_new_on_two_workers(t) != BROOK_OK)
     fail_msg("runtime_new, 2 workers: %s", brook_topology_last_error(t));
-  brook_runtime_free(rt);
   brook_topology_free(t);
   /* Unnamed, its state could not be found again. */
   t = new_topology();
@@ -752,13 +753,7 @@ static void test_custom_sink_after_key_change(void **state) {
 /* Kafka "in" -> `change` (map: key := value, or map_values keeping the key) -> count "c". */
 static brook_driver_t *count_driver(brook_topology_t **t, int map) {
   *t = new_topology();
-  const char *const topics[] = {"in", NULL};
-  brook_kafka_source_opts_t so;
-  brook_kafka_source_opts_init(&so);
-  so.bootstrap_servers = "127.0.0.1:9"; /* never contacted: the driver is fed by hand */
-  so.group_id = "g";
-  so.topics = topics;
-  brook_stream_t *s = brook_source_kafka(*t, "in", &so);
+  brook_stream_t *s = kafka_in(*t);
   s = map ? brook_map(s, map_key_to_value, NULL) : brook_map_values(s, tag_value, NULL);
   drop_all(count_of(name(s, "change"), "c"));
   brook_driver_t *d = NULL;
