@@ -353,19 +353,37 @@ static bk_rekey_t rekeys_of(brook_topology_t *t, const char *n) {
   return r;
 }
 
-/* Kafka -> map -> filter -> window: the map re-keys (automatic), the window runs per task of
- * its own sub-topology, as after key_by. */
-static void test_plan_map_filter_window(void **state) {
-  (void)state;
-  brook_topology_t *t = new_topology();
+/* Kafka source 'in' reading topic "in". Its broker is never contacted: these tests build
+ * plans, create runtimes without running them, or feed the test driver by hand. */
+static brook_stream_t *kafka_in(brook_topology_t *t) {
   const char *const topics[] = {"in", NULL};
   brook_kafka_source_opts_t so;
   brook_kafka_source_opts_init(&so);
   so.bootstrap_servers = "127.0.0.1:9";
   so.group_id = "g";
   so.topics = topics;
-  brook_stream_t *s =
-      name(brook_map(brook_source_kafka(t, "in", &so), map_key_to_value, NULL), "m");
+  brook_stream_t *s = brook_source_kafka(t, "in", &so);
+  assert_non_null(s);
+  return s;
+}
+
+/* What brook_runtime_new says of `t` on 2 workers (the runtime, if made, is freed unrun). */
+static brook_err_t runtime_new_on_two_workers(brook_topology_t *t) {
+  brook_runtime_opts_t ro;
+  brook_runtime_opts_init(&ro);
+  ro.num_workers = 2;
+  brook_runtime_t *rt = NULL;
+  brook_err_t err = brook_runtime_new(&rt, t, &ro);
+  brook_runtime_free(rt);
+  return err;
+}
+
+/* Kafka -> map -> filter -> window: the map re-keys (automatic), the window runs per task of
+ * its own sub-topology, as after key_by. */
+static void test_plan_map_filter_window(void **state) {
+  (void)state;
+  brook_topology_t *t = new_topology();
+  brook_stream_t *s = name(brook_map(kafka_in(t), map_key_to_value, NULL), "m");
   s = name(brook_filter(s, keep_all, NULL), "f");
   brook_aggregator_t count = brook_agg_count();
   brook_window_t tumbling = brook_window_tumbling(WINDOW_MS);
@@ -512,6 +530,79 @@ static void test_map_values_null_bytes_fail_the_record(void **state) {
   }
 }
 
+/* ---- a map_values callback cannot change the key by emitting ---- */
+
+static int zzz_seen, all_seen; /* what the sink after the sneaky map_values got */
+
+/* Emits a copy of the record with key "zzz" through ctx and returns OK: refused, the record
+ * fails (else a record with another key would pass with no repartition). */
+static brook_err_t sneaky_value(const brook_record_t *rec, const void **value, size_t *value_len,
+                                brook_ctx_t *ctx, void *opaque) {
+  (void)value, (void)value_len, (void)opaque;
+  brook_record_t r = *rec;
+  r.key = "zzz";
+  r.key_len = 3;
+  (void)brook_emit(ctx, &r);
+  return BROOK_OK;
+}
+
+static brook_err_t see(const brook_record_t *rec, void *opaque) {
+  (void)opaque;
+  __atomic_add_fetch(&all_seen, 1, __ATOMIC_RELAXED);
+  if (rec->key_len == 3 && memcmp(rec->key, "zzz", 3) == 0)
+    __atomic_add_fetch(&zzz_seen, 1, __ATOMIC_RELAXED);
+  return BROOK_OK;
+}
+
+static brook_err_t same_value(const brook_record_t *rec, brook_values_t *out, brook_ctx_t *ctx,
+                              void *opaque) {
+  (void)ctx, (void)opaque;
+  return brook_emit_value(out, rec->value, rec->value_len);
+}
+
+/* Fused (generator -> map_values -> callback sink, one line) and not (after flat_map_values,
+ * with two consumers), under SKIP (every record skipped, nothing out) and FAIL (the run fails
+ * saying why), as for map's callback. */
+static void test_map_values_emit_fails_the_record(void **state) {
+  (void)state;
+  for (int run = 0; run < 4; run++) {
+    int fused = run & 1, skip = run < 2;
+    static gen_t g;
+    zzz_seen = all_seen = 0;
+    brook_topology_opts_t to;
+    brook_topology_opts_init(&to);
+    to.error_policy = skip ? BROOK_ON_ERROR_SKIP : BROOK_ON_ERROR_FAIL;
+    brook_topology_t *t = NULL;
+    assert_int_equal(brook_topology_new(&t, &to), BROOK_OK);
+    brook_stream_t *s = keyed_source(t, &g);
+    if (!fused)
+      s = brook_flat_map_values(s, same_value, NULL);
+    s = name(brook_map_values(s, sneaky_value, NULL), "mv");
+    assert_int_equal(brook_sink_callback(s, see, NULL, NULL), BROOK_OK);
+    if (!fused)
+      drop_all(s);
+    char text[1024];
+    assert_int_equal(brook_topology_describe(t, text, sizeof(text), NULL), BROOK_OK);
+    if (!strstr(text, "'mv' -> ") != !fused)
+      fail_msg("map_values %s be in a fused line:\n%s", fused ? "must" : "must not", text);
+    brook_runtime_t *rt = NULL;
+    assert_int_equal(brook_runtime_new(&rt, t, NULL), BROOK_OK);
+    brook_err_t err = run_with_deadline(rt, 60000, NULL);
+    brook_runtime_stats_t st = stats_of(rt);
+    if (skip && (err != BROOK_OK || st.records_skipped != SPLITS * PER_SPLIT || all_seen))
+      fail_msg("%s, SKIP: run %d (%s), %llu skipped of %llu, the sink saw %d (%d with key zzz)",
+               fused ? "fused" : "unfused", err, err ? brook_runtime_last_error(rt) : "",
+               (unsigned long long)st.records_skipped, (unsigned long long)(SPLITS * PER_SPLIT),
+               all_seen, zzz_seen);
+    if (!skip && (err != BROOK_ERR_STATE || all_seen ||
+                  !strstr(brook_runtime_last_error(rt), "map_values callback must not emit")))
+      fail_msg("%s, FAIL: run %d (%s), the sink saw %d (%d with key zzz)",
+               fused ? "fused" : "unfused", err, brook_runtime_last_error(rt), all_seen, zzz_seen);
+    brook_runtime_free(rt);
+    brook_topology_free(t);
+  }
+}
+
 /* ---- a key change on two outputs: one exchange per output, on 1 and 2 workers ---- */
 
 /* Key := value; records whose new key has an even number go to output 0, others to 1. */
@@ -597,18 +688,80 @@ static void test_partitions_of_a_key_change(void **state) {
   brook_topology_free(t);
 }
 
+/* ---- a custom sink after a key change: no repartition ---- */
+
+static int sink_records; /* what the counting sink got, over every worker */
+
+static brook_err_t count_into_sink(brook_ctx_t *ctx, void *st, const brook_record_t *rec) {
+  (void)ctx, (void)st, (void)rec;
+  __atomic_add_fetch(&sink_records, 1, __ATOMIC_RELAXED);
+  return BROOK_OK;
+}
+
+/* A user sink (no outputs) that opens a connection in open(), as a database sink does. */
+static const brook_operator_t db_sink_op = {.version = BROOK_OPERATOR_VERSION,
+                                            .type_name = "db_sink",
+                                            .open = no_state,
+                                            .process = count_into_sink};
+
+/* Adds the custom sink after `in`, named `n` (NULL: a generated name). */
+static void db_sink(brook_stream_t *in, const char *n) {
+  brook_operator_opts_t oo;
+  brook_operator_opts_init(&oo);
+  oo.n_outputs = 0;
+  oo.name = n;
+  assert_int_equal(brook_operator_add(&in, 1, &db_sink_op, NULL, &oo, NULL), BROOK_OK);
+}
+
+/* A sink runs once per worker, never per task, so a repartition before it cannot help it: a
+ * custom sink with open() after a map causes none (as a callback sink does), and a Kafka
+ * source feeding it runs on 2 workers. The sink still keeps state for its identity: with a
+ * generated name it is refused once state is on disk. */
+static void test_custom_sink_after_key_change(void **state) {
+  (void)state;
+  brook_topology_t *t = new_topology();
+  db_sink(name(brook_map(kafka_in(t), map_key_to_value, NULL), "m"), "db");
+  assert_plan(t, "brook plan: 1 sub-topology, 0 exchanges\n"
+                 "sub-topology 0: tasks=partitions('in')\n"
+                 "  source 'in' [kafka] per-task splits=partitions\n"
+                 "  operator 'm' [map] per-task <- 'in'\n"
+                 "  sink 'db' [db_sink] per-worker state=db <- 'm'\n");
+  assert_int_equal(rekeys_of(t, "m"), BK_REKEY_NONE);
+  if (runtime_new_on_two_workers(t) != BROOK_OK)
+    fail_msg("runtime_new, 2 workers: %s", brook_topology_last_error(t));
+  brook_topology_free(t);
+  /* Unnamed, its state could not be found again. */
+  t = new_topology();
+  brook_stream_t *src = brook_source_generator(t, "src", keyed_gen, NULL, NULL);
+  db_sink(name(brook_map(src, map_key_to_value, NULL), "m"), NULL);
+  bk_plan_t p;
+  assert_int_equal(bk_plan_build(&p, t), BROOK_OK);
+  bk_errmsg_t msg;
+  assert_int_equal(bk_plan_check_identities(&p, &msg), BROOK_ERR_INVALID_ARG);
+  bk_plan_free(&p, bk_default_allocator());
+  if (!strstr(msg.text, "keeps state but has no name"))
+    fail_msg("%s", msg.text);
+  brook_topology_free(t);
+
+  /* Run: every record reaches the sink once, on 1 and 2 workers. */
+  for (size_t workers = 1; workers <= 2; workers++) {
+    static gen_t g;
+    sink_records = 0;
+    t = new_topology();
+    db_sink(name(brook_map(keyed_source(t, &g), map_key_to_value, NULL), "m"), "db");
+    run_and_free(t, workers);
+    if ((uint64_t)sink_records != SPLITS * PER_SPLIT)
+      fail_msg("%zu workers: the sink got %d records of %llu", workers, sink_records,
+               (unsigned long long)(SPLITS * PER_SPLIT));
+  }
+}
+
 /* ---- the test driver: partitions of a Kafka source, a key change before a count ---- */
 
 /* Kafka "in" -> `change` (map: key := value, or map_values keeping the key) -> count "c". */
 static brook_driver_t *count_driver(brook_topology_t **t, int map) {
   *t = new_topology();
-  const char *const topics[] = {"in", NULL};
-  brook_kafka_source_opts_t so;
-  brook_kafka_source_opts_init(&so);
-  so.bootstrap_servers = "127.0.0.1:9"; /* never contacted: the driver is fed by hand */
-  so.group_id = "g";
-  so.topics = topics;
-  brook_stream_t *s = brook_source_kafka(*t, "in", &so);
+  brook_stream_t *s = kafka_in(*t);
   s = map ? brook_map(s, map_key_to_value, NULL) : brook_map_values(s, tag_value, NULL);
   drop_all(count_of(name(s, "change"), "c"));
   brook_driver_t *d = NULL;
@@ -710,11 +863,13 @@ int main(void) {
       cmocka_unit_test(test_map_changing_key_before_window),
       cmocka_unit_test(test_map_values_keeps_partitioning),
       cmocka_unit_test(test_map_values_null_bytes_fail_the_record),
+      cmocka_unit_test(test_map_values_emit_fails_the_record),
       cmocka_unit_test(test_two_outputs_repartitioned),
       cmocka_unit_test(test_plan_map_filter_window),
       cmocka_unit_test(test_plan_rules),
       cmocka_unit_test(test_plan_two_outputs),
       cmocka_unit_test(test_partitions_of_a_key_change),
+      cmocka_unit_test(test_custom_sink_after_key_change),
       cmocka_unit_test(test_driver_partitions_key_change),
       cmocka_unit_test(test_flat_map_values),
   };

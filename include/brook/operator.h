@@ -12,7 +12,8 @@
  * and every operator of other topologies run once per runtime.
  * A custom operator may change keys unless its opts declare key_preserving: a stateful
  * operator after it then repartitions by key, as after key_by (stateless.h, "Key changes");
- * a custom operator with open() or on_timer counts as stateful.
+ * a custom operator with open() or on_timer counts as stateful. A custom sink (n_outputs =
+ * 0) causes no repartition, whatever it keeps: sinks run once per worker, not per task.
  *
  * Life cycle, per instance: open() once before the first record; then process() (or
  * process_batch()) for every input record; end_of_input() once all inputs have ended (a

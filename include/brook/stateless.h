@@ -75,7 +75,8 @@ typedef brook_err_t (*brook_key_fn)(const brook_record_t *rec, const void **key,
 
 /* Computes a record's new value in *value / *value_len, which start as the record's own;
  * the key, timestamp and headers stay (the record is read-only, so the key cannot change).
- * Same memory rules as brook_map_fn; it must not emit. Giving NULL bytes with a length fails
+ * Same memory rules as brook_map_fn; it must not emit: brook_emit* on ctx returns
+ * BROOK_ERR_STATE and the record fails, as for map. Giving NULL bytes with a length fails
  * the record (BROOK_ERR_INVALID_ARG). */
 typedef brook_err_t (*brook_value_fn)(const brook_record_t *rec, const void **value,
                                       size_t *value_len, brook_ctx_t *ctx, void *opaque);

@@ -6,7 +6,8 @@
  * Re-keying nodes (rekey.c): a node whose outputs cross an exchange, nodes[].rekeys != 0.
  * Either explicit (BK_REKEY_EXPLICIT: key_by, always), or automatic (BK_REKEY_AUTO): a node
  * that may change the key (bk_node_t.key_changing: map, flat_map, a custom operator not
- * declared key_preserving) whose output reaches a stateful node through key-preserving
+ * declared key_preserving) whose output reaches a stateful node with outputs (not a sink:
+ * sinks run per worker, a repartition cannot help them) through key-preserving
  * stateless nodes only (filter, peek, branch, merge, map_values; no key_by, no other key
  * change, no stateful node in between): Kafka Streams' keyChangingOperation /
  * repartitionRequired. The automatic one is placed at the LAST key change before the

@@ -6,7 +6,12 @@
  * A node is stateful when a built-in stateful builder marked it (aggregate, reduce, count,
  * dedupe, the windows), or when it is a custom operator with open() (the only place stores
  * are opened) or on_timer (timers are state): custom operators do not declare their stores,
- * so the plan assumes the worst of any that could open one. */
+ * so the plan assumes the worst of any that could open one.
+ *
+ * Only stateful nodes with outputs re-key what feeds them. A sink (no outputs: a custom
+ * operator with n_outputs = 0) runs once per worker, never per task (placement.c), so a
+ * repartition before it would bring it nothing; it is stateful all the same for its identity
+ * (identity.c: a sink with a store needs a name once state is on disk). */
 #include "plan/plan.h"
 
 #include "core/alloc.h"
@@ -95,7 +100,7 @@ brook_err_t bk_plan_rekeys(bk_plan_t *p, const brook_allocator_t *a, bk_errmsg_t
     return BROOK_ERR_NOMEM;
   }
   for (size_t i = 0; i < p->n; i++)
-    if (p->nodes[i].stateful)
+    if (p->nodes[i].stateful && p->order[i]->n_outputs > 0) /* sinks: see the top */
       walk_up(p, i, seen, stack);
   bk_free(a, seen);
   bk_free(a, stack);

@@ -74,22 +74,25 @@ static brook_err_t stage_failed(const stage_t *s, const brook_record_t *rec, bro
       [MAP_KEEPING_INPUT] = "map callback failed",
       [SINK_TAPPED] = "sink callback failed",
   };
-  if (s->ctx->emit_misused) {
+  if (s->ctx->emit_misused) { /* map and map_values refuse it (chain_begin) */
     s->ctx->emit_misused = 0;
-    return brook_ctx_fail_record(s->ctx, rec, BROOK_ERR_STATE,
-                                 "map callback must not emit (use flat_map)");
+    return brook_ctx_fail_record(s->ctx, rec, BROOK_ERR_STATE, "%s",
+                                 s->kind == BK_FUSE_MAP_VALUES
+                                     ? "map_values callback must not emit (use flat_map_values)"
+                                     : "map callback must not emit (use flat_map)");
   }
   return brook_ctx_fail_record(s->ctx, rec, err, "%s", what[s->kind]);
 }
 
 /* key_by and map_values: the callback sets one bytes field of *r, `*field` / `*len` (their
- * callbacks have one shape: brook_key_fn, brook_value_fn). Bytes NULL with a length fail. */
+ * callbacks have one shape: brook_key_fn, brook_value_fn). Bytes NULL with a length fail, and
+ * so does a map_values callback that emitted (refused: the record could carry another key). */
 static brook_err_t step_field(const stage_t *s, brook_record_t *r, const void **field,
                               size_t *len) {
   const void *bytes = *field;
   size_t n = *len;
   brook_err_t err = ((brook_key_fn)s->fn)(r, &bytes, &n, s->ctx, s->opaque);
-  if (err >= 0 && (bytes || !n)) {
+  if (err >= 0 && (bytes || !n) && !s->ctx->emit_misused) {
     *field = bytes;
     *len = n;
     return 1;
@@ -196,8 +199,8 @@ static void chain_begin(chain_t *c, brook_ctx_t *head, size_t len) {
       kind = SINK_TAPPED;
     c->st[k] = (stage_t){kind, cfg->fn, cfg->opaque, x};
     c->no_emit[k] = x->no_emit; /* restored, not cleared: this may run nested in an emit */
-    if (x->node->fuse_kind == BK_FUSE_MAP)
-      x->no_emit = 1;
+    if (x->node->fuse_kind == BK_FUSE_MAP || x->node->fuse_kind == BK_FUSE_MAP_VALUES)
+      x->no_emit = 1; /* their callbacks must not emit (stateless.h) */
     if (x != head) {
       x->has_error_msg = 0;
       x->input = 0;
