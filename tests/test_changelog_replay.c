@@ -400,6 +400,48 @@ static void test_allocation_failures(void **state) {
   }
 }
 
+/* ---- review: hostile epochs ---- */
+
+static brook_err_t apply_nop(const void *k, size_t kl, const void *v, size_t vl, void *o) {
+  (void)k, (void)kl, (void)v, (void)vl, (void)o;
+  return BROOK_OK;
+}
+
+/* Review: a well-formed record whose epoch is near 2^64 made the next writer's epoch wrap to
+ * 1. Epochs at or above 2^63 (or leaving no next incarnation below it) are corrupt, named by
+ * offset, and the next-epoch arithmetic is checked. */
+static void test_epoch_wrap(void **state) {
+  (void)state;
+  const uint64_t bad[] = {UINT64_MAX, BK_CL_EPOCH_LIMIT, BK_CL_EPOCH_LIMIT - 1};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    bk_cl_replay_t r;
+    bk_errmsg_t why;
+    bk_cl_replay_init(&r, NULL, "t", 0, 1 << 20, 0, apply_nop, NULL);
+    assert_int_equal(bk_cl_replay_marker(&r, 0, 5, 0, "p", 1, &why), BROOK_OK);
+    assert_int_equal(bk_cl_replay_record(&r, 1, bad[i], 5, "k", 1, "v", 1, &why),
+                     BROOK_ERR_CORRUPT);
+    assert_non_null(strstr(why.text, "changelog 't' partition 0 offset 1: epoch"));
+    assert_non_null(strstr(why.text, "out of range"));
+    /* A marker, or a committed field, out of range too. */
+    assert_int_equal(bk_cl_replay_marker(&r, 2, bad[i], 5, "p", 1, &why), BROOK_ERR_CORRUPT);
+    assert_non_null(strstr(why.text, "offset 2"));
+    assert_int_equal(bk_cl_replay_record(&r, 3, 6, bad[i], "k", 1, "v", 1, &why),
+                     BROOK_ERR_CORRUPT);
+    assert_int_equal(r.max_epoch, 5); /* nothing out of range was taken in */
+    assert_int_equal(bk_cl_replay_finish(&r, &why), BROOK_OK);
+    assert_true(bk_cl_first_epoch(r.max_epoch) > r.max_epoch);
+    bk_cl_replay_free(&r);
+  }
+  /* Checked arithmetic: no next epoch at the limit (0), never a wrap. */
+  uint64_t last_inc = ((BK_CL_EPOCH_LIMIT >> BK_CL_SEQ_BITS) - 1) << BK_CL_SEQ_BITS;
+  assert_int_equal(bk_cl_first_epoch(last_inc), 0);
+  assert_int_equal(bk_cl_first_epoch(BK_CL_EPOCH_LIMIT), 0);
+  assert_int_equal(bk_cl_first_epoch(UINT64_MAX), 0);
+  assert_int_equal(bk_cl_next_epoch(BK_CL_EPOCH_LIMIT - 1), 0);
+  assert_int_equal(bk_cl_next_epoch(last_inc + 1), last_inc + 2);
+  assert_true(bk_cl_first_epoch(last_inc - 1) > last_inc - 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_marker_round_trip_and_damage),
@@ -410,6 +452,7 @@ int main(void) {
       cmocka_unit_test(test_out_of_order_marker_and_bound),
       cmocka_unit_test(test_allocation_failures),
       cmocka_unit_test(test_killed_writers_and_compaction_restore_exactly),
+      cmocka_unit_test(test_epoch_wrap),
   };
   cmocka_set_test_filter(getenv("BROOK_TEST_FILTER"));
   return cmocka_run_group_tests(tests, NULL, NULL);

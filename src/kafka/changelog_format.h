@@ -27,7 +27,11 @@
  * Epochs: incarnation (high 40 bits) | sequence (low 24 bits). A new writer takes the next
  * incarnation after the highest epoch its restore saw (bk_cl_first_epoch), so it never
  * reuses an epoch of any writer whose records it could see; a writer's sequence overflow moves
- * on to the next incarnation. Any thread (pure functions). */
+ * on to the next incarnation. Epochs are below BK_CL_EPOCH_LIMIT (2^63): a restore refuses a
+ * record, committed field, marker or prev at or above it as BROOK_ERR_CORRUPT naming topic,
+ * partition and offset, and the next epoch is computed with checked arithmetic (0: none left
+ * below the limit, 2^39 incarnations on: a corrupt log, never a real one). Any thread (pure
+ * functions). */
 #ifndef BROOK_KAFKA_CHANGELOG_FORMAT_H
 #define BROOK_KAFKA_CHANGELOG_FORMAT_H
 
@@ -43,6 +47,7 @@
 #define BK_CL_MARKER_MAGIC "BKM1"
 #define BK_CL_MARKER_OVERHEAD 28 /* magic 4, epoch 8, prev 8, blob_len 4, crc 4 */
 #define BK_CL_SEQ_BITS 24
+#define BK_CL_EPOCH_LIMIT ((uint64_t)1 << 63) /* every valid epoch is below it */
 
 /* The configs brook gives a changelog topic it creates (name, value pairs, NULL-terminated);
  * a store's changelog_configs replace values of the same name:
@@ -59,11 +64,14 @@ extern const unsigned char bk_cl_prefix[BK_CL_PREFIX_LEN];
 extern const unsigned char bk_cl_marker_key[BK_CL_MARKER_KEY_LEN];
 
 /* The first epoch of a new writer whose restore saw epochs up to max_seen (0: none): the
- * first epoch of the next incarnation. */
+ * first epoch of the next incarnation; 0 if it would not be below BK_CL_EPOCH_LIMIT. */
 uint64_t bk_cl_first_epoch(uint64_t max_seen);
 
-/* The epoch after `e` in the same writer's line. */
+/* The epoch after `e` in the same writer's line; 0 if none is left below the limit. */
 uint64_t bk_cl_next_epoch(uint64_t e);
+
+/* Whether e is an epoch a changelog may hold (1 .. BK_CL_EPOCH_LIMIT - 1). */
+static inline int bk_cl_epoch_valid(uint64_t e) { return e != 0 && e < BK_CL_EPOCH_LIMIT; }
 
 static inline void bk_cl_put_u64(unsigned char *p, uint64_t v) {
   for (int i = 7; i >= 0; i--, v >>= 8)

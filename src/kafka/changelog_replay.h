@@ -80,13 +80,14 @@ void bk_cl_replay_free(bk_cl_replay_t *r);
 
 /* One data record at `offset`: its epoch and committed epoch (from the header) and its store
  * key (already unescaped). value NULL: a tombstone. BROOK_OK, the apply callback's error,
- * BROOK_ERR_NOMEM or BROOK_ERR_TOO_LARGE (*why names topic, partition and offset). */
+ * BROOK_ERR_NOMEM, BROOK_ERR_TOO_LARGE, or BROOK_ERR_CORRUPT (an epoch out of range:
+ * changelog_format.h) (*why names topic, partition and offset). */
 brook_err_t bk_cl_replay_record(bk_cl_replay_t *r, int64_t offset, uint64_t epoch,
                                 uint64_t committed, const void *key, size_t klen, const void *value,
                                 size_t vlen, bk_errmsg_t *why);
 
 /* A marker at `offset` (decoded). BROOK_OK, the apply callback's error, BROOK_ERR_NOMEM, or
- * BROOK_ERR_CORRUPT (an epoch not above the previous marker's). */
+ * BROOK_ERR_CORRUPT (an epoch not above the previous marker's, or out of range). */
 brook_err_t bk_cl_replay_marker(bk_cl_replay_t *r, int64_t offset, uint64_t epoch, uint64_t prev,
                                 const void *blob, size_t blob_len, bk_errmsg_t *why);
 
