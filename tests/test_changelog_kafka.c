@@ -32,7 +32,7 @@ static broker_proc_t broker;
 
 static int setup(void **state) {
   (void)state;
-  const char *const topics[] = {TOPIC ":8", NULL};
+  const char *const topics[] = {TOPIC ":16", NULL};
   return broker_start(&broker, 1, topics, NULL);
 }
 
@@ -47,8 +47,9 @@ static rd_kafka_t *changelog_producer(void) {
                    bk_changelog_dr_msg_cb, NULL);
 }
 
-static bk_changelog_writer_t *writer(rd_kafka_t *p, int32_t part, uint64_t first,
-                                     uint64_t committed) {
+/* A writer that has not made its first commit yet (compensation goes there). */
+static bk_changelog_writer_t *writer_unstarted(rd_kafka_t *p, int32_t part, uint64_t first,
+                                               uint64_t committed) {
   bk_changelog_writer_opts_t o = {.producer = p,
                                   .topic = TOPIC,
                                   .partition = part,
@@ -58,6 +59,25 @@ static bk_changelog_writer_t *writer(rd_kafka_t *p, int32_t part, uint64_t first
   bk_errmsg_t why;
   if (bk_changelog_writer_new(&o, &w, &why) != BROOK_OK)
     fail_msg("writer: %s", why.text);
+  return w;
+}
+
+/* The task's first commit (after its compensation), and its acknowledgement: puts may follow. */
+static uint64_t start(bk_changelog_writer_t *w, rd_kafka_t *p, const char *positions) {
+  uint64_t e = 0;
+  assert_int_equal(bk_changelog_commit(w, positions, strlen(positions), &e), BROOK_OK);
+  uint64_t t0 = wait_now_ms();
+  while (bk_changelog_acked(w) < e && wait_now_ms() - t0 < KH_TIMEOUT_MS)
+    rd_kafka_poll(p, 10);
+  assert_int_equal(bk_changelog_acked(w), e);
+  return e;
+}
+
+/* A started writer: nothing to compensate. */
+static bk_changelog_writer_t *writer(rd_kafka_t *p, int32_t part, uint64_t first,
+                                     uint64_t committed) {
+  bk_changelog_writer_t *w = writer_unstarted(p, part, first, committed);
+  start(w, p, "start");
   return w;
 }
 
@@ -98,6 +118,18 @@ static brook_err_t apply_store(const void *key, size_t klen, const void *value, 
 static brook_err_t lookup_store(const void *key, size_t klen, const void **value, size_t *vlen,
                                 void *opaque) {
   return brook_store_get(opaque, key, klen, value, vlen);
+}
+
+static void one_key(size_t i, const void **key, size_t *klen, void *opaque) {
+  (void)i;
+  *key = *(const char **)opaque;
+  *klen = strlen(*key);
+}
+
+static brook_err_t missing(const void *key, size_t klen, const void **value, size_t *vlen,
+                           void *opaque) {
+  (void)key, (void)klen, (void)value, (void)vlen, (void)opaque;
+  return BROOK_ERR_NOT_FOUND;
 }
 
 static void tail_key(size_t i, const void **key, size_t *klen, void *opaque) {
@@ -142,6 +174,8 @@ static restore_run_t restore_with(const bk_changelog_restore_opts_t *o, size_t s
       break;
   }
   assert_true(done);
+  if (!run.err)
+    run.err = bk_changelog_restore_finish(r, 0, 0, &run.why); /* a task of one store */
   run.res = *bk_changelog_restore_result(r);
   if (run.res.positions)
     snprintf(run.positions, sizeof(run.positions), "%.*s", (int)run.res.positions_len,
@@ -226,14 +260,16 @@ static void test_acks_per_epoch_and_failure(void **state) {
   bk_changelog_writer_t *w = NULL;
   bk_errmsg_t why;
   assert_int_equal(bk_changelog_writer_new(&o, &w, &why), BROOK_OK);
+  uint64_t e0 = start(w, p, "pos0");
+  assert_int_equal(log.calls, 1);
   uint64_t e[3];
   for (int i = 0; i < 3; i++) {
     put(w, p, "k", "v");
     e[i] = commit(w, "pos");
   }
-  assert_int_equal(bk_changelog_acked(w), 0); /* nothing served yet */
+  assert_int_equal(bk_changelog_acked(w), e0); /* nothing served yet */
   drain(p, w);
-  assert_int_equal(log.calls, 3);
+  assert_int_equal(log.calls, 4);
   assert_int_equal(log.last, e[2]);
   assert_int_equal(bk_changelog_acked(w), e[2]);
   /* An epoch with records but no marker yet is never acknowledged. */
@@ -281,7 +317,7 @@ static void test_epochs_with_markers_restore_exactly(void **state) {
   assert_int_equal(bk_changelog_acked(w), last);
   const bk_changelog_writer_stats_t *ws = bk_changelog_writer_stats(w);
   assert_int_equal(ws->records, 101);
-  assert_int_equal(ws->markers, 6);
+  assert_int_equal(ws->markers, 7); /* the first commit's, then one per commit */
 
   /* The expected state: the same writes on a store directly. */
   brook_store_t *want = new_store();
@@ -297,12 +333,12 @@ static void test_epochs_with_markers_restore_exactly(void **state) {
   assert_int_equal(run.err, BROOK_OK);
   assert_int_equal(run.res.has_marker, 1);
   assert_int_equal(run.res.marker_epoch, last);
-  assert_int_equal(run.res.marker_offset, 106); /* 101 records + 6 markers, the last one */
+  assert_int_equal(run.res.marker_offset, 107); /* 101 records + 7 markers, the last one */
   assert_string_equal(run.positions, "p5");
-  assert_int_equal(run.res.records_read, 107);
+  assert_int_equal(run.res.records_read, 108);
   assert_int_equal(run.res.records_applied, 101);
   assert_int_equal(run.res.records_dropped, 0);
-  assert_int_equal(run.res.markers, 6);
+  assert_int_equal(run.res.markers, 7);
   assert_int_equal(run.res.tail_keys, 0);
   assert_true(run.res.next_epoch > last);
   assert_int_equal(brook_store_count(got), brook_store_count(want) + 1);
@@ -377,11 +413,13 @@ static void test_killed_writer_is_dropped_and_compensated(void **state) {
   assert_true(run1.res.next_epoch > dead);
 
   /* Incarnation B: compensation first, then its own commits. */
-  bk_changelog_writer_t *b = writer(p, part, run1.res.next_epoch, run1.res.committed_epoch);
+  bk_changelog_writer_t *b =
+      writer_unstarted(p, part, run1.res.next_epoch, run1.res.committed_epoch);
   assert_int_equal(bk_changelog_compensate(b, run1.res.tail_keys, tail_key, r1, lookup_store, s1),
                    BROOK_OK);
   assert_int_equal(bk_changelog_writer_stats(b)->compensations, 3);
   bk_changelog_restore_free(r1);
+  start(b, p, "a2"); /* the compensation's marker: the restored positions */
   put(b, p, "v", "b");
   uint64_t eb = commit(b, "b1");
   assert_true(eb > dead);
@@ -407,10 +445,12 @@ static void test_killed_writer_is_dropped_and_compensated(void **state) {
   assert_true(run2.res.next_epoch > run2.res.max_epoch);
 
   /* C compensates B's tail and commits; a third restore is exact again. */
-  bk_changelog_writer_t *cw = writer(p, part, run2.res.next_epoch, run2.res.committed_epoch);
+  bk_changelog_writer_t *cw =
+      writer_unstarted(p, part, run2.res.next_epoch, run2.res.committed_epoch);
   assert_int_equal(bk_changelog_compensate(cw, run2.res.tail_keys, tail_key, r2, lookup_store, s2),
                    BROOK_OK);
   bk_changelog_restore_free(r2);
+  start(cw, p, "b1");
   put(cw, p, "u", "c");
   uint64_t ec = commit(cw, "c1");
   drain(p, cw);
@@ -505,7 +545,7 @@ static void test_damaged_records_are_corrupt_naming_where(void **state) {
     assert_int_equal(run.err, BROOK_ERR_CORRUPT);
     char where[128];
     snprintf(where, sizeof(where), "changelog '" TOPIC "' partition %d offset %lld", (int)part,
-             (long long)hi + 2);
+             (long long)hi + 3); /* the first commit's marker, "before", its marker */
     if (!strstr(run.why.text, where))
       fail_msg("%s: '%s' does not name '%s'", d->name, run.why.text, where);
     assert_non_null(strstr(run.why.text, d->expect));
@@ -532,6 +572,7 @@ static void test_log_start_after_needed_offset(void **state) {
   bk_changelog_writer_t *w = NULL;
   bk_errmsg_t why;
   assert_int_equal(bk_changelog_writer_new(&o, &w, &why), BROOK_OK);
+  start(w, p, "pos");
   static char big[4096];
   memset(big, 'x', sizeof(big));
   char k[16];
@@ -629,7 +670,7 @@ static void test_slices_equal_one_step(void **state) {
                 b.steps, b.max_step);
   assert_true(b.max_step <= 1000);
   assert_true(b.steps >= 100);
-  assert_int_equal(a.res.records_read, 100101);
+  assert_int_equal(a.res.records_read, 100102); /* and the first commit's marker */
   assert_int_equal(b.res.records_read, a.res.records_read);
   assert_int_equal(b.res.records_applied, a.res.records_applied);
   assert_int_equal(a.res.records_applied, 100000);
@@ -658,6 +699,301 @@ static void test_slices_equal_one_step(void **state) {
   rd_kafka_destroy(c);
 }
 
+/* ---- delivery reports the test holds back ---- */
+
+/* A changelog producer whose delivery reports arrive as events the test serves itself, so it
+ * can hold some back: what the writer does before it knows a record's fate. */
+static rd_kafka_t *held_producer(void) {
+  rd_kafka_conf_t *conf = rd_kafka_conf_new();
+  char err[256];
+  const char *const kv[] = {"bootstrap.servers",
+                            broker.bootstrap,
+                            "linger.ms",
+                            "5",
+                            "enable.idempotence",
+                            "true",
+                            "log_level",
+                            "0",
+                            NULL};
+  for (size_t i = 0; kv[i]; i += 2)
+    assert_int_equal(rd_kafka_conf_set(conf, kv[i], kv[i + 1], err, sizeof(err)), RD_KAFKA_CONF_OK);
+  rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_DR);
+  rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+  assert_non_null(p);
+  return p;
+}
+
+typedef struct held {
+  rd_kafka_event_t *ev[256];
+  size_t n_ev, n_msgs;
+} held_t;
+
+/* Waits (deadline) until at least `n` more delivery reports arrived, and keeps them. */
+static void hold_reports(rd_kafka_t *p, held_t *h, size_t n) {
+  rd_kafka_queue_t *q = rd_kafka_queue_get_main(p);
+  size_t want = h->n_msgs + n;
+  uint64_t t0 = wait_now_ms();
+  while (h->n_msgs < want && wait_now_ms() - t0 < KH_TIMEOUT_MS) {
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 10);
+    if (!ev)
+      continue;
+    if (rd_kafka_event_type(ev) != RD_KAFKA_EVENT_DR || h->n_ev == 256) {
+      assert_true(rd_kafka_event_type(ev) != RD_KAFKA_EVENT_DR);
+      rd_kafka_event_destroy(ev);
+      continue;
+    }
+    h->n_msgs += rd_kafka_event_message_count(ev);
+    h->ev[h->n_ev++] = ev;
+  }
+  rd_kafka_queue_destroy(q);
+  assert_true(h->n_msgs >= want);
+}
+
+/* Hands the held reports to the changelog, in order. */
+static void release_reports(held_t *h) {
+  for (size_t i = 0; i < h->n_ev; i++) {
+    const rd_kafka_message_t *m;
+    while ((m = rd_kafka_event_message_next(h->ev[i])))
+      assert_int_equal(bk_changelog_delivery(m), 1);
+    rd_kafka_event_destroy(h->ev[i]);
+  }
+  h->n_ev = h->n_msgs = 0;
+}
+
+/* Serves the held producer's reports as they come until `w` has nothing in flight. */
+static void serve_until_idle(rd_kafka_t *p, bk_changelog_writer_t *w) {
+  uint64_t t0 = wait_now_ms();
+  while (bk_changelog_in_flight(w) && wait_now_ms() - t0 < KH_TIMEOUT_MS) {
+    held_t h = {0};
+    rd_kafka_queue_t *q = rd_kafka_queue_get_main(p);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 10);
+    rd_kafka_queue_destroy(q);
+    if (!ev)
+      continue;
+    if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_DR) {
+      h.ev[h.n_ev++] = ev;
+      release_reports(&h);
+    } else {
+      rd_kafka_event_destroy(ev);
+    }
+  }
+  assert_int_equal(bk_changelog_in_flight(w), 0);
+}
+
+/* Review: a record of epoch E is refused (its own Produce request) and its report is not served
+ * yet when E is committed. Its marker must not be written over the lost record: the restore
+ * must stay at the commit before. */
+static void test_marker_over_a_lost_record(void **state) {
+  (void)state;
+  const int32_t part = 8;
+  rd_kafka_t *p = held_producer();
+  bk_changelog_writer_t *w = writer_unstarted(p, part, bk_cl_first_epoch(0), 0);
+  commit(w, "p0");
+  serve_until_idle(p, w);
+  put(w, p, "k", "a");
+  uint64_t e1 = commit(w, "p1");
+  serve_until_idle(p, w);
+  assert_int_equal(bk_changelog_acked(w), e1);
+  assert_int_equal(broker_cmd(&broker, "error 0 87 1"), 0);
+  put(w, p, "k", "b");
+  held_t h = {0};
+  hold_reports(p, &h, 1); /* refused; the writer does not know yet */
+  uint64_t e2 = commit(w, "p2");
+  assert_int_equal(bk_changelog_writer_stats(w)->markers, 2); /* E2's waits for the report */
+  release_reports(&h);
+  serve_until_idle(p, w);
+  assert_int_equal(broker_cmd(&broker, "clear 0"), 0);
+  print_message("writer: '%s', acked %llu, e2 %llu\n", bk_changelog_writer_error(w),
+                (unsigned long long)bk_changelog_acked(w), (unsigned long long)e2);
+  assert_non_null(strstr(bk_changelog_writer_error(w), "was not written"));
+  assert_true(bk_changelog_acked(w) < e2);
+  rd_kafka_t *c = restore_consumer();
+  brook_store_t *got = new_store();
+  restore_run_t run = restore(c, part, 0, 0, got, 1000, NULL);
+  assert_int_equal(run.err, BROOK_OK);
+  print_message("restore: marker epoch %llu (e1 %llu, e2 %llu), positions '%s'\n",
+                (unsigned long long)run.res.marker_epoch, (unsigned long long)e1,
+                (unsigned long long)e2, run.positions);
+  assert_int_equal(run.res.marker_epoch, e1);
+  assert_string_equal(run.positions, "p1");
+  assert_value(got, "k", "a");
+  assert_int_equal(bk_changelog_writer_stats(w)->markers, 2); /* never E2's */
+  brook_store_free(got);
+  bk_changelog_writer_free(w);
+  rd_kafka_destroy(p);
+  rd_kafka_destroy(c);
+}
+
+/* Restores the stores of one task as the runtime does (changelog_restore.h): every partition
+ * to its end, then each finished with the commit of the store that has the highest one. */
+static void restore_task(rd_kafka_t *c, const int32_t *parts, brook_store_t **stores, size_t n,
+                         uint64_t upto, bk_changelog_restore_result_t *res, char *positions,
+                         size_t positions_cap) {
+  bk_changelog_restore_t *r[4];
+  assert_true(n <= 4);
+  bk_errmsg_t why;
+  for (size_t i = 0; i < n; i++) {
+    bk_changelog_restore_opts_t o = {.consumer = c,
+                                     .topic = TOPIC,
+                                     .partition = parts[i],
+                                     .start_offset = 0,
+                                     .upto_epoch = upto,
+                                     .apply = apply_store,
+                                     .apply_opaque = stores[i]};
+    assert_int_equal(bk_changelog_restore_new(&o, &r[i], &why), BROOK_OK);
+  }
+  size_t left = n, top = 0;
+  int done[4] = {0};
+  uint64_t t0 = wait_now_ms();
+  while (left && wait_now_ms() - t0 < 2 * KH_TIMEOUT_MS)
+    for (size_t i = 0; i < n; i++)
+      if (!done[i]) {
+        assert_int_equal(bk_changelog_restore_step(r[i], 1000, 50, 10, &done[i], &why), BROOK_OK);
+        left -= (size_t)done[i];
+      }
+  assert_int_equal(left, 0);
+  for (size_t i = 1; i < n; i++)
+    if (bk_changelog_restore_result(r[i])->committed_epoch >
+        bk_changelog_restore_result(r[top])->committed_epoch)
+      top = i;
+  const bk_changelog_restore_result_t *t = bk_changelog_restore_result(r[top]);
+  snprintf(positions, positions_cap, "%.*s", (int)t->positions_len, (const char *)t->positions);
+  uint64_t epoch = t->committed_epoch, prev = t->marker_prev;
+  for (size_t i = 0; i < n; i++) {
+    if (bk_changelog_restore_finish(r[i], epoch, prev, &why) != BROOK_OK)
+      fail_msg("finish: %s", why.text);
+    res[i] = *bk_changelog_restore_result(r[i]);
+    res[i].positions = NULL;
+    bk_changelog_restore_free(r[i]);
+  }
+}
+
+/* Review: one task, two stores C and W (two changelog partitions), killed between the two
+ * markers of one commit: both stores must restore to the same commit. */
+static void test_two_stores_one_commit(void **state) {
+  (void)state;
+  const int32_t parts[2] = {9, 10};
+  /* The task's markers wait until every record of the commit, in both stores, is acked. */
+  rd_kafka_t *hp = held_producer();
+  bk_changelog_task_t *t = NULL;
+  bk_errmsg_t why;
+  bk_changelog_task_opts_t to = {.first_epoch = bk_cl_first_epoch(0)};
+  assert_int_equal(bk_changelog_task_new(&to, &t, &why), BROOK_OK);
+  bk_changelog_writer_t *w[2];
+  for (int i = 0; i < 2; i++) {
+    bk_changelog_writer_opts_t o = {
+        .producer = hp, .topic = TOPIC, .partition = parts[i], .task = t};
+    assert_int_equal(bk_changelog_writer_new(&o, &w[i], &why), BROOK_OK);
+  }
+  uint64_t e0 = 0, e1 = 0;
+  assert_int_equal(bk_changelog_task_commit(t, "p0", 2, &e0), BROOK_OK);
+  serve_until_idle(hp, w[0]);
+  assert_int_equal(bk_changelog_task_acked(t), e0);
+  put(w[0], hp, "k", "1");
+  put(w[1], hp, "k", "1");
+  assert_int_equal(bk_changelog_task_commit(t, "p1", 2, &e1), BROOK_OK);
+  held_t h = {0};
+  hold_reports(hp, &h, 2); /* both records written, the writer does not know yet */
+  for (int i = 0; i < 2; i++)
+    assert_int_equal(bk_changelog_writer_stats(w[i])->markers, 1); /* e0's only */
+  assert_int_equal(bk_changelog_task_in_flight(t), 4); /* 2 records, 2 markers to come */
+  release_reports(&h);
+  for (int i = 0; i < 2; i++)
+    assert_int_equal(bk_changelog_writer_stats(w[i])->markers, 2);
+  serve_until_idle(hp, w[0]);
+  assert_int_equal(bk_changelog_task_acked(t), e1);
+  /* A store cannot join once the task committed. */
+  bk_changelog_writer_t *late = NULL;
+  bk_changelog_writer_opts_t lo = {.producer = hp, .topic = TOPIC, .partition = 11, .task = t};
+  assert_int_equal(bk_changelog_writer_new(&lo, &late, &why), BROOK_ERR_STATE);
+  bk_changelog_task_free(t);
+  rd_kafka_destroy(hp);
+
+  /* Killed between the markers of commit 2: both stores' records of it are acknowledged (the
+   * writer's rule), C's marker is written, W's never. Two tasks of one store each with the
+   * same epochs write exactly that log. */
+  rd_kafka_t *p = changelog_producer();
+  bk_changelog_writer_t *wc = writer(p, parts[0], bk_cl_first_epoch(e1), e1);
+  bk_changelog_writer_t *ww = writer(p, parts[1], bk_cl_first_epoch(e1), e1);
+  put(wc, p, "k", "2");
+  put(ww, p, "k", "2");
+  put(ww, p, "only-w", "2");
+  drain(p, ww); /* W's records of commit 2 acknowledged */
+  uint64_t e2 = commit(wc, "p2");
+  drain(p, wc);
+  assert_int_equal(bk_changelog_epoch(ww), e2); /* the same epoch, W's marker never written */
+  bk_changelog_writer_free(wc);
+  bk_changelog_writer_free(ww);
+
+  rd_kafka_t *c = restore_consumer();
+  brook_store_t *st[2] = {new_store(), new_store()};
+  bk_changelog_restore_result_t res[2];
+  char positions[32];
+  restore_task(c, parts, st, 2, 0, res, positions, sizeof(positions));
+  print_message("C: own marker %llu, W: own marker %llu; both at %llu/%llu, positions '%s'\n",
+                (unsigned long long)res[0].marker_epoch, (unsigned long long)res[1].marker_epoch,
+                (unsigned long long)res[0].committed_epoch,
+                (unsigned long long)res[1].committed_epoch, positions);
+  assert_int_equal(res[0].marker_epoch, e2);
+  assert_true(res[1].marker_epoch < e2); /* W rolled forward to the task's commit */
+  assert_int_equal(res[0].committed_epoch, e2);
+  assert_int_equal(res[1].committed_epoch, e2);
+  assert_string_equal(positions, "p2");
+  assert_value(st[0], "k", "2");
+  assert_value(st[1], "k", "2");
+  assert_value(st[1], "only-w", "2");
+  assert_int_equal(res[1].tail_keys, 0);
+  assert_int_equal(res[0].next_epoch, res[1].next_epoch);
+  brook_store_free(st[0]);
+  brook_store_free(st[1]);
+
+  /* Stopped at commit 1 instead (upto_epoch): both stores at it, commit 2 is the tail. */
+  brook_store_t *old[2] = {new_store(), new_store()};
+  restore_task(c, parts, old, 2, e1, res, positions, sizeof(positions));
+  assert_string_equal(positions, "p1");
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(res[i].committed_epoch, e1);
+    assert_value(old[i], "k", "1");
+    assert_true(res[i].next_epoch > e2);
+  }
+  assert_value(old[1], "only-w", NULL);
+  assert_int_equal(res[0].markers_beyond, 2); /* the two after it: the emulation's start, e2 */
+  assert_int_equal(res[0].tail_keys, 1);
+  assert_int_equal(res[1].tail_keys, 2);
+  brook_store_free(old[0]);
+  brook_store_free(old[1]);
+  rd_kafka_destroy(p);
+  rd_kafka_destroy(c);
+}
+
+/* A new owner writes its marker right after its compensation, before any input: a put before
+ * the task's first commit is acknowledged is refused; compensation is not. */
+static void test_first_commit_before_any_put(void **state) {
+  (void)state;
+  rd_kafka_t *p = changelog_producer();
+  bk_changelog_writer_t *w = writer_unstarted(p, 11, bk_cl_first_epoch(0), 0);
+  assert_int_equal(bk_changelog_put(w, "k", 1, "v", 1), BROOK_ERR_STATE);
+  const char *k = "c";
+  assert_int_equal(bk_changelog_compensate(w, 1, one_key, &k, missing, NULL), BROOK_OK);
+  uint64_t e = commit(w, "restored");
+  assert_int_equal(bk_changelog_put(w, "k", 1, "v", 1), BROOK_ERR_STATE); /* not acked yet */
+  drain(p, w);
+  assert_int_equal(bk_changelog_acked(w), e);
+  put(w, p, "k", "v");
+  drain(p, w);
+  bk_changelog_writer_free(w);
+  rd_kafka_t *c = restore_consumer();
+  brook_store_t *s = new_store();
+  restore_run_t run = restore(c, 11, 0, 0, s, 1000, NULL);
+  assert_int_equal(run.err, BROOK_OK);
+  assert_string_equal(run.positions, "restored");
+  assert_int_equal(run.res.records_applied, 1); /* the compensation's tombstone */
+  assert_int_equal(run.res.tail_keys, 1);       /* k, after it */
+  brook_store_free(s);
+  rd_kafka_destroy(p);
+  rd_kafka_destroy(c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_epochs_with_markers_restore_exactly),
@@ -667,6 +1003,9 @@ int main(void) {
       cmocka_unit_test(test_missing_partition_times_out),
       cmocka_unit_test(test_slices_equal_one_step),
       cmocka_unit_test(test_log_start_after_needed_offset),
+      cmocka_unit_test(test_marker_over_a_lost_record),
+      cmocka_unit_test(test_two_stores_one_commit),
+      cmocka_unit_test(test_first_commit_before_any_put),
   };
   cmocka_set_test_filter(getenv("BROOK_TEST_FILTER"));
   return cmocka_run_group_tests(tests, setup, teardown);

@@ -120,6 +120,8 @@ brook_err_t bk_cl_replay_record(bk_cl_replay_t *r, int64_t offset, uint64_t epoc
   brook_err_t cerr = check_epochs(r, offset, epoch, committed, why);
   if (cerr)
     return cerr;
+  if (r->upto && committed > r->upto)
+    committed = r->upto;
   if (committed > r->settled && r->n_pending) {
     brook_err_t err = settle(r, committed, committed, why);
     if (err)
@@ -169,6 +171,10 @@ brook_err_t bk_cl_replay_marker(bk_cl_replay_t *r, int64_t offset, uint64_t epoc
   brook_err_t cerr = check_epochs(r, offset, epoch, prev, why);
   if (cerr)
     return cerr;
+  if (r->upto && epoch > r->upto) {
+    r->markers_beyond++; /* its epoch's records stay pending: the tail */
+    return BROOK_OK;
+  }
   if (epoch <= r->settled) {
     bk_errmsg_set(why,
                   "changelog '%s' partition %" PRId32 " offset %" PRId64
@@ -194,8 +200,25 @@ brook_err_t bk_cl_replay_marker(bk_cl_replay_t *r, int64_t offset, uint64_t epoc
     memcpy(r->blob, blob, blob_len);
   r->blob_len = blob_len;
   r->marker_epoch = epoch;
+  r->marker_prev = prev;
   r->marker_offset = offset;
   return BROOK_OK;
+}
+
+brook_err_t bk_cl_replay_settle_task(bk_cl_replay_t *r, uint64_t epoch, uint64_t prev,
+                                     bk_errmsg_t *why) {
+  assert(!r->finished);
+  if (epoch <= r->settled)
+    return BROOK_OK;
+  if (prev > r->settled) {
+    bk_errmsg_set(why,
+                  "changelog '%s' partition %" PRId32 ": its task committed epoch %" PRIu64
+                  " after %" PRIu64 ", but this changelog settled only up to %" PRIu64
+                  " (a commit of the task is missing here)",
+                  r->topic, r->partition, epoch, prev, r->settled);
+    return BROOK_ERR_CORRUPT;
+  }
+  return settle(r, prev, epoch, why);
 }
 
 static int same_key(const bk_cl_replay_t *r, size_t a, size_t b) {
