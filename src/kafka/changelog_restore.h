@@ -5,8 +5,9 @@
  * It reads the partition from a start offset up to its END: the high watermark of the first
  * fetch (nothing is written to a changelog while its task restores: the task is not running
  * anywhere). Only the changes of committed epochs reach the apply callback, in log order
- * (changelog_replay.h has the rules and why they stay exact on a compacted topic); the tail
- * after the last marker is dropped and its keys listed for compensation
+ * (changelog_replay.h has the rules and why they stay exact on a compacted topic); at the
+ * end, bk_changelog_restore_finish settles what waits with the task's commit, and the tail
+ * after it is dropped and its keys listed for compensation
  * (bk_changelog_compensate in changelog_writer.h). The result gives the last marker's
  * positions blob (the input offsets the restored state covers: the input resumes there),
  * its offset, and the highest epoch seen, from which the next writer takes its first epoch.
