@@ -530,6 +530,102 @@ static void test_epoch_wrap(void **state) {
   assert_true(bk_cl_first_epoch(last_inc - 1) > last_inc - 1);
 }
 
+/* A task's store whose marker of E is missing (killed between its stores' markers) is settled
+ * with another store's M(E, prev): epochs <= prev and E applied, those between dead, later ones
+ * the tail; and a store that lacks the task's commit prev is corrupt, not silently rolled. */
+static void test_settled_with_the_task_commit(void **state) {
+  (void)state;
+  static model_t m;
+  memset(&m, 0, sizeof(m));
+  uint64_t e1 = bk_cl_first_epoch(0), dead = bk_cl_first_epoch(e1), e2 = bk_cl_first_epoch(dead);
+  append(&m, (rec_t){1, 10, e1, 0, 0, 0});
+  append(&m, (rec_t){-1, 0, e1, 0, 0, 0});
+  append(&m, (rec_t){2, 666, dead, e1, 0, 0}); /* a writer killed before any marker */
+  append(&m, (rec_t){2, 20, e2, e1, 0, 0});    /* the next one's commit: its marker is */
+  append(&m, (rec_t){3, 30, e2, e1, 0, 0});    /* in another store only */
+  append(&m, (rec_t){4, 40, bk_cl_next_epoch(e2), e1, 0, 0}); /* after it: the tail */
+  restored_t st;
+  for (int k = 0; k < N_KEYS; k++)
+    st.v[k] = -1;
+  bk_cl_replay_t rp;
+  bk_errmsg_t why;
+  bk_cl_replay_init(&rp, NULL, "t-changelog", 0, 1 << 20, 0, apply_model, &st);
+  for (size_t i = 0; i < m.n; i++) {
+    const rec_t *r = &m.log[i];
+    char k[16], v[16];
+    snprintf(k, sizeof(k), "k%02d", r->key);
+    snprintf(v, sizeof(v), "v%d", r->value);
+    assert_int_equal(r->key < 0
+                         ? bk_cl_replay_marker(&rp, r->offset, r->epoch, r->prev, "p", 1, &why)
+                         : bk_cl_replay_record(&rp, r->offset, r->epoch, r->committed, k, strlen(k),
+                                               v, strlen(v), &why),
+                     BROOK_OK);
+  }
+  assert_int_equal(rp.n_pending, 4);
+  /* A commit older than what is settled here: nothing to do. */
+  assert_int_equal(bk_cl_replay_settle_task(&rp, e1, 0, &why), BROOK_OK);
+  assert_int_equal(rp.n_pending, 4);
+  assert_int_equal(bk_cl_replay_settle_task(&rp, e2, e1, &why), BROOK_OK);
+  assert_int_equal(bk_cl_replay_finish(&rp, &why), BROOK_OK);
+  assert_int_equal(st.v[1], 10);
+  assert_int_equal(st.v[2], 20); /* the dead 666 dropped, e2 rolled forward */
+  assert_int_equal(st.v[3], 30);
+  assert_int_equal(st.v[4], -1);
+  assert_int_equal(rp.n_tail, 1);
+  bk_cl_replay_free(&rp);
+
+  /* The task committed e2 after e1, but this changelog never settled e1. */
+  bk_cl_replay_init(&rp, NULL, "t-changelog", 3, 1 << 20, 0, apply_model, &st);
+  assert_int_equal(bk_cl_replay_record(&rp, 0, e1, 0, "k01", 3, "v1", 2, &why), BROOK_OK);
+  assert_int_equal(bk_cl_replay_settle_task(&rp, e2, e1, &why), BROOK_ERR_CORRUPT);
+  assert_non_null(strstr(why.text, "changelog 't-changelog' partition 3"));
+  assert_non_null(strstr(why.text, "a commit of the task is missing here"));
+  bk_cl_replay_free(&rp);
+}
+
+/* upto: markers above it are not applied, committed fields are capped at it, and every record
+ * above it is the tail, listed for compensation. */
+static void test_upto_stops_at_an_epoch(void **state) {
+  (void)state;
+  static model_t m;
+  memset(&m, 0, sizeof(m));
+  uint64_t e1 = bk_cl_first_epoch(0), e2 = e1 + 1, e3 = e1 + 2;
+  append(&m, (rec_t){1, 1, e1, 0, 0, 0});
+  append(&m, (rec_t){-1, 0, e1, 0, 0, 0});
+  append(&m, (rec_t){1, 2, e2, e1, 0, 0});
+  append(&m, (rec_t){2, 2, e2, e1, 0, 0});
+  append(&m, (rec_t){-1, 0, e2, e1, e1, 0});
+  append(&m, (rec_t){3, 3, e3, e2, 0, 0}); /* says e2 was committed before it */
+  append(&m, (rec_t){-1, 0, e3, e2, e2, 0});
+  restored_t st;
+  for (int k = 0; k < N_KEYS; k++)
+    st.v[k] = -1;
+  bk_cl_replay_t rp;
+  bk_errmsg_t why;
+  bk_cl_replay_init(&rp, NULL, "t-changelog", 0, 1 << 20, 0, apply_model, &st);
+  rp.upto = e1;
+  for (size_t i = 0; i < m.n; i++) {
+    const rec_t *r = &m.log[i];
+    char k[16], v[16];
+    snprintf(k, sizeof(k), "k%02d", r->key);
+    snprintf(v, sizeof(v), "v%d", r->value);
+    assert_int_equal(r->key < 0
+                         ? bk_cl_replay_marker(&rp, r->offset, r->epoch, r->prev, "p", 1, &why)
+                         : bk_cl_replay_record(&rp, r->offset, r->epoch, r->committed, k, strlen(k),
+                                               v, strlen(v), &why),
+                     BROOK_OK);
+  }
+  assert_int_equal(bk_cl_replay_finish(&rp, &why), BROOK_OK);
+  assert_int_equal(st.v[1], 1);
+  assert_int_equal(st.v[2], -1);
+  assert_int_equal(st.v[3], -1);
+  assert_int_equal(rp.marker_epoch, e1);
+  assert_int_equal(rp.markers_beyond, 2);
+  assert_int_equal(rp.n_tail, 3);
+  assert_int_equal(rp.max_epoch, e3); /* the next writer starts above all of it */
+  bk_cl_replay_free(&rp);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_marker_round_trip_and_damage),
@@ -542,6 +638,8 @@ int main(void) {
       cmocka_unit_test(test_killed_writers_and_compaction_restore_exactly),
       cmocka_unit_test(test_crash_loop_pending_stays_bounded),
       cmocka_unit_test(test_epoch_wrap),
+      cmocka_unit_test(test_settled_with_the_task_commit),
+      cmocka_unit_test(test_upto_stops_at_an_epoch),
   };
   cmocka_set_test_filter(getenv("BROOK_TEST_FILTER"));
   return cmocka_run_group_tests(tests, NULL, NULL);
