@@ -626,6 +626,119 @@ static void test_upto_stops_at_an_epoch(void **state) {
   bk_cl_replay_free(&rp);
 }
 
+/* ---- a task of two stores against a model ---- */
+
+/* Feeds the whole log to a replay without finishing it. */
+static brook_err_t replay_open(const model_t *m, bk_cl_replay_t *rp, restored_t *out,
+                               bk_errmsg_t *why) {
+  for (int k = 0; k < N_KEYS; k++)
+    out->v[k] = -1;
+  bk_cl_replay_init(rp, NULL, "t-changelog", 0, 1 << 20, 0, apply_model, out);
+  for (size_t i = 0; i < m->n; i++) {
+    const rec_t *r = &m->log[i];
+    char k[16], v[16];
+    snprintf(k, sizeof(k), "k%02d", r->key);
+    snprintf(v, sizeof(v), "v%d", r->value);
+    brook_err_t err =
+        r->key < 0
+            ? bk_cl_replay_marker(rp, r->offset, r->epoch, r->prev, "pos", 3, why)
+            : bk_cl_replay_record(rp, r->offset, r->epoch, r->committed, k, strlen(k),
+                                  r->value < 0 ? NULL : v, r->value < 0 ? 0 : strlen(v), why);
+    if (err)
+      return err;
+  }
+  return BROOK_OK;
+}
+
+/* Two stores, one task (changelog_writer.h): a commit's markers go to both stores only once
+ * both stores' records are acknowledged, and a kill may fall anywhere, also between the two
+ * markers. Each incarnation restores both, settles both with the highest marker, compensates
+ * both tails, commits at once; compaction at random. Both stores must equal the last commit. */
+static void run_task_seed(uint64_t seed) {
+  rng_t rng = {seed};
+  static model_t m[2];
+  memset(m, 0, sizeof(m));
+  for (int s = 0; s < 2; s++)
+    for (int k = 0; k < N_KEYS; k++)
+      m[s].committed_state[k] = -1;
+  int between = 0, rolled = 0;
+  for (int incarnation = 0; incarnation < 10; incarnation++) {
+    bk_cl_replay_t rp[2];
+    restored_t st[2];
+    bk_errmsg_t why = {{0}};
+    for (int s = 0; s < 2; s++) {
+      if (m[s].n && below(&rng, 2))
+        compact(&m[s], (int64_t)below(&rng, (uint64_t)cleanable_end(&m[s]) + 1));
+      if (replay_open(&m[s], &rp[s], &st[s], &why))
+        fail_msg("seed %llu: replay failed: %s", (unsigned long long)seed, why.text);
+    }
+    int top = rp[1].marker_epoch > rp[0].marker_epoch;
+    uint64_t task = rp[top].marker_epoch, prev = rp[top].marker_prev;
+    for (int s = 0; s < 2; s++) {
+      rolled += rp[s].marker_epoch < task;
+      if (bk_cl_replay_settle_task(&rp[s], task, prev, &why) || bk_cl_replay_finish(&rp[s], &why))
+        fail_msg("seed %llu: settle failed: %s", (unsigned long long)seed, why.text);
+      for (int k = 0; k < N_KEYS; k++)
+        if (st[s].v[k] != m[s].committed_state[k])
+          fail_msg("seed %llu incarnation %d store %d: key %d restored %d, committed %d",
+                   (unsigned long long)seed, incarnation, s, k, st[s].v[k],
+                   m[s].committed_state[k]);
+    }
+    uint64_t max = rp[0].max_epoch > rp[1].max_epoch ? rp[0].max_epoch : rp[1].max_epoch;
+    uint64_t epoch = bk_cl_first_epoch(max), committed = task;
+    int store[2][N_KEYS];
+    for (int s = 0; s < 2; s++) {
+      memcpy(store[s], st[s].v, sizeof(store[s]));
+      for (size_t i = 0; i < rp[s].n_tail; i++) {
+        const void *k;
+        size_t kl;
+        bk_cl_replay_tail_key(&rp[s], i, &k, &kl);
+        int key = key_of(k, kl);
+        append(&m[s], (rec_t){key, store[s][key], epoch, committed, 0, 0});
+      }
+      bk_cl_replay_free(&rp[s]);
+    }
+    /* Commit 0 is the compensation's (no changes); a kill ends the last one somewhere. */
+    int commits = 1 + (int)below(&rng, 5);
+    for (int c = 0; c <= commits; c++) {
+      int last_one = c == commits;
+      for (int s = 0; s < 2; s++) {
+        int changes = c == 0 ? 0 : (int)below(&rng, 6);
+        for (int i = 0; i < changes; i++) {
+          int key = (int)below(&rng, N_KEYS);
+          int val = below(&rng, 5) == 0 ? -1 : (int)below(&rng, 1000000);
+          store[s][key] = val;
+          append(&m[s], (rec_t){key, val, epoch, committed, 0, 0});
+        }
+      }
+      int markers = 2;
+      if (last_one) {
+        markers = (int)below(&rng, 3); /* none, store 0's only, or both (killed after) */
+        between += markers == 1;
+      }
+      for (int s = 0; s < markers; s++)
+        append(&m[s], (rec_t){-1, 0, epoch, committed, committed, 0});
+      if (markers > 0) { /* a marker anywhere commits the epoch for the task */
+        for (int s = 0; s < 2; s++)
+          memcpy(m[s].committed_state, store[s], sizeof(store[s]));
+        committed = epoch;
+        epoch = bk_cl_next_epoch(epoch);
+      }
+      if (last_one)
+        break;
+    }
+  }
+  if (seed % 5000 == 0)
+    print_message("task seed %llu: %d kills between markers, %d stores rolled forward\n",
+                  (unsigned long long)seed, between, rolled);
+}
+
+static void test_task_of_two_stores_restores_one_commit(void **state) {
+  (void)state;
+  for (uint64_t s = 1; s <= 300; s++)
+    run_task_seed(s * 50);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_marker_round_trip_and_damage),
@@ -640,6 +753,7 @@ int main(void) {
       cmocka_unit_test(test_epoch_wrap),
       cmocka_unit_test(test_settled_with_the_task_commit),
       cmocka_unit_test(test_upto_stops_at_an_epoch),
+      cmocka_unit_test(test_task_of_two_stores_restores_one_commit),
   };
   cmocka_set_test_filter(getenv("BROOK_TEST_FILTER"));
   return cmocka_run_group_tests(tests, NULL, NULL);
