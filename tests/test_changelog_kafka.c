@@ -23,6 +23,7 @@
 #include "kafka/changelog_restore.h"
 #include "kafka/changelog_writer.h"
 #include "support/broker_proc.h"
+#include "support/fail_alloc.h"
 #include "support/kafka_helpers.h"
 #include "support/wait.h"
 
@@ -1030,6 +1031,87 @@ static void test_marker_waits_for_room_in_the_queue(void **state) {
   rd_kafka_destroy(c);
 }
 
+/* Every allocation of a task and its writers (task, writers' list, per-epoch slots, a closed
+ * epoch, an escaped key, a marker) failing in turn: an error (returned, or the task's failure
+ * when a marker is produced from a report), and nothing leaks. */
+static brook_err_t task_error(bk_changelog_task_t *t) {
+  const char *e = bk_changelog_task_error(t);
+  return !e[0] ? BROOK_OK : strstr(e, "out of memory") ? BROOK_ERR_NOMEM : BROOK_ERR_KAFKA;
+}
+
+static brook_err_t commit_and_wait(rd_kafka_t *p, bk_changelog_task_t *t, const char *pos) {
+  uint64_t e = 0;
+  brook_err_t err = bk_changelog_task_commit(t, pos, strlen(pos), &e);
+  if (err)
+    return err;
+  uint64_t t0 = wait_now_ms();
+  while (bk_changelog_task_acked(t) < e && !task_error(t) && wait_now_ms() - t0 < KH_TIMEOUT_MS)
+    rd_kafka_poll(p, 10);
+  if ((err = task_error(t)))
+    return err;
+  assert_int_equal(bk_changelog_task_acked(t), e);
+  return BROOK_OK;
+}
+
+static brook_err_t alloc_scenario(rd_kafka_t *p, const brook_allocator_t *a,
+                                  bk_changelog_task_t **out) {
+  bk_errmsg_t why;
+  bk_changelog_task_opts_t to = {.first_epoch = bk_cl_first_epoch(0), .alloc = a};
+  brook_err_t err = bk_changelog_task_new(&to, out, &why);
+  if (err)
+    return err;
+  bk_changelog_writer_t *w[2];
+  for (int i = 0; i < 2; i++) {
+    bk_changelog_writer_opts_t o = {
+        .producer = p, .topic = TOPIC, .partition = 13 + i, .task = *out};
+    if ((err = bk_changelog_writer_new(&o, &w[i], &why)))
+      return err;
+  }
+  for (int i = 0; i < 2; i++) {
+    const char *key = i ? "plain" : "x";
+    if ((err = bk_changelog_compensate(w[i], 1, one_key, &key, missing, NULL)))
+      return err;
+  }
+  if ((err = commit_and_wait(p, *out, "p0")))
+    return err;
+  unsigned char esc[10]; /* an escaped key: the writer's key buffer */
+  memcpy(esc, bk_cl_prefix, BK_CL_PREFIX_LEN);
+  memcpy(esc + BK_CL_PREFIX_LEN, "abc", 3);
+  if ((err = bk_changelog_put(w[0], esc, BK_CL_PREFIX_LEN + 3, "v", 1)))
+    return err;
+  return commit_and_wait(p, *out, "p1");
+}
+
+static void test_task_allocation_failures(void **state) {
+  (void)state;
+  rd_kafka_t *p = changelog_producer();
+  for (long k = 1;; k++) {
+    fail_alloc_t fa = {.fail_at = k, .persistent = 1};
+    brook_allocator_t a = fa_allocator(&fa);
+    bk_changelog_task_t *t = NULL;
+    brook_err_t err = alloc_scenario(p, &a, &t);
+    if (t) {
+      uint64_t t0 = wait_now_ms();
+      while (bk_changelog_task_in_flight(t) && wait_now_ms() - t0 < KH_TIMEOUT_MS &&
+             bk_changelog_task_pump(t) != BROOK_ERR_NOMEM && !task_error(t))
+        rd_kafka_poll(p, 10);
+      bk_changelog_task_free(t);
+      t0 = wait_now_ms();
+      while (fa.live && wait_now_ms() - t0 < KH_TIMEOUT_MS)
+        rd_kafka_poll(p, 10); /* the reports of a freed task free it */
+    }
+    assert_int_equal(fa.live, 0);
+    if (!fa.injected) {
+      assert_int_equal(err, BROOK_OK);
+      print_message("%ld allocations, each failing in turn\n", k - 1);
+      break;
+    }
+    if (err != BROOK_ERR_NOMEM)
+      fail_msg("allocation %ld failing: %s", k, brook_strerror(err));
+  }
+  rd_kafka_destroy(p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_epochs_with_markers_restore_exactly),
@@ -1043,6 +1125,7 @@ int main(void) {
       cmocka_unit_test(test_two_stores_one_commit),
       cmocka_unit_test(test_first_commit_before_any_put),
       cmocka_unit_test(test_marker_waits_for_room_in_the_queue),
+      cmocka_unit_test(test_task_allocation_failures),
   };
   cmocka_set_test_filter(getenv("BROOK_TEST_FILTER"));
   return cmocka_run_group_tests(tests, setup, teardown);

@@ -211,7 +211,7 @@ static brook_err_t task_pump(bk_changelog_task_t *t) {
       if (err) {
         bk_errmsg_set(&t->err,
                       "changelog '%s' partition %" PRId32 ": the marker of epoch %" PRIu64
-                      " was refused: %s",
+                      " could not be produced: %s",
                       t->writers[c->n_marked]->topic, t->writers[c->n_marked]->partition, c->epoch,
                       brook_strerror(err));
         task_fail(t, err);
