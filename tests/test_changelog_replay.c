@@ -530,6 +530,29 @@ static void test_epoch_wrap(void **state) {
   assert_true(bk_cl_first_epoch(last_inc - 1) > last_inc - 1);
 }
 
+/* Feeds the whole log to a replay without finishing it. */
+static brook_err_t replay_open(const model_t *m, bk_cl_replay_t *rp, restored_t *out, uint64_t upto,
+                               bk_errmsg_t *why) {
+  for (int k = 0; k < N_KEYS; k++)
+    out->v[k] = -1;
+  bk_cl_replay_init(rp, NULL, "t-changelog", 0, 1 << 20, 0, apply_model, out);
+  rp->upto = upto;
+  for (size_t i = 0; i < m->n; i++) {
+    const rec_t *r = &m->log[i];
+    char k[16], v[16];
+    snprintf(k, sizeof(k), "k%02d", r->key);
+    snprintf(v, sizeof(v), "v%d", r->value);
+    brook_err_t err =
+        r->key < 0
+            ? bk_cl_replay_marker(rp, r->offset, r->epoch, r->prev, "pos", 3, why)
+            : bk_cl_replay_record(rp, r->offset, r->epoch, r->committed, k, strlen(k),
+                                  r->value < 0 ? NULL : v, r->value < 0 ? 0 : strlen(v), why);
+    if (err)
+      return err;
+  }
+  return BROOK_OK;
+}
+
 /* A task's store whose marker of E is missing (killed between its stores' markers) is settled
  * with another store's M(E, prev): epochs <= prev and E applied, those between dead, later ones
  * the tail; and a store that lacks the task's commit prev is corrupt, not silently rolled. */
@@ -545,22 +568,9 @@ static void test_settled_with_the_task_commit(void **state) {
   append(&m, (rec_t){3, 30, e2, e1, 0, 0});    /* in another store only */
   append(&m, (rec_t){4, 40, bk_cl_next_epoch(e2), e1, 0, 0}); /* after it: the tail */
   restored_t st;
-  for (int k = 0; k < N_KEYS; k++)
-    st.v[k] = -1;
   bk_cl_replay_t rp;
   bk_errmsg_t why;
-  bk_cl_replay_init(&rp, NULL, "t-changelog", 0, 1 << 20, 0, apply_model, &st);
-  for (size_t i = 0; i < m.n; i++) {
-    const rec_t *r = &m.log[i];
-    char k[16], v[16];
-    snprintf(k, sizeof(k), "k%02d", r->key);
-    snprintf(v, sizeof(v), "v%d", r->value);
-    assert_int_equal(r->key < 0
-                         ? bk_cl_replay_marker(&rp, r->offset, r->epoch, r->prev, "p", 1, &why)
-                         : bk_cl_replay_record(&rp, r->offset, r->epoch, r->committed, k, strlen(k),
-                                               v, strlen(v), &why),
-                     BROOK_OK);
-  }
+  assert_int_equal(replay_open(&m, &rp, &st, 0, &why), BROOK_OK);
   assert_int_equal(rp.n_pending, 4);
   /* A commit older than what is settled here: nothing to do. */
   assert_int_equal(bk_cl_replay_settle_task(&rp, e1, 0, &why), BROOK_OK);
@@ -598,23 +608,9 @@ static void test_upto_stops_at_an_epoch(void **state) {
   append(&m, (rec_t){3, 3, e3, e2, 0, 0}); /* says e2 was committed before it */
   append(&m, (rec_t){-1, 0, e3, e2, e2, 0});
   restored_t st;
-  for (int k = 0; k < N_KEYS; k++)
-    st.v[k] = -1;
   bk_cl_replay_t rp;
   bk_errmsg_t why;
-  bk_cl_replay_init(&rp, NULL, "t-changelog", 0, 1 << 20, 0, apply_model, &st);
-  rp.upto = e1;
-  for (size_t i = 0; i < m.n; i++) {
-    const rec_t *r = &m.log[i];
-    char k[16], v[16];
-    snprintf(k, sizeof(k), "k%02d", r->key);
-    snprintf(v, sizeof(v), "v%d", r->value);
-    assert_int_equal(r->key < 0
-                         ? bk_cl_replay_marker(&rp, r->offset, r->epoch, r->prev, "p", 1, &why)
-                         : bk_cl_replay_record(&rp, r->offset, r->epoch, r->committed, k, strlen(k),
-                                               v, strlen(v), &why),
-                     BROOK_OK);
-  }
+  assert_int_equal(replay_open(&m, &rp, &st, e1, &why), BROOK_OK);
   assert_int_equal(bk_cl_replay_finish(&rp, &why), BROOK_OK);
   assert_int_equal(st.v[1], 1);
   assert_int_equal(st.v[2], -1);
@@ -627,28 +623,6 @@ static void test_upto_stops_at_an_epoch(void **state) {
 }
 
 /* ---- a task of two stores against a model ---- */
-
-/* Feeds the whole log to a replay without finishing it. */
-static brook_err_t replay_open(const model_t *m, bk_cl_replay_t *rp, restored_t *out,
-                               bk_errmsg_t *why) {
-  for (int k = 0; k < N_KEYS; k++)
-    out->v[k] = -1;
-  bk_cl_replay_init(rp, NULL, "t-changelog", 0, 1 << 20, 0, apply_model, out);
-  for (size_t i = 0; i < m->n; i++) {
-    const rec_t *r = &m->log[i];
-    char k[16], v[16];
-    snprintf(k, sizeof(k), "k%02d", r->key);
-    snprintf(v, sizeof(v), "v%d", r->value);
-    brook_err_t err =
-        r->key < 0
-            ? bk_cl_replay_marker(rp, r->offset, r->epoch, r->prev, "pos", 3, why)
-            : bk_cl_replay_record(rp, r->offset, r->epoch, r->committed, k, strlen(k),
-                                  r->value < 0 ? NULL : v, r->value < 0 ? 0 : strlen(v), why);
-    if (err)
-      return err;
-  }
-  return BROOK_OK;
-}
 
 /* Two stores, one task (changelog_writer.h): a commit's markers go to both stores only once
  * both stores' records are acknowledged, and a kill may fall anywhere, also between the two
@@ -669,7 +643,7 @@ static void run_task_seed(uint64_t seed) {
     for (int s = 0; s < 2; s++) {
       if (m[s].n && below(&rng, 2))
         compact(&m[s], (int64_t)below(&rng, (uint64_t)cleanable_end(&m[s]) + 1));
-      if (replay_open(&m[s], &rp[s], &st[s], &why))
+      if (replay_open(&m[s], &rp[s], &st[s], 0, &why))
         fail_msg("seed %llu: replay failed: %s", (unsigned long long)seed, why.text);
     }
     int top = rp[1].marker_epoch > rp[0].marker_epoch;
