@@ -100,7 +100,12 @@ static void load(const char *bootstrap, uint64_t n) {
     bk_errmsg_t why;
     if (bk_changelog_writer_new(&o, &w[i], &why))
       die("writer", why.text);
+    if (bk_changelog_commit(w[i], NULL, 0, NULL)) /* the first commit: puts wait for its ack */
+      die("commit", "first");
   }
+  for (int i = 0; i < PARTS; i++)
+    while (bk_changelog_acked(w[i]) < bk_cl_first_epoch(0) && !bk_changelog_writer_error(w[i])[0])
+      rd_kafka_poll(p, 10);
   char key[KEY_LEN + 1];
   for (uint64_t i = 0; i < n; i++) {
     int part = (int)(i % PARTS);
@@ -214,6 +219,8 @@ static void run_brook(const char *bootstrap, uint64_t n, run_result_t *res) {
   }
   res->secs = (double)(now_ns() - t0) / 1e9;
   for (int i = 0; i < PARTS; i++) {
+    if (bk_changelog_restore_finish(r[i], 0, 0, &why)) /* each partition a task of one store */
+      die("restore", why.text);
     const bk_changelog_restore_result_t *x = bk_changelog_restore_result(r[i]);
     res->records += x->records_applied;
     res->read += x->records_read;

@@ -23,173 +23,11 @@
 #include "kafka/changelog_restore.h"
 #include "kafka/changelog_writer.h"
 #include "support/broker_proc.h"
+#include "support/changelog_kit.h"
 #include "support/kafka_helpers.h"
 #include "support/wait.h"
 
-#define TOPIC "app-node-store-changelog"
-
-static broker_proc_t broker;
-
-static int setup(void **state) {
-  (void)state;
-  const char *const topics[] = {TOPIC ":8", NULL};
-  return broker_start(&broker, 1, topics, NULL);
-}
-
-static int teardown(void **state) {
-  (void)state;
-  return broker_stop(&broker) == 0 ? 0 : -1;
-}
-
-static rd_kafka_t *changelog_producer(void) {
-  return kh_client(RD_KAFKA_PRODUCER, broker.bootstrap,
-                   (const char *const[]){"linger.ms", "5", "enable.idempotence", "true", NULL},
-                   bk_changelog_dr_msg_cb, NULL);
-}
-
-static bk_changelog_writer_t *writer(rd_kafka_t *p, int32_t part, uint64_t first,
-                                     uint64_t committed) {
-  bk_changelog_writer_opts_t o = {.producer = p,
-                                  .topic = TOPIC,
-                                  .partition = part,
-                                  .first_epoch = first,
-                                  .committed = committed};
-  bk_changelog_writer_t *w = NULL;
-  bk_errmsg_t why;
-  if (bk_changelog_writer_new(&o, &w, &why) != BROOK_OK)
-    fail_msg("writer: %s", why.text);
-  return w;
-}
-
-static void put(bk_changelog_writer_t *w, rd_kafka_t *p, const char *k, const char *v) {
-  brook_err_t err;
-  while ((err = bk_changelog_put(w, k, strlen(k), v, v ? strlen(v) : 0)) == BROOK_ERR_FULL)
-    rd_kafka_poll(p, 10);
-  assert_int_equal(err, BROOK_OK);
-}
-
-static uint64_t commit(bk_changelog_writer_t *w, const char *positions) {
-  uint64_t e = 0;
-  assert_int_equal(bk_changelog_commit(w, positions, strlen(positions), &e), BROOK_OK);
-  return e;
-}
-
-/* Serves the producer until everything the writer sent is acknowledged. */
-static void drain(rd_kafka_t *p, bk_changelog_writer_t *w) {
-  uint64_t t0 = wait_now_ms();
-  while (bk_changelog_in_flight(w) && wait_now_ms() - t0 < KH_TIMEOUT_MS)
-    rd_kafka_poll(p, 10);
-  assert_int_equal(bk_changelog_in_flight(w), 0);
-  assert_string_equal(bk_changelog_writer_error(w), "");
-}
-
-/* ---- restoring into a brook store ---- */
-
-static brook_err_t apply_store(const void *key, size_t klen, const void *value, size_t vlen,
-                               void *opaque) {
-  brook_store_t *s = opaque;
-  if (!value) {
-    brook_err_t err = brook_store_delete(s, key, klen);
-    return err == BROOK_ERR_NOT_FOUND ? BROOK_OK : err;
-  }
-  return brook_store_put(s, key, klen, value, vlen);
-}
-
-static brook_err_t lookup_store(const void *key, size_t klen, const void **value, size_t *vlen,
-                                void *opaque) {
-  return brook_store_get(opaque, key, klen, value, vlen);
-}
-
-static void tail_key(size_t i, const void **key, size_t *klen, void *opaque) {
-  bk_changelog_restore_tail_key(opaque, i, key, klen);
-}
-
-static brook_store_t *new_store(void) {
-  brook_store_t *s = NULL;
-  assert_int_equal(brook_store_new(&s, NULL, NULL), BROOK_OK);
-  return s;
-}
-
-typedef struct restore_run {
-  bk_changelog_restore_result_t res;
-  char positions[64];
-  brook_err_t err;
-  bk_errmsg_t why;
-  size_t max_step; /* the most records one step read */
-  size_t steps;
-} restore_run_t;
-
-/* Runs the restore of `o` to its end in steps of `step` records. Leaves the restore open in
- * *keep (for its tail keys) when keep is not NULL and it started. */
-static restore_run_t restore_with(const bk_changelog_restore_opts_t *o, size_t step,
-                                  bk_changelog_restore_t **keep) {
-  restore_run_t run;
-  memset(&run, 0, sizeof(run));
-  bk_changelog_restore_t *r = NULL;
-  run.err = bk_changelog_restore_new(o, &r, &run.why);
-  if (run.err)
-    return run;
-  int done = 0;
-  uint64_t t0 = wait_now_ms();
-  while (!done && wait_now_ms() - t0 < 2 * KH_TIMEOUT_MS) {
-    uint64_t before = bk_changelog_restore_result(r)->records_read;
-    run.err = bk_changelog_restore_step(r, step, 50, 10, &done, &run.why);
-    size_t n = (size_t)(bk_changelog_restore_result(r)->records_read - before);
-    if (n > run.max_step)
-      run.max_step = n;
-    run.steps++;
-    if (run.err)
-      break;
-  }
-  assert_true(done);
-  run.res = *bk_changelog_restore_result(r);
-  if (run.res.positions)
-    snprintf(run.positions, sizeof(run.positions), "%.*s", (int)run.res.positions_len,
-             (const char *)run.res.positions);
-  run.res.positions = NULL;
-  if (keep)
-    *keep = r;
-  else
-    bk_changelog_restore_free(r);
-  return run;
-}
-
-/* Restores partition `part` of TOPIC from `start` into `s`. */
-static restore_run_t restore(rd_kafka_t *c, int32_t part, int64_t start, uint64_t known,
-                             brook_store_t *s, size_t step, bk_changelog_restore_t **keep) {
-  bk_changelog_restore_opts_t o = {.consumer = c,
-                                   .topic = TOPIC,
-                                   .partition = part,
-                                   .start_offset = start,
-                                   .known_epoch = known,
-                                   .apply = apply_store,
-                                   .apply_opaque = s};
-  return restore_with(&o, step, keep);
-}
-
-static rd_kafka_t *restore_consumer(void) {
-  rd_kafka_t *c = NULL;
-  bk_errmsg_t why;
-  if (bk_changelog_restore_consumer(broker.bootstrap, (const char *const[]){"log_level", "0", NULL},
-                                    &c, &why))
-    fail_msg("restore consumer: %s", why.text);
-  return c;
-}
-
-static void assert_value(brook_store_t *s, const char *k, const char *want) {
-  const void *v = NULL;
-  size_t vlen = 0;
-  brook_err_t err = brook_store_get(s, k, strlen(k), &v, &vlen);
-  if (!want) {
-    if (err != BROOK_ERR_NOT_FOUND)
-      fail_msg("key %s: expected absent, got '%.*s'", k, (int)vlen, (const char *)v);
-    return;
-  }
-  if (err != BROOK_OK)
-    fail_msg("key %s: expected '%s', absent", k, want);
-  if (vlen != strlen(want) || memcmp(v, want, vlen) != 0)
-    fail_msg("key %s: expected '%s', got '%.*s'", k, want, (int)vlen, (const char *)v);
-}
+#define TOPIC CL_TOPIC
 
 /* ---- tests ---- */
 
@@ -214,7 +52,7 @@ static void on_error(brook_err_t err, void *opaque) {
 /* Acknowledgements arrive per epoch, in order; a refused record fails the writer for good. */
 static void test_acks_per_epoch_and_failure(void **state) {
   (void)state;
-  rd_kafka_t *p = changelog_producer();
+  rd_kafka_t *p = cl_changelog_producer();
   acked_log_t log = {0};
   bk_changelog_writer_opts_t o = {.producer = p,
                                   .topic = TOPIC,
@@ -226,29 +64,31 @@ static void test_acks_per_epoch_and_failure(void **state) {
   bk_changelog_writer_t *w = NULL;
   bk_errmsg_t why;
   assert_int_equal(bk_changelog_writer_new(&o, &w, &why), BROOK_OK);
+  uint64_t e0 = cl_start(w, p, "pos0");
+  assert_int_equal(log.calls, 1);
   uint64_t e[3];
   for (int i = 0; i < 3; i++) {
-    put(w, p, "k", "v");
-    e[i] = commit(w, "pos");
+    cl_put(w, p, "k", "v");
+    e[i] = cl_commit(w, "pos");
   }
-  assert_int_equal(bk_changelog_acked(w), 0); /* nothing served yet */
-  drain(p, w);
-  assert_int_equal(log.calls, 3);
+  assert_int_equal(bk_changelog_acked(w), e0); /* nothing served yet */
+  cl_drain(p, w);
+  assert_int_equal(log.calls, 4);
   assert_int_equal(log.last, e[2]);
   assert_int_equal(bk_changelog_acked(w), e[2]);
   /* An epoch with records but no marker yet is never acknowledged. */
-  put(w, p, "k", "open");
-  drain(p, w);
+  cl_put(w, p, "k", "open");
+  cl_drain(p, w);
   assert_int_equal(bk_changelog_acked(w), e[2]);
 
   /* The broker refuses the next produce requests for good (INVALID_RECORD). */
-  assert_int_equal(broker_cmd(&broker, "error 0 87 20"), 0);
-  put(w, p, "k", "refused");
-  uint64_t e4 = commit(w, "pos");
+  assert_int_equal(broker_cmd(&cl_broker, "error 0 87 20"), 0);
+  cl_put(w, p, "k", "refused");
+  uint64_t e4 = cl_commit(w, "pos");
   uint64_t t0 = wait_now_ms();
   while (bk_changelog_in_flight(w) && wait_now_ms() - t0 < KH_TIMEOUT_MS)
     rd_kafka_poll(p, 10);
-  assert_int_equal(broker_cmd(&broker, "clear 0"), 0);
+  assert_int_equal(broker_cmd(&cl_broker, "clear 0"), 0);
   print_message("failed: %s\n", bk_changelog_writer_error(w));
   assert_int_equal(log.errors, 1);
   assert_non_null(strstr(bk_changelog_writer_error(w), "changelog '" TOPIC "' partition 6"));
@@ -261,48 +101,48 @@ static void test_acks_per_epoch_and_failure(void **state) {
 
 static void test_epochs_with_markers_restore_exactly(void **state) {
   (void)state;
-  rd_kafka_t *p = changelog_producer();
-  bk_changelog_writer_t *w = writer(p, 0, bk_cl_first_epoch(0), 0);
+  rd_kafka_t *p = cl_changelog_producer();
+  bk_changelog_writer_t *w = cl_writer(p, 0, bk_cl_first_epoch(0), 0);
   char k[16], v[16], pos[16];
   uint64_t last = 0;
   for (int e = 0; e < 5; e++) {
     for (int i = 0; i < 20; i++) {
       snprintf(k, sizeof(k), "k%d", (e * 7 + i) % 30);
       snprintf(v, sizeof(v), "e%d.%d", e, i);
-      put(w, p, k, (e + i) % 9 == 0 ? NULL : v);
+      cl_put(w, p, k, (e + i) % 9 == 0 ? NULL : v);
     }
     snprintf(pos, sizeof(pos), "p%d", e);
-    last = commit(w, pos);
+    last = cl_commit(w, pos);
   }
   /* A store key equal to the marker key's bytes is data, not a marker. */
   bk_changelog_put(w, bk_cl_marker_key, BK_CL_MARKER_KEY_LEN, "user", 4);
-  last = commit(w, "p5");
-  drain(p, w);
+  last = cl_commit(w, "p5");
+  cl_drain(p, w);
   assert_int_equal(bk_changelog_acked(w), last);
   const bk_changelog_writer_stats_t *ws = bk_changelog_writer_stats(w);
   assert_int_equal(ws->records, 101);
-  assert_int_equal(ws->markers, 6);
+  assert_int_equal(ws->markers, 7); /* the first commit's, then one per commit */
 
   /* The expected state: the same writes on a store directly. */
-  brook_store_t *want = new_store();
+  brook_store_t *want = cl_new_store();
   for (int e = 0; e < 5; e++)
     for (int i = 0; i < 20; i++) {
       snprintf(k, sizeof(k), "k%d", (e * 7 + i) % 30);
       snprintf(v, sizeof(v), "e%d.%d", e, i);
-      apply_store(k, strlen(k), (e + i) % 9 == 0 ? NULL : v, strlen(v), want);
+      cl_apply_store(k, strlen(k), (e + i) % 9 == 0 ? NULL : v, strlen(v), want);
     }
-  rd_kafka_t *c = restore_consumer();
-  brook_store_t *got = new_store();
-  restore_run_t run = restore(c, 0, 0, 0, got, 1000, NULL);
+  rd_kafka_t *c = cl_restore_consumer();
+  brook_store_t *got = cl_new_store();
+  cl_restore_run_t run = cl_restore(c, 0, 0, 0, got, 1000, NULL);
   assert_int_equal(run.err, BROOK_OK);
   assert_int_equal(run.res.has_marker, 1);
   assert_int_equal(run.res.marker_epoch, last);
-  assert_int_equal(run.res.marker_offset, 106); /* 101 records + 6 markers, the last one */
+  assert_int_equal(run.res.marker_offset, 107); /* 101 records + 7 markers, the last one */
   assert_string_equal(run.positions, "p5");
-  assert_int_equal(run.res.records_read, 107);
+  assert_int_equal(run.res.records_read, 108);
   assert_int_equal(run.res.records_applied, 101);
   assert_int_equal(run.res.records_dropped, 0);
-  assert_int_equal(run.res.markers, 6);
+  assert_int_equal(run.res.markers, 7);
   assert_int_equal(run.res.tail_keys, 0);
   assert_true(run.res.next_epoch > last);
   assert_int_equal(brook_store_count(got), brook_store_count(want) + 1);
@@ -312,9 +152,9 @@ static void test_epochs_with_markers_restore_exactly(void **state) {
     size_t n = 0;
     if (brook_store_get_copy(want, k, strlen(k), buf, sizeof(buf) - 1, &n) == BROOK_OK) {
       buf[n] = 0;
-      assert_value(got, k, buf);
+      cl_assert_value(got, k, buf);
     } else {
-      assert_value(got, k, NULL);
+      cl_assert_value(got, k, NULL);
     }
   }
   const void *uv = NULL;
@@ -324,7 +164,7 @@ static void test_epochs_with_markers_restore_exactly(void **state) {
   assert_memory_equal(uv, "user", 4);
 
   /* From the stored position: only the tail after it, nothing new here. */
-  restore_run_t tail = restore(c, 0, run.res.marker_offset + 1, last, got, 1000, NULL);
+  cl_restore_run_t tail = cl_restore(c, 0, run.res.marker_offset + 1, last, got, 1000, NULL);
   assert_int_equal(tail.err, BROOK_OK);
   assert_int_equal(tail.res.records_read, 0);
   assert_int_equal(tail.res.has_marker, 0);
@@ -343,85 +183,91 @@ static void test_epochs_with_markers_restore_exactly(void **state) {
  * incarnation's epochs are above every epoch before. */
 static void test_killed_writer_is_dropped_and_compensated(void **state) {
   (void)state;
-  rd_kafka_t *p = changelog_producer();
-  rd_kafka_t *c = restore_consumer();
+  rd_kafka_t *p = cl_changelog_producer();
+  rd_kafka_t *c = cl_restore_consumer();
   const int32_t part = 1;
-  bk_changelog_writer_t *a = writer(p, part, bk_cl_first_epoch(0), 0);
-  put(a, p, "x", "1");
-  put(a, p, "y", "1");
-  uint64_t ea = commit(a, "a1");
-  put(a, p, "x", "2");
-  put(a, p, "z", "2");
-  commit(a, "a2");
+  bk_changelog_writer_t *a = cl_writer(p, part, bk_cl_first_epoch(0), 0);
+  cl_put(a, p, "x", "1");
+  cl_put(a, p, "y", "1");
+  uint64_t ea = cl_commit(a, "a1");
+  cl_put(a, p, "x", "2");
+  cl_put(a, p, "z", "2");
+  cl_commit(a, "a2");
   /* Killed during its third epoch: these two are written, its marker never is. */
   uint64_t dead = bk_changelog_epoch(a);
-  put(a, p, "x", "dead");
-  put(a, p, "w", "dead");
-  put(a, p, "y", NULL);
-  drain(p, a);
+  cl_put(a, p, "x", "dead");
+  cl_put(a, p, "w", "dead");
+  cl_put(a, p, "y", NULL);
+  cl_drain(p, a);
   bk_changelog_writer_free(a);
   (void)ea;
 
-  brook_store_t *s1 = new_store();
+  brook_store_t *s1 = cl_new_store();
   bk_changelog_restore_t *r1 = NULL;
-  restore_run_t run1 = restore(c, part, 0, 0, s1, 1000, &r1);
+  cl_restore_run_t run1 = cl_restore(c, part, 0, 0, s1, 1000, &r1);
   assert_int_equal(run1.err, BROOK_OK);
   assert_string_equal(run1.positions, "a2");
-  assert_value(s1, "x", "2");
-  assert_value(s1, "y", "1");
-  assert_value(s1, "z", "2");
-  assert_value(s1, "w", NULL);
+  cl_assert_value(s1, "x", "2");
+  cl_assert_value(s1, "y", "1");
+  cl_assert_value(s1, "z", "2");
+  cl_assert_value(s1, "w", NULL);
   assert_int_equal(run1.res.records_dropped, 3);
   assert_int_equal(run1.res.tail_keys, 3);
   assert_int_equal(run1.res.max_epoch, dead);
   assert_true(run1.res.next_epoch > dead);
 
   /* Incarnation B: compensation first, then its own commits. */
-  bk_changelog_writer_t *b = writer(p, part, run1.res.next_epoch, run1.res.committed_epoch);
-  assert_int_equal(bk_changelog_compensate(b, run1.res.tail_keys, tail_key, r1, lookup_store, s1),
-                   BROOK_OK);
+  bk_changelog_writer_t *b =
+      cl_writer_unstarted(p, part, run1.res.next_epoch, run1.res.committed_epoch);
+  assert_int_equal(
+      bk_changelog_compensate(b, run1.res.tail_keys, cl_tail_key, r1, cl_lookup_store, s1),
+      BROOK_OK);
   assert_int_equal(bk_changelog_writer_stats(b)->compensations, 3);
   bk_changelog_restore_free(r1);
-  put(b, p, "v", "b");
-  uint64_t eb = commit(b, "b1");
+  cl_start(b, p, "a2"); /* the compensation's marker: the restored positions */
+  cl_put(b, p, "v", "b");
+  uint64_t eb = cl_commit(b, "b1");
   assert_true(eb > dead);
   /* B dies too, mid-epoch. */
-  put(b, p, "z", "dead2");
-  drain(p, b);
+  cl_put(b, p, "z", "dead2");
+  cl_drain(p, b);
   assert_int_equal(bk_changelog_acked(b), eb);
   bk_changelog_writer_free(b);
 
-  brook_store_t *s2 = new_store();
+  brook_store_t *s2 = cl_new_store();
   bk_changelog_restore_t *r2 = NULL;
-  restore_run_t run2 = restore(c, part, 0, 0, s2, 1000, &r2);
+  cl_restore_run_t run2 = cl_restore(c, part, 0, 0, s2, 1000, &r2);
   assert_int_equal(run2.err, BROOK_OK);
   assert_string_equal(run2.positions, "b1");
-  assert_value(s2, "x", "2");
-  assert_value(s2, "y", "1");
-  assert_value(s2, "z", "2");
-  assert_value(s2, "w", NULL);
-  assert_value(s2, "v", "b");
+  cl_assert_value(s2, "x", "2");
+  cl_assert_value(s2, "y", "1");
+  cl_assert_value(s2, "z", "2");
+  cl_assert_value(s2, "w", NULL);
+  cl_assert_value(s2, "v", "b");
   assert_int_equal(run2.res.marker_epoch, eb);
   assert_int_equal(run2.res.records_dropped, 4); /* A's three, B's one */
   assert_int_equal(run2.res.tail_keys, 1);
   assert_true(run2.res.next_epoch > run2.res.max_epoch);
 
   /* C compensates B's tail and commits; a third restore is exact again. */
-  bk_changelog_writer_t *cw = writer(p, part, run2.res.next_epoch, run2.res.committed_epoch);
-  assert_int_equal(bk_changelog_compensate(cw, run2.res.tail_keys, tail_key, r2, lookup_store, s2),
-                   BROOK_OK);
+  bk_changelog_writer_t *cw =
+      cl_writer_unstarted(p, part, run2.res.next_epoch, run2.res.committed_epoch);
+  assert_int_equal(
+      bk_changelog_compensate(cw, run2.res.tail_keys, cl_tail_key, r2, cl_lookup_store, s2),
+      BROOK_OK);
   bk_changelog_restore_free(r2);
-  put(cw, p, "u", "c");
-  uint64_t ec = commit(cw, "c1");
-  drain(p, cw);
+  cl_start(cw, p, "b1");
+  cl_put(cw, p, "u", "c");
+  uint64_t ec = cl_commit(cw, "c1");
+  cl_drain(p, cw);
   bk_changelog_writer_free(cw);
-  brook_store_t *s3 = new_store();
-  restore_run_t run3 = restore(c, part, 0, 0, s3, 1000, NULL);
+  brook_store_t *s3 = cl_new_store();
+  cl_restore_run_t run3 = cl_restore(c, part, 0, 0, s3, 1000, NULL);
   assert_int_equal(run3.err, BROOK_OK);
   assert_string_equal(run3.positions, "c1");
   assert_int_equal(run3.res.marker_epoch, ec);
-  assert_value(s3, "z", "2");
-  assert_value(s3, "u", "c");
+  cl_assert_value(s3, "z", "2");
+  cl_assert_value(s3, "u", "c");
   assert_int_equal(brook_store_count(s3), 5);
   assert_int_equal(run3.res.tail_keys, 0);
 
@@ -460,9 +306,9 @@ static void produce_raw(rd_kafka_t *p, int32_t part, const void *key, size_t kle
 
 static void test_damaged_records_are_corrupt_naming_where(void **state) {
   (void)state;
-  rd_kafka_t *raw = kh_client(RD_KAFKA_PRODUCER, broker.bootstrap, NULL, NULL, NULL);
-  rd_kafka_t *p = changelog_producer();
-  rd_kafka_t *c = restore_consumer();
+  rd_kafka_t *raw = kh_client(RD_KAFKA_PRODUCER, cl_broker.bootstrap, NULL, NULL, NULL);
+  rd_kafka_t *p = cl_changelog_producer();
+  rd_kafka_t *c = cl_restore_consumer();
   uint64_t e1 = bk_cl_first_epoch(0), e2 = e1 + 1;
   unsigned char good[16], garbled[16], marker[64];
   bk_cl_epoch_header(good, e2, e1);
@@ -485,32 +331,32 @@ static void test_damaged_records_are_corrupt_naming_where(void **state) {
     /* Distinct partitions (2..7); a second use of one starts after the first's records. */
     int64_t lo = 0, hi = 0;
     assert_int_equal(rd_kafka_query_watermark_offsets(raw, TOPIC, part, &lo, &hi, 10000), 0);
-    bk_changelog_writer_t *w = writer(p, part, e1 + 10 * (uint64_t)(i + 1), 0);
-    put(w, p, "before", "ok");
-    commit(w, "pos");
-    drain(p, w);
+    bk_changelog_writer_t *w = cl_writer(p, part, e1 + 10 * (uint64_t)(i + 1), 0);
+    cl_put(w, p, "before", "ok");
+    cl_commit(w, "pos");
+    cl_drain(p, w);
     bk_changelog_writer_free(w);
     const damage_t *d = &cases[i];
     produce_raw(raw, part, d->key, d->klen, d->val, d->vlen, d->hdr, d->hlen);
     /* A valid, committed epoch after the damage: never applied. */
-    w = writer(p, part, e1 + 10 * (uint64_t)(i + 1) + 5, e1 + 10 * (uint64_t)(i + 1));
-    put(w, p, "after", "never");
-    commit(w, "pos2");
-    drain(p, w);
+    w = cl_writer(p, part, e1 + 10 * (uint64_t)(i + 1) + 5, e1 + 10 * (uint64_t)(i + 1));
+    cl_put(w, p, "after", "never");
+    cl_commit(w, "pos2");
+    cl_drain(p, w);
     bk_changelog_writer_free(w);
 
-    brook_store_t *s = new_store();
-    restore_run_t run = restore(c, part, hi, 0, s, 1000, NULL);
+    brook_store_t *s = cl_new_store();
+    cl_restore_run_t run = cl_restore(c, part, hi, 0, s, 1000, NULL);
     print_message("%s: %s\n", d->name, run.why.text);
     assert_int_equal(run.err, BROOK_ERR_CORRUPT);
     char where[128];
     snprintf(where, sizeof(where), "changelog '" TOPIC "' partition %d offset %lld", (int)part,
-             (long long)hi + 2);
+             (long long)hi + 3); /* the first commit's marker, "before", its marker */
     if (!strstr(run.why.text, where))
       fail_msg("%s: '%s' does not name '%s'", d->name, run.why.text, where);
     assert_non_null(strstr(run.why.text, d->expect));
-    assert_value(s, "before", "ok");
-    assert_value(s, "after", NULL);
+    cl_assert_value(s, "before", "ok");
+    cl_assert_value(s, "after", NULL);
     brook_store_free(s);
   }
   rd_kafka_destroy(raw);
@@ -522,9 +368,9 @@ static void test_damaged_records_are_corrupt_naming_where(void **state) {
  * restore from 0 must fail instead of restoring a state with holes. */
 static void test_log_start_after_needed_offset(void **state) {
   (void)state;
-  assert_int_equal(broker_cmd(&broker, "topic small-changelog 1"), 0);
-  rd_kafka_t *p = changelog_producer();
-  rd_kafka_t *c = restore_consumer();
+  assert_int_equal(broker_cmd(&cl_broker, "topic small-changelog 1"), 0);
+  rd_kafka_t *p = cl_changelog_producer();
+  rd_kafka_t *c = cl_restore_consumer();
   bk_changelog_writer_opts_t o = {.producer = p,
                                   .topic = "small-changelog",
                                   .partition = 0,
@@ -532,6 +378,7 @@ static void test_log_start_after_needed_offset(void **state) {
   bk_changelog_writer_t *w = NULL;
   bk_errmsg_t why;
   assert_int_equal(bk_changelog_writer_new(&o, &w, &why), BROOK_OK);
+  cl_start(w, p, "pos");
   static char big[4096];
   memset(big, 'x', sizeof(big));
   char k[16];
@@ -544,21 +391,21 @@ static void test_log_start_after_needed_offset(void **state) {
     if (i % 100 == 99)
       assert_int_equal(bk_changelog_commit(w, "pos", 3, NULL), BROOK_OK);
   }
-  drain(p, w);
+  cl_drain(p, w);
   bk_changelog_writer_free(w);
   int64_t lo = -1, hi = -1;
   assert_int_equal(rd_kafka_query_watermark_offsets(c, "small-changelog", 0, &lo, &hi, 10000), 0);
   print_message("log now %lld..%lld\n", (long long)lo, (long long)hi);
   assert_true(lo > 0);
 
-  brook_store_t *s = new_store();
+  brook_store_t *s = cl_new_store();
   bk_changelog_restore_opts_t ro = {.consumer = c,
                                     .topic = "small-changelog",
                                     .partition = 0,
                                     .start_offset = 0,
-                                    .apply = apply_store,
+                                    .apply = cl_apply_store,
                                     .apply_opaque = s};
-  restore_run_t run = restore_with(&ro, 1000, NULL);
+  cl_restore_run_t run = cl_restore_with(&ro, 1000, NULL);
   print_message("from 0: %s\n", run.why.text);
   assert_int_equal(run.err, BROOK_ERR_CORRUPT);
   assert_non_null(strstr(run.why.text, "changelog 'small-changelog' partition 0 offset 0"));
@@ -569,7 +416,7 @@ static void test_log_start_after_needed_offset(void **state) {
 
   /* From the log's start instead (a store whose changelog has time retention): no error. */
   ro.start_offset = BK_CL_FROM_LOG_START;
-  run = restore_with(&ro, 1000, NULL);
+  run = cl_restore_with(&ro, 1000, NULL);
   assert_int_equal(run.err, BROOK_OK);
   assert_int_equal(run.res.end_offset, hi);
   assert_true(brook_store_count(s) > 0);
@@ -580,16 +427,16 @@ static void test_log_start_after_needed_offset(void **state) {
 
 static void test_missing_partition_times_out(void **state) {
   (void)state;
-  rd_kafka_t *c = restore_consumer();
-  brook_store_t *s = new_store();
+  rd_kafka_t *c = cl_restore_consumer();
+  brook_store_t *s = cl_new_store();
   bk_changelog_restore_opts_t ro = {.consumer = c,
                                     .topic = TOPIC,
                                     .partition = 50,
                                     .start_offset = 0,
                                     .timeout_ms = 1000,
-                                    .apply = apply_store,
+                                    .apply = cl_apply_store,
                                     .apply_opaque = s};
-  restore_run_t run = restore_with(&ro, 1000, NULL);
+  cl_restore_run_t run = cl_restore_with(&ro, 1000, NULL);
   print_message("missing: %s\n", run.why.text);
   assert_int_equal(run.err, BROOK_ERR_TIMEOUT);
   assert_non_null(strstr(run.why.text, "changelog '" TOPIC "' partition 50"));
@@ -601,35 +448,35 @@ static void test_missing_partition_times_out(void **state) {
 static void test_slices_equal_one_step(void **state) {
   (void)state;
   const int32_t part = 7;
-  rd_kafka_t *p = changelog_producer();
-  rd_kafka_t *c = restore_consumer();
+  rd_kafka_t *p = cl_changelog_producer();
+  rd_kafka_t *c = cl_restore_consumer();
   int64_t lo = 0, hi = 0;
   assert_int_equal(rd_kafka_query_watermark_offsets(c, TOPIC, part, &lo, &hi, 10000), 0);
-  bk_changelog_writer_t *w = writer(p, part, bk_cl_first_epoch(1000000), 0);
+  bk_changelog_writer_t *w = cl_writer(p, part, bk_cl_first_epoch(1000000), 0);
   char k[16], v[16];
   for (int i = 0; i < 100000; i++) {
     snprintf(k, sizeof(k), "key%d", (i * 7919) % 30011);
     snprintf(v, sizeof(v), "%d", i);
-    put(w, p, k, i % 13 == 0 ? NULL : v);
+    cl_put(w, p, k, i % 13 == 0 ? NULL : v);
     if (i % 1000 == 999) {
       snprintf(v, sizeof(v), "pos%d", i);
-      commit(w, v);
+      cl_commit(w, v);
     }
   }
-  put(w, p, "tail", "x");
-  drain(p, w);
+  cl_put(w, p, "tail", "x");
+  cl_drain(p, w);
   bk_changelog_writer_free(w);
 
-  brook_store_t *one = new_store(), *sliced = new_store();
-  restore_run_t a = restore(c, part, hi, 0, one, SIZE_MAX, NULL);
-  restore_run_t b = restore(c, part, hi, 0, sliced, 1000, NULL);
+  brook_store_t *one = cl_new_store(), *sliced = cl_new_store();
+  cl_restore_run_t a = cl_restore(c, part, hi, 0, one, SIZE_MAX, NULL);
+  cl_restore_run_t b = cl_restore(c, part, hi, 0, sliced, 1000, NULL);
   assert_int_equal(a.err, BROOK_OK);
   assert_int_equal(b.err, BROOK_OK);
   print_message("one step: %zu calls; sliced: %zu calls, at most %zu records each\n", a.steps,
                 b.steps, b.max_step);
   assert_true(b.max_step <= 1000);
   assert_true(b.steps >= 100);
-  assert_int_equal(a.res.records_read, 100101);
+  assert_int_equal(a.res.records_read, 100102); /* and the first commit's marker */
   assert_int_equal(b.res.records_read, a.res.records_read);
   assert_int_equal(b.res.records_applied, a.res.records_applied);
   assert_int_equal(a.res.records_applied, 100000);
@@ -669,5 +516,5 @@ int main(void) {
       cmocka_unit_test(test_log_start_after_needed_offset),
   };
   cmocka_set_test_filter(getenv("BROOK_TEST_FILTER"));
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, cl_setup, cl_teardown);
 }

@@ -400,6 +400,319 @@ static void test_allocation_failures(void **state) {
   }
 }
 
+/* ---- review: a crash loop, hostile epochs ---- */
+
+typedef struct loop_rec {
+  int marker;
+  uint64_t epoch, committed, prev;
+  char key[16];
+  char val[64];
+} loop_rec_t;
+
+static loop_rec_t loop_log[200000];
+static size_t loop_n;
+
+static brook_err_t apply_nop(const void *k, size_t kl, const void *v, size_t vl, void *o) {
+  (void)k, (void)kl, (void)v, (void)vl, (void)o;
+  return BROOK_OK;
+}
+
+static brook_err_t replay_loop_log(bk_cl_replay_t *r, size_t cap, bk_errmsg_t *why) {
+  bk_cl_replay_init(r, NULL, "t", 0, cap, 0, apply_nop, NULL);
+  for (size_t i = 0; i < loop_n; i++) {
+    const loop_rec_t *x = &loop_log[i];
+    brook_err_t err = x->marker ? bk_cl_replay_marker(r, (int64_t)i, x->epoch, x->prev, "p", 1, why)
+                                : bk_cl_replay_record(r, (int64_t)i, x->epoch, x->committed, x->key,
+                                                      strlen(x->key), x->val, strlen(x->val), why);
+    if (err)
+      return err;
+  }
+  return bk_cl_replay_finish(r, why);
+}
+
+static void loop_append(int marker, uint64_t epoch, uint64_t committed, uint64_t prev,
+                        const void *key, size_t klen, char fill) {
+  assert_true(loop_n < sizeof(loop_log) / sizeof(loop_log[0]));
+  loop_rec_t *x = &loop_log[loop_n++];
+  memset(x, 0, sizeof(*x));
+  x->marker = marker;
+  x->epoch = epoch;
+  x->committed = committed;
+  x->prev = prev;
+  memcpy(x->key, key, klen < 15 ? klen : 15);
+  if (!marker)
+    memset(x->val, fill, 50);
+}
+
+/* Review: incarnation 0 commits K keys once; then every incarnation restores, compensates its
+ * tail, writes K keys and is killed before their marker (a crash loop: a poison record in the
+ * first batch). Without a marker right after the compensation, nothing after the first commit
+ * ever settled and pending grew by 2K records per kill until the restore failed for good. */
+static void test_crash_loop_pending_stays_bounded(void **state) {
+  (void)state;
+  enum { K = 1000 };
+  loop_n = 0;
+  uint64_t e = bk_cl_first_epoch(0);
+  char k[16];
+  for (int i = 0; i < K; i++) {
+    snprintf(k, sizeof(k), "k%d", i);
+    loop_append(0, e, 0, 0, k, strlen(k), 'v');
+  }
+  loop_append(1, e, 0, 0, "", 0, 0);
+  size_t cap = (size_t)8 << 20;
+  for (int inc = 1; inc <= 90; inc++) {
+    bk_cl_replay_t r;
+    bk_errmsg_t why;
+    brook_err_t err = replay_loop_log(&r, cap, &why);
+    if (err) {
+      print_message("incarnation %d: %s (%s)\n", inc, brook_strerror(err), why.text);
+      bk_cl_replay_free(&r);
+      fail_msg("a crash loop made the changelog unrestorable after %d kills", inc - 1);
+    }
+    if (inc % 30 == 1)
+      print_message("incarnation %d: pending bytes at end %zu, tail keys %zu, log %zu\n", inc,
+                    r.used, r.n_tail, loop_n);
+    uint64_t first = bk_cl_first_epoch(r.max_epoch), committed = r.marker_epoch;
+    for (size_t i = 0; i < r.n_tail; i++) {
+      const void *kk;
+      size_t kl;
+      bk_cl_replay_tail_key(&r, i, &kk, &kl);
+      loop_append(0, first, committed, 0, kk, kl, 'v');
+    }
+    /* The new owner's marker right after its compensation, with the restored positions
+     * (changelog_writer.h: puts wait for its acknowledgement), then its first commit's
+     * records, killed before that commit's marker. */
+    loop_append(1, first, committed, committed, "", 0, 0);
+    uint64_t next = bk_cl_next_epoch(first);
+    for (int i = 0; i < K; i++) {
+      snprintf(k, sizeof(k), "k%d", i);
+      loop_append(0, next, first, 0, k, strlen(k), 'w');
+    }
+    /* Pending never holds more than one incarnation's commit. */
+    assert_true(r.used <= (size_t)K * 72);
+    assert_true(r.n_tail <= K);
+    bk_cl_replay_free(&r);
+  }
+}
+
+/* Review: a well-formed record whose epoch is near 2^64 made the next writer's epoch wrap to
+ * 1. Epochs at or above 2^63 (or leaving no next incarnation below it) are corrupt, named by
+ * offset, and the next-epoch arithmetic is checked. */
+static void test_epoch_wrap(void **state) {
+  (void)state;
+  const uint64_t bad[] = {UINT64_MAX, BK_CL_EPOCH_LIMIT, BK_CL_EPOCH_LIMIT - 1};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    bk_cl_replay_t r;
+    bk_errmsg_t why;
+    bk_cl_replay_init(&r, NULL, "t", 0, 1 << 20, 0, apply_nop, NULL);
+    assert_int_equal(bk_cl_replay_marker(&r, 0, 5, 0, "p", 1, &why), BROOK_OK);
+    assert_int_equal(bk_cl_replay_record(&r, 1, bad[i], 5, "k", 1, "v", 1, &why),
+                     BROOK_ERR_CORRUPT);
+    assert_non_null(strstr(why.text, "changelog 't' partition 0 offset 1: epoch"));
+    assert_non_null(strstr(why.text, "out of range"));
+    /* A marker, or a committed field, out of range too. */
+    assert_int_equal(bk_cl_replay_marker(&r, 2, bad[i], 5, "p", 1, &why), BROOK_ERR_CORRUPT);
+    assert_non_null(strstr(why.text, "offset 2"));
+    assert_int_equal(bk_cl_replay_record(&r, 3, 6, bad[i], "k", 1, "v", 1, &why),
+                     BROOK_ERR_CORRUPT);
+    assert_int_equal(r.max_epoch, 5); /* nothing out of range was taken in */
+    assert_int_equal(bk_cl_replay_finish(&r, &why), BROOK_OK);
+    assert_true(bk_cl_first_epoch(r.max_epoch) > r.max_epoch);
+    bk_cl_replay_free(&r);
+  }
+  /* Checked arithmetic: no next epoch at the limit (0), never a wrap. */
+  uint64_t last_inc = ((BK_CL_EPOCH_LIMIT >> BK_CL_SEQ_BITS) - 1) << BK_CL_SEQ_BITS;
+  assert_int_equal(bk_cl_first_epoch(last_inc), 0);
+  assert_int_equal(bk_cl_first_epoch(BK_CL_EPOCH_LIMIT), 0);
+  assert_int_equal(bk_cl_first_epoch(UINT64_MAX), 0);
+  assert_int_equal(bk_cl_next_epoch(BK_CL_EPOCH_LIMIT - 1), 0);
+  assert_int_equal(bk_cl_next_epoch(last_inc + 1), last_inc + 2);
+  assert_true(bk_cl_first_epoch(last_inc - 1) > last_inc - 1);
+}
+
+/* Feeds the whole log to a replay without finishing it. */
+static brook_err_t replay_open(const model_t *m, bk_cl_replay_t *rp, restored_t *out, uint64_t upto,
+                               bk_errmsg_t *why) {
+  for (int k = 0; k < N_KEYS; k++)
+    out->v[k] = -1;
+  bk_cl_replay_init(rp, NULL, "t-changelog", 0, 1 << 20, 0, apply_model, out);
+  rp->upto = upto;
+  for (size_t i = 0; i < m->n; i++) {
+    const rec_t *r = &m->log[i];
+    char k[16], v[16];
+    snprintf(k, sizeof(k), "k%02d", r->key);
+    snprintf(v, sizeof(v), "v%d", r->value);
+    brook_err_t err =
+        r->key < 0
+            ? bk_cl_replay_marker(rp, r->offset, r->epoch, r->prev, "pos", 3, why)
+            : bk_cl_replay_record(rp, r->offset, r->epoch, r->committed, k, strlen(k),
+                                  r->value < 0 ? NULL : v, r->value < 0 ? 0 : strlen(v), why);
+    if (err)
+      return err;
+  }
+  return BROOK_OK;
+}
+
+/* A task's store whose marker of E is missing (killed between its stores' markers) is settled
+ * with another store's M(E, prev): epochs <= prev and E applied, those between dead, later ones
+ * the tail; and a store that lacks the task's commit prev is corrupt, not silently rolled. */
+static void test_settled_with_the_task_commit(void **state) {
+  (void)state;
+  static model_t m;
+  memset(&m, 0, sizeof(m));
+  uint64_t e1 = bk_cl_first_epoch(0), dead = bk_cl_first_epoch(e1), e2 = bk_cl_first_epoch(dead);
+  append(&m, (rec_t){1, 10, e1, 0, 0, 0});
+  append(&m, (rec_t){-1, 0, e1, 0, 0, 0});
+  append(&m, (rec_t){2, 666, dead, e1, 0, 0}); /* a writer killed before any marker */
+  append(&m, (rec_t){2, 20, e2, e1, 0, 0});    /* the next one's commit: its marker is */
+  append(&m, (rec_t){3, 30, e2, e1, 0, 0});    /* in another store only */
+  append(&m, (rec_t){4, 40, bk_cl_next_epoch(e2), e1, 0, 0}); /* after it: the tail */
+  restored_t st;
+  bk_cl_replay_t rp;
+  bk_errmsg_t why;
+  assert_int_equal(replay_open(&m, &rp, &st, 0, &why), BROOK_OK);
+  assert_int_equal(rp.n_pending, 4);
+  /* A commit older than what is settled here: nothing to do. */
+  assert_int_equal(bk_cl_replay_settle_task(&rp, e1, 0, &why), BROOK_OK);
+  assert_int_equal(rp.n_pending, 4);
+  assert_int_equal(bk_cl_replay_settle_task(&rp, e2, e1, &why), BROOK_OK);
+  assert_int_equal(bk_cl_replay_finish(&rp, &why), BROOK_OK);
+  assert_int_equal(st.v[1], 10);
+  assert_int_equal(st.v[2], 20); /* the dead 666 dropped, e2 rolled forward */
+  assert_int_equal(st.v[3], 30);
+  assert_int_equal(st.v[4], -1);
+  assert_int_equal(rp.n_tail, 1);
+  bk_cl_replay_free(&rp);
+
+  /* The task committed e2 after e1, but this changelog never settled e1. */
+  bk_cl_replay_init(&rp, NULL, "t-changelog", 3, 1 << 20, 0, apply_model, &st);
+  assert_int_equal(bk_cl_replay_record(&rp, 0, e1, 0, "k01", 3, "v1", 2, &why), BROOK_OK);
+  assert_int_equal(bk_cl_replay_settle_task(&rp, e2, e1, &why), BROOK_ERR_CORRUPT);
+  assert_non_null(strstr(why.text, "changelog 't-changelog' partition 3"));
+  assert_non_null(strstr(why.text, "a commit of the task is missing here"));
+  bk_cl_replay_free(&rp);
+}
+
+/* upto: markers above it are not applied, committed fields are capped at it, and every record
+ * above it is the tail, listed for compensation. */
+static void test_upto_stops_at_an_epoch(void **state) {
+  (void)state;
+  static model_t m;
+  memset(&m, 0, sizeof(m));
+  uint64_t e1 = bk_cl_first_epoch(0), e2 = e1 + 1, e3 = e1 + 2;
+  append(&m, (rec_t){1, 1, e1, 0, 0, 0});
+  append(&m, (rec_t){-1, 0, e1, 0, 0, 0});
+  append(&m, (rec_t){1, 2, e2, e1, 0, 0});
+  append(&m, (rec_t){2, 2, e2, e1, 0, 0});
+  append(&m, (rec_t){-1, 0, e2, e1, e1, 0});
+  append(&m, (rec_t){3, 3, e3, e2, 0, 0}); /* says e2 was committed before it */
+  append(&m, (rec_t){-1, 0, e3, e2, e2, 0});
+  restored_t st;
+  bk_cl_replay_t rp;
+  bk_errmsg_t why;
+  assert_int_equal(replay_open(&m, &rp, &st, e1, &why), BROOK_OK);
+  assert_int_equal(bk_cl_replay_finish(&rp, &why), BROOK_OK);
+  assert_int_equal(st.v[1], 1);
+  assert_int_equal(st.v[2], -1);
+  assert_int_equal(st.v[3], -1);
+  assert_int_equal(rp.marker_epoch, e1);
+  assert_int_equal(rp.markers_beyond, 2);
+  assert_int_equal(rp.n_tail, 3);
+  assert_int_equal(rp.max_epoch, e3); /* the next writer starts above all of it */
+  bk_cl_replay_free(&rp);
+}
+
+/* ---- a task of two stores against a model ---- */
+
+/* Two stores, one task (changelog_writer.h): a commit's markers go to both stores only once
+ * both stores' records are acknowledged, and a kill may fall anywhere, also between the two
+ * markers. Each incarnation restores both, settles both with the highest marker, compensates
+ * both tails, commits at once; compaction at random. Both stores must equal the last commit. */
+static void run_task_seed(uint64_t seed) {
+  rng_t rng = {seed};
+  static model_t m[2];
+  memset(m, 0, sizeof(m));
+  for (int s = 0; s < 2; s++)
+    for (int k = 0; k < N_KEYS; k++)
+      m[s].committed_state[k] = -1;
+  int between = 0, rolled = 0;
+  for (int incarnation = 0; incarnation < 10; incarnation++) {
+    bk_cl_replay_t rp[2];
+    restored_t st[2];
+    bk_errmsg_t why = {{0}};
+    for (int s = 0; s < 2; s++) {
+      if (m[s].n && below(&rng, 2))
+        compact(&m[s], (int64_t)below(&rng, (uint64_t)cleanable_end(&m[s]) + 1));
+      if (replay_open(&m[s], &rp[s], &st[s], 0, &why))
+        fail_msg("seed %llu: replay failed: %s", (unsigned long long)seed, why.text);
+    }
+    int top = rp[1].marker_epoch > rp[0].marker_epoch;
+    uint64_t task = rp[top].marker_epoch, prev = rp[top].marker_prev;
+    for (int s = 0; s < 2; s++) {
+      rolled += rp[s].marker_epoch < task;
+      if (bk_cl_replay_settle_task(&rp[s], task, prev, &why) || bk_cl_replay_finish(&rp[s], &why))
+        fail_msg("seed %llu: settle failed: %s", (unsigned long long)seed, why.text);
+      for (int k = 0; k < N_KEYS; k++)
+        if (st[s].v[k] != m[s].committed_state[k])
+          fail_msg("seed %llu incarnation %d store %d: key %d restored %d, committed %d",
+                   (unsigned long long)seed, incarnation, s, k, st[s].v[k],
+                   m[s].committed_state[k]);
+    }
+    uint64_t max = rp[0].max_epoch > rp[1].max_epoch ? rp[0].max_epoch : rp[1].max_epoch;
+    uint64_t epoch = bk_cl_first_epoch(max), committed = task;
+    int store[2][N_KEYS];
+    for (int s = 0; s < 2; s++) {
+      memcpy(store[s], st[s].v, sizeof(store[s]));
+      for (size_t i = 0; i < rp[s].n_tail; i++) {
+        const void *k;
+        size_t kl;
+        bk_cl_replay_tail_key(&rp[s], i, &k, &kl);
+        int key = key_of(k, kl);
+        append(&m[s], (rec_t){key, store[s][key], epoch, committed, 0, 0});
+      }
+      bk_cl_replay_free(&rp[s]);
+    }
+    /* Commit 0 is the compensation's (no changes); a kill ends the last one somewhere. */
+    int commits = 1 + (int)below(&rng, 5);
+    for (int c = 0; c <= commits; c++) {
+      int last_one = c == commits;
+      for (int s = 0; s < 2; s++) {
+        int changes = c == 0 ? 0 : (int)below(&rng, 6);
+        for (int i = 0; i < changes; i++) {
+          int key = (int)below(&rng, N_KEYS);
+          int val = below(&rng, 5) == 0 ? -1 : (int)below(&rng, 1000000);
+          store[s][key] = val;
+          append(&m[s], (rec_t){key, val, epoch, committed, 0, 0});
+        }
+      }
+      int markers = 2;
+      if (last_one) {
+        markers = (int)below(&rng, 3); /* none, store 0's only, or both (killed after) */
+        between += markers == 1;
+      }
+      for (int s = 0; s < markers; s++)
+        append(&m[s], (rec_t){-1, 0, epoch, committed, committed, 0});
+      if (markers > 0) { /* a marker anywhere commits the epoch for the task */
+        for (int s = 0; s < 2; s++)
+          memcpy(m[s].committed_state, store[s], sizeof(store[s]));
+        committed = epoch;
+        epoch = bk_cl_next_epoch(epoch);
+      }
+      if (last_one)
+        break;
+    }
+  }
+  if (seed % 5000 == 0)
+    print_message("task seed %llu: %d kills between markers, %d stores rolled forward\n",
+                  (unsigned long long)seed, between, rolled);
+}
+
+static void test_task_of_two_stores_restores_one_commit(void **state) {
+  (void)state;
+  for (uint64_t s = 1; s <= 300; s++)
+    run_task_seed(s * 50);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_marker_round_trip_and_damage),
@@ -410,6 +723,11 @@ int main(void) {
       cmocka_unit_test(test_out_of_order_marker_and_bound),
       cmocka_unit_test(test_allocation_failures),
       cmocka_unit_test(test_killed_writers_and_compaction_restore_exactly),
+      cmocka_unit_test(test_crash_loop_pending_stays_bounded),
+      cmocka_unit_test(test_epoch_wrap),
+      cmocka_unit_test(test_settled_with_the_task_commit),
+      cmocka_unit_test(test_upto_stops_at_an_epoch),
+      cmocka_unit_test(test_task_of_two_stores_restores_one_commit),
   };
   cmocka_set_test_filter(getenv("BROOK_TEST_FILTER"));
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,14 +15,19 @@ const unsigned char bk_cl_marker_key[BK_CL_MARKER_KEY_LEN] = {0xff, 0x00, 'b', '
 #define SEQ_MASK (((uint64_t)1 << BK_CL_SEQ_BITS) - 1)
 
 uint64_t bk_cl_first_epoch(uint64_t max_seen) {
-  uint64_t inc = (max_seen >> BK_CL_SEQ_BITS) + 1;
-  return (inc << BK_CL_SEQ_BITS) | 1;
+  if (max_seen >= BK_CL_EPOCH_LIMIT)
+    return 0;
+  uint64_t inc = (max_seen >> BK_CL_SEQ_BITS) + 1; /* <= 2^39: no overflow */
+  uint64_t first = (inc << BK_CL_SEQ_BITS) | 1;
+  return first < BK_CL_EPOCH_LIMIT ? first : 0;
 }
 
 uint64_t bk_cl_next_epoch(uint64_t e) {
   /* The last sequence of an incarnation moves on to the next one: still greater, and no
    * other writer takes that incarnation once this one's records are visible. */
-  return (e & SEQ_MASK) == SEQ_MASK ? bk_cl_first_epoch(e) : e + 1;
+  if (e >= BK_CL_EPOCH_LIMIT)
+    return 0;
+  return (e & SEQ_MASK) == SEQ_MASK ? bk_cl_first_epoch(e) : e + 1; /* e + 1 < 2^63 */
 }
 
 void bk_cl_key_escape(unsigned char *out, const void *k, size_t len) {
@@ -82,8 +87,8 @@ brook_err_t bk_cl_marker_decode(const void *val, size_t len, bk_cl_marker_t *m, 
   }
   m->epoch = bk_cl_get_u64(p + 4);
   m->prev = bk_cl_get_u64(p + 12);
-  if (m->epoch == 0 || m->prev >= m->epoch) {
-    *why = "marker epochs out of order (prev >= epoch, or epoch 0)";
+  if (!bk_cl_epoch_valid(m->epoch) || m->prev >= m->epoch) {
+    *why = "marker epochs out of order or out of range (prev >= epoch, epoch 0 or >= 2^63)";
     return BROOK_ERR_CORRUPT;
   }
   m->blob = p + 24;

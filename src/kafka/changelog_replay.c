@@ -12,6 +12,7 @@
 
 #include "core/alloc.h"
 #include "core/hash.h"
+#include "kafka/changelog_format.h"
 
 #define TOMBSTONE UINT32_MAX
 #define ENTRY_HDR 16
@@ -94,13 +95,33 @@ static brook_err_t settle(bk_cl_replay_t *r, uint64_t prev, uint64_t epoch, bk_e
   return BROOK_OK;
 }
 
+/* Epochs from the log are below BK_CL_EPOCH_LIMIT, and the highest one leaves a first epoch
+ * for the next writer: a corrupt (or hostile) header must not make it wrap. */
+static brook_err_t check_epochs(bk_cl_replay_t *r, int64_t offset, uint64_t epoch, uint64_t other,
+                                bk_errmsg_t *why) {
+  if (bk_cl_epoch_valid(epoch) && other < epoch && bk_cl_first_epoch(epoch) != 0) {
+    if (epoch > r->max_epoch)
+      r->max_epoch = epoch;
+    return BROOK_OK;
+  }
+  bk_errmsg_set(why,
+                "changelog '%s' partition %" PRId32 " offset %" PRId64 ": epoch %" PRIu64
+                " (after %" PRIu64 ") out of range: epochs are 1 .. 2^63 - 1, above the epoch "
+                "they name, and leave a next incarnation below 2^63",
+                r->topic, r->partition, offset, epoch, other);
+  return BROOK_ERR_CORRUPT;
+}
+
 brook_err_t bk_cl_replay_record(bk_cl_replay_t *r, int64_t offset, uint64_t epoch,
                                 uint64_t committed, const void *key, size_t klen, const void *value,
                                 size_t vlen, bk_errmsg_t *why) {
   assert(!r->finished);
   r->records++;
-  if (epoch > r->max_epoch)
-    r->max_epoch = epoch;
+  brook_err_t cerr = check_epochs(r, offset, epoch, committed, why);
+  if (cerr)
+    return cerr;
+  if (r->upto && committed > r->upto)
+    committed = r->upto;
   if (committed > r->settled && r->n_pending) {
     brook_err_t err = settle(r, committed, committed, why);
     if (err)
@@ -147,6 +168,13 @@ brook_err_t bk_cl_replay_marker(bk_cl_replay_t *r, int64_t offset, uint64_t epoc
                                 const void *blob, size_t blob_len, bk_errmsg_t *why) {
   assert(!r->finished);
   r->markers++;
+  brook_err_t cerr = check_epochs(r, offset, epoch, prev, why);
+  if (cerr)
+    return cerr;
+  if (r->upto && epoch > r->upto) {
+    r->markers_beyond++; /* its epoch's records stay pending: the tail */
+    return BROOK_OK;
+  }
   if (epoch <= r->settled) {
     bk_errmsg_set(why,
                   "changelog '%s' partition %" PRId32 " offset %" PRId64
@@ -155,8 +183,6 @@ brook_err_t bk_cl_replay_marker(bk_cl_replay_t *r, int64_t offset, uint64_t epoc
                   r->topic, r->partition, offset, epoch, r->settled);
     return BROOK_ERR_CORRUPT;
   }
-  if (epoch > r->max_epoch)
-    r->max_epoch = epoch;
   brook_err_t err = settle(r, prev, epoch, why);
   if (err)
     return err;
@@ -174,8 +200,25 @@ brook_err_t bk_cl_replay_marker(bk_cl_replay_t *r, int64_t offset, uint64_t epoc
     memcpy(r->blob, blob, blob_len);
   r->blob_len = blob_len;
   r->marker_epoch = epoch;
+  r->marker_prev = prev;
   r->marker_offset = offset;
   return BROOK_OK;
+}
+
+brook_err_t bk_cl_replay_settle_task(bk_cl_replay_t *r, uint64_t epoch, uint64_t prev,
+                                     bk_errmsg_t *why) {
+  assert(!r->finished);
+  if (epoch <= r->settled)
+    return BROOK_OK;
+  if (prev > r->settled) {
+    bk_errmsg_set(why,
+                  "changelog '%s' partition %" PRId32 ": its task committed epoch %" PRIu64
+                  " after %" PRIu64 ", but this changelog settled only up to %" PRIu64
+                  " (a commit of the task is missing here)",
+                  r->topic, r->partition, epoch, prev, r->settled);
+    return BROOK_ERR_CORRUPT;
+  }
+  return settle(r, prev, epoch, why);
 }
 
 static int same_key(const bk_cl_replay_t *r, size_t a, size_t b) {

@@ -25,6 +25,12 @@
  * At the end, the TAIL (records still pending: epochs after the last marker) is dropped, and
  * its distinct keys are listed for the new writer's compensation (bk_changelog_compensate).
  *
+ * UPTO (a restore told to stop at an epoch): markers above it are counted and not applied,
+ * records' committed fields are capped at it, so every record above it ends in the tail.
+ * Exact only while nothing above it was compacted (a later record of a key removes the
+ * earlier one): for the last commit of a task killed between its stores' markers, within
+ * min.compaction.lag.ms. Rolling forward (bk_cl_replay_settle_task) has no such limit.
+ *
  * Assumes one writer per partition at a time (the runtime's task ownership; fencing for
  * zombies is the exactly-once producer's): a marker whose epoch is not above the previous
  * marker's is an error, a record of an already settled epoch is dropped and counted.
@@ -57,14 +63,17 @@ typedef struct bk_cl_replay {
   size_t used, cap;
   size_t n_pending;
   uint64_t settled; /* every epoch <= settled is settled (committed or dead) */
+  uint64_t upto;    /* 0, or: markers above it are not applied, committed fields are capped */
 
   uint64_t max_epoch;        /* the highest epoch seen (records and markers) */
   uint64_t marker_epoch;     /* the last marker's epoch (0: none yet) */
+  uint64_t marker_prev;      /* its prev */
   int64_t marker_offset;     /* its offset (-1: none) */
   unsigned char *blob;       /* its positions blob (a copy) */
   size_t blob_len, blob_cap; /* blob_cap: bytes allocated */
 
   uint64_t records, markers, applied, dropped;
+  uint64_t markers_beyond; /* markers above upto, not applied */
 
   uint32_t *tail_index; /* after finish: offsets of the tail's distinct keys in buf */
   size_t n_tail;
@@ -80,15 +89,26 @@ void bk_cl_replay_free(bk_cl_replay_t *r);
 
 /* One data record at `offset`: its epoch and committed epoch (from the header) and its store
  * key (already unescaped). value NULL: a tombstone. BROOK_OK, the apply callback's error,
- * BROOK_ERR_NOMEM or BROOK_ERR_TOO_LARGE (*why names topic, partition and offset). */
+ * BROOK_ERR_NOMEM, BROOK_ERR_TOO_LARGE, or BROOK_ERR_CORRUPT (an epoch out of range:
+ * changelog_format.h) (*why names topic, partition and offset). */
 brook_err_t bk_cl_replay_record(bk_cl_replay_t *r, int64_t offset, uint64_t epoch,
                                 uint64_t committed, const void *key, size_t klen, const void *value,
                                 size_t vlen, bk_errmsg_t *why);
 
 /* A marker at `offset` (decoded). BROOK_OK, the apply callback's error, BROOK_ERR_NOMEM, or
- * BROOK_ERR_CORRUPT (an epoch not above the previous marker's). */
+ * BROOK_ERR_CORRUPT (an epoch not above the previous marker's, or out of range). */
 brook_err_t bk_cl_replay_marker(bk_cl_replay_t *r, int64_t offset, uint64_t epoch, uint64_t prev,
                                 const void *blob, size_t blob_len, bk_errmsg_t *why);
+
+/* Before the end: settles what is pending as a marker M(epoch, prev) of ANOTHER changelog of
+ * the same task would (changelog_writer.h: a task's markers are written only once every record
+ * of the epoch, in every store, is acknowledged, and after every earlier epoch's markers; so
+ * a marker of E in one store commits E in all of them, and every store holds the marker of
+ * prev): pending epochs <= prev and == epoch are applied, those between are dead. A no-op
+ * when epoch <= the epochs settled here. BROOK_OK, the apply callback's error, or
+ * BROOK_ERR_CORRUPT: this changelog has not settled prev (it lacks a commit of its task). */
+brook_err_t bk_cl_replay_settle_task(bk_cl_replay_t *r, uint64_t epoch, uint64_t prev,
+                                     bk_errmsg_t *why);
 
 /* The end: drops the tail and indexes its distinct keys. BROOK_OK or BROOK_ERR_NOMEM. */
 brook_err_t bk_cl_replay_finish(bk_cl_replay_t *r, bk_errmsg_t *why);

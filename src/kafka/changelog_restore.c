@@ -25,8 +25,8 @@ struct bk_changelog_restore {
   int64_t end;   /* -1 until the first fetch answered */
   int64_t next;  /* the offset after the last record read */
   uint64_t known_epoch;
-  int assigned, finished, failed;
-  uint64_t started_ms, timeout_ms; /* the first fetch must answer within timeout_ms */
+  int assigned, finished, failed, settled; /* settled: bk_changelog_restore_finish ran */
+  uint64_t started_ms, timeout_ms;         /* the first fetch must answer within timeout_ms */
   bk_cl_replay_t replay;
   bk_changelog_restore_result_t res;
   unsigned char *scratch; /* an escaped key's store key */
@@ -135,6 +135,7 @@ brook_err_t bk_changelog_restore_new(const bk_changelog_restore_opts_t *o,
     max_pending = UINT32_MAX / 2; /* the tail index keeps 32-bit offsets into the buffer */
   bk_cl_replay_init(&r->replay, a, r->topic, r->partition, max_pending, o->known_epoch, o->apply,
                     o->apply_opaque);
+  r->replay.upto = o->upto_epoch;
   r->q = rd_kafka_queue_get_partition(r->rk, r->topic, r->partition);
   if (!r->q) {
     bk_errmsg_set(why, "changelog '%s' partition %" PRId32 ": no partition queue", r->topic,
@@ -283,7 +284,11 @@ static void sync_result(bk_changelog_restore_t *r) {
   r->res.next_epoch = bk_cl_first_epoch(p->max_epoch);
   r->res.has_marker = p->marker_offset >= 0;
   r->res.marker_epoch = p->marker_epoch;
-  r->res.committed_epoch = p->marker_offset >= 0 ? p->marker_epoch : r->known_epoch;
+  if (!r->settled)
+    r->res.committed_epoch = p->marker_offset >= 0 ? p->marker_epoch : r->known_epoch;
+  r->res.marker_prev = p->marker_prev;
+  r->res.markers_beyond = p->markers_beyond;
+  r->res.finished = r->settled;
   r->res.marker_offset = p->marker_offset;
   r->res.positions = p->marker_offset >= 0 ? (const void *)p->blob : NULL;
   r->res.positions_len = p->blob_len;
@@ -342,8 +347,6 @@ brook_err_t bk_changelog_restore_step(bk_changelog_restore_t *r, size_t max_reco
                   r->topic, r->partition, r->timeout_ms);
     err = BROOK_ERR_TIMEOUT;
   }
-  if (!err && at_end)
-    err = bk_cl_replay_finish(&r->replay, why);
   sync_result(r);
   if (err) {
     r->failed = 1;
@@ -355,6 +358,40 @@ brook_err_t bk_changelog_restore_step(bk_changelog_restore_t *r, size_t max_reco
     finish(r);
     *done = 1;
   }
+  return BROOK_OK;
+}
+
+brook_err_t bk_changelog_restore_finish(bk_changelog_restore_t *r, uint64_t task_epoch,
+                                        uint64_t task_prev, bk_errmsg_t *why) {
+  if (!r->finished || r->failed || r->settled) {
+    bk_errmsg_set(why, "changelog '%s' partition %" PRId32 ": finish %s", r->topic, r->partition,
+                  r->settled  ? "ran already"
+                  : r->failed ? "after a failed restore"
+                              : "before the end");
+    return BROOK_ERR_STATE;
+  }
+  uint64_t own = r->res.committed_epoch;
+  if (task_epoch && task_epoch < own) {
+    bk_errmsg_set(why,
+                  "changelog '%s' partition %" PRId32 ": the task's commit %" PRIu64
+                  " is below this store's %" PRIu64 " (restore it again with upto_epoch)",
+                  r->topic, r->partition, task_epoch, own);
+    return BROOK_ERR_INVALID_ARG;
+  }
+  brook_err_t err = BROOK_OK;
+  if (task_epoch > own)
+    err = bk_cl_replay_settle_task(&r->replay, task_epoch, task_prev, why);
+  if (!err)
+    err = bk_cl_replay_finish(&r->replay, why);
+  if (err) {
+    r->failed = 1;
+    sync_result(r);
+    return err;
+  }
+  r->settled = 1;
+  if (task_epoch > own)
+    r->res.committed_epoch = task_epoch;
+  sync_result(r);
   return BROOK_OK;
 }
 

@@ -5,8 +5,9 @@
  * It reads the partition from a start offset up to its END: the high watermark of the first
  * fetch (nothing is written to a changelog while its task restores: the task is not running
  * anywhere). Only the changes of committed epochs reach the apply callback, in log order
- * (changelog_replay.h has the rules and why they stay exact on a compacted topic); the tail
- * after the last marker is dropped and its keys listed for compensation
+ * (changelog_replay.h has the rules and why they stay exact on a compacted topic); at the
+ * end, bk_changelog_restore_finish settles what waits with the task's commit, and the tail
+ * after it is dropped and its keys listed for compensation
  * (bk_changelog_compensate in changelog_writer.h). The result gives the last marker's
  * positions blob (the input offsets the restored state covers: the input resumes there),
  * its offset, and the highest epoch seen, from which the next writer takes its first epoch.
@@ -29,6 +30,18 @@
  * the restore needs); BROOK_ERR_KAFKA if the cluster says the topic or partition does not
  * exist, BROOK_ERR_TIMEOUT if the partition's first fetch got no answer within timeout_ms;
  * BROOK_ERR_TOO_LARGE past max_pending_bytes; the apply callback's own error.
+ *
+ * A TASK with several stores (changelog_writer.h: one epoch sequence, and a commit's markers
+ * written only once all of its records, in every store, are acknowledged) restores in ONE
+ * pass: step every store's restore to its end, take the store whose result has the highest
+ * committed_epoch (its marker_epoch, marker_prev and positions are the task's commit), and
+ * call bk_changelog_restore_finish on each store with that epoch and prev: a store killed
+ * before its marker of that commit rolls forward (its records of the commit are in its log),
+ * and every store ends at the same commit. Why rolling forward and not back: a marker of E in
+ * one store proves that E's records are in every store; rolling back to the lowest marker
+ * would need E's records to be absent, but the cleaner may already have compacted older
+ * values of their keys away. (upto_epoch restores a store to an older commit anyway, exact
+ * while nothing above it is compacted: changelog_replay.h.)
  *
  * Loop thread (the thread that owns the restore); the consumer may be shared by restores of
  * that thread only. */
@@ -69,6 +82,9 @@ typedef struct bk_changelog_restore_opts {
   bk_cl_apply_fn apply; /* required */
   void *apply_opaque;
   const brook_allocator_t *alloc; /* NULL: malloc */
+  /* 0, or stop at this epoch: markers above it are not applied and every record of an epoch
+   * above it is tail (dropped, its keys listed for compensation). */
+  uint64_t upto_epoch;
 } bk_changelog_restore_opts_t;
 
 /* What a finished restore found. Pointers are valid until bk_changelog_restore_free. */
@@ -80,13 +96,16 @@ typedef struct bk_changelog_restore_result {
   size_t positions_len;     /* */
   uint64_t max_epoch;       /* the highest epoch seen, known_epoch included */
   uint64_t next_epoch;      /* the writer's first_epoch: above every epoch seen */
-  uint64_t committed_epoch; /* the writer's committed: marker_epoch, else known_epoch */
+  uint64_t committed_epoch; /* marker_epoch, else known_epoch; after finish, the task's */
   uint64_t records_read;    /* records read (markers included) */
   uint64_t records_applied; /* changes handed to apply */
   uint64_t records_dropped; /* records of dead epochs and of the tail */
   uint64_t markers;         /* markers read */
   size_t tail_keys;         /* distinct keys of the dropped tail: bk_changelog_restore_tail_key */
   int64_t end_offset;       /* the end the restore read up to (exclusive) */
+  uint64_t marker_prev;     /* the last marker's prev (the task's commit before it) */
+  uint64_t markers_beyond;  /* markers above upto_epoch, not applied */
+  int finished;             /* bk_changelog_restore_finish ran: tail_keys is final */
 } bk_changelog_restore_result_t;
 
 typedef struct bk_changelog_restore bk_changelog_restore_t;
@@ -107,11 +126,24 @@ brook_err_t bk_changelog_restore_new(const bk_changelog_restore_opts_t *opts,
  * (checked between batches of up to 512 records; <= 0: one batch), applying what is settled.
  * wait_ms: how long to wait when nothing has arrived yet (0 on a loop thread: never block;
  * the caller is woken by the partition's queue, bk_changelog_restore_queue). Returns BROOK_OK
- * with *done = 1 once the end was reached (the result is final, the partition unassigned),
- * *done = 0 to be called again; or an error (see above, message in *why), after which the
- * restore is done and failed (the partition unassigned; only _free remains). */
+ * with *done = 1 once the end was reached (the partition unassigned; the records after the
+ * last marker wait for bk_changelog_restore_finish), *done = 0 to be called again; or an
+ * error (see above, message in *why), after which the restore is done and failed (the
+ * partition unassigned; only _free remains). */
 brook_err_t bk_changelog_restore_step(bk_changelog_restore_t *r, size_t max_records, int max_ms,
                                       int wait_ms, int *done, bk_errmsg_t *why);
+
+/* After the end (step returned *done = 1): settles the records still pending with the task's
+ * commit, then drops the tail and lists its keys. task_epoch 0: this changelog's own last
+ * marker (a task of one store). Else task_epoch and task_prev are the committed_epoch and
+ * marker_prev of the task's store with the highest committed_epoch (see above): records of
+ * that commit after this store's last marker are applied (rolled forward). BROOK_OK;
+ * BROOK_ERR_STATE (not at the end, failed, or finished already); BROOK_ERR_INVALID_ARG
+ * (task_epoch below this store's committed epoch: restore it again with upto_epoch);
+ * BROOK_ERR_CORRUPT (this changelog lacks the task's commit task_prev); the apply callback's
+ * error; BROOK_ERR_NOMEM. */
+brook_err_t bk_changelog_restore_finish(bk_changelog_restore_t *r, uint64_t task_epoch,
+                                        uint64_t task_prev, bk_errmsg_t *why);
 
 /* The partition's queue, for a loop to be woken when records arrive (kafka_poll.h:
  * bk_kafka_poller_start). Valid until _free. */
@@ -120,7 +152,7 @@ rd_kafka_queue_t *bk_changelog_restore_queue(bk_changelog_restore_t *r);
 /* Progress so far (counts are live during the restore; the rest is final once done). */
 const bk_changelog_restore_result_t *bk_changelog_restore_result(bk_changelog_restore_t *r);
 
-/* After a successful end: the i-th distinct key of the dropped tail (i < tail_keys). The key
+/* After a successful finish: the i-th distinct key of the dropped tail (i < tail_keys). The key
  * is a view, valid until _free. */
 void bk_changelog_restore_tail_key(const bk_changelog_restore_t *r, size_t i, const void **key,
                                    size_t *klen);
