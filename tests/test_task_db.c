@@ -465,10 +465,11 @@ static void test_full_cache_asks_for_a_commit(void **state) {
   bk_task_db_on_full(db, on_full, &full);
   for (k = 0; k < 5000; k++)
     assert_int_equal(brook_store_put(s, &k, sizeof(k), val, sizeof(val)), BROOK_OK);
+  assert_int_equal(full, 2);
   commit(db, 1);
   for (k = 5000; k < 10000; k++)
     assert_int_equal(brook_store_put(s, &k, sizeof(k), val, sizeof(val)), BROOK_OK);
-  assert_int_equal(full, 2); /* again after the write */
+  assert_int_equal(full, 3); /* again after the write */
   assert_int_equal(brook_store_count(s), 10000);
   brook_store_free(s);
   bk_task_db_close(db);
