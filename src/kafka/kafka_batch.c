@@ -142,6 +142,10 @@ brook_err_t bk_ksrc_read_batch(bk_ksrc_t *k) {
       rd_kafka_message_destroy(m);
       continue;
     }
+    if (m->offset < k->parts[p].resume_from) {
+      rd_kafka_message_destroy(m); /* in its task's state on disk already (kafka_positions.c) */
+      continue;
+    }
     if (k->parts[p].open_pending) {
       /* Assigned in this poll: its task opens first (ks_produce), then this message is the
        * next batch's first. */

@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "kafka/kafka_group.h"
+#include "runtime/positions.h"
 
 /* An assigned partition holds the source's watermark back from now on, even before its
  * first record arrives (until idle_timeout, if set): otherwise the partitions read first
@@ -49,8 +50,10 @@ void bk_ksrc_hold_watermark(bk_ksrc_t *k, size_t part) {
 void bk_ksrc_open_task(bk_ksrc_t *k, size_t part) {
   bk_kpart_t *p = &k->parts[part];
   p->open_pending = 0;
-  if (!p->task_held && bk_task_acquire(k->w, p->partition, "partition assigned") == BROOK_OK)
+  if (!p->task_held && bk_task_acquire(k->w, p->partition, "partition assigned") == BROOK_OK) {
     p->task_held = 1;
+    bk_ksrc_resume(k, part); /* where its state on disk ends, if it has one */
+  }
 }
 
 void bk_ksrc_open_pending_tasks(bk_ksrc_t *k) {
@@ -183,9 +186,12 @@ static void revoke_finish(bk_ksrc_t *k, int acked) {
     if (p == SIZE_MAX || !k->parts[p].assigned)
       continue;
     n++;
-    if (acked)
+    if (acked) {
       bk_ksrc_settle_part(k, p);
-    else
+      /* The task's state with its positions, before its offsets (runtime/positions.h). */
+      if (k->parts[p].task_held)
+        (void)bk_task_commit_state(k->w, k->parts[p].partition);
+    } else
       bk_ksrc_forget_pending(k, p); /* the next owner reads them again */
   }
   if (!acked)
@@ -318,6 +324,7 @@ void bk_ksrc_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
       k->parts[p].assigned = 1;
       k->parts[p].revoking = 0;
       k->parts[p].committable = k->parts[p].committed = -1;
+      k->parts[p].processed = k->parts[p].resume_from = -1;
       k->parts[p].open_pending = 1; /* its task opens on the next turn, outside this callback */
       /* From an earlier ownership: must not rewind the group's offset. */
       bk_ksrc_forget_pending(k, p);

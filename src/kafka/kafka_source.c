@@ -68,8 +68,12 @@ size_t bk_ksrc_part_get(bk_ksrc_t *k, const char *topic, int32_t partition) {
   char *t = bk_strdup(a, topic);
   if (!t)
     return SIZE_MAX;
-  k->parts[k->n_parts] =
-      (bk_kpart_t){.topic = t, .partition = partition, .committable = -1, .committed = -1};
+  k->parts[k->n_parts] = (bk_kpart_t){.topic = t,
+                                      .partition = partition,
+                                      .committable = -1,
+                                      .committed = -1,
+                                      .processed = -1,
+                                      .resume_from = -1};
   return k->n_parts++;
 }
 
@@ -111,7 +115,8 @@ static brook_err_t ks_create(bk_src_t *src) {
                 "commit_interval_ms (%lld) is deprecated and ignored: offsets are committed at "
                 "the runtime's commits (brook_runtime_opts_t.commit_interval_ms)",
                 (long long)k->cfg->o.commit_interval_ms);
-  return bk_commit_register(w, bk_ksrc_commit_point, k);
+  brook_err_t err = bk_commit_register(w, bk_ksrc_commit_point, k);
+  return err ? err : bk_ksrc_positions_register(k);
 }
 
 static void on_queue(void *opaque) {

@@ -27,7 +27,9 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "runtime/positions.h"
 #include "runtime/runtime_impl.h"
+#include "runtime/timers.h"
 #include "state/task_db.h"
 
 brook_err_t bk_tasks_plan(brook_runtime_t *rt) {
@@ -111,8 +113,13 @@ void bk_task_name(const bk_task_t *t, char *buf, size_t size) {
   snprintf(buf, size, "0_%d", (int)t->id);
 }
 
+/* A store's write cache is full: its changes wait for a commit, so one is asked for now. */
+static void on_cache_full(void *opaque) { bk_commit_request(opaque, 0); }
+
 /* With state on disk: opens the task's database (<state_dir>/<task name>), so its operators'
- * stores open in it and find what the last commit wrote. */
+ * stores open in it and find what the last commit wrote; checks the positions it stored (its
+ * source resumes there, positions.h) and brings back the timers of each instance that had
+ * some, before the operators open. */
 static brook_err_t open_task_db(bk_worker_t *w, bk_task_t *t) {
   brook_runtime_t *rt = w->rt;
   if (!rt->state_dir)
@@ -129,8 +136,26 @@ static brook_err_t open_task_db(bk_worker_t *w, bk_task_t *t) {
     bk_runtime_fail(rt, err, "runtime: the state of task %s: %s", name, why.text);
     return err;
   }
+  const void *pos;
+  size_t len;
+  if (bk_task_db_positions(t->db, &pos, &len) == BROOK_OK &&
+      (err = bk_positions_check(pos, len, bk_task_db_path(t->db), &why)) != BROOK_OK) {
+    bk_runtime_fail(rt, err, "runtime: the state of task %s: %s", name, why.text);
+    return err;
+  }
+  bk_task_db_on_full(t->db, on_cache_full, w);
   for (size_t i = 0; i < rt->plan.n; i++)
     t->insts[i].task_db = t->db;
+  for (size_t i = 0; i < rt->plan.n; i++) {
+    brook_ctx_t *c = &t->insts[i];
+    if (c->node && c->node->kind == BK_NODE_OPERATOR && (err = bk_timers_reopen(c)) < 0) {
+      bk_runtime_fail(rt, err, "runtime: the timers of operator '%s' in task %s: %s", c->node->name,
+                      name,
+                      err == BROOK_ERR_CORRUPT ? "an entry of its timer store is no timer"
+                                               : brook_strerror(err));
+      return err;
+    }
+  }
   return BROOK_OK;
 }
 
