@@ -29,7 +29,7 @@ void bk_ksrc_resume(bk_ksrc_t *k, size_t part) {
   bk_kpart_t *p = &k->parts[part];
   int64_t at;
   if (!bk_task_stored_position(k->w, p->partition, p->topic, p->partition, &at))
-    return; /* no state on disk for it: the group's committed offset */ /* no state on disk for it: the group's committed offset */
+    return; /* no state on disk for it: the group's committed offset */
   p->resume_from = p->processed = at;
   rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
   rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = at;
