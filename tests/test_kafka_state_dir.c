@@ -32,8 +32,11 @@
 #include "broker_proc.h"
 #include "kafka_helpers.h"
 #include "pipeline_child.h"
+#include "runtime/positions.h"
 #include "runtime/test_hooks.h"
 #include "self_exec.h"
+#include "state/task_db.h"
+#include "wait.h"
 
 #define N_KEYS 10
 #define WAIT_MS 60000
@@ -159,23 +162,39 @@ static void test_counts_continue_after_stop(void **state) {
 
 /* ---- as a child process, with the output in topic "out" ---- */
 
-static int kill_at; /* the child kills itself after this many task state writes (0: never) */
+static int kill_on_advance; /* the child kills itself after the first task state write whose
+                               position moved on since the task's previous write */
 static int writes;
+static int64_t last_written[2] = {-1, -1};
 
-static void after_state_write(int32_t task) {
-  (void)task;
-  printf("written %d\n", ++writes);
+static void after_state_write(int32_t task, const void *positions, size_t len) {
+  int64_t at = -1;
+  if (!bk_positions_find(positions, len, "in", task, &at))
+    at = -1;
+  printf("written %d (task %d at %lld)\n", ++writes, (int)task, (long long)at);
   fflush(stdout);
-  if (writes == kill_at)
+  if (kill_on_advance && task >= 0 && task < 2 && last_written[task] >= 0 &&
+      at > last_written[task])
     raise(SIGKILL); /* between the task's state write and the offset commit */
+  if (task >= 0 && task < 2)
+    last_written[task] = at;
 }
 
-/* argv: BOOTSTRAP GROUP STATE_DIR KILL_AT. Runs until SIGTERM; exit 0 if the run ended OK. */
+static void report_running(int32_t task, int old, int state, const char *reason, void *opaque) {
+  (void)old, (void)reason, (void)opaque;
+  if (state == BROOK_TASK_RUNNING) {
+    printf("running %d\n", (int)task);
+    fflush(stdout);
+  }
+}
+
+/* argv: BOOTSTRAP GROUP STATE_DIR KILL_ON_ADVANCE. Runs until SIGTERM; exit 0 if the run ended
+ * OK. */
 static int state_child_main(int argc, char **argv) {
   pc_handle_sigterm();
   if (argc != 4)
     return 2;
-  kill_at = atoi(argv[3]);
+  kill_on_advance = atoi(argv[3]);
   bk_test_after_state_write = after_state_write;
   brook_topology_t *t = NULL;
   if (brook_topology_new(&t, NULL) != BROOK_OK)
@@ -187,6 +206,7 @@ static int state_child_main(int argc, char **argv) {
   ko.properties = (const char *const[]){"linger.ms", "5", NULL};
   brook_sink_kafka(count_pipeline(t, argv[0], argv[1]), "out", &ko);
   brook_runtime_opts_t ro = runtime_opts(argv[2], "child");
+  ro.on_task_state = report_running;
   brook_runtime_t *rt = NULL;
   if (brook_runtime_new(&rt, t, &ro) != BROOK_OK) {
     fprintf(stderr, "child: %s\n", brook_topology_last_error(t));
@@ -227,6 +247,19 @@ static void wait_written(child_t *c, int n) {
   }
 }
 
+/* Waits until the child's tasks of both partitions run (restored from the state on disk). */
+static void wait_running(child_t *c) {
+  char line[128];
+  int seen[2] = {0, 0};
+  while (!seen[0] || !seen[1]) {
+    if (child_read_line(&c->out, line, sizeof(line), WAIT_MS) != 0)
+      fail_msg("the pipeline's tasks did not start");
+    int t;
+    if (sscanf(line, "running %d", &t) == 1 && t >= 0 && t < 2)
+      seen[t] = 1;
+  }
+}
+
 static int end_child(child_t *c, int sig) {
   int code = self_exec_end(c->pid, sig, WAIT_MS);
   close(c->out.fd);
@@ -257,9 +290,13 @@ static int reached(const maxes_t *x, int64_t want) {
   return 1;
 }
 
-/* Waits until every key's count reached `want` in the output, stops the child, reads the
- * rest and checks that no key passed it. */
+/* Once the restarted child's tasks run, one more round of input (10 per key, after everything
+ * else in each partition); waits until every key's count reached `want` (with it) in the
+ * output, stops the child, reads the rest and checks that no key passed it. */
 static void expect_exact_counts(rd_kafka_t *r, maxes_t *x, child_t *c, int64_t want) {
+  wait_running(c);
+  kh_produce(broker.bootstrap, "in", "m", 100000, 10 * N_KEYS, N_KEYS);
+  want += 10;
   long long deadline = kh_now_ms() + WAIT_MS;
   while (!reached(x, want) && kh_now_ms() < deadline)
     kh_read(r, 1 << 30, 200, on_out, x);
@@ -271,16 +308,51 @@ static void expect_exact_counts(rd_kafka_t *r, maxes_t *x, child_t *c, int64_t w
                x->max[k] > want ? "records counted twice" : "records missing from the state");
 }
 
+/* The position of partition p of "in" stored in task 0_p's database (-1: none). */
+static int64_t stored_position(const char *dir, int32_t p) {
+  char name[16];
+  snprintf(name, sizeof(name), "0_%d", (int)p);
+  bk_task_db_t *db = NULL;
+  bk_errmsg_t why;
+  if (bk_task_db_open(&db, dir, name, NULL, NULL, &why) != BROOK_OK)
+    fail_msg("%s", why.text);
+  const void *pos;
+  size_t len;
+  int64_t at = -1;
+  if (bk_task_db_positions(db, &pos, &len) == BROOK_OK &&
+      !bk_positions_find(pos, len, "in", p, &at))
+    at = -1;
+  bk_task_db_close(db);
+  return at;
+}
+
+static int both_committed(void *group) {
+  return kh_committed(broker.bootstrap, group, "in", 0) >= 0 &&
+         kh_committed(broker.bootstrap, group, "in", 1) >= 0;
+}
+
 static void test_killed_between_state_write_and_offset_commit(void **state) {
   (void)state;
   char *dir = temp_dir();
   kh_produce(broker.bootstrap, "in", "a", 0, 1000, N_KEYS);
   child_t c;
-  spawn_child(&c, "between", dir, 3);
-  wait_written(&c, 2); /* the first commit wrote both tasks (and then committed offsets) */
+  spawn_child(&c, "between", dir, 1);
+  /* Both partitions' offsets committed (their tasks' states written before), then more
+   * input: the next write of a task that moved on is followed by the kill. */
+  if (!wait_until(both_committed, (void *)"between", WAIT_MS))
+    fail_msg("the group's offsets were not committed");
   kh_produce(broker.bootstrap, "in", "b", 1000, 1000, N_KEYS);
-  /* The next commit writes one task's state, and the child dies before the offsets. */
   assert_int_equal(end_child(&c, 0), 128 + SIGKILL);
+  /* The kill landed between: some task's stored position is past the group's offset. */
+  int behind = 0;
+  for (int32_t p = 0; p < 2; p++) {
+    int64_t stored = stored_position(dir, p),
+            committed = kh_committed(broker.bootstrap, "between", "in", p);
+    fprintf(stderr, "partition %d: state at %lld, group offset %lld\n", (int)p, (long long)stored,
+            (long long)committed);
+    behind += committed < stored;
+  }
+  assert_true(behind > 0);
   spawn_child(&c, "between", dir, 0);
   rd_kafka_t *r = kh_reader(broker.bootstrap, "out", 2);
   maxes_t x = {{0}};

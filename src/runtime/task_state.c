@@ -15,7 +15,7 @@
 #include "runtime/test_hooks.h"
 #include "state/task_db.h"
 
-void (*bk_test_after_state_write)(int32_t task) = NULL;
+void (*bk_test_after_state_write)(int32_t task, const void *positions, size_t len) = NULL;
 
 brook_err_t bk_positions_register(bk_worker_t *w, bk_positions_fn fn, void *opaque) {
   bk_commit_t *c = &w->commit;
@@ -72,8 +72,10 @@ static brook_err_t write(bk_worker_t *w, bk_task_t *t) {
   w->stats.state_writes++;
   w->stats.state_bytes_written += wr.bytes;
   w->stats.state_entries_written += wr.entries;
-  if (bk_test_after_state_write)
-    bk_test_after_state_write(t->id);
+  const void *pos;
+  size_t len;
+  if (bk_test_after_state_write && bk_task_db_positions(t->db, &pos, &len) == BROOK_OK)
+    bk_test_after_state_write(t->id, pos, len);
   return BROOK_OK; /* NOMEM settling: written; the cache stays correct, only bigger */
 }
 
