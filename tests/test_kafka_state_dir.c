@@ -60,13 +60,17 @@ static void remove_tree(const char *d) {
   assert_int_equal(system(cmd), 0);
 }
 
-static int key_index(const void *key, size_t len) {
-  if (len < 2 || ((const char *)key)[0] != 'k')
+static int key_index(const void *key, size_t len) { /* "k<n>", not NUL-terminated */
+  const char *c = key;
+  if (len < 2 || len > 4 || c[0] != 'k')
     return -1;
-  int k = atoi((const char *)key + 1 + 0);
-  char name[16];
-  snprintf(name, sizeof(name), "k%d", k);
-  return strlen(name) == len && memcmp(name, key, len) == 0 && k < N_KEYS ? k : -1;
+  int k = 0;
+  for (size_t i = 1; i < len; i++) {
+    if (c[i] < '0' || c[i] > '9')
+      return -1;
+    k = k * 10 + (c[i] - '0');
+  }
+  return k < N_KEYS ? k : -1;
 }
 
 /* ---- the pipeline: "in" -> count per key (named, its state on disk) -> sink ---- */
