@@ -142,7 +142,7 @@ brook_err_t bk_ksrc_read_batch(bk_ksrc_t *k) {
       rd_kafka_message_destroy(m);
       continue;
     }
-    if (m->offset < k->parts[p].resume_from) {
+    if (m->offset < k->parts[p].skip_below) {
       rd_kafka_message_destroy(m); /* in its task's state on disk already (kafka_positions.c) */
       continue;
     }
@@ -164,6 +164,8 @@ brook_err_t bk_ksrc_read_batch(bk_ksrc_t *k) {
     }
     k->msgs[k->n_msgs++] = m; /* records point into it until batch_done */
     part = p;
+    if (k->parts[p].skip_below >= 0) /* a seek's fetch may deliver it again */
+      k->parts[p].skip_below = m->offset + 1;
     k->batch_next = m->offset + 1;
     if ((ret = take_message(k, m)) < 0)
       break;

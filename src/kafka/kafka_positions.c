@@ -4,8 +4,9 @@
  * task's state; when a task opens with stored positions, its partitions resume there: a seek,
  * and, since the group's committed offsets can lag behind (a crash between the state's write
  * and the offset commit) and a seek right after an assignment may be overtaken by the
- * committed offset's fetch, every message below the stored position is skipped on reading
- * (its effect is in the state already). Loop thread. */
+ * committed offset's fetch, every message below the next offset expected is skipped on
+ * reading (skip_below: the stored position, then the offset after each message taken, as the
+ * seek's fetch may deliver again a message the fetch before it delivered). Loop thread. */
 #include "kafka/kafka_source_impl.h"
 
 #include "runtime/positions.h"
@@ -30,7 +31,7 @@ void bk_ksrc_resume(bk_ksrc_t *k, size_t part) {
   int64_t at;
   if (!bk_task_stored_position(k->w, p->partition, p->topic, p->partition, &at))
     return; /* no state on disk for it: the group's committed offset */
-  p->resume_from = p->processed = at;
+  p->skip_below = p->processed = at;
   rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
   rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = at;
   rd_kafka_error_t *e = rd_kafka_seek_partitions(k->rk, l, 0); /* asynchronous */

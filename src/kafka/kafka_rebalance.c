@@ -324,7 +324,7 @@ void bk_ksrc_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
       k->parts[p].assigned = 1;
       k->parts[p].revoking = 0;
       k->parts[p].committable = k->parts[p].committed = -1;
-      k->parts[p].processed = k->parts[p].resume_from = -1;
+      k->parts[p].processed = k->parts[p].skip_below = -1;
       k->parts[p].open_pending = 1; /* its task opens on the next turn, outside this callback */
       /* From an earlier ownership: must not rewind the group's offset. */
       bk_ksrc_forget_pending(k, p);

@@ -73,7 +73,7 @@ size_t bk_ksrc_part_get(bk_ksrc_t *k, const char *topic, int32_t partition) {
                                       .committable = -1,
                                       .committed = -1,
                                       .processed = -1,
-                                      .resume_from = -1};
+                                      .skip_below = -1};
   return k->n_parts++;
 }
 

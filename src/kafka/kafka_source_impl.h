@@ -39,10 +39,10 @@ typedef struct bk_kpart {
   int64_t committable; /* every offset below it is finished; -1 = none yet */
   int64_t committed;   /* last offset committed (or -1) */
   /* State on disk (kafka_positions.c): the offset after the last record processed into its
-   * task's state, or -1; and the stored position it resumed at (messages below it are in the
-   * state already: skipped), or -1. */
+   * task's state, or -1; and, once it resumed at a stored position, the offset after the last
+   * message taken since (messages below it are in the state already: skipped), or -1. */
   int64_t processed;
-  int64_t resume_from;
+  int64_t skip_below;
 } bk_kpart_t;
 
 typedef struct bk_kpending {
