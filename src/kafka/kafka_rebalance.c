@@ -2,7 +2,9 @@
  * consumer's rebalance callback, run in its poll). An assigned partition becomes a watermark
  * split at once, but the callback only records it: its task is created, restored and opened
  * on the next turn of the loop (bk_ksrc_open_pending_tasks, task states in brook/task.h),
- * before the next batch is read. A message of the partition that arrives before that ends
+ * before the next batch is read; with state on disk, the partition then resumes where its
+ * task's stored state ends (kafka_positions.c), and a revocation writes that state before its
+ * offsets. A message of the partition that arrives before that ends
  * the batch being read and waits in the stash (kafka_batch.c), so nothing is processed before
  * its task runs, and nothing is lost or reordered. The partition is not paused for this:
  * librdkafka 2.0.2 may resume a partition paused right after its assignment from the wrong

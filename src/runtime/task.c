@@ -17,12 +17,13 @@
  * (w->tasks); everything here runs on that worker's thread.
  *
  * Its life cycle (brook/task.h), each change reported to the runtime's on_task_state:
- * CREATED (instances built) -> RESTORING (operators open, so their stores exist; the restorer
- * fills them: today only a hook, set by the test driver's snapshots, and synchronous - the
- * changelog restore will run in slices on the loop) -> RUNNING (enters the task map: only
- * now do records reach it, bk_src_enter_task) -> SUSPENDED (flushed: its part of a commit;
- * its holder commits its input) -> CLOSED (operators closed, state freed). The holder (the
- * Kafka source) acquires a task outside the consumer's rebalance callback. */
+ * CREATED (instances built; with state on disk its task database opens, with the timers it
+ * holds) -> RESTORING (operators open, so their stores exist - on disk they hold what the last
+ * commit wrote; a restorer may fill them: today only a hook, set by the test driver's
+ * snapshots, and synchronous - the changelog restore will run in slices on the loop) -> RUNNING
+ * (enters the task map: only now do records reach it, bk_src_enter_task) -> SUSPENDED (flushed: its
+ * part of a commit; its holder commits its input) -> CLOSED (operators closed, state freed). The
+ * holder (the Kafka source) acquires a task outside the consumer's rebalance callback. */
 #include <stdio.h>
 #include <string.h>
 
@@ -199,9 +200,9 @@ void bk_tasks_set_restorer(brook_runtime_t *rt, bk_task_restore_fn fn, void *opa
   rt->task_restore_opaque = opaque;
 }
 
-/* RESTORING: the operators are open (their stores exist, empty); their state is restored
- * into them before the task runs. Nothing persists locally yet (no disk store), so unless a
- * restorer is set (the test driver's snapshots) there is nothing to restore. */
+/* RESTORING: the operators are open (their stores exist: empty in memory, as the last commit
+ * left them on disk, task_state.c); a restorer (the test driver's snapshots; changelogs next)
+ * fills them before the task runs. */
 static brook_err_t restore_task(bk_worker_t *w, bk_task_t *t) {
   brook_runtime_t *rt = w->rt;
   set_state(w, t, BROOK_TASK_RESTORING,
