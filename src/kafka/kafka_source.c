@@ -10,6 +10,7 @@
  *   kafka_batch.c        one partition's messages into a batch of records
  *   kafka_backpressure.c pausing while outputs await acknowledgement; the source's timer
  *   kafka_commit.c       at least once: offsets committed at the runtime's commits
+ *   kafka_positions.c    state on disk: positions per task, resuming where a task's state ends
  *   kafka_leave.c        leaving the group, after a stop or a failed run
  *
  * Stop: a stop pauses input, processes what was fetched, asks the runtime for a final commit
