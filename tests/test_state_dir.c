@@ -1,9 +1,10 @@
 /* The runtime option state_dir: each task of a partitioned source keeps its stores in a RocksDB
  * database of its own, <state_dir>/<sub-topology>_<partition>; operators compute the same
  * results as with state in memory; and a stateful node with a generated name is refused (state
- * on disk is found again by name); errors (a directory that cannot be made, one in use, stored
- * positions that cannot be read) are clear and name the directory. Persistence across runs
- * through Kafka: test_kafka_state_dir.c. */
+ * on disk is found again by name); a generator's tasks write their state when their splits
+ * end, so a second run on the directory continues the counts; errors (a directory that cannot be
+ * made, one in use, stored positions that cannot be read) are clear and name the directory.
+ * Persistence across runs through Kafka: test_kafka_state_dir.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -96,18 +97,30 @@ static int is_dir(const char *path) {
   return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* Runs the counting pipeline with state in `state_dir` into *l (may be NULL); the run's
+ * message in msg[cap]. */
+static brook_err_t run_counting_on(const char *state_dir, last_t *l, char *msg, size_t cap) {
+  gen_t g = {{0}};
+  last_t ignored = {{0}, 0};
+  brook_topology_t *t = counting(&g, l ? l : &ignored, 1);
+  brook_runtime_opts_t o;
+  brook_runtime_opts_init(&o);
+  o.state_dir = state_dir;
+  brook_runtime_t *rt = NULL;
+  assert_int_equal(brook_runtime_new(&rt, t, &o), BROOK_OK);
+  brook_err_t err = brook_runtime_run(rt);
+  snprintf(msg, cap, "%s", brook_runtime_last_error(rt));
+  brook_runtime_free(rt);
+  brook_topology_free(t);
+  return err;
+}
+
 static void test_tasks_keep_state_in_their_directories(void **state) {
   (void)state;
   char *dir = temp_dir();
-  gen_t g = {{0}};
   last_t l = {{0}, 0};
-  brook_topology_t *t = counting(&g, &l, 1);
-  brook_runtime_opts_t o;
-  brook_runtime_opts_init(&o);
-  o.state_dir = dir;
-  brook_runtime_t *rt = NULL;
-  assert_int_equal(brook_runtime_new(&rt, t, &o), BROOK_OK);
-  assert_int_equal(brook_runtime_run(rt), BROOK_OK);
+  char msg[1024];
+  assert_int_equal(run_counting_on(dir, &l, msg, sizeof(msg)), BROOK_OK);
   for (int k = 0; k < N_KEYS; k++)
     assert_int_equal(l.count[k], PER_KEY);
   assert_int_equal(l.records, N_KEYS * PER_KEY);
@@ -119,8 +132,11 @@ static void test_tasks_keep_state_in_their_directories(void **state) {
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
   }
-  brook_runtime_free(rt);
-  brook_topology_free(t);
+  /* Each split's task wrote its state when the split ended: a second run continues it. */
+  last_t again = {{0}, 0};
+  assert_int_equal(run_counting_on(dir, &again, msg, sizeof(msg)), BROOK_OK);
+  for (int k = 0; k < N_KEYS; k++)
+    assert_int_equal(again.count[k], 2 * PER_KEY);
   remove_tree(dir);
   free(dir);
 }
@@ -159,22 +175,6 @@ static void test_empty_dir_refused(void **state) {
 
 /* ---- errors: clear, naming the directory, and no crash ---- */
 
-static brook_err_t run_counting_on(const char *state_dir, char *msg, size_t cap) {
-  gen_t g = {{0}};
-  last_t l = {{0}, 0};
-  brook_topology_t *t = counting(&g, &l, 1);
-  brook_runtime_opts_t o;
-  brook_runtime_opts_init(&o);
-  o.state_dir = state_dir;
-  brook_runtime_t *rt = NULL;
-  assert_int_equal(brook_runtime_new(&rt, t, &o), BROOK_OK);
-  brook_err_t err = brook_runtime_run(rt);
-  snprintf(msg, cap, "%s", brook_runtime_last_error(rt));
-  brook_runtime_free(rt);
-  brook_topology_free(t);
-  return err;
-}
-
 static void test_unwritable_dir(void **state) {
   (void)state;
   char *dir = temp_dir();
@@ -184,7 +184,7 @@ static void test_unwritable_dir(void **state) {
   assert_non_null(f);
   fclose(f);
   snprintf(below, sizeof(below), "%s/state", file); /* a directory under a regular file */
-  assert_int_equal(run_counting_on(below, msg, sizeof(msg)), BROOK_ERR_IO);
+  assert_int_equal(run_counting_on(below, NULL, msg, sizeof(msg)), BROOK_ERR_IO);
   if (!strstr(msg, below))
     fail_msg("the message does not name %s: %s", below, msg);
   remove_tree(dir);
@@ -200,13 +200,13 @@ static void test_dir_in_use(void **state) {
   bk_errmsg_t why;
   assert_int_equal(bk_task_db_open(&holder, dir, "0_1", NULL, NULL, &why), BROOK_OK);
   char msg[1024], path[600];
-  assert_int_equal(run_counting_on(dir, msg, sizeof(msg)), BROOK_ERR_IO);
+  assert_int_equal(run_counting_on(dir, NULL, msg, sizeof(msg)), BROOK_ERR_IO);
   snprintf(path, sizeof(path), "%s/0_1", dir);
   if (!strstr(msg, path))
     fail_msg("the message does not name %s: %s", path, msg);
   bk_task_db_close(holder);
   char again[1024];
-  assert_int_equal(run_counting_on(dir, again, sizeof(again)), BROOK_OK); /* free again */
+  assert_int_equal(run_counting_on(dir, NULL, again, sizeof(again)), BROOK_OK); /* free again */
   remove_tree(dir);
   free(dir);
 }
@@ -230,7 +230,7 @@ static void test_unreadable_positions(void **state) {
     assert_int_equal(bk_task_db_commit(db, cases[i].bytes, cases[i].len, &why), BROOK_OK);
     bk_task_db_close(db);
     char msg[1024], path[600];
-    assert_int_equal(run_counting_on(dir, msg, sizeof(msg)), BROOK_ERR_CORRUPT);
+    assert_int_equal(run_counting_on(dir, NULL, msg, sizeof(msg)), BROOK_ERR_CORRUPT);
     snprintf(path, sizeof(path), "%s/0_0", dir);
     if (!strstr(msg, path) || !strstr(msg, cases[i].says))
       fail_msg("the message does not name %s and '%s': %s", path, cases[i].says, msg);
