@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -166,8 +167,9 @@ static void test_counts_continue_after_stop(void **state) {
 
 /* ---- as a child process, with the output in topic "out" ---- */
 
-static int kill_on_advance; /* the child kills itself after the first task state write whose
-                               position moved on since the task's previous write */
+/* Once this file exists (the test creates it), the child kills itself after the first task
+ * state write whose position moved on since the task's previous write ("-": never). */
+static const char *kill_armed_by;
 static int writes;
 static int64_t last_written[2] = {-1, -1};
 
@@ -177,8 +179,9 @@ static void after_state_write(int32_t task, const void *positions, size_t len) {
     at = -1;
   printf("written %d (task %d at %lld)\n", ++writes, (int)task, (long long)at);
   fflush(stdout);
-  if (kill_on_advance && task >= 0 && task < 2 && last_written[task] >= 0 &&
-      at > last_written[task])
+  struct stat st;
+  if (task >= 0 && task < 2 && last_written[task] >= 0 && at > last_written[task] &&
+      strcmp(kill_armed_by, "-") != 0 && stat(kill_armed_by, &st) == 0)
     raise(SIGKILL); /* between the task's state write and the offset commit */
   if (task >= 0 && task < 2)
     last_written[task] = at;
@@ -192,13 +195,13 @@ static void report_running(int32_t task, int old, int state, const char *reason,
   }
 }
 
-/* argv: BOOTSTRAP GROUP STATE_DIR KILL_ON_ADVANCE. Runs until SIGTERM; exit 0 if the run ended
+/* argv: BOOTSTRAP GROUP STATE_DIR KILL_ARMED_BY. Runs until SIGTERM; exit 0 if the run ended
  * OK. */
 static int state_child_main(int argc, char **argv) {
   pc_handle_sigterm();
   if (argc != 4)
     return 2;
-  kill_on_advance = atoi(argv[3]);
+  kill_armed_by = argv[3];
   bk_test_after_state_write = after_state_write;
   brook_topology_t *t = NULL;
   if (brook_topology_new(&t, NULL) != BROOK_OK)
@@ -231,12 +234,11 @@ typedef struct child {
   child_lines_t out;
 } child_t;
 
-static void spawn_child(child_t *c, const char *group, const char *dir, int kill_after) {
-  char k[16];
-  snprintf(k, sizeof(k), "%d", kill_after);
+static void spawn_child(child_t *c, const char *group, const char *dir, const char *armed_by) {
   c->out.used = 0;
   c->pid = self_exec_spawn_piped(
-      (const char *const[]){"--state-child", broker.bootstrap, group, dir, k, NULL}, &c->out.fd);
+      (const char *const[]){"--state-child", broker.bootstrap, group, dir, armed_by, NULL},
+      &c->out.fd);
 }
 
 /* Waits for the child's report of its n-th task state write (this run's count). */
@@ -340,11 +342,16 @@ static void test_killed_between_state_write_and_offset_commit(void **state) {
   char *dir = temp_dir();
   kh_produce(broker.bootstrap, "in", "a", 0, 1000, N_KEYS);
   child_t c;
-  spawn_child(&c, "between", dir, 1);
-  /* Both partitions' offsets committed (their tasks' states written before), then more
-   * input: the next write of a task that moved on is followed by the kill. */
+  char armed[600];
+  snprintf(armed, sizeof(armed), "%s/kill-armed", dir);
+  spawn_child(&c, "between", dir, armed);
+  /* Both partitions' offsets committed (their tasks' states written before), then the kill
+   * armed and more input: the next write of a task that moved on is followed by the kill. */
   if (!wait_until(both_committed, (void *)"between", WAIT_MS))
     fail_msg("the group's offsets were not committed");
+  FILE *f = fopen(armed, "w");
+  assert_non_null(f);
+  fclose(f);
   kh_produce(broker.bootstrap, "in", "b", 1000, 1000, N_KEYS);
   assert_int_equal(end_child(&c, 0), 128 + SIGKILL);
   /* The kill landed between: some task's stored position is past the group's offset. */
@@ -357,7 +364,7 @@ static void test_killed_between_state_write_and_offset_commit(void **state) {
     behind += committed < stored;
   }
   assert_true(behind > 0);
-  spawn_child(&c, "between", dir, 0);
+  spawn_child(&c, "between", dir, "-");
   rd_kafka_t *r = kh_reader(broker.bootstrap, "out", 2);
   maxes_t x = {{0}};
   expect_exact_counts(r, &x, &c, 200);
@@ -374,14 +381,14 @@ static void test_killed_after_random_commits(void **state) {
   uint64_t rng = seed;
   child_t c;
   for (int round = 0; round < 3; round++) {
-    spawn_child(&c, "random", dir, 0);
+    spawn_child(&c, "random", dir, "-");
     kh_produce(broker.bootstrap, "in", "r", round * 1000, 1000, N_KEYS);
     rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
     int n = 1 + (int)((rng >> 33) % 4);
     wait_written(&c, n);
     assert_int_equal(end_child(&c, SIGKILL), 128 + SIGKILL);
   }
-  spawn_child(&c, "random", dir, 0);
+  spawn_child(&c, "random", dir, "-");
   rd_kafka_t *r = kh_reader(broker.bootstrap, "out", 2);
   maxes_t x = {{0}};
   expect_exact_counts(r, &x, &c, 300);
