@@ -23,6 +23,8 @@
  * baseline/store; the ordered store's point phases also give ratio vs the hash store.
  *
  *   bench_store [N] [runs]      (BROOK_BENCH_SMOKE=1: tiny run, for ctest)
+ *   bench_store --pipeline [N] [keys] [runs]   a count per key through the runtime, state in
+ *                               memory vs on disk (runtime option state_dir): events/s of both
  *
  * Stores are single-threaded: the bench runs one worker (workers=1 in the key=value line).
  * Times are CPU time (CLOCK_PROCESS_CPUTIME_ID), so a busy machine disturbs them less than
@@ -381,7 +383,144 @@ static double median_of(const figures_t *f, int runs, size_t off) {
   return median(v, runs);
 }
 
+/* ---- --pipeline: a count per key through the runtime, state in memory vs on disk ---- */
+
+typedef struct pipe_gen {
+  uint64_t next[2], n, keys;
+  char (*key)[17];      /* key number -> its 16 hex digits */
+  unsigned char *split; /* key number -> its split */
+} pipe_gen_t;
+
+/* Record i has key number i % keys; split s takes those whose key lands in it. */
+static brook_err_t pipe_gen(brook_record_t *out, brook_ctx_t *ctx, void *opaque) {
+  pipe_gen_t *g = opaque;
+  size_t s = brook_ctx_split(ctx);
+  for (;;) {
+    uint64_t i = g->next[s]++;
+    if (i >= g->n)
+      return BROOK_DONE;
+    uint64_t k = i % g->keys;
+    if (g->split[k] != s)
+      continue;
+    *out = (brook_record_t){.key = g->key[k], .key_len = 16, .timestamp = (int64_t)i};
+    return BROOK_OK;
+  }
+}
+
+static brook_err_t pipe_sink(const brook_record_t *rec, void *opaque) {
+  uint64_t v;
+  memcpy(&v, rec->value, sizeof(v));
+  *(uint64_t *)opaque += v;
+  return BROOK_OK;
+}
+
+static uint64_t wall_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* One run: events/s (wall clock: RocksDB's own threads count too); *sum: checksum. */
+static double pipe_run(uint64_t n, uint64_t keys, const char *state_dir, uint64_t *sum,
+                       uint64_t *bytes_written) {
+  brook_topology_t *t = NULL;
+  brook_err_t err = brook_topology_new(&t, NULL);
+  if (err)
+    die("brook_topology_new", err);
+  pipe_gen_t g = {.n = n, .keys = keys};
+  g.key = malloc(keys * sizeof(*g.key));
+  g.split = malloc(keys);
+  if (!g.key || !g.split)
+    die("malloc", BROOK_ERR_NOMEM);
+  for (uint64_t k = 0; k < keys; k++) {
+    snprintf(g.key[k], sizeof(g.key[k]), "%016" PRIx64, mix64(k));
+    g.split[k] = (unsigned char)brook_key_split(g.key[k], 16, 2);
+  }
+  brook_generator_opts_t go;
+  brook_generator_opts_init(&go);
+  go.splits = 2;
+  go.partitioned_by_key = 1;
+  brook_aggregate_opts_t ao;
+  brook_aggregate_opts_init(&ao);
+  ao.name = "counts";
+  *sum = 0;
+  err = brook_sink_callback(brook_count(brook_source_generator(t, "gen", pipe_gen, &g, &go), &ao),
+                            pipe_sink, NULL, sum);
+  if (err)
+    die("pipeline", err);
+  brook_runtime_opts_t ro;
+  brook_runtime_opts_init(&ro);
+  ro.state_dir = state_dir;
+  brook_runtime_t *rt = NULL;
+  if ((err = brook_runtime_new(&rt, t, &ro)))
+    die(brook_topology_last_error(t), err);
+  uint64_t t0 = wall_ns();
+  if ((err = brook_runtime_run(rt)))
+    die(brook_runtime_last_error(rt), err);
+  uint64_t dt = wall_ns() - t0;
+  brook_runtime_stats_t st = {.struct_size = sizeof(st)};
+  (void)brook_runtime_stats(rt, &st);
+  *bytes_written = st.state_bytes_written;
+  brook_runtime_free(rt);
+  brook_topology_free(t);
+  free(g.key);
+  free(g.split);
+  return (double)n * 1e9 / (double)dt;
+}
+
+/* bench_store --pipeline [N] [keys] [runs]: a generator (2 splits, partitioned by key) ->
+ * brook_count -> callback sink, with state in memory and with runtime option state_dir (a
+ * temporary directory; RocksDB task databases behind the default 16 MiB write cache, a commit
+ * every second); the same runs alternate, medians. */
+static int pipeline_main(int argc, char **argv) {
+  int smoke = getenv("BROOK_BENCH_SMOKE") != NULL;
+  uint64_t n = smoke ? 20000 : 2000000, keys = smoke ? 1000 : 100000;
+  int runs = smoke ? 1 : 3;
+  if (argc > 0)
+    n = strtoull(argv[0], NULL, 10);
+  if (argc > 1)
+    keys = strtoull(argv[1], NULL, 10);
+  if (argc > 2)
+    runs = atoi(argv[2]);
+  if (n < 100 || keys < 1 || runs < 1 || runs > MAX_RUNS) {
+    fprintf(stderr, "usage: bench_store --pipeline [N >= 100] [keys] [runs 1..99]\n");
+    return 2;
+  }
+  double mem[MAX_RUNS], disk[MAX_RUNS];
+  uint64_t sum_mem = 0, sum_disk = 0, written = 0, ignored;
+  for (int r = 0; r < runs; r++) {
+    char dir[] = "/tmp/bench_store_state_XXXXXX";
+    if (!mkdtemp(dir))
+      die("mkdtemp", BROOK_ERR_IO);
+    mem[r] = pipe_run(n, keys, NULL, &sum_mem, &ignored);
+    disk[r] = pipe_run(n, keys, dir, &sum_disk, &written);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+      die("rm", BROOK_ERR_IO);
+    if (sum_mem != sum_disk) {
+      fprintf(stderr, "MISMATCH: memory checksum %" PRIu64 " != state_dir %" PRIu64 "\n", sum_mem,
+              sum_disk);
+      return 1;
+    }
+  }
+  double m = median(mem, runs), d = median(disk, runs);
+  printf("bench_store --pipeline: N=%" PRIu64 " records, %" PRIu64 " keys, count per key, 2 tasks, "
+         "%d runs, medians (wall clock)\n",
+         n, keys, runs);
+  printf("  memory     %10.0f events/s\n", m);
+  printf("  state_dir  %10.0f events/s  ratio %.3f  (%" PRIu64 " bytes written to the task "
+         "databases)\n",
+         d, d / m, written);
+  printf("store_pipeline workers=1 memory_events_per_s=%.0f state_dir_events_per_s=%.0f "
+         "state_dir_ratio=%.3f state_bytes_written=%" PRIu64 "\n",
+         m, d, d / m, written);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "--pipeline") == 0)
+    return pipeline_main(argc - 2, argv + 2);
   int smoke = getenv("BROOK_BENCH_SMOKE") != NULL;
   uint64_t n = smoke ? 20000 : 1000000;
   int runs = smoke ? 1 : 5;

@@ -1,8 +1,10 @@
 /* The runtime option state_dir: each task of a partitioned source keeps its stores in a RocksDB
  * database of its own, <state_dir>/<sub-topology>_<partition>; operators compute the same
  * results as with state in memory; and a stateful node with a generated name is refused (state
- * on disk is found again by name). Persistence across runs (commits with input positions,
- * restart) is tested by the persistence suites. */
+ * on disk is found again by name); a generator's tasks write their state when their splits
+ * end, so a second run on the directory continues the counts; errors (a directory that cannot be
+ * made, one in use, stored positions that cannot be read) are clear and name the directory.
+ * Persistence across runs through Kafka: test_kafka_state_dir.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +17,9 @@
 #include <cmocka.h>
 
 #include <brook/brook.h>
+
+#include "runtime/positions.h"
+#include "state/task_db.h"
 
 #define SPLITS 2
 #define N_KEYS 10
@@ -92,18 +97,30 @@ static int is_dir(const char *path) {
   return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* Runs the counting pipeline with state in `state_dir` into *l (may be NULL); the run's
+ * message in msg[cap]. */
+static brook_err_t run_counting_on(const char *state_dir, last_t *l, char *msg, size_t cap) {
+  gen_t g = {{0}};
+  last_t ignored = {{0}, 0};
+  brook_topology_t *t = counting(&g, l ? l : &ignored, 1);
+  brook_runtime_opts_t o;
+  brook_runtime_opts_init(&o);
+  o.state_dir = state_dir;
+  brook_runtime_t *rt = NULL;
+  assert_int_equal(brook_runtime_new(&rt, t, &o), BROOK_OK);
+  brook_err_t err = brook_runtime_run(rt);
+  snprintf(msg, cap, "%s", brook_runtime_last_error(rt));
+  brook_runtime_free(rt);
+  brook_topology_free(t);
+  return err;
+}
+
 static void test_tasks_keep_state_in_their_directories(void **state) {
   (void)state;
   char *dir = temp_dir();
-  gen_t g = {{0}};
   last_t l = {{0}, 0};
-  brook_topology_t *t = counting(&g, &l, 1);
-  brook_runtime_opts_t o;
-  brook_runtime_opts_init(&o);
-  o.state_dir = dir;
-  brook_runtime_t *rt = NULL;
-  assert_int_equal(brook_runtime_new(&rt, t, &o), BROOK_OK);
-  assert_int_equal(brook_runtime_run(rt), BROOK_OK);
+  char msg[1024];
+  assert_int_equal(run_counting_on(dir, &l, msg, sizeof(msg)), BROOK_OK);
   for (int k = 0; k < N_KEYS; k++)
     assert_int_equal(l.count[k], PER_KEY);
   assert_int_equal(l.records, N_KEYS * PER_KEY);
@@ -115,8 +132,11 @@ static void test_tasks_keep_state_in_their_directories(void **state) {
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
   }
-  brook_runtime_free(rt);
-  brook_topology_free(t);
+  /* Each split's task wrote its state when the split ended: a second run continues it. */
+  last_t again = {{0}, 0};
+  assert_int_equal(run_counting_on(dir, &again, msg, sizeof(msg)), BROOK_OK);
+  for (int k = 0; k < N_KEYS; k++)
+    assert_int_equal(again.count[k], 2 * PER_KEY);
   remove_tree(dir);
   free(dir);
 }
@@ -153,6 +173,102 @@ static void test_empty_dir_refused(void **state) {
   brook_topology_free(t);
 }
 
+/* ---- errors: clear, naming the directory, and no crash ---- */
+
+static void test_unwritable_dir(void **state) {
+  (void)state;
+  char *dir = temp_dir();
+  char file[600], below[700], msg[1024];
+  snprintf(file, sizeof(file), "%s/a-file", dir);
+  FILE *f = fopen(file, "w");
+  assert_non_null(f);
+  fclose(f);
+  snprintf(below, sizeof(below), "%s/state", file); /* a directory under a regular file */
+  assert_int_equal(run_counting_on(below, NULL, msg, sizeof(msg)), BROOK_ERR_IO);
+  if (!strstr(msg, below))
+    fail_msg("the message does not name %s: %s", below, msg);
+  remove_tree(dir);
+  free(dir);
+}
+
+/* A second runtime (or process) on the same state_dir: RocksDB's lock refuses the task
+ * database another holds. The holder here is the task database itself, opened directly. */
+static void test_dir_in_use(void **state) {
+  (void)state;
+  char *dir = temp_dir();
+  bk_task_db_t *holder = NULL;
+  bk_errmsg_t why;
+  assert_int_equal(bk_task_db_open(&holder, dir, "0_1", NULL, NULL, &why), BROOK_OK);
+  char msg[1024], path[600];
+  assert_int_equal(run_counting_on(dir, NULL, msg, sizeof(msg)), BROOK_ERR_IO);
+  snprintf(path, sizeof(path), "%s/0_1", dir);
+  if (!strstr(msg, path))
+    fail_msg("the message does not name %s: %s", path, msg);
+  bk_task_db_close(holder);
+  char again[1024];
+  assert_int_equal(run_counting_on(dir, NULL, again, sizeof(again)), BROOK_OK); /* free again */
+  remove_tree(dir);
+  free(dir);
+}
+
+/* Positions the runtime cannot read (a later version, or damaged): BROOK_ERR_CORRUPT naming
+ * the task's directory, never a resume at a wrong place. */
+static void test_unreadable_positions(void **state) {
+  (void)state;
+  char *dir = temp_dir();
+  static const unsigned char later[] = {9, 0, 0, 0, 0};
+  static const unsigned char cut[] = {1, 0, 0, 0, 1, 0, 5, 'a'};
+  const struct {
+    const unsigned char *bytes;
+    size_t len;
+    const char *says;
+  } cases[] = {{later, sizeof(later), "version 9"}, {cut, sizeof(cut), "truncated"}};
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    bk_task_db_t *db = NULL;
+    bk_errmsg_t why;
+    assert_int_equal(bk_task_db_open(&db, dir, "0_0", NULL, NULL, &why), BROOK_OK);
+    assert_int_equal(bk_task_db_commit(db, cases[i].bytes, cases[i].len, &why), BROOK_OK);
+    bk_task_db_close(db);
+    char msg[1024], path[600];
+    assert_int_equal(run_counting_on(dir, NULL, msg, sizeof(msg)), BROOK_ERR_CORRUPT);
+    snprintf(path, sizeof(path), "%s/0_0", dir);
+    if (!strstr(msg, path) || !strstr(msg, cases[i].says))
+      fail_msg("the message does not name %s and '%s': %s", path, cases[i].says, msg);
+  }
+  remove_tree(dir);
+  free(dir);
+}
+
+/* The positions encoding round trip. */
+static void test_positions_encoding(void **state) {
+  (void)state;
+  bk_positions_t p;
+  bk_positions_init(&p, NULL);
+  size_t len;
+  const void *d = bk_positions_data(&p, &len);
+  bk_errmsg_t why;
+  assert_int_equal(bk_positions_check(d, len, "t", &why), BROOK_OK);
+  assert_int_equal(bk_positions_count(d, len), 0);
+  assert_int_equal(bk_positions_add(&p, "in", 3, 1234567890123LL), BROOK_OK);
+  assert_int_equal(bk_positions_add(&p, "other", 3, 0), BROOK_OK);
+  d = bk_positions_data(&p, &len);
+  assert_int_equal(bk_positions_check(d, len, "t", &why), BROOK_OK);
+  assert_int_equal(bk_positions_count(d, len), 2);
+  int64_t off = -1;
+  assert_true(bk_positions_find(d, len, "in", 3, &off));
+  assert_int_equal(off, 1234567890123LL);
+  assert_true(bk_positions_find(d, len, "other", 3, &off));
+  assert_int_equal(off, 0);
+  assert_false(bk_positions_find(d, len, "in", 2, &off));
+  assert_false(bk_positions_find(d, len, "i", 3, &off));
+  for (size_t cut = 0; cut < len; cut++) /* every truncation is refused */
+    assert_int_equal(bk_positions_check(d, cut, "t", &why), BROOK_ERR_CORRUPT);
+  bk_positions_reset(&p);
+  d = bk_positions_data(&p, &len);
+  assert_int_equal(bk_positions_count(d, len), 0);
+  bk_positions_free(&p);
+}
+
 int main(void) {
   for (int k = 0; k < N_KEYS; k++)
     snprintf(key_names[k], sizeof(key_names[k]), "key%d", k);
@@ -160,6 +276,10 @@ int main(void) {
       cmocka_unit_test(test_tasks_keep_state_in_their_directories),
       cmocka_unit_test(test_generated_name_refused),
       cmocka_unit_test(test_empty_dir_refused),
+      cmocka_unit_test(test_unwritable_dir),
+      cmocka_unit_test(test_dir_in_use),
+      cmocka_unit_test(test_unreadable_positions),
+      cmocka_unit_test(test_positions_encoding),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -328,11 +328,162 @@ static void test_store_flush_reports_and_commit_writes(void **state) {
   remove_dir();
 }
 
+/* The commit in two steps (prepare at the commit's begin, write once its outputs are
+ * acknowledged): the stores keep changing while the write is in flight, and what is written
+ * is exactly the state at the prepare; changes after it are written by the next commit; an
+ * aborted write loses nothing. Reopened without a later commit after each write, the stores
+ * must equal the model at the prepare. */
+static void reopen(bk_task_db_t **db, brook_store_t **a, brook_store_t **b) {
+  brook_store_free(*a);
+  brook_store_free(*b);
+  bk_task_db_close(*db); /* the changes after the prepare are lost */
+  *db = open_db();
+  *a = open_store(*db, "counts", 8, BROOK_OK);
+  *b = open_store(*db, "values", 0, BROOK_OK);
+}
+
+static void test_prepared_write_is_the_state_at_prepare(void **state) {
+  (void)state;
+  make_dir();
+  bk_task_db_t *db = open_db();
+  brook_store_t *a = open_store(db, "counts", 8, BROOK_OK);
+  brook_store_t *b = open_store(db, "values", 0, BROOK_OK);
+  static model_t m, at_prepare;
+  rng_t r = {42};
+  for (uint64_t v = 1; v <= 8; v++) {
+    apply_round(&r, &m, a, b, v);
+    at_prepare = m;
+    bk_errmsg_t why;
+    assert_int_equal(bk_task_db_prepare(db, &v, sizeof(v), &why), BROOK_OK);
+    assert_true(bk_task_db_prepared(db));
+    apply_round(&r, &m, a, b, v + 1000); /* in flight: not in this write */
+    if (v % 3 == 0) {                    /* aborted, then prepared again: now with these */
+      bk_task_db_abort(db);
+      assert_false(bk_task_db_prepared(db));
+      at_prepare = m;
+      assert_int_equal(bk_task_db_prepare(db, &v, sizeof(v), &why), BROOK_OK);
+      apply_round(&r, &m, a, b, v + 2000);
+    }
+    bk_task_db_written_t wr = {0, 0};
+    assert_int_equal(bk_task_db_write(db, &wr, &why), BROOK_OK);
+    assert_true(wr.entries > 0 && wr.bytes > wr.entries);
+    assert_int_equal(bk_task_db_write(db, NULL, &why), BROOK_ERR_STATE); /* nothing prepared */
+    if (v % 2 == 0) { /* the changes after the prepare are written by the next commit */
+      check_stores(a, b, &m, v + 1000);
+      assert_int_equal(bk_task_db_prepare(db, &v, sizeof(v), &why), BROOK_OK);
+      assert_int_equal(bk_task_db_write(db, NULL, &why), BROOK_OK);
+      at_prepare = m;
+    }
+    reopen(&db, &a, &b);
+    const void *pos;
+    size_t pl;
+    assert_int_equal(bk_task_db_positions(db, &pos, &pl), BROOK_OK);
+    uint64_t got;
+    memcpy(&got, pos, sizeof(got));
+    assert_int_equal(got, v);
+    check_stores(a, b, &at_prepare, v);
+    m = at_prepare;
+  }
+  brook_store_free(a);
+  brook_store_free(b);
+  bk_task_db_close(db);
+  remove_dir();
+}
+
+/* A deletion and a put of the same key on either side of the prepare. */
+static void test_changes_across_the_prepare(void **state) {
+  (void)state;
+  make_dir();
+  bk_task_db_t *db = open_db();
+  brook_store_t *s = open_store(db, "s", 0, BROOK_OK);
+  bk_errmsg_t why;
+  uint64_t v = 1;
+  assert_int_equal(brook_store_put(s, "k", 1, "on-disk", 7), BROOK_OK);
+  commit(db, v);
+  /* deleted, prepared (a tombstone in the write), put again: the write deletes it, the next
+   * commit puts it */
+  assert_int_equal(brook_store_delete(s, "k", 1), BROOK_OK);
+  assert_int_equal(bk_task_db_prepare(db, &v, sizeof(v), &why), BROOK_OK);
+  assert_int_equal(brook_store_put(s, "k", 1, "again", 5), BROOK_OK);
+  /* new, prepared (a put in the write), deleted: the write puts it, the next deletes it */
+  assert_int_equal(brook_store_put(s, "n", 1, "new", 3), BROOK_OK);
+  assert_int_equal(brook_store_delete(s, "k", 1), BROOK_OK);
+  assert_int_equal(brook_store_put(s, "k", 1, "again", 5), BROOK_OK);
+  assert_int_equal(bk_task_db_write(db, NULL, &why), BROOK_OK);
+  assert_int_equal(bk_task_db_prepare(db, &v, sizeof(v), &why), BROOK_OK);
+  assert_int_equal(brook_store_delete(s, "n", 1), BROOK_OK);
+  assert_int_equal(bk_task_db_write(db, NULL, &why), BROOK_OK); /* k again, n new */
+  assert_int_equal(brook_store_count(s), 1);
+  brook_store_free(s);
+  bk_task_db_close(db);
+  db = open_db();
+  s = open_store(db, "s", 0, BROOK_OK);
+  const void *val;
+  size_t vl;
+  assert_int_equal(brook_store_get(s, "k", 1, &val, &vl), BROOK_OK);
+  assert_memory_equal(val, "again", 5);
+  assert_int_equal(brook_store_get(s, "n", 1, &val, &vl), BROOK_OK);
+  assert_int_equal(brook_store_count(s), 2);
+  assert_int_equal(brook_store_delete(s, "n", 1), BROOK_OK); /* the delete after that prepare */
+  commit(db, 2);
+  brook_store_free(s);
+  bk_task_db_close(db);
+  db = open_db();
+  s = open_store(db, "s", 0, BROOK_OK);
+  assert_int_equal(brook_store_get(s, "n", 1, &val, &vl), BROOK_ERR_NOT_FOUND);
+  assert_int_equal(brook_store_count(s), 1);
+  brook_store_free(s);
+  bk_task_db_close(db);
+  remove_dir();
+}
+
+/* A store's cache past its size asks for a commit (once per write) and writes nothing. */
+static void on_full(void *opaque) { ++*(int *)opaque; }
+
+static void test_full_cache_asks_for_a_commit(void **state) {
+  (void)state;
+  make_dir();
+  brook_rocksdb_opts_t ro;
+  brook_rocksdb_opts_init(&ro);
+  ro.cache_bytes = 64 << 10;
+  bk_task_db_t *db = NULL;
+  bk_errmsg_t why;
+  assert_int_equal(bk_task_db_open(&db, dir, "task-0_3", &ro, NULL, &why), BROOK_OK);
+  int full = 0;
+  bk_task_db_on_full(db, on_full, &full);
+  brook_store_t *s = open_store(db, "s", 0, BROOK_OK);
+  char val[100] = {0};
+  uint64_t k;
+  for (k = 0; k < 5000; k++)
+    assert_int_equal(brook_store_put(s, &k, sizeof(k), val, sizeof(val)), BROOK_OK);
+  assert_int_equal(full, 1); /* once, and the cache kept growing: nothing uncommitted written */
+  brook_store_free(s);
+  bk_task_db_close(db);
+  assert_int_equal(bk_task_db_open(&db, dir, "task-0_3", &ro, NULL, &why), BROOK_OK);
+  s = open_store(db, "s", 0, BROOK_OK);
+  assert_int_equal(brook_store_count(s), 0);
+  bk_task_db_on_full(db, on_full, &full);
+  for (k = 0; k < 5000; k++)
+    assert_int_equal(brook_store_put(s, &k, sizeof(k), val, sizeof(val)), BROOK_OK);
+  assert_int_equal(full, 2);
+  commit(db, 1);
+  for (k = 5000; k < 10000; k++)
+    assert_int_equal(brook_store_put(s, &k, sizeof(k), val, sizeof(val)), BROOK_OK);
+  assert_int_equal(full, 3); /* again after the write */
+  assert_int_equal(brook_store_count(s), 10000);
+  brook_store_free(s);
+  bk_task_db_close(db);
+  remove_dir();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_killed_at_any_moment_reopens_at_one_commit),
       cmocka_unit_test(test_registry_and_uncommitted_changes),
       cmocka_unit_test(test_store_flush_reports_and_commit_writes),
+      cmocka_unit_test(test_prepared_write_is_the_state_at_prepare),
+      cmocka_unit_test(test_changes_across_the_prepare),
+      cmocka_unit_test(test_full_cache_asks_for_a_commit),
   };
   cmocka_set_test_filter(getenv("BROOK_TEST_FILTER"));
   return cmocka_run_group_tests(tests, NULL, NULL);

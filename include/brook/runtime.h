@@ -163,6 +163,14 @@ typedef struct brook_runtime_stats {
   uint64_t revocations_timed_out;    /* ... and revoked partitions handed over at the timeout, with
                                         outputs still unacknowledged (their offsets not committed
                                         past the last commit) */
+  /* State on disk (runtime option state_dir; appended in issue 13): */
+  uint64_t state_commits;         /* commits that wrote task databases (their state with the input
+                                     positions it covers): the runtime's commits that wrote any,
+                                     plus one per task handed over (revoked, or its split ended) */
+  uint64_t state_writes;          /* task database writes (one per task per such commit) */
+  uint64_t state_bytes_written;   /* bytes of those atomic write batches */
+  uint64_t state_entries_written; /* entries in them: changed keys (each written once however
+                                     often it changed between commits), deletes, bookkeeping */
 } brook_runtime_stats_t;
 
 /* Copies the counters into `stats`, as far as the caller's version of the struct goes

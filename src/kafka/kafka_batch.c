@@ -143,6 +143,10 @@ brook_err_t bk_ksrc_read_batch(bk_ksrc_t *k) {
       rd_kafka_message_destroy(m);
       continue;
     }
+    if (m->offset < k->parts[p].skip_below) {
+      rd_kafka_message_destroy(m); /* in its task's state on disk already (kafka_positions.c) */
+      continue;
+    }
     if (k->parts[p].open_pending) {
       /* Assigned in this poll: its task opens first (ks_produce), then this message is the
        * next batch's first. */
@@ -161,6 +165,8 @@ brook_err_t bk_ksrc_read_batch(bk_ksrc_t *k) {
     }
     k->msgs[k->n_msgs++] = m; /* records point into it until batch_done */
     part = p;
+    if (k->parts[p].skip_below >= 0) /* a seek's fetch may deliver it again */
+      k->parts[p].skip_below = m->offset + 1;
     k->batch_next = m->offset + 1;
     if (k->cfg->rp && bk_krp_source_control(k, m, p))
       continue; /* a watermark record of a repartition topic: never a record */

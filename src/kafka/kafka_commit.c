@@ -127,6 +127,7 @@ void bk_ksrc_forget_pending(bk_ksrc_t *k, size_t part) {
 void bk_ksrc_queue_batch_end(bk_ksrc_t *k) {
   if (k->batch_next < 0)
     return;
+  k->parts[k->batch_part].processed = k->batch_next; /* in its task's state now */
   /* Finished once the runtime commits past this epoch. */
   if (k->n_pend == k->cap_pend) {
     size_t cap = k->cap_pend ? k->cap_pend * 2 : 64;

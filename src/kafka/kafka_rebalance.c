@@ -2,7 +2,9 @@
  * consumer's rebalance callback, run in its poll). An assigned partition becomes a watermark
  * split at once, but the callback only records it: its task is created, restored and opened
  * on the next turn of the loop (bk_ksrc_open_pending_tasks, task states in brook/task.h),
- * before the next batch is read. A message of the partition that arrives before that ends
+ * before the next batch is read; with state on disk, the partition then resumes where its
+ * task's stored state ends (kafka_positions.c), and a revocation writes that state before its
+ * offsets. A message of the partition that arrives before that ends
  * the batch being read and waits in the stash (kafka_batch.c), so nothing is processed before
  * its task runs, and nothing is lost or reordered. The partition is not paused for this:
  * librdkafka 2.0.2 may resume a partition paused right after its assignment from the wrong
@@ -32,6 +34,7 @@
 #include <string.h>
 
 #include "kafka/kafka_group.h"
+#include "runtime/positions.h"
 
 /* An assigned partition holds the source's watermark back from now on, even before its
  * first record arrives (until idle_timeout, if set): otherwise the partitions read first
@@ -50,8 +53,10 @@ void bk_ksrc_open_task(bk_ksrc_t *k, size_t part) {
   bk_kpart_t *p = &k->parts[part];
   p->open_pending = 0;
   if (!p->task_held &&
-      bk_task_acquire(k->w, bk_ksrc_task(k, part), "partition assigned") == BROOK_OK)
+      bk_task_acquire(k->w, bk_ksrc_task(k, part), "partition assigned") == BROOK_OK) {
     p->task_held = 1;
+    bk_ksrc_resume(k, part); /* where its state on disk ends, if it has one */
+  }
 }
 
 void bk_ksrc_open_pending_tasks(bk_ksrc_t *k) {
@@ -184,9 +189,12 @@ static void revoke_finish(bk_ksrc_t *k, int acked) {
     if (p == SIZE_MAX || !k->parts[p].assigned)
       continue;
     n++;
-    if (acked)
+    if (acked) {
       bk_ksrc_settle_part(k, p);
-    else
+      /* The task's state with its positions, before its offsets (runtime/positions.h). */
+      if (k->parts[p].task_held)
+        (void)bk_task_commit_state(k->w, k->parts[p].partition);
+    } else
       bk_ksrc_forget_pending(k, p); /* the next owner reads them again */
   }
   if (!acked)
@@ -319,6 +327,7 @@ void bk_ksrc_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
       k->parts[p].assigned = 1;
       k->parts[p].revoking = 0;
       k->parts[p].committable = k->parts[p].committed = -1;
+      k->parts[p].processed = k->parts[p].skip_below = -1;
       k->parts[p].open_pending = 1; /* its task opens on the next turn, outside this callback */
       /* From an earlier ownership: must not rewind the group's offset. */
       bk_ksrc_forget_pending(k, p);

@@ -10,6 +10,7 @@
  *   kafka_batch.c        one partition's messages into a batch of records
  *   kafka_backpressure.c pausing while outputs await acknowledgement; the source's timer
  *   kafka_commit.c       at least once: offsets committed at the runtime's commits
+ *   kafka_positions.c    state on disk: positions per task, resuming where a task's state ends
  *   kafka_leave.c        leaving the group, after a stop or a failed run
  *
  * Stop: a stop pauses input, processes what was fetched, asks the runtime for a final commit
@@ -69,8 +70,12 @@ size_t bk_ksrc_part_get(bk_ksrc_t *k, const char *topic, int32_t partition) {
   char *t = bk_strdup(a, topic);
   if (!t)
     return SIZE_MAX;
-  k->parts[k->n_parts] =
-      (bk_kpart_t){.topic = t, .partition = partition, .committable = -1, .committed = -1};
+  k->parts[k->n_parts] = (bk_kpart_t){.topic = t,
+                                      .partition = partition,
+                                      .committable = -1,
+                                      .committed = -1,
+                                      .processed = -1,
+                                      .skip_below = -1};
   return k->n_parts++;
 }
 
@@ -112,7 +117,8 @@ static brook_err_t ks_create(bk_src_t *src) {
                 "commit_interval_ms (%lld) is deprecated and ignored: offsets are committed at "
                 "the runtime's commits (brook_runtime_opts_t.commit_interval_ms)",
                 (long long)k->cfg->o.commit_interval_ms);
-  return bk_commit_register(w, bk_ksrc_commit_point, k);
+  brook_err_t err = bk_commit_register(w, bk_ksrc_commit_point, k);
+  return err ? err : bk_ksrc_positions_register(k);
 }
 
 static void on_queue(void *opaque) {

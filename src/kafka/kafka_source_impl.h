@@ -41,6 +41,11 @@ typedef struct bk_kpart {
   int revoking;        /* in the revocation in progress: none of its messages is processed */
   int64_t committable; /* every offset below it is finished; -1 = none yet */
   int64_t committed;   /* last offset committed (or -1) */
+  /* State on disk (kafka_positions.c): the offset after the last record processed into its
+   * task's state, or -1; and, once it resumed at a stored position, the offset after the last
+   * message taken since (messages below it are in the state already: skipped), or -1. */
+  int64_t processed;
+  int64_t skip_below;
 } bk_kpart_t;
 
 typedef struct bk_kpending {
@@ -231,6 +236,15 @@ void bk_ksrc_forget_pending(bk_ksrc_t *k, size_t part);
  * (if it consumed anything): queues it, to be committed once its deliveries are done. Resets
  * k->batch_next. */
 void bk_ksrc_queue_batch_end(bk_ksrc_t *k);
+
+/* ---- kafka_positions.c ---- */
+
+/* Registers the source's positions of tasks with its worker (runtime/positions.h). */
+brook_err_t bk_ksrc_positions_register(bk_ksrc_t *k);
+
+/* The partition's task just opened: if its state on disk stored a position of the partition,
+ * the partition resumes there (a seek; messages below it are skipped). */
+void bk_ksrc_resume(bk_ksrc_t *k, size_t part);
 
 /* ---- kafka_leave.c ---- */
 

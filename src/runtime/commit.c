@@ -2,14 +2,20 @@
  * stop asks for one and at the end of the run, in this order:
  *   1. every open operator instance's flush() (what it emits is delivered downstream);
  *   2. every store's pending in-place changes to its listener (brook_store_flush_changes);
- *   3. the commit point: the current delivery epoch (delivery.h) - every output derived from
+ *   3. with state on disk (runtime option state_dir), every task's database collects its
+ *      stores' changes and the input positions they cover (task_state.c): the state is then
+ *      exactly the input processed so far;
+ *   4. the commit point: the current delivery epoch (delivery.h) - every output derived from
  *      input processed so far, including what the flushes emitted, counts against an epoch
  *      <= point; the epoch moves on, so later output counts against later epochs. The
  *      commit then waits, without blocking the loop, until no delivery of an epoch <= point
  *      is pending (the brokers acknowledged every sink's records up to the commit point);
- *   4. the sources' commits (bk_commit_register): each commits the input of its batches of
- *      epochs <= point (the Kafka source: their offsets).
- * Steps 1-3 run on a scheduler turn outside any batch, so flush() never sees a batch half
+ *   5. the task databases write what step 3 collected (the positions become the restart
+ *      point only now, once the outputs before them are acknowledged), then the sources'
+ *      commits (bk_commit_register): each commits the input of its batches of epochs <= point
+ *      (the Kafka source: their offsets). A crash between the two leaves the offsets behind
+ *      the stored positions: a restart resumes at the positions (positions.h).
+ * Steps 1-4 run on a scheduler turn outside any batch, so flush() never sees a batch half
  * done; a commit begins only once the previous one has completed (one at a time), and is
  * skipped while nothing ran since the last one (no batch, no timer) unless a stop asked for
  * it.
@@ -79,6 +85,7 @@ void bk_commit_free(bk_worker_t *w) {
   bk_free(&w->rt->alloc, w->commit.watchers);
   w->commit.watchers = NULL;
   w->commit.n_watchers = w->commit.cap_watchers = 0;
+  bk_tasks_state_free(w);
 }
 
 /* ---- revocations ---- */
@@ -160,7 +167,7 @@ void bk_commit_revoked(bk_worker_t *w, uint64_t n, int timed_out) {
     w->stats.revocations += n;
 }
 
-/* Steps 1-3: flushes, then the commit point. */
+/* Steps 1-4: flushes, the task databases' collects, then the commit point. */
 static void begin(bk_worker_t *w, int final) {
   bk_commit_t *c = &w->commit;
   c->due = 0;
@@ -170,6 +177,8 @@ static void begin(bk_worker_t *w, int final) {
   bk_for_each_operator(w, bk_call_flush);
   if (bk_runtime_status(w->rt) == BROOK_OK)
     bk_state_flush_changes(w);
+  if (bk_runtime_status(w->rt) == BROOK_OK)
+    bk_tasks_state_prepare(w);
   if (bk_runtime_status(w->rt) != BROOK_OK)
     return;
   c->point = w->delivery.epoch;
@@ -177,7 +186,7 @@ static void begin(bk_worker_t *w, int final) {
   bk_delivery_next_epoch(&w->delivery);
 }
 
-/* Step 4, once every delivery up to the point is acknowledged. */
+/* Step 5, once every delivery up to the point is acknowledged. */
 static int complete(bk_worker_t *w) {
   bk_commit_t *c = &w->commit;
   if (!c->point || bk_delivery_oldest_pending(&w->delivery) <= c->point)
@@ -186,6 +195,8 @@ static int complete(bk_worker_t *w) {
   int final = c->point_final;
   c->point = 0;
   w->stats.commits++;
+  if (bk_tasks_state_write(w) > 0)
+    w->stats.state_commits++;
   for (size_t i = 0; i < c->n_fns && bk_runtime_status(w->rt) == BROOK_OK; i++)
     c->fns[i].fn(c->fns[i].opaque, point, final);
   return 1;

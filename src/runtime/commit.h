@@ -8,6 +8,7 @@
 
 #include <uv.h>
 
+#include "runtime/positions.h"
 #include "runtime/services.h"
 
 /* The default commit_interval_ms: the Kafka source's commit interval until now, so a crash
@@ -20,6 +21,12 @@ typedef struct bk_committer {
   bk_commit_fn fn;
   void *opaque;
 } bk_committer_t;
+
+/* A source's positions of a task (positions.h). */
+typedef struct bk_positions_src {
+  bk_positions_fn fn;
+  void *opaque;
+} bk_positions_src_t;
 
 /* Someone waiting for every delivery up to `point` to be acknowledged (a revocation). */
 typedef struct bk_commit_watcher {
@@ -41,6 +48,9 @@ typedef struct bk_commit {
   uint64_t work_seen; /* batches + timers fired when the last commit began */
   bk_commit_watcher_t *watchers; /* revocations waiting for acknowledgements (unordered) */
   size_t n_watchers, cap_watchers;
+  bk_positions_src_t *positions; /* the sources' positions of tasks (task_state.c) */
+  size_t n_positions, cap_positions;
+  bk_positions_t pos_buf; /* a task's positions being encoded */
 } bk_commit_t;
 
 typedef struct bk_worker bk_worker_t;

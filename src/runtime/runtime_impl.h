@@ -228,6 +228,19 @@ brook_err_t bk_src_split_task(bk_src_t *src, size_t split, int32_t id);
 int bk_src_enter_task(bk_src_t *src, int32_t id);
 void bk_src_leave_task(bk_src_t *src);
 
+/* ---- task_state.c: tasks' state on disk through the commits (positions.h) ---- */
+/* A commit's begin: every task with a database collects its state and positions (a failure
+ * fails the run). */
+void bk_tasks_state_prepare(bk_worker_t *w);
+/* The commit's outputs are acknowledged: every task writes what it collected. Returns the
+ * number of tasks written (a failure fails the run). */
+int bk_tasks_state_write(bk_worker_t *w);
+void bk_tasks_state_free(bk_worker_t *w);
+
+/* A task's name: "<sub-topology>_<partition>" like Kafka Streams' task ids (its state
+ * directory under state_dir; task_ids.h). Writes at most `size` bytes with a NUL. */
+void bk_task_name(const brook_runtime_t *rt, const bk_task_t *t, char *buf, size_t size);
+
 static inline bk_task_t *bk_task_find(const bk_worker_t *w, int32_t id) {
   return id >= 0 && (size_t)id < w->n_task_ids ? w->task_by_id[id] : NULL;
 }

@@ -65,6 +65,9 @@ void bk_keyed_split_end(bk_src_t *src, size_t local, size_t split) {
   if (bk_runtime_status(rt) != BROOK_OK)
     return;                    /* the tasks close with the run, without flush */
   src->split_task[local] = -1; /* no task of the source's holds it any more */
+  /* Flushed, its state covers all of its input: with state on disk, written (positions.h). */
+  bk_task_suspend(w, (int32_t)split, "split ended");
+  (void)bk_task_commit_state(w, (int32_t)split);
   bk_task_release(w, (int32_t)split, "split ended");
 }
 

@@ -17,18 +17,21 @@
  * (w->tasks); everything here runs on that worker's thread.
  *
  * Its life cycle (brook/task.h), each change reported to the runtime's on_task_state:
- * CREATED (instances built) -> RESTORING (operators open, so their stores exist; the restorer
- * fills them: today only a hook, set by the test driver's snapshots, and synchronous - the
- * changelog restore will run in slices on the loop) -> RUNNING (enters the task map: only
- * now do records reach it, bk_src_enter_task) -> SUSPENDED (flushed: its part of a commit;
- * its holder commits its input) -> CLOSED (operators closed, state freed). The holder (the
- * Kafka source) acquires a task outside the consumer's rebalance callback. */
+ * CREATED (instances built; with state on disk its task database opens, with the timers it
+ * holds) -> RESTORING (operators open, so their stores exist - on disk they hold what the last
+ * commit wrote; a restorer may fill them: today only a hook, set by the test driver's
+ * snapshots, and synchronous - the changelog restore will run in slices on the loop) -> RUNNING
+ * (enters the task map: only now do records reach it, bk_src_enter_task) -> SUSPENDED (flushed: its
+ * part of a commit; its holder commits its input) -> CLOSED (operators closed, state freed). The
+ * holder (the Kafka source) acquires a task outside the consumer's rebalance callback. */
 #include <stdio.h>
 #include <string.h>
 
 #include "core/alloc.h"
+#include "runtime/positions.h"
 #include "runtime/runtime_impl.h"
 #include "runtime/task_ids.h"
+#include "runtime/timers.h"
 #include "state/task_db.h"
 
 brook_err_t bk_tasks_plan(brook_runtime_t *rt) {
@@ -108,8 +111,17 @@ static void destroy_task(bk_worker_t *w, bk_task_t *t) {
   bk_free(&w->rt->alloc, t);
 }
 
+void bk_task_name(const brook_runtime_t *rt, const bk_task_t *t, char *buf, size_t size) {
+  bk_task_id_name(rt, t->id, buf, size);
+}
+
+/* A store's write cache is full: its changes wait for a commit, so one is asked for now. */
+static void on_cache_full(void *opaque) { bk_commit_request(opaque, 0); }
+
 /* With state on disk: opens the task's database (<state_dir>/<task name>), so its operators'
- * stores open in it and find what the last commit wrote. */
+ * stores open in it and find what the last commit wrote; checks the positions it stored (its
+ * source resumes there, positions.h) and brings back the timers of each instance that had
+ * some, before the operators open. */
 static brook_err_t open_task_db(bk_worker_t *w, bk_task_t *t) {
   brook_runtime_t *rt = w->rt;
   if (!rt->state_dir)
@@ -119,15 +131,33 @@ static brook_err_t open_task_db(bk_worker_t *w, bk_task_t *t) {
   if (rt->opts.state_cache_bytes)
     ro.cache_bytes = rt->opts.state_cache_bytes;
   char name[32];
-  bk_task_id_name(rt, t->id, name, sizeof(name));
+  bk_task_name(rt, t, name, sizeof(name));
   bk_errmsg_t why;
   brook_err_t err = bk_task_db_open(&t->db, rt->state_dir, name, &ro, &rt->alloc, &why);
   if (err < 0) {
     bk_runtime_fail(rt, err, "runtime: the state of task %s: %s", name, why.text);
     return err;
   }
+  const void *pos;
+  size_t len;
+  if (bk_task_db_positions(t->db, &pos, &len) == BROOK_OK &&
+      (err = bk_positions_check(pos, len, bk_task_db_path(t->db), &why)) != BROOK_OK) {
+    bk_runtime_fail(rt, err, "runtime: the state of task %s: %s", name, why.text);
+    return err;
+  }
+  bk_task_db_on_full(t->db, on_cache_full, w);
   for (size_t i = 0; i < rt->plan.n; i++)
     t->insts[i].task_db = t->db;
+  for (size_t i = 0; i < rt->plan.n; i++) {
+    brook_ctx_t *c = &t->insts[i];
+    if (c->node && c->node->kind == BK_NODE_OPERATOR && (err = bk_timers_reopen(c)) < 0) {
+      bk_runtime_fail(rt, err, "runtime: the timers of operator '%s' in task %s: %s", c->node->name,
+                      name,
+                      err == BROOK_ERR_CORRUPT ? "an entry of its timer store is no timer"
+                                               : brook_strerror(err));
+      return err;
+    }
+  }
   return BROOK_OK;
 }
 
@@ -171,9 +201,9 @@ void bk_tasks_set_restorer(brook_runtime_t *rt, bk_task_restore_fn fn, void *opa
   rt->task_restore_opaque = opaque;
 }
 
-/* RESTORING: the operators are open (their stores exist, empty); their state is restored
- * into them before the task runs. Nothing persists locally yet (no disk store), so unless a
- * restorer is set (the test driver's snapshots) there is nothing to restore. */
+/* RESTORING: the operators are open (their stores exist: empty in memory, as the last commit
+ * left them on disk, task_state.c); a restorer (the test driver's snapshots; changelogs next)
+ * fills them before the task runs. */
 static brook_err_t restore_task(bk_worker_t *w, bk_task_t *t) {
   brook_runtime_t *rt = w->rt;
   set_state(w, t, BROOK_TASK_RESTORING,

@@ -24,6 +24,7 @@
 #include "core/alloc.h"
 #include "runtime/runtime_impl.h"
 #include "state/store.h"
+#include "state/task_db.h"
 #include "time/timer_queue.h"
 
 #define TK_FIXED 17 /* domain + time + tag */
@@ -221,6 +222,24 @@ brook_err_t bk_timers_rebuild(brook_ctx_t *ctx) {
   return BROOK_OK;
 }
 
+brook_err_t bk_timers_reopen(brook_ctx_t *ctx) {
+  if (!ctx->task_db || ctx->timer_state)
+    return BROOK_OK;
+  brook_store_opts_t want, so;
+  brook_store_opts_init(&want);
+  want.ordered = 1;
+  char qname[BK_STATE_NAME_MAX];
+  brook_err_t err =
+      bk_state_store_opts(ctx, BK_TIMER_STORE_NAME, &want, &so, qname, sizeof(qname), NULL);
+  if (err < 0 || !bk_task_db_has_store(ctx->task_db, qname))
+    return err < 0 ? err : BROOK_OK;
+  bk_timer_state_t *ts;
+  if ((err = state_get(ctx, &ts)) < 0 || (err = bk_timers_rebuild(ctx)) < 0)
+    return err;
+  ts->write_through = 1; /* the store has them all: every change from now on goes there */
+  return BROOK_OK;
+}
+
 brook_err_t bk_timers_snapshot(brook_ctx_t *ctx, brook_write_fn write, void *opaque) {
   brook_err_t err = bk_timers_sync(ctx);
   bk_timer_state_t *ts;
@@ -272,6 +291,10 @@ brook_err_t brook_timer_set(brook_ctx_t *ctx, brook_time_domain_t domain, brook_
   }
   bk_timerq_t *q;
   brook_err_t err;
+  /* With state on disk, timers are state its commits write: every change goes through. */
+  if (ctx->task_db && (!ctx->timer_state || !ctx->timer_state->write_through) &&
+      (err = bk_timers_keep_synced(ctx)) < 0)
+    return err;
   if ((err = queue_get(ctx, domain, &q)) < 0)
     return err;
   if ((err = bk_timerq_add(q, time, key, key_len, tag)) <= 0)

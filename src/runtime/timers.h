@@ -27,6 +27,12 @@ int bk_timer_pop(brook_ctx_t *ctx, brook_time_domain_t domain, brook_time_t upto
  * the queues are unchanged. */
 brook_err_t bk_timers_rebuild(brook_ctx_t *ctx);
 
+/* With state on disk (ctx->task_db): if the task database has this instance's timer store,
+ * opens it and rebuilds the queues from it (task open, before the operator opens); every later
+ * change is written through. Without one, or without a task database: nothing. BROOK_OK,
+ * BROOK_ERR_CORRUPT, BROOK_ERR_IO or BROOK_ERR_NOMEM. */
+brook_err_t bk_timers_reopen(brook_ctx_t *ctx);
+
 /* Brings the timer store up to date with the queues (by default it is written only when read,
  * see timers.c). BROOK_OK or BROOK_ERR_NOMEM (the store is then left empty). */
 brook_err_t bk_timers_sync(brook_ctx_t *ctx);

@@ -123,7 +123,7 @@ brook_err_t rdb_iter_seek(void *iter, const void *key, size_t klen, brook_store_
     return err;
   it->c_ok = err == BROOK_OK;
   it->d_ok = 0;
-  if (!s->cleared) {
+  if (!s->cleared && !s->clear_collected) {
     if (it->di && it->gen != s->db->gen) {
       rocksdb_iter_destroy(it->di);
       it->di = NULL;

@@ -6,6 +6,7 @@
  * the entry count exact without reading the disk at flush: a key enters the cache once per
  * flush interval, and only then is the disk asked whether it has it (a bloom filter answers
  * most "no"s from memory). */
+#include <assert.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -86,7 +87,7 @@ static void unpin(rdb_store_t *s) {
  * negative error (message set). */
 static int disk_get(rdb_store_t *s, size_t klen) {
   unpin(s);
-  if (s->cleared)
+  if (s->cleared || s->clear_collected)
     return 0;
   char *why = NULL;
   s->pinned = rocksdb_get_pinned(s->db->db, s->db->read, (const char *)s->kbuf, klen, &why);
@@ -232,6 +233,16 @@ void rdb_store_close(void *state) {
 
 /* ---- point operations ---- */
 
+/* A task database's store whose cache passed its size asks for a commit (once until the
+ * next write): the cache only ever holds changes until a commit writes them, so it grows
+ * past its size rather than writing state no commit covers. */
+static void check_full(rdb_store_t *s) {
+  if (s->db->on_full && !s->full_reported && s->cb->memory(s->cache) > s->cache_bytes) {
+    s->full_reported = 1;
+    s->db->on_full(s->db->on_full_opaque);
+  }
+}
+
 static brook_err_t rdb_get(void *state, const void *key, size_t klen, const void **value,
                            size_t *value_len) {
   rdb_store_t *s = state;
@@ -294,20 +305,22 @@ static brook_err_t rdb_put(void *state, const void *key, size_t klen, const void
   int in, live = key_state(s, key, klen, &f, &in);
   if (live < 0)
     return live;
-  s->vbuf[value_len] = (unsigned char)(C_LIVE | C_DIRTY | (f & C_ONDISK));
+  s->vbuf[value_len] = (unsigned char)(C_LIVE | C_DIRTY | (f & (C_ONDISK | C_COLLECTED)));
   brook_err_t err = s->cb->put(s->cache, s->kbuf + RDB_ID_LEN, klen, s->vbuf, cl);
   if (err)
     return err;
   s->count += !live;
   s->pending = 1;
+  check_full(s);
   return BROOK_OK;
 }
 
-/* Marks key deleted in the cache: a tombstone if the disk has it, else no entry. */
+/* Marks key deleted in the cache: a tombstone if the disk has it (or will, once the write in
+ * flight is done), else no entry. */
 static brook_err_t forget(rdb_store_t *s, const void *k, size_t klen, unsigned f, int in_cache) {
-  if (!(f & C_ONDISK) || s->cleared)
+  if (!(f & C_ONDISK))
     return in_cache ? s->cb->del(s->cache, k, klen) : BROOK_OK;
-  size_t cl = cache_value(s, NULL, s->value_size, C_DIRTY | C_ONDISK);
+  size_t cl = cache_value(s, NULL, s->value_size, C_DIRTY | (f & (C_ONDISK | C_COLLECTED)));
   if (!cl)
     return BROOK_ERR_NOMEM;
   return s->cb->put(s->cache, k, klen, s->vbuf, cl);
@@ -372,10 +385,12 @@ static brook_err_t rdb_update(void *state, const void *key, size_t klen, void **
     s->count++;
     *created = 1;
   }
-  e[vs] = (unsigned char)(C_LIVE | C_DIRTY | C_UPDATED | (f & C_ONDISK));
+  e[vs] = (unsigned char)(C_LIVE | C_DIRTY | C_UPDATED | (f & (C_ONDISK | C_COLLECTED)));
   s->pending = 1;
   s->updated = 1;
   *value = e;
+  if (made)
+    check_full(s);
   return BROOK_OK;
 }
 
@@ -428,34 +443,42 @@ static brook_err_t report_updates(rdb_store_t *s, brook_store_listener_fn fn, vo
   return err == BROOK_ERR_NOT_FOUND ? fn_err : err;
 }
 
+static brook_err_t recollect(rdb_store_t *s);
+
 brook_err_t rdb_store_collect(rdb_store_t *s) {
   rocksdb_writebatch_t *batch = s->db->batch;
-  s->tombstones = 0;
+  assert(!s->collected); /* one write in flight at a time */
   if (!s->pending)
     return BROOK_OK;
-  if (s->cleared)
+  brook_err_t err;
+  if (s->abort_owed && (err = recollect(s)) != BROOK_OK)
+    return err;
+  s->collected = 1;
+  s->pending = 0;
+  if (s->cleared) {
     rocksdb_writebatch_delete_range(batch, (const char *)s->id_be, RDB_ID_LEN,
                                     (const char *)s->end_be, RDB_ID_LEN);
+    s->clear_collected = 1;
+    s->cleared = 0;
+  }
   void *it;
-  brook_err_t err = s->cb->iter_open(s->cache, &it);
-  if (err)
+  if ((err = s->cb->iter_open(s->cache, &it)) != BROOK_OK)
     return err;
   brook_store_entry_t e;
   for (err = s->cb->iter_seek(it, NULL, 0, &e); err == BROOK_OK; err = s->cb->iter_next(it, &e)) {
-    const unsigned char f = ((const unsigned char *)e.value)[e.value_len - 1];
-    if (!(f & C_DIRTY))
+    unsigned char *fp = (unsigned char *)e.value + e.value_len - 1;
+    if (!(*fp & C_DIRTY))
       continue;
     size_t kl = rdb_key(s, e.key, e.key_len);
     if (!kl) {
       err = BROOK_ERR_NOMEM;
       break;
     }
-    if (f & C_LIVE) {
+    if (*fp & C_LIVE)
       rocksdb_writebatch_put(batch, (const char *)s->kbuf, kl, e.value, e.value_len - 1);
-    } else {
+    else
       rocksdb_writebatch_delete(batch, (const char *)s->kbuf, kl);
-      s->tombstones++;
-    }
+    *fp = (unsigned char)((*fp & ~C_DIRTY) | C_COLLECTED | (*fp & C_LIVE ? C_ONDISK : 0));
   }
   s->cb->iter_close(it);
   if (err != BROOK_ERR_NOT_FOUND)
@@ -481,22 +504,34 @@ static brook_err_t next_tombstone(rdb_store_t *s, void *it, const void *key, siz
 }
 
 brook_err_t rdb_store_settle(rdb_store_t *s) {
-  if (!s->pending)
+  s->full_reported = 0;
+  if (!s->collected)
     return BROOK_OK;
-  s->cleared = 0;
-  s->pending = 0;
+  s->collected = 0;
+  s->clear_collected = 0;
   void *it;
   brook_err_t err = s->cb->iter_open(s->cache, &it);
   if (err)
     return err;
   brook_store_entry_t e;
+  size_t tombstones = 0; /* written deletes not changed since: they leave the cache */
   for (err = s->cb->iter_seek(it, NULL, 0, &e); err == BROOK_OK; err = s->cb->iter_next(it, &e)) {
     unsigned char *fp = (unsigned char *)e.value + e.value_len - 1;
-    *fp = (*fp & C_LIVE) ? (unsigned char)(C_LIVE | C_ONDISK | (*fp & C_UPDATED)) : 0;
+    if (!(*fp & C_COLLECTED))
+      continue;
+    *fp &= (unsigned char)~C_COLLECTED;
+    if (*fp & C_DIRTY)
+      continue; /* changed since the collect: written next time */
+    if (*fp & C_LIVE) {
+      *fp = (unsigned char)(C_LIVE | C_ONDISK | (*fp & C_UPDATED));
+    } else {
+      *fp = 0;
+      tombstones++;
+    }
   }
   /* Each delete may move entries: seek again from the deleted key (in kbuf) each time. */
   size_t from = 0; /* kbuf's length, or 0 before the first delete */
-  while (s->tombstones) {
+  while (tombstones) {
     err =
         next_tombstone(s, it, from ? s->kbuf + RDB_ID_LEN : NULL, from ? from - RDB_ID_LEN : 0, &e);
     if (err)
@@ -507,15 +542,44 @@ brook_err_t rdb_store_settle(rdb_store_t *s) {
     }
     if ((err = s->cb->del(s->cache, s->kbuf + RDB_ID_LEN, from - RDB_ID_LEN)) != BROOK_OK)
       break;
-    s->tombstones--;
+    tombstones--;
   }
   s->cb->iter_close(it);
   if (err && err != BROOK_ERR_NOT_FOUND)
     return err;
   s->cb->flush(s->cache, NULL, NULL); /* forget the cache's own in-place marks */
-  if (!s->updated && s->cb->memory(s->cache) > s->cache_bytes)
+  if (!s->updated && !s->pending && !s->cleared && s->cb->memory(s->cache) > s->cache_bytes)
     s->cb->clear(s->cache); /* all clean: the disk has everything */
   return BROOK_OK;
+}
+
+/* Every collected entry is dirty again. BROOK_OK or NOMEM (the cache cannot be walked). */
+static brook_err_t recollect(rdb_store_t *s) {
+  void *it;
+  brook_err_t err = s->cb->iter_open(s->cache, &it);
+  if (err)
+    return err;
+  brook_store_entry_t e;
+  for (err = s->cb->iter_seek(it, NULL, 0, &e); err == BROOK_OK; err = s->cb->iter_next(it, &e)) {
+    unsigned char *fp = (unsigned char *)e.value + e.value_len - 1;
+    if (*fp & C_COLLECTED)
+      *fp = (unsigned char)((*fp & ~C_COLLECTED) | C_DIRTY);
+  }
+  s->cb->iter_close(it);
+  s->abort_owed = 0;
+  return err == BROOK_ERR_NOT_FOUND ? BROOK_OK : err;
+}
+
+void rdb_store_abort(rdb_store_t *s) {
+  s->full_reported = 0;
+  if (!s->collected)
+    return;
+  s->collected = 0;
+  s->pending = 1;
+  s->cleared |= s->clear_collected;
+  s->clear_collected = 0;
+  if (recollect(s) != BROOK_OK)
+    s->abort_owed = 1; /* the next collect does it first (reads never look at C_COLLECTED) */
 }
 
 /* A standalone store writes its changes now; a task's store only reports them (its task
@@ -531,8 +595,10 @@ static brook_err_t rdb_flush(void *state, brook_store_listener_fn fn, void *fn_o
   if (!err && (err = rdb_db_write(s->db, &why)) != BROOK_OK)
     brook_store_set_error(s->store, "%s", why.text);
   rocksdb_writebatch_clear(s->db->batch);
-  if (err)
+  if (err) {
+    rdb_store_abort(s);
     return err; /* the disk is as before; the cache still holds every change */
+  }
   err = rdb_store_settle(s);
   return err ? err : fn_err;
 }

@@ -28,11 +28,20 @@
 
 /* Flags of a cache entry (its value's last byte). */
 enum {
-  C_LIVE = 1,   /* the key has this value; without: a tombstone (deleted since the flush) */
-  C_DIRTY = 2,  /* differs from the disk: written at the next flush */
-  C_ONDISK = 4, /* the disk has the key (as of the last flush) */
-  C_UPDATED = 8 /* changed through update() and not reported to a flush listener yet */
+  C_LIVE = 1,      /* the key has this value; without: a tombstone (deleted since the flush) */
+  C_DIRTY = 2,     /* differs from the disk: written at the next flush */
+  C_ONDISK = 4,    /* the disk has the key (as of the last flush) */
+  C_UPDATED = 8,   /* changed through update() and not reported to a flush listener yet */
+  C_COLLECTED = 16 /* in the write in flight (rdb_store_collect): what it wrote is this entry's
+                      value then, unless C_DIRTY says it changed again since */
 };
+/* A write in flight (task databases: prepared at a commit's begin, written once the commit's
+ * outputs are acknowledged) holds a copy of each entry it collected; the store goes on
+ * changing meanwhile. collect clears C_DIRTY and sets C_COLLECTED; a later change sets C_DIRTY
+ * again and keeps C_COLLECTED; settle (after the write) drops C_COLLECTED and keeps the
+ * entries changed since dirty; abort (the write never happens) makes every collected entry
+ * dirty again. A collected live entry counts as on disk (C_ONDISK) from the collect on: a
+ * delete after it must write a tombstone, since the write in flight puts the key. */
 
 typedef struct rdb_store rdb_store_t;
 
@@ -52,6 +61,8 @@ typedef struct rdb_db {
   const brook_allocator_t *alloc;
   /* Task databases only (shared = 1): the open stores, which the commit writes. */
   int shared;
+  void (*on_full)(void *opaque); /* a store's cache passed its size: a commit is wanted */
+  void *on_full_opaque;
   rdb_store_t **stores;
   size_t n_stores, cap_stores;
 } rdb_db_t;
@@ -67,11 +78,14 @@ struct rdb_store {
   size_t cache_bytes;              /* clean bytes kept after a write */
   const brook_store_backend_t *cb; /* the cache's table (the ordered store) */
   void *cache;
-  size_t count;                     /* live entries: the disk's, corrected by the cache */
-  int cleared;                      /* clear() since the last write: the disk counts as empty */
-  int pending;                      /* something to write at the next write */
-  int updated;                      /* some in-place update is not reported to a listener yet */
-  size_t tombstones;                /* collected for the write in progress */
+  size_t count;        /* live entries: the disk's, corrected by the cache */
+  int cleared;         /* clear() since the last collect: the disk counts as empty */
+  int clear_collected; /* ... and one collected for the write in flight (it deletes the range) */
+  int pending;         /* something to write at the next collect */
+  int collected;       /* a write in flight holds this store's changes (collect..settle/abort) */
+  int full_reported;   /* the cache passed cache_bytes; told once per write (task database) */
+  int abort_owed;      /* an abort could not mark the collected entries dirty (out of memory) */
+  int updated;         /* some in-place update is not reported to a listener yet */
   rocksdb_pinnableslice_t *pinned;  /* the view get() gave out from disk */
   rocksdb_readoptions_t *iter_read; /* its iterators': bounded to the store's id */
   unsigned char *kbuf;              /* id || key */
@@ -102,10 +116,16 @@ brook_err_t rdb_db_get(rdb_db_t *d, const void *key, size_t klen, char **value, 
 /* ---- rocksdb_store.c ---- */
 /* Makes s->kbuf hold id || key; returns its length, or 0 on NOMEM (message set). */
 size_t rdb_key(rdb_store_t *s, const void *key, size_t klen);
-/* Adds the store's changes and entry count to s->db->batch. BROOK_OK or NOMEM. */
+/* Adds the store's changes since the last collect and its entry count to s->db->batch, and
+ * marks them collected. BROOK_OK or NOMEM (then call rdb_store_abort). */
 brook_err_t rdb_store_collect(rdb_store_t *s);
-/* After the batch with what collect added was written: the cache is clean. */
+/* After the batch with what collect added was written: collected entries not changed since
+ * are clean, deleted ones leave the cache. BROOK_OK or NOMEM (the cache then still holds
+ * entries that are clean: correct, only bigger). */
 brook_err_t rdb_store_settle(rdb_store_t *s);
+/* The batch with what collect added is dropped unwritten: everything collected is dirty
+ * again, for the next collect. Cannot fail. */
+void rdb_store_abort(rdb_store_t *s);
 /* Opens a store in database `db` (standalone: db NULL, o says where) with store id `id`. */
 brook_err_t rdb_store_open(rdb_store_t **out, brook_store_t *store, const char *name,
                            const brook_store_opts_t *opts, const brook_allocator_t *alloc,

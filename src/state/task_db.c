@@ -22,6 +22,9 @@ struct bk_task_db {
   uint32_t next_id;
   unsigned char *positions; /* of the last commit (NULL: none) */
   size_t positions_len;
+  int prepared;                  /* a write is collected in db.batch (bk_task_db_prepare) */
+  unsigned char *next_positions; /* ... with these positions */
+  size_t next_len;
   unsigned char *kbuf; /* registry keys */
   size_t kcap;
 };
@@ -115,6 +118,7 @@ void bk_task_db_close(bk_task_db_t *t) {
   if (!t)
     return;
   const brook_allocator_t *a = t->db.alloc;
+  bk_free(a, t->next_positions);
   rdb_db_close(&t->db);
   bk_free(a, t->db.stores);
   bk_free(a, t->positions);
@@ -191,57 +195,109 @@ void rdb_task_db_forget(rdb_db_t *d, rdb_store_t *s) {
 
 const brook_store_backend_t *bk_task_db_backend(void) { return rdb_task_backend(); }
 
-brook_err_t bk_task_db_commit(bk_task_db_t *t, const void *positions, size_t len,
-                              bk_errmsg_t *why) {
+void bk_task_db_abort(bk_task_db_t *t) {
   rdb_db_t *d = &t->db;
-  unsigned char *copy = bk_malloc(d->alloc, len ? len : 1);
-  if (!copy) {
-    bk_errmsg_set(why, "out of memory");
-    return BROOK_ERR_NOMEM;
-  }
-  if (len)
-    memcpy(copy, positions, len);
+  for (size_t i = 0; i < d->n_stores; i++)
+    rdb_store_abort(d->stores[i]);
   rocksdb_writebatch_clear(d->batch);
-  brook_err_t err = BROOK_OK;
-  for (size_t i = 0; i < d->n_stores && !err; i++) {
+  bk_free(d->alloc, t->next_positions);
+  t->next_positions = NULL;
+  t->next_len = 0;
+  t->prepared = 0;
+}
+
+brook_err_t bk_task_db_prepare(bk_task_db_t *t, const void *positions, size_t len,
+                               bk_errmsg_t *why) {
+  rdb_db_t *d = &t->db;
+  if (t->prepared)
+    bk_task_db_abort(t); /* this one collects all of it again */
+  rocksdb_writebatch_clear(d->batch);
+  if (!(t->next_positions = bk_malloc(d->alloc, len ? len : 1)))
+    goto nomem;
+  if (len)
+    memcpy(t->next_positions, positions, len);
+  t->next_len = len;
+  t->prepared = 1;
+  for (size_t i = 0; i < d->n_stores; i++) {
     rdb_store_t *s = d->stores[i];
     size_t kl = store_key(t, s->name);
     unsigned char id[4];
     be32(id, s->id);
-    if (!kl || (err = rdb_store_collect(s)) != BROOK_OK) {
-      err = BROOK_ERR_NOMEM;
-      break;
-    }
+    if (!kl || rdb_store_collect(s) != BROOK_OK)
+      goto nomem;
     rocksdb_writebatch_put(d->batch, (const char *)t->kbuf, kl, (const char *)id, 4);
-  }
-  if (err) {
-    rocksdb_writebatch_clear(d->batch);
-    bk_free(d->alloc, copy);
-    bk_errmsg_set(why, "out of memory");
-    return err;
   }
   unsigned char next[4];
   be32(next, t->next_id);
   rocksdb_writebatch_put(d->batch, NEXT_ID_KEY, sizeof(NEXT_ID_KEY) - 1, (const char *)next, 4);
-  rocksdb_writebatch_put(d->batch, POSITIONS_KEY, sizeof(POSITIONS_KEY) - 1, (const char *)copy,
-                         len);
-  if ((err = rdb_db_write(d, why)) != BROOK_OK) {
-    bk_free(d->alloc, copy);
+  rocksdb_writebatch_put(d->batch, POSITIONS_KEY, sizeof(POSITIONS_KEY) - 1,
+                         (const char *)t->next_positions, len);
+  return BROOK_OK;
+nomem:
+  bk_task_db_abort(t);
+  bk_errmsg_set(why, "task database %s: out of memory collecting a commit", d->path);
+  return BROOK_ERR_NOMEM;
+}
+
+int bk_task_db_prepared(const bk_task_db_t *t) { return t->prepared; }
+
+brook_err_t bk_task_db_write(bk_task_db_t *t, bk_task_db_written_t *written, bk_errmsg_t *why) {
+  rdb_db_t *d = &t->db;
+  if (!t->prepared) {
+    bk_errmsg_set(why, "task database %s: nothing prepared to write", d->path);
+    return BROOK_ERR_STATE;
+  }
+  size_t bytes = 0, entries = (size_t)rocksdb_writebatch_count(d->batch);
+  (void)rocksdb_writebatch_data(d->batch, &bytes);
+  brook_err_t err = rdb_db_write(d, why);
+  if (err) {
+    bk_task_db_abort(t); /* the stores keep their changes for the next commit */
     return err;
   }
+  if (written) {
+    written->bytes = bytes;
+    written->entries = entries;
+  }
   bk_free(d->alloc, t->positions);
-  t->positions = copy;
-  t->positions_len = len;
+  t->positions = t->next_positions;
+  t->positions_len = t->next_len;
+  t->next_positions = NULL;
+  t->next_len = 0;
+  t->prepared = 0;
   for (size_t i = 0; i < d->n_stores; i++) {
     brook_err_t e = rdb_store_settle(d->stores[i]);
     if (e && !err) {
-      err = e; /* written; the cache keeps entries to write again (idempotent) */
+      err = e; /* written; the cache keeps entries that are clean (correct, only bigger) */
       bk_errmsg_set(why, "out of memory settling the write cache of store '%s'",
                     d->stores[i]->name);
     }
   }
   return err;
 }
+
+brook_err_t bk_task_db_commit(bk_task_db_t *t, const void *positions, size_t len,
+                              bk_errmsg_t *why) {
+  brook_err_t err = bk_task_db_prepare(t, positions, len, why);
+  return err ? err : bk_task_db_write(t, NULL, why);
+}
+
+int bk_task_db_has_store(bk_task_db_t *t, const char *name) {
+  size_t kl = store_key(t, name);
+  char *v = NULL;
+  size_t vl = 0;
+  bk_errmsg_t why;
+  if (!kl || rdb_db_get(&t->db, t->kbuf, kl, &v, &vl, &why) != BROOK_OK)
+    return 0; /* an error shows again when the store opens */
+  rocksdb_free(v);
+  return v != NULL;
+}
+
+void bk_task_db_on_full(bk_task_db_t *t, void (*fn)(void *opaque), void *opaque) {
+  t->db.on_full = fn;
+  t->db.on_full_opaque = opaque;
+}
+
+const char *bk_task_db_path(const bk_task_db_t *t) { return t->db.path; }
 
 brook_err_t bk_task_db_positions(const bk_task_db_t *t, const void **positions, size_t *len) {
   if (!t->positions)
