@@ -49,6 +49,8 @@ brook_err_t bk_win_tumbling_rebuild(brook_ctx_t *ctx, bk_win_t *w) {
 static brook_err_t tumbling_batch(brook_ctx_t *ctx, void *state, const brook_record_t *recs,
                                   size_t n) {
   bk_win_t *w = state;
+  if (w->disk)
+    return bk_win_disk_batch(ctx, w, recs, n);
   brook_err_t rerr;
   if (bk_win_restored(w) && (rerr = bk_win_tumbling_rebuild(ctx, w)) < 0)
     return rerr;
@@ -61,6 +63,8 @@ static brook_err_t tumbling_batch(brook_ctx_t *ctx, void *state, const brook_rec
 }
 
 static brook_err_t tumbling_process(brook_ctx_t *ctx, void *state, const brook_record_t *rec) {
+  if (((bk_win_t *)state)->disk)
+    return bk_win_disk_batch(ctx, state, rec, 1);
   brook_err_t err;
   if (bk_win_restored(state) && (err = bk_win_tumbling_rebuild(ctx, state)) < 0)
     return err;
@@ -69,6 +73,8 @@ static brook_err_t tumbling_process(brook_ctx_t *ctx, void *state, const brook_r
 
 static brook_err_t tumbling_on_timer(brook_ctx_t *ctx, void *state, const brook_timer_t *t) {
   bk_win_t *w = state;
+  if (w->disk)
+    return bk_win_disk_on_timer(ctx, w, (brook_time_t)t->tag);
   brook_err_t err;
   if (bk_win_restored(w) && (err = bk_win_tumbling_rebuild(ctx, w)) < 0)
     return err;

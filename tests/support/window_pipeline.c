@@ -1,5 +1,6 @@
 /* Test helper for window operators. See window_pipeline.h. */
 #include "window_pipeline.h"
+#include "support/state_backend.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,7 +27,7 @@ brook_driver_t *window_count_pipeline(brook_topology_t **t, brook_window_t windo
     return NULL;
   named_sink(out, "out");
   brook_driver_t *d = NULL;
-  assert_int_equal(brook_driver_new(&d, *t, NULL), BROOK_OK);
+  assert_int_equal(test_driver_new(&d, *t, NULL), BROOK_OK);
   return d;
 }
 
