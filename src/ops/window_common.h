@@ -37,6 +37,7 @@ typedef struct bk_win {
   /* Session windows only (window_session.c): */
   brook_store_t *slices; /* "sessions": key || encoded start -> end, accumulator */
   uint64_t slices_gen;   /* the store's change count after this operator's last change */
+  int floors;            /* on disk: per-key floors of open session starts (window_session.c) */
   unsigned char *kbuf;   /* composite-key scratch */
   size_t kcap;
   unsigned char *acc_tmp; /* merge scratch */
@@ -168,6 +169,8 @@ void bk_win_close(void *state, void *opaque);
 
 /* Tumbling on disk (window_tumbling_disk.c): bk_win_open calls open when the task keeps its
  * state on disk; the tumbling table's callbacks hand over to the others when w->disk is set.
+ * Changes stay in the operator's memory until its flush, which the runtime calls at the start
+ * of every commit.
  * Same results, in the same order, as the in-memory window store gives. */
 brook_err_t bk_win_disk_open(brook_ctx_t *ctx, bk_win_t *w);
 void bk_win_disk_free(bk_win_t *w);
@@ -175,6 +178,8 @@ size_t bk_win_disk_memory(const bk_win_t *w);
 brook_err_t bk_win_disk_batch(brook_ctx_t *ctx, bk_win_t *w, const brook_record_t *recs, size_t n);
 brook_err_t bk_win_disk_on_timer(brook_ctx_t *ctx, bk_win_t *w, brook_time_t start);
 brook_err_t bk_win_disk_rebuild(brook_ctx_t *ctx, bk_win_t *w);
+/* The operator's flush (at the start of every commit): writes what changed to the stores. */
+brook_err_t bk_win_disk_flush(brook_ctx_t *ctx, bk_win_t *w);
 
 /* Hopping's and sliding's own state (window_hopping.c, window_sliding.c): released by
  * bk_win_close, counted in the operator's memory. */

@@ -97,6 +97,12 @@ static brook_err_t tumbling_on_timer(brook_ctx_t *ctx, void *state, const brook_
   return err;
 }
 
+/* State on disk: what changed since the last commit goes to the stores now. */
+static brook_err_t tumbling_flush(brook_ctx_t *ctx, void *state) {
+  bk_win_t *w = state;
+  return w->disk ? bk_win_disk_flush(ctx, w) : BROOK_OK;
+}
+
 const brook_operator_t bk_window_tumbling_op = {
     .version = BROOK_OPERATOR_VERSION,
     .type_name = "window_tumbling",
@@ -104,6 +110,7 @@ const brook_operator_t bk_window_tumbling_op = {
     .process = tumbling_process,
     .process_batch = tumbling_batch,
     .close = bk_win_close,
+    .flush = tumbling_flush,
     .on_timer = tumbling_on_timer,
     .on_watermark = bk_win_on_watermark,
 };

@@ -1,32 +1,54 @@
 /* Tumbling windows whose state is on disk (the task keeps its state in a RocksDB task
- * database): the layout of state/window_disk.h. A record updates its (window, key)
- * accumulator in place in the "window" store (the write cache absorbs it); a key new to its
- * window also gets an order entry, so that a closing window emits its keys in first-arrival
- * order, exactly as the in-memory window store does; closing walks the order entries and
- * deletes both entries of each key. The open windows and their key counts are kept in
- * memory (a handful) and written under "" of "window_order" at the end of every callback that
- * changed them. Loop thread. */
+ * database), in the layout of state/window_disk.h, with the operator's own write-behind
+ * cache in front: between two commits a window's changed accumulators live in a segment of
+ * the window in memory (key -> accumulator || seq, first-arrival order), exactly as in the
+ * in-memory window store, and the operator's flush (which the runtime calls at the start of
+ * every commit, before the task database collects its stores) writes them to the "window"
+ * and "window_order" stores and empties the segments. So:
+ * - a record costs a segment lookup, as in memory; a key new to its segment reads the disk
+ *   only if its window has entries there (a window never written skips it entirely);
+ * - a window that opens and closes between two commits (the common case: commits are
+ *   wall-clock, windows event time) never touches RocksDB at all;
+ * - memory is the entries changed since the last commit (a commit bounds it, as it bounds
+ *   the write cache's dirty entries), not the keys or open windows;
+ * - closing a window emits seq 0 .. keys - 1 in order: those on disk first (their newest
+ *   value from the segment if it has one), then the segment's new keys, and deletes the
+ *   disk entries: the very order and bytes of the in-memory backend.
+ * Loop thread. */
 #include <string.h>
 
 #include "core/alloc.h"
 #include "core/context.h"
+#include "core/hash.h"
 #include "ops/window_common.h"
+#include "state/segment.h"
 #include "state/window_disk.h"
 
+/* An open window. */
+typedef struct dwin {
+  brook_time_t start;
+  uint64_t keys;    /* keys that arrived: the next seq */
+  uint64_t on_disk; /* seqs [0, on_disk) have their entries on disk */
+  bk_seg_t seg;     /* changed since the last commit: key -> accumulator || u64 seq */
+} dwin_t;
+
 typedef struct bk_win_disk {
-  brook_store_t *acc;   /* "window": be64(start) || key -> accumulator */
+  brook_store_t *acc;   /* "window": be64(start) || key -> accumulator || seq */
   brook_store_t *order; /* "window_order": "" -> open windows; be64(start) || be64(seq) -> key */
   uint64_t acc_gen, order_gen; /* the stores' gen after this operator's last change */
-  bk_wdisk_win_t *wins;        /* open windows, sorted by start */
+  size_t seq_off;              /* where the seq follows the accumulator (8-aligned) */
+  dwin_t *wins;                /* open windows, sorted by start */
   size_t n_wins, cap_wins, last;
-  int wins_dirty;      /* the list differs from what "" holds */
+  bk_wdisk_win_t *list; /* scratch for the list written under "" */
+  size_t list_cap;
   unsigned char *kbuf; /* be64(start) || key */
   size_t kcap;
   unsigned char *ekeys; /* keys of results not yet flushed (they borrow these bytes) */
   size_t ekeys_used, ekeys_cap;
 } bk_win_disk_t;
 
-#define EKEYS_BYTES ((size_t)64 << 10) /* results' keys kept between two flushes of the port */
+#define EKEYS_BYTES ((size_t)64 << 10)     /* results' keys kept between two flushes of the port */
+#define SEG_KEEP_BYTES ((size_t)256 << 10) /* a commit frees a segment bigger than this */
 
 static void note_gen(bk_win_disk_t *d) {
   d->acc_gen = bk_win_store_gen(d->acc);
@@ -38,54 +60,78 @@ int bk_win_disk_restored(const bk_win_t *w) {
   return bk_win_store_gen(d->acc) != d->acc_gen || bk_win_store_gen(d->order) != d->order_gen;
 }
 
-/* Reads the open windows back from "". BROOK_OK, BROOK_ERR_CORRUPT or a store error. */
+static brook_err_t store_failed(brook_ctx_t *ctx, brook_store_t *s, brook_err_t err) {
+  if (err != BROOK_ERR_NOMEM)
+    brook_ctx_set_error(ctx, "window state: %s", brook_store_last_error(s));
+  return err;
+}
+
+static void drop_wins(bk_win_t *w) {
+  bk_win_disk_t *d = w->disk;
+  for (size_t i = 0; i < d->n_wins; i++)
+    bk_seg_free(&d->wins[i].seg);
+  d->n_wins = d->last = 0;
+}
+
+/* Room for one more window. */
+static brook_err_t wins_room(bk_win_t *w, size_t n) {
+  bk_win_disk_t *d = w->disk;
+  if (n <= d->cap_wins)
+    return BROOK_OK;
+  size_t cap = d->cap_wins;
+  if (bk_grow(w->alloc, (void **)&d->wins, &cap, n, sizeof(*d->wins)))
+    return BROOK_ERR_NOMEM;
+  d->cap_wins = cap;
+  return BROOK_OK;
+}
+
+/* The open windows as the last commit left them (what "" holds); nothing in memory. */
 static brook_err_t load_wins(brook_ctx_t *ctx, bk_win_t *w) {
   bk_win_disk_t *d = w->disk;
+  drop_wins(w);
   const void *v;
   size_t vl;
-  d->n_wins = d->last = 0;
-  d->wins_dirty = 0;
   brook_err_t err = brook_store_get(d->order, "", 0, &v, &vl);
   if (err == BROOK_ERR_NOT_FOUND)
     return BROOK_OK;
-  if (err < 0) {
-    brook_ctx_set_error(ctx, "window state: %s", brook_store_last_error(d->order));
-    return err;
-  }
+  if (err < 0)
+    return store_failed(ctx, d->order, err);
   if (vl % sizeof(bk_wdisk_win_t)) {
     brook_ctx_set_error(ctx, "window state: the list of open windows has %zu bytes", vl);
     return BROOK_ERR_CORRUPT;
   }
   size_t n = vl / sizeof(bk_wdisk_win_t);
-  if (n > d->cap_wins) {
-    size_t cap = d->cap_wins;
-    if (bk_grow(w->alloc, (void **)&d->wins, &cap, n, sizeof(*d->wins)))
-      return BROOK_ERR_NOMEM;
-    d->cap_wins = cap;
+  if (wins_room(w, n) < 0)
+    return BROOK_ERR_NOMEM;
+  for (size_t i = 0; i < n; i++) {
+    bk_wdisk_win_t x;
+    memcpy(&x, (const unsigned char *)v + i * sizeof(x), sizeof(x));
+    dwin_t *dw = &d->wins[i];
+    dw->start = x.start;
+    dw->keys = dw->on_disk = x.keys;
+    bk_seg_init(&dw->seg, w->alloc, d->seq_off + 8);
   }
-  if (n)
-    memcpy(d->wins, v, vl);
   d->n_wins = n;
   return BROOK_OK;
 }
 
-/* Writes the open windows under "" if they changed. */
+/* Writes the open windows under "" (after their entries). */
 static brook_err_t save_wins(brook_ctx_t *ctx, bk_win_t *w) {
   bk_win_disk_t *d = w->disk;
-  if (!d->wins_dirty)
-    return BROOK_OK;
+  if (d->n_wins > d->list_cap) {
+    size_t cap = d->list_cap;
+    if (bk_grow(w->alloc, (void **)&d->list, &cap, d->n_wins, sizeof(*d->list)))
+      return BROOK_ERR_NOMEM;
+    d->list_cap = cap;
+  }
+  for (size_t i = 0; i < d->n_wins; i++)
+    d->list[i] = (bk_wdisk_win_t){d->wins[i].start, d->wins[i].keys};
   brook_err_t err = d->n_wins
-                        ? brook_store_put(d->order, "", 0, d->wins, d->n_wins * sizeof(*d->wins))
+                        ? brook_store_put(d->order, "", 0, d->list, d->n_wins * sizeof(*d->list))
                         : brook_store_delete(d->order, "", 0);
   if (err == BROOK_ERR_NOT_FOUND)
     err = BROOK_OK;
-  if (err < 0) {
-    brook_ctx_set_error(ctx, "window state: %s", brook_store_last_error(d->order));
-    return err;
-  }
-  d->wins_dirty = 0;
-  note_gen(d);
-  return BROOK_OK;
+  return err < 0 ? store_failed(ctx, d->order, err) : BROOK_OK;
 }
 
 brook_err_t bk_win_disk_open(brook_ctx_t *ctx, bk_win_t *w) {
@@ -93,19 +139,18 @@ brook_err_t bk_win_disk_open(brook_ctx_t *ctx, bk_win_t *w) {
   if (!d)
     return BROOK_ERR_NOMEM;
   w->disk = d;
+  d->seq_off = (w->acc_size + 7) & ~(size_t)7;
   brook_store_opts_t so;
   brook_store_opts_init(&so);
   so.ordered = 1; /* the default backend: the task database */
-  so.value_size = w->acc_size;
+  so.value_size = d->seq_off + 8;
   brook_err_t err = brook_store_open(ctx, "window", &so, &d->acc);
   so.value_size = 0;
   if (err >= 0)
     err = brook_store_open(ctx, "window_order", &so, &d->order);
-  if (err >= 0)
-    err = load_wins(ctx, w);
   if (err < 0)
     return err;
-  /* The first callback sets the timers of the windows found (bk_win_disk_rebuild). */
+  /* The first callback reads the windows found and sets their timers (bk_win_disk_rebuild). */
   d->acc_gen = bk_win_store_gen(d->acc) - 1;
   return BROOK_OK;
 }
@@ -114,7 +159,9 @@ void bk_win_disk_free(bk_win_t *w) {
   bk_win_disk_t *d = w->disk;
   if (!d)
     return; /* the stores belong to the runtime */
+  drop_wins(w);
   bk_free(w->alloc, d->wins);
+  bk_free(w->alloc, d->list);
   bk_free(w->alloc, d->kbuf);
   bk_free(w->alloc, d->ekeys);
   bk_free(w->alloc, d);
@@ -123,9 +170,16 @@ void bk_win_disk_free(bk_win_t *w) {
 
 size_t bk_win_disk_memory(const bk_win_t *w) {
   const bk_win_disk_t *d = w->disk;
-  return d ? sizeof(*d) + d->cap_wins * sizeof(*d->wins) + d->kcap + d->ekeys_cap : 0;
+  if (!d)
+    return 0;
+  size_t m = sizeof(*d) + d->cap_wins * sizeof(*d->wins) + d->list_cap * sizeof(*d->list) +
+             d->kcap + d->ekeys_cap;
+  for (size_t i = 0; i < d->n_wins; i++)
+    m += bk_seg_memory(&d->wins[i].seg);
+  return m;
 }
 
+/* After a restore (or at open): the state is what the stores hold; one timer per window. */
 brook_err_t bk_win_disk_rebuild(brook_ctx_t *ctx, bk_win_t *w) {
   bk_win_disk_t *d = w->disk;
   brook_err_t err = load_wins(ctx, w);
@@ -140,8 +194,7 @@ brook_err_t bk_win_disk_rebuild(brook_ctx_t *ctx, bk_win_t *w) {
 }
 
 /* The open window of `start`, added (with its timer) if new; NULL with *err on failure. */
-static bk_wdisk_win_t *win_for(brook_ctx_t *ctx, bk_win_t *w, brook_time_t start,
-                               brook_err_t *err) {
+static dwin_t *win_for(brook_ctx_t *ctx, bk_win_t *w, brook_time_t start, brook_err_t *err) {
   bk_win_disk_t *d = w->disk;
   if (d->last < d->n_wins && d->wins[d->last].start == start)
     return &d->wins[d->last]; /* most records hit the previous record's window */
@@ -157,24 +210,20 @@ static bk_wdisk_win_t *win_for(brook_ctx_t *ctx, bk_win_t *w, brook_time_t start
     d->last = lo;
     return &d->wins[lo];
   }
-  if (d->n_wins == d->cap_wins) {
-    size_t cap = d->cap_wins;
-    if (bk_grow(w->alloc, (void **)&d->wins, &cap, d->n_wins + 1, sizeof(*d->wins))) {
-      *err = BROOK_ERR_NOMEM;
-      return NULL;
-    }
-    d->cap_wins = cap;
-  }
+  if ((*err = wins_room(w, d->n_wins + 1)) < 0)
+    return NULL;
   *err = brook_timer_set(ctx, BROOK_EVENT_TIME, bk_win_fire_time(w, start + w->cfg->w.size), NULL,
                          0, (uint64_t)start);
   if (*err < 0)
     return NULL;
   memmove(d->wins + lo + 1, d->wins + lo, (d->n_wins - lo) * sizeof(*d->wins));
-  d->wins[lo] = (bk_wdisk_win_t){start, 0};
+  dwin_t *dw = &d->wins[lo];
+  memset(dw, 0, sizeof(*dw));
+  dw->start = start;
+  bk_seg_init(&dw->seg, w->alloc, d->seq_off + 8);
   d->n_wins++;
   d->last = lo;
-  d->wins_dirty = 1;
-  return &d->wins[lo];
+  return dw;
 }
 
 /* d->kbuf = be64(start) || key; its length, or 0 out of memory. */
@@ -195,10 +244,36 @@ static size_t acc_key(bk_win_t *w, brook_time_t start, const void *key, size_t k
   return n;
 }
 
-static brook_err_t store_failed(brook_ctx_t *ctx, brook_store_t *s, brook_err_t err) {
-  if (err != BROOK_ERR_NOMEM)
-    brook_ctx_set_error(ctx, "window state: %s", brook_store_last_error(s));
-  return err;
+static uint64_t acc_seq(const bk_win_disk_t *d, const void *acc) {
+  uint64_t seq;
+  memcpy(&seq, (const unsigned char *)acc + d->seq_off, 8);
+  return seq;
+}
+
+/* A key new to the window's segment: its accumulator and seq from disk if the window has it
+ * there (1), else 0; or an error. */
+static int load_key(brook_ctx_t *ctx, bk_win_t *w, dwin_t *dw, const brook_record_t *rec,
+                    void *acc) {
+  bk_win_disk_t *d = w->disk;
+  if (!dw->on_disk)
+    return 0; /* never written: nothing to read */
+  size_t kl = acc_key(w, dw->start, rec->key, rec->key_len);
+  if (!kl)
+    return BROOK_ERR_NOMEM;
+  const void *v;
+  size_t vl;
+  brook_err_t err = brook_store_get(d->acc, d->kbuf, kl, &v, &vl);
+  if (err == BROOK_ERR_NOT_FOUND)
+    return 0;
+  if (err < 0)
+    return store_failed(ctx, d->acc, err);
+  if (vl != d->seq_off + 8) {
+    brook_ctx_set_error(ctx, "window state: an accumulator of %zu bytes, not %zu", vl,
+                        d->seq_off + 8);
+    return BROOK_ERR_CORRUPT;
+  }
+  memcpy(acc, v, vl);
+  return 1;
 }
 
 static brook_err_t disk_one(brook_ctx_t *ctx, bk_win_t *w, const brook_record_t *rec) {
@@ -210,37 +285,34 @@ static brook_err_t disk_one(brook_ctx_t *ctx, bk_win_t *w, const brook_record_t 
   if (bk_win_closed(w, start + size, ctx->wm))
     return bk_win_late(ctx, w, rec);
   brook_err_t err = BROOK_OK;
-  bk_wdisk_win_t *win = win_for(ctx, w, start, &err);
-  if (!win)
+  dwin_t *dw = win_for(ctx, w, start, &err);
+  if (!dw)
     return err; /* an empty window stays; it closes with nothing to emit */
-  size_t kl = acc_key(w, start, rec->key, rec->key_len);
-  if (!kl)
-    return BROOK_ERR_NOMEM;
-  void *acc;
   int created;
-  if ((err = brook_store_update(d->acc, d->kbuf, kl, &acc, &created)) < 0)
-    return store_failed(ctx, d->acc, err);
+  void *acc = bk_seg_upsert(&dw->seg, rec->key, rec->key_len, bk_hash_bytes(rec->key, rec->key_len),
+                            &created);
+  if (!acc)
+    return BROOK_ERR_NOMEM;
   const brook_aggregator_t *agg = &w->cfg->agg;
-  if (created && agg->init)
-    agg->init(acc, agg);
-  err = agg->add(acc, rec, agg);
-  if (created) {
-    if (err >= 0) { /* its place in the window's emission order */
-      unsigned char ok[BK_WDISK_ORDER_LEN];
-      bk_wdisk_order_key(ok, start, win->keys);
-      if ((err = brook_store_put(d->order, ok, sizeof(ok), rec->key, rec->key_len)) < 0)
-        store_failed(ctx, d->order, err);
-      else
-        win->keys++, d->wins_dirty = 1;
-    }
-    if (err < 0) /* no window for a refused record */
-      (void)brook_store_delete(d->acc, d->kbuf, kl);
+  int found = 0;
+  if (created && (found = load_key(ctx, w, dw, rec, acc)) < 0) {
+    bk_seg_pop(&dw->seg);
+    return found;
   }
-  note_gen(d);
-  if (err < 0 || w->cfg->emit != BROOK_EMIT_ON_UPDATE)
+  if (created && !found && agg->init)
+    agg->init(acc, agg);
+  if ((err = agg->add(acc, rec, agg)) < 0) {
+    if (created) /* no window for a refused record; a key read from disk stays there */
+      bk_seg_pop(&dw->seg);
     return err;
-  /* acc is still the store's view: only the other store was called since. */
-  return bk_win_emit(ctx, w, rec->key, rec->key_len, start, start + size, acc, 0);
+  }
+  if (created && !found) { /* its place in the window's emission order */
+    uint64_t seq = dw->keys++;
+    memcpy((unsigned char *)acc + d->seq_off, &seq, 8);
+  }
+  if (w->cfg->emit == BROOK_EMIT_ON_UPDATE)
+    return bk_win_emit(ctx, w, rec->key, rec->key_len, start, start + size, acc, 0);
+  return BROOK_OK;
 }
 
 brook_err_t bk_win_disk_batch(brook_ctx_t *ctx, bk_win_t *w, const brook_record_t *recs, size_t n) {
@@ -249,16 +321,63 @@ brook_err_t bk_win_disk_batch(brook_ctx_t *ctx, bk_win_t *w, const brook_record_
     return err;
   for (size_t i = 0; i < n; i++) {
     err = disk_one(ctx, w, &recs[i]);
-    if (err < 0 && (err = bk_win_record_failed(ctx, &recs[i], err)) < 0) {
-      (void)save_wins(ctx, w);
+    if (err < 0 && (err = bk_win_record_failed(ctx, &recs[i], err)) < 0)
       return err;
-    }
   }
-  return save_wins(ctx, w);
+  return BROOK_OK;
 }
 
-/* A copy of a result's key that stays valid until output port 0 is flushed; NULL out of
- * memory. Flushes the port when the copies fill their buffer. */
+/* Writes a window's segment to the stores and empties it. */
+static brook_err_t write_window(brook_ctx_t *ctx, bk_win_t *w, dwin_t *dw) {
+  bk_win_disk_t *d = w->disk;
+  bk_seg_t *seg = &dw->seg;
+  for (size_t j = 0, n = bk_seg_count(seg); j < n; j++) {
+    bk_seg_entry_t *e = bk_seg_at(seg, j);
+    const unsigned char *key = bk_seg_key(seg, e);
+    void *acc = bk_seg_acc(e);
+    size_t kl = acc_key(w, dw->start, key, e->klen);
+    if (!kl)
+      return BROOK_ERR_NOMEM;
+    brook_err_t err = brook_store_put(d->acc, d->kbuf, kl, acc, d->seq_off + 8);
+    if (err < 0)
+      return store_failed(ctx, d->acc, err);
+    uint64_t seq = acc_seq(d, acc);
+    if (seq < dw->on_disk)
+      continue; /* its order entry is there already */
+    unsigned char ok[BK_WDISK_ORDER_LEN];
+    bk_wdisk_order_key(ok, dw->start, seq);
+    if ((err = brook_store_put(d->order, ok, sizeof(ok), key, e->klen)) < 0)
+      return store_failed(ctx, d->order, err);
+  }
+  dw->on_disk = dw->keys;
+  if (bk_seg_memory(seg) > SEG_KEEP_BYTES) {
+    bk_seg_free(seg);
+    bk_seg_init(seg, w->alloc, d->seq_off + 8);
+  } else {
+    bk_seg_reset(seg);
+  }
+  return BROOK_OK;
+}
+
+/* The operator's flush, at the start of every commit: everything changed goes to the stores,
+ * which the task's commit then writes. */
+brook_err_t bk_win_disk_flush(brook_ctx_t *ctx, bk_win_t *w) {
+  bk_win_disk_t *d = w->disk;
+  brook_err_t err;
+  if (bk_win_restored(w) && (err = bk_win_disk_rebuild(ctx, w)) < 0)
+    return err;
+  err = BROOK_OK;
+  for (size_t i = 0; i < d->n_wins && err >= 0; i++)
+    if (bk_seg_count(&d->wins[i].seg))
+      err = write_window(ctx, w, &d->wins[i]);
+  if (err >= 0)
+    err = save_wins(ctx, w);
+  note_gen(d);
+  return err;
+}
+
+/* A copy of a result's key that stays valid until output port 0 is flushed; NULL with *err.
+ * Flushes the port when the copies fill their buffer. */
 static const void *emit_key(brook_ctx_t *ctx, bk_win_t *w, const void *key, size_t klen,
                             brook_err_t *err) {
   bk_win_disk_t *d = w->disk;
@@ -285,11 +404,12 @@ static const void *emit_key(brook_ctx_t *ctx, bk_win_t *w, const void *key, size
   return k;
 }
 
-/* Emits the seq-th key of window `start` and deletes its entries. */
-static brook_err_t close_key(brook_ctx_t *ctx, bk_win_t *w, brook_time_t start, uint64_t seq) {
+/* Emits the seq-th key of window dw, which is on disk (its newest value may be in the
+ * segment), and deletes its entries. */
+static brook_err_t close_disk_key(brook_ctx_t *ctx, bk_win_t *w, dwin_t *dw, uint64_t seq) {
   bk_win_disk_t *d = w->disk;
   unsigned char ok[BK_WDISK_ORDER_LEN];
-  bk_wdisk_order_key(ok, start, seq);
+  bk_wdisk_order_key(ok, dw->start, seq);
   const void *key, *acc;
   size_t klen, alen;
   brook_err_t err = brook_store_get(d->order, ok, sizeof(ok), &key, &klen);
@@ -297,18 +417,37 @@ static brook_err_t close_key(brook_ctx_t *ctx, bk_win_t *w, brook_time_t start, 
     return BROOK_OK; /* closed already, before a failure stopped the walk */
   if (err < 0)
     return store_failed(ctx, d->order, err);
-  size_t kl = acc_key(w, start, key, klen);
+  size_t kl = acc_key(w, dw->start, key, klen);
   const void *ekey = kl ? emit_key(ctx, w, key, klen, &err) : NULL;
   if (!kl || !ekey)
     return kl ? err : BROOK_ERR_NOMEM;
-  if ((err = brook_store_get(d->acc, d->kbuf, kl, &acc, &alen)) < 0)
+  acc = bk_seg_find(&dw->seg, ekey, klen, bk_hash_bytes(ekey, klen));
+  if (!acc && (err = brook_store_get(d->acc, d->kbuf, kl, &acc, &alen)) < 0)
     return err == BROOK_ERR_NOT_FOUND ? BROOK_OK : store_failed(ctx, d->acc, err);
-  if ((err = bk_win_emit(ctx, w, ekey, klen, start, start + w->cfg->w.size, acc, 1)) < 0)
+  brook_time_t end = dw->start + w->cfg->w.size;
+  if ((err = bk_win_emit(ctx, w, ekey, klen, dw->start, end, acc, 1)) < 0)
     return err;
-  if ((err = brook_store_delete(d->acc, d->kbuf, kl)) < 0 ||
-      (err = brook_store_delete(d->order, ok, sizeof(ok))) < 0)
+  if ((err = brook_store_delete(d->acc, d->kbuf, kl)) < 0 && err != BROOK_ERR_NOT_FOUND)
+    return store_failed(ctx, d->acc, err);
+  if ((err = brook_store_delete(d->order, ok, sizeof(ok))) < 0 && err != BROOK_ERR_NOT_FOUND)
     return store_failed(ctx, d->order, err);
   return BROOK_OK;
+}
+
+/* Emits every key of window dw in seq order and deletes its entries on disk. */
+static brook_err_t close_window(brook_ctx_t *ctx, bk_win_t *w, dwin_t *dw) {
+  brook_err_t err = BROOK_OK;
+  for (uint64_t seq = 0; seq < dw->on_disk && err >= 0; seq++)
+    err = close_disk_key(ctx, w, dw, seq);
+  /* Then the keys never written, in the segment in the order they arrived. */
+  bk_seg_t *seg = &dw->seg;
+  brook_time_t end = dw->start + w->cfg->w.size;
+  for (size_t j = 0, n = bk_seg_count(seg); j < n && err >= 0; j++) {
+    bk_seg_entry_t *e = bk_seg_at(seg, j);
+    if (acc_seq(w->disk, bk_seg_acc(e)) >= dw->on_disk)
+      err = bk_win_emit(ctx, w, bk_seg_key(seg, e), e->klen, dw->start, end, bk_seg_acc(e), 1);
+  }
+  return err;
 }
 
 brook_err_t bk_win_disk_on_timer(brook_ctx_t *ctx, bk_win_t *w, brook_time_t start) {
@@ -319,19 +458,18 @@ brook_err_t bk_win_disk_on_timer(brook_ctx_t *ctx, bk_win_t *w, brook_time_t sta
   err = BROOK_OK;
   /* This window, and any before it left open by a failure. */
   while (d->n_wins && d->wins[0].start <= start && err >= 0) {
-    bk_wdisk_win_t win = d->wins[0];
-    for (uint64_t seq = 0; seq < win.keys && err >= 0; seq++)
-      err = close_key(ctx, w, win.start, seq);
+    err = close_window(ctx, w, &d->wins[0]);
+    brook_err_t ferr = bk_ctx_flush(ctx); /* the results borrow ekeys and the segment's keys */
+    d->ekeys_used = 0;
+    if (err >= 0)
+      err = ferr;
     if (err < 0)
       break;
+    bk_seg_free(&d->wins[0].seg);
     memmove(d->wins, d->wins + 1, (d->n_wins - 1) * sizeof(*d->wins));
     d->n_wins--;
     d->last = 0;
-    d->wins_dirty = 1;
   }
-  brook_err_t ferr = bk_ctx_flush(ctx); /* the results borrow ekeys */
-  d->ekeys_used = 0;
   note_gen(d);
-  brook_err_t serr = save_wins(ctx, w);
-  return err < 0 ? err : ferr < 0 ? ferr : serr;
+  return err;
 }

@@ -1,7 +1,8 @@
 /* The test driver's state on disk (brook_driver_opts_t.state_on_disk): one RocksDB task
  * database for the operators of the driver's unpartitioned pipeline (the worker's own
  * instances), opened before they open, committed every DRIVER_COMMIT_RECORDS records pushed
- * and at every clock move, closed after them. It lets the window, store and property suites
+ * and at every clock move (operators flush first, as at a runtime's commit), closed after
+ * them. It lets the window, store and property suites
  * run unchanged against the disk backend, and a test "restart" a pipeline on its state.
  * The driver's thread. */
 #include "core/alloc.h"
@@ -37,6 +38,10 @@ brook_err_t bk_driver_state_commit(brook_driver_t *d, size_t pushed) {
   if (pushed && d->uncommitted < DRIVER_COMMIT_RECORDS)
     return BROOK_OK;
   d->uncommitted = 0;
+  /* As a runtime's commit: operators flush (write what they keep aside), then the state. */
+  bk_for_each_operator(rt->w0, bk_call_flush);
+  if (rt->status != BROOK_OK || bk_driver_settle(d) < 0)
+    return rt->status;
   bk_errmsg_t why;
   brook_err_t err = bk_task_db_commit(d->db, NULL, 0, &why);
   if (err < 0)
