@@ -12,8 +12,9 @@
  * - memory is the entries changed since the last commit (a commit bounds it, as it bounds
  *   the write cache's dirty entries), not the keys or open windows;
  * - closing a window emits seq 0 .. keys - 1 in order: those on disk first (their newest
- *   value from the segment if it has one), then the segment's new keys, and deletes the
- *   disk entries: the very order and bytes of the in-memory backend.
+ *   value from the segment if it has one), then the segment's new keys: the very order and
+ *   bytes of the in-memory backend; its disk entries are purged over the next commits, a
+ *   bounded number per commit (window_disk.h).
  * Loop thread. */
 #include <string.h>
 
@@ -24,11 +25,12 @@
 #include "state/segment.h"
 #include "state/window_disk.h"
 
-/* An open window. */
+/* A window: open, or closed with entries left to purge from disk. */
 typedef struct dwin {
   brook_time_t start;
   uint64_t keys;    /* keys that arrived: the next seq */
   uint64_t on_disk; /* seqs [0, on_disk) have their entries on disk */
+  uint64_t purged;  /* BK_WDISK_OPEN, or closed: seqs [0, purged) deleted from disk */
   bk_seg_t seg;     /* changed since the last commit: key -> accumulator || u64 seq */
 } dwin_t;
 
@@ -37,7 +39,7 @@ typedef struct bk_win_disk {
   brook_store_t *order; /* "window_order": "" -> open windows; be64(start) || be64(seq) -> key */
   uint64_t acc_gen, order_gen; /* the stores' gen after this operator's last change */
   size_t seq_off;              /* where the seq follows the accumulator (8-aligned) */
-  dwin_t *wins;                /* open windows, sorted by start */
+  dwin_t *wins;                /* windows, sorted by start */
   size_t n_wins, cap_wins, last;
   bk_wdisk_win_t *list; /* scratch for the list written under "" */
   size_t list_cap;
@@ -49,6 +51,8 @@ typedef struct bk_win_disk {
 
 #define EKEYS_BYTES ((size_t)64 << 10)     /* results' keys kept between two flushes of the port */
 #define SEG_KEEP_BYTES ((size_t)256 << 10) /* a commit frees a segment bigger than this */
+
+static size_t acc_key(bk_win_t *w, brook_time_t start, const void *key, size_t klen);
 
 static void note_gen(bk_win_disk_t *d) {
   d->acc_gen = bk_win_store_gen(d->acc);
@@ -109,6 +113,7 @@ static brook_err_t load_wins(brook_ctx_t *ctx, bk_win_t *w) {
     dwin_t *dw = &d->wins[i];
     dw->start = x.start;
     dw->keys = dw->on_disk = x.keys;
+    dw->purged = x.purged;
     bk_seg_init(&dw->seg, w->alloc, d->seq_off + 8);
   }
   d->n_wins = n;
@@ -125,7 +130,7 @@ static brook_err_t save_wins(brook_ctx_t *ctx, bk_win_t *w) {
     d->list_cap = cap;
   }
   for (size_t i = 0; i < d->n_wins; i++)
-    d->list[i] = (bk_wdisk_win_t){d->wins[i].start, d->wins[i].keys};
+    d->list[i] = (bk_wdisk_win_t){d->wins[i].start, d->wins[i].keys, d->wins[i].purged};
   brook_err_t err = d->n_wins
                         ? brook_store_put(d->order, "", 0, d->list, d->n_wins * sizeof(*d->list))
                         : brook_store_delete(d->order, "", 0);
@@ -185,12 +190,47 @@ brook_err_t bk_win_disk_rebuild(brook_ctx_t *ctx, bk_win_t *w) {
   brook_err_t err = load_wins(ctx, w);
   for (size_t i = 0; i < d->n_wins && err >= 0; i++) {
     brook_time_t start = d->wins[i].start;
+    if (d->wins[i].purged != BK_WDISK_OPEN)
+      continue; /* closed: only its purge is left */
     err = brook_timer_set(ctx, BROOK_EVENT_TIME, bk_win_fire_time(w, start + w->cfg->w.size), NULL,
                           0, (uint64_t)start);
   }
   if (err >= 0)
     note_gen(d);
   return err;
+}
+
+/* Takes window i out of the list. */
+static void remove_win(bk_win_t *w, size_t i) {
+  bk_win_disk_t *d = w->disk;
+  bk_seg_free(&d->wins[i].seg);
+  memmove(d->wins + i, d->wins + i + 1, (d->n_wins - i - 1) * sizeof(*d->wins));
+  d->n_wins--;
+  d->last = 0;
+}
+
+/* Deletes up to `limit` more keys of closed window dw from disk. */
+static brook_err_t purge(brook_ctx_t *ctx, bk_win_t *w, dwin_t *dw, uint64_t limit) {
+  bk_win_disk_t *d = w->disk;
+  for (; dw->purged < dw->on_disk && limit; dw->purged++, limit--) {
+    unsigned char ok[BK_WDISK_ORDER_LEN];
+    bk_wdisk_order_key(ok, dw->start, dw->purged);
+    const void *key;
+    size_t klen;
+    brook_err_t err = brook_store_get(d->order, ok, sizeof(ok), &key, &klen);
+    if (err == BROOK_ERR_NOT_FOUND)
+      continue;
+    if (err < 0)
+      return store_failed(ctx, d->order, err);
+    size_t kl = acc_key(w, dw->start, key, klen);
+    if (!kl)
+      return BROOK_ERR_NOMEM;
+    if ((err = brook_store_delete(d->acc, d->kbuf, kl)) < 0 && err != BROOK_ERR_NOT_FOUND)
+      return store_failed(ctx, d->acc, err);
+    if ((err = brook_store_delete(d->order, ok, sizeof(ok))) < 0 && err != BROOK_ERR_NOT_FOUND)
+      return store_failed(ctx, d->order, err);
+  }
+  return BROOK_OK;
 }
 
 /* The open window of `start`, added (with its timer) if new; NULL with *err on failure. */
@@ -207,8 +247,15 @@ static dwin_t *win_for(brook_ctx_t *ctx, bk_win_t *w, brook_time_t start, brook_
       hi = mid;
   }
   if (lo < d->n_wins && d->wins[lo].start == start) {
-    d->last = lo;
-    return &d->wins[lo];
+    if (d->wins[lo].purged == BK_WDISK_OPEN) {
+      d->last = lo;
+      return &d->wins[lo];
+    }
+    /* A closed window again (the watermark restarted low after a restart): its old entries
+     * go first, as in memory, where it was gone. */
+    if ((*err = purge(ctx, w, &d->wins[lo], BK_WDISK_OPEN)) < 0)
+      return NULL;
+    remove_win(w, lo);
   }
   if ((*err = wins_room(w, d->n_wins + 1)) < 0)
     return NULL;
@@ -220,6 +267,7 @@ static dwin_t *win_for(brook_ctx_t *ctx, bk_win_t *w, brook_time_t start, brook_
   dwin_t *dw = &d->wins[lo];
   memset(dw, 0, sizeof(*dw));
   dw->start = start;
+  dw->purged = BK_WDISK_OPEN;
   bk_seg_init(&dw->seg, w->alloc, d->seq_off + 8);
   d->n_wins++;
   d->last = lo;
@@ -367,9 +415,24 @@ brook_err_t bk_win_disk_flush(brook_ctx_t *ctx, bk_win_t *w) {
   if (bk_win_restored(w) && (err = bk_win_disk_rebuild(ctx, w)) < 0)
     return err;
   err = BROOK_OK;
-  for (size_t i = 0; i < d->n_wins && err >= 0; i++)
-    if (bk_seg_count(&d->wins[i].seg))
-      err = write_window(ctx, w, &d->wins[i]);
+  uint64_t budget = BK_WDISK_PURGE;
+  for (size_t i = 0; i < d->n_wins && err >= 0;) {
+    dwin_t *dw = &d->wins[i];
+    if (dw->purged == BK_WDISK_OPEN) {
+      if (bk_seg_count(&dw->seg))
+        err = write_window(ctx, w, dw);
+      i++;
+      continue;
+    }
+    uint64_t before = dw->purged;
+    if ((err = purge(ctx, w, dw, budget)) < 0)
+      break;
+    budget -= dw->purged - before;
+    if (dw->purged >= dw->on_disk)
+      remove_win(w, i);
+    else
+      i++;
+  }
   if (err >= 0)
     err = save_wins(ctx, w);
   note_gen(d);
@@ -405,7 +468,7 @@ static const void *emit_key(brook_ctx_t *ctx, bk_win_t *w, const void *key, size
 }
 
 /* Emits the seq-th key of window dw, which is on disk (its newest value may be in the
- * segment), and deletes its entries. */
+ * segment). Its entries are purged later (window_disk.h). */
 static brook_err_t close_disk_key(brook_ctx_t *ctx, bk_win_t *w, dwin_t *dw, uint64_t seq) {
   bk_win_disk_t *d = w->disk;
   unsigned char ok[BK_WDISK_ORDER_LEN];
@@ -413,8 +476,6 @@ static brook_err_t close_disk_key(brook_ctx_t *ctx, bk_win_t *w, dwin_t *dw, uin
   const void *key, *acc;
   size_t klen, alen;
   brook_err_t err = brook_store_get(d->order, ok, sizeof(ok), &key, &klen);
-  if (err == BROOK_ERR_NOT_FOUND)
-    return BROOK_OK; /* closed already, before a failure stopped the walk */
   if (err < 0)
     return store_failed(ctx, d->order, err);
   size_t kl = acc_key(w, dw->start, key, klen);
@@ -425,16 +486,10 @@ static brook_err_t close_disk_key(brook_ctx_t *ctx, bk_win_t *w, dwin_t *dw, uin
   if (!acc && (err = brook_store_get(d->acc, d->kbuf, kl, &acc, &alen)) < 0)
     return err == BROOK_ERR_NOT_FOUND ? BROOK_OK : store_failed(ctx, d->acc, err);
   brook_time_t end = dw->start + w->cfg->w.size;
-  if ((err = bk_win_emit(ctx, w, ekey, klen, dw->start, end, acc, 1)) < 0)
-    return err;
-  if ((err = brook_store_delete(d->acc, d->kbuf, kl)) < 0 && err != BROOK_ERR_NOT_FOUND)
-    return store_failed(ctx, d->acc, err);
-  if ((err = brook_store_delete(d->order, ok, sizeof(ok))) < 0 && err != BROOK_ERR_NOT_FOUND)
-    return store_failed(ctx, d->order, err);
-  return BROOK_OK;
+  return bk_win_emit(ctx, w, ekey, klen, dw->start, end, acc, 1);
 }
 
-/* Emits every key of window dw in seq order and deletes its entries on disk. */
+/* Emits every key of window dw in seq order. */
 static brook_err_t close_window(brook_ctx_t *ctx, bk_win_t *w, dwin_t *dw) {
   brook_err_t err = BROOK_OK;
   for (uint64_t seq = 0; seq < dw->on_disk && err >= 0; seq++)
@@ -456,19 +511,28 @@ brook_err_t bk_win_disk_on_timer(brook_ctx_t *ctx, bk_win_t *w, brook_time_t sta
   if (bk_win_restored(w) && (err = bk_win_disk_rebuild(ctx, w)) < 0)
     return err;
   err = BROOK_OK;
-  /* This window, and any before it left open by a failure. */
-  while (d->n_wins && d->wins[0].start <= start && err >= 0) {
-    err = close_window(ctx, w, &d->wins[0]);
+  /* This window, and any open one before it left by a failure. */
+  for (size_t i = 0; i < d->n_wins && d->wins[i].start <= start && err >= 0;) {
+    dwin_t *dw = &d->wins[i];
+    if (dw->purged != BK_WDISK_OPEN) {
+      i++;
+      continue;
+    }
+    err = close_window(ctx, w, dw);
     brook_err_t ferr = bk_ctx_flush(ctx); /* the results borrow ekeys and the segment's keys */
     d->ekeys_used = 0;
     if (err >= 0)
       err = ferr;
     if (err < 0)
       break;
-    bk_seg_free(&d->wins[0].seg);
-    memmove(d->wins, d->wins + 1, (d->n_wins - 1) * sizeof(*d->wins));
-    d->n_wins--;
-    d->last = 0;
+    if (dw->on_disk) { /* closed: its entries on disk are purged at the next commits */
+      dw->purged = 0;
+      bk_seg_free(&dw->seg);
+      bk_seg_init(&dw->seg, w->alloc, d->seq_off + 8);
+      i++;
+    } else {
+      remove_win(w, i);
+    }
   }
   note_gen(d);
   return err;

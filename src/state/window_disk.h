@@ -9,8 +9,8 @@
  * "<node identity>/window" and "<node identity>/window_order" in the task database):
  *
  *   window        be64(start ^ 2^63) || user key  -> the accumulator (acc_size bytes, native)
- *   window_order  ""                              -> the open windows: n x {int64 start,
- *                                                    uint64 keys} (native), sorted by start
+ *   window_order  ""                              -> the windows: n x {int64 start, uint64
+ *                                                    keys, uint64 purged} (native), by start
  *                 be64(start ^ 2^63) || be64(seq)  -> user key: the seq-th key that arrived in
  *                                                    window `start` (seq = 0 .. keys - 1)
  *
@@ -22,7 +22,12 @@
  *   that negative starts sort before positive ones), so they are found by start.
  * - Results must leave in the order of the in-memory backend (keys in first-arrival order per
  *   window, window_tumbling.c): the order entries are that order, and closing a window walks
- *   seq = 0 .. keys - 1, emits each key's result and deletes both entries.
+ *   seq = 0 .. keys - 1 and emits each key's result.
+ * - Its entries are deleted later, at most BK_WDISK_PURGE keys per commit (the window stays
+ *   listed as closed, with how far the purge got), because every deletion is a tombstone in
+ *   the write cache until the next commit: deleting a million keys in the callback that
+ *   closes the window would hold them all in memory at once. (A range delete in the store
+ *   interface would make this one write.)
  * - The open windows (a handful: those within size + grace of the watermark) are kept in
  *   memory as well, with their key counts, and written back under "" at the end of every
  *   batch, timer and watermark callback that changed them, so every commit (which runs
@@ -41,12 +46,16 @@
 
 #define BK_WDISK_START_LEN 8  /* be64(start ^ 2^63) */
 #define BK_WDISK_ORDER_LEN 16 /* be64(start ^ 2^63) || be64(seq) */
+#define BK_WDISK_PURGE 4096   /* keys of closed windows deleted per commit */
 
-/* One open window as kept in memory and under "" in window_order. */
+/* One window as listed under "" in window_order. */
 typedef struct bk_wdisk_win {
   brook_time_t start;
-  uint64_t keys; /* keys that arrived: the next seq */
+  uint64_t keys;   /* keys that arrived: the next seq */
+  uint64_t purged; /* BK_WDISK_OPEN, or closed: seqs [0, purged) are deleted */
 } bk_wdisk_win_t;
+
+#define BK_WDISK_OPEN UINT64_MAX
 
 static inline void bk_wdisk_be64(unsigned char *p, uint64_t v) {
   for (int i = 7; i >= 0; i--, v >>= 8)
