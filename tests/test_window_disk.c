@@ -21,6 +21,7 @@
 #include "runtime/runtime_impl.h"
 #include "state/window_disk.h"
 #include "support/driver_helpers.h"
+#include "support/window_pipeline.h"
 
 #define DELAY 5 /* the watermark's max_delay; the input's disorder stays within it */
 #define N_RECORDS 3000
@@ -48,12 +49,7 @@ static void make_input(input_t *in, size_t n, uint64_t seed) {
 static brook_driver_t *pipeline(brook_topology_t **t, brook_window_t win, int disk,
                                 const char *dir) {
   assert_int_equal(brook_topology_new(t, NULL), BROOK_OK);
-  brook_stream_t *in = brook_source_push(*t, "in", NULL);
-  brook_watermark_opts_t wo;
-  brook_watermark_opts_init(&wo);
-  wo.kind = BROOK_WATERMARK_BOUNDED;
-  wo.max_delay = DELAY;
-  assert_int_equal(brook_source_set_watermark(in, &wo), BROOK_OK);
+  brook_stream_t *in = bounded_push_source(*t, DELAY);
   brook_window_opts_t opts;
   brook_window_opts_init(&opts);
   opts.name = "win";

@@ -23,6 +23,7 @@
 #include "runtime/runtime_impl.h"
 #include "support/driver_helpers.h"
 #include "support/state_backend.h"
+#include "support/window_pipeline.h"
 #include "support/write_buf.h"
 
 #define DELAY 6 /* the watermark's max_delay */
@@ -90,12 +91,7 @@ typedef struct spec {
 
 static brook_driver_t *pipeline(const spec_t *sp, brook_topology_t **t) {
   assert_int_equal(brook_topology_new(t, NULL), BROOK_OK);
-  brook_stream_t *in = brook_source_push(*t, "in", NULL);
-  brook_watermark_opts_t wo;
-  brook_watermark_opts_init(&wo);
-  wo.kind = BROOK_WATERMARK_BOUNDED;
-  wo.max_delay = DELAY;
-  assert_int_equal(brook_source_set_watermark(in, &wo), BROOK_OK);
+  brook_stream_t *in = bounded_push_source(*t, DELAY);
   brook_window_opts_t o;
   brook_window_opts_init(&o);
   o.emit = sp->emit;

@@ -134,6 +134,18 @@ brook_err_t bk_win_late(brook_ctx_t *ctx, bk_win_t *w, const brook_record_t *rec
   return BROOK_OK;
 }
 
+unsigned char *bk_win_kbuf(bk_win_t *w, size_t n) {
+  if (n > w->kcap) {
+    size_t cap = n < 64 ? 64 : n * 2;
+    unsigned char *b = bk_realloc(w->alloc, w->kbuf, cap);
+    if (!b)
+      return NULL;
+    w->kbuf = b;
+    w->kcap = cap;
+  }
+  return w->kbuf;
+}
+
 int64_t *bk_win_scratch(bk_win_t *w, size_t n) {
   if (n > w->arr_cap) {
     size_t cap = n < 16 ? 16 : n * 2;

@@ -120,6 +120,9 @@ brook_err_t bk_win_record_failed(brook_ctx_t *ctx, const brook_record_t *rec, br
 /* A record no open window accepts: drop and count, or route to the late stream. */
 brook_err_t bk_win_late(brook_ctx_t *ctx, bk_win_t *w, const brook_record_t *rec);
 
+/* The composite-key scratch w->kbuf with room for n bytes; NULL if no memory. */
+unsigned char *bk_win_kbuf(bk_win_t *w, size_t n);
+
 /* Scratch array of at least n elements (w->arr_tmp); NULL if no memory. */
 int64_t *bk_win_scratch(bk_win_t *w, size_t n);
 

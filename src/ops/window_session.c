@@ -34,14 +34,8 @@
 /* key || encoded start into w->kbuf; its length, or 0 if out of memory. */
 static size_t session_key(bk_win_t *w, const void *key, size_t klen, brook_time_t start) {
   size_t need = klen + BROOK_STORE_TIME_LEN;
-  if (need > w->kcap) {
-    size_t cap = need < 64 ? 64 : need * 2;
-    unsigned char *b = bk_realloc(w->alloc, w->kbuf, cap);
-    if (!b)
-      return 0;
-    w->kbuf = b;
-    w->kcap = cap;
-  }
+  if (!bk_win_kbuf(w, need))
+    return 0;
   if (klen)
     memcpy(w->kbuf, key, klen);
   brook_store_time_encode(start, w->kbuf + klen);

@@ -43,8 +43,6 @@ typedef struct bk_win_disk {
   size_t n_wins, cap_wins, last;
   bk_wdisk_win_t *list; /* scratch for the list written under "" */
   size_t list_cap;
-  unsigned char *kbuf; /* be64(start) || key */
-  size_t kcap;
   unsigned char *ekeys; /* keys of results not yet flushed (they borrow these bytes) */
   size_t ekeys_used, ekeys_cap;
 } bk_win_disk_t;
@@ -167,7 +165,6 @@ void bk_win_disk_free(bk_win_t *w) {
   drop_wins(w);
   bk_free(w->alloc, d->wins);
   bk_free(w->alloc, d->list);
-  bk_free(w->alloc, d->kbuf);
   bk_free(w->alloc, d->ekeys);
   bk_free(w->alloc, d);
   w->disk = NULL;
@@ -177,8 +174,8 @@ size_t bk_win_disk_memory(const bk_win_t *w) {
   const bk_win_disk_t *d = w->disk;
   if (!d)
     return 0;
-  size_t m = sizeof(*d) + d->cap_wins * sizeof(*d->wins) + d->list_cap * sizeof(*d->list) +
-             d->kcap + d->ekeys_cap;
+  size_t m =
+      sizeof(*d) + d->cap_wins * sizeof(*d->wins) + d->list_cap * sizeof(*d->list) + d->ekeys_cap;
   for (size_t i = 0; i < d->n_wins; i++)
     m += bk_seg_memory(&d->wins[i].seg);
   return m;
@@ -225,7 +222,7 @@ static brook_err_t purge(brook_ctx_t *ctx, bk_win_t *w, dwin_t *dw, uint64_t lim
     size_t kl = acc_key(w, dw->start, key, klen);
     if (!kl)
       return BROOK_ERR_NOMEM;
-    if ((err = brook_store_delete(d->acc, d->kbuf, kl)) < 0 && err != BROOK_ERR_NOT_FOUND)
+    if ((err = brook_store_delete(d->acc, w->kbuf, kl)) < 0 && err != BROOK_ERR_NOT_FOUND)
       return store_failed(ctx, d->acc, err);
     if ((err = brook_store_delete(d->order, ok, sizeof(ok))) < 0 && err != BROOK_ERR_NOT_FOUND)
       return store_failed(ctx, d->order, err);
@@ -274,21 +271,15 @@ static dwin_t *win_for(brook_ctx_t *ctx, bk_win_t *w, brook_time_t start, brook_
   return dw;
 }
 
-/* d->kbuf = be64(start) || key; its length, or 0 out of memory. */
+/* w->kbuf = be64(start) || key; its length, or 0 out of memory. */
 static size_t acc_key(bk_win_t *w, brook_time_t start, const void *key, size_t klen) {
-  bk_win_disk_t *d = w->disk;
   size_t n = BK_WDISK_START_LEN + klen;
-  if (n > d->kcap) {
-    size_t cap = n < 64 ? 64 : n * 2;
-    unsigned char *p = bk_realloc(w->alloc, d->kbuf, cap);
-    if (!p)
-      return 0;
-    d->kbuf = p;
-    d->kcap = cap;
-  }
-  bk_wdisk_start_key(d->kbuf, start);
+  unsigned char *p = bk_win_kbuf(w, n);
+  if (!p)
+    return 0;
+  bk_wdisk_start_key(p, start);
   if (klen)
-    memcpy(d->kbuf + BK_WDISK_START_LEN, key, klen);
+    memcpy(p + BK_WDISK_START_LEN, key, klen);
   return n;
 }
 
@@ -310,7 +301,7 @@ static int load_key(brook_ctx_t *ctx, bk_win_t *w, dwin_t *dw, const brook_recor
     return BROOK_ERR_NOMEM;
   const void *v;
   size_t vl;
-  brook_err_t err = brook_store_get(d->acc, d->kbuf, kl, &v, &vl);
+  brook_err_t err = brook_store_get(d->acc, w->kbuf, kl, &v, &vl);
   if (err == BROOK_ERR_NOT_FOUND)
     return 0;
   if (err < 0)
@@ -386,7 +377,7 @@ static brook_err_t write_window(brook_ctx_t *ctx, bk_win_t *w, dwin_t *dw) {
     size_t kl = acc_key(w, dw->start, key, e->klen);
     if (!kl)
       return BROOK_ERR_NOMEM;
-    brook_err_t err = brook_store_put(d->acc, d->kbuf, kl, acc, d->seq_off + 8);
+    brook_err_t err = brook_store_put(d->acc, w->kbuf, kl, acc, d->seq_off + 8);
     if (err < 0)
       return store_failed(ctx, d->acc, err);
     uint64_t seq = acc_seq(d, acc);
@@ -483,7 +474,7 @@ static brook_err_t close_disk_key(brook_ctx_t *ctx, bk_win_t *w, dwin_t *dw, uin
   if (!kl || !ekey)
     return kl ? err : BROOK_ERR_NOMEM;
   acc = bk_seg_find(&dw->seg, ekey, klen, bk_hash_bytes(ekey, klen));
-  if (!acc && (err = brook_store_get(d->acc, d->kbuf, kl, &acc, &alen)) < 0)
+  if (!acc && (err = brook_store_get(d->acc, w->kbuf, kl, &acc, &alen)) < 0)
     return err == BROOK_ERR_NOT_FOUND ? BROOK_OK : store_failed(ctx, d->acc, err);
   brook_time_t end = dw->start + w->cfg->w.size;
   return bk_win_emit(ctx, w, ekey, klen, dw->start, end, acc, 1);
