@@ -205,6 +205,18 @@ typedef struct run_result {
 typedef enum input_kind { INPUT_SINGLE, INPUT_PARTITIONED, INPUT_KEY_BY } input_kind_t;
 static const char *const input_names[] = {"single", "partitioned", "key_by"};
 
+/* The state backend (fifth argument or BROOK_BENCH_BACKEND: memory or rocksdb). Either one
+ * given explicitly makes the single input a task (a generator partitioned by key into one
+ * split, as state on disk needs a task) and names the window, so both backends run the very
+ * same pipeline; rocksdb then sets the runtime's state_dir (a temporary directory, removed
+ * after the run), with BROOK_BENCH_CACHE_BYTES of write cache per store (default: the
+ * runtime's) and BROOK_BENCH_COMMIT_MS between commits (default 100). Without it: memory,
+ * the single input as before. */
+static int g_backend_set, g_rocksdb;
+static size_t g_cache_bytes;
+static int64_t g_commit_ms = 100;
+static const char *backend_name(void) { return g_rocksdb ? "rocksdb" : "memory"; }
+
 typedef struct run_spec {
   int baseline; /* 1: the hand-written tumbling loop; 0: brook */
   brook_window_t window;
@@ -510,7 +522,11 @@ static double run_brook(gen_state_t *g, sink_state_t *s, brook_window_t window, 
   unsigned char *split_of = NULL;
   brook_stream_t *src;
   if (input == INPUT_SINGLE) {
-    src = brook_source_generator(t, "gen", gen_cb, g, NULL);
+    brook_generator_opts_t go;
+    brook_generator_opts_init(&go);
+    go.splits = 1;
+    go.partitioned_by_key = 1; /* one task */
+    src = brook_source_generator(t, "gen", gen_cb, g, g_backend_set ? &go : NULL);
   } else {
     unsigned run = sg.run;
     memset(&sg, 0, sizeof(sg));
@@ -538,7 +554,11 @@ static double run_brook(gen_state_t *g, sink_state_t *s, brook_window_t window, 
     brook_source_set_watermark(src, &wo);
   if (input == INPUT_KEY_BY) /* each key to its task's worker */
     src = brook_key_by(src, same_key, NULL);
-  brook_stream_t *out = brook_window_aggregate(src, &window, &count_sum_agg, NULL);
+  brook_window_opts_t wopts;
+  brook_window_opts_init(&wopts);
+  wopts.name = "win"; /* state on disk is found by name */
+  brook_stream_t *out =
+      brook_window_aggregate(src, &window, &count_sum_agg, g_backend_set ? &wopts : NULL);
   if (input == INPUT_SINGLE)
     brook_sink_callback(out, sink_cb, NULL, s);
   else
@@ -546,6 +566,16 @@ static double run_brook(gen_state_t *g, sink_state_t *s, brook_window_t window, 
   brook_runtime_opts_t ro;
   brook_runtime_opts_init(&ro);
   ro.num_workers = workers;
+  char state_dir[] = "/tmp/bench-windows-XXXXXX";
+  if (g_rocksdb) {
+    if (!mkdtemp(state_dir)) {
+      perror("mkdtemp");
+      exit(1);
+    }
+    ro.state_dir = state_dir;
+    ro.state_cache_bytes = g_cache_bytes;
+    ro.commit_interval_ms = g_commit_ms;
+  }
   if (brook_runtime_new(&rt, t, &ro) != BROOK_OK) {
     fprintf(stderr, "runtime_new: %s\n", brook_topology_last_error(t));
     exit(1);
@@ -565,6 +595,12 @@ static double run_brook(gen_state_t *g, sink_state_t *s, brook_window_t window, 
   brook_runtime_free(rt);
   brook_topology_free(t);
   free(split_of);
+  if (g_rocksdb) {
+    char cmd[64];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", state_dir);
+    if (system(cmd) != 0)
+      fprintf(stderr, "could not remove %s\n", state_dir);
+  }
   for (int k = 0; input != INPUT_SINGLE && k < atomic_load(&sg.n_sinks); k++) {
     const sink_state_t *w = &sg.sinks[k].s;
     s->results += w->results;
@@ -714,6 +750,50 @@ static int bench(kind_report_t *kinds, size_t n_kinds, uint64_t events, uint32_t
                  size_t workers);
 static void check_cost(uint64_t events, uint32_t n_keys);
 
+/* Peak RSS against the number of keys: ONE tumbling window holding every event (n_keys keys,
+ * each in it), run on both backends (each run a fresh process, one worker, the task input),
+ * so that state is as big as the key count makes it. In memory the peak grows with the keys;
+ * on disk it is bounded by the write cache (plus RocksDB's memtables and block cache). Both
+ * must give the same results. Returns nonzero on a mismatch. */
+static int bench_keys(uint64_t events, uint32_t n_keys, int runs) {
+  brook_window_t win = brook_window_tumbling((brook_time_t)1 << 42); /* holds every event */
+  printf("bench_windows keys: one tumbling window over %" PRIu64 " events and %" PRIu32
+         " keys, both backends (commit every %lld ms on disk); %d runs each\n",
+         events, n_keys, (long long)g_commit_ms, runs);
+  run_result_t first[2];
+  double secs[2];
+  long rss[2];
+  g_backend_set = 1;
+  for (int b = 0; b < 2; b++) {
+    g_rocksdb = b;
+    run_result_t rr[MAX_RUNS];
+    double t[MAX_RUNS];
+    for (int r = 0; r < runs; r++) {
+      run_spec_t spec = {0, win, events, n_keys, 1, INPUT_SINGLE, 0};
+      rr[r] = run_child(&spec);
+      t[r] = rr[r].secs;
+      printf("  backend=%-7s run %d: %6.2f M ev/s, %" PRIu64 " results, checksum %016" PRIx64
+             ", peak RSS %ld KiB\n",
+             backend_name(), r + 1, (double)events / t[r] / 1e6, rr[r].results, rr[r].checksum,
+             rr[r].rss_kb);
+    }
+    first[b] = rr[0];
+    secs[b] = median(t, runs);
+    rss[b] = max_rss(rr, runs);
+  }
+  int failed = !same_results(&first[0], &first[1]) || first[0].count_total != events;
+  if (failed)
+    printf("RESULT MISMATCH: the backends' results differ (or do not count every event)\n");
+  for (int b = 0; b < 2; b++) {
+    g_rocksdb = b;
+    printf("window=tumbling_keys backend=%s workers=1 input=task keys=%" PRIu32 " events=%" PRIu64
+           " events_per_s=%.0f peak_rss_kb=%ld results=%" PRIu64 " checksum=%016" PRIx64 "\n",
+           backend_name(), n_keys, events, (double)events / secs[b], rss[b], first[b].results,
+           first[b].checksum);
+  }
+  return failed;
+}
+
 int main(int argc, char **argv) {
   int smoke = getenv("BROOK_BENCH_SMOKE") != NULL;
   uint64_t events = smoke ? 40000 : 20000000;
@@ -729,12 +809,25 @@ int main(int argc, char **argv) {
     worker_counts[0] = (size_t)strtoull(argc > 4 ? argv[4] : wenv, NULL, 10);
     n_counts = 1;
   }
+  const char *backend = argc > 5 ? argv[5] : getenv("BROOK_BENCH_BACKEND");
+  if (backend) {
+    g_backend_set = 1;
+    g_rocksdb = strcmp(backend, "rocksdb") == 0;
+    if (!g_rocksdb && strcmp(backend, "memory") != 0)
+      events = 0; /* usage */
+  }
+  const char *cache = getenv("BROOK_BENCH_CACHE_BYTES"), *commit = getenv("BROOK_BENCH_COMMIT_MS");
+  g_cache_bytes = cache ? (size_t)strtoull(cache, NULL, 10) : 0;
+  g_commit_ms = commit ? strtoll(commit, NULL, 10) : g_commit_ms;
   if (runs < 1 || runs > MAX_RUNS || events == 0 || events > (UINT64_MAX >> 2) ||
-      worker_counts[0] < 1 || worker_counts[0] > MAX_WORKERS) {
+      worker_counts[0] < 1 || worker_counts[0] > MAX_WORKERS || g_commit_ms < 1) {
     fprintf(stderr, "usage: bench_windows [events] [runs 1..99] "
-                    "[tumbling|hopping|sliding|session|hopping_x<N>|series|all] [workers]\n");
+                    "[tumbling|hopping|sliding|session|hopping_x<N>|series|keys|all] [workers] "
+                    "[memory|rocksdb]\n");
     return 2;
   }
+  if (argc > 3 && strcmp(argv[3], "keys") == 0)
+    return bench_keys(argc > 1 ? events : (smoke ? 30000 : 3000000), smoke ? 10000 : 1000000, runs);
   kind_report_t kinds[] = {
       {.name = "tumbling", .window = brook_window_tumbling(TUMBLE_SIZE), .expect_count = events},
       {.name = "hopping",
@@ -882,12 +975,13 @@ static int bench(kind_report_t *kinds, size_t n_kinds, uint64_t events, uint32_t
                  size_t workers) {
   int many = workers > 1;
   input_kind_t main_input = many ? INPUT_PARTITIONED : INPUT_SINGLE;
-  printf("bench_windows (%zu worker(s)): generator -> %swindow_aggregate(count+sum) -> counting "
+  printf("bench_windows backend=%s (%zu worker(s)): generator -> %swindow_aggregate(count+sum) -> "
+         "counting "
          "sink; %" PRIu64 " events, %" PRIu32
          " keys (8-byte binary), event time +1 ms/event with disorder "
          "[-%d, 0] ms, bounded watermark max_delay %d ms; %d runs each, each in a fresh "
          "process; tumbling alternates with a hand-written baseline\n",
-         workers,
+         backend_name(), workers,
          many ? "(input=partitioned: splits partitioned by key | input=key_by: interleaved "
                 "splits -> key_by) -> "
               : "",
@@ -1049,10 +1143,14 @@ static int bench(kind_report_t *kinds, size_t n_kinds, uint64_t events, uint32_t
       double secs = v ? kr->kb_secs : kr->secs;
       double cpu = v ? kr->kb_cpu_secs : kr->cpu_secs;
       const run_result_t *first = v ? &kr->kb_first : &kr->first;
-      printf("window=%s workers=%zu input=%s events_per_s=%.0f ns_per_event=%.2f "
+      printf("window=%s backend=%s workers=%zu input=%s events_per_s=%.0f ns_per_event=%.2f "
              "ns_per_result=%.2f",
-             kr->name, workers, input_names[v ? INPUT_KEY_BY : main_input], (double)events / secs,
-             secs * 1e9 / (double)events, ns_per_result(secs, first->results));
+             kr->name, backend_name(), workers,
+             g_backend_set && !v && main_input == INPUT_SINGLE
+                 ? "task"
+                 : input_names[v ? INPUT_KEY_BY : main_input],
+             (double)events / secs, secs * 1e9 / (double)events,
+             ns_per_result(secs, first->results));
       printf(" cpu_ns_per_event=%.2f", cpu * 1e9 / (double)events);
       if (kr->window.kind == BROOK_WINDOW_TUMBLING)
         printf(" ratio=%.3f", kr->base_secs / secs);
@@ -1063,7 +1161,7 @@ static int bench(kind_report_t *kinds, size_t n_kinds, uint64_t events, uint32_t
     }
   }
   if (n_series)
-    printf("window=hopping_series workers=%zu input=%s ns_per_event_max_over_min=%.3f\n", workers,
-           input_names[main_input], s_max / s_min);
+    printf("window=hopping_series backend=%s workers=%zu input=%s ns_per_event_max_over_min=%.3f\n",
+           backend_name(), workers, input_names[main_input], s_max / s_min);
   return failed;
 }

@@ -35,6 +35,7 @@
 
 #include <cmocka.h>
 
+#include "support/state_backend.h"
 #include <brook/brook.h>
 
 /* ---- random numbers (splitmix64: the same sequence on every platform) ---- */
@@ -778,7 +779,7 @@ static int run_case(const pcase_t *c, char *msg, size_t msgsz) {
     assert_int_equal(brook_sink_callback(late, tap_fn, NULL, &tlate), BROOK_OK);
   }
   brook_driver_t *d = NULL;
-  brook_err_t err = brook_driver_new(&d, t, NULL);
+  brook_err_t err = test_driver_new(&d, t, NULL);
   if (err != BROOK_OK) {
     snprintf(msg, msgsz, "brook_driver_new: %s: %s", brook_strerror(err),
              brook_topology_last_error(t));
@@ -1221,7 +1222,7 @@ static void test_idle_splits(void **state) {
   tap_t tres = {&log, 0, AGG_COUNT, &step};
   assert_int_equal(brook_sink_callback(res, tap_fn, NULL, &tres), BROOK_OK);
   brook_driver_t *d = NULL;
-  assert_int_equal(brook_driver_new(&d, t, NULL), BROOK_OK);
+  assert_int_equal(test_driver_new(&d, t, NULL), BROOK_OK);
   assert_int_equal(brook_driver_watermark(d, "src"), BROOK_TIME_MIN);
   double v = 1;
   brook_record_t rec = {.key = "a", .key_len = 1, .value = &v, .value_len = sizeof(v)};
@@ -1348,7 +1349,7 @@ static void test_late_unchanged(void **state) {
   assert_int_equal(brook_sink_callback(res, ignore_fn, NULL, NULL), BROOK_OK);
   assert_int_equal(brook_sink_callback(brook_window_late(res), late_check_fn, NULL, &l), BROOK_OK);
   brook_driver_t *d = NULL;
-  assert_int_equal(brook_driver_new(&d, t, NULL), BROOK_OK);
+  assert_int_equal(test_driver_new(&d, t, NULL), BROOK_OK);
   static const brook_header_t hdrs[] = {{"trace", "t1", 2}, {"empty", NULL, 0}};
   brook_record_t rec = {.key = "k-7", .key_len = 3, .value = "hello", .value_len = 5};
   rec.timestamp = 100;

@@ -12,6 +12,7 @@
 #include <brook/brook.h>
 
 #include "support/driver_helpers.h"
+#include "support/state_backend.h"
 
 typedef struct run {
   brook_topology_t *t;
@@ -31,7 +32,7 @@ static void run_open(run_t *r, brook_window_t win, brook_emit_mode_t emit) {
   opts.emit = emit;
   brook_aggregator_t agg = brook_agg_count();
   named_sink(brook_window_aggregate(in, &win, &agg, &opts), "out");
-  assert_int_equal(brook_driver_new(&r->d, r->t, NULL), BROOK_OK);
+  assert_int_equal(test_driver_new(&r->d, r->t, NULL), BROOK_OK);
 }
 
 static void run_close(run_t *r) {
@@ -68,9 +69,15 @@ static void test_grows_with_keys(void **state) {
   push_range(&r, 100, 20000, 20000, 1000);
   uint64_t big = state_bytes(&r);
   assert_true(small > empty);
-  /* 20,000 keys of a 16-byte accumulator: well over 16 bytes each, far less than 1 KiB. */
-  assert_true(big > small + 20000 * 16);
-  assert_true(big < small + 20000 * 1024);
+  if (test_state_on_disk()) {
+    /* On disk (a 4 KiB write cache) the operator's state memory does not grow with the
+     * keys: they are in RocksDB, whose memtables and block cache are the task's. */
+    assert_true(big < small + 20000 * 16);
+  } else {
+    /* 20,000 keys of a 16-byte accumulator: well over 16 bytes each, far less than 1 KiB. */
+    assert_true(big > small + 20000 * 16);
+    assert_true(big < small + 20000 * 1024);
+  }
   assert_int_equal(brook_driver_end(r.d), BROOK_OK);
   assert_int_equal(brook_driver_output_count(r.d, "out"), 20000);
   run_close(&r);

@@ -53,6 +53,17 @@ typedef struct brook_driver_opts {
   brook_time_t start_time; /* initial processing time (ms); default 0 */
   brook_log_cb log;        /* optional, as in brook_runtime_opts_t */
   void *log_opaque;
+  /* State on disk, as with the runtime option state_dir (runtime.h), so that a test can run
+   * the same pipeline against both backends: 1 keeps the operators' state (default-backend
+   * stores, window state, timers) of the driver's unpartitioned pipeline in ONE RocksDB task
+   * database, <state_dir>/driver (state_dir NULL: a temporary directory removed at free).
+   * The driver commits it (atomically, with no input positions) after every 64 records pushed,
+   * at every brook_driver_advance_time and at brook_driver_end, so a driver built later on the
+   * same state_dir finds the state of the last commit, as a restarted task would. Partitions'
+   * tasks (brook_driver_assign) keep theirs in memory. 0 (default): state in memory. */
+  int state_on_disk;
+  const char *state_dir;    /* copied; see state_on_disk */
+  size_t state_cache_bytes; /* the write cache per store (runtime.h); 0: its default */
 } brook_driver_opts_t;
 
 BROOK_API void brook_driver_opts_init_size(brook_driver_opts_t *opts, size_t size);

@@ -12,7 +12,8 @@
 static size_t win_memory(const void *state) {
   const bk_win_t *w = state;
   return sizeof(*w) + w->acc_size + w->kcap + w->arr_cap * sizeof(*w->arr_tmp) +
-         w->vslots * w->vstride + bk_win_hop_memory(w) + bk_win_slide_memory(w);
+         w->vslots * w->vstride + bk_win_hop_memory(w) + bk_win_slide_memory(w) +
+         bk_win_disk_memory(w);
 }
 
 brook_err_t bk_win_open(brook_ctx_t *ctx, void *opaque, void **state) {
@@ -39,7 +40,13 @@ brook_err_t bk_win_open(brook_ctx_t *ctx, void *opaque, void **state) {
       return BROOK_ERR_NOMEM;
     }
   }
-  if (bucketed) {
+  if (cfg->w.kind == BROOK_WINDOW_TUMBLING && ctx->task_db) {
+    /* State on disk: entries in the task database, memory bounded by its write cache. */
+    if ((err = bk_win_disk_open(ctx, w)) < 0) {
+      bk_win_close(w, opaque);
+      return err;
+    }
+  } else if (bucketed) {
     bk_wstore_open_args_t args = {
         &cfg->agg, cfg->w.kind == BROOK_WINDOW_HOPPING ? BK_WIN_HOP_META_SIZE : 0, &w->ws};
     brook_store_opts_t so;
@@ -73,6 +80,7 @@ void bk_win_close(void *state, void *opaque) {
   const brook_allocator_t *a = w->alloc; /* the stores belong to the runtime */
   bk_win_hop_free(w);
   bk_win_slide_free(w);
+  bk_win_disk_free(w);
   bk_free(a, w->kbuf);
   bk_free(a, w->vbuf);
   bk_free(a, w->acc_tmp);
@@ -87,7 +95,7 @@ brook_err_t bk_win_on_watermark(brook_ctx_t *ctx, void *state, brook_time_t wm) 
     return BROOK_OK;
   switch (w->cfg->w.kind) {
   case BROOK_WINDOW_TUMBLING:
-    return bk_win_tumbling_rebuild(ctx, w);
+    return w->disk ? bk_win_disk_rebuild(ctx, w) : bk_win_tumbling_rebuild(ctx, w);
   case BROOK_WINDOW_HOPPING:
     return bk_win_hopping_rebuild(ctx, w);
   case BROOK_WINDOW_SLIDING:
@@ -124,6 +132,18 @@ brook_err_t bk_win_late(brook_ctx_t *ctx, bk_win_t *w, const brook_record_t *rec
     return bk_emit_fast(ctx, 1, rec);
   bk_ctx_count_late(ctx, 1);
   return BROOK_OK;
+}
+
+unsigned char *bk_win_kbuf(bk_win_t *w, size_t n) {
+  if (n > w->kcap) {
+    size_t cap = n < 64 ? 64 : n * 2;
+    unsigned char *b = bk_realloc(w->alloc, w->kbuf, cap);
+    if (!b)
+      return NULL;
+    w->kbuf = b;
+    w->kcap = cap;
+  }
+  return w->kbuf;
 }
 
 int64_t *bk_win_scratch(bk_win_t *w, size_t n) {

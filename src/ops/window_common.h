@@ -37,6 +37,7 @@ typedef struct bk_win {
   /* Session windows only (window_session.c): */
   brook_store_t *slices; /* "sessions": key || encoded start -> end, accumulator */
   uint64_t slices_gen;   /* the store's change count after this operator's last change */
+  int floors;            /* on disk: per-key floors of open session starts (window_session.c) */
   unsigned char *kbuf;   /* composite-key scratch */
   size_t kcap;
   unsigned char *acc_tmp; /* merge scratch */
@@ -46,6 +47,9 @@ typedef struct bk_win {
    * key, meta), and the store generation their derived structures were built from. */
   bk_wstore_t *ws;
   uint64_t ws_gen;
+  /* Tumbling with state on disk (ctx->task_db; window_tumbling_disk.c, layout in
+   * state/window_disk.h): ws is NULL and this is set instead. */
+  struct bk_win_disk *disk;
   struct bk_hop *hop;     /* hopping: the keys' rings (window_hopping.c) */
   struct bk_wkeys *slide; /* sliding: the keys' rings (window_sliding.c) */
   /* Result values: one slot of `vstride` bytes per record slot of output port 0 (a slot is
@@ -116,6 +120,9 @@ brook_err_t bk_win_record_failed(brook_ctx_t *ctx, const brook_record_t *rec, br
 /* A record no open window accepts: drop and count, or route to the late stream. */
 brook_err_t bk_win_late(brook_ctx_t *ctx, bk_win_t *w, const brook_record_t *rec);
 
+/* The composite-key scratch w->kbuf with room for n bytes; NULL if no memory. */
+unsigned char *bk_win_kbuf(bk_win_t *w, size_t n);
+
 /* Scratch array of at least n elements (w->arr_tmp); NULL if no memory. */
 int64_t *bk_win_scratch(bk_win_t *w, size_t n);
 
@@ -125,7 +132,10 @@ static inline uint64_t bk_win_store_gen(const brook_store_t *s) { return s->gen;
 
 /* Whether the window's stores changed from outside the operator (a restore) since it last
  * looked: then it rebuilds what it derives from them (timers, lists) before anything else. */
+int bk_win_disk_restored(const bk_win_t *w);
 static inline int bk_win_restored(const bk_win_t *w) {
+  if (w->disk)
+    return bk_win_disk_restored(w);
   return w->ws ? w->ws_gen != w->ws->gen
                : w->slices && bk_win_store_gen(w->slices) != w->slices_gen;
 }
@@ -159,6 +169,20 @@ extern const brook_operator_t bk_window_session_op;
 
 brook_err_t bk_win_open(brook_ctx_t *ctx, void *opaque, void **state);
 void bk_win_close(void *state, void *opaque);
+
+/* Tumbling on disk (window_tumbling_disk.c): bk_win_open calls open when the task keeps its
+ * state on disk; the tumbling table's callbacks hand over to the others when w->disk is set.
+ * Changes stay in the operator's memory until its flush, which the runtime calls at the start
+ * of every commit.
+ * Same results, in the same order, as the in-memory window store gives. */
+brook_err_t bk_win_disk_open(brook_ctx_t *ctx, bk_win_t *w);
+void bk_win_disk_free(bk_win_t *w);
+size_t bk_win_disk_memory(const bk_win_t *w);
+brook_err_t bk_win_disk_batch(brook_ctx_t *ctx, bk_win_t *w, const brook_record_t *recs, size_t n);
+brook_err_t bk_win_disk_on_timer(brook_ctx_t *ctx, bk_win_t *w, brook_time_t start);
+brook_err_t bk_win_disk_rebuild(brook_ctx_t *ctx, bk_win_t *w);
+/* The operator's flush (at the start of every commit): writes what changed to the stores. */
+brook_err_t bk_win_disk_flush(brook_ctx_t *ctx, bk_win_t *w);
 
 /* Hopping's and sliding's own state (window_hopping.c, window_sliding.c): released by
  * bk_win_close, counted in the operator's memory. */

@@ -8,7 +8,18 @@
  * several sessions merges them (aggregator merge) into one entry under the earliest start;
  * a record that grows one session updates its entry in place (brook_store_update). Each
  * session has exactly one pending timer, at end - 1 + grace with the start as its tag (moved
- * when the session grows), so a restored store implies its timers. */
+ * when the session grows), so a restored store implies its timers.
+ *
+ * With state on disk (RocksDB), a closed session leaves a tombstone under its key until a
+ * compaction, and a range read from BROOK_TIME_MIN would step over every one of them (the
+ * window suite on disk went from seconds to minutes). So on disk each key that had a session
+ * closed also has a floor entry, user key || encode(BROOK_TIME_MIN) -> [int64 floor][...]: no
+ * open or future session of the key starts before the floor, and reads start there. When
+ * session [s, e) closes, the key's other open sessions are later (sessions of a key never
+ * overlap, so they close in start order) and a record accepted from then on has t + gap - 1
+ * + grace > watermark >= e - 1 + grace, so t > e - gap: the floor becomes e - gap. A
+ * record that merges into a session can move its start back below the floor: the floor
+ * follows it. (No session starts at BROOK_TIME_MIN: timestamps are limited to +-2^61.) */
 #include <string.h>
 
 #include <brook/state.h>
@@ -23,14 +34,8 @@
 /* key || encoded start into w->kbuf; its length, or 0 if out of memory. */
 static size_t session_key(bk_win_t *w, const void *key, size_t klen, brook_time_t start) {
   size_t need = klen + BROOK_STORE_TIME_LEN;
-  if (need > w->kcap) {
-    size_t cap = need < 64 ? 64 : need * 2;
-    unsigned char *b = bk_realloc(w->alloc, w->kbuf, cap);
-    if (!b)
-      return 0;
-    w->kbuf = b;
-    w->kcap = cap;
-  }
+  if (!bk_win_kbuf(w, need))
+    return 0;
   if (klen)
     memcpy(w->kbuf, key, klen);
   brook_store_time_encode(start, w->kbuf + klen);
@@ -43,13 +48,44 @@ static brook_time_t value_end(const void *v) {
   return e;
 }
 
-/* The sessions of `key` that overlap [t, t + gap), as (start, end) pairs in w->arr_tmp;
+/* The key's floor (see the top) in *from, if it has one. */
+static brook_err_t floor_of(bk_win_t *w, const void *key, size_t klen, brook_time_t *from) {
+  size_t kl = session_key(w, key, klen, BROOK_TIME_MIN);
+  if (!kl)
+    return BROOK_ERR_NOMEM;
+  const void *v;
+  size_t vlen;
+  brook_err_t err = brook_store_get(w->slices, w->kbuf, kl, &v, &vlen);
+  if (err == BROOK_ERR_NOT_FOUND)
+    return BROOK_OK;
+  if (err >= 0)
+    *from = value_end(v);
+  return err;
+}
+
+static brook_err_t set_floor(bk_win_t *w, const void *key, size_t klen, brook_time_t nf) {
+  size_t kl = session_key(w, key, klen, BROOK_TIME_MIN);
+  if (!kl)
+    return BROOK_ERR_NOMEM;
+  memset(w->acc_tmp, 0, SESSION_HDR + w->acc_size);
+  memcpy(w->acc_tmp, &nf, sizeof(nf));
+  return brook_store_put(w->slices, w->kbuf, kl, w->acc_tmp, SESSION_HDR + w->acc_size);
+}
+
+/* After session [s, e) of `key` closed: the key's floor becomes e - gap (kept if higher). */
+static brook_err_t raise_floor(bk_win_t *w, const void *key, size_t klen, brook_time_t e) {
+  brook_time_t f = BROOK_TIME_MIN, nf = e - w->cfg->w.gap;
+  brook_err_t err = floor_of(w, key, klen, &f);
+  return err < 0 || f >= nf ? err : set_floor(w, key, klen, nf);
+}
+
+/* The sessions of `key` from `from` on that overlap [t, t + gap), as (start, end) pairs in
+ * w->arr_tmp;
  * their number in *n. */
-static brook_err_t overlapping(bk_win_t *w, const void *key, size_t klen, brook_time_t t,
-                               size_t *n) {
+static brook_err_t overlapping(bk_win_t *w, const void *key, size_t klen, brook_time_t from,
+                               brook_time_t t, size_t *n) {
   brook_store_iter_t *it;
-  brook_err_t err =
-      brook_store_iter_time(w->slices, key, klen, BROOK_TIME_MIN, t + w->cfg->w.gap, &it);
+  brook_err_t err = brook_store_iter_time(w->slices, key, klen, from, t + w->cfg->w.gap, &it);
   if (err < 0)
     return err;
   brook_store_entry_t e;
@@ -160,8 +196,8 @@ brook_err_t bk_win_session_rebuild(brook_ctx_t *ctx, bk_win_t *w) {
     return err;
   brook_store_entry_t e;
   while (err >= 0 && brook_store_iter_next(it, &e)) {
-    if (e.key_len < BROOK_STORE_TIME_LEN)
-      continue;
+    if (e.key_len < BROOK_STORE_TIME_LEN || brook_store_entry_time_suffix(&e) == BROOK_TIME_MIN)
+      continue; /* not a session: a key's floor */
     err = brook_timer_set(ctx, BROOK_EVENT_TIME, bk_win_fire_time(w, value_end(e.value)), e.key,
                           e.key_len - BROOK_STORE_TIME_LEN,
                           (uint64_t)brook_store_entry_time_suffix(&e));
@@ -184,7 +220,9 @@ static brook_err_t session_process(brook_ctx_t *ctx, void *state, const brook_re
     return err;
   brook_time_t t = rec->timestamp, gap = w->cfg->w.gap;
   size_t n;
-  if ((err = overlapping(w, rec->key, rec->key_len, t, &n)) < 0)
+  brook_time_t floor = BROOK_TIME_MIN;
+  if ((w->floors && (err = floor_of(w, rec->key, rec->key_len, &floor)) < 0) ||
+      (err = overlapping(w, rec->key, rec->key_len, floor, t, &n)) < 0)
     return err;
   const int64_t *pairs = w->arr_tmp;
   brook_time_t ms = t, me = t + gap;
@@ -198,6 +236,8 @@ static brook_err_t session_process(brook_ctx_t *ctx, void *state, const brook_re
     err = grow(ctx, w, rec, ms, pairs[1], me);
   else
     err = merge(ctx, w, rec, n, ms, me);
+  if (err >= 0 && floor != BROOK_TIME_MIN && ms < floor) /* a session grown backwards */
+    err = set_floor(w, rec->key, rec->key_len, ms);
   w->slices_gen = bk_win_store_gen(w->slices);
   if (err < 0)
     return err;
@@ -224,7 +264,10 @@ static brook_err_t session_on_timer(brook_ctx_t *ctx, void *state, const brook_t
   if ((err = bk_win_emit_copy(ctx, w, tm->key, tm->key_len, s, value_end(v),
                               (const unsigned char *)v + SESSION_HDR, 1)) < 0)
     return err;
+  brook_time_t end = value_end(v);
   err = brook_store_delete(w->slices, w->kbuf, kl);
+  if (err >= 0 && w->floors)
+    err = raise_floor(w, tm->key, tm->key_len, end);
   w->slices_gen = bk_win_store_gen(w->slices);
   return err;
 }
@@ -234,6 +277,7 @@ static brook_err_t session_open(brook_ctx_t *ctx, void *opaque, void **state) {
   if (err < 0)
     return err;
   bk_win_t *w = *state;
+  w->floors = ctx->task_db != NULL; /* state on disk: see the top */
   brook_store_opts_t so;
   brook_store_opts_init(&so);
   so.value_size = SESSION_HDR + w->acc_size;

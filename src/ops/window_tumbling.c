@@ -49,6 +49,8 @@ brook_err_t bk_win_tumbling_rebuild(brook_ctx_t *ctx, bk_win_t *w) {
 static brook_err_t tumbling_batch(brook_ctx_t *ctx, void *state, const brook_record_t *recs,
                                   size_t n) {
   bk_win_t *w = state;
+  if (w->disk)
+    return bk_win_disk_batch(ctx, w, recs, n);
   brook_err_t rerr;
   if (bk_win_restored(w) && (rerr = bk_win_tumbling_rebuild(ctx, w)) < 0)
     return rerr;
@@ -61,6 +63,8 @@ static brook_err_t tumbling_batch(brook_ctx_t *ctx, void *state, const brook_rec
 }
 
 static brook_err_t tumbling_process(brook_ctx_t *ctx, void *state, const brook_record_t *rec) {
+  if (((bk_win_t *)state)->disk)
+    return bk_win_disk_batch(ctx, state, rec, 1);
   brook_err_t err;
   if (bk_win_restored(state) && (err = bk_win_tumbling_rebuild(ctx, state)) < 0)
     return err;
@@ -69,6 +73,8 @@ static brook_err_t tumbling_process(brook_ctx_t *ctx, void *state, const brook_r
 
 static brook_err_t tumbling_on_timer(brook_ctx_t *ctx, void *state, const brook_timer_t *t) {
   bk_win_t *w = state;
+  if (w->disk)
+    return bk_win_disk_on_timer(ctx, w, (brook_time_t)t->tag);
   brook_err_t err;
   if (bk_win_restored(w) && (err = bk_win_tumbling_rebuild(ctx, w)) < 0)
     return err;
@@ -91,6 +97,12 @@ static brook_err_t tumbling_on_timer(brook_ctx_t *ctx, void *state, const brook_
   return err;
 }
 
+/* State on disk: what changed since the last commit goes to the stores now. */
+static brook_err_t tumbling_flush(brook_ctx_t *ctx, void *state) {
+  bk_win_t *w = state;
+  return w->disk ? bk_win_disk_flush(ctx, w) : BROOK_OK;
+}
+
 const brook_operator_t bk_window_tumbling_op = {
     .version = BROOK_OPERATOR_VERSION,
     .type_name = "window_tumbling",
@@ -98,6 +110,7 @@ const brook_operator_t bk_window_tumbling_op = {
     .process = tumbling_process,
     .process_batch = tumbling_batch,
     .close = bk_win_close,
+    .flush = tumbling_flush,
     .on_timer = tumbling_on_timer,
     .on_watermark = bk_win_on_watermark,
 };

@@ -137,6 +137,7 @@ static brook_err_t tap(brook_ctx_t *sink, const brook_record_t *recs, size_t n, 
 
 static const bk_opts_version_t driver_versions[] = {
     BK_OPTS_VERSION(brook_driver_opts_t, log_opaque),
+    BK_OPTS_VERSION(brook_driver_opts_t, state_cache_bytes),
 };
 static const bk_opts_type_t driver_opts_type = BK_OPTS_TYPE(brook_driver_opts_t, driver_versions);
 
@@ -191,7 +192,7 @@ brook_err_t brook_driver_new(brook_driver_t **out, brook_topology_t *t,
   rt->sink_tap_opaque = d;
   bk_driver_partitions_init(d);
   rt->state = rt->w0->state = BK_RT_RUNNING;
-  if ((err = bk_open_operators(rt->w0)) < 0) {
+  if ((err = bk_driver_state_open(d, &o)) < 0 || (err = bk_open_operators(rt->w0)) < 0) {
     bk_errmsg_set(&t->msg, "driver_new: %s", rt->msg.text);
     brook_driver_free(d);
     return err;
@@ -226,6 +227,7 @@ void brook_driver_free(brook_driver_t *d) {
   bk_driver_partitions_free(d);
   d->rt->state = BK_RT_DONE;
   bk_runtime_destroy(d->rt);
+  bk_driver_state_close(d);
   bk_free(&a, d);
 }
 
@@ -275,7 +277,9 @@ brook_err_t brook_driver_push_split(brook_driver_t *d, const char *source, size_
     bk_runtime_fail(rt, err, "source '%s' failed: %s", source, brook_strerror(err));
   if (rt->status == BROOK_OK)
     bk_time_pass(rt->w0);
-  return bk_driver_settle(d);
+  if (bk_driver_settle(d) < 0)
+    return rt->status;
+  return bk_driver_state_commit(d, 1);
 }
 
 bk_src_t *bk_driver_source(brook_driver_t *d, const char *name, const char *what,
@@ -303,7 +307,9 @@ brook_err_t brook_driver_advance_time(brook_driver_t *d, brook_time_t ms) {
   rt->w0->now_ms = bk_time_add_sat(rt->w0->now_ms, ms); /* the clock stops at BROOK_TIME_MAX */
   if (!d->ended)
     bk_time_tick(rt->w0);
-  return bk_driver_settle(d);
+  if (bk_driver_settle(d) < 0)
+    return rt->status;
+  return bk_driver_state_commit(d, 0);
 }
 
 brook_time_t brook_driver_time(const brook_driver_t *d) { return d ? d->rt->w0->now_ms : 0; }
@@ -334,7 +340,9 @@ brook_err_t brook_driver_end(brook_driver_t *d) {
     bk_for_each_operator(rt->w0, bk_call_end_of_input);
   if (bk_driver_settle(d) == BROOK_OK)
     bk_for_each_operator(rt->w0, bk_call_flush);
-  return bk_driver_settle(d);
+  if (bk_driver_settle(d) < 0)
+    return rt->status;
+  return bk_driver_state_commit(d, 0);
 }
 
 size_t brook_driver_output_count(const brook_driver_t *d, const char *sink) {

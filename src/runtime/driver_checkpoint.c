@@ -57,7 +57,7 @@ brook_err_t brook_driver_checkpoint(brook_driver_t *d, brook_write_fn write, voi
   if (!d || !write)
     return BROOK_ERR_INVALID_ARG;
   brook_runtime_t *rt = d->rt;
-  if (rt->status != BROOK_OK)
+  if (bk_driver_state_commit(d, 0) != BROOK_OK) /* state on disk: operators write it first */
     return rt->status;
   bk_ckpt_writer_t w;
   bk_ckpt_writer_init(&w, &d->alloc, write, opaque, BK_CKPT_DRIVER);

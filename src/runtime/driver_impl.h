@@ -39,6 +39,8 @@ struct brook_driver {
   size_t n_saved, cap_saved;
   bk_revoked_t *revoked;
   size_t n_revoked, cap_revoked;
+  struct bk_task_db *db; /* state_on_disk: the unpartitioned pipeline's task database */
+  size_t uncommitted;    /* records pushed since its last commit */
 };
 
 /* ---- driver.c ---- */
@@ -46,6 +48,16 @@ struct brook_driver {
 brook_err_t bk_driver_settle(brook_driver_t *d);
 /* The source named `name`, or NULL with a message and BROOK_ERR_NOT_FOUND in *err. */
 bk_src_t *bk_driver_source(brook_driver_t *d, const char *name, const char *what, brook_err_t *err);
+
+/* ---- driver_state.c ---- */
+/* With o->state_on_disk: opens the task database the worker's instances keep their state in
+ * (before they open). BROOK_OK or the error, with the message in rt->msg. */
+brook_err_t bk_driver_state_open(brook_driver_t *d, const brook_driver_opts_t *o);
+/* After `pushed` records (0: a clock move or the end, which always commit): commits the task
+ * database when due. The runtime's status (a failed commit fails the runtime). */
+brook_err_t bk_driver_state_commit(brook_driver_t *d, size_t pushed);
+/* Closes it (after the runtime's stores); uncommitted state is lost. */
+void bk_driver_state_close(brook_driver_t *d);
 
 /* ---- driver_partitions.c ---- */
 /* Installs the task_closing hook that keeps a revoked task's snapshot. */

@@ -8,6 +8,9 @@
 
 #include <brook/brook.h>
 
+/* A push source "in" in t with a bounded watermark (max_delay). Asserts on failure. */
+brook_stream_t *bounded_push_source(brook_topology_t *t, brook_time_t max_delay);
+
 /* Builds "in" (watermark max_delay) -> brook_window_aggregate(window, count, opts (may be
  * NULL)) -> "out" in a new topology *t with error policy `policy`, and a driver for it.
  * Returns the driver, or NULL if the builder refused the window (brook_topology_last_error
