@@ -269,6 +269,51 @@ static void test_positions_encoding(void **state) {
   bk_positions_free(&p);
 }
 
+static void collect_warning(int level, const char *msg, void *opaque) {
+  if (level == BROOK_LOG_WARN && strstr(msg, "keeps its state in memory"))
+    snprintf(opaque, 256, "%s", msg);
+}
+
+/* Hopping and sliding windows have no disk layout yet: with state_dir the runtime says so,
+ * naming each, instead of letting a restart lose their windows silently. */
+static void test_windows_in_memory_warned(void **state) {
+  (void)state;
+  for (int sliding = 0; sliding < 2; sliding++) {
+    gen_t g = {{0}};
+    brook_topology_t *t = NULL;
+    assert_int_equal(brook_topology_new(&t, NULL), BROOK_OK);
+    brook_generator_opts_t go;
+    brook_generator_opts_init(&go);
+    go.splits = SPLITS;
+    go.partitioned_by_key = 1;
+    brook_stream_t *s = brook_source_generator(t, "gen", keyed_gen, &g, &go);
+    brook_window_t w = sliding ? brook_window_sliding(100) : brook_window_hopping(100, 10);
+    brook_aggregator_t count = brook_agg_count();
+    brook_window_opts_t wo;
+    brook_window_opts_init(&wo);
+    wo.name = "win";
+    last_t l = {{0}, 0};
+    assert_int_equal(
+        brook_sink_callback(brook_window_aggregate(s, &w, &count, &wo), on_count, NULL, &l),
+        BROOK_OK);
+    char *dir = temp_dir();
+    char warned[256] = "";
+    brook_runtime_opts_t o;
+    brook_runtime_opts_init(&o);
+    o.state_dir = dir;
+    o.log = collect_warning;
+    o.log_opaque = warned;
+    brook_runtime_t *rt = NULL;
+    assert_int_equal(brook_runtime_new(&rt, t, &o), BROOK_OK);
+    assert_non_null(strstr(warned, "'win'"));
+    assert_non_null(strstr(warned, sliding ? "window_sliding" : "window_hopping"));
+    brook_runtime_free(rt);
+    brook_topology_free(t);
+    remove_tree(dir);
+    free(dir);
+  }
+}
+
 int main(void) {
   for (int k = 0; k < N_KEYS; k++)
     snprintf(key_names[k], sizeof(key_names[k]), "key%d", k);
@@ -280,6 +325,7 @@ int main(void) {
       cmocka_unit_test(test_dir_in_use),
       cmocka_unit_test(test_unreadable_positions),
       cmocka_unit_test(test_positions_encoding),
+      cmocka_unit_test(test_windows_in_memory_warned),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
