@@ -314,6 +314,53 @@ static void test_windows_in_memory_warned(void **state) {
   }
 }
 
+static brook_err_t key_is_value(const brook_record_t *rec, const void **key, size_t *key_len,
+                                brook_ctx_t *ctx, void *opaque) {
+  (void)ctx, (void)opaque;
+  *key = rec->value;
+  *key_len = rec->value_len;
+  return BROOK_OK;
+}
+
+/* A repartition topic is named from the node that changes the key: with state on disk that
+ * node needs a name of its own, like a stateful one. */
+static void test_unnamed_key_change_before_repartition_refused(void **state) {
+  (void)state;
+  for (int named = 0; named < 2; named++) {
+    brook_topology_t *t = NULL;
+    assert_int_equal(brook_topology_new(&t, NULL), BROOK_OK);
+    brook_kafka_source_opts_t so;
+    brook_kafka_source_opts_init(&so);
+    so.bootstrap_servers = "127.0.0.1:9"; /* never contacted: runtime_new stays offline */
+    so.group_id = "g";
+    so.topics = (const char *const[]){"in", NULL};
+    brook_stream_t *s = brook_key_by(brook_source_kafka(t, "in", &so), key_is_value, NULL);
+    if (named)
+      s = brook_stream_set_name(s, "by_value");
+    brook_aggregate_opts_t ao;
+    brook_aggregate_opts_init(&ao);
+    ao.name = "counts";
+    last_t l = {{0}, 0};
+    assert_int_equal(brook_sink_callback(brook_count(s, &ao), on_count, NULL, &l), BROOK_OK);
+    brook_runtime_opts_t o;
+    brook_runtime_opts_init(&o);
+    o.state_dir = "/tmp/brook-never-created";
+    brook_runtime_t *rt = NULL;
+    brook_err_t err = brook_runtime_new(&rt, t, &o);
+    if (named) {
+      assert_int_equal(err, BROOK_OK);
+    } else {
+      assert_int_equal(err, BROOK_ERR_INVALID_ARG);
+      const char *msg = brook_topology_last_error(t);
+      assert_non_null(strstr(msg, "'key_by#"));
+      assert_non_null(strstr(msg, "repartition topic"));
+    }
+    brook_runtime_free(rt);
+    brook_topology_free(t);
+  }
+  assert_false(is_dir("/tmp/brook-never-created"));
+}
+
 int main(void) {
   for (int k = 0; k < N_KEYS; k++)
     snprintf(key_names[k], sizeof(key_names[k]), "key%d", k);
@@ -326,6 +373,7 @@ int main(void) {
       cmocka_unit_test(test_unreadable_positions),
       cmocka_unit_test(test_positions_encoding),
       cmocka_unit_test(test_windows_in_memory_warned),
+      cmocka_unit_test(test_unnamed_key_change_before_repartition_refused),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

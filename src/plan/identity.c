@@ -61,6 +61,18 @@ static const char *how_to_name(const bk_node_t *node) {
 brook_err_t bk_plan_check_identities(const bk_plan_t *p, bk_errmsg_t *msg) {
   for (size_t i = 0; i < p->n; i++) {
     const bk_plan_node_t *pn = &p->nodes[i];
+    /* A repartition topic is named from the node whose records it carries: a generated name
+     * would send a restarted, changed topology to another topic, leaving records behind. */
+    const bk_node_t *into =
+        pn->node->per_task_sink && pn->node->n_inputs ? pn->node->inputs[0]->node : NULL;
+    if (into && into->name_generated) {
+      bk_errmsg_set(msg,
+                    "'%s' changes the key before a repartition topic but has no name: the "
+                    "topic is named from it, and a generated name changes when the topology "
+                    "does; name it with brook_stream_set_name() on its output",
+                    into->name);
+      return BROOK_ERR_INVALID_ARG;
+    }
     if (!pn->stateful)
       continue;
     if (pn->node->name_generated) {

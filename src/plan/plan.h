@@ -179,7 +179,8 @@ uint32_t bk_plan_exchange_task(const bk_plan_t *p, size_t sub, const void *key, 
 
 /* Once state is persisted, every stateful node must have a name the user gave it: state
  * directories and changelog topics are named from identities, and a generated name
- * ("window_tumbling#3") changes when the topology changes, orphaning the state. Returns
+ * ("window_tumbling#3") changes when the topology changes, orphaning the state. The same
+ * holds for a node whose records cross a repartition topic (the topic is named from it). Returns
  * BROOK_OK, or BROOK_ERR_INVALID_ARG naming the first offending node and how to name it, or
  * an identity longer than BK_IDENTITY_MAX. */
 brook_err_t bk_plan_check_identities(const bk_plan_t *p, bk_errmsg_t *msg);
