@@ -19,6 +19,8 @@
 
 #include <brook/brook.h>
 
+#include "tempfiles.h"
+
 #define SPLITS 3
 #define N_KEYS 4000
 #define N_RECORDS 60000
@@ -85,11 +87,10 @@ static brook_stream_t *source(brook_topology_t *t, gen_t *g) {
 }
 
 static void run(brook_topology_t *t) {
-  char dir[] = "/tmp/brook-agg-backend-XXXXXX";
+  char *dir = on_disk ? temp_dir_new("agg_backend") : NULL;
   brook_runtime_opts_t o;
   brook_runtime_opts_init(&o);
   if (on_disk) {
-    assert_non_null(mkdtemp(dir));
     o.state_dir = dir;
     o.state_cache_bytes = 16 << 10; /* full caches: early commits, reads from disk */
     o.commit_interval_ms =
@@ -106,11 +107,8 @@ static void run(brook_topology_t *t) {
   else
     assert_int_equal(st.state_writes, 0);
   brook_runtime_free(rt);
-  if (on_disk) {
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
-  }
+  if (dir)
+    temp_dir_free(dir);
 }
 
 /* The reference: per key, the number of records and the sum of values. */

@@ -37,6 +37,7 @@
 #include "runtime/test_hooks.h"
 #include "self_exec.h"
 #include "state/task_db.h"
+#include "tempfiles.h"
 #include "wait.h"
 
 #define N_KEYS 10
@@ -46,19 +47,6 @@ static broker_proc_t broker;
 
 static void log_to_stderr(int level, const char *msg, void *opaque) {
   fprintf(stderr, "[%s %d] %s\n", (const char *)opaque, level, msg);
-}
-
-static char *temp_dir(void) {
-  char *d = strdup("/tmp/brook-kafka-state-XXXXXX");
-  if (!d || !mkdtemp(d))
-    abort();
-  return d;
-}
-
-static void remove_tree(const char *d) {
-  char cmd[512];
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d);
-  assert_int_equal(system(cmd), 0);
 }
 
 static int key_index(const void *key, size_t len) { /* "k<n>", not NUL-terminated */
@@ -144,7 +132,7 @@ static brook_runtime_stats_t run_counts(const char *group, const char *state_dir
 
 static void test_counts_continue_after_stop(void **state) {
   (void)state;
-  char *dir = temp_dir();
+  char *dir = temp_dir_new("kafka_state");
   kh_produce(broker.bootstrap, "in", "a", 0, 200, N_KEYS);
   seen_t s1 = {{0}, 0, 0, NULL};
   brook_runtime_stats_t st = run_counts("continue", dir, &s1, 200);
@@ -161,8 +149,7 @@ static void test_counts_continue_after_stop(void **state) {
   assert_int_equal(s2.records, 100); /* the first run's input is not read again */
   for (int k = 0; k < N_KEYS; k++)
     assert_int_equal(s2.count[k], 30); /* continued from 20, not restarted at 0 */
-  remove_tree(dir);
-  free(dir);
+  temp_dir_free(dir);
 }
 
 /* ---- as a child process, with the output in topic "out" ---- */
@@ -339,7 +326,7 @@ static int both_committed(void *group) {
 
 static void test_killed_between_state_write_and_offset_commit(void **state) {
   (void)state;
-  char *dir = temp_dir();
+  char *dir = temp_dir_new("kafka_state");
   kh_produce(broker.bootstrap, "in", "a", 0, 1000, N_KEYS);
   child_t c;
   char armed[600];
@@ -369,15 +356,14 @@ static void test_killed_between_state_write_and_offset_commit(void **state) {
   maxes_t x = {{0}};
   expect_exact_counts(r, &x, &c, 200);
   kh_reader_close(r);
-  remove_tree(dir);
-  free(dir);
+  temp_dir_free(dir);
 }
 
 static uint64_t seed;
 
 static void test_killed_after_random_commits(void **state) {
   (void)state;
-  char *dir = temp_dir();
+  char *dir = temp_dir_new("kafka_state");
   uint64_t rng = seed;
   child_t c;
   for (int round = 0; round < 3; round++) {
@@ -393,8 +379,7 @@ static void test_killed_after_random_commits(void **state) {
   maxes_t x = {{0}};
   expect_exact_counts(r, &x, &c, 300);
   kh_reader_close(r);
-  remove_tree(dir);
-  free(dir);
+  temp_dir_free(dir);
 }
 
 /* ---- timers: a custom operator's, set before a stop, fire after the restart ---- */
@@ -492,7 +477,7 @@ static void produce_at(const char *topic, int32_t partition, const char *key, in
 
 static void test_timers_fire_after_restart(void **state) {
   (void)state;
-  char *dir = temp_dir();
+  char *dir = temp_dir_new("kafka_state");
   struct timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
   int64_t t0 = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
@@ -511,8 +496,7 @@ static void test_timers_fire_after_restart(void **state) {
   assert_int_equal(f2.proc[0], 1);
   assert_int_equal(f2.proc[1], 1);
   assert_int_equal(f2.early, 0);
-  remove_tree(dir);
-  free(dir);
+  temp_dir_free(dir);
 }
 
 static int setup(void **state) {

@@ -20,6 +20,7 @@
 
 #include "runtime/positions.h"
 #include "state/task_db.h"
+#include "tempfiles.h"
 
 #define SPLITS 2
 #define N_KEYS 10
@@ -80,18 +81,6 @@ static brook_topology_t *counting(gen_t *g, last_t *l, int named) {
   return t;
 }
 
-static char *temp_dir(void) {
-  char *d = strdup("/tmp/brook-state-dir-XXXXXX");
-  assert_non_null(mkdtemp(d));
-  return d;
-}
-
-static void remove_tree(const char *d) {
-  char cmd[512];
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d);
-  assert_int_equal(system(cmd), 0);
-}
-
 static int is_dir(const char *path) {
   struct stat st;
   return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
@@ -117,7 +106,7 @@ static brook_err_t run_counting_on(const char *state_dir, last_t *l, char *msg, 
 
 static void test_tasks_keep_state_in_their_directories(void **state) {
   (void)state;
-  char *dir = temp_dir();
+  char *dir = temp_dir_new("state_dir");
   last_t l = {{0}, 0};
   char msg[1024];
   assert_int_equal(run_counting_on(dir, &l, msg, sizeof(msg)), BROOK_OK);
@@ -137,8 +126,7 @@ static void test_tasks_keep_state_in_their_directories(void **state) {
   assert_int_equal(run_counting_on(dir, &again, msg, sizeof(msg)), BROOK_OK);
   for (int k = 0; k < N_KEYS; k++)
     assert_int_equal(again.count[k], 2 * PER_KEY);
-  remove_tree(dir);
-  free(dir);
+  temp_dir_free(dir);
 }
 
 static void test_generated_name_refused(void **state) {
@@ -177,7 +165,7 @@ static void test_empty_dir_refused(void **state) {
 
 static void test_unwritable_dir(void **state) {
   (void)state;
-  char *dir = temp_dir();
+  char *dir = temp_dir_new("state_dir");
   char file[600], below[700], msg[1024];
   snprintf(file, sizeof(file), "%s/a-file", dir);
   FILE *f = fopen(file, "w");
@@ -187,15 +175,14 @@ static void test_unwritable_dir(void **state) {
   assert_int_equal(run_counting_on(below, NULL, msg, sizeof(msg)), BROOK_ERR_IO);
   if (!strstr(msg, below))
     fail_msg("the message does not name %s: %s", below, msg);
-  remove_tree(dir);
-  free(dir);
+  temp_dir_free(dir);
 }
 
 /* A second runtime (or process) on the same state_dir: RocksDB's lock refuses the task
  * database another holds. The holder here is the task database itself, opened directly. */
 static void test_dir_in_use(void **state) {
   (void)state;
-  char *dir = temp_dir();
+  char *dir = temp_dir_new("state_dir");
   bk_task_db_t *holder = NULL;
   bk_errmsg_t why;
   assert_int_equal(bk_task_db_open(&holder, dir, "0_1", NULL, NULL, &why), BROOK_OK);
@@ -207,15 +194,14 @@ static void test_dir_in_use(void **state) {
   bk_task_db_close(holder);
   char again[1024];
   assert_int_equal(run_counting_on(dir, NULL, again, sizeof(again)), BROOK_OK); /* free again */
-  remove_tree(dir);
-  free(dir);
+  temp_dir_free(dir);
 }
 
 /* Positions the runtime cannot read (a later version, or damaged): BROOK_ERR_CORRUPT naming
  * the task's directory, never a resume at a wrong place. */
 static void test_unreadable_positions(void **state) {
   (void)state;
-  char *dir = temp_dir();
+  char *dir = temp_dir_new("state_dir");
   static const unsigned char later[] = {9, 0, 0, 0, 0};
   static const unsigned char cut[] = {1, 0, 0, 0, 1, 0, 5, 'a'};
   const struct {
@@ -235,8 +221,7 @@ static void test_unreadable_positions(void **state) {
     if (!strstr(msg, path) || !strstr(msg, cases[i].says))
       fail_msg("the message does not name %s and '%s': %s", path, cases[i].says, msg);
   }
-  remove_tree(dir);
-  free(dir);
+  temp_dir_free(dir);
 }
 
 /* The positions encoding round trip. */
@@ -296,7 +281,7 @@ static void test_windows_in_memory_warned(void **state) {
     assert_int_equal(
         brook_sink_callback(brook_window_aggregate(s, &w, &count, &wo), on_count, NULL, &l),
         BROOK_OK);
-    char *dir = temp_dir();
+    char *dir = temp_dir_new("state_dir");
     char warned[256] = "";
     brook_runtime_opts_t o;
     brook_runtime_opts_init(&o);
@@ -309,8 +294,7 @@ static void test_windows_in_memory_warned(void **state) {
     assert_non_null(strstr(warned, sliding ? "window_sliding" : "window_hopping"));
     brook_runtime_free(rt);
     brook_topology_free(t);
-    remove_tree(dir);
-    free(dir);
+    temp_dir_free(dir);
   }
 }
 

@@ -22,6 +22,7 @@
 #include "state/window_disk.h"
 #include "support/driver_helpers.h"
 #include "support/window_pipeline.h"
+#include "tempfiles.h"
 
 #define DELAY 5 /* the watermark's max_delay; the input's disorder stays within it */
 #define N_RECORDS 3000
@@ -99,18 +100,6 @@ static void take_output(brook_driver_t *d, text_t *out) {
   brook_driver_clear_output(d, "out");
 }
 
-static char *temp_dir(void) {
-  char *dir = strdup("/tmp/brook-window-disk-XXXXXX");
-  assert_non_null(mkdtemp(dir));
-  return dir;
-}
-
-static void remove_tree(const char *dir) {
-  char cmd[256];
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-  assert_int_equal(system(cmd), 0);
-}
-
 /* Uninterrupted in memory, versus on disk: commit at `cut` (advance_time(0) commits), push
  * `lost` more records (not committed: the stop loses them and their output), stop; restart on
  * the directory and replay from `cut`. */
@@ -152,7 +141,7 @@ static void check_restart(brook_window_t win, size_t cut, size_t lost, int in_or
   brook_driver_free(d);
   brook_topology_free(t);
 
-  char *dir = temp_dir();
+  char *dir = temp_dir_new("window_disk");
   d = pipeline(&t, win, 1, dir);
   for (size_t i = 0; i < cut; i++)
     push(d, &in[i]);
@@ -171,8 +160,7 @@ static void check_restart(brook_window_t win, size_t cut, size_t lost, int in_or
   take_output(d, &got);
   brook_driver_free(d);
   brook_topology_free(t);
-  remove_tree(dir);
-  free(dir);
+  temp_dir_free(dir);
 
   assert_true(want.len > 0);
   if (!in_order) { /* the same lines, in any order */
