@@ -133,11 +133,16 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
   bk_rt_delivery_done(c->w, epoch);
 }
 
+static void client_close(kclient_t *c);
+
 static void serve(void *opaque) {
   kclient_t *c = opaque;
+  bk_worker_t *w = c->w;
   while (rd_kafka_poll(c->rk, 0) > 0) {
   }
-  bk_worker_poke(c->w); /* a failure, a commit's acknowledgements, the end-of-run wait */
+  if (!c->live && (!c->in_flight || bk_rt_status(w) != BROOK_OK))
+    client_close(c); /* its users closed before it (bk_kprod_close): now it can go */
+  bk_worker_poke(w); /* a failure, a commit's acknowledgements, the end-of-run wait */
 }
 
 /* The configuration as librdkafka holds it (global and default topic properties), as one
@@ -358,12 +363,29 @@ void bk_kprod_set_error_hook(bk_kprod_t *p,
   p->error_hook_opaque = opaque;
 }
 
+/* The slot's closer (services.h), as the run ends: the clients that outlived their users. */
+static void close_orphans(bk_worker_t *w) {
+  for (kclient_t *c = *clients_of(w), *next; c; c = next) {
+    next = c->next;
+    if (!c->live)
+      client_close(c);
+  }
+}
+
 void bk_kprod_close(bk_kprod_t *p) {
   if (!p)
     return;
   kclient_t *c = p->c;
   c->users[p->idx] = NULL; /* its reports from now on only end their epochs */
   bk_free(bk_rt_alloc(c->w), p);
-  if (--c->live == 0)
-    client_close(c);
+  if (--c->live > 0)
+    return;
+  /* Records still unacknowledged count against their epochs, which commits and the end of
+   * the run wait for (delivery.h): a task closing at a rebalance may close the last user with
+   * some in flight. The client stays until their reports are in (serve), or the run ends. */
+  if (c->in_flight && bk_rt_status(c->w) == BROOK_OK) {
+    bk_rt_slot_closer(c->w, BK_SLOT_KAFKA_PRODUCERS, close_orphans);
+    return;
+  }
+  client_close(c);
 }

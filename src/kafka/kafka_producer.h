@@ -91,9 +91,11 @@ uint64_t bk_kprod_in_flight(const bk_kprod_t *p);
 /* Fails the run with "<who>: <fmt ...>", secrets redacted. */
 void bk_kprod_fail(bk_kprod_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Ends this user: its later delivery reports only end their epochs. The client's last user
- * stops serving, drops undelivered messages, and destroys the client off the loop (holding
- * the runtime until done). NULL is a no-op. */
+/* Ends this user: its later delivery reports only end their epochs. When the client's last
+ * user ends, the client is destroyed off the loop (holding the runtime until done): at once if
+ * nothing it sent is unreported or the run failed (undelivered messages are dropped: nobody
+ * waits for them), else once their reports are in, which commits and the end of the run wait
+ * for, or at the latest as the run ends. NULL is a no-op. */
 void bk_kprod_close(bk_kprod_t *p);
 
 #endif

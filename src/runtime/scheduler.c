@@ -328,6 +328,9 @@ static void finish(bk_worker_t *w) {
   for (size_t i = 0; i < w->n_sources; i++)
     if (w->sources[i].started)
       w->sources[i].vt->close(&w->sources[i]);
+  for (size_t i = 0; i < BK_SLOT_COUNT; i++)
+    if (w->slot_closers[i])
+      w->slot_closers[i](w); /* what outlived its users (services.h) */
   bk_worker_release(w);
 }
 

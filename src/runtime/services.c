@@ -49,6 +49,10 @@ void bk_rt_count(bk_worker_t *w, bk_stat_t which, uint64_t n) {
 
 void **bk_rt_slot(bk_worker_t *w, bk_rt_slot_t which) { return &w->slots[which]; }
 
+void bk_rt_slot_closer(bk_worker_t *w, bk_rt_slot_t which, void (*fn)(bk_worker_t *w)) {
+  w->slot_closers[which] = fn;
+}
+
 uint64_t bk_rt_delivery_add(bk_worker_t *w) { return bk_delivery_add(&w->delivery); }
 void bk_rt_delivery_done(bk_worker_t *w, uint64_t epoch) { bk_delivery_done(&w->delivery, epoch); }
 uint64_t bk_rt_deliveries_pending(const bk_worker_t *w) { return w->delivery.total; }

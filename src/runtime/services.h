@@ -120,9 +120,13 @@ void bk_worker_poke(bk_worker_t *w);
 
 /* Per-runtime slots where a source or sink layer keeps what its instances share (the Kafka
  * layer: its producers, one client per configuration). The layer frees what it keeps there
- * before the runtime is freed (when its last user closes). Starts NULL. */
+ * before the runtime is freed: when its last user closes, or, for what must outlive its users
+ * (a producer whose records are still unacknowledged when its last user closes), in the
+ * slot's closer, which the worker calls once, after its sources and operators closed, as the
+ * run ends. Starts NULL. */
 typedef enum bk_rt_slot { BK_SLOT_KAFKA_PRODUCERS, BK_SLOT_COUNT } bk_rt_slot_t;
 void **bk_rt_slot(bk_worker_t *w, bk_rt_slot_t which);
+void bk_rt_slot_closer(bk_worker_t *w, bk_rt_slot_t which, void (*fn)(bk_worker_t *w));
 
 /* ---- asynchronous deliveries (runtime/delivery.h: epochs) ---- */
 

@@ -76,6 +76,7 @@ typedef struct bk_worker {
   bk_delivery_t delivery;     /* asynchronous sink writes by source-batch epoch */
   bk_commit_t commit;         /* commit.c: this worker's commits */
   void *slots[BK_SLOT_COUNT]; /* services.h: what a source/sink layer shares per worker */
+  void (*slot_closers[BK_SLOT_COUNT])(bk_worker_t *w); /* services.h: at the run's end */
 
   bk_xchg_worker_t *xchg; /* exchange.c: rings to and from the other workers (NULL: none) */
 } bk_worker_t;
