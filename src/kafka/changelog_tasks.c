@@ -354,8 +354,12 @@ static brook_err_t cl_open(void *layer, const bk_task_log_task_t *lt, void **sta
   return BROOK_OK;
 }
 
+void (*bk_test_after_changelog_acked)(int32_t task, uint64_t epoch) = NULL;
+
 static void on_acked(uint64_t epoch, void *opaque) {
   cl_task_t *t = opaque;
+  if (bk_test_after_changelog_acked && t->phase == PHASE_RUNNING)
+    bk_test_after_changelog_acked(t->id, epoch);
   size_t k = 0;
   for (size_t i = 0; i < t->n_pending; i++) {
     if (t->pending[i].epoch <= epoch)

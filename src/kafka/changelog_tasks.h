@@ -26,4 +26,8 @@ brook_err_t bk_cl_layer_attach(bk_worker_t *w, const char *group, const char *bo
 /* Frees it (its producer and consumer closed off the loop). NULL: no-op. */
 void bk_cl_layer_detach(bk_cl_layer_t *l);
 
+/* Test only (NULL otherwise): the commit `epoch` of task `task` is acknowledged in every
+ * changelog, markers included, and its input offsets are not committed yet. */
+extern void (*bk_test_after_changelog_acked)(int32_t task, uint64_t epoch);
+
 #endif

@@ -199,11 +199,19 @@ static brook_err_t produce_marker(bk_changelog_writer_t *w, const closed_epoch_t
 /* Moves the oldest closed epochs on: markers once their records are all acknowledged, then
  * acknowledged once their markers are. BROOK_OK, BROOK_ERR_FULL (a marker waits for room in
  * the producer's queue), or the error that failed the task. */
+void (*bk_test_before_markers)(int32_t partition, uint64_t epoch, uint64_t records) = NULL;
+
 static brook_err_t task_pump(bk_changelog_task_t *t) {
   while (t->closed && !t->failed) {
     closed_epoch_t *c = t->closed;
     if (c->n_marked == 0 && !epoch_reported(t, c->epoch))
       return BROOK_OK; /* records of c still unreported */
+    if (c->n_marked == 0 && bk_test_before_markers && t->n_writers) {
+      uint64_t records = 0;
+      for (size_t i = 0; i < t->n_writers; i++)
+        records += t->writers[i]->stats.records;
+      bk_test_before_markers(t->writers[0]->partition, c->epoch, records);
+    }
     for (; c->n_marked < t->n_writers; c->n_marked++) {
       brook_err_t err = produce_marker(t->writers[c->n_marked], c);
       if (err == BROOK_ERR_FULL)

@@ -191,4 +191,10 @@ void bk_changelog_dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *o
  * writer of a shared task is freed with the task: this is a no-op for it. NULL: no-op. */
 void bk_changelog_writer_free(bk_changelog_writer_t *w);
 
+/* Test only (NULL otherwise): every record of the task's oldest committed epoch is
+ * acknowledged and its markers are about to be produced; `records`: the data records its
+ * writers wrote so far. A test kills the process here: between a changelog write and its
+ * marker. */
+extern void (*bk_test_before_markers)(int32_t partition, uint64_t epoch, uint64_t records);
+
 #endif
