@@ -35,6 +35,7 @@
 #include "kafka_helpers.h"
 #include "pipeline_child.h"
 #include "self_exec.h"
+#include "tempfiles.h"
 #include "wait.h"
 
 #define N_KEYS 10
@@ -95,11 +96,11 @@ static void report_running(int32_t task, int old, int state, const char *reason,
   }
 }
 
-/* argv: BOOTSTRAP GROUP MODE KILL_ARMED_BY; MODE "marker", "offsets" or "-". Runs until
- * SIGTERM; exit 0 if the run ended OK. */
+/* argv: BOOTSTRAP GROUP MODE KILL_ARMED_BY STATE_DIR; MODE "marker", "offsets" or "-",
+ * STATE_DIR "-" for state in memory. Runs until SIGTERM; exit 0 if the run ended OK. */
 static int child_main(int argc, char **argv) {
   pc_handle_sigterm();
-  if (argc != 4)
+  if (argc != 5)
     return 2;
   kill_armed_by = argv[3];
   if (strcmp(argv[2], "marker") == 0)
@@ -129,6 +130,7 @@ static int child_main(int argc, char **argv) {
   brook_runtime_opts_init(&ro);
   ro.commit_interval_ms = 100;
   ro.changelogs = 1;
+  ro.state_dir = strcmp(argv[4], "-") != 0 ? argv[4] : NULL;
   ro.on_task_state = report_running;
   if (getenv("BROOK_TEST_LOG")) {
     ro.log = log_to_stderr;
@@ -154,11 +156,13 @@ typedef struct child {
   child_lines_t out;
 } child_t;
 
+static const char *state_dir = "-"; /* the children's (one test at a time) */
+
 static void spawn_child(child_t *c, const char *group, const char *mode, const char *armed_by) {
   c->out.used = 0;
-  c->pid = self_exec_spawn_piped(
-      (const char *const[]){"--changelog-child", broker.bootstrap, group, mode, armed_by, NULL},
-      &c->out.fd);
+  c->pid = self_exec_spawn_piped((const char *const[]){"--changelog-child", broker.bootstrap, group,
+                                                       mode, armed_by, state_dir, NULL},
+                                 &c->out.fd);
 }
 
 /* Waits until the child reports `n` tasks running (restored from their changelogs). */
@@ -263,6 +267,25 @@ static void test_killed_between_marker_and_offset_commit(void **state) {
   killed_at("offsets", "offsets");
 }
 
+/* The same kills with the RocksDB backend: the local state and the changelogs' tail. */
+static void killed_on_disk(const char *group, const char *mode) {
+  char *dir = temp_dir_new("changelog_kill");
+  state_dir = dir;
+  killed_at(group, mode);
+  state_dir = "-";
+  temp_dir_free(dir);
+}
+
+static void test_killed_before_marker_state_on_disk(void **state) {
+  (void)state;
+  killed_on_disk("diskm", "marker");
+}
+
+static void test_killed_before_offsets_state_on_disk(void **state) {
+  (void)state;
+  killed_on_disk("disko", "offsets");
+}
+
 /* A second member joins: a task moves to it, restores, and its keys' counts continue. */
 static void test_hand_over_continues_counts(void **state) {
   (void)state;
@@ -288,6 +311,8 @@ static int setup(void **state) {
                                 "marker-counts-aggregate-changelog:2",
                                 "offsets-counts-aggregate-changelog:2",
                                 "handover-counts-aggregate-changelog:2",
+                                "diskm-counts-aggregate-changelog:2",
+                                "disko-counts-aggregate-changelog:2",
                                 NULL};
   assert_int_equal(broker_start(&broker, 1, topics, NULL), 0);
   self_exec_broker = &broker;
@@ -309,6 +334,8 @@ int main(int argc, char **argv) {
                                       teardown),
       cmocka_unit_test_setup_teardown(test_killed_between_marker_and_offset_commit, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_killed_before_marker_state_on_disk, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_killed_before_offsets_state_on_disk, setup, teardown),
       cmocka_unit_test_setup_teardown(test_hand_over_continues_counts, setup, teardown),
   };
   cmocka_set_test_filter(getenv("BROOK_TEST_FILTER"));

@@ -36,6 +36,7 @@
 #include "kafka/internal_topics.h"
 #include "kafka/kafka_poll.h"
 #include "kafka/kafka_producer.h"
+#include "runtime/positions.h"
 #include "runtime/task_log.h"
 #include "state/store_changelog.h"
 
@@ -90,10 +91,12 @@ struct cl_task {
   cl_store_t *stores;
   size_t n;
   int phase;
-  uint64_t first_commit; /* the restored commit's epoch (STARTING waits for it) */
-  unsigned char *positions;
+  uint64_t first_commit;    /* the restored commit's epoch (STARTING waits for it) */
+  unsigned char *positions; /* where the restored state's input resumes (a marker's blob) */
   size_t positions_len;
   int has_positions;
+  unsigned char *local; /* with state on disk: the positions of its last commit (a copy) */
+  size_t local_len;
   bk_changelog_task_t *task;
   cl_pending_t *pending;
   size_t n_pending, cap_pending;
@@ -299,8 +302,46 @@ static void task_free(cl_task_t *t) {
   bk_changelog_task_free(t->task);                  /* and its writers */
   bk_free(l->alloc, t->pending);
   bk_free(l->alloc, t->positions);
+  bk_free(l->alloc, t->local);
   bk_free(l->alloc, t->stores);
   bk_free(l->alloc, t);
+}
+
+/* The epoch entry of a changelog in the positions blob: "<topic>#epoch" (no topic name has a
+ * '#', so it never meets an input's). */
+static void epoch_name(char *out, size_t cap, const char *topic) {
+  snprintf(out, cap, "%s#epoch", topic);
+}
+
+/* With state on disk: the last marker its local state covers (stored with it by
+ * cl_positions_add): the restore replays only what follows (*start); its epoch, or 0 (none:
+ * from the beginning). */
+static uint64_t local_marker(const cl_task_t *t, const cl_store_t *s, int64_t *start) {
+  char name[BK_TOPIC_NAME_MAX + 8];
+  int64_t at = -1, epoch = 0;
+  epoch_name(name, sizeof(name), s->topic);
+  if (!t->local || !bk_positions_find(t->local, t->local_len, s->topic, t->partition, &at) ||
+      !bk_positions_find(t->local, t->local_len, name, t->partition, &epoch) || at < 0 ||
+      !bk_cl_epoch_valid((uint64_t)epoch))
+    return 0;
+  *start = at;
+  return (uint64_t)epoch;
+}
+
+static brook_err_t cl_positions_add(void *state, bk_positions_t *out) {
+  cl_task_t *t = state;
+  brook_err_t err = BROOK_OK;
+  for (size_t i = 0; i < t->n && !err && t->phase == PHASE_RUNNING; i++) {
+    uint64_t epoch;
+    int64_t offset;
+    char name[BK_TOPIC_NAME_MAX + 8];
+    if (!bk_changelog_writer_marker(t->stores[i].wr, &epoch, &offset))
+      continue;
+    epoch_name(name, sizeof(name), t->stores[i].topic);
+    if (!(err = bk_positions_add(out, t->stores[i].topic, t->partition, offset + 1)))
+      err = bk_positions_add(out, name, t->partition, (int64_t)epoch);
+  }
+  return err;
 }
 
 static brook_err_t cl_open(void *layer, const bk_task_log_task_t *lt, void **state,
@@ -332,12 +373,21 @@ static brook_err_t cl_open(void *layer, const bk_task_log_task_t *lt, void **sta
   }
   if (!err && !(err = clients(l, why)))
     err = ensure_topics(l, t, why);
+  if (!err && lt->local_positions && lt->local_len) {
+    if (!(t->local = bk_malloc(l->alloc, lt->local_len)))
+      err = BROOK_ERR_NOMEM;
+    else
+      memcpy(t->local, lt->local_positions, lt->local_len), t->local_len = lt->local_len;
+  }
   for (size_t i = 0; i < t->n && !err; i++) {
     cl_store_t *s = &t->stores[i];
+    int64_t start = 0;
+    uint64_t known = local_marker(t, s, &start);
     bk_changelog_restore_opts_t o = {.consumer = l->consumer,
                                      .topic = s->topic,
                                      .partition = t->partition,
-                                     .start_offset = 0,
+                                     .start_offset = start,
+                                     .known_epoch = known,
                                      .timeout_ms = l->timeout_ms,
                                      .apply = apply_change,
                                      .apply_opaque = s,
@@ -448,14 +498,21 @@ static brook_err_t start_writing(cl_task_t *t, bk_errmsg_t *why) {
       top = i;
   const bk_changelog_restore_result_t *tr = bk_changelog_restore_result(t->stores[top].r);
   uint64_t epoch = tr->committed_epoch, prev = tr->marker_prev;
-  if (tr->has_marker && tr->positions_len) {
-    if (!(t->positions = bk_malloc(l->alloc, tr->positions_len)))
+  /* The restored state's input positions: the last marker's; with state on disk and no
+   * marker after the one it covers, its own (so the restored commit's marker carries them). */
+  const void *pos = tr->has_marker ? tr->positions : t->local;
+  size_t pos_len = tr->has_marker ? tr->positions_len : t->local_len;
+  brook_err_t err;
+  if (tr->has_marker && pos_len &&
+      (err = bk_positions_check(pos, pos_len, t->stores[top].topic, why)) < 0)
+    return err; /* a marker whose checksum holds but whose positions do not parse */
+  if (pos && pos_len) {
+    if (!(t->positions = bk_malloc(l->alloc, pos_len)))
       return BROOK_ERR_NOMEM;
-    memcpy(t->positions, tr->positions, tr->positions_len);
-    t->positions_len = tr->positions_len;
+    memcpy(t->positions, pos, pos_len);
+    t->positions_len = pos_len;
     t->has_positions = 1;
   }
-  brook_err_t err;
   uint64_t first = 0;
   for (size_t i = 0; i < t->n; i++) {
     cl_store_t *s = &t->stores[i];
@@ -614,6 +671,6 @@ static const bk_task_log_vt_t cl_vt = {
     .step = cl_step,
     .positions = cl_positions,
     .commit = cl_commit,
-    .positions_add = NULL,
+    .positions_add = cl_positions_add,
     .close = cl_close,
 };

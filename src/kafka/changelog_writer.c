@@ -64,6 +64,8 @@ struct bk_changelog_writer {
   bk_changelog_writer_stats_t stats;
   unsigned char *buf; /* an escaped key, or a marker value */
   size_t buf_cap;
+  uint64_t marker_epoch; /* the last marker acknowledged (0: none yet) */
+  int64_t marker_offset; /* ... and its offset */
 };
 
 /* ---- the task ---- */
@@ -488,6 +490,14 @@ const bk_changelog_writer_stats_t *bk_changelog_writer_stats(const bk_changelog_
 
 const char *bk_changelog_writer_error(const bk_changelog_writer_t *w) { return w->task->err.text; }
 
+int bk_changelog_writer_marker(const bk_changelog_writer_t *w, uint64_t *epoch, int64_t *offset) {
+  if (!w->marker_epoch)
+    return 0;
+  *epoch = w->marker_epoch;
+  *offset = w->marker_offset;
+  return 1;
+}
+
 int bk_changelog_delivery(const rd_kafka_message_t *m) {
   if (!m->rkt || rd_kafka_topic_opaque(m->rkt) != &changelog_topic_tag)
     return 0;
@@ -496,6 +506,11 @@ int bk_changelog_delivery(const rd_kafka_message_t *m) {
   bk_changelog_task_t *t = w->task;
   s->pending--;
   t->in_flight--;
+  if (!m->err && m->key_len == BK_CL_MARKER_KEY_LEN &&
+      memcmp(m->key, bk_cl_marker_key, BK_CL_MARKER_KEY_LEN) == 0 && s->epoch > w->marker_epoch) {
+    w->marker_epoch = s->epoch;
+    w->marker_offset = m->offset;
+  }
   if (m->err && !t->failed) {
     bk_errmsg_set(&t->err,
                   "changelog '%s' partition %" PRId32 ": a record of epoch %" PRIu64

@@ -180,6 +180,11 @@ const char *bk_changelog_writer_error(const bk_changelog_writer_t *w);
 
 const bk_changelog_writer_stats_t *bk_changelog_writer_stats(const bk_changelog_writer_t *w);
 
+/* The last marker of this writer that was acknowledged: its epoch and offset (1), or 0 if
+ * none yet. Local state that covers that commit restores with start_offset = offset + 1 and
+ * known_epoch = epoch (changelog_restore.h): only the tail after it is replayed. */
+int bk_changelog_writer_marker(const bk_changelog_writer_t *w, uint64_t *epoch, int64_t *offset);
+
 /* Takes a delivery report if it is a changelog writer's: returns 1 (handled), else 0. Call it
  * from the producer's delivery-report callback. */
 int bk_changelog_delivery(const rd_kafka_message_t *m);
