@@ -33,6 +33,7 @@
 #include "kafka/changelog_tasks.h"
 #include "kafka/changelog_writer.h"
 #include "kafka_helpers.h"
+#include "key_counts.h"
 #include "pipeline_child.h"
 #include "self_exec.h"
 #include "tempfiles.h"
@@ -42,23 +43,6 @@
 #define WAIT_MS 60000
 
 static broker_proc_t broker;
-
-static void log_to_stderr(int level, const char *msg, void *opaque) {
-  fprintf(stderr, "[%s %d] %s\n", (const char *)opaque, level, msg);
-}
-
-static int key_index(const void *key, size_t len) { /* "k<n>" */
-  const char *c = key;
-  if (len < 2 || len > 4 || c[0] != 'k')
-    return -1;
-  int k = 0;
-  for (size_t i = 1; i < len; i++) {
-    if (c[i] < '0' || c[i] > '9')
-      return -1;
-    k = k * 10 + (c[i] - '0');
-  }
-  return k < N_KEYS ? k : -1;
-}
 
 /* ---- the child: "in" -> count per key -> "out" ---- */
 
@@ -86,14 +70,6 @@ static void after_acked(int32_t task, uint64_t epoch) {
   (void)task, (void)epoch;
   if (++acked_commits > 2 && armed())
     raise(SIGKILL);
-}
-
-static void report_running(int32_t task, int old, int state, const char *reason, void *opaque) {
-  (void)old, (void)reason, (void)opaque;
-  if (state == BROOK_TASK_RUNNING) {
-    printf("running %d\n", (int)task);
-    fflush(stdout);
-  }
 }
 
 /* argv: BOOTSTRAP GROUP MODE KILL_ARMED_BY STATE_DIR; MODE "marker", "offsets" or "-",
@@ -131,9 +107,9 @@ static int child_main(int argc, char **argv) {
   ro.commit_interval_ms = 100;
   ro.changelogs = 1;
   ro.state_dir = strcmp(argv[4], "-") != 0 ? argv[4] : NULL;
-  ro.on_task_state = report_running;
+  ro.on_task_state = kc_report_running;
   if (getenv("BROOK_TEST_LOG")) {
-    ro.log = log_to_stderr;
+    ro.log = kc_log_to_stderr;
     ro.log_opaque = (void *)"child";
   }
   brook_runtime_t *rt = NULL;
@@ -151,76 +127,26 @@ static int child_main(int argc, char **argv) {
   return err == BROOK_OK ? 0 : 1;
 }
 
-typedef struct child {
-  pid_t pid;
-  child_lines_t out;
-} child_t;
-
 static const char *state_dir = "-"; /* the children's (one test at a time) */
 
-static void spawn_child(child_t *c, const char *group, const char *mode, const char *armed_by) {
+static void spawn_child(kc_child_t *c, const char *group, const char *mode, const char *armed_by) {
   c->out.used = 0;
   c->pid = self_exec_spawn_piped((const char *const[]){"--changelog-child", broker.bootstrap, group,
                                                        mode, armed_by, state_dir, NULL},
                                  &c->out.fd);
 }
 
-/* Waits until the child reports `n` tasks running (restored from their changelogs). */
-static void wait_running(child_t *c, int n) {
-  char line[128];
-  for (int seen = 0; seen < n;) {
-    if (child_read_line(&c->out, line, sizeof(line), WAIT_MS) != 0)
-      fail_msg("the pipeline's tasks did not start");
-    int t;
-    if (sscanf(line, "running %d", &t) == 1)
-      seen++;
-  }
-}
-
-static int end_child(child_t *c, int sig) {
-  int code = self_exec_end(c->pid, sig, WAIT_MS);
-  close(c->out.fd);
-  return code;
-}
-
-/* The output's highest count per key (counts only grow: a count past the reference is a
- * record counted twice; one below it that never reaches it, records missing from the state).
- */
-typedef struct maxes {
-  int64_t max[N_KEYS];
-} maxes_t;
-
-static void on_out(const rd_kafka_message_t *m, void *opaque) {
-  maxes_t *x = opaque;
-  int k = key_index(m->key, m->key_len);
-  int64_t v;
-  if (k < 0 || m->len != sizeof(v))
-    fail_msg("output record of %zu bytes, key %.*s", m->len, (int)m->key_len, (const char *)m->key);
-  memcpy(&v, m->payload, sizeof(v));
-  if (v > x->max[k])
-    x->max[k] = v;
-}
-
-static int reached(const maxes_t *x, int64_t want) {
-  for (int k = 0; k < N_KEYS; k++)
-    if (x->max[k] < want)
-      return 0;
-  return 1;
-}
-
 /* Reads the output until every key's count reached `want` (deadline), lets the children
  * stop, reads the rest and checks that no key passed it. */
-static void expect_exact_counts(rd_kafka_t *r, maxes_t *x, child_t *cs, int n, int64_t want) {
+static void expect_exact_counts(rd_kafka_t *r, kc_child_t *cs, int n, int64_t want) {
+  kc_maxes_t x = {.n_keys = N_KEYS};
   long long deadline = kh_now_ms() + WAIT_MS;
-  while (!reached(x, want) && kh_now_ms() < deadline)
-    kh_read(r, 1 << 30, 200, on_out, x);
+  while (!kc_reached(&x, want) && kh_now_ms() < deadline)
+    kh_read(r, 1 << 30, 200, kc_on_out, &x);
   for (int i = 0; i < n; i++)
-    assert_int_equal(end_child(&cs[i], SIGTERM), 0);
-  kh_read(r, 1 << 30, 1500, on_out, x); /* whatever the stop wrote */
-  for (int k = 0; k < N_KEYS; k++)
-    if (x->max[k] != want)
-      fail_msg("key k%d: count %lld, want %lld (%s)", k, (long long)x->max[k], (long long)want,
-               x->max[k] > want ? "records counted twice" : "records missing from the state");
+    assert_int_equal(kc_end_child(&cs[i], SIGTERM, WAIT_MS), 0);
+  kh_read(r, 1 << 30, 1500, kc_on_out, &x); /* whatever the stop wrote */
+  kc_expect_max(&x, want);
 }
 
 static int both_committed(void *group) {
@@ -235,7 +161,7 @@ static void killed_at(const char *group, const char *mode) {
   snprintf(armed_path, sizeof(armed_path), "/tmp/brook-changelog-kill-%d-%s", (int)getpid(), mode);
   unlink(armed_path);
   kh_produce(broker.bootstrap, "in", "a", 0, 1000, N_KEYS);
-  child_t c;
+  kc_child_t c;
   spawn_child(&c, group, mode, armed_path);
   if (!wait_until(both_committed, (void *)group, WAIT_MS))
     fail_msg("the group's offsets were not committed");
@@ -243,17 +169,16 @@ static void killed_at(const char *group, const char *mode) {
   assert_non_null(f);
   fclose(f);
   kh_produce(broker.bootstrap, "in", "b", 1000, 1000, N_KEYS);
-  assert_int_equal(end_child(&c, 0), 128 + SIGKILL); /* the hook killed it */
+  assert_int_equal(kc_end_child(&c, 0, WAIT_MS), 128 + SIGKILL); /* the hook killed it */
   unlink(armed_path);
   for (int32_t p = 0; p < 2; p++)
     fprintf(stderr, "after the kill: partition %d, group offset %lld\n", (int)p,
             (long long)kh_committed(broker.bootstrap, group, "in", p));
   spawn_child(&c, group, "-", "-");
-  wait_running(&c, 2);
+  kc_wait_running(&c, 2, 0, WAIT_MS);
   kh_produce(broker.bootstrap, "in", "m", 100000, 10 * N_KEYS, N_KEYS);
   rd_kafka_t *r = kh_reader(broker.bootstrap, "out", 2);
-  maxes_t x = {{0}};
-  expect_exact_counts(r, &x, &c, 1, 210);
+  expect_exact_counts(r, &c, 1, 210);
   kh_reader_close(r);
 }
 
@@ -290,17 +215,16 @@ static void test_killed_before_offsets_state_on_disk(void **state) {
 static void test_hand_over_continues_counts(void **state) {
   (void)state;
   kh_produce(broker.bootstrap, "in", "a", 0, 1000, N_KEYS);
-  child_t c[2];
+  kc_child_t c[2];
   spawn_child(&c[0], "handover", "-", "-");
-  wait_running(&c[0], 2);
+  kc_wait_running(&c[0], 2, 0, WAIT_MS);
   if (!wait_until(both_committed, (void *)"handover", WAIT_MS))
     fail_msg("the group's offsets were not committed");
   spawn_child(&c[1], "handover", "-", "-");
-  wait_running(&c[1], 1); /* a task moved to it and was restored */
+  kc_wait_running(&c[1], 1, 0, WAIT_MS); /* a task moved to it and was restored */
   kh_produce(broker.bootstrap, "in", "b", 1000, 10 * N_KEYS, N_KEYS);
   rd_kafka_t *r = kh_reader(broker.bootstrap, "out", 2);
-  maxes_t x = {{0}};
-  expect_exact_counts(r, &x, c, 2, 110);
+  expect_exact_counts(r, c, 2, 110);
   kh_reader_close(r);
 }
 
@@ -319,24 +243,19 @@ static int setup(void **state) {
   return 0;
 }
 
-static int teardown(void **state) {
-  (void)state;
-  self_exec_kill_all();
-  self_exec_broker = NULL;
-  return broker_stop(&broker) == 0 ? 0 : -1;
-}
-
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "--changelog-child") == 0)
     return child_main(argc - 2, argv + 2);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_killed_between_changelog_write_and_marker, setup,
-                                      teardown),
+                                      self_exec_teardown),
       cmocka_unit_test_setup_teardown(test_killed_between_marker_and_offset_commit, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_killed_before_marker_state_on_disk, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_killed_before_offsets_state_on_disk, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_hand_over_continues_counts, setup, teardown),
+                                      self_exec_teardown),
+      cmocka_unit_test_setup_teardown(test_killed_before_marker_state_on_disk, setup,
+                                      self_exec_teardown),
+      cmocka_unit_test_setup_teardown(test_killed_before_offsets_state_on_disk, setup,
+                                      self_exec_teardown),
+      cmocka_unit_test_setup_teardown(test_hand_over_continues_counts, setup, self_exec_teardown),
   };
   cmocka_set_test_filter(getenv("BROOK_TEST_FILTER"));
   return cmocka_run_group_tests(tests, NULL, NULL);

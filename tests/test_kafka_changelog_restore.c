@@ -33,6 +33,7 @@
 #include "kafka/changelog_format.h"
 #include "kafka/changelog_writer.h"
 #include "kafka_helpers.h"
+#include "key_counts.h"
 #include "runtime/positions.h"
 #include "tempfiles.h"
 #include "wait.h"
@@ -40,23 +41,6 @@
 #define N_KEYS 10
 
 static broker_proc_t broker;
-
-static void log_to_stderr(int level, const char *msg, void *opaque) {
-  fprintf(stderr, "[%s %d] %s\n", (const char *)opaque, level, msg);
-}
-
-static int key_index(const void *key, size_t len) { /* "k<n>" */
-  const char *c = key;
-  if (len < 2 || len > 7 || c[0] != 'k')
-    return -1;
-  int k = 0;
-  for (size_t i = 1; i < len; i++) {
-    if (c[i] < '0' || c[i] > '9')
-      return -1;
-    k = k * 10 + (c[i] - '0');
-  }
-  return k;
-}
 
 /* ---- the restore listener ---- */
 
@@ -111,7 +95,7 @@ typedef struct seen {
 
 static brook_err_t on_count(const brook_record_t *rec, void *opaque) {
   seen_t *s = opaque;
-  int k = key_index(rec->key, rec->key_len);
+  int k = kc_key_index(rec->key, rec->key_len, 1000000); /* k<N_KEYS + i>: restored keys */
   if (k < 0 || rec->value_len != sizeof(int64_t))
     return BROOK_ERR_CORRUPT;
   if (k < N_KEYS)
@@ -160,7 +144,7 @@ static brook_runtime_opts_t runtime_opts(const char *state_dir, listened_t *l) {
   mine.opaque = l;
   ro.restore_listener = &mine;
   if (getenv("BROOK_TEST_LOG")) {
-    ro.log = log_to_stderr;
+    ro.log = kc_log_to_stderr;
     ro.log_opaque = (void *)"rt";
   }
   return ro;
@@ -375,8 +359,8 @@ static brook_err_t on_window(const brook_record_t *rec, void *opaque) {
   const void *res = NULL;
   if (brook_window_parse(rec, &wv, &res) != BROOK_OK || wv.result_len != sizeof(int64_t))
     return BROOK_ERR_USER;
-  int k = key_index(rec->key, rec->key_len);
-  if (k < 0 || k >= N_KEYS)
+  int k = kc_key_index(rec->key, rec->key_len, N_KEYS);
+  if (k < 0)
     return BROOK_OK; /* "z": only moves time */
   s->dup += s->count[k] != 0;
   memcpy(&s->count[k], res, sizeof(int64_t));
@@ -386,14 +370,8 @@ static brook_err_t on_window(const brook_record_t *rec, void *opaque) {
   return BROOK_OK;
 }
 
-static void produce_at(const char *topic, int32_t part, const char *key, int64_t ts) {
-  rd_kafka_t *p = kh_client(RD_KAFKA_PRODUCER, broker.bootstrap, NULL, NULL, NULL);
-  assert_int_equal(rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(part),
-                                     RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE("v", 1),
-                                     RD_KAFKA_V_TIMESTAMP(ts), RD_KAFKA_V_END),
-                   RD_KAFKA_RESP_ERR_NO_ERROR);
-  assert_int_equal(rd_kafka_flush(p, KH_TIMEOUT_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
-  rd_kafka_destroy(p);
+static void produce_at(const char *topic, int32_t partition, const char *key, int64_t ts) {
+  kc_produce_at(broker.bootstrap, topic, partition, key, ts);
 }
 
 /* Stops the runtime once its sources took `want` records (a window emits nothing before it
