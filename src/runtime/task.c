@@ -31,6 +31,7 @@
 #include "core/alloc.h"
 #include "runtime/positions.h"
 #include "runtime/runtime_impl.h"
+#include "runtime/task_event_time.h"
 #include "runtime/task_ids.h"
 #include "runtime/timers.h"
 #include "state/task_db.h"
@@ -266,7 +267,8 @@ fail:
 }
 
 void bk_task_running(bk_worker_t *w, bk_task_t *t, const char *reason) {
-  w->tasks[w->n_tasks++] = t; /* room reserved by bk_task_acquire */
+  bk_task_event_time_restore(w, t); /* its watermarks as its state left them */
+  w->tasks[w->n_tasks++] = t;       /* room reserved by bk_task_acquire */
   w->stats.tasks_opened++;
   set_state(w, t, BROOK_TASK_RUNNING, reason);
 }
