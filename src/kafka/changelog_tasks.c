@@ -71,6 +71,7 @@ typedef struct cl_store {
   char label[256]; /* "<node>/<store>" for the listener */
   bk_changelog_restore_t *r;
   int done, started;
+  int64_t start;     /* the offset the restore starts at */
   uint64_t reported; /* records applied that the listener was told of */
   bk_changelog_writer_t *wr;
   bk_cl_keyset_t keys;
@@ -383,6 +384,7 @@ static brook_err_t cl_open(void *layer, const bk_task_log_task_t *lt, void **sta
     cl_store_t *s = &t->stores[i];
     int64_t start = 0;
     uint64_t known = local_marker(t, s, &start);
+    s->start = start;
     bk_changelog_restore_opts_t o = {.consumer = l->consumer,
                                      .topic = s->topic,
                                      .partition = t->partition,
@@ -434,7 +436,8 @@ static void report(cl_task_t *t, cl_store_t *s, int end) {
   if (!s->started && (res->end_offset > 0 || end)) {
     s->started = 1;
     if (rl && rl->on_start)
-      rl->on_start(t->id, s->label, res->end_offset > 0 ? (uint64_t)res->end_offset : 0,
+      rl->on_start(t->id, s->label,
+                   res->end_offset > s->start ? (uint64_t)(res->end_offset - s->start) : 0,
                    rl->opaque);
   }
   uint64_t applied = res->records_applied;
