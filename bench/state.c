@@ -16,12 +16,17 @@
  * (this program again, with --child: its wall time, CPU time and peak RSS are its own); runs
  * alternate baseline and brook, and the medians are reported.
  *
- * Uses brook's internal changelog API (src/kafka/changelog_*.h): the runtime does not plug
- * changelogs into tasks yet (the next step of issue 13). The last line is the issue's
+ * Then the CHANGELOG OVERHEAD: a keyed tumbling window (count, 1 s) through Kafka over 600,000
+ * records, 100,000 keys per window, 16 partitions, run with the runtime option changelogs and
+ * without (fresh consumer groups, alternating, in this process), each run timed from start
+ * until it ended (every record in, then the stop's final commit, which waits for the
+ * changelogs); throughput with over without, and changelog records per input record.
+ *
+ * The restore part uses brook's internal changelog API (src/kafka/changelog_*.h). The last
+ * line is the issue's
  *   bench=state changelog_ratio=... changelog_records_per_input=... restore_records_per_s=...
  *   eos_ratio=... recover_ms_standby=... recover_ms_no_standby=...
- * where every figure but restore_records_per_s is `na`: those need the runtime's changelog,
- * exactly-once and standby support, measured by the later steps. */
+ * where eos_ratio and the recover figures are `na`: exactly-once and standbys come later. */
 #define _GNU_SOURCE
 #include <brook/brook.h>
 
@@ -36,6 +41,7 @@
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
+#include <uv.h>
 
 #include "broker_proc.h"
 #include "kafka/changelog_format.h"
@@ -340,6 +346,158 @@ static int cmp_d(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+/* ---- the changelog overhead: a keyed tumbling window through Kafka ---- */
+
+#define CL_TOPIC "bench-cl-in"
+#define CL_PARTS 16
+#define CL_WIN_MS 1000
+#define CL_T0 INT64_C(1700000000000)
+
+/* n records, keys "key-%012u" of i % keys, one window of event time per `keys` records (each
+ * window holds every key once); the last window stays open. */
+static void cl_load(const char *bootstrap, uint64_t n, uint64_t keys) {
+  rd_kafka_conf_t *c =
+      new_conf(bootstrap, (const char *const[]){"linger.ms", "20", "batch.num.messages", "10000",
+                                                "queue.buffering.max.messages", "1000000",
+                                                "log_level", "3", NULL});
+  char err[512];
+  rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err));
+  if (!p)
+    die("producer", err);
+  char key[KEY_LEN + 1];
+  for (uint64_t i = 0; i < n; i++) {
+    make_key(key, i % keys);
+    int64_t ts = CL_T0 + (int64_t)(i / keys) * CL_WIN_MS + (int64_t)(i % (CL_WIN_MS / 2));
+    rd_kafka_resp_err_t e;
+    while ((e = rd_kafka_producev(p, RD_KAFKA_V_TOPIC(CL_TOPIC), RD_KAFKA_V_KEY(key, KEY_LEN),
+                                  RD_KAFKA_V_VALUE(&i, sizeof(i)), RD_KAFKA_V_TIMESTAMP(ts),
+                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END)) ==
+           RD_KAFKA_RESP_ERR__QUEUE_FULL)
+      rd_kafka_poll(p, 10);
+    if (e)
+      die("produce", rd_kafka_err2str(e));
+  }
+  if (rd_kafka_flush(p, 60000))
+    die("flush", "input not acknowledged");
+  rd_kafka_destroy(p);
+}
+
+typedef struct cl_watch {
+  brook_runtime_t *rt;
+  uint64_t want;
+} cl_watch_t;
+
+static void cl_on_watch(uv_timer_t *h) {
+  cl_watch_t *cw = h->data;
+  brook_runtime_stats_t st;
+  st.struct_size = sizeof(st);
+  if (brook_runtime_stats(cw->rt, &st) == BROOK_OK && st.records_in >= cw->want) {
+    brook_runtime_stop(cw->rt);
+    uv_close((uv_handle_t *)h, NULL);
+  }
+}
+
+static brook_err_t cl_sink(const brook_record_t *rec, void *opaque) {
+  (void)rec;
+  ++*(uint64_t *)opaque;
+  return BROOK_OK;
+}
+
+/* One run of the window over the whole input in group `group`: seconds from start until the
+ * run ended (every record in, then the stop's final commit), stats in *st. */
+static double cl_run(const char *bootstrap, const char *group, int changelogs, uint64_t n,
+                     brook_runtime_stats_t *st, uint64_t *results) {
+  brook_topology_t *t = NULL;
+  if (brook_topology_new(&t, NULL) != BROOK_OK)
+    die("topology", "new");
+  brook_kafka_source_opts_t so;
+  brook_kafka_source_opts_init(&so);
+  so.bootstrap_servers = bootstrap;
+  so.group_id = group;
+  so.topics = (const char *const[]){CL_TOPIC, NULL};
+  so.properties = (const char *const[]){"log_level", "3", NULL};
+  brook_aggregator_t count = brook_agg_count();
+  brook_window_t win = brook_window_tumbling(CL_WIN_MS);
+  brook_window_opts_t wo;
+  brook_window_opts_init(&wo);
+  wo.name = "win";
+  brook_stream_t *w = brook_window_aggregate(brook_source_kafka(t, "in", &so), &win, &count, &wo);
+  if (brook_sink_callback(w, cl_sink, NULL, results) != BROOK_OK)
+    die("topology", brook_topology_last_error(t));
+  brook_runtime_opts_t ro;
+  brook_runtime_opts_init(&ro);
+  ro.changelogs = changelogs;
+  brook_runtime_t *rt = NULL;
+  if (brook_runtime_new(&rt, t, &ro) != BROOK_OK)
+    die("runtime", brook_topology_last_error(t));
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  uv_timer_t h;
+  cl_watch_t cw = {rt, n};
+  uv_timer_init(&loop, &h);
+  h.data = &cw;
+  uv_timer_start(&h, cl_on_watch, 5, 5);
+  uint64_t t0 = now_ns();
+  if (brook_runtime_start(rt, &loop) != BROOK_OK)
+    die("start", brook_runtime_last_error(rt));
+  uv_run(&loop, UV_RUN_DEFAULT);
+  double secs = (double)(now_ns() - t0) / 1e9;
+  if (brook_runtime_status(rt) != BROOK_OK)
+    die("window run", brook_runtime_last_error(rt));
+  st->struct_size = sizeof(*st);
+  brook_runtime_stats(rt, st);
+  brook_runtime_free(rt);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  brook_topology_free(t);
+  return secs;
+}
+
+/* Throughput with changelogs over without, medians of `runs` alternating runs (fresh groups:
+ * each reads the whole input). *per_input: changelog records per input record. */
+static double cl_overhead(const char *bootstrap, uint64_t n, uint64_t keys, int runs,
+                          double *per_input) {
+  printf("\nbench_state changelog overhead: a keyed tumbling window (%d ms, count) through "
+         "Kafka, %" PRIu64 " records, %" PRIu64 " keys per window, %d partitions; changelogs "
+         "on (runtime option changelogs) vs off; %d runs each, alternating\n",
+         CL_WIN_MS, n, keys, CL_PARTS, runs);
+  uint64_t tl = now_ns();
+  cl_load(bootstrap, n, keys);
+  printf("  input written in %.2f s\n", (double)(now_ns() - tl) / 1e9);
+  double off[MAX_RUNS], on[MAX_RUNS], pin[MAX_RUNS];
+  /* A warm-up run, not measured: the first group of a fresh embedded broker sometimes waits
+   * tens of seconds for its coordinator, whichever variant comes first. */
+  brook_runtime_stats_t warm;
+  uint64_t rw = 0;
+  printf("  warm-up run: %.3f s\n", cl_run(bootstrap, "clwarm", 0, n, &warm, &rw));
+  for (int r = 0; r < runs; r++) {
+    char g_off[32], g_on[32];
+    snprintf(g_off, sizeof(g_off), "cloff%d", r);
+    snprintf(g_on, sizeof(g_on), "clon%d", r);
+    brook_runtime_stats_t a, b;
+    uint64_t ra = 0, rb = 0;
+    off[r] = cl_run(bootstrap, g_off, 0, n, &a, &ra);
+    on[r] = cl_run(bootstrap, g_on, 1, n, &b, &rb);
+    if (a.records_in < n || b.records_in < n || ra != rb)
+      die("window runs", "the runs did not see the same input or results");
+    pin[r] = (double)b.changelog_records / (double)b.records_in;
+    printf("  run %d: without %9.0f rec/s (%.3f s)   with changelogs %9.0f rec/s (%.3f s, "
+           "%" PRIu64 " changelog records, %" PRIu64 " markers, %" PRIu64 " tasks restoring for "
+           "%" PRIu64 " ms in all, %" PRIu64 " results)   ratio %.3f\n",
+           r + 1, (double)n / off[r], off[r], (double)n / on[r], on[r], b.changelog_records,
+           b.changelog_markers, b.tasks_restored, b.restore_ms, rb, off[r] / on[r]);
+  }
+  qsort(off, (size_t)runs, sizeof(double), cmp_d);
+  qsort(on, (size_t)runs, sizeof(double), cmp_d);
+  qsort(pin, (size_t)runs, sizeof(double), cmp_d);
+  double ratio = off[runs / 2] / on[runs / 2];
+  *per_input = pin[runs / 2];
+  printf("changelog overhead (median of %d): without %.0f records/s, with %.0f records/s, ratio "
+         "%.3f, changelog records per input record %.3f\n",
+         runs, (double)n / off[runs / 2], (double)n / on[runs / 2], ratio, *per_input);
+  return ratio;
+}
+
 int main(int argc, char **argv) {
   if (argc == 5 && strcmp(argv[1], "--child") == 0)
     return child_main(argv[2], argv[3], strtoull(argv[4], NULL, 10));
@@ -357,10 +515,22 @@ int main(int argc, char **argv) {
   /* ~60 bytes a record on the wire: stay under the mock's ~5 MiB per partition. */
   if (n / PARTS * 64 > 4u * 1024 * 1024)
     die("records", "too many for the embedded broker's ~5 MiB per partition");
-  char topic[64];
-  snprintf(topic, sizeof(topic), TOPIC ":%d", PARTS);
+  /* The changelog part's input and its changelogs (the embedded broker cannot create
+   * topics): per run r, groups cloff<r> (no changelogs) and clon<r>. */
+  char topics[2 + 2 * MAX_RUNS + 1][64];
+  const char *names[2 + 2 * MAX_RUNS + 1];
+  size_t nt = 0;
+  snprintf(topics[nt++], sizeof(topics[0]), TOPIC ":%d", PARTS);
+  snprintf(topics[nt++], sizeof(topics[0]), CL_TOPIC ":%d", CL_PARTS);
+  for (int r = 0; r < runs; r++) {
+    snprintf(topics[nt++], sizeof(topics[0]), "clon%d-win-window-changelog:%d", r, CL_PARTS);
+    snprintf(topics[nt++], sizeof(topics[0]), "clon%d-win-timers-changelog:%d", r, CL_PARTS);
+  }
+  for (size_t i = 0; i < nt; i++)
+    names[i] = topics[i];
+  names[nt] = NULL;
   broker_proc_t b;
-  if (broker_start(&b, 1, (const char *const[]){topic, NULL}, NULL) != 0)
+  if (broker_start(&b, 1, names, NULL) != 0)
     die("broker", "brook-broker did not start");
   printf("bench_state restore: %" PRIu64 " keys of %d bytes, %d-byte values, %d partitions, "
          "epochs of %d records; embedded broker at %s; %d runs each, alternating, fresh "
@@ -390,6 +560,9 @@ int main(int argc, char **argv) {
            r + 1, (double)n / a.secs, a.secs, a.cpu, a.rss_kb, (double)n / k.secs, k.secs, k.cpu,
            k.read, k.rss_kb, a.secs / k.secs);
   }
+  double per_input = 0;
+  double cl_ratio =
+      cl_overhead(b.bootstrap, smoke ? 20000 : 600000, smoke ? 5000 : 100000, runs, &per_input);
   broker_stop(&b);
   qsort(traw, (size_t)runs, sizeof(double), cmp_d);
   qsort(tbrook, (size_t)runs, sizeof(double), cmp_d);
@@ -410,11 +583,10 @@ int main(int argc, char **argv) {
          "cpu_ratio=%.3f rss_kb=%ld\n",
          n, rate, mb * 1e9 / (double)n, (double)n / mr, mr / mb, cb * 1e9 / (double)n, cr / cb,
          rss_brook);
-  /* `na`: measured by the later steps of issue 13 (changelogs in the runtime, exactly-once,
-   * standbys). */
-  printf("bench=state changelog_ratio=na changelog_records_per_input=na "
+  /* `na`: measured by the later steps of issue 13 (exactly-once, standbys). */
+  printf("bench=state changelog_ratio=%.3f changelog_records_per_input=%.3f "
          "restore_records_per_s=%.0f eos_ratio=na recover_ms_standby=na "
          "recover_ms_no_standby=na\n",
-         rate);
+         cl_ratio, per_input, rate);
   return 0;
 }

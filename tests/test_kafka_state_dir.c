@@ -32,6 +32,7 @@
 
 #include "broker_proc.h"
 #include "kafka_helpers.h"
+#include "key_counts.h"
 #include "pipeline_child.h"
 #include "runtime/positions.h"
 #include "runtime/test_hooks.h"
@@ -45,22 +46,7 @@
 
 static broker_proc_t broker;
 
-static void log_to_stderr(int level, const char *msg, void *opaque) {
-  fprintf(stderr, "[%s %d] %s\n", (const char *)opaque, level, msg);
-}
-
-static int key_index(const void *key, size_t len) { /* "k<n>", not NUL-terminated */
-  const char *c = key;
-  if (len < 2 || len > 4 || c[0] != 'k')
-    return -1;
-  int k = 0;
-  for (size_t i = 1; i < len; i++) {
-    if (c[i] < '0' || c[i] > '9')
-      return -1;
-    k = k * 10 + (c[i] - '0');
-  }
-  return k < N_KEYS ? k : -1;
-}
+static int key_index(const void *key, size_t len) { return kc_key_index(key, len, N_KEYS); }
 
 /* ---- the pipeline: "in" -> count per key (named, its state on disk) -> sink ---- */
 
@@ -84,7 +70,7 @@ static brook_runtime_opts_t runtime_opts(const char *state_dir, const char *tag)
   ro.commit_interval_ms = 100;
   ro.state_dir = state_dir;
   if (getenv("BROOK_TEST_LOG")) {
-    ro.log = log_to_stderr;
+    ro.log = kc_log_to_stderr;
     ro.log_opaque = (void *)tag;
   }
   return ro;
@@ -174,14 +160,6 @@ static void after_state_write(int32_t task, const void *positions, size_t len) {
     last_written[task] = at;
 }
 
-static void report_running(int32_t task, int old, int state, const char *reason, void *opaque) {
-  (void)old, (void)reason, (void)opaque;
-  if (state == BROOK_TASK_RUNNING) {
-    printf("running %d\n", (int)task);
-    fflush(stdout);
-  }
-}
-
 /* argv: BOOTSTRAP GROUP STATE_DIR KILL_ARMED_BY. Runs until SIGTERM; exit 0 if the run ended
  * OK. */
 static int state_child_main(int argc, char **argv) {
@@ -200,7 +178,7 @@ static int state_child_main(int argc, char **argv) {
   ko.properties = (const char *const[]){"linger.ms", "5", NULL};
   brook_sink_kafka(count_pipeline(t, argv[0], argv[1]), "out", &ko);
   brook_runtime_opts_t ro = runtime_opts(argv[2], "child");
-  ro.on_task_state = report_running;
+  ro.on_task_state = kc_report_running;
   brook_runtime_t *rt = NULL;
   if (brook_runtime_new(&rt, t, &ro) != BROOK_OK) {
     fprintf(stderr, "child: %s\n", brook_topology_last_error(t));
@@ -216,10 +194,7 @@ static int state_child_main(int argc, char **argv) {
   return err == BROOK_OK ? 0 : 1;
 }
 
-typedef struct child {
-  pid_t pid;
-  child_lines_t out;
-} child_t;
+typedef kc_child_t child_t;
 
 static void spawn_child(child_t *c, const char *group, const char *dir, const char *armed_by) {
   c->out.used = 0;
@@ -240,65 +215,19 @@ static void wait_written(child_t *c, int n) {
   }
 }
 
-/* Waits until the child's tasks of both partitions run (restored from the state on disk). */
-static void wait_running(child_t *c) {
-  char line[128];
-  int seen[2] = {0, 0};
-  while (!seen[0] || !seen[1]) {
-    if (child_read_line(&c->out, line, sizeof(line), WAIT_MS) != 0)
-      fail_msg("the pipeline's tasks did not start");
-    int t;
-    if (sscanf(line, "running %d", &t) == 1 && t >= 0 && t < 2)
-      seen[t] = 1;
-  }
-}
-
-static int end_child(child_t *c, int sig) {
-  int code = self_exec_end(c->pid, sig, WAIT_MS);
-  close(c->out.fd);
-  return code;
-}
-
-/* The output's highest count per key (counts only grow: a count past the reference is a
- * record counted twice; duplicates of a count are at-least-once output, allowed). */
-typedef struct maxes {
-  int64_t max[N_KEYS];
-} maxes_t;
-
-static void on_out(const rd_kafka_message_t *m, void *opaque) {
-  maxes_t *x = opaque;
-  int k = key_index(m->key, m->key_len);
-  int64_t v;
-  if (k < 0 || m->len != sizeof(v))
-    fail_msg("output record of %zu bytes, key %.*s", m->len, (int)m->key_len, (const char *)m->key);
-  memcpy(&v, m->payload, sizeof(v));
-  if (v > x->max[k])
-    x->max[k] = v;
-}
-
-static int reached(const maxes_t *x, int64_t want) {
-  for (int k = 0; k < N_KEYS; k++)
-    if (x->max[k] < want)
-      return 0;
-  return 1;
-}
-
 /* Once the restarted child's tasks run, one more round of input (10 per key, after everything
  * else in each partition); waits until every key's count reached `want` (with it) in the
  * output, stops the child, reads the rest and checks that no key passed it. */
-static void expect_exact_counts(rd_kafka_t *r, maxes_t *x, child_t *c, int64_t want) {
-  wait_running(c);
+static void expect_exact_counts(rd_kafka_t *r, kc_maxes_t *x, child_t *c, int64_t want) {
+  kc_wait_running(c, 2, 1, WAIT_MS);
   kh_produce(broker.bootstrap, "in", "m", 100000, 10 * N_KEYS, N_KEYS);
   want += 10;
   long long deadline = kh_now_ms() + WAIT_MS;
-  while (!reached(x, want) && kh_now_ms() < deadline)
-    kh_read(r, 1 << 30, 200, on_out, x);
-  assert_int_equal(end_child(c, SIGTERM), 0);
-  kh_read(r, 1 << 30, 1500, on_out, x); /* whatever the stop wrote */
-  for (int k = 0; k < N_KEYS; k++)
-    if (x->max[k] != want)
-      fail_msg("key k%d: count %lld, want %lld (%s)", k, (long long)x->max[k], (long long)want,
-               x->max[k] > want ? "records counted twice" : "records missing from the state");
+  while (!kc_reached(x, want) && kh_now_ms() < deadline)
+    kh_read(r, 1 << 30, 200, kc_on_out, x);
+  assert_int_equal(kc_end_child(c, SIGTERM, WAIT_MS), 0);
+  kh_read(r, 1 << 30, 1500, kc_on_out, x); /* whatever the stop wrote */
+  kc_expect_max(x, want);
 }
 
 /* The position of partition p of "in" stored in task 0_p's database (-1: none). */
@@ -340,7 +269,7 @@ static void test_killed_between_state_write_and_offset_commit(void **state) {
   assert_non_null(f);
   fclose(f);
   kh_produce(broker.bootstrap, "in", "b", 1000, 1000, N_KEYS);
-  assert_int_equal(end_child(&c, 0), 128 + SIGKILL);
+  assert_int_equal(kc_end_child(&c, 0, WAIT_MS), 128 + SIGKILL);
   /* The kill landed between: some task's stored position is past the group's offset. */
   int behind = 0;
   for (int32_t p = 0; p < 2; p++) {
@@ -353,7 +282,7 @@ static void test_killed_between_state_write_and_offset_commit(void **state) {
   assert_true(behind > 0);
   spawn_child(&c, "between", dir, "-");
   rd_kafka_t *r = kh_reader(broker.bootstrap, "out", 2);
-  maxes_t x = {{0}};
+  kc_maxes_t x = {.n_keys = N_KEYS};
   expect_exact_counts(r, &x, &c, 200);
   kh_reader_close(r);
   temp_dir_free(dir);
@@ -372,11 +301,11 @@ static void test_killed_after_random_commits(void **state) {
     rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
     int n = 1 + (int)((rng >> 33) % 4);
     wait_written(&c, n);
-    assert_int_equal(end_child(&c, SIGKILL), 128 + SIGKILL);
+    assert_int_equal(kc_end_child(&c, SIGKILL, WAIT_MS), 128 + SIGKILL);
   }
   spawn_child(&c, "random", dir, "-");
   rd_kafka_t *r = kh_reader(broker.bootstrap, "out", 2);
-  maxes_t x = {{0}};
+  kc_maxes_t x = {.n_keys = N_KEYS};
   expect_exact_counts(r, &x, &c, 300);
   kh_reader_close(r);
   temp_dir_free(dir);
@@ -464,15 +393,8 @@ static void run_timed(const char *dir, fired_t *f) {
   brook_topology_free(t);
 }
 
-/* One message to topic/partition with an explicit timestamp (ms). */
 static void produce_at(const char *topic, int32_t partition, const char *key, int64_t ts) {
-  rd_kafka_t *p = kh_client(RD_KAFKA_PRODUCER, broker.bootstrap, NULL, NULL, NULL);
-  assert_int_equal(rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
-                                     RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE("v", 1),
-                                     RD_KAFKA_V_TIMESTAMP(ts), RD_KAFKA_V_END),
-                   RD_KAFKA_RESP_ERR_NO_ERROR);
-  assert_int_equal(rd_kafka_flush(p, KH_TIMEOUT_MS), RD_KAFKA_RESP_ERR_NO_ERROR);
-  rd_kafka_destroy(p);
+  kc_produce_at(broker.bootstrap, topic, partition, key, ts);
 }
 
 static void test_timers_fire_after_restart(void **state) {

@@ -310,7 +310,8 @@ static const uint32_t stats_old_sizes[] = {offsetof(brook_runtime_stats_t, timer
                                            offsetof(brook_runtime_stats_t, records_out_of_bounds),
                                            offsetof(brook_runtime_stats_t, commits),
                                            offsetof(brook_runtime_stats_t, revocations),
-                                           offsetof(brook_runtime_stats_t, state_commits)};
+                                           offsetof(brook_runtime_stats_t, state_commits),
+                                           offsetof(brook_runtime_stats_t, changelog_records)};
 static const uint32_t kafka_source_old_sizes[] = {
     offsetof(brook_kafka_source_opts_t, startup_timeout_ms),
     offsetof(brook_kafka_source_opts_t, key_serde),
@@ -321,9 +322,9 @@ static const uint32_t kafka_sink_old_sizes[] = {
 static const uint32_t store_old_sizes[] = {offsetof(brook_store_opts_t, ordered),
                                            offsetof(brook_store_opts_t, changelog_disabled)};
 static const uint32_t watermark_old_sizes[] = {offsetof(brook_watermark_opts_t, ts_bounds)};
-static const uint32_t runtime_old_sizes[] = {offsetof(brook_runtime_opts_t, num_workers),
-                                             offsetof(brook_runtime_opts_t, commit_interval_ms),
-                                             offsetof(brook_runtime_opts_t, state_dir)};
+static const uint32_t runtime_old_sizes[] = {
+    offsetof(brook_runtime_opts_t, num_workers), offsetof(brook_runtime_opts_t, commit_interval_ms),
+    offsetof(brook_runtime_opts_t, state_dir), offsetof(brook_runtime_opts_t, changelogs)};
 static const uint32_t generator_old_sizes[] = {
     offsetof(brook_generator_opts_t, splits), offsetof(brook_generator_opts_t, partitioned_by_key)};
 static const uint32_t push_old_sizes[] = {offsetof(brook_push_opts_t, splits),
@@ -384,6 +385,7 @@ static void test_older_versions_accepted(void **state) {
               {try_runtime, offsetof(brook_runtime_opts_t, num_workers)},
               {try_runtime, offsetof(brook_runtime_opts_t, commit_interval_ms)},
               {try_runtime, offsetof(brook_runtime_opts_t, state_dir)},
+              {try_runtime, offsetof(brook_runtime_opts_t, changelogs)},
               {try_store, offsetof(brook_store_opts_t, ordered)},
               {try_store, offsetof(brook_store_opts_t, changelog_disabled)},
               {try_generator, offsetof(brook_generator_opts_t, splits)},

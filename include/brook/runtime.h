@@ -74,7 +74,35 @@ typedef struct brook_runtime_opts {
   /* Bytes of write cache in front of each store on disk (updates between commits collapse
    * there; a full cache forces an early commit). 0: 16 MiB. Ignored without state_dir. */
   size_t state_cache_bytes;
+  /* Changelogs (README, "Changelogs"; appended in issue 13). 1: in a Kafka pipeline (a Kafka
+   * source with a group), every store of a task (and its timers) not opened with
+   * changelog_disabled is written at each commit to `<group>-<node>-<store>-changelog`,
+   * partition = the task's partition, and a task restores its stores from there before it
+   * processes input (RESTORING, in slices on its worker's loop). The topics are created if
+   * missing (or checked: a partition count that does not match the input's is an error naming
+   * the topic). 0 (the default in this version): not logged; state lives as long as the
+   * process (or on disk with state_dir). */
+  int changelogs;
+  /* Optional: the restore's progress, per store of a task (on the task's worker's thread).
+   * Borrowed: must outlive the runtime. NULL: none. */
+  const struct brook_restore_listener *restore_listener;
 } brook_runtime_opts_t;
+
+/* A task's restore from its changelogs (runtime option changelogs), reported per store. Each
+ * callback is optional; `task` is on_task_state's id, `store` "<node>/<store>" (the timers of
+ * a node are its store "timers"); strings are borrowed for the call. Called on the loop thread
+ * of the task's worker; they must not call into the runtime except brook_runtime_stop. */
+typedef struct brook_restore_listener {
+  /* The store's restore begins: `to_restore` records at most (the changelog partition's end
+   * minus the start offset; compaction and dead epochs make it fewer). */
+  void (*on_start)(int32_t task, const char *store, uint64_t to_restore, void *opaque);
+  /* A slice restored `batch` records of the store, `total` so far. */
+  void (*on_batch)(int32_t task, const char *store, uint64_t batch, uint64_t total, void *opaque);
+  /* The store is restored: `total` records applied out of `read` read, in `ms` milliseconds. */
+  void (*on_end)(int32_t task, const char *store, uint64_t total, uint64_t read, uint64_t ms,
+                 void *opaque);
+  void *opaque;
+} brook_restore_listener_t;
 
 BROOK_API void brook_runtime_opts_init_size(brook_runtime_opts_t *opts, size_t size);
 /* Inline, so that `sizeof(*opts)` is the size of the struct this program was compiled with:
@@ -171,6 +199,15 @@ typedef struct brook_runtime_stats {
   uint64_t state_bytes_written;   /* bytes of those atomic write batches */
   uint64_t state_entries_written; /* entries in them: changed keys (each written once however
                                      often it changed between commits), deletes, bookkeeping */
+  /* Changelogs (runtime option changelogs; appended in issue 13): */
+  uint64_t changelog_records; /* store changes written to changelogs (one per key changed
+                                 since the previous commit; deletes as tombstones), including
+                                 a new owner's compensation records; per records_in: the
+                                 changelog records per input record */
+  uint64_t changelog_markers; /* commit markers written (one per logged store per commit) */
+  uint64_t tasks_restored;    /* tasks that went through a changelog restore */
+  uint64_t restored_records;  /* changelog records applied to stores by restores */
+  uint64_t restore_ms;        /* milliseconds tasks spent RESTORING (summed over tasks) */
 } brook_runtime_stats_t;
 
 /* Copies the counters into `stats`, as far as the caller's version of the struct goes

@@ -48,6 +48,9 @@ static const char *const restore_required[] = {
     "error", /* a log that starts late must fail, not silently skip */
     "isolation.level",
     "read_committed",
+    "fetch.wait.max.ms",
+    "10", /* an empty or fully read partition answers at once: a task's restore (and the
+             task) does not wait 500 ms (librdkafka's default) per fetch of its end */
     NULL};
 
 brook_err_t bk_changelog_restore_consumer(const char *bootstrap, const char *const *props,

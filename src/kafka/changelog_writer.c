@@ -64,6 +64,8 @@ struct bk_changelog_writer {
   bk_changelog_writer_stats_t stats;
   unsigned char *buf; /* an escaped key, or a marker value */
   size_t buf_cap;
+  uint64_t marker_epoch; /* the last marker acknowledged (0: none yet) */
+  int64_t marker_offset; /* ... and its offset */
 };
 
 /* ---- the task ---- */
@@ -199,11 +201,19 @@ static brook_err_t produce_marker(bk_changelog_writer_t *w, const closed_epoch_t
 /* Moves the oldest closed epochs on: markers once their records are all acknowledged, then
  * acknowledged once their markers are. BROOK_OK, BROOK_ERR_FULL (a marker waits for room in
  * the producer's queue), or the error that failed the task. */
+void (*bk_test_before_markers)(int32_t partition, uint64_t epoch, uint64_t records) = NULL;
+
 static brook_err_t task_pump(bk_changelog_task_t *t) {
   while (t->closed && !t->failed) {
     closed_epoch_t *c = t->closed;
     if (c->n_marked == 0 && !epoch_reported(t, c->epoch))
       return BROOK_OK; /* records of c still unreported */
+    if (c->n_marked == 0 && bk_test_before_markers && t->n_writers) {
+      uint64_t records = 0;
+      for (size_t i = 0; i < t->n_writers; i++)
+        records += t->writers[i]->stats.records;
+      bk_test_before_markers(t->writers[0]->partition, c->epoch, records);
+    }
     for (; c->n_marked < t->n_writers; c->n_marked++) {
       brook_err_t err = produce_marker(t->writers[c->n_marked], c);
       if (err == BROOK_ERR_FULL)
@@ -480,6 +490,14 @@ const bk_changelog_writer_stats_t *bk_changelog_writer_stats(const bk_changelog_
 
 const char *bk_changelog_writer_error(const bk_changelog_writer_t *w) { return w->task->err.text; }
 
+int bk_changelog_writer_marker(const bk_changelog_writer_t *w, uint64_t *epoch, int64_t *offset) {
+  if (!w->marker_epoch)
+    return 0;
+  *epoch = w->marker_epoch;
+  *offset = w->marker_offset;
+  return 1;
+}
+
 int bk_changelog_delivery(const rd_kafka_message_t *m) {
   if (!m->rkt || rd_kafka_topic_opaque(m->rkt) != &changelog_topic_tag)
     return 0;
@@ -488,6 +506,11 @@ int bk_changelog_delivery(const rd_kafka_message_t *m) {
   bk_changelog_task_t *t = w->task;
   s->pending--;
   t->in_flight--;
+  if (!m->err && m->key_len == BK_CL_MARKER_KEY_LEN &&
+      memcmp(m->key, bk_cl_marker_key, BK_CL_MARKER_KEY_LEN) == 0 && s->epoch > w->marker_epoch) {
+    w->marker_epoch = s->epoch;
+    w->marker_offset = m->offset;
+  }
   if (m->err && !t->failed) {
     bk_errmsg_set(&t->err,
                   "changelog '%s' partition %" PRId32 ": a record of epoch %" PRIu64

@@ -180,6 +180,11 @@ const char *bk_changelog_writer_error(const bk_changelog_writer_t *w);
 
 const bk_changelog_writer_stats_t *bk_changelog_writer_stats(const bk_changelog_writer_t *w);
 
+/* The last marker of this writer that was acknowledged: its epoch and offset (1), or 0 if
+ * none yet. Local state that covers that commit restores with start_offset = offset + 1 and
+ * known_epoch = epoch (changelog_restore.h): only the tail after it is replayed. */
+int bk_changelog_writer_marker(const bk_changelog_writer_t *w, uint64_t *epoch, int64_t *offset);
+
 /* Takes a delivery report if it is a changelog writer's: returns 1 (handled), else 0. Call it
  * from the producer's delivery-report callback. */
 int bk_changelog_delivery(const rd_kafka_message_t *m);
@@ -190,5 +195,11 @@ void bk_changelog_dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *o
 /* Frees a writer made without a task (and its own task: as bk_changelog_task_free). A
  * writer of a shared task is freed with the task: this is a no-op for it. NULL: no-op. */
 void bk_changelog_writer_free(bk_changelog_writer_t *w);
+
+/* Test only (NULL otherwise): every record of the task's oldest committed epoch is
+ * acknowledged and its markers are about to be produced; `records`: the data records its
+ * writers wrote so far. A test kills the process here: between a changelog write and its
+ * marker. */
+extern void (*bk_test_before_markers)(int32_t partition, uint64_t epoch, uint64_t records);
 
 #endif

@@ -109,6 +109,8 @@ brook_err_t bk_ksrc_read_batch(bk_ksrc_t *k) {
     return BROOK_ERR_NOMEM;
   size_t part = SIZE_MAX;
   brook_err_t ret = BROOK_OK; /* on failure the records taken so far still go on */
+  if (k->n_restoring)
+    bk_ksrc_restored_check(k); /* tasks restored since: their partitions seek first */
   while (port->n < port->cap) {
     rd_kafka_message_t *m = k->stash;
     k->stash = NULL;
@@ -141,6 +143,10 @@ brook_err_t bk_ksrc_read_batch(bk_ksrc_t *k) {
     if (k->parts[p].revoking) {
       /* Being revoked (kafka_rebalance.c): its task is suspending, the next owner reads it. */
       rd_kafka_message_destroy(m);
+      continue;
+    }
+    if (k->parts[p].restoring && bk_ksrc_restoring(k, p, m)) {
+      rd_kafka_message_destroy(m); /* read again once its task is restored */
       continue;
     }
     if (m->offset < k->parts[p].skip_below) {

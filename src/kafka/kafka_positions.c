@@ -26,12 +26,7 @@ brook_err_t bk_ksrc_positions_register(bk_ksrc_t *k) {
   return bk_positions_register(k->w, positions_of, k);
 }
 
-void bk_ksrc_resume(bk_ksrc_t *k, size_t part) {
-  bk_kpart_t *p = &k->parts[part];
-  int64_t at;
-  if (!bk_task_stored_position(k->w, bk_ksrc_task(k, part), p->topic, p->partition, &at))
-    return; /* no state on disk for it: the group's committed offset */
-  p->skip_below = p->processed = at;
+static void seek_to(bk_ksrc_t *k, bk_kpart_t *p, int64_t at) {
   rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
   rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = at;
   rd_kafka_error_t *e = rd_kafka_seek_partitions(k->rk, l, 0); /* asynchronous */
@@ -41,7 +36,52 @@ void bk_ksrc_resume(bk_ksrc_t *k, size_t part) {
     rd_kafka_error_destroy(e);
   }
   rd_kafka_topic_partition_list_destroy(l);
+}
+
+void bk_ksrc_resume(bk_ksrc_t *k, size_t part) {
+  bk_kpart_t *p = &k->parts[part];
+  int64_t at;
+  if (!bk_task_stored_position(k->w, bk_ksrc_task(k, part), p->topic, p->partition, &at))
+    return; /* no state on disk for it: the group's committed offset */
+  p->skip_below = p->processed = at;
+  seek_to(k, p, at);
   bk_ksrc_log(k, BROOK_LOG_INFO,
               "%s [%d]: resuming at offset %lld, where its task's state on disk ends", p->topic,
               (int)p->partition, (long long)at);
+}
+
+/* The partition's task, RESTORING when it opened, runs now: the partition seeks to where the
+ * restored state ends (the positions of the marker restored, else where the first message
+ * dropped meanwhile was, i.e. the group's offset), and messages below are skipped. */
+static void restored(bk_ksrc_t *k, size_t part) {
+  bk_kpart_t *p = &k->parts[part];
+  p->restoring = 0;
+  k->n_restoring--;
+  int64_t at = p->dropped_from;
+  if (bk_task_stored_position(k->w, bk_ksrc_task(k, part), p->topic, p->partition, &at))
+    p->processed = at;
+  else if (at < 0)
+    return; /* nothing dropped, nothing restored: the group's offset */
+  p->skip_below = at;
+  seek_to(k, p, at);
+  bk_ksrc_log(k, BROOK_LOG_INFO, "%s [%d]: its task is restored: resuming at offset %lld", p->topic,
+              (int)p->partition, (long long)at);
+}
+
+void bk_ksrc_restored_check(bk_ksrc_t *k) {
+  for (size_t i = 0; k->n_restoring && i < k->n_parts; i++)
+    if (k->parts[i].restoring && bk_task_state(k->w, bk_ksrc_task(k, i)) != BROOK_TASK_RESTORING)
+      restored(k, i);
+}
+
+int bk_ksrc_restoring(bk_ksrc_t *k, size_t part, const rd_kafka_message_t *m) {
+  bk_kpart_t *p = &k->parts[part];
+  if (bk_task_state(k->w, bk_ksrc_task(k, part)) == BROOK_TASK_RESTORING) {
+    if (p->dropped_from < 0 || m->offset < p->dropped_from)
+      p->dropped_from = m->offset;
+    return 1;
+  }
+  restored(k, part);
+  /* Taken only if it is the message at the position: the rest come again after the seek. */
+  return p->skip_below >= 0 && m->offset != p->skip_below;
 }

@@ -10,6 +10,7 @@
 #include <brook/kafka.h>
 
 #include "core/alloc.h"
+#include "kafka/changelog_writer.h"
 #include "kafka/kafka_conf.h"
 #include "kafka/kafka_poll.h"
 
@@ -117,6 +118,8 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
 }
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+  if (bk_changelog_delivery(m))
+    return; /* a changelog's record or marker (changelog_writer.h): its writer's bookkeeping */
   (void)rk;
   kclient_t *c = opaque;
   uint64_t tag = (uint64_t)(uintptr_t)m->_private;

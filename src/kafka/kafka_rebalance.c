@@ -55,7 +55,10 @@ void bk_ksrc_open_task(bk_ksrc_t *k, size_t part) {
   if (!p->task_held &&
       bk_task_acquire(k->w, bk_ksrc_task(k, part), "partition assigned") == BROOK_OK) {
     p->task_held = 1;
-    bk_ksrc_resume(k, part); /* where its state on disk ends, if it has one */
+    if (bk_task_state(k->w, bk_ksrc_task(k, part)) == BROOK_TASK_RESTORING)
+      p->restoring = 1, k->n_restoring++; /* it resumes once restored (kafka_positions.c) */
+    else
+      bk_ksrc_resume(k, part); /* where its state on disk ends, if it has one */
   }
 }
 
@@ -69,6 +72,8 @@ void bk_ksrc_open_pending_tasks(bk_ksrc_t *k) {
 /* The partition is gone: its task flushes, suspends and closes once no source holds it. */
 static void close_task(bk_ksrc_t *k, size_t part, const char *reason) {
   k->parts[part].open_pending = 0;
+  k->n_restoring -= k->parts[part].restoring;
+  k->parts[part].restoring = 0;
   if (k->parts[part].task_held) {
     k->parts[part].task_held = 0;
     bk_task_release(k->w, bk_ksrc_task(k, part), reason);
@@ -327,7 +332,9 @@ void bk_ksrc_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
       k->parts[p].assigned = 1;
       k->parts[p].revoking = 0;
       k->parts[p].committable = k->parts[p].committed = -1;
-      k->parts[p].processed = k->parts[p].skip_below = -1;
+      k->parts[p].processed = k->parts[p].skip_below = k->parts[p].dropped_from = -1;
+      k->n_restoring -= k->parts[p].restoring;
+      k->parts[p].restoring = 0;
       k->parts[p].open_pending = 1; /* its task opens on the next turn, outside this callback */
       /* From an earlier ownership: must not rewind the group's offset. */
       bk_ksrc_forget_pending(k, p);

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "kafka/changelog_tasks.h"
 #include "kafka/dead_letter.h"
 #include "kafka/kafka_conf.h"
 #include "kafka/repartition.h"
@@ -75,7 +76,8 @@ size_t bk_ksrc_part_get(bk_ksrc_t *k, const char *topic, int32_t partition) {
                                       .committable = -1,
                                       .committed = -1,
                                       .processed = -1,
-                                      .skip_below = -1};
+                                      .skip_below = -1,
+                                      .dropped_from = -1};
   return k->n_parts++;
 }
 
@@ -130,8 +132,12 @@ static void on_queue(void *opaque) {
 }
 
 static brook_err_t ks_start(bk_src_t *src) {
-  brook_err_t err = bk_krp_source_start(bk_src_impl(src)); /* a repartition topic's reader */
-  return err < 0 ? err : bk_ksrc_consumer_new(bk_src_impl(src));
+  bk_ksrc_t *k = bk_src_impl(src);
+  brook_err_t err = bk_krp_source_start(k); /* a repartition topic's reader */
+  if (err >= 0) /* the worker's changelogs (runtime option changelogs) */
+    err = bk_cl_layer_attach(k->w, k->cfg->group, k->cfg->bootstrap, k->cfg->props, k->cfg->topics,
+                             k->cfg->o.startup_timeout_ms, &k->cl);
+  return err < 0 ? err : bk_ksrc_consumer_new(k);
 }
 
 static void topic_log(void *opaque, int level, const char *msg) {
@@ -269,6 +275,8 @@ static void ks_stop(bk_src_t *src) {
 
 static void ks_close(bk_src_t *src) {
   bk_ksrc_t *k = bk_src_impl(src);
+  bk_cl_layer_detach(k->cl); /* every task is closed */
+  k->cl = NULL;
   bk_kprod_close(k->dlq);
   k->dlq = NULL;
   for (size_t i = 0; i < k->n_msgs; i++)
@@ -289,6 +297,7 @@ static void ks_destroy(bk_src_t *src) {
   bk_ksrc_t *k = bk_src_impl(src);
   if (!k)
     return;
+  bk_cl_layer_detach(k->cl); /* started, never run */
   const brook_allocator_t *a = bk_rt_alloc(k->w);
   for (size_t i = 0; i < k->n_parts; i++)
     bk_free(a, k->parts[i].topic);

@@ -46,6 +46,10 @@ typedef struct bk_kpart {
    * message taken since (messages below it are in the state already: skipped), or -1. */
   int64_t processed;
   int64_t skip_below;
+  /* Changelogs (kafka_positions.c): its task is RESTORING; messages read meanwhile are dropped
+   * (the first one's offset in dropped_from, else -1) and read again once it runs. */
+  int restoring;
+  int64_t dropped_from;
 } bk_kpart_t;
 
 typedef struct bk_kpending {
@@ -86,7 +90,9 @@ typedef struct bk_ksrc {
   bk_kafka_startup_t *startup;   /* until the cluster answers (kafka_startup.h) */
   bk_topic_watch_t *topic_watch; /* subscribed topics that do not exist (kafka_topics.h) */
   bk_kprod_t *dlq;
-  uv_timer_t timer; /* backpressure and stop checks while waiting */
+  struct bk_cl_layer *cl; /* the worker's changelogs, if this source attached them */
+  size_t n_restoring;     /* partitions with `restoring` set */
+  uv_timer_t timer;       /* backpressure and stop checks while waiting */
   int timer_open;
   bk_kpart_t *parts;
   size_t n_parts, cap_parts;
@@ -245,6 +251,14 @@ brook_err_t bk_ksrc_positions_register(bk_ksrc_t *k);
 /* The partition's task just opened: if its state on disk stored a position of the partition,
  * the partition resumes there (a seek; messages below it are skipped). */
 void bk_ksrc_resume(bk_ksrc_t *k, size_t part);
+
+/* Changelogs: a partition whose task was RESTORING when it opened drops its messages until
+ * the task runs, then seeks to where the restored state ends. bk_ksrc_restoring: message `m`
+ * of such a partition: 1 if it must be dropped (still restoring, or read again after the
+ * seek), 0 to take it. bk_ksrc_restored_check (before each batch): the partitions whose task
+ * runs now seek (no message of theirs may come before). */
+int bk_ksrc_restoring(bk_ksrc_t *k, size_t part, const rd_kafka_message_t *m);
+void bk_ksrc_restored_check(bk_ksrc_t *k);
 
 /* ---- kafka_leave.c ---- */
 

@@ -5,6 +5,10 @@
  *   3. with state on disk (runtime option state_dir), every task's database collects its
  *      stores' changes and the input positions they cover (task_state.c): the state is then
  *      exactly the input processed so far;
+ *   3b. with changelogs (runtime option changelogs), every running task writes its stores'
+ *      changes since the last commit and its commit marker with those positions
+ *      (task_restore.c, runtime/task_log.h), counted as one delivery of the point's epoch
+ *      that completes once the changelog acknowledged all of it, marker included;
  *   4. the commit point: the current delivery epoch (delivery.h) - every output derived from
  *      input processed so far, including what the flushes emitted, counts against an epoch
  *      <= point; the epoch moves on, so later output counts against later epochs. The
@@ -71,6 +75,7 @@ void bk_commit_start(bk_worker_t *w) {
 
 void bk_commit_close(bk_worker_t *w) {
   bk_commit_t *c = &w->commit;
+  bk_task_restore_close(w);
   if (!c->timer_open)
     return;
   c->timer_open = 0;
@@ -98,6 +103,7 @@ uint64_t bk_commit_revoke_point(bk_worker_t *w) {
   bk_for_each_operator(w, bk_call_flush);
   if (bk_runtime_status(w->rt) == BROOK_OK)
     bk_state_flush_changes(w);
+  bk_tasks_log_commit(w, BROOK_TASK_SUSPENDED); /* the revoked tasks' changelogs: a delivery */
   uint64_t point = w->delivery.epoch;
   bk_delivery_next_epoch(&w->delivery);
   return point;
@@ -179,6 +185,7 @@ static void begin(bk_worker_t *w, int final) {
     bk_state_flush_changes(w);
   if (bk_runtime_status(w->rt) == BROOK_OK)
     bk_tasks_state_prepare(w);
+  bk_tasks_log_commit(w, BROOK_TASK_RUNNING); /* changelogs: a delivery of this point */
   if (bk_runtime_status(w->rt) != BROOK_OK)
     return;
   c->point = w->delivery.epoch;

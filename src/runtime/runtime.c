@@ -27,6 +27,7 @@ static const bk_opts_version_t runtime_versions[] = {
     BK_OPTS_VERSION(brook_runtime_opts_t, num_workers),          /* issue 12 */
     BK_OPTS_VERSION(brook_runtime_opts_t, on_task_state_opaque), /* issue 12: commits, tasks */
     BK_OPTS_VERSION(brook_runtime_opts_t, state_cache_bytes),    /* issue 13: state on disk */
+    BK_OPTS_VERSION(brook_runtime_opts_t, restore_listener),     /* issue 13: changelogs */
 };
 static const bk_opts_type_t runtime_opts_type =
     BK_OPTS_TYPE(brook_runtime_opts_t, runtime_versions);
@@ -428,6 +429,7 @@ static const bk_opts_version_t stats_versions[] = {
     BK_OPTS_VERSION(brook_runtime_stats_t, commits),                  /* issue 12 */
     BK_OPTS_VERSION(brook_runtime_stats_t, revocations_timed_out),    /* issue 12: revocations */
     BK_OPTS_VERSION(brook_runtime_stats_t, state_entries_written),    /* issue 13: state on disk */
+    BK_OPTS_VERSION(brook_runtime_stats_t, restore_ms),               /* issue 13: changelogs */
 };
 static const bk_opts_type_t stats_type = BK_OPTS_TYPE(brook_runtime_stats_t, stats_versions);
 

@@ -34,6 +34,9 @@ typedef struct bk_task {
   brook_time_t fold_wm; /* event_time.c: a source's splits folded per task */
   int fold_active, fold_present;
   struct bk_task_db *db; /* its state on disk (runtime option state_dir), or NULL */
+  void *log;             /* its changelogs' state (task_restore.c, runtime/task_log.h), or NULL */
+  uint64_t restore_from_ms; /* when it began RESTORING */
+  int log_committed;        /* suspended: its last changes and marker are written */
 } bk_task_t;
 
 struct bk_src {
@@ -228,7 +231,27 @@ brook_err_t bk_src_split_task(bk_src_t *src, size_t split, int32_t id);
 int bk_src_enter_task(bk_src_t *src, int32_t id);
 void bk_src_leave_task(bk_src_t *src);
 
+/* ---- task_restore.c: changelogs (runtime/task_log.h) ---- */
+/* A new task's operators are open: with changelogs, it starts RESTORING in slices (returns
+ * BROOK_OK with *restoring = 1: the task waits in w->restoring and becomes RUNNING later,
+ * task.c's bk_task_running); else *restoring = 0. A failure fails the run. */
+brook_err_t bk_task_restore_begin(bk_worker_t *w, bk_task_t *t, int *restoring);
+/* The task's changelogs are closed (its restore abandoned). */
+void bk_task_log_close(bk_worker_t *w, bk_task_t *t);
+/* Removes a restoring task from w->restoring; 1 if it was there. */
+int bk_task_restore_unlink(bk_worker_t *w, bk_task_t *t);
+/* Logs the changes and the marker of every task in `state` (RUNNING at a commit's begin;
+ * SUSPENDED at a revocation's point, once each). A failure fails the run. */
+void bk_tasks_log_commit(bk_worker_t *w, int state);
+/* Closes the restore timer (the worker is finishing). */
+void bk_task_restore_close(bk_worker_t *w);
+/* task.c: a task restored: it enters the worker's tasks and runs. */
+void bk_task_running(bk_worker_t *w, bk_task_t *t, const char *reason);
+
 /* ---- task_state.c: tasks' state on disk through the commits (positions.h) ---- */
+/* The input positions of task t now (every registered source's), in the worker's buffer
+ * (valid until the next call). BROOK_OK or an error. */
+brook_err_t bk_task_positions(bk_worker_t *w, bk_task_t *t, const void **data, size_t *len);
 /* A commit's begin: every task with a database collects its state and positions (a failure
  * fails the run). */
 void bk_tasks_state_prepare(bk_worker_t *w);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "runtime/exchange.h"
+#include "runtime/task_event_time.h"
 
 static void finish(bk_worker_t *w);
 
@@ -427,6 +428,10 @@ brook_err_t bk_worker_attach(bk_worker_t *w, uv_loop_t *loop) {
   w->clock.data = w;
   w->clock_open = 1;
   bk_commit_start(w);
+  if (bk_task_event_time_start(w) < 0) {
+    bk_runtime_fail(w->rt, BROOK_ERR_NOMEM, "runtime: out of memory starting a worker");
+    return BROOK_ERR_NOMEM;
+  }
   w->state = BK_RT_RUNNING;
   atomic_store(&w->async_live, 1);
   return BROOK_OK;

@@ -19,8 +19,9 @@
  * Its life cycle (brook/task.h), each change reported to the runtime's on_task_state:
  * CREATED (instances built; with state on disk its task database opens, with the timers it
  * holds) -> RESTORING (operators open, so their stores exist - on disk they hold what the last
- * commit wrote; a restorer may fill them: today only a hook, set by the test driver's
- * snapshots, and synchronous - the changelog restore will run in slices on the loop) -> RUNNING
+ * commit wrote; a restorer may fill them: a synchronous hook, set by the test driver's
+ * snapshots; with changelogs the restore runs in slices on the loop, task_restore.c, the task
+ * waiting in w->restoring meanwhile) -> RUNNING
  * (enters the task map: only now do records reach it, bk_src_enter_task) -> SUSPENDED (flushed: its
  * part of a commit; its holder commits its input) -> CLOSED (operators closed, state freed). The
  * holder (the Kafka source) acquires a task outside the consumer's rebalance callback. */
@@ -30,6 +31,7 @@
 #include "core/alloc.h"
 #include "runtime/positions.h"
 #include "runtime/runtime_impl.h"
+#include "runtime/task_event_time.h"
 #include "runtime/task_ids.h"
 #include "runtime/timers.h"
 #include "state/task_db.h"
@@ -106,6 +108,7 @@ static void destroy_task(bk_worker_t *w, bk_task_t *t) {
     bk_state_free_ctx(w->rt, c);
     free_ports(w, c);
   }
+  bk_task_log_close(w, t); /* after its stores (it listened to them) */
   bk_task_db_close(t->db); /* after its stores: uncommitted changes are dropped */
   bk_free(&w->rt->alloc, t->insts);
   bk_free(&w->rt->alloc, t);
@@ -234,7 +237,9 @@ brook_err_t bk_task_acquire(bk_worker_t *w, int32_t id, const char *reason) {
     memset(w->task_by_id + w->n_task_ids, 0, (cap - w->n_task_ids) * sizeof(*w->task_by_id));
     w->n_task_ids = cap;
   }
-  if (bk_grow(a, (void **)&w->tasks, &w->cap_tasks, w->n_tasks + 1, sizeof(*w->tasks)))
+  /* Room for it and for every task restoring, as each becomes RUNNING (bk_task_running). */
+  if (bk_grow(a, (void **)&w->tasks, &w->cap_tasks, w->n_tasks + w->n_restoring + 1,
+              sizeof(*w->tasks)))
     goto fail;
   if (!(t = bk_calloc(a, 1, sizeof(*t))))
     goto fail;
@@ -246,19 +251,26 @@ brook_err_t bk_task_acquire(bk_worker_t *w, int32_t id, const char *reason) {
     goto fail;
   }
   set_state(w, t, BROOK_TASK_CREATED, reason);
+  int restoring = 0;
   if ((err = open_task_db(w, t)) < 0 || (err = open_task(w, t)) < 0 ||
-      (err = restore_task(w, t)) < 0) {
+      (err = restore_task(w, t)) < 0 || (err = bk_task_restore_begin(w, t, &restoring)) < 0) {
     close_task(w, t, "failed to open or restore");
     return err;
   }
-  w->tasks[w->n_tasks++] = t;
-  w->task_by_id[id] = t;
-  w->stats.tasks_opened++;
-  set_state(w, t, BROOK_TASK_RUNNING, "restored");
+  w->task_by_id[id] = t; /* found while it restores (bk_task_state): RESTORING */
+  if (!restoring)
+    bk_task_running(w, t, "restored");
   return BROOK_OK;
 fail:
   bk_runtime_fail(w->rt, err, "runtime: out of memory creating the task of partition %d", (int)id);
   return err;
+}
+
+void bk_task_running(bk_worker_t *w, bk_task_t *t, const char *reason) {
+  bk_task_event_time_restore(w, t); /* its watermarks as its state left them */
+  w->tasks[w->n_tasks++] = t;       /* room reserved by bk_task_acquire */
+  w->stats.tasks_opened++;
+  set_state(w, t, BROOK_TASK_RUNNING, reason);
 }
 
 /* Runs every opened operator of the task through flush(), delivering what it emits, then
@@ -274,7 +286,7 @@ static void flush_task(bk_worker_t *w, bk_task_t *t) {
 }
 
 static void unlink_task(bk_worker_t *w, bk_task_t *t) {
-  for (size_t k = 0; k < w->n_tasks; k++) {
+  for (size_t k = 0; !bk_task_restore_unlink(w, t) && k < w->n_tasks; k++) {
     if (w->tasks[k] == t) { /* keep the others in order: output order stays deterministic */
       memmove(&w->tasks[k], &w->tasks[k + 1], (w->n_tasks - k - 1) * sizeof(*w->tasks));
       w->n_tasks--;
@@ -306,6 +318,11 @@ void bk_task_release(bk_worker_t *w, int32_t id, const char *reason) {
 }
 
 void bk_tasks_close_all(bk_worker_t *w, const char *reason) {
+  while (w->n_restoring) {
+    bk_task_t *t = w->restoring[w->n_restoring - 1];
+    unlink_task(w, t);
+    close_task(w, t, "closed while restoring");
+  }
   while (w->n_tasks) {
     bk_task_t *t = w->tasks[w->n_tasks - 1];
     if (t->state == BROOK_TASK_RUNNING)
@@ -320,6 +337,9 @@ void bk_tasks_free(bk_worker_t *w) {
   bk_tasks_close_all(w, "the runtime was freed");
   bk_free(&w->rt->alloc, w->tasks);
   bk_free(&w->rt->alloc, w->task_by_id);
+  bk_free(&w->rt->alloc, w->restoring);
+  w->restoring = NULL;
+  w->n_restoring = w->cap_restoring = 0;
   w->tasks = w->task_by_id = NULL;
   w->n_tasks = w->cap_tasks = w->n_task_ids = 0;
 }

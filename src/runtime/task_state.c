@@ -12,6 +12,7 @@
 
 #include "runtime/positions.h"
 #include "runtime/runtime_impl.h"
+#include "runtime/task_log.h"
 #include "runtime/test_hooks.h"
 #include "state/task_db.h"
 
@@ -26,18 +27,23 @@ brook_err_t bk_positions_register(bk_worker_t *w, bk_positions_fn fn, void *opaq
   return BROOK_OK;
 }
 
+/* Where a task's input resumes: with changelogs, the positions of the marker its restore
+ * rolled forward to (task_restore.c); they are never behind the task database's, which is
+ * written only after that marker was acknowledged (commit.c), so when both exist the
+ * changelog's are the newer. Else the task database's. */
 int bk_task_stored_position(bk_worker_t *w, int32_t task, const char *topic, int32_t partition,
                             int64_t *offset) {
   bk_task_t *t = bk_task_find(w, task);
-  const void *data;
-  size_t len;
+  const void *data = NULL;
+  size_t len = 0;
+  if (t && t->log && w->log_vt && (data = w->log_vt->positions(t->log, &len)) != NULL)
+    return bk_positions_find(data, len, topic, partition, offset); /* checked by the layer */
   if (!t || !t->db || bk_task_db_positions(t->db, &data, &len) != BROOK_OK)
     return 0;
   return bk_positions_find(data, len, topic, partition, offset); /* checked at open */
 }
 
-/* Collects the task's state and positions for a write (prepare). */
-static brook_err_t prepare(bk_worker_t *w, bk_task_t *t) {
+brook_err_t bk_task_positions(bk_worker_t *w, bk_task_t *t, const void **data, size_t *len) {
   bk_commit_t *c = &w->commit;
   bk_positions_t *p = &c->pos_buf;
   if (!p->alloc)
@@ -46,11 +52,20 @@ static brook_err_t prepare(bk_worker_t *w, bk_task_t *t) {
   brook_err_t err = BROOK_OK;
   for (size_t i = 0; i < c->n_positions && err == BROOK_OK; i++)
     err = c->positions[i].fn(c->positions[i].opaque, t->id, p);
+  if (err == BROOK_OK && t->log && w->log_vt && w->log_vt->positions_add)
+    err = w->log_vt->positions_add(t->log, p);
+  *data = bk_positions_data(p, len);
+  return err;
+}
+
+/* Collects the task's state and positions for a write (prepare). */
+static brook_err_t prepare(bk_worker_t *w, bk_task_t *t) {
+  const void *data;
+  size_t len;
+  brook_err_t err = bk_task_positions(w, t, &data, &len);
   char name[32];
   bk_task_name(w->rt, t, name, sizeof(name));
   bk_errmsg_t why;
-  size_t len;
-  const void *data = bk_positions_data(p, &len);
   if (err == BROOK_OK && (err = bk_task_db_prepare(t->db, data, len, &why)) == BROOK_OK)
     return BROOK_OK;
   bk_runtime_fail(w->rt, err, "runtime: collecting the state of task %s for a commit: %s", name,

@@ -79,6 +79,15 @@ typedef struct bk_worker {
   void (*slot_closers[BK_SLOT_COUNT])(bk_worker_t *w); /* services.h: at the run's end */
 
   bk_xchg_worker_t *xchg; /* exchange.c: rings to and from the other workers (NULL: none) */
+
+  /* task_restore.c: the changelog layer's hooks (runtime/task_log.h), and the tasks RESTORING
+   * (not in `tasks` yet: nothing iterates them but the restore's slices). */
+  const struct bk_task_log_vt *log_vt;
+  void *log_layer;
+  struct bk_task **restoring;
+  size_t n_restoring, cap_restoring;
+  uv_timer_t restore_timer; /* runs the restores' slices while any task restores */
+  int restore_timer_open;
 } bk_worker_t;
 
 /* ---- worker.c ---- */

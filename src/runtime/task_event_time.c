@@ -1,0 +1,68 @@
+/* A task's event time, kept with its state. Each commit stores, with the task's input
+ * positions (positions.h: atomically with the state, in the task database and in the
+ * changelog markers), the watermark of every per-task instance of a stateful node, as the
+ * position ("<identity>#wm", the task's id, the watermark): '#' cannot occur in a Kafka topic
+ * name, so it never meets an input's position. When the task runs again (a restart on its
+ * state directory, or a restore from its changelogs, here or on another instance), each of
+ * those instances starts from its stored watermark instead of BROOK_TIME_MIN, and moves on
+ * from there as in the uninterrupted run (event_time.c: a watermark never decreases).
+ *
+ * Without it a restarted task's watermark started over: records replayed from the stored
+ * positions, and late ones, reopened windows that had closed before the commit (their state
+ * gone) and emitted partial results again (found by the crash-loop test). With a single input
+ * partition per task, the watermark after the restart equals the uninterrupted run's at every
+ * record; with several (co-partitioned topics, or a repartition topic's upstream tasks) it can
+ * lag behind it until every input has delivered a record, never fall below the stored one.
+ * Worker thread. */
+#include <stdio.h>
+
+#include "runtime/positions.h"
+#include "runtime/runtime_impl.h"
+#include "runtime/task_event_time.h"
+
+#define WM_SUFFIX "#wm"
+
+/* The position name of `identity`'s watermark; 0 if it does not fit. */
+static int wm_name(const char *identity, char *buf, size_t size) {
+  int n = snprintf(buf, size, "%s" WM_SUFFIX, identity);
+  return n > 0 && (size_t)n < size;
+}
+
+/* bk_positions_fn: the watermarks of task `task`'s stateful instances. */
+static brook_err_t positions_of(void *opaque, int32_t task, bk_positions_t *out) {
+  bk_worker_t *w = opaque;
+  bk_task_t *t = bk_task_find(w, task);
+  const bk_plan_t *plan = &w->rt->plan;
+  for (size_t i = 0; t && i < plan->n; i++) {
+    const brook_ctx_t *c = &t->insts[i];
+    const char *identity = plan->nodes[i].identity;
+    char name[BK_IDENTITY_MAX + sizeof(WM_SUFFIX)];
+    if (!c->opened || !identity || c->wm == BROOK_TIME_MIN ||
+        !wm_name(identity, name, sizeof(name)))
+      continue;
+    brook_err_t err = bk_positions_add(out, name, task, c->wm);
+    if (err < 0)
+      return err;
+  }
+  return BROOK_OK;
+}
+
+brook_err_t bk_task_event_time_start(bk_worker_t *w) {
+  const brook_runtime_t *rt = w->rt;
+  if (!rt->per_task || (!rt->state_dir && !rt->opts.changelogs))
+    return BROOK_OK; /* nothing is kept across runs */
+  return bk_positions_register(w, positions_of, w);
+}
+
+void bk_task_event_time_restore(bk_worker_t *w, bk_task_t *t) {
+  const bk_plan_t *plan = &w->rt->plan;
+  for (size_t i = 0; i < plan->n; i++) {
+    brook_ctx_t *c = &t->insts[i];
+    const char *identity = plan->nodes[i].identity;
+    char name[BK_IDENTITY_MAX + sizeof(WM_SUFFIX)];
+    int64_t wm;
+    if (c->opened && identity && wm_name(identity, name, sizeof(name)) &&
+        bk_task_stored_position(w, t->id, name, t->id, &wm) && wm > c->wm)
+      c->wm = wm;
+  }
+}
