@@ -310,7 +310,9 @@ static const uint32_t stats_old_sizes[] = {offsetof(brook_runtime_stats_t, timer
                                            offsetof(brook_runtime_stats_t, records_out_of_bounds),
                                            offsetof(brook_runtime_stats_t, commits),
                                            offsetof(brook_runtime_stats_t, revocations),
-                                           offsetof(brook_runtime_stats_t, state_commits)};
+                                           offsetof(brook_runtime_stats_t, state_commits),
+                                           offsetof(brook_runtime_stats_t,
+                                                    repartition_replays_dropped)};
 static const uint32_t kafka_source_old_sizes[] = {
     offsetof(brook_kafka_source_opts_t, startup_timeout_ms),
     offsetof(brook_kafka_source_opts_t, key_serde),

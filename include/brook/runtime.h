@@ -171,6 +171,16 @@ typedef struct brook_runtime_stats {
   uint64_t state_bytes_written;   /* bytes of those atomic write batches */
   uint64_t state_entries_written; /* entries in them: changed keys (each written once however
                                      often it changed between commits), deletes, bookkeeping */
+  /* Repartition topics (appended in issue 13; README "Repartition topics"): */
+  uint64_t repartition_replays_dropped;      /* records read from a repartition topic at or
+                                                below the last position applied of their
+                                                upstream stream: written again by a replay of
+                                                the upstream input, dropped */
+  uint64_t repartition_records_unpositioned; /* records written to a repartition topic without
+                                                a position (not traced to an input message:
+                                                emitted by a timer, or built by a callback
+                                                without the input's headers): applied by the
+                                                reader whatever came before, at least once */
 } brook_runtime_stats_t;
 
 /* Copies the counters into `stats`, as far as the caller's version of the struct goes

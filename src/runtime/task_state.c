@@ -36,6 +36,11 @@ int bk_task_stored_position(bk_worker_t *w, int32_t task, const char *topic, int
   return bk_positions_find(data, len, topic, partition, offset); /* checked at open */
 }
 
+int bk_task_stored_positions(bk_worker_t *w, int32_t task, const void **data, size_t *len) {
+  bk_task_t *t = bk_task_find(w, task);
+  return t && t->db && bk_task_db_positions(t->db, data, len) == BROOK_OK;
+}
+
 /* Collects the task's state and positions for a write (prepare). */
 static brook_err_t prepare(bk_worker_t *w, bk_task_t *t) {
   bk_commit_t *c = &w->commit;
