@@ -75,8 +75,8 @@ static brook_err_t take_message(bk_ksrc_t *k, rd_kafka_message_t *m, const void 
     err = bk_serde_chain_run(ctx, &cfg->key_serde, m->key, m->key_len, &rec->key, &rec->key_len,
                              NULL);
   if (err >= 0 && value && !bk_serde_chain_is_identity(&cfg->value_serde))
-    err = bk_serde_chain_run(ctx, &cfg->value_serde, value, value_len, &rec->value,
-                             &rec->value_len, NULL);
+    err = bk_serde_chain_run(ctx, &cfg->value_serde, value, value_len, &rec->value, &rec->value_len,
+                             NULL);
   if (err >= 0)
     err = message_time(k, m, rec);
   if (err == BROOK_ERR_NOMEM)

@@ -50,8 +50,8 @@ typedef struct rp_sink {
   brook_time_t sent_at;
   rp_count_t *counts; /* [cap_counts], by trace index */
   size_t cap_counts;
-  size_t hint;            /* the trace index of the last record found */
-  bk_krp_pos_t *last;     /* [n_last]: the last position sent of each stream */
+  size_t hint;        /* the trace index of the last record found */
+  bk_krp_pos_t *last; /* [n_last]: the last position sent of each stream */
   size_t n_last, cap_last;
   const void *hashed_rkt; /* the topic handle whose name's hash is `hashed` */
   uint32_t hashed;
@@ -173,8 +173,7 @@ static bk_krp_pos_t *last_of(rp_sink_t *s, uint32_t stream, int32_t partition) {
   for (size_t i = 0; i < s->n_last; i++)
     if (s->last[i].stream == stream && s->last[i].partition == partition)
       return &s->last[i];
-  if (bk_grow(bk_rt_alloc(s->w), (void **)&s->last, &s->cap_last, s->n_last + 1,
-              sizeof(*s->last)))
+  if (bk_grow(bk_rt_alloc(s->w), (void **)&s->last, &s->cap_last, s->n_last + 1, sizeof(*s->last)))
     return NULL;
   s->last[s->n_last] = (bk_krp_pos_t){stream, partition, -1, 0};
   return &s->last[s->n_last++];
@@ -245,7 +244,8 @@ static brook_err_t rp_one(brook_ctx_t *ctx, rp_sink_t *s, const brook_record_t *
   bk_krp_pos_t pos;
   int positioned = position_of(s, rec, &pos);
   size_t vlen;
-  const unsigned char *value = positioned >= 0 ? frame(s, rec, positioned ? &pos : NULL, &vlen) : NULL;
+  const unsigned char *value =
+      positioned >= 0 ? frame(s, rec, positioned ? &pos : NULL, &vlen) : NULL;
   if (!value)
     return BROOK_ERR_NOMEM;
   if (!positioned)

@@ -106,16 +106,14 @@ static void take_watermark(bk_ksrc_t *k, const rd_kafka_message_t *m, size_t par
 
 /* The last position applied of (stream, partition) in `p`, added (offset -1: none) if new;
  * NULL if out of memory. */
-static bk_krp_pos_t *last_applied(bk_ksrc_t *k, krp_part_t *p, uint32_t stream,
-                                  int32_t partition) {
+static bk_krp_pos_t *last_applied(bk_ksrc_t *k, krp_part_t *p, uint32_t stream, int32_t partition) {
   if (p->hit < p->n_last && p->last[p->hit].stream == stream &&
       p->last[p->hit].partition == partition)
     return &p->last[p->hit];
   for (size_t i = 0; i < p->n_last; i++)
     if (p->last[i].stream == stream && p->last[i].partition == partition)
       return &p->last[p->hit = i];
-  if (bk_grow(bk_rt_alloc(k->w), (void **)&p->last, &p->cap_last, p->n_last + 1,
-              sizeof(*p->last)))
+  if (bk_grow(bk_rt_alloc(k->w), (void **)&p->last, &p->cap_last, p->n_last + 1, sizeof(*p->last)))
     return NULL;
   p->last[p->n_last] = (bk_krp_pos_t){stream, partition, -1, 0};
   return &p->last[p->hit = p->n_last++];
@@ -126,7 +124,8 @@ int bk_krp_source_control(bk_ksrc_t *k, const rd_kafka_message_t *m, size_t part
   const unsigned char *b = m->payload;
   size_t len = m->len;
   int kind = b && len >= BK_KRP_FRAME && b[0] == BK_KRP_MAGIC && b[1] == 1 ? b[2] : 0;
-  size_t need = BK_KRP_FRAME + (kind == BK_KRP_DATA && (b[3] & BK_KRP_F_POSITION) ? BK_KRP_POS_SIZE : 0);
+  size_t need =
+      BK_KRP_FRAME + (kind == BK_KRP_DATA && (b[3] & BK_KRP_F_POSITION) ? BK_KRP_POS_SIZE : 0);
   if ((kind != BK_KRP_DATA && kind != BK_KRP_WATERMARK) || len < need) {
     bk_ksrc_fail(k, BROOK_ERR_CORRUPT,
                  "the record at offset %lld of repartition topic %s [%d] is not one this version "
@@ -179,8 +178,8 @@ brook_err_t bk_krp_source_positions(bk_ksrc_t *k, int32_t task, bk_positions_t *
       bk_krp_put32(name + 1, pos->stream);
       bk_krp_put32(name + 5, (uint32_t)pos->partition);
       bk_krp_put32(name + 9, pos->index);
-      brook_err_t err = bk_positions_add_named(out, name, BK_KRP_UPSTREAM_NAME + tl, kp->partition,
-                                               pos->offset);
+      brook_err_t err =
+          bk_positions_add_named(out, name, BK_KRP_UPSTREAM_NAME + tl, kp->partition, pos->offset);
       if (err)
         return err;
     }
