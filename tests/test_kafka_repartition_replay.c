@@ -32,6 +32,7 @@
 #include "broker_proc.h"
 #include "kafka/repartition.h"
 #include "kafka_helpers.h"
+#include "key_counts.h"
 #include "pipeline_child.h"
 #include "runtime/positions.h"
 #include "runtime/test_hooks.h"
@@ -40,7 +41,7 @@
 #include "tempfiles.h"
 #include "wait.h"
 
-#define N_KEYS 10
+#define N_KEYS KC_KEYS
 #define WAIT_MS 60000
 
 static broker_proc_t broker;
@@ -49,26 +50,13 @@ static void log_to_stderr(int level, const char *msg, void *opaque) {
   fprintf(stderr, "[%s %d] %s\n", (const char *)opaque, level, msg);
 }
 
-static int key_index(const void *key, size_t len) { /* "k<n>", not NUL-terminated */
-  const char *c = key;
-  if (len < 2 || len > 4 || c[0] != 'k')
-    return -1;
-  int k = 0;
-  for (size_t i = 1; i < len; i++) {
-    if (c[i] < '0' || c[i] > '9')
-      return -1;
-    k = k * 10 + (c[i] - '0');
-  }
-  return k < N_KEYS ? k : -1;
-}
-
 static const char *const other_key[N_KEYS] = {"k3", "k4", "k5", "k6", "k7",
                                               "k8", "k9", "k0", "k1", "k2"};
 
 /* Two records per input, both copies of it (so they keep its trace): its own key and another. */
 static brook_err_t fan(const brook_record_t *rec, brook_ctx_t *ctx, void *opaque) {
   (void)opaque;
-  int k = key_index(rec->key, rec->key_len);
+  int k = kc_key_index(rec->key, rec->key_len);
   if (k < 0)
     return BROOK_ERR_CORRUPT;
   brook_err_t err = brook_emit(ctx, rec);
@@ -111,14 +99,6 @@ static void after_state_write(int32_t task, const void *positions, size_t len) {
     last_written[q] = at;
 }
 
-static void report_running(int32_t task, int old, int state, const char *reason, void *opaque) {
-  (void)old, (void)reason, (void)opaque;
-  if (state == BROOK_TASK_RUNNING) {
-    printf("running %d\n", (int)task);
-    fflush(stdout);
-  }
-}
-
 /* argv: BOOTSTRAP GROUP STATE_DIR KILL_ARMED_BY. Runs until SIGTERM (then prints its replay
  * stats); exit 0 if the run ended OK. */
 static int replay_child_main(int argc, char **argv) {
@@ -151,7 +131,7 @@ static int replay_child_main(int argc, char **argv) {
   brook_runtime_opts_init(&ro);
   ro.commit_interval_ms = 100;
   ro.state_dir = argv[2];
-  ro.on_task_state = report_running;
+  ro.on_task_state = pc_report_running;
   if (getenv("BROOK_TEST_LOG")) {
     ro.log = log_to_stderr;
     ro.log_opaque = (void *)"child";
@@ -194,30 +174,6 @@ static void spawn_child(child_t *c, const char *group, const char *dir, const ch
       &c->out.fd);
 }
 
-static void wait_written(child_t *c, int n) {
-  char line[128];
-  for (;;) {
-    if (child_read_line(&c->out, line, sizeof(line), WAIT_MS) != 0)
-      fail_msg("the pipeline reported no state write %d", n);
-    int got;
-    if (sscanf(line, "written %d", &got) == 1 && got >= n)
-      return;
-  }
-}
-
-/* Waits until the child's four tasks run (2 upstream, 2 downstream). */
-static void wait_running(child_t *c) {
-  char line[128];
-  int seen[4] = {0, 0, 0, 0};
-  while (!seen[0] || !seen[1] || !seen[2] || !seen[3]) {
-    if (child_read_line(&c->out, line, sizeof(line), WAIT_MS) != 0)
-      fail_msg("the pipeline's tasks did not start");
-    int t;
-    if (sscanf(line, "running %d", &t) == 1 && t >= 0 && t < 4)
-      seen[t] = 1;
-  }
-}
-
 /* Stops the child with `sig` (0: waits for it to end on its own); reads its stats line. */
 static int end_child(child_t *c, int sig) {
   int code = self_exec_end(c->pid, sig, WAIT_MS);
@@ -228,44 +184,17 @@ static int end_child(child_t *c, int sig) {
   return code;
 }
 
-typedef struct maxes {
-  int64_t max[N_KEYS];
-} maxes_t;
-
-static void on_out(const rd_kafka_message_t *m, void *opaque) {
-  maxes_t *x = opaque;
-  int k = key_index(m->key, m->key_len);
-  int64_t v;
-  if (k < 0 || m->len != sizeof(v))
-    fail_msg("output record of %zu bytes, key %.*s", m->len, (int)m->key_len, (const char *)m->key);
-  memcpy(&v, m->payload, sizeof(v));
-  if (v > x->max[k])
-    x->max[k] = v;
-}
-
-static int reached(const maxes_t *x, int64_t want) {
-  for (int k = 0; k < N_KEYS; k++)
-    if (x->max[k] < want)
-      return 0;
-  return 1;
-}
-
 /* Once the restarted child's tasks run, one more round of input (10 per key); waits until
  * every key's count reached `want` (with it, 2 per input) in the output, stops the child,
  * reads the rest and checks that no key passed it. */
-static void expect_exact_counts(rd_kafka_t *r, maxes_t *x, child_t *c, int64_t want) {
-  wait_running(c);
+static void expect_exact_counts(rd_kafka_t *r, kc_maxes_t *x, child_t *c, int64_t want) {
+  kc_wait_running(&c->out, 4, WAIT_MS);
   kh_produce(broker.bootstrap, "rin", "m", 100000, 10 * N_KEYS, N_KEYS);
   want += 20;
-  long long deadline = kh_now_ms() + WAIT_MS;
-  while (!reached(x, want) && kh_now_ms() < deadline)
-    kh_read(r, 1 << 30, 200, on_out, x);
+  kc_read_until(r, x, want, WAIT_MS);
   assert_int_equal(end_child(c, SIGTERM), 0);
-  kh_read(r, 1 << 30, 1500, on_out, x); /* whatever the stop wrote */
-  for (int k = 0; k < N_KEYS; k++)
-    if (x->max[k] != want)
-      fail_msg("key k%d: count %lld, want %lld (%s)", k, (long long)x->max[k], (long long)want,
-               x->max[k] > want ? "records counted twice" : "records missing from the state");
+  kh_read(r, 1 << 30, 1500, kc_on_out, x); /* whatever the stop wrote */
+  kc_expect_exact(x, want);
 }
 
 /* The highest upstream offset of input partition `p` that downstream task q's stored state
@@ -320,10 +249,8 @@ static void test_killed_after_produce_before_offset_commit(void **state) {
   spawn_child(&c, group, dir, armed);
   /* The first round counted and committed, everywhere. */
   rd_kafka_t *r = kh_reader(broker.bootstrap, "rout", 2);
-  maxes_t x = {{0}};
-  long long deadline = kh_now_ms() + WAIT_MS;
-  while (!reached(&x, 2 * 100) && kh_now_ms() < deadline)
-    kh_read(r, 1 << 30, 200, on_out, &x);
+  kc_maxes_t x = {{0}};
+  kc_read_until(r, &x, 2 * 100, WAIT_MS);
   if (!wait_until(all_committed, (void *)group, WAIT_MS))
     fail_msg("the group's offsets were not committed");
   assert_int_equal(broker_cmd(&broker, "error 8 7 100000"), 0); /* OffsetCommit: timed out */
@@ -379,12 +306,12 @@ static void test_killed_at_random(void **state) {
     kh_produce(broker.bootstrap, "rin", "r", round * 1000, 1000, N_KEYS);
     rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
     int n = 1 + (int)((rng >> 33) % 4);
-    wait_written(&c, n);
+    kc_wait_written(&c.out, n, WAIT_MS);
     assert_int_equal(end_child(&c, SIGKILL), 128 + SIGKILL);
   }
   spawn_child(&c, group, dir, "-");
   rd_kafka_t *r = kh_reader(broker.bootstrap, "rout", 2);
-  maxes_t x = {{0}};
+  kc_maxes_t x = {{0}};
   expect_exact_counts(r, &x, &c, 2 * 300);
   kh_reader_close(r);
   temp_dir_free(dir);

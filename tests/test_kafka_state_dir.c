@@ -32,6 +32,7 @@
 
 #include "broker_proc.h"
 #include "kafka_helpers.h"
+#include "key_counts.h"
 #include "pipeline_child.h"
 #include "runtime/positions.h"
 #include "runtime/test_hooks.h"
@@ -40,26 +41,13 @@
 #include "tempfiles.h"
 #include "wait.h"
 
-#define N_KEYS 10
+#define N_KEYS KC_KEYS
 #define WAIT_MS 60000
 
 static broker_proc_t broker;
 
 static void log_to_stderr(int level, const char *msg, void *opaque) {
   fprintf(stderr, "[%s %d] %s\n", (const char *)opaque, level, msg);
-}
-
-static int key_index(const void *key, size_t len) { /* "k<n>", not NUL-terminated */
-  const char *c = key;
-  if (len < 2 || len > 4 || c[0] != 'k')
-    return -1;
-  int k = 0;
-  for (size_t i = 1; i < len; i++) {
-    if (c[i] < '0' || c[i] > '9')
-      return -1;
-    k = k * 10 + (c[i] - '0');
-  }
-  return k < N_KEYS ? k : -1;
 }
 
 /* ---- the pipeline: "in" -> count per key (named, its state on disk) -> sink ---- */
@@ -100,7 +88,7 @@ typedef struct seen {
 
 static brook_err_t on_count(const brook_record_t *rec, void *opaque) {
   seen_t *s = opaque;
-  int k = key_index(rec->key, rec->key_len);
+  int k = kc_key_index(rec->key, rec->key_len);
   if (k < 0 || rec->value_len != sizeof(int64_t))
     return BROOK_ERR_CORRUPT;
   memcpy(&s->count[k], rec->value, sizeof(int64_t));
@@ -174,14 +162,6 @@ static void after_state_write(int32_t task, const void *positions, size_t len) {
     last_written[task] = at;
 }
 
-static void report_running(int32_t task, int old, int state, const char *reason, void *opaque) {
-  (void)old, (void)reason, (void)opaque;
-  if (state == BROOK_TASK_RUNNING) {
-    printf("running %d\n", (int)task);
-    fflush(stdout);
-  }
-}
-
 /* argv: BOOTSTRAP GROUP STATE_DIR KILL_ARMED_BY. Runs until SIGTERM; exit 0 if the run ended
  * OK. */
 static int state_child_main(int argc, char **argv) {
@@ -200,7 +180,7 @@ static int state_child_main(int argc, char **argv) {
   ko.properties = (const char *const[]){"linger.ms", "5", NULL};
   brook_sink_kafka(count_pipeline(t, argv[0], argv[1]), "out", &ko);
   brook_runtime_opts_t ro = runtime_opts(argv[2], "child");
-  ro.on_task_state = report_running;
+  ro.on_task_state = pc_report_running;
   brook_runtime_t *rt = NULL;
   if (brook_runtime_new(&rt, t, &ro) != BROOK_OK) {
     fprintf(stderr, "child: %s\n", brook_topology_last_error(t));
@@ -228,77 +208,23 @@ static void spawn_child(child_t *c, const char *group, const char *dir, const ch
       &c->out.fd);
 }
 
-/* Waits for the child's report of its n-th task state write (this run's count). */
-static void wait_written(child_t *c, int n) {
-  char line[128];
-  for (;;) {
-    if (child_read_line(&c->out, line, sizeof(line), WAIT_MS) != 0)
-      fail_msg("the pipeline reported no state write %d", n);
-    int got;
-    if (sscanf(line, "written %d", &got) == 1 && got >= n)
-      return;
-  }
-}
-
-/* Waits until the child's tasks of both partitions run (restored from the state on disk). */
-static void wait_running(child_t *c) {
-  char line[128];
-  int seen[2] = {0, 0};
-  while (!seen[0] || !seen[1]) {
-    if (child_read_line(&c->out, line, sizeof(line), WAIT_MS) != 0)
-      fail_msg("the pipeline's tasks did not start");
-    int t;
-    if (sscanf(line, "running %d", &t) == 1 && t >= 0 && t < 2)
-      seen[t] = 1;
-  }
-}
-
 static int end_child(child_t *c, int sig) {
   int code = self_exec_end(c->pid, sig, WAIT_MS);
   close(c->out.fd);
   return code;
 }
 
-/* The output's highest count per key (counts only grow: a count past the reference is a
- * record counted twice; duplicates of a count are at-least-once output, allowed). */
-typedef struct maxes {
-  int64_t max[N_KEYS];
-} maxes_t;
-
-static void on_out(const rd_kafka_message_t *m, void *opaque) {
-  maxes_t *x = opaque;
-  int k = key_index(m->key, m->key_len);
-  int64_t v;
-  if (k < 0 || m->len != sizeof(v))
-    fail_msg("output record of %zu bytes, key %.*s", m->len, (int)m->key_len, (const char *)m->key);
-  memcpy(&v, m->payload, sizeof(v));
-  if (v > x->max[k])
-    x->max[k] = v;
-}
-
-static int reached(const maxes_t *x, int64_t want) {
-  for (int k = 0; k < N_KEYS; k++)
-    if (x->max[k] < want)
-      return 0;
-  return 1;
-}
-
 /* Once the restarted child's tasks run, one more round of input (10 per key, after everything
  * else in each partition); waits until every key's count reached `want` (with it) in the
  * output, stops the child, reads the rest and checks that no key passed it. */
-static void expect_exact_counts(rd_kafka_t *r, maxes_t *x, child_t *c, int64_t want) {
-  wait_running(c);
+static void expect_exact_counts(rd_kafka_t *r, kc_maxes_t *x, child_t *c, int64_t want) {
+  kc_wait_running(&c->out, 2, WAIT_MS);
   kh_produce(broker.bootstrap, "in", "m", 100000, 10 * N_KEYS, N_KEYS);
   want += 10;
-  long long deadline = kh_now_ms() + WAIT_MS;
-  while (!reached(x, want) && kh_now_ms() < deadline)
-    kh_read(r, 1 << 30, 200, on_out, x);
+  kc_read_until(r, x, want, WAIT_MS);
   assert_int_equal(end_child(c, SIGTERM), 0);
-  kh_read(r, 1 << 30, 1500, on_out, x); /* whatever the stop wrote */
-  for (int k = 0; k < N_KEYS; k++)
-    if (x->max[k] != want)
-      fail_msg("key k%d: count %lld, want %lld (%s)", k, (long long)x->max[k], (long long)want,
-               x->max[k] > want ? "records counted twice" : "records missing from the state");
+  kh_read(r, 1 << 30, 1500, kc_on_out, x); /* whatever the stop wrote */
+  kc_expect_exact(x, want);
 }
 
 /* The position of partition p of "in" stored in task 0_p's database (-1: none). */
@@ -353,7 +279,7 @@ static void test_killed_between_state_write_and_offset_commit(void **state) {
   assert_true(behind > 0);
   spawn_child(&c, "between", dir, "-");
   rd_kafka_t *r = kh_reader(broker.bootstrap, "out", 2);
-  maxes_t x = {{0}};
+  kc_maxes_t x = {{0}};
   expect_exact_counts(r, &x, &c, 200);
   kh_reader_close(r);
   temp_dir_free(dir);
@@ -371,12 +297,12 @@ static void test_killed_after_random_commits(void **state) {
     kh_produce(broker.bootstrap, "in", "r", round * 1000, 1000, N_KEYS);
     rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
     int n = 1 + (int)((rng >> 33) % 4);
-    wait_written(&c, n);
+    kc_wait_written(&c.out, n, WAIT_MS);
     assert_int_equal(end_child(&c, SIGKILL), 128 + SIGKILL);
   }
   spawn_child(&c, "random", dir, "-");
   rd_kafka_t *r = kh_reader(broker.bootstrap, "out", 2);
-  maxes_t x = {{0}};
+  kc_maxes_t x = {{0}};
   expect_exact_counts(r, &x, &c, 300);
   kh_reader_close(r);
   temp_dir_free(dir);

@@ -60,7 +60,7 @@ static brook_err_t message_time(bk_ksrc_t *k, rd_kafka_message_t *m, brook_recor
 /* Turns message `m` into the batch's next record; a malformed one follows the policy.
  * Returns BROOK_OK (consumed, as a record or not) or an error that fails the source. */
 static brook_err_t take_message(bk_ksrc_t *k, rd_kafka_message_t *m, const void *value,
-                                size_t value_len) {
+                                size_t value_len, int headers) {
   bk_src_t *src = k->src;
   brook_ctx_t *ctx = bk_src_ctx(src);
   const bk_ksrc_cfg_t *cfg = k->cfg;
@@ -96,7 +96,9 @@ static brook_err_t take_message(bk_ksrc_t *k, rd_kafka_message_t *m, const void 
       return err;
     }
   }
-  if ((err = headers_of(k, m, rec)) < 0)
+  if (!headers) /* a repartition record without headers: nothing to parse */
+    bk_ktrace_record(&k->trace, m, rec);
+  else if ((err = headers_of(k, m, rec)) < 0)
     return err;
   port->n++;
   return BROOK_OK;
@@ -172,9 +174,10 @@ brook_err_t bk_ksrc_read_batch(bk_ksrc_t *k) {
     k->batch_next = m->offset + 1;
     const void *value = m->payload;
     size_t value_len = m->len;
-    if (k->cfg->rp && bk_krp_source_control(k, m, p, &value, &value_len))
+    int headers = 1;
+    if (k->cfg->rp && bk_krp_source_control(k, m, p, &value, &value_len, &headers))
       continue; /* a watermark or replayed record of a repartition topic: never a record */
-    if ((ret = take_message(k, m, value, value_len)) < 0)
+    if ((ret = take_message(k, m, value, value_len, headers)) < 0)
       break;
   }
   k->batch_part = part;

@@ -67,18 +67,20 @@ typedef struct bk_krp_topic {
 
 #define BK_KRP_WM_GAP_MS 50         /* least time between two watermark records of a task */
 #define BK_KRP_WM_HEARTBEAT_MS 1000 /* a task's watermark is written at least this often */
+#define BK_KRP_FETCH_WAIT_MS "10"   /* the reader's fetch.wait.max.ms unless the source sets it */
 
 /* ---- the frame: every value in a repartition topic starts with it ----
  * Bytes: BK_KRP_MAGIC, version 1, kind (BK_KRP_DATA / BK_KRP_WATERMARK), flags; then for a
  * data record with BK_KRP_F_POSITION its position (below), then the record's value (none with
- * BK_KRP_F_NULL: the record's value is NULL); for a watermark record the watermark (below).
+ * BK_KRP_F_NULL: the record's value is NULL; BK_KRP_F_HEADERS: the message has the record's
+ * headers, else the reader need not parse any); for a watermark record the watermark (below).
  * In the value rather than in headers: no header list is built per record on either side,
  * and the reader hands user code the bytes after the frame (no copy), the record's own
  * headers untouched. */
 #define BK_KRP_MAGIC 0xB7
 #define BK_KRP_FRAME 4
 enum { BK_KRP_DATA = 1, BK_KRP_WATERMARK = 2 };
-enum { BK_KRP_F_NULL = 1, BK_KRP_F_POSITION = 2 };
+enum { BK_KRP_F_NULL = 1, BK_KRP_F_POSITION = 2, BK_KRP_F_HEADERS = 4 };
 
 /* A data record's position: which upstream stream (one input partition of the upstream
  * sub-topology: its topic's murmur2 hash and partition) it comes from, the offset of the
@@ -201,10 +203,11 @@ void bk_krp_topic_free(bk_krp_topic_t *topic, const brook_allocator_t *a);
  * record (at or below the last position applied of its upstream stream: dropped, counted in
  * stats.repartition_replays_dropped), or one that is not a repartition record of this
  * version (the run fails: BROOK_ERR_CORRUPT naming topic, partition and offset). Else 0: a
- * record whose value is *value, *value_len (the bytes after the frame, or NULL), its position
- * now the last applied of its stream. Loop thread. */
+ * record whose value is *value, *value_len (the bytes after the frame, or NULL), *headers 0 if
+ * the record has none (its message's headers need not be parsed), its position now the last
+ * applied of its stream. Loop thread. */
 int bk_krp_source_control(bk_ksrc_t *k, const rd_kafka_message_t *m, size_t part,
-                          const void **value, size_t *value_len);
+                          const void **value, size_t *value_len, int *headers);
 
 /* The reader's upstream positions of task `task` appended to `out` (runtime/positions.h, with
  * the task's input positions): per partition of the task, the last position applied of each

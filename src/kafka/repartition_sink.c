@@ -222,7 +222,8 @@ static const unsigned char *frame(rp_sink_t *s, const brook_record_t *rec, const
   }
   unsigned char *p = s->buf;
   p[0] = BK_KRP_MAGIC, p[1] = 1, p[2] = BK_KRP_DATA;
-  p[3] = (unsigned char)((rec->value ? 0 : BK_KRP_F_NULL) | (pos ? BK_KRP_F_POSITION : 0));
+  p[3] = (unsigned char)((rec->value ? 0 : BK_KRP_F_NULL) | (pos ? BK_KRP_F_POSITION : 0) |
+                         (rec->header_count ? BK_KRP_F_HEADERS : 0));
   p += BK_KRP_FRAME;
   if (pos) {
     bk_krp_pos_encode(pos, p);

@@ -120,7 +120,7 @@ static bk_krp_pos_t *last_applied(bk_ksrc_t *k, krp_part_t *p, uint32_t stream, 
 }
 
 int bk_krp_source_control(bk_ksrc_t *k, const rd_kafka_message_t *m, size_t part,
-                          const void **value, size_t *value_len) {
+                          const void **value, size_t *value_len, int *headers) {
   const unsigned char *b = m->payload;
   size_t len = m->len;
   int kind = b && len >= BK_KRP_FRAME && b[0] == BK_KRP_MAGIC && b[1] == 1 ? b[2] : 0;
@@ -155,6 +155,7 @@ int bk_krp_source_control(bk_ksrc_t *k, const rd_kafka_message_t *m, size_t part
   }
   *value = b[3] & BK_KRP_F_NULL ? NULL : b + need;
   *value_len = len - need;
+  *headers = (b[3] & BK_KRP_F_HEADERS) != 0;
   return 0;
 }
 
