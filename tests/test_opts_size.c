@@ -303,15 +303,17 @@ static const opts_case_t cases[] = {
 
 /* Sizes of earlier versions of the structs that grew by appending fields (every other test
  * fills them with their current size): these are accepted, so no "wrong size" case uses them. */
-static const uint32_t stats_old_sizes[] = {offsetof(brook_runtime_stats_t, timers_fired),
-                                           offsetof(brook_runtime_stats_t, state_bytes),
-                                           offsetof(brook_runtime_stats_t, records_dead_lettered),
-                                           offsetof(brook_runtime_stats_t, tasks_opened),
-                                           offsetof(brook_runtime_stats_t, records_out_of_bounds),
-                                           offsetof(brook_runtime_stats_t, commits),
-                                           offsetof(brook_runtime_stats_t, revocations),
-                                           offsetof(brook_runtime_stats_t, state_commits),
-                                           offsetof(brook_runtime_stats_t, changelog_records)};
+static const uint32_t stats_old_sizes[] = {
+    offsetof(brook_runtime_stats_t, timers_fired),
+    offsetof(brook_runtime_stats_t, state_bytes),
+    offsetof(brook_runtime_stats_t, records_dead_lettered),
+    offsetof(brook_runtime_stats_t, tasks_opened),
+    offsetof(brook_runtime_stats_t, records_out_of_bounds),
+    offsetof(brook_runtime_stats_t, commits),
+    offsetof(brook_runtime_stats_t, revocations),
+    offsetof(brook_runtime_stats_t, state_commits),
+    offsetof(brook_runtime_stats_t, changelog_records),
+    offsetof(brook_runtime_stats_t, repartition_replays_dropped)};
 static const uint32_t kafka_source_old_sizes[] = {
     offsetof(brook_kafka_source_opts_t, startup_timeout_ms),
     offsetof(brook_kafka_source_opts_t, key_serde),

@@ -208,6 +208,16 @@ typedef struct brook_runtime_stats {
   uint64_t tasks_restored;    /* tasks that went through a changelog restore */
   uint64_t restored_records;  /* changelog records applied to stores by restores */
   uint64_t restore_ms;        /* milliseconds tasks spent RESTORING (summed over tasks) */
+  /* Repartition topics (appended in issue 13; README "Repartition topics"): */
+  uint64_t repartition_replays_dropped;      /* records read from a repartition topic at or
+                                                below the last position applied of their
+                                                upstream stream: written again by a replay of
+                                                the upstream input, dropped */
+  uint64_t repartition_records_unpositioned; /* records written to a repartition topic without
+                                                a position (not traced to an input message:
+                                                emitted by a timer, or built by a callback
+                                                without the input's headers): applied by the
+                                                reader whatever came before, at least once */
 } brook_runtime_stats_t;
 
 /* Copies the counters into `stats`, as far as the caller's version of the struct goes

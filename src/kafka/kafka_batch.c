@@ -59,7 +59,8 @@ static brook_err_t message_time(bk_ksrc_t *k, rd_kafka_message_t *m, brook_recor
 
 /* Turns message `m` into the batch's next record; a malformed one follows the policy.
  * Returns BROOK_OK (consumed, as a record or not) or an error that fails the source. */
-static brook_err_t take_message(bk_ksrc_t *k, rd_kafka_message_t *m) {
+static brook_err_t take_message(bk_ksrc_t *k, rd_kafka_message_t *m, const void *value,
+                                size_t value_len, int headers) {
   bk_src_t *src = k->src;
   brook_ctx_t *ctx = bk_src_ctx(src);
   const bk_ksrc_cfg_t *cfg = k->cfg;
@@ -69,13 +70,13 @@ static brook_err_t take_message(bk_ksrc_t *k, rd_kafka_message_t *m) {
   ctx->has_error_msg = 0;
   brook_err_t err = BROOK_OK;
   rec->key = m->key, rec->key_len = m->key_len;
-  rec->value = m->payload, rec->value_len = m->len;
+  rec->value = value, rec->value_len = value_len;
   if (m->key && !bk_serde_chain_is_identity(&cfg->key_serde))
     err = bk_serde_chain_run(ctx, &cfg->key_serde, m->key, m->key_len, &rec->key, &rec->key_len,
                              NULL);
-  if (err >= 0 && m->payload && !bk_serde_chain_is_identity(&cfg->value_serde))
-    err = bk_serde_chain_run(ctx, &cfg->value_serde, m->payload, m->len, &rec->value,
-                             &rec->value_len, NULL);
+  if (err >= 0 && value && !bk_serde_chain_is_identity(&cfg->value_serde))
+    err = bk_serde_chain_run(ctx, &cfg->value_serde, value, value_len, &rec->value, &rec->value_len,
+                             NULL);
   if (err >= 0)
     err = message_time(k, m, rec);
   if (err == BROOK_ERR_NOMEM)
@@ -95,7 +96,9 @@ static brook_err_t take_message(bk_ksrc_t *k, rd_kafka_message_t *m) {
       return err;
     }
   }
-  if ((err = headers_of(k, m, rec)) < 0)
+  if (!headers) /* a repartition record without headers: nothing to parse */
+    bk_ktrace_record(&k->trace, m, rec);
+  else if ((err = headers_of(k, m, rec)) < 0)
     return err;
   port->n++;
   return BROOK_OK;
@@ -105,6 +108,7 @@ brook_err_t bk_ksrc_read_batch(bk_ksrc_t *k) {
   bk_src_t *src = k->src;
   bk_port_t *port = bk_src_port_of(src);
   k->batch_next = -1;
+  *bk_rt_slot(k->w, BK_SLOT_KAFKA_BATCH) = k; /* the repartition sinks it feeds trace it */
   if (bk_ktrace_begin(&k->trace, bk_rt_alloc(k->w), port->cap) < 0)
     return BROOK_ERR_NOMEM;
   size_t part = SIZE_MAX;
@@ -174,9 +178,12 @@ brook_err_t bk_ksrc_read_batch(bk_ksrc_t *k) {
     if (k->parts[p].skip_below >= 0) /* a seek's fetch may deliver it again */
       k->parts[p].skip_below = m->offset + 1;
     k->batch_next = m->offset + 1;
-    if (k->cfg->rp && bk_krp_source_control(k, m, p))
-      continue; /* a watermark record of a repartition topic: never a record */
-    if ((ret = take_message(k, m)) < 0)
+    const void *value = m->payload;
+    size_t value_len = m->len;
+    int headers = 1;
+    if (k->cfg->rp && bk_krp_source_control(k, m, p, &value, &value_len, &headers))
+      continue; /* a watermark or replayed record of a repartition topic: never a record */
+    if ((ret = take_message(k, m, value, value_len, headers)) < 0)
       break;
   }
   k->batch_part = part;

@@ -9,6 +9,7 @@
  * seek's fetch may deliver again a message the fetch before it delivered). Loop thread. */
 #include "kafka/kafka_source_impl.h"
 
+#include "kafka/repartition.h"
 #include "runtime/positions.h"
 
 static brook_err_t positions_of(void *opaque, int32_t task, bk_positions_t *out) {
@@ -19,7 +20,7 @@ static brook_err_t positions_of(void *opaque, int32_t task, bk_positions_t *out)
     if (p->assigned && bk_ksrc_task(k, i) == task && p->processed >= 0)
       err = bk_positions_add(out, p->topic, p->partition, p->processed);
   }
-  return err;
+  return err == BROOK_OK && k->cfg->rp ? bk_krp_source_positions(k, task, out) : err;
 }
 
 brook_err_t bk_ksrc_positions_register(bk_ksrc_t *k) {
@@ -38,8 +39,16 @@ static void seek_to(bk_ksrc_t *k, bk_kpart_t *p, int64_t at) {
   rd_kafka_topic_partition_list_destroy(l);
 }
 
+/* A repartition topic's partition reloads the last upstream positions its task applied
+ * (repartition.h) from the same stored positions. */
+static void resume_upstream(bk_ksrc_t *k, size_t part) {
+  if (bk_krp_source_resume(k, part) != BROOK_OK)
+    bk_ksrc_fail(k, BROOK_ERR_NOMEM, "out of memory restoring upstream positions");
+}
+
 void bk_ksrc_resume(bk_ksrc_t *k, size_t part) {
   bk_kpart_t *p = &k->parts[part];
+  resume_upstream(k, part);
   int64_t at;
   if (!bk_task_stored_position(k->w, bk_ksrc_task(k, part), p->topic, p->partition, &at))
     return; /* no state on disk for it: the group's committed offset */
@@ -57,6 +66,7 @@ static void restored(bk_ksrc_t *k, size_t part) {
   bk_kpart_t *p = &k->parts[part];
   p->restoring = 0;
   k->n_restoring--;
+  resume_upstream(k, part);
   int64_t at = p->dropped_from;
   if (bk_task_stored_position(k->w, bk_ksrc_task(k, part), p->topic, p->partition, &at))
     p->processed = at;

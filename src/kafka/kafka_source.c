@@ -258,6 +258,7 @@ static void ks_batch_done(bk_src_t *src) {
     rd_kafka_message_destroy(k->msgs[i]);
   k->n_msgs = 0;
   bk_ktrace_end(&k->trace);
+  *bk_rt_slot(k->w, BK_SLOT_KAFKA_BATCH) = NULL; /* set by bk_ksrc_read_batch */
   bk_ksrc_queue_batch_end(k); /* committed once its deliveries are done (kafka_commit.c) */
 }
 
@@ -282,6 +283,9 @@ static void ks_close(bk_src_t *src) {
   for (size_t i = 0; i < k->n_msgs; i++)
     rd_kafka_message_destroy(k->msgs[i]);
   k->n_msgs = 0;
+  bk_ktrace_end(&k->trace);
+  if (*bk_rt_slot(k->w, BK_SLOT_KAFKA_BATCH) == k)
+    *bk_rt_slot(k->w, BK_SLOT_KAFKA_BATCH) = NULL;
   if (k->stash)
     rd_kafka_message_destroy(k->stash);
   k->stash = NULL;

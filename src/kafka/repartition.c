@@ -127,11 +127,28 @@ static brook_stream_t *add_reader(brook_topology_t *t, const bk_ksrc_cfg_t *cfg,
   o.bootstrap_servers = cfg->bootstrap;
   o.group_id = cfg->group;
   o.topics = topics;
-  o.properties = (const char *const *)cfg->props;
+  /* The reader keeps up with its writers in the same process: its fetches often find nothing
+   * new, and a broker that does not answer a waiting fetch when data comes (the embedded one)
+   * holds it for fetch.wait.max.ms. The upstream source's properties come after: they win. */
+  size_t n = 0;
+  while (cfg->props && cfg->props[n])
+    n++;
+  const char **props = bk_malloc(&t->alloc, (n + 3) * sizeof(*props));
+  if (!props) {
+    bk_topology_fail(t, BROOK_ERR_NOMEM, "%s: out of memory", name);
+    return NULL;
+  }
+  props[0] = "fetch.wait.max.ms";
+  props[1] = BK_KRP_FETCH_WAIT_MS;
+  for (size_t i = 0; i < n; i++)
+    props[2 + i] = cfg->props[i];
+  props[n + 2] = NULL;
+  o.properties = props;
   o.max_in_flight = cfg->o.max_in_flight;
   o.startup_timeout_ms = cfg->o.startup_timeout_ms;
   o.revoke_timeout_ms = cfg->o.revoke_timeout_ms;
-  brook_stream_t *s = brook_source_kafka(t, name, &o);
+  brook_stream_t *s = brook_source_kafka(t, name, &o); /* copies the properties */
+  bk_free(&t->alloc, props);
   if (!s)
     return NULL;
   ((bk_ksrc_cfg_t *)s->node->source_cfg)->rp = topic;

@@ -1,7 +1,17 @@
 /* The repartition sink (kafka/repartition.h): one instance per upstream task, writing the
  * task's records to partition murmur2(key) % partitions of the repartition topic and its
  * watermark to every partition. Each write counts as a delivery against the batch's epoch, so
- * the input's commit waits for it. Loop thread. */
+ * the input's commit waits for it.
+ *
+ * A record's position is the input message it derives from: the Kafka source whose batch is
+ * passing through (the worker's BK_SLOT_KAFKA_BATCH) traced each of its records to its
+ * message (kafka_trace.h: the headers pointer records keep through map, filter, key_by and
+ * the records a flat_map copies from its input), and the sink counts the records of each
+ * message. A record it cannot trace (emitted outside a batch, by a timer; or built from
+ * scratch by a callback, without the input's headers), or one that would not come after the
+ * last position sent of its stream (an operator that reorders), goes without a position:
+ * the reader always applies it (at least once), counted in
+ * stats.repartition_records_unpositioned. Loop thread. */
 #include <stdio.h>
 #include <string.h>
 
@@ -20,6 +30,15 @@ typedef struct rp_cfg {
   char **props;          /* the upstream source's, copied */
 } rp_cfg_t;
 
+/* The records sent so far of one message of the batch (by its trace index): the index of
+ * its next record. A message is known by its position, not by its address (reused). */
+typedef struct rp_count {
+  int64_t offset;
+  int32_t partition;
+  uint32_t stream;
+  uint32_t n;
+} rp_count_t;
+
 typedef struct rp_sink {
   const bk_krp_topic_t *tp; /* resolved: the reader's start asked the cluster */
   bk_worker_t *w;
@@ -29,6 +48,15 @@ typedef struct rp_sink {
   brook_time_t sent_wm; /* the last watermark written, its state, and when */
   int sent_state;
   brook_time_t sent_at;
+  rp_count_t *counts; /* [cap_counts], by trace index */
+  size_t cap_counts;
+  size_t hint;        /* the trace index of the last record found */
+  bk_krp_pos_t *last; /* [n_last]: the last position sent of each stream */
+  size_t n_last, cap_last;
+  const void *hashed_rkt; /* the topic handle whose name's hash is `hashed` */
+  uint32_t hashed;
+  unsigned char *buf; /* frame + value of the record being sent */
+  size_t cap_buf;
 } rp_sink_t;
 
 static void delivery_failed(bk_kprod_t *p, const rd_kafka_message_t *m, uint64_t epoch,
@@ -44,21 +72,15 @@ static void delivery_failed(bk_kprod_t *p, const rd_kafka_message_t *m, uint64_t
 static brook_err_t write_watermark(rp_sink_t *s, brook_time_t now) {
   const bk_krp_topic_t *tp = s->tp;
   bk_krp_wm_t wm = {s->upstream, tp->n_upstream, s->ctx->wm, (uint8_t)s->ctx->wm_idle};
-  unsigned char value[BK_KRP_WM_SIZE];
-  bk_krp_wm_encode(&wm, value);
+  unsigned char value[BK_KRP_FRAME + BK_KRP_WM_SIZE] = {BK_KRP_MAGIC, 1, BK_KRP_WATERMARK, 0};
+  bk_krp_wm_encode(&wm, value + BK_KRP_FRAME);
   for (int32_t q = 0; q < tp->partitions; q++) {
     uint64_t epoch = bk_rt_delivery_add(s->w);
-    rd_kafka_headers_t *h = rd_kafka_headers_new(1);
-    if (!epoch || !h) {
-      if (epoch)
-        bk_rt_delivery_done(s->w, epoch);
+    if (!epoch)
       return BROOK_ERR_NOMEM;
-    }
-    rd_kafka_header_add(h, BK_KRP_HEADER, -1, "", 0);
     rd_kafka_resp_err_t kerr = bk_kprod_send_to(s->prod, tp->name, q, NULL, 0, value, sizeof(value),
-                                                now, h, epoch, BK_KMSG_OUTPUT);
+                                                now, NULL, epoch, BK_KMSG_OUTPUT);
     if (kerr) {
-      rd_kafka_headers_destroy(h);
       bk_rt_delivery_done(s->w, epoch);
       brook_ctx_set_error(s->ctx, "writing a watermark to repartition topic '%s' [%d]: %s",
                           tp->name, (int)q, rd_kafka_err2str(kerr));
@@ -121,6 +143,98 @@ static brook_err_t rp_open(brook_ctx_t *ctx, void *opaque, void **state) {
   return brook_timer_set(ctx, BROOK_PROCESSING_TIME, brook_ctx_now(ctx), NULL, 0, 0);
 }
 
+/* The trace index of the message `rec` derives from in batch `t`, or SIZE_MAX. The records
+ * of a batch come in the order of their messages: the last one found, then the next, are
+ * tried first. */
+static size_t trace_index(rp_sink_t *s, const bk_ktrace_t *t, const brook_record_t *rec) {
+  uintptr_t h = (uintptr_t)rec->headers, first = (uintptr_t)t->e;
+  if (h >= first && h < first + t->n * sizeof(*t->e)) { /* a tag: found at once */
+    size_t i = (h - first) / sizeof(*t->e);
+    if (rec->headers == &t->e[i].empty)
+      return s->hint = i;
+  }
+  if (rec->headers) {
+    for (size_t j = s->hint; j < s->hint + 2 && j < t->n; j++)
+      if (t->e[j].headers == rec->headers)
+        return s->hint = j;
+    for (size_t j = 0; j < t->n; j++)
+      if (t->e[j].headers == rec->headers)
+        return s->hint = j;
+  }
+  const rd_kafka_message_t *m = bk_ktrace_find(t, rec); /* a key or value inside it */
+  for (size_t j = 0; m && j < t->n; j++)
+    if (t->e[j].msg == m)
+      return s->hint = j;
+  return SIZE_MAX;
+}
+
+/* The last position sent of (stream, partition), added if new; NULL if out of memory. */
+static bk_krp_pos_t *last_of(rp_sink_t *s, uint32_t stream, int32_t partition) {
+  for (size_t i = 0; i < s->n_last; i++)
+    if (s->last[i].stream == stream && s->last[i].partition == partition)
+      return &s->last[i];
+  if (bk_grow(bk_rt_alloc(s->w), (void **)&s->last, &s->cap_last, s->n_last + 1, sizeof(*s->last)))
+    return NULL;
+  s->last[s->n_last] = (bk_krp_pos_t){stream, partition, -1, 0};
+  return &s->last[s->n_last++];
+}
+
+/* The position of `rec` (see the top): 1 and *pos set, 0 if it goes without one, -1 out of
+ * memory. */
+static int position_of(rp_sink_t *s, const brook_record_t *rec, bk_krp_pos_t *pos) {
+  bk_ksrc_t *k = *bk_rt_slot(s->w, BK_SLOT_KAFKA_BATCH);
+  size_t i = k && k->trace.n ? trace_index(s, &k->trace, rec) : SIZE_MAX;
+  if (i == SIZE_MAX)
+    return 0;
+  if (i >= s->cap_counts && bk_grow(bk_rt_alloc(s->w), (void **)&s->counts, &s->cap_counts,
+                                    k->trace.cap > i ? k->trace.cap : i + 1, sizeof(*s->counts)))
+    return -1;
+  const rd_kafka_message_t *m = k->trace.e[i].msg;
+  if (m->rkt != s->hashed_rkt) {
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    s->hashed = bk_murmur2(topic, strlen(topic));
+    s->hashed_rkt = m->rkt;
+  }
+  rp_count_t *c = &s->counts[i];
+  if (c->offset != m->offset || c->partition != m->partition || c->stream != s->hashed)
+    *c = (rp_count_t){m->offset, m->partition, s->hashed, 0};
+  *pos = (bk_krp_pos_t){s->hashed, m->partition, m->offset, c->n++};
+  bk_krp_pos_t *last = last_of(s, pos->stream, pos->partition);
+  if (!last)
+    return -1;
+  if (last->offset >= 0 && bk_krp_pos_cmp(pos->offset, pos->index, last->offset, last->index) <= 0)
+    return 0; /* reordered: the reader would take it for a replay */
+  *last = *pos;
+  return 1;
+}
+
+/* The record's framed value in s->buf; NULL if out of memory. */
+static const unsigned char *frame(rp_sink_t *s, const brook_record_t *rec, const bk_krp_pos_t *pos,
+                                  size_t *len) {
+  size_t vlen = rec->value ? rec->value_len : 0;
+  size_t need = BK_KRP_FRAME + (pos ? BK_KRP_POS_SIZE : 0) + vlen;
+  if (need > s->cap_buf) {
+    unsigned char *b = bk_realloc(bk_rt_alloc(s->w), s->buf, need + 256);
+    if (!b)
+      return NULL;
+    s->buf = b;
+    s->cap_buf = need + 256;
+  }
+  unsigned char *p = s->buf;
+  p[0] = BK_KRP_MAGIC, p[1] = 1, p[2] = BK_KRP_DATA;
+  p[3] = (unsigned char)((rec->value ? 0 : BK_KRP_F_NULL) | (pos ? BK_KRP_F_POSITION : 0) |
+                         (rec->header_count ? BK_KRP_F_HEADERS : 0));
+  p += BK_KRP_FRAME;
+  if (pos) {
+    bk_krp_pos_encode(pos, p);
+    p += BK_KRP_POS_SIZE;
+  }
+  if (vlen)
+    memcpy(p, rec->value, vlen);
+  *len = need;
+  return s->buf;
+}
+
 static brook_err_t rp_one(brook_ctx_t *ctx, rp_sink_t *s, const brook_record_t *rec) {
   const bk_krp_topic_t *tp = s->tp;
   if (rec->timestamp <= 0) { /* a Kafka timestamp of 0 or less would become "now" */
@@ -128,15 +242,23 @@ static brook_err_t rp_one(brook_ctx_t *ctx, rp_sink_t *s, const brook_record_t *
                         (long long)rec->timestamp, tp->name);
     return BROOK_ERR_INVALID_ARG;
   }
+  bk_krp_pos_t pos;
+  int positioned = position_of(s, rec, &pos);
+  size_t vlen;
+  const unsigned char *value =
+      positioned >= 0 ? frame(s, rec, positioned ? &pos : NULL, &vlen) : NULL;
+  if (!value)
+    return BROOK_ERR_NOMEM;
+  if (!positioned)
+    bk_rt_count(s->w, BK_STAT_REPARTITION_UNPOSITIONED, 1);
   size_t klen = rec->key ? rec->key_len : 0;
   int32_t q = (int32_t)bk_murmur2_partition(rec->key, klen, (uint32_t)tp->partitions);
   uint64_t epoch = bk_rt_delivery_add(s->w);
   if (!epoch)
     return BROOK_ERR_NOMEM;
   rd_kafka_headers_t *h = bk_kprod_headers(rec);
-  rd_kafka_resp_err_t kerr =
-      bk_kprod_send_to(s->prod, tp->name, q, rec->key, klen, rec->value,
-                       rec->value ? rec->value_len : 0, rec->timestamp, h, epoch, BK_KMSG_OUTPUT);
+  rd_kafka_resp_err_t kerr = bk_kprod_send_to(s->prod, tp->name, q, rec->key, klen, value, vlen,
+                                              rec->timestamp, h, epoch, BK_KMSG_OUTPUT);
   if (!kerr)
     return BROOK_OK;
   if (h)
@@ -177,7 +299,11 @@ static void rp_close(void *state, void *opaque) {
   if (!s)
     return;
   bk_kprod_close(s->prod);
-  bk_free(bk_rt_alloc(s->w), s);
+  const brook_allocator_t *a = bk_rt_alloc(s->w);
+  bk_free(a, s->counts);
+  bk_free(a, s->last);
+  bk_free(a, s->buf);
+  bk_free(a, s);
 }
 
 static const brook_operator_t repartition_sink_op = {

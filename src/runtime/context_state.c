@@ -23,12 +23,17 @@ brook_err_t bk_state_store_opts(const brook_ctx_t *ctx, const char *name,
   brook_store_opts_init(out);
   if (bk_opts_copy(out, sizeof(*out), opts, &bk_store_opts_type, why))
     return BROOK_ERR_INVALID_ARG;
-  int in_db = ctx->task_db && (!out->backend || out->backend == brook_store_backend_hash());
-  const char *id = NULL;
+  /* Only a node with an identity (a stateful one) keeps its stores in the task's database: a
+   * stateless node's stores (its timers: a clock such as a repartition sink's) would all be
+   * named alike there, and the next run would open one node's for another's. */
+  const char *id =
+      ctx->task_db ? ctx->rt->plan.nodes[ctx->rt->plan.pos[ctx->node->id]].identity : NULL;
+  int in_db = id && (!out->backend || out->backend == brook_store_backend_hash());
   if (in_db) {
     out->backend = bk_task_db_backend();
     out->backend_opaque = ctx->task_db;
-    id = ctx->rt->plan.nodes[ctx->rt->plan.pos[ctx->node->id]].identity;
+  } else {
+    id = NULL;
   }
   int n = id ? snprintf(qname, qsize, "%s/%s", id, name) : snprintf(qname, qsize, "%s", name);
   if (n < 0 || (size_t)n >= qsize) {

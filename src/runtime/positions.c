@@ -54,8 +54,12 @@ static int header(bk_positions_t *p) {
 
 brook_err_t bk_positions_add(bk_positions_t *p, const char *topic, int32_t partition,
                              int64_t offset) {
-  size_t tl = strlen(topic);
-  if (tl > UINT16_MAX)
+  return bk_positions_add_named(p, topic, strlen(topic), partition, offset);
+}
+
+brook_err_t bk_positions_add_named(bk_positions_t *p, const void *topic, size_t tl,
+                                   int32_t partition, int64_t offset) {
+  if (tl > UINT16_MAX || !tl || offset < 0)
     return BROOK_ERR_INVALID_ARG;
   if (header(p) || fit(p, p->len + FIXED + tl))
     return BROOK_ERR_NOMEM;
@@ -139,4 +143,19 @@ int bk_positions_find(const void *data, size_t len, const char *topic, int32_t p
     at += FIXED + tl;
   }
   return 0;
+}
+
+int bk_positions_next(const void *data, size_t len, size_t *at, bk_position_t *out) {
+  const unsigned char *d = data;
+  if (*at == 0)
+    *at = HEADER;
+  if (*at + FIXED > len)
+    return 0;
+  size_t tl = (size_t)get_be(d + *at, 2);
+  out->name = d + *at + 2;
+  out->name_len = tl;
+  out->partition = (int32_t)get_be(d + *at + 2 + tl, 4);
+  out->offset = (int64_t)get_be(d + *at + 6 + tl, 8);
+  *at += FIXED + tl;
+  return 1;
 }

@@ -11,7 +11,12 @@
  *     are acknowledged, before its offsets.
  *
  * Encoding (version 1, big-endian): 1 byte version, 4 bytes count, then per position 2 bytes
- * topic length, the topic, 4 bytes partition, 8 bytes offset. Worker thread. */
+ * topic length, the topic, 4 bytes partition, 8 bytes offset. Worker thread.
+ *
+ * Entries are named by topic, but a name may be any bytes: one starting with a byte below
+ * 0x20 (no Kafka topic name does) is another layer's record in the same atomic blob, found by
+ * bk_positions_next. Repartition topics' readers keep the last position applied of each
+ * upstream stream that way (kafka/repartition.h, BK_KRP_UPSTREAM_TAG). */
 #ifndef BROOK_RUNTIME_POSITIONS_H
 #define BROOK_RUNTIME_POSITIONS_H
 
@@ -37,9 +42,13 @@ void bk_positions_init(bk_positions_t *p, const brook_allocator_t *alloc);
 /* Empties it, keeping its buffer. */
 void bk_positions_reset(bk_positions_t *p);
 /* Appends (topic, partition, offset). BROOK_OK, BROOK_ERR_NOMEM, or BROOK_ERR_INVALID_ARG for
- * a topic longer than 65535 bytes. */
+ * a topic that is empty or longer than 65535 bytes, or a negative offset (which
+ * bk_positions_check would refuse on reading back). */
 brook_err_t bk_positions_add(bk_positions_t *p, const char *topic, int32_t partition,
                              int64_t offset);
+/* Appends an entry named by `len` bytes (any bytes; see the top), else as bk_positions_add. */
+brook_err_t bk_positions_add_named(bk_positions_t *p, const void *name, size_t len,
+                                   int32_t partition, int64_t offset);
 /* The encoding (at least the header, even when empty). */
 const void *bk_positions_data(bk_positions_t *p, size_t *len);
 void bk_positions_free(bk_positions_t *p);
@@ -52,6 +61,17 @@ int bk_positions_find(const void *data, size_t len, const char *topic, int32_t p
                       int64_t *offset);
 /* The number of positions in a checked encoding. */
 uint32_t bk_positions_count(const void *data, size_t len);
+
+/* One entry of a checked encoding, as bk_positions_next reads it (pointing into the data). */
+typedef struct bk_position {
+  const unsigned char *name; /* the topic (not NUL-terminated), or another layer's key */
+  size_t name_len;
+  int32_t partition;
+  int64_t offset;
+} bk_position_t;
+/* Iterates a checked encoding: *at starts at 0; each call fills *out and returns 1, then 0
+ * at the end. */
+int bk_positions_next(const void *data, size_t len, size_t *at, bk_position_t *out);
 
 /* ---- the runtime's side (runtime/task_state.c) ---- */
 
@@ -68,6 +88,10 @@ brook_err_t bk_positions_register(bk_worker_t *w, bk_positions_fn fn, void *opaq
  * that partition). */
 int bk_task_stored_position(bk_worker_t *w, int32_t task, const char *topic, int32_t partition,
                             int64_t *offset);
+
+/* The whole stored encoding of task `task` (checked; valid until the task's next commit):
+ * 1 found, 0 none (as bk_task_stored_position). */
+int bk_task_stored_positions(bk_worker_t *w, int32_t task, const void **data, size_t *len);
 
 /* Writes task `task`'s state with its positions now (a revocation, once the outputs up to its
  * point are acknowledged; the task is suspended: nothing changes it any more). BROOK_OK

@@ -430,6 +430,7 @@ static const bk_opts_version_t stats_versions[] = {
     BK_OPTS_VERSION(brook_runtime_stats_t, revocations_timed_out),    /* issue 12: revocations */
     BK_OPTS_VERSION(brook_runtime_stats_t, state_entries_written),    /* issue 13: state on disk */
     BK_OPTS_VERSION(brook_runtime_stats_t, restore_ms),               /* issue 13: changelogs */
+    BK_OPTS_VERSION(brook_runtime_stats_t, repartition_records_unpositioned), /* 13: replays */
 };
 static const bk_opts_type_t stats_type = BK_OPTS_TYPE(brook_runtime_stats_t, stats_versions);
 

@@ -44,6 +44,12 @@ void bk_rt_count(bk_worker_t *w, bk_stat_t which, uint64_t n) {
   case BK_STAT_RECORDS_DEAD_LETTERED:
     st->records_dead_lettered += n;
     break;
+  case BK_STAT_REPARTITION_REPLAYS_DROPPED:
+    st->repartition_replays_dropped += n;
+    break;
+  case BK_STAT_REPARTITION_UNPOSITIONED:
+    st->repartition_records_unpositioned += n;
+    break;
   }
 }
 

@@ -103,7 +103,9 @@ void bk_wk_fail(bk_worker_t *w, brook_err_t err, const char *fmt, ...)
 typedef enum bk_stat {
   BK_STAT_RECORDS_SKIPPED,
   BK_STAT_RECORDS_OUT_OF_BOUNDS,
-  BK_STAT_RECORDS_DEAD_LETTERED
+  BK_STAT_RECORDS_DEAD_LETTERED,
+  BK_STAT_REPARTITION_REPLAYS_DROPPED,
+  BK_STAT_REPARTITION_UNPOSITIONED
 } bk_stat_t;
 void bk_rt_count(bk_worker_t *w, bk_stat_t which, uint64_t n);
 
@@ -119,12 +121,17 @@ void bk_worker_wake(bk_worker_t *w);
 void bk_worker_poke(bk_worker_t *w);
 
 /* Per-runtime slots where a source or sink layer keeps what its instances share (the Kafka
- * layer: its producers, one client per configuration). The layer frees what it keeps there
- * before the runtime is freed: when its last user closes, or, for what must outlive its users
- * (a producer whose records are still unacknowledged when its last user closes), in the
- * slot's closer, which the worker calls once, after its sources and operators closed, as the
- * run ends. Starts NULL. */
-typedef enum bk_rt_slot { BK_SLOT_KAFKA_PRODUCERS, BK_SLOT_COUNT } bk_rt_slot_t;
+ * layer: its producers, one client per configuration; the Kafka source whose batch was read
+ * last, for the repartition sinks it feeds). The layer frees what it keeps there before the
+ * runtime is freed: when its last user closes, or, for what must outlive its users (a
+ * producer whose records are still unacknowledged when its last user closes), in the slot's
+ * closer, which the worker calls once, after its sources and operators closed, as the run
+ * ends. Starts NULL. */
+typedef enum bk_rt_slot {
+  BK_SLOT_KAFKA_PRODUCERS,
+  BK_SLOT_KAFKA_BATCH,
+  BK_SLOT_COUNT
+} bk_rt_slot_t;
 void **bk_rt_slot(bk_worker_t *w, bk_rt_slot_t which);
 void bk_rt_slot_closer(bk_worker_t *w, bk_rt_slot_t which, void (*fn)(bk_worker_t *w));
 

@@ -43,6 +43,14 @@ int bk_task_stored_position(bk_worker_t *w, int32_t task, const char *topic, int
   return bk_positions_find(data, len, topic, partition, offset); /* checked at open */
 }
 
+/* The task's stored positions, whole: from the same place as bk_task_stored_position. */
+int bk_task_stored_positions(bk_worker_t *w, int32_t task, const void **data, size_t *len) {
+  bk_task_t *t = bk_task_find(w, task);
+  if (t && t->log && w->log_vt && (*data = w->log_vt->positions(t->log, len)) != NULL)
+    return 1;
+  return t && t->db && bk_task_db_positions(t->db, data, len) == BROOK_OK;
+}
+
 brook_err_t bk_task_positions(bk_worker_t *w, bk_task_t *t, const void **data, size_t *len) {
   bk_commit_t *c = &w->commit;
   bk_positions_t *p = &c->pos_buf;

@@ -2,6 +2,7 @@
 #include "pipeline_child.h"
 
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 
 static brook_runtime_t *volatile stop_target;
@@ -44,4 +45,13 @@ void pc_set_runtime(brook_runtime_t *rt) {
   stop_target = rt;
   if (rt && stop_requested) /* it came before the runtime was set */
     brook_runtime_stop(rt);
+}
+
+void pc_report_running(int32_t task, int old_state, int new_state, const char *reason,
+                       void *opaque) {
+  (void)old_state, (void)reason, (void)opaque;
+  if (new_state == BROOK_TASK_RUNNING) {
+    printf("running %d\n", (int)task);
+    fflush(stdout);
+  }
 }

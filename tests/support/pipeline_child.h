@@ -16,4 +16,9 @@ void pc_handle_sigterm(void);
 /* The runtime a SIGTERM stops (NULL once it is freed); stops it at once if one came already. */
 void pc_set_runtime(brook_runtime_t *rt);
 
+/* An on_task_state callback: prints "running <task id>" on stdout (flushed) when a task
+ * becomes RUNNING, for the test reading the child's output. */
+void pc_report_running(int32_t task, int old_state, int new_state, const char *reason,
+                       void *opaque);
+
 #endif
