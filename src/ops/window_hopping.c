@@ -38,10 +38,8 @@ typedef struct hop_order {
   bk_wkey_t *k;
 } hop_order_t;
 
-/* Windows of at most this many slices are merged from their buckets when they fire (each
- * slice is then merged into at most this many windows: sequential, cache-friendly work that
- * beats the rings' per-key bookkeeping); larger ones use the rings. */
-#define HOP_MERGE_MAX_SLICES 64
+/* Windows of at most BK_WIN_HOP_MERGE_MAX_SLICES slices merge their buckets (window_common.h). */
+#define HOP_MERGE_MAX_SLICES BK_WIN_HOP_MERGE_MAX_SLICES
 
 /* Hopping's scalars: the window store's meta bytes (persisted with the slices). */
 typedef struct hop_meta {
@@ -225,9 +223,11 @@ brook_err_t bk_win_hopping_rebuild(brook_ctx_t *ctx, bk_win_t *w) {
 }
 
 static brook_err_t hopping_process(brook_ctx_t *ctx, void *state, const brook_record_t *rec) {
+  bk_win_t *w = state;
+  if (w->disk) /* state on disk: window_hopping_disk.c */
+    return bk_win_disk_batch(ctx, w, rec, 1);
   if (bk_win_check_time(ctx, rec) < 0)
     return BROOK_ERR_INVALID_ARG;
-  bk_win_t *w = state;
   brook_err_t rerr;
   if (bk_win_restored(w) && (rerr = bk_win_hopping_rebuild(ctx, w)) < 0)
     return rerr;
@@ -386,6 +386,8 @@ static brook_time_t next_window(const bk_win_t *w) {
 
 static brook_err_t hopping_on_timer(brook_ctx_t *ctx, void *state, const brook_timer_t *t) {
   bk_win_t *w = state;
+  if (w->disk)
+    return bk_win_disk_hopping_on_timer(ctx, w, t->time);
   bk_hop_t *h = w->hop;
   brook_time_t upto = t->time > ctx->wm ? t->time : ctx->wm;
   brook_err_t err = BROOK_OK;
@@ -410,6 +412,8 @@ static brook_err_t hopping_open(brook_ctx_t *ctx, void *opaque, void **state) {
   if (err < 0)
     return err;
   bk_win_t *w = *state;
+  if (w->disk)
+    return BROOK_OK; /* state on disk: none of the in-memory structures */
   bk_hop_t *h = bk_calloc(w->alloc, 1, sizeof(*h));
   if (!h) {
     bk_win_close(w, opaque);
@@ -447,12 +451,19 @@ size_t bk_win_hop_memory(const bk_win_t *w) {
          h->cap_active * sizeof(*h->active) + h->cap_order * sizeof(*h->order);
 }
 
+/* State on disk: what changed since the last commit goes to the stores now. */
+static brook_err_t hopping_flush(brook_ctx_t *ctx, void *state) {
+  bk_win_t *w = state;
+  return w->disk ? bk_win_disk_flush(ctx, w) : BROOK_OK;
+}
+
 const brook_operator_t bk_window_hopping_op = {
     .version = BROOK_OPERATOR_VERSION,
     .type_name = "window_hopping",
     .open = hopping_open,
     .process = hopping_process,
     .close = bk_win_close,
+    .flush = hopping_flush,
     .on_timer = hopping_on_timer,
     .on_watermark = bk_win_on_watermark,
 };
