@@ -295,6 +295,10 @@ static void check_memory_not_per_key(brook_window_t win, size_t results) {
     bytes[disk] = state_bytes(d);
     assert_int_equal(brook_driver_end(d), BROOK_OK);
     assert_int_equal(brook_driver_output_count(d, "out"), results);
+    if (disk) { /* every slice gone from disk once its last window fired: range deletions */
+      assert_int_equal(brook_store_count(instance_store(d, "window")), 0);
+      assert_true(brook_store_count(instance_store(d, "window_order")) <= 1); /* hopping's "m" */
+    }
     brook_driver_free(d);
     brook_topology_free(t);
   }

@@ -22,6 +22,7 @@
 #include "core/hash.h"
 #include "ops/window_common.h"
 #include "ops/window_disk.h"
+#include "state/store_range.h"
 
 #define EKEYS_BYTES ((size_t)64 << 10)     /* results' keys kept between two flushes of the port */
 #define SEG_KEEP_BYTES ((size_t)256 << 10) /* a commit frees a segment bigger than this */
@@ -257,6 +258,33 @@ static brook_err_t purge(brook_ctx_t *ctx, bk_win_t *w, dwin_t *dw, uint64_t lim
   return BROOK_OK;
 }
 
+/* Deletes closed slice dw's entries from disk: two range deletions (written by the next
+ * commit, whatever the number of keys), or, where the stores cannot (a listener must see
+ * each deletion), up to `limit` more keys one by one. */
+static brook_err_t drop_slice(brook_ctx_t *ctx, bk_win_t *w, dwin_t *dw, uint64_t limit) {
+  bk_win_disk_t *d = w->disk;
+  unsigned char lo[BK_WDISK_ORDER_LEN], hi[BK_WDISK_ORDER_LEN + 1];
+  bk_wdisk_start_key(lo, dw->start);
+  bk_wdisk_start_key(hi, dw->start + 1);
+  brook_err_t err = bk_store_delete_range(d->acc, lo, BK_WDISK_START_LEN, hi, BK_WDISK_START_LEN);
+  if (err == BROOK_ERR_STATE)
+    return purge(ctx, w, dw, limit);
+  if (err < 0)
+    return bk_wdisk_failed(ctx, d->acc, err);
+  /* The order entries are be64(start) || be64(seq): 16 bytes from P || 0 to below P || ff x 9
+   * (which leaves "" and "m" out, whatever P is). */
+  memset(lo + BK_WDISK_START_LEN, 0, BK_WDISK_ORDER_LEN - BK_WDISK_START_LEN);
+  memcpy(hi, lo, BK_WDISK_START_LEN);
+  memset(hi + BK_WDISK_START_LEN, 0xff, sizeof(hi) - BK_WDISK_START_LEN);
+  err = bk_store_delete_range(d->order, lo, sizeof(lo), hi, sizeof(hi));
+  if (err == BROOK_ERR_STATE)
+    return purge(ctx, w, dw, limit);
+  if (err < 0)
+    return bk_wdisk_failed(ctx, d->order, err);
+  dw->purged = dw->on_disk;
+  return BROOK_OK;
+}
+
 size_t bk_wdisk_lower(const bk_win_disk_t *d, brook_time_t start) {
   size_t lo = 0, hi = d->n_wins;
   while (lo < hi) {
@@ -281,7 +309,7 @@ dwin_t *bk_wdisk_slice_for(brook_ctx_t *ctx, bk_win_t *w, brook_time_t start, br
     }
     /* A closed slice again (the watermark restarted low after a restart): its old entries
      * go first, as in memory, where it was gone. */
-    if ((*err = purge(ctx, w, &d->wins[lo], BK_WDISK_OPEN)) < 0)
+    if ((*err = drop_slice(ctx, w, &d->wins[lo], BK_WDISK_OPEN)) < 0)
       return NULL;
     remove_win(w, lo);
   }
@@ -453,9 +481,12 @@ brook_err_t bk_win_disk_flush(brook_ctx_t *ctx, bk_win_t *w) {
       continue;
     }
     uint64_t before = dw->purged;
-    if ((err = purge(ctx, w, dw, budget)) < 0)
+    if ((err = drop_slice(ctx, w, dw, budget)) < 0)
       break;
-    budget -= dw->purged - before;
+    if (dw->purged - before < budget) /* one by one: a bounded number per commit */
+      budget -= dw->purged - before;
+    else
+      budget = 0;
     if (dw->purged >= dw->on_disk)
       remove_win(w, i);
     else
