@@ -767,7 +767,7 @@ static int bench_keys_of(const char *name, brook_window_t win, uint64_t events, 
   g_backend_set = 1;
   for (int b = 0; b < 2; b++) {
     g_rocksdb = b;
-    run_result_t rr[MAX_RUNS];
+    run_result_t rr[MAX_RUNS] = {0};
     double t[MAX_RUNS], kb[MAX_RUNS];
     for (int r = 0; r < runs; r++) {
       run_spec_t spec = {0, win, events, n_keys, 1, INPUT_SINGLE, 0};
