@@ -23,9 +23,11 @@
 #include "ops/window_common.h"
 #include "ops/window_disk.h"
 #include "state/store_range.h"
+#include "state/task_db.h"
 
 #define EKEYS_BYTES ((size_t)64 << 10)     /* results' keys kept between two flushes of the port */
 #define SEG_KEEP_BYTES ((size_t)256 << 10) /* a commit frees a segment bigger than this */
+#define SEG_ENTRY_OVERHEAD 32              /* a segment entry's header and index slot, about */
 
 static void note_gen(bk_win_disk_t *d) {
   d->acc_gen = bk_win_store_gen(d->acc);
@@ -378,6 +380,16 @@ const void *bk_wdisk_find(brook_ctx_t *ctx, bk_win_t *w, dwin_t *dw, size_t kl, 
   return acc ? acc : disk_get(ctx, w, dw, kl, err);
 }
 
+/* A segment gained an entry: past the task database's cache size, the segments ask for an
+ * early commit (once per commit), whose flush writes them to the stores and empties them. */
+static void note_growth(brook_ctx_t *ctx, bk_win_disk_t *d, size_t klen) {
+  d->seg_bytes += d->seq_off + 8 + klen + SEG_ENTRY_OVERHEAD;
+  if (!d->commit_asked && ctx->task_db && d->seg_bytes > bk_task_db_cache_bytes(ctx->task_db)) {
+    d->commit_asked = 1;
+    bk_task_db_want_commit(ctx->task_db);
+  }
+}
+
 brook_err_t bk_wdisk_add(brook_ctx_t *ctx, bk_win_t *w, dwin_t *dw, const brook_record_t *rec,
                          void **accp) {
   bk_win_disk_t *d = w->disk;
@@ -414,6 +426,8 @@ brook_err_t bk_wdisk_add(brook_ctx_t *ctx, bk_win_t *w, dwin_t *dw, const brook_
     uint64_t seq = dw->keys++;
     memcpy((unsigned char *)acc + d->seq_off, &seq, 8);
   }
+  if (created)
+    note_growth(ctx, d, rec->key_len);
   *accp = acc;
   return BROOK_OK;
 }
@@ -494,6 +508,10 @@ brook_err_t bk_win_disk_flush(brook_ctx_t *ctx, bk_win_t *w) {
   }
   if (err >= 0)
     err = save_wins(ctx, w);
+  if (err >= 0) {
+    d->seg_bytes = 0;
+    d->commit_asked = 0;
+  }
   note_gen(d);
   return err;
 }

@@ -46,6 +46,10 @@ typedef struct bk_win_disk {
   unsigned char *accs;
   size_t accs_cap;
   unsigned char *vtmp; /* an accumulator read from disk (aligned) */
+  /* Bytes the segments gained since the last flush (entries created), and whether a commit
+   * was asked for because they passed the task database's cache size. */
+  size_t seg_bytes;
+  int commit_asked;
 } bk_win_disk_t;
 
 /* Hopping's scalars on disk, under "m" in window_order. */
