@@ -176,6 +176,31 @@ static inline int bk_win_on_disk(const bk_win_cfg_t *c) {
          (c->w.kind == BROOK_WINDOW_HOPPING && c->w.size / c->slice <= BK_WIN_HOP_MERGE_MAX_SLICES);
 }
 
+/* Start of the first hopping window (a multiple of advance) that contains slice `s`. */
+static inline brook_time_t bk_win_hop_first(const bk_win_cfg_t *c, brook_time_t s) {
+  return bk_win_floor(s - c->w.size, c->w.advance) + c->w.advance;
+}
+
+/* Where a hopping record goes: its slice in *s; -1 if it is late (every window holding it has
+ * closed), 1 if some have (*closed: the start of the last closed one, which none of them may
+ * fire after), else 0. */
+static inline int bk_win_hop_slice(const bk_win_t *w, brook_time_t ts, brook_time_t wm,
+                                   brook_time_t *s, brook_time_t *closed) {
+  const bk_win_cfg_t *c = w->cfg;
+  *s = bk_win_floor(ts, c->slice);
+  brook_time_t last = bk_win_floor(*s, c->w.advance); /* latest window holding s */
+  if (bk_win_closed(w, last + c->w.size, wm))
+    return -1;
+  /* Its first window ends after s, so it can only have closed if s + grace <= wm (checked
+   * first: it spares the division of bk_win_hop_first on the usual record). */
+  if (*s + c->grace > wm || !bk_win_closed(w, bk_win_hop_first(c, *s) + c->w.size, wm))
+    return 0;
+  /* The last closed start: ws + size - 1 + grace <= wm (no overflow: |wm| is bounded by a
+   * closed window's end, itself within +-2^62, and size, grace <= 2^61). */
+  *closed = bk_win_floor(wm - c->grace - c->w.size + 1, c->w.advance);
+  return 1;
+}
+
 /* Bytes of hopping's meta in its window store (window_hopping.c). */
 #define BK_WIN_HOP_META_SIZE 32
 

@@ -68,15 +68,10 @@ static inline brook_time_t pushed_end(const bk_hop_t *h) {
   return (brook_time_t)(h->m->pushed_off + (uint64_t)BROOK_TIME_MIN);
 }
 
-/* Start of the first window (a multiple of advance) that contains slice `s`. */
-static brook_time_t first_window(const bk_win_cfg_t *c, brook_time_t s) {
-  return bk_win_floor(s - c->w.size, c->w.advance) + c->w.advance;
-}
-
 /* The first window to fire from now on that holds slice `s`. */
 static brook_time_t next_window_of(const bk_win_t *w, brook_time_t s) {
   const bk_hop_t *h = w->hop;
-  brook_time_t f = first_window(w->cfg, s);
+  brook_time_t f = bk_win_hop_first(w->cfg, s);
   return h->m->done && h->m->done_ws + w->cfg->w.advance > f ? h->m->done_ws + w->cfg->w.advance
                                                              : f;
 }
@@ -141,13 +136,9 @@ static brook_err_t ring_add(brook_ctx_t *ctx, bk_win_t *w, const brook_record_t 
   return set_timer(ctx, w, h->m->done_ws + w->cfg->w.advance);
 }
 
-/* The watermark has closed windows a record's slice belongs to: they had no data, or they
- * were fired; either way none of them may fire from now on. */
-static void note_closed(bk_win_t *w, brook_time_t wm) {
-  const bk_win_cfg_t *c = w->cfg;
-  /* The last closed start: ws + size - 1 + grace <= wm (no overflow: |wm| is bounded by a
-   * closed window's end, itself within +-2^62, and size, grace <= 2^61). */
-  brook_time_t last = bk_win_floor(wm - c->grace - c->w.size + 1, c->w.advance);
+/* The watermark has closed windows a record's slice belongs to, up to `last`: they had no
+ * data, or they were fired; either way none of them may fire from now on. */
+static void note_closed(bk_win_t *w, brook_time_t last) {
   if (!w->hop->m->done || last > w->hop->m->done_ws) {
     w->hop->m->done_ws = last;
     w->hop->m->done = 1;
@@ -161,7 +152,7 @@ static brook_err_t emit_open_windows(brook_ctx_t *ctx, bk_win_t *w, const brook_
   bk_hop_t *h = w->hop;
   bk_wkeys_t *ks = &h->ks;
   const bk_win_cfg_t *c = w->cfg;
-  brook_time_t first = first_window(c, s), last = bk_win_floor(s, c->w.advance);
+  brook_time_t first = bk_win_hop_first(c, s), last = bk_win_floor(s, c->w.advance);
   brook_time_t reach = last + c->w.size;
   uint64_t hash = bk_hash_bytes(rec->key, rec->key_len);
   bk_wkey_t *k = first < pushed_end(h) ? bk_wkeys_find(ks, rec->key, rec->key_len, hash) : NULL;
@@ -232,14 +223,12 @@ static brook_err_t hopping_process(brook_ctx_t *ctx, void *state, const brook_re
   if (bk_win_restored(w) && (rerr = bk_win_hopping_rebuild(ctx, w)) < 0)
     return rerr;
   const bk_win_cfg_t *c = w->cfg;
-  brook_time_t s = bk_win_floor(rec->timestamp, c->slice);
-  brook_time_t last = bk_win_floor(s, c->w.advance); /* latest window holding s */
-  if (bk_win_closed(w, last + c->w.size, ctx->wm))
+  brook_time_t s, closed;
+  int where = bk_win_hop_slice(w, rec->timestamp, ctx->wm, &s, &closed);
+  if (where < 0)
     return bk_win_late(ctx, w, rec);
-  /* Its first window ends after s, so it can only have closed if s + grace <= wm (checked
-   * first: it spares the division of first_window on the usual record). */
-  if (s + c->grace <= ctx->wm && bk_win_closed(w, first_window(c, s) + c->w.size, ctx->wm))
-    note_closed(w, ctx->wm);
+  if (where > 0)
+    note_closed(w, closed);
   brook_err_t err;
   if (s < pushed_end(w->hop)) {
     err = ring_add(ctx, w, rec, s);

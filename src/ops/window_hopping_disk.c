@@ -18,15 +18,10 @@
 #include "core/hash.h"
 #include "ops/window_disk.h"
 
-/* Start of the first window (a multiple of advance) that contains slice `s`. */
-static brook_time_t first_window(const bk_win_cfg_t *c, brook_time_t s) {
-  return bk_win_floor(s - c->w.size, c->w.advance) + c->w.advance;
-}
-
 /* The first window to fire from now on that holds slice `s`. */
 static brook_time_t next_window_of(const bk_win_t *w, brook_time_t s) {
   const bk_win_disk_t *d = w->disk;
-  brook_time_t f = first_window(w->cfg, s), adv = w->cfg->w.advance;
+  brook_time_t f = bk_win_hop_first(w->cfg, s), adv = w->cfg->w.advance;
   return d->done && d->done_ws + adv > f ? d->done_ws + adv : f;
 }
 
@@ -53,19 +48,6 @@ brook_err_t bk_wdisk_hopping_timers(brook_ctx_t *ctx, bk_win_t *w) {
   return i < d->n_wins ? set_timer(ctx, w, next_window_of(w, d->wins[i].start)) : BROOK_OK;
 }
 
-/* The watermark has closed windows a record's slice belongs to: they had no data, or they
- * were fired; either way none of them may fire from now on. */
-static void note_closed(bk_win_t *w, brook_time_t wm) {
-  const bk_win_cfg_t *c = w->cfg;
-  bk_win_disk_t *d = w->disk;
-  /* The last closed start (no overflow: see window_hopping.c). */
-  brook_time_t last = bk_win_floor(wm - c->grace - c->w.size + 1, c->w.advance);
-  if (!d->done || last > d->done_ws) {
-    d->done_ws = last;
-    d->done = 1;
-  }
-}
-
 /* Room for n entries of the slices' scratch: {int64 start, pad, accumulator} each. */
 static size_t accs_stride(const bk_win_t *w) { return 16 + ((w->acc_size + 15) & ~(size_t)15); }
 
@@ -89,7 +71,7 @@ static brook_err_t emit_open_windows(brook_ctx_t *ctx, bk_win_t *w, const brook_
   bk_win_disk_t *d = w->disk;
   const bk_win_cfg_t *c = w->cfg;
   const brook_aggregator_t *agg = &c->agg;
-  brook_time_t first = first_window(c, s), last = bk_win_floor(s, c->w.advance);
+  brook_time_t first = bk_win_hop_first(c, s), last = bk_win_floor(s, c->w.advance);
   size_t lo = bk_wdisk_lower(d, first), hi = bk_wdisk_lower(d, last + c->w.size), m = 0;
   size_t stride = accs_stride(w);
   unsigned char *accs = accs_room(w, hi - lo);
@@ -138,12 +120,15 @@ brook_err_t bk_wdisk_hopping_one(brook_ctx_t *ctx, bk_win_t *w, const brook_reco
   if (bk_win_check_time(ctx, rec) < 0)
     return BROOK_ERR_INVALID_ARG;
   const bk_win_cfg_t *c = w->cfg;
-  brook_time_t s = bk_win_floor(rec->timestamp, c->slice);
-  brook_time_t last = bk_win_floor(s, c->w.advance); /* latest window holding s */
-  if (bk_win_closed(w, last + c->w.size, ctx->wm))
+  bk_win_disk_t *d = w->disk;
+  brook_time_t s, closed;
+  int where = bk_win_hop_slice(w, rec->timestamp, ctx->wm, &s, &closed);
+  if (where < 0)
     return bk_win_late(ctx, w, rec);
-  if (s + c->grace <= ctx->wm && bk_win_closed(w, first_window(c, s) + c->w.size, ctx->wm))
-    note_closed(w, ctx->wm);
+  if (where > 0 && (!d->done || closed > d->done_ws)) { /* none of them may fire from now on */
+    d->done_ws = closed;
+    d->done = 1;
+  }
   brook_err_t err = BROOK_OK;
   dwin_t *dw = bk_wdisk_slice_for(ctx, w, s, &err);
   if (!dw)
