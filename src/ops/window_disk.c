@@ -159,6 +159,7 @@ brook_err_t bk_win_disk_open(brook_ctx_t *ctx, bk_win_t *w) {
   brook_store_opts_init(&so);
   so.ordered = 1; /* the default backend: the task database */
   so.value_size = d->seq_off + 8;
+  bk_seg_init(&d->merged, w->alloc, w->acc_size);
   if (!(d->vtmp = bk_malloc(w->alloc, so.value_size)))
     return BROOK_ERR_NOMEM;
   brook_err_t err = brook_store_open(ctx, "window", &so, &d->acc);
@@ -182,6 +183,7 @@ void bk_win_disk_free(bk_win_t *w) {
   bk_free(w->alloc, d->ekeys);
   bk_free(w->alloc, d->accs);
   bk_free(w->alloc, d->vtmp);
+  bk_seg_free(&d->merged);
   bk_free(w->alloc, d);
   w->disk = NULL;
 }

@@ -46,6 +46,7 @@ typedef struct bk_win_disk {
   unsigned char *accs;
   size_t accs_cap;
   unsigned char *vtmp; /* an accumulator read from disk (aligned) */
+  bk_seg_t merged;     /* hopping: a firing window's keys, merged from its slices */
   /* Bytes the segments gained since the last flush (entries created), and whether a commit
    * was asked for because they passed the task database's cache size. */
   size_t seg_bytes;

@@ -1,10 +1,12 @@
 /* Hopping windows whose state is on disk (ops/window_disk.h): time is cut into slices of
  * gcd(size, advance), as in memory (window_hopping.c), and a record updates ONE per-slice
  * accumulator of its key, whatever size/advance is. A window [ws, ws + size) is combined from
- * its slices when it fires: its keys come out ordered by their oldest slice in the window,
- * then by arrival in that slice (the order of the in-memory backend, window.h), each key's
- * accumulator being its oldest slice's merged with the later ones in time order. A slice no
- * later window holds is closed after the firing, its disk entries purged over the next commits.
+ * its slices when it fires (merged key by key into a scratch segment, as in memory, so every
+ * slice entry is read once; the scratch holds the window's keys during the firing only): its keys
+ * come out ordered by their oldest slice in the window, then by arrival in that slice (the order of
+ * the in-memory backend, window.h), each key's accumulator being its oldest slice's merged with the
+ * later ones in time order. A slice no later window holds is closed after the firing, its disk
+ * entries purged over the next commits.
  *
  * Timers are per firing time, as in memory: a new slice sets one timer, at the close of the
  * first window that may still fire holding it, and each firing emits every window closed by
@@ -141,46 +143,26 @@ brook_err_t bk_wdisk_hopping_one(brook_ctx_t *ctx, bk_win_t *w, const brook_reco
   return BROOK_OK;
 }
 
-/* The key in w->kbuf (kl bytes, composite with slice i's start) as a result of window
- * [ws, we) whose slices are [lo, hi): emitted unless an earlier slice of the window has it
- * (its result came with that slice's keys). */
-static brook_err_t window_key(brook_ctx_t *ctx, bk_win_t *w, size_t lo, size_t i, size_t hi,
-                              size_t kl, brook_time_t ws, brook_time_t we) {
-  bk_win_disk_t *d = w->disk;
-  const brook_aggregator_t *agg = &w->cfg->agg;
-  size_t klen = kl - BK_WDISK_START_LEN;
-  uint64_t h = bk_hash_bytes(w->kbuf + BK_WDISK_START_LEN, klen);
-  brook_err_t err = BROOK_OK;
-  for (size_t j = lo; j < i; j++) {
-    if (d->wins[j].purged != BK_WDISK_OPEN)
-      continue;
-    bk_wdisk_start_key(w->kbuf, d->wins[j].start);
-    if (bk_wdisk_find(ctx, w, &d->wins[j], kl, h, &err) || err < 0)
-      return err;
-  }
-  int any = 0;
-  for (size_t j = i; j < hi; j++) {
-    if (d->wins[j].purged != BK_WDISK_OPEN)
-      continue;
-    bk_wdisk_start_key(w->kbuf, d->wins[j].start);
-    const void *a = bk_wdisk_find(ctx, w, &d->wins[j], kl, h, &err);
-    if (err < 0)
-      return err;
-    if (!a)
-      continue;
-    if (any)
-      agg->merge(w->acc_tmp, a, agg);
-    else
-      memcpy(w->acc_tmp, a, w->acc_size);
-    any = 1;
-  }
-  if (!any)
-    return BROOK_OK;
-  const void *ekey = bk_wdisk_emit_key(ctx, w, w->kbuf + BK_WDISK_START_LEN, klen, &err);
-  return ekey ? bk_win_emit(ctx, w, ekey, klen, ws, we, w->acc_tmp, 1) : err;
+/* Adds a slice's accumulator of a key to the window's merged results (a new key takes a
+ * copy: keys come out in the order they are first met, slices in time order). */
+static brook_err_t merge_key(bk_win_t *w, const void *key, size_t klen, uint64_t h,
+                             const void *acc) {
+  bk_seg_t *out = &w->disk->merged;
+  int created;
+  void *m = bk_seg_upsert(out, key, klen, h, &created);
+  if (!m)
+    return BROOK_ERR_NOMEM;
+  if (created)
+    memcpy(m, acc, w->acc_size);
+  else
+    w->cfg->agg.merge(m, acc, &w->cfg->agg);
+  return BROOK_OK;
 }
 
-/* Fires window [ws, ws + size): every key with a slice in it emits its result. */
+/* Fires window [ws, ws + size): its slices are merged key by key, in time order and each in
+ * arrival order (those on disk, their newest value from the segment if it has one, then the
+ * segment's new keys), into a scratch segment that is emitted and emptied: every entry is read
+ * once. */
 static brook_err_t fire_window(brook_ctx_t *ctx, bk_win_t *w, brook_time_t ws) {
   bk_win_disk_t *d = w->disk;
   brook_time_t we = ws + w->cfg->w.size;
@@ -193,18 +175,31 @@ static brook_err_t fire_window(brook_ctx_t *ctx, bk_win_t *w, brook_time_t ws) {
     for (uint64_t seq = 0; seq < dw->on_disk && err >= 0; seq++) {
       size_t kl;
       int found = bk_wdisk_key_at(ctx, w, dw, seq, &kl);
-      err = found > 0 ? window_key(ctx, w, lo, i, hi, kl, ws, we) : found;
+      if (found <= 0) {
+        err = found;
+        continue;
+      }
+      const unsigned char *key = w->kbuf + BK_WDISK_START_LEN;
+      uint64_t h = bk_hash_bytes(key, kl - BK_WDISK_START_LEN);
+      const void *acc = bk_wdisk_find(ctx, w, dw, kl, h, &err);
+      if (acc)
+        err = merge_key(w, key, kl - BK_WDISK_START_LEN, h, acc);
     }
     bk_seg_t *seg = &dw->seg; /* then the keys never written, in arrival order */
     for (size_t j = 0, n = bk_seg_count(seg); j < n && err >= 0; j++) {
       bk_seg_entry_t *e = bk_seg_at(seg, j);
-      if (bk_wdisk_seq(d, bk_seg_acc(e)) < dw->on_disk)
-        continue;
-      size_t kl = bk_wdisk_acc_key(w, dw->start, bk_seg_key(seg, e), e->klen);
-      err = kl ? window_key(ctx, w, lo, i, hi, kl, ws, we) : BROOK_ERR_NOMEM;
+      if (bk_wdisk_seq(d, bk_seg_acc(e)) >= dw->on_disk)
+        err = merge_key(w, bk_seg_key(seg, e), e->klen, e->hash, bk_seg_acc(e));
     }
   }
-  brook_err_t ferr = bk_wdisk_flush_port(ctx, w); /* results borrow the key copies */
+  bk_seg_t *out = &d->merged;
+  for (size_t j = 0, n = bk_seg_count(out); j < n && err >= 0; j++) {
+    bk_seg_entry_t *e = bk_seg_at(out, j);
+    err = bk_win_emit(ctx, w, bk_seg_key(out, e), e->klen, ws, we, bk_seg_acc(e), 1);
+  }
+  brook_err_t ferr = bk_wdisk_flush_port(ctx, w); /* results borrow the merged keys */
+  bk_seg_free(out);                               /* scratch: its memory goes back at once */
+  bk_seg_init(out, w->alloc, w->acc_size);
   return err < 0 ? err : ferr;
 }
 
