@@ -751,27 +751,29 @@ static int bench(kind_report_t *kinds, size_t n_kinds, uint64_t events, uint32_t
 static void check_cost(uint64_t events, uint32_t n_keys);
 
 /* Peak RSS against the number of keys: ONE tumbling window holding every event (n_keys keys,
- * each in it), run on both backends (each run a fresh process, one worker, the task input),
+ * each in it), then hopping windows of four slices each holding every event (every key in
+ * four windows), run on both backends (each run a fresh process, one worker, the task input),
  * so that state is as big as the key count makes it. In memory the peak grows with the keys;
  * on disk it is bounded by the write cache (plus RocksDB's memtables and block cache). Both
  * must give the same results. Returns nonzero on a mismatch. */
-static int bench_keys(uint64_t events, uint32_t n_keys, int runs) {
-  brook_window_t win = brook_window_tumbling((brook_time_t)1 << 42); /* holds every event */
-  printf("bench_windows keys: one tumbling window over %" PRIu64 " events and %" PRIu32
+static int bench_keys_of(const char *name, brook_window_t win, uint64_t events, uint32_t n_keys,
+                         int runs) {
+  printf("bench_windows keys: %s over %" PRIu64 " events and %" PRIu32
          " keys, both backends (commit every %lld ms on disk); %d runs each\n",
-         events, n_keys, (long long)g_commit_ms, runs);
+         name, events, n_keys, (long long)g_commit_ms, runs);
   run_result_t first[2];
   double secs[2];
-  long rss[2];
+  long rss[2], rss_med[2];
   g_backend_set = 1;
   for (int b = 0; b < 2; b++) {
     g_rocksdb = b;
-    run_result_t rr[MAX_RUNS];
-    double t[MAX_RUNS];
+    run_result_t rr[MAX_RUNS] = {0};
+    double t[MAX_RUNS], kb[MAX_RUNS];
     for (int r = 0; r < runs; r++) {
       run_spec_t spec = {0, win, events, n_keys, 1, INPUT_SINGLE, 0};
       rr[r] = run_child(&spec);
       t[r] = rr[r].secs;
+      kb[r] = (double)rr[r].rss_kb;
       printf("  backend=%-7s run %d: %6.2f M ev/s, %" PRIu64 " results, checksum %016" PRIx64
              ", peak RSS %ld KiB\n",
              backend_name(), r + 1, (double)events / t[r] / 1e6, rr[r].results, rr[r].checksum,
@@ -780,17 +782,34 @@ static int bench_keys(uint64_t events, uint32_t n_keys, int runs) {
     first[b] = rr[0];
     secs[b] = median(t, runs);
     rss[b] = max_rss(rr, runs);
+    rss_med[b] = (long)median(kb, runs);
   }
   int failed = !same_results(&first[0], &first[1]) || first[0].count_total != events;
   if (failed)
     printf("RESULT MISMATCH: the backends' results differ (or do not count every event)\n");
   for (int b = 0; b < 2; b++) {
     g_rocksdb = b;
-    printf("window=tumbling_keys backend=%s workers=1 input=task keys=%" PRIu32 " events=%" PRIu64
-           " events_per_s=%.0f peak_rss_kb=%ld results=%" PRIu64 " checksum=%016" PRIx64 "\n",
-           backend_name(), n_keys, events, (double)events / secs[b], rss[b], first[b].results,
-           first[b].checksum);
+    printf("window=%s_keys backend=%s workers=1 input=task keys=%" PRIu32 " events=%" PRIu64
+           " events_per_s=%.0f peak_rss_kb=%ld median_rss_kb=%ld results=%" PRIu64
+           " checksum=%016" PRIx64 "\n",
+           name, backend_name(), n_keys, events, (double)events / secs[b], rss[b], rss_med[b],
+           first[b].results, first[b].checksum);
   }
+  printf("window=%s_keys keys=%" PRIu32 " rocksdb_vs_memory=%.2f\n", name, n_keys,
+         secs[1] > 0 ? secs[0] / secs[1] : 0.0);
+  return failed;
+}
+
+static int bench_keys(uint64_t events, uint32_t n_keys, int runs) {
+  const char *which = getenv("BROOK_BENCH_KEYS_WINDOWS"); /* tumbling, hopping or both */
+  int failed = 0;
+  if (!which || strcmp(which, "hopping") != 0) /* one window holding every event */
+    failed |= bench_keys_of("tumbling", brook_window_tumbling((brook_time_t)1 << 42), events,
+                            n_keys, runs);
+  if (!which || strcmp(which, "tumbling") != 0) /* four windows of four slices hold them all */
+    failed |=
+        bench_keys_of("hopping", brook_window_hopping((brook_time_t)1 << 43, (brook_time_t)1 << 41),
+                      events, n_keys, runs);
   return failed;
 }
 
@@ -826,8 +845,11 @@ int main(int argc, char **argv) {
                     "[memory|rocksdb]\n");
     return 2;
   }
-  if (argc > 3 && strcmp(argv[3], "keys") == 0)
-    return bench_keys(argc > 1 ? events : (smoke ? 30000 : 3000000), smoke ? 10000 : 1000000, runs);
+  if (argc > 3 && strcmp(argv[3], "keys") == 0) { /* BROOK_BENCH_KEYS: the key count */
+    const char *nk = getenv("BROOK_BENCH_KEYS");
+    uint32_t keys = nk ? (uint32_t)strtoul(nk, NULL, 10) : smoke ? 10000 : 1000000;
+    return bench_keys(argc > 1 ? events : (smoke ? 30000 : 3000000), keys, runs);
+  }
   kind_report_t kinds[] = {
       {.name = "tumbling", .window = brook_window_tumbling(TUMBLE_SIZE), .expect_count = events},
       {.name = "hopping",

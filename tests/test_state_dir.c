@@ -259,11 +259,83 @@ static void collect_warning(int level, const char *msg, void *opaque) {
     snprintf(opaque, 256, "%s", msg);
 }
 
-/* Hopping and sliding windows have no disk layout yet: with state_dir the runtime says so,
- * naming each, instead of letting a restart lose their windows silently. */
+/* Many distinct keys in one window: 60,000 records, each a new key. */
+#define MANY_KEYS 60000
+
+static brook_err_t many_keys_gen(brook_record_t *out, brook_ctx_t *ctx, void *opaque) {
+  (void)ctx;
+  uint64_t *next = opaque;
+  static char keys[MANY_KEYS][12]; /* a batch's records borrow their keys until it is done */
+  if (*next >= MANY_KEYS)
+    return BROOK_DONE;
+  char *key = keys[*next];
+  out->key = key;
+  out->key_len = (size_t)snprintf(key, 12, "key%06llu", (unsigned long long)(*next)++);
+  out->value = NULL;
+  out->value_len = 0;
+  out->timestamp = 0;
+  return BROOK_OK;
+}
+
+static brook_err_t count_results(const brook_record_t *rec, void *opaque) {
+  brook_window_value_t wv;
+  const void *res;
+  int64_t c;
+  assert_int_equal(brook_window_parse(rec, &wv, &res), BROOK_OK);
+  memcpy(&c, res, sizeof(c));
+  assert_int_equal(c, 1);
+  (*(uint64_t *)opaque)++;
+  return BROOK_OK;
+}
+
+/* A window on disk keeps what changed since the last commit in memory, in front of its stores;
+ * once that passes the cache size (state_cache_bytes) it asks for a commit, as a full write
+ * cache does, so its memory stays bounded whatever the commit interval (an hour here). */
+static void test_window_asks_for_commit(void **state) {
+  (void)state;
+  uint64_t next = 0, results = 0;
+  brook_topology_t *t = NULL;
+  assert_int_equal(brook_topology_new(&t, NULL), BROOK_OK);
+  brook_generator_opts_t go;
+  brook_generator_opts_init(&go);
+  go.partitioned_by_key = 1;
+  brook_stream_t *s = brook_source_generator(t, "gen", many_keys_gen, &next, &go);
+  brook_window_t w = brook_window_tumbling(BROOK_S);
+  brook_aggregator_t count = brook_agg_count();
+  brook_window_opts_t wo;
+  brook_window_opts_init(&wo);
+  wo.name = "win";
+  assert_int_equal(brook_sink_callback(brook_window_aggregate(s, &w, &count, &wo), count_results,
+                                       NULL, &results),
+                   BROOK_OK);
+  char *dir = temp_dir_new("state_dir");
+  brook_runtime_opts_t o;
+  brook_runtime_opts_init(&o);
+  o.state_dir = dir;
+  o.state_cache_bytes = 64 << 10;
+  o.commit_interval_ms = 3600 * 1000;
+  brook_runtime_t *rt = NULL;
+  assert_int_equal(brook_runtime_new(&rt, t, &o), BROOK_OK);
+  assert_int_equal(brook_runtime_run(rt), BROOK_OK);
+  brook_runtime_stats_t st = {.struct_size = sizeof(st)};
+  assert_int_equal(brook_runtime_stats(rt, &st), BROOK_OK);
+  assert_int_equal(results, MANY_KEYS);
+  /* 60,000 entries of some 50 bytes over a 64 KiB cache: dozens of early commits. */
+  if (st.state_commits < 10)
+    fail_msg("%llu commits: the window did not ask for early ones",
+             (unsigned long long)st.state_commits);
+  brook_runtime_free(rt);
+  brook_topology_free(t);
+  temp_dir_free(dir);
+}
+
+/* Sliding windows and hopping ones of more than 64 slices (size / gcd(size, advance)) have no
+ * disk layout: with state_dir the runtime says so, naming each, instead of letting a restart
+ * lose their windows silently. Hopping windows of few slices are on disk: no warning. */
 static void test_windows_in_memory_warned(void **state) {
   (void)state;
-  for (int sliding = 0; sliding < 2; sliding++) {
+  for (int kind = 0; kind < 3; kind++) {
+    int sliding = kind == 2;
     gen_t g = {{0}};
     brook_topology_t *t = NULL;
     assert_int_equal(brook_topology_new(&t, NULL), BROOK_OK);
@@ -272,7 +344,9 @@ static void test_windows_in_memory_warned(void **state) {
     go.splits = SPLITS;
     go.partitioned_by_key = 1;
     brook_stream_t *s = brook_source_generator(t, "gen", keyed_gen, &g, &go);
-    brook_window_t w = sliding ? brook_window_sliding(100) : brook_window_hopping(100, 10);
+    brook_window_t w = sliding     ? brook_window_sliding(100)
+                       : kind == 1 ? brook_window_hopping(1000, 10) /* 100 slices */
+                                   : brook_window_hopping(100, 10); /* 10: on disk */
     brook_aggregator_t count = brook_agg_count();
     brook_window_opts_t wo;
     brook_window_opts_init(&wo);
@@ -290,8 +364,12 @@ static void test_windows_in_memory_warned(void **state) {
     o.log_opaque = warned;
     brook_runtime_t *rt = NULL;
     assert_int_equal(brook_runtime_new(&rt, t, &o), BROOK_OK);
-    assert_non_null(strstr(warned, "'win'"));
-    assert_non_null(strstr(warned, sliding ? "window_sliding" : "window_hopping"));
+    if (kind == 0) {
+      assert_string_equal(warned, "");
+    } else {
+      assert_non_null(strstr(warned, "'win'"));
+      assert_non_null(strstr(warned, sliding ? "window_sliding" : "window_hopping"));
+    }
     brook_runtime_free(rt);
     brook_topology_free(t);
     temp_dir_free(dir);
@@ -357,6 +435,7 @@ int main(void) {
       cmocka_unit_test(test_unreadable_positions),
       cmocka_unit_test(test_positions_encoding),
       cmocka_unit_test(test_windows_in_memory_warned),
+      cmocka_unit_test(test_window_asks_for_commit),
       cmocka_unit_test(test_unnamed_key_change_before_repartition_refused),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -23,7 +23,9 @@
 
 #include <brook/brook.h>
 
+#include "state/store_range.h"
 #include "support/rng.h"
+#include "tempfiles.h"
 
 #define K 300
 #define VMAX 40
@@ -406,6 +408,109 @@ static void test_memory_bounded_by_cache(void **state) {
   remove_base_dir();
 }
 
+/* ---- range deletion (state/store_range.h) ----
+ * The keys of [lo, hi) are gone at once for reads, iteration and the count, whether they were
+ * on disk, changed in the write cache or new there; keys put again afterwards live; the
+ * deletion is written by the next write (nothing before), survives a reopen, and a store that
+ * must report each deletion (a listener) or is not on RocksDB refuses it. */
+
+static void put_str(brook_store_t *s, const char *k, const char *v) {
+  assert_int_equal(brook_store_put(s, k, strlen(k), v, strlen(v)), BROOK_OK);
+}
+
+/* The store's keys in order, space-separated. */
+static void keys_str(brook_store_t *s, char *out, size_t cap) {
+  brook_store_iter_t *it;
+  assert_int_equal(brook_store_iter_all(s, &it), BROOK_OK);
+  brook_store_entry_t e;
+  size_t at = 0;
+  out[0] = 0;
+  while (brook_store_iter_next(it, &e))
+    at += (size_t)snprintf(out + at, cap - at, "%s%.*s", at ? " " : "", (int)e.key_len,
+                           (const char *)e.key);
+  assert_int_equal(brook_store_iter_close(it), BROOK_OK);
+}
+
+static int has_key(brook_store_t *s, const char *k) {
+  const void *v;
+  size_t vl;
+  return brook_store_get(s, k, strlen(k), &v, &vl) == BROOK_OK;
+}
+
+static void test_range_deleted(void **state) {
+  (void)state;
+  char *dir = temp_dir_new("store_range");
+  brook_store_t *s = open_in(dir, "range", 0, BROOK_OK);
+  const char *disk[] = {"a1", "a2", "a3", "a5", "b1", "b2", "c"};
+  for (size_t i = 0; i < sizeof(disk) / sizeof(disk[0]); i++)
+    put_str(s, disk[i], "old");
+  assert_int_equal(brook_store_flush_changes(s), BROOK_OK);   /* on disk */
+  put_str(s, "a2", "new");                                    /* changed in the cache */
+  put_str(s, "a4", "new");                                    /* only in the cache */
+  assert_int_equal(brook_store_delete(s, "a3", 2), BROOK_OK); /* a tombstone */
+  assert_int_equal(brook_store_count(s), 7);
+  assert_int_equal(bk_store_delete_range(s, "a", 1, "b", 1), BROOK_OK);
+  char ks[128];
+  keys_str(s, ks, sizeof(ks));
+  assert_string_equal(ks, "b1 b2 c");
+  assert_int_equal(brook_store_count(s), 3);
+  assert_false(has_key(s, "a1"));
+  assert_false(has_key(s, "a2"));
+  assert_false(has_key(s, "a4"));
+  assert_true(has_key(s, "b1"));
+  put_str(s, "a5", "again"); /* a new entry after the range's deletion */
+  assert_int_equal(brook_store_count(s), 4);
+  keys_str(s, ks, sizeof(ks));
+  assert_string_equal(ks, "a5 b1 b2 c");
+  assert_int_equal(bk_store_delete_range(s, "b2", 2, "c", 1), BROOK_OK);
+  assert_int_equal(bk_store_delete_range(s, "z", 1, "a", 1), BROOK_OK); /* empty: nothing */
+  brook_store_free(s); /* not written: a reopen finds the last flush */
+  s = open_in(dir, "range", 0, BROOK_OK);
+  keys_str(s, ks, sizeof(ks));
+  assert_string_equal(ks, "a1 a2 a3 a5 b1 b2 c");
+  assert_int_equal(bk_store_delete_range(s, "a", 1, "b", 1), BROOK_OK);
+  put_str(s, "a5", "again");
+  assert_int_equal(bk_store_delete_range(s, "b2", 2, "c", 1), BROOK_OK);
+  assert_int_equal(brook_store_flush_changes(s), BROOK_OK);
+  brook_store_free(s);
+  s = open_in(dir, "range", 0, BROOK_OK);
+  keys_str(s, ks, sizeof(ks));
+  assert_string_equal(ks, "a5 b1 c");
+  assert_int_equal(brook_store_count(s), 3);
+  const void *v;
+  size_t vl;
+  assert_int_equal(brook_store_get(s, "a5", 2, &v, &vl), BROOK_OK);
+  assert_int_equal(vl, 5);
+  assert_memory_equal(v, "again", 5);
+  brook_store_free(s);
+  temp_dir_free(dir);
+}
+
+static brook_err_t ignore_change(const void *key, size_t klen, const void *value, size_t vlen,
+                                 void *opaque) {
+  (void)key, (void)klen, (void)value, (void)vlen, (void)opaque;
+  return BROOK_OK;
+}
+
+static void test_range_refused(void **state) {
+  (void)state;
+  brook_store_t *h = NULL;
+  assert_int_equal(brook_store_new(&h, NULL, NULL), BROOK_OK); /* the hash store */
+  put_str(h, "a", "x");
+  assert_int_equal(bk_store_delete_range(h, "a", 1, "b", 1), BROOK_ERR_STATE);
+  assert_true(has_key(h, "a"));
+  brook_store_free(h);
+  char *dir = temp_dir_new("store_range");
+  brook_store_t *s = open_in(dir, "range", 0, BROOK_OK);
+  put_str(s, "a", "x");
+  brook_store_set_listener(s, ignore_change, NULL); /* it must see every deletion */
+  assert_int_equal(bk_store_delete_range(s, "a", 1, "b", 1), BROOK_ERR_STATE);
+  assert_true(has_key(s, "a"));
+  brook_store_set_listener(s, NULL, NULL);
+  brook_store_free(s);
+  temp_dir_free(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_reopen_property),
@@ -415,6 +520,8 @@ int main(void) {
       cmocka_unit_test(test_directories),
       cmocka_unit_test(test_bad_options),
       cmocka_unit_test(test_memory_bounded_by_cache),
+      cmocka_unit_test(test_range_deleted),
+      cmocka_unit_test(test_range_refused),
   };
   cmocka_set_test_filter(getenv("BROOK_TEST_FILTER"));
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,8 +4,9 @@
  * (changes after the last commit are lost, as a crash loses them, and the input is replayed
  * from the commit, as a source resumes from its committed position); the entries of a window
  * are found by its start and gone once it closed; and the operator's memory does not grow
- * with the keys. Tumbling windows (the operator's own layout) and session windows (an
- * ordered store of the task database). */
+ * with the keys. Tumbling and hopping windows (the operators' own layout: a hopping window is
+ * combined from slices of gcd(size, advance)) and session windows (an ordered store of the
+ * task database). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -186,6 +187,17 @@ static void test_tumbling_restart(void **state) {
   check_restart(brook_window_tumbling(400), 2222, 63, 1); /* many keys per window on disk */
 }
 
+/* Open hopping windows come back: slices on disk, the last window fired (so none fires
+ * twice), and the timers; results are byte-identical to an uninterrupted run in memory. */
+static void test_hopping_restart(void **state) {
+  (void)state;
+  check_restart(brook_window_hopping(50, 10), 1000, 0, 1);
+  check_restart(brook_window_hopping(50, 10), 1777, 30, 1);
+  check_restart(brook_window_hopping(60, 25), 2222, 63, 1);  /* slices of 5 */
+  check_restart(brook_window_hopping(400, 100), 1500, 7, 1); /* many keys per slice on disk */
+  check_restart(brook_window_hopping(30, 30), 1200, 5, 1);   /* one slice: tumbling-like */
+}
+
 static void test_session_restart(void **state) {
   (void)state;
   /* Sessions closing at one watermark leave in the order the restored timers fire (the
@@ -269,12 +281,11 @@ static uint64_t state_bytes(brook_driver_t *d) {
 
 /* One window with 30,000 keys: in memory the operator's state grows with them, on disk it
  * stays what changed since the last commit. */
-static void test_memory_not_per_key(void **state) {
-  (void)state;
+static void check_memory_not_per_key(brook_window_t win, size_t results) {
   uint64_t bytes[2];
   for (int disk = 0; disk < 2; disk++) {
     brook_topology_t *t;
-    brook_driver_t *d = pipeline(&t, brook_window_tumbling(1000000), disk, NULL);
+    brook_driver_t *d = pipeline(&t, win, disk, NULL);
     for (int i = 0; i < 30000; i++) {
       char key[16];
       int kl = snprintf(key, sizeof(key), "key%d", i);
@@ -283,7 +294,11 @@ static void test_memory_not_per_key(void **state) {
     }
     bytes[disk] = state_bytes(d);
     assert_int_equal(brook_driver_end(d), BROOK_OK);
-    assert_int_equal(brook_driver_output_count(d, "out"), 30000);
+    assert_int_equal(brook_driver_output_count(d, "out"), results);
+    if (disk) { /* every slice gone from disk once its last window fired: range deletions */
+      assert_int_equal(brook_store_count(instance_store(d, "window")), 0);
+      assert_true(brook_store_count(instance_store(d, "window_order")) <= 1); /* hopping's "m" */
+    }
     brook_driver_free(d);
     brook_topology_free(t);
   }
@@ -293,11 +308,17 @@ static void test_memory_not_per_key(void **state) {
              (unsigned long long)bytes[0]);
 }
 
+static void test_memory_not_per_key(void **state) {
+  (void)state;
+  check_memory_not_per_key(brook_window_tumbling(1000000), 30000);
+  /* Four windows of four slices each hold every key: 4 x 30,000 results. */
+  check_memory_not_per_key(brook_window_hopping(1000000, 250000), 4 * 30000);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_tumbling_restart),
-      cmocka_unit_test(test_session_restart),
-      cmocka_unit_test(test_tumbling_layout),
+      cmocka_unit_test(test_tumbling_restart),   cmocka_unit_test(test_hopping_restart),
+      cmocka_unit_test(test_session_restart),    cmocka_unit_test(test_tumbling_layout),
       cmocka_unit_test(test_memory_not_per_key),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -404,6 +404,11 @@ static void check_listener(const spec_t *sp, size_t set_at) {
   brook_driver_t *d = pipeline(sp, &t);
   brook_ctx_t *c = instance(d, "win");
   brook_store_t *s = c->stores[0];
+  if (set_at && c->n_stores > 1) { /* on disk ("window" and "window_order"): see the caller */
+    brook_driver_free(d);
+    brook_topology_free(t);
+    return;
+  }
   replica_t r = {0};
   assert_int_equal(brook_store_new(&r.s, NULL, NULL), BROOK_OK);
   for (size_t i = 0; i < 300; i++) {
@@ -428,11 +433,10 @@ static void test_listener_sees_every_change(void **state) {
   for (size_t k = 0; k < sizeof(specs) / sizeof(specs[0]); k++) {
     check_listener(&specs[k], 0);
     /* Set late: the window store's first flush reports its whole state (session windows use
-     * an ordered store, and tumbling windows with state on disk stores of the task database,
-     * whose listeners see only changes from then on). */
-    int whole = specs[k].win.kind != BROOK_WINDOW_SESSION &&
-                !(test_state_on_disk() && specs[k].win.kind == BROOK_WINDOW_TUMBLING);
-    if (whole)
+     * an ordered store, and so do tumbling and hopping windows of few slices with state on
+     * disk: stores of the task database, whose listeners see only changes from then on;
+     * check_listener skips those). */
+    if (specs[k].win.kind != BROOK_WINDOW_SESSION)
       check_listener(&specs[k], 150);
   }
 }

@@ -82,6 +82,9 @@ struct bk_node {
    * 0 = the default, the largest upstream partition count. */
   uint32_t partitions;
   bk_stateful_t stateful;
+  /* A stateful operator whose state has no disk layout: it stays in memory even with
+   * state_dir (runtime_new warns; set by its builder, ops/window.c). */
+  int state_in_memory;
   /* A sink that must have one instance (a line sink: one file): placed once, not per worker
    * (plan/placement.c). */
   int single_instance;

@@ -130,6 +130,9 @@ brook_stream_t *brook_window_aggregate(brook_stream_t *in, const brook_window_t 
       0)
     return NULL;
   outs[0]->node->stateful = BK_STATEFUL; /* its stores need a stable identity */
+  /* Sliding windows and hopping ones of many slices keep their rings in memory (README
+   * "Windows on disk"); sessions, tumbling and merged hopping windows have a disk layout. */
+  outs[0]->node->state_in_memory = window.kind != BROOK_WINDOW_SESSION && !bk_win_on_disk(cfg);
   return outs[0];
 }
 

@@ -40,7 +40,7 @@ brook_err_t bk_win_open(brook_ctx_t *ctx, void *opaque, void **state) {
       return BROOK_ERR_NOMEM;
     }
   }
-  if (cfg->w.kind == BROOK_WINDOW_TUMBLING && ctx->task_db) {
+  if (bk_win_on_disk(cfg) && ctx->task_db) {
     /* State on disk: entries in the task database, memory bounded by its write cache. */
     if ((err = bk_win_disk_open(ctx, w)) < 0) {
       bk_win_close(w, opaque);
@@ -97,7 +97,7 @@ brook_err_t bk_win_on_watermark(brook_ctx_t *ctx, void *state, brook_time_t wm) 
   case BROOK_WINDOW_TUMBLING:
     return w->disk ? bk_win_disk_rebuild(ctx, w) : bk_win_tumbling_rebuild(ctx, w);
   case BROOK_WINDOW_HOPPING:
-    return bk_win_hopping_rebuild(ctx, w);
+    return w->disk ? bk_win_disk_rebuild(ctx, w) : bk_win_hopping_rebuild(ctx, w);
   case BROOK_WINDOW_SLIDING:
     return bk_win_sliding_rebuild(ctx, w);
   default:

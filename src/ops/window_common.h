@@ -47,7 +47,7 @@ typedef struct bk_win {
    * key, meta), and the store generation their derived structures were built from. */
   bk_wstore_t *ws;
   uint64_t ws_gen;
-  /* Tumbling with state on disk (ctx->task_db; window_tumbling_disk.c, layout in
+  /* Tumbling and hopping with state on disk (ctx->task_db; ops/window_disk.h, layout in
    * state/window_disk.h): ws is NULL and this is set instead. */
   struct bk_win_disk *disk;
   struct bk_hop *hop;     /* hopping: the keys' rings (window_hopping.c) */
@@ -164,22 +164,59 @@ extern const brook_operator_t bk_window_hopping_op;
 extern const brook_operator_t bk_window_sliding_op;
 extern const brook_operator_t bk_window_session_op;
 
+/* Hopping windows of at most this many slices are merged from their slices when they fire
+ * (each slice is then merged into at most this many windows: sequential work that beats the
+ * rings' per-key bookkeeping); larger ones use per-key rings (window_hopping.c). On disk only
+ * the merged kind exists (window_hopping_disk.c): the rings stay in memory. */
+#define BK_WIN_HOP_MERGE_MAX_SLICES 64
+
+/* Whether a window of this configuration keeps its state on disk in a task database. */
+static inline int bk_win_on_disk(const bk_win_cfg_t *c) {
+  return c->w.kind == BROOK_WINDOW_TUMBLING ||
+         (c->w.kind == BROOK_WINDOW_HOPPING && c->w.size / c->slice <= BK_WIN_HOP_MERGE_MAX_SLICES);
+}
+
+/* Start of the first hopping window (a multiple of advance) that contains slice `s`. */
+static inline brook_time_t bk_win_hop_first(const bk_win_cfg_t *c, brook_time_t s) {
+  return bk_win_floor(s - c->w.size, c->w.advance) + c->w.advance;
+}
+
+/* Where a hopping record goes: its slice in *s; -1 if it is late (every window holding it has
+ * closed), 1 if some have (*closed: the start of the last closed one, which none of them may
+ * fire after), else 0. */
+static inline int bk_win_hop_slice(const bk_win_t *w, brook_time_t ts, brook_time_t wm,
+                                   brook_time_t *s, brook_time_t *closed) {
+  const bk_win_cfg_t *c = w->cfg;
+  *s = bk_win_floor(ts, c->slice);
+  brook_time_t last = bk_win_floor(*s, c->w.advance); /* latest window holding s */
+  if (bk_win_closed(w, last + c->w.size, wm))
+    return -1;
+  /* Its first window ends after s, so it can only have closed if s + grace <= wm (checked
+   * first: it spares the division of bk_win_hop_first on the usual record). */
+  if (*s + c->grace > wm || !bk_win_closed(w, bk_win_hop_first(c, *s) + c->w.size, wm))
+    return 0;
+  /* The last closed start: ws + size - 1 + grace <= wm (no overflow: |wm| is bounded by a
+   * closed window's end, itself within +-2^62, and size, grace <= 2^61). */
+  *closed = bk_win_floor(wm - c->grace - c->w.size + 1, c->w.advance);
+  return 1;
+}
+
 /* Bytes of hopping's meta in its window store (window_hopping.c). */
 #define BK_WIN_HOP_META_SIZE 32
 
 brook_err_t bk_win_open(brook_ctx_t *ctx, void *opaque, void **state);
 void bk_win_close(void *state, void *opaque);
 
-/* Tumbling on disk (window_tumbling_disk.c): bk_win_open calls open when the task keeps its
- * state on disk; the tumbling table's callbacks hand over to the others when w->disk is set.
+/* Tumbling and hopping on disk (ops/window_disk.h): bk_win_open calls open when the task
+ * keeps its state on disk; the kinds' tables hand over to the others when w->disk is set.
  * Changes stay in the operator's memory until its flush, which the runtime calls at the start
- * of every commit.
- * Same results, in the same order, as the in-memory window store gives. */
+ * of every commit. Same results, in the same order, as the in-memory window store gives. */
 brook_err_t bk_win_disk_open(brook_ctx_t *ctx, bk_win_t *w);
 void bk_win_disk_free(bk_win_t *w);
 size_t bk_win_disk_memory(const bk_win_t *w);
 brook_err_t bk_win_disk_batch(brook_ctx_t *ctx, bk_win_t *w, const brook_record_t *recs, size_t n);
 brook_err_t bk_win_disk_on_timer(brook_ctx_t *ctx, bk_win_t *w, brook_time_t start);
+brook_err_t bk_win_disk_hopping_on_timer(brook_ctx_t *ctx, bk_win_t *w, brook_time_t time);
 brook_err_t bk_win_disk_rebuild(brook_ctx_t *ctx, bk_win_t *w);
 /* The operator's flush (at the start of every commit): writes what changed to the stores. */
 brook_err_t bk_win_disk_flush(brook_ctx_t *ctx, bk_win_t *w);

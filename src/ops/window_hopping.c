@@ -38,10 +38,8 @@ typedef struct hop_order {
   bk_wkey_t *k;
 } hop_order_t;
 
-/* Windows of at most this many slices are merged from their buckets when they fire (each
- * slice is then merged into at most this many windows: sequential, cache-friendly work that
- * beats the rings' per-key bookkeeping); larger ones use the rings. */
-#define HOP_MERGE_MAX_SLICES 64
+/* Windows of at most BK_WIN_HOP_MERGE_MAX_SLICES slices merge their buckets (window_common.h). */
+#define HOP_MERGE_MAX_SLICES BK_WIN_HOP_MERGE_MAX_SLICES
 
 /* Hopping's scalars: the window store's meta bytes (persisted with the slices). */
 typedef struct hop_meta {
@@ -70,15 +68,10 @@ static inline brook_time_t pushed_end(const bk_hop_t *h) {
   return (brook_time_t)(h->m->pushed_off + (uint64_t)BROOK_TIME_MIN);
 }
 
-/* Start of the first window (a multiple of advance) that contains slice `s`. */
-static brook_time_t first_window(const bk_win_cfg_t *c, brook_time_t s) {
-  return bk_win_floor(s - c->w.size, c->w.advance) + c->w.advance;
-}
-
 /* The first window to fire from now on that holds slice `s`. */
 static brook_time_t next_window_of(const bk_win_t *w, brook_time_t s) {
   const bk_hop_t *h = w->hop;
-  brook_time_t f = first_window(w->cfg, s);
+  brook_time_t f = bk_win_hop_first(w->cfg, s);
   return h->m->done && h->m->done_ws + w->cfg->w.advance > f ? h->m->done_ws + w->cfg->w.advance
                                                              : f;
 }
@@ -143,13 +136,9 @@ static brook_err_t ring_add(brook_ctx_t *ctx, bk_win_t *w, const brook_record_t 
   return set_timer(ctx, w, h->m->done_ws + w->cfg->w.advance);
 }
 
-/* The watermark has closed windows a record's slice belongs to: they had no data, or they
- * were fired; either way none of them may fire from now on. */
-static void note_closed(bk_win_t *w, brook_time_t wm) {
-  const bk_win_cfg_t *c = w->cfg;
-  /* The last closed start: ws + size - 1 + grace <= wm (no overflow: |wm| is bounded by a
-   * closed window's end, itself within +-2^62, and size, grace <= 2^61). */
-  brook_time_t last = bk_win_floor(wm - c->grace - c->w.size + 1, c->w.advance);
+/* The watermark has closed windows a record's slice belongs to, up to `last`: they had no
+ * data, or they were fired; either way none of them may fire from now on. */
+static void note_closed(bk_win_t *w, brook_time_t last) {
   if (!w->hop->m->done || last > w->hop->m->done_ws) {
     w->hop->m->done_ws = last;
     w->hop->m->done = 1;
@@ -163,7 +152,7 @@ static brook_err_t emit_open_windows(brook_ctx_t *ctx, bk_win_t *w, const brook_
   bk_hop_t *h = w->hop;
   bk_wkeys_t *ks = &h->ks;
   const bk_win_cfg_t *c = w->cfg;
-  brook_time_t first = first_window(c, s), last = bk_win_floor(s, c->w.advance);
+  brook_time_t first = bk_win_hop_first(c, s), last = bk_win_floor(s, c->w.advance);
   brook_time_t reach = last + c->w.size;
   uint64_t hash = bk_hash_bytes(rec->key, rec->key_len);
   bk_wkey_t *k = first < pushed_end(h) ? bk_wkeys_find(ks, rec->key, rec->key_len, hash) : NULL;
@@ -225,21 +214,21 @@ brook_err_t bk_win_hopping_rebuild(brook_ctx_t *ctx, bk_win_t *w) {
 }
 
 static brook_err_t hopping_process(brook_ctx_t *ctx, void *state, const brook_record_t *rec) {
+  bk_win_t *w = state;
+  if (w->disk) /* state on disk: window_hopping_disk.c */
+    return bk_win_disk_batch(ctx, w, rec, 1);
   if (bk_win_check_time(ctx, rec) < 0)
     return BROOK_ERR_INVALID_ARG;
-  bk_win_t *w = state;
   brook_err_t rerr;
   if (bk_win_restored(w) && (rerr = bk_win_hopping_rebuild(ctx, w)) < 0)
     return rerr;
   const bk_win_cfg_t *c = w->cfg;
-  brook_time_t s = bk_win_floor(rec->timestamp, c->slice);
-  brook_time_t last = bk_win_floor(s, c->w.advance); /* latest window holding s */
-  if (bk_win_closed(w, last + c->w.size, ctx->wm))
+  brook_time_t s, closed;
+  int where = bk_win_hop_slice(w, rec->timestamp, ctx->wm, &s, &closed);
+  if (where < 0)
     return bk_win_late(ctx, w, rec);
-  /* Its first window ends after s, so it can only have closed if s + grace <= wm (checked
-   * first: it spares the division of first_window on the usual record). */
-  if (s + c->grace <= ctx->wm && bk_win_closed(w, first_window(c, s) + c->w.size, ctx->wm))
-    note_closed(w, ctx->wm);
+  if (where > 0)
+    note_closed(w, closed);
   brook_err_t err;
   if (s < pushed_end(w->hop)) {
     err = ring_add(ctx, w, rec, s);
@@ -386,6 +375,8 @@ static brook_time_t next_window(const bk_win_t *w) {
 
 static brook_err_t hopping_on_timer(brook_ctx_t *ctx, void *state, const brook_timer_t *t) {
   bk_win_t *w = state;
+  if (w->disk)
+    return bk_win_disk_hopping_on_timer(ctx, w, t->time);
   bk_hop_t *h = w->hop;
   brook_time_t upto = t->time > ctx->wm ? t->time : ctx->wm;
   brook_err_t err = BROOK_OK;
@@ -410,6 +401,8 @@ static brook_err_t hopping_open(brook_ctx_t *ctx, void *opaque, void **state) {
   if (err < 0)
     return err;
   bk_win_t *w = *state;
+  if (w->disk)
+    return BROOK_OK; /* state on disk: none of the in-memory structures */
   bk_hop_t *h = bk_calloc(w->alloc, 1, sizeof(*h));
   if (!h) {
     bk_win_close(w, opaque);
@@ -447,12 +440,19 @@ size_t bk_win_hop_memory(const bk_win_t *w) {
          h->cap_active * sizeof(*h->active) + h->cap_order * sizeof(*h->order);
 }
 
+/* State on disk: what changed since the last commit goes to the stores now. */
+static brook_err_t hopping_flush(brook_ctx_t *ctx, void *state) {
+  bk_win_t *w = state;
+  return w->disk ? bk_win_disk_flush(ctx, w) : BROOK_OK;
+}
+
 const brook_operator_t bk_window_hopping_op = {
     .version = BROOK_OPERATOR_VERSION,
     .type_name = "window_hopping",
     .open = hopping_open,
     .process = hopping_process,
     .close = bk_win_close,
+    .flush = hopping_flush,
     .on_timer = hopping_on_timer,
     .on_watermark = bk_win_on_watermark,
 };

@@ -224,19 +224,19 @@ static brook_err_t persisted_state_check(brook_runtime_t *rt, bk_errmsg_t *msg) 
   return BROOK_OK;
 }
 
-/* With state on disk, the operators whose state has no disk layout yet (hopping and sliding
- * windows: README "Windows on disk") keep it in memory: say so, a restart loses it. */
+/* With state on disk, the operators whose state has no disk layout (sliding windows, hopping
+ * windows of many slices: README "Windows on disk") keep it in memory: say so, a restart loses
+ * it. */
 static void warn_state_in_memory(const brook_runtime_t *rt) {
   for (size_t i = 0; i < rt->plan.n; i++) {
     const bk_node_t *n = rt->plan.order[i];
-    const char *type = n->kind == BK_NODE_OPERATOR ? n->op.type_name : NULL;
-    if (!type || (strcmp(type, "window_hopping") != 0 && strcmp(type, "window_sliding") != 0))
+    if (n->kind != BK_NODE_OPERATOR || !n->state_in_memory)
       continue;
     bk_errmsg_t m;
     bk_errmsg_set(&m,
                   "runtime_new: '%s' (%s) keeps its state in memory even with state_dir (no "
-                  "disk layout yet): a restart loses its open windows",
-                  n->name, type);
+                  "disk layout): a restart loses its open windows",
+                  n->name, n->op.type_name);
     rt->opts.log(BROOK_LOG_WARN, m.text, rt->opts.log_opaque);
   }
 }

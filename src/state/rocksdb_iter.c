@@ -5,7 +5,8 @@
  * The disk side is a RocksDB iterator bounded to the store's id (its read options are the
  * store's, made once at open), which reads the database as
  * it was when the iterator was created: after a flush wrote to disk (its database's gen moved), the
- * next seek creates a fresh one. After clear() and before the next flush, the disk counts as empty.
+ * next seek creates a fresh one. After clear() and before the next flush, the disk counts as empty;
+ * its keys in a range deleted since (bk_store_delete_range) are skipped.
  * The store layer re-seeks after every change and flush (no CAP_STABLE_ITER). */
 #include <string.h>
 
@@ -93,6 +94,10 @@ static brook_err_t answer(rdb_iter_t *it, brook_store_entry_t *entry) {
     int cmp = !it->c_ok   ? 1
               : !it->d_ok ? -1
                           : key_cmp(it->ce.key, it->ce.key_len, dk + RDB_ID_LEN, dkl - RDB_ID_LEN);
+    if (cmp > 0 && rdb_in_deleted_range(s, dk + RDB_ID_LEN, dkl - RDB_ID_LEN)) {
+      it->adv_d = 1; /* deleted by a range the disk does not know of yet */
+      continue;
+    }
     if (cmp > 0) { /* the disk's entry, not in the cache */
       size_t dvl = 0;
       const char *dv = rocksdb_iter_value(it->di, &dvl);

@@ -12,6 +12,8 @@
 #include "core/alloc.h"
 #include "core/opts.h"
 #include "state/rocksdb_store.h"
+#include "state/store.h"
+#include "state/store_range.h"
 
 #define DEFAULT_CACHE_BYTES ((size_t)16 << 20)
 #define DEFAULT_BLOCK_CACHE_BYTES ((size_t)8 << 20)
@@ -87,7 +89,8 @@ static void unpin(rdb_store_t *s) {
  * negative error (message set). */
 static int disk_get(rdb_store_t *s, size_t klen) {
   unpin(s);
-  if (s->cleared || s->clear_collected)
+  if (s->cleared || s->clear_collected ||
+      rdb_in_deleted_range(s, s->kbuf + RDB_ID_LEN, klen - RDB_ID_LEN))
     return 0;
   char *why = NULL;
   s->pinned = rocksdb_get_pinned(s->db->db, s->db->read, (const char *)s->kbuf, klen, &why);
@@ -227,6 +230,7 @@ void rdb_store_close(void *state) {
     rocksdb_readoptions_destroy(s->iter_read);
   bk_free(s->alloc, s->kbuf);
   bk_free(s->alloc, s->vbuf);
+  bk_free(s->alloc, s->ranges);
   bk_free(s->alloc, s->name);
   bk_free(s->alloc, s);
 }
@@ -412,7 +416,7 @@ static size_t rdb_count(void *state) { return ((rdb_store_t *)state)->count; }
 
 static size_t rdb_memory(void *state) {
   rdb_store_t *s = state;
-  return sizeof(*s) + s->kcap + s->vcap + s->cb->memory(s->cache) +
+  return sizeof(*s) + s->kcap + s->vcap + s->ranges_cap + s->cb->memory(s->cache) +
          (s->db == &s->own ? rdb_db_memory(&s->own) : 0); /* a task's: counted once, there */
 }
 
@@ -445,6 +449,59 @@ static brook_err_t report_updates(rdb_store_t *s, brook_store_listener_fn fn, vo
 
 static brook_err_t recollect(rdb_store_t *s);
 
+/* A range record's parts. */
+static size_t range_at(const rdb_store_t *s, size_t at, const unsigned char **lo, uint32_t *lo_len,
+                       const unsigned char **hi, uint32_t *hi_len) {
+  memcpy(lo_len, s->ranges + at, 4);
+  memcpy(hi_len, s->ranges + at + 4, 4);
+  *lo = s->ranges + at + 8;
+  *hi = *lo + *lo_len;
+  return at + 8 + *lo_len + *hi_len;
+}
+
+static int bytes_cmp(const void *a, size_t al, const void *b, size_t bl) {
+  size_t n = al < bl ? al : bl;
+  int c = n ? memcmp(a, b, n) : 0;
+  return c ? c : (al > bl) - (al < bl);
+}
+
+int rdb_in_deleted_range(const rdb_store_t *s, const void *key, size_t klen) {
+  for (size_t at = 0; at < s->ranges_used;) {
+    const unsigned char *lo, *hi;
+    uint32_t ll, hl;
+    at = range_at(s, at, &lo, &ll, &hi, &hl);
+    if (bytes_cmp(key, klen, lo, ll) >= 0 && bytes_cmp(key, klen, hi, hl) < 0)
+      return 1;
+  }
+  return 0;
+}
+
+/* The ranges deleted since the last collect go into the write (before its puts: a key put
+ * again after the range's deletion is written after it). */
+static brook_err_t collect_ranges(rdb_store_t *s) {
+  for (size_t at = s->ranges_collected; at < s->ranges_used;) {
+    const unsigned char *lo, *hi;
+    uint32_t ll, hl;
+    at = range_at(s, at, &lo, &ll, &hi, &hl);
+    size_t lk = rdb_key(s, lo, ll);
+    unsigned char *lcopy = lk ? bk_malloc(s->alloc, lk) : NULL;
+    if (!lcopy) {
+      brook_store_set_error(s->store, "out of memory");
+      return BROOK_ERR_NOMEM;
+    }
+    memcpy(lcopy, s->kbuf, lk);
+    size_t hk = rdb_key(s, hi, hl);
+    if (hk)
+      rocksdb_writebatch_delete_range(s->db->batch, (const char *)lcopy, lk, (const char *)s->kbuf,
+                                      hk);
+    bk_free(s->alloc, lcopy);
+    if (!hk)
+      return BROOK_ERR_NOMEM;
+  }
+  s->ranges_collected = s->ranges_used;
+  return BROOK_OK;
+}
+
 brook_err_t rdb_store_collect(rdb_store_t *s) {
   rocksdb_writebatch_t *batch = s->db->batch;
   assert(!s->collected); /* one write in flight at a time */
@@ -461,6 +518,8 @@ brook_err_t rdb_store_collect(rdb_store_t *s) {
     s->clear_collected = 1;
     s->cleared = 0;
   }
+  if ((err = collect_ranges(s)) != BROOK_OK)
+    return err;
   void *it;
   if ((err = s->cb->iter_open(s->cache, &it)) != BROOK_OK)
     return err;
@@ -509,6 +568,12 @@ brook_err_t rdb_store_settle(rdb_store_t *s) {
     return BROOK_OK;
   s->collected = 0;
   s->clear_collected = 0;
+  /* The ranges written are on disk now: their keys are gone there. */
+  if (s->ranges_collected) {
+    memmove(s->ranges, s->ranges + s->ranges_collected, s->ranges_used - s->ranges_collected);
+    s->ranges_used -= s->ranges_collected;
+  }
+  s->ranges_collected = 0;
   void *it;
   brook_err_t err = s->cb->iter_open(s->cache, &it);
   if (err)
@@ -578,6 +643,7 @@ void rdb_store_abort(rdb_store_t *s) {
   s->pending = 1;
   s->cleared |= s->clear_collected;
   s->clear_collected = 0;
+  s->ranges_collected = 0; /* written by the next collect */
   if (recollect(s) != BROOK_OK)
     s->abort_owed = 1; /* the next collect does it first (reads never look at C_COLLECTED) */
 }
@@ -625,3 +691,75 @@ static const brook_store_backend_t task_backend = RDB_TABLE(rdb_task_store_open)
 const brook_store_backend_t *brook_store_backend_rocksdb(void) { return &rocksdb_backend; }
 
 const brook_store_backend_t *rdb_task_backend(void) { return &task_backend; }
+
+/* ---- range deletion (store_range.h) ---- */
+
+/* Removes the cache's entries in [lo, hi). */
+static brook_err_t cache_drop_range(rdb_store_t *s, const void *lo, size_t ll, const void *hi,
+                                    size_t hl) {
+  void *it;
+  brook_err_t err = s->cb->iter_open(s->cache, &it);
+  if (err)
+    return err;
+  brook_store_entry_t e;
+  /* Each delete may move entries: seek again from lo each time. */
+  while ((err = s->cb->iter_seek(it, lo, ll, &e)) == BROOK_OK &&
+         bytes_cmp(e.key, e.key_len, hi, hl) < 0) {
+    size_t kl = rdb_key(s, e.key, e.key_len); /* e's key is the cache's: copy it first */
+    if (!kl) {
+      err = BROOK_ERR_NOMEM;
+      break;
+    }
+    if ((err = s->cb->del(s->cache, s->kbuf + RDB_ID_LEN, kl - RDB_ID_LEN)) != BROOK_OK)
+      break;
+  }
+  s->cb->iter_close(it);
+  return err == BROOK_ERR_NOT_FOUND ? BROOK_OK : err;
+}
+
+brook_err_t bk_store_delete_range(brook_store_t *st, const void *lo, size_t lo_len, const void *hi,
+                                  size_t hi_len) {
+  if (!st || (st->be != &rocksdb_backend && st->be != &task_backend) || st->listener)
+    return BROOK_ERR_STATE;
+  rdb_store_t *s = st->be_state;
+  if (bytes_cmp(lo, lo_len, hi, hi_len) >= 0)
+    return BROOK_OK;
+  unpin(s);
+  size_t need = s->ranges_used + 8 + lo_len + hi_len;
+  if (need > s->ranges_cap) { /* (grow() does not keep the contents) */
+    unsigned char *p = bk_realloc(s->alloc, s->ranges, need * 2);
+    if (!p)
+      return nomem(s);
+    s->ranges = p;
+    s->ranges_cap = need * 2;
+  }
+  /* How many live entries the range holds: one walk of cache and disk side by side. */
+  void *it;
+  brook_err_t err = rdb_iter_open(s, &it);
+  if (err)
+    return err;
+  brook_store_entry_t e;
+  size_t n = 0;
+  for (err = rdb_iter_seek(it, lo, lo_len, &e);
+       err == BROOK_OK && bytes_cmp(e.key, e.key_len, hi, hi_len) < 0; err = rdb_iter_next(it, &e))
+    n++;
+  rdb_iter_close(it);
+  if (err && err != BROOK_ERR_NOT_FOUND)
+    return err;
+  uint32_t ll = (uint32_t)lo_len, hl = (uint32_t)hi_len;
+  unsigned char *p = s->ranges + s->ranges_used;
+  memcpy(p, &ll, 4);
+  memcpy(p + 4, &hl, 4);
+  if (lo_len)
+    memcpy(p + 8, lo, lo_len);
+  if (hi_len)
+    memcpy(p + 8 + lo_len, hi, hi_len);
+  s->ranges_used = need;
+  s->count -= n < s->count ? n : s->count;
+  s->pending = 1;
+  st->gen++; /* iterators re-seek */
+  /* The disk's keys are hidden now; then the cache's go (a failure leaves some of them, newer
+   * values that still read as they did). */
+  return cache_drop_range(s, s->ranges + need - hi_len - lo_len, lo_len, s->ranges + need - hi_len,
+                          hi_len);
+}

@@ -86,6 +86,11 @@ struct rdb_store {
   int full_reported;   /* the cache passed cache_bytes; told once per write (task database) */
   int abort_owed;      /* an abort could not mark the collected entries dirty (out of memory) */
   int updated;         /* some in-place update is not reported to a listener yet */
+  /* Ranges deleted (bk_store_delete_range) whose deletion is not on disk yet: the disk's keys
+   * in them count as absent. Records of u32 lo_len, u32 hi_len, lo, hi (keys without the id);
+   * the first ranges_collected bytes are in the write in flight, the rest in the next one. */
+  unsigned char *ranges;
+  size_t ranges_used, ranges_cap, ranges_collected;
   rocksdb_pinnableslice_t *pinned;  /* the view get() gave out from disk */
   rocksdb_readoptions_t *iter_read; /* its iterators': bounded to the store's id */
   unsigned char *kbuf;              /* id || key */
@@ -141,6 +146,9 @@ brook_err_t rdb_task_store_open(void **state, brook_store_t *store, const char *
                                 void *opaque);
 /* Leaves db's store list (a store of a task database closing). */
 void rdb_task_db_forget(rdb_db_t *db, rdb_store_t *s);
+
+/* Whether the disk's key (without the id) lies in a range deleted since the last write. */
+int rdb_in_deleted_range(const rdb_store_t *s, const void *key, size_t klen);
 
 /* ---- rocksdb_iter.c ---- */
 brook_err_t rdb_iter_open(void *state, void **iter);

@@ -297,6 +297,13 @@ void bk_task_db_on_full(bk_task_db_t *t, void (*fn)(void *opaque), void *opaque)
   t->db.on_full_opaque = opaque;
 }
 
+size_t bk_task_db_cache_bytes(const bk_task_db_t *t) { return t->o.cache_bytes; }
+
+void bk_task_db_want_commit(bk_task_db_t *t) {
+  if (t->db.on_full)
+    t->db.on_full(t->db.on_full_opaque);
+}
+
 const char *bk_task_db_path(const bk_task_db_t *t) { return t->db.path; }
 
 brook_err_t bk_task_db_positions(const bk_task_db_t *t, const void **positions, size_t *len) {

@@ -72,6 +72,13 @@ int bk_task_db_has_store(bk_task_db_t *db, const char *name);
  * stay in memory until a commit writes them, so the caller should commit soon. */
 void bk_task_db_on_full(bk_task_db_t *db, void (*fn)(void *opaque), void *opaque);
 
+/* An operator that keeps its own uncommitted changes in front of its stores (the windows on
+ * disk, ops/window_disk.h) asks for a commit once they pass cache_bytes, as a full write cache
+ * does (the on_full fn, if set): its memory stays bounded by the cache size, and nothing
+ * uncommitted is ever written. */
+size_t bk_task_db_cache_bytes(const bk_task_db_t *db);
+void bk_task_db_want_commit(bk_task_db_t *db);
+
 /* The database's directory (for messages). */
 const char *bk_task_db_path(const bk_task_db_t *db);
 

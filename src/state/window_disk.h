@@ -23,11 +23,15 @@
  * - Results must leave in the order of the in-memory backend (keys in first-arrival order per
  *   window, window_tumbling.c): the order entries are that order, and closing a window walks
  *   seq = 0 .. keys - 1 and emits each key's result.
- * - Its entries are deleted later, at most BK_WDISK_PURGE keys per commit (the window stays
- *   listed as closed, with how far the purge got), because every deletion is a tombstone in
- *   the write cache until the next commit: deleting a million keys in the callback that
- *   closes the window would hold them all in memory at once. (A range delete in the store
- *   interface would make this one write.)
+ * - Its entries are deleted at the next commit's flush by two range deletions
+ *   (state/store_range.h: one RocksDB DeleteRange each in the commit's write, however many
+ *   keys the window had). Where the stores must report each deletion (a changelog listener)
+ *   they are deleted key by key instead, at most BK_WDISK_PURGE keys per commit (the window
+ *   stays listed as closed, with how far the purge got), because every deletion is then a
+ *   tombstone in the write cache until the next commit.
+ * - Hopping windows use the same layout with `start` a slice's start (slices of gcd(size,
+ *   advance)); their last fired window is kept under "m" in window_order
+ *   (ops/window_disk.h).
  * - The open windows (a handful: those within size + grace of the watermark) are kept in
  *   memory as well, with their key counts, and written back under "" at the end of every
  *   batch, timer and watermark callback that changed them, so every commit (which runs
