@@ -10,6 +10,7 @@
 #include <brook/state.h>
 
 #include "core/alloc.h"
+#include "plan/plan.h"
 #include "runtime/runtime_impl.h"
 #include "state/store.h"
 #include "state/task_db.h"
@@ -25,10 +26,21 @@ brook_err_t bk_state_store_opts(const brook_ctx_t *ctx, const char *name,
     return BROOK_ERR_INVALID_ARG;
   int in_db = ctx->task_db && (!out->backend || out->backend == brook_store_backend_hash());
   const char *id = NULL;
+  char escaped[BK_IDENTITY_MAX + 64];
   if (in_db) {
     out->backend = bk_task_db_backend();
     out->backend_opaque = ctx->task_db;
     id = ctx->rt->plan.nodes[ctx->rt->plan.pos[ctx->node->id]].identity;
+    /* A node without state of its own can still keep timers here (a repartition sink's
+     * periodic watermark records): it is found by its escaped name too, so that two such
+     * nodes of a task never share one "timers" store (a restart gave the first node in plan
+     * order the other's timers, then failed the other's with BROOK_ERR_DUPLICATE). */
+    if (!id && bk_identity_escape(ctx->node->name, escaped, sizeof(escaped)) < sizeof(escaped))
+      id = escaped;
+    if (!id) {
+      bk_errmsg_set(why, "the node's name is too long for a store name");
+      return BROOK_ERR_INVALID_ARG;
+    }
   }
   int n = id ? snprintf(qname, qsize, "%s/%s", id, name) : snprintf(qname, qsize, "%s", name);
   if (n < 0 || (size_t)n >= qsize) {
