@@ -164,6 +164,7 @@ void cc_summarize(const cc_check_t *c, cc_summary_t *s) {
   s->count_over = c->over;
   for (int k = 0; k <= in->p.keys; k++) {
     s->count_keys_wrong += c->max[k] != in->count[k];
+    s->count_keys_below += c->max[k] < in->count[k];
     for (int64_t v = 1; v <= in->count[k]; v++) {
       uint16_t h = c->hits[c->offset[k] + v - 1];
       s->count_missing += h == 0;
@@ -184,6 +185,10 @@ void cc_summarize(const cc_check_t *c, cc_summary_t *s) {
     }
     s->windows_wrong += c->last[i] != in->win[i];
     s->windows_changed += c->changed[i];
+    if (c->changed[i] && c->last[i] < in->win[i]) {
+      s->windows_reopened++;
+      s->windows_reopened_late += in->late_win[i] > 0;
+    }
     s->windows_duplicates += c->emits[i] - 1;
   }
   s->bad_records = c->bad;
@@ -201,12 +206,14 @@ void cc_print(const cc_check_t *c, const cc_summary_t *s, FILE *out, int max_det
           "counts: %lld outputs for %d keys: %lld keys wrong, %lld counts past the reference, "
           "%lld counts missing, %lld duplicates\n"
           "windows: %lld outputs for %lld reference windows: %lld missing, %lld wrong, "
-          "%lld unexpected, %lld changed, %lld duplicates; %lld foreign records\n",
+          "%lld unexpected, %lld changed (%lld reopened after they closed, %lld of them with late "
+          "input), %lld duplicates; %lld foreign records\n",
           (long long)s->count_outputs, in->p.keys + 1, (long long)s->count_keys_wrong,
           (long long)s->count_over, (long long)s->count_missing, (long long)s->count_duplicates,
           (long long)s->window_outputs, (long long)in->ref_windows, (long long)s->windows_missing,
           (long long)s->windows_wrong, (long long)s->windows_unexpected,
-          (long long)s->windows_changed, (long long)s->windows_duplicates,
+          (long long)s->windows_changed, (long long)s->windows_reopened,
+          (long long)s->windows_reopened_late, (long long)s->windows_duplicates,
           (long long)s->bad_records);
   int shown = 0;
   char key[16];
@@ -222,9 +229,11 @@ void cc_print(const cc_check_t *c, const cc_summary_t *s, FILE *out, int max_det
     if ((c->emits[i] || in->win[i]) && c->last[i] != in->win[i]) {
       ci_key_text(in, (int32_t)(i / (size_t)in->n_windows), key, sizeof(key));
       int64_t start = in->w0 + (int64_t)(i % (size_t)in->n_windows) * CP_WINDOW_MS;
-      fprintf(out, "  window %s [%lld, +%d): last result %d (%u results), reference %d\n", key,
-              (long long)start, CP_WINDOW_MS, c->emits[i] ? c->last[i] : 0, c->emits[i],
-              in->win[i]);
+      fprintf(out,
+              "  window %s [%lld, +%d): last result %d (%u results), reference %d, %d late "
+              "records in the input\n",
+              key, (long long)start, CP_WINDOW_MS, c->emits[i] ? c->last[i] : 0, c->emits[i],
+              in->win[i], in->late_win[i]);
       shown++;
     }
 }

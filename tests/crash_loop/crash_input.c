@@ -38,7 +38,8 @@ int ci_generate(ci_input_t *in, const ci_params_t *p, int64_t ts0) {
   in->recs = calloc((size_t)(p->partitions * (in->per_part + 1)), sizeof(ci_rec_t));
   in->count = calloc((size_t)p->keys + 1, sizeof(int64_t));
   in->win = calloc((size_t)(p->keys * in->n_windows), sizeof(int32_t));
-  if (!in->recs || !in->count || !in->win)
+  in->late_win = calloc((size_t)(p->keys * in->n_windows), sizeof(int32_t));
+  if (!in->recs || !in->count || !in->win || !in->late_win)
     return -1;
   for (int part = 0; part < p->partitions; part++) {
     int64_t max1 = INT64_MIN;
@@ -74,6 +75,8 @@ int ci_generate(ci_input_t *in, const ci_params_t *p, int64_t ts0) {
       const ci_rec_t *rec = ci_rec(in, part, i);
       in->count[rec->key]++;
       in->late += rec->late;
+      if (rec->late)
+        in->late_win[rec->key * in->n_windows + window_of(in, rec->ts)]++;
       if (i == in->per_part || rec->late)
         continue;
       int32_t *w = &in->win[rec->key * in->n_windows + window_of(in, rec->ts)];
@@ -87,6 +90,7 @@ void ci_free(ci_input_t *in) {
   free(in->recs);
   free(in->count);
   free(in->win);
+  free(in->late_win);
   memset(in, 0, sizeof(*in));
 }
 

@@ -49,6 +49,7 @@ typedef struct ci_input {
   int64_t ref_windows;  /* windows with a count */
   int64_t phase1_close; /* windows 0..phase1_close-1 close with phase 1's input alone */
   int64_t late;         /* late records */
+  int32_t *late_win;    /* [key * n_windows + w]: late records whose event time is in it */
 } ci_input_t;
 
 /* Generates the input and its reference (ts0: event time of record 0, a multiple of the
