@@ -136,7 +136,7 @@ int64_t cc_poll(cc_check_t *c, int timeout_ms, int idle_ms) {
   return got;
 }
 
-static int64_t phase1_windows(const ci_input_t *in) {
+int64_t cc_phase1_windows(const ci_input_t *in) {
   int64_t n = 0;
   for (int64_t k = 0; k < in->p.keys; k++)
     for (int64_t w = 0; w < in->phase1_close; w++)
@@ -144,7 +144,7 @@ static int64_t phase1_windows(const ci_input_t *in) {
   return n;
 }
 
-int cc_phase1_closed(const cc_check_t *c) { return c->phase1_present >= phase1_windows(c->in); }
+int cc_phase1_closed(const cc_check_t *c) { return c->phase1_present >= cc_phase1_windows(c->in); }
 
 int cc_complete(const cc_check_t *c) {
   for (int k = 0; k <= c->in->p.keys; k++)

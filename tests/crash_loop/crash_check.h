@@ -52,6 +52,8 @@ void cc_free(cc_check_t *c);
  * returns how many outputs were read. */
 int64_t cc_poll(cc_check_t *c, int timeout_ms, int idle_ms);
 
+/* The reference windows that phase 1 closes. */
+int64_t cc_phase1_windows(const ci_input_t *in);
 /* Every reference window that phase 1 closes is in the output. */
 int cc_phase1_closed(const cc_check_t *c);
 /* Every key reached its reference count and every reference window is in the output. */
