@@ -361,18 +361,26 @@ static void test_crash_loop(void **state) {
     assert_true(exact);
     return;
   }
-  /* Until the downstream tasks keep per-upstream-task positions (issue 13), a replayed upstream
-   * task's records are in the repartition topic twice and counted twice: counts above the
-   * reference and windows with too high a result are expected. What must hold already: the
-   * downstream counted exactly what the topic holds (so the excess is those replays and
-   * nothing else), nothing is missing, no count is below the reference. */
+  /* Two known defects (README "Crash-loop test", "What it found") are allowed here, and
+   * only they:
+   *   - replays through the repartition topic: until the downstream tasks keep
+   *     per-upstream-task positions, a replayed upstream task's records are in the topic
+   *     twice and counted twice: counts above the reference, windows with too high a result.
+   *     The downstream must have counted exactly what the topic holds (so the excess is
+   *     those replays and nothing else);
+   *   - event time is not restored: after a restart a task's watermark starts over, so a
+   *     record late beyond the grace reopens a window that had closed (a window result
+   *     changed, or a window the reference does not have: both with late input in it).
+   * Nothing may be missing, no count below the reference. */
   if (!exact)
-    fprintf(stderr, "NOT EXACT: the known defect (replays through the repartition topic counted "
-                    "twice downstream); BROOK_CRASH_EXPECT=exact fails on it\n");
+    fprintf(stderr, "NOT EXACT: the known defects (replays through the repartition topic counted "
+                    "twice downstream; late records reopening closed windows after a restart); "
+                    "BROOK_CRASH_EXPECT=exact fails on them\n");
   assert_int_equal(rp.keys_as_in_topic, cfg.keys + 1);
   assert_int_equal(s.count_missing, 0);
   assert_int_equal(s.windows_missing, 0);
-  assert_int_equal(s.windows_unexpected, 0);
+  assert_int_equal(s.windows_unexpected, s.windows_unexpected_late);
+  assert_int_equal(s.windows_reopened, s.windows_reopened_late);
   assert_int_equal(s.bad_records, 0);
   assert_int_equal(s.count_keys_below, 0);
 }

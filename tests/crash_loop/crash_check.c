@@ -181,6 +181,7 @@ void cc_summarize(const cc_check_t *c, cc_summary_t *s) {
     }
     if (!in->win[i]) {
       s->windows_unexpected++;
+      s->windows_unexpected_late += in->late_win[i] > 0;
       continue;
     }
     s->windows_wrong += c->last[i] != in->win[i];
@@ -206,15 +207,15 @@ void cc_print(const cc_check_t *c, const cc_summary_t *s, FILE *out, int max_det
           "counts: %lld outputs for %d keys: %lld keys wrong, %lld counts past the reference, "
           "%lld counts missing, %lld duplicates\n"
           "windows: %lld outputs for %lld reference windows: %lld missing, %lld wrong, "
-          "%lld unexpected, %lld changed (%lld reopened after they closed, %lld of them with late "
-          "input), %lld duplicates; %lld foreign records\n",
+          "%lld unexpected (%lld with late input), %lld changed (%lld reopened after they closed, "
+          "%lld of them with late input), %lld duplicates; %lld foreign records\n",
           (long long)s->count_outputs, in->p.keys + 1, (long long)s->count_keys_wrong,
           (long long)s->count_over, (long long)s->count_missing, (long long)s->count_duplicates,
           (long long)s->window_outputs, (long long)in->ref_windows, (long long)s->windows_missing,
           (long long)s->windows_wrong, (long long)s->windows_unexpected,
-          (long long)s->windows_changed, (long long)s->windows_reopened,
-          (long long)s->windows_reopened_late, (long long)s->windows_duplicates,
-          (long long)s->bad_records);
+          (long long)s->windows_unexpected_late, (long long)s->windows_changed,
+          (long long)s->windows_reopened, (long long)s->windows_reopened_late,
+          (long long)s->windows_duplicates, (long long)s->bad_records);
   int shown = 0;
   char key[16];
   for (int k = 0; k <= in->p.keys && shown < max_detail; k++)
