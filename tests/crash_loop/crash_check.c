@@ -185,6 +185,7 @@ void cc_summarize(const cc_check_t *c, cc_summary_t *s) {
       continue;
     }
     s->windows_wrong += c->last[i] != in->win[i];
+    s->windows_above += c->last[i] > in->win[i];
     s->windows_changed += c->changed[i];
     if (c->changed[i] && c->last[i] < in->win[i]) {
       s->windows_reopened++;
@@ -203,19 +204,20 @@ int cc_exact(const cc_summary_t *s) {
 
 void cc_print(const cc_check_t *c, const cc_summary_t *s, FILE *out, int max_detail) {
   const ci_input_t *in = c->in;
-  fprintf(out,
-          "counts: %lld outputs for %d keys: %lld keys wrong, %lld counts past the reference, "
-          "%lld counts missing, %lld duplicates\n"
-          "windows: %lld outputs for %lld reference windows: %lld missing, %lld wrong, "
-          "%lld unexpected (%lld with late input), %lld changed (%lld reopened after they closed, "
-          "%lld of them with late input), %lld duplicates; %lld foreign records\n",
-          (long long)s->count_outputs, in->p.keys + 1, (long long)s->count_keys_wrong,
-          (long long)s->count_over, (long long)s->count_missing, (long long)s->count_duplicates,
-          (long long)s->window_outputs, (long long)in->ref_windows, (long long)s->windows_missing,
-          (long long)s->windows_wrong, (long long)s->windows_unexpected,
-          (long long)s->windows_unexpected_late, (long long)s->windows_changed,
-          (long long)s->windows_reopened, (long long)s->windows_reopened_late,
-          (long long)s->windows_duplicates, (long long)s->bad_records);
+  fprintf(
+      out,
+      "counts: %lld outputs for %d keys: %lld keys wrong, %lld counts past the reference, "
+      "%lld counts missing, %lld duplicates\n"
+      "windows: %lld outputs for %lld reference windows: %lld missing, %lld wrong (%lld above), "
+      "%lld unexpected (%lld with late input), %lld changed (%lld reopened after they closed, "
+      "%lld of them with late input), %lld duplicates; %lld foreign records\n",
+      (long long)s->count_outputs, in->p.keys + 1, (long long)s->count_keys_wrong,
+      (long long)s->count_over, (long long)s->count_missing, (long long)s->count_duplicates,
+      (long long)s->window_outputs, (long long)in->ref_windows, (long long)s->windows_missing,
+      (long long)s->windows_wrong, (long long)s->windows_above, (long long)s->windows_unexpected,
+      (long long)s->windows_unexpected_late, (long long)s->windows_changed,
+      (long long)s->windows_reopened, (long long)s->windows_reopened_late,
+      (long long)s->windows_duplicates, (long long)s->bad_records);
   int shown = 0;
   char key[16];
   for (int k = 0; k <= in->p.keys && shown < max_detail; k++)

@@ -27,6 +27,7 @@ typedef struct cc_summary {
   int64_t windows_reopened; /* changed to a smaller result: a record reopened it after it closed */
   int64_t windows_reopened_late;   /* ... of which the input has late records in that window */
   int64_t windows_unexpected_late; /* unexpected windows the input has late records in */
+  int64_t windows_above;           /* wrong windows whose last result is above the reference */
   int64_t bad_records; /* outputs that are not the pipeline's (unknown key, wrong size) */
 } cc_summary_t;
 
