@@ -253,7 +253,17 @@ static void test_crash_loop(void **state) {
           (long long)in.ref_windows);
   static cc_check_t check;
   cc_init(&check, &in, broker.bootstrap);
-  ci_produce(&in, broker.bootstrap, CP_TOPIC_IN, 1);
+  /* Phase 1 flows at an even pace over about 4 s per kill, so that instances die while they
+   * process input (and upstream tasks replay); phase 2 once it is all in. */
+  static ci_feeder_t feeder;
+  feeder = (ci_feeder_t){.in = &in,
+                         .bootstrap = broker.bootstrap,
+                         .topic = CP_TOPIC_IN,
+                         .from = 0,
+                         .to = in.phase1,
+                         .duration_ms = 4000LL * cfg.kills};
+  ci_feed_start(&feeder);
+  int fed = 0;
 
   static run_t r;
   memset(&r, 0, sizeof(r));
@@ -275,7 +285,15 @@ static void test_crash_loop(void **state) {
     /* Phase 2 once phase 1's windows are all out; or once the output has stalled: windows
      * that never close after restarts with no new input are a finding (counted), and new
      * input moves event time on again. */
-    if (!phase2 && (cc_phase1_closed(&check) || quiet > STALL_MS)) {
+    if (!fed && atomic_load(&feeder.done)) {
+      if (ci_feed_join(&feeder) != 0)
+        fail_msg("input phase 1: %s", feeder.error);
+      fed = 1;
+      last_output = kh_now_ms();
+      fprintf(stderr, "phase 1 all in after %lld ms (%d kills so far)\n", kh_now_ms() - start,
+              r.kills);
+    }
+    if (!phase2 && fed && (cc_phase1_closed(&check) || quiet > STALL_MS)) {
       if (!cc_phase1_closed(&check)) {
         stalled = 1;
         fprintf(stderr,
@@ -283,7 +301,7 @@ static void test_crash_loop(void **state) {
                 "(%d kills so far): producing phase 2 anyway\n",
                 (long long)check.phase1_present, (long long)cc_phase1_windows(&in), quiet, r.kills);
       }
-      ci_produce(&in, broker.bootstrap, CP_TOPIC_IN, 2);
+      ci_produce(&in, broker.bootstrap, CP_TOPIC_IN, in.phase1, in.per_part + 1);
       phase2 = 1;
       last_output = kh_now_ms();
       fprintf(stderr, "phase 2 produced after %lld ms (%d kills so far)\n", kh_now_ms() - start,
@@ -407,7 +425,7 @@ static void test_restart_on_state_dir(void **state) {
                    .late_permille = 0};
   static ci_input_t in;
   assert_int_equal(ci_generate(&in, &p, 60 * 1000 * 1000), 0);
-  ci_produce(&in, broker.bootstrap, CP_TOPIC_IN, 1);
+  ci_produce(&in, broker.bootstrap, CP_TOPIC_IN, 0, in.phase1);
   static run_t r;
   memset(&r, 0, sizeof(r));
   r.dir = temp_dir_new("crash_restart");

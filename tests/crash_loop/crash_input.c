@@ -127,14 +127,14 @@ static void on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     a->ok++;
 }
 
-void ci_produce(const ci_input_t *in, const char *bootstrap, const char *topic, int phase) {
+void ci_produce(const ci_input_t *in, const char *bootstrap, const char *topic, int64_t from,
+                int64_t to) {
   acks_t a = {0, 0};
   rd_kafka_t *pr = kh_client(RD_KAFKA_PRODUCER, bootstrap,
                              (const char *const[]){"linger.ms", "20", "enable.idempotence", "true",
                                                    "queue.buffering.max.messages", "1000000", NULL},
                              on_dr, &a);
-  int64_t from = phase == 1 ? 0 : in->phase1, to = phase == 1 ? in->phase1 : in->per_part + 1,
-          n = 0;
+  int64_t n = 0;
   for (int part = 0; part < in->p.partitions; part++)
     for (int64_t i = from; i < to; i++, n++) {
       const ci_rec_t *rec = ci_rec(in, part, i);
@@ -155,7 +155,83 @@ void ci_produce(const ci_input_t *in, const char *bootstrap, const char *topic, 
   while (a.ok + a.failed < n && kh_now_ms() < deadline)
     rd_kafka_poll(pr, 50);
   if (a.ok != n)
-    fail_msg("input phase %d: %lld of %lld records acknowledged, %lld failed", phase,
-             (long long)a.ok, (long long)n, (long long)a.failed);
+    fail_msg("input [%lld, %lld): %lld of %lld records acknowledged, %lld failed", (long long)from,
+             (long long)to, (long long)a.ok, (long long)n, (long long)a.failed);
   rd_kafka_destroy(pr);
+}
+
+/* Sends partition-interleaved records [at, until) of the pace's order: record k is index
+ * from + k / partitions of partition k % partitions. */
+static int feed_send(ci_feeder_t *f, rd_kafka_t *pr, int64_t at, int64_t until) {
+  const ci_input_t *in = f->in;
+  int parts = in->p.partitions;
+  for (int64_t k = at; k < until; k++) {
+    int part = (int)(k % parts);
+    int64_t i = f->from + k / parts;
+    const ci_rec_t *rec = ci_rec(in, part, i);
+    char key[32], val[16];
+    int kl = snprintf(key, sizeof(key), "p%d-%lld", part, (long long)i);
+    size_t vl = ci_key_text(in, rec->key, val, sizeof(val));
+    rd_kafka_resp_err_t err;
+    while ((err = rd_kafka_producev(pr, RD_KAFKA_V_TOPIC(f->topic), RD_KAFKA_V_PARTITION(part),
+                                    RD_KAFKA_V_KEY(key, (size_t)kl), RD_KAFKA_V_VALUE(val, vl),
+                                    RD_KAFKA_V_TIMESTAMP(rec->ts),
+                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END)) ==
+           RD_KAFKA_RESP_ERR__QUEUE_FULL)
+      rd_kafka_poll(pr, 10);
+    if (err) {
+      snprintf(f->error, sizeof(f->error), "produce: %s", rd_kafka_err2str(err));
+      return -1;
+    }
+  }
+  rd_kafka_poll(pr, 0);
+  return 0;
+}
+
+static void *feed(void *arg) {
+  ci_feeder_t *f = arg;
+  acks_t a = {0, 0};
+  char err[200];
+  rd_kafka_conf_t *c = rd_kafka_conf_new();
+  rd_kafka_conf_set(c, "bootstrap.servers", f->bootstrap, err, sizeof(err));
+  rd_kafka_conf_set(c, "log_level", "0", err, sizeof(err));
+  rd_kafka_conf_set(c, "linger.ms", "20", err, sizeof(err));
+  rd_kafka_conf_set(c, "enable.idempotence", "true", err, sizeof(err));
+  rd_kafka_conf_set_dr_msg_cb(c, on_dr);
+  rd_kafka_conf_set_opaque(c, &a);
+  rd_kafka_t *pr = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err));
+  if (!pr) {
+    snprintf(f->error, sizeof(f->error), "producer: %s", err);
+    atomic_store(&f->done, 1);
+    return NULL;
+  }
+  int64_t total = (f->to - f->from) * f->in->p.partitions, sent = 0;
+  long long start = kh_now_ms();
+  while (sent < total && !f->error[0]) {
+    long long elapsed = kh_now_ms() - start;
+    int64_t due = elapsed >= f->duration_ms ? total : total * elapsed / f->duration_ms;
+    if (due > sent && feed_send(f, pr, sent, due) == 0)
+      sent = due;
+    rd_kafka_poll(pr, 50);
+  }
+  long long deadline = kh_now_ms() + 120000;
+  while (a.ok + a.failed < sent && kh_now_ms() < deadline)
+    rd_kafka_poll(pr, 50);
+  if (!f->error[0] && a.ok != total)
+    snprintf(f->error, sizeof(f->error), "%lld of %lld records acknowledged, %lld failed",
+             (long long)a.ok, (long long)total, (long long)a.failed);
+  rd_kafka_destroy(pr);
+  atomic_store(&f->done, 1);
+  return NULL;
+}
+
+void ci_feed_start(ci_feeder_t *f) {
+  f->error[0] = '\0';
+  atomic_store(&f->done, 0);
+  assert_int_equal(pthread_create(&f->thread, NULL, feed, f), 0);
+}
+
+int ci_feed_join(ci_feeder_t *f) {
+  pthread_join(f->thread, NULL);
+  return f->error[0] ? -1 : 0;
 }

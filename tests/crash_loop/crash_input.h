@@ -14,6 +14,8 @@
 #ifndef BROOK_TEST_CRASH_INPUT_H
 #define BROOK_TEST_CRASH_INPUT_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -65,9 +67,26 @@ size_t ci_key_text(const ci_input_t *in, int32_t k, char *out, size_t cap);
 /* The key index of a key text, or -1. */
 int32_t ci_key_index(const ci_input_t *in, const void *key, size_t len);
 
-/* Produces phase 1 (phase 1) or the rest (phase 2, the "end" records included) of every
- * partition to topic `topic` at `bootstrap`, and waits until all are acknowledged. Cmocka
- * assertions. */
-void ci_produce(const ci_input_t *in, const char *bootstrap, const char *topic, int phase);
+/* Produces records [from, to) of every partition (to <= per_part + 1: the "end" record is
+ * index per_part) to topic `topic` at `bootstrap`, in order, and waits until all are
+ * acknowledged. Phase 1 is [0, phase1), phase 2 [phase1, per_part + 1). Cmocka assertions. */
+void ci_produce(const ci_input_t *in, const char *bootstrap, const char *topic, int64_t from,
+                int64_t to);
+
+/* A producer thread that feeds records [from, to) of every partition at an even pace over
+ * `duration_ms` (every 50 ms the records due by then), so that input flows while the pipeline
+ * is killed and restarted. No cmocka in the thread: its errors are in `error`. */
+typedef struct ci_feeder {
+  const ci_input_t *in;
+  const char *bootstrap, *topic;
+  int64_t from, to, duration_ms;
+  pthread_t thread;
+  atomic_int done; /* 1 once every record is acknowledged (or it failed) */
+  char error[256]; /* empty if it went well; read after ci_feed_join */
+} ci_feeder_t;
+
+void ci_feed_start(ci_feeder_t *f);
+/* Waits for the thread; 0 if every record was acknowledged, else -1 (f->error says why). */
+int ci_feed_join(ci_feeder_t *f);
 
 #endif
