@@ -463,5 +463,6 @@ int main(int argc, char **argv) {
       cmocka_unit_test_setup_teardown(test_restart_on_state_dir, setup, self_exec_teardown),
       cmocka_unit_test_setup_teardown(test_crash_loop, setup, self_exec_teardown),
   };
+  cmocka_set_test_filter(getenv("BROOK_TEST_FILTER"));
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -127,39 +127,6 @@ static void on_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     a->ok++;
 }
 
-void ci_produce(const ci_input_t *in, const char *bootstrap, const char *topic, int64_t from,
-                int64_t to) {
-  acks_t a = {0, 0};
-  rd_kafka_t *pr = kh_client(RD_KAFKA_PRODUCER, bootstrap,
-                             (const char *const[]){"linger.ms", "20", "enable.idempotence", "true",
-                                                   "queue.buffering.max.messages", "1000000", NULL},
-                             on_dr, &a);
-  int64_t n = 0;
-  for (int part = 0; part < in->p.partitions; part++)
-    for (int64_t i = from; i < to; i++, n++) {
-      const ci_rec_t *rec = ci_rec(in, part, i);
-      char key[32], val[16];
-      int kl = snprintf(key, sizeof(key), "p%d-%lld", part, (long long)i);
-      size_t vl = ci_key_text(in, rec->key, val, sizeof(val));
-      rd_kafka_resp_err_t err;
-      while ((err = rd_kafka_producev(pr, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(part),
-                                      RD_KAFKA_V_KEY(key, (size_t)kl), RD_KAFKA_V_VALUE(val, vl),
-                                      RD_KAFKA_V_TIMESTAMP(rec->ts),
-                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END)) ==
-             RD_KAFKA_RESP_ERR__QUEUE_FULL)
-        rd_kafka_poll(pr, 10);
-      assert_int_equal(err, RD_KAFKA_RESP_ERR_NO_ERROR);
-      rd_kafka_poll(pr, 0);
-    }
-  long long deadline = kh_now_ms() + 120000;
-  while (a.ok + a.failed < n && kh_now_ms() < deadline)
-    rd_kafka_poll(pr, 50);
-  if (a.ok != n)
-    fail_msg("input [%lld, %lld): %lld of %lld records acknowledged, %lld failed", (long long)from,
-             (long long)to, (long long)a.ok, (long long)n, (long long)a.failed);
-  rd_kafka_destroy(pr);
-}
-
 /* Sends partition-interleaved records [at, until) of the pace's order: record k is index
  * from + k / partitions of partition k % partitions. */
 static int feed_send(ci_feeder_t *f, rd_kafka_t *pr, int64_t at, int64_t until) {
@@ -234,4 +201,13 @@ void ci_feed_start(ci_feeder_t *f) {
 int ci_feed_join(ci_feeder_t *f) {
   pthread_join(f->thread, NULL);
   return f->error[0] ? -1 : 0;
+}
+
+void ci_produce(const ci_input_t *in, const char *bootstrap, const char *topic, int64_t from,
+                int64_t to) {
+  ci_feeder_t f = {
+      .in = in, .bootstrap = bootstrap, .topic = topic, .from = from, .to = to, .duration_ms = 0};
+  ci_feed_start(&f); /* no pace: everything at once */
+  if (ci_feed_join(&f) != 0)
+    fail_msg("input [%lld, %lld): %s", (long long)from, (long long)to, f.error);
 }
