@@ -165,6 +165,7 @@ void cc_summarize(const cc_check_t *c, cc_summary_t *s) {
   for (int k = 0; k <= in->p.keys; k++) {
     s->count_keys_wrong += c->max[k] != in->count[k];
     s->count_keys_below += c->max[k] < in->count[k];
+    s->count_excess += c->max[k] > in->count[k] ? c->max[k] - in->count[k] : 0;
     for (int64_t v = 1; v <= in->count[k]; v++) {
       uint16_t h = c->hits[c->offset[k] + v - 1];
       s->count_missing += h == 0;
@@ -206,18 +207,20 @@ void cc_print(const cc_check_t *c, const cc_summary_t *s, FILE *out, int max_det
   const ci_input_t *in = c->in;
   fprintf(
       out,
-      "counts: %lld outputs for %d keys: %lld keys wrong, %lld counts past the reference, "
+      "counts: %lld outputs for %d keys: %lld keys wrong (final counts %lld above the reference "
+      "in all), %lld count outputs past the reference, "
       "%lld counts missing, %lld duplicates\n"
       "windows: %lld outputs for %lld reference windows: %lld missing, %lld wrong (%lld above), "
       "%lld unexpected (%lld with late input), %lld changed (%lld reopened after they closed, "
       "%lld of them with late input), %lld duplicates; %lld foreign records\n",
       (long long)s->count_outputs, in->p.keys + 1, (long long)s->count_keys_wrong,
-      (long long)s->count_over, (long long)s->count_missing, (long long)s->count_duplicates,
-      (long long)s->window_outputs, (long long)in->ref_windows, (long long)s->windows_missing,
-      (long long)s->windows_wrong, (long long)s->windows_above, (long long)s->windows_unexpected,
-      (long long)s->windows_unexpected_late, (long long)s->windows_changed,
-      (long long)s->windows_reopened, (long long)s->windows_reopened_late,
-      (long long)s->windows_duplicates, (long long)s->bad_records);
+      (long long)s->count_excess, (long long)s->count_over, (long long)s->count_missing,
+      (long long)s->count_duplicates, (long long)s->window_outputs, (long long)in->ref_windows,
+      (long long)s->windows_missing, (long long)s->windows_wrong, (long long)s->windows_above,
+      (long long)s->windows_unexpected, (long long)s->windows_unexpected_late,
+      (long long)s->windows_changed, (long long)s->windows_reopened,
+      (long long)s->windows_reopened_late, (long long)s->windows_duplicates,
+      (long long)s->bad_records);
   int shown = 0;
   char key[16];
   for (int k = 0; k <= in->p.keys && shown < max_detail; k++)

@@ -20,8 +20,8 @@
 #include "crash_loop/crash_input.h"
 
 typedef struct cc_summary {
-  int64_t count_outputs, count_keys_wrong, count_keys_below, count_over, count_missing,
-      count_duplicates;
+  int64_t count_outputs, count_keys_wrong, count_keys_below, count_excess, count_over,
+      count_missing, count_duplicates;
   int64_t window_outputs, windows_missing, windows_wrong, windows_changed, windows_duplicates,
       windows_unexpected;
   int64_t windows_reopened; /* changed to a smaller result: a record reopened it after it closed */
