@@ -13,7 +13,11 @@
  * group). At the end it prints a summary.
  *
  *   fraud_detection --brokers LIST [--group ID] [--topic NAME] [--exit-when-idle SECONDS]
- *                   [--alerted-list FILE] [-X KEY=VALUE]...
+ *                   [--alerted-list FILE] [--state-dir DIR] [-X KEY=VALUE]...
+ *
+ * With --state-dir the operators' state is kept on disk (runtime option state_dir, RocksDB)
+ * and committed with the input positions it covers: a process killed at any moment and
+ * started again on the same directory continues where its state ends, instead of at zero.
  *
  * Exit status: 0 after a clean stop, 1 if the pipeline failed, 2 on bad usage. */
 #include <errno.h>
@@ -151,6 +155,7 @@ static void on_log(int level, const char *msg, void *opaque) {
 
 typedef struct cli {
   const char *alerted_list;
+  const char *state_dir;               /* NULL: state in memory */
   char *props[2 * MAX_PROPERTIES + 1]; /* -X pairs, NULL-terminated (strings in argv) */
   size_t n_props;
 } cli_t;
@@ -159,12 +164,13 @@ typedef struct cli {
 static int usage(FILE *f, int status) {
   fprintf(f, "usage: fraud_detection --brokers LIST [--group ID] [--topic NAME]\n"
              "                       [--exit-when-idle SECONDS] [--alerted-list FILE] "
-             "[-X KEY=VALUE]...\n"
+             "[--state-dir DIR] [-X KEY=VALUE]...\n"
              "  --brokers LIST          Kafka bootstrap servers, host:port[,host:port...]\n"
              "  --group ID              consumer group (default fraud-detection)\n"
              "  --topic NAME            payments topic (default payments)\n"
              "  --exit-when-idle SECS   stop once no payment has come for SECS seconds\n"
              "  --alerted-list FILE     at the end, write the alerted card ids to FILE\n"
+             "  --state-dir DIR         keep the state on disk in DIR (survives a crash)\n"
              "  -X KEY=VALUE            a librdkafka property for every client "
              "(security.protocol, sasl.*, ...)\n");
   return status;
@@ -187,6 +193,8 @@ static int parse_args(int argc, char **argv, app_t *app, cli_t *cli) {
       app->po.payments_topic = v;
     } else if (strcmp(a, "--alerted-list") == 0) {
       cli->alerted_list = v;
+    } else if (strcmp(a, "--state-dir") == 0) {
+      cli->state_dir = v;
     } else if (strcmp(a, "--exit-when-idle") == 0) {
       char *end;
       errno = 0;
@@ -278,6 +286,8 @@ int main(int argc, char **argv) {
   ro.on_done = on_done;
   ro.on_done_opaque = &app;
   ro.log = on_log;
+  ro.state_dir =
+      cli.state_dir; /* every stateful node is named (pipeline.c): state is found by name */
   if ((err = pipeline_build(t, &app.po, &app.counts)) != BROOK_OK ||
       (err = brook_runtime_new(&app.rt, t, &ro)) != BROOK_OK) {
     fprintf(stderr, "fraud_detection: building the pipeline: %s: %s\n", brook_errname(err),

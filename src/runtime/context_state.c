@@ -10,6 +10,7 @@
 #include <brook/state.h>
 
 #include "core/alloc.h"
+#include "plan/plan.h"
 #include "runtime/runtime_impl.h"
 #include "state/store.h"
 #include "state/task_db.h"
