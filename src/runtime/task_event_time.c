@@ -37,10 +37,16 @@ static brook_err_t positions_of(void *opaque, int32_t task, bk_positions_t *out)
     const brook_ctx_t *c = &t->insts[i];
     const char *identity = plan->nodes[i].identity;
     char name[BK_IDENTITY_MAX + sizeof(WM_SUFFIX)];
-    if (!c->opened || !identity || c->wm == BROOK_TIME_MIN ||
-        !wm_name(identity, name, sizeof(name)))
+    if (!c->opened || !identity || !wm_name(identity, name, sizeof(name)))
       continue;
-    brook_err_t err = bk_positions_add(out, name, task, c->wm);
+    /* A task that restores commits once before it runs (its changelogs' restored commit):
+     * its instances are not at their stored watermarks yet, and must not lose them. */
+    int64_t wm = c->wm, stored;
+    if (bk_task_stored_position(w, task, name, task, &stored) && stored > wm)
+      wm = stored;
+    if (wm == BROOK_TIME_MIN)
+      continue;
+    brook_err_t err = bk_positions_add(out, name, task, wm);
     if (err < 0)
       return err;
   }

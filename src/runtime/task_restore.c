@@ -81,6 +81,8 @@ static brook_err_t logged_stores(bk_worker_t *w, bk_task_t *t, bk_task_log_store
     if (!c->node || c->node->kind != BK_NODE_OPERATOR)
       continue;
     const char *id = rt->plan.nodes[i].identity;
+    if (!id) /* a stateless node: its timers are a clock (a repartition sink's), not state */
+      continue;
     size_t want = n + c->n_stores + 1;
     if (bk_grow(&rt->alloc, (void **)&v, &cap, want, sizeof(*v))) {
       err = BROOK_ERR_NOMEM;

@@ -205,6 +205,7 @@ int crash_pipeline_main(int argc, char **argv) {
   brook_runtime_opts_init(&ro);
   ro.commit_interval_ms = 100;
   ro.state_dir = child.state_dir;
+  ro.changelogs = 1; /* a task moved to the other instance, or state in memory, restores */
   ro.on_task_state = on_task_state;
   if (getenv("BROOK_TEST_LOG")) {
     ro.log = on_log;
