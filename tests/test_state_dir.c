@@ -316,7 +316,8 @@ static void test_window_asks_for_commit(void **state) {
   o.commit_interval_ms = 3600 * 1000;
   brook_runtime_t *rt = NULL;
   assert_int_equal(brook_runtime_new(&rt, t, &o), BROOK_OK);
-  assert_int_equal(brook_runtime_run(rt), BROOK_OK);
+  if (brook_runtime_run(rt) != BROOK_OK)
+    fail_msg("run: %s", brook_runtime_last_error(rt));
   brook_runtime_stats_t st = {.struct_size = sizeof(st)};
   assert_int_equal(brook_runtime_stats(rt, &st), BROOK_OK);
   assert_int_equal(results, MANY_KEYS);

@@ -20,12 +20,34 @@
 #include "runtime/runtime_impl.h"
 #include "runtime/task_event_time.h"
 
+/* Positions hold offsets >= 0: a watermark below 0 (event time before 1970) is stored as its
+ * magnitude under "<identity>#wm-". */
 #define WM_SUFFIX "#wm"
+#define WM_NEG_SUFFIX "#wm-"
+#define WM_NAME_MAX (BK_IDENTITY_MAX + sizeof(WM_NEG_SUFFIX))
 
-/* The position name of `identity`'s watermark; 0 if it does not fit. */
-static int wm_name(const char *identity, char *buf, size_t size) {
-  int n = snprintf(buf, size, "%s" WM_SUFFIX, identity);
+/* The position name of `identity`'s watermark (`neg`: of a negative one); 0 if it does not
+ * fit. */
+static int wm_name(const char *identity, int neg, char *buf, size_t size) {
+  int n = snprintf(buf, size, "%s%s", identity, neg ? WM_NEG_SUFFIX : WM_SUFFIX);
   return n > 0 && (size_t)n < size;
+}
+
+/* The watermark stored for `identity` in task `task`: 1 found (*wm set), else 0. */
+static int stored_wm(bk_worker_t *w, int32_t task, const char *identity, int64_t *wm) {
+  char name[WM_NAME_MAX];
+  int64_t v;
+  if (wm_name(identity, 0, name, sizeof(name)) &&
+      bk_task_stored_position(w, task, name, task, &v)) {
+    *wm = v;
+    return 1;
+  }
+  if (wm_name(identity, 1, name, sizeof(name)) &&
+      bk_task_stored_position(w, task, name, task, &v)) {
+    *wm = -v;
+    return 1;
+  }
+  return 0;
 }
 
 /* bk_positions_fn: the watermarks of task `task`'s stateful instances. */
@@ -36,17 +58,17 @@ static brook_err_t positions_of(void *opaque, int32_t task, bk_positions_t *out)
   for (size_t i = 0; t && i < plan->n; i++) {
     const brook_ctx_t *c = &t->insts[i];
     const char *identity = plan->nodes[i].identity;
-    char name[BK_IDENTITY_MAX + sizeof(WM_SUFFIX)];
-    if (!c->opened || !identity || !wm_name(identity, name, sizeof(name)))
+    if (!c->opened || !identity)
       continue;
     /* A task that restores commits once before it runs (its changelogs' restored commit):
      * its instances are not at their stored watermarks yet, and must not lose them. */
     int64_t wm = c->wm, stored;
-    if (bk_task_stored_position(w, task, name, task, &stored) && stored > wm)
+    if (stored_wm(w, task, identity, &stored) && stored > wm)
       wm = stored;
-    if (wm == BROOK_TIME_MIN)
+    char name[WM_NAME_MAX];
+    if (wm == BROOK_TIME_MIN || !wm_name(identity, wm < 0, name, sizeof(name)))
       continue;
-    brook_err_t err = bk_positions_add(out, name, task, wm);
+    brook_err_t err = bk_positions_add(out, name, task, wm < 0 ? -wm : wm);
     if (err < 0)
       return err;
   }
@@ -65,10 +87,8 @@ void bk_task_event_time_restore(bk_worker_t *w, bk_task_t *t) {
   for (size_t i = 0; i < plan->n; i++) {
     brook_ctx_t *c = &t->insts[i];
     const char *identity = plan->nodes[i].identity;
-    char name[BK_IDENTITY_MAX + sizeof(WM_SUFFIX)];
     int64_t wm;
-    if (c->opened && identity && wm_name(identity, name, sizeof(name)) &&
-        bk_task_stored_position(w, t->id, name, t->id, &wm) && wm > c->wm)
+    if (c->opened && identity && stored_wm(w, t->id, identity, &wm) && wm > c->wm)
       c->wm = wm;
   }
 }
