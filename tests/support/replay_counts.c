@@ -9,19 +9,9 @@
 #include <cmocka.h>
 
 #include "kafka_helpers.h"
+#include "key_counts.h"
 
-int rc_key_index(const void *key, size_t len) {
-  const char *c = key;
-  if (len < 2 || len > 4 || c[0] != 'k')
-    return -1;
-  int k = 0;
-  for (size_t i = 1; i < len; i++) {
-    if (c[i] < '0' || c[i] > '9')
-      return -1;
-    k = k * 10 + (c[i] - '0');
-  }
-  return k < KC_KEYS ? k : -1;
-}
+int rc_key_index(const void *key, size_t len) { return kc_key_index(key, len, KC_KEYS); }
 
 void rc_on_out(const rd_kafka_message_t *m, void *opaque) {
   rc_maxes_t *x = opaque;
