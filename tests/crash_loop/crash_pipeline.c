@@ -1,6 +1,7 @@
 /* The crash-loop harness's child pipeline. See crash_pipeline.h. */
 #include "crash_loop/crash_pipeline.h"
 
+#include <ctype.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -56,6 +57,16 @@ static uint32_t be32(const unsigned char *p) {
 
 /* Writes the positions (runtime/positions.h encoding, version 1) as " TOPIC:P=OFF" items into
  * out[cap]; returns the sum of the offsets (0 for an encoding it does not know). */
+/* Whether a stored position's name is an input topic's: the positions also hold brook's own
+ * entries (a repartition reader's upstream positions, "<node>#wm" watermarks, changelog
+ * offsets), whose names use bytes a topic name cannot have. */
+static int topic_name(const char *name, size_t len) {
+  for (size_t i = 0; i < len; i++)
+    if (!isalnum((unsigned char)name[i]) && name[i] != '.' && name[i] != '_' && name[i] != '-')
+      return 0;
+  return len > 0;
+}
+
 static uint64_t describe_positions(const unsigned char *p, size_t len, char *out, size_t cap) {
   out[0] = '\0';
   if (len < 5 || p[0] != 1)
@@ -70,6 +81,10 @@ static uint64_t describe_positions(const unsigned char *p, size_t len, char *out
     const char *topic = (const char *)p + at + 2;
     int32_t part = (int32_t)be32(p + at + 2 + tl);
     uint64_t off = (uint64_t)be32(p + at + 6 + tl) << 32 | be32(p + at + 10 + tl);
+    if (!topic_name(topic, tl)) {
+      at += 2 + tl + 12;
+      continue;
+    }
     sum += off;
     int w = snprintf(out + used, cap - used, " %.*s:%d=%lld", (int)tl, topic, (int)part,
                      (long long)off);
